@@ -1,0 +1,114 @@
+# craft build. Plain GNU Make: see docs/design/build.md for why.
+#
+#   make            build everything into build/ (programs in build/bin/)
+#   make test       build and run every test, including the sanitizer builds
+#   make soak       the long seed sweep
+#   make run        the main job
+#   make bench      benchmarks that print figures
+#
+# Variants: BUILD=release (default, build/), BUILD=asan (ASan+UBSan, build/asan/),
+# BUILD=tsan (ThreadSanitizer, build/tsan/), BUILD=fuzz (clang libFuzzer, build/fuzz/).
+
+BUILD ?= release
+CC ?= cc
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Iinclude -MMD -MP
+LDLIBS := -lm
+
+ifeq ($(BUILD),release)
+OUT ?= build
+VFLAGS := -O2 -g
+else ifeq ($(BUILD),asan)
+OUT ?= build/asan
+VFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else ifeq ($(BUILD),tsan)
+OUT ?= build/tsan
+VFLAGS := -O1 -g -fsanitize=thread
+else ifeq ($(BUILD),fuzz)
+OUT ?= build/fuzz
+CC := clang
+VFLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+else
+$(error unknown BUILD=$(BUILD): use release, asan, tsan or fuzz)
+endif
+
+CFLAGS_ALL := $(BASE_CFLAGS) $(VFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(VFLAGS) $(LDFLAGS)
+
+LIB_SRCS := $(wildcard src/base/*.c src/core/*.c src/codec/*.c src/runtime/*.c)
+SIM_SRCS := $(wildcard src/sim/*.c tests/sim/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(OUT)/obj/%.o)
+SIM_OBJS := $(SIM_SRCS:%.c=$(OUT)/obj/%.o)
+LIB := $(OUT)/lib/libcraft.a
+SIMLIB := $(OUT)/lib/libcraftsim.a
+
+TOOLS := craft-sim craft-log
+TOOL_BINS := $(TOOLS:%=$(OUT)/bin/%)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(OUT)/bench/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
+
+.PHONY: all test soak run bench clean deps fuzz-build
+.DEFAULT_GOAL := all
+
+ifeq ($(BUILD),fuzz)
+all: $(FUZZ_BINS)
+else
+all: $(TOOL_BINS) $(UNIT_BINS) $(BENCH_BINS)
+endif
+
+$(OUT)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SIMLIB): $(SIM_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(OUT)/bin/craft-sim: $(OUT)/obj/tools/craft_sim.o $(SIMLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+
+$(OUT)/bin/craft-log: $(OUT)/obj/tools/craft_log.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+
+$(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(SIMLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+
+$(OUT)/bench/%: $(OUT)/obj/bench/%.o $(SIMLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+
+$(OUT)/fuzz/%: $(OUT)/obj/tests/fuzz/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+
+deps:
+	./scripts/deps.sh
+
+test:
+	./scripts/test.sh
+
+soak:
+	./scripts/soak.sh
+
+run: all
+	./scripts/run.sh
+
+bench: all
+	./scripts/bench.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(OUT)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,267 @@
+/* craft core: the Raft protocol as a pure, deterministic state machine.
+ *
+ * The core does no I/O, reads no clock, starts no thread and keeps no global state. It is
+ * driven by four kinds of input, each stamped with the caller's monotonic time in
+ * milliseconds (`now`, never decreasing across calls):
+ *
+ *   craft_core_step()       a message from a peer
+ *   craft_core_tick()       time passed (call it when now >= craft_core_next_timeout())
+ *   craft_core_propose()    a command from the application (leader only)
+ *   craft_core_persisted()  the driver made a batch durable
+ *
+ * and hands back its work as data, one batch at a time (craft_core_ready()): hard state and
+ * entries to persist, messages to send (before and after persistence), committed entries to
+ * apply, a snapshot chunk to store or install. The shared driver (src/runtime/driver.h)
+ * turns a batch into calls on the ports; the runtime and the simulator both use it.
+ *
+ * Threads: a core is not thread-safe. One thread at a time calls its functions.
+ * Memory: every pointer passed in is borrowed for the duration of the call; the core copies
+ * what it keeps. Every pointer handed out is borrowed until the next call on the same core
+ * (except craft_core_status and craft_core_next_timeout, which do not invalidate).
+ * Errors: the functions that can fail return 0 or a `enum craft_err` (src/base/err.h).
+ * Programmer errors (calls that break a documented precondition) are assertions. */
+#ifndef CRAFT_CORE_H
+#define CRAFT_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+/* Node ids are non-zero; 0 means "none". */
+#define CRAFT_NONE 0ULL
+/* The largest number of nodes (voters, outgoing voters and learners together) a
+ * configuration can name. */
+#define CRAFT_CONF_NODES_MAX 32
+
+enum craft_role {
+    CRAFT_FOLLOWER = 1,
+    CRAFT_PRECANDIDATE,
+    CRAFT_CANDIDATE,
+    CRAFT_LEADER,
+};
+const char *craft_role_name(enum craft_role role);
+
+enum craft_entry_type {
+    CRAFT_ENTRY_NORMAL = 1, /* an application command */
+    CRAFT_ENTRY_NOOP = 2,   /* the entry a new leader appends at the start of its term */
+    CRAFT_ENTRY_CONF = 3,   /* a configuration (payload: craft_conf_encode) */
+};
+
+struct craft_entry {
+    uint64_t term;
+    uint64_t index;
+    uint8_t type; /* enum craft_entry_type */
+    uint32_t len;
+    const uint8_t *data; /* len bytes; NULL when len is 0 */
+};
+
+/* A cluster configuration, ready for joint consensus: while `n_voters_outgoing` is non-zero
+ * the configuration is joint and decisions need a majority of `voters` and a majority of
+ * `voters_outgoing`. Learners receive the log but never vote or count. Ids are unique within
+ * each list; a node is a voter (incoming or outgoing) or a learner, never both. */
+struct craft_conf {
+    uint32_t n_voters;
+    uint32_t n_voters_outgoing;
+    uint32_t n_learners;
+    uint64_t voters[CRAFT_CONF_NODES_MAX];
+    uint64_t voters_outgoing[CRAFT_CONF_NODES_MAX];
+    uint64_t learners[CRAFT_CONF_NODES_MAX];
+};
+
+/* What must survive a crash besides the log. */
+struct craft_hard_state {
+    uint64_t term;
+    uint64_t vote; /* CRAFT_NONE if no vote in `term` */
+};
+
+/* Describes a snapshot: the state through `index`, whose entry had `term`, and the
+ * configuration in force at `index`. */
+struct craft_snapshot_meta {
+    uint64_t index;
+    uint64_t term;
+    struct craft_conf conf;
+};
+
+enum craft_msg_type {
+    CRAFT_MSG_APPEND = 1,      /* entries (maybe none) after (log_index, log_term) */
+    CRAFT_MSG_APPEND_RESP,     /* success: index = last matching index; reject: hints */
+    CRAFT_MSG_HEARTBEAT,       /* leader liveness and commit; ctx is a read round id */
+    CRAFT_MSG_HEARTBEAT_RESP,
+    CRAFT_MSG_VOTE,            /* log_index/log_term: candidate's last entry */
+    CRAFT_MSG_VOTE_RESP,       /* reject = !granted */
+    CRAFT_MSG_PREVOTE,         /* term is the term the sender would campaign in */
+    CRAFT_MSG_PREVOTE_RESP,
+    CRAFT_MSG_SNAPSHOT,        /* one chunk of snapshot `snap` at `offset`; `last` flags the end */
+    CRAFT_MSG_SNAPSHOT_RESP,   /* offset = next offset wanted; index = snap index once installed */
+    CRAFT_MSG_TIMEOUT_NOW,     /* leadership transfer: campaign at once */
+    CRAFT_MSG_READ_INDEX,      /* follower read: asks the leader for a read index */
+    CRAFT_MSG_READ_INDEX_RESP,
+    CRAFT_MSG_TYPE_COUNT_
+};
+const char *craft_msg_type_name(enum craft_msg_type type);
+
+/* Messages are requests (counted as RPCs) or responses. */
+bool craft_msg_type_is_response(enum craft_msg_type type);
+
+/* One message. Fields not used by a type are zero. */
+struct craft_msg {
+    uint8_t type; /* enum craft_msg_type */
+    bool reject;
+    bool last;     /* SNAPSHOT: final chunk */
+    bool transfer; /* VOTE: campaign of a leadership transfer (ignore leader stickiness) */
+    uint64_t from, to, term;
+    uint64_t log_index; /* APPEND: prev index; VOTE: last index */
+    uint64_t log_term;  /* APPEND: prev term; VOTE: last term */
+    uint64_t commit;
+    uint64_t index;         /* APPEND_RESP: match or rejected index; SNAPSHOT_RESP; READ_INDEX_RESP */
+    uint64_t reject_hint;   /* APPEND_RESP reject: follower's guess of the conflict index */
+    uint64_t reject_term;   /* APPEND_RESP reject: term at reject_hint (0 if none) */
+    uint64_t ctx;           /* HEARTBEAT(_RESP), READ_INDEX(_RESP): request id */
+    uint32_t n_entries;
+    const struct craft_entry *entries;
+    /* SNAPSHOT */
+    struct craft_snapshot_meta snap;
+    uint64_t offset;
+    uint32_t chunk_len;
+    const uint8_t *chunk;
+};
+
+struct craft_core_config {
+    uint64_t id;                    /* this node's id, non-zero */
+    uint64_t seed;                  /* seeds the election-timeout PRNG */
+    uint32_t heartbeat_ms;          /* leader heartbeat interval (default 100: 10 per second) */
+    uint32_t election_timeout_ms;   /* base; each timeout is uniform in [base, 2*base) (default 1000) */
+    bool pre_vote;                  /* default true */
+    bool check_quorum;              /* default true */
+    uint32_t inflight_msgs_max;     /* unacknowledged appends per peer (default 64) */
+    uint64_t inflight_bytes_max;    /* unacknowledged entry bytes per peer (default 16 MiB) */
+    uint64_t append_bytes_max;      /* entry bytes per append message (default 1 MiB) */
+    uint64_t uncommitted_bytes_max; /* leader: uncommitted entry bytes (default 64 MiB) */
+    uint32_t snapshot_chunk_bytes_max; /* default 1 MiB; the driver reads chunks of this size */
+    uint64_t entry_bytes_max;       /* one command's size limit (default 1 MiB) */
+};
+
+/* Fills cfg with the defaults above for node `id`. */
+void craft_core_config_default(struct craft_core_config *cfg, uint64_t id);
+/* Returns CRAFT_OK or CRAFT_EINVAL, naming the bad field in *field if field is not NULL. */
+int craft_core_config_validate(const struct craft_core_config *cfg, const char **field);
+
+/* What a node starts from: its durable state as the driver read it back. */
+struct craft_core_restore {
+    struct craft_hard_state hs;
+    struct craft_snapshot_meta snap; /* index 0 if there is no snapshot */
+    const struct craft_entry *entries; /* the log after snap.index, contiguous; borrowed */
+    size_t n_entries;
+    /* The configuration when neither the snapshot nor the entries carry one (bootstrap). */
+    struct craft_conf bootstrap_conf;
+};
+
+struct craft_core;
+
+/* Creates a core. cfg must validate. Returns NULL only if out of memory. The state machine
+ * is assumed to hold the snapshot's state (applied = snap.index). */
+struct craft_core *craft_core_create(const struct craft_core_config *cfg,
+                                     const struct craft_core_restore *restore, uint64_t now);
+void craft_core_destroy(struct craft_core *core);
+
+/* Handles the timers that are due at `now`: election, heartbeat, check-quorum. */
+void craft_core_tick(struct craft_core *core, uint64_t now);
+
+/* The earliest time at which craft_core_tick has work to do. */
+uint64_t craft_core_next_timeout(const struct craft_core *core);
+
+/* Steps a message. msg->to must be this node. Errors: CRAFT_EUNKNOWNPEER is never returned
+ * for a message from a node outside the configuration (such messages are answered by the
+ * rules of Raft); CRAFT_EINVAL if the message is inconsistent (for example entries that are
+ * not contiguous from log_index + 1). Either way the core's state is unchanged by a bad
+ * message. */
+int craft_core_step(struct craft_core *core, const struct craft_msg *msg, uint64_t now);
+
+/* Proposes a command. On success, *index and *term tell where it will be committed if it is
+ * (the entry may still be lost to a leader change: the application then sees a different
+ * entry, or term, at that index). Errors: CRAFT_ENOTLEADER, CRAFT_ETRANSFER, CRAFT_ETOOBIG
+ * (len > entry_bytes_max), CRAFT_EBUSY (uncommitted_bytes_max reached). */
+int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t len, uint64_t now,
+                       uint64_t *index, uint64_t *term);
+
+/* Starts an election now (tests and leadership transfer). No-op on a leader or learner. */
+void craft_core_campaign(struct craft_core *core, uint64_t now);
+
+/* A batch of work. Process it in this order:
+ *   1. send msgs (they do not depend on this batch's persistence);
+ *   2. persist, in one ordered durable write: hard state (if has_hard_state), then drop the
+ *      log from truncate_from (if non-zero), then append entries, then the snapshot chunk
+ *      (write snap_chunk at snap_offset into the snapshot being received; if snap_install,
+ *      the received snapshot is complete: make it durable, drop the log through
+ *      snap_meta.index unless snap_keep_log, and restore the state machine from it);
+ *   3. once that write is durable: send msgs_durable, then call craft_core_persisted(seq);
+ *   4. apply committed entries in order (they are durable already; may run in parallel
+ *      with 2 and 3).
+ * Batches must be persisted in seq order; acknowledging seq acknowledges all below it. */
+struct craft_batch {
+    uint64_t seq; /* 1, 2, 3, ... */
+    bool has_hard_state;
+    struct craft_hard_state hs;
+    uint64_t truncate_from; /* 0 = none */
+    const struct craft_entry *entries;
+    size_t n_entries;
+    /* Snapshot being received. */
+    bool has_snap_chunk;
+    bool snap_install;
+    bool snap_keep_log; /* the log already held the snapshot's last entry: keep what follows */
+    struct craft_snapshot_meta snap_meta;
+    uint64_t snap_offset;
+    const uint8_t *snap_chunk;
+    uint32_t snap_chunk_len;
+    const struct craft_msg *msgs;
+    size_t n_msgs;
+    const struct craft_msg *msgs_durable;
+    size_t n_msgs_durable;
+    const struct craft_entry *committed;
+    size_t n_committed;
+};
+
+/* True if craft_core_ready would return a non-empty batch. */
+bool craft_core_has_ready(const struct craft_core *core);
+
+/* Fills *batch with the pending work and marks it handed out. The pointers in *batch stay
+ * valid until the next call on core. Returns false (and leaves an empty batch) if there is
+ * no work. A batch with nothing to persist still has a seq and must be acknowledged. */
+bool craft_core_ready(struct craft_core *core, struct craft_batch *batch);
+
+/* The driver made every batch up to and including seq durable. */
+void craft_core_persisted(struct craft_core *core, uint64_t seq, uint64_t now);
+
+/* The application captured its state through `index` (index <= applied) into a durable
+ * snapshot. The core records the snapshot's metadata (for sending to followers that are
+ * behind) and compacts its log, keeping `retain_entries` entries before index. Returns
+ * CRAFT_ESTALE if index is not above the current snapshot index. */
+int craft_core_snapshot_taken(struct craft_core *core, uint64_t index, uint64_t retain_entries);
+
+/* The leader's snapshot chunk messages carry no data: the driver reads up to
+ * snapshot_chunk_bytes_max bytes at msg->offset of snapshot msg->snap from its snapshot
+ * store, and sets chunk, chunk_len and last before encoding. */
+
+struct craft_core_status {
+    uint64_t id;
+    enum craft_role role;
+    uint64_t term;
+    uint64_t vote;
+    uint64_t leader; /* CRAFT_NONE if unknown */
+    uint64_t commit;
+    uint64_t applied;   /* highest index handed out for apply (or restored from a snapshot) */
+    uint64_t persisted; /* highest log index known durable */
+    uint64_t first_index, last_index, last_term;
+    uint64_t snap_index, snap_term;
+    struct craft_conf conf;
+};
+
+void craft_core_status(const struct craft_core *core, struct craft_core_status *status);
+
+/* Returns the entry at index if the core's log view holds it (snapshot < index <= last),
+ * else NULL. Borrowed until the next call on core. */
+const struct craft_entry *craft_core_entry(const struct craft_core *core, uint64_t index);
+
+#endif

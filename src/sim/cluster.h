@@ -1,0 +1,104 @@
+/* The simulated cluster: the MIT 6.5840 Raft tester (`config.go`) rebuilt on the
+ * deterministic simulator. Scenario code reads like the Go tests: it calls these helpers in
+ * sequence, and "sleeping" runs the simulation forward in virtual time.
+ *
+ * Everything is driven by one seed: the network's drops and delays, the nodes' election
+ * timeouts, and the scenario's own choices (sim_rand). A check that fails calls sim_fail,
+ * which prints the message, the scenario, the seed, the event number and the command that
+ * replays the run with a full trace, then ends the run as failed.
+ *
+ * Node ids in this API are 0-based indexes i in [0, n); the Raft node id is i + 1. */
+#ifndef CRAFT_SIM_CLUSTER_H
+#define CRAFT_SIM_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+struct sim_cluster;
+
+struct sim_cluster_opts {
+    int n;                /* nodes */
+    bool unreliable;      /* labrpc unreliable: 10% requests and 10% replies dropped, 0-26 ms delays */
+    bool snapshot;        /* the snapshot applier: snapshot after each index k with (k+1) % 10 == 0 */
+    bool long_delays;     /* labrpc LongDelays (raft tests: true). Affects only what is counted
+                             as failed calls; messages on dead links are always lost. */
+    uint32_t disk_latency_max_ms; /* each durable write takes U[0, max] ms (0: immediate) */
+    uint32_t dup_per_mille;       /* probability that a delivered message is delivered twice */
+};
+
+/* Fills opts with the defaults of make_config(n, unreliable, snapshot). */
+void sim_cluster_opts_default(struct sim_cluster_opts *opts, int n, bool unreliable, bool snapshot);
+
+/* make_config: creates n nodes, starts them and connects them all. The seed is the current
+ * run's (sim_seed()). */
+struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts);
+/* end(): stops every node and checks that no invariant was broken; frees everything. */
+void sim_cluster_destroy(struct sim_cluster *c);
+
+/* ---- time ---- */
+uint64_t sim_now(const struct sim_cluster *c);              /* virtual ms */
+void sim_sleep(struct sim_cluster *c, uint64_t ms);         /* run the world for ms */
+uint64_t sim_rand(struct sim_cluster *c, uint64_t lo, uint64_t hi); /* uniform [lo, hi) */
+
+/* ---- faults (labrpc / config.go semantics) ---- */
+void sim_connect(struct sim_cluster *c, int i);    /* enable links between i and connected peers */
+void sim_disconnect(struct sim_cluster *c, int i); /* i keeps running, partitioned */
+bool sim_is_connected(const struct sim_cluster *c, int i);
+/* Partitions of any shape: whether messages from i to j are delivered (both directions are
+ * independent). sim_connect/sim_disconnect set both directions for all of i's links. */
+void sim_set_link(struct sim_cluster *c, int from, int to, bool enabled);
+void sim_crash(struct sim_cluster *c, int i);      /* crash1: unsynced writes are lost */
+void sim_start(struct sim_cluster *c, int i);      /* start1: crash if alive, restart from disk; not connected */
+bool sim_is_alive(const struct sim_cluster *c, int i);
+void sim_set_reliable(struct sim_cluster *c, bool reliable);
+void sim_set_long_reordering(struct sim_cluster *c, bool on);
+
+/* ---- the Raft API of one node (rf.Start, rf.GetState) ---- */
+/* Start(cmd) on node i: returns true if i is alive and the leader and accepted it. */
+bool sim_start_cmd(struct sim_cluster *c, int i, const void *cmd, size_t len, uint64_t *index,
+                   uint64_t *term);
+bool sim_start_int(struct sim_cluster *c, int i, uint64_t cmd, uint64_t *index, uint64_t *term);
+/* GetState on node i (must be alive): its term and whether it thinks it is the leader. */
+void sim_get_state(struct sim_cluster *c, int i, uint64_t *term, bool *is_leader);
+
+/* ---- tester helpers (config.go) ---- */
+int sim_check_one_leader(struct sim_cluster *c);    /* fails: "expected one leader, got none" */
+uint64_t sim_check_terms(struct sim_cluster *c);    /* fails: "servers disagree on term" */
+void sim_check_no_leader(struct sim_cluster *c);    /* fails if a connected node is leader */
+/* How many nodes applied index, and the command there (copied into cmd, up to cap bytes;
+ * *len set). Fails on an applier error or if values differ. */
+int sim_n_committed(struct sim_cluster *c, uint64_t index, void *cmd, size_t cap, size_t *len);
+/* one(cmd, expected, retry): returns the index; fails "one(%v) failed to reach agreement". */
+uint64_t sim_one(struct sim_cluster *c, const void *cmd, size_t len, int expected, bool retry);
+uint64_t sim_one_int(struct sim_cluster *c, uint64_t cmd, int expected, bool retry);
+/* wait(index, n, startTerm): returns the command as an int (commands must be 8-byte ints),
+ * or -1 if a node's term moved past start_term (when start_term >= 0). */
+int64_t sim_wait(struct sim_cluster *c, uint64_t index, int n, int64_t start_term);
+/* Decodes an applied command as an int; false if it is not an 8-byte int command. */
+bool sim_cmd_as_int(const void *cmd, size_t len, uint64_t *out);
+
+uint64_t sim_rpc_count(const struct sim_cluster *c, int i); /* requests delivered to i */
+uint64_t sim_rpc_total(const struct sim_cluster *c);        /* requests sent, delivered or not */
+uint64_t sim_bytes_total(const struct sim_cluster *c);      /* request bytes sent + reply bytes delivered */
+/* The largest durable Raft state (hard state + log records, not the snapshot) over nodes. */
+size_t sim_log_size(const struct sim_cluster *c);
+/* Highest index applied by node i (from its snapshot or entries). */
+uint64_t sim_last_applied(const struct sim_cluster *c, int i);
+
+/* ---- tasks: concurrent clients (the Go tests' goroutines) ----
+ * A task is a callback that runs at a virtual time and may reschedule itself. Tasks run
+ * while the scenario sleeps; they must not call sim_sleep or the blocking helpers
+ * (sim_one, sim_wait, sim_check_*). */
+typedef void (*sim_task_fn)(struct sim_cluster *c, void *arg);
+void sim_task_at(struct sim_cluster *c, uint64_t delay_ms, sim_task_fn fn, void *arg);
+
+/* ---- run control ---- */
+_Noreturn void sim_fail(struct sim_cluster *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints a scenario note to the trace (topic TEST). */
+void sim_note(struct sim_cluster *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,40 @@
+/* Scenario registry and the per-run context of the simulator.
+ *
+ * One run = one scenario with one seed, in its own process (craft-sim forks a worker per
+ * run), so a run's failure, an assertion or a crash ends only that run. */
+#ifndef CRAFT_SIM_SCENARIO_H
+#define CRAFT_SIM_SCENARIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sim_scenario {
+    const char *name;        /* e.g. "raft/initial-election" */
+    const char *description; /* the MIT begin() text or a one-line summary */
+    void (*run)(void);       /* returns normally on success; sim_fail() ends a failed run */
+};
+
+/* All scenarios, in listing order (defined in tests/sim/registry.c). */
+extern const struct sim_scenario sim_scenarios[];
+extern const size_t sim_n_scenarios;
+
+const struct sim_scenario *sim_scenario_find(const char *name);
+
+/* What a run reports back to the runner. */
+struct sim_run_result {
+    bool passed;
+    uint64_t virtual_ms; /* virtual time at the end of the run */
+    uint64_t events;     /* simulator events processed */
+};
+
+/* Runs one scenario with one seed in the current process. With trace, every topic is
+ * written to standard output. Returns the result; a failed run has already printed its
+ * message, seed and replay command to standard error. */
+struct sim_run_result sim_run_scenario(const struct sim_scenario *s, uint64_t seed, bool trace);
+
+/* The current run's seed and scenario name (valid inside sim_run_scenario). */
+uint64_t sim_seed(void);
+const char *sim_scenario_name(void);
+
+#endif
