@@ -1,0 +1,365 @@
+/* Core lifecycle, timers, proposals and the shared helpers of the role files. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "core/quorum.h"
+
+void craft_core_config_default(struct craft_core_config *cfg, uint64_t id)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->id = id;
+    cfg->seed = id;
+    cfg->heartbeat_ms = 100;
+    cfg->election_timeout_ms = 1000;
+    cfg->pre_vote = true;
+    cfg->check_quorum = true;
+    cfg->inflight_msgs_max = 64;
+    cfg->inflight_bytes_max = 16u << 20;
+    cfg->append_bytes_max = 1u << 20;
+    cfg->uncommitted_bytes_max = 64u << 20;
+    cfg->snapshot_chunk_bytes_max = 1u << 20;
+    cfg->entry_bytes_max = 1u << 20;
+}
+
+int craft_core_config_validate(const struct craft_core_config *cfg, const char **field)
+{
+    const char *bad = NULL;
+    if (cfg->id == CRAFT_NONE) {
+        bad = "id";
+    } else if (cfg->heartbeat_ms == 0) {
+        bad = "heartbeat_ms";
+    } else if (cfg->election_timeout_ms <= cfg->heartbeat_ms) {
+        bad = "election_timeout_ms"; /* must exceed heartbeat_ms */
+    } else if (cfg->inflight_msgs_max == 0) {
+        bad = "inflight_msgs_max";
+    } else if (cfg->inflight_bytes_max == 0) {
+        bad = "inflight_bytes_max";
+    } else if (cfg->append_bytes_max == 0) {
+        bad = "append_bytes_max";
+    } else if (cfg->uncommitted_bytes_max == 0) {
+        bad = "uncommitted_bytes_max";
+    } else if (cfg->snapshot_chunk_bytes_max == 0) {
+        bad = "snapshot_chunk_bytes_max";
+    } else if (cfg->entry_bytes_max == 0 || cfg->entry_bytes_max > UINT32_MAX) {
+        bad = "entry_bytes_max";
+    }
+    if (field != NULL) {
+        *field = bad;
+    }
+    return bad == NULL ? CRAFT_OK : CRAFT_EINVAL;
+}
+
+static bool conf_contains(const uint64_t *ids, uint32_t n, uint64_t id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool core_is_voter(const struct craft_core *core, uint64_t id)
+{
+    return conf_contains(core->conf.voters, core->conf.n_voters, id) ||
+           conf_contains(core->conf.voters_outgoing, core->conf.n_voters_outgoing, id);
+}
+
+struct progress *core_progress(struct craft_core *core, uint64_t id)
+{
+    for (uint32_t i = 0; i < core->n_prs; i++) {
+        if (core->prs[i].id == id) {
+            return &core->prs[i];
+        }
+    }
+    return NULL;
+}
+
+static void free_progress(struct craft_core *core)
+{
+    for (uint32_t i = 0; i < core->n_prs; i++) {
+        progress_free(&core->prs[i]);
+    }
+    free(core->prs);
+    core->prs = NULL;
+    core->n_prs = 0;
+}
+
+static bool add_progress(struct craft_core *core, uint64_t id, bool is_learner)
+{
+    if (id == core->cfg.id || core_progress(core, id) != NULL) {
+        return true;
+    }
+    struct progress *pr = &core->prs[core->n_prs];
+    if (!progress_init(pr, id, is_learner, core->cfg.inflight_msgs_max)) {
+        return false;
+    }
+    progress_reset(pr, log_last_index(&core->log) + 1, core->now);
+    core->n_prs++;
+    return true;
+}
+
+/* One progress per node of the configuration other than this one. */
+bool core_rebuild_progress(struct craft_core *core)
+{
+    free_progress(core);
+    const struct craft_conf *c = &core->conf;
+    core->prs = calloc(CRAFT_CONF_NODES_MAX * 3, sizeof *core->prs);
+    if (core->prs == NULL) {
+        return false;
+    }
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        if (!add_progress(core, c->voters[i], false)) {
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < c->n_voters_outgoing; i++) {
+        if (!add_progress(core, c->voters_outgoing[i], false)) {
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < c->n_learners; i++) {
+        if (!add_progress(core, c->learners[i], true)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void core_reset_election_timer(struct craft_core *core)
+{
+    /* Randomized in [base, 2 * base) (thesis 3.4). */
+    uint64_t base = core->cfg.election_timeout_ms;
+    core->election_deadline = core->now + craft_prng_range(&core->prng, base, 2 * base);
+}
+
+static void queue_push(struct msg_queue *q, const struct craft_msg *m)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap == 0 ? 16 : q->cap * 2;
+        struct craft_msg *grown = realloc(q->msgs, cap * sizeof *grown);
+        CRAFT_ASSERT(grown != NULL); /* TODO(limits): push back instead of failing */
+        q->msgs = grown;
+        q->cap = cap;
+    }
+    q->msgs[q->n++] = *m;
+}
+
+/* Starts a call: the previous batch's borrowed output is no longer in use. */
+void core_enter(struct craft_core *core, uint64_t now)
+{
+    CRAFT_ASSERT(now >= core->now);
+    core->now = now;
+    if (core->out_handed) {
+        core->out.n = 0;
+        core->out_durable.n = 0;
+        core->out_handed = false;
+    }
+}
+
+void core_send(struct craft_core *core, const struct craft_msg *m, bool durable)
+{
+    CRAFT_ASSERT(m->to != core->cfg.id && m->to != CRAFT_NONE);
+    CRAFT_ASSERT(!core->out_handed);
+    struct craft_msg copy = *m;
+    copy.from = core->cfg.id;
+    if (copy.term == 0) {
+        copy.term = core->term;
+    }
+    queue_push(durable ? &core->out_durable : &core->out, &copy);
+}
+
+void core_send_raw_durable(struct craft_core *core, const struct craft_msg *m)
+{
+    queue_push(&core->out_durable, m);
+}
+
+struct craft_core *craft_core_create(const struct craft_core_config *cfg,
+                                     const struct craft_core_restore *restore, uint64_t now)
+{
+    CRAFT_ASSERT(craft_core_config_validate(cfg, NULL) == CRAFT_OK);
+    struct craft_core *core = calloc(1, sizeof *core);
+    if (core == NULL) {
+        return NULL;
+    }
+    core->cfg = *cfg;
+    core->now = now;
+    craft_prng_seed(&core->prng, cfg->seed);
+    core->term = restore->hs.term;
+    core->vote = restore->hs.vote;
+    core->snap = restore->snap;
+    log_init(&core->log, restore->snap.index, restore->snap.term);
+    core->conf = restore->snap.index > 0 ? restore->snap.conf : restore->bootstrap_conf;
+    for (size_t i = 0; i < restore->n_entries; i++) {
+        const struct craft_entry *e = &restore->entries[i];
+        CRAFT_ASSERT(e->term <= core->term);
+        if (log_append(&core->log, e) != CRAFT_OK) {
+            craft_core_destroy(core);
+            return NULL;
+        }
+    }
+    /* Entries that came from storage are durable; the state machine holds the snapshot. */
+    core->persisted = log_last_index(&core->log);
+    core->unstable_from = core->persisted + 1;
+    core->commit = restore->snap.index;
+    core->applied = restore->snap.index;
+    core->role = CRAFT_FOLLOWER;
+    core->self_vote = -1;
+    if (!core_rebuild_progress(core)) {
+        craft_core_destroy(core);
+        return NULL;
+    }
+    core_reset_election_timer(core);
+    TRACE(core, CRAFT_T_ELECT, "start: last=%llu/%llu snap=%llu vote=%llu",
+          (unsigned long long)log_last_index(&core->log),
+          (unsigned long long)log_last_term(&core->log), (unsigned long long)core->snap.index,
+          (unsigned long long)core->vote);
+    return core;
+}
+
+void craft_core_destroy(struct craft_core *core)
+{
+    if (core == NULL) {
+        return;
+    }
+    free_progress(core);
+    log_free(&core->log);
+    free(core->out.msgs);
+    free(core->out_durable.msgs);
+    free(core->chunk_buf);
+    free(core->pending);
+    free(core);
+}
+
+static bool quorum_active(struct craft_core *core);
+
+void craft_core_tick(struct craft_core *core, uint64_t now)
+{
+    core_enter(core, now);
+    if (core->role == CRAFT_LEADER) {
+        if (now >= core->heartbeat_deadline) {
+            core->heartbeat_deadline = now + core->cfg.heartbeat_ms;
+            core_bcast_heartbeat(core, 0);
+            core_tick_peers(core);
+        }
+        if (core->cfg.check_quorum && now >= core->check_quorum_deadline) {
+            core->check_quorum_deadline = now + core->cfg.election_timeout_ms;
+            /* Thesis 6.2: a leader that has not heard from a quorum within an election
+             * timeout steps down, so a partitioned leader stops serving. */
+            if (!quorum_active(core)) {
+                TRACE(core, CRAFT_T_ELECT, "check-quorum failed: stepping down");
+                core_become_follower(core, core->term, CRAFT_NONE);
+                return;
+            }
+            for (uint32_t i = 0; i < core->n_prs; i++) {
+                core->prs[i].recent_active = false;
+            }
+        }
+        return;
+    }
+    if (now >= core->election_deadline) {
+        if (core_is_voter(core, core->cfg.id)) {
+            TRACE(core, CRAFT_T_ELECT, "election timeout");
+            core_campaign(core, core->cfg.pre_vote, false);
+        } else {
+            core_reset_election_timer(core);
+        }
+    }
+}
+
+static int active_vote_of(void *ctx, uint64_t id)
+{
+    struct craft_core *core = ctx;
+    if (id == core->cfg.id) {
+        return 1;
+    }
+    struct progress *pr = core_progress(core, id);
+    return pr != NULL && pr->recent_active ? 1 : 0;
+}
+
+static bool quorum_active(struct craft_core *core)
+{
+    return craft_quorum_vote(&core->conf, active_vote_of, core) == CRAFT_VOTE_WON;
+}
+
+uint64_t craft_core_next_timeout(const struct craft_core *core)
+{
+    if (core->role == CRAFT_LEADER) {
+        uint64_t t = core->heartbeat_deadline;
+        if (core->cfg.check_quorum && core->check_quorum_deadline < t) {
+            t = core->check_quorum_deadline;
+        }
+        return t;
+    }
+    return core->election_deadline;
+}
+
+int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t len, uint64_t now,
+                       uint64_t *index, uint64_t *term)
+{
+    core_enter(core, now);
+    if (core->role != CRAFT_LEADER) {
+        return CRAFT_ENOTLEADER;
+    }
+    if (len > core->cfg.entry_bytes_max) {
+        return CRAFT_ETOOBIG;
+    }
+    if (core->uncommitted_bytes + len > core->cfg.uncommitted_bytes_max &&
+        core->uncommitted_bytes > 0) {
+        return CRAFT_EBUSY;
+    }
+    struct craft_entry e = {
+        .term = core->term,
+        .index = log_last_index(&core->log) + 1,
+        .type = CRAFT_ENTRY_NORMAL,
+        .len = len,
+        .data = len > 0 ? data : NULL,
+    };
+    int rv = log_append(&core->log, &e);
+    if (rv != CRAFT_OK) {
+        return rv;
+    }
+    core->uncommitted_bytes += len;
+    TRACE(core, CRAFT_T_CLIENT, "propose index=%llu len=%u", (unsigned long long)e.index, len);
+    if (index != NULL) {
+        *index = e.index;
+    }
+    if (term != NULL) {
+        *term = e.term;
+    }
+    return CRAFT_OK;
+}
+
+void craft_core_campaign(struct craft_core *core, uint64_t now)
+{
+    core_enter(core, now);
+    if (core->role == CRAFT_LEADER || !core_is_voter(core, core->cfg.id)) {
+        return;
+    }
+    core_campaign(core, core->cfg.pre_vote, false);
+}
+
+void craft_core_status(const struct craft_core *core, struct craft_core_status *s)
+{
+    memset(s, 0, sizeof *s);
+    s->id = core->cfg.id;
+    s->role = core->role;
+    s->term = core->term;
+    s->vote = core->vote;
+    s->leader = core->leader;
+    s->commit = core->commit;
+    s->applied = core->applied;
+    s->persisted = core->persisted;
+    s->first_index = core->log.snap_index + 1;
+    s->last_index = log_last_index(&core->log);
+    s->last_term = log_last_term(&core->log);
+    s->snap_index = core->snap.index;
+    s->snap_term = core->snap.term;
+    s->conf = core->conf;
+}
+
+const struct craft_entry *craft_core_entry(const struct craft_core *core, uint64_t index)
+{
+    return log_entry(&core->log, index);
+}

@@ -1,0 +1,131 @@
+/* The core's private state and the functions its files share. Not for use outside
+ * src/core: everything public is in core.h. */
+#ifndef CRAFT_CORE_INTERNAL_H
+#define CRAFT_CORE_INTERNAL_H
+
+#include "base/assert.h"
+#include "base/prng.h"
+#include "base/trace.h"
+#include "core/core.h"
+#include "core/log.h"
+#include "core/progress.h"
+
+/* Entries in one append message (the codec refuses more than CRAFT_MSG_ENTRIES_MAX). */
+#define CRAFT_MSG_ENTRIES_LIMIT 65536u
+
+struct msg_queue {
+    struct craft_msg *msgs;
+    size_t n;
+    size_t cap;
+};
+
+/* A batch handed out and not yet acknowledged as durable. */
+struct pending_batch {
+    uint64_t seq;
+    uint64_t last_index; /* last entry appended by the batch, 0 if none */
+    uint64_t last_term;
+    uint64_t snap_index; /* snapshot installed by the batch, 0 if none */
+};
+
+struct craft_core {
+    struct craft_core_config cfg;
+    struct craft_prng prng;
+    uint64_t now;
+
+    /* Persistent state (thesis figure 3.1), and what of it is durable. */
+    uint64_t term;
+    uint64_t vote;
+    struct craft_log log;
+    bool hs_dirty;
+
+    enum craft_role role;
+    uint64_t leader;
+    uint64_t commit;
+    uint64_t applied;   /* handed out for apply, or restored */
+    uint64_t persisted; /* log prefix known durable and matching the view */
+    struct craft_conf conf;
+    struct craft_snapshot_meta snap; /* the latest local snapshot */
+
+    /* Timers (absolute times in ms). */
+    uint64_t election_deadline;
+    uint64_t heartbeat_deadline;
+    uint64_t check_quorum_deadline;
+    uint64_t leader_contact_at; /* last message from the current leader */
+    bool leader_contact;        /* leader_contact_at is meaningful */
+
+    /* Peers: one progress per node of the configuration other than this one. */
+    struct progress *prs;
+    uint32_t n_prs;
+    int self_vote; /* this node's own vote in the current election */
+    uint64_t uncommitted_bytes;
+
+    /* Work for the next batch. */
+    struct msg_queue out;         /* may leave before this batch is durable */
+    struct msg_queue out_durable; /* only after */
+    bool out_handed;              /* the queues were handed out in the last batch */
+    uint64_t unstable_from;       /* first log index not yet handed out for persisting */
+    uint64_t truncate_from;       /* 0 or the lowest index dropped since the last batch */
+    /* A snapshot being received (follower). */
+    struct craft_snapshot_meta recv_snap;
+    uint64_t recv_snap_offset;
+    bool recv_active;
+    bool chunk_pending; /* a chunk waits in chunk_buf for the next batch */
+    bool chunk_install;
+    bool chunk_keep_log;
+    uint64_t chunk_offset;
+    uint8_t *chunk_buf;
+    uint32_t chunk_len;
+    uint64_t install_waiting; /* an installed snapshot whose batch is not yet durable */
+
+    /* Batches handed out, awaiting craft_core_persisted. */
+    uint64_t batch_seq;
+    struct pending_batch *pending;
+    size_t n_pending, cap_pending;
+    /* Scratch for the leader's outgoing messages built in craft_core_ready. */
+};
+
+#define TRACE(core, topic, ...) \
+    CRAFT_TRACE(topic, (core)->now, (core)->cfg.id, (core)->term, __VA_ARGS__)
+
+/* core.c */
+/* Starts a public call at now: the previous batch's borrowed output is released. */
+void core_enter(struct craft_core *core, uint64_t now);
+bool core_is_voter(const struct craft_core *core, uint64_t id);
+struct progress *core_progress(struct craft_core *core, uint64_t id);
+void core_reset_election_timer(struct craft_core *core);
+/* Queues a message; durable = it may leave only after this batch's write is durable. */
+void core_send(struct craft_core *core, const struct craft_msg *m, bool durable);
+bool core_rebuild_progress(struct craft_core *core);
+/* Appends m as-is to the durable queue (ready.c moves queued messages there). */
+void core_send_raw_durable(struct craft_core *core, const struct craft_msg *m);
+
+/* election.c */
+void core_become_follower(struct craft_core *core, uint64_t term, uint64_t leader);
+void core_become_leader(struct craft_core *core);
+void core_campaign(struct craft_core *core, bool pre_vote, bool transfer);
+void recv_vote(struct craft_core *core, const struct craft_msg *m);
+void recv_vote_resp(struct craft_core *core, const struct craft_msg *m);
+
+/* replication.c */
+void core_bcast_heartbeat(struct craft_core *core, uint64_t ctx);
+void core_maybe_commit(struct craft_core *core);
+void core_build_leader_messages(struct craft_core *core);
+bool core_leader_has_messages(const struct craft_core *core);
+void core_tick_peers(struct craft_core *core);
+
+/* follower.c */
+void core_accept_leader(struct craft_core *core, const struct craft_msg *m);
+
+/* recv_*.c */
+void recv_append(struct craft_core *core, const struct craft_msg *m);
+void recv_append_resp(struct craft_core *core, const struct craft_msg *m);
+void recv_heartbeat(struct craft_core *core, const struct craft_msg *m);
+void recv_heartbeat_resp(struct craft_core *core, const struct craft_msg *m);
+void recv_snapshot(struct craft_core *core, const struct craft_msg *m);
+void recv_snapshot_resp(struct craft_core *core, const struct craft_msg *m);
+
+/* ready.c */
+void core_truncate_log(struct craft_core *core, uint64_t from);
+void core_commit_to(struct craft_core *core, uint64_t index);
+
+#endif

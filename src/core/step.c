@@ -1,0 +1,121 @@
+/* craft_core_step: the term rules every message passes (thesis figure 3.1, "all servers"),
+ * then dispatch to one handler per message type (recv_*.c). */
+#include "core/internal.h"
+
+static bool is_leader_message(uint8_t type)
+{
+    return type == CRAFT_MSG_APPEND || type == CRAFT_MSG_HEARTBEAT || type == CRAFT_MSG_SNAPSHOT;
+}
+
+/* Thesis 4.2.3: a server that heard from a leader within the minimum election timeout
+ * ignores vote requests, so a removed or partitioned server cannot depose a healthy
+ * leader. A leadership transfer's campaign is exempt. */
+static bool in_leader_lease(const struct craft_core *core, const struct craft_msg *m)
+{
+    if (m->transfer || !core->cfg.check_quorum) {
+        return false;
+    }
+    if (core->role == CRAFT_LEADER) {
+        return true;
+    }
+    return core->leader != CRAFT_NONE && core->leader_contact &&
+           core->now - core->leader_contact_at < core->cfg.election_timeout_ms;
+}
+
+static int check_msg(const struct craft_core *core, const struct craft_msg *m)
+{
+    if (m->type == 0 || m->type >= CRAFT_MSG_TYPE_COUNT_ || m->to != core->cfg.id ||
+        m->from == CRAFT_NONE || m->from == core->cfg.id) {
+        return CRAFT_EINVAL;
+    }
+    if (m->n_entries > 0 && m->entries == NULL) {
+        return CRAFT_EINVAL;
+    }
+    for (uint32_t i = 0; i < m->n_entries; i++) {
+        const struct craft_entry *e = &m->entries[i];
+        if (e->index != m->log_index + 1 + i || e->term > m->term ||
+            (i > 0 && e->term < m->entries[i - 1].term) || (i == 0 && e->term < m->log_term) ||
+            (e->len > 0 && e->data == NULL)) {
+            return CRAFT_EINVAL;
+        }
+    }
+    if (m->type == CRAFT_MSG_SNAPSHOT && m->chunk_len > 0 && m->chunk == NULL) {
+        return CRAFT_EINVAL;
+    }
+    return CRAFT_OK;
+}
+
+int craft_core_step(struct craft_core *core, const struct craft_msg *m, uint64_t now)
+{
+    core_enter(core, now);
+    int rv = check_msg(core, m);
+    if (rv != CRAFT_OK) {
+        return rv;
+    }
+    if (m->term > core->term) {
+        bool vote_req = m->type == CRAFT_MSG_VOTE || m->type == CRAFT_MSG_PREVOTE;
+        if (vote_req && in_leader_lease(core, m)) {
+            TRACE(core, CRAFT_T_VOTE, "ignore %s from %llu: leader lease",
+                  craft_msg_type_name(m->type), (unsigned long long)m->from);
+            return CRAFT_OK;
+        }
+        if (m->type == CRAFT_MSG_PREVOTE) {
+            /* A pre-vote never changes our term. */
+        } else if (m->type == CRAFT_MSG_PREVOTE_RESP && !m->reject) {
+            /* The granted answer carries the term we would campaign in. */
+        } else {
+            core_become_follower(core, m->term,
+                                 is_leader_message(m->type) ? m->from : CRAFT_NONE);
+        }
+    } else if (m->term < core->term) {
+        if (is_leader_message(m->type) || m->type == CRAFT_MSG_PREVOTE) {
+            /* Tell a stale leader (or pre-candidate) our term, so it steps down; without
+             * this a node partitioned with check-quorum on could stall (etcd-raft #5451). */
+            struct craft_msg resp = {
+                .type = m->type == CRAFT_MSG_PREVOTE ? CRAFT_MSG_PREVOTE_RESP
+                                                     : CRAFT_MSG_APPEND_RESP,
+                .to = m->from,
+                .reject = true,
+            };
+            core_send(core, &resp, core->hs_dirty);
+        }
+        return CRAFT_OK;
+    }
+
+    switch ((enum craft_msg_type)m->type) {
+    case CRAFT_MSG_APPEND:
+        recv_append(core, m);
+        break;
+    case CRAFT_MSG_APPEND_RESP:
+        recv_append_resp(core, m);
+        break;
+    case CRAFT_MSG_HEARTBEAT:
+        recv_heartbeat(core, m);
+        break;
+    case CRAFT_MSG_HEARTBEAT_RESP:
+        recv_heartbeat_resp(core, m);
+        break;
+    case CRAFT_MSG_VOTE:
+    case CRAFT_MSG_PREVOTE:
+        recv_vote(core, m);
+        break;
+    case CRAFT_MSG_VOTE_RESP:
+    case CRAFT_MSG_PREVOTE_RESP:
+        recv_vote_resp(core, m);
+        break;
+    case CRAFT_MSG_SNAPSHOT:
+        recv_snapshot(core, m);
+        break;
+    case CRAFT_MSG_SNAPSHOT_RESP:
+        recv_snapshot_resp(core, m);
+        break;
+    case CRAFT_MSG_TIMEOUT_NOW:
+    case CRAFT_MSG_READ_INDEX:
+    case CRAFT_MSG_READ_INDEX_RESP:
+        /* Leadership transfer and reads arrive with the next issue. */
+        break;
+    case CRAFT_MSG_TYPE_COUNT_:
+        CRAFT_UNREACHABLE();
+    }
+    return CRAFT_OK;
+}
