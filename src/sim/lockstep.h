@@ -1,0 +1,51 @@
+/* A lockstep cluster: cores wired to a perfect network (every message encoded, decoded and
+ * delivered in send order) with immediate persistence and a hand-driven clock. No faults:
+ * the simulator (cluster.h) covers those. Used by the core's unit tests and the pure-core
+ * throughput benchmark, where the point is the protocol's own cost. */
+#ifndef CRAFT_SIM_LOCKSTEP_H
+#define CRAFT_SIM_LOCKSTEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/msg_codec.h"
+#include "core/core.h"
+
+#define LOCKSTEP_NODES_MAX 9
+
+struct lockstep_wire {
+    uint64_t to;
+    size_t len;
+    uint8_t *bytes;
+};
+
+struct lockstep {
+    int n;
+    uint64_t now;
+    struct craft_core *cores[LOCKSTEP_NODES_MAX];
+    bool down[LOCKSTEP_NODES_MAX];
+    struct lockstep_wire *q; /* FIFO of encoded messages: q[head..n) */
+    size_t q_head, q_n, q_cap;
+    struct craft_msg_decoder decoder;
+    /* What each node applied: NORMAL entries only, payload read as a little-endian u64. */
+    uint64_t applied_count[LOCKSTEP_NODES_MAX];
+    uint64_t applied_sum[LOCKSTEP_NODES_MAX];
+    uint64_t msgs_sent, bytes_sent, step_errors;
+};
+
+/* Creates n (1..LOCKSTEP_NODES_MAX) nodes with default configuration, ids 1..n, all voters.
+ * seed varies the election timeouts. */
+void lockstep_init(struct lockstep *ls, int n, uint64_t seed);
+void lockstep_free(struct lockstep *ls);
+
+/* Delivers every queued message, and the ones they cause, at the current time. */
+void lockstep_deliver_all(struct lockstep *ls);
+/* Advances the clock to the earliest timer of a live node, fires it, delivers. */
+void lockstep_advance(struct lockstep *ls);
+/* The live leader's index, or -1. */
+int lockstep_leader(struct lockstep *ls);
+/* Advances until a leader exists (at most `rounds` timer firings); returns it or -1. */
+int lockstep_elect(struct lockstep *ls, int rounds);
+
+#endif
