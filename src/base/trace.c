@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 uint32_t craft_trace_mask;
 static craft_trace_sink trace_sink;
