@@ -1,0 +1,142 @@
+/* The run context: one scenario with one seed. Each run is its own process (craft-sim forks
+ * a worker per run), so this file-level state is per run, not shared. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/assert.h"
+#include "base/trace.h"
+#include "sim/sim_internal.h"
+
+static struct {
+    bool active;
+    uint64_t seed;
+    const char *name;
+    struct sim_cluster *cluster; /* the attached cluster, if any */
+    uint64_t now, events;        /* of the last detached cluster */
+    jmp_buf fail_jump;
+} run;
+
+uint64_t sim_seed(void)
+{
+    return run.seed;
+}
+
+const char *sim_scenario_name(void)
+{
+    return run.name ? run.name : "unnamed";
+}
+
+void sim_run_attach(struct sim_cluster *c)
+{
+    run.cluster = c;
+}
+
+void sim_run_detach(struct sim_cluster *c)
+{
+    if (run.cluster == c) {
+        run.now = c->w.now;
+        run.events += c->w.events;
+        run.cluster = NULL;
+    }
+}
+
+static uint64_t cur_now(void)
+{
+    return run.cluster ? run.cluster->w.now : run.now;
+}
+
+static uint64_t cur_events(void)
+{
+    return run.events + (run.cluster ? run.cluster->w.events : 0);
+}
+
+static void print_replay(void)
+{
+    fprintf(stderr, "replay: build/bin/craft-sim run %s --seed %llu --trace\n",
+            sim_scenario_name(), (unsigned long long)run.seed);
+}
+
+static void assert_hook(void *ctx)
+{
+    (void)ctx;
+    fprintf(stderr, "FAIL %s seed=%llu event=%llu t=%llu: assertion failed (above)\n",
+            sim_scenario_name(), (unsigned long long)run.seed,
+            (unsigned long long)cur_events(), (unsigned long long)cur_now());
+    print_replay();
+}
+
+_Noreturn void sim_fail(struct sim_cluster *c, const char *fmt, ...)
+{
+    (void)c; /* the attached cluster is the current one */
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    CRAFT_TRACE(CRAFT_T_TEST, cur_now(), 0, 0, "FAIL: %s", msg);
+    fflush(stdout);
+    fprintf(stderr, "FAIL %s seed=%llu event=%llu t=%llu: %s\n", sim_scenario_name(),
+            (unsigned long long)run.seed, (unsigned long long)cur_events(),
+            (unsigned long long)cur_now(), msg);
+    print_replay();
+    fflush(stderr);
+    if (run.active) {
+        longjmp(run.fail_jump, 1);
+    }
+    exit(1);
+}
+
+void sim_note(struct sim_cluster *c, const char *fmt, ...)
+{
+    if (!CRAFT_TRACE_ON(CRAFT_T_TEST)) {
+        return;
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    craft_trace_emit(CRAFT_T_TEST, c ? c->w.now : cur_now(), 0, 0, "%s", msg);
+}
+
+static void stdout_sink(void *ctx, const char *line)
+{
+    (void)ctx;
+    fputs(line, stdout);
+    fputc('\n', stdout);
+}
+
+struct sim_run_result sim_run_scenario(const struct sim_scenario *s, uint64_t seed, bool trace)
+{
+    CRAFT_ASSERT(s != NULL && s->run != NULL);
+    CRAFT_ASSERT(!run.active);
+    run.active = true;
+    run.seed = seed;
+    run.name = s->name;
+    run.cluster = NULL;
+    run.now = 0;
+    run.events = 0;
+    craft_assert_set_hook(assert_hook, NULL);
+    if (trace) {
+        craft_trace_setup((1u << CRAFT_T_COUNT_) - 1, stdout_sink, NULL);
+    } else {
+        craft_trace_setup(0, NULL, NULL);
+    }
+    volatile bool passed = false;
+    if (setjmp(run.fail_jump) == 0) {
+        s->run();
+        passed = true;
+    } else if (run.cluster != NULL) {
+        /* A failure can unwind from inside a driver call, so its state is not safe to tear
+         * down; the run's process exits soon, which reclaims it. */
+        sim_run_detach(run.cluster);
+    }
+    struct sim_run_result r = {.passed = passed, .virtual_ms = cur_now(),
+                               .events = cur_events()};
+    fflush(stdout);
+    craft_assert_set_hook(NULL, NULL);
+    run.active = false;
+    return r;
+}

@@ -1,0 +1,122 @@
+/* The simulated cluster's insides, shared by the files of src/sim (not a public header).
+ *
+ * cluster.c  the config.go helpers and the run loop
+ * node.c     one node: driver, ports, the MIT appliers, start and crash
+ * checks.c   the invariant checkers, fed incrementally where state changes
+ * run.c      the run context: seed, scenario name, sim_fail, the assertion hook */
+#ifndef CRAFT_SIM_INTERNAL_H
+#define CRAFT_SIM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "runtime/driver.h"
+#include "sim/cluster.h"
+#include "sim/disk.h"
+#include "sim/net.h"
+#include "sim/scenario.h"
+#include "sim/world.h"
+
+struct sim_node {
+    struct sim_cluster *c;
+    int i;              /* 0-based; the Raft id is i + 1 */
+    bool alive;
+    uint64_t incarnation; /* bumped at every crash and start: stale events are ignored */
+    struct craft_driver *d;
+    uint64_t next_timeout; /* cached craft_driver_next_timeout; UINT64_MAX when down */
+    struct sim_disk disk;
+
+    /* The tester's applier (config.go applier/applierSnap). The MIT "index" is a command
+     * index: the count of NORMAL entries through a log index (see docs/design/simulator.md).
+     * cmds[k - 1] is the log index of command k; like config.go's logs[i] map it survives a
+     * restart and is replaced only when a snapshot is ingested. */
+    uint64_t last_applied; /* log index */
+    uint64_t n_cmds;       /* commands applied in this incarnation, snapshot included */
+    uint64_t *cmds;
+    size_t n_known, cap_cmds;
+
+    /* Checker state for this incarnation. */
+    uint64_t last_commit;
+    uint64_t leader_term_checked;
+};
+
+/* What the cluster knows was committed at one log index (filled by the appliers). */
+struct sim_committed {
+    bool present;
+    uint8_t type;
+    int server;           /* first node that applied it */
+    uint64_t term;
+    uint64_t cmds_through; /* NORMAL entries at indexes <= this one */
+    size_t off;           /* data in sim_checks.data */
+    uint32_t len;
+};
+
+struct sim_lm_slot; /* log matching table slot (checks.c) */
+
+struct sim_checks {
+    uint8_t *term_leader; /* term -> Raft id of its leader (0: none seen) */
+    size_t cap_terms;
+    uint64_t **votes;     /* per node: term -> durable vote */
+    size_t *cap_votes;
+    struct sim_lm_slot *lm;
+    size_t lm_cap, lm_n;
+    struct sim_committed *gc; /* by log index */
+    size_t gc_cap;
+    uint64_t gc_max;
+    uint8_t *data;
+    size_t data_len, data_cap;
+};
+
+struct sim_cluster {
+    struct sim_cluster_opts opts;
+    int n;
+    struct sim_world w;
+    struct sim_net net;
+    struct sim_node *nodes;
+    bool *connected;
+    struct sim_checks ch;
+    struct craft_conf conf; /* all n voters: the bootstrap configuration */
+    uint8_t *blob;          /* scratch for snapshot blobs */
+    size_t blob_cap;
+    bool in_task;
+    uint64_t t0;
+};
+
+/* ---- node.c ---- */
+void sim_node_init(struct sim_cluster *c, int i);
+void sim_node_free(struct sim_node *node);
+void sim_node_start(struct sim_cluster *c, int i); /* from durable state; not connected */
+void sim_node_crash(struct sim_cluster *c, int i); /* no-op if down */
+void sim_node_tick(struct sim_node *node);
+/* The network's delivery callback (ctx is the cluster). */
+void sim_node_deliver(void *ctx, int from, int to, const uint8_t *bytes, size_t len);
+/* After any call into node's driver: refreshes the timer and runs the status checks. */
+void sim_node_after(struct sim_node *node);
+/* The command bytes applied at log index (from the committed record); NULL if unknown. */
+const uint8_t *sim_committed_data(const struct sim_cluster *c, uint64_t log_index,
+                                  uint32_t *len);
+/* Formats a command the way the Go tests print it (%v): an 8-byte command as an integer. */
+const char *sim_fmt_cmd(char *buf, size_t cap, const void *cmd, size_t len);
+
+/* ---- checks.c ---- */
+void sim_checks_init(struct sim_checks *ch, int n);
+void sim_checks_free(struct sim_checks *ch, int n);
+/* Election safety, leader completeness, monotonic commit: after each event on node. */
+void sim_check_status(struct sim_node *node);
+/* Vote uniqueness and log matching: when write w became durable on node's disk. */
+void sim_check_persisted(struct sim_node *node, const struct sim_write *w);
+/* State machine safety: node applies entry e with cmds_through NORMAL entries through it.
+ * Records the committed entry. */
+void sim_check_apply(struct sim_node *node, const struct craft_entry *e, uint64_t cmds_through);
+/* A command ingested from a snapshot blob at log_index: must match what was committed. */
+void sim_check_ingest(struct sim_node *node, uint64_t log_index, const uint8_t *data,
+                      uint32_t len, uint64_t cmds_through);
+const struct sim_committed *sim_check_committed(const struct sim_checks *ch, uint64_t index);
+
+/* ---- run.c ---- */
+void sim_run_attach(struct sim_cluster *c);
+void sim_run_detach(struct sim_cluster *c);
+
+#endif

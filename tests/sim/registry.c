@@ -1,0 +1,55 @@
+/* The scenario registry: every scenario craft-sim can run, in listing order. */
+#include "raft_scenarios.h"
+#include "sim/scenario.h"
+
+const struct sim_scenario sim_scenarios[] = {
+    /* MIT 6.5840 Raft lab, 2A: election */
+    { "raft/initial-election-2a", "Test (2A): initial election", sim_raft_initial_election_2a },
+    { "raft/re-election-2a", "Test (2A): election after network failure", sim_raft_re_election_2a },
+    { "raft/many-elections-2a", "Test (2A): multiple elections", sim_raft_many_elections_2a },
+
+    /* 2B: log agreement */
+    { "raft/basic-agree-2b", "Test (2B): basic agreement", sim_raft_basic_agree_2b },
+    { "raft/rpc-bytes-2b", "Test (2B): RPC byte count", sim_raft_rpc_bytes_2b },
+    { "raft/follower-failure-2b", "Test (2B): test progressive failure of followers",
+      sim_raft_follower_failure_2b },
+    { "raft/leader-failure-2b", "Test (2B): test failure of leaders", sim_raft_leader_failure_2b },
+    { "raft/fail-agree-2b", "Test (2B): agreement after follower reconnects",
+      sim_raft_fail_agree_2b },
+    { "raft/fail-no-agree-2b", "Test (2B): no agreement if too many followers disconnect",
+      sim_raft_fail_no_agree_2b },
+    { "raft/concurrent-starts-2b", "Test (2B): concurrent Start()s", sim_raft_concurrent_starts_2b },
+    { "raft/rejoin-2b", "Test (2B): rejoin of partitioned leader", sim_raft_rejoin_2b },
+    { "raft/backup-2b", "Test (2B): leader backs up quickly over incorrect follower logs",
+      sim_raft_backup_2b },
+    { "raft/count-2b", "Test (2B): RPC counts aren't too high", sim_raft_count_2b },
+
+    /* 2C: persistence and adversarial schedules */
+    { "raft/persist1-2c", "Test (2C): basic persistence", sim_raft_persist1_2c },
+    { "raft/persist2-2c", "Test (2C): more persistence", sim_raft_persist2_2c },
+    { "raft/persist3-2c", "Test (2C): partitioned leader and one follower crash, leader restarts",
+      sim_raft_persist3_2c },
+    { "raft/figure8-2c", "Test (2C): Figure 8", sim_raft_figure8_2c },
+    { "raft/unreliable-agree-2c", "Test (2C): unreliable agreement", sim_raft_unreliable_agree_2c },
+    { "raft/figure8-unreliable-2c", "Test (2C): Figure 8 (unreliable)",
+      sim_raft_figure8_unreliable_2c },
+    { "raft/reliable-churn-2c", "Test (2C): churn", sim_raft_reliable_churn_2c },
+    { "raft/unreliable-churn-2c", "Test (2C): unreliable churn", sim_raft_unreliable_churn_2c },
+
+    /* 2D: snapshots */
+    { "raft/snapshot-basic-2d", "Test (2D): snapshots basic", sim_raft_snapshot_basic_2d },
+    { "raft/snapshot-install-2d", "Test (2D): install snapshots (disconnect)",
+      sim_raft_snapshot_install_2d },
+    { "raft/snapshot-install-unreliable-2d", "Test (2D): install snapshots (disconnect+unreliable)",
+      sim_raft_snapshot_install_unreliable_2d },
+    { "raft/snapshot-install-crash-2d", "Test (2D): install snapshots (crash)",
+      sim_raft_snapshot_install_crash_2d },
+    { "raft/snapshot-install-uncrash-2d", "Test (2D): install snapshots (unreliable+crash)",
+      sim_raft_snapshot_install_uncrash_2d },
+    { "raft/snapshot-all-crash-2d", "Test (2D): crash and restart all servers",
+      sim_raft_snapshot_all_crash_2d },
+    { "raft/snapshot-init-2d", "Test (2D): snapshot initialization after crash",
+      sim_raft_snapshot_init_2d },
+};
+
+const size_t sim_n_scenarios = sizeof sim_scenarios / sizeof sim_scenarios[0];
