@@ -258,13 +258,18 @@ void craft_core_tick(struct craft_core *core, uint64_t now)
         }
         return;
     }
-    if (now >= core->election_deadline) {
-        if (core_is_voter(core, core->cfg.id)) {
-            TRACE(core, CRAFT_T_ELECT, "election timeout");
-            core_campaign(core, core->cfg.pre_vote, false);
-        } else {
-            core_reset_election_timer(core);
+    if (now < core->election_deadline) {
+        if ((core->role == CRAFT_PRECANDIDATE || core->role == CRAFT_CANDIDATE) &&
+            now >= core->vote_resend_deadline) {
+            core_resend_vote_requests(core);
         }
+        return;
+    }
+    if (core_is_voter(core, core->cfg.id)) {
+        TRACE(core, CRAFT_T_ELECT, "election timeout");
+        core_campaign(core, core->cfg.pre_vote, false);
+    } else {
+        core_reset_election_timer(core);
     }
 }
 
@@ -291,6 +296,10 @@ uint64_t craft_core_next_timeout(const struct craft_core *core)
             t = core->check_quorum_deadline;
         }
         return t;
+    }
+    if ((core->role == CRAFT_PRECANDIDATE || core->role == CRAFT_CANDIDATE) &&
+        core->vote_resend_deadline < core->election_deadline) {
+        return core->vote_resend_deadline;
     }
     return core->election_deadline;
 }

@@ -50,9 +50,10 @@ static int vote_of(void *ctx, uint64_t id)
 
 static void send_vote_requests(struct craft_core *core, bool pre_vote, uint64_t term, bool transfer)
 {
+    core->vote_resend_deadline = core->now + core->cfg.heartbeat_ms;
     for (uint32_t i = 0; i < core->n_prs; i++) {
         struct progress *pr = &core->prs[i];
-        if (pr->is_learner || !core_is_voter(core, pr->id)) {
+        if (pr->is_learner || !core_is_voter(core, pr->id) || pr->vote != -1) {
             continue;
         }
         struct craft_msg m = {
@@ -110,6 +111,16 @@ static void poll_result(struct craft_core *core)
         CRAFT_ASSERT(core->role == CRAFT_CANDIDATE);
         core_become_leader(core);
     }
+}
+
+/* A lost request or answer would otherwise cost a whole election timeout (and on a lossy
+ * network several in a row): re-ask the voters that have not answered, once per heartbeat
+ * interval. Requests are idempotent: a voter re-grants to the candidate it voted for. */
+void core_resend_vote_requests(struct craft_core *core)
+{
+    CRAFT_ASSERT(core->role == CRAFT_PRECANDIDATE || core->role == CRAFT_CANDIDATE);
+    bool pre = core->role == CRAFT_PRECANDIDATE;
+    send_vote_requests(core, pre, pre ? core->term + 1 : core->term, false);
 }
 
 void core_campaign(struct craft_core *core, bool pre_vote, bool transfer)

@@ -50,6 +50,7 @@ struct craft_core {
     uint64_t election_deadline;
     uint64_t heartbeat_deadline;
     uint64_t check_quorum_deadline;
+    uint64_t vote_resend_deadline; /* (pre)candidate: resend unanswered vote requests */
     uint64_t leader_contact_at; /* last message from the current leader */
     bool leader_contact;        /* leader_contact_at is meaningful */
 
@@ -103,6 +104,7 @@ void core_send_raw_durable(struct craft_core *core, const struct craft_msg *m);
 void core_become_follower(struct craft_core *core, uint64_t term, uint64_t leader);
 void core_become_leader(struct craft_core *core);
 void core_campaign(struct craft_core *core, bool pre_vote, bool transfer);
+void core_resend_vote_requests(struct craft_core *core);
 void recv_vote(struct craft_core *core, const struct craft_msg *m);
 void recv_vote_resp(struct craft_core *core, const struct craft_msg *m);
 

@@ -78,11 +78,14 @@ void core_tick_peers(struct craft_core *core)
     }
 }
 
-/* Does the follower need something only an append (not a heartbeat) can tell it? */
+/* Does the follower need an empty append just to learn the commit index? Only when no
+ * append is in flight: an outstanding append's answer will move commit again, and the next
+ * append carries it. Under load commit rides on appends; at the end of a burst one empty
+ * append per peer tells the last commit index (heartbeats would, within heartbeat_ms). */
 static bool wants_commit_update(const struct craft_core *core, const struct progress *pr)
 {
     uint64_t useful = pr->match < core->commit ? pr->match : core->commit;
-    return pr->state == PROGRESS_REPLICATE && useful > pr->commit_sent;
+    return pr->state == PROGRESS_REPLICATE && pr->ring_count == 0 && useful > pr->commit_sent;
 }
 
 static bool peer_wants_send(const struct craft_core *core, const struct progress *pr)
