@@ -52,7 +52,9 @@ BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(OUT)/bench/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 
-.PHONY: all test soak run bench clean deps fuzz-build
+.PHONY: all test soak run bench clean deps
+# Keep test, bench and fuzz objects: they are not throwaway intermediates.
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 ifeq ($(BUILD),fuzz)

@@ -42,7 +42,7 @@ void progress_reset(struct progress *pr, uint64_t next_index, uint64_t now)
     pr->next = next_index;
     pr->commit_sent = 0;
     pr->recent_active = false;
-    pr->last_ack_at = now;
+    pr->window_moved_at = now;
     progress_become_probe(pr);
 }
 
@@ -85,7 +85,7 @@ bool progress_maybe_update(struct progress *pr, uint64_t index, uint64_t now)
     bool updated = false;
     if (pr->match < index) {
         pr->match = index;
-        pr->last_ack_at = now;
+        pr->window_moved_at = now;
         updated = true;
         pr->probe_sent = false;
     }
@@ -129,11 +129,15 @@ bool progress_maybe_decrease(struct progress *pr, uint64_t rejected, uint64_t ne
 }
 
 void progress_sent_entries(struct progress *pr, uint64_t last_index, uint64_t bytes,
-                           uint32_t n_entries)
+                           uint32_t n_entries, uint64_t now)
 {
     switch (pr->state) {
     case PROGRESS_REPLICATE:
         if (n_entries > 0) {
+            if (pr->ring_count == 0) {
+                /* Stall detection measures from here, not from an ack long ago. */
+                pr->window_moved_at = now;
+            }
             CRAFT_ASSERT(pr->ring_count < pr->ring_cap);
             uint32_t slot = (pr->ring_start + pr->ring_count) % pr->ring_cap;
             pr->ring[slot].last_index = last_index;

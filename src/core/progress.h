@@ -33,7 +33,7 @@ struct progress {
     uint64_t next;
     bool probe_sent;       /* PROBE: an append is outstanding */
     bool recent_active;    /* heard from since the last check-quorum round */
-    uint64_t last_ack_at;  /* time of the last response that moved match (stall detection) */
+    uint64_t window_moved_at; /* last ack that moved match, or first send into an empty window */
     uint64_t commit_sent;  /* highest commit index this peer was told */
     int vote;              /* -1 none, 0 rejected, 1 granted (elections) */
     /* SNAPSHOT state */
@@ -70,7 +70,7 @@ bool progress_maybe_decrease(struct progress *pr, uint64_t rejected, uint64_t ne
 /* Records an append sent with entries through last_index (REPLICATE: into the window;
  * PROBE: marks probe_sent). Entries-less messages in REPLICATE take no window slot. */
 void progress_sent_entries(struct progress *pr, uint64_t last_index, uint64_t bytes,
-                           uint32_t n_entries);
+                           uint32_t n_entries, uint64_t now);
 
 /* True if no append may be sent now (window full, or a probe outstanding, or snapshot). */
 bool progress_is_paused(const struct progress *pr, uint64_t inflight_bytes_max);

@@ -57,11 +57,11 @@ void core_tick_peers(struct craft_core *core)
         struct progress *pr = &core->prs[i];
         switch (pr->state) {
         case PROGRESS_REPLICATE:
-            if (pr->ring_count > 0 && core->now - pr->last_ack_at >= stall) {
+            if (pr->ring_count > 0 && core->now - pr->window_moved_at >= stall) {
                 TRACE(core, CRAFT_T_APPEND, "peer %llu stalled at %llu: probe",
                       (unsigned long long)pr->id, (unsigned long long)pr->match);
                 progress_become_probe(pr);
-                pr->last_ack_at = core->now;
+                pr->window_moved_at = core->now;
             }
             break;
         case PROGRESS_SNAPSHOT:
@@ -164,7 +164,7 @@ static void send_append(struct craft_core *core, struct progress *pr)
     if (told > pr->commit_sent) {
         pr->commit_sent = told;
     }
-    progress_sent_entries(pr, last_sent, bytes, n);
+    progress_sent_entries(pr, last_sent, bytes, n, core->now);
     core_send(core, &m, false);
 }
 

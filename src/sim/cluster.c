@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "base/prng.h"
 #include "base/trace.h"
 #include "sim/sim_internal.h"
 
@@ -33,11 +34,21 @@ void sim_cluster_opts_default(struct sim_cluster_opts *opts, int n, bool unrelia
         .unreliable = unreliable,
         .snapshot = snapshot,
         .long_delays = true,
-        /* config.go's persister is synchronous; scenarios may raise this to exercise the
-         * asynchronous path and the loss of unsynced writes. */
-        .disk_latency_max_ms = 0,
-        .dup_per_mille = 0,
     };
+    /* The fault mix: config.go's persister is synchronous and labrpc never duplicates;
+     * ours vary by seed so the asynchronous write path, the loss of unsynced writes,
+     * duplicates and faster elections are all exercised. */
+    struct craft_prng mix;
+    craft_prng_seed(&mix, sim_seed() ^ 0x6d69782d66617574ULL);
+    if (craft_prng_range(&mix, 0, 3) != 0) {
+        opts->disk_latency_max_ms = (uint32_t)craft_prng_range(&mix, 1, 9);
+    }
+    if (craft_prng_range(&mix, 0, 2) != 0) {
+        opts->dup_per_mille = (uint32_t)craft_prng_range(&mix, 1, 21);
+    }
+    if (craft_prng_range(&mix, 0, 2) != 0) {
+        opts->election_timeout_ms = (uint32_t)craft_prng_range(&mix, 300, 1000);
+    }
 }
 
 struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
@@ -59,8 +70,9 @@ struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
         sim_node_init(c, i);
     }
     sim_run_attach(c);
-    sim_note(c, "make_config n=%d unreliable=%d snapshot=%d", c->n, opts->unreliable,
-             opts->snapshot);
+    sim_note(c, "make_config n=%d unreliable=%d snapshot=%d disk_latency_max=%u dup=%u election=%u",
+             c->n, opts->unreliable, opts->snapshot, opts->disk_latency_max_ms,
+             opts->dup_per_mille, opts->election_timeout_ms);
     for (int i = 0; i < c->n; i++) {
         sim_start(c, i);
     }

@@ -23,10 +23,11 @@ void sim_net_init(struct sim_net *net, struct sim_world *w, int n, sim_net_deliv
     CRAFT_ASSERT(n > 0);
     *net = (struct sim_net){.w = w, .n = n, .reliable = true, .deliver = deliver, .ctx = ctx};
     net->link = calloc((size_t)n * (size_t)n, sizeof *net->link);
+    net->link_last_at = calloc((size_t)n * (size_t)n, sizeof *net->link_last_at);
     net->up = calloc((size_t)n, sizeof *net->up);
     net->inc = calloc((size_t)n, sizeof *net->inc);
     net->rpc_count = calloc((size_t)n, sizeof *net->rpc_count);
-    CRAFT_ASSERT(net->link && net->up && net->inc && net->rpc_count);
+    CRAFT_ASSERT(net->link && net->link_last_at && net->up && net->inc && net->rpc_count);
 }
 
 void sim_net_free(struct sim_net *net)
@@ -37,6 +38,7 @@ void sim_net_free(struct sim_net *net)
     }
     free(net->all);
     free(net->link);
+    free(net->link_last_at);
     free(net->up);
     free(net->inc);
     free(net->rpc_count);
@@ -164,7 +166,18 @@ static void schedule(struct sim_net *net, int from, int to, int type, bool is_re
     if (len > 0) {
         memcpy(p->bytes, bytes, len);
     }
-    sim_world_at(net->w, net->w->now + delay, deliver_event, net, p, 0);
+    uint64_t at = net->w->now + delay;
+    uint64_t *last = &net->link_last_at[from * net->n + to];
+    if (net->reliable && !net->long_reordering) {
+        /* A reliable network is a TCP connection: first in, first out per link. Events at
+         * equal times run in insertion order, so max() keeps the order. The unreliable
+         * network reorders, as labrpc does. */
+        if (at < *last) {
+            at = *last;
+        }
+    }
+    *last = at;
+    sim_world_at(net->w, at, deliver_event, net, p, 0);
 }
 
 void sim_net_send(struct sim_net *net, int from, int to, const uint8_t *bytes, size_t len)

@@ -32,6 +32,7 @@ struct sim_net {
     struct sim_world *w;
     int n;
     bool *link;         /* n*n: link[from*n+to] */
+    uint64_t *link_last_at; /* n*n: latest delivery time scheduled on the link */
     bool *up;           /* n */
     uint64_t *inc;      /* n: incarnation, bumped at every up and down */
     bool reliable;

@@ -334,6 +334,9 @@ void sim_node_start(struct sim_cluster *c, int i)
     struct craft_core_config cfg;
     craft_core_config_default(&cfg, (uint64_t)i + 1);
     cfg.seed = sim_mix64(sim_seed() ^ sim_mix64(((uint64_t)i + 1) << 32 ^ node->incarnation));
+    if (c->opts.election_timeout_ms != 0) {
+        cfg.election_timeout_ms = c->opts.election_timeout_ms;
+    }
 
     struct craft_core_restore restore = {
         .hs = disk->hs,

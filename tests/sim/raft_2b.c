@@ -50,7 +50,7 @@ void sim_raft_rpc_bytes_2b(void)
     enum { cmd_bytes = 5000, iters = 10 };
     const int n = 3;
     uint64_t t0;
-    struct sim_cluster *c = sim_raft_begin(n, false, false, "Test (2B): RPC byte count", &t0);
+    struct sim_cluster *c = sim_raft_begin_counted(n, "Test (2B): RPC byte count", &t0);
 
     sim_one_int(c, 99, n, false);
     uint64_t bytes0 = sim_bytes_total(c);
@@ -466,7 +466,7 @@ void sim_raft_count_2b(void)
     enum { iters = 10 };
     const int n = 3;
     uint64_t t0;
-    struct sim_cluster *c = sim_raft_begin(n, false, false, "Test (2B): RPC counts aren't too high", &t0);
+    struct sim_cluster *c = sim_raft_begin_counted(n, "Test (2B): RPC counts aren't too high", &t0);
 
     int leader = sim_check_one_leader(c);
     uint64_t total1 = rpcs_delivered(c, n);

@@ -5,18 +5,35 @@
 #include "base/assert.h"
 #include "raft_scenarios.h"
 
-struct sim_cluster *sim_raft_begin(int n, bool unreliable, bool snapshot, const char *description,
-                                   uint64_t *t0)
+static struct sim_cluster *begin(int n, bool unreliable, bool snapshot, bool counted,
+                                 const char *description, uint64_t *t0)
 {
     CRAFT_ASSERT(n > 0);
     CRAFT_ASSERT(description != NULL && t0 != NULL);
     struct sim_cluster_opts opts;
     sim_cluster_opts_default(&opts, n, unreliable, snapshot);
+    if (counted) {
+        /* Exact message bounds: labrpc never duplicates, and the bounds assume the
+         * default election timeout. Disk latency stays seed-drawn. */
+        opts.dup_per_mille = 0;
+        opts.election_timeout_ms = 0;
+    }
     struct sim_cluster *c = sim_cluster_create(&opts);
     CRAFT_ASSERT(c != NULL);
     sim_note(c, "begin: %s", description);
     *t0 = sim_now(c);
     return c;
+}
+
+struct sim_cluster *sim_raft_begin(int n, bool unreliable, bool snapshot, const char *description,
+                                   uint64_t *t0)
+{
+    return begin(n, unreliable, snapshot, false, description, t0);
+}
+
+struct sim_cluster *sim_raft_begin_counted(int n, const char *description, uint64_t *t0)
+{
+    return begin(n, false, false, true, description, t0);
 }
 
 void sim_raft_end(struct sim_cluster *c, uint64_t t0)

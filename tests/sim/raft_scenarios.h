@@ -59,6 +59,9 @@ void sim_raft_snapshot_init_2d(void);
 /* make_config(n, unreliable, snapshot) plus begin(): creates the cluster, notes the
  * description in the trace and stores the start time in *t0 for sim_raft_end. The cluster
  * is owned by the caller until sim_raft_end. */
+/* For scenarios that bound message counts exactly (reliable, no snapshots): no duplication,
+ * default election timeout. */
+struct sim_cluster *sim_raft_begin_counted(int n, const char *description, uint64_t *t0);
 struct sim_cluster *sim_raft_begin(int n, bool unreliable, bool snapshot, const char *description,
                                    uint64_t *t0);
 
