@@ -83,15 +83,16 @@ void recv_snapshot(struct craft_core *core, const struct craft_msg *m)
         if (core->truncate_from != 0 && core->truncate_from <= s->index) {
             core->truncate_from = s->index + 1;
         }
+        if (core->unstable_from < s->index + 1) {
+            core->unstable_from = s->index + 1;
+        }
     } else {
         log_reset(&core->log, s->index, s->term);
         core->truncate_from = 0; /* storage drops the whole log on install */
+        core->unstable_from = s->index + 1;
         if (core->persisted > s->index) {
             core->persisted = s->index;
         }
-    }
-    if (core->unstable_from < s->index + 1) {
-        core->unstable_from = s->index + 1;
     }
     core->snap = *s;
     core->conf = s->conf;

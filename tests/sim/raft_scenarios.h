@@ -61,6 +61,9 @@ void sim_raft_snapshot_init_2d(void);
  * is owned by the caller until sim_raft_end. */
 /* For scenarios that bound message counts exactly (reliable, no snapshots): no duplication,
  * default election timeout. */
+/* Random faults, then heal and converge (chaos.c). */
+void sim_raft_chaos(void);
+
 struct sim_cluster *sim_raft_begin_counted(int n, const char *description, uint64_t *t0);
 struct sim_cluster *sim_raft_begin(int n, bool unreliable, bool snapshot, const char *description,
                                    uint64_t *t0);

@@ -50,6 +50,9 @@ const struct sim_scenario sim_scenarios[] = {
       sim_raft_snapshot_all_crash_2d },
     { "raft/snapshot-init-2d", "Test (2D): snapshot initialization after crash",
       sim_raft_snapshot_init_2d },
+
+    /* Beyond the MIT suite */
+    { "raft/chaos", "chaos: random faults, then heal and converge", sim_raft_chaos },
 };
 
 const size_t sim_n_scenarios = sizeof sim_scenarios / sizeof sim_scenarios[0];

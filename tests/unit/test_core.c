@@ -200,6 +200,48 @@ static void test_conflicting_suffix_replaced(void)
     lockstep_free(&c);
 }
 
+/* Regression (chaos seed 494): a follower whose log conflicts at the snapshot's index
+ * discards its log on install; entries it receives afterwards must still be handed out for
+ * persisting. */
+static void test_snapshot_over_conflicting_log(void)
+{
+    cases++;
+    struct lockstep c;
+    lockstep_init(&c, 3, 6);
+    int l1 = lockstep_elect(&c, 100);
+    CHECK(l1 >= 0);
+    c.down[l1] = true;
+    uint64_t v;
+    for (v = 100; v < 130; v++) {
+        craft_core_propose(c.cores[l1], (const uint8_t *)&v, 8, c.now, NULL, NULL);
+    }
+    lockstep_deliver_all(&c);
+    int l2 = lockstep_elect(&c, 100);
+    CHECK(l2 >= 0 && l2 != l1);
+    for (v = 200; v < 205; v++) {
+        CHECK(craft_core_propose(c.cores[l2], (const uint8_t *)&v, 8, c.now, NULL, NULL) == 0);
+    }
+    lockstep_deliver_all(&c);
+    struct craft_core_status s;
+    craft_core_status(c.cores[l2], &s);
+    CHECK(craft_core_snapshot_taken(c.cores[l2], s.applied, 0) == CRAFT_OK);
+    c.down[l1] = false;
+    for (int r = 0; r < 30; r++) {
+        lockstep_advance(&c);
+    }
+    v = 300;
+    CHECK(craft_core_propose(c.cores[l2], (const uint8_t *)&v, 8, c.now, NULL, NULL) == 0);
+    lockstep_deliver_all(&c);
+    lockstep_advance(&c);
+    struct craft_core_status a, b;
+    craft_core_status(c.cores[l1], &a);
+    craft_core_status(c.cores[l2], &b);
+    CHECK(a.snap_index == s.applied);
+    CHECK(a.last_index == b.last_index && a.persisted == a.last_index);
+    CHECK(a.applied == b.applied);
+    lockstep_free(&c);
+}
+
 static int failed_cases;
 
 static void run(void (*test)(void))
@@ -219,6 +261,7 @@ int main(void)
     run(test_leader_failover);
     run(test_snapshot_catch_up);
     run(test_conflicting_suffix_replaced);
+    run(test_snapshot_over_conflicting_log);
     printf("%d passed, %d failed\n", cases - failed_cases, failed_cases);
     return failed_cases == 0 ? 0 : 1;
 }

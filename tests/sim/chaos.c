@@ -1,0 +1,163 @@
+/* Chaos: one seed draws the cluster (3, 5 or 7 nodes, snapshots or not) and a stream of
+ * faults, in the spirit of TigerBeetle's VOPR. A safety phase injects random faults while
+ * clients propose: crashes and restarts, disconnections, one-way link cuts, random splits
+ * into two sides, lossy and reordering network phases (on top of the seed's disk latency,
+ * duplication and election timeout). The simulator checks the invariants after every
+ * event. Then a liveness phase heals everything, and the cluster must agree on a new
+ * command on every node within one()'s budget. */
+#include "base/prng.h"
+#include "raft_scenarios.h"
+#include "sim/scenario.h"
+
+struct chaos_client {
+    int n;
+    bool stop;
+    bool done;
+    uint64_t accepted;
+};
+
+static void chaos_client_loop(struct sim_cluster *c, void *arg)
+{
+    struct chaos_client *cl = arg;
+    if (cl->stop) {
+        cl->done = true;
+        return;
+    }
+    uint64_t x = sim_raft_rand_cmd(c);
+    for (int i = 0; i < cl->n; i++) {
+        uint64_t index = 0, term = 0;
+        if (sim_is_alive(c, i) && sim_start_int(c, i, x, &index, &term)) {
+            cl->accepted++;
+            break;
+        }
+    }
+    sim_task_at(c, sim_rand(c, 1, 40), chaos_client_loop, cl);
+}
+
+static int random_node(struct sim_cluster *c, int n)
+{
+    return (int)sim_rand(c, 0, (uint64_t)n);
+}
+
+static void heal_links(struct sim_cluster *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (sim_is_alive(c, i)) {
+            sim_disconnect(c, i);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (sim_is_alive(c, i)) {
+            sim_connect(c, i);
+        }
+    }
+}
+
+static void split(struct sim_cluster *c, int n)
+{
+    bool side[CRAFT_CONF_NODES_MAX];
+    for (int i = 0; i < n; i++) {
+        side[i] = sim_rand(c, 0, 2) == 1;
+    }
+    sim_note(c, "chaos: split into two sides");
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) {
+            if (i != j && side[i] != side[j]) {
+                sim_set_link(c, i, j, false);
+            }
+        }
+    }
+}
+
+static void inject_fault(struct sim_cluster *c, int n, int *alive)
+{
+    int i = random_node(c, n);
+    switch (sim_rand(c, 0, 10)) {
+    case 0: /* crash, keeping at least one node up so clients have someone to talk to */
+        if (sim_is_alive(c, i) && *alive > 1) {
+            sim_crash(c, i);
+            (*alive)--;
+        }
+        break;
+    case 1: /* restart a crashed node */
+        if (!sim_is_alive(c, i)) {
+            sim_start(c, i);
+            sim_connect(c, i);
+            (*alive)++;
+        }
+        break;
+    case 2:
+        if (sim_is_alive(c, i)) {
+            sim_disconnect(c, i);
+        }
+        break;
+    case 3:
+        if (sim_is_alive(c, i)) {
+            sim_connect(c, i);
+        }
+        break;
+    case 4: { /* one-way cut: i no longer hears j, j still hears i */
+        int j = random_node(c, n);
+        if (i != j) {
+            sim_set_link(c, j, i, false);
+        }
+        break;
+    }
+    case 5:
+        heal_links(c, n);
+        break;
+    case 6:
+        split(c, n);
+        break;
+    case 7:
+        sim_set_reliable(c, sim_rand(c, 0, 2) == 0);
+        break;
+    case 8:
+        sim_set_long_reordering(c, sim_rand(c, 0, 4) == 0);
+        break;
+    default:
+        break; /* quiet period */
+    }
+}
+
+void sim_raft_chaos(void)
+{
+    /* The cluster's shape comes from its own stream of the seed. */
+    struct craft_prng shape;
+    craft_prng_seed(&shape, sim_seed() ^ 0x6368616f73ULL);
+    int n = 3 + 2 * (int)craft_prng_range(&shape, 0, 3);
+    bool snapshot = craft_prng_range(&shape, 0, 2) == 1;
+    uint64_t t0;
+    struct sim_cluster *c =
+        sim_raft_begin(n, false, snapshot, "chaos: random faults, then heal and converge", &t0);
+    struct chaos_client clients[3] = {{0}};
+    for (int k = 0; k < 3; k++) {
+        clients[k].n = n;
+        sim_task_at(c, (uint64_t)k, chaos_client_loop, &clients[k]);
+    }
+    int alive = n;
+    uint64_t safety_ms = sim_rand(c, 10000, 40000);
+    uint64_t start = sim_now(c);
+    while (sim_now(c) - start < safety_ms) {
+        sim_sleep(c, sim_rand(c, 10, 500));
+        inject_fault(c, n, &alive);
+    }
+
+    sim_note(c, "chaos: heal everything");
+    sim_set_reliable(c, true);
+    sim_set_long_reordering(c, false);
+    for (int i = 0; i < n; i++) {
+        if (!sim_is_alive(c, i)) {
+            sim_start(c, i);
+        }
+    }
+    heal_links(c, n);
+    for (int k = 0; k < 3; k++) {
+        clients[k].stop = true;
+    }
+    while (!clients[0].done || !clients[1].done || !clients[2].done) {
+        sim_sleep(c, 10);
+    }
+    sim_one_int(c, sim_raft_rand_cmd(c), n, true);
+    sim_raft_end(c, t0);
+}
