@@ -116,7 +116,8 @@ bool core_leader_has_messages(const struct craft_core *core);
 void core_tick_peers(struct craft_core *core);
 
 /* follower.c */
-void core_accept_leader(struct craft_core *core, const struct craft_msg *m);
+/* Follows m's sender as leader of m's term; false (ignore m) if this node leads it. */
+bool core_accept_leader(struct craft_core *core, const struct craft_msg *m);
 
 /* recv_*.c */
 void recv_append(struct craft_core *core, const struct craft_msg *m);

@@ -43,7 +43,10 @@ void progress_reset(struct progress *pr, uint64_t next_index, uint64_t now)
     pr->commit_sent = 0;
     pr->recent_active = false;
     pr->window_moved_at = now;
+    pr->state = PROGRESS_PROBE;
     progress_become_probe(pr);
+    /* Optimistic start (thesis 3.5): probe right after the leader's last entry. */
+    pr->next = next_index;
 }
 
 void progress_become_probe(struct progress *pr)

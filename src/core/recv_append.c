@@ -18,7 +18,9 @@ static void respond(struct craft_core *core, const struct craft_msg *m, bool rej
 
 void recv_append(struct craft_core *core, const struct craft_msg *m)
 {
-    core_accept_leader(core, m);
+    if (!core_accept_leader(core, m)) {
+        return;
+    }
     struct craft_log *log = &core->log;
     uint64_t prev = m->log_index;
 
@@ -76,7 +78,9 @@ void recv_append(struct craft_core *core, const struct craft_msg *m)
 
 void recv_heartbeat(struct craft_core *core, const struct craft_msg *m)
 {
-    core_accept_leader(core, m);
+    if (!core_accept_leader(core, m)) {
+        return;
+    }
     /* The leader sends min(match, commit): safe to adopt as far as our log goes. */
     uint64_t last = log_last_index(&core->log);
     core_commit_to(core, m->commit < last ? m->commit : last);

@@ -27,7 +27,9 @@ static bool same_snapshot(const struct craft_snapshot_meta *a, const struct craf
 
 void recv_snapshot(struct craft_core *core, const struct craft_msg *m)
 {
-    core_accept_leader(core, m);
+    if (!core_accept_leader(core, m)) {
+        return;
+    }
     /* Never move applied state backwards: a snapshot at or below commit is old news. */
     if (m->snap.index <= core->commit) {
         respond(core, m, 0, core->commit, false);

@@ -117,7 +117,11 @@ bool core_leader_has_messages(const struct craft_core *core)
 
 static void send_snapshot_chunk(struct craft_core *core, struct progress *pr)
 {
-    CRAFT_ASSERT(core->snap.index == pr->snap_index || pr->snap_offset == 0);
+    if (core->snap.index != pr->snap_index) {
+        /* A newer snapshot replaced the one being sent (and may have deleted it): start
+         * the transfer over with the newer one. */
+        progress_become_snapshot(pr, core->snap.index);
+    }
     struct craft_msg m = {
         .type = CRAFT_MSG_SNAPSHOT,
         .to = pr->id,

@@ -28,12 +28,16 @@ static int check_msg(const struct craft_core *core, const struct craft_msg *m)
         m->from == CRAFT_NONE || m->from == core->cfg.id) {
         return CRAFT_EINVAL;
     }
+    /* Terms start at 1, and the largest would wrap when a node campaigns past it. */
+    if (m->term == 0 || m->term == UINT64_MAX) {
+        return CRAFT_EINVAL;
+    }
     if (m->n_entries > 0 && m->entries == NULL) {
         return CRAFT_EINVAL;
     }
     for (uint32_t i = 0; i < m->n_entries; i++) {
         const struct craft_entry *e = &m->entries[i];
-        if (e->index != m->log_index + 1 + i || e->term > m->term ||
+        if (e->index != m->log_index + 1 + i || e->term == 0 || e->term > m->term ||
             (i > 0 && e->term < m->entries[i - 1].term) || (i == 0 && e->term < m->log_term) ||
             (e->len > 0 && e->data == NULL)) {
             return CRAFT_EINVAL;
