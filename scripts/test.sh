@@ -3,8 +3,8 @@
 #
 #   a. release build            (make -j2)
 #   b. unit tests               (build/tests/test_*)
-#   c. simulator scenarios      (craft-sim run all, seeds 1-20)
-#   d. ASan+UBSan build, its unit tests and scenarios (seeds 1-3)
+#   c. simulator scenarios      (craft-sim run all, seeds 1-200)
+#   d. ASan+UBSan build, its unit tests and scenarios (seeds 1-20)
 #   e. fuzz targets, 20 s each  (only if clang is available)
 #   f. valgrind on the unit tests and on one simulator seed
 #
@@ -158,18 +158,18 @@ step "b. unit tests (release)"
 run_units build/tests "$release_ok"
 step_done
 
-step "c. simulator scenarios (release, seeds 1-20)"
+step "c. simulator scenarios (release, seeds 1-200)"
 if usable build/bin/craft-sim "$release_ok"; then
-    run_sim build/bin/craft-sim run all --seeds 1-20 --jobs "$JOBS"
+    run_sim build/bin/craft-sim run all --seeds 1-200 --jobs "$JOBS"
 fi
 step_done
 
-step "d. ASan+UBSan build, unit tests and scenarios (seeds 1-3)"
+step "d. ASan+UBSan build, unit tests and scenarios (seeds 1-20)"
 asan_ok=1
 build asan BUILD=asan || asan_ok=0
 run_units build/asan/tests "$asan_ok" BUILD=asan
 if usable build/asan/bin/craft-sim "$asan_ok" BUILD=asan; then
-    run_sim build/asan/bin/craft-sim run all --seeds 1-3 --jobs "$JOBS"
+    run_sim build/asan/bin/craft-sim run all --seeds 1-20 --jobs "$JOBS"
 fi
 step_done
 
@@ -192,7 +192,7 @@ else
 fi
 step_done
 
-step "f. valgrind (release unit tests, one simulator seed)"
+step "f. valgrind (release unit tests, three simulator seeds)"
 vg=(valgrind --error-exitcode=1 --leak-check=full -q)
 for t in build/tests/test_*; do
     [[ -f "$t" && -x "$t" ]] || continue
@@ -200,8 +200,10 @@ for t in build/tests/test_*; do
     run_case "valgrind $t" timeout "$TEST_TIMEOUT" "${vg[@]}" "$t"
 done
 if usable build/bin/craft-sim "$release_ok"; then
-    run_case "valgrind craft-sim raft/initial-election-2a seed 1" timeout "$SIM_TIMEOUT" \
-        "${vg[@]}" build/bin/craft-sim run raft/initial-election-2a --seed 1
+    for scenario in raft/initial-election-2a raft/snapshot-install-uncrash-2d raft/chaos; do
+        run_case "valgrind craft-sim $scenario seed 1" timeout "$SIM_TIMEOUT" \
+            "${vg[@]}" build/bin/craft-sim run "$scenario" --seed 1
+    done
 fi
 step_done
 

@@ -282,6 +282,18 @@ void recv_snapshot_resp(struct craft_core *core, const struct craft_msg *m)
     if (m->snap.index != pr->snap_index) {
         return; /* about another snapshot */
     }
-    pr->snap_offset = m->reject ? 0 : m->offset;
-    pr->snap_chunk_inflight = false;
+    if (m->reject) {
+        /* The follower has no transfer of this snapshot under way (it restarted): begin
+         * again. A stale copy of this answer at worst costs one round trip. */
+        pr->snap_offset = 0;
+        pr->snap_chunk_inflight = false;
+        return;
+    }
+    /* Only an answer that moves the offset releases the next chunk. A duplicated or stale
+     * answer must not: each would put one more chunk in flight for good, and on a network
+     * that duplicates, chunks would multiply. Loss is covered by the resend timer. */
+    if (m->offset > pr->snap_offset) {
+        pr->snap_offset = m->offset;
+        pr->snap_chunk_inflight = false;
+    }
 }

@@ -49,6 +49,9 @@ void sim_cluster_opts_default(struct sim_cluster_opts *opts, int n, bool unrelia
     if (craft_prng_range(&mix, 0, 2) != 0) {
         opts->election_timeout_ms = (uint32_t)craft_prng_range(&mix, 300, 1000);
     }
+    if (craft_prng_range(&mix, 0, 2) != 0) {
+        opts->snapshot_chunk_bytes = (uint32_t)craft_prng_range(&mix, 256, 4096);
+    }
 }
 
 struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
@@ -70,9 +73,9 @@ struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
         sim_node_init(c, i);
     }
     sim_run_attach(c);
-    sim_note(c, "make_config n=%d unreliable=%d snapshot=%d disk_latency_max=%u dup=%u election=%u",
+    sim_note(c, "make_config n=%d unreliable=%d snapshot=%d disk_latency_max=%u dup=%u election=%u chunk=%u",
              c->n, opts->unreliable, opts->snapshot, opts->disk_latency_max_ms,
-             opts->dup_per_mille, opts->election_timeout_ms);
+             opts->dup_per_mille, opts->election_timeout_ms, opts->snapshot_chunk_bytes);
     for (int i = 0; i < c->n; i++) {
         sim_start(c, i);
     }

@@ -28,13 +28,16 @@ struct sim_cluster_opts {
     uint32_t disk_latency_max_ms; /* each durable write takes U[0, max] ms (0: immediate) */
     uint32_t dup_per_mille;       /* probability that a delivered message is delivered twice */
     uint32_t election_timeout_ms; /* the nodes' base election timeout (0: core default) */
+    uint32_t snapshot_chunk_bytes; /* snapshot chunk size (0: core default) */
 };
 
 /* Fills opts with the defaults of make_config(n, unreliable, snapshot), plus a fault mix
  * drawn from the run's seed (its own stream, so the scenario's choices do not shift):
  * disk latency (0 for a third of the seeds, else up to 1..8 ms per write), message
  * duplication (none for half of the seeds, else 1..20 per mille) and the election timeout
- * (the core default for half of the seeds, else a base of 300..999 ms). Scenarios whose
+ * (the core default for half of the seeds, else a base of 300..999 ms) and the snapshot
+ * chunk size (the default for half of the seeds, else 256..4095 bytes, so that snapshots
+ * travel in many chunks). Scenarios whose
  * bounds count messages exactly (TestCount, TestRPCBytes) reset dup_per_mille and
  * election_timeout_ms to 0. */
 void sim_cluster_opts_default(struct sim_cluster_opts *opts, int n, bool unreliable, bool snapshot);

@@ -337,6 +337,9 @@ void sim_node_start(struct sim_cluster *c, int i)
     if (c->opts.election_timeout_ms != 0) {
         cfg.election_timeout_ms = c->opts.election_timeout_ms;
     }
+    if (c->opts.snapshot_chunk_bytes != 0) {
+        cfg.snapshot_chunk_bytes_max = c->opts.snapshot_chunk_bytes;
+    }
 
     struct craft_core_restore restore = {
         .hs = disk->hs,
