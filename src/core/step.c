@@ -43,7 +43,13 @@ static int check_msg(const struct craft_core *core, const struct craft_msg *m)
             return CRAFT_EINVAL;
         }
     }
-    if (m->type == CRAFT_MSG_SNAPSHOT && m->chunk_len > 0 && m->chunk == NULL) {
+    /* Nothing an honest sender describes can be from a term after its own. */
+    if (m->log_term > m->term) {
+        return CRAFT_EINVAL;
+    }
+    if (m->type == CRAFT_MSG_SNAPSHOT &&
+        ((m->chunk_len > 0 && m->chunk == NULL) || m->snap.index == 0 || m->snap.term == 0 ||
+         m->snap.term > m->term)) {
         return CRAFT_EINVAL;
     }
     return CRAFT_OK;
