@@ -11,7 +11,7 @@
 enum {
     HEADER_BYTES = 3 + 3 * 8, /* version, type, flags; from, to, term */
     ENTRY_HEADER_BYTES = 8 + 1 + 4,
-    CONF_HEADER_BYTES = 3,
+    CONF_HEADER_BYTES = 4,
     SNAP_ID_BYTES = 8 + 8, /* snap index, snap term */
     SNAP_FIXED_BYTES = SNAP_ID_BYTES + 4, /* + chunk_len (around the conf) */
 };
@@ -235,13 +235,22 @@ static bool ids_valid(const uint64_t *ids, uint32_t n)
 static bool conf_valid(const struct craft_conf *c)
 {
     if (c->n_voters > CRAFT_CONF_NODES_MAX || c->n_voters_outgoing > CRAFT_CONF_NODES_MAX ||
-        c->n_learners > CRAFT_CONF_NODES_MAX) {
+        c->n_learners > CRAFT_CONF_NODES_MAX || c->n_learners_next > CRAFT_CONF_NODES_MAX) {
         return false;
     }
     if (!ids_valid(c->voters, c->n_voters) ||
         !ids_valid(c->voters_outgoing, c->n_voters_outgoing) ||
-        !ids_valid(c->learners, c->n_learners)) {
+        !ids_valid(c->learners, c->n_learners) ||
+        !ids_valid(c->learners_next, c->n_learners_next)) {
         return false;
+    }
+    /* learners_next: outgoing voters only, and only while joint. */
+    for (uint32_t i = 0; i < c->n_learners_next; i++) {
+        uint64_t id = c->learners_next[i];
+        if (!id_in(c->voters_outgoing, c->n_voters_outgoing, id) ||
+            id_in(c->voters, c->n_voters, id) || id_in(c->learners, c->n_learners, id)) {
+            return false;
+        }
     }
     uint32_t distinct = c->n_voters + c->n_learners;
     for (uint32_t i = 0; i < c->n_voters_outgoing; i++) {
@@ -260,8 +269,8 @@ static bool conf_valid(const struct craft_conf *c)
 
 size_t craft_conf_encoded_size(const struct craft_conf *conf)
 {
-    return CONF_HEADER_BYTES +
-           8 * ((size_t)conf->n_voters + conf->n_voters_outgoing + conf->n_learners);
+    return CONF_HEADER_BYTES + 8 * ((size_t)conf->n_voters + conf->n_voters_outgoing +
+                                    conf->n_learners + conf->n_learners_next);
 }
 
 size_t craft_conf_encode(const struct craft_conf *conf, uint8_t *buf)
@@ -271,6 +280,7 @@ size_t craft_conf_encode(const struct craft_conf *conf, uint8_t *buf)
     p = put_u8(p, (uint8_t)conf->n_voters);
     p = put_u8(p, (uint8_t)conf->n_voters_outgoing);
     p = put_u8(p, (uint8_t)conf->n_learners);
+    p = put_u8(p, (uint8_t)conf->n_learners_next);
     for (uint32_t i = 0; i < conf->n_voters; i++) {
         p = put_u64(p, conf->voters[i]);
     }
@@ -279,6 +289,9 @@ size_t craft_conf_encode(const struct craft_conf *conf, uint8_t *buf)
     }
     for (uint32_t i = 0; i < conf->n_learners; i++) {
         p = put_u64(p, conf->learners[i]);
+    }
+    for (uint32_t i = 0; i < conf->n_learners_next; i++) {
+        p = put_u64(p, conf->learners_next[i]);
     }
     size_t n = (size_t)(p - buf);
     CRAFT_ASSERT(n == craft_conf_encoded_size(conf));
@@ -297,19 +310,21 @@ static bool get_ids(struct cursor *c, uint64_t *ids, uint32_t n)
 
 static int conf_read(struct cursor *c, struct craft_conf *out)
 {
-    uint8_t nv, no, nl;
-    if (!get_u8(c, &nv) || !get_u8(c, &no) || !get_u8(c, &nl)) {
+    uint8_t nv, no, nl, nn;
+    if (!get_u8(c, &nv) || !get_u8(c, &no) || !get_u8(c, &nl) || !get_u8(c, &nn)) {
         return CRAFT_EMALFORMED;
     }
-    if (nv > CRAFT_CONF_NODES_MAX || no > CRAFT_CONF_NODES_MAX || nl > CRAFT_CONF_NODES_MAX) {
+    if (nv > CRAFT_CONF_NODES_MAX || no > CRAFT_CONF_NODES_MAX || nl > CRAFT_CONF_NODES_MAX ||
+        nn > CRAFT_CONF_NODES_MAX) {
         return CRAFT_EMALFORMED;
     }
     memset(out, 0, sizeof(*out));
     out->n_voters = nv;
     out->n_voters_outgoing = no;
     out->n_learners = nl;
+    out->n_learners_next = nn;
     if (!get_ids(c, out->voters, nv) || !get_ids(c, out->voters_outgoing, no) ||
-        !get_ids(c, out->learners, nl)) {
+        !get_ids(c, out->learners, nl) || !get_ids(c, out->learners_next, nn)) {
         return CRAFT_EMALFORMED;
     }
     return conf_valid(out) ? CRAFT_OK : CRAFT_EMALFORMED;
@@ -349,7 +364,8 @@ static bool entry_payload_valid(uint8_t type, const uint8_t *data, uint32_t len)
 
 static bool conf_is_empty(const struct craft_conf *c)
 {
-    return c->n_voters == 0 && c->n_voters_outgoing == 0 && c->n_learners == 0;
+    return c->n_voters == 0 && c->n_voters_outgoing == 0 && c->n_learners == 0 &&
+           c->n_learners_next == 0;
 }
 
 /* Asserts what craft_msg_encode requires of m (see msg_codec.h). */

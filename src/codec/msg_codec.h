@@ -26,7 +26,8 @@
  *             (index not sent: entry i has index log_index + 1 + i)
  *   snapshot: u64 snap.index, u64 snap.term, conf, u32 chunk_len, chunk_len bytes
  *   snap id:  u64 snap.index, u64 snap.term (the snapshot answered; snap.conf stays empty)
- *   conf:     u8 n_voters, u8 n_voters_outgoing, u8 n_learners, then the u64 ids list by list
+ *   conf:     u8 n_voters, u8 n_voters_outgoing, u8 n_learners, u8 n_learners_next, then the
+ *             u64 ids list by list
  * Fields and flags a type does not list must be zero/false on encode (asserted) and are
  * zero/false after decode. NOOP entries have no payload; a CONF entry's payload is a valid
  * conf encoding. The encoding is canonical: a successful decode re-encodes to its input.

@@ -20,6 +20,9 @@ void craft_core_config_default(struct craft_core_config *cfg, uint64_t id)
     cfg->uncommitted_bytes_max = 64u << 20;
     cfg->snapshot_chunk_bytes_max = 1u << 20;
     cfg->entry_bytes_max = 1u << 20;
+    cfg->auto_leave_joint = true;
+    cfg->clock_drift_bound_ms = 100;
+    cfg->read_timeout_ms = 0;
 }
 
 int craft_core_config_validate(const struct craft_core_config *cfg, const char **field)
@@ -43,6 +46,8 @@ int craft_core_config_validate(const struct craft_core_config *cfg, const char *
         bad = "snapshot_chunk_bytes_max";
     } else if (cfg->entry_bytes_max == 0 || cfg->entry_bytes_max > UINT32_MAX) {
         bad = "entry_bytes_max";
+    } else if (cfg->clock_drift_bound_ms >= cfg->election_timeout_ms) {
+        bad = "clock_drift_bound_ms"; /* the lease would be empty */
     }
     if (field != NULL) {
         *field = bad;
@@ -371,4 +376,26 @@ void craft_core_status(const struct craft_core *core, struct craft_core_status *
 const struct craft_entry *craft_core_entry(const struct craft_core *core, uint64_t index)
 {
     return log_entry(&core->log, index);
+}
+
+size_t craft_core_peers(const struct craft_core *core, struct craft_peer_status *peers, size_t cap)
+{
+    if (core->role != CRAFT_LEADER) {
+        return 0;
+    }
+    size_t n = 0;
+    for (uint32_t i = 0; i < core->n_prs && n < cap; i++) {
+        const struct progress *pr = &core->prs[i];
+        peers[n++] = (struct craft_peer_status){
+            .id = pr->id,
+            .is_learner = pr->is_learner,
+            .state = (uint8_t)pr->state,
+            .match = pr->match,
+            .next = pr->next,
+            .recent_active = pr->recent_active,
+            .inflight_msgs = pr->ring_count,
+            .inflight_bytes = pr->ring_bytes,
+        };
+    }
+    return n;
 }

@@ -60,14 +60,19 @@ struct craft_entry {
 /* A cluster configuration, ready for joint consensus: while `n_voters_outgoing` is non-zero
  * the configuration is joint and decisions need a majority of `voters` and a majority of
  * `voters_outgoing`. Learners receive the log but never vote or count. Ids are unique within
- * each list; a node is a voter (incoming or outgoing) or a learner, never both. */
+ * each list; a node is a voter (incoming or outgoing) or a learner, never both.
+ * `learners_next` (joint only) names outgoing voters that become learners when the joint
+ * configuration is left (a demotion inside a joint change); they are in voters_outgoing
+ * and in neither voters nor learners. */
 struct craft_conf {
     uint32_t n_voters;
     uint32_t n_voters_outgoing;
     uint32_t n_learners;
+    uint32_t n_learners_next;
     uint64_t voters[CRAFT_CONF_NODES_MAX];
     uint64_t voters_outgoing[CRAFT_CONF_NODES_MAX];
     uint64_t learners[CRAFT_CONF_NODES_MAX];
+    uint64_t learners_next[CRAFT_CONF_NODES_MAX];
 };
 
 /* What must survive a crash besides the log. */
@@ -141,6 +146,13 @@ struct craft_core_config {
     uint64_t uncommitted_bytes_max; /* leader: uncommitted entry bytes (default 64 MiB) */
     uint32_t snapshot_chunk_bytes_max; /* default 1 MiB; the driver reads chunks of this size */
     uint64_t entry_bytes_max;       /* one command's size limit (default 1 MiB) */
+    bool auto_leave_joint;          /* leader leaves a joint configuration once it commits (default true) */
+    /* Lease reads: a leader's lease lasts election_timeout_ms - clock_drift_bound_ms from the
+     * sending of a heartbeat round that a quorum acknowledged. The bound must cover how far
+     * the clocks' rates may disagree over an election timeout (default 100 ms: 5% of the
+     * longest default timeout). Requires check_quorum. */
+    uint32_t clock_drift_bound_ms;
+    uint32_t read_timeout_ms;       /* a pending read fails with CRAFT_ETIMEOUT after this (default: election timeout) */
 };
 
 /* Fills cfg with the defaults above for node `id`. */
@@ -189,6 +201,72 @@ int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t le
 /* Starts an election now (tests and leadership transfer). No-op on a leader or learner. */
 void craft_core_campaign(struct craft_core *core, uint64_t now);
 
+/* ---- configuration changes (thesis chapter 4) ----
+ * A configuration takes effect as soon as its entry is in the log (appended by the leader,
+ * received by a follower), not when it commits; truncating the entry reverts it. */
+enum craft_conf_change_type {
+    CRAFT_CONF_ADD_VOTER = 1, /* add a new voter, or promote a learner */
+    CRAFT_CONF_ADD_LEARNER,   /* add a new learner, or demote a voter */
+    CRAFT_CONF_REMOVE,        /* remove a voter or learner */
+};
+
+struct craft_conf_change {
+    uint8_t type; /* enum craft_conf_change_type */
+    uint64_t id;
+};
+
+/* Proposes a configuration change. With n == 1 and !joint it is a single-server change
+ * (thesis 4.1: the old and new majorities overlap); otherwise one entry enters the joint
+ * configuration C(old,new) for all the changes at once (thesis 4.3), which is left again
+ * automatically once committed (auto_leave_joint) or by craft_core_leave_joint(). A leader
+ * removed by the change keeps leading until the change commits, then steps down.
+ * Errors: CRAFT_ENOTLEADER, CRAFT_ETRANSFER, CRAFT_ECONFCHANGE (a configuration entry is not
+ * yet committed, or the configuration is joint), CRAFT_EINVAL (n == 0, an id listed twice,
+ * a change that changes nothing, removing an unknown node, a result with no voter, or more
+ * than CRAFT_CONF_NODES_MAX nodes), CRAFT_EBUSY (as craft_core_propose). */
+int craft_core_propose_conf_change(struct craft_core *core, const struct craft_conf_change *changes,
+                                   size_t n, bool joint, uint64_t now, uint64_t *index,
+                                   uint64_t *term);
+
+/* Proposes the entry that leaves the joint configuration: C(new), with learners_next turned
+ * into learners. Errors: CRAFT_ENOTLEADER, CRAFT_ETRANSFER, CRAFT_ECONFCHANGE (not joint,
+ * or the joint entry or a leave entry is not yet committed). */
+int craft_core_leave_joint(struct craft_core *core, uint64_t now, uint64_t *index, uint64_t *term);
+
+/* ---- leadership transfer (thesis 3.10) ----
+ * Stops accepting proposals, brings the target up to date, then sends it TIMEOUT_NOW; the
+ * target campaigns at once, without pre-vote. Aborted if no new leader emerges within an
+ * election timeout (proposals are accepted again). target CRAFT_NONE picks the voter with
+ * the highest match index. Errors: CRAFT_ENOTLEADER, CRAFT_ETRANSFER (one is in progress),
+ * CRAFT_EUNKNOWNPEER (not in the configuration), CRAFT_EINVAL (a learner, or this node, or
+ * no other voter). */
+int craft_core_transfer_leadership(struct craft_core *core, uint64_t target, uint64_t now);
+
+/* ---- linearizable reads (thesis 6.4) ----
+ * A read is identified by the caller's non-zero ctx. Its outcome arrives in a later batch
+ * as a craft_read_state: once err == 0, the state machine reflects every write committed
+ * before the read began as soon as it has applied through `index`, and the core hands the
+ * read out only when its applied index (craft_batch.committed included) has reached
+ * `index`: serve it after applying that batch's committed entries. */
+struct craft_read_state {
+    uint64_t ctx;
+    uint64_t index;
+    int err; /* 0, CRAFT_ENOTLEADER (leadership lost, or no leader known), CRAFT_ETIMEOUT */
+};
+
+/* ReadIndex: on the leader, records the commit index and confirms leadership with one
+ * heartbeat round shared by every read waiting at that moment (a new leader first commits
+ * an entry of its term). On a follower (follower read), asks the leader for a read index.
+ * Errors: CRAFT_ENOTLEADER (a follower that knows no leader; a learner may read), CRAFT_EBUSY
+ * (too many pending reads), CRAFT_EINVAL (ctx 0). */
+int craft_core_read_index(struct craft_core *core, uint64_t ctx, uint64_t now);
+
+/* Lease read (thesis 6.4.1), leader only, with check_quorum: if the lease holds at now, sets
+ * *index to the commit index (serve once applied through it) and returns 0. Errors:
+ * CRAFT_ENOTLEADER, CRAFT_ESTALE (no valid lease: use craft_core_read_index), CRAFT_EINVAL
+ * (check_quorum is off). */
+int craft_core_read_lease(struct craft_core *core, uint64_t now, uint64_t *index);
+
 /* A batch of work. Process it in this order:
  *   1. send msgs (they do not depend on this batch's persistence);
  *   2. persist, in one ordered durable write: hard state (if has_hard_state), then drop the
@@ -221,6 +299,13 @@ struct craft_batch {
     size_t n_msgs_durable;
     const struct craft_entry *committed;
     size_t n_committed;
+    /* 5. reads that may be served now (after applying `committed`), or that failed. */
+    const struct craft_read_state *reads;
+    size_t n_reads;
+    /* Learners that caught up with the leader (thesis 4.2.1: a round of replication took
+     * less than an election timeout); each reported once, for automatic promotion. */
+    const uint64_t *caught_up;
+    size_t n_caught_up;
 };
 
 /* True if craft_core_ready would return a non-empty batch. */
@@ -256,7 +341,25 @@ struct craft_core_status {
     uint64_t first_index, last_index, last_term;
     uint64_t snap_index, snap_term;
     struct craft_conf conf;
+    uint64_t conf_index;       /* index of the entry that holds conf (0: snapshot or bootstrap) */
+    uint64_t transfer_target;  /* leadership transfer in progress, or CRAFT_NONE */
+    uint64_t lease_until;      /* leader: end of its read lease (0 if none) */
+    uint32_t pending_reads;
 };
+
+/* One peer's replication state, as the leader sees it. */
+struct craft_peer_status {
+    uint64_t id;
+    bool is_learner;
+    uint8_t state; /* 1 probe, 2 replicate, 3 snapshot */
+    uint64_t match, next;
+    bool recent_active;
+    uint32_t inflight_msgs;
+    uint64_t inflight_bytes;
+};
+
+/* Fills up to cap peers (leader only; returns 0 on other roles) and returns how many. */
+size_t craft_core_peers(const struct craft_core *core, struct craft_peer_status *peers, size_t cap);
 
 void craft_core_status(const struct craft_core *core, struct craft_core_status *status);
 

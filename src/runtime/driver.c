@@ -251,6 +251,14 @@ static void run_batch(struct craft_driver *d, const struct craft_batch *b)
         d->stats.entries_applied += b->n_committed;
         d->ports.apply(d->ports.ctx, b->committed, b->n_committed);
     }
+    /* Reads after the apply above: the core releases a read only once its index is
+     * applied, counting this batch's entries. */
+    for (size_t i = 0; i < b->n_reads && d->ports.read != NULL; i++) {
+        d->ports.read(d->ports.ctx, &b->reads[i]);
+    }
+    for (size_t i = 0; i < b->n_caught_up && d->ports.caught_up != NULL; i++) {
+        d->ports.caught_up(d->ports.ctx, b->caught_up[i]);
+    }
     /* Last: a synchronous store acknowledges from inside this call, and the acknowledgement
      * must not overtake the sends and applies above. */
     d->ports.persist(d->ports.ctx, b);
@@ -338,6 +346,54 @@ int craft_driver_propose(struct craft_driver *d, const uint8_t *data, uint32_t l
     CRAFT_ASSERT(!d->busy);
     advance(d, now);
     int err = craft_core_propose(d->core, data, len, d->now, index, term);
+    process(d);
+    return err;
+}
+
+int craft_driver_propose_conf_change(struct craft_driver *d,
+                                     const struct craft_conf_change *changes, size_t n,
+                                     bool joint, uint64_t now, uint64_t *index, uint64_t *term)
+{
+    CRAFT_ASSERT(!d->busy);
+    advance(d, now);
+    int err = craft_core_propose_conf_change(d->core, changes, n, joint, d->now, index, term);
+    process(d);
+    return err;
+}
+
+int craft_driver_leave_joint(struct craft_driver *d, uint64_t now, uint64_t *index,
+                             uint64_t *term)
+{
+    CRAFT_ASSERT(!d->busy);
+    advance(d, now);
+    int err = craft_core_leave_joint(d->core, d->now, index, term);
+    process(d);
+    return err;
+}
+
+int craft_driver_transfer_leadership(struct craft_driver *d, uint64_t target, uint64_t now)
+{
+    CRAFT_ASSERT(!d->busy);
+    advance(d, now);
+    int err = craft_core_transfer_leadership(d->core, target, d->now);
+    process(d);
+    return err;
+}
+
+int craft_driver_read_index(struct craft_driver *d, uint64_t ctx, uint64_t now)
+{
+    CRAFT_ASSERT(!d->busy);
+    advance(d, now);
+    int err = craft_core_read_index(d->core, ctx, d->now);
+    process(d);
+    return err;
+}
+
+int craft_driver_read_lease(struct craft_driver *d, uint64_t now, uint64_t *index)
+{
+    CRAFT_ASSERT(!d->busy);
+    advance(d, now);
+    int err = craft_core_read_lease(d->core, d->now, index);
     process(d);
     return err;
 }

@@ -39,6 +39,11 @@ struct craft_driver_ports {
      * snapshot is gone: the chunk is not sent). */
     int (*snapshot_read)(void *ctx, const struct craft_snapshot_meta *meta, uint64_t offset,
                          uint8_t *buf, uint32_t cap, uint32_t *len, bool *last);
+    /* Optional (may be NULL). A read may be served (r->err == 0; the state machine has
+     * applied through r->index: called after the batch's apply) or failed. Borrowed. */
+    void (*read)(void *ctx, const struct craft_read_state *r);
+    /* Optional (may be NULL). Learner `id` caught up with the leader's log. */
+    void (*caught_up)(void *ctx, uint64_t id);
 };
 
 /* Creates a driver with a new core (craft_core_create with cfg, restore and now). ports is
@@ -68,6 +73,17 @@ int craft_driver_propose(struct craft_driver *d, const uint8_t *data, uint32_t l
 
 /* Starts an election at once. */
 void craft_driver_campaign(struct craft_driver *d, uint64_t now);
+
+/* The core's configuration changes, transfer and reads (see core.h for contracts and
+ * errors); each processes the resulting batches before returning. */
+int craft_driver_propose_conf_change(struct craft_driver *d,
+                                     const struct craft_conf_change *changes, size_t n,
+                                     bool joint, uint64_t now, uint64_t *index, uint64_t *term);
+int craft_driver_leave_joint(struct craft_driver *d, uint64_t now, uint64_t *index,
+                             uint64_t *term);
+int craft_driver_transfer_leadership(struct craft_driver *d, uint64_t target, uint64_t now);
+int craft_driver_read_index(struct craft_driver *d, uint64_t ctx, uint64_t now);
+int craft_driver_read_lease(struct craft_driver *d, uint64_t now, uint64_t *index);
 
 /* Every batch through seq is durable: sends its held messages, restores a received snapshot
  * if the batch installed one, and acknowledges to the core. */
