@@ -91,45 +91,64 @@ static void free_progress(struct craft_core *core)
     core->n_prs = 0;
 }
 
-static bool add_progress(struct craft_core *core, uint64_t id, bool is_learner)
+/* Adds id to the new array: carried over from the old one if it was there (a leader keeps
+ * what it knows of a peer across configuration changes), else fresh. */
+static bool sync_one(struct craft_core *core, struct progress *old, uint32_t n_old,
+                     struct progress *prs, uint32_t *n, uint64_t id, bool is_learner)
 {
-    if (id == core->cfg.id || core_progress(core, id) != NULL) {
+    if (id == core->cfg.id) {
         return true;
     }
-    struct progress *pr = &core->prs[core->n_prs];
+    for (uint32_t i = 0; i < *n; i++) {
+        if (prs[i].id == id) {
+            return true;
+        }
+    }
+    struct progress *pr = &prs[*n];
+    for (uint32_t i = 0; i < n_old; i++) {
+        if (old[i].id == id && old[i].ring != NULL) {
+            *pr = old[i];
+            old[i].ring = NULL; /* moved */
+            pr->is_learner = is_learner;
+            (*n)++;
+            return true;
+        }
+    }
     if (!progress_init(pr, id, is_learner, core->cfg.inflight_msgs_max)) {
         return false;
     }
-    progress_reset(pr, log_last_index(&core->log) + 1, core->now);
-    core->n_prs++;
+    uint64_t last = log_last_index(&core->log);
+    progress_reset(pr, last + 1, core->now);
+    pr->round_end = last;
+    pr->round_started_at = core->now;
+    (*n)++;
     return true;
 }
 
 /* One progress per node of the configuration other than this one. */
 bool core_rebuild_progress(struct craft_core *core)
 {
-    free_progress(core);
     const struct craft_conf *c = &core->conf;
-    core->prs = calloc(CRAFT_CONF_NODES_MAX * 3, sizeof *core->prs);
-    if (core->prs == NULL) {
+    struct progress *prs = calloc(CRAFT_CONF_NODES_MAX * 2, sizeof *prs);
+    if (prs == NULL) {
         return false;
     }
-    for (uint32_t i = 0; i < c->n_voters; i++) {
-        if (!add_progress(core, c->voters[i], false)) {
-            return false;
-        }
+    uint32_t n = 0;
+    bool ok = true;
+    for (uint32_t i = 0; ok && i < c->n_voters; i++) {
+        ok = sync_one(core, core->prs, core->n_prs, prs, &n, c->voters[i], false);
     }
-    for (uint32_t i = 0; i < c->n_voters_outgoing; i++) {
-        if (!add_progress(core, c->voters_outgoing[i], false)) {
-            return false;
-        }
+    for (uint32_t i = 0; ok && i < c->n_voters_outgoing; i++) {
+        ok = sync_one(core, core->prs, core->n_prs, prs, &n, c->voters_outgoing[i], false);
     }
-    for (uint32_t i = 0; i < c->n_learners; i++) {
-        if (!add_progress(core, c->learners[i], true)) {
-            return false;
-        }
+    for (uint32_t i = 0; ok && i < c->n_learners; i++) {
+        ok = sync_one(core, core->prs, core->n_prs, prs, &n, c->learners[i], true);
     }
-    return true;
+    CRAFT_ASSERT(n <= CRAFT_CONF_NODES_MAX * 2);
+    free_progress(core); /* frees only what was not moved */
+    core->prs = prs;
+    core->n_prs = n;
+    return ok;
 }
 
 void core_reset_election_timer(struct craft_core *core)
@@ -159,6 +178,8 @@ void core_enter(struct craft_core *core, uint64_t now)
     if (core->out_handed) {
         core->out.n = 0;
         core->out_durable.n = 0;
+        core->n_out_reads = 0;
+        core->n_caught_up = 0;
         core->out_handed = false;
     }
 }
@@ -195,7 +216,7 @@ struct craft_core *craft_core_create(const struct craft_core_config *cfg,
     core->vote = restore->hs.vote;
     core->snap = restore->snap;
     log_init(&core->log, restore->snap.index, restore->snap.term);
-    core->conf = restore->snap.index > 0 ? restore->snap.conf : restore->bootstrap_conf;
+    core->bootstrap_conf = restore->bootstrap_conf;
     for (size_t i = 0; i < restore->n_entries; i++) {
         const struct craft_entry *e = &restore->entries[i];
         CRAFT_ASSERT(e->term <= core->term);
@@ -211,10 +232,10 @@ struct craft_core *craft_core_create(const struct craft_core_config *cfg,
     core->applied = restore->snap.index;
     core->role = CRAFT_FOLLOWER;
     core->self_vote = -1;
-    if (!core_rebuild_progress(core)) {
-        craft_core_destroy(core);
-        return NULL;
-    }
+    core_recompute_conf(core);
+    /* A restarted node may have promised a leader, before the crash, not to vote for a
+     * while (its lease): keep that promise for an election timeout after start. */
+    core->votes_blocked_until = now + cfg->election_timeout_ms;
     core_reset_election_timer(core);
     TRACE(core, CRAFT_T_ELECT, "start: last=%llu/%llu snap=%llu vote=%llu",
           (unsigned long long)log_last_index(&core->log),
@@ -234,6 +255,9 @@ void craft_core_destroy(struct craft_core *core)
     free(core->out_durable.msgs);
     free(core->chunk_buf);
     free(core->pending);
+    free(core->caught_up);
+    free(core->reads.reads);
+    free(core->out_reads);
     free(core);
 }
 
@@ -242,10 +266,12 @@ static bool quorum_active(struct craft_core *core);
 void craft_core_tick(struct craft_core *core, uint64_t now)
 {
     core_enter(core, now);
+    core_reads_collect(core);
     if (core->role == CRAFT_LEADER) {
+        core_transfer_tick(core);
         if (now >= core->heartbeat_deadline) {
             core->heartbeat_deadline = now + core->cfg.heartbeat_ms;
-            core_bcast_heartbeat(core, 0);
+            core_bcast_heartbeat(core);
             core_tick_peers(core);
         }
         if (core->cfg.check_quorum && now >= core->check_quorum_deadline) {
@@ -295,18 +321,18 @@ static bool quorum_active(struct craft_core *core)
 
 uint64_t craft_core_next_timeout(const struct craft_core *core)
 {
+    uint64_t t = core->election_deadline;
     if (core->role == CRAFT_LEADER) {
-        uint64_t t = core->heartbeat_deadline;
+        t = core->heartbeat_deadline;
         if (core->cfg.check_quorum && core->check_quorum_deadline < t) {
             t = core->check_quorum_deadline;
         }
-        return t;
+    } else if ((core->role == CRAFT_PRECANDIDATE || core->role == CRAFT_CANDIDATE) &&
+               core->vote_resend_deadline < t) {
+        t = core->vote_resend_deadline;
     }
-    if ((core->role == CRAFT_PRECANDIDATE || core->role == CRAFT_CANDIDATE) &&
-        core->vote_resend_deadline < core->election_deadline) {
-        return core->vote_resend_deadline;
-    }
-    return core->election_deadline;
+    uint64_t reads = core_reads_next_deadline(core);
+    return reads < t ? reads : t;
 }
 
 int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t len, uint64_t now,
@@ -315,6 +341,9 @@ int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t le
     core_enter(core, now);
     if (core->role != CRAFT_LEADER) {
         return CRAFT_ENOTLEADER;
+    }
+    if (core->transfer_target != CRAFT_NONE) {
+        return CRAFT_ETRANSFER; /* thesis 3.10: the old leader stops accepting proposals */
     }
     if (len > core->cfg.entry_bytes_max) {
         return CRAFT_ETOOBIG;
@@ -371,6 +400,10 @@ void craft_core_status(const struct craft_core *core, struct craft_core_status *
     s->snap_index = core->snap.index;
     s->snap_term = core->snap.term;
     s->conf = core->conf;
+    s->conf_index = core->conf_index;
+    s->transfer_target = core->transfer_target;
+    s->lease_until = core->lease_until;
+    s->pending_reads = (uint32_t)core->reads.n;
 }
 
 const struct craft_entry *craft_core_entry(const struct craft_core *core, uint64_t index)

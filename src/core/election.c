@@ -24,9 +24,15 @@ void core_become_follower(struct craft_core *core, uint64_t term, uint64_t leade
     if (core->role != CRAFT_FOLLOWER || core->leader != leader) {
         TRACE(core, CRAFT_T_ELECT, "follower (leader %llu)", (unsigned long long)leader);
     }
+    if (core->role == CRAFT_LEADER) {
+        core_reads_fail_all(core, CRAFT_ENOTLEADER);
+    }
     core->role = CRAFT_FOLLOWER;
     core->leader = leader;
     core->uncommitted_bytes = 0;
+    core->transfer_target = CRAFT_NONE;
+    core->lease_until = 0;
+    core->campaign_transfer = false;
     core_reset_election_timer(core);
 }
 
@@ -78,9 +84,17 @@ void core_become_leader(struct craft_core *core)
     core->uncommitted_bytes = 0;
     uint64_t last = log_last_index(&core->log);
     for (uint32_t i = 0; i < core->n_prs; i++) {
-        progress_reset(&core->prs[i], last + 1, core->now);
-        core->prs[i].recent_active = true;
+        struct progress *pr = &core->prs[i];
+        progress_reset(pr, last + 1, core->now);
+        pr->recent_active = true;
+        pr->acked_round = 0;
+        pr->round_end = last + 1;
+        pr->round_started_at = core->now;
+        pr->caught_up_reported = false;
     }
+    core->term_start_index = last + 1;
+    core->hb_round = 0;
+    core->lease_until = 0;
     core->heartbeat_deadline = core->now + core->cfg.heartbeat_ms;
     core->check_quorum_deadline = core->now + core->cfg.election_timeout_ms;
     TRACE(core, CRAFT_T_ELECT, "leader: last=%llu commit=%llu", (unsigned long long)last,
@@ -120,7 +134,7 @@ void core_resend_vote_requests(struct craft_core *core)
 {
     CRAFT_ASSERT(core->role == CRAFT_PRECANDIDATE || core->role == CRAFT_CANDIDATE);
     bool pre = core->role == CRAFT_PRECANDIDATE;
-    send_vote_requests(core, pre, pre ? core->term + 1 : core->term, false);
+    send_vote_requests(core, pre, pre ? core->term + 1 : core->term, core->campaign_transfer);
 }
 
 void core_campaign(struct craft_core *core, bool pre_vote, bool transfer)
@@ -128,6 +142,7 @@ void core_campaign(struct craft_core *core, bool pre_vote, bool transfer)
     CRAFT_ASSERT(core->role != CRAFT_LEADER);
     CRAFT_ASSERT(core_is_voter(core, core->cfg.id));
     reset_votes(core);
+    core->campaign_transfer = transfer;
     core->leader = CRAFT_NONE;
     core->leader_contact = false;
     core_reset_election_timer(core);

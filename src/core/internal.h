@@ -19,6 +19,23 @@ struct msg_queue {
     size_t cap;
 };
 
+/* A read waiting for its index to be confirmed (leader) or applied. */
+struct pending_read {
+    uint64_t ctx;
+    uint64_t from;     /* leader: the follower that asked (CRAFT_NONE: local) */
+    uint64_t index;    /* read index; 0 until known */
+    uint64_t round;    /* leader: heartbeat round that confirms it; 0 until assigned */
+    uint64_t deadline; /* fails with CRAFT_ETIMEOUT after this */
+    bool confirmed;    /* the index is safe: serve once applied through it */
+};
+
+#define HB_ROUNDS_KEPT 64u /* send times of recent heartbeat rounds, for the lease */
+
+struct read_queue {
+    struct pending_read *reads;
+    size_t n, cap;
+};
+
 /* A batch handed out and not yet acknowledged as durable. */
 struct pending_batch {
     uint64_t seq;
@@ -78,6 +95,29 @@ struct craft_core {
     uint32_t chunk_len;
     uint64_t install_waiting; /* an installed snapshot whose batch is not yet durable */
 
+    /* Configuration (thesis 4.1: in force from the moment its entry is in the log). */
+    uint64_t conf_index;              /* entry holding conf; 0 = snapshot or bootstrap */
+    struct craft_conf bootstrap_conf; /* used when neither log nor snapshot has one */
+    uint64_t term_start_index;        /* leader: index of its no-op (first entry of its term) */
+    uint64_t *caught_up;              /* learners to report in the next batch */
+    size_t n_caught_up, cap_caught_up;
+
+    /* Leadership transfer (thesis 3.10). */
+    uint64_t transfer_target;
+    uint64_t transfer_deadline;
+    bool timeout_now_sent;
+    bool campaign_transfer; /* this campaign was started by TIMEOUT_NOW */
+    uint64_t votes_blocked_until; /* no votes granted before this (lease safety after restart) */
+
+    /* Reads (thesis 6.4). */
+    struct read_queue reads;        /* pending */
+    struct craft_read_state *out_reads;
+    size_t n_out_reads, cap_out_reads;
+    uint64_t hb_round;              /* last heartbeat round sent (leader) */
+    bool hb_round_wanted;           /* a read waits for a round not yet sent */
+    uint64_t hb_sent_at[HB_ROUNDS_KEPT];
+    uint64_t lease_until;
+
     /* Batches handed out, awaiting craft_core_persisted. */
     uint64_t batch_seq;
     struct pending_batch *pending;
@@ -109,7 +149,8 @@ void recv_vote(struct craft_core *core, const struct craft_msg *m);
 void recv_vote_resp(struct craft_core *core, const struct craft_msg *m);
 
 /* replication.c */
-void core_bcast_heartbeat(struct craft_core *core, uint64_t ctx);
+/* Sends heartbeat round hb_round + 1 to every peer. */
+void core_bcast_heartbeat(struct craft_core *core);
 void core_maybe_commit(struct craft_core *core);
 void core_build_leader_messages(struct craft_core *core);
 bool core_leader_has_messages(const struct craft_core *core);
@@ -126,6 +167,40 @@ void recv_heartbeat(struct craft_core *core, const struct craft_msg *m);
 void recv_heartbeat_resp(struct craft_core *core, const struct craft_msg *m);
 void recv_snapshot(struct craft_core *core, const struct craft_msg *m);
 void recv_snapshot_resp(struct craft_core *core, const struct craft_msg *m);
+
+/* membership.c */
+/* Recomputes conf from the log view (latest CONF entry), the snapshot or the bootstrap;
+ * updates progress on the leader. */
+void core_recompute_conf(struct craft_core *core);
+/* Called after entries from `from` were appended to the log view. */
+void core_note_appended(struct craft_core *core, uint64_t from);
+/* The configuration in force at index (index >= snapshot index). */
+void core_conf_at(const struct craft_core *core, uint64_t index, struct craft_conf *out);
+/* Leader, after commit moved: step down if removed, leave joint if due. */
+void core_conf_after_commit(struct craft_core *core);
+bool conf_has_voter(const struct craft_conf *conf, uint64_t id);
+bool conf_has_node(const struct craft_conf *conf, uint64_t id);
+/* Leader: a learner's progress moved; reports it once caught up (thesis 4.2.1). */
+void core_learner_progress(struct craft_core *core, struct progress *pr);
+
+/* transfer.c */
+void core_transfer_tick(struct craft_core *core);
+void core_transfer_progress(struct craft_core *core, struct progress *pr);
+void recv_timeout_now(struct craft_core *core, const struct craft_msg *m);
+
+/* read.c */
+void recv_read_index(struct craft_core *core, const struct craft_msg *m);
+void recv_read_index_resp(struct craft_core *core, const struct craft_msg *m);
+/* Leader: a heartbeat answer acknowledged round `round` from pr. */
+void core_reads_round_acked(struct craft_core *core);
+/* Fails every pending read (leadership lost). */
+void core_reads_fail_all(struct craft_core *core, int err);
+/* Moves reads that may be served at `applied` (and expired ones) to the output. */
+void core_reads_collect(struct craft_core *core);
+/* Leader: its own-term entry committed: pending reads get their index. */
+void core_reads_on_commit(struct craft_core *core);
+bool core_reads_have_output(const struct craft_core *core);
+uint64_t core_reads_next_deadline(const struct craft_core *core);
 
 /* ready.c */
 void core_truncate_log(struct craft_core *core, uint64_t from);

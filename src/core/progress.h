@@ -41,6 +41,12 @@ struct progress {
     uint64_t snap_offset;  /* next byte the follower wants */
     bool snap_chunk_inflight;
     uint64_t snap_sent_at;
+    /* Heartbeat rounds (reads and lease): the latest round this peer answered. */
+    uint64_t acked_round;
+    /* Learner catch-up rounds (thesis 4.2.1). */
+    uint64_t round_end;
+    uint64_t round_started_at;
+    bool caught_up_reported;
     /* Inflight window: a ring of the appends sent in REPLICATE state. */
     struct inflight *ring;
     uint32_t ring_cap; /* inflight_msgs_max */

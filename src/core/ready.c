@@ -20,6 +20,9 @@ void core_truncate_log(struct craft_core *core, uint64_t from)
     if (core->persisted >= from) {
         core->persisted = from - 1;
     }
+    if (core->conf_index >= from) {
+        core_recompute_conf(core); /* the configuration entry is gone: revert */
+    }
 }
 
 void core_commit_to(struct craft_core *core, uint64_t index)
@@ -46,7 +49,9 @@ static uint64_t applicable_to(const struct craft_core *core)
 
 bool craft_core_has_ready(const struct craft_core *core)
 {
-    return (!core->out_handed && (core->out.n > 0 || core->out_durable.n > 0)) ||
+    return (!core->out_handed && (core->out.n > 0 || core->out_durable.n > 0 ||
+                                  core->n_caught_up > 0)) ||
+           (core->role == CRAFT_LEADER && core->hb_round_wanted) || core_reads_have_output(core) ||
            core->hs_dirty || core->truncate_from != 0 ||
            core->unstable_from <= log_last_index(&core->log) || core->chunk_pending ||
            applicable_to(core) > core->applied || core_leader_has_messages(core);
@@ -72,6 +77,9 @@ bool craft_core_ready(struct craft_core *core, struct craft_batch *b)
         return false;
     }
     if (core->role == CRAFT_LEADER) {
+        if (core->hb_round_wanted) {
+            core_bcast_heartbeat(core); /* confirms the waiting reads */
+        }
         core_build_leader_messages(core);
     }
     struct pending_batch p = {.seq = ++core->batch_seq};
@@ -127,6 +135,11 @@ bool craft_core_ready(struct craft_core *core, struct craft_batch *b)
               (unsigned long long)to);
         core->applied = to;
     }
+    core_reads_collect(core);
+    b->reads = core->out_reads;
+    b->n_reads = core->n_out_reads;
+    b->caught_up = core->caught_up;
+    b->n_caught_up = core->n_caught_up;
     push_pending(core, &p);
     return true;
 }
@@ -173,9 +186,11 @@ int craft_core_snapshot_taken(struct craft_core *core, uint64_t index, uint64_t 
     uint64_t term = 0;
     bool known = log_term_at(&core->log, index, &term);
     CRAFT_ASSERT(known);
+    struct craft_conf conf;
+    core_conf_at(core, index, &conf);
     core->snap.index = index;
     core->snap.term = term;
-    core->snap.conf = core->conf;
+    core->snap.conf = conf;
     uint64_t compact_to = index > retain_entries ? index - retain_entries : 0;
     if (compact_to > core->log.snap_index) {
         log_compact(&core->log, compact_to);

@@ -62,9 +62,13 @@ void recv_append(struct craft_core *core, const struct craft_msg *m)
             break;
         }
     }
+    uint64_t first_new = i < m->n_entries ? m->entries[i].index : 0;
     for (; i < m->n_entries; i++) {
         int rv = log_append(log, &m->entries[i]);
         CRAFT_ASSERT(rv == CRAFT_OK); /* TODO(limits): fail the node instead */
+    }
+    if (first_new != 0) {
+        core_note_appended(core, first_new);
     }
     uint64_t last_new = prev + m->n_entries;
     core_commit_to(core, m->commit < last_new ? m->commit : last_new);

@@ -97,13 +97,11 @@ void recv_snapshot(struct craft_core *core, const struct craft_msg *m)
         }
     }
     core->snap = *s;
-    core->conf = s->conf;
     core->commit = s->index;
     core->applied = s->index;
     core->install_waiting = s->index;
     core->recv_active = false;
-    bool ok = core_rebuild_progress(core);
-    CRAFT_ASSERT(ok);
+    core_recompute_conf(core);
     TRACE(core, CRAFT_T_SNAP, "install snapshot %llu/%llu", (unsigned long long)s->index,
           (unsigned long long)s->term);
     respond(core, m, core->recv_snap_offset, s->index, false);

@@ -32,10 +32,15 @@ void core_maybe_commit(struct craft_core *core)
     uint64_t bytes = log_bytes(&core->log, core->commit + 1, index);
     core->uncommitted_bytes = core->uncommitted_bytes > bytes ? core->uncommitted_bytes - bytes : 0;
     core_commit_to(core, index);
+    core_reads_on_commit(core);
+    core_conf_after_commit(core);
 }
 
-void core_bcast_heartbeat(struct craft_core *core, uint64_t ctx)
+void core_bcast_heartbeat(struct craft_core *core)
 {
+    uint64_t ctx = ++core->hb_round;
+    core->hb_sent_at[ctx % HB_ROUNDS_KEPT] = core->now;
+    core->hb_round_wanted = false;
     for (uint32_t i = 0; i < core->n_prs; i++) {
         struct progress *pr = &core->prs[i];
         struct craft_msg m = {
@@ -47,6 +52,7 @@ void core_bcast_heartbeat(struct craft_core *core, uint64_t ctx)
         };
         core_send(core, &m, false);
     }
+    core_reads_round_acked(core); /* a cluster of one confirms at once */
 }
 
 /* Run at each heartbeat: recover from lost appends and lost snapshot chunks. */
@@ -99,7 +105,11 @@ static bool peer_wants_send(const struct craft_core *core, const struct progress
     if (progress_is_paused(pr, core->cfg.inflight_bytes_max)) {
         return false;
     }
-    return pr->next <= log_last_index(&core->log) || wants_commit_update(core, pr);
+    uint64_t last = log_last_index(&core->log);
+    /* A probe goes out, empty if need be, until the peer is known to match (a new peer
+     * added after the leader's last entry has nothing "new" to receive, yet must be found). */
+    bool probing = pr->state == PROGRESS_PROBE && pr->match < last;
+    return pr->next <= last || probing || wants_commit_update(core, pr);
 }
 
 bool core_leader_has_messages(const struct craft_core *core)
@@ -236,6 +246,8 @@ void recv_append_resp(struct craft_core *core, const struct craft_msg *m)
         break;
     }
     if (moved) {
+        core_learner_progress(core, pr);
+        core_transfer_progress(core, pr);
         core_maybe_commit(core);
     }
 }
@@ -252,6 +264,10 @@ void recv_heartbeat_resp(struct craft_core *core, const struct craft_msg *m)
     pr->recent_active = true;
     if (pr->state == PROGRESS_PROBE) {
         pr->probe_sent = false; /* the probe may have been lost: allow another */
+    }
+    if (m->ctx > pr->acked_round && m->ctx <= core->hb_round) {
+        pr->acked_round = m->ctx;
+        core_reads_round_acked(core);
     }
 }
 

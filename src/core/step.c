@@ -15,7 +15,7 @@ static bool in_leader_lease(const struct craft_core *core, const struct craft_ms
     if (m->transfer || !core->cfg.check_quorum) {
         return false;
     }
-    if (core->role == CRAFT_LEADER) {
+    if (core->role == CRAFT_LEADER || core->now < core->votes_blocked_until) {
         return true;
     }
     return core->leader != CRAFT_NONE && core->leader_contact &&
@@ -120,9 +120,13 @@ int craft_core_step(struct craft_core *core, const struct craft_msg *m, uint64_t
         recv_snapshot_resp(core, m);
         break;
     case CRAFT_MSG_TIMEOUT_NOW:
+        recv_timeout_now(core, m);
+        break;
     case CRAFT_MSG_READ_INDEX:
+        recv_read_index(core, m);
+        break;
     case CRAFT_MSG_READ_INDEX_RESP:
-        /* Leadership transfer and reads arrive with the next issue. */
+        recv_read_index_resp(core, m);
         break;
     case CRAFT_MSG_TYPE_COUNT_:
         CRAFT_UNREACHABLE();

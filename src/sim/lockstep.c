@@ -52,23 +52,42 @@ static void process(struct lockstep *ls, int i)
                 ls->applied_sum[i] += v;
             }
         }
+        for (size_t k = 0; k < b.n_reads; k++) {
+            if (ls->n_reads < sizeof ls->reads / sizeof ls->reads[0]) {
+                ls->reads[ls->n_reads].node = i;
+                ls->reads[ls->n_reads].r = b.reads[k];
+                ls->n_reads++;
+            }
+        }
+        for (size_t k = 0; k < b.n_caught_up; k++) {
+            if (ls->n_caught_up < LOCKSTEP_NODES_MAX) {
+                ls->caught_up[ls->n_caught_up++] = b.caught_up[k];
+            }
+        }
         craft_core_persisted(ls->cores[i], b.seq, ls->now);
     }
 }
 
 void lockstep_init(struct lockstep *ls, int n, uint64_t seed)
 {
-    CRAFT_ASSERT(n >= 1 && n <= LOCKSTEP_NODES_MAX);
+    lockstep_init_voters(ls, n, n, seed);
+}
+
+void lockstep_init_voters(struct lockstep *ls, int n, int n_voters, uint64_t seed)
+{
+    CRAFT_ASSERT(n >= 1 && n <= LOCKSTEP_NODES_MAX && n_voters >= 1 && n_voters <= n);
     memset(ls, 0, sizeof *ls);
     ls->n = n;
     craft_msg_decoder_init(&ls->decoder);
     struct craft_core_restore r;
     memset(&r, 0, sizeof r);
-    r.bootstrap_conf.n_voters = (uint32_t)n;
-    for (int i = 0; i < n; i++) {
+    r.bootstrap_conf.n_voters = (uint32_t)n_voters;
+    for (int i = 0; i < n_voters; i++) {
         r.bootstrap_conf.voters[i] = (uint64_t)i + 1;
     }
+    struct craft_conf voters = r.bootstrap_conf;
     for (int i = 0; i < n; i++) {
+        r.bootstrap_conf = i < n_voters ? voters : (struct craft_conf){0};
         struct craft_core_config cfg;
         craft_core_config_default(&cfg, (uint64_t)i + 1);
         cfg.seed = seed * 1000 + (uint64_t)i;

@@ -32,11 +32,22 @@ struct lockstep {
     uint64_t applied_count[LOCKSTEP_NODES_MAX];
     uint64_t applied_sum[LOCKSTEP_NODES_MAX];
     uint64_t msgs_sent, bytes_sent, step_errors;
+    /* Reads released by the cores (all nodes, in order) and learners reported caught up. */
+    struct {
+        int node;
+        struct craft_read_state r;
+    } reads[256];
+    size_t n_reads;
+    uint64_t caught_up[LOCKSTEP_NODES_MAX];
+    size_t n_caught_up;
 };
 
 /* Creates n (1..LOCKSTEP_NODES_MAX) nodes with default configuration, ids 1..n, all voters.
  * seed varies the election timeouts. */
 void lockstep_init(struct lockstep *ls, int n, uint64_t seed);
+/* As lockstep_init, but only nodes 1..n_voters are in the bootstrap configuration; the
+ * others start with an empty one (they join when a configuration change adds them). */
+void lockstep_init_voters(struct lockstep *ls, int n, int n_voters, uint64_t seed);
 void lockstep_free(struct lockstep *ls);
 
 /* Delivers every queued message, and the ones they cause, at the current time. */
