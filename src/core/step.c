@@ -28,8 +28,13 @@ static int check_msg(const struct craft_core *core, const struct craft_msg *m)
         m->from == CRAFT_NONE || m->from == core->cfg.id) {
         return CRAFT_EINVAL;
     }
-    /* Terms start at 1, and the largest would wrap when a node campaigns past it. */
-    if (m->term == 0 || m->term == UINT64_MAX) {
+    /* Terms start at 1, and the largest would wrap when a node campaigns past it. Indexes
+     * and terms this large cannot be reached (2^62 entries); refusing them keeps every
+     * "+ 1" in the core from wrapping. */
+    const uint64_t huge = UINT64_C(1) << 62;
+    if (m->term == 0 || m->term >= huge || m->log_index >= huge || m->commit >= huge ||
+        m->index >= huge || m->reject_hint >= huge || m->snap.index >= huge ||
+        m->offset >= huge) {
         return CRAFT_EINVAL;
     }
     if (m->n_entries > 0 && m->entries == NULL) {
