@@ -14,11 +14,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static bool conf_equal(const struct craft_conf *a, const struct craft_conf *b)
 {
     return a->n_voters == b->n_voters && a->n_voters_outgoing == b->n_voters_outgoing &&
-           a->n_learners == b->n_learners &&
+           a->n_learners == b->n_learners && a->n_learners_next == b->n_learners_next &&
            memcmp(a->voters, b->voters, a->n_voters * sizeof(uint64_t)) == 0 &&
            memcmp(a->voters_outgoing, b->voters_outgoing,
                   a->n_voters_outgoing * sizeof(uint64_t)) == 0 &&
-           memcmp(a->learners, b->learners, a->n_learners * sizeof(uint64_t)) == 0;
+           memcmp(a->learners, b->learners, a->n_learners * sizeof(uint64_t)) == 0 &&
+           memcmp(a->learners_next, b->learners_next, a->n_learners_next * sizeof(uint64_t)) == 0;
 }
 
 static bool bytes_equal(const uint8_t *a, const uint8_t *b, uint32_t n)

@@ -1,6 +1,6 @@
 /* Wire codec: random round trips of every message type, malformed input (truncation, byte
- * flips, trailing bytes, bad version, bad lengths), configuration encoding, and the names
- * of core enums. */
+ * flips, trailing bytes, bad version, bad lengths), configuration encoding (including the
+ * rules of learners_next), and the names of core enums. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +67,13 @@ static bool in_list(const uint64_t *ids, uint32_t n, uint64_t id)
     return false;
 }
 
+/* Largest conf encoding: every node counted twice at most (an incoming voter that is also
+ * outgoing, or an outgoing-only voter that is also in learners_next). */
+#define CONF_BYTES_MAX (4 + 2 * 8 * CRAFT_CONF_NODES_MAX)
+
 /* A valid configuration: outgoing voters overlap the incoming ones at random, learners are
- * disjoint from both, at most CRAFT_CONF_NODES_MAX distinct nodes. */
+ * disjoint from both, at most CRAFT_CONF_NODES_MAX distinct nodes. In about half the joint
+ * ones, some outgoing-only voters are also in learners_next (demoted on leaving joint). */
 static void rand_conf(struct craft_prng *r, struct craft_conf *c)
 {
     memset(c, 0, sizeof(*c));
@@ -90,6 +95,15 @@ static void rand_conf(struct craft_prng *r, struct craft_conf *c)
             c->voters_outgoing[c->n_voters_outgoing++] = pool[i];
             break;
         default: c->learners[c->n_learners++] = pool[i]; break;
+        }
+    }
+    if (c->n_voters_outgoing == 0 || !craft_prng_chance(r, 500)) {
+        return;
+    }
+    for (uint32_t i = 0; i < c->n_voters_outgoing; i++) {
+        uint64_t id = c->voters_outgoing[i];
+        if (!in_list(c->voters, c->n_voters, id) && craft_prng_chance(r, 500)) {
+            c->learners_next[c->n_learners_next++] = id;
         }
     }
 }
@@ -131,9 +145,12 @@ static void rand_entries(struct craft_prng *r, struct craft_msg *m, struct msg_s
         } else if (e->type == CRAFT_ENTRY_CONF) {
             struct craft_conf conf;
             rand_conf(r, &conf);
-            /* The largest conf (3 + 32*2*8 bytes) does not fit the 300 bytes kept per entry. */
+            /* The largest conf (CONF_BYTES_MAX) does not fit the 300 bytes kept per entry.
+             * Leaving the joint configuration drops learners_next with it (rule of
+             * struct craft_conf); dropping incoming voters or learners keeps it valid. */
             while (craft_conf_encoded_size(&conf) > 300) {
                 conf.n_voters_outgoing = 0;
+                conf.n_learners_next = 0;
                 conf.n_learners /= 2;
                 conf.n_voters /= 2;
             }
@@ -225,11 +242,13 @@ static uint8_t rand_type(struct craft_prng *r)
 static bool conf_equal(const struct craft_conf *a, const struct craft_conf *b)
 {
     return a->n_voters == b->n_voters && a->n_voters_outgoing == b->n_voters_outgoing &&
-           a->n_learners == b->n_learners &&
+           a->n_learners == b->n_learners && a->n_learners_next == b->n_learners_next &&
            memcmp(a->voters, b->voters, a->n_voters * sizeof(uint64_t)) == 0 &&
            memcmp(a->voters_outgoing, b->voters_outgoing,
                   a->n_voters_outgoing * sizeof(uint64_t)) == 0 &&
-           memcmp(a->learners, b->learners, a->n_learners * sizeof(uint64_t)) == 0;
+           memcmp(a->learners, b->learners, a->n_learners * sizeof(uint64_t)) == 0 &&
+           memcmp(a->learners_next, b->learners_next,
+                  a->n_learners_next * sizeof(uint64_t)) == 0;
 }
 
 static bool bytes_equal(const uint8_t *a, const uint8_t *b, uint32_t n)
@@ -326,6 +345,7 @@ enum {
     OFF_APPEND_E0 = OFF_APPEND_N + 4,
     OFF_SNAP_INDEX = OFF_FIELDS + 8,
     OFF_SNAP_CONF = OFF_SNAP_INDEX + 16,
+    CONF_HEADER = 4, /* n_voters, n_voters_outgoing, n_learners, n_learners_next */
 };
 
 /* A small APPEND with one NORMAL entry of 3 bytes. */
@@ -650,8 +670,10 @@ static void test_snapshot_lengths(void)
     m.chunk_len = 5;
     size_t len;
     uint8_t *buf = encode_alloc(&m, &len);
-    size_t off_chunk_len = OFF_SNAP_CONF + 3 + 16;
+    size_t off_chunk_len = OFF_SNAP_CONF + CONF_HEADER + 16;
     CHECK(len == off_chunk_len + 4 + 5);
+    CHECK(buf[OFF_SNAP_CONF] == 2 && buf[OFF_SNAP_CONF + 1] == 0 &&
+          buf[OFF_SNAP_CONF + 2] == 0 && buf[OFF_SNAP_CONF + 3] == 0);
     CHECK(craft_msg_decode(&d, buf, len, &out) == CRAFT_OK);
     CHECK(msg_equal(&m, &out) && out.chunk == buf + len - 5);
 
@@ -662,13 +684,47 @@ static void test_snapshot_lengths(void)
     }
     put_le32(buf + off_chunk_len, 5);
     /* A duplicate voter in the snapshot's configuration. */
-    put_le64(buf + OFF_SNAP_CONF + 3 + 8, 3);
+    put_le64(buf + OFF_SNAP_CONF + CONF_HEADER + 8, 3);
     CHECK(craft_msg_decode(&d, buf, len, &out) == CRAFT_EMALFORMED);
-    put_le64(buf + OFF_SNAP_CONF + 3 + 8, 4);
+    put_le64(buf + OFF_SNAP_CONF + CONF_HEADER + 8, 4);
     /* A voter count above the limit. */
     buf[OFF_SNAP_CONF] = CRAFT_CONF_NODES_MAX + 1;
     CHECK(craft_msg_decode(&d, buf, len, &out) == CRAFT_EMALFORMED);
     buf[OFF_SNAP_CONF] = 2;
+    /* The second voter read as learners_next instead: not a joint configuration. */
+    buf[OFF_SNAP_CONF] = 1;
+    buf[OFF_SNAP_CONF + 3] = 1;
+    CHECK(craft_msg_decode(&d, buf, len, &out) == CRAFT_EMALFORMED);
+    buf[OFF_SNAP_CONF] = 2;
+    buf[OFF_SNAP_CONF + 3] = 0;
+    CHECK(craft_msg_decode(&d, buf, len, &out) == CRAFT_OK);
+    free(buf);
+
+    /* A joint configuration with every list: voters {3, 4}, outgoing {3, 5}, learners {6},
+     * learners_next {5}; the chunk length follows the four lists. */
+    m.snap.conf.n_voters_outgoing = 2;
+    m.snap.conf.voters_outgoing[0] = 3;
+    m.snap.conf.voters_outgoing[1] = 5;
+    m.snap.conf.n_learners = 1;
+    m.snap.conf.learners[0] = 6;
+    m.snap.conf.n_learners_next = 1;
+    m.snap.conf.learners_next[0] = 5;
+    buf = encode_alloc(&m, &len);
+    off_chunk_len = OFF_SNAP_CONF + CONF_HEADER + 6 * 8;
+    CHECK(len == off_chunk_len + 4 + 5);
+    CHECK(buf[OFF_SNAP_CONF] == 2 && buf[OFF_SNAP_CONF + 1] == 2 &&
+          buf[OFF_SNAP_CONF + 2] == 1 && buf[OFF_SNAP_CONF + 3] == 1);
+    size_t off_next = OFF_SNAP_CONF + CONF_HEADER + 5 * 8; /* learners_next[0] */
+    CHECK(buf[off_next] == 5 && buf[off_next - 8] == 6);
+    CHECK(craft_msg_decode(&d, buf, len, &out) == CRAFT_OK);
+    CHECK(msg_equal(&m, &out) && out.chunk == buf + len - 5);
+    /* learners_next naming an incoming voter, a learner, a stranger, zero. */
+    static const uint64_t bad_next[] = {3, 4, 6, 7, 0};
+    for (size_t i = 0; i < sizeof(bad_next) / sizeof(bad_next[0]); i++) {
+        put_le64(buf + off_next, bad_next[i]);
+        CHECK(craft_msg_decode(&d, buf, len, &out) == CRAFT_EMALFORMED);
+    }
+    put_le64(buf + off_next, 5);
     CHECK(craft_msg_decode(&d, buf, len, &out) == CRAFT_OK);
     free(buf);
     craft_msg_decoder_free(&d);
@@ -707,6 +763,7 @@ static void test_decoder_reuse_and_growth(void)
 
 static void test_conf_roundtrip_random(void)
 {
+    uint32_t n_joint = 0, n_with_next = 0;
     for (size_t s = 0; s < N_SEEDS; s++) {
         cur_seed = seeds[s];
         struct craft_prng r;
@@ -714,9 +771,11 @@ static void test_conf_roundtrip_random(void)
         for (int i = 0; i < 250; i++) {
             struct craft_conf c, out;
             rand_conf(&r, &c);
-            uint8_t buf[3 + 3 * 8 * CRAFT_CONF_NODES_MAX + 8];
+            n_joint += c.n_voters_outgoing > 0;
+            n_with_next += c.n_learners_next > 0;
+            uint8_t buf[CONF_BYTES_MAX + 8];
             size_t len = craft_conf_encoded_size(&c);
-            CHECK(len <= sizeof(buf) - 8);
+            CHECK(len <= CONF_BYTES_MAX);
             CHECK(craft_conf_encode(&c, buf) == len);
             CHECK(craft_conf_decode(buf, len, &out) == CRAFT_OK);
             CHECK(conf_equal(&c, &out));
@@ -727,78 +786,176 @@ static void test_conf_roundtrip_random(void)
             CHECK(craft_conf_decode(buf, len + 1, &out) == CRAFT_EMALFORMED);
         }
     }
+    cur_seed = 0;
+    /* The generator must exercise what it claims to. */
+    CHECK(n_joint > 500);
+    CHECK(n_with_next > 200);
 }
 
-/* Encodes a configuration without the encoder's validity assertion, to build bad input. */
-static size_t raw_conf(uint8_t *buf, const uint64_t *v, uint8_t nv, const uint64_t *o, uint8_t no,
-                       const uint64_t *l, uint8_t nl)
+/* The lists of a configuration, for encoding bad input by hand. */
+struct id_list {
+    const uint64_t *ids;
+    uint8_t n;
+};
+struct raw_lists {
+    struct id_list v, o, l, next; /* voters, outgoing, learners, learners_next */
+};
+
+static size_t put_ids(uint8_t *buf, size_t p, const uint64_t *ids, uint8_t n)
 {
-    buf[0] = nv;
-    buf[1] = no;
-    buf[2] = nl;
-    size_t p = 3;
-    for (uint8_t i = 0; i < nv; i++, p += 8) {
-        put_le64(buf + p, v[i]);
-    }
-    for (uint8_t i = 0; i < no; i++, p += 8) {
-        put_le64(buf + p, o[i]);
-    }
-    for (uint8_t i = 0; i < nl; i++, p += 8) {
-        put_le64(buf + p, l[i]);
+    for (uint8_t i = 0; i < n; i++, p += 8) {
+        put_le64(buf + p, ids[i]);
     }
     return p;
 }
 
+/* Encodes a configuration without the encoder's validity assertion, to build bad input. */
+static size_t raw_conf(uint8_t *buf, struct raw_lists x)
+{
+    buf[0] = x.v.n;
+    buf[1] = x.o.n;
+    buf[2] = x.l.n;
+    buf[3] = x.next.n;
+    size_t p = CONF_HEADER;
+    p = put_ids(buf, p, x.v.ids, x.v.n);
+    p = put_ids(buf, p, x.o.ids, x.o.n);
+    p = put_ids(buf, p, x.l.ids, x.l.n);
+    p = put_ids(buf, p, x.next.ids, x.next.n);
+    return p;
+}
+
+#define IDS(a) {a, (uint8_t)(sizeof(a) / sizeof(a[0]))}
+#define IDS_N(a, k) {a, k}
+#define NO_IDS {NULL, 0}
+
 static void test_conf_rejects(void)
 {
-    uint8_t buf[3 + 3 * 8 * 40];
+    uint8_t buf[CONF_HEADER + 4 * 8 * 40];
     struct craft_conf out;
     const uint64_t ok3[] = {1, 2, 3}, dup[] = {1, 2, 1}, zero[] = {1, 0, 3}, four[] = {4},
                    two[] = {2};
     size_t n;
 
-    n = raw_conf(buf, ok3, 3, two, 1, four, 1);
+    n = raw_conf(buf, (struct raw_lists){IDS(ok3), IDS(two), IDS(four), NO_IDS});
+    CHECK(n == CONF_HEADER + 5 * 8);
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_OK);
-    CHECK(out.n_voters == 3 && out.n_voters_outgoing == 1 && out.n_learners == 1);
-    n = raw_conf(buf, NULL, 0, NULL, 0, NULL, 0);
-    CHECK(n == 3 && craft_conf_decode(buf, n, &out) == CRAFT_OK);
+    CHECK(out.n_voters == 3 && out.n_voters_outgoing == 1 && out.n_learners == 1 &&
+          out.n_learners_next == 0);
+    n = raw_conf(buf, (struct raw_lists){NO_IDS, NO_IDS, NO_IDS, NO_IDS});
+    CHECK(n == CONF_HEADER && craft_conf_decode(buf, n, &out) == CRAFT_OK);
+    CHECK(out.n_voters == 0 && out.n_learners_next == 0);
+    CHECK(craft_conf_decode(buf, 3, &out) == CRAFT_EMALFORMED); /* the old 3-byte header */
 
     /* Duplicates and zero ids, in each list. */
-    n = raw_conf(buf, dup, 3, NULL, 0, NULL, 0);
+    n = raw_conf(buf, (struct raw_lists){IDS(dup), NO_IDS, NO_IDS, NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
-    n = raw_conf(buf, ok3, 3, dup, 3, NULL, 0);
+    n = raw_conf(buf, (struct raw_lists){IDS(ok3), IDS(dup), NO_IDS, NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
-    n = raw_conf(buf, four, 1, NULL, 0, dup, 3);
+    n = raw_conf(buf, (struct raw_lists){IDS(four), NO_IDS, IDS(dup), NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
-    n = raw_conf(buf, zero, 3, NULL, 0, NULL, 0);
+    n = raw_conf(buf, (struct raw_lists){IDS(zero), NO_IDS, NO_IDS, NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
-    n = raw_conf(buf, ok3, 3, zero, 3, NULL, 0);
+    n = raw_conf(buf, (struct raw_lists){IDS(ok3), IDS(zero), NO_IDS, NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
-    n = raw_conf(buf, four, 1, NULL, 0, zero, 3);
+    n = raw_conf(buf, (struct raw_lists){IDS(four), NO_IDS, IDS(zero), NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
     /* A learner that is also a voter, incoming or outgoing. */
-    n = raw_conf(buf, ok3, 3, NULL, 0, two, 1);
+    n = raw_conf(buf, (struct raw_lists){IDS(ok3), NO_IDS, IDS(two), NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
-    n = raw_conf(buf, four, 1, ok3, 3, two, 1);
+    n = raw_conf(buf, (struct raw_lists){IDS(four), IDS(ok3), IDS(two), NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
+
+    /* learners_next. Base: voters {1, 2}, outgoing {1, 2, 5, 6}, learners {4}: 5 and 6 are
+     * the outgoing-only voters that may be demoted. */
+    const uint64_t v12[] = {1, 2}, o1256[] = {1, 2, 5, 6}, o12[] = {1, 2}, l4[] = {4},
+                   l5[] = {5}, n5[] = {5}, n56[] = {5, 6}, n65[] = {6, 5}, n565[] = {5, 6, 5},
+                   n50[] = {5, 0}, n0[] = {0}, n1[] = {1}, n4[] = {4}, n7[] = {7},
+                   n5_4[] = {5, 4}, n5_7[] = {5, 7}, n5_2[] = {5, 2};
+    struct {
+        struct raw_lists x;
+        int want;
+        const char *what;
+    } next_cases[] = {
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n5)}, CRAFT_OK, "one demotion"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n56)}, CRAFT_OK, "two demotions"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n65)}, CRAFT_OK, "any order"},
+        {{IDS(v12), IDS(o1256), NO_IDS, IDS(n56)}, CRAFT_OK, "no learners"},
+        {{NO_IDS, IDS(o1256), NO_IDS, IDS(n56)}, CRAFT_OK, "no incoming voters"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n7)}, CRAFT_EMALFORMED, "a stranger"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n5_7)}, CRAFT_EMALFORMED, "a stranger second"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n1)}, CRAFT_EMALFORMED, "a voter in both"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n5_2)}, CRAFT_EMALFORMED, "a voter second"},
+        {{IDS(v12), IDS(o12), IDS(l4), IDS(n4)}, CRAFT_EMALFORMED, "a learner"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n5_4)}, CRAFT_EMALFORMED, "a learner second"},
+        {{IDS(v12), IDS(o1256), IDS(l5), IDS(n5)}, CRAFT_EMALFORMED, "outgoing and learner"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n565)}, CRAFT_EMALFORMED, "a duplicate"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n50)}, CRAFT_EMALFORMED, "a zero id"},
+        {{IDS(v12), IDS(o1256), IDS(l4), IDS(n0)}, CRAFT_EMALFORMED, "only a zero id"},
+        {{IDS(v12), NO_IDS, IDS(l4), IDS(n5)}, CRAFT_EMALFORMED, "not joint"},
+        {{IDS(o1256), NO_IDS, NO_IDS, IDS(n5)}, CRAFT_EMALFORMED, "not joint, a voter"},
+        {{NO_IDS, NO_IDS, NO_IDS, IDS(n5)}, CRAFT_EMALFORMED, "alone"},
+    };
+    for (size_t i = 0; i < sizeof(next_cases) / sizeof(next_cases[0]); i++) {
+        struct raw_lists *x = &next_cases[i].x;
+        n = raw_conf(buf, *x);
+        int rv = craft_conf_decode(buf, n, &out);
+        CHECK(rv == next_cases[i].want);
+        if (rv != next_cases[i].want) {
+            printf("  learners_next case %zu (%s): got %d\n", i, next_cases[i].what, rv);
+            continue;
+        }
+        if (rv == CRAFT_OK) {
+            /* The lists come back in order, and re-encode to the same bytes. */
+            CHECK(out.n_learners_next == x->next.n &&
+                  memcmp(out.learners_next, x->next.ids, x->next.n * sizeof(uint64_t)) == 0);
+            CHECK(out.n_learners == x->l.n && out.n_voters_outgoing == x->o.n);
+            uint8_t again[CONF_BYTES_MAX];
+            CHECK(craft_conf_encoded_size(&out) == n);
+            CHECK(craft_conf_encode(&out, again) == n && memcmp(again, buf, n) == 0);
+            /* learners_next is the last list: cutting one id off fails. */
+            CHECK(craft_conf_decode(buf, n - 8, &out) == CRAFT_EMALFORMED);
+        }
+    }
+    /* A learners_next count with no ids behind it. */
+    n = raw_conf(buf, (struct raw_lists){IDS(v12), IDS(o1256), IDS(l4), NO_IDS});
+    buf[3] = 1;
+    CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
+    buf[3] = 0;
+    CHECK(craft_conf_decode(buf, n, &out) == CRAFT_OK);
 
     /* Counts: 32 per list is fine, 33 is not; 40 distinct nodes over two lists is not. */
     uint64_t many[40];
     for (int i = 0; i < 40; i++) {
         many[i] = (uint64_t)i + 1;
     }
-    n = raw_conf(buf, many, CRAFT_CONF_NODES_MAX, NULL, 0, NULL, 0);
+    n = raw_conf(buf,
+                 (struct raw_lists){IDS_N(many, CRAFT_CONF_NODES_MAX), NO_IDS, NO_IDS, NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_OK);
-    n = raw_conf(buf, many, CRAFT_CONF_NODES_MAX + 1, NULL, 0, NULL, 0);
+    n = raw_conf(buf,
+                 (struct raw_lists){IDS_N(many, CRAFT_CONF_NODES_MAX + 1), NO_IDS, NO_IDS, NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
-    n = raw_conf(buf, many, 20, many + 20, 20, NULL, 0);
+    n = raw_conf(buf, (struct raw_lists){IDS_N(many, 20), IDS_N(many + 20, 20), NO_IDS, NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
-    n = raw_conf(buf, many, 20, many, 20, NULL, 0); /* same 20 nodes twice: joint, fine */
+    n = raw_conf(buf, (struct raw_lists){IDS_N(many, 20), IDS_N(many, 20), NO_IDS, NO_IDS});
+    CHECK(craft_conf_decode(buf, n, &out) == CRAFT_OK); /* same 20 nodes twice: joint, fine */
+    n = raw_conf(buf, (struct raw_lists){IDS_N(many, 20), NO_IDS, IDS_N(many + 20, 13), NO_IDS});
+    CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
+    n = raw_conf(buf, (struct raw_lists){IDS_N(many, 20), NO_IDS, IDS_N(many + 20, 12), NO_IDS});
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_OK);
-    n = raw_conf(buf, many, 20, NULL, 0, many + 20, 13);
-    CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
-    n = raw_conf(buf, many, 20, NULL, 0, many + 20, 12);
+    /* The largest encoding: voters {1..16}, outgoing {1..32}, learners_next {17..32}; one
+     * more demotion (33, a stranger) or learners_next count above the limit fails. */
+    n = raw_conf(
+        buf, (struct raw_lists){IDS_N(many, 16), IDS_N(many, 32), NO_IDS, IDS_N(many + 16, 16)});
+    CHECK(n == CONF_BYTES_MAX);
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_OK);
+    n = raw_conf(
+        buf, (struct raw_lists){IDS_N(many, 16), IDS_N(many, 32), NO_IDS, IDS_N(many + 16, 17)});
+    CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
+    n = raw_conf(buf, (struct raw_lists){NO_IDS, IDS_N(many, 33), NO_IDS, IDS_N(many, 33)});
+    CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
+    buf[1] = 32;
+    buf[3] = 33;
+    CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
     /* Counts claiming more ids than present. */
     buf[0] = 255;
     CHECK(craft_conf_decode(buf, n, &out) == CRAFT_EMALFORMED);
