@@ -90,7 +90,8 @@ size_t craft_conf_encode(const struct craft_conf *conf, uint8_t *buf);
 /* Decodes exactly len bytes into *out (a copy: nothing points into buf). buf may be NULL if
  * len is 0. Errors: CRAFT_EMALFORMED (truncated, trailing bytes, a count above
  * CRAFT_CONF_NODES_MAX, more than CRAFT_CONF_NODES_MAX distinct nodes, zero or duplicate ids
- * in a list, a learner that is also a voter); *out is unspecified on error. */
+ * in a list, a learner that is also a voter, a learners_next id that is not an outgoing voter
+ * or is also a voter or a learner); *out is unspecified on error. */
 int craft_conf_decode(const uint8_t *buf, size_t len, struct craft_conf *out);
 
 #endif
