@@ -11,7 +11,6 @@
 enum {
     HEADER_BYTES = 3 + 3 * 8, /* version, type, flags; from, to, term */
     ENTRY_HEADER_BYTES = 8 + 1 + 4,
-    CONF_HEADER_BYTES = 4,
     SNAP_ID_BYTES = 8 + 8, /* snap index, snap term */
     SNAP_FIXED_BYTES = SNAP_ID_BYTES + 4, /* + chunk_len (around the conf) */
 };
@@ -210,134 +209,23 @@ static bool get_bytes(struct cursor *c, uint32_t n, const uint8_t **out)
 
 /* ---- configurations ----------------------------------------------------------------- */
 
-static bool id_in(const uint64_t *ids, uint32_t n, uint64_t id)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (ids[i] == id) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool ids_valid(const uint64_t *ids, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (ids[i] == CRAFT_NONE || id_in(ids, i, ids[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* The rules of struct craft_conf: ids non-zero and unique per list, learners disjoint from
- * both voter lists, at most CRAFT_CONF_NODES_MAX distinct nodes. */
-static bool conf_valid(const struct craft_conf *c)
-{
-    if (c->n_voters > CRAFT_CONF_NODES_MAX || c->n_voters_outgoing > CRAFT_CONF_NODES_MAX ||
-        c->n_learners > CRAFT_CONF_NODES_MAX || c->n_learners_next > CRAFT_CONF_NODES_MAX) {
-        return false;
-    }
-    if (!ids_valid(c->voters, c->n_voters) ||
-        !ids_valid(c->voters_outgoing, c->n_voters_outgoing) ||
-        !ids_valid(c->learners, c->n_learners) ||
-        !ids_valid(c->learners_next, c->n_learners_next)) {
-        return false;
-    }
-    /* learners_next: outgoing voters only, and only while joint. */
-    for (uint32_t i = 0; i < c->n_learners_next; i++) {
-        uint64_t id = c->learners_next[i];
-        if (!id_in(c->voters_outgoing, c->n_voters_outgoing, id) ||
-            id_in(c->voters, c->n_voters, id) || id_in(c->learners, c->n_learners, id)) {
-            return false;
-        }
-    }
-    uint32_t distinct = c->n_voters + c->n_learners;
-    for (uint32_t i = 0; i < c->n_voters_outgoing; i++) {
-        if (!id_in(c->voters, c->n_voters, c->voters_outgoing[i])) {
-            distinct++;
-        }
-    }
-    for (uint32_t i = 0; i < c->n_learners; i++) {
-        if (id_in(c->voters, c->n_voters, c->learners[i]) ||
-            id_in(c->voters_outgoing, c->n_voters_outgoing, c->learners[i])) {
-            return false;
-        }
-    }
-    return distinct <= CRAFT_CONF_NODES_MAX;
-}
-
-size_t craft_conf_encoded_size(const struct craft_conf *conf)
-{
-    return CONF_HEADER_BYTES + 8 * ((size_t)conf->n_voters + conf->n_voters_outgoing +
-                                    conf->n_learners + conf->n_learners_next);
-}
-
-size_t craft_conf_encode(const struct craft_conf *conf, uint8_t *buf)
-{
-    CRAFT_ASSERT(conf_valid(conf));
-    uint8_t *p = buf;
-    p = put_u8(p, (uint8_t)conf->n_voters);
-    p = put_u8(p, (uint8_t)conf->n_voters_outgoing);
-    p = put_u8(p, (uint8_t)conf->n_learners);
-    p = put_u8(p, (uint8_t)conf->n_learners_next);
-    for (uint32_t i = 0; i < conf->n_voters; i++) {
-        p = put_u64(p, conf->voters[i]);
-    }
-    for (uint32_t i = 0; i < conf->n_voters_outgoing; i++) {
-        p = put_u64(p, conf->voters_outgoing[i]);
-    }
-    for (uint32_t i = 0; i < conf->n_learners; i++) {
-        p = put_u64(p, conf->learners[i]);
-    }
-    for (uint32_t i = 0; i < conf->n_learners_next; i++) {
-        p = put_u64(p, conf->learners_next[i]);
-    }
-    size_t n = (size_t)(p - buf);
-    CRAFT_ASSERT(n == craft_conf_encoded_size(conf));
-    return n;
-}
-
-static bool get_ids(struct cursor *c, uint64_t *ids, uint32_t n)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (!get_u64(c, &ids[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
+/* The configuration encoding belongs to the core (it is the payload of CONF entries, which
+ * the core writes); here it is embedded in snapshot messages. Its four count bytes say how
+ * long it is. */
 static int conf_read(struct cursor *c, struct craft_conf *out)
 {
-    uint8_t nv, no, nl, nn;
-    if (!get_u8(c, &nv) || !get_u8(c, &no) || !get_u8(c, &nl) || !get_u8(c, &nn)) {
+    if (cur_left(c) < 4) {
         return CRAFT_EMALFORMED;
     }
-    if (nv > CRAFT_CONF_NODES_MAX || no > CRAFT_CONF_NODES_MAX || nl > CRAFT_CONF_NODES_MAX ||
-        nn > CRAFT_CONF_NODES_MAX) {
+    size_t len = 4 + 8 * ((size_t)c->p[0] + c->p[1] + c->p[2] + c->p[3]);
+    if (cur_left(c) < len) {
         return CRAFT_EMALFORMED;
     }
-    memset(out, 0, sizeof(*out));
-    out->n_voters = nv;
-    out->n_voters_outgoing = no;
-    out->n_learners = nl;
-    out->n_learners_next = nn;
-    if (!get_ids(c, out->voters, nv) || !get_ids(c, out->voters_outgoing, no) ||
-        !get_ids(c, out->learners, nl) || !get_ids(c, out->learners_next, nn)) {
-        return CRAFT_EMALFORMED;
+    int rv = craft_conf_decode(c->p, len, out);
+    if (rv == CRAFT_OK) {
+        c->p += len;
     }
-    return conf_valid(out) ? CRAFT_OK : CRAFT_EMALFORMED;
-}
-
-int craft_conf_decode(const uint8_t *buf, size_t len, struct craft_conf *out)
-{
-    struct cursor c = cursor_make(buf, len);
-    int rv = conf_read(&c, out);
-    if (rv != CRAFT_OK) {
-        return rv;
-    }
-    return cur_left(&c) == 0 ? CRAFT_OK : CRAFT_EMALFORMED;
+    return rv;
 }
 
 /* ---- entries ------------------------------------------------------------------------ */
@@ -393,7 +281,7 @@ static void msg_check(const struct craft_msg *m)
         CRAFT_ASSERT(m->n_entries == 0);
     }
     if (m->type == CRAFT_MSG_SNAPSHOT) {
-        CRAFT_ASSERT(conf_valid(&m->snap.conf));
+        CRAFT_ASSERT(craft_conf_valid(&m->snap.conf));
         CRAFT_ASSERT(m->chunk_len == 0 || m->chunk != NULL);
     } else {
         /* SNAPSHOT_RESP names the snapshot it answers, without its configuration. */

@@ -82,16 +82,7 @@ int craft_msg_decode(struct craft_msg_decoder *d, const uint8_t *buf, size_t len
  * or type is unknown. Does not validate the rest. */
 int craft_msg_peek_type(const uint8_t *buf, size_t len);
 
-/* Configurations (CONF entries, snapshot metadata). */
-size_t craft_conf_encoded_size(const struct craft_conf *conf);
-/* Writes craft_conf_encoded_size(conf) bytes to buf and returns that count. Asserts that conf
- * follows the rules of struct craft_conf (the ones craft_conf_decode checks below). */
-size_t craft_conf_encode(const struct craft_conf *conf, uint8_t *buf);
-/* Decodes exactly len bytes into *out (a copy: nothing points into buf). buf may be NULL if
- * len is 0. Errors: CRAFT_EMALFORMED (truncated, trailing bytes, a count above
- * CRAFT_CONF_NODES_MAX, more than CRAFT_CONF_NODES_MAX distinct nodes, zero or duplicate ids
- * in a list, a learner that is also a voter, a learners_next id that is not an outgoing voter
- * or is also a voter or a learner); *out is unspecified on error. */
-int craft_conf_decode(const uint8_t *buf, size_t len, struct craft_conf *out);
+/* Configurations are encoded by the core (craft_conf_encode in core.h): they are the payload
+ * of CONF entries. */
 
 #endif

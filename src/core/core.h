@@ -75,6 +75,23 @@ struct craft_conf {
     uint64_t learners_next[CRAFT_CONF_NODES_MAX];
 };
 
+/* ---- the configuration encoding (the payload of CONF entries; also in snapshot metadata) ----
+ * Layout (little-endian): u8 n_voters, u8 n_voters_outgoing, u8 n_learners, u8
+ * n_learners_next, then the u64 ids list by list; at most 4 + 4 * 8 * CRAFT_CONF_NODES_MAX
+ * bytes. */
+/* True if conf follows the rules of struct craft_conf. */
+bool craft_conf_valid(const struct craft_conf *conf);
+size_t craft_conf_encoded_size(const struct craft_conf *conf);
+/* Writes craft_conf_encoded_size(conf) bytes to buf and returns that count. Asserts that conf
+ * follows the rules of struct craft_conf (the ones craft_conf_decode checks below). */
+size_t craft_conf_encode(const struct craft_conf *conf, uint8_t *buf);
+/* Decodes exactly len bytes into *out (a copy: nothing points into buf). buf may be NULL if
+ * len is 0. Errors: CRAFT_EMALFORMED (truncated, trailing bytes, a count above
+ * CRAFT_CONF_NODES_MAX, more than CRAFT_CONF_NODES_MAX distinct nodes, zero or duplicate ids
+ * in a list, a learner that is also a voter, a learners_next id that is not an outgoing voter
+ * or is also a voter or a learner); *out is unspecified on error. */
+int craft_conf_decode(const uint8_t *buf, size_t len, struct craft_conf *out);
+
 /* What must survive a crash besides the log. */
 struct craft_hard_state {
     uint64_t term;

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec/msg_codec.h"
 #include "core/internal.h"
 
 static bool has(const uint64_t *ids, uint32_t n, uint64_t id)
