@@ -287,11 +287,13 @@ int craft_core_read_lease(struct craft_core *core, uint64_t now, uint64_t *index
 /* A batch of work. Process it in this order:
  *   1. send msgs (they do not depend on this batch's persistence);
  *   2. persist, in one ordered durable write: hard state (if has_hard_state), then drop the
- *      log from truncate_from (if non-zero), then append entries, then the snapshot chunk
- *      (write snap_chunk at snap_offset into the snapshot being received; if snap_install,
- *      the received snapshot is complete: make it durable, drop the log through
- *      snap_meta.index unless snap_keep_log, and restore the state machine from it);
- *   3. once that write is durable: send msgs_durable, then call craft_core_persisted(seq);
+ *      log from truncate_from (if non-zero), then the snapshot chunk (write snap_chunk at
+ *      snap_offset into the snapshot being received; if snap_install, the received
+ *      snapshot is complete: make it durable and, if snap_keep_log, drop the log through
+ *      snap_meta.index, otherwise drop the whole log), then append entries (after an
+ *      install they start right after snap_meta.index);
+ *   3. once that write is durable: if snap_install, restore the state machine from the
+ *      snapshot; send msgs_durable; then call craft_core_persisted(seq);
  *   4. apply committed entries in order (they are durable already; may run in parallel
  *      with 2 and 3).
  * Batches must be persisted in seq order; acknowledging seq acknowledges all below it. */

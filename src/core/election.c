@@ -200,6 +200,11 @@ void recv_vote_resp(struct craft_core *core, const struct craft_msg *m)
     if ((pre && core->role != CRAFT_PRECANDIDATE) || (!pre && core->role != CRAFT_CANDIDATE)) {
         return;
     }
+    /* A grant from an earlier pre-campaign carries the term that one asked about; only a
+     * grant for the term we would campaign in now counts. */
+    if (pre && !m->reject && m->term != core->term + 1) {
+        return;
+    }
     struct progress *pr = core_progress(core, m->from);
     if (pr == NULL || pr->is_learner) {
         return;

@@ -193,9 +193,8 @@ struct sim_write *sim_disk_apply_head(struct sim_disk *disk)
     if (w->truncate_from != 0) {
         truncate_tail(disk, w->truncate_from);
     }
-    for (size_t i = 0; i < w->n_entries; i++) {
-        append(disk, &w->entries[i]);
-    }
+    /* The batch order of core.h: the snapshot (and its install) before the entries, which
+     * then start after the snapshot. */
     if (w->has_snap_chunk) {
         if (w->snap_offset == 0) {
             disk->recv_len = 0;
@@ -222,6 +221,9 @@ struct sim_write *sim_disk_apply_head(struct sim_disk *disk)
         } else {
             truncate_tail(disk, 0);
         }
+    }
+    for (size_t i = 0; i < w->n_entries; i++) {
+        append(disk, &w->entries[i]);
     }
     return w;
 }
