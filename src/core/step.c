@@ -18,7 +18,10 @@ static bool in_leader_lease(const struct craft_core *core, const struct craft_ms
     if (core->role == CRAFT_LEADER || core->now < core->votes_blocked_until) {
         return true;
     }
-    return core->leader != CRAFT_NONE && core->leader_contact &&
+    /* Not tied to `leader`: a message from a higher term that is no vote request (a read
+     * index request from a node that moved on, say) resets `leader`, but the promise made
+     * to the last leader (its lease rests on it) still stands. */
+    return core->leader_contact &&
            core->now - core->leader_contact_at < core->cfg.election_timeout_ms;
 }
 
