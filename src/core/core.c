@@ -296,7 +296,7 @@ void craft_core_tick(struct craft_core *core, uint64_t now)
         }
         return;
     }
-    if (core_is_voter(core, core->cfg.id)) {
+    if (core_can_campaign(core)) {
         TRACE(core, CRAFT_T_ELECT, "election timeout");
         core_campaign(core, core->cfg.pre_vote, false);
     } else {
@@ -377,7 +377,7 @@ int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t le
 void craft_core_campaign(struct craft_core *core, uint64_t now)
 {
     core_enter(core, now);
-    if (core->role == CRAFT_LEADER || !core_is_voter(core, core->cfg.id)) {
+    if (core->role == CRAFT_LEADER || !core_can_campaign(core)) {
         return;
     }
     core_campaign(core, core->cfg.pre_vote, false);

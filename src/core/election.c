@@ -140,7 +140,7 @@ void core_resend_vote_requests(struct craft_core *core)
 void core_campaign(struct craft_core *core, bool pre_vote, bool transfer)
 {
     CRAFT_ASSERT(core->role != CRAFT_LEADER);
-    CRAFT_ASSERT(core_is_voter(core, core->cfg.id));
+    CRAFT_ASSERT(core_can_campaign(core));
     reset_votes(core);
     core->campaign_transfer = transfer;
     core->leader = CRAFT_NONE;

@@ -179,6 +179,8 @@ void core_conf_at(const struct craft_core *core, uint64_t index, struct craft_co
 /* Leader, after commit moved: step down if removed, leave joint if due. */
 void core_conf_after_commit(struct craft_core *core);
 bool conf_has_voter(const struct craft_conf *conf, uint64_t id);
+/* A voter of its configuration, or of the previous one while the latest is uncommitted. */
+bool core_can_campaign(const struct craft_core *core);
 bool conf_has_node(const struct craft_conf *conf, uint64_t id);
 /* Leader: a learner's progress moved; reports it once caught up (thesis 4.2.1). */
 void core_learner_progress(struct craft_core *core, struct progress *pr);

@@ -97,6 +97,24 @@ void core_recompute_conf(struct craft_core *core)
           conf.n_voters_outgoing > 0 ? " (joint)" : "", conf.n_learners);
 }
 
+/* Thesis 4.1: "a server that is not part of its own latest configuration should still start
+ * new elections, as it might still be needed until the C_new entry is committed". Example:
+ * a leader demotes itself from {A, B}, B is behind and cut off, the leader steps down
+ * (check-quorum); B's log lacks the change, so B needs A's vote, which A must refuse (B's
+ * log is behind): only A can campaign, win B's vote and commit the change. */
+bool core_can_campaign(const struct craft_core *core)
+{
+    if (conf_has_voter(&core->conf, core->cfg.id)) {
+        return true;
+    }
+    if (core->conf_index == 0 || core->conf_index <= core->commit) {
+        return false;
+    }
+    struct craft_conf prev;
+    core_conf_at(core, core->conf_index - 1, &prev);
+    return conf_has_voter(&prev, core->cfg.id);
+}
+
 void core_note_appended(struct craft_core *core, uint64_t from)
 {
     uint64_t last = log_last_index(&core->log);
