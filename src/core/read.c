@@ -218,11 +218,19 @@ void core_reads_fail_all(struct craft_core *core, int err)
     core->hb_round_wanted = false;
 }
 
+/* `applied` counts an installed snapshot at once, but the state machine holds it only after
+ * the install is durable and the driver has restored it: until then no read is served. */
+static bool servable(const struct craft_core *core, const struct pending_read *r)
+{
+    return r->from == CRAFT_NONE && r->confirmed && r->index <= core->applied &&
+           core->install_waiting == 0;
+}
+
 void core_reads_collect(struct craft_core *core)
 {
     for (size_t i = 0; i < core->reads.n;) {
         struct pending_read *r = &core->reads.reads[i];
-        if (r->from == CRAFT_NONE && r->confirmed && r->index <= core->applied) {
+        if (servable(core, r)) {
             output(core, r->ctx, r->index, CRAFT_OK);
         } else if (core->now >= r->deadline) {
             if (r->from == CRAFT_NONE) {
@@ -242,8 +250,7 @@ bool core_reads_have_output(const struct craft_core *core)
         return true;
     }
     for (size_t i = 0; i < core->reads.n; i++) {
-        const struct pending_read *r = &core->reads.reads[i];
-        if (r->from == CRAFT_NONE && r->confirmed && r->index <= core->applied) {
+        if (servable(core, &core->reads.reads[i])) {
             return true;
         }
     }

@@ -128,6 +128,7 @@ void sim_check_status(struct sim_node *node)
     if (node->leader_term_checked != st.term) {
         node->leader_term_checked = st.term;
         check_leader_completeness(node, &st);
+        sim_member_check_new_leader(node, &st);
     }
 }
 
@@ -270,6 +271,11 @@ void sim_check_apply(struct sim_node *node, const struct craft_entry *e, uint64_
                                     .off = store_data(ch, e->data, e->len), .len = e->len};
         if (e->index > ch->gc_max) {
             ch->gc_max = e->index;
+        }
+        if (e->type == CRAFT_ENTRY_CONF) {
+            /* First applied anywhere: every earlier index is recorded, so these arrive in
+             * log order. */
+            sim_member_check_committed(node->c, e);
         }
         return;
     }

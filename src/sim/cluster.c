@@ -6,6 +6,8 @@
 #include "base/assert.h"
 #include "base/prng.h"
 #include "base/trace.h"
+#include "sim/clock.h"
+#include "sim/reads.h"
 #include "sim/sim_internal.h"
 
 #define ONE_BUDGET_MS 10000     /* one(): overall */
@@ -67,11 +69,16 @@ struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
     c->nodes = xcalloc((size_t)c->n, sizeof *c->nodes);
     c->connected = xcalloc((size_t)c->n, sizeof *c->connected);
     sim_checks_init(&c->ch, c->n);
-    c->conf.n_voters = (uint32_t)c->n;
+    CRAFT_ASSERT(opts->n_initial >= 0 && opts->n_initial <= c->n);
+    c->n_initial = opts->n_initial > 0 ? opts->n_initial : c->n;
+    c->conf.n_voters = (uint32_t)c->n_initial;
     for (int i = 0; i < c->n; i++) {
-        c->conf.voters[i] = (uint64_t)i + 1;
+        if (i < c->n_initial) {
+            c->conf.voters[i] = (uint64_t)i + 1;
+        }
         sim_node_init(c, i);
     }
+    c->ch.conf = c->conf;
     sim_run_attach(c);
     sim_note(c, "make_config n=%d unreliable=%d snapshot=%d disk_latency_max=%u dup=%u election=%u chunk=%u",
              c->n, opts->unreliable, opts->snapshot, opts->disk_latency_max_ms,
@@ -114,6 +121,7 @@ void sim_cluster_destroy(struct sim_cluster *c)
             free(ev.arg);
         }
     }
+    sim_reads_free(c); /* after the events: client tasks point into it */
     for (int i = 0; i < c->n; i++) {
         sim_node_free(&c->nodes[i]);
     }
@@ -308,8 +316,9 @@ bool sim_start_cmd(struct sim_cluster *c, int i, const void *cmd, size_t len, ui
     }
     CRAFT_ASSERT(len <= UINT32_MAX);
     uint64_t li = 0, t = 0;
-    int err = craft_driver_propose(node->d, cmd, (uint32_t)len, c->w.now, &li, &t);
+    int err = craft_driver_propose(node->d, cmd, (uint32_t)len, sim_node_now(node), &li, &t);
     sim_node_after(node);
+    c->last_start_err = err;
     if (err != CRAFT_OK) {
         return false;
     }

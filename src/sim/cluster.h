@@ -29,6 +29,16 @@ struct sim_cluster_opts {
     uint32_t dup_per_mille;       /* probability that a delivered message is delivered twice */
     uint32_t election_timeout_ms; /* the nodes' base election timeout (0: core default) */
     uint32_t snapshot_chunk_bytes; /* snapshot chunk size (0: core default) */
+    /* Nodes 0..n_initial-1 form the bootstrap configuration (all voters); the others start
+     * in no configuration and join when a configuration names them (0: all n). */
+    int n_initial;
+    /* Reads (src/sim/clock.h, kvreg.h, reads.h). Each node's clock runs at a rate error
+     * drawn from the seed within +-clock_drift_ppm_max (0: every clock is virtual time);
+     * clock_drift_bound_ms is the core's (0: core default). kv: the nodes run the key/value
+     * register state machine (commands from sim_kv_encode) next to the MIT applier. */
+    uint32_t clock_drift_ppm_max;
+    uint32_t clock_drift_bound_ms;
+    bool kv;
 };
 
 /* Fills opts with the defaults of make_config(n, unreliable, snapshot), plus a fault mix
@@ -104,6 +114,51 @@ uint64_t sim_last_applied(const struct sim_cluster *c, int i);
  * (sim_one, sim_wait, sim_check_*). */
 typedef void (*sim_task_fn)(struct sim_cluster *c, void *arg);
 void sim_task_at(struct sim_cluster *c, uint64_t delay_ms, sim_task_fn fn, void *arg);
+
+/* ---- membership and leadership transfer (src/sim/membership.c) ----
+ * Ids in struct craft_conf_change and struct craft_conf are Raft ids (node index + 1). Each
+ * call on node i requires nothing of i: a node that is down answers CRAFT_ENOTLEADER. */
+/* Proposes changes on node i (craft_driver_propose_conf_change; errors as core.h). *index
+ * (may be NULL) is the log index of the configuration entry. */
+int sim_conf_change(struct sim_cluster *c, int i, const struct craft_conf_change *changes,
+                    size_t n, bool joint, uint64_t *index);
+/* Proposes leaving the joint configuration on node i (errors as craft_core_leave_joint). */
+int sim_leave_joint(struct sim_cluster *c, int i);
+/* Starts a leadership transfer on node i to node `target` (-1: the core picks). Errors as
+ * craft_core_transfer_leadership. */
+int sim_transfer(struct sim_cluster *c, int i, int target);
+/* Node i's configuration (the latest in its log); i must be alive. */
+void sim_conf_of(struct sim_cluster *c, int i, struct craft_conf *out);
+/* The latest configuration the appliers saw committed, and its log index (0: bootstrap). */
+uint64_t sim_committed_conf(const struct sim_cluster *c, struct craft_conf *out);
+/* Whether Raft id `id` is a voter (incoming or outgoing) / a learner of conf. */
+bool sim_conf_is_voter(const struct craft_conf *conf, uint64_t id);
+bool sim_conf_is_learner(const struct craft_conf *conf, uint64_t id);
+/* Formats conf as "{1 2 3 | out 1 2 4 | learners 5 | next 4}" into buf; returns buf. */
+const char *sim_conf_fmt(char *buf, size_t cap, const struct craft_conf *conf);
+/* Finds a leader, proposes the change there and waits until it commits and, for a joint
+ * change, until a configuration that is not joint commits after it (auto-leave). Retries on
+ * a new leader and after CRAFT_ECONFCHANGE; fails the run if it does not happen within its
+ * budget (30 s of virtual time) or if the change is refused (CRAFT_EINVAL). Returns the log
+ * index of the change's entry. Not from a task. */
+uint64_t sim_change_conf_on_leader(struct sim_cluster *c, const struct craft_conf_change *changes,
+                                   size_t n, bool joint);
+/* Whether a leader reported learner i caught up (the caught_up port) since the last
+ * sim_clear_caught_up(c, i). */
+bool sim_caught_up(const struct sim_cluster *c, int i);
+void sim_clear_caught_up(struct sim_cluster *c, int i);
+/* Forces node i (if alive) to start an election now (craft_driver_campaign). */
+void sim_campaign(struct sim_cluster *c, int i);
+/* Node i's view of its peers (craft_core_peers: leader only, else 0); i must be alive. */
+size_t sim_peers(struct sim_cluster *c, int i, struct craft_peer_status *peers, size_t cap);
+/* Node i's core status; i must be alive. */
+void sim_status(struct sim_cluster *c, int i, struct craft_core_status *out);
+/* The error of the last sim_start_cmd that reached a live node (0 if accepted). */
+int sim_last_start_err(const struct sim_cluster *c);
+/* The command node i applied at command index k (1-based, the MIT index): copies up to cap
+ * bytes into cmd and sets *len; false if i has not applied k. */
+bool sim_node_cmd(const struct sim_cluster *c, int i, uint64_t k, void *cmd, size_t cap,
+                  size_t *len);
 
 /* ---- run control ---- */
 _Noreturn void sim_fail(struct sim_cluster *c, const char *fmt, ...)

@@ -8,6 +8,9 @@
 
 #include "base/assert.h"
 #include "base/trace.h"
+#include "sim/clock.h"
+#include "sim/kvreg.h"
+#include "sim/reads.h"
 #include "sim/sim_internal.h"
 
 #define SNAPSHOT_INTERVAL 10 /* config.go SnapShotInterval */
@@ -129,6 +132,10 @@ static void cmds_reserve(struct sim_node *node, size_t need)
 static void ingest(struct sim_node *node, const uint8_t *blob, size_t len, uint64_t index)
 {
     struct sim_cluster *c = node->c;
+    if (c->opts.kv) {
+        sim_kv_node_ingest(node, blob, len, index);
+        return;
+    }
     if (len < 16) {
         sim_fail(c, "server %d snapshot decode error", node->i);
     }
@@ -175,7 +182,7 @@ static void complete_head(struct sim_node *node)
                 "durable seq %llu (%zu entries%s%s)", (unsigned long long)seq, w->n_entries,
                 w->has_hs ? ", hard state" : "", w->snap_install ? ", snapshot" : "");
     sim_disk_release(&node->disk, w);
-    craft_driver_persisted(node->d, seq, node->c->w.now);
+    craft_driver_persisted(node->d, seq, sim_node_now(node));
 }
 
 static void disk_event(void *ctx, void *arg, uint64_t incarnation)
@@ -207,9 +214,18 @@ static void port_persist(void *ctx, const struct craft_batch *b)
 static void take_snapshot(struct sim_node *node, const struct craft_entry *e)
 {
     struct sim_cluster *c = node->c;
-    size_t len = blob_build(node, e->index);
-    struct craft_snapshot_meta meta = {.index = e->index, .term = e->term, .conf = c->conf};
-    sim_disk_save_snapshot(&node->disk, &meta, c->blob, len);
+    size_t len;
+    const uint8_t *blob = c->blob;
+    if (c->opts.kv) {
+        blob = sim_kv_node_snapshot(node, e->index, &len);
+    } else {
+        len = blob_build(node, e->index);
+        blob = c->blob; /* blob_build may move it */
+    }
+    /* The configuration as of the snapshot's index, from the CONF entries applied. */
+    struct craft_snapshot_meta meta = {.index = e->index, .term = e->term,
+                                       .conf = node->applied_conf};
+    sim_disk_save_snapshot(&node->disk, &meta, blob, len);
     CRAFT_TRACE(CRAFT_T_SNAP, c->w.now, node->i + 1, e->term,
                 "tester snapshot through %llu (%llu commands, %zu bytes)",
                 (unsigned long long)e->index, (unsigned long long)node->n_cmds, len);
@@ -232,7 +248,13 @@ static void port_apply(void *ctx, const struct craft_entry *entries, size_t n)
         uint64_t cmds_through = node->n_cmds + (is_cmd ? 1 : 0);
         sim_check_apply(node, e, cmds_through);
         node->last_applied = e->index;
+        if (c->opts.kv) {
+            sim_kv_node_apply(node, e);
+        }
         if (!is_cmd) {
+            if (e->type == CRAFT_ENTRY_CONF) {
+                sim_member_applied(node, e);
+            }
             continue; /* the MIT API hides no-ops and configurations */
         }
         uint64_t ci = cmds_through;
@@ -263,6 +285,7 @@ static void port_restore(void *ctx, const struct craft_snapshot_meta *meta)
                  (unsigned long long)meta->index, (unsigned long long)node->disk.snap.index);
     }
     ingest(node, node->disk.snap_data, node->disk.snap_len, meta->index);
+    node->applied_conf = meta->conf;
     CRAFT_TRACE(CRAFT_T_SNAP, node->c->w.now, node->i + 1, meta->term,
                 "tester ingested snapshot through %llu", (unsigned long long)meta->index);
 }
@@ -293,6 +316,7 @@ void sim_node_init(struct sim_cluster *c, int i)
 {
     struct sim_node *node = &c->nodes[i];
     *node = (struct sim_node){.c = c, .i = i, .next_timeout = UINT64_MAX};
+    node->drift_ppm = sim_clock_draw_drift(sim_seed(), i, c->opts.clock_drift_ppm_max);
     sim_disk_init(&node->disk);
 }
 
@@ -305,6 +329,7 @@ void sim_node_free(struct sim_node *node)
     sim_disk_free(&node->disk);
     free(node->cmds);
     node->cmds = NULL;
+    sim_kv_node_free(node);
 }
 
 void sim_node_crash(struct sim_cluster *c, int i)
@@ -340,18 +365,27 @@ void sim_node_start(struct sim_cluster *c, int i)
     if (c->opts.snapshot_chunk_bytes != 0) {
         cfg.snapshot_chunk_bytes_max = c->opts.snapshot_chunk_bytes;
     }
+    if (c->opts.clock_drift_bound_ms != 0) {
+        cfg.clock_drift_bound_ms = c->opts.clock_drift_bound_ms;
+    }
 
     struct craft_core_restore restore = {
         .hs = disk->hs,
         .snap = disk->snap,
         .entries = disk->log,
         .n_entries = disk->n_log,
-        .bootstrap_conf = c->conf,
     };
+    sim_member_bootstrap_conf(c, i, &restore.bootstrap_conf);
 
     /* config.go start1: lastApplied restarts at 0, or at the snapshot it ingests. */
     node->last_applied = 0;
     node->n_cmds = 0;
+    /* Entries before the first CONF entry are under the cluster's bootstrap configuration,
+     * also for a node that joined later (its own bootstrap is empty). */
+    node->applied_conf = disk->snap.index > 0 ? disk->snap.conf : c->conf;
+    if (c->opts.kv) {
+        sim_kv_node_start(node);
+    }
     if (disk->snap.index > 0) {
         ingest(node, disk->snap_data, disk->snap_len, disk->snap.index);
     }
@@ -365,8 +399,10 @@ void sim_node_start(struct sim_cluster *c, int i)
         .apply = port_apply,
         .restore = port_restore,
         .snapshot_read = port_snapshot_read,
+        .caught_up = sim_member_port_caught_up,
+        .read = c->opts.kv ? sim_reads_port_read : NULL,
     };
-    node->d = craft_driver_create(&cfg, &restore, &ports, c->w.now);
+    node->d = craft_driver_create(&cfg, &restore, &ports, sim_node_now(node));
     CRAFT_ASSERT(node->d != NULL);
     node->alive = true;
     sim_net_node_up(&c->net, i);
@@ -379,7 +415,7 @@ void sim_node_start(struct sim_cluster *c, int i)
 
 void sim_node_tick(struct sim_node *node)
 {
-    craft_driver_tick(node->d, node->c->w.now);
+    craft_driver_tick(node->d, sim_node_now(node));
     sim_node_after(node);
 }
 
@@ -389,7 +425,7 @@ void sim_node_deliver(void *ctx, int from, int to, const uint8_t *bytes, size_t 
     struct sim_cluster *c = ctx;
     struct sim_node *node = &c->nodes[to];
     CRAFT_ASSERT(node->alive);
-    int err = craft_driver_receive(node->d, bytes, len, c->w.now);
+    int err = craft_driver_receive(node->d, bytes, len, sim_node_now(node));
     if (err != CRAFT_OK) {
         CRAFT_TRACE(CRAFT_T_NET, c->w.now, 0, 0, "n%d rejected a message from n%d: %s", to + 1,
                     from + 1, craft_strerror(err));
@@ -403,7 +439,9 @@ void sim_node_after(struct sim_node *node)
         return;
     }
     uint64_t now = node->c->w.now;
-    uint64_t t = craft_driver_next_timeout(node->d);
+    /* The driver's timers are in node time: wake at the first virtual time its clock
+     * reaches them. */
+    uint64_t t = sim_clock_virtual_time(node->drift_ppm, craft_driver_next_timeout(node->d));
     /* A timer that is already due would fire again at the same instant forever. */
     node->next_timeout = t > now ? t : now + 1;
     sim_check_status(node);

@@ -40,6 +40,16 @@ struct sim_node {
     /* Checker state for this incarnation. */
     uint64_t last_commit;
     uint64_t leader_term_checked;
+
+    /* Membership (membership.c): the configuration as of last_applied, which snapshots
+     * record; and whether a leader reported this node, a learner, caught up. */
+    struct craft_conf applied_conf;
+    bool caught_up;
+
+    /* Reads (clock.c, kvreg.c): the clock's rate error, and the key/value register state
+     * machine when opts.kv (NULL otherwise). */
+    int64_t drift_ppm;
+    struct sim_kv *kv;
 };
 
 /* What the cluster knows was committed at one log index (filled by the appliers). */
@@ -67,6 +77,9 @@ struct sim_checks {
     uint64_t gc_max;
     uint8_t *data;
     size_t data_len, data_cap;
+    /* The latest committed configuration the appliers saw, and its index (0: bootstrap). */
+    struct craft_conf conf;
+    uint64_t conf_index;
 };
 
 struct sim_cluster {
@@ -77,11 +90,14 @@ struct sim_cluster {
     struct sim_node *nodes;
     bool *connected;
     struct sim_checks ch;
-    struct craft_conf conf; /* all n voters: the bootstrap configuration */
+    struct craft_conf conf; /* the bootstrap configuration: nodes 0..n_initial-1 */
+    int n_initial;
+    int last_start_err;     /* sim_last_start_err */
     uint8_t *blob;          /* scratch for snapshot blobs */
     size_t blob_cap;
     bool in_task;
     uint64_t t0;
+    struct sim_reads *reads; /* client histories of the read scenarios (reads.c), or NULL */
 };
 
 /* ---- node.c ---- */
@@ -114,6 +130,19 @@ void sim_check_apply(struct sim_node *node, const struct craft_entry *e, uint64_
 void sim_check_ingest(struct sim_node *node, uint64_t log_index, const uint8_t *data,
                       uint32_t len, uint64_t cmds_through);
 const struct sim_committed *sim_check_committed(const struct sim_checks *ch, uint64_t index);
+
+/* ---- membership.c ---- */
+/* The bootstrap configuration node i starts from (empty for a node that joins later). */
+void sim_member_bootstrap_conf(const struct sim_cluster *c, int i, struct craft_conf *out);
+/* The applier saw a CONF entry: tracks node's applied configuration. */
+void sim_member_applied(struct sim_node *node, const struct craft_entry *e);
+/* The driver's caught_up port (ctx is the reporting node). */
+void sim_member_port_caught_up(void *ctx, uint64_t id);
+/* Checks a newly committed CONF entry against the previous committed configuration: the
+ * change must keep old and new quorums overlapping. */
+void sim_member_check_committed(struct sim_cluster *c, const struct craft_entry *e);
+/* node just became leader (observed first in this term): it must be a voter. */
+void sim_member_check_new_leader(struct sim_node *node, const struct craft_core_status *st);
 
 /* ---- run.c ---- */
 void sim_run_attach(struct sim_cluster *c);

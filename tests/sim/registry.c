@@ -1,5 +1,7 @@
 /* The scenario registry: every scenario craft-sim can run, in listing order. */
+#include "membership_scenarios.h"
 #include "raft_scenarios.h"
+#include "read_scenarios.h"
 #include "sim/scenario.h"
 
 const struct sim_scenario sim_scenarios[] = {
@@ -53,6 +55,32 @@ const struct sim_scenario sim_scenarios[] = {
 
     /* Beyond the MIT suite */
     { "raft/chaos", "chaos: random faults, then heal and converge", sim_raft_chaos },
+
+    /* Membership changes and leadership transfer (docs/design/membership-scenarios.md) */
+    { "member/grow-3-to-5", "grow from 3 to 5 voters (learner, catch up, promote)",
+      sim_member_grow_3_to_5 },
+    { "member/shrink-5-to-3", "shrink from 5 to 3 voters, maybe removing the leader",
+      sim_member_shrink_5_to_3 },
+    { "member/joint-change", "joint changes with auto-leave under faults", sim_member_joint_change },
+    { "member/random-changes", "random single and joint changes under faults, then converge",
+      sim_member_random_changes },
+    { "member/remove-leader", "the leader removes itself, steps down once committed",
+      sim_member_remove_leader },
+    { "member/removed-keeps-campaigning", "a removed server keeps campaigning harmlessly",
+      sim_member_removed_keeps_campaigning },
+    { "member/replace-all", "replace every member of a 3-node cluster", sim_member_replace_all },
+    { "transfer/under-load", "leadership transfer while clients write", sim_transfer_under_load },
+    { "transfer/target-partitioned", "the transfer target is partitioned mid-transfer",
+      sim_transfer_target_partitioned },
+    { "transfer/refused", "refused leadership transfers", sim_transfer_refused },
+
+    /* Linearizable reads (ReadIndex, lease, follower) on the key/value register */
+    { "read/linearizable-kv", "kv clients with all read modes under faults",
+      sim_read_linearizable_kv },
+    { "read/stale-leader-minority", "reads on a leader cut into a minority",
+      sim_read_stale_leader_minority },
+    { "read/lease-drift", "lease reads with drifting clocks across leader changes",
+      sim_read_lease_drift },
 };
 
 const size_t sim_n_scenarios = sizeof sim_scenarios / sizeof sim_scenarios[0];

@@ -1,0 +1,323 @@
+/* Read scenarios: clients on the key/value register cluster read through the core's three
+ * read paths (ReadIndex, lease, follower) while faults strike; every history must be
+ * linearizable (src/sim/reads.h records it, src/sim/linearize.h checks it). */
+#include <stdio.h>
+
+#include "base/assert.h"
+#include "base/prng.h"
+#include "raft_scenarios.h"
+#include "read_scenarios.h"
+#include "sim/clock.h"
+#include "sim/linearize.h"
+#include "sim/reads.h"
+#include "sim/scenario.h"
+
+#define CORE_ELECTION_TIMEOUT_MS 1000u /* the core's default, when opts leave it 0 */
+#define OP_TIMEOUT_MS 2500u
+#define FINAL_READ_BUDGET_MS 20000u
+/* Search steps for the checker: far above what our histories (a few thousand ops over a
+ * few keys, few clients) need; a run that exhausts it fails as UNKNOWN. */
+#define LIN_BUDGET_STEPS 200000000u
+
+static uint32_t election_of(const struct sim_cluster_opts *o)
+{
+    return o->election_timeout_ms ? o->election_timeout_ms : CORE_ELECTION_TIMEOUT_MS;
+}
+
+/* The seed's fault mix plus a kv cluster whose clocks drift up to ppm_max, with the drift
+ * bound the lease needs (clock.h). */
+static struct sim_cluster *begin(int n, bool snapshot, uint32_t ppm_max, const char *what)
+{
+    struct sim_cluster_opts opts;
+    sim_cluster_opts_default(&opts, n, false, snapshot);
+    opts.kv = true;
+    opts.clock_drift_ppm_max = ppm_max;
+    opts.clock_drift_bound_ms =
+        ppm_max ? sim_clock_drift_bound_ms(ppm_max, election_of(&opts)) : 0;
+    struct sim_cluster *c = sim_cluster_create(&opts);
+    sim_note(c, "begin: %s (drift up to %u ppm, bound %u ms, election %u ms)", what, ppm_max,
+             opts.clock_drift_bound_ms, election_of(&opts));
+    sim_reads_attach(c);
+    return c;
+}
+
+static void heal_all(struct sim_cluster *c, int n)
+{
+    sim_set_reliable(c, true);
+    sim_set_long_reordering(c, false);
+    for (int i = 0; i < n; i++) {
+        if (!sim_is_alive(c, i)) {
+            sim_start(c, i);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        sim_disconnect(c, i);
+    }
+    for (int i = 0; i < n; i++) {
+        sim_connect(c, i);
+    }
+}
+
+/* Stops the clients, lets their last ops finish or time out, reads every key once more
+ * through the leader, and checks the history. */
+static void finish_and_check(struct sim_cluster *c, int n_keys)
+{
+    sim_reads_stop(c);
+    while (sim_reads_pending(c) > 0) {
+        sim_sleep(c, 10);
+    }
+    for (int k = 0; k < n_keys; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", k);
+        sim_reads_final_read(c, key, FINAL_READ_BUDGET_MS);
+    }
+    sim_reads_check(c, LIN_BUDGET_STEPS);
+    sim_reads_note_stats(c);
+}
+
+static int leader_of(struct sim_cluster *c, int n)
+{
+    int best = -1;
+    uint64_t best_term = 0;
+    for (int i = 0; i < n; i++) {
+        if (!sim_is_alive(c, i)) {
+            continue;
+        }
+        uint64_t term;
+        bool leader;
+        sim_get_state(c, i, &term, &leader);
+        if (leader && (best < 0 || term > best_term)) {
+            best = i;
+            best_term = term;
+        }
+    }
+    return best;
+}
+
+static void split(struct sim_cluster *c, int n)
+{
+    bool side[CRAFT_CONF_NODES_MAX];
+    for (int i = 0; i < n; i++) {
+        side[i] = sim_rand(c, 0, 2) == 1;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) {
+            if (i != j && side[i] != side[j]) {
+                sim_set_link(c, i, j, false);
+            }
+        }
+    }
+}
+
+static void fault(struct sim_cluster *c, int n, int *alive)
+{
+    int i = (int)sim_rand(c, 0, (uint64_t)n);
+    switch (sim_rand(c, 0, 10)) {
+    case 0:
+        if (sim_is_alive(c, i) && *alive > 1) {
+            sim_crash(c, i);
+            (*alive)--;
+        }
+        break;
+    case 1:
+        if (!sim_is_alive(c, i)) {
+            sim_start(c, i);
+            sim_connect(c, i);
+            (*alive)++;
+        }
+        break;
+    case 2:
+        if (sim_is_alive(c, i)) {
+            sim_disconnect(c, i);
+        }
+        break;
+    case 3:
+    case 4:
+        if (sim_is_alive(c, i)) {
+            sim_connect(c, i);
+        }
+        break;
+    case 5: {
+        int j = (int)sim_rand(c, 0, (uint64_t)n);
+        if (i != j) {
+            sim_set_link(c, j, i, false);
+        }
+        break;
+    }
+    case 6:
+        split(c, n);
+        break;
+    case 7:
+        sim_set_reliable(c, sim_rand(c, 0, 2) == 0);
+        break;
+    case 8: { /* the leader, specifically: the reads' hardest case */
+        int l = leader_of(c, n);
+        if (l >= 0) {
+            sim_disconnect(c, l);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+void sim_read_linearizable_kv(void)
+{
+    struct craft_prng shape;
+    craft_prng_seed(&shape, sim_seed() ^ 0x726561642d6b76ULL);
+    int n = craft_prng_range(&shape, 0, 2) == 0 ? 3 : 5;
+    bool snapshot = craft_prng_range(&shape, 0, 2) == 1;
+    uint32_t ppm = craft_prng_range(&shape, 0, 2) == 0 ? 0 : (uint32_t)craft_prng_range(&shape, 1, 20001);
+    struct sim_cluster *c = begin(n, snapshot, ppm, "linearizable kv reads under faults");
+    struct sim_reads_opts ro = {
+        .n_clients = 4, .n_keys = 3, .put_pct = 15, .append_pct = 30,
+        .modes = {true, true, true}, .op_timeout_ms = OP_TIMEOUT_MS, .think_ms_max = 40};
+    sim_reads_start(c, &ro);
+    int alive = n;
+    uint64_t safety_ms = sim_rand(c, 8000, 20000);
+    uint64_t start = sim_now(c);
+    while (sim_now(c) - start < safety_ms) {
+        sim_sleep(c, sim_rand(c, 50, 700));
+        fault(c, n, &alive);
+    }
+    sim_note(c, "heal everything");
+    heal_all(c, n);
+    sim_sleep(c, 1000); /* reads on the healed cluster too */
+    finish_and_check(c, ro.n_keys);
+    sim_cluster_destroy(c);
+}
+
+/* ---- the stale leader ---- */
+
+struct minority_reader {
+    int nodes[CRAFT_CONF_NODES_MAX];
+    int n_nodes;
+    int next_client;
+    bool stop;
+    uint64_t issued;
+};
+
+/* Reads of every mode on the minority's nodes, each as its own client so that they may
+ * overlap. */
+static void minority_loop(struct sim_cluster *c, void *arg)
+{
+    struct minority_reader *mr = arg;
+    if (mr->stop) {
+        return;
+    }
+    int i = mr->nodes[sim_rand(c, 0, (uint64_t)mr->n_nodes)];
+    enum sim_read_mode mode = (enum sim_read_mode)sim_rand(c, 0, SIM_READ_MODES_);
+    char key[16];
+    snprintf(key, sizeof key, "k%d", (int)sim_rand(c, 0, 2));
+    if (sim_reads_read(c, mr->next_client, i, mode, key, OP_TIMEOUT_MS) != 0) {
+        mr->next_client++;
+        mr->issued++;
+    }
+    sim_task_at(c, sim_rand(c, 1, 8), minority_loop, mr);
+}
+
+void sim_read_stale_leader_minority(void)
+{
+    struct craft_prng shape;
+    craft_prng_seed(&shape, sim_seed() ^ 0x7374616c652d6cULL);
+    int n = craft_prng_range(&shape, 0, 2) == 0 ? 3 : 5;
+    bool snapshot = craft_prng_range(&shape, 0, 2) == 1;
+    uint32_t ppm = (uint32_t)craft_prng_range(&shape, 0, 20001);
+    struct sim_cluster *c = begin(n, snapshot, ppm, "reads on a leader cut into a minority");
+    /* Appends only: a read that misses an append completed before it began is stale
+     * (sim_reads_check checks it directly, besides linearizability). */
+    struct sim_reads_opts ro = {
+        .n_clients = 3, .n_keys = 2, .put_pct = 0, .append_pct = 50,
+        .modes = {true, true, true}, .op_timeout_ms = OP_TIMEOUT_MS, .think_ms_max = 20};
+    int rounds = (int)sim_rand(c, 1, 4);
+    sim_reads_start(c, &ro);
+    for (int round = 0; round < rounds; round++) {
+        sim_sleep(c, sim_rand(c, 500, 2000));
+        int l = sim_check_one_leader(c);
+        /* The minority: the leader and, in a cluster of 5, maybe one follower. */
+        struct minority_reader mr = {.next_client = 1000 * (round + 1)};
+        bool in_minority[CRAFT_CONF_NODES_MAX] = {false};
+        in_minority[l] = true;
+        mr.nodes[mr.n_nodes++] = l;
+        if (n == 5 && sim_rand(c, 0, 2) == 0) {
+            int f = (l + 1 + (int)sim_rand(c, 0, 4)) % n;
+            in_minority[f] = true;
+            mr.nodes[mr.n_nodes++] = f;
+        }
+        sim_note(c, "cut leader %d (minority of %d) away", l, mr.n_nodes);
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++) {
+                if (i != j && in_minority[i] != in_minority[j]) {
+                    sim_set_link(c, i, j, false);
+                }
+            }
+        }
+        sim_task_at(c, 0, minority_loop, &mr);
+        sim_sleep(c, sim_rand(c, 3000, 6000));
+        mr.stop = true;
+        sim_sleep(c, 10); /* the reader task ends before mr goes out of scope */
+        sim_note(c, "heal the partition (%llu minority reads issued)",
+                 (unsigned long long)mr.issued);
+        heal_all(c, n);
+    }
+    sim_sleep(c, 500);
+    finish_and_check(c, ro.n_keys);
+    sim_cluster_destroy(c);
+}
+
+/* ---- leases under clock drift ---- */
+
+void sim_read_lease_drift(void)
+{
+    struct craft_prng shape;
+    craft_prng_seed(&shape, sim_seed() ^ 0x6c656173652d64ULL);
+    int n = craft_prng_range(&shape, 0, 2) == 0 ? 3 : 5;
+    bool snapshot = craft_prng_range(&shape, 0, 2) == 1;
+    /* 1% .. 5%: far worse than real oscillators, so the bound matters. */
+    uint32_t ppm = (uint32_t)craft_prng_range(&shape, 10000, 50001);
+    struct sim_cluster *c = begin(n, snapshot, ppm, "lease reads with drifting clocks");
+    struct sim_reads_opts ro = {
+        .n_clients = 4, .n_keys = 2, .put_pct = 10, .append_pct = 30,
+        .modes = {false, true, false}, .op_timeout_ms = OP_TIMEOUT_MS, .think_ms_max = 15};
+    sim_reads_start(c, &ro);
+    uint64_t safety_ms = sim_rand(c, 8000, 16000);
+    uint64_t start = sim_now(c);
+    while (sim_now(c) - start < safety_ms) {
+        sim_sleep(c, sim_rand(c, 800, 2500));
+        int l = leader_of(c, n);
+        if (l < 0) {
+            continue;
+        }
+        switch (sim_rand(c, 0, 3)) {
+        case 0:
+            sim_note(c, "crash leader %d", l);
+            sim_crash(c, l);
+            sim_sleep(c, sim_rand(c, 200, 3000));
+            sim_start(c, l);
+            sim_connect(c, l);
+            break;
+        case 1:
+            sim_note(c, "partition leader %d", l);
+            sim_disconnect(c, l);
+            sim_sleep(c, sim_rand(c, 200, 3000));
+            sim_connect(c, l);
+            break;
+        default: { /* one-way: the leader still hears the others but they miss it */
+            sim_note(c, "leader %d goes silent", l);
+            for (int j = 0; j < n; j++) {
+                if (j != l) {
+                    sim_set_link(c, l, j, false);
+                }
+            }
+            sim_sleep(c, sim_rand(c, 200, 3000));
+            sim_connect(c, l);
+            break;
+        }
+        }
+    }
+    heal_all(c, n);
+    sim_sleep(c, 500);
+    finish_and_check(c, ro.n_keys);
+    sim_cluster_destroy(c);
+}
