@@ -105,11 +105,12 @@ bool progress_maybe_decrease(struct progress *pr, uint64_t rejected, uint64_t ne
         if (rejected <= pr->match) {
             return false;
         }
-        pr->next = pr->match + 1;
         progress_become_probe(pr);
-        if (next_guess > pr->next) {
-            pr->next = next_guess;
-        }
+        /* Resume at the hint, but never past the rejected probe: the leader knows nothing
+         * beyond it for this follower (and a hint from a longer follower log may point past
+         * the leader's own last entry). */
+        uint64_t next = next_guess < rejected ? next_guess : rejected;
+        pr->next = next > pr->match + 1 ? next : pr->match + 1;
         return true;
     }
     if (pr->state == PROGRESS_SNAPSHOT) {

@@ -216,6 +216,9 @@ void recv_append_resp(struct craft_core *core, const struct craft_msg *m)
     }
     pr->recent_active = true;
     if (m->reject) {
+        if (m->index > log_last_index(&core->log)) {
+            return; /* rejects a probe this leader never sent */
+        }
         uint64_t guess = m->reject_hint;
         if (m->reject_term > 0 && guess <= log_last_index(&core->log)) {
             guess = log_find_conflict_by_term(&core->log, guess, m->reject_term);
