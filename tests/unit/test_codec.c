@@ -8,32 +8,11 @@
 
 #include "base/prng.h"
 #include "codec/msg_codec.h"
+#include "unit.h"
 
-static int n_passed, n_failed;
-static bool case_failed;
 static uint64_t cur_seed; /* printed with every failure of a random case */
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            printf("%s:%d: check failed: %s (seed %" PRIu64 ")\n", __FILE__, __LINE__,     \
-                   #cond, cur_seed);                                                       \
-            case_failed = true;                                                            \
-        }                                                                                  \
-    } while (0)
 
-static void run_case(const char *name, void (*fn)(void))
-{
-    case_failed = false;
-    cur_seed = 0;
-    fn();
-    if (case_failed) {
-        printf("FAIL %s\n", name);
-        n_failed++;
-    } else {
-        n_passed++;
-    }
-}
 
 static const uint64_t seeds[] = {1, 2, 3, 42, 1234567, 0xdeadbeefULL, 99991, 777};
 #define N_SEEDS (sizeof(seeds) / sizeof(seeds[0]))
@@ -1001,6 +980,5 @@ int main(void)
     run_case("conf_roundtrip_random", test_conf_roundtrip_random);
     run_case("conf_rejects", test_conf_rejects);
     run_case("names", test_names);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    return unit_finish();
 }

@@ -8,19 +8,11 @@
 #include "core/core.h"
 #include "core/log.h"
 #include "sim/lockstep.h"
+#include "unit.h"
 
-static int failures, cases;
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
 
 static void test_elect_and_replicate(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init(&c, 3, 1);
     int l = lockstep_elect(&c, 100);
@@ -51,7 +43,6 @@ static void test_elect_and_replicate(void)
 
 static void test_leader_failover(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init(&c, 5, 2);
     int l = lockstep_elect(&c, 100);
@@ -81,7 +72,6 @@ static void test_leader_failover(void)
 
 static void test_single_node(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init(&c, 1, 3);
     int l = lockstep_elect(&c, 100);
@@ -95,7 +85,6 @@ static void test_single_node(void)
 
 static void test_log_view(void)
 {
-    cases++;
     struct craft_log log;
     log_init(&log, 10, 3);
     CHECK(log_last_index(&log) == 10 && log_last_term(&log) == 3);
@@ -126,7 +115,6 @@ static void test_log_view(void)
 /* A follower that was down while the leader compacted catches up by snapshot, then by log. */
 static void test_snapshot_catch_up(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init(&c, 3, 4);
     int l = lockstep_elect(&c, 100);
@@ -168,7 +156,6 @@ static void test_snapshot_catch_up(void)
  * comes back its conflicting suffix is replaced (TestRejoin/TestBackup in miniature). */
 static void test_conflicting_suffix_replaced(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init(&c, 3, 5);
     int l1 = lockstep_elect(&c, 100);
@@ -205,7 +192,6 @@ static void test_conflicting_suffix_replaced(void)
  * persisting. */
 static void test_snapshot_over_conflicting_log(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init(&c, 3, 6);
     int l1 = lockstep_elect(&c, 100);
@@ -247,7 +233,6 @@ static void test_snapshot_over_conflicting_log(void)
  * order core.h documents), so the durable answer for them is true. */
 static void test_install_then_append_in_one_batch(void)
 {
-    cases++;
     struct craft_core_restore r;
     memset(&r, 0, sizeof r);
     r.bootstrap_conf.n_voters = 3;
@@ -289,27 +274,16 @@ static void test_install_then_append_in_one_batch(void)
     craft_core_destroy(core);
 }
 
-static int failed_cases;
-
-static void run(void (*test)(void))
-{
-    int before = failures;
-    test();
-    if (failures != before) {
-        failed_cases++;
-    }
-}
 
 int main(void)
 {
-    run(test_log_view);
-    run(test_single_node);
-    run(test_elect_and_replicate);
-    run(test_leader_failover);
-    run(test_snapshot_catch_up);
-    run(test_conflicting_suffix_replaced);
-    run(test_snapshot_over_conflicting_log);
-    run(test_install_then_append_in_one_batch);
-    printf("%d passed, %d failed\n", cases - failed_cases, failed_cases);
-    return failed_cases == 0 ? 0 : 1;
+    run_case("log_view", test_log_view);
+    run_case("single_node", test_single_node);
+    run_case("elect_and_replicate", test_elect_and_replicate);
+    run_case("leader_failover", test_leader_failover);
+    run_case("snapshot_catch_up", test_snapshot_catch_up);
+    run_case("conflicting_suffix_replaced", test_conflicting_suffix_replaced);
+    run_case("snapshot_over_conflicting_log", test_snapshot_over_conflicting_log);
+    run_case("install_then_append_in_one_batch", test_install_then_append_in_one_batch);
+    return unit_finish();
 }

@@ -7,15 +7,8 @@
 #include "base/trace.h"
 #include "core/core.h"
 #include "sim/lockstep.h"
+#include "unit.h"
 
-static int failures, cases, failed_cases;
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);             \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
 
 static void settle(struct lockstep *c, int rounds)
 {
@@ -47,7 +40,6 @@ static int propose_value(struct lockstep *c, int l, uint64_t v)
 /* Add a learner, see it reported caught up, promote it, then remove the leader. */
 static void test_single_server_changes(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init_voters(&c, 4, 3, 1);
     int l = lockstep_elect(&c, 100);
@@ -121,7 +113,6 @@ static void test_single_server_changes(void)
 /* Replace two of three voters and demote the third through one joint entry. */
 static void test_joint_change(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init_voters(&c, 5, 3, 2);
     int l = lockstep_elect(&c, 100);
@@ -161,7 +152,6 @@ static void test_joint_change(void)
 
 static void test_transfer(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init(&c, 3, 3);
     int l = lockstep_elect(&c, 100);
@@ -209,7 +199,6 @@ static const struct craft_read_state *find_read(struct lockstep *c, uint64_t ctx
 
 static void test_reads(void)
 {
-    cases++;
     struct lockstep c;
     lockstep_init(&c, 3, 4);
     int l = lockstep_elect(&c, 100);
@@ -261,22 +250,13 @@ static void test_reads(void)
     lockstep_free(&c);
 }
 
-static void run(void (*test)(void))
-{
-    int before = failures;
-    test();
-    if (failures != before) {
-        failed_cases++;
-    }
-}
 
 int main(void)
 {
     craft_trace_setup_from_env(); /* CRAFT_TRACE=all to see what happens */
-    run(test_single_server_changes);
-    run(test_joint_change);
-    run(test_transfer);
-    run(test_reads);
-    printf("%d passed, %d failed\n", cases - failed_cases, failed_cases);
-    return failed_cases == 0 ? 0 : 1;
+    run_case("single_server_changes", test_single_server_changes);
+    run_case("joint_change", test_joint_change);
+    run_case("transfer", test_transfer);
+    run_case("reads", test_reads);
+    return unit_finish();
 }

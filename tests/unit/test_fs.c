@@ -10,32 +10,10 @@
 #include "base/prng.h"
 #include "storage/fs.h"
 #include "storage/fs_mem.h"
+#include "unit.h"
 
-static int n_passed, n_failed;
-static bool case_failed;
-static uint64_t cur_seed;
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            printf("%s:%d: check failed: %s (seed %" PRIu64 ")\n", __FILE__, __LINE__,     \
-                   #cond, cur_seed);                                                       \
-            case_failed = true;                                                            \
-        }                                                                                  \
-    } while (0)
 
-static void run_case(const char *name, void (*fn)(void))
-{
-    case_failed = false;
-    cur_seed = 0;
-    fn();
-    if (case_failed) {
-        printf("FAIL %s\n", name);
-        n_failed++;
-    } else {
-        n_passed++;
-    }
-}
 
 struct names {
     int n;
@@ -291,6 +269,5 @@ int main(void)
     run_case("mem_crash_loses_unsynced", test_mem_crash_loses_unsynced);
     run_case("mem_torn_prefix", test_mem_torn_prefix);
     run_case("mem_flip_and_faults", test_mem_flip_and_faults);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    return unit_finish();
 }

@@ -4,32 +4,10 @@
 #include <stdio.h>
 
 #include "base/prng.h"
+#include "unit.h"
 
-static int n_passed, n_failed;
-static bool case_failed;
-static uint64_t cur_seed;
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            printf("%s:%d: check failed: %s (seed %" PRIu64 ")\n", __FILE__, __LINE__,     \
-                   #cond, cur_seed);                                                       \
-            case_failed = true;                                                            \
-        }                                                                                  \
-    } while (0)
 
-static void run_case(const char *name, void (*fn)(void))
-{
-    case_failed = false;
-    cur_seed = 0;
-    fn();
-    if (case_failed) {
-        printf("FAIL %s\n", name);
-        n_failed++;
-    } else {
-        n_passed++;
-    }
-}
 
 static const uint64_t seeds[] = {0, 1, 42, 0xdeadbeefULL, UINT64_MAX, 123456789};
 #define N_SEEDS (sizeof(seeds) / sizeof(seeds[0]))
@@ -213,6 +191,5 @@ int main(void)
     run_case("range_bounds", test_range_bounds);
     run_case("range_uniform", test_range_uniform);
     run_case("chance_edges", test_chance_edges);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    return unit_finish();
 }

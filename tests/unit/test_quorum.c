@@ -7,34 +7,11 @@
 
 #include "base/prng.h"
 #include "core/quorum.h"
+#include "unit.h"
 
-static int n_passed, n_failed;
-static bool case_failed;
-static uint64_t cur_seed;
 static int cur_iter;
 
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            printf("%s:%d: check failed: %s (seed %" PRIu64 ", iteration %d)\n", __FILE__, \
-                   __LINE__, #cond, cur_seed, cur_iter);                                    \
-            case_failed = true;                                                             \
-        }                                                                                   \
-    } while (0)
 
-static void run_case(const char *name, void (*fn)(void))
-{
-    case_failed = false;
-    cur_seed = 0;
-    cur_iter = -1;
-    fn();
-    if (case_failed) {
-        printf("FAIL %s\n", name);
-        n_failed++;
-    } else {
-        n_passed++;
-    }
-}
 
 static const uint64_t seeds[] = {1, 2, 3, 17, 4242, 0xc0ffeeULL, 987654321, 31337, 8, 2024};
 #define N_SEEDS (sizeof(seeds) / sizeof(seeds[0]))
@@ -361,6 +338,5 @@ int main(void)
     run_case("committed_oracle", test_committed_oracle);
     run_case("vote_oracle", test_vote_oracle);
     run_case("known_answers", test_known_answers);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    return unit_finish();
 }

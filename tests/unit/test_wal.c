@@ -17,32 +17,10 @@
 #include "storage/fs_mem.h"
 #include "storage/wal.h"
 #include "storage/wal_record.h"
+#include "unit.h"
 
-static int n_passed, n_failed;
-static bool case_failed;
-static uint64_t cur_seed;
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            printf("%s:%d: check failed: %s (seed %" PRIu64 ")\n", __FILE__, __LINE__,     \
-                   #cond, cur_seed);                                                       \
-            case_failed = true;                                                            \
-        }                                                                                  \
-    } while (0)
 
-static void run_case(const char *name, void (*fn)(void))
-{
-    case_failed = false;
-    cur_seed = 0;
-    fn();
-    if (case_failed) {
-        printf("FAIL %s\n", name);
-        n_failed++;
-    } else {
-        n_passed++;
-    }
-}
 
 #define WDIR "w"
 #define BATCH_MAX 24
@@ -867,6 +845,5 @@ int main(void)
     run_case("missing_or_renamed_segment", test_missing_or_renamed_segment);
     run_case("crash_random_points", test_crash_random_points);
     run_case("fault_injection", test_fault_injection);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    return unit_finish();
 }
