@@ -205,16 +205,26 @@ void core_build_leader_messages(struct craft_core *core)
     }
 }
 
-void recv_append_resp(struct craft_core *core, const struct craft_msg *m)
+/* The leader's progress for the peer that answered, marked active (check-quorum); NULL if
+ * this node is no longer the leader or the peer is not in the configuration. */
+static struct progress *answering_peer(struct craft_core *core, const struct craft_msg *m)
 {
     if (core->role != CRAFT_LEADER) {
-        return;
+        return NULL;
     }
     struct progress *pr = core_progress(core, m->from);
+    if (pr != NULL) {
+        pr->recent_active = true;
+    }
+    return pr;
+}
+
+void recv_append_resp(struct craft_core *core, const struct craft_msg *m)
+{
+    struct progress *pr = answering_peer(core, m);
     if (pr == NULL) {
         return;
     }
-    pr->recent_active = true;
     if (m->reject) {
         if (m->index > log_last_index(&core->log)) {
             return; /* rejects a probe this leader never sent */
@@ -257,14 +267,10 @@ void recv_append_resp(struct craft_core *core, const struct craft_msg *m)
 
 void recv_heartbeat_resp(struct craft_core *core, const struct craft_msg *m)
 {
-    if (core->role != CRAFT_LEADER) {
-        return;
-    }
-    struct progress *pr = core_progress(core, m->from);
+    struct progress *pr = answering_peer(core, m);
     if (pr == NULL) {
         return;
     }
-    pr->recent_active = true;
     if (pr->state == PROGRESS_PROBE) {
         pr->probe_sent = false; /* the probe may have been lost: allow another */
     }
@@ -276,14 +282,10 @@ void recv_heartbeat_resp(struct craft_core *core, const struct craft_msg *m)
 
 void recv_snapshot_resp(struct craft_core *core, const struct craft_msg *m)
 {
-    if (core->role != CRAFT_LEADER) {
-        return;
-    }
-    struct progress *pr = core_progress(core, m->from);
+    struct progress *pr = answering_peer(core, m);
     if (pr == NULL) {
         return;
     }
-    pr->recent_active = true;
     if (pr->state != PROGRESS_SNAPSHOT) {
         return;
     }
