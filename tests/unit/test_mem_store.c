@@ -11,32 +11,10 @@
 #include "storage/fs_mem.h"
 #include "storage/mem_store.h"
 #include "storage/stable.h"
+#include "unit.h"
 
-static int n_passed, n_failed;
-static bool case_failed;
-static uint64_t cur_seed;
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            printf("%s:%d: check failed: %s (seed %" PRIu64 ")\n", __FILE__, __LINE__,     \
-                   #cond, cur_seed);                                                       \
-            case_failed = true;                                                            \
-        }                                                                                  \
-    } while (0)
 
-static void run_case(const char *name, void (*fn)(void))
-{
-    case_failed = false;
-    cur_seed = 0;
-    fn();
-    if (case_failed) {
-        printf("FAIL %s\n", name);
-        n_failed++;
-    } else {
-        n_passed++;
-    }
-}
 
 /* The model: entry index i (first <= i <= last) has term terms[i], type and a payload
  * derived from (index, term): len = (index * 7 + term) % 40, byte j = index + term + j. */
@@ -361,6 +339,5 @@ int main(void)
     run_case("log_model", test_log_model);
     run_case("log_vs_wal", test_log_vs_wal);
     run_case("stable", test_stable);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    return unit_finish();
 }
