@@ -10,4 +10,22 @@ SEEDS=${SEEDS:-1-1000}
 JOBS=${JOBS:-$(nproc)}
 
 make -j"$JOBS"
-exec build/bin/craft-sim run all --seeds "$SEEDS" --jobs "$JOBS"
+status=0
+build/bin/craft-sim run all --seeds "$SEEDS" --jobs "$JOBS" || status=1
+
+# Then every fuzz target for SOAK_FUZZ_SECONDS (default 120) with a seed libFuzzer picks,
+# so each soak explores new inputs (the test command's short runs use a fixed seed).
+if command -v clang >/dev/null 2>&1; then
+    make -j"$JOBS" BUILD=fuzz
+    for target in build/fuzz/fuzz/*; do
+        name=$(basename "$target")
+        mkdir -p "build/fuzz/corpus/$name" "build/fuzz/artifacts/$name"
+        dirs=("build/fuzz/corpus/$name")
+        [ -d "tests/fuzz/corpus/$name" ] && dirs+=("tests/fuzz/corpus/$name")
+        echo "=== fuzz $name (${SOAK_FUZZ_SECONDS:-120}s)"
+        "$target" -max_total_time="${SOAK_FUZZ_SECONDS:-120}" -timeout=10 \
+            -artifact_prefix="build/fuzz/artifacts/$name/" "${dirs[@]}" 2>&1 | tail -3 ||
+            status=1
+    done
+fi
+exit "$status"

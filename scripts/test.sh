@@ -142,9 +142,11 @@ run_fuzz() {
     if [ -d "tests/fuzz/corpus/$name" ]; then
         dirs+=("tests/fuzz/corpus/$name")
     fi
+    # A fixed seed makes the test command's fuzzing reproducible (the run is a prefix of
+    # one mutation sequence); FUZZ_SEED=0 lets libFuzzer pick one, as `make soak` does.
     run_case "$target" timeout $((FUZZ_SECONDS + 120)) "$target" \
-        -max_total_time="$FUZZ_SECONDS" -timeout=10 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "${dirs[@]}"
+        -max_total_time="$FUZZ_SECONDS" -seed="${FUZZ_SEED:-1}" -timeout=10 \
+        -print_final_stats=1 -artifact_prefix="$artifacts/" "${dirs[@]}"
 }
 
 total_start=$SECONDS
