@@ -19,7 +19,7 @@ for bin in build/bin/craft-sim build/bin/craft-log; do
 done
 
 sim=(build/bin/craft-sim run "$SCENARIO" --seed "$SEED" --trace)
-view=(build/bin/craft-log --exclude-topics NET --width 30)
+view=(build/bin/craft-log --exclude-topics NET,PERSIST --width 30)
 
 # The statuses are read from PIPESTATUS, so a failing stage must not stop the script here.
 set +e
