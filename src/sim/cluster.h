@@ -39,6 +39,9 @@ struct sim_cluster_opts {
     uint32_t clock_drift_ppm_max;
     uint32_t clock_drift_bound_ms;
     bool kv;
+    /* Persist through the production stores (WAL, stable store, file snapshot store) over
+     * a faulty in-memory filesystem per node, instead of the disk model (src/sim/real_disk.h). */
+    bool real_storage;
 };
 
 /* Fills opts with the defaults of make_config(n, unreliable, snapshot), plus a fault mix

@@ -10,6 +10,7 @@
 #include "base/trace.h"
 #include "sim/clock.h"
 #include "sim/kvreg.h"
+#include "sim/real_disk.h"
 #include "sim/reads.h"
 #include "sim/sim_internal.h"
 
@@ -182,6 +183,9 @@ static void complete_head(struct sim_node *node)
                 "durable seq %llu (%zu entries%s%s)", (unsigned long long)seq, w->n_entries,
                 w->has_hs ? ", hard state" : "", w->snap_install ? ", snapshot" : "");
     sim_disk_release(&node->disk, w);
+    if (node->rd != NULL) {
+        sim_real_disk_sync(node); /* the deferred fdatasync, at the write's completion */
+    }
     craft_driver_persisted(node->d, seq, sim_node_now(node));
 }
 
@@ -202,6 +206,9 @@ static void port_persist(void *ctx, const struct craft_batch *b)
     struct sim_cluster *c = node->c;
     uint32_t max = c->opts.disk_latency_max_ms;
     uint64_t latency = max ? sim_world_rand(&c->w, 0, (uint64_t)max + 1) : 0;
+    if (node->rd != NULL) {
+        sim_real_disk_persist(node, b);
+    }
     struct sim_write *w = sim_disk_begin(&node->disk, b, c->w.now + latency);
     if (max == 0) {
         /* The MIT persister is synchronous. The driver defers this re-entrant call. */
@@ -226,6 +233,9 @@ static void take_snapshot(struct sim_node *node, const struct craft_entry *e)
     struct craft_snapshot_meta meta = {.index = e->index, .term = e->term,
                                        .conf = node->applied_conf};
     sim_disk_save_snapshot(&node->disk, &meta, blob, len);
+    if (node->rd != NULL) {
+        sim_real_disk_snapshot(node, &meta, blob, len);
+    }
     CRAFT_TRACE(CRAFT_T_SNAP, c->w.now, node->i + 1, e->term,
                 "tester snapshot through %llu (%llu commands, %zu bytes)",
                 (unsigned long long)e->index, (unsigned long long)node->n_cmds, len);
@@ -318,6 +328,9 @@ void sim_node_init(struct sim_cluster *c, int i)
     *node = (struct sim_node){.c = c, .i = i, .next_timeout = UINT64_MAX};
     node->drift_ppm = sim_clock_draw_drift(sim_seed(), i, c->opts.clock_drift_ppm_max);
     sim_disk_init(&node->disk);
+    if (c->opts.real_storage) {
+        sim_real_disk_init(node);
+    }
 }
 
 void sim_node_free(struct sim_node *node)
@@ -327,6 +340,7 @@ void sim_node_free(struct sim_node *node)
         node->d = NULL;
     }
     sim_disk_free(&node->disk);
+    sim_real_disk_free(node);
     free(node->cmds);
     node->cmds = NULL;
     sim_kv_node_free(node);
@@ -343,6 +357,9 @@ void sim_node_crash(struct sim_cluster *c, int i)
     craft_driver_destroy(node->d);
     node->d = NULL;
     sim_disk_crash(&node->disk);
+    if (node->rd != NULL) {
+        sim_real_disk_crash(node);
+    }
     node->alive = false;
     node->incarnation++;
     node->next_timeout = UINT64_MAX;
@@ -354,6 +371,9 @@ void sim_node_start(struct sim_cluster *c, int i)
     struct sim_node *node = &c->nodes[i];
     CRAFT_ASSERT(!node->alive);
     node->incarnation++;
+    if (node->rd != NULL) {
+        sim_real_disk_open(node); /* node->disk becomes what the stores recovered */
+    }
     const struct sim_disk *disk = &node->disk;
 
     struct craft_core_config cfg;

@@ -27,6 +27,7 @@ struct sim_node {
     struct craft_driver *d;
     uint64_t next_timeout; /* cached craft_driver_next_timeout; UINT64_MAX when down */
     struct sim_disk disk;
+    struct sim_real_disk *rd; /* opts.real_storage only (real_disk.h), else NULL */
 
     /* The tester's applier (config.go applier/applierSnap). The MIT "index" is a command
      * index: the count of NORMAL entries through a log index (see docs/design/simulator.md).

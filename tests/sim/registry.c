@@ -3,6 +3,7 @@
 #include "raft_scenarios.h"
 #include "read_scenarios.h"
 #include "sim/scenario.h"
+#include "storage_scenarios.h"
 
 const struct sim_scenario sim_scenarios[] = {
     /* MIT 6.5840 Raft lab, 2A: election */
@@ -81,6 +82,12 @@ const struct sim_scenario sim_scenarios[] = {
       sim_read_stale_leader_minority },
     { "read/lease-drift", "lease reads with drifting clocks across leader changes",
       sim_read_lease_drift },
+
+    /* Persistence through the real stores over the faulty filesystem */
+    { "storage/chaos-real-wal", "chaos with snapshots over the real WAL and stores",
+      sim_storage_chaos_real_wal },
+    { "storage/persist-real-wal", "persist2 and Figure 8 over the real WAL and stores",
+      sim_storage_persist_real_wal },
 };
 
 const size_t sim_n_scenarios = sizeof sim_scenarios / sizeof sim_scenarios[0];

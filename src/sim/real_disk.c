@@ -1,0 +1,411 @@
+/* Real persistence for the simulator: the production stores over fs_mem (see real_disk.h). */
+#include "sim/real_disk.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/assert.h"
+#include "base/prng.h"
+#include "base/trace.h"
+#include "sim/sim_internal.h"
+#include "storage/fs_mem.h"
+#include "storage/snapshot_store.h"
+#include "storage/stable.h"
+#include "storage/wal.h"
+
+#define WAL_DIR "wal"
+#define SNAP_DIR "snap"
+#define HS_PATH "hard_state"
+
+/* A filesystem in front of fs_mem that can hold back one fdatasync (see real_disk.h). */
+struct defer_fs {
+    struct craft_fs vt; /* first: the stores get &vt */
+    struct craft_fs *inner;
+    bool deferring;
+    int pending_fd; /* -1: none */
+};
+
+struct sim_real_disk {
+    struct craft_fs_mem *m;
+    struct defer_fs dfs;
+    struct craft_prng prng;
+    struct craft_wal *wal;
+    struct craft_stable *st;
+    struct craft_snapshot_store *snaps;
+    struct craft_snapshot_sink *sink;
+};
+
+static struct defer_fs *dfs_of(struct craft_fs *fs)
+{
+    return (struct defer_fs *)fs;
+}
+
+static int flush(struct defer_fs *d)
+{
+    if (d->pending_fd < 0) {
+        return CRAFT_OK;
+    }
+    int fd = d->pending_fd;
+    d->pending_fd = -1;
+    return d->inner->fdatasync(d->inner, fd);
+}
+
+/* Every mutation but the WAL's own writes makes the deferred sync durable first, so that
+ * the on-disk order is the issue order. */
+static int barrier(struct defer_fs *d)
+{
+    return d->deferring ? CRAFT_OK : flush(d);
+}
+
+static int d_open(struct craft_fs *fs, const char *path, int flags, int *fd)
+{
+    struct defer_fs *d = dfs_of(fs);
+    if ((flags & CRAFT_FS_CREATE) != 0) {
+        int err = flush(d);
+        if (err != CRAFT_OK) {
+            return err;
+        }
+    }
+    return d->inner->open(d->inner, path, flags, fd);
+}
+
+static int d_close(struct craft_fs *fs, int fd)
+{
+    struct defer_fs *d = dfs_of(fs);
+    if (d->pending_fd == fd) {
+        (void)flush(d);
+    }
+    return d->inner->close(d->inner, fd);
+}
+
+static int d_pread(struct craft_fs *fs, int fd, void *buf, size_t len, uint64_t off,
+                   size_t *n_read)
+{
+    struct defer_fs *d = dfs_of(fs);
+    return d->inner->pread(d->inner, fd, buf, len, off, n_read);
+}
+
+static int d_pwrite(struct craft_fs *fs, int fd, const void *buf, size_t len, uint64_t off)
+{
+    struct defer_fs *d = dfs_of(fs);
+    int err = barrier(d);
+    return err != CRAFT_OK ? err : d->inner->pwrite(d->inner, fd, buf, len, off);
+}
+
+static int d_fdatasync(struct craft_fs *fs, int fd)
+{
+    struct defer_fs *d = dfs_of(fs);
+    if (!d->deferring) {
+        int err = flush(d);
+        return err != CRAFT_OK ? err : d->inner->fdatasync(d->inner, fd);
+    }
+    /* One deferred file at most: a later segment never holds records an earlier one lacks. */
+    if (d->pending_fd != fd) {
+        int err = flush(d);
+        if (err != CRAFT_OK) {
+            return err;
+        }
+    }
+    d->pending_fd = fd;
+    return CRAFT_OK;
+}
+
+static int d_fsync_dir(struct craft_fs *fs, const char *dir)
+{
+    struct defer_fs *d = dfs_of(fs);
+    int err = flush(d);
+    return err != CRAFT_OK ? err : d->inner->fsync_dir(d->inner, dir);
+}
+
+static int d_rename(struct craft_fs *fs, const char *from, const char *to)
+{
+    struct defer_fs *d = dfs_of(fs);
+    int err = flush(d);
+    return err != CRAFT_OK ? err : d->inner->rename(d->inner, from, to);
+}
+
+static int d_unlink(struct craft_fs *fs, const char *path)
+{
+    struct defer_fs *d = dfs_of(fs);
+    int err = flush(d);
+    return err != CRAFT_OK ? err : d->inner->unlink(d->inner, path);
+}
+
+static int d_ftruncate(struct craft_fs *fs, int fd, uint64_t size)
+{
+    struct defer_fs *d = dfs_of(fs);
+    int err = flush(d);
+    return err != CRAFT_OK ? err : d->inner->ftruncate(d->inner, fd, size);
+}
+
+static int d_fallocate(struct craft_fs *fs, int fd, uint64_t off, uint64_t len)
+{
+    struct defer_fs *d = dfs_of(fs);
+    int err = flush(d);
+    return err != CRAFT_OK ? err : d->inner->fallocate(d->inner, fd, off, len);
+}
+
+static int d_list_dir(struct craft_fs *fs, const char *dir, craft_fs_list_fn fn, void *arg)
+{
+    struct defer_fs *d = dfs_of(fs);
+    return d->inner->list_dir(d->inner, dir, fn, arg);
+}
+
+static int d_mkdir(struct craft_fs *fs, const char *path)
+{
+    struct defer_fs *d = dfs_of(fs);
+    int err = flush(d);
+    return err != CRAFT_OK ? err : d->inner->mkdir(d->inner, path);
+}
+
+static int d_file_size(struct craft_fs *fs, int fd, uint64_t *size)
+{
+    struct defer_fs *d = dfs_of(fs);
+    return d->inner->file_size(d->inner, fd, size);
+}
+
+static void check(struct sim_node *node, int err, const char *what)
+{
+    if (err != CRAFT_OK) {
+        const char *msg = "";
+        if (node->rd->wal != NULL) {
+            msg = craft_wal_errmsg(node->rd->wal);
+        }
+        sim_fail(node->c, "server %d real storage: %s: %s %s", node->i, what,
+                 craft_strerror(err), msg);
+    }
+}
+
+void sim_real_disk_init(struct sim_node *node)
+{
+    struct sim_real_disk *rd = calloc(1, sizeof *rd);
+    CRAFT_ASSERT(rd != NULL);
+    uint64_t seed = sim_mix64(sim_seed() ^ sim_mix64(0x7265616cULL + (uint64_t)node->i));
+    rd->m = craft_fs_mem_create(seed);
+    CRAFT_ASSERT(rd->m != NULL);
+    craft_prng_seed(&rd->prng, seed ^ 0x746f726eULL);
+    rd->dfs = (struct defer_fs){
+        .vt = {.open = d_open, .close = d_close, .pread = d_pread, .pwrite = d_pwrite,
+               .fdatasync = d_fdatasync, .fsync_dir = d_fsync_dir, .rename = d_rename,
+               .unlink = d_unlink, .ftruncate = d_ftruncate, .fallocate = d_fallocate,
+               .list_dir = d_list_dir, .mkdir = d_mkdir, .file_size = d_file_size},
+        .inner = craft_fs_mem_fs(rd->m),
+        .pending_fd = -1,
+    };
+    node->rd = rd;
+}
+
+static void close_stores(struct sim_real_disk *rd)
+{
+    if (rd->sink != NULL) {
+        rd->snaps->abort(rd->snaps, rd->sink);
+        rd->sink = NULL;
+    }
+    craft_wal_close(rd->wal);
+    rd->wal = NULL;
+    craft_stable_close(rd->st);
+    rd->st = NULL;
+    if (rd->snaps != NULL) {
+        rd->snaps->destroy(rd->snaps);
+        rd->snaps = NULL;
+    }
+}
+
+void sim_real_disk_free(struct sim_node *node)
+{
+    struct sim_real_disk *rd = node->rd;
+    if (rd == NULL) {
+        return;
+    }
+    rd->dfs.pending_fd = -1;
+    close_stores(rd);
+    craft_fs_mem_destroy(rd->m);
+    free(rd);
+    node->rd = NULL;
+}
+
+void sim_real_disk_crash(struct sim_node *node)
+{
+    struct sim_real_disk *rd = node->rd;
+    bool torn = craft_prng_chance(&rd->prng, 500);
+    /* The deferred sync never happens: closing must not make it durable. */
+    rd->dfs.pending_fd = -1;
+    rd->dfs.deferring = false;
+    close_stores(rd);
+    craft_fs_mem_crash(rd->m, torn);
+    CRAFT_TRACE(CRAFT_T_FAULT, node->c->w.now, node->i + 1, 0, "real storage crash%s",
+                torn ? " (torn tails)" : "");
+}
+
+/* The stores must hold at least what the driver was told is durable (node->disk). */
+static void check_covers(struct sim_node *node, const struct craft_hard_state *hs,
+                         const struct craft_snapshot_meta *snap)
+{
+    const struct sim_disk *model = &node->disk;
+    if (hs->term < model->hs.term ||
+        (hs->term == model->hs.term && model->hs.vote != 0 && hs->vote != model->hs.vote)) {
+        sim_fail(node->c, "server %d real storage lost its hard state: term %llu vote %llu, "
+                 "acknowledged term %llu vote %llu", node->i, (unsigned long long)hs->term,
+                 (unsigned long long)hs->vote, (unsigned long long)model->hs.term,
+                 (unsigned long long)model->hs.vote);
+    }
+    if (snap->index < model->snap.index) {
+        sim_fail(node->c, "server %d real storage lost snapshot %llu (holds %llu)", node->i,
+                 (unsigned long long)model->snap.index, (unsigned long long)snap->index);
+    }
+}
+
+void sim_real_disk_open(struct sim_node *node)
+{
+    struct sim_real_disk *rd = node->rd;
+    struct craft_fs *fs = &rd->dfs.vt;
+    rd->dfs.deferring = false;
+    rd->dfs.pending_fd = -1;
+
+    check(node, craft_stable_open(fs, HS_PATH, &rd->st), "stable open");
+    struct craft_hard_state hs = {0};
+    int err = craft_stable_get_hard_state(rd->st, &hs);
+    if (err != CRAFT_ENOTFOUND) {
+        check(node, err, "hard state get");
+    }
+
+    check(node, craft_snapshot_file_open(fs, SNAP_DIR, 2, &rd->snaps), "snapshot store open");
+    struct craft_snapshot_info info = {0};
+    struct craft_snapshot_reader *r = NULL;
+    uint8_t *data = NULL;
+    err = rd->snaps->open_newest(rd->snaps, &info, &r);
+    if (err == CRAFT_OK) {
+        err = craft_snapshot_read_all(rd->snaps, r, &info, &data);
+        rd->snaps->reader_close(rd->snaps, r);
+        check(node, err, "snapshot read");
+    } else if (err != CRAFT_ENOTFOUND) {
+        check(node, err, "snapshot open");
+    }
+    if (craft_snapshot_file_n_corrupt(rd->snaps) != 0) {
+        sim_fail(node->c, "server %d corrupt snapshot: %s", node->i, rd->snaps->errmsg(rd->snaps));
+    }
+
+    struct craft_wal_config cfg;
+    craft_wal_config_default(&cfg);
+    cfg.segment_bytes = 64 * 1024; /* small, so that segments roll and get compacted */
+    cfg.record_bytes_max = 16 * 1024;
+    char errmsg[256] = "";
+    err = craft_wal_open(fs, WAL_DIR, &cfg, &rd->wal, errmsg, sizeof errmsg);
+    if (err != CRAFT_OK) {
+        sim_fail(node->c, "server %d WAL recovery failed: %s: %s", node->i, craft_strerror(err),
+                 errmsg);
+    }
+
+    /* The log after the snapshot. A snapshot install commits the snapshot before the WAL
+     * drops the old log; if the crash kept the first and not the second, the WAL's log does
+     * not continue the snapshot and is stale. */
+    uint64_t s = info.meta.index, first = craft_wal_first_index(rd->wal);
+    uint64_t last = craft_wal_last_index(rd->wal);
+    uint64_t lo = 0;
+    if (last >= first) {
+        if (first == s + 1) {
+            lo = first;
+        } else if (first <= s && last >= s && craft_wal_term_at(rd->wal, s) == info.meta.term) {
+            lo = s + 1;
+        } else if (first > s + 1) {
+            sim_fail(node->c, "server %d WAL starts at %llu after snapshot %llu", node->i,
+                     (unsigned long long)first, (unsigned long long)s);
+        } else {
+            CRAFT_TRACE(CRAFT_T_FAULT, node->c->w.now, node->i + 1, 0,
+                        "real storage: WAL %llu..%llu does not continue snapshot %llu: dropped",
+                        (unsigned long long)first, (unsigned long long)last,
+                        (unsigned long long)s);
+            check(node, craft_wal_truncate(rd->wal, first), "stale WAL drop");
+        }
+    }
+    struct craft_wal_entries got = {0};
+    if (lo != 0 && lo <= last) {
+        check(node, craft_wal_read(rd->wal, lo, last, &got), "WAL read");
+    }
+    check_covers(node, &hs, &info.meta);
+    CRAFT_TRACE(CRAFT_T_FAULT, node->c->w.now, node->i + 1, 0,
+                "real storage: torn %llu bytes, WAL %llu..%llu, snapshot %llu, restoring %zu",
+                (unsigned long long)craft_wal_torn_bytes(rd->wal), (unsigned long long)first,
+                (unsigned long long)last, (unsigned long long)s, got.n);
+
+    /* The model becomes what the stores hold. */
+    sim_disk_free(&node->disk);
+    sim_disk_init(&node->disk);
+    if (s > 0) {
+        sim_disk_save_snapshot(&node->disk, &info.meta, data, (size_t)info.size);
+    }
+    struct craft_batch b = {.has_hard_state = true, .hs = hs, .entries = got.entries,
+                            .n_entries = got.n};
+    struct sim_write *w = sim_disk_begin(&node->disk, &b, 0);
+    CRAFT_ASSERT(sim_disk_apply_head(&node->disk) == w);
+    sim_disk_release(&node->disk, w);
+    craft_wal_entries_free(&got);
+    free(data);
+}
+
+void sim_real_disk_persist(struct sim_node *node, const struct craft_batch *b)
+{
+    struct sim_real_disk *rd = node->rd;
+    rd->dfs.deferring = false;
+    if (b->has_hard_state) {
+        check(node, craft_stable_put_hard_state(rd->st, &b->hs), "hard state put");
+    }
+    bool drop_log = b->snap_install && !b->snap_keep_log;
+    rd->dfs.deferring = true;
+    if (b->truncate_from != 0 && !drop_log) {
+        check(node, craft_wal_truncate(rd->wal, b->truncate_from), "WAL truncate");
+    }
+    rd->dfs.deferring = false;
+    if (b->has_snap_chunk) {
+        if (b->snap_offset == 0) {
+            if (rd->sink != NULL) {
+                rd->snaps->abort(rd->snaps, rd->sink);
+                rd->sink = NULL;
+            }
+            check(node, rd->snaps->create(rd->snaps, NULL, &rd->sink), "snapshot create");
+        }
+        if (rd->sink == NULL) {
+            sim_fail(node->c, "server %d snapshot chunk at %llu with no snapshot begun", node->i,
+                     (unsigned long long)b->snap_offset);
+        }
+        check(node, rd->snaps->write(rd->snaps, rd->sink, b->snap_offset, b->snap_chunk,
+                                     b->snap_chunk_len), "snapshot write");
+    }
+    if (b->snap_install) {
+        CRAFT_ASSERT(rd->sink != NULL);
+        int err = rd->snaps->commit(rd->snaps, rd->sink, &b->snap_meta);
+        rd->sink = NULL;
+        check(node, err, "snapshot commit");
+    }
+    rd->dfs.deferring = true;
+    if (drop_log && craft_wal_last_index(rd->wal) >= craft_wal_first_index(rd->wal)) {
+        check(node, craft_wal_truncate(rd->wal, craft_wal_first_index(rd->wal)), "WAL drop");
+    }
+    if (b->n_entries > 0) {
+        check(node, craft_wal_append(rd->wal, b->entries, b->n_entries), "WAL append");
+    }
+    rd->dfs.deferring = false;
+}
+
+void sim_real_disk_sync(struct sim_node *node)
+{
+    struct sim_real_disk *rd = node->rd;
+    rd->dfs.deferring = false;
+    check(node, flush(&rd->dfs), "WAL sync");
+}
+
+void sim_real_disk_snapshot(struct sim_node *node, const struct craft_snapshot_meta *meta,
+                            const uint8_t *data, size_t len)
+{
+    struct sim_real_disk *rd = node->rd;
+    rd->dfs.deferring = false;
+    struct craft_snapshot_sink *k = NULL;
+    check(node, rd->snaps->create(rd->snaps, meta, &k), "snapshot create");
+    int err = rd->snaps->write(rd->snaps, k, 0, data, len);
+    if (err != CRAFT_OK) {
+        rd->snaps->abort(rd->snaps, k);
+        check(node, err, "snapshot write");
+    }
+    check(node, rd->snaps->commit(rd->snaps, k, NULL), "snapshot commit");
+    check(node, craft_wal_compact(rd->wal, meta->index), "WAL compact");
+}
