@@ -69,10 +69,11 @@ static void split(struct sim_cluster *c, int n)
     }
 }
 
-static void inject_fault(struct sim_cluster *c, int n, int *alive)
+static void inject_fault(struct sim_cluster *c, int n, int *alive, uint32_t extra_crash_weight)
 {
     int i = random_node(c, n);
-    switch (sim_rand(c, 0, 10)) {
+    uint64_t kind = sim_rand(c, 0, 10 + (uint64_t)extra_crash_weight);
+    switch (kind < 10 ? kind : 0) {
     case 0: /* crash, keeping at least one node up so clients have someone to talk to */
         if (sim_is_alive(c, i) && *alive > 1) {
             sim_crash(c, i);
@@ -120,27 +121,19 @@ static void inject_fault(struct sim_cluster *c, int n, int *alive)
     }
 }
 
-void sim_raft_chaos(void)
+void sim_chaos_phases(struct sim_cluster *c, int n, uint64_t safety_ms,
+                      uint32_t extra_crash_weight)
 {
-    /* The cluster's shape comes from its own stream of the seed. */
-    struct craft_prng shape;
-    craft_prng_seed(&shape, sim_seed() ^ 0x6368616f73ULL);
-    int n = 3 + 2 * (int)craft_prng_range(&shape, 0, 3);
-    bool snapshot = craft_prng_range(&shape, 0, 2) == 1;
-    uint64_t t0;
-    struct sim_cluster *c =
-        sim_raft_begin(n, false, snapshot, "chaos: random faults, then heal and converge", &t0);
     struct chaos_client clients[3] = {{0}};
     for (int k = 0; k < 3; k++) {
         clients[k].n = n;
         sim_task_at(c, (uint64_t)k, chaos_client_loop, &clients[k]);
     }
     int alive = n;
-    uint64_t safety_ms = sim_rand(c, 10000, 40000);
     uint64_t start = sim_now(c);
     while (sim_now(c) - start < safety_ms) {
         sim_sleep(c, sim_rand(c, 10, 500));
-        inject_fault(c, n, &alive);
+        inject_fault(c, n, &alive, extra_crash_weight);
     }
 
     sim_note(c, "chaos: heal everything");
@@ -159,5 +152,18 @@ void sim_raft_chaos(void)
         sim_sleep(c, 10);
     }
     sim_one_int(c, sim_raft_rand_cmd(c), n, true);
+}
+
+void sim_raft_chaos(void)
+{
+    /* The cluster's shape comes from its own stream of the seed. */
+    struct craft_prng shape;
+    craft_prng_seed(&shape, sim_seed() ^ 0x6368616f73ULL);
+    int n = 3 + 2 * (int)craft_prng_range(&shape, 0, 3);
+    bool snapshot = craft_prng_range(&shape, 0, 2) == 1;
+    uint64_t t0;
+    struct sim_cluster *c =
+        sim_raft_begin(n, false, snapshot, "chaos: random faults, then heal and converge", &t0);
+    sim_chaos_phases(c, n, sim_rand(c, 10000, 40000), 0);
     sim_raft_end(c, t0);
 }

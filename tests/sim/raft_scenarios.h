@@ -63,6 +63,11 @@ void sim_raft_snapshot_init_2d(void);
  * default election timeout. */
 /* Random faults, then heal and converge (chaos.c). */
 void sim_raft_chaos(void);
+/* The chaos phases on a cluster of n nodes: clients propose while random faults hit for
+ * safety_ms (crashes weighted up by extra_crash_weight out of 10), then everything heals and
+ * one() must reach all n nodes. */
+void sim_chaos_phases(struct sim_cluster *c, int n, uint64_t safety_ms,
+                      uint32_t extra_crash_weight);
 
 struct sim_cluster *sim_raft_begin_counted(int n, const char *description, uint64_t *t0);
 struct sim_cluster *sim_raft_begin(int n, bool unreliable, bool snapshot, const char *description,
