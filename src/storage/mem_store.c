@@ -1,6 +1,7 @@
 /* In-memory log and stable stores: the WAL's and stable store's semantics without a disk.
  * Every operation validates fully and allocates before it changes anything, so that an
  * error leaves the store as it was (what the WAL promises for its argument errors). */
+#include "base/bytes.h"
 #include "storage/mem_store.h"
 
 #include <stdlib.h>
@@ -275,27 +276,11 @@ int craft_mem_stable_get(const struct craft_mem_stable *st, void *buf, size_t ca
     return CRAFT_OK;
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 int craft_mem_stable_put_hard_state(struct craft_mem_stable *st, const struct craft_hard_state *hs)
 {
     uint8_t buf[16];
-    put_u64(buf, hs->term);
-    put_u64(buf + 8, hs->vote);
+    craft_put_u64(buf, hs->term);
+    craft_put_u64(buf + 8, hs->vote);
     return craft_mem_stable_put(st, buf, sizeof(buf));
 }
 
@@ -314,7 +299,7 @@ int craft_mem_stable_get_hard_state(const struct craft_mem_stable *st,
     if (len != sizeof(buf)) {
         return CRAFT_ECORRUPT;
     }
-    hs->term = get_u64(buf);
-    hs->vote = get_u64(buf + 8);
+    hs->term = craft_get_u64(buf);
+    hs->vote = craft_get_u64(buf + 8);
     return CRAFT_OK;
 }

@@ -1,6 +1,7 @@
 /* Snapshot stores: files over the fs port, memory, discard. One file, because the three
  * share the sink and the sorted list of committed snapshots; the file store is the only one
  * with a durability argument (see commit_file). */
+#include "base/bytes.h"
 #include "storage/snapshot_store.h"
 
 #include <inttypes.h>
@@ -24,38 +25,6 @@ _Static_assert(SNAP_FIXED_BYTES + SNAP_CONF_BYTES_MAX + 4u <= CRAFT_SNAPSHOT_HEA
                "the snapshot header holds the largest configuration");
 
 /* ---- helpers shared by the stores ---- */
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
 
 /* zlib's crc32 takes a uInt length: feed large buffers in slices. */
 static uint32_t crc_update(uint32_t crc, const void *buf, size_t len)
@@ -359,42 +328,42 @@ static bool ends_with(const char *s, const char *suffix)
 static void header_encode(uint8_t *hdr, const struct craft_snapshot_info *info)
 {
     memset(hdr, 0, CRAFT_SNAPSHOT_HEADER_BYTES);
-    put_u32(hdr, SNAP_MAGIC);
-    put_u32(hdr + 4, SNAP_VERSION);
-    put_u64(hdr + 8, info->meta.index);
-    put_u64(hdr + 16, info->meta.term);
-    put_u64(hdr + 24, info->size);
-    put_u32(hdr + 32, info->crc);
+    craft_put_u32(hdr, SNAP_MAGIC);
+    craft_put_u32(hdr + 4, SNAP_VERSION);
+    craft_put_u64(hdr + 8, info->meta.index);
+    craft_put_u64(hdr + 16, info->meta.term);
+    craft_put_u64(hdr + 24, info->size);
+    craft_put_u32(hdr + 32, info->crc);
     size_t conf_len = craft_conf_encode(&info->meta.conf, hdr + SNAP_FIXED_BYTES);
     CRAFT_ASSERT(conf_len <= SNAP_CONF_BYTES_MAX);
-    put_u32(hdr + 36, (uint32_t)conf_len);
+    craft_put_u32(hdr + 36, (uint32_t)conf_len);
     uint32_t crc = crc_update(crc_init(), hdr, CRAFT_SNAPSHOT_HEADER_BYTES - 4);
-    put_u32(hdr + CRAFT_SNAPSHOT_HEADER_BYTES - 4, crc);
+    craft_put_u32(hdr + CRAFT_SNAPSHOT_HEADER_BYTES - 4, crc);
 }
 
 /* Decodes a header; *why says what does not check. */
 static bool header_decode(const uint8_t *hdr, struct craft_snapshot_info *info, const char **why)
 {
-    if (get_u32(hdr + CRAFT_SNAPSHOT_HEADER_BYTES - 4) !=
+    if (craft_get_u32(hdr + CRAFT_SNAPSHOT_HEADER_BYTES - 4) !=
         crc_update(crc_init(), hdr, CRAFT_SNAPSHOT_HEADER_BYTES - 4)) {
         *why = "header checksum mismatch";
         return false;
     }
-    if (get_u32(hdr) != SNAP_MAGIC || get_u32(hdr + 4) != SNAP_VERSION) {
+    if (craft_get_u32(hdr) != SNAP_MAGIC || craft_get_u32(hdr + 4) != SNAP_VERSION) {
         *why = "bad magic or version";
         return false;
     }
-    uint32_t conf_len = get_u32(hdr + 36);
+    uint32_t conf_len = craft_get_u32(hdr + 36);
     memset(info, 0, sizeof(*info));
     if (conf_len > SNAP_CONF_BYTES_MAX ||
         craft_conf_decode(hdr + SNAP_FIXED_BYTES, conf_len, &info->meta.conf) != 0) {
         *why = "bad configuration";
         return false;
     }
-    info->meta.index = get_u64(hdr + 8);
-    info->meta.term = get_u64(hdr + 16);
-    info->size = get_u64(hdr + 24);
-    info->crc = get_u32(hdr + 32);
+    info->meta.index = craft_get_u64(hdr + 8);
+    info->meta.term = craft_get_u64(hdr + 16);
+    info->size = craft_get_u64(hdr + 24);
+    info->crc = craft_get_u32(hdr + 32);
     return true;
 }
 

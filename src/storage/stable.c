@@ -1,6 +1,7 @@
 /* The stable store: write a temporary file, sync, rename, sync the directory. Two
  * alternating slots in one file would save the rename, but this store is written once per
  * term or vote change, and the rename is the simplest atomicity argument there is. */
+#include "base/bytes.h"
 #include "storage/stable.h"
 
 #include <stdbool.h>
@@ -25,22 +26,6 @@ struct craft_stable {
     uint8_t value[CRAFT_STABLE_BYTES_MAX];
     int failed;
 };
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)p[i] << (8 * i);
-    }
-    return v;
-}
 
 static uint32_t stable_crc(const uint8_t *hdr, const uint8_t *data, size_t len)
 {
@@ -91,13 +76,13 @@ static int stable_load(struct craft_stable *st)
     if (err != 0) {
         return err;
     }
-    if (got < STABLE_HEADER_BYTES || get_u32(buf) != STABLE_MAGIC ||
-        get_u32(buf + 4) != STABLE_VERSION) {
+    if (got < STABLE_HEADER_BYTES || craft_get_u32(buf) != STABLE_MAGIC ||
+        craft_get_u32(buf + 4) != STABLE_VERSION) {
         return CRAFT_ECORRUPT;
     }
-    uint32_t len = get_u32(buf + 8);
+    uint32_t len = craft_get_u32(buf + 8);
     if (len > CRAFT_STABLE_BYTES_MAX || got != STABLE_HEADER_BYTES + len ||
-        get_u32(buf + 12) != stable_crc(buf, buf + STABLE_HEADER_BYTES, len)) {
+        craft_get_u32(buf + 12) != stable_crc(buf, buf + STABLE_HEADER_BYTES, len)) {
         return CRAFT_ECORRUPT;
     }
     memcpy(st->value, buf + STABLE_HEADER_BYTES, len);
@@ -158,13 +143,13 @@ int craft_stable_put(struct craft_stable *st, const void *data, size_t len)
         return CRAFT_ETOOBIG;
     }
     uint8_t buf[STABLE_HEADER_BYTES + CRAFT_STABLE_BYTES_MAX];
-    put_u32(buf, STABLE_MAGIC);
-    put_u32(buf + 4, STABLE_VERSION);
-    put_u32(buf + 8, (uint32_t)len);
+    craft_put_u32(buf, STABLE_MAGIC);
+    craft_put_u32(buf + 4, STABLE_VERSION);
+    craft_put_u32(buf + 8, (uint32_t)len);
     if (len > 0) {
         memcpy(buf + STABLE_HEADER_BYTES, data, len);
     }
-    put_u32(buf + 12, stable_crc(buf, buf + STABLE_HEADER_BYTES, len));
+    craft_put_u32(buf + 12, stable_crc(buf, buf + STABLE_HEADER_BYTES, len));
     struct craft_fs *fs = st->fs;
     int fd;
     int err = fs->open(fs, st->tmp, CRAFT_FS_CREATE, &fd);

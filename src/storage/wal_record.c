@@ -1,5 +1,6 @@
 /* Record and segment-header encoding. Little-endian byte by byte: no alignment or host
  * order assumptions. */
+#include "base/bytes.h"
 #include "storage/wal_record.h"
 
 #include <string.h>
@@ -7,38 +8,6 @@
 
 #include "base/assert.h"
 #include "storage/wal.h"
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        v |= (uint32_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
 
 /* Record header: magic u32 | version u8 | kind u8 | entry type u8 | reserved u8 | len u32 |
  * crc u32 | term u64 | index u64. The crc covers the header without its own field, then
@@ -66,20 +35,20 @@ void craft_wal_rec_encode(uint8_t *dst, uint8_t kind, uint8_t entry_type, uint64
                           uint64_t index, const uint8_t *payload, uint32_t len)
 {
     uint64_t total = craft_wal_rec_size(len);
-    put_u32(dst, CRAFT_WAL_REC_MAGIC);
+    craft_put_u32(dst, CRAFT_WAL_REC_MAGIC);
     dst[4] = CRAFT_WAL_VERSION;
     dst[5] = kind;
     dst[6] = entry_type;
     dst[7] = 0;
-    put_u32(dst + 8, len);
-    put_u64(dst + 16, term);
-    put_u64(dst + 24, index);
+    craft_put_u32(dst + 8, len);
+    craft_put_u64(dst + 16, term);
+    craft_put_u64(dst + 24, index);
     if (len > 0) {
         memcpy(dst + CRAFT_WAL_RECORD_HEADER_BYTES, payload, len);
     }
     memset(dst + CRAFT_WAL_RECORD_HEADER_BYTES + len, 0,
            total - CRAFT_WAL_RECORD_HEADER_BYTES - len);
-    put_u32(dst + 12, rec_crc(dst, dst + CRAFT_WAL_RECORD_HEADER_BYTES, len));
+    craft_put_u32(dst + 12, rec_crc(dst, dst + CRAFT_WAL_RECORD_HEADER_BYTES, len));
     /* Checksum on write, verify on read: the encoder and decoder must agree. */
     struct craft_wal_rec check;
     CRAFT_ASSERT(craft_wal_rec_decode(dst, total, &check) && check.total == total);
@@ -90,11 +59,11 @@ bool craft_wal_rec_decode(const uint8_t *src, uint64_t avail, struct craft_wal_r
     if (avail < CRAFT_WAL_RECORD_HEADER_BYTES) {
         return false;
     }
-    if (get_u32(src) != CRAFT_WAL_REC_MAGIC || src[4] != CRAFT_WAL_VERSION || src[7] != 0) {
+    if (craft_get_u32(src) != CRAFT_WAL_REC_MAGIC || src[4] != CRAFT_WAL_VERSION || src[7] != 0) {
         return false;
     }
     uint8_t kind = src[5];
-    uint32_t len = get_u32(src + 8);
+    uint32_t len = craft_get_u32(src + 8);
     uint64_t total = craft_wal_rec_size(len);
     if (total > avail) {
         return false;
@@ -105,14 +74,14 @@ bool craft_wal_rec_decode(const uint8_t *src, uint64_t avail, struct craft_wal_r
             return false;
         }
     }
-    if (get_u32(src + 12) != rec_crc(src, payload, len)) {
+    if (craft_get_u32(src + 12) != rec_crc(src, payload, len)) {
         return false;
     }
     r->kind = kind;
     r->entry_type = src[6];
     r->len = len;
-    r->term = get_u64(src + 16);
-    r->index = get_u64(src + 24);
+    r->term = craft_get_u64(src + 16);
+    r->index = craft_get_u64(src + 24);
     r->payload = payload;
     r->total = total;
     /* Checked after the crc: a record that checks but breaks these rules was written by a
@@ -130,24 +99,24 @@ bool craft_wal_rec_decode(const uint8_t *src, uint64_t avail, struct craft_wal_r
  * before it) | reserved u32 (zero). */
 void craft_wal_seg_header_encode(uint8_t *dst, uint64_t seq, uint64_t first)
 {
-    put_u32(dst, CRAFT_WAL_SEG_MAGIC);
-    put_u32(dst + 4, CRAFT_WAL_VERSION);
-    put_u64(dst + 8, seq);
-    put_u64(dst + 16, first);
-    put_u32(dst + 24, (uint32_t)crc32(crc32(0L, Z_NULL, 0), dst, 24));
-    put_u32(dst + 28, 0);
+    craft_put_u32(dst, CRAFT_WAL_SEG_MAGIC);
+    craft_put_u32(dst + 4, CRAFT_WAL_VERSION);
+    craft_put_u64(dst + 8, seq);
+    craft_put_u64(dst + 16, first);
+    craft_put_u32(dst + 24, (uint32_t)crc32(crc32(0L, Z_NULL, 0), dst, 24));
+    craft_put_u32(dst + 28, 0);
 }
 
 bool craft_wal_seg_header_decode(const uint8_t *src, uint64_t *seq, uint64_t *first)
 {
-    if (get_u32(src) != CRAFT_WAL_SEG_MAGIC || get_u32(src + 4) != CRAFT_WAL_VERSION ||
-        get_u32(src + 28) != 0) {
+    if (craft_get_u32(src) != CRAFT_WAL_SEG_MAGIC || craft_get_u32(src + 4) != CRAFT_WAL_VERSION ||
+        craft_get_u32(src + 28) != 0) {
         return false;
     }
-    if (get_u32(src + 24) != (uint32_t)crc32(crc32(0L, Z_NULL, 0), src, 24)) {
+    if (craft_get_u32(src + 24) != (uint32_t)crc32(crc32(0L, Z_NULL, 0), src, 24)) {
         return false;
     }
-    *seq = get_u64(src + 8);
-    *first = get_u64(src + 16);
+    *seq = craft_get_u64(src + 8);
+    *first = craft_get_u64(src + 16);
     return true;
 }
