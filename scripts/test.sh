@@ -6,7 +6,8 @@
 #   c. simulator scenarios      (craft-sim run all, seeds 1-200)
 #   d. ASan+UBSan build, its unit tests and scenarios (seeds 1-20)
 #   e. fuzz targets, 20 s each  (only if clang is available)
-#   f. valgrind on the unit tests and on one simulator seed
+#   f. ThreadSanitizer build of the threaded code (the TCP transport) and its tests
+#   g. valgrind on the unit tests and on three simulator seeds
 #
 # Each unit-test binary, fuzz target and valgrind run counts as one case; craft-sim reports
 # its own counts on its last line. A build or step that breaks without a count of its own
@@ -194,7 +195,18 @@ else
 fi
 step_done
 
-step "f. valgrind (release unit tests, three simulator seeds)"
+step "f. ThreadSanitizer (the threaded code: the TCP transport)"
+tsan_tests=(build/tsan/tests/test_transport_tcp build/tsan/tests/test_transport_mem)
+tsan_ok=1
+build tsan BUILD=tsan "${tsan_tests[@]}" || tsan_ok=0
+for t in "${tsan_tests[@]}"; do
+    usable "$t" "$tsan_ok" BUILD=tsan || continue
+    run_case "$t" env TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        timeout "$TEST_TIMEOUT" "$t"
+done
+step_done
+
+step "g. valgrind (release unit tests, three simulator seeds)"
 vg=(valgrind --error-exitcode=1 --leak-check=full -q)
 for t in build/tests/test_*; do
     [[ -f "$t" && -x "$t" ]] || continue
