@@ -53,14 +53,11 @@ void sim_raft_persist1_2c(void)
     sim_raft_end(c, t0);
 }
 
-void sim_raft_persist2_2c(void)
+void sim_raft_persist2_rounds(struct sim_cluster *c, int n, int iterations)
 {
-    const int n = 5;
-    uint64_t t0;
-    struct sim_cluster *c = sim_raft_begin(n, false, false, "Test (2C): more persistence", &t0);
-
+    CRAFT_ASSERT(n >= 5);
     uint64_t index = 1;
-    for (int iter = 0; iter < 5; iter++) {
+    for (int iter = 0; iter < iterations; iter++) {
         sim_one_int(c, 10 + index, n, true);
         index++;
 
@@ -96,7 +93,14 @@ void sim_raft_persist2_2c(void)
     }
 
     sim_one_int(c, 1000, n, true);
+}
 
+void sim_raft_persist2_2c(void)
+{
+    const int n = 5;
+    uint64_t t0;
+    struct sim_cluster *c = sim_raft_begin(n, false, false, "Test (2C): more persistence", &t0);
+    sim_raft_persist2_rounds(c, n, 5);
     sim_raft_end(c, t0);
 }
 
@@ -144,16 +148,10 @@ static void figure8_sleep(struct sim_cluster *c)
  * crashes, quickly (likely before committing it) or after a while (likely after). A new
  * leader may try to finish replicating entries of earlier terms; it must not commit them
  * by counting replicas. */
-void sim_raft_figure8_2c(void)
+void sim_raft_figure8_rounds(struct sim_cluster *c, int n, int iterations)
 {
-    const int n = 5;
-    uint64_t t0;
-    struct sim_cluster *c = sim_raft_begin(n, false, false, "Test (2C): Figure 8", &t0);
-
-    sim_one_int(c, sim_raft_rand_cmd(c), 1, true);
-
     int nup = n;
-    for (int iter = 0; iter < 1000; iter++) {
+    for (int iter = 0; iter < iterations; iter++) {
         int leader = -1;
         for (int i = 0; i < n; i++) {
             if (sim_is_alive(c, i)) {
@@ -187,7 +185,16 @@ void sim_raft_figure8_2c(void)
             sim_connect(c, i);
         }
     }
+}
 
+void sim_raft_figure8_2c(void)
+{
+    const int n = 5;
+    uint64_t t0;
+    struct sim_cluster *c = sim_raft_begin(n, false, false, "Test (2C): Figure 8", &t0);
+
+    sim_one_int(c, sim_raft_rand_cmd(c), 1, true);
+    sim_raft_figure8_rounds(c, n, 1000);
     sim_one_int(c, sim_raft_rand_cmd(c), n, true);
 
     sim_raft_end(c, t0);

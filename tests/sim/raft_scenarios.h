@@ -61,6 +61,13 @@ void sim_raft_snapshot_init_2d(void);
  * is owned by the caller until sim_raft_end. */
 /* For scenarios that bound message counts exactly (reliable, no snapshots): no duplication,
  * default election timeout. */
+/* The bodies of persist2 (its rounds of crashing stale and fresh peers around agreements,
+ * then one(1000, n)) and Figure 8 (rounds of Start on every live node, the leader crashed
+ * right after, at least 3 up; then everyone restarted and connected), on n >= 5 nodes, for
+ * scenarios that run them under other conditions (tests/sim/storage_scenarios.c). */
+void sim_raft_persist2_rounds(struct sim_cluster *c, int n, int iterations);
+void sim_raft_figure8_rounds(struct sim_cluster *c, int n, int iterations);
+
 /* Random faults, then heal and converge (chaos.c). */
 void sim_raft_chaos(void);
 /* The chaos phases on a cluster of n nodes: clients propose while random faults hit for
