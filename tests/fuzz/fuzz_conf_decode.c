@@ -7,6 +7,7 @@
 
 #include "base/assert.h"
 #include "codec/msg_codec.h"
+#include "../msg_equal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,13 +25,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CRAFT_ASSERT(craft_conf_encode(&c1, buf) == n);
     CRAFT_ASSERT(memcmp(buf, data, n) == 0);
     CRAFT_ASSERT(craft_conf_decode(buf, n, &c2) == CRAFT_OK);
-    CRAFT_ASSERT(c1.n_voters == c2.n_voters && c1.n_voters_outgoing == c2.n_voters_outgoing &&
-                 c1.n_learners == c2.n_learners && c1.n_learners_next == c2.n_learners_next);
-    CRAFT_ASSERT(memcmp(c1.voters, c2.voters, c1.n_voters * sizeof(uint64_t)) == 0);
-    CRAFT_ASSERT(memcmp(c1.voters_outgoing, c2.voters_outgoing,
-                        c1.n_voters_outgoing * sizeof(uint64_t)) == 0);
-    CRAFT_ASSERT(memcmp(c1.learners, c2.learners, c1.n_learners * sizeof(uint64_t)) == 0);
-    CRAFT_ASSERT(memcmp(c1.learners_next, c2.learners_next,
-                        c1.n_learners_next * sizeof(uint64_t)) == 0);
+    CRAFT_ASSERT(conf_equal(&c1, &c2));
     return 0;
 }

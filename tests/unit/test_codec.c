@@ -9,6 +9,7 @@
 #include "base/prng.h"
 #include "codec/msg_codec.h"
 #include "unit.h"
+#include "../msg_equal.h"
 
 static uint64_t cur_seed; /* printed with every failure of a random case */
 
@@ -217,50 +218,6 @@ static uint8_t rand_type(struct craft_prng *r)
 }
 
 /* ---- comparison -------------------------------------------------------------------- */
-
-static bool conf_equal(const struct craft_conf *a, const struct craft_conf *b)
-{
-    return a->n_voters == b->n_voters && a->n_voters_outgoing == b->n_voters_outgoing &&
-           a->n_learners == b->n_learners && a->n_learners_next == b->n_learners_next &&
-           memcmp(a->voters, b->voters, a->n_voters * sizeof(uint64_t)) == 0 &&
-           memcmp(a->voters_outgoing, b->voters_outgoing,
-                  a->n_voters_outgoing * sizeof(uint64_t)) == 0 &&
-           memcmp(a->learners, b->learners, a->n_learners * sizeof(uint64_t)) == 0 &&
-           memcmp(a->learners_next, b->learners_next,
-                  a->n_learners_next * sizeof(uint64_t)) == 0;
-}
-
-static bool bytes_equal(const uint8_t *a, const uint8_t *b, uint32_t n)
-{
-    return n == 0 || memcmp(a, b, n) == 0;
-}
-
-static bool msg_equal(const struct craft_msg *a, const struct craft_msg *b)
-{
-    if (a->type != b->type || a->reject != b->reject || a->last != b->last ||
-        a->transfer != b->transfer || a->from != b->from || a->to != b->to ||
-        a->term != b->term || a->log_index != b->log_index || a->log_term != b->log_term ||
-        a->commit != b->commit || a->index != b->index || a->reject_hint != b->reject_hint ||
-        a->reject_term != b->reject_term || a->ctx != b->ctx || a->n_entries != b->n_entries ||
-        a->offset != b->offset || a->chunk_len != b->chunk_len ||
-        a->snap.index != b->snap.index || a->snap.term != b->snap.term ||
-        !conf_equal(&a->snap.conf, &b->snap.conf) ||
-        !bytes_equal(a->chunk, b->chunk, a->chunk_len)) {
-        return false;
-    }
-    if ((a->chunk == NULL) != (b->chunk == NULL)) {
-        return false;
-    }
-    for (uint32_t i = 0; i < a->n_entries; i++) {
-        const struct craft_entry *x = &a->entries[i], *y = &b->entries[i];
-        if (x->term != y->term || x->index != y->index || x->type != y->type ||
-            x->len != y->len || !bytes_equal(x->data, y->data, x->len) ||
-            (x->data == NULL) != (y->data == NULL)) {
-            return false;
-        }
-    }
-    return true;
-}
 
 static bool points_into(const uint8_t *p, uint32_t n, const uint8_t *buf, size_t len)
 {
