@@ -383,6 +383,14 @@ void craft_core_campaign(struct craft_core *core, uint64_t now)
     core_campaign(core, core->cfg.pre_vote, false);
 }
 
+void craft_core_step_down(struct craft_core *core, uint64_t now)
+{
+    core_enter(core, now);
+    if (core->role == CRAFT_LEADER) {
+        core_become_follower(core, core->term, CRAFT_NONE);
+    }
+}
+
 void craft_core_status(const struct craft_core *core, struct craft_core_status *s)
 {
     memset(s, 0, sizeof *s);

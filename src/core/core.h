@@ -218,6 +218,11 @@ int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t le
 /* Starts an election now (tests and leadership transfer). No-op on a leader or learner. */
 void craft_core_campaign(struct craft_core *core, uint64_t now);
 
+/* A leader steps down to follower in its term, knowing no leader (the runtime does this
+ * when its disk stalls: a leader that cannot persist must let another lead). Its followers
+ * elect a new leader once their election timers run out. No-op on other roles. */
+void craft_core_step_down(struct craft_core *core, uint64_t now);
+
 /* ---- configuration changes (thesis chapter 4) ----
  * A configuration takes effect as soon as its entry is in the log (appended by the leader,
  * received by a follower), not when it commits; truncating the entry reverts it. */

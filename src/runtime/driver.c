@@ -49,6 +49,7 @@ struct craft_driver {
 
     /* Completions reported while a port was running (or while processing). */
     bool busy;
+    bool holding; /* craft_driver_hold: no batches until release */
     bool persisted_pending;
     uint64_t persisted_seq;
     bool snap_pending;
@@ -274,8 +275,8 @@ static void handle_persisted(struct craft_driver *d, uint64_t seq)
 /* The tail of every entry point: handles deferred completions and drains ready batches. */
 static void process(struct craft_driver *d)
 {
-    if (d->busy) {
-        return; /* re-entered from a port: the outer loop picks the work up */
+    if (d->busy || d->holding) {
+        return; /* re-entered from a port, or held: the outer loop picks the work up */
     }
     d->busy = true;
     for (;;) {
@@ -396,6 +397,27 @@ int craft_driver_read_lease(struct craft_driver *d, uint64_t now, uint64_t *inde
     int err = craft_core_read_lease(d->core, d->now, index);
     process(d);
     return err;
+}
+
+void craft_driver_hold(struct craft_driver *d)
+{
+    CRAFT_ASSERT(!d->busy && !d->holding);
+    d->holding = true;
+}
+
+void craft_driver_release(struct craft_driver *d)
+{
+    CRAFT_ASSERT(d->holding);
+    d->holding = false;
+    process(d);
+}
+
+void craft_driver_step_down(struct craft_driver *d, uint64_t now)
+{
+    CRAFT_ASSERT(!d->busy);
+    advance(d, now);
+    craft_core_step_down(d->core, d->now);
+    process(d);
 }
 
 void craft_driver_campaign(struct craft_driver *d, uint64_t now)

@@ -71,6 +71,16 @@ uint64_t craft_driver_next_timeout(const struct craft_driver *d);
 int craft_driver_propose(struct craft_driver *d, const uint8_t *data, uint32_t len,
                          uint64_t now, uint64_t *index, uint64_t *term);
 
+/* Batching: between craft_driver_hold() and craft_driver_release(), entry points step the
+ * core but build no batch, so everything stepped in between (many proposals, many
+ * messages) leaves in one batch: one append per peer and one durable write. release()
+ * processes what accumulated. Holds do not nest. */
+void craft_driver_hold(struct craft_driver *d);
+void craft_driver_release(struct craft_driver *d);
+
+/* A leader steps down (craft_core_step_down). */
+void craft_driver_step_down(struct craft_driver *d, uint64_t now);
+
 /* Starts an election at once. */
 void craft_driver_campaign(struct craft_driver *d, uint64_t now);
 

@@ -38,6 +38,8 @@
 /* Unacknowledged data older than this fails the outbound socket, so a peer whose machine
  * vanished without a FIN is noticed and reconnected to instead of filling our queue. */
 #define USER_TIMEOUT_MS 10000
+/* Peers that set_peer may add after creation. */
+#define PEERS_ADDED_MAX 64
 
 enum ev_kind { EV_LISTEN, EV_WAKE, EV_PEER, EV_INBOUND };
 
@@ -98,8 +100,12 @@ struct tcp {
     void *recv_ctx;
     craft_transport_log_fn log;
     void *log_ctx;
+    /* Fixed capacity, never reallocated: peers are added (set_peer) by publishing a fully
+     * initialised slot with a release store of n_peers, so lookups need no lock. */
     struct peer *peers;
-    size_t n_peers;
+    size_t peers_cap;
+    _Atomic size_t n_peers;
+    pthread_mutex_t add_mu; /* serializes adders */
     int epfd, listen_fd, wake_fd;
     uint16_t port;
     struct ev listen_ev, wake_ev;
@@ -178,9 +184,15 @@ static bool make_addr(const char *host, uint16_t port, struct sockaddr_storage *
     return false;
 }
 
+static size_t peer_count(struct tcp *t)
+{
+    return atomic_load_explicit(&t->n_peers, memory_order_acquire);
+}
+
 static struct peer *find_peer(struct tcp *t, uint64_t id)
 {
-    for (size_t i = 0; i < t->n_peers; i++) {
+    size_t n = peer_count(t);
+    for (size_t i = 0; i < n; i++) {
         if (t->peers[i].id == id) {
             return &t->peers[i];
         }
@@ -364,7 +376,7 @@ static int peers_tick(struct tcp *t)
 {
     uint64_t now = now_ms();
     uint64_t wait = IDLE_WAIT_MS;
-    for (size_t i = 0; i < t->n_peers; i++) {
+    for (size_t i = 0, n = peer_count(t); i < n; i++) {
         struct peer *p = &t->peers[i];
         if (p->state == PEER_CONNECTED && p->out_off == p->out.len) {
             peer_flush(t, p); /* picks up anything queued since the last pass */
@@ -636,6 +648,9 @@ static void *loop_main(void *arg)
 
 static void wake(struct tcp *t)
 {
+    if (t->wake_fd < 0) {
+        return; /* during setup: the loop is not running yet */
+    }
     uint64_t one = 1;
     ssize_t r = write(t->wake_fd, &one, sizeof(one));
     (void)r; /* EAGAIN means the counter is huge: a wakeup is pending anyway */
@@ -693,7 +708,7 @@ static void tcp_free(struct tcp *t)
         t->dead = c;
     }
     free_dead(t);
-    for (size_t i = 0; i < t->n_peers; i++) {
+    for (size_t i = 0, n = peer_count(t); i < n; i++) {
         struct peer *p = &t->peers[i];
         if (p->fd >= 0) {
             close(p->fd);
@@ -703,6 +718,7 @@ static void tcp_free(struct tcp *t)
         pthread_mutex_destroy(&p->mu);
     }
     free(t->peers);
+    pthread_mutex_destroy(&t->add_mu);
     if (t->listen_fd >= 0) {
         close(t->listen_fd);
     }
@@ -754,9 +770,31 @@ static int tcp_listen(struct tcp *t, const struct craft_tcp_config *cfg)
     return CRAFT_OK;
 }
 
+/* Initialises the next free slot and publishes it. Caller holds add_mu or is the creator. */
+static int peer_init(struct tcp *t, uint64_t id, const char *host, uint16_t port)
+{
+    size_t n = peer_count(t);
+    if (n == t->peers_cap) {
+        return CRAFT_EBUSY;
+    }
+    struct peer *p = &t->peers[n];
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        return CRAFT_ENOMEM;
+    }
+    p->ev.kind = EV_PEER;
+    p->id = id;
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    p->port = port;
+    p->fd = -1;
+    atomic_store_explicit(&t->n_peers, n + 1, memory_order_release);
+    wake(t);
+    return CRAFT_OK;
+}
+
 static int tcp_setup(struct tcp *t, const struct craft_tcp_config *cfg)
 {
-    t->peers = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(*t->peers));
+    t->peers_cap = cfg->n_peers + PEERS_ADDED_MAX;
+    t->peers = calloc(t->peers_cap, sizeof(*t->peers));
     if (t->peers == NULL) {
         return CRAFT_ENOMEM;
     }
@@ -769,16 +807,10 @@ static int tcp_setup(struct tcp *t, const struct craft_tcp_config *cfg)
             memchr(a->host, '\0', sizeof(a->host)) == NULL) {
             return CRAFT_EINVAL;
         }
-        struct peer *p = &t->peers[t->n_peers];
-        if (pthread_mutex_init(&p->mu, NULL) != 0) {
-            return CRAFT_ENOMEM;
+        int rc = peer_init(t, a->id, a->host, a->port);
+        if (rc != CRAFT_OK) {
+            return rc;
         }
-        t->n_peers++; /* counted once its mutex exists, so cleanup destroys it */
-        p->ev.kind = EV_PEER;
-        p->id = a->id;
-        memcpy(p->host, a->host, sizeof(p->host));
-        p->port = a->port;
-        p->fd = -1;
     }
     t->epfd = epoll_create1(EPOLL_CLOEXEC);
     t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -828,6 +860,7 @@ struct craft_transport *craft_tcp_transport_create(const struct craft_tcp_config
     t->log = cfg->log;
     t->log_ctx = cfg->log_ctx;
     t->epfd = t->listen_fd = t->wake_fd = -1;
+    pthread_mutex_init(&t->add_mu, NULL);
     t->listen_ev.kind = EV_LISTEN;
     t->wake_ev.kind = EV_WAKE;
     craft_prng_seed(&t->prng, cfg->seed ^ cfg->self_id);
@@ -854,17 +887,23 @@ int craft_tcp_transport_set_peer(struct craft_transport *base, uint64_t id, cons
                                  uint16_t port)
 {
     struct tcp *t = (struct tcp *)base;
-    struct peer *p = find_peer(t, id);
-    if (p == NULL) {
-        return CRAFT_EUNKNOWNPEER;
-    }
-    if (host == NULL || strlen(host) >= CRAFT_HOST_BYTES_MAX) {
+    if (host == NULL || strlen(host) >= CRAFT_HOST_BYTES_MAX || id == 0) {
         return CRAFT_EINVAL;
     }
     struct sockaddr_storage ss;
     socklen_t sl;
     if (!make_addr(host, port, &ss, &sl)) {
         return CRAFT_EINVAL;
+    }
+    if (id == t->self_id) {
+        return CRAFT_OK;
+    }
+    struct peer *p = find_peer(t, id);
+    if (p == NULL) {
+        pthread_mutex_lock(&t->add_mu);
+        int rc = find_peer(t, id) != NULL ? CRAFT_OK : peer_init(t, id, host, port);
+        pthread_mutex_unlock(&t->add_mu);
+        return rc;
     }
     pthread_mutex_lock(&p->mu);
     snprintf(p->host, sizeof(p->host), "%s", host);

@@ -55,9 +55,11 @@ struct craft_transport *craft_tcp_transport_create(const struct craft_tcp_config
 /* The port the transport listens on (useful after listen_port 0). */
 uint16_t craft_tcp_transport_port(const struct craft_transport *t);
 
-/* Sets the address of peer `id` (already in the table; host numeric). The current outbound
- * connection, if any, is kept until it breaks; the next attempt uses the new address and
- * starts without waiting for the backoff. Errors: CRAFT_EUNKNOWNPEER, CRAFT_EINVAL. */
+/* Sets the address of peer `id` (host numeric), adding the peer if it is not in the table
+ * (a server added to the cluster; up to 64 additions per transport). For a known peer the
+ * current outbound connection, if any, is kept until it breaks; the next attempt uses the
+ * new address and starts without waiting for the backoff. id == self_id: ignored.
+ * Errors: CRAFT_EINVAL (id 0, a non-numeric host), CRAFT_EBUSY (no room to add). */
 int craft_tcp_transport_set_peer(struct craft_transport *t, uint64_t id, const char *host,
                                  uint16_t port);
 

@@ -1,0 +1,303 @@
+/* libcraft: the embeddable Raft runtime (design: docs/design/runtime.md).
+ *
+ * A node is created from a config, a state machine (struct craft_fsm) and its storage and
+ * transport choices, and runs on threads it owns:
+ *   - the raft loop: the protocol core, timers, proposals, the network's messages;
+ *   - the disk thread: group commit of the log and hard state (one fdatasync per group);
+ *   - the state machine thread: apply, restore, and completion of futures, in commit order;
+ *   - a snapshot thread: writes a captured state machine snapshot while apply goes on;
+ *   - the transport's own threads (TCP: one epoll loop).
+ * No lock is held across disk or network I/O on the hot path; the leader sends its appends
+ * before its own disk write completes (the write runs in parallel).
+ *
+ * Threads: every craft_node_* / craft_* call below may be made from any thread, except from
+ * inside a state machine or observer callback (those run on the node's threads: calling
+ * back into the node from there would wait on itself), unless a function says otherwise.
+ * Memory: pointers passed in are borrowed for the call; the node copies what it keeps.
+ * Errors: functions return 0 (CRAFT_OK) or an enum craft_err; craft_strerror() names it. */
+#ifndef CRAFT_H
+#define CRAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h" /* struct craft_conf, craft_role, enum craft_err (base/err.h) */
+
+/* ---- servers and addresses ---- */
+
+/* The largest "host:port" string kept for a server, NUL included. */
+#define CRAFT_ADDR_BYTES_MAX 64
+
+struct craft_server {
+    uint64_t id;                      /* non-zero */
+    char addr[CRAFT_ADDR_BYTES_MAX];  /* "127.0.0.1:7001" (numeric host); "" with the mem transport */
+    bool voter;                       /* false: a learner (non-voter) */
+};
+
+/* ---- the state machine ---- */
+
+/* One committed command, as the state machine sees it. data is borrowed for the call. */
+struct craft_command {
+    uint64_t index, term;
+    const uint8_t *data;
+    uint32_t len;
+};
+
+/* A snapshot is written to a sink and read back from a source. Both are only valid inside
+ * the callback that receives them. */
+struct craft_sink;
+struct craft_source;
+/* Appends len bytes to the snapshot. Errors: the store's (CRAFT_EIO, CRAFT_ENOSPACE,
+ * CRAFT_ENOMEM); after an error, return it from snapshot_write. */
+int craft_sink_write(struct craft_sink *sink, const void *buf, size_t len);
+/* Reads up to cap bytes; *n == 0 means the end. Errors: CRAFT_EIO, CRAFT_ECORRUPT. */
+int craft_source_read(struct craft_source *src, void *buf, size_t cap, size_t *n);
+
+struct craft_fsm {
+    void *ctx;
+    /* Applies committed commands in index order, on the state machine thread. results[i]
+     * may be set to a value for cmds[i] (it starts NULL): the future of the command's
+     * proposer receives it (craft_future_result), otherwise result_free is called on it. */
+    void (*apply)(void *ctx, const struct craft_command *cmds, size_t n, void **results);
+    /* Captures the state as of the last applied command, on the state machine thread, and
+     * returns it in *snap (keep it cheap: copy-on-write or a read transaction). Then
+     * snapshot_write runs on the snapshot thread while apply continues, and
+     * snapshot_release on the state machine thread. Return 0 or an error (the snapshot is
+     * abandoned). May be NULL: the node never snapshots (its log grows without bound). */
+    int (*snapshot)(void *ctx, void **snap);
+    int (*snapshot_write)(void *ctx, void *snap, struct craft_sink *sink);
+    void (*snapshot_release)(void *ctx, void *snap);
+    /* Replaces the whole state with the snapshot read from src, on the state machine thread.
+     * An error here is fatal for the node (it stops: its state is unknown). */
+    int (*restore)(void *ctx, struct craft_source *src);
+    /* Frees a result no future claimed. Optional (NULL: results are not freed). */
+    void (*result_free)(void *ctx, void *result);
+};
+
+/* ---- observation ---- */
+
+enum craft_event_type {
+    CRAFT_EVENT_ROLE = 1,      /* this node's role changed: role */
+    CRAFT_EVENT_LEADER,        /* the known leader changed: id (0: none known), term */
+    CRAFT_EVENT_PEER_ADDED,    /* the configuration in force gained node id */
+    CRAFT_EVENT_PEER_REMOVED,  /* the configuration in force lost node id */
+    CRAFT_EVENT_PROMOTED,      /* learner id was promoted to voter by auto-promotion */
+    CRAFT_EVENT_DISK_STALL,    /* the leader stepped down: a disk write took longer than the bound */
+    CRAFT_EVENT_FAILED,        /* the node stopped after a storage or state machine error: err */
+};
+
+struct craft_event {
+    uint8_t type; /* enum craft_event_type */
+    enum craft_role role;
+    uint64_t id, term;
+    int err;
+};
+
+/* Called on the raft loop thread; must return quickly and must not call into the node. */
+typedef void (*craft_observer_fn)(void *ctx, const struct craft_event *ev);
+
+/* ---- configuration ---- */
+
+enum craft_transport_kind {
+    CRAFT_TRANSPORT_TCP = 1, /* TCP, listening on listen_addr */
+    CRAFT_TRANSPORT_MEM,     /* in-process, through mem_net (tests, single-process use) */
+};
+
+struct craft_mem_net; /* an in-process network of nodes (craft_mem_net_create) */
+
+struct craft_config {
+    uint64_t id;          /* this node, non-zero */
+    uint64_t cluster_id;  /* TCP handshakes refuse other clusters (default 1) */
+    /* Storage. data_dir non-NULL: a write-ahead log ("wal/"), the hard state ("state") and
+     * file snapshots ("snapshots/") in that directory, created if missing. NULL: everything
+     * in memory (nothing survives the node). */
+    const char *data_dir;
+    uint32_t snapshots_retained;   /* snapshots kept on disk (default 2) */
+    uint64_t wal_segment_bytes;    /* default 64 MiB */
+
+    /* Transport. */
+    uint8_t transport;                       /* enum craft_transport_kind (default TCP) */
+    char listen_addr[CRAFT_ADDR_BYTES_MAX];  /* TCP: "host:port" (numeric host; port 0: ephemeral) */
+    struct craft_mem_net *mem_net;           /* MEM: the network to attach to */
+    /* Addresses of the other servers, known up front (TCP). Servers added later through
+     * craft_add_* bring their address with them (it is replicated in the log). */
+    const struct craft_server *peers;
+    size_t n_peers;
+
+    /* A brand-new cluster: if the node's storage is empty, it writes this configuration as
+     * log entry 1 (every initial server must be given the same list). Ignored when the
+     * storage holds state (a restart). Empty: the node waits to be added by a leader. */
+    const struct craft_server *initial_servers;
+    size_t n_initial_servers;
+
+    /* Protocol timing and limits (see struct craft_core_config for each). */
+    uint32_t heartbeat_ms;          /* default 100 */
+    uint32_t election_timeout_ms;   /* default 1000 */
+    bool pre_vote, check_quorum;    /* default true */
+    uint32_t inflight_msgs_max;     /* default 64 */
+    uint64_t append_bytes_max;      /* default 1 MiB */
+    uint64_t entry_bytes_max;       /* default 1 MiB */
+    uint32_t snapshot_chunk_bytes_max; /* default 1 MiB */
+    uint32_t clock_drift_bound_ms;  /* default 100 */
+
+    /* Snapshots and log retention: snapshot once this many entries or bytes were applied
+     * since the last one (0: never automatically), then keep the newest trailing_entries
+     * entries and at least trailing_bytes of entries in the log, so that slightly lagging
+     * followers catch up from the log, not from a snapshot. */
+    uint64_t snapshot_threshold_entries; /* default 8192 */
+    uint64_t snapshot_threshold_bytes;   /* default 64 MiB */
+    uint64_t trailing_entries;           /* default 10240 */
+    uint64_t trailing_bytes;             /* default 16 MiB */
+
+    /* A leader whose disk write has not completed within this bound steps down (the rest of
+     * the cluster elects a leader with a working disk). 0: never. Default 5000 ms. */
+    uint32_t disk_stall_ms;
+    /* Promote a learner to voter once it caught up (default false). */
+    bool auto_promote;
+    /* Proposals queued inside the node before craft_apply waits (default 65536). */
+    uint32_t queue_max;
+
+    craft_observer_fn observer; /* optional */
+    void *observer_ctx;
+    uint64_t seed; /* seeds the election timer and reconnection jitter (default: from id) */
+};
+
+/* Fills cfg with the defaults above for node id. */
+void craft_config_default(struct craft_config *cfg, uint64_t id);
+
+/* CRAFT_OK or CRAFT_EINVAL, with *field (if not NULL) naming the first bad field, e.g.
+ * "election_timeout_ms" or "initial_servers[1].addr". */
+int craft_config_validate(const struct craft_config *cfg, const char **field);
+
+/* ---- in-process network ---- */
+
+/* A network connecting nodes of one process (CRAFT_TRANSPORT_MEM): a send puts the message
+ * straight into the receiving node's inbox. Thread-safe. Destroy it after every node on it. */
+struct craft_mem_net *craft_mem_net_create(void);
+void craft_mem_net_destroy(struct craft_mem_net *net);
+/* Cuts (connected false) or restores the link between a and b, both directions: messages
+ * between them are dropped. For tests. */
+void craft_mem_net_set_link(struct craft_mem_net *net, uint64_t a, uint64_t b, bool connected);
+
+/* ---- node lifetime ---- */
+
+struct craft_node;
+
+/* Validates cfg, opens (and recovers) the storage, bootstraps if asked and the storage is
+ * empty, starts the transport and the threads. fsm is copied; fsm->ctx must outlive the
+ * node. On failure returns an error and, if errbuf is not NULL, a line naming the cause
+ * (the bad field, the corrupt file and offset, the address in use): CRAFT_EINVAL (config),
+ * CRAFT_ECORRUPT, CRAFT_EIO, CRAFT_ENOSPACE (storage), CRAFT_ENOMEM. Nothing on disk is
+ * destroyed by a failed create. */
+int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fsm,
+                      struct craft_node **out, char *errbuf, size_t errbuf_cap);
+
+/* Stops the node: stops taking work, fails every pending future with CRAFT_ESHUTDOWN,
+ * waits for the disk thread to finish the write in progress (everything acknowledged is
+ * durable already), joins every thread, closes storage and transport, frees the node. */
+void craft_node_destroy(struct craft_node *node);
+
+/* ---- futures ---- */
+
+/* A future completes once, with an error code, an index and maybe a result. Every future a
+ * call returns must be released with craft_future_release (also before it completes: the
+ * operation goes on and its outcome is dropped). Thread-safe. */
+struct craft_future;
+
+/* Waits up to timeout_ms (negative: forever) for completion. Returns the operation's
+ * result (0 or its error) or CRAFT_ETIMEOUT if it has not completed yet (the operation
+ * goes on: wait again or release it). */
+int craft_future_wait(struct craft_future *f, int64_t timeout_ms);
+/* True once the future completed (no waiting). */
+bool craft_future_done(struct craft_future *f);
+/* After completion: the log index of the operation (apply, membership changes, snapshot:
+ * its index; barrier and reads: the index the state machine had reached), and the state
+ * machine's result for an apply (ownership passes to the caller: the node will not free
+ * it; NULL after the first call). */
+uint64_t craft_future_index(struct craft_future *f);
+void *craft_future_result(struct craft_future *f);
+void craft_future_release(struct craft_future *f);
+
+/* ---- commands and reads ---- */
+
+/* Proposes a command (len <= entry_bytes_max). The future completes, in commit order, once
+ * the command is applied (with the state machine's result), or with an error:
+ * CRAFT_ENOTLEADER (not the leader: craft_leader names it), CRAFT_ETRANSFER (a leadership
+ * transfer is in progress), CRAFT_ETOOBIG, CRAFT_ETIMEOUT (no room in the node's queues within
+ * timeout_ms; the command was not proposed), CRAFT_ESTALE (the leader lost its leadership
+ * and a different entry was committed at the command's index: it was not applied),
+ * CRAFT_ESHUTDOWN. Returns NULL only if out of memory. */
+struct craft_future *craft_apply(struct craft_node *node, const void *data, uint32_t len,
+                                 uint32_t timeout_ms);
+
+/* Completes once every command committed before the call has been applied on this node
+ * (the leader only: CRAFT_ENOTLEADER elsewhere). Index: the applied index reached. */
+struct craft_future *craft_barrier(struct craft_node *node);
+/* Completes with 0 once a quorum confirmed that this node is still the leader. */
+struct craft_future *craft_verify_leader(struct craft_node *node);
+/* A linearizable read barrier (ReadIndex): completes once this node's state machine
+ * reflects every write committed before the call; then read the state machine directly.
+ * Works on followers too (they ask the leader). Errors: CRAFT_ENOTLEADER (no leader
+ * known), CRAFT_ETIMEOUT, CRAFT_EBUSY. */
+struct craft_future *craft_read_index(struct craft_node *node);
+/* As craft_read_index, served from the leader's lease without a round of messages when it
+ * holds (check_quorum and bounded clock drift assumed); CRAFT_ESTALE if no lease holds now. */
+struct craft_future *craft_read_lease(struct craft_node *node);
+
+/* ---- membership (each: leader only; the future completes when the change commits) ----
+ * prev_index: if non-zero, the change is refused with CRAFT_ESTALE unless the
+ * configuration in force is the one at that log index (craft_stats.conf_index). Errors:
+ * CRAFT_ENOTLEADER, CRAFT_ECONFCHANGE (another change is in progress), CRAFT_EINVAL (a
+ * change that changes nothing, a bad address), CRAFT_EUNKNOWNPEER (remove/demote an
+ * unknown node). */
+struct craft_future *craft_add_voter(struct craft_node *node, uint64_t id, const char *addr,
+                                     uint64_t prev_index);
+struct craft_future *craft_add_nonvoter(struct craft_node *node, uint64_t id, const char *addr,
+                                        uint64_t prev_index);
+struct craft_future *craft_demote_voter(struct craft_node *node, uint64_t id, uint64_t prev_index);
+struct craft_future *craft_remove_server(struct craft_node *node, uint64_t id, uint64_t prev_index);
+/* Several changes at once through a joint configuration (thesis 4.3); it is left
+ * automatically. servers[i].voter says voter or learner; remove lists ids to remove. */
+struct craft_future *craft_change_joint(struct craft_node *node, const struct craft_server *add,
+                                        size_t n_add, const uint64_t *remove, size_t n_remove,
+                                        uint64_t prev_index);
+
+/* Hands leadership to server id (0: the most up-to-date voter). Completes with 0 once
+ * another node leads, CRAFT_ETIMEOUT if the transfer was abandoned (this node leads on). */
+struct craft_future *craft_transfer_leadership(struct craft_node *node, uint64_t id);
+
+/* Takes a snapshot now. Completes with its index once it is durable and the log compacted
+ * (CRAFT_ESTALE: nothing applied since the last snapshot). */
+struct craft_future *craft_snapshot(struct craft_node *node);
+
+/* ---- state ---- */
+
+/* The leader this node knows (0 if none) and its address (copied into addr, cap bytes;
+ * "" if unknown). */
+uint64_t craft_leader(struct craft_node *node, char *addr, size_t cap);
+enum craft_role craft_state(struct craft_node *node);
+/* This node's TCP listening port (useful with port 0); 0 with the mem transport. */
+uint16_t craft_node_port(struct craft_node *node);
+
+#define CRAFT_STATS_PEERS_MAX CRAFT_CONF_NODES_MAX
+struct craft_stats {
+    uint64_t id, term, leader, vote;
+    enum craft_role role;
+    uint64_t commit, applied, last_index, last_term, first_index, snap_index;
+    uint64_t persisted;         /* highest index durable on this node */
+    uint64_t conf_index;        /* the entry holding the configuration in force */
+    struct craft_conf conf;
+    size_t n_peers;             /* leader only */
+    struct craft_peer_status peers[CRAFT_STATS_PEERS_MAX];
+    /* Queue depths at the time of the call. */
+    uint64_t proposals_queued, disk_jobs_queued, apply_jobs_queued;
+    /* Totals since the node started. */
+    uint64_t disk_writes, disk_syncs, entries_written, entries_applied, snapshots_taken,
+        snapshots_installed, msgs_sent, msgs_received, bad_msgs_received;
+    int failed; /* 0, or the error that stopped the node */
+};
+/* A consistent copy of the loop thread's view (taken between two batches). */
+void craft_stats(struct craft_node *node, struct craft_stats *stats);
+
+#endif

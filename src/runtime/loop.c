@@ -1,0 +1,811 @@
+/* The raft loop thread: owns the driver and core; turns requests, messages and disk
+ * completions into driver calls, and the driver's ports into work for the other threads.
+ *
+ * Batching: the loop takes everything queued in its inbox at once and steps all of it
+ * between craft_driver_hold() and craft_driver_release(), so proposals arriving while the
+ * previous batch was being handled leave together: one append per follower, one disk job. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/assert.h"
+#include "runtime/rt.h"
+#include "transport/tcp_transport.h"
+
+void rt_post(struct craft_node *n, struct rt_req *r)
+{
+    if (!rt_queue_push(&n->inbox, &r->item, false, 0)) {
+        if (r->f != NULL) {
+            rt_future_complete(r->f, CRAFT_ESHUTDOWN, 0, NULL);
+        }
+        free(r->conf);
+        free(r);
+    }
+}
+
+void rt_fail(struct craft_node *n, int err, const char *what)
+{
+    int expected = CRAFT_OK;
+    if (!atomic_compare_exchange_strong(&n->failed, &expected, err)) {
+        return;
+    }
+    fprintf(stderr, "craft node %" PRIu64 ": stopped after a %s error: %s\n", n->cfg.id, what,
+            craft_strerror(err));
+    struct rt_req *r = rt_req_new(REQ_FAILED, NULL, 0);
+    if (r != NULL) {
+        r->b = (uint64_t)err;
+        rt_post(n, r);
+    }
+}
+
+void rt_loop_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len)
+{
+    struct craft_node *n = ctx;
+    if (len > UINT32_MAX) {
+        return;
+    }
+    struct rt_req *r = rt_req_new(REQ_MSG, bytes, (uint32_t)len);
+    if (r == NULL) {
+        return; /* dropped, as the network may drop it; Raft resends */
+    }
+    r->a = from;
+    rt_post(n, r);
+}
+
+static void emit(struct craft_node *n, uint8_t type, enum craft_role role, uint64_t id,
+                 uint64_t term, int err)
+{
+    if (n->cfg.observer != NULL) {
+        struct craft_event ev = {.type = type, .role = role, .id = id, .term = term, .err = err};
+        n->cfg.observer(n->cfg.observer_ctx, &ev);
+    }
+}
+
+/* ---- the address book ---- */
+
+static void learn_addrs(struct craft_node *n, const uint8_t *body, size_t len)
+{
+    struct rt_book tmp = {0};
+    if (!rt_addrs_apply(&tmp, body, len)) {
+        return;
+    }
+    for (size_t i = 0; i < tmp.n; i++) {
+        rt_book_set(&n->loop_book, tmp.s[i].id, tmp.s[i].addr);
+        char host[CRAFT_ADDR_BYTES_MAX];
+        uint16_t port;
+        if (n->cfg.transport == CRAFT_TRANSPORT_TCP &&
+            rt_addr_split(tmp.s[i].addr, host, sizeof host, &port)) {
+            (void)craft_tcp_transport_set_peer(n->transport, tmp.s[i].id, host, port);
+        }
+    }
+    pthread_mutex_lock(&n->pub_mu);
+    n->pub_book = n->loop_book;
+    pthread_mutex_unlock(&n->pub_mu);
+}
+
+/* ---- futures waiting for an index ---- */
+
+static void futs_fail_from_tail(struct craft_node *n, uint64_t index)
+{
+    /* A proposal at `index` means this leader's log has its own entry there: any older
+     * future at or after it was truncated away and can never commit. Keeps the list
+     * sorted by index. */
+    while (n->futs_tail != NULL && n->futs_tail->index >= index) {
+        struct craft_future *f = n->futs_head, *prev = NULL;
+        while (f != n->futs_tail) {
+            prev = f;
+            f = f->next;
+        }
+        if (prev == NULL) {
+            n->futs_head = n->futs_tail = NULL;
+        } else {
+            prev->next = NULL;
+            n->futs_tail = prev;
+        }
+        rt_future_complete(f, CRAFT_ESTALE, 0, NULL);
+    }
+}
+
+static void futs_push(struct craft_node *n, struct craft_future *f, uint64_t index, uint64_t term)
+{
+    futs_fail_from_tail(n, index);
+    f->index = index;
+    f->term = term;
+    f->next = NULL;
+    if (n->futs_tail != NULL) {
+        n->futs_tail->next = f;
+    } else {
+        n->futs_head = f;
+    }
+    n->futs_tail = f;
+}
+
+static struct craft_future *futs_pop(struct craft_node *n)
+{
+    struct craft_future *f = n->futs_head;
+    n->futs_head = f->next;
+    if (n->futs_head == NULL) {
+        n->futs_tail = NULL;
+    }
+    return f;
+}
+
+static void fail_list(struct craft_future **head, int err)
+{
+    while (*head != NULL) {
+        struct craft_future *f = *head;
+        *head = f->next;
+        rt_future_complete(f, err, 0, NULL);
+    }
+}
+
+/* ---- ports ---- */
+
+static void port_send(void *ctx, uint64_t to, const uint8_t *bytes, size_t len)
+{
+    struct craft_node *n = ctx;
+    (void)craft_transport_send(n->transport, to, bytes, len);
+}
+
+static void port_persist(void *ctx, const struct craft_batch *b)
+{
+    struct craft_node *n = ctx;
+    bool empty = !b->has_hard_state && b->truncate_from == 0 && b->n_entries == 0 &&
+                 !b->has_snap_chunk;
+    if (empty && n->disk_done_seq == n->disk_submitted_seq) {
+        /* Nothing to write and nothing ahead of it: durable now. */
+        n->disk_submitted_seq = n->disk_done_seq = b->seq;
+        craft_driver_persisted(n->driver, b->seq, rt_now_ms());
+        return;
+    }
+    struct rt_disk_job *j = calloc(1, sizeof *j);
+    size_t bytes = b->has_snap_chunk ? b->snap_chunk_len : 0;
+    for (size_t i = 0; i < b->n_entries; i++) {
+        bytes += b->entries[i].len;
+    }
+    j->buf = malloc(bytes ? bytes : 1);
+    j->entries = b->n_entries ? malloc(b->n_entries * sizeof *j->entries) : NULL;
+    CRAFT_ASSERT(j != NULL && j->buf != NULL && (b->n_entries == 0 || j->entries != NULL));
+    j->kind = DISK_BATCH;
+    j->seq = b->seq;
+    j->has_hs = b->has_hard_state;
+    j->hs = b->hs;
+    j->truncate_from = b->truncate_from;
+    size_t off = 0;
+    for (size_t i = 0; i < b->n_entries; i++) {
+        const struct craft_entry *e = &b->entries[i];
+        j->entries[i] = *e;
+        if (e->len > 0) {
+            memcpy(j->buf + off, e->data, e->len);
+            j->entries[i].data = j->buf + off;
+            off += e->len;
+            if (e->type == CRAFT_ENTRY_NORMAL && e->data[0] == TAG_ADDRS) {
+                learn_addrs(n, e->data + 1, e->len - 1);
+            }
+        }
+    }
+    j->n_entries = b->n_entries;
+    if (b->has_snap_chunk) {
+        j->has_chunk = true;
+        j->install = b->snap_install;
+        j->keep_log = b->snap_keep_log;
+        j->meta = b->snap_meta;
+        j->chunk_off = b->snap_offset;
+        j->chunk_len = b->snap_chunk_len;
+        j->chunk = j->buf + off;
+        if (b->snap_chunk_len > 0) {
+            memcpy(j->chunk, b->snap_chunk, b->snap_chunk_len);
+        }
+    }
+    if (n->disk_done_seq == n->disk_submitted_seq) {
+        n->disk_oldest_ms = rt_now_ms();
+    }
+    n->disk_submitted_seq = b->seq;
+    (void)rt_queue_push(&n->disk_q, &j->item, false, 0);
+}
+
+static void port_apply(void *ctx, const struct craft_entry *entries, size_t count)
+{
+    struct craft_node *n = ctx;
+    struct rt_fsm_job *j = calloc(1, sizeof *j);
+    size_t bytes = 0;
+    for (size_t i = 0; i < count; i++) {
+        bytes += entries[i].len;
+    }
+    j->buf = malloc(bytes ? bytes : 1);
+    j->entries = malloc(count * sizeof *j->entries);
+    CRAFT_ASSERT(j->buf != NULL && j->entries != NULL); /* TODO(limits) */
+    j->kind = FSM_APPLY;
+    j->n = count;
+    size_t off = 0;
+    for (size_t i = 0; i < count; i++) {
+        const struct craft_entry *e = &entries[i];
+        j->entries[i] = *e;
+        if (e->len > 0) {
+            memcpy(j->buf + off, e->data, e->len);
+            j->entries[i].data = j->buf + off;
+            off += e->len;
+        }
+        /* The futures waiting for this index: ours if the term matches. */
+        while (n->futs_head != NULL && n->futs_head->index <= e->index) {
+            struct craft_future *f = futs_pop(n);
+            if (f->index == e->index && f->term == e->term) {
+                if (j->futs == NULL) {
+                    j->futs = calloc(count, sizeof *j->futs);
+                    CRAFT_ASSERT(j->futs != NULL);
+                }
+                j->futs[i] = f;
+            } else {
+                rt_future_complete(f, CRAFT_ESTALE, 0, NULL);
+            }
+        }
+    }
+    n->since_snap_entries += count;
+    n->since_snap_bytes += bytes;
+    (void)rt_queue_push(&n->fsm_q, &j->item, false, 0);
+}
+
+static void port_restore(void *ctx, const struct craft_snapshot_meta *meta)
+{
+    struct craft_node *n = ctx;
+    /* Futures covered by the snapshot: their commands may or may not be in it. */
+    while (n->futs_head != NULL && n->futs_head->index <= meta->index) {
+        rt_future_complete(futs_pop(n), CRAFT_ETIMEOUT, 0, NULL);
+    }
+    struct rt_fsm_job *j = calloc(1, sizeof *j);
+    CRAFT_ASSERT(j != NULL);
+    j->kind = FSM_RESTORE;
+    j->meta = *meta;
+    n->since_snap_entries = n->since_snap_bytes = 0;
+    (void)rt_queue_push(&n->fsm_q, &j->item, false, 0);
+}
+
+static int port_snapshot_read(void *ctx, const struct craft_snapshot_meta *meta,
+                              uint64_t offset, uint8_t *buf, uint32_t cap, uint32_t *len,
+                              bool *last)
+{
+    struct craft_node *n = ctx;
+    /* Never wait for the store on the loop: if a snapshot is being written or received
+     * right now, skip this chunk; the core sends it again. */
+    if (pthread_mutex_trylock(&n->snap_mu) != 0) {
+        return CRAFT_EBUSY;
+    }
+    int rc = CRAFT_OK;
+    if (n->send_reader != NULL && (n->send_info.meta.index != meta->index ||
+                                   n->send_info.meta.term != meta->term)) {
+        n->snaps->reader_close(n->snaps, n->send_reader);
+        n->send_reader = NULL;
+    }
+    if (n->send_reader == NULL) {
+        rc = n->snaps->open_newest(n->snaps, &n->send_info, &n->send_reader);
+        if (rc == CRAFT_OK && (n->send_info.meta.index != meta->index ||
+                               n->send_info.meta.term != meta->term)) {
+            n->snaps->reader_close(n->snaps, n->send_reader);
+            n->send_reader = NULL;
+            rc = CRAFT_ENOTFOUND;
+        }
+    }
+    size_t got = 0;
+    if (rc == CRAFT_OK) {
+        rc = n->snaps->read(n->snaps, n->send_reader, buf, cap, offset, &got);
+    }
+    pthread_mutex_unlock(&n->snap_mu);
+    if (rc == CRAFT_OK) {
+        *len = (uint32_t)got;
+        *last = offset + got >= n->send_info.size;
+    }
+    return rc;
+}
+
+static void post_fsm_read(struct craft_node *n, struct craft_future *f, uint64_t index)
+{
+    struct rt_fsm_job *j = calloc(1, sizeof *j);
+    CRAFT_ASSERT(j != NULL);
+    j->kind = FSM_READ;
+    j->f = f;
+    j->index = index;
+    (void)rt_queue_push(&n->fsm_q, &j->item, false, 0);
+}
+
+static void port_read(void *ctx, const struct craft_read_state *rs)
+{
+    struct craft_node *n = ctx;
+    struct craft_future **pp = &n->reads;
+    while (*pp != NULL && (*pp)->ctx != rs->ctx) {
+        pp = &(*pp)->next;
+    }
+    if (*pp == NULL) {
+        return;
+    }
+    struct craft_future *f = *pp;
+    *pp = f->next;
+    if (rs->err != CRAFT_OK) {
+        rt_future_complete(f, rs->err, 0, NULL);
+    } else if (f->kind == FUT_VERIFY) {
+        rt_future_complete(f, CRAFT_OK, rs->index, NULL);
+    } else {
+        /* Served once the state machine thread has applied through index: it is in that
+         * thread's queue after the entries up to index. */
+        post_fsm_read(n, f, rs->index);
+    }
+}
+
+static void port_caught_up(void *ctx, uint64_t id)
+{
+    struct craft_node *n = ctx;
+    /* Ports may not call into the driver: promote after the batch. */
+    if (n->cfg.auto_promote && n->n_promote < CRAFT_CONF_NODES_MAX) {
+        n->promote[n->n_promote++] = id;
+    }
+}
+
+void rt_loop_ports(struct craft_driver_ports *p, struct craft_node *n);
+void rt_loop_ports(struct craft_driver_ports *p, struct craft_node *n)
+{
+    *p = (struct craft_driver_ports){.ctx = n,
+                                     .send = port_send,
+                                     .persist = port_persist,
+                                     .apply = port_apply,
+                                     .restore = port_restore,
+                                     .snapshot_read = port_snapshot_read,
+                                     .read = port_read,
+                                     .caught_up = port_caught_up};
+}
+
+/* ---- requests ---- */
+
+static void propose_apply(struct craft_node *n, struct rt_req *r, uint64_t now, bool *blocked)
+{
+    uint64_t index, term;
+    int rc = craft_driver_propose(n->driver, r->data, r->len, now, &index, &term);
+    if (rc == CRAFT_EBUSY && (r->deadline == 0 || now < r->deadline)) {
+        *blocked = true; /* uncommitted bytes at the limit: retry after the next commits */
+        return;
+    }
+    *blocked = false;
+    if (rc == CRAFT_EBUSY) {
+        rc = CRAFT_ETIMEOUT;
+    }
+    if (rc != CRAFT_OK) {
+        rt_future_complete(r->f, rc, 0, NULL);
+    } else {
+        futs_push(n, r->f, index, term);
+    }
+    free(r);
+}
+
+static void block(struct craft_node *n, struct rt_req *r)
+{
+    r->item.next = NULL;
+    if (n->blocked_tail != NULL) {
+        n->blocked_tail->item.next = &r->item;
+    } else {
+        n->blocked_head = r;
+    }
+    n->blocked_tail = r;
+}
+
+static void retry_blocked(struct craft_node *n, uint64_t now)
+{
+    while (n->blocked_head != NULL) {
+        struct rt_req *r = n->blocked_head;
+        bool blocked;
+        struct rt_req *next = (struct rt_req *)r->item.next;
+        propose_apply(n, r, now, &blocked);
+        if (blocked) {
+            return; /* order kept: the rest waits behind it */
+        }
+        n->blocked_head = next;
+        if (next == NULL) {
+            n->blocked_tail = NULL;
+        }
+    }
+}
+
+static void do_conf(struct craft_node *n, struct rt_req *r, uint64_t now)
+{
+    struct rt_conf_req *c = r->conf;
+    struct craft_core_status st;
+    craft_core_status(craft_driver_core(n->driver), &st);
+    int rc = CRAFT_OK;
+    if (st.role != CRAFT_LEADER) {
+        rc = CRAFT_ENOTLEADER;
+    } else if (c->prev_index != 0 && c->prev_index != st.conf_index) {
+        rc = CRAFT_ESTALE;
+    }
+    uint64_t index = 0, term = 0;
+    if (rc == CRAFT_OK && c->n_addrs > 0) {
+        /* The addresses go in first, so every node can reach the new servers as soon as
+         * the configuration that names them is in its log. */
+        uint8_t buf[1 + CRAFT_CONF_NODES_MAX * (9 + CRAFT_ADDR_BYTES_MAX)];
+        buf[0] = TAG_ADDRS;
+        size_t len = rt_addrs_encode(c->addrs, c->n_addrs, buf + 1, sizeof buf - 1);
+        CRAFT_ASSERT(len > 0);
+        rc = craft_driver_propose(n->driver, buf, (uint32_t)(len + 1), now, &index, &term);
+    }
+    if (rc == CRAFT_OK) {
+        rc = craft_driver_propose_conf_change(n->driver, c->changes, c->n, c->joint, now, &index,
+                                              &term);
+    }
+    if (rc != CRAFT_OK) {
+        rt_future_complete(r->f, rc, 0, NULL);
+    } else {
+        futs_push(n, r->f, index, term);
+    }
+}
+
+static void start_read(struct craft_node *n, struct craft_future *f, uint64_t now, bool leader_only)
+{
+    struct craft_core_status st;
+    craft_core_status(craft_driver_core(n->driver), &st);
+    if (leader_only && st.role != CRAFT_LEADER) {
+        rt_future_complete(f, CRAFT_ENOTLEADER, 0, NULL);
+        return;
+    }
+    f->ctx = ++n->next_read_ctx;
+    int rc = craft_driver_read_index(n->driver, f->ctx, now);
+    if (rc != CRAFT_OK) {
+        rt_future_complete(f, rc, 0, NULL);
+        return;
+    }
+    f->next = n->reads;
+    n->reads = f;
+}
+
+static void start_snapshot(struct craft_node *n)
+{
+    struct rt_fsm_job *j = calloc(1, sizeof *j);
+    CRAFT_ASSERT(j != NULL);
+    j->kind = FSM_SNAPSHOT;
+    n->snapshot_running = true;
+    (void)rt_queue_push(&n->fsm_q, &j->item, false, 0);
+}
+
+/* How many entries before a snapshot's index stay in the log: trailing_entries, but not
+ * more than trailing_bytes of them (so large entries do not pin memory). */
+static uint64_t retain_for(struct craft_node *n, uint64_t index)
+{
+    struct craft_core *core = craft_driver_core(n->driver);
+    uint64_t bytes = 0, count = 0;
+    while (count < n->cfg.trailing_entries && index > count) {
+        const struct craft_entry *e = craft_core_entry(core, index - count);
+        if (e == NULL || bytes + e->len > n->cfg.trailing_bytes) {
+            break;
+        }
+        bytes += e->len;
+        count++;
+    }
+    return count;
+}
+
+static void snap_done(struct craft_node *n, uint64_t index, int err)
+{
+    n->snapshot_running = false;
+    if (index > 0) {
+        uint64_t retain = retain_for(n, index);
+        craft_driver_snapshot_taken(n->driver, index, retain);
+        if (index > retain + 1) {
+            struct rt_disk_job *j = calloc(1, sizeof *j);
+            CRAFT_ASSERT(j != NULL);
+            j->kind = DISK_COMPACT;
+            j->compact_through = index - retain - 1;
+            (void)rt_queue_push(&n->disk_q, &j->item, false, 0);
+        }
+        n->since_snap_entries = n->since_snap_bytes = 0;
+    }
+    while (n->snapshot_waiters != NULL) {
+        struct craft_future *f = n->snapshot_waiters;
+        n->snapshot_waiters = f->next;
+        rt_future_complete(f, index > 0 ? CRAFT_OK : err, index, NULL);
+    }
+    if (n->snapshot_next != NULL) {
+        n->snapshot_waiters = n->snapshot_next;
+        n->snapshot_next = NULL;
+        start_snapshot(n);
+    }
+}
+
+static void fill_stats(struct craft_node *n, struct craft_stats *s)
+{
+    struct craft_core *core = craft_driver_core(n->driver);
+    struct craft_core_status st;
+    craft_core_status(core, &st);
+    struct craft_driver_stats ds;
+    craft_driver_stats(n->driver, &ds);
+    memset(s, 0, sizeof *s);
+    s->id = st.id;
+    s->term = st.term;
+    s->leader = st.leader;
+    s->vote = st.vote;
+    s->role = st.role;
+    s->commit = st.commit;
+    s->applied = st.applied;
+    s->last_index = st.last_index;
+    s->last_term = st.last_term;
+    s->first_index = st.first_index;
+    s->snap_index = st.snap_index;
+    s->persisted = st.persisted;
+    s->conf_index = st.conf_index;
+    s->conf = st.conf;
+    s->n_peers = craft_core_peers(core, s->peers, CRAFT_STATS_PEERS_MAX);
+    size_t blocked = 0;
+    for (struct rt_req *r = n->blocked_head; r != NULL; r = (struct rt_req *)r->item.next) {
+        blocked++;
+    }
+    s->proposals_queued = blocked + rt_queue_len(&n->inbox);
+    s->disk_jobs_queued = rt_queue_len(&n->disk_q);
+    s->apply_jobs_queued = rt_queue_len(&n->fsm_q);
+    s->disk_writes = atomic_load(&n->n_disk_writes);
+    s->disk_syncs = atomic_load(&n->n_disk_syncs);
+    s->entries_written = atomic_load(&n->n_entries_written);
+    s->entries_applied = atomic_load(&n->n_entries_applied);
+    s->snapshots_taken = atomic_load(&n->n_snapshots_taken);
+    s->snapshots_installed = atomic_load(&n->n_snapshots_installed);
+    s->msgs_sent = ds.msgs_sent;
+    s->msgs_received = ds.msgs_received;
+    s->bad_msgs_received = ds.bad_msgs_received;
+    s->failed = atomic_load(&n->failed);
+}
+
+/* Handles one request; returns false if r was kept (blocked proposal). */
+static void handle(struct craft_node *n, struct rt_req *r, uint64_t now)
+{
+    bool failed = n->failed_seen;
+    switch (r->kind) {
+    case REQ_MSG:
+        if (!failed) {
+            (void)craft_driver_receive(n->driver, r->data, r->len, now);
+        }
+        break;
+    case REQ_APPLY: {
+        if (failed) {
+            break;
+        }
+        if (n->blocked_head != NULL) {
+            block(n, r); /* keep submission order behind the blocked ones */
+            return;
+        }
+        bool blocked;
+        propose_apply(n, r, now, &blocked);
+        if (blocked) {
+            block(n, r);
+        }
+        return;
+    }
+    case REQ_CONF:
+        if (!failed) {
+            do_conf(n, r, now);
+            r->f = NULL;
+        }
+        break;
+    case REQ_BARRIER:
+    case REQ_VERIFY:
+    case REQ_READ_INDEX:
+        if (!failed) {
+            start_read(n, r->f, now, r->kind != REQ_READ_INDEX);
+            r->f = NULL;
+        }
+        break;
+    case REQ_READ_LEASE:
+        if (!failed) {
+            uint64_t index;
+            int rc = craft_driver_read_lease(n->driver, now, &index);
+            if (rc != CRAFT_OK) {
+                rt_future_complete(r->f, rc, 0, NULL);
+            } else {
+                post_fsm_read(n, r->f, index);
+            }
+            r->f = NULL;
+        }
+        break;
+    case REQ_TRANSFER:
+        if (!failed) {
+            int rc = n->transfer_f != NULL
+                         ? CRAFT_ETRANSFER
+                         : craft_driver_transfer_leadership(n->driver, r->a, now);
+            if (rc != CRAFT_OK) {
+                rt_future_complete(r->f, rc, 0, NULL);
+            } else {
+                n->transfer_f = r->f;
+            }
+            r->f = NULL;
+        }
+        break;
+    case REQ_SNAPSHOT:
+        if (!failed) {
+            if (n->snapshot_running) {
+                r->f->next = n->snapshot_next;
+                n->snapshot_next = r->f;
+            } else {
+                r->f->next = n->snapshot_waiters;
+                n->snapshot_waiters = r->f;
+                start_snapshot(n);
+            }
+            r->f = NULL;
+        }
+        break;
+    case REQ_STATS:
+        fill_stats(n, r->stats);
+        rt_future_complete(r->f, CRAFT_OK, 0, NULL);
+        r->f = NULL;
+        break;
+    case REQ_PERSISTED:
+        if (!failed && r->a > n->disk_done_seq) {
+            n->disk_done_seq = r->a;
+            n->disk_oldest_ms = n->disk_done_seq == n->disk_submitted_seq ? 0 : now;
+            craft_driver_persisted(n->driver, r->a, now);
+        }
+        break;
+    case REQ_SNAP_DONE:
+        snap_done(n, r->a, (int)r->b);
+        break;
+    case REQ_FAILED:
+        n->failed_seen = true;
+        emit(n, CRAFT_EVENT_FAILED, CRAFT_FOLLOWER, n->cfg.id, 0, (int)r->b);
+        break;
+    default:
+        CRAFT_UNREACHABLE();
+    }
+    if (r->f != NULL) {
+        rt_future_complete(r->f, CRAFT_ESHUTDOWN, 0, NULL);
+    }
+    free(r->conf);
+    free(r);
+}
+
+static void conf_events(struct craft_node *n, const struct craft_conf *c, uint64_t term)
+{
+    const struct craft_conf *o = &n->last_conf;
+    uint64_t now_ids[3 * CRAFT_CONF_NODES_MAX], old_ids[3 * CRAFT_CONF_NODES_MAX];
+    size_t nn = 0, no = 0;
+    for (uint32_t i = 0; i < c->n_voters; i++) now_ids[nn++] = c->voters[i];
+    for (uint32_t i = 0; i < c->n_voters_outgoing; i++) now_ids[nn++] = c->voters_outgoing[i];
+    for (uint32_t i = 0; i < c->n_learners; i++) now_ids[nn++] = c->learners[i];
+    for (uint32_t i = 0; i < o->n_voters; i++) old_ids[no++] = o->voters[i];
+    for (uint32_t i = 0; i < o->n_voters_outgoing; i++) old_ids[no++] = o->voters_outgoing[i];
+    for (uint32_t i = 0; i < o->n_learners; i++) old_ids[no++] = o->learners[i];
+    for (size_t i = 0; i < nn; i++) {
+        bool found = false;
+        for (size_t k = 0; k < no && !found; k++) found = old_ids[k] == now_ids[i];
+        for (size_t k = 0; k < i && !found; k++) found = now_ids[k] == now_ids[i];
+        if (!found) {
+            emit(n, CRAFT_EVENT_PEER_ADDED, CRAFT_FOLLOWER, now_ids[i], term, 0);
+        }
+    }
+    for (size_t i = 0; i < no; i++) {
+        bool found = false;
+        for (size_t k = 0; k < nn && !found; k++) found = now_ids[k] == old_ids[i];
+        for (size_t k = 0; k < i && !found; k++) found = old_ids[k] == old_ids[i];
+        if (!found) {
+            emit(n, CRAFT_EVENT_PEER_REMOVED, CRAFT_FOLLOWER, old_ids[i], term, 0);
+        }
+    }
+    n->last_conf = *c;
+}
+
+/* After each round: events, transfer outcome, disk stall, promotions, automatic
+ * snapshots. */
+static void after_round(struct craft_node *n, uint64_t now)
+{
+    struct craft_core *core = craft_driver_core(n->driver);
+    struct craft_core_status st;
+    craft_core_status(core, &st);
+    while (n->n_promote > 0 && st.role == CRAFT_LEADER) {
+        uint64_t id = n->promote[--n->n_promote];
+        struct craft_conf_change c = {.type = CRAFT_CONF_ADD_VOTER, .id = id};
+        uint64_t index, term;
+        if (craft_driver_propose_conf_change(n->driver, &c, 1, false, now, &index, &term) ==
+            CRAFT_OK) {
+            emit(n, CRAFT_EVENT_PROMOTED, CRAFT_LEADER, id, term, 0);
+        }
+    }
+    n->n_promote = 0;
+    if (st.role == CRAFT_LEADER && n->cfg.disk_stall_ms != 0 && n->disk_oldest_ms != 0 &&
+        now - n->disk_oldest_ms > n->cfg.disk_stall_ms) {
+        fprintf(stderr,
+                "craft node %" PRIu64 ": disk write pending for %" PRIu64 " ms: stepping down\n",
+                n->cfg.id, now - n->disk_oldest_ms);
+        craft_driver_step_down(n->driver, now);
+        emit(n, CRAFT_EVENT_DISK_STALL, CRAFT_FOLLOWER, n->cfg.id, st.term, 0);
+        craft_core_status(core, &st);
+    }
+    if (st.role != n->last_role) {
+        n->last_role = st.role;
+        atomic_store(&n->pub_role, (int)st.role);
+        emit(n, CRAFT_EVENT_ROLE, st.role, n->cfg.id, st.term, 0);
+    }
+    atomic_store(&n->pub_term, st.term);
+    if (st.leader != n->last_leader) {
+        n->last_leader = st.leader;
+        atomic_store(&n->pub_leader, st.leader);
+        emit(n, CRAFT_EVENT_LEADER, st.role, st.leader, st.term, 0);
+    }
+    if (memcmp(&st.conf, &n->last_conf, sizeof st.conf) != 0) {
+        conf_events(n, &st.conf, st.term);
+    }
+    if (n->transfer_f != NULL) {
+        if (st.leader != CRAFT_NONE && st.leader != n->cfg.id) {
+            rt_future_complete(n->transfer_f, CRAFT_OK, 0, NULL);
+            n->transfer_f = NULL;
+        } else if (st.role == CRAFT_LEADER && st.transfer_target == CRAFT_NONE) {
+            rt_future_complete(n->transfer_f, CRAFT_ETIMEOUT, 0, NULL);
+            n->transfer_f = NULL;
+        }
+    }
+    if (!n->snapshot_running && n->fsm.snapshot != NULL && !n->failed_seen &&
+        ((n->cfg.snapshot_threshold_entries != 0 &&
+          n->since_snap_entries >= n->cfg.snapshot_threshold_entries) ||
+         (n->cfg.snapshot_threshold_bytes != 0 &&
+          n->since_snap_bytes >= n->cfg.snapshot_threshold_bytes))) {
+        n->since_snap_entries = n->since_snap_bytes = 0;
+        start_snapshot(n);
+    }
+}
+
+static void shutdown_fail_all(struct craft_node *n)
+{
+    while (n->blocked_head != NULL) {
+        struct rt_req *r = n->blocked_head;
+        n->blocked_head = (struct rt_req *)r->item.next;
+        rt_future_complete(r->f, CRAFT_ESHUTDOWN, 0, NULL);
+        free(r);
+    }
+    n->blocked_tail = NULL;
+    while (n->futs_head != NULL) {
+        rt_future_complete(futs_pop(n), CRAFT_ESHUTDOWN, 0, NULL);
+    }
+    fail_list(&n->reads, CRAFT_ESHUTDOWN);
+    fail_list(&n->snapshot_waiters, CRAFT_ESHUTDOWN);
+    fail_list(&n->snapshot_next, CRAFT_ESHUTDOWN);
+    if (n->transfer_f != NULL) {
+        rt_future_complete(n->transfer_f, CRAFT_ESHUTDOWN, 0, NULL);
+        n->transfer_f = NULL;
+    }
+}
+
+void *rt_loop_main(void *arg)
+{
+    struct craft_node *n = arg;
+    for (;;) {
+        uint64_t now = rt_now_ms();
+        uint64_t wake = craft_driver_next_timeout(n->driver);
+        if (n->blocked_head != NULL && wake > now + 10) {
+            wake = now + 10; /* blocked proposals have deadlines */
+        }
+        if (n->disk_oldest_ms != 0 && n->cfg.disk_stall_ms != 0 &&
+            wake > n->disk_oldest_ms + n->cfg.disk_stall_ms + 1) {
+            wake = n->disk_oldest_ms + n->cfg.disk_stall_ms + 1;
+        }
+        struct rt_item *it = rt_queue_take_all(&n->inbox, wake > now ? wake : now + 1);
+        bool stopping = atomic_load(&n->stopping);
+        now = rt_now_ms();
+        craft_driver_hold(n->driver);
+        while (it != NULL) {
+            struct rt_req *r = (struct rt_req *)it;
+            it = it->next;
+            if (stopping && r->kind != REQ_STATS) {
+                if (r->f != NULL) {
+                    rt_future_complete(r->f, CRAFT_ESHUTDOWN, 0, NULL);
+                }
+                free(r->conf);
+                free(r);
+                continue;
+            }
+            handle(n, r, now);
+        }
+        if (!stopping && !n->failed_seen && now >= craft_driver_next_timeout(n->driver)) {
+            craft_driver_tick(n->driver, now);
+        }
+        if (!stopping && !n->failed_seen) {
+            retry_blocked(n, now);
+        }
+        craft_driver_release(n->driver);
+        if (stopping) {
+            break;
+        }
+        after_round(n, rt_now_ms());
+    }
+    shutdown_fail_all(n);
+    return NULL;
+}

@@ -1,0 +1,275 @@
+/* The threaded runtime's internals, shared by its files (design: docs/design/runtime.md).
+ *
+ * Threads and what each owns:
+ *   loop   the driver and core, the pending-future lists, the loop's address book;
+ *   disk   the log store and stable store (and snapshot receive through snap_mu);
+ *   fsm    the user's state machine, its applied index and configuration, its address book;
+ *   snap   one snapshot write at a time;
+ * They talk through queues (struct rt_queue); nothing else is shared except the snapshot
+ * store (snap_mu, held for one store call at a time, try-locked by the loop) and the
+ * published fields (atomics, pub_mu). */
+#ifndef CRAFT_RUNTIME_RT_H
+#define CRAFT_RUNTIME_RT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "craft.h"
+#include "runtime/driver.h"
+#include "storage/mem_store.h"
+#include "storage/snapshot_store.h"
+#include "storage/stable.h"
+#include "storage/wal.h"
+#include "transport/transport.h"
+
+uint64_t rt_now_ms(void);
+
+/* ---- futures ---- */
+enum fut_kind { FUT_APPLY = 1, FUT_CONF, FUT_BARRIER, FUT_VERIFY, FUT_READ, FUT_TRANSFER,
+                FUT_SNAPSHOT, FUT_STATS };
+
+struct craft_future {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int refs; /* the caller's and the node's */
+    bool done;
+    int err;
+    uint64_t index;
+    void *result;
+    void (*result_free)(void *ctx, void *result);
+    void *result_ctx;
+    /* Loop-thread bookkeeping. */
+    uint8_t kind;
+    uint64_t term;     /* FUT_APPLY/FUT_CONF: the entry's term */
+    uint64_t ctx;      /* reads: the core's read ctx */
+    struct craft_future *next;
+};
+
+struct craft_future *rt_future_new(uint8_t kind);
+/* Completes f (once) and drops the node's reference. */
+void rt_future_complete(struct craft_future *f, int err, uint64_t index, void *result);
+void rt_future_unref(struct craft_future *f);
+/* A future that is already complete (an immediate error). */
+struct craft_future *rt_future_failed(int err);
+
+/* ---- queues: a mutex, a condition variable and a linked list of items ---- */
+struct rt_item {
+    struct rt_item *next;
+};
+
+struct rt_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* consumer waits for items */
+    pthread_cond_t room; /* producers wait for room (bounded queues) */
+    struct rt_item *head, *tail;
+    size_t len;
+    size_t max;        /* 0: unbounded */
+    bool waiting;      /* the consumer sleeps */
+    bool closed;
+};
+
+void rt_queue_init(struct rt_queue *q, size_t max);
+void rt_queue_destroy(struct rt_queue *q);
+/* Appends it. Bounded queues wait for room until deadline_ms (0: never wait); returns
+ * false if there was no room in time or the queue is closed (it is not appended). */
+bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_t deadline_ms);
+/* Takes every item (oldest first, as a list), waiting until one arrives, the queue is
+ * closed, or wake_at_ms passes (0: no timeout). */
+struct rt_item *rt_queue_take_all(struct rt_queue *q, uint64_t wake_at_ms);
+void rt_queue_close(struct rt_queue *q);
+size_t rt_queue_len(struct rt_queue *q);
+
+/* ---- requests to the loop ---- */
+enum req_kind {
+    REQ_MSG = 1,   /* a message from the network: from, data */
+    REQ_APPLY,     /* a command: data, f, deadline */
+    REQ_CONF,      /* a configuration change: conf, f */
+    REQ_BARRIER,
+    REQ_VERIFY,
+    REQ_READ_INDEX,
+    REQ_READ_LEASE,
+    REQ_TRANSFER,  /* a = target */
+    REQ_SNAPSHOT,  /* user asked for a snapshot */
+    REQ_STATS,     /* stats: out */
+    REQ_PERSISTED, /* disk: a = seq through which batches are durable, b = error */
+    REQ_SNAP_DONE, /* snapshot thread: a = index (0: failed), b = error, f */
+    REQ_FAILED,    /* a thread failed: b = error */
+};
+
+struct rt_conf_req {
+    struct craft_conf_change changes[CRAFT_CONF_NODES_MAX];
+    size_t n;
+    bool joint;
+    uint64_t prev_index;
+    struct craft_server addrs[CRAFT_CONF_NODES_MAX]; /* addresses to record first */
+    size_t n_addrs;
+};
+
+struct rt_req {
+    struct rt_item item;
+    uint8_t kind;
+    uint64_t a, b;
+    uint64_t deadline;
+    struct craft_future *f;
+    struct craft_stats *stats;
+    struct rt_conf_req *conf;
+    uint32_t len;
+    uint8_t data[];
+};
+
+struct rt_req *rt_req_new(uint8_t kind, const void *data, uint32_t len);
+
+/* ---- the payload of NORMAL entries: a tag byte, then the body ---- */
+enum { TAG_USER = 0, TAG_ADDRS = 1 };
+
+/* ---- the address book ---- */
+struct rt_book {
+    size_t n;
+    struct craft_server s[2 * CRAFT_CONF_NODES_MAX];
+};
+void rt_book_set(struct rt_book *b, uint64_t id, const char *addr);
+const char *rt_book_get(const struct rt_book *b, uint64_t id);
+/* TAG_ADDRS body: u8 count, then per server u64 id, u8 len, addr bytes. */
+size_t rt_addrs_encode(const struct craft_server *s, size_t n, uint8_t *buf, size_t cap);
+/* Applies a TAG_ADDRS body to b; false if malformed. */
+bool rt_addrs_apply(struct rt_book *b, const uint8_t *body, size_t len);
+/* Splits "host:port" (numeric host); false if malformed. */
+bool rt_addr_split(const char *addr, char *host, size_t host_cap, uint16_t *port);
+
+/* ---- disk jobs ---- */
+enum disk_kind { DISK_BATCH = 1, DISK_COMPACT };
+struct rt_disk_job {
+    struct rt_item item;
+    uint8_t kind;
+    uint64_t seq;
+    bool has_hs;
+    struct craft_hard_state hs;
+    uint64_t truncate_from;
+    struct craft_entry *entries;
+    size_t n_entries;
+    bool has_chunk, install, keep_log;
+    struct craft_snapshot_meta meta;
+    uint64_t chunk_off;
+    uint32_t chunk_len;
+    uint8_t *chunk;
+    uint64_t compact_through;
+    uint8_t *buf; /* one allocation holding entries' data and the chunk */
+};
+
+/* ---- state machine jobs ---- */
+enum fsm_kind { FSM_APPLY = 1, FSM_RESTORE, FSM_READ, FSM_SNAPSHOT };
+struct rt_fsm_job {
+    struct rt_item item;
+    uint8_t kind;
+    struct craft_entry *entries;
+    struct craft_future **futs; /* per entry, or NULL */
+    size_t n;
+    struct craft_snapshot_meta meta; /* FSM_RESTORE */
+    struct craft_future *f;          /* FSM_READ, FSM_SNAPSHOT */
+    uint64_t index;                  /* FSM_READ */
+    uint8_t *buf;
+};
+
+/* ---- the node ---- */
+struct craft_node {
+    struct craft_config cfg;
+    struct craft_fsm fsm;
+    char *data_dir;
+
+    /* Storage (disk thread, after start). */
+    struct craft_fs fs;
+    struct craft_wal *wal;
+    struct craft_mem_log *mem_log;
+    struct craft_stable *stable;
+    struct craft_mem_stable *mem_stable;
+    struct craft_snapshot_store *snaps;
+    pthread_mutex_t snap_mu;
+    struct craft_snapshot_sink *recv_sink; /* disk thread: a snapshot being received */
+    struct craft_snapshot_reader *send_reader; /* loop thread, under snap_mu */
+    struct craft_snapshot_info send_info;
+
+    struct craft_transport *transport;
+    struct craft_mem_net *mem_net;
+
+    /* Loop thread. */
+    struct craft_driver *driver;
+    struct rt_queue inbox;
+    struct rt_req *blocked_head, *blocked_tail; /* proposals refused with EBUSY, retried */
+    struct craft_future *futs_head, *futs_tail; /* apply/conf futures by index */
+    struct craft_future *reads;                 /* pending ReadIndex futures */
+    uint64_t next_read_ctx;
+    struct craft_future *transfer_f;
+    struct craft_future *snapshot_waiters;
+    bool snapshot_running;
+    uint64_t since_snap_entries, since_snap_bytes;
+    uint64_t disk_submitted_seq, disk_done_seq;
+    uint64_t disk_oldest_ms; /* submit time of the oldest unfinished disk job (0: none) */
+    enum craft_role last_role;
+    uint64_t last_leader;
+    struct craft_conf last_conf;
+    uint8_t *scratch;
+    size_t scratch_cap;
+    struct rt_book loop_book;
+    uint64_t promote[CRAFT_CONF_NODES_MAX]; /* learners to promote after the batch */
+    size_t n_promote;
+    struct craft_future *snapshot_next; /* asked while a snapshot was running */
+    bool failed_seen;
+
+    /* Disk thread. */
+    struct rt_queue disk_q;
+    pthread_t disk_thread;
+
+    /* State machine thread. */
+    struct rt_queue fsm_q;
+    pthread_t fsm_thread;
+    uint64_t fsm_applied, fsm_applied_term;
+    struct craft_conf fsm_conf;
+    struct rt_book fsm_book;
+    uint64_t fsm_snap_index;
+
+    /* Snapshot thread: one job at a time (snapshot_running on the loop). */
+    pthread_t snap_thread;
+    bool snap_thread_started;
+
+    pthread_t loop_thread;
+    atomic_bool stopping;
+
+    /* Published for any thread. */
+    pthread_mutex_t pub_mu;
+    struct rt_book pub_book;
+    atomic_uint_fast64_t pub_leader, pub_term;
+    atomic_int pub_role;
+    atomic_int failed;
+    atomic_uint_fast64_t n_disk_writes, n_disk_syncs, n_entries_written, n_entries_applied,
+        n_snapshots_taken, n_snapshots_installed, n_apply_jobs;
+};
+
+/* storage.c */
+int rt_storage_open(struct craft_node *n, char *errbuf, size_t cap);
+/* Reads the durable state into *r (entries owned by *hold) and restores the state machine
+ * from the newest snapshot; bootstraps an empty storage if asked. */
+int rt_storage_recover(struct craft_node *n, struct craft_core_restore *r,
+                       struct craft_wal_entries *hold, char *errbuf, size_t cap);
+void rt_storage_close(struct craft_node *n);
+void *rt_disk_main(void *arg);
+void rt_disk_job_free(struct rt_disk_job *j);
+
+/* fsm.c */
+void *rt_fsm_main(void *arg);
+void rt_fsm_job_free(struct rt_fsm_job *j);
+/* Restores the state machine from the newest snapshot, which must match meta. */
+int rt_fsm_restore(struct craft_node *n, const struct craft_snapshot_meta *meta);
+
+/* loop.c */
+void *rt_loop_main(void *arg);
+void rt_loop_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len);
+void rt_post(struct craft_node *n, struct rt_req *r);
+void rt_fail(struct craft_node *n, int err, const char *what);
+
+/* mem_net.c */
+struct craft_transport *rt_mem_net_attach(struct craft_mem_net *net, uint64_t id,
+                                          craft_transport_recv_fn recv, void *ctx);
+
+#endif
