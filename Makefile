@@ -49,6 +49,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(OUT)/bench/%)
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(OUT)/examples/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 
@@ -60,7 +62,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 ifeq ($(BUILD),fuzz)
 all: $(FUZZ_BINS)
 else
-all: $(TOOL_BINS) $(UNIT_BINS) $(BENCH_BINS)
+all: $(TOOL_BINS) $(UNIT_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 endif
 
 $(OUT)/obj/%.o: %.c
@@ -88,6 +90,10 @@ $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(SIMLIB) $(LIB)
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
 
 $(OUT)/bench/%: $(OUT)/obj/bench/%.o $(SIMLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+
+$(OUT)/examples/%: $(OUT)/obj/examples/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
 

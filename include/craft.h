@@ -62,9 +62,10 @@ struct craft_fsm {
     void (*apply)(void *ctx, const struct craft_command *cmds, size_t n, void **results);
     /* Captures the state as of the last applied command, on the state machine thread, and
      * returns it in *snap (keep it cheap: copy-on-write or a read transaction). Then
-     * snapshot_write runs on the snapshot thread while apply continues, and
-     * snapshot_release on the state machine thread. Return 0 or an error (the snapshot is
-     * abandoned). May be NULL: the node never snapshots (its log grows without bound). */
+     * snapshot_write runs on the snapshot thread while apply continues, followed by
+     * snapshot_release (also on the snapshot thread, whatever the outcome). Return 0 or an
+     * error (the snapshot is abandoned). May be NULL: the node never snapshots (its log
+     * grows without bound). */
     int (*snapshot)(void *ctx, void **snap);
     int (*snapshot_write)(void *ctx, void *snap, struct craft_sink *sink);
     void (*snapshot_release)(void *ctx, void *snap);
@@ -142,9 +143,10 @@ struct craft_config {
     uint32_t clock_drift_bound_ms;  /* default 100 */
 
     /* Snapshots and log retention: snapshot once this many entries or bytes were applied
-     * since the last one (0: never automatically), then keep the newest trailing_entries
-     * entries and at least trailing_bytes of entries in the log, so that slightly lagging
-     * followers catch up from the log, not from a snapshot. */
+     * since the last one (0: never automatically), then keep the trailing_entries entries
+     * before the snapshot's index in the log (but no more than trailing_bytes of them, so
+     * that large entries do not pin memory), so that slightly lagging followers catch up
+     * from the log, not from a snapshot. */
     uint64_t snapshot_threshold_entries; /* default 8192 */
     uint64_t snapshot_threshold_bytes;   /* default 64 MiB */
     uint64_t trailing_entries;           /* default 10240 */

@@ -6,7 +6,7 @@
 #   c. simulator scenarios      (craft-sim run all, seeds 1-200)
 #   d. ASan+UBSan build, its unit tests and scenarios (seeds 1-20)
 #   e. fuzz targets, 20 s each  (only if clang is available)
-#   f. ThreadSanitizer build of the threaded code (the TCP transport) and its tests
+#   f. ThreadSanitizer build of the threaded code (transports, runtime, example) and its tests
 #   g. valgrind on the unit tests and on three simulator seeds
 #
 # Each unit-test binary, fuzz target and valgrind run counts as one case; craft-sim reports
@@ -195,8 +195,12 @@ else
 fi
 step_done
 
-step "f. ThreadSanitizer (the threaded code: the TCP transport)"
+step "f. ThreadSanitizer (the threaded code: transports and runtime)"
 tsan_tests=(build/tsan/tests/test_transport_tcp build/tsan/tests/test_transport_mem)
+for t in tests/unit/test_runtime_*.c; do
+    [ -f "$t" ] || continue
+    tsan_tests+=("build/tsan/tests/$(basename "$t" .c)")
+done
 tsan_ok=1
 build tsan BUILD=tsan "${tsan_tests[@]}" || tsan_ok=0
 for t in "${tsan_tests[@]}"; do
