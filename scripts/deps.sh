@@ -7,8 +7,9 @@ set -euo pipefail
 
 # build-essential: gcc and make; clang + libclang-rt-14-dev: libFuzzer and the sanitizer
 # runtimes (BUILD=fuzz); valgrind: the leak check of scripts/test.sh; zlib1g-dev: the
-# checksum library (crc32) for on-disk data.
-PACKAGES=(build-essential clang libclang-rt-14-dev valgrind zlib1g-dev)
+# checksum library (crc32) for on-disk data; liblmdb-dev: craftkv's key/value storage;
+# redis-tools: redis-cli and redis-benchmark, the real clients the craftkv tests drive.
+PACKAGES=(build-essential clang libclang-rt-14-dev valgrind zlib1g-dev liblmdb-dev redis-tools)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -60,6 +60,8 @@ size_t rt_addrs_encode(const struct craft_server *s, size_t n, uint8_t *buf, siz
 
 bool rt_addrs_apply(struct rt_book *b, const uint8_t *body, size_t len)
 {
+    /* Parse everything first: a malformed record changes nothing. */
+    struct craft_server parsed[255];
     if (len < 1) {
         return false;
     }
@@ -71,16 +73,22 @@ bool rt_addrs_apply(struct rt_book *b, const uint8_t *body, size_t len)
         uint64_t id = craft_get_u64(body + off);
         size_t alen = body[off + 8];
         off += 9;
-        if (alen >= CRAFT_ADDR_BYTES_MAX || len - off < alen || id == 0) {
+        if (alen >= CRAFT_ADDR_BYTES_MAX || len - off < alen || id == 0 ||
+            memchr(body + off, '\0', alen) != NULL) {
             return false;
         }
-        char addr[CRAFT_ADDR_BYTES_MAX];
-        memcpy(addr, body + off, alen);
-        addr[alen] = '\0';
+        parsed[i].id = id;
+        memcpy(parsed[i].addr, body + off, alen);
+        parsed[i].addr[alen] = '\0';
         off += alen;
-        rt_book_set(b, id, addr);
     }
-    return off == len;
+    if (off != len) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rt_book_set(b, parsed[i].id, parsed[i].addr);
+    }
+    return true;
 }
 
 bool rt_addr_split(const char *addr, char *host, size_t host_cap, uint16_t *port)
