@@ -14,7 +14,7 @@ CC ?= cc
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Iinclude -MMD -MP
-LDLIBS := -lm -lz
+LDLIBS := -lm -lz -llmdb
 
 ifeq ($(BUILD),release)
 OUT ?= build
@@ -36,7 +36,7 @@ endif
 CFLAGS_ALL := $(BASE_CFLAGS) $(VFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(VFLAGS) $(LDFLAGS)
 
-LIB_SRCS := $(wildcard src/base/*.c src/core/*.c src/codec/*.c src/storage/*.c src/transport/*.c src/runtime/*.c)
+LIB_SRCS := $(wildcard src/base/*.c src/core/*.c src/codec/*.c src/storage/*.c src/transport/*.c src/runtime/*.c src/kv/*.c)
 SIM_SRCS := $(wildcard src/sim/*.c tests/sim/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(OUT)/obj/%.o)
 SIM_OBJS := $(SIM_SRCS:%.c=$(OUT)/obj/%.o)

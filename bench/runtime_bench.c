@@ -286,8 +286,12 @@ static double percentile_us(const uint64_t *v, uint64_t n, unsigned pct)
  * collects it as soon as it is done (checked before each submit, so a completion is seen
  * within one submit's time) and only blocks on it when the ring is full. Fills lat[] (if
  * not NULL) and *secs; returns 0 or the first error. */
+struct pause {
+    uint64_t ns, at; /* the longest time without a completion, and the command ending it */
+};
+
 static int run(struct craft_node *leader, uint32_t inflight, uint64_t count, uint64_t *seq,
-               uint64_t *lat, double *secs)
+               uint64_t *lat, double *secs, struct pause *pause)
 {
     struct slot *ring = calloc(inflight, sizeof *ring);
     if (ring == NULL) {
@@ -295,7 +299,8 @@ static int run(struct craft_node *leader, uint32_t inflight, uint64_t count, uin
     }
     uint64_t submitted = 0, done = 0;
     int err = CRAFT_OK;
-    uint64_t start = now_ns();
+    uint64_t start = now_ns(), last = start;
+    *pause = (struct pause){0};
     while (done < count) {
         struct slot *old = &ring[done % inflight];
         bool full = submitted - done == inflight || submitted == count;
@@ -313,6 +318,10 @@ static int run(struct craft_node *leader, uint32_t inflight, uint64_t count, uin
             if (lat != NULL) {
                 lat[done] = t - old->t0;
             }
+            if (t - last > pause->ns) {
+                *pause = (struct pause){.ns = t - last, .at = done};
+            }
+            last = t;
             done++;
             continue;
         }
@@ -481,10 +490,12 @@ int main(int argc, char **argv)
 
     uint64_t seq = 0;
     double secs;
-    if (warmup > 0 && run(b->nodes[leader], (uint32_t)inflight, warmup, &seq, NULL, &secs) != 0) {
+    struct pause pause;
+    if (warmup > 0 &&
+        run(b->nodes[leader], (uint32_t)inflight, warmup, &seq, NULL, &secs, &pause) != 0) {
         goto out;
     }
-    if (run(b->nodes[leader], (uint32_t)inflight, commands, &seq, lat, &secs) != 0) {
+    if (run(b->nodes[leader], (uint32_t)inflight, commands, &seq, lat, &secs, &pause) != 0) {
         goto out;
     }
     if (!replicas_agree(b, seq)) {
@@ -496,6 +507,9 @@ int main(int argc, char **argv)
            mode, inflight, commands, (double)commands / secs, percentile_us(lat, commands, 50),
            percentile_us(lat, commands, 99));
     fflush(stdout);
+    /* A stall shows here (and in commits/s) while the percentiles may hide it. */
+    fprintf(stderr, "craft: max_us=%.0f, longest pause without a completion %.1f ms (before command %" PRIu64 ")\n",
+            (double)lat[commands - 1] / 1e3, (double)pause.ns / 1e6, pause.at);
     if (stats) {
         print_stats(b, leader);
     }

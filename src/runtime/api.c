@@ -163,7 +163,18 @@ struct craft_future *craft_add_nonvoter(struct craft_node *n, uint64_t id, const
 
 struct craft_future *craft_demote_voter(struct craft_node *n, uint64_t id, uint64_t prev_index)
 {
-    return change_one(n, CRAFT_CONF_ADD_LEARNER, id, NULL, prev_index);
+    if (id == 0) {
+        return rt_future_failed(CRAFT_EINVAL);
+    }
+    struct rt_conf_req *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return rt_future_failed(CRAFT_ENOMEM);
+    }
+    c->changes[0] = (struct craft_conf_change){.type = CRAFT_CONF_ADD_LEARNER, .id = id};
+    c->n = 1;
+    c->prev_index = prev_index;
+    c->demote = true;
+    return conf_submit(n, c);
 }
 
 struct craft_future *craft_remove_server(struct craft_node *n, uint64_t id, uint64_t prev_index)

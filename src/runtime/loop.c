@@ -151,6 +151,12 @@ static void port_send(void *ctx, uint64_t to, const uint8_t *bytes, size_t len)
 static void port_persist(void *ctx, const struct craft_batch *b)
 {
     struct craft_node *n = ctx;
+    if (b->truncate_from != 0) {
+        futs_fail_from_tail(n, b->truncate_from);
+    }
+    if (b->snap_install && !b->snap_keep_log) {
+        futs_fail_from_tail(n, b->snap_meta.index + 1);
+    }
     bool empty = !b->has_hard_state && b->truncate_from == 0 && b->n_entries == 0 &&
                  !b->has_snap_chunk;
     if (empty && n->disk_done_seq == n->disk_submitted_seq) {
@@ -414,24 +420,35 @@ static void do_conf(struct craft_node *n, struct rt_req *r, uint64_t now)
     } else if (c->prev_index != 0 && c->prev_index != st.conf_index) {
         rc = CRAFT_ESTALE;
     }
-    uint64_t index = 0, term = 0;
+    if (rc == CRAFT_OK && !c->joint && c->n == 1 &&
+        (c->changes[0].type == CRAFT_CONF_REMOVE || c->demote)) {
+        uint64_t id = c->changes[0].id;
+        bool voter = false, learner = false;
+        for (uint32_t k = 0; k < st.conf.n_voters; k++) voter = voter || st.conf.voters[k] == id;
+        for (uint32_t k = 0; k < st.conf.n_learners; k++) learner = learner || st.conf.learners[k] == id;
+        if (!voter && !learner) {
+            rc = CRAFT_EUNKNOWNPEER;
+        }
+    }
+    uint64_t index = 0, term = 0, cindex = 0, cterm = 0;
+    if (rc == CRAFT_OK) {
+        rc = craft_driver_propose_conf_change(n->driver, c->changes, c->n, c->joint, now, &cindex,
+                                              &cterm);
+    }
     if (rc == CRAFT_OK && c->n_addrs > 0) {
-        /* The addresses go in first, so every node can reach the new servers as soon as
-         * the configuration that names them is in its log. */
+        /* The addresses follow the change in the same batch (the loop holds the driver),
+         * so every node learns them with the configuration that names the new servers;
+         * a refused change records no address. */
         uint8_t buf[1 + CRAFT_CONF_NODES_MAX * (9 + CRAFT_ADDR_BYTES_MAX)];
         buf[0] = TAG_ADDRS;
         size_t len = rt_addrs_encode(c->addrs, c->n_addrs, buf + 1, sizeof buf - 1);
         CRAFT_ASSERT(len > 0);
         rc = craft_driver_propose(n->driver, buf, (uint32_t)(len + 1), now, &index, &term);
     }
-    if (rc == CRAFT_OK) {
-        rc = craft_driver_propose_conf_change(n->driver, c->changes, c->n, c->joint, now, &index,
-                                              &term);
-    }
     if (rc != CRAFT_OK) {
         rt_future_complete(r->f, rc, 0, NULL);
     } else {
-        futs_push(n, r->f, index, term);
+        futs_push(n, r->f, cindex, cterm);
     }
 }
 
@@ -594,7 +611,9 @@ static void handle(struct craft_node *n, struct rt_req *r, uint64_t now)
             if (rc != CRAFT_OK) {
                 rt_future_complete(r->f, rc, 0, NULL);
             } else {
-                post_fsm_read(n, r->f, index);
+                r->f->ctx = index;
+                r->f->next = n->lease_reads;
+                n->lease_reads = r->f;
             }
             r->f = NULL;
         }
@@ -691,18 +710,25 @@ static void after_round(struct craft_node *n, uint64_t now)
     struct craft_core *core = craft_driver_core(n->driver);
     struct craft_core_status st;
     craft_core_status(core, &st);
-    while (n->n_promote > 0 && st.role == CRAFT_LEADER) {
-        uint64_t id = n->promote[--n->n_promote];
+    size_t keep = 0;
+    for (size_t i = 0; i < n->n_promote && st.role == CRAFT_LEADER; i++) {
+        uint64_t id = n->promote[i];
+        bool learner = false;
+        for (uint32_t k = 0; k < st.conf.n_learners; k++) learner = learner || st.conf.learners[k] == id;
+        if (!learner) continue;
         struct craft_conf_change c = {.type = CRAFT_CONF_ADD_VOTER, .id = id};
         uint64_t index, term;
-        if (craft_driver_propose_conf_change(n->driver, &c, 1, false, now, &index, &term) ==
-            CRAFT_OK) {
+        int rc = craft_driver_propose_conf_change(n->driver, &c, 1, false, now, &index, &term);
+        if (rc == CRAFT_OK) {
             emit(n, CRAFT_EVENT_PROMOTED, CRAFT_LEADER, id, term, 0);
+        } else if (rc == CRAFT_ECONFCHANGE || rc == CRAFT_EBUSY) {
+            n->promote[keep++] = id;
         }
     }
-    n->n_promote = 0;
+    n->n_promote = st.role == CRAFT_LEADER ? keep : 0;
+    craft_core_status(core, &st);
     if (st.role == CRAFT_LEADER && n->cfg.disk_stall_ms != 0 && n->disk_oldest_ms != 0 &&
-        now - n->disk_oldest_ms > n->cfg.disk_stall_ms) {
+        now > n->disk_oldest_ms && now - n->disk_oldest_ms > n->cfg.disk_stall_ms) {
         fprintf(stderr,
                 "craft node %" PRIu64 ": disk write pending for %" PRIu64 " ms: stepping down\n",
                 n->cfg.id, now - n->disk_oldest_ms);
@@ -756,6 +782,7 @@ static void shutdown_fail_all(struct craft_node *n)
         rt_future_complete(futs_pop(n), CRAFT_ESHUTDOWN, 0, NULL);
     }
     fail_list(&n->reads, CRAFT_ESHUTDOWN);
+    fail_list(&n->lease_reads, CRAFT_ESHUTDOWN);
     fail_list(&n->snapshot_waiters, CRAFT_ESHUTDOWN);
     fail_list(&n->snapshot_next, CRAFT_ESHUTDOWN);
     if (n->transfer_f != NULL) {
@@ -801,6 +828,20 @@ void *rt_loop_main(void *arg)
             retry_blocked(n, now);
         }
         craft_driver_release(n->driver);
+        if (n->lease_reads != NULL) {
+            struct craft_core_status st;
+            craft_core_status(craft_driver_core(n->driver), &st);
+            struct craft_future **pp = &n->lease_reads;
+            while (*pp != NULL) {
+                struct craft_future *f = *pp;
+                if (f->ctx <= st.applied) {
+                    *pp = f->next;
+                    post_fsm_read(n, f, f->ctx);
+                } else {
+                    pp = &f->next;
+                }
+            }
+        }
         if (stopping) {
             break;
         }

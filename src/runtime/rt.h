@@ -103,8 +103,9 @@ struct rt_conf_req {
     size_t n;
     bool joint;
     uint64_t prev_index;
-    struct craft_server addrs[CRAFT_CONF_NODES_MAX]; /* addresses to record first */
+    struct craft_server addrs[CRAFT_CONF_NODES_MAX]; /* addresses recorded with the change */
     size_t n_addrs;
+    bool demote;
 };
 
 struct rt_req {
@@ -199,6 +200,7 @@ struct craft_node {
     struct rt_req *blocked_head, *blocked_tail; /* proposals refused with EBUSY, retried */
     struct craft_future *futs_head, *futs_tail; /* apply/conf futures by index */
     struct craft_future *reads;                 /* pending ReadIndex futures */
+    struct craft_future *lease_reads;
     uint64_t next_read_ctx;
     struct craft_future *transfer_f;
     struct craft_future *snapshot_waiters;

@@ -374,7 +374,7 @@ static int write_special(struct craft_node *n, const struct rt_disk_job *j)
     }
     if (j->install) {
         uint64_t s = j->meta.index;
-        rc = log_write(n, j->keep_log ? 0 : s + 1, j->entries, j->n_entries);
+        rc = log_write(n, (j->keep_log && log_last(n) >= s) ? 0 : s + 1, j->entries, j->n_entries);
         if (rc == CRAFT_OK) {
             rc = log_compact(n, s);
         }

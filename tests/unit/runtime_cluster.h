@@ -119,6 +119,14 @@ static inline uint64_t rc_mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Valgrind runs every thread of the process on one core, many times slower: tests scale
+ * their load down under it (its preload library is in LD_PRELOAD). */
+static inline bool rc_under_valgrind(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
 #define RC_NODES_MAX 7
 
 struct rcluster {
@@ -132,14 +140,57 @@ struct rcluster {
     uint32_t election_timeout_ms, heartbeat_ms;
     uint64_t snapshot_threshold, trailing;
     bool auto_promote;
+    /* Optional, zero by default: an observer for every node (its ctx per node id), and a
+     * hook that adjusts each node's configuration just before create. */
+    craft_observer_fn observer;
+    void *observer_ctx[RC_NODES_MAX + 1];
+    void (*tweak)(struct craft_config *cfg, void *ctx);
+    void *tweak_ctx;
 };
 
-/* Reserves n free loopback ports by binding port 0 and closing (a small race with other
- * processes, acceptable for tests). */
+/* A free loopback port, found by binding and closing (a small race with other processes,
+ * acceptable for tests). Ports are drawn below the kernel's ephemeral range: a port from
+ * that range, free now, may become the local end of a node's outgoing connection before
+ * the node that was meant to listen on it starts (nodes added later in a test). */
 #include <netinet/in.h>
 #include <sys/socket.h>
+static inline bool rc_port_bindable(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return false;
+    }
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
 static inline uint16_t rc_free_port(void)
 {
+    static atomic_uint draws;
+    unsigned lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%u", &lo) != 1) {
+            lo = 32768;
+        }
+        fclose(f);
+    }
+    if (lo > 12000) {
+        /* Spread over [10000, lo) by pid and draw, so that concurrent test processes
+         * rarely try the same ports. */
+        unsigned span = lo - 10000;
+        unsigned base = (unsigned)getpid() * 7919u;
+        for (int tries = 0; tries < 64; tries++) {
+            unsigned k = atomic_fetch_add(&draws, 1);
+            uint16_t port = (uint16_t)(10000 + (base + k * 104729u) % span);
+            if (rc_port_bindable(port)) {
+                return port;
+            }
+        }
+    }
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bind(fd, (struct sockaddr *)&a, sizeof a);
@@ -156,6 +207,11 @@ static inline void rc_init(struct rcluster *c, int n, bool tcp, bool disk)
     c->tcp = tcp;
     c->election_timeout_ms = 300;
     c->heartbeat_ms = 30;
+    if (rc_under_valgrind()) {
+        /* Serialized threads can miss a 300 ms election timeout: no spurious elections. */
+        c->election_timeout_ms = 1000;
+        c->heartbeat_ms = 100;
+    }
     c->snapshot_threshold = 0;
     c->trailing = 1024;
     if (disk) {
@@ -184,8 +240,10 @@ static inline void rc_server(const struct rcluster *c, uint64_t id, struct craft
     }
 }
 
-/* Starts node id. bootstrap: it is one of the initial servers 1..c->n. */
-static inline int rc_start(struct rcluster *c, uint64_t id, bool bootstrap)
+/* Starts node id. bootstrap: it is one of the initial servers 1..c->n. On failure the
+ * node's error line is copied to errbuf (if not NULL). */
+static inline int rc_start_err(struct rcluster *c, uint64_t id, bool bootstrap, char *errbuf,
+                               size_t errbuf_cap)
 {
     struct craft_config cfg;
     craft_config_default(&cfg, id);
@@ -217,13 +275,27 @@ static inline int rc_start(struct rcluster *c, uint64_t id, bool bootstrap)
     cfg.snapshot_threshold_bytes = 0;
     cfg.trailing_entries = c->trailing;
     cfg.auto_promote = c->auto_promote;
+    cfg.observer = c->observer;
+    cfg.observer_ctx = c->observer_ctx[id];
+    if (c->tweak != NULL) {
+        c->tweak(&cfg, c->tweak_ctx);
+    }
     struct craft_fsm fsm = counter_fsm(&c->fsms[id]);
     char err[512];
     int rc = craft_node_create(&cfg, &fsm, &c->nodes[id], err, sizeof err);
     if (rc != CRAFT_OK) {
         fprintf(stderr, "node %" PRIu64 ": %s\n", id, err);
     }
+    if (errbuf != NULL && errbuf_cap > 0) {
+        snprintf(errbuf, errbuf_cap, "%s", rc != CRAFT_OK ? err : "");
+    }
     return rc;
+}
+
+/* Starts node id. bootstrap: it is one of the initial servers 1..c->n. */
+static inline int rc_start(struct rcluster *c, uint64_t id, bool bootstrap)
+{
+    return rc_start_err(c, id, bootstrap, NULL, 0);
 }
 
 static inline void rc_stop(struct rcluster *c, uint64_t id)
@@ -315,6 +387,228 @@ static inline bool rc_wait_total(struct rcluster *c, uint64_t total, uint64_t ti
         usleep(5000);
     }
     return false;
+}
+
+/* ---- helpers for the runtime's proof tests ---- */
+
+/* A consistent view of a counter. */
+struct counter_view {
+    uint64_t total, applied, n_cmds, restores;
+};
+
+static inline struct counter_view counter_view(struct counter *c)
+{
+    pthread_mutex_lock(&c->mu);
+    struct counter_view v = {c->total, c->applied, c->n_cmds, c->restores};
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
+/* A node restarted in this process starts from an empty state machine, as a new process
+ * would: whatever it shows afterwards came from its snapshot, its log and the leader. */
+static inline void rc_reset_counter(struct rcluster *c, uint64_t id)
+{
+    struct counter *k = &c->fsms[id];
+    pthread_mutex_lock(&k->mu);
+    k->total = k->applied = k->n_cmds = k->restores = 0;
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* Restarts a stopped node from what its storage holds (no initial servers). */
+static inline int rc_restart(struct rcluster *c, uint64_t id)
+{
+    rc_reset_counter(c, id);
+    return rc_start(c, id, false);
+}
+
+static inline void rc_node_dir(const struct rcluster *c, uint64_t id, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/n%" PRIu64, c->base_dir, id);
+}
+
+/* "127.0.0.1:port" of node id with TCP, "" with the in-memory network. */
+static inline void rc_addr(const struct rcluster *c, uint64_t id, char *buf, size_t cap)
+{
+    if (c->tcp) {
+        snprintf(buf, cap, "127.0.0.1:%u", c->ports[id]);
+    } else if (cap > 0) {
+        buf[0] = '\0';
+    }
+}
+
+static inline bool rc_conf_has(const uint64_t *ids, uint32_t n, uint64_t id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static inline bool rc_is_voter(const struct craft_conf *conf, uint64_t id)
+{
+    return rc_conf_has(conf->voters, conf->n_voters, id);
+}
+
+static inline bool rc_is_learner(const struct craft_conf *conf, uint64_t id)
+{
+    return rc_conf_has(conf->learners, conf->n_learners, id);
+}
+
+/* Waits until node's configuration in force, committed and not joint, lists id as a voter
+ * (want 1), a learner (want 2) or not at all (want 0). */
+static inline bool rc_wait_conf(struct rcluster *c, uint64_t node, uint64_t id, int want,
+                                uint64_t timeout_ms)
+{
+    uint64_t end = rc_mono_ms() + timeout_ms;
+    for (;;) {
+        struct craft_stats st;
+        craft_stats(c->nodes[node], &st);
+        int is = rc_is_voter(&st.conf, id) ? 1 : rc_is_learner(&st.conf, id) ? 2 : 0;
+        if (is == want && st.conf.n_voters_outgoing == 0 && st.conf_index <= st.commit) {
+            return true;
+        }
+        if (rc_mono_ms() >= end) {
+            return false;
+        }
+        usleep(5000);
+    }
+}
+
+/* rc_wait_total, but gives up at once when a running node stopped after an error (its
+ * craft_stats.failed): no point waiting for a node that will never apply again. */
+static inline bool rc_wait_total_live(struct rcluster *c, uint64_t total, uint64_t timeout_ms)
+{
+    uint64_t end = rc_mono_ms() + timeout_ms;
+    for (;;) {
+        if (rc_wait_total(c, total, 100)) {
+            return true;
+        }
+        for (int i = 1; i <= RC_NODES_MAX; i++) {
+            if (c->nodes[i] != NULL) {
+                struct craft_stats st;
+                craft_stats(c->nodes[i], &st);
+                if (st.failed != 0) {
+                    printf("node %d stopped after an error: %s\n", i, craft_strerror(st.failed));
+                    return false;
+                }
+            }
+        }
+        if (rc_mono_ms() >= end) {
+            return false;
+        }
+    }
+}
+
+/* Prints each running node's state: for the log of a failed check. */
+static inline void rc_dump(struct rcluster *c, const char *why)
+{
+    printf("cluster state (%s):\n", why);
+    for (int i = 1; i <= RC_NODES_MAX; i++) {
+        if (c->nodes[i] == NULL) {
+            continue;
+        }
+        struct craft_stats st;
+        craft_stats(c->nodes[i], &st);
+        struct counter_view v = counter_view(&c->fsms[i]);
+        printf("  node %d: role %d term %" PRIu64 " leader %" PRIu64 " commit %" PRIu64
+               " applied %" PRIu64 " log %" PRIu64 "..%" PRIu64 " snap %" PRIu64
+               " persisted %" PRIu64 " installed %" PRIu64 " failed %d | counter total %" PRIu64
+               " applied %" PRIu64 " restores %" PRIu64 "\n",
+               i, (int)st.role, st.term, st.leader, st.commit, st.applied, st.first_index,
+               st.last_index, st.snap_index, st.persisted, st.snapshots_installed, st.failed,
+               v.total, v.applied, v.restores);
+        for (size_t k = 0; k < st.n_peers; k++) {
+            printf("    peer %" PRIu64 ": state %u match %" PRIu64 " next %" PRIu64
+                   " active %d inflight %u\n",
+                   st.peers[k].id, st.peers[k].state, st.peers[k].match, st.peers[k].next,
+                   st.peers[k].recent_active, st.peers[k].inflight_msgs);
+        }
+    }
+}
+
+/* The outcome of a pipelined run of commands through one node. */
+struct rc_pipe {
+    uint64_t ok, errors;
+    int first_err;
+    uint64_t bad_results; /* a result that is not the running total */
+    uint64_t bad_indexes; /* an index not above the previous future's */
+    uint64_t bad_order;   /* a future done while an earlier one was not */
+    uint64_t last_index;
+};
+
+/* Proposes n increments of 1 through node with up to `window` futures in flight, waiting
+ * for them in submission order, and checks what they report: each result is the running
+ * total (base + the commands that succeeded so far), indexes increase, and futures
+ * complete in commit order (checked by scanning the window from its newest future down:
+ * once one is seen done, every older one must be done too). Gives up after timeout_ms;
+ * every future is released. */
+static inline void rc_pipeline(struct craft_node *node, uint64_t n, uint32_t window, uint64_t base,
+                               uint64_t timeout_ms, struct rc_pipe *p)
+{
+    memset(p, 0, sizeof *p);
+    struct craft_future **ring = calloc(window, sizeof *ring);
+    if (ring == NULL) {
+        p->errors = n;
+        p->first_err = CRAFT_ENOMEM;
+        return;
+    }
+    uint64_t end = rc_mono_ms() + timeout_ms;
+    uint64_t head = 0, tail = 0, one = 1;
+    while (head < n) {
+        while (tail < n && tail - head < window) {
+            ring[tail % window] = craft_apply(node, &one, 8, 10000);
+            tail++;
+        }
+        struct craft_future *f = ring[head % window];
+        uint64_t now = rc_mono_ms();
+        int rc = craft_future_wait(f, now < end ? (int64_t)(end - now) : 0);
+        if (rc == CRAFT_OK) {
+            p->ok++;
+            if ((uint64_t)(uintptr_t)craft_future_result(f) != base + p->ok) {
+                p->bad_results++;
+            }
+            uint64_t idx = craft_future_index(f);
+            if (idx <= p->last_index) {
+                p->bad_indexes++;
+            }
+            p->last_index = idx;
+        } else {
+            if (p->errors++ == 0) {
+                p->first_err = rc;
+            }
+        }
+        if (head % 64 == 0) {
+            bool seen_done = false;
+            for (uint64_t k = tail; k-- > head + 1;) {
+                bool d = craft_future_done(ring[k % window]);
+                if (seen_done && !d) {
+                    p->bad_order++;
+                    break;
+                }
+                seen_done = seen_done || d;
+            }
+        }
+        craft_future_release(f);
+        head++;
+    }
+    free(ring);
+}
+
+/* Waits for f and releases it; returns its result code (CRAFT_ETIMEOUT if it did not
+ * complete in time). *index, if not NULL, receives its index. */
+static inline int rc_wait_release(struct craft_future *f, int64_t timeout_ms, uint64_t *index)
+{
+    if (f == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    int rc = craft_future_wait(f, timeout_ms);
+    if (index != NULL) {
+        *index = craft_future_index(f);
+    }
+    craft_future_release(f);
+    return rc;
 }
 
 #endif

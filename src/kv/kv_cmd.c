@@ -1,0 +1,410 @@
+/* craftkv command encoding: see kv_cmd.h for the layout. */
+#include "kv/kv_cmd.h"
+
+#include <string.h>
+
+#include "base/assert.h"
+#include "base/bytes.h"
+
+/* What an op carries, so that size, encode and decode share one description. */
+enum shape {
+    SHAPE_NONE,      /* FLUSHALL NOOP SESSION_* */
+    SHAPE_KEY,       /* GETDEL PERSIST */
+    SHAPE_KEY_VALUE, /* SETNX GETSET APPEND */
+    SHAPE_SET,
+    SHAPE_INCRBY,
+    SHAPE_KEYS,  /* DEL */
+    SHAPE_PAIRS, /* MSET MSETNX */
+    SHAPE_EXPIRE,
+};
+
+static enum shape op_shape(uint8_t op)
+{
+    switch (op) {
+    case CRAFT_KV_OP_SET:
+        return SHAPE_SET;
+    case CRAFT_KV_OP_SETNX:
+    case CRAFT_KV_OP_GETSET:
+    case CRAFT_KV_OP_APPEND:
+        return SHAPE_KEY_VALUE;
+    case CRAFT_KV_OP_GETDEL:
+    case CRAFT_KV_OP_PERSIST:
+        return SHAPE_KEY;
+    case CRAFT_KV_OP_INCRBY:
+        return SHAPE_INCRBY;
+    case CRAFT_KV_OP_DEL:
+        return SHAPE_KEYS;
+    case CRAFT_KV_OP_MSET:
+    case CRAFT_KV_OP_MSETNX:
+        return SHAPE_PAIRS;
+    case CRAFT_KV_OP_EXPIRE:
+        return SHAPE_EXPIRE;
+    default:
+        return SHAPE_NONE;
+    }
+}
+
+static bool op_known(uint8_t op)
+{
+    return op >= CRAFT_KV_OP_SET && op < CRAFT_KV_OP_COUNT_;
+}
+
+static bool is_session_op(uint8_t op)
+{
+    return op == CRAFT_KV_OP_SESSION_OPEN || op == CRAFT_KV_OP_SESSION_CLOSE;
+}
+
+/* Session and seq rules shared by encode and decode (kv_cmd.h: Sessions). */
+static bool session_ok(uint8_t op, uint64_t session, uint64_t seq)
+{
+    if (is_session_op(op)) {
+        return session != 0 && seq == 0;
+    }
+    return session == 0 ? seq == 0 : seq != 0;
+}
+
+static bool set_flags_ok(uint8_t f)
+{
+    const uint8_t known = CRAFT_KV_SET_NX | CRAFT_KV_SET_XX | CRAFT_KV_SET_GET |
+                          CRAFT_KV_SET_KEEPTTL | CRAFT_KV_SET_EXPIRE;
+    if ((f & ~known) != 0) {
+        return false;
+    }
+    if ((f & CRAFT_KV_SET_NX) && (f & CRAFT_KV_SET_XX)) {
+        return false;
+    }
+    return !((f & CRAFT_KV_SET_KEEPTTL) && (f & CRAFT_KV_SET_EXPIRE));
+}
+
+static bool expire_flags_ok(uint8_t f)
+{
+    const uint8_t known =
+        CRAFT_KV_EXPIRE_NX | CRAFT_KV_EXPIRE_XX | CRAFT_KV_EXPIRE_GT | CRAFT_KV_EXPIRE_LT;
+    if ((f & ~known) != 0) {
+        return false;
+    }
+    if ((f & CRAFT_KV_EXPIRE_NX) && f != CRAFT_KV_EXPIRE_NX) {
+        return false;
+    }
+    return !((f & CRAFT_KV_EXPIRE_GT) && (f & CRAFT_KV_EXPIRE_LT));
+}
+
+/* ---- size ---- */
+
+static bool bytes_ok(struct craft_kv_bytes b, uint32_t max)
+{
+    return b.len <= max && (b.len == 0 || b.p != NULL);
+}
+
+size_t craft_kv_cmd_size(const struct craft_kv_cmd *c)
+{
+    if (!op_known(c->op) || !session_ok(c->op, c->session, c->seq)) {
+        return 0;
+    }
+    uint64_t size = CRAFT_KV_CMD_HEADER_BYTES;
+    const uint64_t key = 4, val = 4;
+    switch (op_shape(c->op)) {
+    case SHAPE_NONE:
+        break;
+    case SHAPE_KEY:
+        if (!bytes_ok(c->key, CRAFT_KV_KEY_BYTES_MAX)) {
+            return 0;
+        }
+        size += key + c->key.len;
+        break;
+    case SHAPE_KEY_VALUE:
+    case SHAPE_SET:
+        if (!bytes_ok(c->key, CRAFT_KV_KEY_BYTES_MAX) ||
+            !bytes_ok(c->value, CRAFT_KV_VALUE_BYTES_MAX)) {
+            return 0;
+        }
+        size += key + c->key.len + val + c->value.len;
+        if (c->op == CRAFT_KV_OP_SET) {
+            if (!set_flags_ok(c->flags)) {
+                return 0;
+            }
+            size += 1 + ((c->flags & CRAFT_KV_SET_EXPIRE) ? 8 : 0);
+        }
+        break;
+    case SHAPE_INCRBY:
+        if (!bytes_ok(c->key, CRAFT_KV_KEY_BYTES_MAX)) {
+            return 0;
+        }
+        size += key + c->key.len + 8;
+        break;
+    case SHAPE_EXPIRE:
+        if (!bytes_ok(c->key, CRAFT_KV_KEY_BYTES_MAX) || !expire_flags_ok(c->flags)) {
+            return 0;
+        }
+        size += 1 + 8 + key + c->key.len;
+        break;
+    case SHAPE_KEYS:
+    case SHAPE_PAIRS: {
+        bool pairs = op_shape(c->op) == SHAPE_PAIRS;
+        if (c->n == 0 || c->n > CRAFT_KV_ITEMS_MAX || c->keys == NULL ||
+            (pairs && c->values == NULL)) {
+            return 0;
+        }
+        size += 4;
+        for (uint32_t i = 0; i < c->n; i++) {
+            if (!bytes_ok(c->keys[i], CRAFT_KV_KEY_BYTES_MAX)) {
+                return 0;
+            }
+            size += key + c->keys[i].len;
+            if (pairs) {
+                if (!bytes_ok(c->values[i], CRAFT_KV_VALUE_BYTES_MAX)) {
+                    return 0;
+                }
+                size += val + c->values[i].len;
+            }
+        }
+        break;
+    }
+    }
+    /* Both limits together keep size far from overflowing: 65536 * (1 MiB + 488). */
+    return size;
+}
+
+/* ---- encode ---- */
+
+struct wbuf {
+    uint8_t *p;
+    size_t off;
+};
+
+static void w_u8(struct wbuf *w, uint8_t v)
+{
+    w->p[w->off++] = v;
+}
+
+static void w_u64(struct wbuf *w, uint64_t v)
+{
+    craft_put_u64(w->p + w->off, v);
+    w->off += 8;
+}
+
+static void w_bytes(struct wbuf *w, struct craft_kv_bytes b)
+{
+    craft_put_u32(w->p + w->off, b.len);
+    w->off += 4;
+    if (b.len > 0) {
+        memcpy(w->p + w->off, b.p, b.len);
+        w->off += b.len;
+    }
+}
+
+int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, size_t *len)
+{
+    size_t size = craft_kv_cmd_size(c);
+    if (size == 0) {
+        return CRAFT_EINVAL;
+    }
+    if (size > CRAFT_KV_CMD_BYTES_MAX || size > cap) {
+        return CRAFT_ETOOBIG;
+    }
+    struct wbuf w = {.p = buf, .off = 0};
+    w_u8(&w, CRAFT_KV_CMD_VERSION);
+    w_u64(&w, c->session);
+    w_u64(&w, c->seq);
+    w_u64(&w, c->now_ms);
+    w_u8(&w, c->op);
+    switch (op_shape(c->op)) {
+    case SHAPE_NONE:
+        break;
+    case SHAPE_KEY:
+        w_bytes(&w, c->key);
+        break;
+    case SHAPE_KEY_VALUE:
+        w_bytes(&w, c->key);
+        w_bytes(&w, c->value);
+        break;
+    case SHAPE_SET:
+        w_u8(&w, c->flags);
+        if (c->flags & CRAFT_KV_SET_EXPIRE) {
+            w_u64(&w, c->expire_at);
+        }
+        w_bytes(&w, c->key);
+        w_bytes(&w, c->value);
+        break;
+    case SHAPE_INCRBY:
+        w_bytes(&w, c->key);
+        w_u64(&w, (uint64_t)c->delta);
+        break;
+    case SHAPE_EXPIRE:
+        w_u8(&w, c->flags);
+        w_u64(&w, c->expire_at);
+        w_bytes(&w, c->key);
+        break;
+    case SHAPE_KEYS:
+    case SHAPE_PAIRS:
+        craft_put_u32(w.p + w.off, c->n);
+        w.off += 4;
+        for (uint32_t i = 0; i < c->n; i++) {
+            w_bytes(&w, c->keys[i]);
+            if (op_shape(c->op) == SHAPE_PAIRS) {
+                w_bytes(&w, c->values[i]);
+            }
+        }
+        break;
+    }
+    CRAFT_ASSERT(w.off == size);
+    *len = size;
+    return CRAFT_OK;
+}
+
+/* ---- decode ---- */
+
+struct rbuf {
+    const uint8_t *p;
+    size_t len, off;
+};
+
+static bool r_u8(struct rbuf *r, uint8_t *v)
+{
+    if (r->len - r->off < 1) {
+        return false;
+    }
+    *v = r->p[r->off++];
+    return true;
+}
+
+static bool r_u32(struct rbuf *r, uint32_t *v)
+{
+    if (r->len - r->off < 4) {
+        return false;
+    }
+    *v = craft_get_u32(r->p + r->off);
+    r->off += 4;
+    return true;
+}
+
+static bool r_u64(struct rbuf *r, uint64_t *v)
+{
+    if (r->len - r->off < 8) {
+        return false;
+    }
+    *v = craft_get_u64(r->p + r->off);
+    r->off += 8;
+    return true;
+}
+
+static bool r_bytes(struct rbuf *r, uint32_t max, struct craft_kv_bytes *b)
+{
+    uint32_t n;
+    if (!r_u32(r, &n) || n > max || r->len - r->off < n) {
+        return false;
+    }
+    b->p = n > 0 ? r->p + r->off : NULL;
+    b->len = n;
+    r->off += n;
+    return true;
+}
+
+int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len > CRAFT_KV_CMD_BYTES_MAX) {
+        return CRAFT_ETOOBIG;
+    }
+    struct rbuf r = {.p = buf, .len = len, .off = 0};
+    uint8_t version;
+    if (!r_u8(&r, &version)) {
+        return CRAFT_EMALFORMED;
+    }
+    if (version != CRAFT_KV_CMD_VERSION) {
+        return CRAFT_EVERSION;
+    }
+    struct craft_kv_cmd c = {0};
+    if (!r_u64(&r, &c.session) || !r_u64(&r, &c.seq) || !r_u64(&r, &c.now_ms) || !r_u8(&r, &c.op) ||
+        !op_known(c.op) || !session_ok(c.op, c.session, c.seq)) {
+        return CRAFT_EMALFORMED;
+    }
+    bool ok = true;
+    uint64_t u = 0;
+    switch (op_shape(c.op)) {
+    case SHAPE_NONE:
+        break;
+    case SHAPE_KEY:
+        ok = r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key);
+        break;
+    case SHAPE_KEY_VALUE:
+        ok = r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key) &&
+             r_bytes(&r, CRAFT_KV_VALUE_BYTES_MAX, &c.value);
+        break;
+    case SHAPE_SET:
+        ok = r_u8(&r, &c.flags) && set_flags_ok(c.flags) &&
+             (!(c.flags & CRAFT_KV_SET_EXPIRE) || r_u64(&r, &c.expire_at)) &&
+             r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key) &&
+             r_bytes(&r, CRAFT_KV_VALUE_BYTES_MAX, &c.value);
+        break;
+    case SHAPE_INCRBY:
+        ok = r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key) && r_u64(&r, &u);
+        c.delta = (int64_t)u;
+        break;
+    case SHAPE_EXPIRE:
+        ok = r_u8(&r, &c.flags) && expire_flags_ok(c.flags) && r_u64(&r, &c.expire_at) &&
+             r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key);
+        break;
+    case SHAPE_KEYS:
+    case SHAPE_PAIRS: {
+        bool pairs = op_shape(c.op) == SHAPE_PAIRS;
+        ok = r_u32(&r, &c.n) && c.n >= 1 && c.n <= CRAFT_KV_ITEMS_MAX;
+        size_t start = r.off;
+        for (uint32_t i = 0; ok && i < c.n; i++) {
+            struct craft_kv_bytes b;
+            ok = r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &b) &&
+                 (!pairs || r_bytes(&r, CRAFT_KV_VALUE_BYTES_MAX, &b));
+        }
+        c.items = buf + start;
+        c.items_len = r.off - start;
+        break;
+    }
+    }
+    if (!ok || r.off != len) {
+        return CRAFT_EMALFORMED;
+    }
+    *out = c;
+    return CRAFT_OK;
+}
+
+bool craft_kv_cmd_next(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_bytes *key,
+                       struct craft_kv_bytes *val)
+{
+    /* The list was validated by the decoder: these reads cannot fail. */
+    struct rbuf r = {.p = c->items, .len = c->items_len, .off = *off};
+    if (r.off >= r.len) {
+        return false;
+    }
+    struct craft_kv_bytes v = {0};
+    bool ok = r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, key);
+    if (op_shape(c->op) == SHAPE_PAIRS) {
+        ok = ok && r_bytes(&r, CRAFT_KV_VALUE_BYTES_MAX, &v);
+    }
+    CRAFT_ASSERT(ok);
+    if (val != NULL) {
+        *val = v;
+    }
+    *off = r.off;
+    return true;
+}
+
+int craft_kv_deadline(uint64_t base_ms, int64_t amount, bool seconds, uint64_t *at)
+{
+    int64_t ms = amount;
+    if (seconds) {
+        if (amount > INT64_MAX / 1000 || amount < INT64_MIN / 1000) {
+            return CRAFT_EINVAL;
+        }
+        ms = amount * 1000;
+    }
+    if (base_ms > (uint64_t)INT64_MAX) {
+        return CRAFT_EINVAL;
+    }
+    int64_t base = (int64_t)base_ms;
+    if (ms > 0 && base > INT64_MAX - ms) {
+        return CRAFT_EINVAL;
+    }
+    int64_t sum = base + ms; /* ms <= 0 cannot overflow: base >= 0 */
+    *at = sum < 0 ? 0 : (uint64_t)sum;
+    return CRAFT_OK;
+}

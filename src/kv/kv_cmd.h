@@ -1,0 +1,131 @@
+/* craftkv: one replicated write as it travels in the Raft log (design: docs/design/kv.md).
+ *
+ * Encoding (version 1), every integer little-endian, byte by byte:
+ *   header   u8 version | u64 session | u64 seq | u64 now_ms | u8 op          (26 bytes)
+ *   bytes    u32 len | len bytes                                   (a key or a value)
+ *   args     per op, in this order:
+ *     SET           u8 flags | [u64 expire_at if CRAFT_KV_SET_EXPIRE] | key | value
+ *     SETNX GETSET APPEND                                            key | value
+ *     GETDEL PERSIST                                                 key
+ *     INCRBY        key | i64 delta (two's complement)
+ *     DEL           u32 n | n keys
+ *     MSET MSETNX   u32 n | n (key | value)
+ *     EXPIRE        u8 flags | u64 expire_at | key
+ *     FLUSHALL NOOP SESSION_OPEN SESSION_CLOSE                       nothing
+ *
+ * The encoding is canonical: a decoded command re-encodes to the same bytes (the decoder
+ * refuses unknown flag bits, trailing bytes, seq without a session, ...).
+ *
+ * Time: now_ms is the proposing leader's clock. Every expiry instant in a command is
+ * absolute (expire_at, ms since the epoch), computed by the proposer from the same now_ms
+ * (craft_kv_deadline): replicas never read a clock, they compare against the logical time
+ * of the state machine (the largest now_ms applied so far).
+ *
+ * Sessions: session 0 means none (no deduplication, seq must be 0). Otherwise seq >= 1
+ * numbers the session's commands; SESSION_OPEN / SESSION_CLOSE carry seq 0.
+ *
+ * Pure functions, no allocation; safe from any thread. */
+#ifndef CRAFT_KV_CMD_H
+#define CRAFT_KV_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define CRAFT_KV_CMD_VERSION      1u
+#define CRAFT_KV_CMD_HEADER_BYTES 26u
+
+/* Limits. They are part of the replicated format: every replica applies the same ones.
+ * Keys: LMDB's default key limit is 511 bytes and a stored key carries a 16-byte prefix
+ * in the expiry index (kv.md); values: APPEND cannot grow a value past the limit. */
+#define CRAFT_KV_KEY_BYTES_MAX   480u
+#define CRAFT_KV_VALUE_BYTES_MAX (1u << 20)
+#define CRAFT_KV_ITEMS_MAX       65536u      /* keys of one DEL, pairs of one MSET */
+#define CRAFT_KV_CMD_BYTES_MAX   (64u << 20) /* one encoded command */
+
+enum craft_kv_op {
+    CRAFT_KV_OP_SET = 1,
+    CRAFT_KV_OP_SETNX,
+    CRAFT_KV_OP_GETSET,
+    CRAFT_KV_OP_GETDEL,
+    CRAFT_KV_OP_DEL,
+    CRAFT_KV_OP_APPEND,
+    CRAFT_KV_OP_INCRBY, /* INCR, DECR, DECRBY: delta 1, -1, -n (the proposer negates) */
+    CRAFT_KV_OP_MSET,
+    CRAFT_KV_OP_MSETNX,
+    CRAFT_KV_OP_EXPIRE, /* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: absolute expire_at */
+    CRAFT_KV_OP_PERSIST,
+    CRAFT_KV_OP_FLUSHALL,
+    CRAFT_KV_OP_NOOP, /* advances logical time and sweeps expired keys and sessions */
+    CRAFT_KV_OP_SESSION_OPEN,
+    CRAFT_KV_OP_SESSION_CLOSE,
+    CRAFT_KV_OP_COUNT_
+};
+
+/* SET flags. NX and XX exclude each other, so do KEEPTTL and EXPIRE. */
+#define CRAFT_KV_SET_NX      0x01u
+#define CRAFT_KV_SET_XX      0x02u
+#define CRAFT_KV_SET_GET     0x04u /* reply with the old value (or nil) */
+#define CRAFT_KV_SET_KEEPTTL 0x08u
+#define CRAFT_KV_SET_EXPIRE  0x10u /* EX/PX/EXAT/PXAT: expire_at follows */
+
+/* EXPIRE flags (Redis 7): NX excludes the others; GT excludes LT. */
+#define CRAFT_KV_EXPIRE_NX 0x01u
+#define CRAFT_KV_EXPIRE_XX 0x02u
+#define CRAFT_KV_EXPIRE_GT 0x04u
+#define CRAFT_KV_EXPIRE_LT 0x08u
+
+struct craft_kv_bytes {
+    const uint8_t *p;
+    uint32_t len;
+};
+
+struct craft_kv_cmd {
+    uint8_t op;       /* enum craft_kv_op */
+    uint8_t flags;    /* SET, EXPIRE */
+    uint64_t session; /* 0: none */
+    uint64_t seq;
+    uint64_t now_ms;
+    uint64_t expire_at;               /* SET with CRAFT_KV_SET_EXPIRE, EXPIRE */
+    int64_t delta;                    /* INCRBY */
+    struct craft_kv_bytes key, value; /* single-key ops (value: SET SETNX GETSET APPEND) */
+    /* DEL, MSET, MSETNX: n keys or pairs (1 <= n <= CRAFT_KV_ITEMS_MAX).
+     * Encoding reads keys[0..n) and, for MSET/MSETNX, values[0..n).
+     * Decoding sets items / items_len to the encoded list inside the input (keys and
+     * values are NULL): walk it with craft_kv_cmd_next. */
+    uint32_t n;
+    const struct craft_kv_bytes *keys, *values;
+    const uint8_t *items;
+    size_t items_len;
+};
+
+/* The encoded size of c, or 0 if c is invalid (as craft_kv_cmd_encode would refuse it). */
+size_t craft_kv_cmd_size(const struct craft_kv_cmd *c);
+
+/* Encodes c into buf (cap bytes); *len receives the size. Errors: CRAFT_EINVAL (an unknown
+ * op or flag, conflicting flags, n out of range, seq without a session, a key or value over
+ * its limit: the proposer validates first), CRAFT_ETOOBIG (over CRAFT_KV_CMD_BYTES_MAX or
+ * over cap; nothing useful is written then). */
+int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, size_t *len);
+
+/* Decodes and validates buf[0..len) completely: lengths are checked against the input and
+ * the limits, never trusted. On success *out points into buf (borrowed: valid while buf
+ * is). Errors: CRAFT_EVERSION (another version), CRAFT_ETOOBIG (len over
+ * CRAFT_KV_CMD_BYTES_MAX), CRAFT_EMALFORMED (anything else). */
+int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out);
+
+/* Walks a decoded DEL/MSET/MSETNX list: start with *off = 0; each call yields the next key
+ * (and value for MSET/MSETNX; val may be NULL for DEL) and returns false after the last. */
+bool craft_kv_cmd_next(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_bytes *key,
+                       struct craft_kv_bytes *val);
+
+/* The proposer's expiry arithmetic, as Redis does it: the absolute instant `amount`
+ * seconds (seconds true) or milliseconds after base_ms (base_ms 0 with an absolute amount:
+ * EXPIREAT/PXAT). Negative results are clamped to 0 (in the past: the key is deleted).
+ * Errors: CRAFT_EINVAL when the arithmetic overflows (Redis replies "ERR invalid expire
+ * time in '<cmd>' command"). */
+int craft_kv_deadline(uint64_t base_ms, int64_t amount, bool seconds, uint64_t *at);
+
+#endif

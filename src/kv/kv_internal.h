@@ -1,0 +1,102 @@
+/* craftkv internals shared by kv_sm.c (apply), kv_read.c (reads) and kv_snap.c
+ * (snapshots): the stored layout of docs/design/kv.md, section "Storage". */
+#ifndef CRAFT_KV_INTERNAL_H
+#define CRAFT_KV_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "base/bytes.h"
+#include "kv/kv_sm.h"
+
+/* Stored format version, in META "format". */
+#define KV_FORMAT 1u
+
+#define KV_SESSION_IDLE_MS_DEFAULT (3600u * 1000u)
+
+/* A stored key: u64be hash(key) | key. */
+#define KV_SKEY_MAX (8u + CRAFT_KV_KEY_BYTES_MAX)
+/* An expiry index key: u64be expire_at | stored key. */
+#define KV_XKEY_MAX (8u + KV_SKEY_MAX)
+/* A DATA value: u64 expire_at (0: none) | value. */
+#define KV_VAL_HEADER 8u
+/* A saved result: u8 type | (INT: u64) | (BULK, ERR: u32 len | bytes). */
+#define KV_RESULT_ENC_MAX (1u + 4u + CRAFT_KV_VALUE_BYTES_MAX)
+/* A session record: u64 seq | u64 last_ms | encoded result (empty before the first). */
+#define KV_SESSION_HEADER 16u
+
+_Static_assert(KV_XKEY_MAX <= CRAFT_KV_STORE_KEY_BYTES_MAX, "stored keys fit the store");
+
+struct craft_kv_sm {
+    struct craft_kv_store *store;
+    uint64_t session_idle_ms;
+    /* As of the last commit; the state machine thread only. */
+    uint64_t applied, now, n_keys;
+};
+
+static inline void kv_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    }
+}
+
+static inline uint64_t kv_get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* The key-space order for SCAN. Part of the stored and snapshot format: never change it
+ * without a format version. FNV-1a 64, then a 64-bit mixer (splitmix64's finalizer). */
+static inline uint64_t kv_key_hash(const uint8_t *key, size_t klen)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < klen; i++) {
+        h = (h ^ key[i]) * 0x100000001b3u;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53u;
+    return h ^ (h >> 33);
+}
+
+/* Writes the stored key of key into out (KV_SKEY_MAX bytes); returns its length. */
+static inline size_t kv_skey(const uint8_t *key, size_t klen, uint8_t *out)
+{
+    kv_put_be64(out, kv_key_hash(key, klen));
+    if (klen > 0) {
+        memcpy(out + 8, key, klen);
+    }
+    return 8 + klen;
+}
+
+/* The meta entries. */
+#define KV_META_FORMAT  "format"
+#define KV_META_APPLIED "applied"
+#define KV_META_NOW     "now"
+#define KV_META_NKEYS   "n_keys"
+
+struct kv_meta {
+    uint64_t applied, now, n_keys;
+};
+
+/* Reads the meta entries of t (all zero in an empty store). Errors: CRAFT_EVERSION,
+ * CRAFT_ECORRUPT, the store's. */
+int kv_meta_load(struct craft_kv_store *s, struct craft_kv_txn *t, struct kv_meta *m);
+int kv_meta_store(struct craft_kv_store *s, struct craft_kv_txn *t, const struct kv_meta *m);
+
+/* Results. */
+struct craft_kv_result *kv_result_new(uint8_t type, int64_t integer, const void *data, size_t len);
+/* Encodes r into out (KV_RESULT_ENC_MAX bytes); returns the length. */
+size_t kv_result_encode(const struct craft_kv_result *r, uint8_t *out);
+/* Checks an encoding; true if it is exactly one valid result. */
+bool kv_result_valid(const uint8_t *p, size_t len);
+/* Decodes a valid encoding into a new result (NULL: out of memory). */
+struct craft_kv_result *kv_result_decode(const uint8_t *p, size_t len);
+
+#endif

@@ -1,0 +1,300 @@
+/* craftkv reads: GET, PTTL/TTL, DBSIZE, SCAN over a store read transaction, with expiry
+ * decided by the logical time stored with that state (never a clock). */
+#include <stdlib.h>
+
+#include "base/assert.h"
+#include "kv/kv_internal.h"
+
+struct craft_kv_read {
+    struct craft_kv_store *s;
+    struct craft_kv_txn *t;
+    struct kv_meta m;
+};
+
+int craft_kv_read_begin(struct craft_kv_sm *sm, struct craft_kv_read **out)
+{
+    struct craft_kv_read *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    r->s = sm->store;
+    int rc = r->s->ops->begin(r->s, false, &r->t);
+    if (rc != CRAFT_OK) {
+        free(r);
+        return rc;
+    }
+    rc = kv_meta_load(r->s, r->t, &r->m);
+    if (rc != CRAFT_OK) {
+        craft_kv_read_end(r);
+        return rc;
+    }
+    *out = r;
+    return CRAFT_OK;
+}
+
+void craft_kv_read_end(struct craft_kv_read *r)
+{
+    r->s->ops->abort(r->t);
+    free(r);
+}
+
+uint64_t craft_kv_read_applied(const struct craft_kv_read *r)
+{
+    return r->m.applied;
+}
+
+uint64_t craft_kv_read_now(const struct craft_kv_read *r)
+{
+    return r->m.now;
+}
+
+/* The live entry of key: value and expiry, or CRAFT_ENOTFOUND. */
+static int lookup(struct craft_kv_read *r, const uint8_t *key, size_t klen, const uint8_t **val,
+                  size_t *vlen, uint64_t *at)
+{
+    if (klen > CRAFT_KV_KEY_BYTES_MAX) {
+        return CRAFT_ENOTFOUND; /* no such key can have been written */
+    }
+    uint8_t sk[KV_SKEY_MAX];
+    size_t sklen = kv_skey(key, klen, sk);
+    const uint8_t *v;
+    size_t n;
+    int rc = r->s->ops->get(r->t, CRAFT_KV_TABLE_DATA, sk, sklen, &v, &n);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (n < KV_VAL_HEADER) {
+        return CRAFT_ECORRUPT;
+    }
+    uint64_t e = craft_get_u64(v);
+    if (e != 0 && e <= r->m.now) {
+        return CRAFT_ENOTFOUND;
+    }
+    *val = v + KV_VAL_HEADER;
+    *vlen = n - KV_VAL_HEADER;
+    *at = e;
+    return CRAFT_OK;
+}
+
+int craft_kv_read_get(struct craft_kv_read *r, const uint8_t *key, size_t klen, const uint8_t **val,
+                      size_t *vlen)
+{
+    uint64_t at;
+    return lookup(r, key, klen, val, vlen, &at);
+}
+
+int craft_kv_read_expire_at(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *out)
+{
+    const uint8_t *v;
+    size_t n;
+    uint64_t at;
+    int rc = lookup(r, key, klen, &v, &n, &at);
+    if (rc == CRAFT_ENOTFOUND) {
+        *out = -2;
+        return CRAFT_OK;
+    }
+    if (rc == CRAFT_OK) {
+        *out = at == 0 ? -1 : (int64_t)(at > INT64_MAX ? INT64_MAX : at);
+    }
+    return rc;
+}
+
+int craft_kv_read_pttl(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *ms)
+{
+    int64_t at;
+    int rc = craft_kv_read_expire_at(r, key, klen, &at);
+    if (rc == CRAFT_OK && at >= 0) {
+        /* Live, so at > now. */
+        uint64_t left = (uint64_t)at - r->m.now;
+        *ms = left > INT64_MAX ? INT64_MAX : (int64_t)left;
+    } else if (rc == CRAFT_OK) {
+        *ms = at;
+    }
+    return rc;
+}
+
+int craft_kv_read_ttl(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *s)
+{
+    int64_t ms;
+    int rc = craft_kv_read_pttl(r, key, klen, &ms);
+    if (rc == CRAFT_OK) {
+        *s = ms < 0 ? ms : (ms > INT64_MAX - 500 ? INT64_MAX / 1000 : (ms + 500) / 1000);
+    }
+    return rc;
+}
+
+/* ---- DBSIZE ---- */
+
+struct due {
+    uint64_t now, n;
+};
+
+static int count_due(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    (void)v;
+    (void)vlen;
+    struct due *d = ctx;
+    if (klen < 8) {
+        return CRAFT_ECORRUPT;
+    }
+    if (kv_get_be64(k) > d->now) {
+        return CRAFT_KV_ITER_STOP;
+    }
+    d->n++;
+    return CRAFT_OK;
+}
+
+int craft_kv_read_dbsize(struct craft_kv_read *r, uint64_t *n)
+{
+    struct due d = {.now = r->m.now, .n = 0};
+    int rc = r->s->ops->iter(r->t, CRAFT_KV_TABLE_EXPIRES, NULL, 0, count_due, &d);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (d.n > r->m.n_keys) {
+        return CRAFT_ECORRUPT;
+    }
+    *n = r->m.n_keys - d.n;
+    return CRAFT_OK;
+}
+
+/* ---- SCAN ---- */
+
+struct scan {
+    uint64_t now;
+    const uint8_t *pat;
+    size_t plen, count, seen;
+    uint64_t last_hash, next;
+    craft_kv_emit_fn emit;
+    void *ctx;
+};
+
+static int scan_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct scan *sc = ctx;
+    if (klen < 8 || vlen < KV_VAL_HEADER) {
+        return CRAFT_ECORRUPT;
+    }
+    uint64_t h = kv_get_be64(k);
+    /* Past count, finish the keys of the last hash: the next cursor must lie beyond it. */
+    if (sc->seen >= sc->count && h != sc->last_hash) {
+        sc->next = h;
+        return CRAFT_KV_ITER_STOP;
+    }
+    sc->seen++;
+    sc->last_hash = h;
+    uint64_t at = craft_get_u64(v);
+    if (at != 0 && at <= sc->now) {
+        return CRAFT_OK;
+    }
+    if (sc->pat != NULL && !craft_kv_glob_match(sc->pat, sc->plen, k + 8, klen - 8)) {
+        return CRAFT_OK;
+    }
+    return sc->emit(sc->ctx, k + 8, klen - 8);
+}
+
+int craft_kv_read_scan(struct craft_kv_read *r, uint64_t cursor, const uint8_t *pattern,
+                       size_t plen, size_t count, craft_kv_emit_fn emit, void *ctx, uint64_t *next)
+{
+    struct scan sc = {.now = r->m.now,
+                      .pat = pattern,
+                      .plen = plen,
+                      .count = count == 0 ? 1 : count,
+                      .next = 0,
+                      .emit = emit,
+                      .ctx = ctx};
+    uint8_t from[8];
+    kv_put_be64(from, cursor);
+    int rc = r->s->ops->iter(r->t, CRAFT_KV_TABLE_DATA, from, sizeof from, scan_one, &sc);
+    if (rc == CRAFT_OK) {
+        /* next > every hash returned, so > cursor: never 0 unless the end was reached. */
+        CRAFT_ASSERT(sc.next == 0 || sc.next > cursor || sc.seen == 0);
+        *next = sc.next;
+    }
+    return rc;
+}
+
+/* ---- glob ---- */
+
+/* One character class starting after '[' at pat[*i]; leaves *i after the closing ']' (or at
+ * the end for an unterminated class, which then extends to the end of the pattern). */
+static bool class_match(const uint8_t *pat, size_t plen, size_t *i, uint8_t c)
+{
+    size_t j = *i;
+    bool neg = j < plen && pat[j] == '^';
+    if (neg) {
+        j++;
+    }
+    bool hit = false;
+    while (j < plen && pat[j] != ']') {
+        if (pat[j] == '\\' && j + 1 < plen) {
+            j++;
+            hit = hit || pat[j] == c;
+            j++;
+        } else if (j + 2 < plen && pat[j + 1] == '-' && pat[j + 2] != ']') {
+            uint8_t lo = pat[j], hi = pat[j + 2];
+            if (lo > hi) {
+                uint8_t t = lo;
+                lo = hi;
+                hi = t;
+            }
+            hit = hit || (c >= lo && c <= hi);
+            j += 3;
+        } else {
+            hit = hit || pat[j] == c;
+            j++;
+        }
+    }
+    *i = j < plen ? j + 1 : j;
+    return neg ? !hit : hit;
+}
+
+/* Iterative with one backtrack point (the last '*'): linear in practice, never
+ * exponential, unlike the naive recursion. */
+bool craft_kv_glob_match(const uint8_t *pat, size_t plen, const uint8_t *s, size_t slen)
+{
+    size_t p = 0, i = 0;
+    size_t star_p = SIZE_MAX, star_i = 0;
+    while (i < slen) {
+        if (p < plen) {
+            uint8_t pc = pat[p];
+            if (pc == '*') {
+                while (p < plen && pat[p] == '*') {
+                    p++;
+                }
+                if (p == plen) {
+                    return true;
+                }
+                star_p = p;
+                star_i = i;
+                continue;
+            }
+            size_t np = p + 1;
+            bool ok;
+            if (pc == '?') {
+                ok = true;
+            } else if (pc == '[') {
+                ok = class_match(pat, plen, &np, s[i]);
+            } else if (pc == '\\' && p + 1 < plen) {
+                ok = pat[p + 1] == s[i];
+                np = p + 2;
+            } else {
+                ok = pc == s[i];
+            }
+            if (ok) {
+                p = np;
+                i++;
+                continue;
+            }
+        }
+        if (star_p == SIZE_MAX) {
+            return false;
+        }
+        p = star_p; /* let the last '*' eat one more character */
+        i = ++star_i;
+    }
+    while (p < plen && pat[p] == '*') {
+        p++;
+    }
+    return p == plen;
+}

@@ -1,0 +1,175 @@
+/* craftkv: the replicated state machine (design: docs/design/kv.md).
+ *
+ * Deterministic: the state after applying a sequence of commands depends only on those
+ * commands and the configuration (no clock, no randomness, no threads). Time is logical:
+ * the largest now_ms of the commands applied so far ("now"). A key whose expire_at <= now
+ * is absent for every write and read; it is physically removed when touched, or by a
+ * bounded sweep (in expiry order) during each apply, and NOOP sweeps more.
+ *
+ * Exactly once: a session (id != 0) remembers its last seq and that command's result. A
+ * command with seq == last gets the saved result back without running again; seq < last
+ * gets "ERR stale request"; seq > last runs. So a client keeps at most one command of a
+ * session in doubt: pipelined commands from one session must not be retried out of order.
+ * A session idle (no command) for session_idle_ms of logical time is gone, on every
+ * replica at the same command. Commands for an unknown or expired session get
+ * "ERR unknown or expired session" without running; open it (again) with SESSION_OPEN.
+ *
+ * Threads: apply, snapshot capture and restore on one thread (the state machine thread);
+ * reads (craft_kv_read_*) and snapshot writes on any thread, concurrently with apply: each
+ * works on a read transaction of the store, a consistent committed state. */
+#ifndef CRAFT_KV_SM_H
+#define CRAFT_KV_SM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "craft.h"
+#include "kv/kv_cmd.h"
+#include "kv/kv_store.h"
+
+/* ---- results ---- */
+
+enum craft_kv_result_type {
+    CRAFT_KV_RES_OK = 1, /* +OK */
+    CRAFT_KV_RES_NIL,    /* a null bulk string */
+    CRAFT_KV_RES_INT,    /* integer */
+    CRAFT_KV_RES_BULK,   /* data[0..len) */
+    CRAFT_KV_RES_ERR,    /* data: Redis's error text without the '-', e.g. "ERR value is not
+                          * an integer or out of range" */
+};
+
+/* One allocation (free with craft_kv_result_free). data is NUL-terminated (not counted in
+ * len), so an error's text is a C string. */
+struct craft_kv_result {
+    uint8_t type;
+    int64_t integer;
+    size_t len;
+    uint8_t data[];
+};
+
+void craft_kv_result_free(struct craft_kv_result *r);
+
+/* The error texts the state machine produces besides Redis's own. */
+#define CRAFT_KV_ERR_STALE     "ERR stale request"
+#define CRAFT_KV_ERR_SESSION   "ERR unknown or expired session"
+#define CRAFT_KV_ERR_MALFORMED "ERR malformed command"
+#define CRAFT_KV_ERR_VERSION   "ERR unsupported command version"
+
+/* ---- the state machine ---- */
+
+struct craft_kv_sm_config {
+    /* Sessions idle longer than this (logical ms) are dropped. Default (0): one hour.
+     * Replicated behaviour: every replica must use the same value. */
+    uint64_t session_idle_ms;
+};
+
+struct craft_kv_sm;
+
+/* Opens a state machine over store (borrowed: close the state machine first, then the
+ * store), reading its applied index, logical time and key count. cfg may be NULL
+ * (defaults). Errors: CRAFT_ENOMEM, CRAFT_EVERSION (a store written by another format),
+ * CRAFT_ECORRUPT, the store's. */
+int craft_kv_sm_open(struct craft_kv_store *store, const struct craft_kv_sm_config *cfg,
+                     struct craft_kv_sm **out);
+/* Every read and snapshot must have been released. */
+void craft_kv_sm_close(struct craft_kv_sm *sm);
+
+/* The log index of the last command applied (0: none; log indexes start at 1) and the
+ * logical time: as of the last commit, on the state machine thread (or before the node
+ * starts: a restarted server learns here how far its store got). */
+uint64_t craft_kv_sm_applied(const struct craft_kv_sm *sm);
+uint64_t craft_kv_sm_now(const struct craft_kv_sm *sm);
+
+/* Applies cmds[0..n) in one store write transaction, with the applied index (the last
+ * command's index), the sessions and the data: a crash leaves all of them as of before or
+ * after the batch. Commands with index <= the applied index are skipped (a restarted node
+ * replays its log over a store that has them already; results[i] stays NULL). For the
+ * others results[i] receives a struct craft_kv_result * (owned by the caller), including
+ * for a command that does not decode (CRAFT_KV_ERR_MALFORMED / _VERSION: deterministic,
+ * every replica answers the same). results must hold n pointers; the same shape as struct
+ * craft_fsm's apply.
+ * Errors (the store's: CRAFT_ENOMEM, CRAFT_ENOSPACE, CRAFT_EIO, CRAFT_ECORRUPT): nothing of
+ * the batch is applied, every results[i] is NULL; the state is as before the call. */
+int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *cmds, size_t n,
+                            void **results);
+/* One command (a batch of one). */
+int craft_kv_sm_apply(struct craft_kv_sm *sm, uint64_t index, const uint8_t *data, size_t len,
+                      struct craft_kv_result **result);
+
+/* ---- reads (not replicated: call after craft_read_index / craft_read_lease) ----
+ *
+ * A read sees one committed state and its logical time. Any thread; several at once. */
+struct craft_kv_read;
+
+/* Errors: CRAFT_ENOMEM, CRAFT_EBUSY (LMDB: all reader slots taken), CRAFT_EIO. */
+int craft_kv_read_begin(struct craft_kv_sm *sm, struct craft_kv_read **out);
+void craft_kv_read_end(struct craft_kv_read *r);
+/* The applied index and logical time of the state the read sees. */
+uint64_t craft_kv_read_applied(const struct craft_kv_read *r);
+uint64_t craft_kv_read_now(const struct craft_kv_read *r);
+
+/* GET (and EXISTS, TYPE, STRLEN through it): CRAFT_OK with the value (borrowed until
+ * craft_kv_read_end), or CRAFT_ENOTFOUND (absent or expired). Other errors: the store's. */
+int craft_kv_read_get(struct craft_kv_read *r, const uint8_t *key, size_t klen, const uint8_t **val,
+                      size_t *vlen);
+/* PTTL: -2 absent, -1 no expiry, else ms left (against the logical time). */
+int craft_kv_read_pttl(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *ms);
+/* TTL: as PTTL in seconds, rounded as Redis does ((ms + 500) / 1000). */
+int craft_kv_read_ttl(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *s);
+/* PEXPIRETIME: -2 absent, -1 no expiry, else the absolute expire_at in ms. */
+int craft_kv_read_expire_at(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *at);
+/* DBSIZE, exact: stored keys minus those expired and not yet swept (counting those costs
+ * one index step per such key). */
+int craft_kv_read_dbsize(struct craft_kv_read *r, uint64_t *n);
+
+/* SCAN cursor [MATCH pattern] [COUNT count]. The key space is ordered by a fixed 64-bit
+ * hash of the key; the cursor is a position in it (0: start; *next == 0: done). Looks at
+ * about count keys (at least 1; more when keys share a hash, so the cursor always moves
+ * on), calls emit for each live key matching pattern (NULL: all; Redis glob syntax). The
+ * key passed to emit is borrowed for the call. Redis's guarantee holds: a key present for
+ * the whole iteration is returned (here exactly once). emit returns CRAFT_OK or an enum
+ * craft_err, which stops the scan and is returned (*next is then unset). Errors: the
+ * store's, or emit's. */
+typedef int (*craft_kv_emit_fn)(void *ctx, const uint8_t *key, size_t klen);
+int craft_kv_read_scan(struct craft_kv_read *r, uint64_t cursor, const uint8_t *pattern,
+                       size_t plen, size_t count, craft_kv_emit_fn emit, void *ctx, uint64_t *next);
+
+/* Redis's glob (KEYS, SCAN MATCH): * ? [abc] [^a] [a-z] and \ escapes. */
+bool craft_kv_glob_match(const uint8_t *pat, size_t plen, const uint8_t *s, size_t slen);
+
+/* ---- snapshots ----
+ *
+ * Format: docs/design/kv.md (versioned, crc32-checked, canonical: equal states give equal
+ * bytes). */
+struct craft_kv_snap;
+
+typedef int (*craft_kv_write_fn)(void *ctx, const void *buf, size_t len);
+/* As craft_source_read: up to cap bytes into buf, *n == 0 at the end. */
+typedef int (*craft_kv_read_fn)(void *ctx, void *buf, size_t cap, size_t *n);
+
+/* Captures the state as of the last commit: O(1) (a store read transaction). On the state
+ * machine thread. Errors: as craft_kv_read_begin. */
+int craft_kv_sm_snapshot(struct craft_kv_sm *sm, struct craft_kv_snap **out);
+/* Streams a captured snapshot through write; any thread, while apply goes on. Returns the
+ * first error of write, or the store's. */
+int craft_kv_snap_write(struct craft_kv_snap *snap, craft_kv_write_fn write, void *ctx);
+/* Any thread, once per snapshot, before craft_kv_sm_close. */
+void craft_kv_snap_release(struct craft_kv_snap *snap);
+
+/* Replaces the whole state with a snapshot read through read, in one store transaction:
+ * on any error the old state is intact. On the state machine thread. Errors: CRAFT_ECORRUPT
+ * (a bad or truncated snapshot, a checksum mismatch), CRAFT_EVERSION (another format
+ * version), read's own errors, the store's. */
+int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx);
+
+/* ---- the craft_fsm adapter (kv_fsm.c) ----
+ *
+ * Fills fsm with callbacks over sm (borrowed: keep it until the node is destroyed). apply
+ * runs craft_kv_sm_apply_batch and hands each result to the proposer's future (read it with
+ * craft_future_result, free with craft_kv_result_free); a store error while applying is
+ * fatal (the process aborts: the state machine cannot report it, and a restart recovers
+ * from the store, snapshot and log). */
+void craft_kv_fsm_init(struct craft_fsm *fsm, struct craft_kv_sm *sm);
+
+#endif

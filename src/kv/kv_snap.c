@@ -1,0 +1,452 @@
+/* craftkv snapshots: a store read transaction streamed in a versioned, crc32-checked,
+ * canonical format, and restore of it in one write transaction (docs/design/kv.md,
+ * "Snapshots").
+ *
+ *   header  "CRKVSNAP" | u32 version (1) | u32 0 | u64 applied | u64 now
+ *   KEY     u8 1 | u64 expire_at | u32 klen | u32 vlen | key | value    (stored-key order)
+ *   SESSION u8 2 | u64 id | u64 seq | u64 last_ms | u32 rlen | result  (id order)
+ *   END     u8 0 | u64 n_keys | u64 n_sessions | u32 crc32 of every byte before it
+ *
+ * Expired keys and idle sessions are left out, so equal states give equal bytes. */
+#include <stdlib.h>
+#include <zlib.h>
+
+#include "base/assert.h"
+#include "kv/kv_internal.h"
+
+#define SNAP_MAGIC        "CRKVSNAP"
+#define SNAP_VERSION      1u
+#define SNAP_HEADER_BYTES 32u
+#define TAG_END           0u
+#define TAG_KEY           1u
+#define TAG_SESSION       2u
+#define IO_BUF_BYTES      (64u * 1024u)
+
+static uLong crc_add(uLong crc, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = crc32(crc, b, k);
+        b += k;
+        n -= k;
+    }
+    return crc;
+}
+
+struct craft_kv_snap {
+    struct craft_kv_store *s;
+    struct craft_kv_txn *t;
+    struct kv_meta m;
+    uint64_t idle_ms;
+};
+
+int craft_kv_sm_snapshot(struct craft_kv_sm *sm, struct craft_kv_snap **out)
+{
+    struct craft_kv_snap *snap = calloc(1, sizeof *snap);
+    if (snap == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    snap->s = sm->store;
+    snap->idle_ms = sm->session_idle_ms;
+    int rc = snap->s->ops->begin(snap->s, false, &snap->t);
+    if (rc != CRAFT_OK) {
+        free(snap);
+        return rc;
+    }
+    rc = kv_meta_load(snap->s, snap->t, &snap->m);
+    if (rc != CRAFT_OK) {
+        craft_kv_snap_release(snap);
+        return rc;
+    }
+    *out = snap;
+    return CRAFT_OK;
+}
+
+void craft_kv_snap_release(struct craft_kv_snap *snap)
+{
+    snap->s->ops->abort(snap->t);
+    free(snap);
+}
+
+/* ---- writing ---- */
+
+struct wr {
+    craft_kv_write_fn write;
+    void *ctx;
+    uint8_t *buf;
+    size_t len;
+    uLong crc;
+    uint64_t now, idle_ms, n_keys, n_sessions;
+};
+
+static int wr_flush(struct wr *w)
+{
+    int rc = w->len > 0 ? w->write(w->ctx, w->buf, w->len) : CRAFT_OK;
+    w->len = 0;
+    return rc;
+}
+
+static int wr_put(struct wr *w, const void *p, size_t n)
+{
+    w->crc = crc_add(w->crc, p, n);
+    if (w->len + n > IO_BUF_BYTES) {
+        int rc = wr_flush(w);
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+        if (n >= IO_BUF_BYTES) {
+            return w->write(w->ctx, p, n);
+        }
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+    return CRAFT_OK;
+}
+
+static int write_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct wr *w = ctx;
+    if (klen < 8 || klen > KV_SKEY_MAX || vlen < KV_VAL_HEADER ||
+        vlen - KV_VAL_HEADER > CRAFT_KV_VALUE_BYTES_MAX) {
+        return CRAFT_ECORRUPT;
+    }
+    uint64_t at = craft_get_u64(v);
+    if (at != 0 && at <= w->now) {
+        return CRAFT_OK; /* expired, not yet swept */
+    }
+    uint8_t h[1 + 8 + 4 + 4];
+    h[0] = TAG_KEY;
+    craft_put_u64(h + 1, at);
+    craft_put_u32(h + 9, (uint32_t)(klen - 8));
+    craft_put_u32(h + 13, (uint32_t)(vlen - KV_VAL_HEADER));
+    int rc = wr_put(w, h, sizeof h);
+    if (rc == CRAFT_OK) {
+        rc = wr_put(w, k + 8, klen - 8);
+    }
+    if (rc == CRAFT_OK) {
+        rc = wr_put(w, v + KV_VAL_HEADER, vlen - KV_VAL_HEADER);
+    }
+    w->n_keys++;
+    return rc;
+}
+
+static int write_session(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct wr *w = ctx;
+    if (klen != 8 || vlen < KV_SESSION_HEADER || vlen - KV_SESSION_HEADER > KV_RESULT_ENC_MAX) {
+        return CRAFT_ECORRUPT;
+    }
+    uint64_t last = craft_get_u64(v + 8);
+    if (last > w->now) {
+        return CRAFT_ECORRUPT;
+    }
+    if (w->now - last >= w->idle_ms) {
+        return CRAFT_OK; /* idle, not yet swept */
+    }
+    uint8_t h[1 + 8 + 8 + 8 + 4];
+    h[0] = TAG_SESSION;
+    craft_put_u64(h + 1, kv_get_be64(k));
+    memcpy(h + 9, v, 16); /* seq, last_ms */
+    craft_put_u32(h + 25, (uint32_t)(vlen - KV_SESSION_HEADER));
+    int rc = wr_put(w, h, sizeof h);
+    if (rc == CRAFT_OK) {
+        rc = wr_put(w, v + KV_SESSION_HEADER, vlen - KV_SESSION_HEADER);
+    }
+    w->n_sessions++;
+    return rc;
+}
+
+int craft_kv_snap_write(struct craft_kv_snap *snap, craft_kv_write_fn write, void *ctx)
+{
+    struct wr w = {.write = write,
+                   .ctx = ctx,
+                   .crc = crc32(0L, Z_NULL, 0),
+                   .now = snap->m.now,
+                   .idle_ms = snap->idle_ms};
+    w.buf = malloc(IO_BUF_BYTES);
+    if (w.buf == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    uint8_t h[SNAP_HEADER_BYTES];
+    memcpy(h, SNAP_MAGIC, 8);
+    craft_put_u32(h + 8, SNAP_VERSION);
+    craft_put_u32(h + 12, 0);
+    craft_put_u64(h + 16, snap->m.applied);
+    craft_put_u64(h + 24, snap->m.now);
+    const struct craft_kv_store_ops *o = snap->s->ops;
+    int rc = wr_put(&w, h, sizeof h);
+    if (rc == CRAFT_OK) {
+        rc = o->iter(snap->t, CRAFT_KV_TABLE_DATA, NULL, 0, write_key, &w);
+    }
+    if (rc == CRAFT_OK) {
+        rc = o->iter(snap->t, CRAFT_KV_TABLE_SESSIONS, NULL, 0, write_session, &w);
+    }
+    if (rc == CRAFT_OK) {
+        uint8_t end[1 + 8 + 8];
+        end[0] = TAG_END;
+        craft_put_u64(end + 1, w.n_keys);
+        craft_put_u64(end + 9, w.n_sessions);
+        rc = wr_put(&w, end, sizeof end);
+    }
+    if (rc == CRAFT_OK) {
+        uint8_t c[4];
+        craft_put_u32(c, (uint32_t)w.crc);
+        rc = wr_put(&w, c, sizeof c);
+    }
+    if (rc == CRAFT_OK) {
+        rc = wr_flush(&w);
+    }
+    free(w.buf);
+    return rc;
+}
+
+/* ---- restoring ---- */
+
+struct rd {
+    craft_kv_read_fn read;
+    void *ctx;
+    uint8_t *buf;
+    size_t pos, len;
+    uLong crc;
+};
+
+/* Exactly n bytes (CRAFT_ECORRUPT if the snapshot ends first), added to the crc. */
+static int rd_exact(struct rd *r, void *out, size_t n)
+{
+    uint8_t *o = out;
+    size_t got = 0;
+    while (got < n) {
+        if (r->pos == r->len) {
+            size_t k = 0;
+            int rc = r->read(r->ctx, r->buf, IO_BUF_BYTES, &k);
+            if (rc != CRAFT_OK) {
+                return rc;
+            }
+            if (k == 0) {
+                return CRAFT_ECORRUPT; /* truncated */
+            }
+            CRAFT_ASSERT(k <= IO_BUF_BYTES);
+            r->pos = 0;
+            r->len = k;
+        }
+        size_t k = r->len - r->pos < n - got ? r->len - r->pos : n - got;
+        memcpy(o + got, r->buf + r->pos, k);
+        r->pos += k;
+        got += k;
+    }
+    r->crc = crc_add(r->crc, out, n);
+    return CRAFT_OK;
+}
+
+/* CRAFT_OK if nothing follows. */
+static int rd_at_end(struct rd *r)
+{
+    if (r->pos < r->len) {
+        return CRAFT_ECORRUPT;
+    }
+    size_t k = 0;
+    int rc = r->read(r->ctx, r->buf, IO_BUF_BYTES, &k);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    return k == 0 ? CRAFT_OK : CRAFT_ECORRUPT;
+}
+
+static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int c = n > 0 ? memcmp(a, b, n) : 0;
+    return c != 0 ? c : (alen < blen ? -1 : (alen > blen ? 1 : 0));
+}
+
+struct loader {
+    struct rd r;
+    const struct craft_kv_store_ops *o;
+    struct craft_kv_txn *t;
+    struct kv_meta m;
+    uint8_t *rec; /* a record's key and value */
+    uint8_t prev[KV_SKEY_MAX];
+    size_t prev_len;
+    bool have_prev;
+    uint64_t prev_id, n_sessions;
+};
+
+static int load_key(struct loader *l)
+{
+    uint8_t h[16];
+    int rc = rd_exact(&l->r, h, sizeof h);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint64_t at = craft_get_u64(h);
+    uint32_t klen = craft_get_u32(h + 8), vlen = craft_get_u32(h + 12);
+    if (klen > CRAFT_KV_KEY_BYTES_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX ||
+        (at != 0 && at <= l->m.now)) {
+        return CRAFT_ECORRUPT;
+    }
+    /* rec: stored key, then the DATA value (expire_at | value). */
+    uint8_t *sk = l->rec, *val = l->rec + KV_SKEY_MAX;
+    rc = rd_exact(&l->r, sk + 8, klen);
+    if (rc == CRAFT_OK) {
+        rc = rd_exact(&l->r, val + KV_VAL_HEADER, vlen);
+    }
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    kv_put_be64(sk, kv_key_hash(sk + 8, klen));
+    size_t sklen = 8 + klen;
+    if (l->have_prev && key_cmp(l->prev, l->prev_len, sk, sklen) >= 0) {
+        return CRAFT_ECORRUPT; /* out of order or repeated */
+    }
+    memcpy(l->prev, sk, sklen);
+    l->prev_len = sklen;
+    l->have_prev = true;
+    craft_put_u64(val, at);
+    rc = l->o->put(l->t, CRAFT_KV_TABLE_DATA, sk, sklen, val, KV_VAL_HEADER + vlen);
+    if (rc == CRAFT_OK && at != 0) {
+        uint8_t x[KV_XKEY_MAX];
+        kv_put_be64(x, at);
+        memcpy(x + 8, sk, sklen);
+        rc = l->o->put(l->t, CRAFT_KV_TABLE_EXPIRES, x, 8 + sklen, NULL, 0);
+    }
+    l->m.n_keys++;
+    return rc;
+}
+
+static int load_session(struct loader *l)
+{
+    uint8_t h[28];
+    int rc = rd_exact(&l->r, h, sizeof h);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint64_t id = craft_get_u64(h), seq = craft_get_u64(h + 8), last = craft_get_u64(h + 16);
+    uint32_t rlen = craft_get_u32(h + 24);
+    if (id == 0 || (l->n_sessions > 0 && id <= l->prev_id) || last > l->m.now ||
+        rlen > KV_RESULT_ENC_MAX || (rlen == 0) != (seq == 0)) {
+        return CRAFT_ECORRUPT;
+    }
+    uint8_t *rec = l->rec; /* seq | last_ms | result */
+    memcpy(rec, h + 8, 16);
+    rc = rd_exact(&l->r, rec + KV_SESSION_HEADER, rlen);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (rlen > 0 && !kv_result_valid(rec + KV_SESSION_HEADER, rlen)) {
+        return CRAFT_ECORRUPT;
+    }
+    uint8_t k[16];
+    kv_put_be64(k, id);
+    rc = l->o->put(l->t, CRAFT_KV_TABLE_SESSIONS, k, 8, rec, KV_SESSION_HEADER + rlen);
+    if (rc == CRAFT_OK) {
+        kv_put_be64(k, last);
+        kv_put_be64(k + 8, id);
+        rc = l->o->put(l->t, CRAFT_KV_TABLE_IDLE, k, 16, NULL, 0);
+    }
+    l->prev_id = id;
+    l->n_sessions++;
+    return rc;
+}
+
+static int load_end(struct loader *l)
+{
+    uint8_t b[16];
+    int rc = rd_exact(&l->r, b, sizeof b);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uLong want = l->r.crc;
+    uint8_t c[4];
+    rc = rd_exact(&l->r, c, sizeof c);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (craft_get_u32(c) != (uint32_t)want || craft_get_u64(b) != l->m.n_keys ||
+        craft_get_u64(b + 8) != l->n_sessions) {
+        return CRAFT_ECORRUPT;
+    }
+    return rd_at_end(&l->r);
+}
+
+static int load(struct loader *l)
+{
+    uint8_t h[SNAP_HEADER_BYTES];
+    int rc = rd_exact(&l->r, h, sizeof h);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (memcmp(h, SNAP_MAGIC, 8) != 0 || craft_get_u32(h + 12) != 0) {
+        return CRAFT_ECORRUPT;
+    }
+    if (craft_get_u32(h + 8) != SNAP_VERSION) {
+        return CRAFT_EVERSION;
+    }
+    l->m.applied = craft_get_u64(h + 16);
+    l->m.now = craft_get_u64(h + 24);
+    for (int i = 0; i < CRAFT_KV_TABLES; i++) {
+        rc = l->o->drop(l->t, i);
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+    }
+    for (;;) {
+        uint8_t tag;
+        rc = rd_exact(&l->r, &tag, 1);
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+        if (tag == TAG_END) {
+            return load_end(l);
+        }
+        if (tag == TAG_KEY && l->n_sessions == 0) {
+            rc = load_key(l);
+        } else if (tag == TAG_SESSION) {
+            rc = load_session(l);
+        } else {
+            return CRAFT_ECORRUPT; /* unknown, or a key after the sessions */
+        }
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+    }
+}
+
+int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx)
+{
+    struct loader *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    l->r = (struct rd){.read = read, .ctx = ctx, .crc = crc32(0L, Z_NULL, 0)};
+    l->o = sm->store->ops;
+    l->r.buf = malloc(IO_BUF_BYTES);
+    l->rec = malloc(KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX);
+    _Static_assert(KV_SESSION_HEADER + KV_RESULT_ENC_MAX <=
+                       KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX,
+                   "a session record fits rec");
+    int rc = l->r.buf != NULL && l->rec != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    if (rc == CRAFT_OK) {
+        rc = l->o->begin(sm->store, true, &l->t);
+    }
+    if (rc == CRAFT_OK) {
+        rc = load(l);
+        if (rc == CRAFT_OK) {
+            rc = kv_meta_store(sm->store, l->t, &l->m);
+        }
+        if (rc == CRAFT_OK) {
+            rc = l->o->commit(l->t);
+        } else {
+            l->o->abort(l->t);
+        }
+    }
+    if (rc == CRAFT_OK) {
+        sm->applied = l->m.applied;
+        sm->now = l->m.now;
+        sm->n_keys = l->m.n_keys;
+    }
+    free(l->r.buf);
+    free(l->rec);
+    free(l);
+    return rc;
+}

@@ -1,0 +1,263 @@
+/* The LMDB craftkv store: one named database (DBI) per table in one environment, so a
+ * single LMDB write transaction covers data, sessions and the applied index together.
+ *
+ * MDB_NOTLS: read transactions are not tied to the thread that began them (the state
+ * machine thread captures a snapshot, the snapshot thread streams it and ends it). Write
+ * transactions stay on one thread, as LMDB requires. */
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/assert.h"
+#include "kv/kv_store.h"
+
+static const char *const table_names[CRAFT_KV_TABLES] = {"data", "expires", "sessions", "idle",
+                                                         "meta"};
+
+struct lmdb_store {
+    struct craft_kv_store base;
+    MDB_env *env;
+    MDB_dbi dbi[CRAFT_KV_TABLES];
+};
+
+struct craft_kv_txn {
+    struct lmdb_store *s;
+    MDB_txn *txn;
+    bool write;
+};
+
+static int map_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return CRAFT_OK;
+    case MDB_NOTFOUND:
+        return CRAFT_ENOTFOUND;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL:
+    case ENOSPC:
+        return CRAFT_ENOSPACE;
+    case ENOMEM:
+        return CRAFT_ENOMEM;
+    case MDB_READERS_FULL:
+        return CRAFT_EBUSY;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+        return CRAFT_ECORRUPT;
+    case MDB_VERSION_MISMATCH:
+        return CRAFT_EVERSION;
+    case MDB_BAD_VALSIZE:
+        return CRAFT_EINVAL;
+    default:
+        return CRAFT_EIO;
+    }
+}
+
+static MDB_dbi dbi_of(struct craft_kv_txn *t, int table)
+{
+    CRAFT_ASSERT(table >= 0 && table < CRAFT_KV_TABLES);
+    return t->s->dbi[table];
+}
+
+static int lmdb_begin(struct craft_kv_store *base, bool write, struct craft_kv_txn **out)
+{
+    struct lmdb_store *s = (struct lmdb_store *)base;
+    struct craft_kv_txn *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    if (rc != MDB_SUCCESS) {
+        free(t);
+        return map_err(rc);
+    }
+    t->s = s;
+    t->write = write;
+    *out = t;
+    return CRAFT_OK;
+}
+
+static int lmdb_get(struct craft_kv_txn *t, int table, const uint8_t *key, size_t klen,
+                    const uint8_t **val, size_t *vlen)
+{
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key}, v;
+    int rc = mdb_get(t->txn, dbi_of(t, table), &k, &v);
+    if (rc == MDB_SUCCESS) {
+        *val = v.mv_data;
+        *vlen = v.mv_size;
+    }
+    return map_err(rc);
+}
+
+static int lmdb_put(struct craft_kv_txn *t, int table, const uint8_t *key, size_t klen,
+                    const uint8_t *val, size_t vlen)
+{
+    CRAFT_ASSERT(t->write);
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+    MDB_val v = {.mv_size = vlen, .mv_data = (void *)val};
+    return map_err(mdb_put(t->txn, dbi_of(t, table), &k, &v, 0));
+}
+
+static int lmdb_del(struct craft_kv_txn *t, int table, const uint8_t *key, size_t klen)
+{
+    CRAFT_ASSERT(t->write);
+    MDB_val k = {.mv_size = klen, .mv_data = (void *)key};
+    return map_err(mdb_del(t->txn, dbi_of(t, table), &k, NULL));
+}
+
+static int lmdb_drop(struct craft_kv_txn *t, int table)
+{
+    CRAFT_ASSERT(t->write);
+    return map_err(mdb_drop(t->txn, dbi_of(t, table), 0));
+}
+
+static int lmdb_iter(struct craft_kv_txn *t, int table, const uint8_t *from, size_t from_len,
+                     craft_kv_iter_fn fn, void *ctx)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(t->txn, dbi_of(t, table), &cur);
+    if (rc != MDB_SUCCESS) {
+        return map_err(rc);
+    }
+    MDB_val k = {.mv_size = from_len, .mv_data = (void *)from}, v;
+    /* MDB_SET_RANGE refuses an empty key (MDB_BAD_VALSIZE): the first key is >= "". */
+    rc = mdb_cursor_get(cur, &k, &v, from != NULL && from_len > 0 ? MDB_SET_RANGE : MDB_FIRST);
+    int out = CRAFT_OK;
+    while (rc == MDB_SUCCESS) {
+        out = fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        if (out != CRAFT_OK) {
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (out == CRAFT_KV_ITER_STOP) {
+        return CRAFT_OK;
+    }
+    if (out != CRAFT_OK) {
+        return out;
+    }
+    return rc == MDB_NOTFOUND ? CRAFT_OK : map_err(rc);
+}
+
+static int lmdb_commit(struct craft_kv_txn *t)
+{
+    CRAFT_ASSERT(t->write);
+    int rc = mdb_txn_commit(t->txn); /* frees the txn whatever the outcome */
+    free(t);
+    return map_err(rc);
+}
+
+static void lmdb_abort(struct craft_kv_txn *t)
+{
+    mdb_txn_abort(t->txn);
+    free(t);
+}
+
+static void lmdb_close(struct craft_kv_store *base)
+{
+    struct lmdb_store *s = (struct lmdb_store *)base;
+    mdb_env_close(s->env);
+    free(s);
+}
+
+static const struct craft_kv_store_ops lmdb_ops = {
+    .begin = lmdb_begin,
+    .get = lmdb_get,
+    .put = lmdb_put,
+    .del = lmdb_del,
+    .drop = lmdb_drop,
+    .iter = lmdb_iter,
+    .commit = lmdb_commit,
+    .abort = lmdb_abort,
+    .close = lmdb_close,
+};
+
+static int fail(char *errbuf, size_t cap, int err, const char *what, const char *path, int rc)
+{
+    if (errbuf != NULL && cap > 0) {
+        snprintf(errbuf, cap, "%s %s: %s", what, path, mdb_strerror(rc));
+    }
+    return err;
+}
+
+int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craft_kv_store **out,
+                             char *errbuf, size_t errbuf_cap)
+{
+    if (cfg == NULL || cfg->path == NULL || cfg->path[0] == '\0') {
+        return fail(errbuf, errbuf_cap, CRAFT_EINVAL, "lmdb", "(no path)", EINVAL);
+    }
+    const char *path = cfg->path;
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        return fail(errbuf, errbuf_cap, CRAFT_EIO, "mkdir", path, errno);
+    }
+    struct lmdb_store *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    s->base.ops = &lmdb_ops;
+    int rc = mdb_env_create(&s->env);
+    if (rc != MDB_SUCCESS) {
+        free(s);
+        return fail(errbuf, errbuf_cap, map_err(rc), "mdb_env_create", path, rc);
+    }
+    const char *what = "mdb_env_set_maxdbs";
+    rc = mdb_env_set_maxdbs(s->env, CRAFT_KV_TABLES);
+    if (rc == MDB_SUCCESS) {
+        what = "mdb_env_set_mapsize";
+        rc = mdb_env_set_mapsize(s->env,
+                                 (size_t)(cfg->map_bytes != 0 ? cfg->map_bytes : 16ull << 30));
+    }
+    if (rc == MDB_SUCCESS) {
+        what = "mdb_env_set_maxreaders";
+        rc = mdb_env_set_maxreaders(s->env, cfg->readers_max != 0 ? cfg->readers_max : 256);
+    }
+    if (rc == MDB_SUCCESS) {
+        what = "mdb_env_open";
+        unsigned flags = MDB_NOTLS | (cfg->no_sync ? MDB_NOSYNC : MDB_NOMETASYNC);
+        rc = mdb_env_open(s->env, path, flags, 0644);
+    }
+    if (rc == MDB_SUCCESS && mdb_env_get_maxkeysize(s->env) < (int)CRAFT_KV_STORE_KEY_BYTES_MAX) {
+        mdb_env_close(s->env);
+        free(s);
+        if (errbuf != NULL && errbuf_cap > 0) {
+            snprintf(errbuf, errbuf_cap, "lmdb %s: key limit below %u bytes", path,
+                     CRAFT_KV_STORE_KEY_BYTES_MAX);
+        }
+        return CRAFT_EINVAL;
+    }
+    if (rc == MDB_SUCCESS) {
+        /* Reader slots left by a crashed process would pin old pages forever. */
+        int dead;
+        what = "mdb_reader_check";
+        rc = mdb_reader_check(s->env, &dead);
+    }
+    MDB_txn *txn = NULL;
+    if (rc == MDB_SUCCESS) {
+        what = "mdb_txn_begin";
+        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    }
+    for (int i = 0; rc == MDB_SUCCESS && i < CRAFT_KV_TABLES; i++) {
+        what = "mdb_dbi_open";
+        rc = mdb_dbi_open(txn, table_names[i], MDB_CREATE, &s->dbi[i]);
+    }
+    if (rc == MDB_SUCCESS) {
+        what = "mdb_txn_commit";
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (rc != MDB_SUCCESS) {
+        if (txn != NULL) {
+            mdb_txn_abort(txn);
+        }
+        mdb_env_close(s->env);
+        free(s);
+        return fail(errbuf, errbuf_cap, map_err(rc), what, path, rc);
+    }
+    *out = &s->base;
+    return CRAFT_OK;
+}

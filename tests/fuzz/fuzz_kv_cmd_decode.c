@@ -1,0 +1,130 @@
+/* libFuzzer target: craftkv's command decoder on arbitrary bytes, then the state machine.
+ *
+ * The decoder must refuse with one of its documented errors or accept a command whose
+ * every byte string lies inside the input, within its limit, and that re-encodes to
+ * exactly the input (the encoding is canonical). Any input, accepted or not, is then
+ * applied to an in-memory state machine holding a few keys and a session: apply answers
+ * every input (a malformed one with an error result), never fails, and a retry of the
+ * same bytes in a session answers the same. ASan/UBSan catch any read outside the input. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/assert.h"
+#include "kv/kv_sm.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool inside(const uint8_t *data, size_t size, struct craft_kv_bytes b)
+{
+    return b.len == 0 || (b.p >= data && b.p + b.len <= data + size);
+}
+
+static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cmd *c)
+{
+    CRAFT_ASSERT(inside(data, size, c->key) && inside(data, size, c->value));
+    CRAFT_ASSERT(c->key.len <= CRAFT_KV_KEY_BYTES_MAX);
+    CRAFT_ASSERT(c->value.len <= CRAFT_KV_VALUE_BYTES_MAX);
+    struct craft_kv_bytes *keys = NULL, *vals = NULL;
+    if (c->items != NULL) {
+        CRAFT_ASSERT(c->n >= 1 && c->n <= CRAFT_KV_ITEMS_MAX);
+        CRAFT_ASSERT(c->items >= data && c->items + c->items_len <= data + size);
+        keys = calloc(c->n, sizeof *keys);
+        vals = calloc(c->n, sizeof *vals);
+        CRAFT_ASSERT(keys != NULL && vals != NULL);
+        size_t off = 0;
+        uint32_t n = 0;
+        while (craft_kv_cmd_next(c, &off, &keys[n], &vals[n])) {
+            CRAFT_ASSERT(inside(data, size, keys[n]) && inside(data, size, vals[n]));
+            CRAFT_ASSERT(keys[n].len <= CRAFT_KV_KEY_BYTES_MAX);
+            n++;
+            CRAFT_ASSERT(n <= c->n);
+        }
+        CRAFT_ASSERT(n == c->n && off == c->items_len);
+        c->keys = keys;
+        c->values = vals;
+    }
+    CRAFT_ASSERT(craft_kv_cmd_size(c) == size);
+    uint8_t *again = malloc(size);
+    CRAFT_ASSERT(again != NULL);
+    size_t len = 0;
+    CRAFT_ASSERT(craft_kv_cmd_encode(c, again, size, &len) == CRAFT_OK);
+    CRAFT_ASSERT(len == size && memcmp(again, data, size) == 0);
+    free(again);
+    free(keys);
+    free(vals);
+}
+
+static struct craft_kv_result *apply(struct craft_kv_sm *sm, uint64_t *index, const uint8_t *p,
+                                     size_t len)
+{
+    struct craft_kv_result *r = NULL;
+    CRAFT_ASSERT(craft_kv_sm_apply(sm, ++*index, p, len, &r) == CRAFT_OK);
+    CRAFT_ASSERT(r != NULL);
+    return r;
+}
+
+static void seed_state(struct craft_kv_sm *sm, uint64_t *index)
+{
+    static const char *const keys[] = {"a", "n", "k", ""};
+    static const char *const vals[] = {"hello", "41", "v", "empty"};
+    for (int i = 0; i < 4; i++) {
+        struct craft_kv_cmd c = {.op = CRAFT_KV_OP_SET,
+                                 .now_ms = 1000,
+                                 .key = {(const uint8_t *)keys[i], (uint32_t)strlen(keys[i])},
+                                 .value = {(const uint8_t *)vals[i], (uint32_t)strlen(vals[i])}};
+        if (i == 2) {
+            c.flags = CRAFT_KV_SET_EXPIRE;
+            c.expire_at = 5000;
+        }
+        uint8_t buf[64];
+        size_t len;
+        CRAFT_ASSERT(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);
+        craft_kv_result_free(apply(sm, index, buf, len));
+    }
+    for (uint64_t s = 1; s <= 2; s++) {
+        struct craft_kv_cmd c = {.op = CRAFT_KV_OP_SESSION_OPEN, .now_ms = 1000, .session = s};
+        uint8_t buf[64];
+        size_t len;
+        CRAFT_ASSERT(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);
+        craft_kv_result_free(apply(sm, index, buf, len));
+    }
+}
+
+static bool same(const struct craft_kv_result *a, const struct craft_kv_result *b)
+{
+    return a->type == b->type && a->integer == b->integer && a->len == b->len &&
+           memcmp(a->data, b->data, a->len) == 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct craft_kv_cmd c;
+    int rc = craft_kv_cmd_decode(data, size, &c);
+    if (rc == CRAFT_OK) {
+        check_roundtrip(data, size, &c);
+    } else {
+        CRAFT_ASSERT(rc == CRAFT_EMALFORMED || rc == CRAFT_EVERSION || rc == CRAFT_ETOOBIG);
+    }
+
+    struct craft_kv_store *st;
+    struct craft_kv_sm *sm;
+    CRAFT_ASSERT(craft_kv_store_mem_open(&st) == CRAFT_OK);
+    CRAFT_ASSERT(craft_kv_sm_open(st, NULL, &sm) == CRAFT_OK);
+    uint64_t index = 0;
+    seed_state(sm, &index);
+    struct craft_kv_result *r1 = apply(sm, &index, data, size);
+    struct craft_kv_result *r2 = apply(sm, &index, data, size);
+    if (rc != CRAFT_OK) {
+        CRAFT_ASSERT(r1->type == CRAFT_KV_RES_ERR && same(r1, r2));
+    } else if (c.session != 0 && c.op != CRAFT_KV_OP_SESSION_OPEN &&
+               c.op != CRAFT_KV_OP_SESSION_CLOSE && c.op != CRAFT_KV_OP_NOOP) {
+        /* The same seq twice: the second is a retry and answers the same, unless the
+         * first found no session (or the time jump expired it). */
+        CRAFT_ASSERT(same(r1, r2) || r1->type == CRAFT_KV_RES_ERR);
+    }
+    craft_kv_result_free(r1);
+    craft_kv_result_free(r2);
+    craft_kv_sm_close(sm);
+    st->ops->close(st);
+    return 0;
+}
