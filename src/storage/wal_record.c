@@ -49,9 +49,9 @@ void craft_wal_rec_encode(uint8_t *dst, uint8_t kind, uint8_t entry_type, uint64
     memset(dst + CRAFT_WAL_RECORD_HEADER_BYTES + len, 0,
            total - CRAFT_WAL_RECORD_HEADER_BYTES - len);
     craft_put_u32(dst + 12, rec_crc(dst, dst + CRAFT_WAL_RECORD_HEADER_BYTES, len));
-    /* Checksum on write, verify on read: the encoder and decoder must agree. */
-    struct craft_wal_rec check;
-    CRAFT_ASSERT(craft_wal_rec_decode(dst, total, &check) && check.total == total);
+    /* That the decoder accepts what the encoder writes is the unit tests' and the fuzz
+     * target's job: re-checking here computed every record's checksum twice on the hot
+     * path (a tenth of the leader's CPU in the TCP benchmark). */
 }
 
 bool craft_wal_rec_decode(const uint8_t *src, uint64_t avail, struct craft_wal_rec *r)
