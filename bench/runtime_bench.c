@@ -1,6 +1,6 @@
 /* The threaded runtime end to end: 3 craft nodes in one process (include/craft.h), a
- * counter state machine, one producer thread keeping --inflight commands of 16 bytes in
- * flight on the leader. Modes:
+ * counter state machine (tests/counter_fsm.h), one producer thread keeping --inflight
+ * commands of 16 bytes in flight on the leader. Modes:
  *   mem     in-memory network and stores (no disk):  --inflight 4096, --commands 1000000;
  *   tcp     TCP on 127.0.0.1 and data directories under --dir (WAL with fdatasync):
  *           --inflight 256, --commands 200000;
@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "craft.h"
+#include "../tests/counter_fsm.h"
 
 #define N_NODES 3
 #define CMD_BYTES 16
@@ -39,90 +40,6 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- the state machine: a counter of applied commands ---- */
-
-struct counter {
-    pthread_mutex_t mu; /* the producer reads n_cmds at the end */
-    uint64_t n_cmds, sum;
-};
-
-static void counter_apply(void *ctx, const struct craft_command *cmds, size_t n, void **results)
-{
-    (void)results; /* no result: the future carries none */
-    struct counter *c = ctx;
-    uint64_t sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v = 0;
-        if (cmds[i].len >= 8) {
-            memcpy(&v, cmds[i].data, 8);
-        }
-        sum += v;
-    }
-    pthread_mutex_lock(&c->mu);
-    c->n_cmds += n;
-    c->sum += sum;
-    pthread_mutex_unlock(&c->mu);
-}
-
-/* Snapshots only when asked for (--snapshot-threshold): the state is two numbers. */
-static int counter_snapshot(void *ctx, void **snap)
-{
-    struct counter *c = ctx;
-    uint64_t *s = malloc(2 * sizeof *s);
-    if (s == NULL) {
-        return CRAFT_ENOMEM;
-    }
-    pthread_mutex_lock(&c->mu);
-    s[0] = c->n_cmds;
-    s[1] = c->sum;
-    pthread_mutex_unlock(&c->mu);
-    *snap = s;
-    return CRAFT_OK;
-}
-
-static int counter_snapshot_write(void *ctx, void *snap, struct craft_sink *sink)
-{
-    (void)ctx;
-    return craft_sink_write(sink, snap, 2 * sizeof(uint64_t));
-}
-
-static void counter_snapshot_release(void *ctx, void *snap)
-{
-    (void)ctx;
-    free(snap);
-}
-
-static int counter_restore(void *ctx, struct craft_source *src)
-{
-    struct counter *c = ctx;
-    uint64_t s[2];
-    size_t got = 0;
-    while (got < sizeof s) {
-        size_t k;
-        int rc = craft_source_read(src, (uint8_t *)s + got, sizeof s - got, &k);
-        if (rc != CRAFT_OK) {
-            return rc;
-        }
-        if (k == 0) {
-            return CRAFT_ECORRUPT;
-        }
-        got += k;
-    }
-    pthread_mutex_lock(&c->mu);
-    c->n_cmds = s[0];
-    c->sum = s[1];
-    pthread_mutex_unlock(&c->mu);
-    return CRAFT_OK;
-}
-
-static uint64_t counter_cmds(struct counter *c)
-{
-    pthread_mutex_lock(&c->mu);
-    uint64_t v = c->n_cmds;
-    pthread_mutex_unlock(&c->mu);
-    return v;
 }
 
 /* ---- the cluster ---- */
@@ -195,16 +112,12 @@ static int start_node(struct bench *b, uint64_t id)
     cfg.n_initial_servers = N_NODES;
     /* The defaults' timing (election 1 s, heartbeat 100 ms), as the canonical bench keeps
      * canonical raft's. */
+    /* The counter snapshots only when asked for (--snapshot-threshold). */
     cfg.snapshot_threshold_entries = b->snapshot_threshold;
     cfg.snapshot_threshold_bytes = 0;
     b->fsms[id] = (struct counter){0};
     pthread_mutex_init(&b->fsms[id].mu, NULL);
-    struct craft_fsm fsm = {.ctx = &b->fsms[id],
-                            .apply = counter_apply,
-                            .snapshot = counter_snapshot,
-                            .snapshot_write = counter_snapshot_write,
-                            .snapshot_release = counter_snapshot_release,
-                            .restore = counter_restore};
+    struct craft_fsm fsm = counter_fsm(&b->fsms[id]);
     char err[512];
     int rc = craft_node_create(&cfg, &fsm, &b->nodes[id], err, sizeof err);
     if (rc != CRAFT_OK) {
@@ -359,7 +272,7 @@ static bool replicas_agree(struct bench *b, uint64_t total)
     for (;;) {
         bool all = true;
         for (int i = 1; i <= N_NODES; i++) {
-            all = all && counter_cmds(&b->fsms[i]) == total;
+            all = all && counter_view(&b->fsms[i]).n_cmds == total;
         }
         if (all) {
             return true;
@@ -367,7 +280,7 @@ static bool replicas_agree(struct bench *b, uint64_t total)
         if (now_ns() > end) {
             for (int i = 1; i <= N_NODES; i++) {
                 fprintf(stderr, "craft: node %d applied %" PRIu64 " of %" PRIu64 " commands\n",
-                        i, counter_cmds(&b->fsms[i]), total);
+                        i, counter_view(&b->fsms[i]).n_cmds, total);
             }
             return false;
         }

@@ -59,6 +59,13 @@ static struct craft_kv_result *res_err(const char *text)
     return kv_result_new(CRAFT_KV_RES_ERR, 0, text, strlen(text));
 }
 
+/* Hands r to the caller as *res: CRAFT_ENOMEM if it could not be made. */
+static int reply(struct craft_kv_result **res, struct craft_kv_result *r)
+{
+    *res = r;
+    return r != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+}
+
 size_t kv_result_encode(const struct craft_kv_result *r, uint8_t *out)
 {
     out[0] = r->type;
@@ -270,6 +277,26 @@ static int key_lookup(struct ap *a, const uint8_t *sk, size_t sklen, struct live
     }
     *out = (struct live){.found = true, .expire_at = at, .val = v + 8, .vlen = vlen - 8};
     return CRAFT_OK;
+}
+
+/* A command's key: its store key and its live value, looked up with key_find. */
+struct keyed {
+    uint8_t sk[KV_SKEY_MAX];
+    size_t sklen;
+    struct live old;
+};
+
+static int key_find(struct ap *a, struct craft_kv_bytes key, struct keyed *k)
+{
+    k->sklen = kv_skey(key.p, key.len, k->sk);
+    return key_lookup(a, k->sk, k->sklen, &k->old);
+}
+
+/* The live value as a reply: bulk, or nil when the key is absent. */
+static struct craft_kv_result *res_value(const struct live *v)
+{
+    return v->found ? kv_result_new(CRAFT_KV_RES_BULK, 0, v->val, v->vlen)
+                    : res_simple(CRAFT_KV_RES_NIL);
 }
 
 /* Stores p1 | p2 under the key with expiry at (0: none); old is the key's lookup. An
@@ -505,25 +532,22 @@ static bool parse_i64(const uint8_t *p, size_t len, int64_t *out)
 
 static int exec_set(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    uint8_t sk[KV_SKEY_MAX];
-    size_t sklen = kv_skey(c->key.p, c->key.len, sk);
-    struct live old;
-    int rc = key_lookup(a, sk, sklen, &old);
+    struct keyed k;
+    int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
     }
     bool do_set = true;
     if (c->op == CRAFT_KV_OP_SETNX || (c->flags & CRAFT_KV_SET_NX)) {
-        do_set = !old.found;
+        do_set = !k.old.found;
     } else if (c->flags & CRAFT_KV_SET_XX) {
-        do_set = old.found;
+        do_set = k.old.found;
     }
     struct craft_kv_result *r;
     if (c->op == CRAFT_KV_OP_SETNX) {
         r = res_int(do_set ? 1 : 0);
     } else if (c->op == CRAFT_KV_OP_GETSET || (c->flags & CRAFT_KV_SET_GET)) {
-        r = old.found ? kv_result_new(CRAFT_KV_RES_BULK, 0, old.val, old.vlen)
-                      : res_simple(CRAFT_KV_RES_NIL);
+        r = res_value(&k.old);
     } else {
         r = res_simple(do_set ? CRAFT_KV_RES_OK : CRAFT_KV_RES_NIL);
     }
@@ -534,14 +558,14 @@ static int exec_set(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_
         uint64_t at = 0;
         if (c->flags & CRAFT_KV_SET_EXPIRE) {
             at = c->expire_at;
-        } else if ((c->flags & CRAFT_KV_SET_KEEPTTL) && old.found) {
-            at = old.expire_at;
+        } else if ((c->flags & CRAFT_KV_SET_KEEPTTL) && k.old.found) {
+            at = k.old.expire_at;
         }
         if ((c->flags & CRAFT_KV_SET_EXPIRE) && at == 0) {
             /* Instant 0 is in the past (key_store reads 0 as "no expiry"). */
-            rc = old.found ? key_remove(a, sk, sklen, old.expire_at) : CRAFT_OK;
+            rc = k.old.found ? key_remove(a, k.sk, k.sklen, k.old.expire_at) : CRAFT_OK;
         } else {
-            rc = key_store(a, sk, sklen, &old, c->value.p, c->value.len, NULL, 0, at);
+            rc = key_store(a, k.sk, k.sklen, &k.old, c->value.p, c->value.len, NULL, 0, at);
         }
         if (rc != CRAFT_OK) {
             craft_kv_result_free(r);
@@ -554,20 +578,17 @@ static int exec_set(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_
 
 static int exec_getdel(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    uint8_t sk[KV_SKEY_MAX];
-    size_t sklen = kv_skey(c->key.p, c->key.len, sk);
-    struct live old;
-    int rc = key_lookup(a, sk, sklen, &old);
+    struct keyed k;
+    int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
     }
-    struct craft_kv_result *r = old.found ? kv_result_new(CRAFT_KV_RES_BULK, 0, old.val, old.vlen)
-                                          : res_simple(CRAFT_KV_RES_NIL);
+    struct craft_kv_result *r = res_value(&k.old);
     if (r == NULL) {
         return CRAFT_ENOMEM;
     }
-    if (old.found) {
-        rc = key_remove(a, sk, sklen, old.expire_at);
+    if (k.old.found) {
+        rc = key_remove(a, k.sk, k.sklen, k.old.expire_at);
         if (rc != CRAFT_OK) {
             craft_kv_result_free(r);
             return rc;
@@ -583,75 +604,66 @@ static int exec_del(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_
     size_t off = 0;
     struct craft_kv_bytes key;
     while (craft_kv_cmd_next(c, &off, &key, NULL)) {
-        uint8_t sk[KV_SKEY_MAX];
-        size_t sklen = kv_skey(key.p, key.len, sk);
-        struct live old;
-        int rc = key_lookup(a, sk, sklen, &old);
-        if (rc == CRAFT_OK && old.found) {
-            rc = key_remove(a, sk, sklen, old.expire_at);
+        struct keyed k;
+        int rc = key_find(a, key, &k);
+        if (rc == CRAFT_OK && k.old.found) {
+            rc = key_remove(a, k.sk, k.sklen, k.old.expire_at);
             n++;
         }
         if (rc != CRAFT_OK) {
             return rc;
         }
     }
-    *res = res_int(n);
-    return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    return reply(res, res_int(n));
 }
 
 static int exec_append(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    uint8_t sk[KV_SKEY_MAX];
-    size_t sklen = kv_skey(c->key.p, c->key.len, sk);
-    struct live old;
-    int rc = key_lookup(a, sk, sklen, &old);
+    struct keyed k;
+    int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
     }
-    size_t len = old.vlen + c->value.len;
+    size_t len = k.old.vlen + c->value.len;
     if (len > CRAFT_KV_VALUE_BYTES_MAX) {
-        *res = res_err(ERR_TOO_LONG);
-        return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+        return reply(res, res_err(ERR_TOO_LONG));
     }
-    rc = key_store(a, sk, sklen, &old, old.val, old.vlen, c->value.p, c->value.len, old.expire_at);
+    rc = key_store(a, k.sk, k.sklen, &k.old, k.old.val, k.old.vlen, c->value.p, c->value.len,
+                   k.old.expire_at);
     if (rc != CRAFT_OK) {
         return rc;
     }
-    *res = res_int((int64_t)len);
-    return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    return reply(res, res_int((int64_t)len));
 }
 
 static int exec_incrby(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    uint8_t sk[KV_SKEY_MAX];
-    size_t sklen = kv_skey(c->key.p, c->key.len, sk);
-    struct live old;
-    int rc = key_lookup(a, sk, sklen, &old);
+    struct keyed k;
+    int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
     }
     int64_t v = 0;
     const char *err = NULL;
-    if (old.found && !parse_i64(old.val, old.vlen, &v)) {
+    if (k.old.found && !parse_i64(k.old.val, k.old.vlen, &v)) {
         err = ERR_NOT_INT;
     } else if ((c->delta < 0 && v < 0 && c->delta < INT64_MIN - v) ||
                (c->delta > 0 && v > 0 && c->delta > INT64_MAX - v)) {
         err = ERR_OVERFLOW;
     }
     if (err != NULL) {
-        *res = res_err(err);
-        return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+        return reply(res, res_err(err));
     }
     v += c->delta;
     char digits[24];
     int n = snprintf(digits, sizeof digits, "%" PRId64, v);
     CRAFT_ASSERT(n > 0 && (size_t)n < sizeof digits);
-    rc = key_store(a, sk, sklen, &old, (const uint8_t *)digits, (size_t)n, NULL, 0, old.expire_at);
+    rc = key_store(a, k.sk, k.sklen, &k.old, (const uint8_t *)digits, (size_t)n, NULL, 0,
+                   k.old.expire_at);
     if (rc != CRAFT_OK) {
         return rc;
     }
-    *res = res_int(v);
-    return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    return reply(res, res_int(v));
 }
 
 static int exec_mset(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
@@ -661,51 +673,43 @@ static int exec_mset(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv
     if (c->op == CRAFT_KV_OP_MSETNX) {
         /* All or nothing: look first (expired keys go on the way, as any lookup). */
         while (craft_kv_cmd_next(c, &off, &key, &val)) {
-            uint8_t sk[KV_SKEY_MAX];
-            size_t sklen = kv_skey(key.p, key.len, sk);
-            struct live old;
-            int rc = key_lookup(a, sk, sklen, &old);
+            struct keyed k;
+            int rc = key_find(a, key, &k);
             if (rc != CRAFT_OK) {
                 return rc;
             }
-            if (old.found) {
-                *res = res_int(0);
-                return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+            if (k.old.found) {
+                return reply(res, res_int(0));
             }
         }
         off = 0;
     }
     while (craft_kv_cmd_next(c, &off, &key, &val)) {
-        uint8_t sk[KV_SKEY_MAX];
-        size_t sklen = kv_skey(key.p, key.len, sk);
-        struct live old;
-        int rc = key_lookup(a, sk, sklen, &old);
+        struct keyed k;
+        int rc = key_find(a, key, &k);
         if (rc == CRAFT_OK) {
-            rc = key_store(a, sk, sklen, &old, val.p, val.len, NULL, 0, 0);
+            rc = key_store(a, k.sk, k.sklen, &k.old, val.p, val.len, NULL, 0, 0);
         }
         if (rc != CRAFT_OK) {
             return rc;
         }
     }
-    *res = c->op == CRAFT_KV_OP_MSETNX ? res_int(1) : res_simple(CRAFT_KV_RES_OK);
-    return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    return reply(res, c->op == CRAFT_KV_OP_MSETNX ? res_int(1) : res_simple(CRAFT_KV_RES_OK));
 }
 
 static int exec_expire(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    uint8_t sk[KV_SKEY_MAX];
-    size_t sklen = kv_skey(c->key.p, c->key.len, sk);
-    struct live old;
-    int rc = key_lookup(a, sk, sklen, &old);
+    struct keyed k;
+    int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
     }
-    bool apply = old.found;
+    bool apply = k.old.found;
     if (apply && c->op == CRAFT_KV_OP_PERSIST) {
-        apply = old.expire_at != 0;
+        apply = k.old.expire_at != 0;
     } else if (apply) {
         /* Redis 7: no expiry counts as an infinite one for GT and LT. */
-        uint64_t cur = old.expire_at, at = c->expire_at;
+        uint64_t cur = k.old.expire_at, at = c->expire_at;
         if (c->flags & CRAFT_KV_EXPIRE_NX) {
             apply = cur == 0;
         }
@@ -722,16 +726,15 @@ static int exec_expire(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     if (apply) {
         uint64_t at = c->op == CRAFT_KV_OP_PERSIST ? 0 : c->expire_at;
         if (c->op == CRAFT_KV_OP_EXPIRE && at == 0) {
-            rc = key_remove(a, sk, sklen, old.expire_at); /* instant 0 is in the past */
+            rc = key_remove(a, k.sk, k.sklen, k.old.expire_at); /* instant 0 is in the past */
         } else {
-            rc = key_store(a, sk, sklen, &old, old.val, old.vlen, NULL, 0, at);
+            rc = key_store(a, k.sk, k.sklen, &k.old, k.old.val, k.old.vlen, NULL, 0, at);
         }
         if (rc != CRAFT_OK) {
             return rc;
         }
     }
-    *res = res_int(apply ? 1 : 0);
-    return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    return reply(res, res_int(apply ? 1 : 0));
 }
 
 static int exec_flushall(struct ap *a, struct craft_kv_result **res)
@@ -744,8 +747,7 @@ static int exec_flushall(struct ap *a, struct craft_kv_result **res)
         return rc;
     }
     a->m.n_keys = 0;
-    *res = res_simple(CRAFT_KV_RES_OK);
-    return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    return reply(res, res_simple(CRAFT_KV_RES_OK));
 }
 
 static int exec(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
@@ -793,8 +795,7 @@ static int apply_session_op(struct ap *a, const struct craft_kv_cmd *c,
     if (rc != CRAFT_OK) {
         return rc;
     }
-    *res = res_simple(CRAFT_KV_RES_OK);
-    return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    return reply(res, res_simple(CRAFT_KV_RES_OK));
 }
 
 /* Exactly once (thesis 6.3): a session's seq decides whether the command runs. */
@@ -807,8 +808,7 @@ static int apply_in_session(struct ap *a, const struct craft_kv_cmd *c,
         return rc;
     }
     if (!s.found || c->seq < s.seq) {
-        *res = res_err(!s.found ? CRAFT_KV_ERR_SESSION : CRAFT_KV_ERR_STALE);
-        return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+        return reply(res, res_err(!s.found ? CRAFT_KV_ERR_SESSION : CRAFT_KV_ERR_STALE));
     }
     if (c->seq == s.seq) {
         /* A retry: the saved result, and the session stays alive. */
@@ -853,8 +853,8 @@ static int apply_one(struct ap *a, const uint8_t *data, size_t len, struct craft
     int rc = craft_kv_cmd_decode(data, len, &c);
     if (rc != CRAFT_OK) {
         /* The same bytes fail the same way everywhere: an answer, not a failure. */
-        *res = res_err(rc == CRAFT_EVERSION ? CRAFT_KV_ERR_VERSION : CRAFT_KV_ERR_MALFORMED);
-        return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+        return reply(res,
+                     res_err(rc == CRAFT_EVERSION ? CRAFT_KV_ERR_VERSION : CRAFT_KV_ERR_MALFORMED));
     }
     if (c.now_ms > a->m.now) {
         a->m.now = c.now_ms;
@@ -869,8 +869,7 @@ static int apply_one(struct ap *a, const uint8_t *data, size_t len, struct craft
     }
     switch (c.op) {
     case CRAFT_KV_OP_NOOP:
-        *res = res_simple(CRAFT_KV_RES_OK);
-        return *res != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+        return reply(res, res_simple(CRAFT_KV_RES_OK));
     case CRAFT_KV_OP_SESSION_OPEN:
     case CRAFT_KV_OP_SESSION_CLOSE:
         return apply_session_op(a, &c, res);

@@ -402,6 +402,7 @@ static int split_inline(struct craft_resp_parser *p, const char *s, size_t n, si
         int state = PLAIN;
         bool done = false;
         while (!done) {
+            int hi, lo; /* a \xHH escape's digits */
             if (state == PLAIN) {
                 if (i == n || ends_word(s[i])) {
                     done = true;
@@ -417,39 +418,25 @@ static int split_inline(struct craft_resp_parser *p, const char *s, size_t n, si
             } else if (i == n) {
                 *error = ERR_QUOTES;
                 return CRAFT_EMALFORMED;
-            } else if (state == DQUOTE) {
-                int hi, lo;
-                if (s[i] == '\\' && i + 3 < n && s[i + 1] == 'x' &&
-                    (hi = hex_value(s[i + 2])) >= 0 && (lo = hex_value(s[i + 3])) >= 0) {
-                    w[wi++] = (char)(hi * 16 + lo);
-                    i += 4;
-                } else if (s[i] == '\\' && i + 1 < n) {
-                    w[wi++] = dquote_escape(s[i + 1]);
-                    i += 2;
-                } else if (s[i] == '"') {
-                    if (!quote_closes(s, n, i)) {
-                        *error = ERR_QUOTES;
-                        return CRAFT_EMALFORMED;
-                    }
-                    i++;
-                    done = true;
-                } else {
-                    w[wi++] = s[i++];
+            } else if (s[i] == (state == DQUOTE ? '"' : '\'')) {
+                if (!quote_closes(s, n, i)) {
+                    *error = ERR_QUOTES;
+                    return CRAFT_EMALFORMED;
                 }
-            } else { /* SQUOTE: only \' is an escape */
-                if (s[i] == '\\' && i + 1 < n && s[i + 1] == '\'') {
-                    w[wi++] = '\'';
-                    i += 2;
-                } else if (s[i] == '\'') {
-                    if (!quote_closes(s, n, i)) {
-                        *error = ERR_QUOTES;
-                        return CRAFT_EMALFORMED;
-                    }
-                    i++;
-                    done = true;
-                } else {
-                    w[wi++] = s[i++];
-                }
+                i++;
+                done = true;
+            } else if (state == DQUOTE && s[i] == '\\' && i + 3 < n && s[i + 1] == 'x' &&
+                       (hi = hex_value(s[i + 2])) >= 0 && (lo = hex_value(s[i + 3])) >= 0) {
+                w[wi++] = (char)(hi * 16 + lo);
+                i += 4;
+            } else if (state == DQUOTE && s[i] == '\\' && i + 1 < n) {
+                w[wi++] = dquote_escape(s[i + 1]);
+                i += 2;
+            } else if (state == SQUOTE && s[i] == '\\' && i + 1 < n && s[i + 1] == '\'') {
+                w[wi++] = '\''; /* the only escape inside single quotes */
+                i += 2;
+            } else {
+                w[wi++] = s[i++];
             }
         }
         p->spans[count].off = word;

@@ -1,7 +1,6 @@
-/* A cluster of threaded nodes in one process for the runtime tests and benchmarks: a
- * counter state machine (commands are little-endian u64 increments; the result is the new
- * total) with snapshots, nodes over the in-memory network or TCP on loopback, with or
- * without data directories. */
+/* A cluster of threaded nodes in one process for the runtime tests: the counter state
+ * machine of tests/counter_fsm.h on each node, nodes over the in-memory network or TCP on
+ * loopback, with or without data directories. */
 #ifndef CRAFT_TESTS_RUNTIME_CLUSTER_H
 #define CRAFT_TESTS_RUNTIME_CLUSTER_H
 
@@ -14,103 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../counter_fsm.h"
 #include "craft.h"
-
-struct counter {
-    pthread_mutex_t mu; /* guards total/applied against readers on the test thread */
-    uint64_t total, applied, n_cmds, restores;
-};
-
-static inline uint64_t rc_get_u64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static void counter_apply(void *ctx, const struct craft_command *cmds, size_t n, void **results)
-{
-    struct counter *c = ctx;
-    pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < n; i++) {
-        if (cmds[i].len >= 8) {
-            c->total += rc_get_u64(cmds[i].data);
-        }
-        c->n_cmds++;
-        c->applied = cmds[i].index;
-        results[i] = (void *)(uintptr_t)c->total;
-    }
-    pthread_mutex_unlock(&c->mu);
-}
-
-static int counter_snapshot(void *ctx, void **snap)
-{
-    struct counter *c = ctx;
-    uint64_t *s = malloc(2 * sizeof *s);
-    if (s == NULL) {
-        return CRAFT_ENOMEM;
-    }
-    pthread_mutex_lock(&c->mu);
-    s[0] = c->total;
-    s[1] = c->n_cmds;
-    pthread_mutex_unlock(&c->mu);
-    *snap = s;
-    return CRAFT_OK;
-}
-
-static int counter_snapshot_write(void *ctx, void *snap, struct craft_sink *sink)
-{
-    (void)ctx;
-    return craft_sink_write(sink, snap, 2 * sizeof(uint64_t));
-}
-
-static void counter_snapshot_release(void *ctx, void *snap)
-{
-    (void)ctx;
-    free(snap);
-}
-
-static int counter_restore(void *ctx, struct craft_source *src)
-{
-    struct counter *c = ctx;
-    uint64_t s[2];
-    size_t got = 0;
-    while (got < sizeof s) {
-        size_t k;
-        int rc = craft_source_read(src, (uint8_t *)s + got, sizeof s - got, &k);
-        if (rc != CRAFT_OK) {
-            return rc;
-        }
-        if (k == 0) {
-            return CRAFT_ECORRUPT;
-        }
-        got += k;
-    }
-    pthread_mutex_lock(&c->mu);
-    c->total = s[0];
-    c->n_cmds = s[1];
-    c->restores++;
-    pthread_mutex_unlock(&c->mu);
-    return CRAFT_OK;
-}
-
-static inline struct craft_fsm counter_fsm(struct counter *c)
-{
-    return (struct craft_fsm){.ctx = c,
-                              .apply = counter_apply,
-                              .snapshot = counter_snapshot,
-                              .snapshot_write = counter_snapshot_write,
-                              .snapshot_release = counter_snapshot_release,
-                              .restore = counter_restore};
-}
-
-static inline uint64_t counter_total(struct counter *c)
-{
-    pthread_mutex_lock(&c->mu);
-    uint64_t t = c->total;
-    pthread_mutex_unlock(&c->mu);
-    return t;
-}
+#include "unit.h"
 
 static inline uint64_t rc_mono_ms(void)
 {
@@ -348,6 +253,19 @@ static inline uint64_t rc_wait_leader(struct rcluster *c, uint64_t timeout_ms)
     return 0;
 }
 
+/* Starts nodes 1..c->n of a cluster set up by rc_init (and adjusted after it) and waits for
+ * a leader: its id, or 0 (a failed check; the cluster is still set up, to be destroyed by
+ * the caller). */
+static inline uint64_t rc_start_all(struct rcluster *c, uint64_t timeout_ms)
+{
+    for (uint64_t i = 1; i <= (uint64_t)c->n; i++) {
+        CHECK(rc_start(c, i, true) == CRAFT_OK);
+    }
+    uint64_t leader = rc_wait_leader(c, timeout_ms);
+    CHECK(leader != 0);
+    return leader;
+}
+
 /* Applies one increment through whichever node leads, retrying across leader changes.
  * Returns 0 or the last error. */
 static inline int rc_apply(struct rcluster *c, uint64_t delta, uint64_t timeout_ms)
@@ -390,19 +308,6 @@ static inline bool rc_wait_total(struct rcluster *c, uint64_t total, uint64_t ti
 }
 
 /* ---- helpers for the runtime's proof tests ---- */
-
-/* A consistent view of a counter. */
-struct counter_view {
-    uint64_t total, applied, n_cmds, restores;
-};
-
-static inline struct counter_view counter_view(struct counter *c)
-{
-    pthread_mutex_lock(&c->mu);
-    struct counter_view v = {c->total, c->applied, c->n_cmds, c->restores};
-    pthread_mutex_unlock(&c->mu);
-    return v;
-}
 
 /* A node restarted in this process starts from an empty state machine, as a new process
  * would: whatever it shows afterwards came from its snapshot, its log and the leader. */
@@ -595,6 +500,50 @@ static inline void rc_pipeline(struct craft_node *node, uint64_t n, uint32_t win
     }
     free(ring);
 }
+
+/* The tests' bound on a wait that normally ends in milliseconds. */
+#define RC_WAIT_MS 15000
+
+/* rc_init of 3 nodes, then rc_start_all. */
+static inline uint64_t rc_start3(struct rcluster *c, bool tcp, bool disk)
+{
+    rc_init(c, 3, tcp, disk);
+    return rc_start_all(c, RC_WAIT_MS);
+}
+
+/* rc_pipeline with a check of everything it reports. */
+static inline void rc_pipeline_ok(struct craft_node *node, uint64_t n, uint32_t window,
+                                  uint64_t base)
+{
+    struct rc_pipe p;
+    rc_pipeline(node, n, window, base, 60000, &p);
+    if (p.ok != n) {
+        printf("pipeline: %" PRIu64 " of %" PRIu64 " ok, first error %s\n", p.ok, n,
+               craft_strerror(p.first_err));
+    }
+    CHECK(p.ok == n);
+    CHECK(p.bad_results == 0);
+    CHECK(p.bad_indexes == 0);
+    CHECK(p.bad_order == 0);
+}
+
+/* Defines the cases test_<fn>_mem and test_<fn>_tcp: fn(false) and fn(true). */
+#define RC_CASES_MEM_TCP(fn)                                                                       \
+    static void test_##fn##_mem(void)                                                              \
+    {                                                                                              \
+        fn(false);                                                                                 \
+    }                                                                                              \
+    static void test_##fn##_tcp(void)                                                              \
+    {                                                                                              \
+        fn(true);                                                                                  \
+    }
+
+/* Runs the two cases RC_CASES_MEM_TCP(fn) defines, as "<fn>_mem" and "<fn>_tcp". */
+#define RC_RUN_MEM_TCP(fn)                                                                         \
+    do {                                                                                           \
+        run_case(#fn "_mem", test_##fn##_mem);                                                     \
+        run_case(#fn "_tcp", test_##fn##_tcp);                                                     \
+    } while (0)
 
 /* Waits for f and releases it; returns its result code (CRAFT_ETIMEOUT if it did not
  * complete in time). *index, if not NULL, receives its index. */

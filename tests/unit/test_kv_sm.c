@@ -310,24 +310,26 @@ static bool h_get(struct h *h, const char *k, const char *want)
     return ok;
 }
 
-static int64_t h_pttl(struct h *h, const char *k)
+/* A time-to-live read of key k: by craft_kv_read_pttl (ms) or craft_kv_read_ttl (s). */
+static int64_t h_ttl_by(struct h *h, const char *k,
+                        int (*ttl_read)(struct craft_kv_read *, const uint8_t *, size_t, int64_t *))
 {
     struct craft_kv_read *r;
     CRAFT_ASSERT(craft_kv_read_begin(h->sm, &r) == CRAFT_OK);
-    int64_t ms = 0;
-    CHECK(craft_kv_read_pttl(r, (const uint8_t *)k, strlen(k), &ms) == CRAFT_OK);
+    int64_t t = 0;
+    CHECK(ttl_read(r, (const uint8_t *)k, strlen(k), &t) == CRAFT_OK);
     craft_kv_read_end(r);
-    return ms;
+    return t;
+}
+
+static int64_t h_pttl(struct h *h, const char *k)
+{
+    return h_ttl_by(h, k, craft_kv_read_pttl);
 }
 
 static int64_t h_ttl(struct h *h, const char *k)
 {
-    struct craft_kv_read *r;
-    CRAFT_ASSERT(craft_kv_read_begin(h->sm, &r) == CRAFT_OK);
-    int64_t s = 0;
-    CHECK(craft_kv_read_ttl(r, (const uint8_t *)k, strlen(k), &s) == CRAFT_OK);
-    craft_kv_read_end(r);
-    return s;
+    return h_ttl_by(h, k, craft_kv_read_ttl);
 }
 
 static uint64_t h_dbsize(struct h *h)

@@ -6,20 +6,7 @@
 #include "runtime_cluster.h"
 #include "unit.h"
 
-#define WAIT_MS 15000
-
-/* Starts nodes 1..3 of a new cluster and waits for a leader (0 if none: the cluster is
- * still set up, to be destroyed by the caller). */
-static uint64_t start3(struct rcluster *c, bool tcp, bool disk)
-{
-    rc_init(c, 3, tcp, disk);
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(c, i, true) == CRAFT_OK);
-    }
-    uint64_t leader = rc_wait_leader(c, WAIT_MS);
-    CHECK(leader != 0);
-    return leader;
-}
+#define WAIT_MS RC_WAIT_MS
 
 /* Applies one command of value delta through node, returns its result code; *index gets
  * its log index. */
@@ -34,21 +21,12 @@ static void replicate_many(bool tcp)
 {
     struct rcluster c;
     /* TCP with data directories: the disk thread's group commit is in the path too. */
-    uint64_t leader = start3(&c, tcp, tcp);
+    uint64_t leader = rc_start3(&c, tcp, tcp);
     if (leader != 0) {
         uint64_t n = rc_under_valgrind() ? 5000 : 100000;
         uint64_t t0 = rc_mono_ms();
-        struct rc_pipe p;
-        rc_pipeline(c.nodes[leader], n, 512, 0, 60000, &p);
+        rc_pipeline_ok(c.nodes[leader], n, 512, 0);
         uint64_t ms = rc_mono_ms() - t0;
-        if (p.ok != n) {
-            printf("replicate_many: %" PRIu64 " of %" PRIu64 " ok, first error %s\n", p.ok, n,
-                   craft_strerror(p.first_err));
-        }
-        CHECK(p.ok == n);
-        CHECK(p.bad_results == 0);
-        CHECK(p.bad_indexes == 0);
-        CHECK(p.bad_order == 0);
         CHECK(rc_wait_total(&c, n, 30000));
         for (uint64_t i = 1; i <= 3; i++) {
             CHECK(counter_view(&c.fsms[i]).n_cmds == n);
@@ -59,14 +37,7 @@ static void replicate_many(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_replicate_many_mem(void)
-{
-    replicate_many(false);
-}
-static void test_replicate_many_tcp(void)
-{
-    replicate_many(true);
-}
+RC_CASES_MEM_TCP(replicate_many)
 
 /* ---- membership ---- */
 
@@ -80,7 +51,7 @@ static void followers_of(uint64_t leader, uint64_t *f1, uint64_t *f2)
 static void membership(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, false);
+    uint64_t L = rc_start3(&c, tcp, false);
     if (L == 0) {
         rc_destroy(&c);
         return;
@@ -160,20 +131,13 @@ static void membership(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_membership_mem(void)
-{
-    membership(false);
-}
-static void test_membership_tcp(void)
-{
-    membership(true);
-}
+RC_CASES_MEM_TCP(membership)
 
 /* Errors of membership changes that the API documents. */
 static void membership_errors(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, false);
+    uint64_t L = rc_start3(&c, tcp, false);
     if (L != 0) {
         uint64_t F1, F2;
         followers_of(L, &F1, &F2);
@@ -215,21 +179,14 @@ static void membership_errors(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_membership_errors_mem(void)
-{
-    membership_errors(false);
-}
-static void test_membership_errors_tcp(void)
-{
-    membership_errors(true);
-}
+RC_CASES_MEM_TCP(membership_errors)
 
 /* A refused change must not change what the cluster knows of its members' addresses: the
  * address record that goes with an add is only for a change that is made. */
 static void refused_change_keeps_addresses(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, tcp);
+    uint64_t L = rc_start3(&c, tcp, tcp);
     if (L != 0) {
         uint64_t F1, F2;
         followers_of(L, &F1, &F2);
@@ -265,14 +222,7 @@ static void refused_change_keeps_addresses(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_refused_change_keeps_addresses_mem(void)
-{
-    refused_change_keeps_addresses(false);
-}
-static void test_refused_change_keeps_addresses_tcp(void)
-{
-    refused_change_keeps_addresses(true);
-}
+RC_CASES_MEM_TCP(refused_change_keeps_addresses)
 
 /* ---- observers, shared with auto-promotion ---- */
 
@@ -348,11 +298,7 @@ static void observer(bool tcp)
     struct rcluster c;
     rc_init(&c, 3, tcp, false);
     observe_all(&c, o);
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(&c, i, true) == CRAFT_OK);
-    }
-    uint64_t L = rc_wait_leader(&c, WAIT_MS);
-    CHECK(L != 0);
+    uint64_t L = rc_start_all(&c, WAIT_MS);
     if (L != 0) {
         CHECK(wait_observed_leader(&c, o, L));
         CHECK(atomic_load(&o[L].became_leader) >= 1);
@@ -391,14 +337,7 @@ static void observer(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_observer_mem(void)
-{
-    observer(false);
-}
-static void test_observer_tcp(void)
-{
-    observer(true);
-}
+RC_CASES_MEM_TCP(observer)
 
 /* ---- auto-promotion ---- */
 
@@ -410,11 +349,7 @@ static void auto_promote(bool tcp)
     rc_init(&c, 3, tcp, false);
     c.auto_promote = true;
     observe_all(&c, o);
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(&c, i, true) == CRAFT_OK);
-    }
-    uint64_t L = rc_wait_leader(&c, WAIT_MS);
-    CHECK(L != 0);
+    uint64_t L = rc_start_all(&c, WAIT_MS);
     if (L != 0) {
         CHECK(rc_apply(&c, 3, WAIT_MS) == CRAFT_OK);
         CHECK(rc_start(&c, 4, false) == CRAFT_OK);
@@ -441,14 +376,7 @@ static void auto_promote(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_auto_promote_mem(void)
-{
-    auto_promote(false);
-}
-static void test_auto_promote_tcp(void)
-{
-    auto_promote(true);
-}
+RC_CASES_MEM_TCP(auto_promote)
 
 /* A learner that catches up before the entry that added it commits: the leader reports it
  * caught up once per term, and the promotion it then proposes is refused (a configuration
@@ -468,11 +396,7 @@ static void test_auto_promote_early_catch_up(void)
     rc_init(&c, 3, false, false);
     c.auto_promote = true;
     c.tweak = long_timeouts;
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(&c, i, true) == CRAFT_OK);
-    }
-    uint64_t L = rc_wait_leader(&c, 3 * WAIT_MS);
-    CHECK(L != 0);
+    uint64_t L = rc_start_all(&c, 3 * WAIT_MS);
     if (L != 0) {
         uint64_t F1, F2;
         followers_of(L, &F1, &F2);
@@ -522,7 +446,7 @@ static void test_auto_promote_early_catch_up(void)
 static void transfer(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, false);
+    uint64_t L = rc_start3(&c, tcp, false);
     if (L != 0) {
         uint64_t F1, F2;
         followers_of(L, &F1, &F2);
@@ -555,21 +479,14 @@ static void transfer(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_transfer_mem(void)
-{
-    transfer(false);
-}
-static void test_transfer_tcp(void)
-{
-    transfer(true);
-}
+RC_CASES_MEM_TCP(transfer)
 
 /* ---- reads ---- */
 
 static void reads(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, false);
+    uint64_t L = rc_start3(&c, tcp, false);
     if (L != 0) {
         uint64_t F1, F2;
         followers_of(L, &F1, &F2);
@@ -622,14 +539,7 @@ static void reads(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_reads_mem(void)
-{
-    reads(false);
-}
-static void test_reads_tcp(void)
-{
-    reads(true);
-}
+RC_CASES_MEM_TCP(reads)
 
 /* Reads under a stream of writes: when a read completes with index i, the node's state
  * machine has applied through i (the contract of the future's index), for every kind of
@@ -653,7 +563,7 @@ static void *writer_main(void *arg)
 static void reads_under_load(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, false);
+    uint64_t L = rc_start3(&c, tcp, false);
     if (L != 0) {
         uint64_t F1, F2;
         followers_of(L, &F1, &F2);
@@ -711,21 +621,14 @@ static void reads_under_load(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_reads_under_load_mem(void)
-{
-    reads_under_load(false);
-}
-static void test_reads_under_load_tcp(void)
-{
-    reads_under_load(true);
-}
+RC_CASES_MEM_TCP(reads_under_load)
 
 /* ---- snapshot on demand ---- */
 
 static void snapshot_now(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, tcp);
+    uint64_t L = rc_start3(&c, tcp, tcp);
     if (L != 0) {
         uint64_t F1, F2;
         followers_of(L, &F1, &F2);
@@ -769,14 +672,7 @@ static void snapshot_now(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_snapshot_now_mem(void)
-{
-    snapshot_now(false);
-}
-static void test_snapshot_now_tcp(void)
-{
-    snapshot_now(true);
-}
+RC_CASES_MEM_TCP(snapshot_now)
 
 /* ---- configuration ---- */
 
@@ -938,7 +834,7 @@ static void test_create_refusals(void)
 static void test_too_big_default(void)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, false, false);
+    uint64_t L = rc_start3(&c, false, false);
     if (L != 0) {
         struct craft_config def;
         craft_config_default(&def, 1);
@@ -986,26 +882,16 @@ int main(void)
     run_case("create_refusals", test_create_refusals);
     run_case("port_in_use", test_port_in_use);
     run_case("too_big_default", test_too_big_default);
-    run_case("replicate_many_mem", test_replicate_many_mem);
-    run_case("replicate_many_tcp", test_replicate_many_tcp);
-    run_case("membership_mem", test_membership_mem);
-    run_case("membership_tcp", test_membership_tcp);
-    run_case("membership_errors_mem", test_membership_errors_mem);
-    run_case("membership_errors_tcp", test_membership_errors_tcp);
-    run_case("refused_change_keeps_addresses_mem", test_refused_change_keeps_addresses_mem);
-    run_case("refused_change_keeps_addresses_tcp", test_refused_change_keeps_addresses_tcp);
-    run_case("auto_promote_mem", test_auto_promote_mem);
-    run_case("auto_promote_tcp", test_auto_promote_tcp);
+    RC_RUN_MEM_TCP(replicate_many);
+    RC_RUN_MEM_TCP(membership);
+    RC_RUN_MEM_TCP(membership_errors);
+    RC_RUN_MEM_TCP(refused_change_keeps_addresses);
+    RC_RUN_MEM_TCP(auto_promote);
     run_case("auto_promote_early_catch_up", test_auto_promote_early_catch_up);
-    run_case("transfer_mem", test_transfer_mem);
-    run_case("transfer_tcp", test_transfer_tcp);
-    run_case("reads_mem", test_reads_mem);
-    run_case("reads_tcp", test_reads_tcp);
-    run_case("reads_under_load_mem", test_reads_under_load_mem);
-    run_case("reads_under_load_tcp", test_reads_under_load_tcp);
-    run_case("snapshot_now_mem", test_snapshot_now_mem);
-    run_case("snapshot_now_tcp", test_snapshot_now_tcp);
-    run_case("observer_mem", test_observer_mem);
-    run_case("observer_tcp", test_observer_tcp);
+    RC_RUN_MEM_TCP(transfer);
+    RC_RUN_MEM_TCP(reads);
+    RC_RUN_MEM_TCP(reads_under_load);
+    RC_RUN_MEM_TCP(snapshot_now);
+    RC_RUN_MEM_TCP(observer);
     return unit_finish();
 }

@@ -10,18 +10,7 @@
 #include "runtime_cluster.h"
 #include "unit.h"
 
-#define WAIT_MS 15000
-
-static uint64_t start3(struct rcluster *c, bool tcp, bool disk)
-{
-    rc_init(c, 3, tcp, disk);
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(c, i, true) == CRAFT_OK);
-    }
-    uint64_t leader = rc_wait_leader(c, WAIT_MS);
-    CHECK(leader != 0);
-    return leader;
-}
+#define WAIT_MS RC_WAIT_MS
 
 static uint64_t term_of(struct craft_node *node)
 {
@@ -30,27 +19,14 @@ static uint64_t term_of(struct craft_node *node)
     return st.term;
 }
 
-/* Pipelines n commands through node on top of a counter at base, checking everything. */
-static void pipeline_ok(struct craft_node *node, uint64_t n, uint64_t base)
-{
-    struct rc_pipe p;
-    rc_pipeline(node, n, 256, base, 60000, &p);
-    if (p.ok != n) {
-        printf("pipeline: %" PRIu64 " of %" PRIu64 " ok, first error %s\n", p.ok, n,
-               craft_strerror(p.first_err));
-    }
-    CHECK(p.ok == n);
-    CHECK(p.bad_results == 0 && p.bad_indexes == 0 && p.bad_order == 0);
-}
-
 /* ---- the leader dies; later it comes back ---- */
 
 static void kill_leader(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, true);
+    uint64_t L = rc_start3(&c, tcp, true);
     if (L != 0) {
-        pipeline_ok(c.nodes[L], 1000, 0);
+        rc_pipeline_ok(c.nodes[L], 1000, 256, 0);
         CHECK(rc_wait_total_live(&c, 1000, WAIT_MS));
         uint64_t old_term = term_of(c.nodes[L]);
         rc_stop(&c, L);
@@ -58,7 +34,7 @@ static void kill_leader(bool tcp)
         CHECK(L2 != 0 && L2 != L);
         if (L2 != 0) {
             CHECK(term_of(c.nodes[L2]) > old_term);
-            pipeline_ok(c.nodes[L2], 1000, 1000);
+            rc_pipeline_ok(c.nodes[L2], 1000, 256, 1000);
             CHECK(rc_wait_total_live(&c, 2000, WAIT_MS));
         }
         /* The old leader restarts from its data directory and catches up. */
@@ -71,14 +47,7 @@ static void kill_leader(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_kill_leader_mem(void)
-{
-    kill_leader(false);
-}
-static void test_kill_leader_tcp(void)
-{
-    kill_leader(true);
-}
+RC_CASES_MEM_TCP(kill_leader)
 
 /* ---- every node restarts from disk ---- */
 
@@ -88,13 +57,9 @@ static void restart_all(bool tcp)
     rc_init(&c, 3, tcp, true);
     c.snapshot_threshold = 500;
     c.trailing = 100;
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(&c, i, true) == CRAFT_OK);
-    }
-    uint64_t L = rc_wait_leader(&c, WAIT_MS);
-    CHECK(L != 0);
+    uint64_t L = rc_start_all(&c, WAIT_MS);
     if (L != 0) {
-        pipeline_ok(c.nodes[L], 2345, 0);
+        rc_pipeline_ok(c.nodes[L], 2345, 256, 0);
         CHECK(rc_wait_total_live(&c, 2345, WAIT_MS));
         uint64_t terms[4] = {0};
         for (uint64_t i = 1; i <= 3; i++) {
@@ -122,21 +87,14 @@ static void restart_all(bool tcp)
         }
         if (L2 != 0) {
             CHECK(term_of(c.nodes[L2]) > terms[L]); /* a new election after the restart */
-            pipeline_ok(c.nodes[L2], 100, 2345);
+            rc_pipeline_ok(c.nodes[L2], 100, 256, 2345);
             CHECK(rc_wait_total_live(&c, 2445, WAIT_MS));
         }
     }
     rc_destroy(&c);
 }
 
-static void test_restart_all_mem(void)
-{
-    restart_all(false);
-}
-static void test_restart_all_tcp(void)
-{
-    restart_all(true);
-}
+RC_CASES_MEM_TCP(restart_all)
 
 /* ---- a follower behind the retained log catches up by snapshot ---- */
 
@@ -150,21 +108,17 @@ static void snapshot_catch_up(bool tcp, bool disk, bool wipe)
     rc_init(&c, 3, tcp, disk);
     c.snapshot_threshold = 100;
     c.trailing = 10;
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(&c, i, true) == CRAFT_OK);
-    }
-    uint64_t L = rc_wait_leader(&c, WAIT_MS);
-    CHECK(L != 0);
+    uint64_t L = rc_start_all(&c, WAIT_MS);
     if (L != 0) {
         uint64_t F = L == 1 ? 2 : 1;
-        pipeline_ok(c.nodes[L], 250, 0);
+        rc_pipeline_ok(c.nodes[L], 250, 256, 0);
         CHECK(rc_wait_total_live(&c, 250, WAIT_MS));
         struct craft_stats st;
         craft_stats(c.nodes[F], &st);
         uint64_t f_last = st.last_index;
         rc_stop(&c, F);
         uint64_t n = rc_under_valgrind() ? 1000 : 3000;
-        pipeline_ok(c.nodes[L], n, 250);
+        rc_pipeline_ok(c.nodes[L], n, 256, 250);
         CHECK(rc_wait_total_live(&c, 250 + n, WAIT_MS));
         /* Automatic snapshots may lag a fast pipeline: one more on demand (ESTALE if an
          * automatic one covers everything already) compacts the leader's log past what F
@@ -231,10 +185,7 @@ static void lagging_followers(bool tcp)
     rc_init(&c, 3, tcp, true);
     c.snapshot_threshold = 50;
     c.trailing = 5;
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(&c, i, true) == CRAFT_OK);
-    }
-    CHECK(rc_wait_leader(&c, WAIT_MS) != 0);
+    rc_start_all(&c, WAIT_MS);
     /* A follower goes away and comes back, again and again, and each time the leader
      * streams more commands while it catches up. Leadership may move (this is about
      * storage, not elections): the verdict is that every node converges, none failed. */
@@ -275,14 +226,7 @@ static void lagging_followers(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_lagging_followers_mem(void)
-{
-    lagging_followers(false);
-}
-static void test_lagging_followers_tcp(void)
-{
-    lagging_followers(true);
-}
+RC_CASES_MEM_TCP(lagging_followers)
 
 /* The same, made deterministic: a follower's loop is held (its observer blocks) while the
  * leader streams appends to it, snapshots, compacts its log and, the follower silent,
@@ -326,14 +270,10 @@ static void install_over_unwritten_appends(bool disk)
         g[i].armed = g[i].holding = g[i].open = false;
         c.observer_ctx[i] = &g[i];
     }
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(&c, i, true) == CRAFT_OK);
-    }
-    uint64_t L = rc_wait_leader(&c, WAIT_MS);
-    CHECK(L != 0);
+    uint64_t L = rc_start_all(&c, WAIT_MS);
     if (L != 0) {
         uint64_t F = L == 1 ? 2 : 1;
-        pipeline_ok(c.nodes[L], 100, 0);
+        rc_pipeline_ok(c.nodes[L], 100, 256, 0);
         CHECK(rc_wait_total_live(&c, 100, WAIT_MS));
         /* Hold F's loop at the event of a new member (node 4, never started). */
         pthread_mutex_lock(&g[F].mu);
@@ -353,7 +293,7 @@ static void install_over_unwritten_appends(bool disk)
         pthread_mutex_unlock(&g[F].mu);
         CHECK(held);
         /* Appends F cannot answer; a snapshot; the leader gives up on appends for F. */
-        pipeline_ok(c.nodes[L], 1000, 100);
+        rc_pipeline_ok(c.nodes[L], 1000, 256, 100);
         CHECK(rc_wait_release(craft_snapshot(c.nodes[L]), WAIT_MS, NULL) == CRAFT_OK);
         bool snapshot_sent = false;
         end = rc_mono_ms() + WAIT_MS;
@@ -458,10 +398,10 @@ static size_t record_offsets(const uint8_t *buf, size_t len, size_t *offs, size_
 static void corrupt_wal(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, true);
+    uint64_t L = rc_start3(&c, tcp, true);
     if (L != 0) {
         uint64_t F = L == 1 ? 2 : 1;
-        pipeline_ok(c.nodes[L], 300, 0);
+        rc_pipeline_ok(c.nodes[L], 300, 256, 0);
         CHECK(rc_wait_total_live(&c, 300, WAIT_MS));
         rc_stop(&c, F);
         char dir[512], name[256], path[800];
@@ -511,23 +451,16 @@ static void corrupt_wal(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_corrupt_wal_mem(void)
-{
-    corrupt_wal(false);
-}
-static void test_corrupt_wal_tcp(void)
-{
-    corrupt_wal(true);
-}
+RC_CASES_MEM_TCP(corrupt_wal)
 
 /* ---- a partitioned leader ---- */
 
 static void test_partitioned_leader(void)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, false, false);
+    uint64_t L = rc_start3(&c, false, false);
     if (L != 0) {
-        pipeline_ok(c.nodes[L], 100, 0);
+        rc_pipeline_ok(c.nodes[L], 100, 256, 0);
         CHECK(rc_wait_total_live(&c, 100, WAIT_MS));
         /* Cut the leader off; what it takes now cannot commit. */
         for (uint64_t i = 1; i <= 3; i++) {
@@ -602,7 +535,7 @@ static bool ok_or_shutdown(int rc)
 static void shutdown_pending(bool tcp)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, tcp, tcp);
+    uint64_t L = rc_start3(&c, tcp, tcp);
     if (L != 0) {
         uint64_t F = L == 1 ? 2 : 1;
         CHECK(rc_apply(&c, 1, WAIT_MS) == CRAFT_OK);
@@ -655,14 +588,7 @@ static void shutdown_pending(bool tcp)
     rc_destroy(&c);
 }
 
-static void test_shutdown_pending_mem(void)
-{
-    shutdown_pending(false);
-}
-static void test_shutdown_pending_tcp(void)
-{
-    shutdown_pending(true);
-}
+RC_CASES_MEM_TCP(shutdown_pending)
 
 /* A future waited on by another thread while its node is destroyed: the waiter wakes. */
 struct waiter {
@@ -680,7 +606,7 @@ static void *waiter_main(void *arg)
 static void test_shutdown_wakes_waiters(void)
 {
     struct rcluster c;
-    uint64_t L = start3(&c, false, false);
+    uint64_t L = rc_start3(&c, false, false);
     if (L != 0) {
         CHECK(rc_apply(&c, 1, WAIT_MS) == CRAFT_OK);
         /* Cut off, the leader can commit nothing and confirm nothing: its work waits. */
@@ -716,24 +642,18 @@ static void test_shutdown_wakes_waiters(void)
 
 int main(void)
 {
-    run_case("kill_leader_mem", test_kill_leader_mem);
-    run_case("kill_leader_tcp", test_kill_leader_tcp);
-    run_case("restart_all_mem", test_restart_all_mem);
-    run_case("restart_all_tcp", test_restart_all_tcp);
-    run_case("snapshot_catch_up_mem", test_snapshot_catch_up_mem);
-    run_case("snapshot_catch_up_tcp", test_snapshot_catch_up_tcp);
+    RC_RUN_MEM_TCP(kill_leader);
+    RC_RUN_MEM_TCP(restart_all);
+    RC_RUN_MEM_TCP(snapshot_catch_up);
     run_case("snapshot_catch_up_tcp_wiped", test_snapshot_catch_up_tcp_wiped);
     run_case("snapshot_catch_up_memstore", test_snapshot_catch_up_memstore);
-    run_case("lagging_followers_mem", test_lagging_followers_mem);
-    run_case("lagging_followers_tcp", test_lagging_followers_tcp);
+    RC_RUN_MEM_TCP(lagging_followers);
     run_case("install_over_unwritten_appends_wal", test_install_over_unwritten_appends_wal);
     run_case("install_over_unwritten_appends_memstore",
              test_install_over_unwritten_appends_memstore);
-    run_case("corrupt_wal_mem", test_corrupt_wal_mem);
-    run_case("corrupt_wal_tcp", test_corrupt_wal_tcp);
+    RC_RUN_MEM_TCP(corrupt_wal);
     run_case("partitioned_leader", test_partitioned_leader);
-    run_case("shutdown_pending_mem", test_shutdown_pending_mem);
-    run_case("shutdown_pending_tcp", test_shutdown_pending_tcp);
+    RC_RUN_MEM_TCP(shutdown_pending);
     run_case("shutdown_wakes_waiters", test_shutdown_wakes_waiters);
     return unit_finish();
 }

@@ -6,11 +6,7 @@ static void run_basic(bool tcp, bool disk)
 {
     struct rcluster c;
     rc_init(&c, 3, tcp, disk);
-    for (uint64_t i = 1; i <= 3; i++) {
-        CHECK(rc_start(&c, i, true) == CRAFT_OK);
-    }
-    uint64_t leader = rc_wait_leader(&c, 10000);
-    CHECK(leader != 0);
+    uint64_t leader = rc_start_all(&c, 10000);
     if (leader != 0) {
         enum { N = 2000 };
         static struct craft_future *fs[N];
