@@ -43,7 +43,7 @@ SIM_OBJS := $(SIM_SRCS:%.c=$(OUT)/obj/%.o)
 LIB := $(OUT)/lib/libcraft.a
 SIMLIB := $(OUT)/lib/libcraftsim.a
 
-TOOLS := craft-sim craft-log
+TOOLS := craft-sim craft-log craftkv
 TOOL_BINS := $(TOOLS:%=$(OUT)/bin/%)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
@@ -54,7 +54,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(OUT)/examples/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 
-.PHONY: all test soak run bench clean deps
+.PHONY: all test soak run sim-view bench clean deps
 # Keep test, bench and fuzz objects: they are not throwaway intermediates.
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -85,6 +85,10 @@ $(OUT)/bin/craft-log: $(OUT)/obj/tools/craft_log.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
 
+$(OUT)/bin/craftkv: $(OUT)/obj/tools/craftkv.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+
 $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(SIMLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
@@ -112,6 +116,9 @@ soak:
 
 run: all
 	./scripts/run.sh
+
+sim-view: all
+	./scripts/sim_view.sh
 
 bench: all
 	./scripts/bench.sh

@@ -8,6 +8,8 @@
 #   e. fuzz targets, 20 s each  (only if clang is available)
 #   f. ThreadSanitizer build of the threaded code (transports, runtime, example) and its tests
 #   g. valgrind on the unit tests and on three simulator seeds
+#   h. black-box: real craftkv processes on loopback driven by redis-cli and redis-benchmark
+#      (release, then the ASan+UBSan build)
 #
 # Each unit-test binary, fuzz target and valgrind run counts as one case; craft-sim reports
 # its own counts on its last line. A build or step that breaks without a count of its own
@@ -132,6 +134,31 @@ run_sim() {
     fi
 }
 
+# run_counted NAME COMMAND...: a script that counts its own cases and prints
+# `N passed, M failed` last (the black-box tests); its counts join the totals.
+run_counted() {
+    local name=$1
+    shift
+    local rc=0
+    timeout "$TEST_TIMEOUT" "$@" >"$log" 2>&1 || rc=$?
+    local last
+    last=$(tail -n 1 "$log")
+    if [[ "$last" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        passed=$((passed + BASH_REMATCH[1]))
+        failed=$((failed + BASH_REMATCH[2]))
+        if [ "${BASH_REMATCH[2]}" -ne 0 ] || [ "$rc" -ne 0 ]; then
+            grep -E '^FAIL' "$log" || tail -n 40 "$log"
+            failures+=("$name: ${BASH_REMATCH[2]} failed (exit $rc)")
+            [ "${BASH_REMATCH[2]}" -ne 0 ] || failed=$((failed + 1))
+        else
+            printf 'ok   %s (%s passed)\n' "$name" "${BASH_REMATCH[1]}"
+        fi
+    else
+        tail -n 40 "$log"
+        fail_case "$name (exit $rc, no 'N passed, M failed' line)"
+    fi
+}
+
 # run_fuzz TARGET: libFuzzer for FUZZ_SECONDS. New inputs go to a scratch corpus under
 # build/; checked-in seeds (tests/fuzz/corpus/NAME) are read but never written.
 run_fuzz() {
@@ -223,6 +250,17 @@ if usable build/bin/craft-sim "$release_ok"; then
             "${vg[@]}" build/bin/craft-sim run "$scenario" --seed 1
     done
 fi
+step_done
+
+step "h. black-box craftkv (real processes, redis-cli, redis-benchmark)"
+for variant in build build/asan; do
+    bin=$variant/bin/craftkv
+    if [ "$variant" = build ]; then ok=$release_ok; args=(); else ok=$asan_ok; args=(BUILD=asan); fi
+    usable "$bin" "$ok" "${args[@]}" || continue
+    for t in tests/blackbox/*.sh; do
+        run_counted "$t $bin" "$t" "$bin"
+    done
+done
 step_done
 
 printf '\n=== all steps done in %ds\n' $((SECONDS - total_start))

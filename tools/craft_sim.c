@@ -51,6 +51,8 @@ static const char usage_text[] =
     "               default: the number of online CPUs\n"
     "  --seed S     run seed S of one scenario in this process (no fork)\n"
     "  --trace      with --seed: write every trace line to standard output\n"
+    "  --capped-share P  scenarios with a seed share (sim_seed_shares: the kvraft ones)\n"
+    "               run the first P per mille of the seeds (default: their own share)\n"
     "\n"
     "A sweep prints the standard error of each failed run, then a table per scenario,\n"
     "then 'N passed, M failed' (seeds). Exit status: 0 if every run passed, 1 if any\n"
@@ -445,7 +447,23 @@ static size_t print_table(const struct run *runs, size_t n_runs)
     return total_failed;
 }
 
-static int run_sweep(const bool *selected, uint64_t first, uint64_t last, size_t jobs)
+/* How many of n seeds scenario i runs (sim_seed_shares; share_override > 0 replaces the
+ * share of every scenario that has one). */
+static uint64_t seeds_for(size_t i, uint64_t n, uint64_t share_override)
+{
+    for (size_t k = 0; k < sim_n_seed_shares; k++) {
+        const char *prefix = sim_seed_shares[k].prefix;
+        if (strncmp(sim_scenarios[i].name, prefix, strlen(prefix)) == 0) {
+            uint64_t pm = share_override ? share_override : sim_seed_shares[k].per_mille;
+            uint64_t m = n / 1000 * pm + (n % 1000 * pm + 999) / 1000;
+            return m == 0 ? 1 : m < n ? m : n;
+        }
+    }
+    return n;
+}
+
+static int run_sweep(const bool *selected, uint64_t first, uint64_t last, size_t jobs,
+                     uint64_t share_override)
 {
     uint64_t n_seeds = last - first + 1;
     size_t n_selected = 0;
@@ -465,14 +483,16 @@ static int run_sweep(const bool *selected, uint64_t first, uint64_t last, size_t
         if (!selected[i]) {
             continue;
         }
+        uint64_t mine = seeds_for(i, n_seeds, share_override);
         for (uint64_t seed = first;; seed++) {
             runs[k++] = (struct run){ .scenario = i, .seed = seed, .err_fd = -1, .res_fd = -1 };
-            if (seed == last) {
+            if (seed == last || --mine == 0) {
                 break;
             }
         }
     }
-    CRAFT_ASSERT(k == n_runs);
+    CRAFT_ASSERT(k <= n_runs);
+    n_runs = k;
     if (jobs > n_runs) {
         jobs = n_runs;
     }
@@ -533,7 +553,7 @@ static int cmd_run(int argc, char **argv)
         die_errno("calloc");
     }
     size_t n_patterns = 0;
-    uint64_t first = DEFAULT_SEED_FIRST, last = DEFAULT_SEED_LAST, seed = 0, jobs = 0;
+    uint64_t first = DEFAULT_SEED_FIRST, last = DEFAULT_SEED_LAST, seed = 0, jobs = 0, share = 0;
     bool have_seeds = false, have_seed = false, have_jobs = false, trace = false;
 
     for (int i = 0; i < argc; i++) {
@@ -559,6 +579,11 @@ static int cmd_run(int argc, char **argv)
                 die_usage("bad --jobs '%s': expected an integer in [1, 4096]", v);
             }
             have_jobs = true;
+        } else if (is_option(arg, "--capped-share")) {
+            const char *v = option_value(argc, argv, &i, "--capped-share");
+            if (!parse_u64(v, &share) || share == 0 || share > 1000) {
+                die_usage("bad --capped-share '%s': expected an integer in [1, 1000]", v);
+            }
         } else if (strcmp(arg, "--trace") == 0) {
             trace = true;
         } else if (arg[0] == '-') {
@@ -592,7 +617,7 @@ static int cmd_run(int argc, char **argv)
             long cpus = sysconf(_SC_NPROCESSORS_ONLN);
             jobs = cpus > 0 ? (uint64_t)cpus : 1;
         }
-        rc = run_sweep(selected, first, last, (size_t)jobs);
+        rc = run_sweep(selected, first, last, (size_t)jobs, share);
     }
     free(selected);
     free(patterns);

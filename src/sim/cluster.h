@@ -19,6 +19,20 @@
 
 struct sim_cluster;
 
+/* An application state machine run by every node in place of the MIT applier's snapshot
+ * blob (e.g. src/sim/kv_service.h). The applier still counts commands and checks them; the
+ * hook owns the snapshot bytes and decides when to snapshot (config.go's maxraftstate). */
+struct sim_app {
+    void *ctx;
+    void (*start)(void *ctx, int i); /* node i (re)starts: empty state */
+    void (*apply)(void *ctx, int i, const struct craft_entry *e); /* any entry type */
+    /* After a command: whether to snapshot now, given node i's durable Raft state size. */
+    bool (*want_snapshot)(void *ctx, int i, size_t raft_state_bytes);
+    /* The state through index (the last applied); borrowed until the next call. */
+    const uint8_t *(*snapshot)(void *ctx, int i, uint64_t index, size_t *len);
+    void (*ingest)(void *ctx, int i, const uint8_t *blob, size_t len, uint64_t index);
+};
+
 struct sim_cluster_opts {
     int n;                /* nodes */
     bool unreliable;      /* labrpc unreliable: 10% requests and 10% replies dropped, 0-26 ms delays */
@@ -42,6 +56,8 @@ struct sim_cluster_opts {
     /* Persist through the production stores (WAL, stable store, file snapshot store) over
      * a faulty in-memory filesystem per node, instead of the disk model (src/sim/real_disk.h). */
     bool real_storage;
+    /* The nodes' application (NULL: the MIT applier alone). Excludes kv and snapshot. */
+    const struct sim_app *app;
 };
 
 /* Fills opts with the defaults of make_config(n, unreliable, snapshot), plus a fault mix

@@ -129,12 +129,31 @@ static void cmds_reserve(struct sim_node *node, size_t need)
     node->cap_cmds = cap;
 }
 
+/* The application's blob holds no command list: the command count through index comes
+ * from the cluster's committed record (some node applied index before snapshotting). */
+static void app_ingest(struct sim_node *node, const uint8_t *blob, size_t len, uint64_t index)
+{
+    const struct sim_app *app = node->c->opts.app;
+    const struct sim_committed *g = sim_check_committed(&node->c->ch, index);
+    if (g == NULL) {
+        sim_fail(node->c, "server %d snapshot at %llu was never committed", node->i,
+                 (unsigned long long)index);
+    }
+    app->ingest(app->ctx, node->i, blob, len, index);
+    node->n_cmds = g->cmds_through;
+    node->last_applied = index;
+}
+
 /* config.go ingestSnap: the node's applied map becomes the snapshot's commands. */
 static void ingest(struct sim_node *node, const uint8_t *blob, size_t len, uint64_t index)
 {
     struct sim_cluster *c = node->c;
     if (c->opts.kv) {
         sim_kv_node_ingest(node, blob, len, index);
+        return;
+    }
+    if (c->opts.app != NULL) {
+        app_ingest(node, blob, len, index);
         return;
     }
     if (len < 16) {
@@ -225,6 +244,8 @@ static void take_snapshot(struct sim_node *node, const struct craft_entry *e)
     const uint8_t *blob = c->blob;
     if (c->opts.kv) {
         blob = sim_kv_node_snapshot(node, e->index, &len);
+    } else if (c->opts.app != NULL) {
+        blob = c->opts.app->snapshot(c->opts.app->ctx, node->i, e->index, &len);
     } else {
         len = blob_build(node, e->index);
         blob = c->blob; /* blob_build may move it */
@@ -261,6 +282,9 @@ static void port_apply(void *ctx, const struct craft_entry *entries, size_t n)
         if (c->opts.kv) {
             sim_kv_node_apply(node, e);
         }
+        if (c->opts.app != NULL) {
+            c->opts.app->apply(c->opts.app->ctx, node->i, e);
+        }
         if (!is_cmd) {
             if (e->type == CRAFT_ENTRY_CONF) {
                 sim_member_applied(node, e);
@@ -282,6 +306,10 @@ static void port_apply(void *ctx, const struct craft_entry *entries, size_t n)
                         (unsigned long long)e->index);
         }
         if (c->opts.snapshot && (ci + 1) % SNAPSHOT_INTERVAL == 0) {
+            take_snapshot(node, e);
+        } else if (c->opts.app != NULL &&
+                   c->opts.app->want_snapshot(c->opts.app->ctx, node->i,
+                                              sim_disk_log_size(&node->disk))) {
             take_snapshot(node, e);
         }
     }
@@ -405,6 +433,9 @@ void sim_node_start(struct sim_cluster *c, int i)
     node->applied_conf = disk->snap.index > 0 ? disk->snap.conf : c->conf;
     if (c->opts.kv) {
         sim_kv_node_start(node);
+    }
+    if (c->opts.app != NULL) {
+        c->opts.app->start(c->opts.app->ctx, i);
     }
     if (disk->snap.index > 0) {
         ingest(node, disk->snap_data, disk->snap_len, disk->snap.index);

@@ -21,6 +21,17 @@ extern const size_t sim_n_scenarios;
 
 const struct sim_scenario *sim_scenario_find(const char *name);
 
+/* Seed shares (defined in tests/sim/registry.c): a sweep runs a scenario whose name starts
+ * with prefix on the first ceil(n * per_mille / 1000) seeds of a range of n (at least one),
+ * so that costly scenarios (the kvraft ones: seconds per seed) fit the test command's
+ * budget. craft-sim's --capped-share overrides per_mille for all of them (make soak). */
+struct sim_seed_share {
+    const char *prefix;
+    unsigned per_mille;
+};
+extern const struct sim_seed_share sim_seed_shares[];
+extern const size_t sim_n_seed_shares;
+
 /* What a run reports back to the runner. */
 struct sim_run_result {
     bool passed;

@@ -1,4 +1,5 @@
 /* The scenario registry: every scenario craft-sim can run, in listing order. */
+#include "kvraft_scenarios.h"
 #include "membership_scenarios.h"
 #include "raft_scenarios.h"
 #include "read_scenarios.h"
@@ -88,6 +89,62 @@ const struct sim_scenario sim_scenarios[] = {
       sim_storage_chaos_real_wal },
     { "storage/persist-real-wal", "persist2 and Figure 8 over the real WAL and stores",
       sim_storage_persist_real_wal },
+
+    /* MIT 6.5840 kvraft (Lab 3A/3B) on craftkv's state machine (tests/sim/kvraft.c) */
+    { "kv/basic-3a", "Test: one client (3A)",
+      sim_kv_basic_3a },
+    { "kv/concurrent-3a", "Test: many clients (3A)",
+      sim_kv_concurrent_3a },
+    { "kv/unreliable-3a", "Test: unreliable net, many clients (3A)",
+      sim_kv_unreliable_3a },
+    { "kv/unreliable-one-key-3a", "Test: concurrent append to same key, unreliable (3A)",
+      sim_kv_unreliable_one_key_3a },
+    { "kv/one-partition-3a", "Test: progress in majority, no progress in minority, completion after heal (3A)",
+      sim_kv_one_partition_3a },
+    { "kv/many-partitions-one-client-3a", "Test: partitions, one client (3A)",
+      sim_kv_many_partitions_one_client_3a },
+    { "kv/many-partitions-many-clients-3a", "Test: partitions, many clients (3A)",
+      sim_kv_many_partitions_many_clients_3a },
+    { "kv/persist-one-client-3a", "Test: restarts, one client (3A)",
+      sim_kv_persist_one_client_3a },
+    { "kv/persist-concurrent-3a", "Test: restarts, many clients (3A)",
+      sim_kv_persist_concurrent_3a },
+    { "kv/persist-concurrent-unreliable-3a", "Test: unreliable net, restarts, many clients (3A)",
+      sim_kv_persist_concurrent_unreliable_3a },
+    { "kv/persist-partition-3a", "Test: restarts, partitions, many clients (3A)",
+      sim_kv_persist_partition_3a },
+    { "kv/persist-partition-unreliable-3a", "Test: unreliable net, restarts, partitions, many clients (3A)",
+      sim_kv_persist_partition_unreliable_3a },
+    { "kv/persist-partition-unreliable-linearizable-3a", "Test: unreliable net, restarts, partitions, random keys, many clients (3A)",
+      sim_kv_persist_partition_unreliable_linearizable_3a },
+    { "kv/speed-3a", "Test: ops complete fast enough (3A)",
+      sim_kv_speed_3a },
+    { "kv/snapshot-rpc-3b", "Test: InstallSnapshot RPC (3B)",
+      sim_kv_snapshot_rpc_3b },
+    { "kv/snapshot-size-3b", "Test: snapshot size is reasonable (3B)",
+      sim_kv_snapshot_size_3b },
+    { "kv/snapshot-recover-3b", "Test: restarts, snapshots, one client (3B)",
+      sim_kv_snapshot_recover_3b },
+    { "kv/snapshot-recover-many-clients-3b", "Test: restarts, snapshots, many clients (3B)",
+      sim_kv_snapshot_recover_many_clients_3b },
+    { "kv/snapshot-unreliable-3b", "Test: unreliable net, snapshots, many clients (3B)",
+      sim_kv_snapshot_unreliable_3b },
+    { "kv/snapshot-unreliable-recover-3b", "Test: unreliable net, restarts, snapshots, many clients (3B)",
+      sim_kv_snapshot_unreliable_recover_3b },
+    { "kv/snapshot-unreliable-recover-concurrent-partition-3b", "Test: unreliable net, restarts, partitions, snapshots, many clients (3B)",
+      sim_kv_snapshot_unreliable_recover_concurrent_partition_3b },
+    { "kv/snapshot-unreliable-recover-concurrent-partition-linearizable-3b", "Test: unreliable net, restarts, partitions, snapshots, random keys, many clients (3B)",
+      sim_kv_snapshot_unreliable_recover_concurrent_partition_linearizable_3b },
+    { "kv/speed-3b", "Test: ops complete fast enough (3B)",
+      sim_kv_speed_3b },
 };
 
 const size_t sim_n_scenarios = sizeof sim_scenarios / sizeof sim_scenarios[0];
+
+/* The kvraft scenarios cost seconds of CPU per seed: the test command's 200 seeds run 20 of
+ * them, make soak (--capped-share 200) 200 of its 1000. */
+const struct sim_seed_share sim_seed_shares[] = {
+    { "kv/", 100 },
+};
+
+const size_t sim_n_seed_shares = sizeof sim_seed_shares / sizeof sim_seed_shares[0];

@@ -1,0 +1,64 @@
+/* craftkv: the Redis-compatible server over craft (design: docs/design/craftkv.md).
+ *
+ * One process = one craft node + one LMDB state machine + a client listener. Client
+ * connections are served by one epoll thread (server_conn.c); commands that need the
+ * cluster (writes, linearizable reads) run on a pool of worker threads (server_cmd.c) and
+ * their replies come back through a completion queue and an eventfd, so the loop never
+ * waits on a future. A follower forwards writes to the leader's client port
+ * (server_fwd.c). */
+#ifndef CRAFT_KV_SERVER_H
+#define CRAFT_KV_SERVER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kv/resp.h"
+
+#define CRAFTKV_NODES_MAX 16
+#define CRAFTKV_ADDR_MAX  64
+
+struct craftkv_member {
+    uint64_t id;
+    char peer_addr[CRAFTKV_ADDR_MAX];   /* raft traffic */
+    char client_addr[CRAFTKV_ADDR_MAX]; /* RESP clients; where followers forward writes */
+};
+
+struct craftkv_opts {
+    uint64_t id;
+    const char *data_dir; /* raft under DIR/raft, LMDB under DIR/kv */
+    char listen_client[CRAFTKV_ADDR_MAX];
+    char listen_peer[CRAFTKV_ADDR_MAX];
+    struct craftkv_member members[CRAFTKV_NODES_MAX];
+    size_t n_members;
+    uint32_t timeout_ms; /* how long a command may wait for a leader and a quorum */
+    uint32_t workers;    /* worker threads (default 64) */
+};
+
+/* Parses "ID=HOST:PEERPORT/HOST:CLIENTPORT,..." into o->members. Returns 0, or -1 with
+ * err naming the bad part. */
+int craftkv_parse_cluster(const char *s, struct craftkv_opts *o, char *err, size_t cap);
+
+struct craftkv_server;
+
+/* Binds the client port, opens the store and the node, starts the threads. Returns 0, or
+ * -1 with err naming the cause (occupied port, corrupt data dir, ...). */
+int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **out, char *err,
+                         size_t cap);
+/* Runs the client event loop on the calling thread until *stop becomes non-zero. */
+void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop);
+/* Stops every thread, the node and the store; frees s. */
+void craftkv_server_destroy(struct craftkv_server *s);
+
+/* ---- a small blocking RESP client (forwarding, the `local` supervisor) ---- */
+
+/* Connects to "host:port" with send/receive timeouts; returns the fd or -1. */
+int craftkv_client_connect(const char *addr, uint32_t timeout_ms);
+/* Sends one command and reads one complete reply into *reply (raw RESP bytes). Returns 0,
+ * or -1 on an I/O error, a timeout or a malformed reply (close the fd then). */
+int craftkv_client_call(int fd, size_t argc, const struct craft_resp_arg *argv,
+                        struct craft_resp_buf *reply);
+/* Length of the complete RESP2 reply at buf[0..len): > 0, 0 if incomplete, -1 if bad. */
+long craftkv_reply_len(const char *buf, size_t len);
+
+#endif

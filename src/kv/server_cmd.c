@@ -1,0 +1,701 @@
+/* craftkv: the command table, Redis syntax for each command, and the connection-local
+ * commands answered on the loop thread.
+ *
+ * Writes are validated here, before anything is proposed (kv.md: the proposer's duties):
+ * Redis's argument errors, relative expiry turned absolute with the proposing leader's
+ * clock, DECR/DECRBY/INCR turned into INCRBY. Reads run after a ReadIndex (server_exec.c). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/server_internal.h"
+
+#define ERR_INT    "ERR value is not an integer or out of range"
+#define ERR_SYNTAX "ERR syntax error"
+
+static bool eq(const struct craft_resp_arg *a, const char *s)
+{
+    size_t n = strlen(s);
+    return a->len == n && strncasecmp(a->data, s, n) == 0;
+}
+
+/* Redis's string2ll: an optional '-', digits, nothing else, no overflow. */
+static int parse_i64(const struct craft_resp_arg *a, int64_t *v)
+{
+    char buf[24];
+    if (a->len == 0 || a->len >= sizeof buf)
+        return -1;
+    memcpy(buf, a->data, a->len);
+    buf[a->len] = '\0';
+    if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')))
+        return -1;
+    char *end;
+    errno = 0;
+    long long x = strtoll(buf, &end, 10);
+    if (errno || *end)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+static struct craft_kv_bytes B(const struct craft_resp_arg *a)
+{
+    return (struct craft_kv_bytes){(const uint8_t *)a->data, (uint32_t)a->len};
+}
+
+/* ---- writes ---- */
+
+static int w_set(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                 struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)items;
+    c->op = CRAFT_KV_OP_SET;
+    c->key = B(&argv[1]);
+    c->value = B(&argv[2]);
+    bool have_exp = false;
+    for (size_t i = 3; i < argc; i++) {
+        const struct craft_resp_arg *a = &argv[i];
+        if (eq(a, "NX") && !(c->flags & CRAFT_KV_SET_XX)) {
+            c->flags |= CRAFT_KV_SET_NX;
+        } else if (eq(a, "XX") && !(c->flags & CRAFT_KV_SET_NX)) {
+            c->flags |= CRAFT_KV_SET_XX;
+        } else if (eq(a, "GET")) {
+            c->flags |= CRAFT_KV_SET_GET;
+        } else if (eq(a, "KEEPTTL") && !have_exp) {
+            c->flags |= CRAFT_KV_SET_KEEPTTL;
+        } else if ((eq(a, "EX") || eq(a, "PX") || eq(a, "EXAT") || eq(a, "PXAT")) && !have_exp &&
+                   !(c->flags & CRAFT_KV_SET_KEEPTTL) && i + 1 < argc) {
+            int64_t v;
+            if (parse_i64(&argv[i + 1], &v)) {
+                craft_resp_append_error(out, ERR_INT);
+                return 0;
+            }
+            bool secs = eq(a, "EX") || eq(a, "EXAT");
+            bool abs = eq(a, "EXAT") || eq(a, "PXAT");
+            if (v <= 0 || craft_kv_deadline(abs ? 0 : now, v, secs, &c->expire_at) != 0) {
+                craft_resp_append_error(out, "ERR invalid expire time in 'set' command");
+                return 0;
+            }
+            c->flags |= CRAFT_KV_SET_EXPIRE;
+            have_exp = true;
+            i++;
+        } else {
+            craft_resp_append_error(out, ERR_SYNTAX);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int w_keyval(uint8_t op, const struct craft_resp_arg *argv, struct craft_kv_cmd *c)
+{
+    c->op = op;
+    c->key = B(&argv[1]);
+    c->value = B(&argv[2]);
+    return 1;
+}
+
+static int w_setnx(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                   struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)now, (void)items, (void)out;
+    return w_keyval(CRAFT_KV_OP_SETNX, argv, c);
+}
+
+static int w_getset(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)now, (void)items, (void)out;
+    return w_keyval(CRAFT_KV_OP_GETSET, argv, c);
+}
+
+static int w_append(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)now, (void)items, (void)out;
+    return w_keyval(CRAFT_KV_OP_APPEND, argv, c);
+}
+
+static int w_getdel(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)now, (void)items, (void)out;
+    c->op = CRAFT_KV_OP_GETDEL;
+    c->key = B(&argv[1]);
+    return 1;
+}
+
+static int w_persist(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                     struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)now, (void)items, (void)out;
+    c->op = CRAFT_KV_OP_PERSIST;
+    c->key = B(&argv[1]);
+    return 1;
+}
+
+static int w_del(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                 struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)now;
+    if (argc - 1 > CRAFT_KV_ITEMS_MAX) {
+        craft_resp_append_error(out, "ERR too many keys in one command");
+        return 0;
+    }
+    c->op = CRAFT_KV_OP_DEL;
+    c->n = (uint32_t)(argc - 1);
+    for (size_t i = 1; i < argc; i++)
+        items[i - 1] = B(&argv[i]);
+    c->keys = items;
+    return 1;
+}
+
+static int w_mset_op(uint8_t op, size_t argc, const struct craft_resp_arg *argv,
+                     struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    if ((argc - 1) % 2 != 0) {
+        craft_resp_append_errorf(out, "ERR wrong number of arguments for '%s' command",
+                                 op == CRAFT_KV_OP_MSET ? "mset" : "msetnx");
+        return 0;
+    }
+    size_t n = (argc - 1) / 2;
+    if (n > CRAFT_KV_ITEMS_MAX) {
+        craft_resp_append_error(out, "ERR too many keys in one command");
+        return 0;
+    }
+    c->op = op;
+    c->n = (uint32_t)n;
+    for (size_t i = 0; i < n; i++) {
+        items[i] = B(&argv[1 + 2 * i]);
+        items[n + i] = B(&argv[2 + 2 * i]);
+    }
+    c->keys = items;
+    c->values = items + n;
+    return 1;
+}
+
+static int w_mset(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                  struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)now;
+    return w_mset_op(CRAFT_KV_OP_MSET, argc, argv, c, items, out);
+}
+
+static int w_msetnx(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)now;
+    return w_mset_op(CRAFT_KV_OP_MSETNX, argc, argv, c, items, out);
+}
+
+static int incr_common(const struct craft_resp_arg *argv, int64_t delta, struct craft_kv_cmd *c)
+{
+    c->op = CRAFT_KV_OP_INCRBY;
+    c->key = B(&argv[1]);
+    c->delta = delta;
+    return 1;
+}
+
+static int w_incr(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                  struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)now, (void)items, (void)out;
+    return incr_common(argv, 1, c);
+}
+
+static int w_decr(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                  struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)now, (void)items, (void)out;
+    return incr_common(argv, -1, c);
+}
+
+static int w_incrby(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)now, (void)items;
+    int64_t d;
+    if (parse_i64(&argv[2], &d)) {
+        craft_resp_append_error(out, ERR_INT);
+        return 0;
+    }
+    return incr_common(argv, d, c);
+}
+
+static int w_decrby(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)now, (void)items;
+    int64_t d;
+    if (parse_i64(&argv[2], &d)) {
+        craft_resp_append_error(out, ERR_INT);
+        return 0;
+    }
+    if (d == INT64_MIN) {
+        craft_resp_append_error(out, "ERR decrement would overflow");
+        return 0;
+    }
+    return incr_common(argv, -d, c);
+}
+
+static int expire_common(const char *name, bool secs, bool abs, size_t argc,
+                         const struct craft_resp_arg *argv, uint64_t now, struct craft_kv_cmd *c,
+                         struct craft_resp_buf *out)
+{
+    int64_t v;
+    if (parse_i64(&argv[2], &v)) {
+        craft_resp_append_error(out, ERR_INT);
+        return 0;
+    }
+    c->op = CRAFT_KV_OP_EXPIRE;
+    c->key = B(&argv[1]);
+    for (size_t i = 3; i < argc; i++) {
+        if (eq(&argv[i], "NX"))
+            c->flags |= CRAFT_KV_EXPIRE_NX;
+        else if (eq(&argv[i], "XX"))
+            c->flags |= CRAFT_KV_EXPIRE_XX;
+        else if (eq(&argv[i], "GT"))
+            c->flags |= CRAFT_KV_EXPIRE_GT;
+        else if (eq(&argv[i], "LT"))
+            c->flags |= CRAFT_KV_EXPIRE_LT;
+        else {
+            craft_resp_append_errorf(out, "ERR Unsupported option %.*s", (int)argv[i].len,
+                                     argv[i].data);
+            return 0;
+        }
+    }
+    if ((c->flags & CRAFT_KV_EXPIRE_NX) && (c->flags & ~CRAFT_KV_EXPIRE_NX)) {
+        craft_resp_append_error(out, "ERR NX and XX, GT or LT options at the same time are not compatible");
+        return 0;
+    }
+    if ((c->flags & CRAFT_KV_EXPIRE_GT) && (c->flags & CRAFT_KV_EXPIRE_LT)) {
+        craft_resp_append_error(out, "ERR GT and LT options at the same time are not compatible");
+        return 0;
+    }
+    if (craft_kv_deadline(abs ? 0 : now, v, secs, &c->expire_at) != 0) {
+        craft_resp_append_errorf(out, "ERR invalid expire time in '%s' command", name);
+        return 0;
+    }
+    return 1;
+}
+
+static int w_expire(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)items;
+    return expire_common("expire", true, false, argc, argv, now, c, out);
+}
+
+static int w_pexpire(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                     struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)items;
+    return expire_common("pexpire", false, false, argc, argv, now, c, out);
+}
+
+static int w_expireat(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                      struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)items;
+    return expire_common("expireat", true, true, argc, argv, now, c, out);
+}
+
+static int w_pexpireat(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                       struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)items;
+    return expire_common("pexpireat", false, true, argc, argv, now, c, out);
+}
+
+static int w_flushall(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                      struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)now, (void)items;
+    if (argc > 2 || (argc == 2 && !eq(&argv[1], "SYNC") && !eq(&argv[1], "ASYNC"))) {
+        craft_resp_append_error(out, ERR_SYNTAX);
+        return 0;
+    }
+    c->op = CRAFT_KV_OP_FLUSHALL;
+    return 1;
+}
+
+/* ---- reads ---- */
+
+static void store_err(struct craft_resp_buf *out, int rc)
+{
+    craft_resp_append_errorf(out, "ERR storage error: %s", craft_strerror(rc));
+}
+
+static void r_get(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+                  const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)s, (void)argc;
+    const uint8_t *v;
+    size_t n;
+    int rc = craft_kv_read_get(r, (const uint8_t *)argv[1].data, argv[1].len, &v, &n);
+    if (rc == CRAFT_OK)
+        craft_resp_append_bulk(out, v, n);
+    else if (rc == CRAFT_ENOTFOUND)
+        craft_resp_append_null_bulk(out);
+    else
+        store_err(out, rc);
+}
+
+static void r_mget(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+                   const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)s;
+    craft_resp_append_array(out, argc - 1);
+    for (size_t i = 1; i < argc; i++) {
+        const uint8_t *v;
+        size_t n;
+        if (craft_kv_read_get(r, (const uint8_t *)argv[i].data, argv[i].len, &v, &n) == CRAFT_OK)
+            craft_resp_append_bulk(out, v, n);
+        else
+            craft_resp_append_null_bulk(out); /* as Redis: nil for anything not a string */
+    }
+}
+
+static void r_exists(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+                     const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)s;
+    int64_t n = 0;
+    for (size_t i = 1; i < argc; i++) {
+        const uint8_t *v;
+        size_t len;
+        int rc = craft_kv_read_get(r, (const uint8_t *)argv[i].data, argv[i].len, &v, &len);
+        if (rc == CRAFT_OK)
+            n++;
+        else if (rc != CRAFT_ENOTFOUND) {
+            store_err(out, rc);
+            return;
+        }
+    }
+    craft_resp_append_int(out, n);
+}
+
+static void r_strlen(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+                     const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)s, (void)argc;
+    const uint8_t *v;
+    size_t n = 0;
+    int rc = craft_kv_read_get(r, (const uint8_t *)argv[1].data, argv[1].len, &v, &n);
+    if (rc == CRAFT_OK || rc == CRAFT_ENOTFOUND)
+        craft_resp_append_int(out, rc == CRAFT_OK ? (int64_t)n : 0);
+    else
+        store_err(out, rc);
+}
+
+static void r_type(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+                   const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)s, (void)argc;
+    const uint8_t *v;
+    size_t n;
+    int rc = craft_kv_read_get(r, (const uint8_t *)argv[1].data, argv[1].len, &v, &n);
+    if (rc == CRAFT_OK || rc == CRAFT_ENOTFOUND)
+        craft_resp_append_simple(out, rc == CRAFT_OK ? "string" : "none");
+    else
+        store_err(out, rc);
+}
+
+static void r_ttl(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+                  const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)s, (void)argc;
+    int64_t v;
+    int rc = craft_kv_read_ttl(r, (const uint8_t *)argv[1].data, argv[1].len, &v);
+    if (rc == CRAFT_OK)
+        craft_resp_append_int(out, v);
+    else
+        store_err(out, rc);
+}
+
+static void r_pttl(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+                   const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)s, (void)argc;
+    int64_t v;
+    int rc = craft_kv_read_pttl(r, (const uint8_t *)argv[1].data, argv[1].len, &v);
+    if (rc == CRAFT_OK)
+        craft_resp_append_int(out, v);
+    else
+        store_err(out, rc);
+}
+
+static void r_dbsize(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+                     const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)s, (void)argc, (void)argv;
+    uint64_t n;
+    int rc = craft_kv_read_dbsize(r, &n);
+    if (rc == CRAFT_OK)
+        craft_resp_append_int(out, (int64_t)n);
+    else
+        store_err(out, rc);
+}
+
+struct scan_ctx {
+    struct craft_resp_buf keys;
+    size_t n;
+    bool none; /* TYPE other than string: match nothing */
+};
+
+static int scan_emit(void *ctx, const uint8_t *key, size_t klen)
+{
+    struct scan_ctx *sc = ctx;
+    if (sc->none)
+        return CRAFT_OK;
+    if (craft_resp_append_bulk(&sc->keys, key, klen) != CRAFT_OK)
+        return CRAFT_ENOMEM;
+    sc->n++;
+    return CRAFT_OK;
+}
+
+static void r_scan(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+                   const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)s;
+    int64_t count = 10;
+    uint64_t ucur;
+    {
+        char buf[24];
+        size_t n = argv[1].len < sizeof buf - 1 ? argv[1].len : sizeof buf - 1;
+        memcpy(buf, argv[1].data, n);
+        buf[n] = '\0';
+        char *end;
+        errno = 0;
+        ucur = strtoull(buf, &end, 10);
+        if (errno || *end || n == 0 || buf[0] == '-') {
+            craft_resp_append_error(out, "ERR invalid cursor");
+            return;
+        }
+    }
+    const struct craft_resp_arg *pat = NULL;
+    struct scan_ctx sc = {0};
+    for (size_t i = 2; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            craft_resp_append_error(out, ERR_SYNTAX);
+            return;
+        }
+        if (eq(&argv[i], "MATCH")) {
+            pat = &argv[i + 1];
+        } else if (eq(&argv[i], "COUNT")) {
+            if (parse_i64(&argv[i + 1], &count)) {
+                craft_resp_append_error(out, ERR_INT);
+                return;
+            }
+            if (count < 1) {
+                craft_resp_append_error(out, ERR_SYNTAX);
+                return;
+            }
+        } else if (eq(&argv[i], "TYPE")) {
+            sc.none = !eq(&argv[i + 1], "string");
+        } else {
+            craft_resp_append_error(out, ERR_SYNTAX);
+            return;
+        }
+    }
+    uint64_t next = 0;
+    int rc = craft_kv_read_scan(r, ucur, pat ? (const uint8_t *)pat->data : NULL,
+                                pat ? pat->len : 0, (size_t)count, scan_emit, &sc, &next);
+    if (rc != CRAFT_OK) {
+        store_err(out, rc);
+    } else {
+        char cur[24];
+        int n = snprintf(cur, sizeof cur, "%" PRIu64, next);
+        craft_resp_append_array(out, 2);
+        craft_resp_append_bulk(out, cur, (size_t)n);
+        craft_resp_append_array(out, sc.n);
+        craftkv_buf_append_raw(out, sc.keys.data, sc.keys.len);
+    }
+    craft_resp_buf_free(&sc.keys);
+}
+
+/* ---- connection-local commands ---- */
+
+static void l_ping(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                   const struct craft_resp_arg *argv)
+{
+    (void)s;
+    if (argc > 2)
+        craft_resp_append_error(&c->out, "ERR wrong number of arguments for 'ping' command");
+    else if (argc == 2)
+        craft_resp_append_bulk(&c->out, argv[1].data, argv[1].len);
+    else
+        craft_resp_append_simple(&c->out, "PONG");
+}
+
+static void l_echo(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                   const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc;
+    craft_resp_append_bulk(&c->out, argv[1].data, argv[1].len);
+}
+
+static void l_select(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                     const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc;
+    int64_t db;
+    if (parse_i64(&argv[1], &db))
+        craft_resp_append_error(&c->out, ERR_INT);
+    else if (db != 0)
+        craft_resp_append_error(&c->out, "ERR DB index is out of range");
+    else
+        craft_resp_append_simple(&c->out, "OK");
+}
+
+static void l_quit(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                   const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    craft_resp_append_simple(&c->out, "OK");
+    c->closing = true;
+}
+
+static void l_client(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                     const struct craft_resp_arg *argv)
+{
+    (void)s;
+    if (eq(&argv[1], "ID") && argc == 2) {
+        craft_resp_append_int(&c->out, (int64_t)c->id);
+    } else if (eq(&argv[1], "GETNAME") && argc == 2) {
+        if (c->name[0])
+            craft_resp_append_bulk(&c->out, c->name, strlen(c->name));
+        else
+            craft_resp_append_null_bulk(&c->out);
+    } else if (eq(&argv[1], "SETNAME") && argc == 3) {
+        for (size_t i = 0; i < argv[2].len; i++)
+            if (argv[2].data[i] <= ' ' || argv[2].data[i] > '~') {
+                craft_resp_append_error(&c->out, "ERR Client names cannot contain spaces, newlines or special characters.");
+                return;
+            }
+        size_t n = argv[2].len < sizeof c->name - 1 ? argv[2].len : sizeof c->name - 1;
+        memcpy(c->name, argv[2].data, n);
+        c->name[n] = '\0';
+        craft_resp_append_simple(&c->out, "OK");
+    } else if (eq(&argv[1], "SETINFO") && argc == 4) {
+        craft_resp_append_simple(&c->out, "OK");
+    } else {
+        craft_resp_append_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
+                                 (int)(argv[1].len > 64 ? 64 : argv[1].len), argv[1].data);
+    }
+}
+
+static void l_command(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                      const struct craft_resp_arg *argv)
+{
+    (void)s;
+    if (argc >= 2 && eq(&argv[1], "COUNT")) {
+        size_t n = 0;
+        while (craftkv_cmd_at(n))
+            n++;
+        craft_resp_append_int(&c->out, (int64_t)n);
+    } else {
+        /* COMMAND, COMMAND DOCS, COMMAND INFO: an empty array is enough for redis-cli
+         * (it then offers no hints) and redis-benchmark. */
+        craft_resp_append_array(&c->out, 0);
+    }
+}
+
+static void l_config(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                     const struct craft_resp_arg *argv)
+{
+    (void)s;
+    if (eq(&argv[1], "GET") && argc == 3) {
+        static const char *const known[][2] = {{"save", ""}, {"appendonly", "no"},
+                                               {"databases", "1"}};
+        size_t n = 0;
+        bool hit[3] = {false, false, false};
+        for (size_t i = 0; i < 3; i++)
+            if (craft_kv_glob_match((const uint8_t *)argv[2].data, argv[2].len,
+                                    (const uint8_t *)known[i][0], strlen(known[i][0]))) {
+                hit[i] = true;
+                n++;
+            }
+        craft_resp_append_array(&c->out, 2 * n);
+        for (size_t i = 0; i < 3; i++)
+            if (hit[i]) {
+                craft_resp_append_bulk(&c->out, known[i][0], strlen(known[i][0]));
+                craft_resp_append_bulk(&c->out, known[i][1], strlen(known[i][1]));
+            }
+    } else if (eq(&argv[1], "RESETSTAT") && argc == 2) {
+        craft_resp_append_simple(&c->out, "OK");
+    } else if (eq(&argv[1], "SET")) {
+        craft_resp_append_error(&c->out, "ERR CONFIG SET is not supported by craftkv");
+    } else {
+        craft_resp_append_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",
+                                 (int)(argv[1].len > 64 ? 64 : argv[1].len), argv[1].data);
+    }
+}
+
+static void l_info(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                   const struct craft_resp_arg *argv)
+{
+    (void)argc, (void)argv;
+    craftkv_info(s, &c->out);
+}
+
+/* ---- the table ---- */
+
+#define LOCAL(n, a, f) {n, a, CRAFTKV_LOCAL, f, NULL, NULL}
+#define READ(n, a, f)  {n, a, CRAFTKV_READ, NULL, f, NULL}
+#define WRITE(n, a, f) {n, a, CRAFTKV_WRITE, NULL, NULL, f}
+
+static const struct craftkv_cmd_def table[] = {
+    LOCAL("ping", -1, l_ping),
+    LOCAL("echo", 2, l_echo),
+    LOCAL("select", 2, l_select),
+    LOCAL("quit", -1, l_quit),
+    LOCAL("client", -2, l_client),
+    LOCAL("command", -1, l_command),
+    LOCAL("config", -2, l_config),
+    LOCAL("info", -1, l_info),
+    READ("get", 2, r_get),
+    READ("mget", -2, r_mget),
+    READ("exists", -2, r_exists),
+    READ("strlen", 2, r_strlen),
+    READ("type", 2, r_type),
+    READ("ttl", 2, r_ttl),
+    READ("pttl", 2, r_pttl),
+    READ("dbsize", 1, r_dbsize),
+    READ("scan", -2, r_scan),
+    WRITE("set", -3, w_set),
+    WRITE("setnx", 3, w_setnx),
+    WRITE("getset", 3, w_getset),
+    WRITE("getdel", 2, w_getdel),
+    WRITE("del", -2, w_del),
+    WRITE("unlink", -2, w_del),
+    WRITE("append", 3, w_append),
+    WRITE("incr", 2, w_incr),
+    WRITE("decr", 2, w_decr),
+    WRITE("incrby", 3, w_incrby),
+    WRITE("decrby", 3, w_decrby),
+    WRITE("mset", -3, w_mset),
+    WRITE("msetnx", -3, w_msetnx),
+    WRITE("expire", -3, w_expire),
+    WRITE("pexpire", -3, w_pexpire),
+    WRITE("expireat", -3, w_expireat),
+    WRITE("pexpireat", -3, w_pexpireat),
+    WRITE("persist", 2, w_persist),
+    WRITE("flushall", -1, w_flushall),
+    WRITE("flushdb", -1, w_flushall),
+};
+
+const struct craftkv_cmd_def *craftkv_cmd_at(size_t i)
+{
+    return i < sizeof table / sizeof table[0] ? &table[i] : NULL;
+}
+
+const struct craftkv_cmd_def *craftkv_cmd_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strlen(table[i].name) == len && strncasecmp(table[i].name, name, len) == 0)
+            return &table[i];
+    return NULL;
+}

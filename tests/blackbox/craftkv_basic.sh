@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Black-box test of craftkv: a 3-node cluster on loopback, driven with redis-cli and
+# redis-benchmark. Usage: tests/blackbox/craftkv_basic.sh path/to/craftkv
+# Prints "N passed, M failed" last; exits non-zero on any failure.
+set -u
+BIN=${1:?usage: $0 path/to/craftkv}
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+command -v redis-cli >/dev/null || { echo "redis-cli not found"; echo "0 passed, 1 failed"; exit 1; }
+
+TMP=$(mktemp -d /tmp/craftkv_basic.XXXXXX)
+PASS=0
+FAIL=0
+declare -A PID
+
+ok()   { PASS=$((PASS + 1)); echo "ok   $1"; }
+bad()  { FAIL=$((FAIL + 1)); echo "FAIL $1${2:+: $2}"; }
+check() { # name expected actual
+    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "want '$2' got '$3'"; fi
+}
+
+cleanup() {
+    # SIGTERM first: a clean shutdown is part of what is tested (sanitizer builds report
+    # on exit); SIGKILL whatever is still up after 10 s.
+    for id in "${!PID[@]}"; do kill -TERM "${PID[$id]}" 2>/dev/null; done
+    for _ in $(seq 1 50); do
+        alive=0
+        for id in "${!PID[@]}"; do kill -0 "${PID[$id]}" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.2
+    done
+    for id in "${!PID[@]}"; do kill -9 "${PID[$id]}" 2>/dev/null; done
+    wait 2>/dev/null
+    if grep -l -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$TMP"/*.log 2>/dev/null; then
+        echo "sanitizer reports in the logs above"
+        KEEP_TMP=1
+    fi
+    if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Three client ports and three peer ports, all free.
+BASE=0
+for try in $(seq 1 50); do
+    b=$((20000 + (RANDOM % 2000) * 10))
+    all=1
+    for i in 0 1 2; do port_free $((b + i)) && port_free $((b + 100 + i)) || all=0; done
+    if [ $all = 1 ]; then BASE=$b; break; fi
+done
+[ $BASE != 0 ] || { echo "no free ports"; echo "0 passed, 1 failed"; exit 1; }
+CPORT() { echo $((BASE + $1 - 1)); }
+CLUSTER="1=127.0.0.1:$((BASE + 100))/127.0.0.1:$BASE,2=127.0.0.1:$((BASE + 101))/127.0.0.1:$((BASE + 1)),3=127.0.0.1:$((BASE + 102))/127.0.0.1:$((BASE + 2))"
+
+start() { # id [full]
+    if [ "${2:-}" = full ]; then
+        "$BIN" --id "$1" --data-dir "$TMP/n$1" --initial-cluster "$CLUSTER" 2>>"$TMP/n$1.log" &
+    else
+        "$BIN" --id "$1" --data-dir "$TMP/n$1" 2>>"$TMP/n$1.log" &
+    fi
+    PID[$1]=$!
+}
+cli() { local p; p=$(CPORT "$1"); shift; timeout 10 redis-cli -p "$p" "$@" 2>&1; }
+leader() { # prints the id of the node that says it leads, or nothing
+    for i in 1 2 3; do
+        [ -n "${PID[$i]:-}" ] || continue
+        if cli "$i" info raft 2>/dev/null | tr -d '\r' | grep -q '^role:leader$'; then echo "$i"; return; fi
+    done
+}
+wait_leader() {
+    for _ in $(seq 1 100); do l=$(leader); [ -n "$l" ] && { echo "$l"; return; }; sleep 0.2; done
+}
+
+# ---- flags and errors ----
+"$BIN" --help | grep -q -- "--initial-cluster" && ok "--help" || bad "--help"
+"$BIN" --bogus x >/dev/null 2>&1; [ $? -ne 0 ] && ok "unknown flag exits non-zero" || bad "unknown flag exits non-zero"
+"$BIN" --id 1 --data-dir "$TMP/none" >/dev/null 2>&1; [ $? -ne 0 ] && ok "first start without cluster fails" || bad "first start without cluster fails"
+
+# ---- start ----
+for i in 1 2 3; do start $i full; done
+L=$(wait_leader)
+[ -n "$L" ] && ok "a leader is elected (node $L)" || { bad "a leader is elected"; }
+
+# An occupied client port: the second process must fail clearly.
+mkdir -p "$TMP/dup"
+out=$("$BIN" --id 1 --data-dir "$TMP/dup" --initial-cluster "$CLUSTER" 2>&1); rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -qi "in use" && ok "occupied port: clear error" || bad "occupied port: clear error" "$out"
+
+# ---- SET/GET through every node ----
+for i in 1 2 3; do check "SET via node $i" OK "$(cli $i set key$i val$i)"; done
+for i in 1 2 3; do
+    for k in 1 2 3; do check "GET key$k via node $i" "val$k" "$(cli $i get key$k)"; done
+done
+
+# ---- INCR 100 times through the three nodes ----
+errs=0
+for n in $(seq 1 100); do
+    r=$(cli $(( (n % 3) + 1 )) incr counter)
+    [ "$r" = "$n" ] || errs=$((errs + 1))
+done
+check "INCR x100 replies in sequence" 0 "$errs"
+for i in 1 2 3; do check "counter via node $i" 100 "$(cli $i get counter)"; done
+
+# ---- a few commands and Redis's error texts ----
+check "unknown command" "ERR unknown command 'nosuch', with args beginning with: 'a' " "$(cli 1 nosuch a)"
+check "wrong arity" "ERR wrong number of arguments for 'get' command" "$(cli 2 get)"
+check "SET NX on existing" "" "$(cli 3 set key1 other NX)"
+check "SET GET" "val1" "$(cli 2 set key1 new GET)"
+check "APPEND" "5" "$(cli 1 append app hello)"
+check "STRLEN" "5" "$(cli 3 strlen app)"
+check "EXPIRE then TTL" "1" "$(cli 2 expire app 100)"
+t=$(cli 3 ttl app); [ "$t" -ge 99 ] 2>/dev/null && [ "$t" -le 100 ] && ok "TTL" || bad "TTL" "$t"
+check "MSET" "OK" "$(cli 2 mset m1 a m2 b)"
+check "MGET" "$(printf 'a\nb\n')" "$(cli 3 mget m1 m2 nope)"
+check "DEL" "2" "$(cli 1 del m1 m2)"
+check "TYPE" "string" "$(cli 3 type counter)"
+check "EXISTS" "2" "$(cli 2 exists counter key2 nope)"
+check "SELECT 0" "OK" "$(cli 1 select 0)"
+check "CLIENT SETNAME/GETNAME" "$(printf 'OK\nme')" "$(printf 'CLIENT SETNAME me\nCLIENT GETNAME\n' | cli 1)"
+check "CONFIG GET save" "$(printf 'save\n')" "$(cli 1 config get save)"
+
+# ---- pipelining and a hostile stream ----
+p=$(cli 2 --no-raw ping)
+got=$(printf 'SET pipe 1\r\nINCR pipe\r\nINCR pipe\r\nGET pipe\r\nPING\r\n' | timeout 5 redis-cli -p "$(CPORT 2)" 2>&1 | tr '\n' ' ')
+check "pipelined commands keep order" "OK 2 3 3 PONG " "$got"
+( exec 3<>"/dev/tcp/127.0.0.1/$(CPORT 1)"; printf '*2\r\n$-7\r\nxx\r\n' >&3; timeout 2 cat <&3 >/dev/null ) 2>/dev/null
+check "a protocol error closes only that connection" PONG "$(cli 1 ping)"
+
+# ---- kill -9 the leader, restart it ----
+L=$(leader)
+if [ -n "$L" ]; then
+    kill -9 "${PID[$L]}"; wait "${PID[$L]}" 2>/dev/null 3>/dev/null; unset "PID[$L]"
+    sleep 0.5
+    other=$(( (L % 3) + 1 ))
+    check "write after leader crash (via node $other)" OK "$(cli $other set after crash)"
+    check "counter intact after crash" 100 "$(cli $other get counter)"
+    start "$L"   # only --id and --data-dir: the rest comes from craftkv.conf
+    sleep 0.5
+    for _ in $(seq 1 50); do [ "$(cli $L ping)" = PONG ] && break; sleep 0.2; done
+    check "restarted node serves counter" 100 "$(cli $L get counter)"
+    check "restarted node has write made while down" crash "$(cli $L get after)"
+    for k in 2 3; do check "restarted node has key$k" "val$k" "$(cli $L get key$k)"; done
+    check "restarted node accepts writes" 101 "$(cli $L incr counter)"
+else
+    bad "no leader to kill"
+fi
+
+# ---- redis-benchmark ----
+if command -v redis-benchmark >/dev/null; then
+    for i in 1 2; do
+        out=$(timeout 120 redis-benchmark -q -t set,get -n 2000 -c 10 -p "$(CPORT $i)" 2>&1); rc=$?
+        if [ $rc -eq 0 ] && ! echo "$out" | grep -qi "err" && echo "$out" | grep -q "GET:"; then
+            ok "redis-benchmark via node $i: $(echo "$out" | tr '\r' '\n' | grep -E 'requests per second' | sed 's/, p50.*//' | tr '\n' ' ')"
+        else
+            bad "redis-benchmark via node $i" "$out"
+        fi
+    done
+else
+    bad "redis-benchmark not installed"
+fi
+
+# Stop the nodes now (not only in the EXIT trap) so that sanitizer reports count.
+for id in "${!PID[@]}"; do kill -TERM "${PID[$id]}" 2>/dev/null; done
+for id in "${!PID[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "${PID[$id]}" 2>/dev/null || break; sleep 0.2; done
+done
+if grep -q -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$TMP"/*.log 2>/dev/null; then
+    bad "sanitizer reports in the node logs" "$(grep -l -E 'Sanitizer|runtime error' "$TMP"/*.log | tr '\n' ' ')"
+    KEEP_TMP=1
+else
+    ok "clean shutdown, no sanitizer reports"
+fi
+
+echo "$PASS passed, $FAIL failed"
+[ $FAIL -eq 0 ]

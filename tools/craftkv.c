@@ -1,0 +1,452 @@
+/* craftkv: a replicated Redis-compatible key/value server on craft.
+ *
+ *   craftkv --id N --data-dir DIR --initial-cluster ID=HOST:PEER/HOST:CLIENT,...
+ *           [--listen-client HOST:PORT] [--listen-peer HOST:PORT] [--timeout-ms MS]
+ *   craftkv --id N --data-dir DIR            (a restart: the rest is in DIR/craftkv.conf)
+ *   craftkv local --nodes N [--dir D] [--base-port P]
+ *
+ * Design: docs/design/craftkv.md. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kv/server.h"
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: craftkv --id N --data-dir DIR --initial-cluster ID=HOST:PEERPORT/HOST:CLIENTPORT,...\n"
+            "               [--listen-client HOST:PORT] [--listen-peer HOST:PORT] [--timeout-ms MS]\n"
+            "       craftkv --id N --data-dir DIR      restart: settings from DIR/craftkv.conf\n"
+            "       craftkv local --nodes N [--dir D] [--base-port P]\n"
+            "\n"
+            "A Redis-compatible key/value server replicated with Raft. Every node lists every\n"
+            "node's peer and client address in --initial-cluster (followers forward writes to\n"
+            "the leader's client address). --listen-client/--listen-peer default to this node's\n"
+            "entry. The first start writes DIR/craftkv.conf; raft data goes to DIR/raft, the\n"
+            "LMDB store to DIR/kv. --timeout-ms (default 5000): how long a command waits for a\n"
+            "leader and a quorum before failing with TRYAGAIN.\n"
+            "\n"
+            "local: runs N nodes on 127.0.0.1 as child processes (client ports P..P+N-1, peer\n"
+            "ports P+100..; default P=7001, D=./craftkv-local), restarts crashed ones, stops\n"
+            "them all on Ctrl-C.\n");
+}
+
+static int die(const char *fmt, const char *a)
+{
+    fprintf(stderr, "craftkv: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, "\n");
+    return 2;
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end || !*s || *s == '-')
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* ---- craftkv.conf: key=value lines ---- */
+
+struct conf {
+    char id[24], listen_client[CRAFTKV_ADDR_MAX], listen_peer[CRAFTKV_ADDR_MAX];
+    char cluster[2048];
+};
+
+static int conf_load(const char *path, struct conf *c)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT ? 1 : -1;
+    char line[2200];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *eq = strchr(line, '=');
+        if (!eq || line[0] == '#')
+            continue;
+        *eq = '\0';
+        const char *v = eq + 1;
+        if (strcmp(line, "id") == 0)
+            snprintf(c->id, sizeof c->id, "%s", v);
+        else if (strcmp(line, "listen_client") == 0)
+            snprintf(c->listen_client, sizeof c->listen_client, "%s", v);
+        else if (strcmp(line, "listen_peer") == 0)
+            snprintf(c->listen_peer, sizeof c->listen_peer, "%s", v);
+        else if (strcmp(line, "initial_cluster") == 0)
+            snprintf(c->cluster, sizeof c->cluster, "%s", v);
+    }
+    fclose(f);
+    return 0;
+}
+
+static int conf_save(const char *path, const struct conf *c)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "# written by craftkv on first start; a restart needs only --id and --data-dir\n"
+               "id=%s\nlisten_client=%s\nlisten_peer=%s\ninitial_cluster=%s\n",
+            c->id, c->listen_client, c->listen_peer, c->cluster);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return rename(tmp, path);
+}
+
+static int mkdirs(const char *dir)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir(p, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *s = '/';
+        }
+    return mkdir(p, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int run_server(int argc, char **argv)
+{
+    struct conf flags = {0}, file = {0};
+    const char *dir = NULL, *timeout = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc)
+            return die("%s needs a value (see --help)", a);
+        const char *v = argv[++i];
+        if (strcmp(a, "--id") == 0)
+            snprintf(flags.id, sizeof flags.id, "%s", v);
+        else if (strcmp(a, "--data-dir") == 0)
+            dir = v;
+        else if (strcmp(a, "--listen-client") == 0)
+            snprintf(flags.listen_client, sizeof flags.listen_client, "%s", v);
+        else if (strcmp(a, "--listen-peer") == 0)
+            snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", v);
+        else if (strcmp(a, "--initial-cluster") == 0)
+            snprintf(flags.cluster, sizeof flags.cluster, "%s", v);
+        else if (strcmp(a, "--timeout-ms") == 0)
+            timeout = v;
+        else
+            return die("unknown flag %s (see --help)", a);
+    }
+    if (!dir)
+        return die("%s", "--data-dir is required (see --help)");
+    if (!flags.id[0])
+        return die("%s", "--id is required (see --help)");
+    struct craftkv_opts o = {0};
+    if (parse_u64(flags.id, &o.id) || o.id == 0)
+        return die("bad --id '%s' (want a positive integer)", flags.id);
+    if (timeout) {
+        uint64_t t;
+        if (parse_u64(timeout, &t) || t == 0 || t > 600000)
+            return die("bad --timeout-ms '%s'", timeout);
+        o.timeout_ms = (uint32_t)t;
+    }
+
+    char conf_path[4200];
+    snprintf(conf_path, sizeof conf_path, "%s/craftkv.conf", dir);
+    int lr = conf_load(conf_path, &file);
+    if (lr < 0) {
+        fprintf(stderr, "craftkv: cannot read %s: %s\n", conf_path, strerror(errno));
+        return 1;
+    }
+    bool first = lr == 1;
+    if (!first) {
+        if (strcmp(file.id, flags.id) != 0) {
+            fprintf(stderr, "craftkv: --id %s but %s belongs to node %s\n", flags.id, conf_path,
+                    file.id);
+            return 2;
+        }
+        if (flags.cluster[0] && strcmp(flags.cluster, file.cluster) != 0) {
+            fprintf(stderr,
+                    "craftkv: --initial-cluster differs from the one in %s (the cluster is fixed at first start)\n",
+                    conf_path);
+            return 2;
+        }
+        snprintf(flags.cluster, sizeof flags.cluster, "%s", file.cluster);
+        if (!flags.listen_client[0])
+            snprintf(flags.listen_client, sizeof flags.listen_client, "%s", file.listen_client);
+        if (!flags.listen_peer[0])
+            snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", file.listen_peer);
+    } else if (!flags.cluster[0]) {
+        return die("%s has no craftkv.conf: the first start needs --initial-cluster", dir);
+    }
+    char err[512];
+    if (craftkv_parse_cluster(flags.cluster, &o, err, sizeof err) != 0) {
+        fprintf(stderr, "craftkv: %s\n", err);
+        return 2;
+    }
+    const struct craftkv_member *me = NULL;
+    for (size_t i = 0; i < o.n_members; i++)
+        if (o.members[i].id == o.id)
+            me = &o.members[i];
+    if (!me)
+        return die("--id %s is not in --initial-cluster", flags.id);
+    if (!flags.listen_client[0])
+        snprintf(flags.listen_client, sizeof flags.listen_client, "%s", me->client_addr);
+    if (!flags.listen_peer[0])
+        snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", me->peer_addr);
+    snprintf(o.listen_client, sizeof o.listen_client, "%s", flags.listen_client);
+    snprintf(o.listen_peer, sizeof o.listen_peer, "%s", flags.listen_peer);
+    o.data_dir = dir;
+    if (mkdirs(dir) != 0) {
+        fprintf(stderr, "craftkv: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+
+    install_signals();
+    struct craftkv_server *s;
+    if (craftkv_server_start(&o, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "craftkv: node %s: %s\n", flags.id, err);
+        return 1;
+    }
+    if (first && conf_save(conf_path, &flags) != 0) {
+        fprintf(stderr, "craftkv: cannot write %s: %s\n", conf_path, strerror(errno));
+        craftkv_server_destroy(s);
+        return 1;
+    }
+    fprintf(stderr, "craftkv: node %s serving clients on %s, peers on %s, data in %s\n", flags.id,
+            o.listen_client, o.listen_peer, dir);
+    craftkv_server_run(s, &g_stop);
+    fprintf(stderr, "craftkv: node %s stopping\n", flags.id);
+    craftkv_server_destroy(s);
+    return 0;
+}
+
+/* ---- craftkv local ---- */
+
+struct child {
+    pid_t pid;
+    char dir[4096];
+    int client_port;
+    time_t started;
+    int quick_crashes;
+};
+
+static pid_t spawn(const char *self, int id, struct child *c, const char *cluster, int base)
+{
+    char conf[4200], idbuf[16], lc[32], lp[32], log[4200];
+    snprintf(conf, sizeof conf, "%s/craftkv.conf", c->dir);
+    snprintf(idbuf, sizeof idbuf, "%d", id);
+    snprintf(lc, sizeof lc, "127.0.0.1:%d", base + id - 1);
+    snprintf(lp, sizeof lp, "127.0.0.1:%d", base + 100 + id - 1);
+    snprintf(log, sizeof log, "%s.log", c->dir);
+    bool restart = access(conf, F_OK) == 0;
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    FILE *f = freopen(log, "a", stderr);
+    (void)f;
+    if (restart)
+        execl(self, self, "--id", idbuf, "--data-dir", c->dir, (char *)NULL);
+    else
+        execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
+              (char *)NULL);
+    _exit(127);
+}
+
+/* The id of the leader a node reports, or 0. */
+static uint64_t leader_of(int port)
+{
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    int fd = craftkv_client_connect(addr, 500);
+    if (fd < 0)
+        return 0;
+    struct craft_resp_arg cmd[2] = {{"INFO", 4}, {"raft", 4}};
+    struct craft_resp_buf reply = {0};
+    uint64_t id = 0;
+    if (craftkv_client_call(fd, 2, cmd, &reply) == 0 && reply.len > 0) {
+        char *text = malloc(reply.len + 1);
+        if (text) {
+            memcpy(text, reply.data, reply.len);
+            text[reply.len] = '\0';
+            const char *p = strstr(text, "\nrole:leader");
+            const char *l = strstr(text, "leader_id:");
+            if (p && l)
+                id = strtoull(l + 10, NULL, 10);
+            free(text);
+        }
+    }
+    craft_resp_buf_free(&reply);
+    close(fd);
+    return id;
+}
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int run_local(int argc, char **argv)
+{
+    uint64_t n = 0, base = 7001;
+    const char *dir = "craftkv-local";
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc)
+            return die("%s needs a value (see --help)", argv[i]);
+        const char *a = argv[i], *v = argv[++i];
+        if (strcmp(a, "--nodes") == 0) {
+            if (parse_u64(v, &n) || n == 0 || n > CRAFTKV_NODES_MAX)
+                return die("bad --nodes '%s' (1..16)", v);
+        } else if (strcmp(a, "--dir") == 0) {
+            dir = v;
+        } else if (strcmp(a, "--base-port") == 0) {
+            if (parse_u64(v, &base) || base == 0 || base + 100 + CRAFTKV_NODES_MAX > 65535)
+                return die("bad --base-port '%s'", v);
+        } else {
+            return die("unknown flag %s (see --help)", a);
+        }
+    }
+    if (n == 0)
+        return die("%s", "local needs --nodes N (see --help)");
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0)
+        return die("%s", "cannot find my own executable (/proc/self/exe)");
+    self[sl] = '\0';
+    if (mkdirs(dir) != 0) {
+        fprintf(stderr, "craftkv: cannot create %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char cluster[2048] = "";
+    size_t off = 0;
+    for (uint64_t i = 1; i <= n; i++)
+        off += (size_t)snprintf(cluster + off, sizeof cluster - off,
+                                "%s%llu=127.0.0.1:%llu/127.0.0.1:%llu", i > 1 ? "," : "",
+                                (unsigned long long)i, (unsigned long long)(base + 100 + i - 1),
+                                (unsigned long long)(base + i - 1));
+    install_signals();
+    struct child kids[CRAFTKV_NODES_MAX] = {0};
+    for (uint64_t i = 0; i < n; i++) {
+        snprintf(kids[i].dir, sizeof kids[i].dir, "%s/n%llu", dir, (unsigned long long)(i + 1));
+        kids[i].client_port = (int)(base + i);
+        kids[i].pid = spawn(self, (int)i + 1, &kids[i], cluster, (int)base);
+        kids[i].started = time(NULL);
+    }
+    uint64_t leader = 0;
+    for (int tries = 0; tries < 300 && !leader && !g_stop; tries++) {
+        for (uint64_t i = 0; i < n && !leader; i++)
+            leader = leader_of(kids[i].client_port);
+        if (!leader)
+            nap_ms(100);
+    }
+    if (!leader && !g_stop)
+        fprintf(stderr, "craftkv local: no leader after 30 s; see %s/n*.log\n", dir);
+    if (leader) {
+        printf("craftkv local: %llu nodes running in %s (logs: %s/n*.log), leader: node %llu\n",
+               (unsigned long long)n, dir, dir, (unsigned long long)leader);
+        for (uint64_t i = 0; i < n; i++)
+            printf("  node %llu: redis-cli -p %d\n", (unsigned long long)(i + 1),
+                   kids[i].client_port);
+        printf("Ctrl-C stops them all.\n");
+        fflush(stdout);
+    }
+    while (!g_stop) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            nap_ms(200);
+            continue;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            if (kids[i].pid != pid)
+                continue;
+            kids[i].pid = 0;
+            if (WIFSIGNALED(status))
+                fprintf(stderr, "craftkv local: node %llu (pid %d) killed by signal %d",
+                        (unsigned long long)(i + 1), (int)pid, WTERMSIG(status));
+            else
+                fprintf(stderr, "craftkv local: node %llu (pid %d) exited with status %d",
+                        (unsigned long long)(i + 1), (int)pid, WEXITSTATUS(status));
+            kids[i].quick_crashes = time(NULL) - kids[i].started < 5 ? kids[i].quick_crashes + 1 : 0;
+            if (kids[i].quick_crashes >= 3) {
+                fprintf(stderr, "; it keeps failing, not restarting it (see %s.log)\n", kids[i].dir);
+            } else {
+                fprintf(stderr, "; restarting it\n");
+                nap_ms(500);
+                kids[i].pid = spawn(self, (int)i + 1, &kids[i], cluster, (int)base);
+                kids[i].started = time(NULL);
+            }
+        }
+    }
+    fprintf(stderr, "craftkv local: stopping\n");
+    for (uint64_t i = 0; i < n; i++)
+        if (kids[i].pid > 0)
+            kill(kids[i].pid, SIGTERM);
+    for (int tries = 0; tries < 100; tries++) {
+        bool alive = false;
+        for (uint64_t i = 0; i < n; i++)
+            if (kids[i].pid > 0) {
+                if (waitpid(kids[i].pid, NULL, WNOHANG) == kids[i].pid)
+                    kids[i].pid = 0;
+                else
+                    alive = true;
+            }
+        if (!alive)
+            return 0;
+        nap_ms(100);
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (kids[i].pid > 0) {
+            kill(kids[i].pid, SIGKILL);
+            waitpid(kids[i].pid, NULL, 0);
+        }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "local") == 0)
+        return run_local(argc, argv);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    return run_server(argc, argv);
+}
