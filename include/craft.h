@@ -220,6 +220,12 @@ bool craft_future_done(struct craft_future *f);
 uint64_t craft_future_index(struct craft_future *f);
 void *craft_future_result(struct craft_future *f);
 void craft_future_release(struct craft_future *f);
+/* Asks for fn(ctx) once f completes, for event loops that cannot block in
+ * craft_future_wait: fn runs on the node thread that completes f (so it must be quick, must
+ * not block and must not call into the node or release f: wake your loop, then read the
+ * outcome there with craft_future_wait(f, 0)), or at once on the calling thread if f is
+ * complete already. At most one call per future, before it is released. */
+void craft_future_notify(struct craft_future *f, void (*fn)(void *ctx), void *ctx);
 
 /* ---- commands and reads ---- */
 

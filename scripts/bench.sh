@@ -120,4 +120,10 @@ printf '%-44s %12s   %-34s %s\n' "  io_floor fdatasync p50 / loopback p50 us" \
 printf '%-44s %12s   %-34s %s\n' "  canonical single p50 us" "${canon_single:-n/a}" "" ""
 printf '%-44s %12s   %-34s %s\n' "craft mem commits/s (4096 in flight)" "${craft_mem:-n/a}" \
     "> 1000000" "$(verdict 'a > b' "$craft_mem" 1000000)"
+
+# ---- craftkv against redis-server (redis-benchmark, side by side) ----
+if [ -x "${OUT:-build}/bin/craftkv" ]; then
+    printf '\n=== bench/craftkv_vs_redis.sh\n'
+    bench/craftkv_vs_redis.sh "${OUT:-build}/bin/craftkv" || status=$?
+fi
 exit "$status"

@@ -86,8 +86,11 @@ struct craft_kv_lmdb_config {
     uint32_t readers_max; /* concurrent read transactions (default 256) */
     /* false (default): every commit is durable (one fsync: MDB_NOMETASYNC, which keeps
      * atomicity, a system crash may only undo the last commit). true: no fsync (MDB_NOSYNC):
-     * a process crash loses nothing, a system crash may corrupt the file, which then must be
-     * removed and rebuilt from the Raft snapshot and log. */
+     * a process crash loses nothing; after an OS crash (a reboot while unsynced writes may
+     * exist, told by a marker file holding the boot id) the open drops the files and the
+     * store starts empty (craft_kv_store_lmdb_discarded): for a state machine rebuilt from a
+     * Raft snapshot and log, which craft's runtime does at every start anyway. A clean close
+     * syncs and removes the marker. */
     bool no_sync;
 };
 
@@ -98,6 +101,9 @@ struct craft_kv_lmdb_config {
  * limit below CRAFT_KV_STORE_KEY_BYTES_MAX). */
 int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craft_kv_store **out,
                              char *errbuf, size_t errbuf_cap);
+
+/* Whether the open dropped the files of an OS crash (no_sync only). s: an LMDB store. */
+bool craft_kv_store_lmdb_discarded(const struct craft_kv_store *s);
 
 /* The longest key the state machine stores: a 16-byte prefix and a user key. */
 #define CRAFT_KV_STORE_KEY_BYTES_MAX (16u + 480u)

@@ -5,11 +5,13 @@
  * machine thread captures a snapshot, the snapshot thread streams it and ends it). Write
  * transactions stay on one thread, as LMDB requires. */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/assert.h"
 #include "kv/kv_store.h"
@@ -21,7 +23,80 @@ struct lmdb_store {
     struct craft_kv_store base;
     MDB_env *env;
     MDB_dbi dbi[CRAFT_KV_TABLES];
+    char *marker;   /* no_sync: the unsynced-writes marker, removed by a clean close */
+    bool discarded; /* no_sync: the files were dropped at open (a reboot since unsynced writes) */
 };
+
+/* ---- no_sync: surviving process crashes for free, and OS crashes by discarding ----
+ *
+ * Without fsync, LMDB's pages reach the disk in any order: a process crash loses nothing
+ * (the page cache has every write), an OS crash can leave a torn file. So while unsynced
+ * writes may exist, a marker file holds the kernel's boot id. At open, a marker from
+ * another boot means the machine went down with unsynced writes: the files are dropped and
+ * the state machine starts empty, to be rebuilt from the Raft snapshot and log (which are
+ * fsynced). A clean close syncs and removes the marker. */
+
+static int read_boot_id(char *buf, size_t cap)
+{
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Drops the files of an OS crash, then writes this boot's marker durably. */
+static int marker_arm(const char *dir, const char *marker, bool *discarded, char *errbuf,
+                      size_t cap)
+{
+    char boot[64], old[64] = "";
+    if (read_boot_id(boot, sizeof boot) != 0) {
+        snprintf(errbuf, cap, "lmdb %s: no_sync needs /proc/sys/kernel/random/boot_id", dir);
+        return CRAFT_EIO;
+    }
+    int fd = open(marker, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, old, sizeof old - 1);
+        close(fd);
+        old[n > 0 ? n : 0] = '\0';
+        if (strcmp(old, boot) != 0) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s/data.mdb", dir);
+            if (unlink(path) != 0 && errno != ENOENT)
+                goto io;
+            snprintf(path, sizeof path, "%s/lock.mdb", dir);
+            if (unlink(path) != 0 && errno != ENOENT)
+                goto io;
+            *discarded = true;
+        }
+    }
+    fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        goto io;
+    size_t len = strlen(boot);
+    bool ok = write(fd, boot, len) == (ssize_t)len && fsync(fd) == 0;
+    close(fd);
+    if (!ok || fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0)
+        goto io;
+    return CRAFT_OK;
+io:
+    snprintf(errbuf, cap, "lmdb %s: unsynced-writes marker: %s", dir, strerror(errno));
+    return CRAFT_EIO;
+}
 
 struct craft_kv_txn {
     struct lmdb_store *s;
@@ -161,8 +236,22 @@ static void lmdb_abort(struct craft_kv_txn *t)
 static void lmdb_close(struct craft_kv_store *base)
 {
     struct lmdb_store *s = (struct lmdb_store *)base;
+    if (s->marker != NULL && mdb_env_sync(s->env, 1) == MDB_SUCCESS && unlink(s->marker) == 0) {
+        /* the marker stays if the sync failed: the next open after a reboot drops the files */
+        char *slash = strrchr(s->marker, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            fsync_path(s->marker, O_RDONLY | O_DIRECTORY);
+        }
+    }
     mdb_env_close(s->env);
+    free(s->marker);
     free(s);
+}
+
+bool craft_kv_store_lmdb_discarded(const struct craft_kv_store *base)
+{
+    return ((const struct lmdb_store *)base)->discarded;
 }
 
 static const struct craft_kv_store_ops lmdb_ops = {
@@ -200,8 +289,24 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
         return CRAFT_ENOMEM;
     }
     s->base.ops = &lmdb_ops;
+    if (cfg->no_sync) {
+        size_t n = strlen(path) + sizeof "/unsynced.boot";
+        s->marker = malloc(n);
+        if (s->marker == NULL) {
+            free(s);
+            return CRAFT_ENOMEM;
+        }
+        snprintf(s->marker, n, "%s/unsynced.boot", path);
+        int mrc = marker_arm(path, s->marker, &s->discarded, errbuf, errbuf_cap);
+        if (mrc != CRAFT_OK) {
+            free(s->marker);
+            free(s);
+            return mrc;
+        }
+    }
     int rc = mdb_env_create(&s->env);
     if (rc != MDB_SUCCESS) {
+        free(s->marker);
         free(s);
         return fail(errbuf, errbuf_cap, map_err(rc), "mdb_env_create", path, rc);
     }
@@ -223,6 +328,7 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
     }
     if (rc == MDB_SUCCESS && mdb_env_get_maxkeysize(s->env) < (int)CRAFT_KV_STORE_KEY_BYTES_MAX) {
         mdb_env_close(s->env);
+        free(s->marker);
         free(s);
         if (errbuf != NULL && errbuf_cap > 0) {
             snprintf(errbuf, errbuf_cap, "lmdb %s: key limit below %u bytes", path,
@@ -255,6 +361,7 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
             mdb_txn_abort(txn);
         }
         mdb_env_close(s->env);
+        free(s->marker);
         free(s);
         return fail(errbuf, errbuf_cap, map_err(rc), what, path, rc);
     }

@@ -188,9 +188,29 @@ void rt_future_complete(struct craft_future *f, int err, uint64_t index, void *r
     f->err = err;
     f->index = index;
     f->result = result;
+    void (*notify)(void *) = f->notify;
+    void *notify_ctx = f->notify_ctx;
     pthread_mutex_unlock(&f->mu);
     pthread_cond_broadcast(&f->cv);
+    if (notify != NULL) {
+        notify(notify_ctx);
+    }
     rt_future_unref(f);
+}
+
+void craft_future_notify(struct craft_future *f, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&f->mu);
+    CRAFT_ASSERT(f->notify == NULL);
+    bool done = f->done;
+    if (!done) {
+        f->notify = fn;
+        f->notify_ctx = ctx;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (done) {
+        fn(ctx);
+    }
 }
 
 int craft_future_wait(struct craft_future *f, int64_t timeout_ms)

@@ -40,6 +40,8 @@ struct craft_future {
     void *result;
     void (*result_free)(void *ctx, void *result);
     void *result_ctx;
+    void (*notify)(void *ctx); /* craft_future_notify */
+    void *notify_ctx;
     /* Loop-thread bookkeeping. */
     uint8_t kind;
     uint64_t term;     /* FUT_APPLY/FUT_CONF: the entry's term */

@@ -113,9 +113,10 @@ static inline void rc_init(struct rcluster *c, int n, bool tcp, bool disk)
     c->election_timeout_ms = 300;
     c->heartbeat_ms = 30;
     if (rc_under_valgrind()) {
-        /* Serialized threads can miss a 300 ms election timeout: no spurious elections. */
-        c->election_timeout_ms = 1000;
-        c->heartbeat_ms = 100;
+        /* Serialized threads can miss a 300 ms election timeout, and even 1 s on a loaded
+         * machine: no spurious elections. */
+        c->election_timeout_ms = 2000;
+        c->heartbeat_ms = 150;
     }
     c->snapshot_threshold = 0;
     c->trailing = 1024;
