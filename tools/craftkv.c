@@ -2,6 +2,8 @@
  *
  *   craftkv --id N --data-dir DIR --initial-cluster ID=HOST:PEER/HOST:CLIENT,...
  *           [--listen-client HOST:PORT] [--listen-peer HOST:PORT] [--timeout-ms MS]
+ *   craftkv --id N --data-dir DIR --listen-peer IP:PORT --listen-client HOST:PORT
+ *           --join HOST:CLIENTPORT           (joins a running cluster through any member)
  *   craftkv --id N --data-dir DIR            (a restart: the rest is in DIR/craftkv.conf)
  *   craftkv local --nodes N [--dir D] [--base-port P]
  *
@@ -42,15 +44,25 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: craftkv --id N --data-dir DIR --initial-cluster ID=HOST:PEERPORT/HOST:CLIENTPORT,...\n"
             "               [--listen-client HOST:PORT] [--listen-peer HOST:PORT] [--timeout-ms MS]\n"
+            "       craftkv --id N --data-dir DIR --listen-peer IP:PORT --listen-client HOST:PORT\n"
+            "               --join HOST:CLIENTPORT [--timeout-ms MS]\n"
             "       craftkv --id N --data-dir DIR      restart: settings from DIR/craftkv.conf\n"
             "       craftkv local --nodes N [--dir D] [--base-port P]\n"
             "\n"
-            "A Redis-compatible key/value server replicated with Raft. Every node lists every\n"
-            "node's peer and client address in --initial-cluster (followers forward writes to\n"
-            "the leader's client address). --listen-client/--listen-peer default to this node's\n"
-            "entry. The first start writes DIR/craftkv.conf; raft data goes to DIR/raft, the\n"
-            "LMDB store to DIR/kv. --timeout-ms (default 5000): how long a command waits for a\n"
-            "leader and a quorum before failing with TRYAGAIN.\n"
+            "A Redis-compatible key/value server replicated with Raft. A new cluster: every node\n"
+            "lists every node's peer and client address in --initial-cluster (followers forward\n"
+            "writes to the leader's client address); --listen-client/--listen-peer default to\n"
+            "this node's entry. Growing a cluster: --join names any member's client address; the\n"
+            "new node learns the members from it (RAFT.INFO), starts without bootstrapping and\n"
+            "asks to be added (RAFT.ADDNODE): it joins as a learner and becomes a voter once it\n"
+            "has caught up. With --join, --listen-peer and --listen-client are also the addresses\n"
+            "the others use: give routable ones (the peer address with a numeric host). The\n"
+            "first start writes DIR/craftkv.conf, so a restart needs only --id and --data-dir;\n"
+            "raft data goes to DIR/raft, the LMDB store to DIR/kv. --timeout-ms (default 5000):\n"
+            "how long a command waits for a leader and a quorum before failing with TRYAGAIN.\n"
+            "\n"
+            "Administration (redis-cli, any node): RAFT.INFO, RAFT.ADDNODE ID PEER CLIENT\n"
+            "[VOTER|LEARNER], RAFT.REMOVENODE ID, RAFT.TRANSFER [ID], RAFT.SNAPSHOT.\n"
             "\n"
             "local: runs N nodes on 127.0.0.1 as child processes (client ports P..P+N-1, peer\n"
             "ports P+100..; default P=7001, D=./craftkv-local), restarts crashed ones, stops\n"
@@ -81,6 +93,9 @@ static int parse_u64(const char *s, uint64_t *v)
 struct conf {
     char id[24], listen_client[CRAFTKV_ADDR_MAX], listen_peer[CRAFTKV_ADDR_MAX];
     char cluster[2048];
+    /* A node that joined: the member it joined through, and the members then (in
+     * --initial-cluster syntax; their peer addresses reach the cluster at a restart). */
+    char join[CRAFTKV_ADDR_MAX], peers[2048];
 };
 
 static int conf_load(const char *path, struct conf *c)
@@ -104,6 +119,10 @@ static int conf_load(const char *path, struct conf *c)
             snprintf(c->listen_peer, sizeof c->listen_peer, "%s", v);
         else if (strcmp(line, "initial_cluster") == 0)
             snprintf(c->cluster, sizeof c->cluster, "%s", v);
+        else if (strcmp(line, "join") == 0)
+            snprintf(c->join, sizeof c->join, "%s", v);
+        else if (strcmp(line, "peers") == 0)
+            snprintf(c->peers, sizeof c->peers, "%s", v);
     }
     fclose(f);
     return 0;
@@ -117,8 +136,12 @@ static int conf_save(const char *path, const struct conf *c)
     if (!f)
         return -1;
     fprintf(f, "# written by craftkv on first start; a restart needs only --id and --data-dir\n"
-               "id=%s\nlisten_client=%s\nlisten_peer=%s\ninitial_cluster=%s\n",
-            c->id, c->listen_client, c->listen_peer, c->cluster);
+               "id=%s\nlisten_client=%s\nlisten_peer=%s\n",
+            c->id, c->listen_client, c->listen_peer);
+    if (c->join[0])
+        fprintf(f, "join=%s\npeers=%s\n", c->join, c->peers);
+    else
+        fprintf(f, "initial_cluster=%s\n", c->cluster);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         return -1;
@@ -139,6 +162,163 @@ static int mkdirs(const char *dir)
             *s = '/';
         }
     return mkdir(p, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* ---- joining a running cluster ---- */
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Sends one command to addr; the raw reply in *reply. 0, or -1 if addr could not be
+ * reached or did not answer. */
+static int call_once(const char *addr, size_t argc, const struct craft_resp_arg *argv,
+                     struct craft_resp_buf *reply, uint32_t timeout_ms)
+{
+    int fd = craftkv_client_connect(addr, timeout_ms);
+    if (fd < 0)
+        return -1;
+    int rc = craftkv_client_call(fd, argc, argv, reply);
+    close(fd);
+    return rc;
+}
+
+/* The value of "name=" in a RAFT.INFO member line (up to the next ',' or the end). */
+static bool member_field(const char *line, const char *name, char *out, size_t cap)
+{
+    size_t n = strlen(name);
+    for (const char *p = strchr(line, ':'); p && *p; p = strchr(p, ',')) {
+        p++; /* past the ':' or ',' */
+        if (strncmp(p, name, n) == 0 && p[n] == '=') {
+            const char *v = p + n + 1;
+            size_t len = strcspn(v, ",");
+            if (len >= cap)
+                return false;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Learns the cluster's members from RAFT.INFO at addr into o->members (this node left
+ * out: it may be a member already when a join is retried, with the same peer address).
+ * 0, or -1 with err naming the cause. */
+static int join_fetch(const char *addr, struct craftkv_opts *o, const char *my_peer, char *err,
+                      size_t cap)
+{
+    struct craft_resp_arg cmd[1] = {{"RAFT.INFO", 9}};
+    struct craft_resp_buf reply = {0};
+    if (call_once(addr, 1, cmd, &reply, 5000) != 0) {
+        snprintf(err, cap, "--join %s: no answer to RAFT.INFO (is a craftkv node there?)", addr);
+        craft_resp_buf_free(&reply);
+        return -1;
+    }
+    char *text = malloc(reply.len + 1);
+    if (!text) {
+        craft_resp_buf_free(&reply);
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    memcpy(text, reply.data, reply.len);
+    text[reply.len] = '\0';
+    craft_resp_buf_free(&reply);
+    int rc = -1;
+    o->n_members = 0;
+    if (text[0] != '$') {
+        snprintf(err, cap, "--join %s: RAFT.INFO failed: %.200s", addr,
+                 text[0] == '-' ? text + 1 : text);
+        goto done;
+    }
+    for (char *line = strtok(text, "\r\n"); line; line = strtok(NULL, "\r\n")) {
+        if (strncmp(line, "member", 6) != 0 || line[6] < '0' || line[6] > '9')
+            continue;
+        char idbuf[24];
+        struct craftkv_member m = {0};
+        uint64_t id = 0;
+        if (!member_field(line, "id", idbuf, sizeof idbuf) || parse_u64(idbuf, &id) || id == 0) {
+            snprintf(err, cap, "--join %s: bad RAFT.INFO line '%.200s'", addr, line);
+            goto done;
+        }
+        m.id = id;
+        if (!member_field(line, "peer_addr", m.peer_addr, sizeof m.peer_addr) ||
+            !member_field(line, "client_addr", m.client_addr, sizeof m.client_addr) ||
+            !m.peer_addr[0] || !m.client_addr[0]) {
+            snprintf(err, cap, "--join %s: the addresses of node %llu are not known there yet; try again",
+                     addr, (unsigned long long)id);
+            goto done;
+        }
+        if (id == o->id) {
+            if (strcmp(m.peer_addr, my_peer) != 0) {
+                snprintf(err, cap, "node id %llu is already a member, with peer address %s",
+                         (unsigned long long)id, m.peer_addr);
+                goto done;
+            }
+            continue; /* a join that is retried */
+        }
+        if (o->n_members == CRAFTKV_NODES_MAX) {
+            snprintf(err, cap, "--join %s: more than %d members", addr, CRAFTKV_NODES_MAX);
+            goto done;
+        }
+        o->members[o->n_members++] = m;
+    }
+    if (o->n_members == 0) {
+        snprintf(err, cap, "--join %s: that node knows no cluster members (is it part of a cluster?)",
+                 addr);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(text);
+    return rc;
+}
+
+/* Asks the cluster to add this node (RAFT.ADDNODE through addr, forwarded to the leader),
+ * trying the other members' client addresses too, until it is added or timeout_ms pass.
+ * 0, or -1 with err naming the cause. */
+static int join_request(const char *addr, const struct craftkv_opts *o, uint32_t timeout_ms,
+                        char *err, size_t cap)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)o->id);
+    struct craft_resp_arg cmd[4] = {{"RAFT.ADDNODE", 12},
+                                    {idbuf, strlen(idbuf)},
+                                    {o->listen_peer, strlen(o->listen_peer)},
+                                    {o->listen_client, strlen(o->listen_client)}};
+    struct craft_resp_buf reply = {0};
+    time_t until = time(NULL) + (time_t)(timeout_ms / 1000) + 1;
+    snprintf(err, cap, "no member answered RAFT.ADDNODE");
+    for (size_t attempt = 0; time(NULL) < until && !g_stop; attempt++) {
+        /* The member we were told to join through, then each other member in turn. */
+        size_t k = attempt % (o->n_members + 1);
+        const char *to = k == 0 ? addr : o->members[k - 1].client_addr;
+        reply.len = 0;
+        if (call_once(to, 4, cmd, &reply, timeout_ms) == 0) {
+            if (reply.len >= 3 && memcmp(reply.data, "+OK", 3) == 0) {
+                craft_resp_buf_free(&reply);
+                return 0;
+            }
+            int n = (int)(reply.len > 300 ? 300 : reply.len);
+            while (n > 0 && (reply.data[n - 1] == '\r' || reply.data[n - 1] == '\n'))
+                n--;
+            snprintf(err, cap, "RAFT.ADDNODE through %s: %.*s", to, n > 0 ? n - 1 : 0,
+                     reply.data + (n > 0 ? 1 : 0));
+            /* No leader yet, a leader change, a change in progress: try again. Anything
+             * else (a conflicting id, a bad address) will not get better. */
+            bool again = reply.len > 0 && reply.data[0] == '-' &&
+                         (strncmp(reply.data, "-TRYAGAIN", 9) == 0 ||
+                          strncmp(reply.data, "-CRAFTNOTLEADER", 15) == 0 ||
+                          strstr(reply.data, "configuration change is in progress") != NULL);
+            if (!again)
+                break;
+        }
+        nap_ms(200);
+    }
+    craft_resp_buf_free(&reply);
+    return -1;
 }
 
 static int run_server(int argc, char **argv)
@@ -164,6 +344,8 @@ static int run_server(int argc, char **argv)
             snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", v);
         else if (strcmp(a, "--initial-cluster") == 0)
             snprintf(flags.cluster, sizeof flags.cluster, "%s", v);
+        else if (strcmp(a, "--join") == 0)
+            snprintf(flags.join, sizeof flags.join, "%s", v);
         else if (strcmp(a, "--timeout-ms") == 0)
             timeout = v;
         else
@@ -182,6 +364,8 @@ static int run_server(int argc, char **argv)
             return die("bad --timeout-ms '%s'", timeout);
         o.timeout_ms = (uint32_t)t;
     }
+    if (flags.join[0] && flags.cluster[0])
+        return die("%s", "--join and --initial-cluster exclude each other (see --help)");
 
     char conf_path[4200];
     snprintf(conf_path, sizeof conf_path, "%s/craftkv.conf", dir);
@@ -191,43 +375,76 @@ static int run_server(int argc, char **argv)
         return 1;
     }
     bool first = lr == 1;
+    char err[512];
     if (!first) {
         if (strcmp(file.id, flags.id) != 0) {
             fprintf(stderr, "craftkv: --id %s but %s belongs to node %s\n", flags.id, conf_path,
                     file.id);
             return 2;
         }
-        if (flags.cluster[0] && strcmp(flags.cluster, file.cluster) != 0) {
+        if (flags.join[0] && !file.join[0]) {
+            fprintf(stderr, "craftkv: --join: %s belongs to a cluster already (see %s)\n", dir,
+                    conf_path);
+            return 2;
+        }
+        if (flags.cluster[0] && (file.join[0] || strcmp(flags.cluster, file.cluster) != 0)) {
             fprintf(stderr,
                     "craftkv: --initial-cluster differs from the one in %s (the cluster is fixed at first start)\n",
                     conf_path);
             return 2;
         }
         snprintf(flags.cluster, sizeof flags.cluster, "%s", file.cluster);
+        snprintf(flags.join, sizeof flags.join, "%s", file.join);
+        snprintf(flags.peers, sizeof flags.peers, "%s", file.peers);
         if (!flags.listen_client[0])
             snprintf(flags.listen_client, sizeof flags.listen_client, "%s", file.listen_client);
         if (!flags.listen_peer[0])
             snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", file.listen_peer);
-    } else if (!flags.cluster[0]) {
-        return die("%s has no craftkv.conf: the first start needs --initial-cluster", dir);
+    } else if (!flags.cluster[0] && !flags.join[0]) {
+        return die("%s has no craftkv.conf: the first start needs --initial-cluster or --join", dir);
     }
-    char err[512];
-    if (craftkv_parse_cluster(flags.cluster, &o, err, sizeof err) != 0) {
-        fprintf(stderr, "craftkv: %s\n", err);
-        return 2;
+    o.join = flags.join[0] != '\0';
+    if (o.join) {
+        /* The members' peer addresses let this node answer the leader before its log tells
+         * it anything; their client addresses are where it forwards until then. */
+        if (!flags.listen_client[0] || !flags.listen_peer[0])
+            return die("%s", "--join needs --listen-peer and --listen-client (see --help)");
+        snprintf(o.listen_client, sizeof o.listen_client, "%s", flags.listen_client);
+        snprintf(o.listen_peer, sizeof o.listen_peer, "%s", flags.listen_peer);
+        if (first) {
+            if (join_fetch(flags.join, &o, flags.listen_peer, err, sizeof err) != 0) {
+                fprintf(stderr, "craftkv: %s\n", err);
+                return 1;
+            }
+            size_t off = 0;
+            for (size_t i = 0; i < o.n_members && off < sizeof flags.peers; i++)
+                off += (size_t)snprintf(flags.peers + off, sizeof flags.peers - off, "%s%llu=%s/%s",
+                                        i ? "," : "", (unsigned long long)o.members[i].id,
+                                        o.members[i].peer_addr, o.members[i].client_addr);
+            if (off >= sizeof flags.peers)
+                return die("%s", "--join: the member list is too long");
+        } else if (craftkv_parse_cluster(flags.peers, &o, err, sizeof err) != 0) {
+            fprintf(stderr, "craftkv: %s: peers: %s\n", conf_path, err);
+            return 2;
+        }
+    } else {
+        if (craftkv_parse_cluster(flags.cluster, &o, err, sizeof err) != 0) {
+            fprintf(stderr, "craftkv: %s\n", err);
+            return 2;
+        }
+        const struct craftkv_member *me = NULL;
+        for (size_t i = 0; i < o.n_members; i++)
+            if (o.members[i].id == o.id)
+                me = &o.members[i];
+        if (!me)
+            return die("--id %s is not in --initial-cluster", flags.id);
+        if (!flags.listen_client[0])
+            snprintf(flags.listen_client, sizeof flags.listen_client, "%s", me->client_addr);
+        if (!flags.listen_peer[0])
+            snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", me->peer_addr);
+        snprintf(o.listen_client, sizeof o.listen_client, "%s", flags.listen_client);
+        snprintf(o.listen_peer, sizeof o.listen_peer, "%s", flags.listen_peer);
     }
-    const struct craftkv_member *me = NULL;
-    for (size_t i = 0; i < o.n_members; i++)
-        if (o.members[i].id == o.id)
-            me = &o.members[i];
-    if (!me)
-        return die("--id %s is not in --initial-cluster", flags.id);
-    if (!flags.listen_client[0])
-        snprintf(flags.listen_client, sizeof flags.listen_client, "%s", me->client_addr);
-    if (!flags.listen_peer[0])
-        snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", me->peer_addr);
-    snprintf(o.listen_client, sizeof o.listen_client, "%s", flags.listen_client);
-    snprintf(o.listen_peer, sizeof o.listen_peer, "%s", flags.listen_peer);
     o.data_dir = dir;
     if (mkdirs(dir) != 0) {
         fprintf(stderr, "craftkv: cannot create %s: %s\n", dir, strerror(errno));
@@ -239,6 +456,20 @@ static int run_server(int argc, char **argv)
     if (craftkv_server_start(&o, &s, err, sizeof err) != 0) {
         fprintf(stderr, "craftkv: node %s: %s\n", flags.id, err);
         return 1;
+    }
+    if (first && o.join) {
+        /* Settings are saved only once the cluster took this node: a refused join leaves
+         * nothing that a corrected command line would have to fight. */
+        fprintf(stderr, "craftkv: node %s asking to join the cluster through %s\n", flags.id,
+                flags.join);
+        uint32_t t = o.timeout_ms ? o.timeout_ms : 5000;
+        if (join_request(flags.join, &o, t < 30000 ? 30000 : t, err, sizeof err) != 0) {
+            fprintf(stderr, "craftkv: node %s could not join: %s\n", flags.id, err);
+            craftkv_server_destroy(s);
+            return 1;
+        }
+        fprintf(stderr, "craftkv: node %s added as a learner; it becomes a voter once caught up\n",
+                flags.id);
     }
     if (first && conf_save(conf_path, &flags) != 0) {
         fprintf(stderr, "craftkv: cannot write %s: %s\n", conf_path, strerror(errno));
@@ -311,12 +542,6 @@ static uint64_t leader_of(int port)
     craft_resp_buf_free(&reply);
     close(fd);
     return id;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static int run_local(int argc, char **argv)

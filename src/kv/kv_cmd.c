@@ -16,6 +16,8 @@ enum shape {
     SHAPE_KEYS,  /* DEL */
     SHAPE_PAIRS, /* MSET MSETNX */
     SHAPE_EXPIRE,
+    SHAPE_MEMBER_SET,
+    SHAPE_MEMBER_DEL,
 };
 
 static enum shape op_shape(uint8_t op)
@@ -39,6 +41,10 @@ static enum shape op_shape(uint8_t op)
         return SHAPE_PAIRS;
     case CRAFT_KV_OP_EXPIRE:
         return SHAPE_EXPIRE;
+    case CRAFT_KV_OP_MEMBER_SET:
+        return SHAPE_MEMBER_SET;
+    case CRAFT_KV_OP_MEMBER_DEL:
+        return SHAPE_MEMBER_DEL;
     default:
         return SHAPE_NONE;
     }
@@ -89,6 +95,24 @@ static bool expire_flags_ok(uint8_t f)
     return !((f & CRAFT_KV_EXPIRE_GT) && (f & CRAFT_KV_EXPIRE_LT));
 }
 
+bool craft_kv_addr_ok(const uint8_t *p, size_t len)
+{
+    if (len == 0 || len > CRAFT_KV_ADDR_BYTES_MAX || p == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] <= ' ' || p[i] > '~') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool addr_bytes_ok(struct craft_kv_bytes b)
+{
+    return craft_kv_addr_ok(b.p, b.len);
+}
+
 /* ---- size ---- */
 
 static bool bytes_ok(struct craft_kv_bytes b, uint32_t max)
@@ -137,6 +161,18 @@ size_t craft_kv_cmd_size(const struct craft_kv_cmd *c)
             return 0;
         }
         size += 1 + 8 + key + c->key.len;
+        break;
+    case SHAPE_MEMBER_SET:
+        if (c->member_id == 0 || !addr_bytes_ok(c->peer_addr) || !addr_bytes_ok(c->client_addr)) {
+            return 0;
+        }
+        size += 8 + 4 + c->peer_addr.len + 4 + c->client_addr.len;
+        break;
+    case SHAPE_MEMBER_DEL:
+        if (c->member_id == 0) {
+            return 0;
+        }
+        size += 8;
         break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS: {
@@ -234,6 +270,14 @@ int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, 
         w_u8(&w, c->flags);
         w_u64(&w, c->expire_at);
         w_bytes(&w, c->key);
+        break;
+    case SHAPE_MEMBER_SET:
+        w_u64(&w, c->member_id);
+        w_bytes(&w, c->peer_addr);
+        w_bytes(&w, c->client_addr);
+        break;
+    case SHAPE_MEMBER_DEL:
+        w_u64(&w, c->member_id);
         break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS:
@@ -344,6 +388,14 @@ int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out
     case SHAPE_EXPIRE:
         ok = r_u8(&r, &c.flags) && expire_flags_ok(c.flags) && r_u64(&r, &c.expire_at) &&
              r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key);
+        break;
+    case SHAPE_MEMBER_SET:
+        ok = r_u64(&r, &c.member_id) && c.member_id != 0 &&
+             r_bytes(&r, CRAFT_KV_ADDR_BYTES_MAX, &c.peer_addr) && addr_bytes_ok(c.peer_addr) &&
+             r_bytes(&r, CRAFT_KV_ADDR_BYTES_MAX, &c.client_addr) && addr_bytes_ok(c.client_addr);
+        break;
+    case SHAPE_MEMBER_DEL:
+        ok = r_u64(&r, &c.member_id) && c.member_id != 0;
         break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS: {

@@ -11,6 +11,8 @@
  *     DEL           u32 n | n keys
  *     MSET MSETNX   u32 n | n (key | value)
  *     EXPIRE        u8 flags | u64 expire_at | key
+ *     MEMBER_SET    u64 member_id | peer_addr | client_addr          (addresses as bytes)
+ *     MEMBER_DEL    u64 member_id
  *     FLUSHALL NOOP SESSION_OPEN SESSION_CLOSE                       nothing
  *
  * The encoding is canonical: a decoded command re-encodes to the same bytes (the decoder
@@ -44,6 +46,8 @@
 #define CRAFT_KV_VALUE_BYTES_MAX (1u << 20)
 #define CRAFT_KV_ITEMS_MAX       65536u      /* keys of one DEL, pairs of one MSET */
 #define CRAFT_KV_CMD_BYTES_MAX   (64u << 20) /* one encoded command */
+/* A member's address ("host:port"), NUL not counted: fits craft's CRAFT_ADDR_BYTES_MAX. */
+#define CRAFT_KV_ADDR_BYTES_MAX 63u
 
 enum craft_kv_op {
     CRAFT_KV_OP_SET = 1,
@@ -61,6 +65,11 @@ enum craft_kv_op {
     CRAFT_KV_OP_NOOP, /* advances logical time and sweeps expired keys and sessions */
     CRAFT_KV_OP_SESSION_OPEN,
     CRAFT_KV_OP_SESSION_CLOSE,
+    /* The cluster's member table (the server's, invisible to user commands: kv.md): a
+     * member's Raft and client addresses, written by the leader when a node joins (and for
+     * the initial members), removed when it leaves. */
+    CRAFT_KV_OP_MEMBER_SET,
+    CRAFT_KV_OP_MEMBER_DEL,
     CRAFT_KV_OP_COUNT_
 };
 
@@ -99,14 +108,22 @@ struct craft_kv_cmd {
     const struct craft_kv_bytes *keys, *values;
     const uint8_t *items;
     size_t items_len;
+    /* MEMBER_SET, MEMBER_DEL: member_id != 0; MEMBER_SET: both addresses valid
+     * (craft_kv_addr_ok). */
+    uint64_t member_id;
+    struct craft_kv_bytes peer_addr, client_addr;
 };
+
+/* True if p[0..len) may be stored as a member's address: 1 to CRAFT_KV_ADDR_BYTES_MAX
+ * printable ASCII characters, no space (the codec does not parse host:port further). */
+bool craft_kv_addr_ok(const uint8_t *p, size_t len);
 
 /* The encoded size of c, or 0 if c is invalid (as craft_kv_cmd_encode would refuse it). */
 size_t craft_kv_cmd_size(const struct craft_kv_cmd *c);
 
 /* Encodes c into buf (cap bytes); *len receives the size. Errors: CRAFT_EINVAL (an unknown
  * op or flag, conflicting flags, n out of range, seq without a session, a key or value over
- * its limit: the proposer validates first), CRAFT_ETOOBIG (over CRAFT_KV_CMD_BYTES_MAX or
+ * its limit, a member id 0 or a bad address: the proposer validates first), CRAFT_ETOOBIG (over CRAFT_KV_CMD_BYTES_MAX or
  * over cap; nothing useful is written then). */
 int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, size_t *len);
 

@@ -81,6 +81,29 @@ static inline size_t kv_skey(const uint8_t *key, size_t klen, uint8_t *out)
 #define KV_META_NOW     "now"
 #define KV_META_NKEYS   "n_keys"
 
+/* The member table lives in META (so no store change and no user command reaches it),
+ * keyed "member/" | u64be id (ordered by id, after "format" and "applied", before
+ * "n_keys"); value u32 plen | peer address | u32 clen | client address. */
+#define KV_MEMBER_PREFIX     "member/"
+#define KV_MEMBER_PREFIX_LEN 7u
+#define KV_MEMBER_KEY_BYTES  (KV_MEMBER_PREFIX_LEN + 8u)
+#define KV_MEMBER_VAL_MAX    (8u + 2u * CRAFT_KV_ADDR_BYTES_MAX)
+
+static inline void kv_member_key(uint64_t id, uint8_t out[KV_MEMBER_KEY_BYTES])
+{
+    memcpy(out, KV_MEMBER_PREFIX, KV_MEMBER_PREFIX_LEN);
+    kv_put_be64(out + KV_MEMBER_PREFIX_LEN, id);
+}
+
+/* Encodes a member's stored value into out (KV_MEMBER_VAL_MAX bytes); returns its length.
+ * The addresses must pass craft_kv_addr_ok. */
+size_t kv_member_value(const uint8_t *peer, size_t plen, const uint8_t *client, size_t clen,
+                       uint8_t *out);
+/* Decodes a META entry: true, with *m filled, if it is a valid member record; false if the
+ * key is not a member key (*is_member false) or the record is bad (*is_member true). */
+bool kv_member_parse(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
+                     struct craft_kv_member *m, bool *is_member);
+
 struct kv_meta {
     uint64_t applied, now, n_keys;
 };

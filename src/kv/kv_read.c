@@ -214,6 +214,56 @@ int craft_kv_read_scan(struct craft_kv_read *r, uint64_t cursor, const uint8_t *
     return rc;
 }
 
+/* ---- the member table ---- */
+
+int craft_kv_read_member(struct craft_kv_read *r, uint64_t id, struct craft_kv_member *out)
+{
+    uint8_t k[KV_MEMBER_KEY_BYTES];
+    kv_member_key(id, k);
+    const uint8_t *v;
+    size_t vlen;
+    int rc = r->s->ops->get(r->t, CRAFT_KV_TABLE_META, k, sizeof k, &v, &vlen);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    bool is_member;
+    return kv_member_parse(k, sizeof k, v, vlen, out, &is_member) && out->id == id
+               ? CRAFT_OK
+               : CRAFT_ECORRUPT;
+}
+
+struct members {
+    struct craft_kv_member *out;
+    size_t cap, n;
+};
+
+static int member_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct members *ms = ctx;
+    struct craft_kv_member m;
+    bool is_member;
+    if (!kv_member_parse(k, klen, v, vlen, &m, &is_member)) {
+        return is_member ? CRAFT_ECORRUPT : CRAFT_KV_ITER_STOP;
+    }
+    if (ms->n < ms->cap) {
+        ms->out[ms->n] = m;
+    }
+    ms->n++;
+    return CRAFT_OK;
+}
+
+int craft_kv_read_members(struct craft_kv_read *r, struct craft_kv_member *out, size_t cap,
+                          size_t *n)
+{
+    struct members ms = {.out = out, .cap = cap, .n = 0};
+    int rc = r->s->ops->iter(r->t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_MEMBER_PREFIX,
+                             KV_MEMBER_PREFIX_LEN, member_one, &ms);
+    if (rc == CRAFT_OK) {
+        *n = ms.n;
+    }
+    return rc;
+}
+
 /* ---- glob ---- */
 
 /* One character class starting after '[' at pat[*i]; leaves *i after the closing ']' (or at

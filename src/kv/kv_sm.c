@@ -189,6 +189,48 @@ int kv_meta_store(struct craft_kv_store *s, struct craft_kv_txn *t, const struct
     return rc;
 }
 
+/* ---- member records ---- */
+
+size_t kv_member_value(const uint8_t *peer, size_t plen, const uint8_t *client, size_t clen,
+                       uint8_t *out)
+{
+    CRAFT_ASSERT(craft_kv_addr_ok(peer, plen) && craft_kv_addr_ok(client, clen));
+    craft_put_u32(out, (uint32_t)plen);
+    memcpy(out + 4, peer, plen);
+    craft_put_u32(out + 4 + plen, (uint32_t)clen);
+    memcpy(out + 8 + plen, client, clen);
+    return 8 + plen + clen;
+}
+
+bool kv_member_parse(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
+                     struct craft_kv_member *m, bool *is_member)
+{
+    *is_member = klen >= KV_MEMBER_PREFIX_LEN &&
+                 memcmp(k, KV_MEMBER_PREFIX, KV_MEMBER_PREFIX_LEN) == 0;
+    if (!*is_member || klen != KV_MEMBER_KEY_BYTES || vlen < 4) {
+        return false;
+    }
+    uint32_t plen = craft_get_u32(v);
+    if (plen > vlen - 4 || vlen - 4 - plen < 4) {
+        return false;
+    }
+    uint32_t clen = craft_get_u32(v + 4 + plen);
+    const uint8_t *peer = v + 4, *client = v + 8 + plen;
+    if (clen != vlen - 8 - plen || !craft_kv_addr_ok(peer, plen) ||
+        !craft_kv_addr_ok(client, clen)) {
+        return false;
+    }
+    m->id = kv_get_be64(k + KV_MEMBER_PREFIX_LEN);
+    if (m->id == 0) {
+        return false;
+    }
+    memcpy(m->peer_addr, peer, plen);
+    m->peer_addr[plen] = '\0';
+    memcpy(m->client_addr, client, clen);
+    m->client_addr[clen] = '\0';
+    return true;
+}
+
 /* ---- one batch being applied ---- */
 
 struct ap {
@@ -750,6 +792,52 @@ static int exec_flushall(struct ap *a, struct craft_kv_result **res)
     return reply(res, res_simple(CRAFT_KV_RES_OK));
 }
 
+static int count_member(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    (void)v, (void)vlen;
+    if (klen < KV_MEMBER_PREFIX_LEN || memcmp(k, KV_MEMBER_PREFIX, KV_MEMBER_PREFIX_LEN) != 0) {
+        return CRAFT_KV_ITER_STOP; /* past the members */
+    }
+    (*(size_t *)ctx)++;
+    return CRAFT_OK;
+}
+
+static int exec_member(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
+{
+    uint8_t k[KV_MEMBER_KEY_BYTES];
+    kv_member_key(c->member_id, k);
+    if (c->op == CRAFT_KV_OP_MEMBER_DEL) {
+        int rc = a->o->del(a->t, CRAFT_KV_TABLE_META, k, sizeof k);
+        if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
+            return rc;
+        }
+        return reply(res, res_int(rc == CRAFT_OK ? 1 : 0));
+    }
+    const uint8_t *old;
+    size_t old_len;
+    int rc = a->o->get(a->t, CRAFT_KV_TABLE_META, k, sizeof k, &old, &old_len);
+    if (rc == CRAFT_ENOTFOUND) {
+        /* A new member: the table is bounded (kv_sm.h). */
+        size_t n = 0;
+        rc = a->o->iter(a->t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_MEMBER_PREFIX,
+                        KV_MEMBER_PREFIX_LEN, count_member, &n);
+        if (rc == CRAFT_OK && n >= CRAFT_KV_MEMBERS_MAX) {
+            return reply(res, res_err(CRAFT_KV_ERR_MEMBERS));
+        }
+    }
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint8_t v[KV_MEMBER_VAL_MAX];
+    size_t vlen = kv_member_value(c->peer_addr.p, c->peer_addr.len, c->client_addr.p,
+                                  c->client_addr.len, v);
+    rc = a->o->put(a->t, CRAFT_KV_TABLE_META, k, sizeof k, v, vlen);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    return reply(res, res_simple(CRAFT_KV_RES_OK));
+}
+
 static int exec(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
     switch (c->op) {
@@ -773,6 +861,9 @@ static int exec(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_resu
         return exec_expire(a, c, res);
     case CRAFT_KV_OP_FLUSHALL:
         return exec_flushall(a, res);
+    case CRAFT_KV_OP_MEMBER_SET:
+    case CRAFT_KV_OP_MEMBER_DEL:
+        return exec_member(a, c, res);
     default:
         CRAFT_UNREACHABLE();
     }

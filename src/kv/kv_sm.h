@@ -55,6 +55,7 @@ void craft_kv_result_free(struct craft_kv_result *r);
 #define CRAFT_KV_ERR_SESSION   "ERR unknown or expired session"
 #define CRAFT_KV_ERR_MALFORMED "ERR malformed command"
 #define CRAFT_KV_ERR_VERSION   "ERR unsupported command version"
+#define CRAFT_KV_ERR_MEMBERS   "ERR too many members"
 
 /* ---- the state machine ---- */
 
@@ -134,6 +135,28 @@ int craft_kv_read_dbsize(struct craft_kv_read *r, uint64_t *n);
 typedef int (*craft_kv_emit_fn)(void *ctx, const uint8_t *key, size_t klen);
 int craft_kv_read_scan(struct craft_kv_read *r, uint64_t cursor, const uint8_t *pattern,
                        size_t plen, size_t count, craft_kv_emit_fn emit, void *ctx, uint64_t *next);
+
+/* ---- the member table ----
+ *
+ * The cluster's members as MEMBER_SET / MEMBER_DEL left them: each member's Raft (peer) and
+ * client address. It lives beside the data, not in it: no user command (GET, SCAN,
+ * DBSIZE, FLUSHALL, ...) sees or changes it. Snapshots carry it. MEMBER_SET of a new id
+ * when CRAFT_KV_MEMBERS_MAX members are recorded answers CRAFT_KV_ERR_MEMBERS. */
+#define CRAFT_KV_MEMBERS_MAX 64u
+
+struct craft_kv_member {
+    uint64_t id;
+    char peer_addr[CRAFT_KV_ADDR_BYTES_MAX + 1];   /* NUL-terminated */
+    char client_addr[CRAFT_KV_ADDR_BYTES_MAX + 1]; /* NUL-terminated */
+};
+
+/* Member id's record: CRAFT_OK with *out filled, CRAFT_ENOTFOUND, or the store's error
+ * (CRAFT_ECORRUPT for a bad record). */
+int craft_kv_read_member(struct craft_kv_read *r, uint64_t id, struct craft_kv_member *out);
+/* Every recorded member in id order: the first cap into out[], *n the number recorded
+ * (which may exceed cap). Errors: as craft_kv_read_member. */
+int craft_kv_read_members(struct craft_kv_read *r, struct craft_kv_member *out, size_t cap,
+                          size_t *n);
 
 /* Redis's glob (KEYS, SCAN MATCH): * ? [abc] [^a] [a-z] and \ escapes. */
 bool craft_kv_glob_match(const uint8_t *pat, size_t plen, const uint8_t *s, size_t slen);

@@ -2,12 +2,15 @@
  * canonical format, and restore of it in one write transaction (docs/design/kv.md,
  * "Snapshots").
  *
- *   header  "CRKVSNAP" | u32 version (1) | u32 0 | u64 applied | u64 now
+ *   header  "CRKVSNAP" | u32 version (2) | u32 0 | u64 applied | u64 now
  *   KEY     u8 1 | u64 expire_at | u32 klen | u32 vlen | key | value    (stored-key order)
  *   SESSION u8 2 | u64 id | u64 seq | u64 last_ms | u32 rlen | result  (id order)
- *   END     u8 0 | u64 n_keys | u64 n_sessions | u32 crc32 of every byte before it
+ *   MEMBER  u8 3 | u64 id | u32 plen | u32 clen | peer addr | client addr (id order)
+ *   END     u8 0 | u64 n_keys | u64 n_sessions | u64 n_members | u32 crc32 of every byte
+ *           before it
  *
- * Expired keys and idle sessions are left out, so equal states give equal bytes. */
+ * Version 1 (still restored) had no MEMBER records and no n_members. Expired keys and idle
+ * sessions are left out, so equal states give equal bytes. */
 #include <stdlib.h>
 #include <zlib.h>
 
@@ -15,11 +18,13 @@
 #include "kv/kv_internal.h"
 
 #define SNAP_MAGIC        "CRKVSNAP"
-#define SNAP_VERSION      1u
+#define SNAP_VERSION      2u
+#define SNAP_VERSION_V1   1u /* before the member table */
 #define SNAP_HEADER_BYTES 32u
 #define TAG_END           0u
 #define TAG_KEY           1u
 #define TAG_SESSION       2u
+#define TAG_MEMBER        3u
 #define IO_BUF_BYTES      (64u * 1024u)
 
 static uLong crc_add(uLong crc, const void *p, size_t n)
@@ -77,7 +82,7 @@ struct wr {
     uint8_t *buf;
     size_t len;
     uLong crc;
-    uint64_t now, idle_ms, n_keys, n_sessions;
+    uint64_t now, idle_ms, n_keys, n_sessions, n_members;
 };
 
 static int wr_flush(struct wr *w)
@@ -157,6 +162,31 @@ static int write_session(void *ctx, const uint8_t *k, size_t klen, const uint8_t
     return rc;
 }
 
+static int write_member(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct wr *w = ctx;
+    struct craft_kv_member m;
+    bool is_member;
+    if (!kv_member_parse(k, klen, v, vlen, &m, &is_member)) {
+        return is_member ? CRAFT_ECORRUPT : CRAFT_KV_ITER_STOP; /* past the members */
+    }
+    size_t plen = strlen(m.peer_addr), clen = strlen(m.client_addr);
+    uint8_t h[1 + 8 + 4 + 4];
+    h[0] = TAG_MEMBER;
+    craft_put_u64(h + 1, m.id);
+    craft_put_u32(h + 9, (uint32_t)plen);
+    craft_put_u32(h + 13, (uint32_t)clen);
+    int rc = wr_put(w, h, sizeof h);
+    if (rc == CRAFT_OK) {
+        rc = wr_put(w, m.peer_addr, plen);
+    }
+    if (rc == CRAFT_OK) {
+        rc = wr_put(w, m.client_addr, clen);
+    }
+    w->n_members++;
+    return rc;
+}
+
 int craft_kv_snap_write(struct craft_kv_snap *snap, craft_kv_write_fn write, void *ctx)
 {
     struct wr w = {.write = write,
@@ -183,10 +213,18 @@ int craft_kv_snap_write(struct craft_kv_snap *snap, craft_kv_write_fn write, voi
         rc = o->iter(snap->t, CRAFT_KV_TABLE_SESSIONS, NULL, 0, write_session, &w);
     }
     if (rc == CRAFT_OK) {
-        uint8_t end[1 + 8 + 8];
+        rc = o->iter(snap->t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_MEMBER_PREFIX,
+                     KV_MEMBER_PREFIX_LEN, write_member, &w);
+    }
+    if (rc == CRAFT_OK && w.n_members > CRAFT_KV_MEMBERS_MAX) {
+        rc = CRAFT_ECORRUPT; /* apply never records more */
+    }
+    if (rc == CRAFT_OK) {
+        uint8_t end[1 + 8 + 8 + 8];
         end[0] = TAG_END;
         craft_put_u64(end + 1, w.n_keys);
         craft_put_u64(end + 9, w.n_sessions);
+        craft_put_u64(end + 17, w.n_members);
         rc = wr_put(&w, end, sizeof end);
     }
     if (rc == CRAFT_OK) {
@@ -270,6 +308,8 @@ struct loader {
     size_t prev_len;
     bool have_prev;
     uint64_t prev_id, n_sessions;
+    uint32_t version;
+    uint64_t prev_member, n_members;
 };
 
 static int load_key(struct loader *l)
@@ -349,10 +389,41 @@ static int load_session(struct loader *l)
     return rc;
 }
 
+static int load_member(struct loader *l)
+{
+    uint8_t h[16];
+    int rc = rd_exact(&l->r, h, sizeof h);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint64_t id = craft_get_u64(h);
+    uint32_t plen = craft_get_u32(h + 8), clen = craft_get_u32(h + 12);
+    if (id == 0 || (l->n_members > 0 && id <= l->prev_member) ||
+        l->n_members >= CRAFT_KV_MEMBERS_MAX || plen == 0 || plen > CRAFT_KV_ADDR_BYTES_MAX ||
+        clen == 0 || clen > CRAFT_KV_ADDR_BYTES_MAX) {
+        return CRAFT_ECORRUPT;
+    }
+    uint8_t a[2 * CRAFT_KV_ADDR_BYTES_MAX];
+    rc = rd_exact(&l->r, a, plen + clen);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (!craft_kv_addr_ok(a, plen) || !craft_kv_addr_ok(a + plen, clen)) {
+        return CRAFT_ECORRUPT;
+    }
+    uint8_t k[KV_MEMBER_KEY_BYTES], v[KV_MEMBER_VAL_MAX];
+    kv_member_key(id, k);
+    size_t vlen = kv_member_value(a, plen, a + plen, clen, v);
+    l->prev_member = id;
+    l->n_members++;
+    return l->o->put(l->t, CRAFT_KV_TABLE_META, k, sizeof k, v, vlen);
+}
+
 static int load_end(struct loader *l)
 {
-    uint8_t b[16];
-    int rc = rd_exact(&l->r, b, sizeof b);
+    uint8_t b[24];
+    size_t n = l->version == SNAP_VERSION_V1 ? 16 : 24;
+    int rc = rd_exact(&l->r, b, n);
     if (rc != CRAFT_OK) {
         return rc;
     }
@@ -363,7 +434,8 @@ static int load_end(struct loader *l)
         return rc;
     }
     if (craft_get_u32(c) != (uint32_t)want || craft_get_u64(b) != l->m.n_keys ||
-        craft_get_u64(b + 8) != l->n_sessions) {
+        craft_get_u64(b + 8) != l->n_sessions ||
+        (n == 24 && craft_get_u64(b + 16) != l->n_members)) {
         return CRAFT_ECORRUPT;
     }
     return rd_at_end(&l->r);
@@ -379,7 +451,8 @@ static int load(struct loader *l)
     if (memcmp(h, SNAP_MAGIC, 8) != 0 || craft_get_u32(h + 12) != 0) {
         return CRAFT_ECORRUPT;
     }
-    if (craft_get_u32(h + 8) != SNAP_VERSION) {
+    l->version = craft_get_u32(h + 8);
+    if (l->version != SNAP_VERSION && l->version != SNAP_VERSION_V1) {
         return CRAFT_EVERSION;
     }
     l->m.applied = craft_get_u64(h + 16);
@@ -399,12 +472,15 @@ static int load(struct loader *l)
         if (tag == TAG_END) {
             return load_end(l);
         }
-        if (tag == TAG_KEY && l->n_sessions == 0) {
+        /* Records come in table order: keys, sessions, members. */
+        if (tag == TAG_KEY && l->n_sessions == 0 && l->n_members == 0) {
             rc = load_key(l);
-        } else if (tag == TAG_SESSION) {
+        } else if (tag == TAG_SESSION && l->n_members == 0) {
             rc = load_session(l);
+        } else if (tag == TAG_MEMBER && l->version != SNAP_VERSION_V1) {
+            rc = load_member(l);
         } else {
-            return CRAFT_ECORRUPT; /* unknown, or a key after the sessions */
+            return CRAFT_ECORRUPT; /* unknown, or out of order */
         }
         if (rc != CRAFT_OK) {
             return rc;

@@ -10,6 +10,7 @@
 #define CRAFT_KV_SERVER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,11 @@ struct craftkv_opts {
     char listen_peer[CRAFTKV_ADDR_MAX];
     struct craftkv_member members[CRAFTKV_NODES_MAX];
     size_t n_members;
+    /* false: members is the initial cluster (bootstrapped on an empty data dir; this node
+     * is one of them). true: this node joins a running cluster: it bootstraps nothing and
+     * waits to be added (RAFT.ADDNODE); members are the cluster's nodes as known when it
+     * joined (their peer addresses let it answer the leader; it is not one of them). */
+    bool join;
     uint32_t timeout_ms; /* how long a command may wait for a leader and a quorum */
     uint32_t workers;    /* worker threads (default 64) */
 };
@@ -49,6 +55,15 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
 void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop);
 /* Stops every thread, the node and the store; frees s. */
 void craftkv_server_destroy(struct craftkv_server *s);
+
+/* The member-table keeper (server_admin.c), a thread craftkv_server_start starts with the
+ * workers and craftkv_server_destroy joins with them: while this node leads, it records
+ * every member of the configuration whose addresses it knows (--initial-cluster, or this
+ * node's own) but the replicated member table lacks, and removes the records of nodes no
+ * longer in the configuration. So the first leader completes the table for the initial
+ * members, and a record lost to a leader change is repaired. Returns once the server is
+ * stopping. arg: the struct craftkv_server. */
+void *craftkv_admin_main(void *arg);
 
 /* ---- a small blocking RESP client (forwarding, the `local` supervisor) ---- */
 

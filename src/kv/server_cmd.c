@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv/server_admin.h"
 #include "kv/server_internal.h"
 
 #define ERR_INT    "ERR value is not an integer or out of range"
@@ -643,9 +644,10 @@ static void l_info(struct craftkv_server *s, struct craftkv_conn *c, size_t argc
 
 /* ---- the table ---- */
 
-#define LOCAL(n, a, f) {n, a, CRAFTKV_LOCAL, f, NULL, NULL}
-#define READ(n, a, f)  {n, a, CRAFTKV_READ, NULL, f, NULL}
-#define WRITE(n, a, f) {n, a, CRAFTKV_WRITE, NULL, NULL, f}
+#define LOCAL(n, a, f) {n, a, CRAFTKV_LOCAL, f, NULL, NULL, NULL}
+#define READ(n, a, f)  {n, a, CRAFTKV_READ, NULL, f, NULL, NULL}
+#define WRITE(n, a, f) {n, a, CRAFTKV_WRITE, NULL, NULL, f, NULL}
+#define ADMIN(n, a, f) {n, a, CRAFTKV_ADMIN, NULL, NULL, NULL, f}
 
 static const struct craftkv_cmd_def table[] = {
     LOCAL("ping", -1, l_ping),
@@ -656,6 +658,9 @@ static const struct craftkv_cmd_def table[] = {
     LOCAL("command", -1, l_command),
     LOCAL("config", -2, l_config),
     LOCAL("info", -1, l_info),
+    LOCAL("craft.consistency", -1, craftkv_l_consistency),
+    LOCAL("readonly", 1, craftkv_l_readonly),
+    LOCAL("readwrite", 1, craftkv_l_readwrite),
     READ("get", 2, r_get),
     READ("mget", -2, r_mget),
     READ("exists", -2, r_exists),
@@ -685,6 +690,13 @@ static const struct craftkv_cmd_def table[] = {
     WRITE("persist", 2, w_persist),
     WRITE("flushall", -1, w_flushall),
     WRITE("flushdb", -1, w_flushall),
+    /* cluster administration: server_admin.c */
+    ADMIN("raft.info", 1, craftkv_a_info),
+    ADMIN("raft.addnode", -4, craftkv_a_addnode),
+    ADMIN("raft.removenode", 2, craftkv_a_removenode),
+    ADMIN("raft.transfer", -1, craftkv_a_transfer),
+    ADMIN("raft.snapshot", 1, craftkv_a_snapshot),
+    ADMIN("craft.admin", -2, craftkv_a_admin),
 };
 
 const struct craftkv_cmd_def *craftkv_cmd_at(size_t i)

@@ -3,8 +3,8 @@
  * One epoll thread owns every client connection: non-blocking sockets, a RESP parser and
  * an output buffer each. It answers connection-local commands itself and hands the others
  * to workers; a worker's finished task comes back on the done queue and an eventfd wakes
- * the loop. A connection has at most one task out and parses nothing meanwhile, so its
- * replies leave in request order however deep the client pipelines. */
+ * the loop. A connection has at most one batch out (a run of pipelined reads or writes)
+ * and parses nothing meanwhile, so its replies leave in request order. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -58,6 +58,43 @@ static void task_free(struct craftkv_task *t)
     free(t);
 }
 
+/* Frees a batch: t and every task chained after it. */
+void craftkv_batch_free(struct craftkv_task *t)
+{
+    while (t) {
+        struct craftkv_task *next = t->chain;
+        if (t->fut)
+            craft_future_release(t->fut);
+        task_free(t);
+        t = next;
+    }
+}
+
+void craftkv_todo_push(struct craftkv_server *s, struct craftkv_task *head)
+{
+    pthread_mutex_lock(&s->mu);
+    task_push(&s->todo_head, &s->todo_tail, head);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void craftkv_done_push(struct craftkv_server *s, struct craftkv_task *head)
+{
+    bool wake = head == NULL;
+    pthread_mutex_lock(&s->mu);
+    if (head) {
+        /* The loop reads the eventfd before it takes the list, so a push that finds the
+         * list non-empty is taken by a drain that is already due: no second write. */
+        wake = s->done_head == NULL;
+        task_push(&s->done_head, &s->done_tail, head);
+    }
+    pthread_mutex_unlock(&s->mu);
+    uint64_t one = 1;
+    if (wake && write(s->evfd, &one, sizeof one) < 0) {
+        /* the counter cannot overflow in practice; the loop also polls on a timeout */
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct craftkv_server *s = arg;
@@ -72,12 +109,9 @@ static void *worker_main(void *arg)
         struct craftkv_task *t = task_pop(&s->todo_head, &s->todo_tail);
         pthread_mutex_unlock(&s->mu);
         craftkv_exec(s, t, &fwd_fd, fwd_addr, sizeof fwd_addr);
+        t->phase = 0;
+        craftkv_done_push(s, t);
         pthread_mutex_lock(&s->mu);
-        task_push(&s->done_head, &s->done_tail, t);
-        uint64_t one = 1;
-        if (write(s->evfd, &one, sizeof one) < 0) {
-            /* the counter cannot overflow in practice; the loop also polls on a timeout */
-        }
     }
     pthread_mutex_unlock(&s->mu);
     if (fwd_fd >= 0)
@@ -133,6 +167,7 @@ static void conn_free(struct craftkv_server *s, struct craftkv_conn *c)
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    craftkv_batch_free(c->batch_head);
     craft_resp_parser_free(&c->parser);
     craft_resp_buf_free(&c->out);
     free(c->in);
@@ -224,8 +259,8 @@ static void reply_arity(struct craft_resp_buf *out, const struct craft_resp_arg 
     craft_resp_append_errorf(out, "ERR wrong number of arguments for '%s' command", lower);
 }
 
-/* Hands a command to the workers; false if out of memory (an error was replied). */
-static bool submit(struct craftkv_server *s, struct craftkv_conn *c, const struct craftkv_cmd_def *d,
+/* Adds a command to the connection's batch; false if out of memory (an error was replied). */
+static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
                    size_t argc, const struct craft_resp_arg *argv, bool forwarded,
                    uint64_t session, uint64_t seq)
 {
@@ -262,70 +297,161 @@ static bool submit(struct craftkv_server *s, struct craftkv_conn *c, const struc
         t->open_session = !c->session_opened;
         c->session_opened = true;
     }
-    c->busy = true;
-    pthread_mutex_lock(&s->mu);
-    task_push(&s->todo_head, &s->todo_tail, t);
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    t->read_mode = c->read_mode;
+    if (c->batch_tail)
+        c->batch_tail->chain = t;
+    else
+        c->batch_head = t;
+    c->batch_tail = t;
+    c->batch_n++;
     return true;
 }
 
-static void dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+/* Hands the connection's batch to the loop's own path or to the workers. Returns false if
+ * it was answered at once (the replies are in c->out already). */
+static bool submit_batch(struct craftkv_server *s, struct craftkv_conn *c)
+{
+    struct craftkv_task *t = c->batch_head;
+    c->batch_head = c->batch_tail = NULL;
+    c->batch_n = 0;
+    int how = craftkv_async_submit(s, t);
+    if (how == CRAFTKV_ASYNC_SERVED) {
+        for (struct craftkv_task *u = t; u; u = u->chain)
+            if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0)
+                c->closing = true;
+        craftkv_batch_free(t);
+        return false;
+    }
+    c->busy = true;
+    if (how == CRAFTKV_ASYNC_DECLINED)
+        craftkv_todo_push(s, t);
+    return true;
+}
+
+static const char *const read_mode_names[] = {"linearizable", "lease", "stale"};
+
+void craftkv_l_consistency(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                           const struct craft_resp_arg *argv)
+{
+    (void)s;
+    if (argc == 1) {
+        craft_resp_append_simple(&c->out, read_mode_names[c->read_mode]);
+        return;
+    }
+    for (uint8_t m = 0; m < 3 && argc == 2; m++) {
+        if (name_is(&argv[1], read_mode_names[m])) {
+            c->read_mode = m;
+            craft_resp_append_simple(&c->out, "OK");
+            return;
+        }
+    }
+    craft_resp_append_error(&c->out,
+                            "ERR CRAFT.CONSISTENCY takes LINEARIZABLE, LEASE or STALE");
+}
+
+void craftkv_l_readonly(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                        const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    c->read_mode = CRAFTKV_READ_STALE;
+    craft_resp_append_simple(&c->out, "OK");
+}
+
+void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                         const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    c->read_mode = CRAFTKV_READ_LINEARIZABLE;
+    craft_resp_append_simple(&c->out, "OK");
+}
+
+/* Most commands one batch holds: bounds a worker's turn and the memory of one pipeline. */
+#define BATCH_MAX 128
+
+/* Runs or batches one command. Returns false, consuming nothing, when the command cannot
+ * join the batch being built (another kind, a local command, an error reply): the batch
+ * goes first and the command is parsed again once it has been answered. */
+static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                      const struct craft_resp_arg *argv)
 {
     bool forwarded = false;
     uint64_t session = 0, seq = 0;
+    const struct craftkv_cmd_def *d = NULL;
+    bool bad_fwd = false;
     if (name_is(&argv[0], "CRAFT.FWD")) {
-        /* CRAFT.FWD <session> <seq> <command...> from a follower */
+        /* CRAFT.FWD <session> <seq> <command...>: a follower's forwarded write, or a
+         * client library's exactly-once write (kv-client.md) */
         if (argc < 4 || parse_u64(&argv[1], &session) || parse_u64(&argv[2], &seq) ||
             session == 0 || seq == 0) {
-            craft_resp_append_error(&c->out, "ERR bad CRAFT.FWD");
-            return;
+            bad_fwd = true;
+        } else {
+            forwarded = true;
+            argc -= 3;
+            argv += 3;
         }
-        forwarded = true;
-        argc -= 3;
-        argv += 3;
     }
-    const struct craftkv_cmd_def *d = craftkv_cmd_find(argv[0].data, argv[0].len);
+    if (!bad_fwd)
+        d = craftkv_cmd_find(argv[0].data, argv[0].len);
+    bool batchable = d && arity_ok(d, argc) && (d->kind == CRAFTKV_READ || d->kind == CRAFTKV_WRITE);
+    if (c->batch_n > 0) {
+        const struct craftkv_task *h = c->batch_head;
+        if (!batchable || d->kind != h->def->kind || forwarded != h->forwarded ||
+            c->batch_n >= BATCH_MAX)
+            return false;
+    }
+    if (bad_fwd) {
+        craft_resp_append_error(&c->out, "ERR bad CRAFT.FWD");
+        return true;
+    }
     if (!d) {
         reply_unknown(&c->out, argc, argv);
-        return;
+        return true;
     }
     if (!arity_ok(d, argc)) {
         reply_arity(&c->out, &argv[0]);
-        return;
+        return true;
     }
     if (forwarded && d->kind != CRAFTKV_WRITE) {
         craft_resp_append_error(&c->out, "ERR CRAFT.FWD carries writes only");
-        return;
+        return true;
     }
     if (d->kind == CRAFTKV_LOCAL) {
         d->local(s, c, argc, argv);
-        return;
+        return true;
     }
-    submit(s, c, d, argc, argv, forwarded, session, seq);
+    if (submit(c, d, argc, argv, forwarded, session, seq) && d->kind == CRAFTKV_ADMIN)
+        submit_batch(s, c); /* alone: it may block for long */
+    return true;
 }
 
-/* Parses and runs commands until one goes to a worker or the input runs out. */
+/* Parses and runs commands until a batch goes to a worker or the input runs out. */
 static void conn_process(struct craftkv_server *s, struct craftkv_conn *c)
 {
+again:
     while (!c->busy && !c->closing) {
         struct craft_resp_cmd cmd;
         int rc = craft_resp_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &cmd);
         if (rc == CRAFT_RESP_NEED_MORE)
             break;
         if (rc != CRAFT_OK) {
+            if (c->batch_n > 0) {
+                craft_resp_parser_reset(&c->parser);
+                break; /* answer the batch first; the error is found again after it */
+            }
             /* a hostile or broken stream: answer as Redis does and close this one only */
             craft_resp_append_error(&c->out, cmd.error ? cmd.error : "ERR Protocol error");
             c->closing = true;
             break;
         }
-        if (cmd.argc > 0)
-            dispatch(s, c, cmd.argc, cmd.argv);
+        if (cmd.argc > 0 && !dispatch(s, c, cmd.argc, cmd.argv))
+            break; /* not consumed: parsed again after the batch */
         c->in_off += cmd.consumed;
         if (c->out.len >= OUT_PENDING_MAX)
             break; /* a client that does not read: let it drain first */
     }
+    if (c->batch_n > 0 && !c->busy && !submit_batch(s, c) && !c->closing &&
+        c->out.len < OUT_PENDING_MAX)
+        goto again; /* answered at once: go on with the input */
     if (c->in_off == c->in_len)
         c->in_off = c->in_len = 0;
 }
@@ -436,18 +562,43 @@ static void drain_done(struct craftkv_server *s)
     while (list) {
         struct craftkv_task *t = list;
         list = t->next;
-        struct craftkv_conn *c = t->conn;
-        c->busy = false;
-        if (c->dead) {
-            conn_free(s, c);
-        } else {
-            if (craftkv_buf_append_raw(&c->out, t->out.data, t->out.len) != 0)
-                c->closing = true;
-            conn_process(s, c);
-            conn_flush(s, c);
-        }
-        task_free(t);
+        t->next = NULL;
+        if (t->phase == 1 && !craftkv_async_collect(s, t) && !t->conn->dead)
+            craftkv_todo_push(s, t); /* the rest, in order, by a worker */
+        else
+            craftkv_deliver(s, t);
     }
+    craftkv_async_poll(s);
+}
+
+void craftkv_batch_complete(struct craftkv_server *s, struct craftkv_task *head)
+{
+    bool retry = false;
+    for (struct craftkv_task *t = head; t; t = t->chain)
+        retry |= t->retry;
+    if (retry && !head->conn->dead) {
+        head->phase = 2;
+        craftkv_todo_push(s, head); /* the rest, in order, by a worker */
+    } else {
+        head->phase = 0;
+        craftkv_deliver(s, head);
+    }
+}
+
+void craftkv_deliver(struct craftkv_server *s, struct craftkv_task *t)
+{
+    struct craftkv_conn *c = t->conn;
+    c->busy = false;
+    if (c->dead) {
+        conn_free(s, c);
+    } else {
+        for (struct craftkv_task *u = t; u; u = u->chain)
+            if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0)
+                c->closing = true;
+        conn_process(s, c);
+        conn_flush(s, c);
+    }
+    craftkv_batch_free(t);
 }
 
 void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
@@ -461,6 +612,8 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
                 accept_all(s);
             } else if (p == &s->evfd) {
                 drain_done(s);
+            } else if (p == &s->fwd) {
+                craftkv_fwd_event(s, evs[i].events);
             } else {
                 struct craftkv_conn *c = p;
                 if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
@@ -528,8 +681,11 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     if (s->opts.workers == 0)
         s->opts.workers = 64;
     s->listen_fd = s->epfd = s->evfd = -1;
+    s->fwd.fd = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_mutex_init(&s->rmu, NULL);
+    pthread_cond_init(&s->rcv, NULL);
 
     s->listen_fd = listen_on(o->listen_client, err, cap);
     if (s->listen_fd < 0)
@@ -537,13 +693,18 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
 
     char path[4200];
     snprintf(path, sizeof path, "%s/kv", s->data_dir);
-    struct craft_kv_lmdb_config lc = {.path = path};
+    /* No fsync per applied batch: the raft log is the durable copy and every start restores
+     * the newest snapshot and replays the log (kv_store.h: no_sync). */
+    struct craft_kv_lmdb_config lc = {.path = path, .no_sync = true};
     char e2[256] = "";
     int rc = craft_kv_store_lmdb_open(&lc, &s->store, e2, sizeof e2);
     if (rc != 0) {
         snprintf(err, cap, "cannot open the store %s: %s", path, e2[0] ? e2 : craft_strerror(rc));
         goto fail;
     }
+    if (craft_kv_store_lmdb_discarded(s->store))
+        fprintf(stderr, "craftkv: %s held writes not yet synced when the machine went down: "
+                        "dropped, rebuilding it from the raft snapshot and log\n", path);
     rc = craft_kv_sm_open(s->store, NULL, &s->sm);
     if (rc != 0) {
         snprintf(err, cap, "cannot open the state machine in %s: %s", path, craft_strerror(rc));
@@ -562,8 +723,11 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     snprintf(cfg.listen_addr, sizeof cfg.listen_addr, "%s", o->listen_peer);
     cfg.peers = servers;
     cfg.n_peers = o->n_members;
-    cfg.initial_servers = servers;
-    cfg.n_initial_servers = o->n_members;
+    if (!o->join) { /* a joining node bootstraps nothing: the leader adds it */
+        cfg.initial_servers = servers;
+        cfg.n_initial_servers = o->n_members;
+    }
+    cfg.auto_promote = true; /* RAFT.ADDNODE's learners become voters once caught up */
     cfg.observer = observer;
     struct craft_fsm fsm;
     craft_kv_fsm_init(&fsm, s->sm);
@@ -584,7 +748,8 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     e.data.ptr = &s->evfd;
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &e);
 
-    s->workers = calloc(s->opts.workers, sizeof *s->workers);
+    /* One slot more: the member-table keeper (server_admin.c) is joined with the workers. */
+    s->workers = calloc(s->opts.workers + 1, sizeof *s->workers);
     if (!s->workers) {
         snprintf(err, cap, "out of memory");
         goto fail;
@@ -597,6 +762,11 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
         goto fail;
     }
     s->ticker_started = true;
+    if (pthread_create(&s->workers[s->n_workers], NULL, craftkv_admin_main, s) != 0) {
+        snprintf(err, cap, "cannot start threads");
+        goto fail;
+    }
+    s->n_workers++;
     *out = s;
     return 0;
 fail:
@@ -615,19 +785,23 @@ void craftkv_server_destroy(struct craftkv_server *s)
     if (s->ticker_started)
         pthread_join(s->ticker, NULL);
     free(s->workers);
-    /* Tasks never run or never returned, then every connection still open. */
+    /* The node first: it completes every future, so the loop path's batches all land on
+     * the done queue, then tasks never run or never returned, then every connection. */
+    if (s->node)
+        craft_node_destroy(s->node);
+    s->node = NULL;
+    craftkv_async_free(s);
+    craftkv_fwd_free(s);
     struct craftkv_task *t;
     while ((t = task_pop(&s->todo_head, &s->todo_tail)))
-        task_free(t);
+        craftkv_batch_free(t);
     while ((t = task_pop(&s->done_head, &s->done_tail)))
-        task_free(t);
+        craftkv_batch_free(t);
     while (s->conns) {
         if (s->conns->fd >= 0)
             close(s->conns->fd);
         conn_free(s, s->conns);
     }
-    if (s->node)
-        craft_node_destroy(s->node);
     if (s->sm)
         craft_kv_sm_close(s->sm);
     if (s->store)
@@ -640,5 +814,7 @@ void craftkv_server_destroy(struct craftkv_server *s)
         close(s->evfd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->rmu);
+    pthread_cond_destroy(&s->rcv);
     free(s);
 }

@@ -62,35 +62,111 @@ static void reply_timeout(struct craftkv_server *s, struct craftkv_task *t)
                                  s->opts.timeout_ms);
 }
 
-static void exec_read(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline)
+/* A linearizable read barrier shared by every reader that arrived before it was issued:
+ * one ReadIndex round at a time, so N concurrent reads cost one or two rounds, not N.
+ * A round issued after a reader arrived covers it (its read index is at least the commit
+ * index the reader could have observed), so each reader waits for the first such round. */
+static int read_barrier_shared(struct craftkv_server *s, uint64_t deadline)
+{
+    pthread_mutex_lock(&s->rmu);
+    uint64_t want = s->r_issued + 1;
+    int rc;
+    for (;;) {
+        if (s->r_ok >= want) {
+            rc = CRAFT_OK;
+            break;
+        }
+        if (s->r_failed >= want) {
+            rc = s->r_failed_rc;
+            break;
+        }
+        if (s->stopping) {
+            rc = CRAFT_ESHUTDOWN;
+            break;
+        }
+        uint64_t now = mono_ms();
+        if (now >= deadline) {
+            rc = CRAFT_ETIMEOUT;
+            break;
+        }
+        if (!s->r_inflight) {
+            uint64_t gen = ++s->r_issued;
+            s->r_inflight = true;
+            pthread_mutex_unlock(&s->rmu);
+            struct craft_future *f = craft_read_index(s->node);
+            int frc = CRAFT_ENOMEM;
+            if (f) {
+                frc = wait_future(s, f, deadline);
+                craft_future_release(f);
+            }
+            pthread_mutex_lock(&s->rmu);
+            s->r_inflight = false;
+            if (frc == CRAFT_OK) {
+                s->r_ok = gen;
+            } else {
+                s->r_failed = gen;
+                s->r_failed_rc = frc;
+            }
+            pthread_cond_broadcast(&s->rcv);
+            continue;
+        }
+        uint64_t left = deadline - now;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (left < 100 ? left : 100) * 1000000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&s->rcv, &s->rmu, &ts);
+    }
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+/* The barrier a read needs before it looks at the local state machine. */
+static int read_barrier(struct craftkv_server *s, uint8_t mode, uint64_t deadline)
+{
+    if (mode == CRAFTKV_READ_STALE)
+        return CRAFT_OK;
+    if (mode == CRAFTKV_READ_LEASE && craft_state(s->node) == CRAFT_LEADER) {
+        struct craft_future *f = craft_read_lease(s->node);
+        if (f) {
+            int rc = wait_future(s, f, deadline);
+            craft_future_release(f);
+            if (rc == CRAFT_OK)
+                return rc;
+        }
+        /* no lease holds now: fall back to a round */
+    }
+    return read_barrier_shared(s, deadline);
+}
+
+/* A batch of reads: one barrier, one read transaction, a reply each. */
+static void exec_reads(struct craftkv_server *s, struct craftkv_task *head, uint64_t deadline)
 {
     for (;;) {
-        struct craft_future *f = craft_read_index(s->node);
-        if (!f) {
-            craft_resp_append_error(&t->out, "ERR out of memory");
-            return;
-        }
-        int rc = wait_future(s, f, deadline);
-        craft_future_release(f);
+        int rc = read_barrier(s, head->read_mode, deadline);
         if (rc == CRAFT_OK)
             break;
         if (s->stopping || mono_ms() >= deadline) {
-            reply_timeout(s, t);
+            for (struct craftkv_task *t = head; t; t = t->chain)
+                reply_timeout(s, t);
             return;
         }
         nap(20); /* no leader yet, or it changed: ask again */
     }
     struct craft_kv_read *r;
     int rc = craft_kv_read_begin(s->sm, &r);
-    if (rc != CRAFT_OK) {
-        craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
-        return;
+    for (struct craftkv_task *t = head; t; t = t->chain) {
+        if (rc != CRAFT_OK)
+            craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
+        else
+            t->def->read(s, r, t->argc, t->argv, &t->out);
     }
-    t->def->read(s, r, t->argc, t->argv, &t->out);
-    craft_kv_read_end(r);
+    if (rc == CRAFT_OK)
+        craft_kv_read_end(r);
 }
 
-static void put_result(struct craft_resp_buf *out, const struct craft_kv_result *res)
+void craftkv_put_result(struct craft_resp_buf *out, const struct craft_kv_result *res)
 {
     switch (res->type) {
     case CRAFT_KV_RES_OK:
@@ -111,34 +187,58 @@ static void put_result(struct craft_resp_buf *out, const struct craft_kv_result 
     }
 }
 
-/* Proposes c on this node (the leader). Returns the future's code; *res the result. */
-static int propose(struct craftkv_server *s, const struct craft_kv_cmd *c, uint64_t deadline,
-                   struct craft_kv_result **res)
+/* Encodes c and proposes it on this node (the leader). Returns 0 with *f, or an error
+ * (nothing proposed). */
+static int propose_start(struct craftkv_server *s, const struct craft_kv_cmd *c, uint64_t deadline,
+                         struct craft_future **f)
 {
-    *res = NULL;
+    uint64_t now = mono_ms();
+    return craftkv_propose_start(s, c, now < deadline ? (uint32_t)(deadline - now) : 1, f);
+}
+
+int craftkv_propose_start(struct craftkv_server *s, const struct craft_kv_cmd *c,
+                          uint32_t queue_timeout_ms, struct craft_future **f)
+{
+    *f = NULL;
     size_t size = craft_kv_cmd_size(c);
     if (size == 0)
         return CRAFT_EINVAL;
-    uint8_t *buf = malloc(size);
+    uint8_t stack[512];
+    uint8_t *buf = size <= sizeof stack ? stack : malloc(size);
     if (!buf)
         return CRAFT_ENOMEM;
     size_t len;
     int rc = craft_kv_cmd_encode(c, buf, size, &len);
     if (rc == CRAFT_OK) {
-        uint64_t now = mono_ms();
-        uint32_t left = now < deadline ? (uint32_t)(deadline - now) : 1;
-        struct craft_future *f = craft_apply(s->node, buf, (uint32_t)len, left);
-        if (!f) {
+        *f = craft_apply(s->node, buf, (uint32_t)len, queue_timeout_ms);
+        if (!*f)
             rc = CRAFT_ENOMEM;
-        } else {
-            rc = wait_future(s, f, deadline);
-            if (rc == CRAFT_OK)
-                *res = craft_future_result(f);
-            craft_future_release(f);
-        }
     }
-    free(buf);
+    if (buf != stack)
+        free(buf);
     return rc;
+}
+
+/* Waits for a proposal; returns the future's code and *res its result; releases f. */
+static int propose_finish(struct craftkv_server *s, struct craft_future *f, uint64_t deadline,
+                          struct craft_kv_result **res)
+{
+    *res = NULL;
+    int rc = wait_future(s, f, deadline);
+    if (rc == CRAFT_OK)
+        *res = craft_future_result(f);
+    craft_future_release(f);
+    return rc;
+}
+
+/* Proposes c on this node (the leader). Returns the future's code; *res the result. */
+static int propose(struct craftkv_server *s, const struct craft_kv_cmd *c, uint64_t deadline,
+                   struct craft_kv_result **res)
+{
+    struct craft_future *f;
+    *res = NULL;
+    int rc = propose_start(s, c, deadline, &f);
+    return rc == CRAFT_OK ? propose_finish(s, f, deadline, res) : rc;
 }
 
 static bool retryable(int rc)
@@ -197,7 +297,7 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
                     need_open = true; /* new here, or expired: open it and send again */
                     continue;
                 }
-                put_result(&t->out, res);
+                craftkv_put_result(&t->out, res);
                 craft_kv_result_free(res);
                 break;
             }
@@ -220,7 +320,7 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
         }
         if (t->forwarded) {
             /* Never forward twice: the follower asks the leader it knows again. */
-            craft_resp_append_error(&t->out, CRAFTKV_ERR_NOTLEADER);
+            craftkv_reply_notleader(s, &t->out);
             break;
         }
         uint64_t leader = craft_leader(s->node, NULL, 0);
@@ -244,14 +344,123 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
     free(items);
 }
 
+void craftkv_reply_notleader(struct craftkv_server *s, struct craft_resp_buf *out)
+{
+    uint64_t leader = craft_leader(s->node, NULL, 0);
+    const char *addr = leader && leader != s->opts.id ? craftkv_client_addr(s, leader) : NULL;
+    craft_resp_append_errorf(out, "%s %s", CRAFTKV_ERR_NOTLEADER, addr ? addr : "?");
+}
+
+/* The fast path for a batch of pipelined writes on the leader: every command is proposed
+ * before the first is waited for, so the batch shares rounds of replication and one group
+ * commit instead of taking one round each. Commands are proposed in request order by this
+ * one thread and land in the log in that order, so a later seq of the session cannot commit
+ * unless the earlier ones did (log matching). Whatever did not succeed here (a leader
+ * change, a new session) goes through exec_write one by one, in order, which retries with
+ * the same seq. Returns false if this node does not lead (nothing was done). */
+static bool exec_writes_leader(struct craftkv_server *s, struct craftkv_task *head, uint64_t deadline,
+                               int *fwd_fd, char *fwd_addr, size_t fwd_addr_cap)
+{
+    if (craft_state(s->node) != CRAFT_LEADER)
+        return false;
+    size_t n = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain)
+        n++;
+    struct craft_future **futs = calloc(n, sizeof *futs);
+    uint8_t *state = calloc(n, 1); /* 0: answered, 1: proposed, 2: to exec_write */
+    size_t items_cap = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain)
+        if (t->argc + 1 > items_cap)
+            items_cap = t->argc + 1;
+    struct craft_kv_bytes *items = malloc(items_cap * sizeof *items);
+    if (!futs || !state || !items) {
+        free(futs);
+        free(state);
+        free(items);
+        return false;
+    }
+    if (!head->forwarded && head->open_session) {
+        struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = head->session,
+                                    .now_ms = craftkv_now_ms()};
+        struct craft_kv_result *res = NULL;
+        int rc = propose(s, &open, deadline, &res);
+        if (res)
+            craft_kv_result_free(res);
+        if (rc == CRAFT_OK)
+            head->open_session = false;
+    }
+    size_t i = 0;
+    bool stop = head->open_session; /* could not open it: all go the slow way */
+    for (struct craftkv_task *t = head; t; t = t->chain, i++) {
+        if (stop) {
+            state[i] = 2;
+            continue;
+        }
+        struct craft_kv_cmd c = {0};
+        uint64_t now = craftkv_now_ms();
+        if (!t->def->write(t->argc, t->argv, now, &c, items, &t->out)) {
+            state[i] = 0; /* a syntax error: answered, nothing proposed */
+            continue;
+        }
+        c.session = t->session;
+        c.seq = t->seq;
+        c.now_ms = now;
+        int rc = propose_start(s, &c, deadline, &futs[i]);
+        if (rc == CRAFT_OK) {
+            state[i] = 1;
+        } else {
+            /* encoding limits: exec_write words the error; a full queue: stop proposing
+             * so that no later seq goes in ahead of this one */
+            t->out.len = 0;
+            state[i] = 2;
+            stop = true;
+        }
+    }
+    i = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain, i++) {
+        if (state[i] != 1)
+            continue;
+        struct craft_kv_result *res;
+        int rc = propose_finish(s, futs[i], deadline, &res);
+        if (rc == CRAFT_OK && res &&
+            !(res->type == CRAFT_KV_RES_ERR &&
+              strcmp((const char *)res->data, CRAFT_KV_ERR_SESSION) == 0)) {
+            craftkv_put_result(&t->out, res);
+            state[i] = 0;
+        } else {
+            t->out.len = 0;
+            state[i] = 2;
+        }
+        if (res)
+            craft_kv_result_free(res);
+    }
+    free(futs);
+    free(items);
+    i = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain, i++)
+        if (state[i] == 2)
+            exec_write(s, t, deadline, fwd_fd, fwd_addr, fwd_addr_cap);
+    free(state);
+    return true;
+}
+
 void craftkv_exec(struct craftkv_server *s, struct craftkv_task *t, int *fwd_fd, char *fwd_addr,
                   size_t fwd_addr_cap)
 {
     uint64_t deadline = mono_ms() + s->opts.timeout_ms;
-    if (t->def->kind == CRAFTKV_READ)
-        exec_read(s, t, deadline);
-    else
-        exec_write(s, t, deadline, fwd_fd, fwd_addr, fwd_addr_cap);
+    if (t->phase == 2) {
+        /* what the loop's own path could not finish, in request order */
+        for (; t; t = t->chain)
+            if (t->retry)
+                exec_write(s, t, deadline, fwd_fd, fwd_addr, fwd_addr_cap);
+    } else if (t->def->kind == CRAFTKV_ADMIN) {
+        t->def->admin(s, t, deadline);
+    } else if (t->def->kind == CRAFTKV_READ) {
+        exec_reads(s, t, deadline);
+    } else if (t->chain == NULL || !exec_writes_leader(s, t, deadline, fwd_fd, fwd_addr, fwd_addr_cap)) {
+        for (; t; t = t->chain)
+            exec_write(s, t, deadline, fwd_fd, fwd_addr, fwd_addr_cap);
+    }
 }
 
 void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)

@@ -1,4 +1,5 @@
-/* craftkv: the cluster list, a blocking RESP client, and forwarding writes to the leader.
+/* craftkv: the cluster list, members' client addresses, a blocking RESP client, and
+ * forwarding writes to the leader.
  *
  * A follower forwards the client's command itself, not an encoded kv_cmd: the leader must
  * stamp now_ms and compute absolute expiry instants from its own clock (kv.md). The
@@ -74,8 +75,25 @@ int craftkv_parse_cluster(const char *s, struct craftkv_opts *o, char *err, size
     return 0;
 }
 
+/* The replicated member table first (it knows nodes added after this one started, and
+ * survives restarts and snapshots: kv.md), then this node's own list (--initial-cluster,
+ * or the members learned at --join), which covers a cluster whose first leader has not
+ * recorded its initial members yet. The answer lives in a per-thread buffer: valid until
+ * this thread's next call. */
 const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id)
 {
+    static _Thread_local char addr[CRAFTKV_ADDR_MAX];
+    _Static_assert(CRAFT_KV_ADDR_BYTES_MAX < sizeof addr, "a recorded address fits");
+    struct craft_kv_read *r;
+    if (s->sm && craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
+        struct craft_kv_member m;
+        int rc = craft_kv_read_member(r, id, &m);
+        craft_kv_read_end(r);
+        if (rc == CRAFT_OK) {
+            snprintf(addr, sizeof addr, "%s", m.client_addr);
+            return addr;
+        }
+    }
     for (size_t i = 0; i < s->opts.n_members; i++)
         if (s->opts.members[i].id == id)
             return s->opts.members[i].client_addr;

@@ -14,11 +14,21 @@
 
 struct craftkv_conn;
 
+/* How a connection's reads are served (CRAFT.CONSISTENCY, READONLY/READWRITE). */
+enum craftkv_read_mode {
+    CRAFTKV_READ_LINEARIZABLE = 0, /* ReadIndex: a quorum round (shared by concurrent reads) */
+    CRAFTKV_READ_LEASE,            /* the leader's lease; ReadIndex when no lease holds */
+    CRAFTKV_READ_STALE,            /* this node's state machine as it is: no round at all */
+};
+
 /* A command handed to a worker. The arguments are copied (the connection's buffer moves
- * on). One task per connection at a time: that keeps replies in request order and keeps a
- * session to one write in doubt, which is what its exactly-once table supports. */
+ * on). One batch per connection at a time: a run of consecutive pipelined reads, or of
+ * writes, chained through `chain` (the head is what travels on the queues). Replies go out
+ * in request order; the writes of a batch are proposed in order by one worker, so a later
+ * write of the session never commits ahead of an earlier one (server_exec.c). */
 struct craftkv_task {
-    struct craftkv_task *next;
+    struct craftkv_task *next;  /* on the todo or done queue (heads only) */
+    struct craftkv_task *chain; /* the next command of the same batch */
     struct craftkv_conn *conn;
     const struct craftkv_cmd_def *def;
     size_t argc;
@@ -27,13 +37,38 @@ struct craftkv_task {
     uint64_t session, seq; /* writes: the client's session and this command's number */
     bool forwarded;        /* arrived as CRAFT.FWD: apply here or refuse, never forward on */
     bool open_session;     /* the session is known to be new: open it before the write */
+    uint8_t read_mode;     /* enum craftkv_read_mode, the connection's at submission */
     struct craft_resp_buf out;
+    /* The loop's own path (server_async.c): writes proposed from the loop thread and
+     * collected when their futures complete; reads answered after a shared barrier. */
+    struct craftkv_server *srv;
+    struct craft_future *fut; /* this command's proposal */
+    bool retry;               /* to be run again by a worker (exec_write), in order */
+    uint8_t phase;            /* head: 0 worker, 1 async in flight, 2 worker retries */
+    atomic_int pending;       /* head, phase 1: futures not yet complete, plus one */
+    struct craftkv_task *head;     /* the batch this command belongs to (forwarding) */
+    struct craftkv_task *fwd_next; /* waiting for the leader's reply (server_fwd_async.c) */
+};
+
+/* The loop's pipelined connection to the leader's client port, for a follower's writes
+ * (server_fwd_async.c). Loop thread only. */
+struct craftkv_fwd {
+    int fd;          /* -1: none */
+    bool connecting; /* a non-blocking connect in progress */
+    uint32_t events;
+    char addr[CRAFTKV_ADDR_MAX];
+    struct craft_resp_buf out;
+    size_t out_off;
+    char *in;
+    size_t in_len, in_cap;
+    struct craftkv_task *q_head, *q_tail; /* sent or queued, in order, awaiting replies */
 };
 
 enum craftkv_cmd_kind {
     CRAFTKV_LOCAL = 1, /* answered on the loop thread */
     CRAFTKV_READ,      /* ReadIndex, then the local state machine (a worker) */
     CRAFTKV_WRITE,     /* proposed through the leader (a worker) */
+    CRAFTKV_ADMIN,     /* cluster administration (RAFT.*): run by admin() on a worker */
 };
 
 struct craftkv_server;
@@ -51,6 +86,9 @@ struct craftkv_cmd_def {
     int (*write)(size_t argc, const struct craft_resp_arg *argv, uint64_t now_ms,
                  struct craft_kv_cmd *cmd, struct craft_kv_bytes *items,
                  struct craft_resp_buf *out);
+    /* CRAFTKV_ADMIN: runs on a worker (may block on futures until deadline, a monotonic
+     * instant in ms) and writes its reply into t->out. */
+    void (*admin)(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
 };
 
 struct craftkv_conn {
@@ -61,7 +99,10 @@ struct craftkv_conn {
     char *in;
     size_t in_off, in_len, in_cap;
     struct craft_resp_buf out;
-    bool busy;    /* a task is out */
+    bool busy;    /* a batch is out */
+    struct craftkv_task *batch_head, *batch_tail; /* being built from pipelined input */
+    size_t batch_n;
+    uint8_t read_mode; /* enum craftkv_read_mode */
     bool closing; /* close once out is flushed */
     bool dead;    /* closed while busy: free when the task returns */
     uint32_t events;
@@ -90,7 +131,61 @@ struct craftkv_server {
     size_t n_workers;
     pthread_t ticker;
     bool ticker_started;
+
+    /* Read barrier sharing (server_exec.c): one ReadIndex round at a time serves every
+     * linearizable read that arrived before it was issued. Generations count rounds. */
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    uint64_t r_issued, r_ok, r_failed; /* last issued / succeeded / failed generation */
+    int r_failed_rc;
+    bool r_inflight;
+
+    /* The loop's read barrier (server_async.c): batches waiting for the round in flight
+     * (cur) and for the next one (next), linked through `next`. Loop thread only, except
+     * ar_flag, set by the barrier's completion. */
+    struct craftkv_task *ar_cur, *ar_next, *ar_next_tail;
+    struct craft_future *ar_fut;
+    atomic_bool ar_flag;
+
+    struct craftkv_fwd fwd;
 };
+
+/* server_exec.c: a command's result as a RESP reply. */
+void craftkv_put_result(struct craft_resp_buf *out, const struct craft_kv_result *res);
+/* server_exec.c: encodes c and craft_apply's it (waiting up to queue_timeout_ms for room in
+ * the node's queue). 0 with *f, or an error (nothing proposed). */
+int craftkv_propose_start(struct craftkv_server *s, const struct craft_kv_cmd *c,
+                          uint32_t queue_timeout_ms, struct craft_future **f);
+
+/* server_async.c */
+enum craftkv_async_outcome {
+    CRAFTKV_ASYNC_DECLINED = 0, /* not for the loop's path: give the batch to a worker */
+    CRAFTKV_ASYNC_TAKEN,        /* in flight; it comes back through the done queue */
+    CRAFTKV_ASYNC_SERVED,       /* answered now (replies in the tasks' out): deliver it */
+};
+int craftkv_async_submit(struct craftkv_server *s, struct craftkv_task *head);
+/* A phase-1 batch came back: fills the replies. Returns false if some commands must be
+ * retried by a worker (their `retry` set; the batch moved to phase 2). */
+bool craftkv_async_collect(struct craftkv_server *s, struct craftkv_task *head);
+/* The loop's wake-up: finishes the read barrier if it completed, serving its batches. */
+void craftkv_async_poll(struct craftkv_server *s);
+/* Releases what the async path holds (shutdown, after the node is destroyed). */
+void craftkv_async_free(struct craftkv_server *s);
+/* server_fwd_async.c: forwards a follower's write batch over the loop's pipelined
+ * connection to the leader (CRAFTKV_ASYNC_DECLINED if no leader address is known or it
+ * cannot be reached); events on that connection; shutdown. */
+int craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head);
+void craftkv_fwd_event(struct craftkv_server *s, uint32_t events);
+void craftkv_fwd_free(struct craftkv_server *s);
+/* server_conn.c: a phase-1 batch is complete: deliver it, or hand its retries to a worker. */
+void craftkv_batch_complete(struct craftkv_server *s, struct craftkv_task *head);
+/* server_conn.c: marks the task list done (from a completion callback: any thread). */
+void craftkv_done_push(struct craftkv_server *s, struct craftkv_task *head);
+/* server_conn.c, loop thread: hands head's replies to its connection, frees the batch. */
+void craftkv_deliver(struct craftkv_server *s, struct craftkv_task *head);
+/* server_conn.c: hands a batch to the workers. */
+void craftkv_todo_push(struct craftkv_server *s, struct craftkv_task *head);
+void craftkv_batch_free(struct craftkv_task *t);
 
 /* server_cmd.c */
 const struct craftkv_cmd_def *craftkv_cmd_find(const char *name, size_t len);
@@ -109,6 +204,19 @@ int craftkv_forward(struct craftkv_task *t, const char *addr, int *fd, uint32_t 
 /* The client address of member id, or NULL. */
 const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id);
 
-#define CRAFTKV_ERR_NOTLEADER "CRAFTNOTLEADER this node is not the leader"
+/* A forwarded write or admin command reached a node that does not lead: the reply is
+ * `-CRAFTNOTLEADER <leader client address>` or `-CRAFTNOTLEADER ?` if no leader is known. */
+#define CRAFTKV_ERR_NOTLEADER "CRAFTNOTLEADER"
+/* server_conn.c: CRAFT.CONSISTENCY [LINEARIZABLE|LEASE|STALE] (no argument: the current
+ * mode), READONLY (stale reads, as a Redis Cluster replica serves them), READWRITE
+ * (back to linearizable). */
+void craftkv_l_consistency(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                           const struct craft_resp_arg *argv);
+void craftkv_l_readonly(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                        const struct craft_resp_arg *argv);
+void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                         const struct craft_resp_arg *argv);
+/* server_exec.c: appends that error, naming the leader this node knows. */
+void craftkv_reply_notleader(struct craftkv_server *s, struct craft_resp_buf *out);
 
 #endif

@@ -43,7 +43,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Three client ports and three peer ports, all free.
 BASE=0
 for try in $(seq 1 50); do
-    b=$((20000 + (RANDOM % 2000) * 10))
+    b=$((20000 + (RANDOM % 300) * 10)) # below the ephemeral range (32768+)
     all=1
     for i in 0 1 2; do port_free $((b + i)) && port_free $((b + 100 + i)) || all=0; done
     if [ $all = 1 ]; then BASE=$b; break; fi

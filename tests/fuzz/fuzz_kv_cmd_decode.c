@@ -1,11 +1,12 @@
 /* libFuzzer target: craftkv's command decoder on arbitrary bytes, then the state machine.
  *
  * The decoder must refuse with one of its documented errors or accept a command whose
- * every byte string lies inside the input, within its limit, and that re-encodes to
- * exactly the input (the encoding is canonical). Any input, accepted or not, is then
- * applied to an in-memory state machine holding a few keys and a session: apply answers
- * every input (a malformed one with an error result), never fails, and a retry of the
- * same bytes in a session answers the same. ASan/UBSan catch any read outside the input. */
+ * every byte string (keys, values, member addresses) lies inside the input, within its
+ * limit, and that re-encodes to exactly the input (the encoding is canonical). Any input,
+ * accepted or not, is then applied to an in-memory state machine holding a few keys, a
+ * member record and a session: apply answers every input (a malformed one with an error
+ * result), never fails, and a retry of the same bytes in a session answers the same.
+ * ASan/UBSan catch any read outside the input. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,11 @@ static bool inside(const uint8_t *data, size_t size, struct craft_kv_bytes b)
 static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cmd *c)
 {
     CRAFT_ASSERT(inside(data, size, c->key) && inside(data, size, c->value));
+    CRAFT_ASSERT(inside(data, size, c->peer_addr) && inside(data, size, c->client_addr));
+    if (c->op == CRAFT_KV_OP_MEMBER_SET) {
+        CRAFT_ASSERT(c->member_id != 0 && craft_kv_addr_ok(c->peer_addr.p, c->peer_addr.len) &&
+                     craft_kv_addr_ok(c->client_addr.p, c->client_addr.len));
+    }
     CRAFT_ASSERT(c->key.len <= CRAFT_KV_KEY_BYTES_MAX);
     CRAFT_ASSERT(c->value.len <= CRAFT_KV_VALUE_BYTES_MAX);
     struct craft_kv_bytes *keys = NULL, *vals = NULL;
@@ -76,6 +82,17 @@ static void seed_state(struct craft_kv_sm *sm, uint64_t *index)
             c.flags = CRAFT_KV_SET_EXPIRE;
             c.expire_at = 5000;
         }
+        uint8_t buf[64];
+        size_t len;
+        CRAFT_ASSERT(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);
+        craft_kv_result_free(apply(sm, index, buf, len));
+    }
+    {
+        struct craft_kv_cmd c = {.op = CRAFT_KV_OP_MEMBER_SET,
+                                 .now_ms = 1000,
+                                 .member_id = 2,
+                                 .peer_addr = {(const uint8_t *)"h:1", 3},
+                                 .client_addr = {(const uint8_t *)"h:2", 3}};
         uint8_t buf[64];
         size_t len;
         CRAFT_ASSERT(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);

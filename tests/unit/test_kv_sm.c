@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "unit.h"
 
@@ -219,6 +220,19 @@ OP(uint8_t op) {
 }
 
 static struct craft_kv_cmd
+MSET_(uint64_t id, const char *peer, const char *client) {
+    return (struct craft_kv_cmd){.op = CRAFT_KV_OP_MEMBER_SET,
+                                 .member_id = id,
+                                 .peer_addr = B(peer),
+                                 .client_addr = B(client)};
+}
+
+static struct craft_kv_cmd
+MDEL(uint64_t id) {
+    return (struct craft_kv_cmd){.op = CRAFT_KV_OP_MEMBER_DEL, .member_id = id};
+}
+
+static struct craft_kv_cmd
 IN(struct craft_kv_cmd c, uint64_t session, uint64_t seq) {
     c.session = session;
     c.seq = seq;
@@ -360,6 +374,31 @@ static uint64_t h_stored(struct h *h, int table)
     return n;
 }
 
+/* Member id's record: want_peer NULL means it must be absent. */
+static bool h_member(struct h *h, uint64_t id, const char *want_peer, const char *want_client)
+{
+    struct craft_kv_read *r;
+    CRAFT_ASSERT(craft_kv_read_begin(h->sm, &r) == CRAFT_OK);
+    struct craft_kv_member m;
+    int rc = craft_kv_read_member(r, id, &m);
+    craft_kv_read_end(r);
+    if (want_peer == NULL) {
+        return rc == CRAFT_ENOTFOUND;
+    }
+    return rc == CRAFT_OK && m.id == id && strcmp(m.peer_addr, want_peer) == 0 &&
+           strcmp(m.client_addr, want_client) == 0;
+}
+
+static size_t h_members(struct h *h)
+{
+    struct craft_kv_read *r;
+    CRAFT_ASSERT(craft_kv_read_begin(h->sm, &r) == CRAFT_OK);
+    size_t n = SIZE_MAX;
+    CHECK(craft_kv_read_members(r, NULL, 0, &n) == CRAFT_OK);
+    craft_kv_read_end(r);
+    return n;
+}
+
 /* ---- the encoding ---- */
 
 static void check_roundtrip(struct craft_kv_cmd c)
@@ -375,6 +414,11 @@ static void check_roundtrip(struct craft_kv_cmd c)
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_OK);
     CHECK(d.op == c.op && d.flags == c.flags && d.session == c.session && d.seq == c.seq &&
           d.now_ms == c.now_ms && d.expire_at == c.expire_at && d.delta == c.delta);
+    CHECK(d.member_id == c.member_id && d.peer_addr.len == c.peer_addr.len &&
+          d.client_addr.len == c.client_addr.len &&
+          (d.peer_addr.len == 0 || memcmp(d.peer_addr.p, c.peer_addr.p, d.peer_addr.len) == 0) &&
+          (d.client_addr.len == 0 ||
+           memcmp(d.client_addr.p, c.client_addr.p, d.client_addr.len) == 0));
     /* Canonical: the decoded command encodes to the same bytes. */
     struct craft_kv_bytes ks[64], vs[64];
     if (d.items != NULL) {
@@ -425,6 +469,10 @@ static void test_cmd_encoding(void)
         IN(OP(CRAFT_KV_OP_SESSION_CLOSE), UINT64_MAX, 0),
         IN(INCRBY("n", 5), 9, 1),
         LIST(CRAFT_KV_OP_MSETNX, mset),
+        MSET_(1, "127.0.0.1:7101", "127.0.0.1:7001"),
+        MSET_(UINT64_MAX, "[::1]:1", "a:2"),
+        IN(MSET_(4, "h:1", "h:2"), 3, 8),
+        MDEL(7),
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         cmds[i].now_ms = 1000 + i;
@@ -449,6 +497,12 @@ static void test_cmd_encoding(void)
         OP(CRAFT_KV_OP_SESSION_OPEN),         /* no session id */
         IN(OP(CRAFT_KV_OP_SESSION_OPEN), 1, 1),
         {.op = CRAFT_KV_OP_DEL, .n = 0, .keys = list_keys},
+        MSET_(0, "h:1", "h:2"),                /* member id 0 */
+        MSET_(1, "", "h:2"),                   /* empty address */
+        MSET_(1, "h:1", "h 2"),                /* a space */
+        MSET_(1, "h:1\n", "h:2"),              /* a control character */
+        MSET_(1, "h:1", "0123456789012345678901234567890123456789012345678901234567890123"),
+        MDEL(0),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint8_t buf[64];
@@ -482,6 +536,22 @@ static void test_cmd_encoding(void)
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_EMALFORMED);
     CHECK(craft_kv_cmd_decode(p, 0, &d) == CRAFT_EMALFORMED);
     CHECK(craft_kv_cmd_decode(p, (size_t)CRAFT_KV_CMD_BYTES_MAX + 1, &d) == CRAFT_ETOOBIG);
+    /* A member record: header, u64 id, peer "a:1", client "b:2". */
+    struct craft_kv_cmd m = MSET_(5, "a:1", "b:2");
+    CHECK(craft_kv_cmd_encode(&m, p, sizeof p, &len) == CRAFT_OK && len == 26 + 8 + 7 + 7);
+    CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_OK && d.member_id == 5);
+    p[26] = 0; /* id 5 -> 0 */
+    CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_EMALFORMED);
+    p[26] = 5;
+    p[38] = ' '; /* peer "a:1" -> "a: " */
+    CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_EMALFORMED);
+    p[38] = '1';
+    p[34] = 0; /* peer length 0 */
+    CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_EMALFORMED);
+    p[34] = 3;
+    CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_OK);
+    CHECK(craft_kv_addr_ok((const uint8_t *)"x:1", 3) && !craft_kv_addr_ok(NULL, 0) &&
+          !craft_kv_addr_ok((const uint8_t *)"x\x7f", 2));
 
     /* The proposer's deadline arithmetic. */
     uint64_t at;
@@ -924,6 +994,221 @@ static void test_scan_lmdb(void)
     test_scan(true);
 }
 
+/* ---- the member table ---- */
+
+static int scan_count(void *ctx, const uint8_t *key, size_t klen)
+{
+    (void)key, (void)klen;
+    (*(size_t *)ctx)++;
+    return CRAFT_OK;
+}
+
+static size_t h_scan_all(struct h *h)
+{
+    struct craft_kv_read *r;
+    CRAFT_ASSERT(craft_kv_read_begin(h->sm, &r) == CRAFT_OK);
+    size_t n = 0;
+    uint64_t cursor = 0;
+    do {
+        CHECK(craft_kv_read_scan(r, cursor, NULL, 0, 100, scan_count, &n, &cursor) == CRAFT_OK);
+    } while (cursor != 0);
+    craft_kv_read_end(r);
+    return n;
+}
+
+/* Members are set, replaced and removed; user commands never see or remove them; they
+ * survive a reopen; the table is bounded. */
+static void members(bool lmdb)
+{
+    struct h h;
+    h_open(&h, lmdb, 0);
+    h.now = 100;
+    CHECK(h_members(&h) == 0 && h_member(&h, 1, NULL, NULL));
+    CHECK(r_ok(h_run(&h, MSET_(2, "127.0.0.1:7102", "127.0.0.1:7002"))));
+    CHECK(r_ok(h_run(&h, MSET_(1, "127.0.0.1:7101", "127.0.0.1:7001"))));
+    CHECK(r_ok(h_run(&h, SET("k", "v", 0, 0))));
+    CHECK(h_member(&h, 1, "127.0.0.1:7101", "127.0.0.1:7001"));
+    CHECK(h_member(&h, 2, "127.0.0.1:7102", "127.0.0.1:7002"));
+    CHECK(r_ok(h_run(&h, MSET_(2, "10.1.1.1:1", "10.1.1.1:2")))); /* replaced */
+    CHECK(h_member(&h, 2, "10.1.1.1:1", "10.1.1.1:2") && h_members(&h) == 2);
+    struct craft_kv_member ms[4];
+    struct craft_kv_read *r;
+    size_t n = 0;
+    CHECK(craft_kv_read_begin(h.sm, &r) == CRAFT_OK);
+    CHECK(craft_kv_read_members(r, ms, 4, &n) == CRAFT_OK && n == 2 && ms[0].id == 1 &&
+          ms[1].id == 2 && strcmp(ms[1].client_addr, "10.1.1.1:2") == 0);
+    CHECK(craft_kv_read_members(r, ms, 1, &n) == CRAFT_OK && n == 2 && ms[0].id == 1);
+    craft_kv_read_end(r);
+    /* Invisible to the user's commands: DBSIZE, SCAN, GET; FLUSHALL keeps them. */
+    CHECK(h_dbsize(&h) == 1 && h_scan_all(&h) == 1 && h_get(&h, "member/", NULL));
+    CHECK(r_ok(h_run(&h, OP(CRAFT_KV_OP_FLUSHALL))));
+    CHECK(h_dbsize(&h) == 0 && h_scan_all(&h) == 0 && h_members(&h) == 2);
+    /* Removal answers whether there was one; the meta entries are not members. */
+    CHECK(r_int(h_run(&h, MDEL(2)), 1));
+    CHECK(r_int(h_run(&h, MDEL(2)), 0));
+    CHECK(h_member(&h, 2, NULL, NULL) && h_members(&h) == 1);
+    /* In a session: a retry answers the saved result. */
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 5, 0))));
+    CHECK(r_ok(h_run(&h, IN(MSET_(7, "p:7", "c:7"), 5, 1))));
+    CHECK(r_ok(h_run(&h, IN(MSET_(7, "p:7", "c:7"), 5, 1))));
+    CHECK(h_member(&h, 7, "p:7", "c:7"));
+    if (lmdb) {
+        h_reopen(&h);
+        CHECK(h_member(&h, 1, "127.0.0.1:7101", "127.0.0.1:7001") && h_members(&h) == 2);
+    }
+    /* At most CRAFT_KV_MEMBERS_MAX; replacing one is still allowed when full. */
+    for (uint64_t id = 100; h_members(&h) < CRAFT_KV_MEMBERS_MAX; id++) {
+        CHECK(r_ok(h_run(&h, MSET_(id, "p:1", "c:1"))));
+    }
+    CHECK(r_err(h_run(&h, MSET_(99, "p:1", "c:1")), CRAFT_KV_ERR_MEMBERS));
+    CHECK(r_ok(h_run(&h, MSET_(1, "p:1", "c:1"))));
+    CHECK(h_members(&h) == CRAFT_KV_MEMBERS_MAX && h_member(&h, 99, NULL, NULL));
+    struct buf s1, s2;
+    h_snap(&h, &s1);
+    struct h b;
+    h_open(&b, !lmdb, 0);
+    CHECK(h_restore(&b, &s1, 13) == CRAFT_OK);
+    h_snap(&b, &s2);
+    CHECK(buf_eq(&s1, &s2) && h_members(&b) == CRAFT_KV_MEMBERS_MAX);
+    buf_free(&s1);
+    buf_free(&s2);
+    h_close(&b);
+    h_close(&h);
+}
+
+static void test_members_mem(void)
+{
+    members(false);
+}
+static void test_members_lmdb(void)
+{
+    members(true);
+}
+
+/* Appends a snapshot record or header field. */
+static void put64(struct buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++) {
+        x[i] = (uint8_t)(v >> (8 * i));
+    }
+    buf_write(b, x, 8);
+}
+
+static void put32(struct buf *b, uint32_t v)
+{
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++) {
+        x[i] = (uint8_t)(v >> (8 * i));
+    }
+    buf_write(b, x, 4);
+}
+
+/* Ends a hand-made snapshot: the END record's counts (n_members < 0: version 1's END)
+ * and the crc32 of everything before it. */
+static void snap_end(struct buf *b, uint64_t n_keys, uint64_t n_sessions, int64_t n_members)
+{
+    buf_write(b, "\0", 1);
+    put64(b, n_keys);
+    put64(b, n_sessions);
+    if (n_members >= 0) {
+        put64(b, (uint64_t)n_members);
+    }
+    put32(b, (uint32_t)crc32(crc32(0L, Z_NULL, 0), b->p, (uInt)b->len));
+}
+
+static void snap_header(struct buf *b, uint32_t version, uint64_t applied, uint64_t now)
+{
+    buf_write(b, "CRKVSNAP", 8);
+    put32(b, version);
+    put32(b, 0);
+    put64(b, applied);
+    put64(b, now);
+}
+
+static void snap_member(struct buf *b, uint64_t id, const char *peer, const char *client)
+{
+    buf_write(b, "\3", 1);
+    put64(b, id);
+    put32(b, (uint32_t)strlen(peer));
+    put32(b, (uint32_t)strlen(client));
+    buf_write(b, peer, strlen(peer));
+    buf_write(b, client, strlen(client));
+}
+
+/* Snapshots of version 1 (before the member table) still restore; member records are
+ * checked as strictly as the others. */
+static void test_snapshot_versions(void)
+{
+    struct h h;
+    h_open(&h, false, 0);
+    h.now = 10;
+    CHECK(r_ok(h_run(&h, MSET_(1, "a:1", "a:2"))));
+    struct buf v1 = {0}, v2 = {0}, mine;
+    snap_header(&v1, 1, 40, 500);
+    buf_write(&v1, "\1", 1);
+    put64(&v1, 0);
+    put32(&v1, 1);
+    put32(&v1, 2);
+    buf_write(&v1, "kvv", 3);
+    snap_end(&v1, 1, 0, -1);
+    CHECK(h_restore(&h, &v1, 5) == CRAFT_OK);
+    CHECK(h_get(&h, "k", "vv") && h_members(&h) == 0 && craft_kv_sm_applied(h.sm) == 40);
+    /* Written back as version 2. */
+    h_snap(&h, &mine);
+    snap_header(&v2, 2, 40, 500);
+    buf_write(&v2, v1.p + 32, 1 + 16 + 3);
+    snap_end(&v2, 1, 0, 0);
+    CHECK(buf_eq(&mine, &v2));
+    buf_free(&mine);
+    buf_free(&v2);
+
+    struct {
+        uint32_t version;
+        uint64_t ids[2];
+        const char *peer;
+        int64_t count;
+        int want;
+    } cases[] = {
+        {2, {4, 6}, "p:1", 2, CRAFT_OK},
+        {1, {4, 6}, "p:1", -1, CRAFT_ECORRUPT}, /* no members in version 1 */
+        {2, {6, 4}, "p:1", 2, CRAFT_ECORRUPT},  /* out of order */
+        {2, {4, 4}, "p:1", 2, CRAFT_ECORRUPT},  /* repeated */
+        {2, {0, 4}, "p:1", 2, CRAFT_ECORRUPT},  /* id 0 */
+        {2, {4, 6}, "p 1", 2, CRAFT_ECORRUPT},  /* a bad address */
+        {2, {4, 6}, "", 2, CRAFT_ECORRUPT},     /* an empty address */
+        {2, {4, 6}, "p:1", 1, CRAFT_ECORRUPT},  /* END's count */
+        {3, {4, 6}, "p:1", 2, CRAFT_EVERSION},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct buf b = {0};
+        snap_header(&b, cases[i].version, 41, 500);
+        snap_member(&b, cases[i].ids[0], cases[i].peer, "c:1");
+        snap_member(&b, cases[i].ids[1], "p:2", "c:2");
+        snap_end(&b, 0, 0, cases[i].count);
+        int rc = h_restore(&h, &b, 3);
+        CHECK(rc == cases[i].want);
+        if (rc == CRAFT_OK) {
+            CHECK(h_member(&h, 4, "p:1", "c:1") && h_member(&h, 6, "p:2", "c:2") &&
+                  h_get(&h, "k", NULL));
+            CHECK(h_restore(&h, &v1, 0) == CRAFT_OK && h_members(&h) == 0);
+        } else {
+            CHECK(h_get(&h, "k", "vv") && h_members(&h) == 0); /* untouched */
+        }
+        buf_free(&b);
+    }
+    /* A member record before a key is out of order too. */
+    struct buf b = {0};
+    snap_header(&b, 2, 41, 500);
+    snap_member(&b, 4, "p:1", "c:1");
+    buf_write(&b, v1.p + 32, 1 + 16 + 3);
+    snap_end(&b, 1, 0, 1);
+    CHECK(h_restore(&h, &b, 0) == CRAFT_ECORRUPT);
+    buf_free(&b);
+    buf_free(&v1);
+    h_close(&h);
+}
+
 /* ---- a random workload ---- */
 
 struct cmdlist {
@@ -1056,6 +1341,13 @@ static void gen_workload(uint64_t seed, size_t n, struct cmdlist *out)
             break;
         default:
             c.op = CRAFT_KV_OP_NOOP;
+            if (craft_prng_chance(&p, 300)) {
+                c.op = craft_prng_chance(&p, 600) ? CRAFT_KV_OP_MEMBER_SET
+                                                  : CRAFT_KV_OP_MEMBER_DEL;
+                c.member_id = craft_prng_range(&p, 1, 6);
+                c.peer_addr = B(kbuf[1]);
+                c.client_addr = B(vbuf[1][0] == '-' ? "neg:1" : vbuf[1]);
+            }
             break;
         }
         if (c.op == CRAFT_KV_OP_SESSION_OPEN || c.op == CRAFT_KV_OP_SESSION_CLOSE) {
@@ -1184,6 +1476,8 @@ static void fill_some(struct h *h)
     big[299999] = '\0';
     CHECK(r_ok(h_run(h, SET("big", big, 0, 0))));
     free(big);
+    CHECK(r_ok(h_run(h, MSET_(3, "10.0.0.3:7101", "10.0.0.3:7001"))));
+    CHECK(r_ok(h_run(h, MSET_(1, "10.0.0.1:7101", "10.0.0.1:7001"))));
     h->now = 6010; /* key0..key8 with expiry are past now: left out of snapshots */
     CHECK(r_ok(h_run(h, OP(CRAFT_KV_OP_NOOP))));
 }
@@ -1204,6 +1498,8 @@ static void snapshot_roundtrip(bool from_lmdb, bool to_lmdb)
     CHECK(buf_eq(&s1, &s2));
     CHECK(h_get(&b, "other", NULL) && h_get(&b, "key2", "value-14") && h_get(&b, "key0", NULL));
     CHECK(h_dbsize(&b) == h_dbsize(&a) && h_pttl(&b, "key12") == h_pttl(&a, "key12"));
+    CHECK(h_members(&b) == 2 && h_member(&b, 3, "10.0.0.3:7101", "10.0.0.3:7001") &&
+          h_member(&b, 2, NULL, NULL));
     /* Sessions travel: a retry after the restore gets the saved result. */
     b.now = 7000;
     CHECK(r_int(h_run(&b, IN(INCRBY("ctr", 5), 11, 1)), 5));
@@ -1212,6 +1508,7 @@ static void snapshot_roundtrip(bool from_lmdb, bool to_lmdb)
     if (to_lmdb) {
         h_reopen(&b); /* the restore is durable */
         CHECK(h_get(&b, "ctr", "10") && h_get(&b, "key2", "value-14"));
+        CHECK(h_member(&b, 1, "10.0.0.1:7101", "10.0.0.1:7001"));
     }
     buf_free(&s1);
     buf_free(&s2);
@@ -1302,6 +1599,8 @@ static void corrupt_refused(bool lmdb)
     }
     CHECK(r_ok(h_run(&src, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 4, 0))));
     CHECK(r_int(h_run(&src, IN(INCRBY("c", 2), 4, 1)), 2));
+    CHECK(r_ok(h_run(&src, MSET_(2, "p:2", "c:2"))));
+    CHECK(r_ok(h_run(&src, MSET_(9, "p:9", "c:9"))));
     fill_some(&dst);
     struct buf good, old, now;
     h_snap(&src, &good);
@@ -1742,6 +2041,9 @@ int main(void)
     run_case("glob", test_glob);
     run_case("scan_mem", test_scan_mem);
     run_case("scan_lmdb", test_scan_lmdb);
+    run_case("members_mem", test_members_mem);
+    run_case("members_lmdb", test_members_lmdb);
+    run_case("snapshot_versions", test_snapshot_versions);
     run_case("determinism", test_determinism);
     run_case("snapshot_mem_mem", test_snapshot_mem_mem);
     run_case("snapshot_lmdb_lmdb", test_snapshot_lmdb_lmdb);

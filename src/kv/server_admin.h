@@ -1,0 +1,36 @@
+/* craftkv: cluster administration commands and the member-table keeper (server_admin.c;
+ * design: docs/design/craftkv.md, "Commands").
+ *
+ * The commands run on a worker thread (CRAFTKV_ADMIN entries of the command table): each
+ * may block on craft futures until deadline (a CLOCK_MONOTONIC instant in ms) and writes
+ * its RESP reply into t->out.
+ *
+ *   RAFT.INFO                     this node's view: role, term, leader, indexes, members
+ *   RAFT.ADDNODE id peer client [VOTER|LEARNER]
+ *   RAFT.REMOVENODE id
+ *   RAFT.TRANSFER [id]
+ *   RAFT.SNAPSHOT                 a snapshot of this node now; replies its index
+ *   CRAFT.ADMIN cmd args...       runs ADDNODE/REMOVENODE/TRANSFER here if this node leads,
+ *                                 else -CRAFTNOTLEADER: how followers forward them
+ *
+ * ADDNODE, REMOVENODE and TRANSFER change the cluster: a follower forwards them to the
+ * leader's client address as CRAFT.ADMIN and relays the reply. */
+#ifndef CRAFT_KV_SERVER_ADMIN_H
+#define CRAFT_KV_SERVER_ADMIN_H
+
+#include <stdint.h>
+
+struct craftkv_server;
+struct craftkv_task;
+
+void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
+void craftkv_a_addnode(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
+void craftkv_a_removenode(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
+void craftkv_a_transfer(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
+void craftkv_a_snapshot(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
+void craftkv_a_admin(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
+
+/* The member-table keeper thread, craftkv_admin_main, is declared in server.h (the
+ * server's startup starts it). */
+
+#endif

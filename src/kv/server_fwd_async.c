@@ -1,0 +1,309 @@
+/* craftkv: a follower's writes, forwarded by the loop over one pipelined connection.
+ *
+ * The blocking path (a worker per command, server_fwd.c) pays a round trip per command
+ * and two thread hand-offs; here the loop writes every CRAFT.FWD of every batch into one
+ * non-blocking connection to the leader's client port and matches replies to commands in
+ * order (RESP replies come back in request order). The leader batches what arrives
+ * together (server_conn.c), so forwarded writes share its rounds of replication.
+ *
+ * Anything but a plain reply sends the command to a worker, which retries it with the same
+ * session and seq (exactly once): -CRAFTNOTLEADER (leadership moved), a lost or refused
+ * connection, a malformed reply. The batch's commands after the first of those are retried
+ * too, in order, because their outcome is not known; the worker resends them and the
+ * leader's session table answers the ones that were applied. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kv/server_internal.h"
+
+#define FWD_IN_MAX (64u << 20) /* a reply larger than this is malformed */
+
+static void fwd_set_events(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    uint32_t ev = EPOLLIN;
+    if (f->connecting || f->out.len > f->out_off)
+        ev |= EPOLLOUT;
+    if (ev == f->events)
+        return;
+    struct epoll_event e = {.events = ev, .data.ptr = f};
+    epoll_ctl(s->epfd, EPOLL_CTL_MOD, f->fd, &e);
+    f->events = ev;
+}
+
+/* One command's reply is known (or it is to be retried): its batch may be complete. */
+static void settle(struct craftkv_server *s, struct craftkv_task *t)
+{
+    struct craftkv_task *head = t->head;
+    if (atomic_fetch_sub(&head->pending, 1) == 1)
+        craftkv_batch_complete(s, head);
+}
+
+/* Closes the connection; every command still waiting is retried by a worker. */
+static void fwd_close(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    if (f->fd >= 0) {
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, f->fd, NULL);
+        close(f->fd);
+    }
+    f->fd = -1;
+    f->connecting = false;
+    f->events = 0;
+    f->out.len = f->out_off = 0;
+    f->in_len = 0;
+    struct craftkv_task *t = f->q_head;
+    f->q_head = f->q_tail = NULL;
+    while (t) {
+        struct craftkv_task *next = t->fwd_next;
+        t->fwd_next = NULL;
+        t->retry = true;
+        t->out.len = 0;
+        settle(s, t);
+        t = next;
+    }
+}
+
+static int fwd_open(struct craftkv_server *s, const char *addr)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    char host[CRAFTKV_ADDR_MAX];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof host)
+        return -1;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV},
+                    *res;
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+        return -1;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = connect(fd, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    if (rc != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT, .data.ptr = f};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
+        close(fd);
+        return -1;
+    }
+    f->fd = fd;
+    f->connecting = rc != 0;
+    f->events = e.events;
+    snprintf(f->addr, sizeof f->addr, "%s", addr);
+    return 0;
+}
+
+static void fwd_flush(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    while (!f->connecting && f->out.len > f->out_off) {
+        ssize_t w = send(f->fd, f->out.data + f->out_off, f->out.len - f->out_off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (w <= 0) {
+            fwd_close(s);
+            return;
+        }
+        f->out_off += (size_t)w;
+    }
+    if (f->out_off == f->out.len)
+        f->out.len = f->out_off = 0;
+    fwd_set_events(s);
+}
+
+/* Appends CRAFT.FWD <session> <seq> <argv...> for t. */
+static int fwd_encode(struct craft_resp_buf *out, const struct craftkv_task *t)
+{
+    char head[96];
+    char sess[24], seq[24];
+    int ls = snprintf(sess, sizeof sess, "%llu", (unsigned long long)t->session);
+    int lq = snprintf(seq, sizeof seq, "%llu", (unsigned long long)t->seq);
+    int n = snprintf(head, sizeof head, "*%zu\r\n$9\r\nCRAFT.FWD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
+                     t->argc + 3, ls, sess, lq, seq);
+    if (craftkv_buf_append_raw(out, head, (size_t)n) != 0)
+        return -1;
+    for (size_t i = 0; i < t->argc; i++) {
+        char len[32];
+        int m = snprintf(len, sizeof len, "$%zu\r\n", t->argv[i].len);
+        if (craftkv_buf_append_raw(out, len, (size_t)m) != 0 ||
+            craftkv_buf_append_raw(out, t->argv[i].data, t->argv[i].len) != 0 ||
+            craftkv_buf_append_raw(out, "\r\n", 2) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    if (head->forwarded)
+        return CRAFTKV_ASYNC_DECLINED; /* never forwarded twice */
+    uint64_t leader = craft_leader(s->node, NULL, 0);
+    const char *addr = leader && leader != s->opts.id ? craftkv_client_addr(s, leader) : NULL;
+    if (!addr)
+        return CRAFTKV_ASYNC_DECLINED; /* no leader known: a worker waits for one */
+    if (f->fd >= 0 && strcmp(f->addr, addr) != 0)
+        fwd_close(s); /* leadership moved */
+    if (f->fd < 0 && fwd_open(s, addr) != 0)
+        return CRAFTKV_ASYNC_DECLINED;
+    size_t n = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain)
+        n++;
+    head->phase = 1;
+    atomic_store(&head->pending, (int)n + 1);
+    for (struct craftkv_task *t = head; t; t = t->chain) {
+        t->srv = s;
+        t->head = head;
+        if (fwd_encode(&f->out, t) != 0) {
+            /* out of memory: this one and the rest go to a worker */
+            for (struct craftkv_task *u = t; u; u = u->chain) {
+                u->retry = true;
+                atomic_fetch_sub(&head->pending, 1);
+            }
+            break;
+        }
+        t->fwd_next = NULL;
+        if (f->q_tail)
+            f->q_tail->fwd_next = t;
+        else
+            f->q_head = t;
+        f->q_tail = t;
+    }
+    fwd_flush(s);
+    if (atomic_fetch_sub(&head->pending, 1) == 1) {
+        /* everything settled already (a closed connection): the caller hands it on */
+        head->phase = 2;
+        craftkv_todo_push(s, head);
+    }
+    return CRAFTKV_ASYNC_TAKEN;
+}
+
+static bool is_notleader(const char *p, size_t n)
+{
+    return n > 15 && memcmp(p, "-" CRAFTKV_ERR_NOTLEADER, 15) == 0;
+}
+
+static void fwd_read(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    int fd = f->fd;
+    while (f->fd == fd) {
+        if (f->in_cap - f->in_len < 16384) {
+            size_t cap = f->in_cap ? f->in_cap * 2 : 65536;
+            char *p = cap <= FWD_IN_MAX * 2 ? realloc(f->in, cap) : NULL;
+            if (!p) {
+                fwd_close(s);
+                return;
+            }
+            f->in = p;
+            f->in_cap = cap;
+        }
+        ssize_t r = recv(f->fd, f->in + f->in_len, f->in_cap - f->in_len, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (r <= 0) {
+            fwd_close(s);
+            return;
+        }
+        f->in_len += (size_t)r;
+        /* Match replies first, settle after: settling delivers batches, and delivering
+         * may submit (or close) on this connection. */
+        struct craftkv_task *done = NULL, **tail = &done;
+        size_t off = 0;
+        bool bad = false;
+        while (off < f->in_len) {
+            long n = craftkv_reply_len(f->in + off, f->in_len - off);
+            if (n == 0)
+                break;
+            struct craftkv_task *t = f->q_head;
+            if (n < 0 || !t) {
+                bad = true; /* malformed, or a reply nobody asked for */
+                break;
+            }
+            f->q_head = t->fwd_next;
+            if (!f->q_head)
+                f->q_tail = NULL;
+            t->fwd_next = NULL;
+            if (is_notleader(f->in + off, (size_t)n) ||
+                craftkv_buf_append_raw(&t->out, f->in + off, (size_t)n) != 0)
+                t->retry = true;
+            off += (size_t)n;
+            *tail = t;
+            tail = &t->fwd_next;
+        }
+        memmove(f->in, f->in + off, f->in_len - off);
+        f->in_len -= off;
+        if (bad || f->in_len >= FWD_IN_MAX)
+            fwd_close(s);
+        while (done) {
+            struct craftkv_task *t = done;
+            done = t->fwd_next;
+            t->fwd_next = NULL;
+            settle(s, t);
+        }
+    }
+}
+
+void craftkv_fwd_event(struct craftkv_server *s, uint32_t events)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    if (f->fd < 0)
+        return;
+    if (f->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+            fwd_close(s);
+            return;
+        }
+        f->connecting = false;
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        fwd_read(s);
+        if (f->fd < 0)
+            return;
+    }
+    fwd_flush(s);
+}
+
+void craftkv_fwd_free(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    craft_resp_buf_free(&f->out);
+    free(f->in);
+    f->in = NULL;
+    /* A waiting command's batch is held by nothing else: free each batch with its last. */
+    struct craftkv_task *t = f->q_head;
+    f->q_head = f->q_tail = NULL;
+    while (t) {
+        struct craftkv_task *next = t->fwd_next;
+        if (atomic_fetch_sub(&t->head->pending, 1) == 1)
+            craftkv_batch_free(t->head);
+        t = next;
+    }
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Black-box fault test of craftkv: exactly-once writes and agreement while nodes are killed
+# (SIGKILL), paused (SIGSTOP) and restarted under a pipelined INCR load from redis-cli
+# clients connected to every node. Usage: tests/blackbox/craftkv_faults.sh path/to/craftkv
+#
+# What must hold, whatever the timing:
+#   - every node ends with the same counter;
+#   - acknowledged <= counter <= acknowledged + errors: an acknowledged INCR applied once,
+#     an INCR whose client got an error (its node died, no quorum in time) at most once;
+#   - each client sees its own INCR replies strictly increase (its commands are sequential);
+#   - the cluster serves reads and writes afterwards.
+# Prints "N passed, M failed" last; exits non-zero on any failure.
+set -u
+BIN=${1:?usage: $0 path/to/craftkv}
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+command -v redis-cli >/dev/null || { echo "redis-cli not found"; echo "0 passed, 1 failed"; exit 1; }
+
+TMP=$(mktemp -d /tmp/craftkv_faults.XXXXXX)
+PASS=0
+FAIL=0
+declare -A PID
+CLIENTS=()
+
+ok() { PASS=$((PASS + 1)); echo "ok   $1"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL $1${2:+: $2}"; }
+
+cleanup() {
+    for c in "${CLIENTS[@]}"; do kill "$c" 2>/dev/null; done
+    for id in "${!PID[@]}"; do kill -CONT "${PID[$id]}" 2>/dev/null; kill -TERM "${PID[$id]}" 2>/dev/null; done
+    for _ in $(seq 1 50); do
+        alive=0
+        for id in "${!PID[@]}"; do kill -0 "${PID[$id]}" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.2
+    done
+    for id in "${!PID[@]}"; do kill -9 "${PID[$id]}" 2>/dev/null; done
+    wait 2>/dev/null
+    if grep -l -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$TMP"/*.log 2>/dev/null; then
+        echo "sanitizer reports in the logs above"
+        KEEP_TMP=1
+    fi
+    [ "$FAIL" -eq 0 ] || KEEP_TMP=1
+    if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+BASE=0
+for _ in $(seq 1 50); do
+    b=$((24000 + (RANDOM % 800) * 10)) # below the ephemeral range (32768+)
+    all=1
+    for i in 0 1 2; do port_free $((b + i)) && port_free $((b + 100 + i)) || all=0; done
+    if [ $all = 1 ]; then BASE=$b; break; fi
+done
+[ $BASE != 0 ] || { echo "no free ports"; echo "0 passed, 1 failed"; exit 1; }
+CPORT() { echo $((BASE + $1 - 1)); }
+CLUSTER="1=127.0.0.1:$((BASE + 100))/127.0.0.1:$BASE,2=127.0.0.1:$((BASE + 101))/127.0.0.1:$((BASE + 1)),3=127.0.0.1:$((BASE + 102))/127.0.0.1:$((BASE + 2))"
+
+start() { # id [full]
+    if [ "${2:-}" = full ]; then
+        "$BIN" --id "$1" --data-dir "$TMP/n$1" --initial-cluster "$CLUSTER" --timeout-ms 3000 \
+            2>>"$TMP/n$1.log" &
+    else
+        "$BIN" --id "$1" --data-dir "$TMP/n$1" 2>>"$TMP/n$1.log" &
+    fi
+    PID[$1]=$!
+}
+cli() { local p; p=$(CPORT "$1"); shift; timeout 10 redis-cli -p "$p" "$@" 2>&1; }
+leader() {
+    for i in 1 2 3; do
+        if cli "$i" info raft 2>/dev/null | tr -d '\r' | grep -q '^role:leader$'; then echo "$i"; return; fi
+    done
+}
+wait_leader() {
+    for _ in $(seq 1 150); do l=$(leader); [ -n "$l" ] && { echo "$l"; return; }; sleep 0.2; done
+}
+
+for i in 1 2 3; do start $i full; done
+L=$(wait_leader)
+[ -n "$L" ] && ok "a leader is elected (node $L)" || bad "a leader is elected"
+
+# A client: rounds of 8 pipelined INCRs through one node until $TMP/stop exists. Each reply
+# that is an integer is acknowledged; anything else (an error, a lost connection: fewer
+# replies than commands) counts as in doubt. Replies must increase within the client.
+client() { # name node
+    local name=$1 node=$2 acked=0 errors=0 last=0 order=0 port
+    port=$(CPORT "$node")
+    while [ ! -e "$TMP/stop" ]; do
+        local out n=0
+        out=$(printf 'INCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\n' |
+            timeout 10 redis-cli -p "$port" 2>/dev/null)
+        while IFS= read -r line; do
+            [ -n "$line" ] || continue
+            n=$((n + 1))
+            if [[ "$line" =~ ^[0-9]+$ ]]; then
+                acked=$((acked + 1))
+                [ "$line" -gt "$last" ] || order=$((order + 1))
+                last=$line
+            else
+                errors=$((errors + 1))
+            fi
+        done <<<"$out"
+        [ "$n" -lt 8 ] && errors=$((errors + 8 - n))
+        [ "$n" -lt 8 ] && sleep 0.1
+    done
+    echo "$acked $errors $order" >"$TMP/client.$name"
+}
+
+for c in 1 2 3 4 5 6; do
+    client "$c" $(( (c % 3) + 1 )) &
+    CLIENTS+=($!)
+done
+
+sleep 2
+# 1. kill -9 the leader, restart it.
+L=$(leader); if [ -n "$L" ]; then kill -9 "${PID[$L]}"; wait "${PID[$L]}" 2>/dev/null; sleep 2; start "$L"; fi
+sleep 2
+# 2. pause the leader (a zombie leader), resume it after the others elect a new one.
+L=$(leader); if [ -n "$L" ]; then kill -STOP "${PID[$L]}"; sleep 3; kill -CONT "${PID[$L]}"; fi
+sleep 2
+# 3. kill -9 a follower and restart it.
+L=$(leader); F=$(( ${L:-1} % 3 + 1 ))
+kill -9 "${PID[$F]}"; wait "${PID[$F]}" 2>/dev/null; sleep 1.5; start "$F"
+sleep 2
+# 4. kill two nodes at once (no quorum), restart both.
+kill -9 "${PID[1]}" "${PID[2]}"; wait "${PID[1]}" "${PID[2]}" 2>/dev/null; sleep 1; start 1; start 2
+sleep 3
+touch "$TMP/stop"
+for c in "${CLIENTS[@]}"; do wait "$c"; done
+CLIENTS=()
+
+acked=0; errors=0; order=0
+for c in 1 2 3 4 5 6; do
+    read -r a e o <"$TMP/client.$c" || { bad "client $c reported"; continue; }
+    acked=$((acked + a)); errors=$((errors + e)); order=$((order + o))
+done
+echo "acknowledged $acked, in doubt $errors"
+[ "$acked" -gt 0 ] && ok "writes were acknowledged during the faults ($acked)" || bad "writes were acknowledged"
+[ "$order" -eq 0 ] && ok "each client's replies increase" || bad "each client's replies increase" "$order out of order"
+
+L=$(wait_leader)
+[ -n "$L" ] && ok "a leader after the faults (node $L)" || bad "a leader after the faults"
+v1=$(cli 1 get c); v2=$(cli 2 get c); v3=$(cli 3 get c)
+v1=${v1:-none}
+if [ "$v1" = "$v2" ] && [ "$v2" = "$v3" ]; then ok "every node has the same counter ($v1)"; else bad "every node has the same counter" "$v1 $v2 $v3"; fi
+if [[ "$v1" =~ ^[0-9]+$ ]] && [ "$v1" -ge "$acked" ] && [ "$v1" -le $((acked + errors)) ]; then
+    ok "exactly once: $acked <= $v1 <= $((acked + errors))"
+else
+    bad "exactly once" "counter $v1, acknowledged $acked, in doubt $errors"
+fi
+r=$(cli 2 incr c)
+if [[ "$v1" =~ ^[0-9]+$ ]] && [ "$r" = "$((v1 + 1))" ]; then ok "writes after the faults"; else bad "writes after the faults" "$r"; fi
+for i in 1 2 3; do kill -0 "${PID[$i]}" 2>/dev/null || bad "node $i still running"; done
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
