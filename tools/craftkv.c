@@ -44,6 +44,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: craftkv --id N --data-dir DIR --initial-cluster ID=HOST:PEERPORT/HOST:CLIENTPORT,...\n"
             "               [--listen-client HOST:PORT] [--listen-peer HOST:PORT] [--timeout-ms MS]\n"
+            "               [--snapshot-entries N] [--snapshot-bytes B] [--trailing-entries N]\n"
             "       craftkv --id N --data-dir DIR --listen-peer IP:PORT --listen-client HOST:PORT\n"
             "               --join HOST:CLIENTPORT [--timeout-ms MS]\n"
             "       craftkv --id N --data-dir DIR      restart: settings from DIR/craftkv.conf\n"
@@ -60,6 +61,10 @@ static void usage(FILE *f)
             "first start writes DIR/craftkv.conf, so a restart needs only --id and --data-dir;\n"
             "raft data goes to DIR/raft, the LMDB store to DIR/kv. --timeout-ms (default 5000):\n"
             "how long a command waits for a leader and a quorum before failing with TRYAGAIN.\n"
+            "--snapshot-entries N, --snapshot-bytes B (defaults 8192 entries, 64 MiB): snapshot\n"
+            "after that much log since the last one; --trailing-entries N (default 10240): log\n"
+            "kept behind a snapshot for followers that lag a little. These, and --timeout-ms,\n"
+            "apply to the start they are given on (they are not saved in craftkv.conf).\n"
             "\n"
             "Administration (redis-cli, any node): RAFT.INFO, RAFT.ADDNODE ID PEER CLIENT\n"
             "[VOTER|LEARNER], RAFT.REMOVENODE ID, RAFT.TRANSFER [ID], RAFT.SNAPSHOT.\n"
@@ -324,7 +329,8 @@ static int join_request(const char *addr, const struct craftkv_opts *o, uint32_t
 static int run_server(int argc, char **argv)
 {
     struct conf flags = {0}, file = {0};
-    const char *dir = NULL, *timeout = NULL;
+    const char *dir = NULL, *timeout = NULL, *snap_entries = NULL, *snap_bytes = NULL,
+               *trailing = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -348,6 +354,12 @@ static int run_server(int argc, char **argv)
             snprintf(flags.join, sizeof flags.join, "%s", v);
         else if (strcmp(a, "--timeout-ms") == 0)
             timeout = v;
+        else if (strcmp(a, "--snapshot-entries") == 0)
+            snap_entries = v;
+        else if (strcmp(a, "--snapshot-bytes") == 0)
+            snap_bytes = v;
+        else if (strcmp(a, "--trailing-entries") == 0)
+            trailing = v;
         else
             return die("unknown flag %s (see --help)", a);
     }
@@ -363,6 +375,20 @@ static int run_server(int argc, char **argv)
         if (parse_u64(timeout, &t) || t == 0 || t > 600000)
             return die("bad --timeout-ms '%s'", timeout);
         o.timeout_ms = (uint32_t)t;
+    }
+    struct {
+        const char *flag, *value;
+        uint64_t *out;
+    } sizes[] = {{"--snapshot-entries", snap_entries, &o.snapshot_entries},
+                 {"--snapshot-bytes", snap_bytes, &o.snapshot_bytes},
+                 {"--trailing-entries", trailing, &o.trailing_entries}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        if (sizes[k].value && (parse_u64(sizes[k].value, sizes[k].out) || *sizes[k].out == 0))
+        {
+            fprintf(stderr, "craftkv: bad %s '%s' (want a positive integer)\n", sizes[k].flag,
+                    sizes[k].value);
+            return 2;
+        }
     }
     if (flags.join[0] && flags.cluster[0])
         return die("%s", "--join and --initial-cluster exclude each other (see --help)");

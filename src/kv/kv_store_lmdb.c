@@ -59,41 +59,49 @@ static int fsync_path(const char *path, int flags)
     return rc;
 }
 
-/* Drops the files of an OS crash, then writes this boot's marker durably. */
-static int marker_arm(const char *dir, const char *marker, bool *discarded, char *errbuf,
-                      size_t cap)
+/* Drops the files of an OS crash: a marker from another boot. Fills boot with this one's. */
+static int marker_check(const char *dir, const char *marker, char *boot, size_t boot_cap,
+                        bool *discarded, char *errbuf, size_t cap)
 {
-    char boot[64], old[64] = "";
-    if (read_boot_id(boot, sizeof boot) != 0) {
+    char old[64] = "";
+    if (read_boot_id(boot, boot_cap) != 0) {
         snprintf(errbuf, cap, "lmdb %s: no_sync needs /proc/sys/kernel/random/boot_id", dir);
         return CRAFT_EIO;
     }
     int fd = open(marker, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, old, sizeof old - 1);
-        close(fd);
-        old[n > 0 ? n : 0] = '\0';
-        if (strcmp(old, boot) != 0) {
-            char path[4200];
-            snprintf(path, sizeof path, "%s/data.mdb", dir);
-            if (unlink(path) != 0 && errno != ENOENT)
-                goto io;
-            snprintf(path, sizeof path, "%s/lock.mdb", dir);
-            if (unlink(path) != 0 && errno != ENOENT)
-                goto io;
-            *discarded = true;
-        }
-    }
-    fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        goto io;
-    size_t len = strlen(boot);
-    bool ok = write(fd, boot, len) == (ssize_t)len && fsync(fd) == 0;
+        return CRAFT_OK;
+    ssize_t n = read(fd, old, sizeof old - 1);
     close(fd);
-    if (!ok || fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0)
+    old[n > 0 ? n : 0] = '\0';
+    if (strcmp(old, boot) == 0)
+        return CRAFT_OK;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (unlink(path) != 0 && errno != ENOENT)
         goto io;
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    if (unlink(path) != 0 && errno != ENOENT)
+        goto io;
+    *discarded = true;
     return CRAFT_OK;
 io:
+    snprintf(errbuf, cap, "lmdb %s: dropping the files of an OS crash: %s", dir, strerror(errno));
+    return CRAFT_EIO;
+}
+
+/* Writes this boot's marker durably, before the first unsynced write. */
+static int marker_write(const char *dir, const char *marker, const char *boot, char *errbuf,
+                        size_t cap)
+{
+    int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        size_t len = strlen(boot);
+        bool ok = write(fd, boot, len) == (ssize_t)len && fsync(fd) == 0;
+        close(fd);
+        if (ok && fsync_path(dir, O_RDONLY | O_DIRECTORY) == 0)
+            return CRAFT_OK;
+    }
     snprintf(errbuf, cap, "lmdb %s: unsynced-writes marker: %s", dir, strerror(errno));
     return CRAFT_EIO;
 }
@@ -289,6 +297,7 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
         return CRAFT_ENOMEM;
     }
     s->base.ops = &lmdb_ops;
+    char boot[64] = "";
     if (cfg->no_sync) {
         size_t n = strlen(path) + sizeof "/unsynced.boot";
         s->marker = malloc(n);
@@ -297,7 +306,8 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
             return CRAFT_ENOMEM;
         }
         snprintf(s->marker, n, "%s/unsynced.boot", path);
-        int mrc = marker_arm(path, s->marker, &s->discarded, errbuf, errbuf_cap);
+        int mrc = marker_check(path, s->marker, boot, sizeof boot, &s->discarded, errbuf,
+                               errbuf_cap);
         if (mrc != CRAFT_OK) {
             free(s->marker);
             free(s);
@@ -342,6 +352,17 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
         what = "mdb_reader_check";
         rc = mdb_reader_check(s->env, &dead);
     }
+    if (rc == MDB_SUCCESS && s->marker != NULL) {
+        /* After the environment opened (a refused file leaves the directory as it found
+         * it), before the first write transaction. */
+        int mrc = marker_write(path, s->marker, boot, errbuf, errbuf_cap);
+        if (mrc != CRAFT_OK) {
+            mdb_env_close(s->env);
+            free(s->marker);
+            free(s);
+            return mrc;
+        }
+    }
     MDB_txn *txn = NULL;
     if (rc == MDB_SUCCESS) {
         what = "mdb_txn_begin";
@@ -356,6 +377,7 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
         rc = mdb_txn_commit(txn);
         txn = NULL;
     }
+
     if (rc != MDB_SUCCESS) {
         if (txn != NULL) {
             mdb_txn_abort(txn);

@@ -38,6 +38,10 @@ struct craftkv_opts {
      * joined (their peer addresses let it answer the leader; it is not one of them). */
     bool join;
     uint32_t timeout_ms; /* how long a command may wait for a leader and a quorum */
+    /* Snapshots (craft_config's): after this many entries or bytes applied since the last
+     * one, keeping trailing_entries of log behind it for slow followers. 0: craft's
+     * defaults. */
+    uint64_t snapshot_entries, snapshot_bytes, trailing_entries;
     uint32_t workers;    /* worker threads (default 64) */
 };
 

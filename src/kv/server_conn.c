@@ -729,6 +729,12 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     }
     cfg.auto_promote = true; /* RAFT.ADDNODE's learners become voters once caught up */
     cfg.observer = observer;
+    if (o->snapshot_entries)
+        cfg.snapshot_threshold_entries = o->snapshot_entries;
+    if (o->snapshot_bytes)
+        cfg.snapshot_threshold_bytes = o->snapshot_bytes;
+    if (o->trailing_entries)
+        cfg.trailing_entries = o->trailing_entries;
     struct craft_fsm fsm;
     craft_kv_fsm_init(&fsm, s->sm);
     rc = craft_node_create(&cfg, &fsm, &s->node, e2, sizeof e2);
