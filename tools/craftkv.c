@@ -61,7 +61,7 @@ static void usage(FILE *f)
             "first start writes DIR/craftkv.conf, so a restart needs only --id and --data-dir;\n"
             "raft data goes to DIR/raft, the LMDB store to DIR/kv. --timeout-ms (default 5000):\n"
             "how long a command waits for a leader and a quorum before failing with TRYAGAIN.\n"
-            "--snapshot-entries N, --snapshot-bytes B (defaults 8192 entries, 64 MiB): snapshot\n"
+            "--snapshot-entries N, --snapshot-bytes B (defaults 100000 entries, 64 MiB): snapshot\n"
             "after that much log since the last one; --trailing-entries N (default 10240): log\n"
             "kept behind a snapshot for followers that lag a little. These, and --timeout-ms,\n"
             "apply to the start they are given on (they are not saved in craftkv.conf).\n"

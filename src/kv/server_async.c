@@ -186,9 +186,12 @@ void craftkv_async_poll(struct craftkv_server *s)
 {
     if (!s->ar_fut || !atomic_exchange(&s->ar_flag, false))
         return;
+    /* The flag is set after completion, so the future is done here; it may still have
+     * completed *with* CRAFT_ETIMEOUT (the round itself timed out): craft_future_done
+     * tells the two apart. */
+    if (!craft_future_done(s->ar_fut))
+        return;
     int rc = craft_future_wait(s->ar_fut, 0);
-    if (rc == CRAFT_ETIMEOUT)
-        return; /* not this one's wake-up (cannot happen: the flag follows completion) */
     craft_future_release(s->ar_fut);
     s->ar_fut = NULL;
     struct craftkv_task *list = s->ar_cur;

@@ -729,8 +729,10 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     }
     cfg.auto_promote = true; /* RAFT.ADDNODE's learners become voters once caught up */
     cfg.observer = observer;
-    if (o->snapshot_entries)
-        cfg.snapshot_threshold_entries = o->snapshot_entries;
+    /* A snapshot copies the whole keyspace, so craftkv takes them less often than craft's
+     * default (8192 entries): 100 000 entries, as etcd does, unless told otherwise. The
+     * byte threshold still bounds the log. */
+    cfg.snapshot_threshold_entries = o->snapshot_entries ? o->snapshot_entries : 100000;
     if (o->snapshot_bytes)
         cfg.snapshot_threshold_bytes = o->snapshot_bytes;
     if (o->trailing_entries)
