@@ -6,7 +6,8 @@
 #   c. simulator scenarios      (craft-sim run all, seeds 1-200)
 #   d. ASan+UBSan build, its unit tests and scenarios (seeds 1-20)
 #   e. fuzz targets, 20 s each  (only if clang is available)
-#   f. ThreadSanitizer build of the threaded code (transports, runtime, example) and its tests
+#   f. ThreadSanitizer build of the threaded code (transports, runtime, craftkv server and
+#      client in one process) and its tests
 #   g. valgrind on the unit tests and on three simulator seeds
 #   h. black-box: real craftkv processes on loopback driven by redis-cli and redis-benchmark
 #      (release, then the ASan+UBSan build)
@@ -222,8 +223,9 @@ else
 fi
 step_done
 
-step "f. ThreadSanitizer (the threaded code: transports and runtime)"
-tsan_tests=(build/tsan/tests/test_transport_tcp build/tsan/tests/test_transport_mem)
+step "f. ThreadSanitizer (the threaded code: transports, runtime, craftkv servers in-process)"
+tsan_tests=(build/tsan/tests/test_transport_tcp build/tsan/tests/test_transport_mem
+    build/tsan/tests/test_kv_client)
 for t in tests/unit/test_runtime_*.c; do
     [ -f "$t" ] || continue
     tsan_tests+=("build/tsan/tests/$(basename "$t" .c)")

@@ -9,6 +9,7 @@
  *
  * Design: docs/design/craftkv.md. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -478,8 +479,17 @@ static int run_server(int argc, char **argv)
     }
 
     install_signals();
+    /* Only this thread takes SIGINT/SIGTERM: the server's threads are created with them
+     * blocked (they inherit the mask), so the handler never races the loop's reads. */
+    sigset_t stop_sigs, old_mask;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, &old_mask);
     struct craftkv_server *s;
-    if (craftkv_server_start(&o, &s, err, sizeof err) != 0) {
+    int started = craftkv_server_start(&o, &s, err, sizeof err);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    if (started != 0) {
         fprintf(stderr, "craftkv: node %s: %s\n", flags.id, err);
         return 1;
     }

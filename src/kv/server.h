@@ -55,8 +55,12 @@ struct craftkv_server;
  * -1 with err naming the cause (occupied port, corrupt data dir, ...). */
 int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **out, char *err,
                          size_t cap);
-/* Runs the client event loop on the calling thread until *stop becomes non-zero. */
+/* Runs the client event loop on the calling thread until *stop becomes non-zero (set by a
+ * signal handler of this thread: checked at least every 200 ms) or craftkv_server_stop. */
 void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop);
+/* Makes craftkv_server_run return soon. Thread-safe: for embedders stopping the loop from
+ * another thread. */
+void craftkv_server_stop(struct craftkv_server *s);
 /* Stops every thread, the node and the store; frees s. */
 void craftkv_server_destroy(struct craftkv_server *s);
 

@@ -184,7 +184,11 @@ int craftkv_async_submit(struct craftkv_server *s, struct craftkv_task *head)
 
 void craftkv_async_poll(struct craftkv_server *s)
 {
-    if (!s->ar_fut || !atomic_exchange(&s->ar_flag, false))
+    if (!s->ar_fut) {
+        issue_barrier(s); /* batches left waiting by a failed allocation */
+        return;
+    }
+    if (!atomic_exchange(&s->ar_flag, false))
         return;
     /* The flag is set after completion, so the future is done here; it may still have
      * completed *with* CRAFT_ETIMEOUT (the round itself timed out): craft_future_done

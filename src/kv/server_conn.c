@@ -174,8 +174,29 @@ static void conn_free(struct craftkv_server *s, struct craftkv_conn *c)
     free(c);
 }
 
+/* Frees c once the current round of events is over (see craftkv_server.graveyard). */
+static void conn_bury(struct craftkv_server *s, struct craftkv_conn *c)
+{
+    if (c->buried)
+        return;
+    c->buried = true;
+    c->grave_next = s->graveyard;
+    s->graveyard = c;
+}
+
+static void conn_sweep(struct craftkv_server *s)
+{
+    while (s->graveyard) {
+        struct craftkv_conn *c = s->graveyard;
+        s->graveyard = c->grave_next;
+        conn_free(s, c);
+    }
+}
+
 static void conn_close(struct craftkv_server *s, struct craftkv_conn *c)
 {
+    if (c->fd < 0)
+        return;
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
@@ -183,7 +204,7 @@ static void conn_close(struct craftkv_server *s, struct craftkv_conn *c)
     if (c->busy)
         c->dead = true; /* the worker still holds the task: free on its return */
     else
-        conn_free(s, c);
+        conn_bury(s, c);
 }
 
 /* Returns false if the connection was closed. */
@@ -590,7 +611,7 @@ void craftkv_deliver(struct craftkv_server *s, struct craftkv_task *t)
     struct craftkv_conn *c = t->conn;
     c->busy = false;
     if (c->dead) {
-        conn_free(s, c);
+        conn_bury(s, c);
     } else {
         for (struct craftkv_task *u = t; u; u = u->chain)
             if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0)
@@ -604,7 +625,7 @@ void craftkv_deliver(struct craftkv_server *s, struct craftkv_task *t)
 void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
 {
     struct epoll_event evs[128];
-    while (!*stop) {
+    while (!*stop && !atomic_load(&s->loop_stop)) {
         int n = epoll_wait(s->epfd, evs, 128, 200);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -616,13 +637,25 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
                 craftkv_fwd_event(s, evs[i].events);
             } else {
                 struct craftkv_conn *c = p;
+                if (c->fd < 0)
+                    continue; /* closed earlier in this round */
                 if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                     conn_readable(s, c);
                 else if (evs[i].events & EPOLLOUT)
                     conn_flush(s, c);
             }
         }
+        /* A barrier round may also end without a wake-up of its own (none was issued
+         * because its request could not be allocated): poll it every round. */
+        craftkv_async_poll(s);
+        conn_sweep(s);
     }
+}
+
+void craftkv_server_stop(struct craftkv_server *s)
+{
+    atomic_store(&s->loop_stop, true);
+    craftkv_done_push(s, NULL); /* wakes the loop */
 }
 
 /* ---- lifetime ---- */
@@ -805,6 +838,7 @@ void craftkv_server_destroy(struct craftkv_server *s)
         craftkv_batch_free(t);
     while ((t = task_pop(&s->done_head, &s->done_tail)))
         craftkv_batch_free(t);
+    conn_sweep(s);
     while (s->conns) {
         if (s->conns->fd >= 0)
             close(s->conns->fd);

@@ -8,9 +8,8 @@
  *
  * Anything but a plain reply sends the command to a worker, which retries it with the same
  * session and seq (exactly once): -CRAFTNOTLEADER (leadership moved), a lost or refused
- * connection, a malformed reply. The batch's commands after the first of those are retried
- * too, in order, because their outcome is not known; the worker resends them and the
- * leader's session table answers the ones that were applied. */
+ * connection (every command still waiting), a malformed reply. Retries run in request
+ * order; the leader's session table answers the ones that were applied in fact. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -105,6 +104,7 @@ static int fwd_open(struct craftkv_server *s, const char *addr)
         return -1;
     }
     f->fd = fd;
+    f->gen++;
     f->connecting = rc != 0;
     f->events = e.events;
     snprintf(f->addr, sizeof f->addr, "%s", addr);
@@ -206,8 +206,8 @@ static bool is_notleader(const char *p, size_t n)
 static void fwd_read(struct craftkv_server *s)
 {
     struct craftkv_fwd *f = &s->fwd;
-    int fd = f->fd;
-    while (f->fd == fd) {
+    uint64_t gen = f->gen;
+    while (f->fd >= 0 && f->gen == gen) {
         if (f->in_cap - f->in_len < 16384) {
             size_t cap = f->in_cap ? f->in_cap * 2 : 65536;
             char *p = cap <= FWD_IN_MAX * 2 ? realloc(f->in, cap) : NULL;

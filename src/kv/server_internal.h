@@ -54,6 +54,7 @@ struct craftkv_task {
  * (server_fwd_async.c). Loop thread only. */
 struct craftkv_fwd {
     int fd;          /* -1: none */
+    uint64_t gen;    /* counts connections: an fd number may be reused by the next */
     bool connecting; /* a non-blocking connect in progress */
     uint32_t events;
     char addr[CRAFTKV_ADDR_MAX];
@@ -105,6 +106,8 @@ struct craftkv_conn {
     uint8_t read_mode; /* enum craftkv_read_mode */
     bool closing; /* close once out is flushed */
     bool dead;    /* closed while busy: free when the task returns */
+    bool buried;  /* on the graveyard: freed after the current round of events */
+    struct craftkv_conn *grave_next;
     uint32_t events;
     uint64_t session, seq;
     bool session_opened;
@@ -121,12 +124,16 @@ struct craftkv_server {
     uint64_t next_conn_id;
     struct craftkv_conn *conns;
     size_t n_conns;
+    /* Connections closed during a round of epoll events: a later event of the same round
+     * may still name them, so they are freed once the round is over (server_conn.c). */
+    struct craftkv_conn *graveyard;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct craftkv_task *todo_head, *todo_tail; /* for workers */
     struct craftkv_task *done_head, *done_tail; /* for the loop */
     _Atomic bool stopping; /* read by workers and the ticker without the lock */
+    atomic_bool loop_stop; /* craftkv_server_stop */
     pthread_t *workers;
     size_t n_workers;
     pthread_t ticker;

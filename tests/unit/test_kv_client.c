@@ -82,7 +82,7 @@ static void node_stop(int i)
     struct node *n = &nodes[i];
     if (!n->srv)
         return;
-    n->stop = 1;
+    craftkv_server_stop(n->srv);
     pthread_join(n->loop, NULL);
     craftkv_server_destroy(n->srv);
     n->srv = NULL;
