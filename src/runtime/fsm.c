@@ -93,10 +93,16 @@ int rt_fsm_restore(struct craft_node *n, const struct craft_snapshot_meta *meta)
     if (rc != CRAFT_OK) {
         return rc;
     }
-    if (info.meta.index != meta->index || info.meta.term != meta->term) {
+    /* A second snapshot installed before this restore ran replaced the one it names (the
+     * store keeps the newest): the newer one extends the same committed log, so restore it
+     * instead; entries up to its index still queued for apply are skipped (apply_job), and
+     * its own restore job restores it again. Only an older snapshot is an error. */
+    if (info.meta.index < meta->index ||
+        (info.meta.index == meta->index && info.meta.term != meta->term)) {
         rc = CRAFT_ESTALE;
         goto out;
     }
+    meta = &info.meta;
     struct craft_source src = {.n = n, .r = r, .off = 0, .size = info.size};
     uint8_t head[SNAP_HEADER_MAX];
     rc = read_exact(&src, head, 12);
@@ -262,6 +268,11 @@ static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct apply_s
     size_t k = 0;
     for (size_t i = 0; i < j->n; i++) {
         const struct craft_entry *e = &j->entries[i];
+        if (e->index <= n->fsm_applied) {
+            /* Covered by a newer snapshot restored in place of an older one (see
+             * rt_fsm_restore): the state has it already. */
+            continue;
+        }
         if (e->type == CRAFT_ENTRY_NORMAL && e->len > 0 && e->data[0] == TAG_USER) {
             s->cmds[k] = (struct craft_command){.index = e->index, .term = e->term,
                                                 .data = e->data + 1, .len = e->len - 1};
@@ -297,8 +308,10 @@ static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct apply_s
         }
     }
     const struct craft_entry *last = &j->entries[j->n - 1];
-    n->fsm_applied = last->index;
-    n->fsm_applied_term = last->term;
+    if (last->index > n->fsm_applied) {
+        n->fsm_applied = last->index;
+        n->fsm_applied_term = last->term;
+    }
     atomic_fetch_add(&n->n_entries_applied, j->n);
 }
 
