@@ -60,13 +60,21 @@ static bool is_session_op(uint8_t op)
     return op == CRAFT_KV_OP_SESSION_OPEN || op == CRAFT_KV_OP_SESSION_CLOSE;
 }
 
-/* Session and seq rules shared by encode and decode (kv_cmd.h: Sessions). */
-static bool session_ok(uint8_t op, uint64_t session, uint64_t seq)
+/* Session, seq and ack rules shared by encode and decode (kv_cmd.h: Sessions). */
+static bool session_ok(uint8_t op, uint64_t session, uint64_t seq, uint64_t ack)
 {
+    if (ack != 0 && (session == 0 || ack > seq)) {
+        return false; /* also refuses ack on SESSION_OPEN / _CLOSE: their seq is 0 */
+    }
     if (is_session_op(op)) {
         return session != 0 && seq == 0;
     }
     return session == 0 ? seq == 0 : seq != 0;
+}
+
+static size_t header_bytes(uint64_t ack)
+{
+    return ack == 0 ? CRAFT_KV_CMD_HEADER_BYTES : CRAFT_KV_CMD_HEADER_ACK_BYTES;
 }
 
 static bool set_flags_ok(uint8_t f)
@@ -122,10 +130,10 @@ static bool bytes_ok(struct craft_kv_bytes b, uint32_t max)
 
 size_t craft_kv_cmd_size(const struct craft_kv_cmd *c)
 {
-    if (!op_known(c->op) || !session_ok(c->op, c->session, c->seq)) {
+    if (!op_known(c->op) || !session_ok(c->op, c->session, c->seq, c->ack)) {
         return 0;
     }
-    uint64_t size = CRAFT_KV_CMD_HEADER_BYTES;
+    uint64_t size = header_bytes(c->ack);
     const uint64_t key = 4, val = 4;
     switch (op_shape(c->op)) {
     case SHAPE_NONE:
@@ -239,9 +247,13 @@ int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, 
         return CRAFT_ETOOBIG;
     }
     struct wbuf w = {.p = buf, .off = 0};
-    w_u8(&w, CRAFT_KV_CMD_VERSION);
+    /* Version 1 whenever it can say it: its bytes stay exactly as before ack existed. */
+    w_u8(&w, c->ack == 0 ? CRAFT_KV_CMD_VERSION : CRAFT_KV_CMD_VERSION_ACK);
     w_u64(&w, c->session);
     w_u64(&w, c->seq);
+    if (c->ack != 0) {
+        w_u64(&w, c->ack);
+    }
     w_u64(&w, c->now_ms);
     w_u8(&w, c->op);
     switch (op_shape(c->op)) {
@@ -355,12 +367,14 @@ int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out
     if (!r_u8(&r, &version)) {
         return CRAFT_EMALFORMED;
     }
-    if (version != CRAFT_KV_CMD_VERSION) {
+    if (version != CRAFT_KV_CMD_VERSION && version != CRAFT_KV_CMD_VERSION_ACK) {
         return CRAFT_EVERSION;
     }
     struct craft_kv_cmd c = {0};
-    if (!r_u64(&r, &c.session) || !r_u64(&r, &c.seq) || !r_u64(&r, &c.now_ms) || !r_u8(&r, &c.op) ||
-        !op_known(c.op) || !session_ok(c.op, c.session, c.seq)) {
+    bool has_ack = version == CRAFT_KV_CMD_VERSION_ACK;
+    if (!r_u64(&r, &c.session) || !r_u64(&r, &c.seq) || (has_ack && !r_u64(&r, &c.ack)) ||
+        (has_ack && c.ack == 0) || !r_u64(&r, &c.now_ms) || !r_u8(&r, &c.op) || !op_known(c.op) ||
+        !session_ok(c.op, c.session, c.seq, c.ack)) {
         return CRAFT_EMALFORMED;
     }
     bool ok = true;

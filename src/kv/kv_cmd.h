@@ -1,7 +1,10 @@
 /* craftkv: one replicated write as it travels in the Raft log (design: docs/design/kv.md).
  *
- * Encoding (version 1), every integer little-endian, byte by byte:
- *   header   u8 version | u64 session | u64 seq | u64 now_ms | u8 op          (26 bytes)
+ * Encoding, every integer little-endian, byte by byte:
+ *   header   version 1 (ack == 0):
+ *              u8 1 | u64 session | u64 seq | u64 now_ms | u8 op           (26 bytes)
+ *            version 2 (ack != 0):
+ *              u8 2 | u64 session | u64 seq | u64 ack | u64 now_ms | u8 op (34 bytes)
  *   bytes    u32 len | len bytes                                   (a key or a value)
  *   args     per op, in this order:
  *     SET           u8 flags | [u64 expire_at if CRAFT_KV_SET_EXPIRE] | key | value
@@ -25,6 +28,11 @@
  *
  * Sessions: session 0 means none (no deduplication, seq must be 0). Otherwise seq >= 1
  * numbers the session's commands; SESSION_OPEN / SESSION_CLOSE carry seq 0.
+ * ack (thesis 6.3) is the lowest seq of the session whose reply the client has not yet
+ * received: every seq < ack was answered, so the state machine may drop its saved result.
+ * 0 means "not given" (the state machine then keeps only the newest result, as version 1
+ * always did); otherwise 1 <= ack <= seq, in a session. The version follows from ack, so
+ * the encoding stays canonical: a version 2 header with ack 0 is refused.
  *
  * Pure functions, no allocation; safe from any thread. */
 #ifndef CRAFT_KV_CMD_H
@@ -36,8 +44,10 @@
 
 #include "base/err.h"
 
-#define CRAFT_KV_CMD_VERSION      1u
-#define CRAFT_KV_CMD_HEADER_BYTES 26u
+#define CRAFT_KV_CMD_VERSION          1u  /* ack == 0 */
+#define CRAFT_KV_CMD_VERSION_ACK      2u  /* ack != 0 */
+#define CRAFT_KV_CMD_HEADER_BYTES     26u /* version 1 */
+#define CRAFT_KV_CMD_HEADER_ACK_BYTES 34u /* version 2 */
 
 /* Limits. They are part of the replicated format: every replica applies the same ones.
  * Keys: LMDB's default key limit is 511 bytes and a stored key carries a 16-byte prefix
@@ -96,6 +106,7 @@ struct craft_kv_cmd {
     uint8_t flags;    /* SET, EXPIRE */
     uint64_t session; /* 0: none */
     uint64_t seq;
+    uint64_t ack; /* 0: none (version 1); else 1 <= ack <= seq (version 2) */
     uint64_t now_ms;
     uint64_t expire_at;               /* SET with CRAFT_KV_SET_EXPIRE, EXPIRE */
     int64_t delta;                    /* INCRBY */
@@ -122,14 +133,16 @@ bool craft_kv_addr_ok(const uint8_t *p, size_t len);
 size_t craft_kv_cmd_size(const struct craft_kv_cmd *c);
 
 /* Encodes c into buf (cap bytes); *len receives the size. Errors: CRAFT_EINVAL (an unknown
- * op or flag, conflicting flags, n out of range, seq without a session, a key or value over
- * its limit, a member id 0 or a bad address: the proposer validates first), CRAFT_ETOOBIG (over CRAFT_KV_CMD_BYTES_MAX or
+ * op or flag, conflicting flags, n out of range, seq without a session, ack without a
+ * session or outside 1..seq, a key or value over its limit, a member id 0 or a bad address:
+ * the proposer validates first), CRAFT_ETOOBIG (over CRAFT_KV_CMD_BYTES_MAX or
  * over cap; nothing useful is written then). */
 int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, size_t *len);
 
 /* Decodes and validates buf[0..len) completely: lengths are checked against the input and
  * the limits, never trusted. On success *out points into buf (borrowed: valid while buf
- * is). Errors: CRAFT_EVERSION (another version), CRAFT_ETOOBIG (len over
+ * is). Both versions decode (ack 0 from version 1). Errors: CRAFT_EVERSION (a version
+ * other than 1 and 2), CRAFT_ETOOBIG (len over
  * CRAFT_KV_CMD_BYTES_MAX), CRAFT_EMALFORMED (anything else). */
 int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out);
 

@@ -9,8 +9,11 @@
 #include "base/bytes.h"
 #include "kv/kv_sm.h"
 
-/* Stored format version, in META "format". */
-#define KV_FORMAT 1u
+/* Stored format version, in META "format". Version 1 kept one saved result per session
+ * (u64 seq | u64 last_ms | result, empty before the first); craft_kv_sm_open converts such a
+ * store to version 2 (the window below) in one write transaction. */
+#define KV_FORMAT    2u
+#define KV_FORMAT_V1 1u
 
 #define KV_SESSION_IDLE_MS_DEFAULT (3600u * 1000u)
 
@@ -22,8 +25,20 @@
 #define KV_VAL_HEADER 8u
 /* A saved result: u8 type | (INT: u64) | (BULK, ERR: u32 len | bytes). */
 #define KV_RESULT_ENC_MAX (1u + 4u + CRAFT_KV_VALUE_BYTES_MAX)
-/* A session record: u64 seq | u64 last_ms | encoded result (empty before the first). */
-#define KV_SESSION_HEADER 16u
+/* A session record (docs/design/kv.md, "Sessions"):
+ *   u64 last | u64 last_ms | entries, each  u64 seq | u32 rlen | saved result (rlen bytes)
+ * last is the highest seq run (0: none yet). The entries are the window of saved results:
+ * seqs strictly increasing, the newest is last's (no entry iff last == 0), at most
+ * CRAFT_KV_SESSION_RESULTS_MAX, and their rlen add up to at most
+ * CRAFT_KV_SESSION_RESULT_BYTES_MAX unless only one is left (the newest is always kept).
+ * So a record is canonical: its content decides its bytes. */
+#define KV_SESSION_HEADER       16u
+#define KV_SESSION_ENTRY_HEADER 12u
+#define KV_SESSION_BYTES_MAX    (KV_SESSION_HEADER + KV_SESSION_ENTRY_HEADER + KV_RESULT_ENC_MAX)
+_Static_assert(CRAFT_KV_SESSION_RESULTS_MAX * KV_SESSION_ENTRY_HEADER +
+                       CRAFT_KV_SESSION_RESULT_BYTES_MAX <=
+                   KV_SESSION_ENTRY_HEADER + KV_RESULT_ENC_MAX,
+               "a full window is no larger than one largest result");
 
 _Static_assert(KV_XKEY_MAX <= CRAFT_KV_STORE_KEY_BYTES_MAX, "stored keys fit the store");
 
@@ -105,11 +120,13 @@ bool kv_member_parse(const uint8_t *k, size_t klen, const uint8_t *v, size_t vle
                      struct craft_kv_member *m, bool *is_member);
 
 struct kv_meta {
+    uint64_t format; /* as loaded: 0 (an empty store), KV_FORMAT_V1 or KV_FORMAT */
     uint64_t applied, now, n_keys;
 };
 
-/* Reads the meta entries of t (all zero in an empty store). Errors: CRAFT_EVERSION,
- * CRAFT_ECORRUPT, the store's. */
+/* Reads the meta entries of t (all zero in an empty store). A version 1 store loads (with
+ * format KV_FORMAT_V1): only craft_kv_sm_open sees one, and converts it. kv_meta_store
+ * always writes KV_FORMAT. Errors: CRAFT_EVERSION, CRAFT_ECORRUPT, the store's. */
 int kv_meta_load(struct craft_kv_store *s, struct craft_kv_txn *t, struct kv_meta *m);
 int kv_meta_store(struct craft_kv_store *s, struct craft_kv_txn *t, const struct kv_meta *m);
 
@@ -121,5 +138,13 @@ size_t kv_result_encode(const struct craft_kv_result *r, uint8_t *out);
 bool kv_result_valid(const uint8_t *p, size_t len);
 /* Decodes a valid encoding into a new result (NULL: out of memory). */
 struct craft_kv_result *kv_result_decode(const uint8_t *p, size_t len);
+
+/* Sessions. kv_session_valid checks a whole record v[0..vlen) against the rules above
+ * (not last_ms, which the caller compares with its logical time). kv_session_result finds
+ * seq's saved result in a valid record: true with res[0..rlen) inside v, false if the
+ * window does not hold it. */
+bool kv_session_valid(const uint8_t *v, size_t vlen);
+bool kv_session_result(const uint8_t *v, size_t vlen, uint64_t seq, const uint8_t **res,
+                       size_t *rlen);
 
 #endif

@@ -150,9 +150,8 @@ static int meta_get(struct craft_kv_store *s, struct craft_kv_txn *t, const char
 
 int kv_meta_load(struct craft_kv_store *s, struct craft_kv_txn *t, struct kv_meta *m)
 {
-    uint64_t format;
-    int rc = meta_get(s, t, KV_META_FORMAT, &format);
-    if (rc == CRAFT_OK && format != 0 && format != KV_FORMAT) {
+    int rc = meta_get(s, t, KV_META_FORMAT, &m->format);
+    if (rc == CRAFT_OK && m->format != 0 && m->format != KV_FORMAT && m->format != KV_FORMAT_V1) {
         rc = CRAFT_EVERSION;
     }
     if (rc == CRAFT_OK) {
@@ -442,11 +441,56 @@ static int sweep(struct ap *a, bool sessions, size_t max)
 
 /* ---- sessions ---- */
 
+bool kv_session_valid(const uint8_t *v, size_t vlen)
+{
+    if (vlen < KV_SESSION_HEADER || vlen > KV_SESSION_BYTES_MAX) {
+        return false;
+    }
+    uint64_t prev = 0, bytes = 0;
+    size_t off = KV_SESSION_HEADER, n = 0;
+    while (off < vlen) {
+        if (vlen - off < KV_SESSION_ENTRY_HEADER || n == CRAFT_KV_SESSION_RESULTS_MAX) {
+            return false;
+        }
+        uint64_t seq = craft_get_u64(v + off);
+        uint32_t rlen = craft_get_u32(v + off + 8);
+        off += KV_SESSION_ENTRY_HEADER;
+        if (seq <= prev || rlen > vlen - off || !kv_result_valid(v + off, rlen)) {
+            return false;
+        }
+        off += rlen;
+        prev = seq;
+        bytes += rlen;
+        n++;
+    }
+    /* prev == last: the newest entry is the last run (none at all iff last == 0). */
+    return prev == craft_get_u64(v) && (n <= 1 || bytes <= CRAFT_KV_SESSION_RESULT_BYTES_MAX);
+}
+
+bool kv_session_result(const uint8_t *v, size_t vlen, uint64_t seq, const uint8_t **res,
+                       size_t *rlen)
+{
+    for (size_t off = KV_SESSION_HEADER; off < vlen;) {
+        uint64_t s = craft_get_u64(v + off);
+        uint32_t n = craft_get_u32(v + off + 8);
+        if (s == seq) {
+            *res = v + off + KV_SESSION_ENTRY_HEADER;
+            *rlen = n;
+            return true;
+        }
+        if (s > seq) {
+            break; /* in seq order */
+        }
+        off += KV_SESSION_ENTRY_HEADER + n;
+    }
+    return false;
+}
+
 struct sess {
     bool found;
-    uint64_t seq, last_ms;
-    const uint8_t *res; /* the saved result's encoding (borrowed until the next write) */
-    size_t res_len;
+    uint64_t last, last_ms;
+    const uint8_t *rec; /* the whole record (borrowed until the next write) */
+    size_t rec_len;
 };
 
 static void idle_key(uint64_t last_ms, uint64_t id, uint8_t out[16])
@@ -482,41 +526,30 @@ static int session_lookup(struct ap *a, uint64_t id, struct sess *out)
     if (rc != CRAFT_OK) {
         return rc;
     }
-    if (vlen < KV_SESSION_HEADER) {
+    if (!kv_session_valid(v, vlen)) {
         return CRAFT_ECORRUPT;
     }
-    uint64_t seq = craft_get_u64(v), last = craft_get_u64(v + 8);
-    const uint8_t *res = v + KV_SESSION_HEADER;
-    size_t res_len = vlen - KV_SESSION_HEADER;
-    if (last > a->m.now || (res_len == 0) != (seq == 0) ||
-        (res_len > 0 && !kv_result_valid(res, res_len))) {
+    uint64_t last_ms = craft_get_u64(v + 8);
+    if (last_ms > a->m.now) {
         return CRAFT_ECORRUPT;
     }
-    if (a->m.now - last >= a->sm->session_idle_ms) {
-        return session_remove(a, id, last);
+    if (a->m.now - last_ms >= a->sm->session_idle_ms) {
+        return session_remove(a, id, last_ms);
     }
-    *out =
-        (struct sess){.found = true, .seq = seq, .last_ms = last, .res = res, .res_len = res_len};
+    *out = (struct sess){
+        .found = true, .last = craft_get_u64(v), .last_ms = last_ms, .rec = v, .rec_len = vlen};
     return CRAFT_OK;
 }
 
-/* Writes the session's record (seq and the result encoding res, which may point into the
- * store) stamped with the logical time; old is its lookup. */
-static int session_write(struct ap *a, uint64_t id, const struct sess *old, uint64_t seq,
-                         const uint8_t *res, size_t res_len)
+/* Stores a->buf[0..len) as session id's record, stamped with the logical time, and moves
+ * its idle index entry; old is its lookup. */
+static int session_store(struct ap *a, uint64_t id, const struct sess *old, size_t len)
 {
-    int rc = scratch(a, KV_SESSION_HEADER + res_len);
-    if (rc != CRAFT_OK) {
-        return rc;
-    }
-    craft_put_u64(a->buf, seq);
+    CRAFT_ASSERT(kv_session_valid(a->buf, len));
     craft_put_u64(a->buf + 8, a->m.now);
-    if (res_len > 0) {
-        memmove(a->buf + KV_SESSION_HEADER, res, res_len);
-    }
     uint8_t k[16];
     kv_put_be64(k, id);
-    rc = a->o->put(a->t, CRAFT_KV_TABLE_SESSIONS, k, 8, a->buf, KV_SESSION_HEADER + res_len);
+    int rc = a->o->put(a->t, CRAFT_KV_TABLE_SESSIONS, k, 8, a->buf, len);
     if (rc == CRAFT_OK && old->found && old->last_ms != a->m.now) {
         idle_key(old->last_ms, id, k);
         rc = not_found_is_corrupt(a->o->del(a->t, CRAFT_KV_TABLE_IDLE, k, 16));
@@ -526,6 +559,103 @@ static int session_write(struct ap *a, uint64_t id, const struct sess *old, uint
         rc = a->o->put(a->t, CRAFT_KV_TABLE_IDLE, k, 16, NULL, 0);
     }
     return rc;
+}
+
+/* A new session: nothing run yet, an empty window. */
+static int session_create(struct ap *a, uint64_t id, const struct sess *old)
+{
+    int rc = scratch(a, KV_SESSION_HEADER);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    craft_put_u64(a->buf, 0);
+    return session_store(a, id, old, KV_SESSION_HEADER);
+}
+
+/* Keeps a live session's record as it is, stamped with the logical time. */
+static int session_touch(struct ap *a, uint64_t id, const struct sess *s)
+{
+    if (s->last_ms == a->m.now) {
+        return CRAFT_OK; /* the record would not change */
+    }
+    int rc = scratch(a, s->rec_len);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    memcpy(a->buf, s->rec, s->rec_len); /* s->rec is in the store, not in a->buf */
+    return session_store(a, id, s, s->rec_len);
+}
+
+static size_t result_enc_len(const struct craft_kv_result *r)
+{
+    switch (r->type) {
+    case CRAFT_KV_RES_INT:
+        return 9;
+    case CRAFT_KV_RES_BULK:
+    case CRAFT_KV_RES_ERR:
+        return 5 + r->len;
+    default:
+        return 1;
+    }
+}
+
+/* After c (seq > last) ran with result r: the window drops the seqs below c's ack (ack 0:
+ * every one before c, the behaviour before ack existed), takes c's result, then drops its
+ * oldest while over a cap, never the newest (thesis 6.3: the client's ack says which
+ * replies it has, so which results may go). old is the session's lookup. */
+static int session_append(struct ap *a, const struct craft_kv_cmd *c, const struct sess *old,
+                          const struct craft_kv_result *r)
+{
+    /* exec wrote to the store, so old->rec may be stale: read the record again (exec never
+     * touches the session table, so it is the one old describes). */
+    uint8_t k[8];
+    kv_put_be64(k, c->session);
+    const uint8_t *v;
+    size_t vlen;
+    int rc = not_found_is_corrupt(a->o->get(a->t, CRAFT_KV_TABLE_SESSIONS, k, 8, &v, &vlen));
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    CRAFT_ASSERT(vlen == old->rec_len && vlen >= KV_SESSION_HEADER);
+    uint64_t ack = c->ack != 0 ? c->ack : c->seq;
+    /* The entries kept before the trim, a suffix of the old window (seqs increase). */
+    size_t offs[CRAFT_KV_SESSION_RESULTS_MAX];
+    uint32_t lens[CRAFT_KV_SESSION_RESULTS_MAX];
+    size_t n = 0;
+    for (size_t off = KV_SESSION_HEADER; off < vlen;) {
+        uint32_t rlen = craft_get_u32(v + off + 8);
+        if (craft_get_u64(v + off) >= ack) {
+            CRAFT_ASSERT(n < CRAFT_KV_SESSION_RESULTS_MAX);
+            offs[n] = off;
+            lens[n++] = rlen;
+        }
+        off += KV_SESSION_ENTRY_HEADER + rlen;
+    }
+    size_t enc_len = result_enc_len(r);
+    CRAFT_ASSERT(enc_len <= KV_RESULT_ENC_MAX);
+    uint64_t bytes = enc_len;
+    for (size_t i = 0; i < n; i++) {
+        bytes += lens[i];
+    }
+    size_t first = 0; /* the oldest entry kept */
+    while (first < n && (n + 1 - first > CRAFT_KV_SESSION_RESULTS_MAX ||
+                         bytes > CRAFT_KV_SESSION_RESULT_BYTES_MAX)) {
+        bytes -= lens[first++];
+    }
+    size_t from = first < n ? offs[first] : vlen;
+    size_t len = KV_SESSION_HEADER + (vlen - from) + KV_SESSION_ENTRY_HEADER + enc_len;
+    rc = scratch(a, len);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    craft_put_u64(a->buf, c->seq);
+    memcpy(a->buf + KV_SESSION_HEADER, v + from, vlen - from);
+    uint8_t *e = a->buf + KV_SESSION_HEADER + (vlen - from);
+    craft_put_u64(e, c->seq);
+    craft_put_u32(e + 8, (uint32_t)enc_len);
+    size_t written = kv_result_encode(r, e + KV_SESSION_ENTRY_HEADER);
+    CRAFT_ASSERT(written == enc_len);
+    return session_store(a, c->session, old, len);
 }
 
 /* ---- the commands ---- */
@@ -877,9 +1007,8 @@ static int apply_session_op(struct ap *a, const struct craft_kv_cmd *c,
     struct sess s;
     int rc = session_lookup(a, c->session, &s);
     if (rc == CRAFT_OK && c->op == CRAFT_KV_OP_SESSION_OPEN) {
-        /* Idempotent: reopening a live session keeps its seq and result. */
-        rc = s.found ? session_write(a, c->session, &s, s.seq, s.res, s.res_len)
-                     : session_write(a, c->session, &s, 0, NULL, 0);
+        /* Idempotent: reopening a live session keeps its seq and window. */
+        rc = s.found ? session_touch(a, c->session, &s) : session_create(a, c->session, &s);
     } else if (rc == CRAFT_OK && s.found) {
         rc = session_remove(a, c->session, s.last_ms);
     }
@@ -889,7 +1018,8 @@ static int apply_session_op(struct ap *a, const struct craft_kv_cmd *c,
     return reply(res, res_simple(CRAFT_KV_RES_OK));
 }
 
-/* Exactly once (thesis 6.3): a session's seq decides whether the command runs. */
+/* Exactly once (thesis 6.3): a session's last seq and window decide whether the command
+ * runs. */
 static int apply_in_session(struct ap *a, const struct craft_kv_cmd *c,
                             struct craft_kv_result **res)
 {
@@ -898,16 +1028,22 @@ static int apply_in_session(struct ap *a, const struct craft_kv_cmd *c,
     if (rc != CRAFT_OK) {
         return rc;
     }
-    if (!s.found || c->seq < s.seq) {
-        return reply(res, res_err(!s.found ? CRAFT_KV_ERR_SESSION : CRAFT_KV_ERR_STALE));
+    if (!s.found) {
+        return reply(res, res_err(CRAFT_KV_ERR_SESSION));
     }
-    if (c->seq == s.seq) {
-        /* A retry: the saved result, and the session stays alive. */
-        struct craft_kv_result *r = kv_result_decode(s.res, s.res_len);
+    if (c->seq <= s.last) {
+        /* A retry: its saved result, if the window still holds it, and the session stays
+         * alive; otherwise the client already had the reply (seq < its ack) or gave up. */
+        const uint8_t *p;
+        size_t plen;
+        if (!kv_session_result(s.rec, s.rec_len, c->seq, &p, &plen)) {
+            return reply(res, res_err(CRAFT_KV_ERR_STALE));
+        }
+        struct craft_kv_result *r = kv_result_decode(p, plen);
         if (r == NULL) {
             return CRAFT_ENOMEM;
         }
-        rc = session_write(a, c->session, &s, s.seq, s.res, s.res_len);
+        rc = session_touch(a, c->session, &s);
         if (rc != CRAFT_OK) {
             craft_kv_result_free(r);
             return rc;
@@ -917,19 +1053,9 @@ static int apply_in_session(struct ap *a, const struct craft_kv_cmd *c,
     }
     struct craft_kv_result *r = NULL;
     rc = exec(a, c, &r);
-    if (rc != CRAFT_OK) {
-        return rc;
+    if (rc == CRAFT_OK) {
+        rc = session_append(a, c, &s, r);
     }
-    uint8_t *enc = malloc(1 + 8 + 4 + r->len);
-    if (enc == NULL) {
-        craft_kv_result_free(r);
-        return CRAFT_ENOMEM;
-    }
-    size_t enc_len = kv_result_encode(r, enc);
-    /* The lookup's pointers are stale after exec's writes; only found and last_ms are used. */
-    s.res = NULL;
-    rc = session_write(a, c->session, &s, c->seq, enc, enc_len);
-    free(enc);
     if (rc != CRAFT_OK) {
         craft_kv_result_free(r);
         return rc;
@@ -969,6 +1095,91 @@ static int apply_one(struct ap *a, const uint8_t *data, size_t len, struct craft
     }
 }
 
+/* ---- a version 1 store ---- */
+
+/* The first session record at or after a key, copied (the store's pointers do not survive
+ * the writes that follow). */
+struct v1_cursor {
+    bool found;
+    uint8_t id[8];
+    uint8_t *rec; /* KV_SESSION_ENTRY_HEADER free bytes, then the record */
+    size_t len;
+};
+
+static int v1_grab(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct v1_cursor *cur = ctx;
+    if (klen != 8 || vlen < KV_SESSION_HEADER || vlen - KV_SESSION_HEADER > KV_RESULT_ENC_MAX) {
+        return CRAFT_ECORRUPT;
+    }
+    memcpy(cur->id, k, 8);
+    memcpy(cur->rec + KV_SESSION_ENTRY_HEADER, v, vlen);
+    cur->len = vlen;
+    cur->found = true;
+    return CRAFT_KV_ITER_STOP;
+}
+
+/* Converts every session record of a version 1 store (u64 seq | u64 last_ms | the last
+ * result, empty before the first) into a window holding that one result, and marks the
+ * store version 2, in one write transaction: all or nothing. */
+static int upgrade_v1(struct craft_kv_store *store)
+{
+    const struct craft_kv_store_ops *o = store->ops;
+    struct v1_cursor cur = {0};
+    cur.rec = malloc(KV_SESSION_BYTES_MAX);
+    if (cur.rec == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    struct craft_kv_txn *t;
+    int rc = o->begin(store, true, &t);
+    if (rc != CRAFT_OK) {
+        free(cur.rec);
+        return rc;
+    }
+    struct kv_meta m = {0};
+    rc = kv_meta_load(store, t, &m);
+    uint8_t from[8] = {0};
+    bool more = rc == CRAFT_OK && m.format == KV_FORMAT_V1;
+    while (more) {
+        cur.found = false;
+        rc = o->iter(t, CRAFT_KV_TABLE_SESSIONS, from, sizeof from, v1_grab, &cur);
+        if (rc != CRAFT_OK || !cur.found) {
+            break;
+        }
+        /* Move the 16-byte header in front of the result, with the entry header between. */
+        uint8_t *old = cur.rec + KV_SESSION_ENTRY_HEADER, *rec = cur.rec;
+        uint64_t seq = craft_get_u64(old);
+        size_t rlen = cur.len - KV_SESSION_HEADER;
+        if ((rlen == 0) != (seq == 0) ||
+            (rlen > 0 && !kv_result_valid(old + KV_SESSION_HEADER, rlen))) {
+            rc = CRAFT_ECORRUPT;
+            break;
+        }
+        memmove(rec, old, KV_SESSION_HEADER);
+        size_t len = KV_SESSION_HEADER;
+        if (rlen > 0) {
+            craft_put_u64(rec + KV_SESSION_HEADER, seq);
+            craft_put_u32(rec + KV_SESSION_HEADER + 8, (uint32_t)rlen);
+            len += KV_SESSION_ENTRY_HEADER + rlen; /* the result is already in place */
+        }
+        CRAFT_ASSERT(kv_session_valid(rec, len));
+        rc = o->put(t, CRAFT_KV_TABLE_SESSIONS, cur.id, 8, rec, len);
+        uint64_t id = kv_get_be64(cur.id);
+        more = rc == CRAFT_OK && id != UINT64_MAX;
+        kv_put_be64(from, id + 1);
+    }
+    if (rc == CRAFT_OK && m.format == KV_FORMAT_V1) {
+        rc = kv_meta_store(store, t, &m); /* writes KV_FORMAT */
+    }
+    if (rc == CRAFT_OK) {
+        rc = o->commit(t);
+    } else {
+        o->abort(t);
+    }
+    free(cur.rec);
+    return rc;
+}
+
 /* ---- the state machine ---- */
 
 int craft_kv_sm_open(struct craft_kv_store *store, const struct craft_kv_sm_config *cfg,
@@ -990,6 +1201,9 @@ int craft_kv_sm_open(struct craft_kv_store *store, const struct craft_kv_sm_conf
         sm->applied = m.applied;
         sm->now = m.now;
         sm->n_keys = m.n_keys;
+        if (rc == CRAFT_OK && m.format == KV_FORMAT_V1) {
+            rc = upgrade_v1(store);
+        }
     }
     if (rc != CRAFT_OK) {
         free(sm);

@@ -6,10 +6,14 @@
  * is absent for every write and read; it is physically removed when touched, or by a
  * bounded sweep (in expiry order) during each apply, and NOOP sweeps more.
  *
- * Exactly once: a session (id != 0) remembers its last seq and that command's result. A
- * command with seq == last gets the saved result back without running again; seq < last
- * gets "ERR stale request"; seq > last runs. So a client keeps at most one command of a
- * session in doubt: pipelined commands from one session must not be retried out of order.
+ * Exactly once (thesis 6.3): a session (id != 0) remembers the highest seq it ran (last)
+ * and a window of saved results. A command with seq > last runs; its result joins the
+ * window, which then drops the results of seqs below the command's ack (ack 0: every older
+ * one), and the oldest beyond CRAFT_KV_SESSION_RESULTS_MAX results or
+ * CRAFT_KV_SESSION_RESULT_BYTES_MAX bytes of them (the newest always stays). A command with
+ * seq <= last gets its saved result back without running again, or "ERR stale request" if
+ * the window no longer holds it. So a client may keep several commands of a session in
+ * doubt, as long as each carries as ack the lowest seq it has no reply for.
  * A session idle (no command) for session_idle_ms of logical time is gone, on every
  * replica at the same command. Commands for an unknown or expired session get
  * "ERR unknown or expired session" without running; open it (again) with SESSION_OPEN.
@@ -56,6 +60,10 @@ void craft_kv_result_free(struct craft_kv_result *r);
 #define CRAFT_KV_ERR_MALFORMED "ERR malformed command"
 #define CRAFT_KV_ERR_VERSION   "ERR unsupported command version"
 #define CRAFT_KV_ERR_MEMBERS   "ERR too many members"
+
+/* A session's window of saved results (above). Replicated behaviour: part of the format. */
+#define CRAFT_KV_SESSION_RESULTS_MAX      256u
+#define CRAFT_KV_SESSION_RESULT_BYTES_MAX (256u * 1024u) /* saved results' encodings, summed */
 
 /* ---- the state machine ---- */
 

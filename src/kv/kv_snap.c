@@ -2,15 +2,18 @@
  * canonical format, and restore of it in one write transaction (docs/design/kv.md,
  * "Snapshots").
  *
- *   header  "CRKVSNAP" | u32 version (2) | u32 0 | u64 applied | u64 now
+ *   header  "CRKVSNAP" | u32 version (3) | u32 0 | u64 applied | u64 now
  *   KEY     u8 1 | u64 expire_at | u32 klen | u32 vlen | key | value    (stored-key order)
- *   SESSION u8 2 | u64 id | u64 seq | u64 last_ms | u32 rlen | result  (id order)
+ *   SESSION u8 2 | u64 id | u64 last | u64 last_ms | u32 wlen | window  (id order)
  *   MEMBER  u8 3 | u64 id | u32 plen | u32 clen | peer addr | client addr (id order)
  *   END     u8 0 | u64 n_keys | u64 n_sessions | u64 n_members | u32 crc32 of every byte
  *           before it
  *
- * Version 1 (still restored) had no MEMBER records and no n_members. Expired keys and idle
- * sessions are left out, so equal states give equal bytes. */
+ * A SESSION's window is the stored record's entries as they are (kv_internal.h): restore
+ * checks the rebuilt record with kv_session_valid. Versions 1 and 2 (still restored) saved
+ * one result per session (u32 rlen | result, empty before the first: a window of at most
+ * one); version 1 had no MEMBER records and no n_members. Expired keys and idle sessions are
+ * left out, so equal states give equal bytes. */
 #include <stdlib.h>
 #include <zlib.h>
 
@@ -18,7 +21,8 @@
 #include "kv/kv_internal.h"
 
 #define SNAP_MAGIC        "CRKVSNAP"
-#define SNAP_VERSION      2u
+#define SNAP_VERSION      3u
+#define SNAP_VERSION_V2   2u /* one saved result per session */
 #define SNAP_VERSION_V1   1u /* before the member table */
 #define SNAP_HEADER_BYTES 32u
 #define TAG_END           0u
@@ -139,7 +143,7 @@ static int write_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v,
 static int write_session(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
 {
     struct wr *w = ctx;
-    if (klen != 8 || vlen < KV_SESSION_HEADER || vlen - KV_SESSION_HEADER > KV_RESULT_ENC_MAX) {
+    if (klen != 8 || !kv_session_valid(v, vlen)) {
         return CRAFT_ECORRUPT;
     }
     uint64_t last = craft_get_u64(v + 8);
@@ -152,7 +156,7 @@ static int write_session(void *ctx, const uint8_t *k, size_t klen, const uint8_t
     uint8_t h[1 + 8 + 8 + 8 + 4];
     h[0] = TAG_SESSION;
     craft_put_u64(h + 1, kv_get_be64(k));
-    memcpy(h + 9, v, 16); /* seq, last_ms */
+    memcpy(h + 9, v, 16); /* last, last_ms */
     craft_put_u32(h + 25, (uint32_t)(vlen - KV_SESSION_HEADER));
     int rc = wr_put(w, h, sizeof h);
     if (rc == CRAFT_OK) {
@@ -362,23 +366,32 @@ static int load_session(struct loader *l)
         return rc;
     }
     uint64_t id = craft_get_u64(h), seq = craft_get_u64(h + 8), last = craft_get_u64(h + 16);
-    uint32_t rlen = craft_get_u32(h + 24);
+    uint32_t wlen = craft_get_u32(h + 24);
+    /* Before version 3 the tail is one result (none before the first): read it in place as
+     * the window's one entry. */
+    bool one = l->version < SNAP_VERSION;
+    size_t entry = one && wlen > 0 ? KV_SESSION_ENTRY_HEADER : 0;
     if (id == 0 || (l->n_sessions > 0 && id <= l->prev_id) || last > l->m.now ||
-        rlen > KV_RESULT_ENC_MAX || (rlen == 0) != (seq == 0)) {
+        wlen > KV_SESSION_BYTES_MAX - KV_SESSION_HEADER - entry) {
         return CRAFT_ECORRUPT;
     }
-    uint8_t *rec = l->rec; /* seq | last_ms | result */
+    uint8_t *rec = l->rec; /* the stored record: last | last_ms | window */
     memcpy(rec, h + 8, 16);
-    rc = rd_exact(&l->r, rec + KV_SESSION_HEADER, rlen);
+    if (entry > 0) {
+        craft_put_u64(rec + KV_SESSION_HEADER, seq);
+        craft_put_u32(rec + KV_SESSION_HEADER + 8, wlen);
+    }
+    rc = rd_exact(&l->r, rec + KV_SESSION_HEADER + entry, wlen);
     if (rc != CRAFT_OK) {
         return rc;
     }
-    if (rlen > 0 && !kv_result_valid(rec + KV_SESSION_HEADER, rlen)) {
+    size_t len = KV_SESSION_HEADER + entry + wlen;
+    if (!kv_session_valid(rec, len)) {
         return CRAFT_ECORRUPT;
     }
     uint8_t k[16];
     kv_put_be64(k, id);
-    rc = l->o->put(l->t, CRAFT_KV_TABLE_SESSIONS, k, 8, rec, KV_SESSION_HEADER + rlen);
+    rc = l->o->put(l->t, CRAFT_KV_TABLE_SESSIONS, k, 8, rec, len);
     if (rc == CRAFT_OK) {
         kv_put_be64(k, last);
         kv_put_be64(k + 8, id);
@@ -452,7 +465,8 @@ static int load(struct loader *l)
         return CRAFT_ECORRUPT;
     }
     l->version = craft_get_u32(h + 8);
-    if (l->version != SNAP_VERSION && l->version != SNAP_VERSION_V1) {
+    if (l->version != SNAP_VERSION && l->version != SNAP_VERSION_V2 &&
+        l->version != SNAP_VERSION_V1) {
         return CRAFT_EVERSION;
     }
     l->m.applied = craft_get_u64(h + 16);
@@ -498,8 +512,7 @@ int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx
     l->o = sm->store->ops;
     l->r.buf = malloc(IO_BUF_BYTES);
     l->rec = malloc(KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX);
-    _Static_assert(KV_SESSION_HEADER + KV_RESULT_ENC_MAX <=
-                       KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX,
+    _Static_assert(KV_SESSION_BYTES_MAX <= KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX,
                    "a session record fits rec");
     int rc = l->r.buf != NULL && l->rec != NULL ? CRAFT_OK : CRAFT_ENOMEM;
     if (rc == CRAFT_OK) {

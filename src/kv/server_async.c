@@ -81,6 +81,7 @@ static int submit_writes(struct craftkv_server *s, struct craftkv_task *head)
             continue; /* a syntax error: answered, nothing proposed */
         c.session = t->session;
         c.seq = t->seq;
+        c.ack = t->ack;
         c.now_ms = now;
         struct craft_future *f = NULL;
         if (craftkv_propose_start(s, &c, 0, &f) != CRAFT_OK) {

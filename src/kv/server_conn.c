@@ -283,7 +283,7 @@ static void reply_arity(struct craft_resp_buf *out, const struct craft_resp_arg 
 /* Adds a command to the connection's batch; false if out of memory (an error was replied). */
 static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
                    size_t argc, const struct craft_resp_arg *argv, bool forwarded,
-                   uint64_t session, uint64_t seq)
+                   uint64_t session, uint64_t seq, uint64_t ack)
 {
     struct craftkv_task *t = calloc(1, sizeof *t);
     size_t total = 0;
@@ -312,9 +312,13 @@ static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
     if (forwarded) {
         t->session = session;
         t->seq = seq;
+        t->ack = ack;
     } else if (d->kind == CRAFTKV_WRITE) {
         t->session = c->session;
         t->seq = ++c->seq;
+        /* Every earlier write of this connection was answered: a connection has one batch
+         * out at a time, so the lowest unanswered seq is the batch's first. */
+        t->ack = c->batch_n > 0 ? c->batch_head->seq : t->seq;
         t->open_session = !c->session_opened;
         c->session_opened = true;
     }
@@ -396,12 +400,13 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
                      const struct craft_resp_arg *argv)
 {
     bool forwarded = false;
-    uint64_t session = 0, seq = 0;
+    uint64_t session = 0, seq = 0, ack = 0;
     const struct craftkv_cmd_def *d = NULL;
     bool bad_fwd = false;
     if (name_is(&argv[0], "CRAFT.FWD")) {
-        /* CRAFT.FWD <session> <seq> <command...>: a follower's forwarded write, or a
-         * client library's exactly-once write (kv-client.md) */
+        /* CRAFT.FWD <session> <seq> [<ack>] <command...>: a follower's forwarded write, or
+         * a client library's exactly-once write (kv-client.md). A command name is never a
+         * number, so a numeric fourth argument is the ack. */
         if (argc < 4 || parse_u64(&argv[1], &session) || parse_u64(&argv[2], &seq) ||
             session == 0 || seq == 0) {
             bad_fwd = true;
@@ -409,6 +414,16 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
             forwarded = true;
             argc -= 3;
             argv += 3;
+            if (parse_u64(&argv[0], &ack) == 0) {
+                if (argc < 2 || ack == 0 || ack > seq) {
+                    bad_fwd = true;
+                } else {
+                    argc -= 1;
+                    argv += 1;
+                }
+            } else {
+                ack = 0;
+            }
         }
     }
     if (!bad_fwd)
@@ -440,7 +455,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         d->local(s, c, argc, argv);
         return true;
     }
-    if (submit(c, d, argc, argv, forwarded, session, seq) && d->kind == CRAFTKV_ADMIN)
+    if (submit(c, d, argc, argv, forwarded, session, seq, ack) && d->kind == CRAFTKV_ADMIN)
         submit_batch(s, c); /* alone: it may block for long */
     return true;
 }

@@ -284,6 +284,7 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
                 break; /* a syntax error: nothing proposed */
             c.session = t->session;
             c.seq = t->seq;
+            c.ack = t->ack;
             c.now_ms = now;
             rc = propose(s, &c, deadline, &res);
             if (rc == CRAFT_OK) {
@@ -404,6 +405,7 @@ static bool exec_writes_leader(struct craftkv_server *s, struct craftkv_task *he
         }
         c.session = t->session;
         c.seq = t->seq;
+        c.ack = t->ack;
         c.now_ms = now;
         int rc = propose_start(s, &c, deadline, &futs[i]);
         if (rc == CRAFT_OK) {

@@ -230,18 +230,22 @@ int craftkv_forward(struct craftkv_task *t, const char *addr, int *fd, uint32_t 
     }
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct craft_resp_arg *argv = malloc((t->argc + 3) * sizeof *argv);
+    struct craft_resp_arg *argv = malloc((t->argc + 4) * sizeof *argv);
     if (!argv)
         return 1;
-    char sess[24], seq[24];
+    char sess[24], seq[24], ack[24];
     argv[0] = (struct craft_resp_arg){"CRAFT.FWD", 9};
     argv[1] = (struct craft_resp_arg){sess, (size_t)snprintf(sess, sizeof sess, "%llu",
                                                              (unsigned long long)t->session)};
     argv[2] = (struct craft_resp_arg){seq, (size_t)snprintf(seq, sizeof seq, "%llu",
                                                             (unsigned long long)t->seq)};
-    memcpy(argv + 3, t->argv, t->argc * sizeof *argv);
+    size_t head = 3;
+    if (t->ack != 0) /* CRAFT.FWD's optional ack (server_conn.c) */
+        argv[head++] = (struct craft_resp_arg){
+            ack, (size_t)snprintf(ack, sizeof ack, "%llu", (unsigned long long)t->ack)};
+    memcpy(argv + head, t->argv, t->argc * sizeof *argv);
     t->out.len = 0;
-    int rc = craftkv_client_call(*fd, t->argc + 3, argv, &t->out);
+    int rc = craftkv_client_call(*fd, t->argc + head, argv, &t->out);
     free(argv);
     if (rc != 0) {
         /* The command may or may not have reached the leader: the retry carries the same

@@ -134,12 +134,17 @@ static void fwd_flush(struct craftkv_server *s)
 /* Appends CRAFT.FWD <session> <seq> <argv...> for t. */
 static int fwd_encode(struct craft_resp_buf *out, const struct craftkv_task *t)
 {
-    char head[96];
-    char sess[24], seq[24];
+    char head[128];
+    char sess[24], seq[24], ack[24];
     int ls = snprintf(sess, sizeof sess, "%llu", (unsigned long long)t->session);
     int lq = snprintf(seq, sizeof seq, "%llu", (unsigned long long)t->seq);
-    int n = snprintf(head, sizeof head, "*%zu\r\n$9\r\nCRAFT.FWD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
-                     t->argc + 3, ls, sess, lq, seq);
+    int la = snprintf(ack, sizeof ack, "%llu", (unsigned long long)t->ack);
+    int n = t->ack != 0 /* CRAFT.FWD's optional ack (server_conn.c) */
+                ? snprintf(head, sizeof head,
+                           "*%zu\r\n$9\r\nCRAFT.FWD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
+                           t->argc + 4, ls, sess, lq, seq, la, ack)
+                : snprintf(head, sizeof head, "*%zu\r\n$9\r\nCRAFT.FWD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
+                           t->argc + 3, ls, sess, lq, seq);
     if (craftkv_buf_append_raw(out, head, (size_t)n) != 0)
         return -1;
     for (size_t i = 0; i < t->argc; i++) {

@@ -35,6 +35,10 @@ struct craftkv_task {
     struct craft_resp_arg *argv; /* into args */
     char *args;
     uint64_t session, seq; /* writes: the client's session and this command's number */
+    /* writes: the lowest seq of the session not yet answered (kv_cmd.h: the state machine
+     * keeps the results from there on, so every write of a pipelined batch can be retried
+     * and answered); 0: none (keep only the last result) */
+    uint64_t ack;
     bool forwarded;        /* arrived as CRAFT.FWD: apply here or refuse, never forward on */
     bool open_session;     /* the session is known to be new: open it before the write */
     uint8_t read_mode;     /* enum craftkv_read_mode, the connection's at submission */

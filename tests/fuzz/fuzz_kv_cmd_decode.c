@@ -2,10 +2,14 @@
  *
  * The decoder must refuse with one of its documented errors or accept a command whose
  * every byte string (keys, values, member addresses) lies inside the input, within its
- * limit, and that re-encodes to exactly the input (the encoding is canonical). Any input,
- * accepted or not, is then applied to an in-memory state machine holding a few keys, a
- * member record and a session: apply answers every input (a malformed one with an error
- * result), never fails, and a retry of the same bytes in a session answers the same.
+ * limit, and that re-encodes to exactly the input (the encoding is canonical; version 1
+ * exactly when ack is 0). Any input, accepted or not, is then applied to an in-memory state
+ * machine holding a few keys, a member record and two sessions, session 1 with seqs 1-3
+ * applied and unacknowledged (a window of three results): apply answers every input (a
+ * malformed one with an error result), never fails, and a retry of the same bytes in a
+ * session answers the same. In session 1, a seq of the window answers its saved result
+ * whatever the command; a new seq runs, and afterwards the retry of seq 3 answers from the
+ * window exactly when the command's ack was 1 to 3 (ack 0 keeps only the newest).
  * ASan/UBSan catch any read outside the input. */
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +54,8 @@ static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cm
         c->values = vals;
     }
     CRAFT_ASSERT(craft_kv_cmd_size(c) == size);
+    CRAFT_ASSERT(data[0] == (c->ack == 0 ? CRAFT_KV_CMD_VERSION : CRAFT_KV_CMD_VERSION_ACK));
+    CRAFT_ASSERT(c->ack == 0 || (c->session != 0 && c->ack <= c->seq));
     uint8_t *again = malloc(size);
     CRAFT_ASSERT(again != NULL);
     size_t len = 0;
@@ -67,6 +73,34 @@ static struct craft_kv_result *apply(struct craft_kv_sm *sm, uint64_t *index, co
     CRAFT_ASSERT(craft_kv_sm_apply(sm, ++*index, p, len, &r) == CRAFT_OK);
     CRAFT_ASSERT(r != NULL);
     return r;
+}
+
+/* Session 1's window after seed_state: INCRBY n (41) by 1 as seqs 1, 2, 3. */
+#define WINDOW_SEQS 3u
+
+static struct craft_kv_result *apply_cmd(struct craft_kv_sm *sm, uint64_t *index,
+                                         const struct craft_kv_cmd *c)
+{
+    uint8_t buf[64];
+    size_t len;
+    CRAFT_ASSERT(craft_kv_cmd_encode(c, buf, sizeof buf, &len) == CRAFT_OK);
+    return apply(sm, index, buf, len);
+}
+
+static struct craft_kv_cmd incr_in_window(uint64_t seq, uint64_t now_ms)
+{
+    return (struct craft_kv_cmd){.op = CRAFT_KV_OP_INCRBY,
+                                 .now_ms = now_ms,
+                                 .session = 1,
+                                 .seq = seq,
+                                 .ack = 1,
+                                 .key = {(const uint8_t *)"n", 1},
+                                 .delta = 1};
+}
+
+static bool is_err(const struct craft_kv_result *r, const char *text)
+{
+    return r->type == CRAFT_KV_RES_ERR && strcmp((const char *)r->data, text) == 0;
 }
 
 static void seed_state(struct craft_kv_sm *sm, uint64_t *index)
@@ -105,6 +139,12 @@ static void seed_state(struct craft_kv_sm *sm, uint64_t *index)
         CRAFT_ASSERT(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);
         craft_kv_result_free(apply(sm, index, buf, len));
     }
+    for (uint64_t seq = 1; seq <= WINDOW_SEQS; seq++) {
+        struct craft_kv_cmd c = incr_in_window(seq, 1000);
+        struct craft_kv_result *r = apply_cmd(sm, index, &c);
+        CRAFT_ASSERT(r->type == CRAFT_KV_RES_INT && r->integer == 41 + (int64_t)seq);
+        craft_kv_result_free(r);
+    }
 }
 
 static bool same(const struct craft_kv_result *a, const struct craft_kv_result *b)
@@ -138,6 +178,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* The same seq twice: the second is a retry and answers the same, unless the
          * first found no session (or the time jump expired it). */
         CRAFT_ASSERT(same(r1, r2) || r1->type == CRAFT_KV_RES_ERR);
+    }
+    if (rc == CRAFT_OK && c.session == 1 && c.seq != 0 && c.op != CRAFT_KV_OP_NOOP) {
+        /* (NOOP ignores its session: it only advances time.) */
+        bool gone = is_err(r1, CRAFT_KV_ERR_SESSION); /* a time jump expired it */
+        if (c.seq <= WINDOW_SEQS) {
+            CRAFT_ASSERT(gone ||
+                         (r1->type == CRAFT_KV_RES_INT && r1->integer == 41 + (int64_t)c.seq));
+        } else if (!gone) {
+            struct craft_kv_cmd retry = incr_in_window(WINDOW_SEQS, c.now_ms);
+            struct craft_kv_result *r3 = apply_cmd(sm, &index, &retry);
+            if (c.ack != 0 && c.ack <= WINDOW_SEQS) {
+                CRAFT_ASSERT(r3->type == CRAFT_KV_RES_INT && r3->integer == 41 + WINDOW_SEQS);
+            } else {
+                CRAFT_ASSERT(is_err(r3, CRAFT_KV_ERR_STALE));
+            }
+            craft_kv_result_free(r3);
+        }
     }
     craft_kv_result_free(r1);
     craft_kv_result_free(r2);

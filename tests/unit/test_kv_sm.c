@@ -239,6 +239,15 @@ IN(struct craft_kv_cmd c, uint64_t session, uint64_t seq) {
     return c;
 }
 
+/* In a session, with the client's ack (the lowest seq it has no reply for). */
+static struct craft_kv_cmd
+INA(struct craft_kv_cmd c, uint64_t session, uint64_t seq, uint64_t ack) {
+    c.session = session;
+    c.seq = seq;
+    c.ack = ack;
+    return c;
+}
+
 /* DEL / MSET / MSETNX over a NULL-terminated list (MSET: key, value, key, value...). */
 static struct craft_kv_bytes list_keys[64],
     list_vals[64];
@@ -404,7 +413,7 @@ static size_t h_members(struct h *h)
 static void check_roundtrip(struct craft_kv_cmd c)
 {
     size_t size = craft_kv_cmd_size(&c);
-    CHECK(size >= CRAFT_KV_CMD_HEADER_BYTES);
+    CHECK(size >= (c.ack == 0 ? CRAFT_KV_CMD_HEADER_BYTES : CRAFT_KV_CMD_HEADER_ACK_BYTES));
     uint8_t *p = malloc(size + 1);
     size_t len = 0;
     CHECK(craft_kv_cmd_encode(&c, p, size, &len) == CRAFT_OK && len == size);
@@ -412,8 +421,9 @@ static void check_roundtrip(struct craft_kv_cmd c)
     CHECK(craft_kv_cmd_encode(&c, p, size, &len) == CRAFT_OK);
     struct craft_kv_cmd d;
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_OK);
+    CHECK(p[0] == (c.ack == 0 ? CRAFT_KV_CMD_VERSION : CRAFT_KV_CMD_VERSION_ACK));
     CHECK(d.op == c.op && d.flags == c.flags && d.session == c.session && d.seq == c.seq &&
-          d.now_ms == c.now_ms && d.expire_at == c.expire_at && d.delta == c.delta);
+          d.ack == c.ack && d.now_ms == c.now_ms && d.expire_at == c.expire_at && d.delta == c.delta);
     CHECK(d.member_id == c.member_id && d.peer_addr.len == c.peer_addr.len &&
           d.client_addr.len == c.client_addr.len &&
           (d.peer_addr.len == 0 || memcmp(d.peer_addr.p, c.peer_addr.p, d.peer_addr.len) == 0) &&
@@ -447,6 +457,72 @@ static void check_roundtrip(struct craft_kv_cmd c)
     free(q);
 }
 
+/* Little-endian u64 at p, for hand-made encodings. */
+static void le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+/* ack 0 keeps version 1 byte for byte; ack != 0 is version 2, the ack right after seq. */
+static void check_ack_encoding(void)
+{
+    /* INCRBY "n" 5 in session 9, seq 4, at 1000: the bytes version 1 always had. */
+    uint8_t v1[26 + 4 + 1 + 8] = {1};
+    le64(v1 + 1, 9);
+    le64(v1 + 9, 4);
+    le64(v1 + 17, 1000);
+    v1[25] = CRAFT_KV_OP_INCRBY;
+    v1[26] = 1;
+    v1[30] = 'n';
+    le64(v1 + 31, 5);
+    struct craft_kv_cmd c = IN(INCRBY("n", 5), 9, 4);
+    c.now_ms = 1000;
+    uint8_t p[64];
+    size_t len;
+    CHECK(craft_kv_cmd_encode(&c, p, sizeof p, &len) == CRAFT_OK && len == sizeof v1 &&
+          memcmp(p, v1, len) == 0);
+    /* With ack 3: version 2, 8 bytes more. */
+    uint8_t v2[sizeof v1 + 8] = {2};
+    memcpy(v2 + 1, v1 + 1, 16);
+    le64(v2 + 17, 3);
+    memcpy(v2 + 25, v1 + 17, sizeof v1 - 17);
+    c.ack = 3;
+    CHECK(craft_kv_cmd_encode(&c, p, sizeof p, &len) == CRAFT_OK && len == sizeof v2 &&
+          memcmp(p, v2, len) == 0);
+    struct craft_kv_cmd d;
+    CHECK(craft_kv_cmd_decode(v2, sizeof v2, &d) == CRAFT_OK && d.ack == 3 && d.seq == 4 &&
+          d.session == 9 && d.now_ms == 1000 && d.delta == 5);
+    CHECK(craft_kv_cmd_decode(v1, sizeof v1, &d) == CRAFT_OK && d.ack == 0 && d.seq == 4);
+    /* Refused: ack 0 in version 2 (not canonical), ack above seq, ack without a session. */
+    uint8_t b[sizeof v2];
+    memcpy(b, v2, sizeof b);
+    le64(b + 17, 0);
+    CHECK(craft_kv_cmd_decode(b, sizeof b, &d) == CRAFT_EMALFORMED);
+    le64(b + 17, 5);
+    CHECK(craft_kv_cmd_decode(b, sizeof b, &d) == CRAFT_EMALFORMED);
+    le64(b + 17, 4);
+    CHECK(craft_kv_cmd_decode(b, sizeof b, &d) == CRAFT_OK && d.ack == 4);
+    le64(b + 1, 0);
+    le64(b + 9, 0);
+    le64(b + 17, 1);
+    CHECK(craft_kv_cmd_decode(b, sizeof b, &d) == CRAFT_EMALFORMED);
+    /* A session command with an ack (its seq is 0). */
+    uint8_t o[CRAFT_KV_CMD_HEADER_ACK_BYTES] = {2};
+    le64(o + 1, 9);
+    le64(o + 17, 1);
+    o[33] = CRAFT_KV_OP_SESSION_OPEN;
+    CHECK(craft_kv_cmd_decode(o, sizeof o, &d) == CRAFT_EMALFORMED);
+    /* A version 2 header read as version 1 and the reverse do not decode. */
+    memcpy(b, v2, sizeof b);
+    b[0] = 1;
+    CHECK(craft_kv_cmd_decode(b, sizeof b, &d) == CRAFT_EMALFORMED);
+    memcpy(b, v1, sizeof v1);
+    b[0] = 2;
+    CHECK(craft_kv_cmd_decode(b, sizeof v1, &d) == CRAFT_EMALFORMED);
+}
+
 static void test_cmd_encoding(void)
 {
     const char *const mset[] = {"a", "1", "b", "", "", "x", NULL};
@@ -473,6 +549,13 @@ static void test_cmd_encoding(void)
         MSET_(UINT64_MAX, "[::1]:1", "a:2"),
         IN(MSET_(4, "h:1", "h:2"), 3, 8),
         MDEL(7),
+        /* Version 2: with an ack. */
+        INA(INCRBY("n", 5), 9, 4, 1),
+        INA(INCRBY("n", 5), 9, 4, 4),
+        INA(SET("k", "v", CRAFT_KV_SET_EXPIRE | CRAFT_KV_SET_GET, 77), UINT64_MAX, UINT64_MAX,
+            UINT64_MAX - 1),
+        INA(LIST(CRAFT_KV_OP_DEL, del), 2, 300, 256),
+        INA(MSET_(4, "h:1", "h:2"), 3, 8, 2),
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         cmds[i].now_ms = 1000 + i;
@@ -503,6 +586,10 @@ static void test_cmd_encoding(void)
         MSET_(1, "h:1\n", "h:2"),              /* a control character */
         MSET_(1, "h:1", "0123456789012345678901234567890123456789012345678901234567890123"),
         MDEL(0),
+        INA(INCRBY("n", 1), 0, 0, 1),                       /* ack without a session */
+        INA(INCRBY("n", 1), 5, 3, 4),                       /* ack above seq */
+        INA(OP(CRAFT_KV_OP_SESSION_OPEN), 5, 0, 1),         /* ack on a session command */
+        INA(OP(CRAFT_KV_OP_NOOP), 0, 0, 1),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint8_t buf[64];
@@ -523,7 +610,9 @@ static void test_cmd_encoding(void)
     CHECK(craft_kv_cmd_encode(&(struct craft_kv_cmd){.op = CRAFT_KV_OP_GETDEL, .key = B("ab")}, p,
                               sizeof p, &len) == CRAFT_OK);
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_OK);
-    p[0] = 2;
+    p[0] = 3;
+    CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_EVERSION);
+    p[0] = 0;
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_EVERSION);
     p[0] = 1;
     p[25] = 99; /* op */
@@ -552,6 +641,7 @@ static void test_cmd_encoding(void)
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_OK);
     CHECK(craft_kv_addr_ok((const uint8_t *)"x:1", 3) && !craft_kv_addr_ok(NULL, 0) &&
           !craft_kv_addr_ok((const uint8_t *)"x\x7f", 2));
+    check_ack_encoding();
 
     /* The proposer's deadline arithmetic. */
     uint64_t at;
@@ -882,6 +972,180 @@ static void test_session_expiry(void)
     h_close(&h);
 }
 
+/* Raw bytes of a table (klen | key | vlen | value, in order): replicas must agree on them. */
+static int dump_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct buf *b = ctx;
+    uint64_t l[2] = {klen, vlen};
+    buf_write(b, &l[0], 8);
+    buf_write(b, k, klen);
+    buf_write(b, &l[1], 8);
+    buf_write(b, v, vlen);
+    return CRAFT_OK;
+}
+
+static void h_dump(struct h *h, int table, struct buf *out)
+{
+    *out = (struct buf){0};
+    struct craft_kv_txn *t;
+    CRAFT_ASSERT(h->st->ops->begin(h->st, false, &t) == CRAFT_OK);
+    CHECK(h->st->ops->iter(t, table, NULL, 0, dump_one, out) == CRAFT_OK);
+    h->st->ops->abort(t);
+}
+
+/* Three pipelined writes of session 1 (seqs 5, 6, 7, each with ack 5: no reply received
+ * yet) are all applied, then a leader change leaves them in doubt. */
+static void window_fill(struct h *h)
+{
+    h->now = 100;
+    CHECK(r_ok(h_run(h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 1, 0))));
+    CHECK(r_int(h_run(h, INA(INCRBY("n", 1), 1, 5, 5)), 1));
+    CHECK(r_int(h_run(h, INA(INCRBY("n", 10), 1, 6, 5)), 11));
+    CHECK(r_nil(h_run(h, INA(KV(CRAFT_KV_OP_GETSET, "g", "b"), 1, 7, 5))));
+}
+
+/* The retries of 5, 6 and 7 (in any order) get their saved results, without running. */
+static void window_check(struct h *h)
+{
+    CHECK(r_int(h_run(h, INA(INCRBY("n", 1), 1, 6, 5)), 11));
+    CHECK(r_int(h_run(h, INA(INCRBY("n", 1), 1, 5, 5)), 1));
+    CHECK(r_nil(h_run(h, INA(KV(CRAFT_KV_OP_GETSET, "g", "c"), 1, 7, 5))));
+    CHECK(r_int(h_run(h, INA(INCRBY("n", 1), 1, 5, 5)), 1));
+    CHECK(h_get(h, "n", "11") && h_get(h, "g", "b"));
+}
+
+static void session_window(bool lmdb)
+{
+    struct h h;
+    h_open(&h, lmdb, 0);
+    window_fill(&h);
+    window_check(&h);
+    /* A snapshot restored into a fresh state machine (on the same kind of store) answers
+     * the same, and so does the LMDB store after a reopen. */
+    struct buf s1, s2;
+    h_snap(&h, &s1);
+    struct h f;
+    h_open(&f, lmdb, 0);
+    CHECK(h_restore(&f, &s1, 100) == CRAFT_OK);
+    f.now = 150;
+    window_check(&f);
+    h_snap(&f, &s2);
+    if (lmdb) {
+        h_reopen(&f);
+        window_check(&f);
+    }
+    buf_free(&s2);
+    h_close(&f);
+    buf_free(&s1);
+    /* Reopening the live session keeps the window. */
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 1, 0))));
+    window_check(&h);
+    /* The client got the replies of 5 and 6: seq 8 with ack 7 drops their results. */
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 100), 1, 8, 7)), 111));
+    CHECK(r_err(h_run(&h, INA(INCRBY("n", 1), 1, 5, 5)), CRAFT_KV_ERR_STALE));
+    CHECK(r_err(h_run(&h, INA(INCRBY("n", 1), 1, 6, 6)), CRAFT_KV_ERR_STALE));
+    CHECK(r_nil(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "g", "d"), 1, 7, 7))));
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 100), 1, 8, 7)), 111));
+    /* A seq skipped (10 with 9 never sent) is not in the window: stale, not run. */
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 1000), 1, 10, 7)), 1111));
+    CHECK(r_err(h_run(&h, INA(INCRBY("n", 1), 1, 9, 7)), CRAFT_KV_ERR_STALE));
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 100), 1, 8, 7)), 111));
+    /* ack 0 keeps only the newest: today's behaviour for clients that send none. */
+    CHECK(r_int(h_run(&h, IN(INCRBY("n", 1), 1, 11)), 1112));
+    CHECK(r_err(h_run(&h, IN(INCRBY("n", 1), 1, 10)), CRAFT_KV_ERR_STALE));
+    CHECK(r_err(h_run(&h, IN(INCRBY("n", 1), 1, 7)), CRAFT_KV_ERR_STALE));
+    CHECK(r_int(h_run(&h, IN(INCRBY("n", 1), 1, 11)), 1112));
+    CHECK(h_get(&h, "n", "1112") && h_get(&h, "g", "b"));
+    /* A session command between does not touch the window; a close drops it all. */
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_CLOSE), 1, 0))));
+    CHECK(r_err(h_run(&h, IN(INCRBY("n", 1), 1, 11)), CRAFT_KV_ERR_SESSION));
+    h_close(&h);
+}
+
+static void test_session_window_mem(void)
+{
+    session_window(false);
+}
+
+static void test_session_window_lmdb(void)
+{
+    session_window(true);
+}
+
+/* The window keeps at most CRAFT_KV_SESSION_RESULTS_MAX results and
+ * CRAFT_KV_SESSION_RESULT_BYTES_MAX bytes of them, dropping the oldest, never the newest. */
+static void test_session_caps(void)
+{
+    struct h h;
+    h_open(&h, false, 0);
+    h.now = 100;
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 1, 0))));
+    /* 300 writes, none acknowledged (ack 1): the last 256 stay. */
+    for (uint64_t seq = 1; seq <= 300; seq++) {
+        CHECK(r_int(h_run(&h, INA(INCRBY("n", 1), 1, seq, 1)), (int64_t)seq));
+    }
+    uint64_t low = 300 - CRAFT_KV_SESSION_RESULTS_MAX + 1;
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 1), 1, low, 1)), (int64_t)low));
+    CHECK(r_err(h_run(&h, INA(INCRBY("n", 1), 1, low - 1, 1)), CRAFT_KV_ERR_STALE));
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 1), 1, 300, 1)), 300));
+    CHECK(h_get(&h, "n", "300"));
+
+    /* Bytes: GETSET replies with the old value. 100 KiB results: the third pushes the sum
+     * over 256 KiB, so the oldest go until it fits. */
+    enum { V = 100 * 1024 };
+    char *vals[4];
+    for (int i = 0; i < 4; i++) {
+        vals[i] = malloc(V + 1);
+        memset(vals[i], 'a' + i, V);
+        vals[i][V] = '\0';
+    }
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 2, 0))));
+    CHECK(r_nil(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", vals[0]), 2, 1, 1))));
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", vals[1]), 2, 2, 1)), vals[0]));
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", vals[2]), 2, 3, 1)), vals[1]));
+    /* 1 + 2 * (V + 5) bytes so far: all three kept. */
+    CHECK(r_nil(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 1, 1))));
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", vals[3]), 2, 4, 1)), vals[2]));
+    /* 1 + 3 * (V + 5) > 256 KiB: 1 and 2 dropped, 3 and 4 kept. */
+    CHECK(r_err(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 1, 1)), CRAFT_KV_ERR_STALE));
+    CHECK(r_err(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 2, 1)), CRAFT_KV_ERR_STALE));
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 3, 1)), vals[1]));
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 4, 1)), vals[2]));
+    /* A result larger than the byte cap alone: it stays, alone. */
+    char *huge = malloc(CRAFT_KV_VALUE_BYTES_MAX + 1);
+    memset(huge, 'h', CRAFT_KV_VALUE_BYTES_MAX);
+    huge[CRAFT_KV_VALUE_BYTES_MAX] = '\0';
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", huge), 2, 5, 1)), vals[3]));
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "small"), 2, 6, 1)), huge));
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 6, 1)), huge));
+    CHECK(r_err(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 5, 1)), CRAFT_KV_ERR_STALE));
+    CHECK(r_err(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 4, 1)), CRAFT_KV_ERR_STALE));
+    CHECK(h_get(&h, "big", "small"));
+    /* The next small one joins it until the sum passes the cap: here at once. */
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "tiny"), 2, 7, 1)), "small"));
+    CHECK(r_err(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 6, 1)), CRAFT_KV_ERR_STALE));
+    CHECK(r_bulk(h_run(&h, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 7, 1)), "small"));
+    /* Both sessions' windows survive a snapshot and restore. */
+    struct buf s1, s2;
+    h_snap(&h, &s1);
+    struct h f;
+    h_open(&f, true, 0);
+    CHECK(h_restore(&f, &s1, 4096) == CRAFT_OK);
+    f.now = 200;
+    CHECK(r_int(h_run(&f, INA(INCRBY("n", 1), 1, low, 1)), (int64_t)low));
+    CHECK(r_err(h_run(&f, INA(INCRBY("n", 1), 1, low - 1, 1)), CRAFT_KV_ERR_STALE));
+    CHECK(r_bulk(h_run(&f, INA(KV(CRAFT_KV_OP_GETSET, "big", "x"), 2, 7, 1)), "small"));
+    h_snap(&f, &s2);
+    buf_free(&s2);
+    h_close(&f);
+    buf_free(&s1);
+    free(huge);
+    for (int i = 0; i < 4; i++) {
+        free(vals[i]);
+    }
+    h_close(&h);
+}
+
 /* ---- SCAN and glob ---- */
 
 static bool glob(const char *p, const char *s)
@@ -1154,9 +1418,9 @@ static void test_snapshot_versions(void)
     snap_end(&v1, 1, 0, -1);
     CHECK(h_restore(&h, &v1, 5) == CRAFT_OK);
     CHECK(h_get(&h, "k", "vv") && h_members(&h) == 0 && craft_kv_sm_applied(h.sm) == 40);
-    /* Written back as version 2. */
+    /* Written back as version 3. */
     h_snap(&h, &mine);
-    snap_header(&v2, 2, 40, 500);
+    snap_header(&v2, 3, 40, 500);
     buf_write(&v2, v1.p + 32, 1 + 16 + 3);
     snap_end(&v2, 1, 0, 0);
     CHECK(buf_eq(&mine, &v2));
@@ -1171,6 +1435,7 @@ static void test_snapshot_versions(void)
         int want;
     } cases[] = {
         {2, {4, 6}, "p:1", 2, CRAFT_OK},
+        {3, {4, 6}, "p:1", 2, CRAFT_OK},
         {1, {4, 6}, "p:1", -1, CRAFT_ECORRUPT}, /* no members in version 1 */
         {2, {6, 4}, "p:1", 2, CRAFT_ECORRUPT},  /* out of order */
         {2, {4, 4}, "p:1", 2, CRAFT_ECORRUPT},  /* repeated */
@@ -1178,7 +1443,7 @@ static void test_snapshot_versions(void)
         {2, {4, 6}, "p 1", 2, CRAFT_ECORRUPT},  /* a bad address */
         {2, {4, 6}, "", 2, CRAFT_ECORRUPT},     /* an empty address */
         {2, {4, 6}, "p:1", 1, CRAFT_ECORRUPT},  /* END's count */
-        {3, {4, 6}, "p:1", 2, CRAFT_EVERSION},
+        {4, {4, 6}, "p:1", 2, CRAFT_EVERSION},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct buf b = {0};
@@ -1207,6 +1472,239 @@ static void test_snapshot_versions(void)
     buf_free(&b);
     buf_free(&v1);
     h_close(&h);
+}
+
+static void snap_session(struct buf *b, uint64_t id, uint64_t last, uint64_t last_ms,
+                         const struct buf *tail)
+{
+    buf_write(b, "\2", 1);
+    put64(b, id);
+    put64(b, last);
+    put64(b, last_ms);
+    put32(b, (uint32_t)tail->len);
+    buf_write(b, tail->p, tail->len);
+}
+
+/* A window entry: seq, then an INT result (type, u64) or, if blen > 0, a bulk of blen. */
+static void win_entry(struct buf *w, uint64_t seq, int64_t v, size_t blen)
+{
+    put64(w, seq);
+    if (blen == 0) {
+        put32(w, 9);
+        buf_write(w, (uint8_t[]){CRAFT_KV_RES_INT}, 1);
+        put64(w, (uint64_t)v);
+        return;
+    }
+    put32(w, (uint32_t)(5 + blen));
+    buf_write(w, (uint8_t[]){CRAFT_KV_RES_BULK}, 1);
+    put32(w, (uint32_t)blen);
+    uint8_t *z = calloc(1, blen);
+    buf_write(w, z, blen);
+    free(z);
+}
+
+/* Version 2 snapshots (one saved result per session) restore as windows of one and are
+ * written back as version 3; version 3 windows are checked entry by entry. */
+static void test_snapshot_sessions(void)
+{
+    struct h h;
+    h_open(&h, false, 0);
+    struct buf v2 = {0}, want = {0}, mine, res = {0}, none = {0}, w = {0};
+    /* Session 7: seq 3 answered 42. Session 8: opened, nothing run. */
+    buf_write(&res, (uint8_t[]){CRAFT_KV_RES_INT}, 1);
+    put64(&res, 42);
+    snap_header(&v2, 2, 40, 500);
+    snap_session(&v2, 7, 3, 400, &res);
+    snap_session(&v2, 8, 0, 450, &none);
+    snap_end(&v2, 0, 2, 0);
+    CHECK(h_restore(&h, &v2, 7) == CRAFT_OK);
+    h_snap(&h, &mine);
+    win_entry(&w, 3, 42, 0);
+    snap_header(&want, 3, 40, 500);
+    snap_session(&want, 7, 3, 400, &w);
+    snap_session(&want, 8, 0, 450, &none);
+    snap_end(&want, 0, 2, 0);
+    CHECK(buf_eq(&mine, &want));
+    buf_free(&mine);
+    h.now = 500;
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 1), 7, 3, 3)), 42));
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 1), 7, 4, 3)), 1));
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 1), 7, 3, 3)), 42));
+    CHECK(r_int(h_run(&h, INA(INCRBY("n", 1), 8, 1, 1)), 2));
+    /* The exact snapshot restores as it is. */
+    CHECK(h_restore(&h, &want, 3) == CRAFT_OK);
+    h_snap(&h, &mine);
+    CHECK(buf_eq(&mine, &want));
+    buf_free(&mine);
+    buf_free(&w);
+
+    /* Bad version 2 records: a seq without a result, a result without a seq, a bad one. */
+    struct buf bad_res = {0};
+    buf_write(&bad_res, (uint8_t[]){CRAFT_KV_RES_INT}, 1);
+    put32(&bad_res, 0);
+    struct {
+        uint64_t last;
+        const struct buf *tail;
+    } v2_bad[] = {{3, &none}, {0, &res}, {3, &bad_res}};
+    for (size_t i = 0; i < sizeof v2_bad / sizeof v2_bad[0]; i++) {
+        struct buf b = {0};
+        snap_header(&b, 2, 41, 500);
+        snap_session(&b, 7, v2_bad[i].last, 400, v2_bad[i].tail);
+        snap_end(&b, 0, 1, 0);
+        CHECK(h_restore(&h, &b, 0) == CRAFT_ECORRUPT);
+        buf_free(&b);
+    }
+    buf_free(&bad_res);
+
+    /* Version 3 windows. */
+    enum { GOOD_FULL, GOOD_BIG_ALONE, GOOD_AT_CAP, DISORDER, REPEAT, SEQ0, LAST_OFF, TOO_MANY,
+           OVER_BYTES, TRUNC_ENTRY, BAD_RESULT, EMPTY_WITH_LAST, CASES };
+    for (int c = 0; c < CASES; c++) {
+        struct buf t = {0};
+        uint64_t last = 0;
+        size_t cap = CRAFT_KV_SESSION_RESULT_BYTES_MAX;
+        switch (c) {
+        case GOOD_FULL:
+        case TOO_MANY: {
+            size_t n = CRAFT_KV_SESSION_RESULTS_MAX + (c == TOO_MANY);
+            for (size_t i = 1; i <= n; i++) {
+                win_entry(&t, 10 + i, (int64_t)i, 0);
+            }
+            last = 10 + n;
+            break;
+        }
+        case GOOD_BIG_ALONE:
+            win_entry(&t, 9, 0, CRAFT_KV_VALUE_BYTES_MAX);
+            last = 9;
+            break;
+        case GOOD_AT_CAP:
+        case OVER_BYTES:
+            /* Two bulks whose encodings add up to the cap (plus one). */
+            win_entry(&t, 4, 0, cap / 2 - 5);
+            win_entry(&t, 5, 0, cap / 2 - 5 + (c == OVER_BYTES));
+            last = 5;
+            break;
+        case DISORDER:
+            win_entry(&t, 5, 1, 0);
+            win_entry(&t, 4, 1, 0);
+            last = 4;
+            break;
+        case REPEAT:
+            win_entry(&t, 4, 1, 0);
+            win_entry(&t, 4, 1, 0);
+            last = 4;
+            break;
+        case SEQ0:
+            win_entry(&t, 0, 1, 0);
+            last = 0;
+            break;
+        case LAST_OFF:
+            win_entry(&t, 4, 1, 0);
+            last = 5;
+            break;
+        case TRUNC_ENTRY:
+            win_entry(&t, 4, 1, 0);
+            t.len -= 1;
+            last = 4;
+            break;
+        case BAD_RESULT:
+            put64(&t, 4);
+            put32(&t, 2);
+            buf_write(&t, (uint8_t[]){CRAFT_KV_RES_OK, 0}, 2);
+            last = 4;
+            break;
+        case EMPTY_WITH_LAST:
+            last = 4;
+            break;
+        }
+        struct buf b = {0};
+        snap_header(&b, 3, 41, 500);
+        snap_session(&b, 7, last, 400, &t);
+        snap_end(&b, 0, 1, 0);
+        int rc = h_restore(&h, &b, 4096);
+        bool good = c == GOOD_FULL || c == GOOD_BIG_ALONE || c == GOOD_AT_CAP;
+        CHECK(rc == (good ? CRAFT_OK : CRAFT_ECORRUPT));
+        if (!good && rc != CRAFT_ECORRUPT) {
+            printf("  window case %d\n", c);
+        }
+        if (good) {
+            h_snap(&h, &mine);
+            CHECK(buf_eq(&mine, &b));
+            buf_free(&mine);
+        }
+        buf_free(&b);
+        buf_free(&t);
+    }
+    buf_free(&v2);
+    buf_free(&want);
+    buf_free(&res);
+    h_close(&h);
+}
+
+/* A store of format 1 (one saved result per session record) is converted when a state
+ * machine opens it: the same sessions, the same retries answered. */
+static void upgrade_v1(bool lmdb)
+{
+    struct h h;
+    h_open(&h, lmdb, 0);
+    h.now = 100;
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 1, 0))));
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 2, 0))));
+    CHECK(r_int(h_run(&h, IN(INCRBY("n", 5), 1, 3)), 5));
+    struct buf before, after;
+    h_snap(&h, &before);
+    /* Rewrite it as format 1 had it. */
+    const struct craft_kv_store_ops *o = h.st->ops;
+    struct craft_kv_txn *t;
+    CRAFT_ASSERT(o->begin(h.st, true, &t) == CRAFT_OK);
+    uint8_t id[8] = {0}, rec[16 + 9], one[8] = {1};
+    le64(rec, 3);
+    le64(rec + 8, 100);
+    rec[16] = CRAFT_KV_RES_INT;
+    le64(rec + 17, 5);
+    id[7] = 1;
+    CHECK(o->put(t, CRAFT_KV_TABLE_SESSIONS, id, 8, rec, sizeof rec) == CRAFT_OK);
+    id[7] = 2;
+    le64(rec, 0);
+    CHECK(o->put(t, CRAFT_KV_TABLE_SESSIONS, id, 8, rec, 16) == CRAFT_OK);
+    CHECK(o->put(t, CRAFT_KV_TABLE_META, (const uint8_t *)"format", 6, one, 8) == CRAFT_OK);
+    CHECK(o->commit(t) == CRAFT_OK);
+    if (lmdb) {
+        h_reopen(&h);
+    } else {
+        craft_kv_sm_close(h.sm);
+        CHECK(craft_kv_sm_open(h.st, NULL, &h.sm) == CRAFT_OK);
+    }
+    h_snap(&h, &after);
+    CHECK(buf_eq(&before, &after));
+    CHECK(r_int(h_run(&h, IN(INCRBY("n", 5), 1, 3)), 5));
+    CHECK(r_int(h_run(&h, IN(INCRBY("n", 5), 2, 1)), 10));
+    buf_free(&after);
+    /* A bad format 1 record (a seq without a result) is refused, and so is format 3. */
+    CRAFT_ASSERT(o->begin(h.st, true, &t) == CRAFT_OK);
+    le64(rec, 4);
+    CHECK(o->put(t, CRAFT_KV_TABLE_SESSIONS, id, 8, rec, 16) == CRAFT_OK);
+    CHECK(o->put(t, CRAFT_KV_TABLE_META, (const uint8_t *)"format", 6, one, 8) == CRAFT_OK);
+    CHECK(o->commit(t) == CRAFT_OK);
+    struct craft_kv_sm *sm = NULL;
+    CHECK(craft_kv_sm_open(h.st, NULL, &sm) == CRAFT_ECORRUPT);
+    CRAFT_ASSERT(o->begin(h.st, true, &t) == CRAFT_OK);
+    uint8_t three[8] = {3};
+    CHECK(o->put(t, CRAFT_KV_TABLE_META, (const uint8_t *)"format", 6, three, 8) == CRAFT_OK);
+    CHECK(o->commit(t) == CRAFT_OK);
+    CHECK(craft_kv_sm_open(h.st, NULL, &sm) == CRAFT_EVERSION);
+    buf_free(&before);
+    h_close(&h);
+}
+
+static void test_upgrade_v1_mem(void)
+{
+    upgrade_v1(false);
+}
+
+static void test_upgrade_v1_lmdb(void)
+{
+    upgrade_v1(true);
 }
 
 /* ---- a random workload ---- */
@@ -1361,7 +1859,14 @@ static void gen_workload(uint64_t seed, size_t n, struct cmdlist *out)
             } else if (r < 90) {
                 c.seq = *s; /* retry */
             } else {
-                c.seq = *s > 1 ? *s - 1 : 1; /* stale */
+                /* An older one: answered from the window, or stale. */
+                uint64_t back = craft_prng_range(&p, 1, 4);
+                c.seq = *s > back ? *s - back : 1;
+            }
+            /* Half of them carry an ack a few seqs back (the others 0: keep one). */
+            if (craft_prng_chance(&p, 500)) {
+                uint64_t back = craft_prng_range(&p, 0, 4);
+                c.ack = c.seq > back ? c.seq - back : 1;
             }
         }
         size_t size = craft_kv_cmd_size(&c);
@@ -1426,6 +1931,7 @@ static void test_determinism(void)
         struct craft_kv_result **ra = calloc(N, sizeof *ra), **rb = calloc(N, sizeof *rb);
         struct craft_prng p;
         craft_prng_seed(&p, seed * 77);
+        size_t session_bytes = 0;
         for (size_t at = 0; at < N; at += N / 3) {
             apply_range(&a, &l, at, at + N / 3, 1, &p, ra);
             apply_range(&b, &l, at, at + N / 3, 40, &p, rb);
@@ -1436,10 +1942,24 @@ static void test_determinism(void)
             CHECK(h_dbsize(&a) == h_dbsize(&b));
             buf_free(&sa);
             buf_free(&sb);
+            /* The session tables themselves, byte for byte (windows included). */
+            h_dump(&a, CRAFT_KV_TABLE_SESSIONS, &sa);
+            h_dump(&b, CRAFT_KV_TABLE_SESSIONS, &sb);
+            CHECK(buf_eq(&sa, &sb));
+            session_bytes += sa.len;
+            buf_free(&sa);
+            buf_free(&sb);
+            h_dump(&a, CRAFT_KV_TABLE_IDLE, &sa);
+            h_dump(&b, CRAFT_KV_TABLE_IDLE, &sb);
+            CHECK(buf_eq(&sa, &sb));
+            buf_free(&sa);
+            buf_free(&sb);
         }
-        size_t mismatches = 0, errors = 0, ints = 0, bulks = 0;
+        size_t mismatches = 0, errors = 0, ints = 0, bulks = 0, stale = 0;
         for (size_t i = 0; i < N; i++) {
             mismatches += !result_eq(ra[i], rb[i]);
+            stale += ra[i]->type == CRAFT_KV_RES_ERR &&
+                     strcmp((const char *)ra[i]->data, CRAFT_KV_ERR_STALE) == 0;
             errors += ra[i]->type == CRAFT_KV_RES_ERR;
             ints += ra[i]->type == CRAFT_KV_RES_INT;
             bulks += ra[i]->type == CRAFT_KV_RES_BULK;
@@ -1448,6 +1968,7 @@ static void test_determinism(void)
         }
         CHECK(mismatches == 0);
         CHECK(errors > 50 && ints > 200 && bulks > 50); /* the workload is not trivial */
+        CHECK(stale > 0 && session_bytes > 0);
         free(ra);
         free(rb);
         h_close(&a);
@@ -2038,12 +2559,18 @@ int main(void)
     run_case("logical_time", test_logical_time);
     run_case("sessions", test_sessions);
     run_case("session_expiry", test_session_expiry);
+    run_case("session_window_mem", test_session_window_mem);
+    run_case("session_window_lmdb", test_session_window_lmdb);
+    run_case("session_caps", test_session_caps);
     run_case("glob", test_glob);
     run_case("scan_mem", test_scan_mem);
     run_case("scan_lmdb", test_scan_lmdb);
     run_case("members_mem", test_members_mem);
     run_case("members_lmdb", test_members_lmdb);
     run_case("snapshot_versions", test_snapshot_versions);
+    run_case("snapshot_sessions", test_snapshot_sessions);
+    run_case("upgrade_v1_mem", test_upgrade_v1_mem);
+    run_case("upgrade_v1_lmdb", test_upgrade_v1_lmdb);
     run_case("determinism", test_determinism);
     run_case("snapshot_mem_mem", test_snapshot_mem_mem);
     run_case("snapshot_lmdb_lmdb", test_snapshot_lmdb_lmdb);
