@@ -105,6 +105,19 @@ static inline uint16_t rc_free_port(void)
     return ntohs(a.sin_port);
 }
 
+/* Sanitizer builds run several times slower, and the test command runs them on a busy
+ * machine: they get valgrind's longer timeouts too. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define RC_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define RC_SANITIZED 1
+#endif
+#endif
+#ifndef RC_SANITIZED
+#define RC_SANITIZED 0
+#endif
+
 static inline void rc_init(struct rcluster *c, int n, bool tcp, bool disk)
 {
     memset(c, 0, sizeof *c);
@@ -112,7 +125,7 @@ static inline void rc_init(struct rcluster *c, int n, bool tcp, bool disk)
     c->tcp = tcp;
     c->election_timeout_ms = 300;
     c->heartbeat_ms = 30;
-    if (rc_under_valgrind()) {
+    if (rc_under_valgrind() || RC_SANITIZED) {
         /* Serialized threads can miss a 300 ms election timeout, and even 1 s on a loaded
          * machine: no spurious elections. */
         c->election_timeout_ms = 2000;
