@@ -27,43 +27,12 @@ _Static_assert(CRAFT_KV_ADDR_BYTES_MAX < CRAFT_ADDR_BYTES_MAX, "a recorded addre
 #define KEEPER_PROPOSE_MS 2000u
 #define ERR_CONFCHANGE    "ERR a configuration change is in progress, try again"
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void nap(uint32_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Waits in slices so that shutdown is not held up by a long wait. CRAFT_ETIMEOUT: the
- * deadline passed (the operation goes on) or the operation itself timed out (then
- * craft_future_done is true). */
-static int wait_future(struct craftkv_server *s, struct craft_future *f, uint64_t deadline)
-{
-    for (;;) {
-        uint64_t now = mono_ms();
-        if (s->stopping)
-            return CRAFT_ESHUTDOWN;
-        if (now >= deadline)
-            return CRAFT_ETIMEOUT;
-        uint64_t left = deadline - now;
-        int rc = craft_future_wait(f, (int64_t)(left < 100 ? left : 100));
-        if (rc != CRAFT_ETIMEOUT || craft_future_done(f))
-            return rc;
-    }
-}
-
 /* Waits for f, releases it, returns its code. */
 static int finish(struct craftkv_server *s, struct craft_future *f, uint64_t deadline)
 {
     if (!f)
         return CRAFT_ENOMEM;
-    int rc = wait_future(s, f, deadline);
+    int rc = craftkv_wait_future(s, f, deadline);
     craft_future_release(f);
     return rc;
 }
@@ -246,12 +215,12 @@ static int propose_member(struct craftkv_server *s, uint8_t op, const struct cra
     int rc = craft_kv_cmd_encode(&c, buf, sizeof buf, &len);
     if (rc != CRAFT_OK)
         return rc;
-    uint64_t now = mono_ms();
+    uint64_t now = craftkv_mono_ms();
     uint32_t left = now < deadline ? (uint32_t)(deadline - now) : 1;
     struct craft_future *f = craft_apply(s->node, buf, (uint32_t)len, left);
     if (!f)
         return CRAFT_ENOMEM;
-    rc = wait_future(s, f, deadline);
+    rc = craftkv_wait_future(s, f, deadline);
     if (rc == CRAFT_OK) {
         struct craft_kv_result *res = craft_future_result(f);
         if (res && res->type == CRAFT_KV_RES_ERR)
@@ -337,8 +306,8 @@ static int conf_change_failed(struct craftkv_server *s, int rc, uint64_t id, uin
 {
     if (lost_leadership(rc))
         return 1;
-    if (rc == CRAFT_ECONFCHANGE && mono_ms() + 100 < deadline) {
-        nap(100); /* the change in progress (an auto-promotion, say) commits soon */
+    if (rc == CRAFT_ECONFCHANGE && craftkv_mono_ms() + 100 < deadline) {
+        craftkv_nap(100); /* the change in progress (an auto-promotion, say) commits soon */
         return 1;
     }
     out->len = 0;
@@ -511,7 +480,7 @@ static int transfer_lead(struct craftkv_server *s, size_t argc, const struct cra
         craft_resp_append_error(out, "ERR out of memory");
         return 0;
     }
-    int rc = wait_future(s, f, deadline);
+    int rc = craftkv_wait_future(s, f, deadline);
     bool done = craft_future_done(f);
     craft_future_release(f);
     if (rc == CRAFT_OK) {
@@ -546,7 +515,7 @@ static const struct admin_cmd admin_cmds[] = {
 static int forward_admin(const char *addr, size_t argc, const struct craft_resp_arg *argv,
                          uint64_t deadline, struct craft_resp_buf *out)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = craftkv_mono_ms();
     uint32_t left = now < deadline ? (uint32_t)(deadline - now) : 1;
     int fd = craftkv_client_connect(addr, left);
     if (fd < 0)
@@ -579,7 +548,7 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
     if (!ac->check(argc, argv, out))
         return;
     for (;;) {
-        if (s->stopping || mono_ms() >= deadline) {
+        if (s->stopping || craftkv_mono_ms() >= deadline) {
             reply_timeout(s, out);
             return;
         }
@@ -588,7 +557,7 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
             if (ac->lead(s, argc, argv, deadline, out) == 0)
                 return;
             out->len = 0;
-            nap(20);
+            craftkv_nap(20);
             continue;
         }
         if (forwarded) {
@@ -603,7 +572,7 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
             if (forward_admin(addr, argc, argv, deadline, out) == 0)
                 return;
         }
-        nap(50);
+        craftkv_nap(50);
     }
 }
 
@@ -641,7 +610,7 @@ void craftkv_a_snapshot(struct craftkv_server *s, struct craftkv_task *t, uint64
     uint64_t index = 0;
     struct craft_future *f = craft_snapshot(s->node);
     if (f) {
-        rc = wait_future(s, f, deadline);
+        rc = craftkv_wait_future(s, f, deadline);
         if (rc == CRAFT_OK)
             index = craft_future_index(f);
         craft_future_release(f);
@@ -786,12 +755,12 @@ static void keeper_pass(struct craftkv_server *s, uint64_t *prev_conf_index)
             recorded = recorded || recs[k].id == ids[i];
         struct craft_kv_member m;
         if (!recorded && member_from_opts(s, ids[i], &m))
-            (void)propose_member(s, CRAFT_KV_OP_MEMBER_SET, &m, mono_ms() + KEEPER_PROPOSE_MS);
+            (void)propose_member(s, CRAFT_KV_OP_MEMBER_SET, &m, craftkv_mono_ms() + KEEPER_PROPOSE_MS);
     }
     for (size_t k = 0; stable && k < n_recs && !s->stopping; k++)
         if (conf_role(&st->conf, recs[k].id) == ROLE_NONE)
             (void)propose_member(s, CRAFT_KV_OP_MEMBER_DEL, &recs[k],
-                                 mono_ms() + KEEPER_PROPOSE_MS);
+                                 craftkv_mono_ms() + KEEPER_PROPOSE_MS);
     free(recs);
     free(st);
 }
@@ -802,7 +771,7 @@ void *craftkv_admin_main(void *arg)
     uint64_t prev_conf_index = 0;
     while (!s->stopping) {
         for (uint32_t slept = 0; slept < KEEPER_PERIOD_MS && !s->stopping; slept += 100)
-            nap(100);
+            craftkv_nap(100);
         if (!s->stopping && craft_state(s->node) == CRAFT_LEADER)
             keeper_pass(s, &prev_conf_index);
         else

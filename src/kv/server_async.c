@@ -127,7 +127,7 @@ bool craftkv_async_collect(struct craftkv_server *s, struct craftkv_task *head)
 
 /* ---- reads ---- */
 
-static void serve_reads(struct craftkv_server *s, struct craftkv_task *head)
+void craftkv_serve_reads(struct craftkv_server *s, struct craftkv_task *head)
 {
     struct craft_kv_read *r;
     int rc = craft_kv_read_begin(s->sm, &r);
@@ -158,7 +158,7 @@ static void issue_barrier(struct craftkv_server *s)
 static int submit_reads(struct craftkv_server *s, struct craftkv_task *head)
 {
     if (head->read_mode == CRAFTKV_READ_STALE) {
-        serve_reads(s, head);
+        craftkv_serve_reads(s, head);
         return CRAFTKV_ASYNC_SERVED;
     }
     if (head->read_mode != CRAFTKV_READ_LINEARIZABLE)
@@ -208,7 +208,7 @@ void craftkv_async_poll(struct craftkv_server *s)
         head->next = NULL;
         head->phase = 0;
         if (rc == CRAFT_OK) {
-            serve_reads(s, head);
+            craftkv_serve_reads(s, head);
             craftkv_deliver(s, head);
         } else {
             craftkv_todo_push(s, head); /* no leader now: a worker waits and retries */

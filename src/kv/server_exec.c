@@ -20,34 +20,32 @@ uint64_t craftkv_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint64_t mono_ms(void)
+uint64_t craftkv_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void nap(uint32_t ms)
+void craftkv_nap(uint32_t ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
 /* Waits in slices so that shutdown is not held up by a long wait. */
-static int wait_future(struct craftkv_server *s, struct craft_future *f, uint64_t deadline)
+int craftkv_wait_future(struct craftkv_server *s, struct craft_future *f, uint64_t deadline)
 {
     for (;;) {
-        uint64_t now = mono_ms();
+        uint64_t now = craftkv_mono_ms();
         if (s->stopping)
             return CRAFT_ESHUTDOWN;
         if (now >= deadline)
             return CRAFT_ETIMEOUT;
         uint64_t left = deadline - now;
         int rc = craft_future_wait(f, (int64_t)(left < 100 ? left : 100));
-        if (rc != CRAFT_ETIMEOUT)
-            return rc;
-        if (craft_future_done(f))
-            return rc; /* the operation itself timed out */
+        if (rc != CRAFT_ETIMEOUT || craft_future_done(f))
+            return rc; /* done, or the operation itself timed out */
     }
 }
 
@@ -84,7 +82,7 @@ static int read_barrier_shared(struct craftkv_server *s, uint64_t deadline)
             rc = CRAFT_ESHUTDOWN;
             break;
         }
-        uint64_t now = mono_ms();
+        uint64_t now = craftkv_mono_ms();
         if (now >= deadline) {
             rc = CRAFT_ETIMEOUT;
             break;
@@ -96,7 +94,7 @@ static int read_barrier_shared(struct craftkv_server *s, uint64_t deadline)
             struct craft_future *f = craft_read_index(s->node);
             int frc = CRAFT_ENOMEM;
             if (f) {
-                frc = wait_future(s, f, deadline);
+                frc = craftkv_wait_future(s, f, deadline);
                 craft_future_release(f);
             }
             pthread_mutex_lock(&s->rmu);
@@ -130,7 +128,7 @@ static int read_barrier(struct craftkv_server *s, uint8_t mode, uint64_t deadlin
     if (mode == CRAFTKV_READ_LEASE && craft_state(s->node) == CRAFT_LEADER) {
         struct craft_future *f = craft_read_lease(s->node);
         if (f) {
-            int rc = wait_future(s, f, deadline);
+            int rc = craftkv_wait_future(s, f, deadline);
             craft_future_release(f);
             if (rc == CRAFT_OK)
                 return rc;
@@ -147,23 +145,14 @@ static void exec_reads(struct craftkv_server *s, struct craftkv_task *head, uint
         int rc = read_barrier(s, head->read_mode, deadline);
         if (rc == CRAFT_OK)
             break;
-        if (s->stopping || mono_ms() >= deadline) {
+        if (s->stopping || craftkv_mono_ms() >= deadline) {
             for (struct craftkv_task *t = head; t; t = t->chain)
                 reply_timeout(s, t);
             return;
         }
-        nap(20); /* no leader yet, or it changed: ask again */
+        craftkv_nap(20); /* no leader yet, or it changed: ask again */
     }
-    struct craft_kv_read *r;
-    int rc = craft_kv_read_begin(s->sm, &r);
-    for (struct craftkv_task *t = head; t; t = t->chain) {
-        if (rc != CRAFT_OK)
-            craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
-        else
-            t->def->read(s, r, t->argc, t->argv, &t->out);
-    }
-    if (rc == CRAFT_OK)
-        craft_kv_read_end(r);
+    craftkv_serve_reads(s, head);
 }
 
 void craftkv_put_result(struct craft_resp_buf *out, const struct craft_kv_result *res)
@@ -192,7 +181,7 @@ void craftkv_put_result(struct craft_resp_buf *out, const struct craft_kv_result
 static int propose_start(struct craftkv_server *s, const struct craft_kv_cmd *c, uint64_t deadline,
                          struct craft_future **f)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = craftkv_mono_ms();
     return craftkv_propose_start(s, c, now < deadline ? (uint32_t)(deadline - now) : 1, f);
 }
 
@@ -224,7 +213,7 @@ static int propose_finish(struct craftkv_server *s, struct craft_future *f, uint
                           struct craft_kv_result **res)
 {
     *res = NULL;
-    int rc = wait_future(s, f, deadline);
+    int rc = craftkv_wait_future(s, f, deadline);
     if (rc == CRAFT_OK)
         *res = craft_future_result(f);
     craft_future_release(f);
@@ -257,7 +246,7 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
         return;
     }
     for (;;) {
-        if (s->stopping || mono_ms() >= deadline) {
+        if (s->stopping || craftkv_mono_ms() >= deadline) {
             reply_timeout(s, t);
             break;
         }
@@ -272,7 +261,7 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
                 if (res)
                     craft_kv_result_free(res);
                 if (rc != CRAFT_OK) {
-                    nap(20);
+                    craftkv_nap(20);
                     continue;
                 }
                 need_open = false;
@@ -316,7 +305,7 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
                 craft_resp_append_errorf(&t->out, "ERR %s", craft_strerror(rc));
                 break;
             }
-            nap(20);
+            craftkv_nap(20);
             continue;
         }
         if (t->forwarded) {
@@ -327,7 +316,7 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
         uint64_t leader = craft_leader(s->node, NULL, 0);
         const char *addr = leader ? craftkv_client_addr(s, leader) : NULL;
         if (!addr || leader == s->opts.id) {
-            nap(50);
+            craftkv_nap(50);
             continue;
         }
         if (strcmp(addr, fwd_addr) != 0) {
@@ -336,11 +325,11 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
             *fwd_fd = -1;
             snprintf(fwd_addr, fwd_addr_cap, "%s", addr);
         }
-        uint64_t now = mono_ms();
+        uint64_t now = craftkv_mono_ms();
         uint32_t left = now < deadline ? (uint32_t)(deadline - now) : 1;
         if (craftkv_forward(t, addr, fwd_fd, left) == 0)
             break;
-        nap(50);
+        craftkv_nap(50);
     }
     free(items);
 }
@@ -449,7 +438,7 @@ static bool exec_writes_leader(struct craftkv_server *s, struct craftkv_task *he
 void craftkv_exec(struct craftkv_server *s, struct craftkv_task *t, int *fwd_fd, char *fwd_addr,
                   size_t fwd_addr_cap)
 {
-    uint64_t deadline = mono_ms() + s->opts.timeout_ms;
+    uint64_t deadline = craftkv_mono_ms() + s->opts.timeout_ms;
     if (t->phase == 2) {
         /* what the loop's own path could not finish, in request order */
         for (; t; t = t->chain)

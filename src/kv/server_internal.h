@@ -161,6 +161,13 @@ struct craftkv_server {
     struct craftkv_fwd fwd;
 };
 
+/* server_exec.c: CLOCK_MONOTONIC in ms; a sleep; a wait for f until deadline (a monotonic
+ * instant) in slices, so that shutdown is not held up: the future's code, CRAFT_ETIMEOUT
+ * (the deadline passed, or the operation itself timed out: craft_future_done tells) or
+ * CRAFT_ESHUTDOWN (the server is stopping). */
+uint64_t craftkv_mono_ms(void);
+void craftkv_nap(uint32_t ms);
+int craftkv_wait_future(struct craftkv_server *s, struct craft_future *f, uint64_t deadline);
 /* server_exec.c: a command's result as a RESP reply. */
 void craftkv_put_result(struct craft_resp_buf *out, const struct craft_kv_result *res);
 /* server_exec.c: encodes c and craft_apply's it (waiting up to queue_timeout_ms for room in
@@ -178,6 +185,9 @@ int craftkv_async_submit(struct craftkv_server *s, struct craftkv_task *head);
 /* A phase-1 batch came back: fills the replies. Returns false if some commands must be
  * retried by a worker (their `retry` set; the batch moved to phase 2). */
 bool craftkv_async_collect(struct craftkv_server *s, struct craftkv_task *head);
+/* Answers a batch of reads from one read transaction of the local state machine (the
+ * barrier it needs is the caller's). */
+void craftkv_serve_reads(struct craftkv_server *s, struct craftkv_task *head);
 /* The loop's wake-up: finishes the read barrier if it completed, serving its batches. */
 void craftkv_async_poll(struct craftkv_server *s);
 /* Releases what the async path holds (shutdown, after the node is destroyed). */

@@ -5,64 +5,8 @@
 # Usage: tests/blackbox/craftkv_admin.sh path/to/craftkv
 # Ports: 23000-23999. Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
-BIN=${1:?usage: $0 path/to/craftkv}
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-command -v redis-cli >/dev/null || { echo "redis-cli not found"; echo "0 passed, 1 failed"; exit 1; }
-
-TMP=$(mktemp -d /tmp/craftkv_admin.XXXXXX)
-PASS=0
-FAIL=0
-declare -A PID
-
-ok()   { PASS=$((PASS + 1)); echo "ok   $1"; }
-bad()  { FAIL=$((FAIL + 1)); echo "FAIL $1${2:+: $2}"; }
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "want '$2' got '$3'"; fi
-}
-check_has() { # name needle haystack
-    if printf '%s' "$3" | grep -qF -- "$2"; then ok "$1"; else bad "$1" "no '$2' in: $(printf '%s' "$3" | tr '\n' ' ' | cut -c1-400)"; fi
-}
-
-stop() { # id: SIGTERM, wait (SIGKILL after 10 s)
-    local p=${PID[$1]:-}
-    [ -n "$p" ] || return 0
-    kill -TERM "$p" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
-    kill -9 "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-    unset "PID[$1]"
-}
-
-cleanup() {
-    for id in "${!PID[@]}"; do kill -TERM "${PID[$id]}" 2>/dev/null; done
-    for _ in $(seq 1 50); do
-        alive=0
-        for id in "${!PID[@]}"; do kill -0 "${PID[$id]}" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.2
-    done
-    for id in "${!PID[@]}"; do kill -9 "${PID[$id]}" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Four client ports B..B+3 and four peer ports B+100..B+103, inside 23000-23999.
-BASE=0
-for try in $(seq 1 50); do
-    b=$((23000 + (RANDOM % 89) * 10))
-    all=1
-    for i in 0 1 2 3; do port_free $((b + i)) && port_free $((b + 100 + i)) || all=0; done
-    if [ $all = 1 ]; then BASE=$b; break; fi
-done
-[ $BASE != 0 ] || { echo "no free ports"; echo "0 passed, 1 failed"; exit 1; }
-CPORT() { echo $((BASE + $1 - 1)); }
-PPORT() { echo $((BASE + 100 + $1 - 1)); }
-CADDR() { echo "127.0.0.1:$(CPORT "$1")"; }
-PADDR() { echo "127.0.0.1:$(PPORT "$1")"; }
-CLUSTER="1=$(PADDR 1)/$(CADDR 1),2=$(PADDR 2)/$(CADDR 2),3=$(PADDR 3)/$(CADDR 3)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+bb_init admin 23000 89 4 "$@"
 
 start() { # id [full|join NODE]: first start of an initial member, a join, or a restart
     case "${2:-}" in
@@ -73,7 +17,6 @@ start() { # id [full|join NODE]: first start of an initial member, a join, or a 
     esac
     PID[$1]=$!
 }
-cli() { local p; p=$(CPORT "$1"); shift; timeout 10 redis-cli -p "$p" "$@" 2>&1; }
 info() { cli "$1" raft.info | tr -d '\r'; }
 field() { info "$1" | sed -n "s/^$2://p"; } # node name
 leader() { # the id of the node that says it leads, or nothing
@@ -215,14 +158,4 @@ check_has "node 2 after restart: member table" "members_recorded:3" "$in"
 check_has "node 2 after restart: node 1's client address" "id=1,role=voter,peer_addr=$(PADDR 1),client_addr=$(CADDR 1)" "$in"
 check "node 2 after restart forwards writes" OK "$(cli 2 set last i)"
 
-# Stop the nodes now (not only in the EXIT trap) so that sanitizer reports count.
-for id in "${!PID[@]}"; do stop "$id"; done
-if grep -q -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$TMP"/*.log 2>/dev/null; then
-    bad "sanitizer reports in the node logs" "$(grep -l -E 'Sanitizer|runtime error' "$TMP"/*.log | tr '\n' ' ')"
-    KEEP_TMP=1
-else
-    ok "clean shutdown, no sanitizer reports"
-fi
-
-echo "$PASS passed, $FAIL failed"
-[ $FAIL -eq 0 ]
+bb_finish # stops every node cleanly; a sanitizer report in their logs fails the test

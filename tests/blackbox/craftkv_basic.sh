@@ -3,54 +3,8 @@
 # redis-benchmark. Usage: tests/blackbox/craftkv_basic.sh path/to/craftkv
 # Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
-BIN=${1:?usage: $0 path/to/craftkv}
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-command -v redis-cli >/dev/null || { echo "redis-cli not found"; echo "0 passed, 1 failed"; exit 1; }
-
-TMP=$(mktemp -d /tmp/craftkv_basic.XXXXXX)
-PASS=0
-FAIL=0
-declare -A PID
-
-ok()   { PASS=$((PASS + 1)); echo "ok   $1"; }
-bad()  { FAIL=$((FAIL + 1)); echo "FAIL $1${2:+: $2}"; }
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "want '$2' got '$3'"; fi
-}
-
-cleanup() {
-    # SIGTERM first: a clean shutdown is part of what is tested (sanitizer builds report
-    # on exit); SIGKILL whatever is still up after 10 s.
-    for id in "${!PID[@]}"; do kill -TERM "${PID[$id]}" 2>/dev/null; done
-    for _ in $(seq 1 50); do
-        alive=0
-        for id in "${!PID[@]}"; do kill -0 "${PID[$id]}" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.2
-    done
-    for id in "${!PID[@]}"; do kill -9 "${PID[$id]}" 2>/dev/null; done
-    wait 2>/dev/null
-    if grep -l -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$TMP"/*.log 2>/dev/null; then
-        echo "sanitizer reports in the logs above"
-        KEEP_TMP=1
-    fi
-    if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Three client ports and three peer ports, all free.
-BASE=0
-for try in $(seq 1 50); do
-    b=$((20000 + (RANDOM % 300) * 10)) # below the ephemeral range (32768+)
-    all=1
-    for i in 0 1 2; do port_free $((b + i)) && port_free $((b + 100 + i)) || all=0; done
-    if [ $all = 1 ]; then BASE=$b; break; fi
-done
-[ $BASE != 0 ] || { echo "no free ports"; echo "0 passed, 1 failed"; exit 1; }
-CPORT() { echo $((BASE + $1 - 1)); }
-CLUSTER="1=127.0.0.1:$((BASE + 100))/127.0.0.1:$BASE,2=127.0.0.1:$((BASE + 101))/127.0.0.1:$((BASE + 1)),3=127.0.0.1:$((BASE + 102))/127.0.0.1:$((BASE + 2))"
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+bb_init basic 20000 300 3 "$@"
 
 start() { # id [full]
     if [ "${2:-}" = full ]; then
@@ -60,17 +14,6 @@ start() { # id [full]
     fi
     PID[$1]=$!
 }
-cli() { local p; p=$(CPORT "$1"); shift; timeout 10 redis-cli -p "$p" "$@" 2>&1; }
-leader() { # prints the id of the node that says it leads, or nothing
-    for i in 1 2 3; do
-        [ -n "${PID[$i]:-}" ] || continue
-        if cli "$i" info raft 2>/dev/null | tr -d '\r' | grep -q '^role:leader$'; then echo "$i"; return; fi
-    done
-}
-wait_leader() {
-    for _ in $(seq 1 100); do l=$(leader); [ -n "$l" ] && { echo "$l"; return; }; sleep 0.2; done
-}
-
 # ---- flags and errors ----
 "$BIN" --help | grep -q -- "--initial-cluster" && ok "--help" || bad "--help"
 "$BIN" --bogus x >/dev/null 2>&1; [ $? -ne 0 ] && ok "unknown flag exits non-zero" || bad "unknown flag exits non-zero"
@@ -159,17 +102,4 @@ else
     bad "redis-benchmark not installed"
 fi
 
-# Stop the nodes now (not only in the EXIT trap) so that sanitizer reports count.
-for id in "${!PID[@]}"; do kill -TERM "${PID[$id]}" 2>/dev/null; done
-for id in "${!PID[@]}"; do
-    for _ in $(seq 1 50); do kill -0 "${PID[$id]}" 2>/dev/null || break; sleep 0.2; done
-done
-if grep -q -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$TMP"/*.log 2>/dev/null; then
-    bad "sanitizer reports in the node logs" "$(grep -l -E 'Sanitizer|runtime error' "$TMP"/*.log | tr '\n' ' ')"
-    KEEP_TMP=1
-else
-    ok "clean shutdown, no sanitizer reports"
-fi
-
-echo "$PASS passed, $FAIL failed"
-[ $FAIL -eq 0 ]
+bb_finish # stops every node cleanly; a sanitizer report in their logs fails the test

@@ -11,50 +11,8 @@
 #   - the cluster serves reads and writes afterwards.
 # Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
-BIN=${1:?usage: $0 path/to/craftkv}
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-command -v redis-cli >/dev/null || { echo "redis-cli not found"; echo "0 passed, 1 failed"; exit 1; }
-
-TMP=$(mktemp -d /tmp/craftkv_faults.XXXXXX)
-PASS=0
-FAIL=0
-declare -A PID
-CLIENTS=()
-
-ok() { PASS=$((PASS + 1)); echo "ok   $1"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL $1${2:+: $2}"; }
-
-cleanup() {
-    for c in "${CLIENTS[@]}"; do kill "$c" 2>/dev/null; done
-    for id in "${!PID[@]}"; do kill -CONT "${PID[$id]}" 2>/dev/null; kill -TERM "${PID[$id]}" 2>/dev/null; done
-    for _ in $(seq 1 50); do
-        alive=0
-        for id in "${!PID[@]}"; do kill -0 "${PID[$id]}" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.2
-    done
-    for id in "${!PID[@]}"; do kill -9 "${PID[$id]}" 2>/dev/null; done
-    wait 2>/dev/null
-    if grep -l -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$TMP"/*.log 2>/dev/null; then
-        echo "sanitizer reports in the logs above"
-        KEEP_TMP=1
-    fi
-    [ "$FAIL" -eq 0 ] || KEEP_TMP=1
-    if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-BASE=0
-for _ in $(seq 1 50); do
-    b=$((24000 + (RANDOM % 800) * 10)) # below the ephemeral range (32768+)
-    all=1
-    for i in 0 1 2; do port_free $((b + i)) && port_free $((b + 100 + i)) || all=0; done
-    if [ $all = 1 ]; then BASE=$b; break; fi
-done
-[ $BASE != 0 ] || { echo "no free ports"; echo "0 passed, 1 failed"; exit 1; }
-CPORT() { echo $((BASE + $1 - 1)); }
-CLUSTER="1=127.0.0.1:$((BASE + 100))/127.0.0.1:$BASE,2=127.0.0.1:$((BASE + 101))/127.0.0.1:$((BASE + 1)),3=127.0.0.1:$((BASE + 102))/127.0.0.1:$((BASE + 2))"
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+bb_init faults 24000 800 3 "$@"
 
 start() { # id [full]
     if [ "${2:-}" = full ]; then
@@ -65,16 +23,6 @@ start() { # id [full]
     fi
     PID[$1]=$!
 }
-cli() { local p; p=$(CPORT "$1"); shift; timeout 10 redis-cli -p "$p" "$@" 2>&1; }
-leader() {
-    for i in 1 2 3; do
-        if cli "$i" info raft 2>/dev/null | tr -d '\r' | grep -q '^role:leader$'; then echo "$i"; return; fi
-    done
-}
-wait_leader() {
-    for _ in $(seq 1 150); do l=$(leader); [ -n "$l" ] && { echo "$l"; return; }; sleep 0.2; done
-}
-
 for i in 1 2 3; do start $i full; done
 L=$(wait_leader)
 [ -n "$L" ] && ok "a leader is elected (node $L)" || bad "a leader is elected"
@@ -151,5 +99,4 @@ fi
 r=$(cli 2 incr c)
 if [[ "$v1" =~ ^[0-9]+$ ]] && [ "$r" = "$((v1 + 1))" ]; then ok "writes after the faults"; else bad "writes after the faults" "$r"; fi
 for i in 1 2 3; do kill -0 "${PID[$i]}" 2>/dev/null || bad "node $i still running"; done
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+bb_finish

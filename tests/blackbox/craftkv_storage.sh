@@ -6,49 +6,8 @@
 # disk. Usage: tests/blackbox/craftkv_storage.sh path/to/craftkv
 # Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
-BIN=${1:?usage: $0 path/to/craftkv}
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-command -v redis-cli >/dev/null || { echo "redis-cli not found"; echo "0 passed, 1 failed"; exit 1; }
-
-TMP=$(mktemp -d /tmp/craftkv_storage.XXXXXX)
-PASS=0
-FAIL=0
-declare -A PID
-
-ok() { PASS=$((PASS + 1)); echo "ok   $1"; }
-bad() { FAIL=$((FAIL + 1)); echo "FAIL $1${2:+: $2}"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "want '$2' got '$3'"; fi; }
-
-cleanup() {
-    for id in "${!PID[@]}"; do kill -TERM "${PID[$id]}" 2>/dev/null; done
-    for _ in $(seq 1 50); do
-        alive=0
-        for id in "${!PID[@]}"; do kill -0 "${PID[$id]}" 2>/dev/null && alive=1; done
-        [ $alive = 0 ] && break
-        sleep 0.2
-    done
-    for id in "${!PID[@]}"; do kill -9 "${PID[$id]}" 2>/dev/null; done
-    wait 2>/dev/null
-    if grep -l -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$TMP"/*.log 2>/dev/null; then
-        echo "sanitizer reports in the logs above"
-        KEEP_TMP=1
-    fi
-    [ "$FAIL" -eq 0 ] || KEEP_TMP=1
-    if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-BASE=0
-for _ in $(seq 1 50); do
-    b=$((23900 + (RANDOM % 10) * 10)) # below the ephemeral range (32768+)
-    all=1
-    for i in 0 1 2; do port_free $((b + i)) && port_free $((b + 100 + i)) || all=0; done
-    if [ $all = 1 ]; then BASE=$b; break; fi
-done
-[ $BASE != 0 ] || { echo "no free ports"; echo "0 passed, 1 failed"; exit 1; }
-CPORT() { echo $((BASE + $1 - 1)); }
-CLUSTER="1=127.0.0.1:$((BASE + 100))/127.0.0.1:$BASE,2=127.0.0.1:$((BASE + 101))/127.0.0.1:$((BASE + 1)),3=127.0.0.1:$((BASE + 102))/127.0.0.1:$((BASE + 2))"
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+bb_init storage 23900 10 3 "$@"
 SNAP=(--snapshot-entries 300 --trailing-entries 100)
 
 start() { # id [full]
@@ -59,18 +18,7 @@ start() { # id [full]
     fi
     PID[$1]=$!
 }
-stop() { kill -TERM "${PID[$1]}" 2>/dev/null; wait "${PID[$1]}" 2>/dev/null; unset "PID[$1]"; }
-cli() { local p; p=$(CPORT "$1"); shift; timeout 10 redis-cli -p "$p" "$@" 2>&1; }
 info() { cli "$1" info raft | tr -d '\r' | sed -n "s/^$2://p"; }
-leader() {
-    for i in 1 2 3; do
-        [ -n "${PID[$i]:-}" ] || continue
-        [ "$(info "$i" role)" = leader ] && { echo "$i"; return; }
-    done
-}
-wait_leader() {
-    for _ in $(seq 1 150); do l=$(leader); [ -n "$l" ] && { echo "$l"; return; }; sleep 0.2; done
-}
 # Writes keys PREFIX0..PREFIX(N-1) with values v<i> through node $1, pipelined.
 load() {
     local node=$1 prefix=$2 n=$3
@@ -142,5 +90,4 @@ out=$(timeout 20 "$BIN" --id 1 --data-dir "$TMP/plainfile" --initial-cluster "$C
 [ $rc -ne 0 ] && echo "$out" | grep -q "plainfile" && ok "data dir that is a file: clear error" ||
     bad "data dir that is a file: clear error" "rc $rc: $out"
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+bb_finish

@@ -1,0 +1,137 @@
+# Shared by the black-box tests (sourced, not run: the test command runs tests/blackbox/*.sh).
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+#   bb_init NAME PORT_LO SLOTS NODES "$@"   # binary from $1, ports, temp dir, cleanup trap
+#   ... start nodes into PID[id], check things with ok/bad/check ...
+#   bb_finish                               # "N passed, M failed", exit status
+#
+# Ports: BASE is PORT_LO + 10*k for a random k < SLOTS whose NODES client ports (BASE..) and
+# peer ports (BASE+100..) are free; keep PORT_LO + 10*SLOTS + 100 + NODES below 32768, the
+# start of Linux's ephemeral range, so that no client connection's local port takes one.
+
+bb_init() {
+    local name=$1 lo=$2 slots=$3 nodes=$4
+    shift 4
+    BIN=${1:?usage: $0 path/to/craftkv}
+    BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+    if ! command -v redis-cli >/dev/null; then
+        echo "redis-cli not found"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    TMP=$(mktemp -d "/tmp/craftkv_$name.XXXXXX")
+    PASS=0
+    FAIL=0
+    declare -gA PID
+    CLIENTS=()
+    trap bb_cleanup EXIT
+    BASE=0
+    local b i all
+    for _ in $(seq 1 50); do
+        b=$((lo + (RANDOM % slots) * 10))
+        all=1
+        for ((i = 0; i < nodes; i++)); do
+            bb_port_free $((b + i)) && bb_port_free $((b + 100 + i)) || all=0
+        done
+        if [ $all = 1 ]; then
+            BASE=$b
+            break
+        fi
+    done
+    if [ "$BASE" = 0 ]; then
+        echo "no free ports"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+    CLUSTER=""
+    for ((i = 1; i <= 3; i++)); do
+        CLUSTER+="${CLUSTER:+,}$i=$(PADDR $i)/$(CADDR $i)"
+    done
+}
+
+bb_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+CPORT() { echo $((BASE + $1 - 1)); }
+PPORT() { echo $((BASE + 100 + $1 - 1)); }
+CADDR() { echo "127.0.0.1:$(CPORT "$1")"; }
+PADDR() { echo "127.0.0.1:$(PPORT "$1")"; }
+
+ok() { PASS=$((PASS + 1)); echo "ok   $1"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL $1${2:+: $2}"; }
+check() { # name expected actual
+    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "want '$2' got '$3'"; fi
+}
+check_has() { # name needle haystack
+    if printf '%s' "$3" | grep -qF -- "$2"; then ok "$1"; else bad "$1" "no '$2' in: $(printf '%s' "$3" | tr '\n' ' ' | cut -c1-400)"; fi
+}
+
+# redis-cli against node id's client port.
+cli() { local p; p=$(CPORT "$1"); shift; timeout 10 redis-cli -p "$p" "$@" 2>&1; }
+# The id of a running node that says it leads, or nothing.
+leader() {
+    local i
+    for i in "${!PID[@]}"; do
+        if cli "$i" info raft 2>/dev/null | tr -d '\r' | grep -q '^role:leader$'; then
+            echo "$i"
+            return
+        fi
+    done
+}
+wait_leader() {
+    local l
+    for _ in $(seq 1 150); do
+        l=$(leader)
+        if [ -n "$l" ]; then
+            echo "$l"
+            return
+        fi
+        sleep 0.2
+    done
+}
+
+# SIGTERM, wait (SIGKILL after 10 s), forget.
+stop() {
+    local p=${PID[$1]:-}
+    [ -n "$p" ] || return 0
+    kill -CONT "$p" 2>/dev/null
+    kill -TERM "$p" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+    unset "PID[$1]"
+}
+
+# SIGTERM first: a clean shutdown is part of what is tested (sanitizer builds report on
+# exit); SIGKILL whatever is still up after 10 s. The temp dir (node logs) stays on failure.
+bb_cleanup() {
+    [ -z "${BB_CLEANED:-}" ] || return 0
+    BB_CLEANED=1
+    local c id alive
+    for c in "${CLIENTS[@]}"; do kill "$c" 2>/dev/null; done
+    for id in "${!PID[@]}"; do
+        kill -CONT "${PID[$id]}" 2>/dev/null
+        kill -TERM "${PID[$id]}" 2>/dev/null
+    done
+    for _ in $(seq 1 50); do
+        alive=0
+        for id in "${!PID[@]}"; do kill -0 "${PID[$id]}" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.2
+    done
+    for id in "${!PID[@]}"; do kill -9 "${PID[$id]}" 2>/dev/null; done
+    wait 2>/dev/null
+    if grep -l -E "AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error" "$TMP"/*.log 2>/dev/null; then
+        bad "no sanitizer reports in the node logs"
+        KEEP_TMP=1
+    fi
+    [ "$FAIL" -eq 0 ] || KEEP_TMP=1
+    if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP (node logs)"; else rm -rf "$TMP"; fi
+}
+
+# Stops every node (cleanly: sanitizer builds report at exit), counts a sanitizer report as
+# a failure, then prints the last line the test command reads.
+bb_finish() {
+    trap - EXIT
+    bb_cleanup
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+}
