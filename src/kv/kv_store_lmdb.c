@@ -333,7 +333,7 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
     }
     if (rc == MDB_SUCCESS) {
         what = "mdb_env_open";
-        unsigned flags = MDB_NOTLS | (cfg->no_sync ? MDB_NOSYNC : MDB_NOMETASYNC);
+        unsigned flags = MDB_NOTLS | (cfg->no_sync ? MDB_NOSYNC | MDB_WRITEMAP : MDB_NOMETASYNC);
         rc = mdb_env_open(s->env, path, flags, 0644);
     }
     if (rc == MDB_SUCCESS && mdb_env_get_maxkeysize(s->env) < (int)CRAFT_KV_STORE_KEY_BYTES_MAX) {
