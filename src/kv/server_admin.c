@@ -633,22 +633,6 @@ void craftkv_a_snapshot(struct craftkv_server *s, struct craftkv_task *t, uint64
         craft_resp_append_errorf(&t->out, "ERR snapshot failed: %s", craft_strerror(rc));
 }
 
-static const char *role_name(enum craft_role role)
-{
-    switch (role) {
-    case CRAFT_LEADER:
-        return "leader";
-    case CRAFT_FOLLOWER:
-        return "follower";
-    case CRAFT_PRECANDIDATE:
-        return "precandidate";
-    case CRAFT_CANDIDATE:
-        return "candidate";
-    default:
-        return craft_role_name(role);
-    }
-}
-
 static const char *peer_state_name(uint8_t state)
 {
     return state == 1 ? "probe" : state == 2 ? "replicate" : state == 3 ? "snapshot" : "?";
@@ -685,7 +669,7 @@ void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t d
             "\r\nleader_client_addr:%s\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64
             "\r\nlast_index:%" PRIu64 "\r\nsnapshot_index:%" PRIu64 "\r\nconf_index:%" PRIu64
             "\r\njoint:%s\r\nmembers:%zu\r\nmembers_recorded:%zu\r\n",
-            s->opts.id, role_name(st->role), st->term, st->leader, laddr ? laddr : "", st->commit,
+            s->opts.id, craftkv_role_name(st->role), st->term, st->leader, laddr ? laddr : "", st->commit,
             st->applied, st->last_index, st->snap_index, st->conf_index,
             st->conf.n_voters_outgoing > 0 ? "yes" : "no", n_ids, n_recs);
     for (size_t i = 0; i < n_ids; i++) {

@@ -454,6 +454,22 @@ void craftkv_exec(struct craftkv_server *s, struct craftkv_task *t, int *fwd_fd,
     }
 }
 
+const char *craftkv_role_name(enum craft_role role)
+{
+    switch (role) {
+    case CRAFT_LEADER:
+        return "leader";
+    case CRAFT_FOLLOWER:
+        return "follower";
+    case CRAFT_PRECANDIDATE:
+        return "precandidate";
+    case CRAFT_CANDIDATE:
+        return "candidate";
+    default:
+        return craft_role_name(role);
+    }
+}
+
 void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
 {
     struct craft_stats *st = malloc(sizeof *st);
@@ -484,12 +500,18 @@ void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
             "# Raft\r\nrole:%s\r\nterm:%" PRIu64 "\r\nleader_id:%" PRIu64
             "\r\nleader_client_addr:%s\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64
             "\r\nlast_index:%" PRIu64 "\r\nsnapshot_index:%" PRIu64 "\r\npersisted_index:%" PRIu64
-            "\r\nentries_applied:%" PRIu64 "\r\nsnapshots_taken:%" PRIu64 "\r\nfailed:%s\r\n\r\n"
+            "\r\nentries_applied:%" PRIu64 "\r\nentries_written:%" PRIu64
+            "\r\ndisk_writes:%" PRIu64 "\r\ndisk_syncs:%" PRIu64 "\r\nmsgs_sent:%" PRIu64
+            "\r\nmsgs_received:%" PRIu64 "\r\nbad_msgs_received:%" PRIu64
+            "\r\nsnapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
+            "\r\nfailed:%s\r\n\r\n"
             "# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n",
             (int)getpid(), s->opts.id, s->opts.listen_client, s->opts.listen_peer, s->n_conns,
-            st->role == CRAFT_LEADER ? "leader" : craft_role_name(st->role), st->term,
+            craftkv_role_name(st->role), st->term,
             st->leader, laddr ? laddr : "", st->commit, st->applied, st->last_index,
-            st->snap_index, st->persisted, st->entries_applied, st->snapshots_taken,
+            st->snap_index, st->persisted, st->entries_applied, st->entries_written,
+            st->disk_writes, st->disk_syncs, st->msgs_sent, st->msgs_received,
+            st->bad_msgs_received, st->snapshots_taken, st->snapshots_installed,
             st->failed ? craft_strerror(st->failed) : "no", keys);
     fclose(f);
     craft_resp_append_bulk(out, text, len);

@@ -224,6 +224,8 @@ void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out);
 int craftkv_forward(struct craftkv_task *t, const char *addr, int *fd, uint32_t timeout_ms);
 /* The client address of member id, or NULL. */
 const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id);
+/* INFO's name of a role: "leader", "follower", "precandidate", "candidate" (lower case). */
+const char *craftkv_role_name(enum craft_role role);
 
 /* A forwarded write or admin command reached a node that does not lead: the reply is
  * `-CRAFTNOTLEADER <leader client address>` or `-CRAFTNOTLEADER ?` if no leader is known. */

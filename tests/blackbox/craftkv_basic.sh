@@ -44,6 +44,13 @@ done
 check "INCR x100 replies in sequence" 0 "$errs"
 for i in 1 2 3; do check "counter via node $i" 100 "$(cli $i get counter)"; done
 
+# ---- INFO's raft section on a follower ----
+F=$(( (L % 3) + 1 ))
+info=$(cli $F info raft)
+check_has "INFO raft: follower role" "role:follower" "$info"
+check_has "INFO raft: leader id" "leader_id:$L" "$info"
+check_has "INFO raft: disk counters" "disk_syncs:" "$info"
+
 # ---- a few commands and Redis's error texts ----
 check "unknown command" "ERR unknown command 'nosuch', with args beginning with: 'a' " "$(cli 1 nosuch a)"
 check "wrong arity" "ERR wrong number of arguments for 'get' command" "$(cli 2 get)"
