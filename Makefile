@@ -43,7 +43,7 @@ SIM_OBJS := $(SIM_SRCS:%.c=$(OUT)/obj/%.o)
 LIB := $(OUT)/lib/libcraft.a
 SIMLIB := $(OUT)/lib/libcraftsim.a
 
-TOOLS := craft-sim craft-log craftkv
+TOOLS := craft-sim craft-log craftkv craftkv-check
 TOOL_BINS := $(TOOLS:%=$(OUT)/bin/%)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(OUT)/tests/%)
@@ -86,6 +86,10 @@ $(OUT)/bin/craft-log: $(OUT)/obj/tools/craft_log.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
 
 $(OUT)/bin/craftkv: $(OUT)/obj/tools/craftkv.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+
+$(OUT)/bin/craftkv-check: $(OUT)/obj/tools/craftkv_check.o $(SIMLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
 

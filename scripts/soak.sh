@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The long seed sweep (`make soak`): every simulator scenario over many seeds, on all cores.
+# The long seed sweep (`make soak`): every simulator scenario over many seeds, on all cores,
+# longer fuzz runs, and black-box linearizability runs with random fault schedules.
 # SEEDS overrides the range (default 1-1000), e.g. SEEDS=1-100000 scripts/soak.sh.
 # craft-sim prints the table of runs and, for a failed one, the command that replays it.
 set -euo pipefail
@@ -29,4 +30,12 @@ if command -v clang >/dev/null 2>&1; then
             status=1
     done
 fi
+
+# Then the black-box linearizability test against real processes, SOAK_LINEAR_RUNS times
+# (default 10) with random fault schedules of SOAK_LINEAR_SECONDS (default 60) each; a
+# failing run prints its seed (SEED=... tests/blackbox/craftkv_linear.sh replays it).
+for _ in $(seq 1 "${SOAK_LINEAR_RUNS:-10}"); do
+    SECONDS_RUN=${SOAK_LINEAR_SECONDS:-60} tests/blackbox/craftkv_linear.sh build/bin/craftkv |
+        grep -E "^seed|^faults|verdict|FAIL|passed" || status=1
+done
 exit "$status"

@@ -5,7 +5,7 @@
 #   b. unit tests               (build/tests/test_*)
 #   c. simulator scenarios      (craft-sim run all, seeds 1-200)
 #   d. ASan+UBSan build, its unit tests and scenarios (seeds 1-20)
-#   e. fuzz targets, 20 s each  (only if clang is available)
+#   e. fuzz targets, 10 s each  (only if clang is available)
 #   f. ThreadSanitizer build of the threaded code (transports, runtime, craftkv server and
 #      client in one process) and its tests
 #   g. valgrind on the unit tests and on three simulator seeds
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 JOBS=2
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 # Upper bounds that turn a hang into a failure instead of eating CI's time.
 TEST_TIMEOUT=300
 SIM_TIMEOUT=600
