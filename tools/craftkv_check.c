@@ -2,6 +2,7 @@
  *
  *   craftkv-check --nodes HOST:PORT,HOST:PORT,... [--clients N] [--seconds S] [--keys K]
  *                 [--seed X] [--op-timeout-ms T] [--min-ok N] [--prefix P]
+ *                 [--read-mode linearizable|lease|stale]
  *
  * N client threads speak plain RESP over TCP (as any Redis client does: no session, no
  * CRAFT.* command) to the nodes, each starting at its own node and moving to the next one
@@ -10,12 +11,16 @@
  * nodes). Every operation is timed with the monotonic clock, call before the send, return
  * after the reply. Then each node is read once more, and the whole history goes to the
  * simulator's linearizability checker (src/sim/linearize.h, Porcupine's search).
+ * --read-mode sends CRAFT.CONSISTENCY on every connection first (craftkv's reads are
+ * linearizable by default; lease reads must be too while clocks run at the same rate;
+ * stale reads are not, so a stale run is expected to fail under faults).
  *
  * Outcomes: a write answered OK (or APPEND's length) took effect once, between call and
  * return; a write answered with an error, or not answered (timeout, lost connection), may
  * have taken effect or not, at any time after its call: it enters the history with an
  * infinite return time. A read that failed is dropped. Values are unique tokens, so a read
- * names the writes it saw.
+ * names the writes it saw. Keys are named <prefix><n>; the default prefix is fresh for
+ * every run (the model starts from empty values, so a --prefix must name unused keys).
  *
  * Prints one summary line; exit status 0 linearizable (and at least --min-ok operations
  * succeeded), 1 not linearizable (the failing key's history is printed), 2 anything else
@@ -50,6 +55,7 @@ struct opts {
     unsigned clients, seconds, keys, op_timeout_ms, min_ok;
     uint64_t seed;
     const char *prefix;
+    const char *read_mode; /* NULL, or sent as CRAFT.CONSISTENCY <mode> on every connection */
 };
 
 /* One recorded operation; key/input/output are owned by the history. */
@@ -221,6 +227,17 @@ static enum reply_kind read_reply(struct client *c, uint8_t **data, size_t *len)
     }
 }
 
+/* Asks the new connection for the configured read mode; false if it did not say OK. */
+static bool set_read_mode(struct client *c)
+{
+    const char *argv[2] = {"CRAFT.CONSISTENCY", c->o->read_mode};
+    uint8_t *data = NULL;
+    size_t len = 0;
+    bool ok = send_cmd(c, 2, argv) && read_reply(c, &data, &len) == R_STATUS;
+    free(data);
+    return ok;
+}
+
 /* ---- the workload ---- */
 
 static struct op *new_op(struct client *c)
@@ -247,6 +264,10 @@ static bool run_op(struct client *c, uint8_t kind, unsigned key, uint64_t n)
     snprintf(keyname, sizeof keyname, "%s%u", c->o->prefix, key);
     if (c->fd < 0) {
         c->fd = dial(c->o->nodes[c->node], c->o->op_timeout_ms);
+        if (c->fd >= 0 && c->o->read_mode && !set_read_mode(c)) {
+            close(c->fd);
+            c->fd = -1;
+        }
         if (c->fd < 0) {
             c->node = (c->node + 1) % c->o->n_nodes;
             struct timespec ts = {0, 20 * 1000 * 1000};
@@ -334,6 +355,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: craftkv-check --nodes HOST:PORT,... [--clients N] [--seconds S] "
                "[--keys K]\n"
                "                     [--seed X] [--op-timeout-ms T] [--min-ok N] [--prefix P]\n"
+               "                     [--read-mode linearizable|lease|stale]\n"
                "  Runs random GET/SET/APPEND through plain RESP connections and checks that "
                "the\n  history is linearizable. Exit 0: linearizable; 1: not; 2: error or "
                "undecided.\n");
@@ -353,8 +375,15 @@ static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){.clients = 8, .seconds = 10, .keys = 8, .op_timeout_ms = 8000,
-                       .min_ok = 100, .prefix = "lin:"};
+                       .min_ok = 100};
     o->seed = (uint64_t)time(NULL);
+    /* The model starts from empty values: a fresh key space per run. */
+    static char fresh[48];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(fresh, sizeof fresh, "lin:%lx%lx:", (unsigned long)ts.tv_sec,
+             (unsigned long)ts.tv_nsec ^ (unsigned long)getpid());
+    o->prefix = fresh;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -392,6 +421,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             char *end;
             o->seed = strtoull(v, &end, 10);
             ok = *end == '\0' && end != v;
+        } else if (!strcmp(f, "--read-mode")) {
+            ok = !strcmp(v, "linearizable") || !strcmp(v, "lease") || !strcmp(v, "stale");
+            o->read_mode = v;
         } else if (!strcmp(f, "--prefix")) {
             ok = strlen(v) < KEY_MAX - 12;
             o->prefix = v;
@@ -470,10 +502,10 @@ int main(int argc, char **argv)
     struct sim_lin_result res = {.desc = desc, .desc_cap = sizeof desc};
     enum sim_lin_verdict v = sim_linearize_check(ops, n, 200u * 1000u * 1000u, &res);
     size_t final_ok = last->n_ok;
-    printf("craftkv-check: seed=%" PRIu64 " clients=%u keys=%u ops=%zu ok=%" PRIu64
+    printf("craftkv-check: seed=%" PRIu64 " reads=%s clients=%u keys=%u ops=%zu ok=%" PRIu64
            " unknown_writes=%" PRIu64 " failed_reads=%" PRIu64 " final_reads=%zu/%zu "
            "verdict=%s steps=%" PRIu64 "\n",
-           o.seed, o.clients, o.keys, n, ok, unknown, read_fail, final_ok,
+           o.seed, o.read_mode ? o.read_mode : "default", o.clients, o.keys, n, ok, unknown, read_fail, final_ok,
            (size_t)o.keys * o.n_nodes, sim_lin_verdict_name(v), res.steps);
     int rc = 0;
     if (v == SIM_LIN_ILLEGAL) {

@@ -7,15 +7,19 @@
 #
 # Usage: tests/blackbox/craftkv_linear.sh path/to/craftkv [path/to/craftkv-check]
 # Environment: SEED (the fault schedule and the clients' choices; random when unset,
-# printed), SECONDS_RUN (default 20). Prints "N passed, M failed" last.
+# printed), SECONDS_RUN (default 20), READ_MODE (linearizable or lease; by default odd
+# seeds use lease reads, which must stay linearizable across paused leaders). Prints
+# "N passed, M failed" last.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 CHECK=${2:-$(dirname "$1")/craftkv-check}
 bb_init linear 26000 600 3 "$1"
 SEED=${SEED:-$(( (RANDOM << 15) | RANDOM ))}
 RUN=${SECONDS_RUN:-20}
+modes=(linearizable lease)
+MODE=${READ_MODE:-${modes[SEED % 2]}}
 RANDOM=$SEED
-echo "seed $SEED (rerun: SEED=$SEED $0 $*)"
+echo "seed $SEED, $MODE reads (rerun: SEED=$SEED $0 $*)"
 [ -x "$CHECK" ] || { bad "craftkv-check is built" "$CHECK"; bb_finish; exit 1; }
 
 start() { # id [full]
@@ -36,7 +40,7 @@ L=$(wait_leader)
 [ -n "$L" ] && ok "a leader is elected (node $L)" || bad "a leader is elected"
 
 "$CHECK" --nodes "$(CADDR 1),$(CADDR 2),$(CADDR 3)" --clients 8 --keys 6 --seconds "$RUN" \
-    --seed "$SEED" --op-timeout-ms 10000 --min-ok 200 >"$TMP/check.out" 2>&1 &
+    --seed "$SEED" --read-mode "$MODE" --op-timeout-ms 10000 --min-ok 200 >"$TMP/check.out" 2>&1 &
 CHECK_PID=$!
 CLIENTS+=("$CHECK_PID")
 
