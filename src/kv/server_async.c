@@ -43,6 +43,19 @@ static bool is_session_error(const struct craft_kv_result *res)
            strcmp((const char *)res->data, CRAFT_KV_ERR_SESSION) == 0;
 }
 
+/* Proposes SESSION_OPEN (idempotent) for session; false if it could not be proposed. Its
+ * outcome shows in the results of the writes proposed after it. */
+static bool open_session(struct craftkv_server *s, uint64_t session)
+{
+    struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = session,
+                                .now_ms = craftkv_now_ms()};
+    struct craft_future *f = NULL;
+    if (craftkv_propose_start(s, &open, 0, &f) != CRAFT_OK)
+        return false;
+    craft_future_release(f);
+    return true;
+}
+
 static int submit_writes(struct craftkv_server *s, struct craftkv_task *head)
 {
     if (craft_state(s->node) != CRAFT_LEADER)
@@ -59,18 +72,19 @@ static int submit_writes(struct craftkv_server *s, struct craftkv_task *head)
     bool stop = false;
     if (head->open_session && !head->forwarded) {
         /* The connection's first write: open its session just ahead of it in the log. */
-        struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = head->session,
-                                    .now_ms = craftkv_now_ms()};
-        struct craft_future *f = NULL;
-        if (craftkv_propose_start(s, &open, 0, &f) == CRAFT_OK) {
+        stop = !open_session(s, head->session);
+        if (!stop)
             head->open_session = false;
-            craft_future_release(f); /* its outcome shows in the writes' results */
-        } else {
-            stop = true;
-        }
     }
     for (struct craftkv_task *t = head; t; t = t->chain) {
         t->srv = s;
+        /* A forwarded seq 1 is its session's first write (a follower's connection, a
+         * client library): open the session ahead of it here too. Otherwise it comes back
+         * with "unknown session" and goes to a worker, one round per command: a follower's
+         * first forwarded batch holds the first writes of all its clients. Reopening a live
+         * session (a retry) changes nothing. */
+        if (!stop && t->forwarded && t->seq == 1)
+            stop = !open_session(s, t->session);
         if (stop) {
             t->retry = true;
             continue;

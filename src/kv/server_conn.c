@@ -72,6 +72,10 @@ void craftkv_batch_free(struct craftkv_task *t)
 
 void craftkv_todo_push(struct craftkv_server *s, struct craftkv_task *head)
 {
+    if (head->phase == 2)
+        for (struct craftkv_task *t = head; t; t = t->chain)
+            if (t->retry)
+                atomic_fetch_add(&s->n_retried, 1);
     pthread_mutex_lock(&s->mu);
     task_push(&s->todo_head, &s->todo_tail, head);
     pthread_cond_signal(&s->cv);
@@ -392,6 +396,11 @@ void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_
 
 /* Most commands one batch holds: bounds a worker's turn and the memory of one pipeline. */
 #define BATCH_MAX 128
+/* A follower forwards every client's writes over one connection, and a connection has one
+ * batch out at a time: with BATCH_MAX, a follower's write throughput would be capped at
+ * BATCH_MAX per round of replication (half the leader's at redis-benchmark -c 50 -P 16).
+ * Forwarded batches take what has queued up since the last round instead. */
+#define FWD_BATCH_MAX 4096
 
 /* Runs or batches one command. Returns false, consuming nothing, when the command cannot
  * join the batch being built (another kind, a local command, an error reply): the batch
@@ -432,7 +441,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     if (c->batch_n > 0) {
         const struct craftkv_task *h = c->batch_head;
         if (!batchable || d->kind != h->def->kind || forwarded != h->forwarded ||
-            c->batch_n >= BATCH_MAX)
+            c->batch_n >= (forwarded ? FWD_BATCH_MAX : BATCH_MAX))
             return false;
     }
     if (bad_fwd) {

@@ -497,6 +497,7 @@ void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
             "# Server\r\nredis_version:7.0.0\r\ncraftkv_version:0.1\r\nprocess_id:%d\r\n"
             "node_id:%" PRIu64 "\r\nlisten_client:%s\r\nlisten_peer:%s\r\n\r\n"
             "# Clients\r\nconnected_clients:%zu\r\n\r\n"
+            "# Stats\r\nwrites_retried:%" PRIu64 "\r\n\r\n"
             "# Raft\r\nrole:%s\r\nterm:%" PRIu64 "\r\nleader_id:%" PRIu64
             "\r\nleader_client_addr:%s\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64
             "\r\nlast_index:%" PRIu64 "\r\nsnapshot_index:%" PRIu64 "\r\npersisted_index:%" PRIu64
@@ -507,6 +508,7 @@ void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
             "\r\nfailed:%s\r\n\r\n"
             "# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n",
             (int)getpid(), s->opts.id, s->opts.listen_client, s->opts.listen_peer, s->n_conns,
+            (uint64_t)atomic_load(&s->n_retried),
             craftkv_role_name(st->role), st->term,
             st->leader, laddr ? laddr : "", st->commit, st->applied, st->last_index,
             st->snap_index, st->persisted, st->entries_applied, st->entries_written,

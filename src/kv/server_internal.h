@@ -128,6 +128,9 @@ struct craftkv_server {
     uint64_t next_conn_id;
     struct craftkv_conn *conns;
     size_t n_conns;
+    /* Commands the loop's own path handed to a worker for a retry, one by one (INFO
+     * writes_retried): leader changes, full queues, unknown sessions. */
+    atomic_uint_fast64_t n_retried;
     /* Connections closed during a round of epoll events: a later event of the same round
      * may still name them, so they are freed once the round is over (server_conn.c). */
     struct craftkv_conn *graveyard;

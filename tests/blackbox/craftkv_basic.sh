@@ -44,6 +44,14 @@ done
 check "INCR x100 replies in sequence" 0 "$errs"
 for i in 1 2 3; do check "counter via node $i" 100 "$(cli $i get counter)"; done
 
+# ---- pipelined writes through a follower: the leader opens each new session ahead of
+# its first forwarded write, so none takes the slow way (a worker, one round each) ----
+L=$(leader)
+F=$(( (L % 3) + 1 ))
+redis-benchmark -p "$(CPORT $F)" -c 20 -n 4000 -P 8 -r 1000 -t set -q >/dev/null 2>&1
+check "no forwarded write retried on the leader" "writes_retried:0" \
+    "$(cli "$L" info | tr -d '\r' | grep '^writes_retried:')"
+
 # ---- INFO's raft section on a follower ----
 F=$(( (L % 3) + 1 ))
 info=$(cli $F info raft)
