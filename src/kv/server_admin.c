@@ -9,6 +9,7 @@
  * recorded; removed first, then unrecorded. Each step is idempotent, so a command cut
  * short by a leader change is simply sent again, and the keeper thread repairs what no
  * one retried. */
+#include <pthread.h>
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -751,6 +752,7 @@ static void keeper_pass(struct craftkv_server *s, uint64_t *prev_conf_index)
 
 void *craftkv_admin_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "kv-keeper"); /* top -H, perf, gdb */
     struct craftkv_server *s = arg;
     uint64_t prev_conf_index = 0;
     while (!s->stopping) {

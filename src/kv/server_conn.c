@@ -5,6 +5,7 @@
  * to workers; a worker's finished task comes back on the done queue and an eventfd wakes
  * the loop. A connection has at most one batch out (a run of pipelined reads or writes)
  * and parses nothing meanwhile, so its replies leave in request order. */
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -101,6 +102,7 @@ void craftkv_done_push(struct craftkv_server *s, struct craftkv_task *head)
 
 static void *worker_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "kv-worker"); /* top -H, perf, gdb */
     struct craftkv_server *s = arg;
     int fwd_fd = -1;
     char fwd_addr[CRAFTKV_ADDR_MAX] = "";
@@ -127,6 +129,7 @@ static void *worker_main(void *arg)
  * (keys expire for readers) and sweeps expired keys and sessions (kv.md). */
 static void *ticker_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "kv-ticker"); /* top -H, perf, gdb */
     struct craftkv_server *s = arg;
     while (!s->stopping) {
         for (int i = 0; i < 10 && !s->stopping; i++) {

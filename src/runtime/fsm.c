@@ -5,6 +5,7 @@
  * the address book as of the snapshot's index, so that a node restored from a snapshot
  * knows where every server listens: magic "CRAFTSN1", u32 body length, body (the TAG_ADDRS
  * encoding). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,6 +133,7 @@ int rt_fsm_restore(struct craft_node *n, const struct craft_snapshot_meta *meta)
         n->fsm_book = book;
         n->fsm_applied = meta->index;
         n->fsm_applied_term = meta->term;
+        atomic_store_explicit(&n->pub_applied, n->fsm_applied, memory_order_release);
         n->fsm_conf = meta->conf;
         n->fsm_snap_index = meta->index;
     }
@@ -162,6 +164,7 @@ static void post_snap_done(struct craft_node *n, uint64_t index, int err)
 
 static void *snap_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "craft-snapshot"); /* top -H, perf, gdb */
     struct snap_job *job = arg;
     struct craft_node *n = job->n;
     struct craft_sink sink = {.n = n};
@@ -311,12 +314,14 @@ static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct apply_s
     if (last->index > n->fsm_applied) {
         n->fsm_applied = last->index;
         n->fsm_applied_term = last->term;
+        atomic_store_explicit(&n->pub_applied, n->fsm_applied, memory_order_release);
     }
     atomic_fetch_add(&n->n_entries_applied, j->n);
 }
 
 void *rt_fsm_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "craft-fsm"); /* top -H, perf, gdb */
     struct craft_node *n = arg;
     struct apply_scratch s = {0};
     for (;;) {

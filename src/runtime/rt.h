@@ -244,6 +244,9 @@ struct craft_node {
     pthread_mutex_t pub_mu;
     struct rt_book pub_book;
     atomic_uint_fast64_t pub_leader, pub_term;
+    /* The state machine thread's applied index, stored once apply (or restore) through it
+     * returned: a read at or below it needs no trip through that thread's queue. */
+    atomic_uint_fast64_t pub_applied;
     atomic_int pub_role;
     atomic_int failed;
     atomic_uint_fast64_t n_disk_writes, n_disk_syncs, n_entries_written, n_entries_applied,

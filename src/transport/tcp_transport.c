@@ -608,6 +608,7 @@ static void free_dead(struct tcp *t)
 
 static void *loop_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "craft-tcp"); /* top -H, perf, gdb */
     struct tcp *t = arg;
     struct epoll_event evs[EVENTS_MAX];
     while (!atomic_load(&t->stop)) {
