@@ -140,7 +140,7 @@ run_sim() {
 run_counted() {
     local name=$1
     shift
-    local rc=0
+    local rc=0 start=$SECONDS
     timeout "$TEST_TIMEOUT" "$@" >"$log" 2>&1 || rc=$?
     local last
     last=$(tail -n 1 "$log")
@@ -148,11 +148,12 @@ run_counted() {
         passed=$((passed + BASH_REMATCH[1]))
         failed=$((failed + BASH_REMATCH[2]))
         if [ "${BASH_REMATCH[2]}" -ne 0 ] || [ "$rc" -ne 0 ]; then
-            grep -E '^FAIL' "$log" || tail -n 40 "$log"
+            # failed checks, and what replays them (seeds, fault schedules, verdicts)
+            grep -E '^(FAIL|seed |faults:|craftkv-check:|kept )' "$log" || tail -n 40 "$log"
             failures+=("$name: ${BASH_REMATCH[2]} failed (exit $rc)")
             [ "${BASH_REMATCH[2]}" -ne 0 ] || failed=$((failed + 1))
         else
-            printf 'ok   %s (%s passed)\n' "$name" "${BASH_REMATCH[1]}"
+            printf 'ok   %s (%s passed, %ds)\n' "$name" "${BASH_REMATCH[1]}" $((SECONDS - start))
         fi
     else
         tail -n 40 "$log"
