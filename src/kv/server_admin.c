@@ -634,11 +634,6 @@ void craftkv_a_snapshot(struct craftkv_server *s, struct craftkv_task *t, uint64
         craft_resp_append_errorf(&t->out, "ERR snapshot failed: %s", craft_strerror(rc));
 }
 
-static const char *peer_state_name(uint8_t state)
-{
-    return state == 1 ? "probe" : state == 2 ? "replicate" : state == 3 ? "snapshot" : "?";
-}
-
 void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline)
 {
     (void)deadline;
@@ -691,7 +686,7 @@ void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t d
         for (size_t k = 0; k < st->n_peers; k++)
             if (st->peers[k].id == ids[i] && ids[i] != s->opts.id)
                 fprintf(f, ",match_index=%" PRIu64 ",next_index=%" PRIu64 ",state=%s,active=%s",
-                        st->peers[k].match, st->peers[k].next, peer_state_name(st->peers[k].state),
+                        st->peers[k].match, st->peers[k].next, craftkv_peer_state_name(st->peers[k].state),
                         st->peers[k].recent_active ? "yes" : "no");
         fprintf(f, "\r\n");
     }

@@ -454,6 +454,11 @@ void craftkv_exec(struct craftkv_server *s, struct craftkv_task *t, int *fwd_fd,
     }
 }
 
+const char *craftkv_peer_state_name(uint8_t state)
+{
+    return state == 1 ? "probe" : state == 2 ? "replicate" : state == 3 ? "snapshot" : "?";
+}
+
 const char *craftkv_role_name(enum craft_role role)
 {
     switch (role) {
@@ -505,8 +510,7 @@ void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
             "\r\ndisk_writes:%" PRIu64 "\r\ndisk_syncs:%" PRIu64 "\r\nmsgs_sent:%" PRIu64
             "\r\nmsgs_received:%" PRIu64 "\r\nbad_msgs_received:%" PRIu64
             "\r\nsnapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
-            "\r\nfailed:%s\r\n\r\n"
-            "# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n",
+            "\r\nfailed:%s\r\npeers:%zu\r\n",
             (int)getpid(), s->opts.id, s->opts.listen_client, s->opts.listen_peer, s->n_conns,
             (uint64_t)atomic_load(&s->n_retried),
             craftkv_role_name(st->role), st->term,
@@ -514,7 +518,19 @@ void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
             st->snap_index, st->persisted, st->entries_applied, st->entries_written,
             st->disk_writes, st->disk_syncs, st->msgs_sent, st->msgs_received,
             st->bad_msgs_received, st->snapshots_taken, st->snapshots_installed,
-            st->failed ? craft_strerror(st->failed) : "no", keys);
+            st->failed ? craft_strerror(st->failed) : "no", st->n_peers);
+    /* A leader's view of each follower's progress (followers track none). */
+    for (size_t k = 0; k < st->n_peers; k++) {
+        const struct craft_peer_status *p = &st->peers[k];
+        const char *caddr = craftkv_client_addr(s, p->id);
+        fprintf(f,
+                "peer%zu:id=%" PRIu64 ",client_addr=%s,match_index=%" PRIu64
+                ",next_index=%" PRIu64 ",lag=%" PRIu64 ",state=%s,active=%s\r\n",
+                k, p->id, caddr ? caddr : "", p->match, p->next,
+                st->last_index > p->match ? st->last_index - p->match : 0,
+                craftkv_peer_state_name(p->state), p->recent_active ? "yes" : "no");
+    }
+    fprintf(f, "\r\n# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", keys);
     fclose(f);
     craft_resp_append_bulk(out, text, len);
     free(text);

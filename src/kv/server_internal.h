@@ -229,6 +229,8 @@ int craftkv_forward(struct craftkv_task *t, const char *addr, int *fd, uint32_t 
 const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id);
 /* INFO's name of a role: "leader", "follower", "precandidate", "candidate" (lower case). */
 const char *craftkv_role_name(enum craft_role role);
+/* A leader's progress state of a peer: "probe", "replicate", "snapshot" or "?". */
+const char *craftkv_peer_state_name(uint8_t state);
 
 /* A forwarded write or admin command reached a node that does not lead: the reply is
  * `-CRAFTNOTLEADER <leader client address>` or `-CRAFTNOTLEADER ?` if no leader is known. */

@@ -58,6 +58,9 @@ info=$(cli $F info raft)
 check_has "INFO raft: follower role" "role:follower" "$info"
 check_has "INFO raft: leader id" "leader_id:$L" "$info"
 check_has "INFO raft: disk counters" "disk_syncs:" "$info"
+linfo=$(cli "$L" info raft)
+check_has "INFO raft: the leader counts its peers" "peers:2" "$linfo"
+check_has "INFO raft: the leader shows their progress" "state=replicate,active=yes" "$linfo"
 
 # ---- a few commands and Redis's error texts ----
 check "unknown command" "ERR unknown command 'nosuch', with args beginning with: 'a' " "$(cli 1 nosuch a)"
