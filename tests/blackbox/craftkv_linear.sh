@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Black-box linearizability test of craftkv: plain RESP clients (craftkv-check) run random
 # GET/SET/APPEND through all three nodes while a seeded random schedule kills (SIGKILL),
-# pauses (SIGSTOP) and restarts nodes, transfers leadership and takes snapshots (small
+# pauses (SIGSTOP) and restarts nodes, removes and re-adds a follower, transfers
+# leadership and takes snapshots (small
 # snapshot thresholds, so restarts and lagging nodes go through snapshots); then the
 # history, final reads through every node included, must be linearizable.
 #
@@ -51,7 +52,7 @@ while kill -0 "$CHECK_PID" 2>/dev/null && [ $SECONDS -lt $((RUN + 60)) ]; do
     nap 300 1500
     kill -0 "$CHECK_PID" 2>/dev/null || break
     L=$(leader)
-    case $(( RANDOM % 7 )) in
+    case $(( RANDOM % 8 )) in
     0) n=${L:-$(pick)}; faults+=" kill-leader:$n"; kill9 "$n"; nap 200 2000; start "$n" ;;
     1) n=$(pick); faults+=" kill:$n"; kill9 "$n"; nap 200 2000; start "$n" ;;
     2) n=${L:-$(pick)}; faults+=" pause-leader:$n"; kill -STOP "${PID[$n]}"; nap 1000 4000
@@ -62,6 +63,17 @@ while kill -0 "$CHECK_PID" 2>/dev/null && [ $SECONDS -lt $((RUN + 60)) ]; do
        nap 200 1500; start "$a"; start "$b" ;;
     5) n=$(pick); faults+=" transfer-to:$n"; cli "$n" raft.transfer "$n" >/dev/null ;;
     6) n=$(pick); faults+=" snapshot:$n"; cli "$n" raft.snapshot >/dev/null ;;
+    7) # a follower leaves the configuration (it keeps running: clients still reach it)
+       # and comes back with its log; both commands are retried until they answer OK
+       n=$(pick); [ "$n" = "${L:-0}" ] && n=$(( n % 3 + 1 ))
+       faults+=" remove-readd:$n"
+       m=$(( n % 3 + 1 ))
+       for _ in 1 2 3 4 5; do [ "$(cli "$m" raft.removenode "$n")" = OK ] && break; sleep 0.5; done
+       nap 300 3000
+       for _ in $(seq 1 20); do
+           [ "$(cli "$m" raft.addnode "$n" "$(PADDR "$n")" "$(CADDR "$n")")" = OK ] && break
+           sleep 0.5
+       done ;;
     esac
 done
 echo "faults:$faults"
@@ -77,4 +89,6 @@ case $rc in
 esac
 grep -q "verdict=" "$TMP/check.out" && ok "the check ran to a verdict" || bad "the check ran to a verdict"
 for i in 1 2 3; do kill -0 "${PID[$i]}" 2>/dev/null && ok "node $i still running" || bad "node $i still running"; done
+L=$(wait_leader)
+check_has "every node is a member again (the leader has two peers)" "peers:2" "$(cli "${L:-1}" info raft)"
 bb_finish
