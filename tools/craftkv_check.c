@@ -214,6 +214,8 @@ static enum reply_kind read_reply(struct client *c, uint8_t **data, size_t *len)
                 return R_FAIL;
             c->rlen += (size_t)r;
         }
+        if (c->rbuf[blen] != '\r' || c->rbuf[blen + 1] != '\n')
+            return R_FAIL; /* the payload is not followed by CRLF: a broken stream */
         *data = malloc((size_t)blen + 1);
         if (!*data)
             return R_FAIL;
@@ -267,6 +269,7 @@ static bool run_op(struct client *c, uint8_t kind, unsigned key, uint64_t n)
         if (c->fd >= 0 && c->o->read_mode && !set_read_mode(c)) {
             close(c->fd);
             c->fd = -1;
+            c->rlen = c->rpos = 0; /* a partial reply must not meet the next connection */
         }
         if (c->fd < 0) {
             c->node = (c->node + 1) % c->o->n_nodes;
@@ -327,12 +330,12 @@ static void *client_main(void *arg)
 }
 
 /* After the run: one read of every key through every node (each node must reach the
- * others again; a read that fails is retried for up to 30 s). */
+ * others again; failed reads are retried, for at most 60 s in all). */
 static void final_reads(struct client *c)
 {
+    uint64_t until = mono_us() + 60u * 1000000u;
     for (size_t node = 0; node < c->o->n_nodes; node++)
         for (unsigned key = 0; key < c->o->keys; key++) {
-            uint64_t until = mono_us() + 30u * 1000000u;
             for (;;) {
                 if (c->fd >= 0)
                     close(c->fd);

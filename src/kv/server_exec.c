@@ -440,10 +440,18 @@ void craftkv_exec(struct craftkv_server *s, struct craftkv_task *t, int *fwd_fd,
 {
     uint64_t deadline = craftkv_mono_ms() + s->opts.timeout_ms;
     if (t->phase == 2) {
-        /* what the loop's own path could not finish, in request order */
-        for (; t; t = t->chain)
-            if (t->retry)
-                exec_write(s, t, deadline, fwd_fd, fwd_addr, fwd_addr_cap);
+        /* What the loop's own path could not finish, in request order, one round each. A
+         * forwarded batch holds up to 4096 commands: each run of 128 gets the full timeout
+         * (as batches of 128 did), so the tail of a big batch retried after a leader change
+         * is not cut short by the time its head took. */
+        size_t run = 0;
+        for (; t; t = t->chain) {
+            if (!t->retry)
+                continue;
+            if (run++ % 128 == 127)
+                deadline = craftkv_mono_ms() + s->opts.timeout_ms;
+            exec_write(s, t, deadline, fwd_fd, fwd_addr, fwd_addr_cap);
+        }
     } else if (t->def->kind == CRAFTKV_ADMIN) {
         t->def->admin(s, t, deadline);
     } else if (t->def->kind == CRAFTKV_READ) {

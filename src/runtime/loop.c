@@ -308,9 +308,11 @@ static int port_snapshot_read(void *ctx, const struct craft_snapshot_meta *meta,
 static void post_fsm_read(struct craft_node *n, struct craft_future *f, uint64_t index)
 {
     /* Applied through index already (the common case of a read with no write in flight):
-     * complete it here and spare the state machine thread a wake-up. */
+     * complete it here and spare the state machine thread a wake-up. Not on a failed node:
+     * a failed restore may have left the state machine half replaced, and the state
+     * machine thread fails the reads it gets (CRAFT_ESHUTDOWN). */
     uint64_t applied = atomic_load_explicit(&n->pub_applied, memory_order_acquire);
-    if (applied >= index) {
+    if (applied >= index && atomic_load(&n->failed) == CRAFT_OK) {
         rt_future_complete(f, CRAFT_OK, applied, NULL);
         return;
     }

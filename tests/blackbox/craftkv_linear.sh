@@ -89,6 +89,13 @@ case $rc in
 esac
 grep -q "verdict=" "$TMP/check.out" && ok "the check ran to a verdict" || bad "the check ran to a verdict"
 for i in 1 2 3; do kill -0 "${PID[$i]}" 2>/dev/null && ok "node $i still running" || bad "node $i still running"; done
-L=$(wait_leader)
-check_has "every node is a member again (the leader has two peers)" "peers:2" "$(cli "${L:-1}" info raft)"
+# Every node a voter again (a re-added node joins as a learner; auto-promotion follows).
+voters=0
+for _ in $(seq 1 50); do
+    L=$(wait_leader)
+    voters=$(cli "${L:-1}" raft.info | tr -d '\r' | grep -c '^member[0-9]*:.*role=voter')
+    [ "$voters" = 3 ] && break
+    sleep 0.2
+done
+check "every node is a voter again" 3 "$voters"
 bb_finish
