@@ -315,6 +315,7 @@ static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
     t->argc = argc;
     t->def = d;
     t->conn = c;
+    t->arrived_ms = craftkv_mono_ms();
     t->forwarded = forwarded;
     if (forwarded) {
         t->session = session;
@@ -675,6 +676,7 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
         /* A barrier round may also end without a wake-up of its own (none was issued
          * because its request could not be allocated): poll it every round. */
         craftkv_async_poll(s);
+        craftkv_fwd_tick(s);
         conn_sweep(s);
     }
 }

@@ -444,6 +444,11 @@ void craftkv_exec(struct craftkv_server *s, struct craftkv_task *t, int *fwd_fd,
          * forwarded batch holds up to 4096 commands: each run of 128 gets the full timeout
          * (as batches of 128 did), so the tail of a big batch retried after a leader change
          * is not cut short by the time its head took. */
+        /* The first run's time counts from the batch's arrival (a client's timeout covers
+         * the wait on the loop's path too), with a quarter of it left at least. */
+        uint64_t now = craftkv_mono_ms(), from_arrival = t->arrived_ms + s->opts.timeout_ms;
+        deadline = from_arrival > now + s->opts.timeout_ms / 4 ? from_arrival
+                                                               : now + s->opts.timeout_ms / 4;
         size_t run = 0;
         for (; t; t = t->chain) {
             if (!t->retry)

@@ -188,10 +188,12 @@ int craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head)
             break;
         }
         t->fwd_next = NULL;
-        if (f->q_tail)
+        if (f->q_tail) {
             f->q_tail->fwd_next = t;
-        else
+        } else {
             f->q_head = t;
+            f->progress_ms = craftkv_mono_ms(); /* the wait for a reply starts now */
+        }
         f->q_tail = t;
     }
     fwd_flush(s);
@@ -260,6 +262,8 @@ static void fwd_read(struct craftkv_server *s)
         }
         memmove(f->in, f->in + off, f->in_len - off);
         f->in_len -= off;
+        if (off > 0)
+            f->progress_ms = craftkv_mono_ms();
         if (bad || f->in_len >= FWD_IN_MAX)
             fwd_close(s);
         while (done) {
@@ -291,6 +295,22 @@ void craftkv_fwd_event(struct craftkv_server *s, uint32_t events)
             return;
     }
     fwd_flush(s);
+}
+
+void craftkv_fwd_tick(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    if (f->fd < 0 || !f->q_head)
+        return;
+    uint64_t leader = craft_leader(s->node, NULL, 0);
+    const char *addr = leader && leader != s->opts.id ? craftkv_client_addr(s, leader) : NULL;
+    bool moved = leader != 0 && (!addr || strcmp(addr, f->addr) != 0);
+    bool silent = craftkv_mono_ms() - f->progress_ms > s->opts.timeout_ms / 2;
+    /* Without this, commands sent to a leader that was paused or failed waited for its
+     * reply for as long as it took: a new submit closes a stale connection, but clients
+     * that all wait on it submit nothing. */
+    if (moved || silent)
+        fwd_close(s);
 }
 
 void craftkv_fwd_free(struct craftkv_server *s)

@@ -42,6 +42,7 @@ struct craftkv_task {
     bool forwarded;        /* arrived as CRAFT.FWD: apply here or refuse, never forward on */
     bool open_session;     /* the session is known to be new: open it before the write */
     uint8_t read_mode;     /* enum craftkv_read_mode, the connection's at submission */
+    uint64_t arrived_ms;   /* craftkv_mono_ms() when parsed: retries count from here */
     struct craft_resp_buf out;
     /* The loop's own path (server_async.c): writes proposed from the loop thread and
      * collected when their futures complete; reads answered after a shared barrier. */
@@ -67,6 +68,7 @@ struct craftkv_fwd {
     char *in;
     size_t in_len, in_cap;
     struct craftkv_task *q_head, *q_tail; /* sent or queued, in order, awaiting replies */
+    uint64_t progress_ms; /* last reply, or when the queue last became non-empty */
 };
 
 enum craftkv_cmd_kind {
@@ -200,6 +202,11 @@ void craftkv_async_free(struct craftkv_server *s);
  * cannot be reached); events on that connection; shutdown. */
 int craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head);
 void craftkv_fwd_event(struct craftkv_server *s, uint32_t events);
+/* Called by the loop every round (at least every 200 ms): gives up on a forwarding
+ * connection whose commands wait on a node that no longer leads, or on a leader that has
+ * answered nothing for half the command timeout (paused, hung, failed): its commands go to
+ * workers, which retry them with the same session and seq wherever the leader is now. */
+void craftkv_fwd_tick(struct craftkv_server *s);
 void craftkv_fwd_free(struct craftkv_server *s);
 /* server_conn.c: a phase-1 batch is complete: deliver it, or hand its retries to a worker. */
 void craftkv_batch_complete(struct craftkv_server *s, struct craftkv_task *head);

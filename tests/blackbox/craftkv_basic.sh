@@ -106,6 +106,22 @@ else
     bad "no leader to kill"
 fi
 
+# ---- pause the leader: a write through a follower is served by the next leader ----
+# (the follower's forwarding connection waits on the paused leader; it must give up on it
+# and retry where the leader is now, not wait for the old one to come back)
+L=$(wait_leader)
+if [ -n "$L" ]; then
+    F=$(( (L % 3) + 1 ))
+    check "a write via node $F before the pause" OK "$(cli $F set pause before)"
+    kill -STOP "${PID[$L]}"
+    t0=$SECONDS
+    r=$(timeout 20 redis-cli -p "$(CPORT $F)" set pause during 2>&1)
+    check "a write via node $F while the leader (node $L) is paused" OK "$r"
+    [ $((SECONDS - t0)) -lt 8 ] && ok "... answered within 8 s" || bad "... answered within 8 s" "$((SECONDS - t0)) s"
+    kill -CONT "${PID[$L]}"
+    check "the paused leader catches up" during "$(sleep 1; cli $L get pause)"
+fi
+
 # ---- redis-benchmark ----
 if command -v redis-benchmark >/dev/null; then
     for i in 1 2; do
