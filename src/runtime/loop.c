@@ -737,6 +737,14 @@ static void after_round(struct craft_node *n, uint64_t now)
     }
     n->n_promote = st.role == CRAFT_LEADER ? keep : 0;
     craft_core_status(core, &st);
+    if (st.role == CRAFT_LEADER && n->failed_seen) {
+        /* A failed node acknowledges nothing more: leading on would hold the cluster until
+         * the disk-stall bound; stepping down lets the others elect at once. */
+        fprintf(stderr, "craft node %" PRIu64 ": failed while leading: stepping down\n",
+                n->cfg.id);
+        craft_driver_step_down(n->driver, now);
+        craft_core_status(core, &st);
+    }
     if (st.role == CRAFT_LEADER && n->cfg.disk_stall_ms != 0 && n->disk_oldest_ms != 0 &&
         now > n->disk_oldest_ms && now - n->disk_oldest_ms > n->cfg.disk_stall_ms) {
         fprintf(stderr,
