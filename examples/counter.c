@@ -15,7 +15,7 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t total; /* the state machine's whole state */
 
-static void apply(void *ctx, const struct craft_command *cmds, size_t n, void **results)
+static int apply(void *ctx, const struct craft_command *cmds, size_t n, void **results)
 {
     (void)ctx;
     (void)results;
@@ -28,6 +28,7 @@ static void apply(void *ctx, const struct craft_command *cmds, size_t n, void **
         }
     }
     pthread_mutex_unlock(&mu);
+    return 0;
 }
 
 static int snapshot(void *ctx, void **snap)

@@ -58,8 +58,13 @@ struct craft_fsm {
     void *ctx;
     /* Applies committed commands in index order, on the state machine thread. results[i]
      * may be set to a value for cmds[i] (it starts NULL): the future of the command's
-     * proposer receives it (craft_future_result), otherwise result_free is called on it. */
-    void (*apply)(void *ctx, const struct craft_command *cmds, size_t n, void **results);
+     * proposer receives it (craft_future_result), otherwise result_free is called on it.
+     * Returns 0, or an error when the batch could not be applied (the state machine's
+     * storage failed: a full disk, an I/O error): it must then hold none of the batch, as
+     * if apply had not been called. The node stops (CRAFT_EVENT_FAILED, craft_stats'
+     * `failed`, futures complete with CRAFT_ESHUTDOWN); results set before the error are
+     * freed with result_free. Skipping a command instead would make this replica diverge. */
+    int (*apply)(void *ctx, const struct craft_command *cmds, size_t n, void **results);
     /* Captures the state as of the last applied command, on the state machine thread, and
      * returns it in *snap (keep it cheap: copy-on-write or a read transaction). Then
      * snapshot_write runs on the snapshot thread while apply continues, followed by

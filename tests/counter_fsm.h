@@ -17,8 +17,8 @@ struct counter {
     uint64_t total, applied, n_cmds, restores;
 };
 
-static inline void counter_apply(void *ctx, const struct craft_command *cmds, size_t n,
-                                 void **results)
+static inline int counter_apply(void *ctx, const struct craft_command *cmds, size_t n,
+                                void **results)
 {
     struct counter *c = ctx;
     pthread_mutex_lock(&c->mu);
@@ -33,6 +33,7 @@ static inline void counter_apply(void *ctx, const struct craft_command *cmds, si
         results[i] = (void *)(uintptr_t)c->total;
     }
     pthread_mutex_unlock(&c->mu);
+    return 0;
 }
 
 static inline int counter_snapshot(void *ctx, void **snap)

@@ -90,9 +90,9 @@ struct craft_kv_lmdb_config {
      * exist, told by a marker file holding the boot id) the open drops the files and the
      * store starts empty (craft_kv_store_lmdb_discarded): for a state machine rebuilt from a
      * Raft snapshot and log, which craft's runtime does at every start anyway. A clean close
-     * syncs and removes the marker. Also MDB_WRITEMAP: commits write into the shared map
-     * instead of a pwrite per page (~15% more SET throughput in craftkv); the file's
-     * apparent size is then map_bytes (sparse). */
+     * syncs and removes the marker. Not MDB_WRITEMAP, although it gave ~15% more SET
+     * throughput in craftkv: on a full disk a write into the sparse shared map kills the
+     * process with SIGBUS, where a pwrite returns ENOSPC (a clear error, the node stops). */
     bool no_sync;
 };
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "base/assert.h"
@@ -227,12 +228,25 @@ static int lmdb_iter(struct craft_kv_txn *t, int table, const uint8_t *from, siz
     return rc == MDB_NOTFOUND ? CRAFT_OK : map_err(rc);
 }
 
+/* LMDB reports a short write as EIO, and on a full filesystem a write is short: tell the
+ * two apart by the space left where the store lives (a clearer error for the operator). */
+static int commit_error(MDB_env *env, int rc)
+{
+    const char *path = NULL;
+    struct statvfs vfs;
+    if (rc == EIO && mdb_env_get_path(env, &path) == MDB_SUCCESS && path != NULL &&
+        statvfs(path, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
+        return CRAFT_ENOSPACE;
+    return map_err(rc);
+}
+
 static int lmdb_commit(struct craft_kv_txn *t)
 {
     CRAFT_ASSERT(t->write);
+    MDB_env *env = t->s->env;
     int rc = mdb_txn_commit(t->txn); /* frees the txn whatever the outcome */
     free(t);
-    return map_err(rc);
+    return rc == MDB_SUCCESS ? CRAFT_OK : commit_error(env, rc);
 }
 
 static void lmdb_abort(struct craft_kv_txn *t)
@@ -333,7 +347,7 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
     }
     if (rc == MDB_SUCCESS) {
         what = "mdb_env_open";
-        unsigned flags = MDB_NOTLS | (cfg->no_sync ? MDB_NOSYNC | MDB_WRITEMAP : MDB_NOMETASYNC);
+        unsigned flags = MDB_NOTLS | (cfg->no_sync ? MDB_NOSYNC : MDB_NOMETASYNC);
         rc = mdb_env_open(s->env, path, flags, 0644);
     }
     if (rc == MDB_SUCCESS && mdb_env_get_maxkeysize(s->env) < (int)CRAFT_KV_STORE_KEY_BYTES_MAX) {

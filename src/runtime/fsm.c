@@ -292,7 +292,21 @@ static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct apply_s
         }
     }
     if (k > 0) {
-        n->fsm.apply(n->fsm.ctx, s->cmds, k, s->results);
+        int rc = n->fsm.apply(n->fsm.ctx, s->cmds, k, s->results);
+        if (rc != CRAFT_OK) {
+            for (size_t i = 0; i < k; i++) {
+                if (s->results[i] != NULL && n->fsm.result_free != NULL) {
+                    n->fsm.result_free(n->fsm.ctx, s->results[i]);
+                }
+            }
+            for (size_t i = 0; j->futs != NULL && i < j->n; i++) {
+                if (j->futs[i] != NULL) {
+                    rt_future_complete(j->futs[i], CRAFT_ESHUTDOWN, 0, NULL);
+                }
+            }
+            rt_fail(n, rc, "state machine apply");
+            return; /* nothing of the batch counts as applied */
+        }
     }
     /* Futures in commit order: entry order within the job, jobs in queue order. */
     size_t c = 0;

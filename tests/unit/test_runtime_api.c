@@ -809,12 +809,13 @@ RC_CASES_MEM_TCP(snapshot_now)
 
 /* ---- configuration ---- */
 
-static void noop_apply(void *ctx, const struct craft_command *cmds, size_t n, void **results)
+static int noop_apply(void *ctx, const struct craft_command *cmds, size_t n, void **results)
 {
     (void)ctx;
     (void)cmds;
     (void)n;
     (void)results;
+    return 0;
 }
 
 static bool field_is(const struct craft_config *cfg, const char *want)

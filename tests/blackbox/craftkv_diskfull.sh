@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Black-box test of craftkv on a full disk: the leader's data directory sits on a small
+# tmpfs; writes of 100 KB values fill it. The full node must stop acknowledging with a clear
+# log line (no crash, nothing acknowledged lost), step down, and the other two must go on
+# serving reads and writes; every acknowledged write stays readable.
+# Needs to mount a tmpfs (root): elsewhere it reports a skip and passes nothing.
+# Usage: tests/blackbox/craftkv_diskfull.sh path/to/craftkv
+# Prints "N passed, M failed" last; exits non-zero on any failure.
+set -u
+source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
+bb_init diskfull 29000 300 3 "$@"
+
+FULL="$TMP/full"
+mkdir -p "$FULL"
+if ! mount -t tmpfs -o size=110m tmpfs "$FULL" 2>/dev/null; then
+    echo "skip: cannot mount a tmpfs here (not root?)"
+    bb_finish
+    exit $?
+fi
+unmount_full() { umount "$FULL" 2>/dev/null || umount -l "$FULL" 2>/dev/null; }
+# Nodes stop before the tmpfs goes, and it goes before the temp dir is removed.
+teardown() { for i in 1 2 3; do stop "$i"; done; unmount_full; }
+trap 'teardown; bb_cleanup' EXIT
+
+dir() { if [ "$1" = 3 ]; then echo "$FULL/n3"; else echo "$TMP/n$1"; fi; }
+start() {
+    "$BIN" --id "$1" --data-dir "$(dir "$1")" --initial-cluster "$CLUSTER" --timeout-ms 3000 \
+        2>>"$TMP/n$1.log" &
+    PID[$1]=$!
+}
+for i in 1 2 3; do start $i; done
+L=$(wait_leader)
+[ -n "$L" ] && ok "a leader is elected (node $L)" || bad "a leader is elected"
+# Node 3, on the small disk, leads.
+[ "$L" = 3 ] || cli 1 raft.transfer 3 >/dev/null
+sleep 0.5
+check "node 3 (small disk) leads" 3 "$(leader)"
+
+V=$(head -c 100000 /dev/zero | tr '\0' 'x')
+acked=0
+: >"$TMP/acked"
+extra=0
+for i in $(seq 1 600); do
+    r=$(timeout 15 redis-cli -p "$(CPORT 1)" set "big$i" "$V" 2>&1)
+    if [ "$r" = OK ]; then acked=$((acked + 1)); echo "$i" >>"$TMP/acked"; fi
+    # a few writes more once the disk is full: they must go to the others
+    grep -q "no space left on device" "$TMP/n3.log" && extra=$((extra + 1))
+    [ "$extra" -ge 5 ] && break
+done
+check_has "the full node names the cause" "no space left on device" "$(cat "$TMP/n3.log")"
+kill -0 "${PID[3]}" 2>/dev/null && ok "the full node did not crash" || bad "the full node did not crash"
+check_has "the full node reports it in INFO" "failed:no space left on device" "$(cli 3 info raft)"
+L=$(wait_leader)
+[ -n "$L" ] && [ "$L" != 3 ] && ok "another node leads (node $L)" || bad "another node leads" "leader: ${L:-none}"
+check "writes go on without the full node" OK "$(cli 1 set after full)"
+check "reads go on through node 2" full "$(cli 2 get after)"
+lost=0
+while read -r i; do
+    [ "$(cli 2 strlen "big$i")" = 100000 ] || lost=$((lost + 1))
+done <"$TMP/acked"
+check "every acknowledged write is readable ($acked)" 0 "$lost"
+
+trap - EXIT
+teardown
+bb_finish
