@@ -27,9 +27,6 @@
  * (bad flags, too few successful operations, the checker's budget ran out). */
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,10 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "kv/server.h" /* craftkv_client_connect */
 #include "sim/linearize.h"
 
 #define NODES_MAX 16
@@ -100,33 +97,6 @@ static uint64_t next_rand(uint64_t *s)
 }
 
 /* ---- one blocking RESP connection ---- */
-
-static int dial(const char *addr, unsigned timeout_ms)
-{
-    char host[128];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof host)
-        return -1;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-        return -1;
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    return fd;
-}
 
 static void hang_up(struct client *c)
 {
@@ -265,7 +235,7 @@ static bool run_op(struct client *c, uint8_t kind, unsigned key, uint64_t n)
     char keyname[KEY_MAX];
     snprintf(keyname, sizeof keyname, "%s%u", c->o->prefix, key);
     if (c->fd < 0) {
-        c->fd = dial(c->o->nodes[c->node], c->o->op_timeout_ms);
+        c->fd = craftkv_client_connect(c->o->nodes[c->node], c->o->op_timeout_ms);
         if (c->fd >= 0 && c->o->read_mode && !set_read_mode(c)) {
             close(c->fd);
             c->fd = -1;
