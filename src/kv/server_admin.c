@@ -9,9 +9,9 @@
  * recorded; removed first, then unrecorded. Each step is idempotent, so a command cut
  * short by a leader change is simply sent again, and the keeper thread repairs what no
  * one retried. */
-#include <pthread.h>
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

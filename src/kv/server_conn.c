@@ -5,12 +5,12 @@
  * to workers; a worker's finished task comes back on the done queue and an eventfd wakes
  * the loop. A connection has at most one batch out (a run of pipelined reads or writes)
  * and parses nothing meanwhile, so its replies leave in request order. */
-#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -440,12 +440,11 @@ void craftkv_exec(struct craftkv_server *s, struct craftkv_task *t, int *fwd_fd,
 {
     uint64_t deadline = craftkv_mono_ms() + s->opts.timeout_ms;
     if (t->phase == 2) {
-        /* What the loop's own path could not finish, in request order, one round each. A
-         * forwarded batch holds up to 4096 commands: each run of 128 gets the full timeout
-         * (as batches of 128 did), so the tail of a big batch retried after a leader change
-         * is not cut short by the time its head took. */
-        /* The first run's time counts from the batch's arrival (a client's timeout covers
-         * the wait on the loop's path too), with a quarter of it left at least. */
+        /* What the loop's own path could not finish, in request order, one round each. The
+         * first run of 128 counts its time from the batch's arrival (a client's timeout
+         * covers the wait on the loop's path too), leaving at least a quarter of it; each
+         * later run gets the full timeout (as batches of 128 did before forwarded batches
+         * grew to 4096), so a big batch's tail is not cut short by the time its head took. */
         uint64_t now = craftkv_mono_ms(), from_arrival = t->arrived_ms + s->opts.timeout_ms;
         deadline = from_arrival > now + s->opts.timeout_ms / 4 ? from_arrival
                                                                : now + s->opts.timeout_ms / 4;

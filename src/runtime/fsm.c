@@ -258,6 +258,21 @@ struct apply_scratch {
     size_t cap;
 };
 
+/* Completes every future a job carries with CRAFT_ESHUTDOWN (a failed node). */
+static void fail_job_futures(struct rt_fsm_job *j)
+{
+    if (j->f != NULL) {
+        rt_future_complete(j->f, CRAFT_ESHUTDOWN, 0, NULL);
+        j->f = NULL;
+    }
+    for (size_t i = 0; j->futs != NULL && i < j->n; i++) {
+        if (j->futs[i] != NULL) {
+            rt_future_complete(j->futs[i], CRAFT_ESHUTDOWN, 0, NULL);
+            j->futs[i] = NULL;
+        }
+    }
+}
+
 static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct apply_scratch *s)
 {
     if (j->n > s->cap) {
@@ -299,11 +314,7 @@ static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct apply_s
                     n->fsm.result_free(n->fsm.ctx, s->results[i]);
                 }
             }
-            for (size_t i = 0; j->futs != NULL && i < j->n; i++) {
-                if (j->futs[i] != NULL) {
-                    rt_future_complete(j->futs[i], CRAFT_ESHUTDOWN, 0, NULL);
-                }
-            }
+            fail_job_futures(j);
             rt_fail(n, rc, "state machine apply");
             return; /* nothing of the batch counts as applied */
         }
@@ -348,14 +359,7 @@ void *rt_fsm_main(void *arg)
             it = it->next;
             if (atomic_load(&n->failed) != CRAFT_OK) {
                 /* The state machine's state is unknown after a failure: apply nothing. */
-                if (j->f != NULL) {
-                    rt_future_complete(j->f, CRAFT_ESHUTDOWN, 0, NULL);
-                }
-                for (size_t i = 0; j->futs != NULL && i < j->n; i++) {
-                    if (j->futs[i] != NULL) {
-                        rt_future_complete(j->futs[i], CRAFT_ESHUTDOWN, 0, NULL);
-                    }
-                }
+                fail_job_futures(j);
                 rt_fsm_job_free(j);
                 continue;
             }

@@ -4,8 +4,8 @@
  * Batching: the loop takes everything queued in its inbox at once and steps all of it
  * between craft_driver_hold() and craft_driver_release(), so proposals arriving while the
  * previous batch was being handled leave together: one append per follower, one disk job. */
-#include <pthread.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

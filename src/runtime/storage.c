@@ -1,8 +1,8 @@
 /* The runtime's storage: opening and recovering the stores, bootstrap, and the disk thread
  * (group commit: every batch queued while the previous write ran goes into one write with
  * one fdatasync). */
-#include <pthread.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
