@@ -1,10 +1,14 @@
 /* The LMDB store's no_sync mode (src/kv/kv_store_lmdb.c): a clean close syncs and removes
  * the unsynced-writes marker; a process crash (a child that exits without closing) keeps
  * every committed write; a marker from another boot (an OS crash with unsynced writes)
- * drops the files at the next open and says so; the synced mode never writes a marker. */
+ * drops the files at the next open and says so; the synced mode never writes a marker.
+ * A full filesystem is an error from a put, not SIGBUS in the shared map (MDB_WRITEMAP),
+ * and every write committed before it survives (needs root for a small tmpfs). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -158,11 +162,91 @@ static void test_synced_mode_has_no_marker(void)
     cleanup_dir();
 }
 
+/* Writes 64 KiB values, one per transaction, into a store on a 16 MiB tmpfs behind a
+ * 64 MiB map until the filesystem is full. The writer is a child: SIGBUS kills it, not the
+ * test. */
+#define FULL_VALUE_BYTES (64u << 10)
+static void test_full_disk_is_an_error(void)
+{
+    fresh_dir();
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=16m") != 0) {
+        printf("  skip: cannot mount a tmpfs (%s): run as root to test a full disk\n",
+               strerror(errno));
+        cleanup_dir();
+        return;
+    }
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        struct craft_kv_store *s = open_store(true);
+        static uint8_t v[FULL_VALUE_BYTES];
+        memset(v, 'v', sizeof v);
+        uint32_t committed = 0;
+        int rc = CRAFT_OK;
+        while (rc == CRAFT_OK && committed < 100000) {
+            char k[32];
+            snprintf(k, sizeof k, "k%u", committed);
+            struct craft_kv_txn *t;
+            rc = s->ops->begin(s, true, &t);
+            if (rc != CRAFT_OK)
+                break;
+            rc = s->ops->put(t, CRAFT_KV_TABLE_DATA, (const uint8_t *)k, strlen(k), v, sizeof v);
+            if (rc != CRAFT_OK) {
+                s->ops->abort(t);
+                break;
+            }
+            rc = s->ops->commit(t);
+            if (rc == CRAFT_OK)
+                committed++;
+        }
+        ssize_t w = write(fds[1], &committed, sizeof committed);
+        (void)w;
+        _exit(rc == CRAFT_ENOSPACE ? 0 : 3); /* no close: a crash keeps committed writes */
+    }
+    close(fds[1]);
+    uint32_t committed = 0;
+    ssize_t r = read(fds[0], &committed, sizeof committed);
+    close(fds[0]);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    if (WIFSIGNALED(status))
+        printf("  the writer died of signal %d\n", WTERMSIG(status));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(r == (ssize_t)sizeof committed && committed > 10);
+    /* Same boot, so the unsynced store is kept: every committed value is there. */
+    struct craft_kv_store *s = open_store(true);
+    if (s != NULL) {
+        CHECK(!craft_kv_store_lmdb_discarded(s));
+        struct craft_kv_txn *t;
+        CHECK(s->ops->begin(s, false, &t) == CRAFT_OK);
+        uint32_t found = 0;
+        for (uint32_t i = 0; i < committed; i++) {
+            char k[32];
+            snprintf(k, sizeof k, "k%u", i);
+            const uint8_t *val;
+            size_t vlen;
+            if (s->ops->get(t, CRAFT_KV_TABLE_DATA, (const uint8_t *)k, strlen(k), &val, &vlen) ==
+                    CRAFT_OK &&
+                vlen == FULL_VALUE_BYTES && val[0] == 'v' && val[vlen - 1] == 'v')
+                found++;
+        }
+        s->ops->abort(t);
+        CHECK(found == committed);
+        s->ops->close(s);
+    }
+    CHECK(umount(dir) == 0);
+    cleanup_dir();
+}
+
 int main(void)
 {
     run_case("clean close removes the marker", test_clean_close_removes_marker);
     run_case("a process crash keeps the writes", test_process_crash_keeps_writes);
     run_case("a marker of another boot discards", test_marker_of_another_boot_discards);
     run_case("synced mode has no marker", test_synced_mode_has_no_marker);
+    run_case("a full disk is an error, not SIGBUS", test_full_disk_is_an_error);
     return unit_finish();
 }
