@@ -244,6 +244,22 @@ void craft_future_notify(struct craft_future *f, void (*fn)(void *ctx), void *ct
 struct craft_future *craft_apply(struct craft_node *node, const void *data, uint32_t len,
                                  uint32_t timeout_ms);
 
+/* Batching submissions, for event loops: between craft_batch_begin(node) and
+ * craft_batch_end(node), the craft_apply, craft_read_index and craft_read_lease calls this
+ * thread makes on node are held in a list of the thread's own and handed to the node at
+ * craft_batch_end in one queue operation, with at most one wake-up of the node's loop for
+ * all of them (instead of the first call waking the loop while the caller still has more
+ * to submit). Order is kept: any other call on a node from this thread, and
+ * craft_future_wait on any future, hands the held list over first, so a wait can never
+ * deadlock on a held request. An apply's queue room is checked at craft_batch_end (never
+ * waited for): the applies that do not fit complete with CRAFT_ETIMEOUT, and so does every
+ * request after the first of them, so a command never enters the log ahead of one the
+ * caller submitted before it. Futures of held requests are not complete before
+ * craft_batch_end (craft_future_done is false). Batches do not nest: one node per thread
+ * at a time. Never blocks. */
+void craft_batch_begin(struct craft_node *node);
+void craft_batch_end(struct craft_node *node);
+
 /* Completes once every command committed before the call has been applied on this node
  * (the leader only: CRAFT_ENOTLEADER elsewhere). Index: the applied index reached. */
 struct craft_future *craft_barrier(struct craft_node *node);

@@ -655,6 +655,8 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
     struct epoll_event evs[128];
     while (!*stop && !atomic_load(&s->loop_stop)) {
         int n = epoll_wait(s->epfd, evs, 128, 200);
+        /* Everything this round proposes or reads reaches the node in one hand-off. */
+        craft_batch_begin(s->node);
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &s->listen_fd) {
@@ -677,6 +679,7 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
          * because its request could not be allocated): poll it every round. */
         craftkv_async_poll(s);
         craftkv_fwd_tick(s);
+        craft_batch_end(s->node);
         conn_sweep(s);
     }
 }

@@ -3,7 +3,56 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/assert.h"
 #include "runtime/rt.h"
+
+/* ---- batches: a thread's submissions handed over in one push ---- */
+
+/* The thread's open batch: requests held for one node, oldest first. */
+static _Thread_local struct {
+    struct craft_node *node; /* NULL: no batch open */
+    struct rt_item *head, *tail;
+} tl_batch;
+
+void rt_batch_flush(void)
+{
+    if (tl_batch.head == NULL) {
+        return;
+    }
+    struct craft_node *n = tl_batch.node;
+    struct rt_item *rest = rt_queue_push_list(&n->inbox, tl_batch.head, true);
+    tl_batch.head = tl_batch.tail = NULL;
+    /* What did not fit fails as a full queue fails a single apply; everything after the
+     * first such request fails with it, so no command enters the log ahead of one it
+     * followed. */
+    while (rest != NULL) {
+        struct rt_req *r = (struct rt_req *)rest;
+        rest = rest->next;
+        rt_future_complete(r->f, atomic_load(&n->stopping) ? CRAFT_ESHUTDOWN : CRAFT_ETIMEOUT, 0,
+                           NULL);
+        free(r->conf);
+        free(r);
+    }
+}
+
+void craft_batch_begin(struct craft_node *n)
+{
+    CRAFT_ASSERT(tl_batch.node == NULL); /* batches do not nest */
+    tl_batch.node = n;
+}
+
+void craft_batch_end(struct craft_node *n)
+{
+    CRAFT_ASSERT(tl_batch.node == n);
+    rt_batch_flush();
+    tl_batch.node = NULL;
+}
+
+static bool batched(const struct craft_node *n, const struct rt_req *r)
+{
+    return tl_batch.node == n &&
+           (r->kind == REQ_APPLY || r->kind == REQ_READ_INDEX || r->kind == REQ_READ_LEASE);
+}
 
 static struct craft_future *submit(struct craft_node *n, struct rt_req *r, uint8_t fkind,
                                    bool bounded, uint64_t deadline)
@@ -18,6 +67,17 @@ static struct craft_future *submit(struct craft_node *n, struct rt_req *r, uint8
         return NULL;
     }
     r->f = f;
+    if (batched(n, r)) {
+        r->item.next = NULL;
+        if (tl_batch.tail != NULL) {
+            tl_batch.tail->next = &r->item;
+        } else {
+            tl_batch.head = &r->item;
+        }
+        tl_batch.tail = &r->item;
+        return f;
+    }
+    rt_batch_flush(); /* what this thread submitted before goes first */
     /* The request holds the node's reference: the loop completes it. */
     if (!rt_queue_push(&n->inbox, &r->item, bounded, deadline)) {
         rt_future_complete(f, atomic_load(&n->stopping) ? CRAFT_ESHUTDOWN : CRAFT_ETIMEOUT, 0,

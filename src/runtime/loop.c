@@ -54,6 +54,16 @@ void rt_loop_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len)
     rt_post(n, r);
 }
 
+void rt_loop_recv_direct(void *ctx, uint64_t from, const uint8_t *bytes, size_t len)
+{
+    struct craft_node *n = ctx;
+    (void)from; /* the message names its sender */
+    if (n->failed_seen || atomic_load(&n->stopping)) {
+        return;
+    }
+    (void)craft_driver_receive(n->driver, bytes, len, rt_now_ms());
+}
+
 static void emit(struct craft_node *n, uint8_t type, enum craft_role role, uint64_t id,
                  uint64_t term, int err)
 {
@@ -809,6 +819,30 @@ static void shutdown_fail_all(struct craft_node *n)
     }
 }
 
+/* The longest a driven loop sleeps in its transport's poll with nothing due. */
+#define DRIVEN_WAIT_MS_MAX 1000
+
+/* A round's input with a driven transport: the requests queued so far, and the messages
+ * the sockets hold, which are stepped right here (rt_loop_recv_direct: the driver is
+ * held). With no request queued the loop sleeps in the poll until a message arrives, a
+ * producer's push wakes the transport (the inbox's notify), or the next timer is due. */
+static struct rt_item *wait_driven(struct craft_node *n, uint64_t now, uint64_t wake)
+{
+    struct rt_item *it = rt_queue_take_nowait(&n->inbox);
+    int timeout = 0;
+    if (it == NULL && wake > now) {
+        uint64_t d = wake - now;
+        timeout = d > DRIVEN_WAIT_MS_MAX ? DRIVEN_WAIT_MS_MAX : (int)d;
+    }
+    bool sleep = timeout > 0 && rt_queue_wait_begin(&n->inbox);
+    craft_tcp_transport_poll(n->transport, sleep ? timeout : 0);
+    if (sleep) {
+        rt_queue_wait_end(&n->inbox);
+        it = rt_queue_take_nowait(&n->inbox);
+    }
+    return it;
+}
+
 void *rt_loop_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "craft-raft"); /* top -H, perf, gdb */
@@ -823,10 +857,11 @@ void *rt_loop_main(void *arg)
             wake > n->disk_oldest_ms + n->cfg.disk_stall_ms + 1) {
             wake = n->disk_oldest_ms + n->cfg.disk_stall_ms + 1;
         }
-        struct rt_item *it = rt_queue_take_all(&n->inbox, wake > now ? wake : now + 1);
+        craft_driver_hold(n->driver);
+        struct rt_item *it = n->net_driven ? wait_driven(n, now, wake)
+                                           : rt_queue_take_all(&n->inbox, wake > now ? wake : now + 1);
         bool stopping = atomic_load(&n->stopping);
         now = rt_now_ms();
-        craft_driver_hold(n->driver);
         while (it != NULL) {
             struct rt_req *r = (struct rt_req *)it;
             it = it->next;
@@ -847,6 +882,10 @@ void *rt_loop_main(void *arg)
             retry_blocked(n, now);
         }
         craft_driver_release(n->driver);
+        if (n->net_driven) {
+            /* The round's messages leave now, one write per peer, from this thread. */
+            craft_tcp_transport_flush(n->transport);
+        }
         if (n->lease_reads != NULL) {
             struct craft_core_status st;
             craft_core_status(craft_driver_core(n->driver), &st);

@@ -32,6 +32,12 @@ static void transport_log(void *ctx, const char *line)
     fprintf(stderr, "craft %s\n", line);
 }
 
+/* The inbox's notify with a driven transport: the loop sleeps in the transport's poll. */
+static void wake_transport(void *ctx)
+{
+    craft_tcp_transport_wake(ctx);
+}
+
 static int start_transport(struct craft_node *n, char *errbuf, size_t cap)
 {
     if (n->cfg.transport == CRAFT_TRANSPORT_MEM) {
@@ -72,9 +78,10 @@ static int start_transport(struct craft_node *n, char *errbuf, size_t cap)
         .frame_bytes_max = (uint32_t)(n->cfg.append_bytes_max + n->cfg.entry_bytes_max +
                                       n->cfg.snapshot_chunk_bytes_max + (1u << 20)),
         .seed = n->cfg.seed,
-        .recv = rt_loop_recv,
+        .recv = rt_loop_recv_direct,
         .recv_ctx = n,
         .log = transport_log,
+        .driven = true, /* the loop thread runs it: no hand-off per message */
     };
     int err;
     n->transport = craft_tcp_transport_create(&tc, &err);
@@ -83,6 +90,9 @@ static int start_transport(struct craft_node *n, char *errbuf, size_t cap)
                  craft_strerror(err));
         return err;
     }
+    n->net_driven = true;
+    n->inbox.notify = wake_transport;
+    n->inbox.notify_ctx = n->transport;
     return CRAFT_OK;
 }
 
@@ -189,11 +199,12 @@ void craft_node_destroy(struct craft_node *n)
     atomic_store(&n->stopping, true);
     rt_queue_close(&n->inbox);
     pthread_join(n->loop_thread, NULL);
-    craft_transport_close(n->transport);
     rt_queue_close(&n->disk_q);
     pthread_join(n->disk_thread, NULL);
     rt_queue_close(&n->fsm_q);
     pthread_join(n->fsm_thread, NULL);
+    /* After the threads that push to the inbox: its notify wakes the transport. */
+    craft_transport_close(n->transport);
     /* Requests that arrived after the loop's last pass. */
     for (struct rt_item *it = rt_queue_take_all(&n->inbox, 0); it != NULL;) {
         struct rt_req *r = (struct rt_req *)it;

@@ -74,9 +74,59 @@ bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_
     bool wake = q->waiting;
     pthread_mutex_unlock(&q->mu);
     if (wake) {
-        pthread_cond_signal(&q->cv);
+        if (q->notify != NULL) {
+            q->notify(q->notify_ctx);
+        } else {
+            pthread_cond_signal(&q->cv);
+        }
     }
     return true;
+}
+
+struct rt_item *rt_queue_push_list(struct rt_queue *q, struct rt_item *head, bool bounded)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->closed) {
+        pthread_mutex_unlock(&q->mu);
+        return head;
+    }
+    struct rt_item *it = head;
+    while (it != NULL && !(bounded && q->max != 0 && q->len >= q->max)) {
+        struct rt_item *next = it->next;
+        it->next = NULL;
+        if (q->tail != NULL) {
+            q->tail->next = it;
+        } else {
+            q->head = it;
+        }
+        q->tail = it;
+        q->len++;
+        it = next;
+    }
+    bool wake = q->waiting && it != head;
+    pthread_mutex_unlock(&q->mu);
+    if (wake) {
+        if (q->notify != NULL) {
+            q->notify(q->notify_ctx);
+        } else {
+            pthread_cond_signal(&q->cv);
+        }
+    }
+    return it;
+}
+
+/* Takes the whole list; called with q->mu held, returns with it released. */
+static struct rt_item *detach_unlock(struct rt_queue *q)
+{
+    struct rt_item *all = q->head;
+    bool had_room_waiters = q->max != 0 && q->len >= q->max;
+    q->head = q->tail = NULL;
+    q->len = 0;
+    pthread_mutex_unlock(&q->mu);
+    if (had_room_waiters) {
+        pthread_cond_broadcast(&q->room);
+    }
+    return all;
 }
 
 struct rt_item *rt_queue_take_all(struct rt_queue *q, uint64_t wake_at_ms)
@@ -96,15 +146,7 @@ struct rt_item *rt_queue_take_all(struct rt_queue *q, uint64_t wake_at_ms)
         }
         q->waiting = false;
     }
-    struct rt_item *all = q->head;
-    bool had_room_waiters = q->max != 0 && q->len >= q->max;
-    q->head = q->tail = NULL;
-    q->len = 0;
-    pthread_mutex_unlock(&q->mu);
-    if (had_room_waiters) {
-        pthread_cond_broadcast(&q->room);
-    }
-    return all;
+    return detach_unlock(q);
 }
 
 void rt_queue_close(struct rt_queue *q)
@@ -114,6 +156,32 @@ void rt_queue_close(struct rt_queue *q)
     pthread_mutex_unlock(&q->mu);
     pthread_cond_broadcast(&q->cv);
     pthread_cond_broadcast(&q->room);
+    if (q->notify != NULL) {
+        q->notify(q->notify_ctx);
+    }
+}
+
+struct rt_item *rt_queue_take_nowait(struct rt_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    return detach_unlock(q);
+}
+
+bool rt_queue_wait_begin(struct rt_queue *q)
+{
+    CRAFT_ASSERT(q->notify != NULL);
+    pthread_mutex_lock(&q->mu);
+    bool sleep = q->head == NULL && !q->closed;
+    q->waiting = sleep;
+    pthread_mutex_unlock(&q->mu);
+    return sleep;
+}
+
+void rt_queue_wait_end(struct rt_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->waiting = false;
+    pthread_mutex_unlock(&q->mu);
 }
 
 size_t rt_queue_len(struct rt_queue *q)
@@ -215,6 +283,7 @@ void craft_future_notify(struct craft_future *f, void (*fn)(void *ctx), void *ct
 
 int craft_future_wait(struct craft_future *f, int64_t timeout_ms)
 {
+    rt_batch_flush(); /* a future held in this thread's batch would never complete */
     pthread_mutex_lock(&f->mu);
     if (!f->done && timeout_ms != 0) {
         if (timeout_ms < 0) {

@@ -55,6 +55,9 @@ void rt_future_complete(struct craft_future *f, int err, uint64_t index, void *r
 void rt_future_unref(struct craft_future *f);
 /* A future that is already complete (an immediate error). */
 struct craft_future *rt_future_failed(int err);
+/* craft_batch_begin/_end: hands this thread's held requests to their node now (before a
+ * wait, and before a request that is not batched, so order is kept). */
+void rt_batch_flush(void);
 
 /* ---- queues: a mutex, a condition variable and a linked list of items ---- */
 struct rt_item {
@@ -70,6 +73,10 @@ struct rt_queue {
     size_t max;        /* 0: unbounded */
     bool waiting;      /* the consumer sleeps */
     bool closed;
+    /* Optional: how to wake a consumer that sleeps elsewhere than on cv (the raft loop in
+     * its transport's poll). Called without the mutex, on the producer's thread. */
+    void (*notify)(void *ctx);
+    void *notify_ctx;
 };
 
 void rt_queue_init(struct rt_queue *q, size_t max);
@@ -81,6 +88,16 @@ bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_
  * closed, or wake_at_ms passes (0: no timeout). */
 struct rt_item *rt_queue_take_all(struct rt_queue *q, uint64_t wake_at_ms);
 void rt_queue_close(struct rt_queue *q);
+/* Appends the list head (count items, linked by next) with one lock and at most one wake-up.
+ * bounded: only as many as leave the queue within its max; returns the first item not
+ * appended (the rest of the list, still linked), NULL if all were. */
+struct rt_item *rt_queue_push_list(struct rt_queue *q, struct rt_item *head, bool bounded);
+/* For a consumer that sleeps elsewhere (notify set): takes every item without waiting. */
+struct rt_item *rt_queue_take_nowait(struct rt_queue *q);
+/* notify consumers: before sleeping. Returns false if an item is queued or the queue is
+ * closed (do not sleep); true: producers now call notify, until rt_queue_wait_end. */
+bool rt_queue_wait_begin(struct rt_queue *q);
+void rt_queue_wait_end(struct rt_queue *q);
 size_t rt_queue_len(struct rt_queue *q);
 
 /* ---- requests to the loop ---- */
@@ -194,6 +211,9 @@ struct craft_node {
     struct craft_snapshot_info send_info;
 
     struct craft_transport *transport;
+    /* TCP: the transport is driven by the loop thread (no thread of its own): messages are
+     * stepped as they are read and written at the end of the round that made them. */
+    bool net_driven;
     struct craft_mem_net *mem_net;
 
     /* Loop thread. */
@@ -272,6 +292,9 @@ int rt_fsm_restore(struct craft_node *n, const struct craft_snapshot_meta *meta)
 /* loop.c */
 void *rt_loop_main(void *arg);
 void rt_loop_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len);
+/* The driven TCP transport's receive callback: steps the message on the loop thread, in
+ * the round that read it. */
+void rt_loop_recv_direct(void *ctx, uint64_t from, const uint8_t *bytes, size_t len);
 void rt_post(struct craft_node *n, struct rt_req *r);
 void rt_fail(struct craft_node *n, int err, const char *what);
 

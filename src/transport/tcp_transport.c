@@ -1,5 +1,6 @@
-/* The TCP transport: one loop thread, epoll, non-blocking sockets. See tcp_transport.h for
- * the contract and docs/design/transport.md for the reasons. */
+/* The TCP transport: an epoll loop over non-blocking sockets, run by a thread of its own or
+ * driven by its owner's thread (craft_tcp_transport_poll). See tcp_transport.h for the
+ * contract and docs/design/transport.md for the reasons. */
 #include "transport/tcp_transport.h"
 
 #include <arpa/inet.h>
@@ -111,9 +112,14 @@ struct tcp {
     struct ev listen_ev, wake_ev;
     struct inbound *inbounds, *dead;
     struct craft_prng prng; /* loop thread only */
+    bool driven;            /* no thread: the owner calls craft_tcp_transport_poll */
     pthread_t thread;
     atomic_bool stop;
 };
+
+/* The transport whose poll this thread runs, if any: a send from the owner of a driven
+ * transport needs no wake-up, since the owner flushes after its round. */
+static _Thread_local const struct tcp *tl_polling;
 
 static uint64_t now_ms(void)
 {
@@ -606,43 +612,54 @@ static void free_dead(struct tcp *t)
     }
 }
 
+/* One pass of the loop: starts due connections and writes what is queued, waits up to
+ * timeout_ms (or until the next connection attempt is due) for events, handles them. */
+static void loop_once(struct tcp *t, int timeout_ms)
+{
+    struct epoll_event evs[EVENTS_MAX];
+    int wait = peers_tick(t);
+    if (timeout_ms >= 0 && timeout_ms < wait) {
+        wait = timeout_ms;
+    }
+    int n = epoll_wait(t->epfd, evs, EVENTS_MAX, wait);
+    if (n < 0) {
+        CRAFT_ASSERT(errno == EINTR);
+        return;
+    }
+    for (int i = 0; i < n && !atomic_load(&t->stop); i++) {
+        struct ev *ev = evs[i].data.ptr;
+        switch (ev->kind) {
+        case EV_LISTEN:
+            listen_event(t);
+            break;
+        case EV_WAKE: {
+            uint64_t v;
+            ssize_t r = read(t->wake_fd, &v, sizeof(v));
+            (void)r; /* EAGAIN only: another reader cannot exist */
+            break;
+        }
+        case EV_PEER:
+            peer_event(t, (struct peer *)ev, evs[i].events);
+            break;
+        case EV_INBOUND: {
+            struct inbound *c = (struct inbound *)ev;
+            if (!c->dead) {
+                inbound_event(t, c);
+            }
+            break;
+        }
+        }
+    }
+    free_dead(t);
+}
+
 static void *loop_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "craft-tcp"); /* top -H, perf, gdb */
     struct tcp *t = arg;
-    struct epoll_event evs[EVENTS_MAX];
+    tl_polling = t;
     while (!atomic_load(&t->stop)) {
-        int wait = peers_tick(t);
-        int n = epoll_wait(t->epfd, evs, EVENTS_MAX, wait);
-        if (n < 0) {
-            CRAFT_ASSERT(errno == EINTR);
-            continue;
-        }
-        for (int i = 0; i < n && !atomic_load(&t->stop); i++) {
-            struct ev *ev = evs[i].data.ptr;
-            switch (ev->kind) {
-            case EV_LISTEN:
-                listen_event(t);
-                break;
-            case EV_WAKE: {
-                uint64_t v;
-                ssize_t r = read(t->wake_fd, &v, sizeof(v));
-                (void)r; /* EAGAIN only: another reader cannot exist */
-                break;
-            }
-            case EV_PEER:
-                peer_event(t, (struct peer *)ev, evs[i].events);
-                break;
-            case EV_INBOUND: {
-                struct inbound *c = (struct inbound *)ev;
-                if (!c->dead) {
-                    inbound_event(t, c);
-                }
-                break;
-            }
-            }
-        }
-        free_dead(t);
+        loop_once(t, -1);
     }
     return NULL;
 }
@@ -690,8 +707,9 @@ static int tcp_send(struct craft_transport *base, uint64_t to, const uint8_t *by
     memcpy(p->queue.p + p->queue.len + CRAFT_FRAME_HEADER_BYTES, bytes, len);
     p->queue.len += need;
     pthread_mutex_unlock(&p->mu);
-    /* Only the first frame of a queue wakes the loop; it takes the whole queue at once. */
-    if (was_empty) {
+    /* Only the first frame of a queue wakes the loop; it takes the whole queue at once. The
+     * loop's own thread (a driven transport's owner) flushes after its round instead. */
+    if (was_empty && tl_polling != t) {
         wake(t);
     }
     return CRAFT_OK;
@@ -735,11 +753,16 @@ static void tcp_free(struct tcp *t)
 static void tcp_close(struct craft_transport *base)
 {
     struct tcp *t = (struct tcp *)base;
-    CRAFT_ASSERT(!pthread_equal(pthread_self(), t->thread));
     atomic_store(&t->stop, true);
-    wake(t);
-    int rc = pthread_join(t->thread, NULL);
-    CRAFT_ASSERT(rc == 0);
+    if (!t->driven) {
+        CRAFT_ASSERT(!pthread_equal(pthread_self(), t->thread));
+        wake(t);
+        int rc = pthread_join(t->thread, NULL);
+        CRAFT_ASSERT(rc == 0);
+    }
+    if (tl_polling == t) {
+        tl_polling = NULL; /* the owner's thread may drive another transport later */
+    }
     tcp_free(t);
 }
 
@@ -866,8 +889,9 @@ struct craft_transport *craft_tcp_transport_create(const struct craft_tcp_config
     t->wake_ev.kind = EV_WAKE;
     craft_prng_seed(&t->prng, cfg->seed ^ cfg->self_id);
     atomic_init(&t->stop, false);
+    t->driven = cfg->driven;
     int rc = tcp_setup(t, cfg);
-    if (rc == CRAFT_OK && pthread_create(&t->thread, NULL, loop_main, t) != 0) {
+    if (rc == CRAFT_OK && !t->driven && pthread_create(&t->thread, NULL, loop_main, t) != 0) {
         rc = CRAFT_ENOMEM;
     }
     if (rc != CRAFT_OK) {
@@ -913,4 +937,30 @@ int craft_tcp_transport_set_peer(struct craft_transport *base, uint64_t id, cons
     pthread_mutex_unlock(&p->mu);
     wake(t);
     return CRAFT_OK;
+}
+
+void craft_tcp_transport_poll(struct craft_transport *base, int timeout_ms)
+{
+    struct tcp *t = (struct tcp *)base;
+    CRAFT_ASSERT(t->driven);
+    tl_polling = t;
+    loop_once(t, timeout_ms);
+}
+
+void craft_tcp_transport_flush(struct craft_transport *base)
+{
+    struct tcp *t = (struct tcp *)base;
+    CRAFT_ASSERT(t->driven && tl_polling == t);
+    for (size_t i = 0, n = peer_count(t); i < n; i++) {
+        struct peer *p = &t->peers[i];
+        /* A batch still being written waits for EPOLLOUT; the queue goes after it. */
+        if (p->state == PEER_CONNECTED && p->out_off == p->out.len) {
+            peer_flush(t, p);
+        }
+    }
+}
+
+void craft_tcp_transport_wake(struct craft_transport *base)
+{
+    wake((struct tcp *)base);
 }

@@ -11,12 +11,20 @@
  * with capped exponential backoff plus seeded jitter; frames that were queued but not yet
  * handed to the lost socket are kept, a partially written batch is dropped (Raft retries).
  *
+ * Threads: by default the transport runs its loop on a thread of its own. A driven
+ * transport (config.driven) has no thread: its owner, one thread of the application,
+ * runs the loop by calling craft_tcp_transport_poll and craft_tcp_transport_flush, so
+ * frames are read and written on the thread that steps and produces them, with no
+ * hand-off (the runtime's raft loop does this: docs/design/runtime.md).
+ *
  * Thread safety: send() and craft_tcp_transport_set_peer() may be called from any thread;
  * close() from any thread but the loop thread (not from a callback), once, after every
- * other call on the transport has returned. Callbacks run on the loop thread. */
+ * other call on the transport has returned. Callbacks run on the loop thread (a driven
+ * transport's owner, inside craft_tcp_transport_poll). */
 #ifndef CRAFT_TRANSPORT_TCP_TRANSPORT_H
 #define CRAFT_TRANSPORT_TCP_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +52,7 @@ struct craft_tcp_config {
     void *recv_ctx;
     craft_transport_log_fn log; /* optional; NULL: standard error */
     void *log_ctx;
+    bool driven; /* true: no thread of its own; the owner calls craft_tcp_transport_poll */
 };
 
 /* Binds, listens and starts the loop thread. Returns the transport, or NULL and sets *err:
@@ -51,6 +60,23 @@ struct craft_tcp_config {
  * CRAFT_EIO (socket, bind or listen failed, e.g. the port is in use), CRAFT_ENOMEM. */
 struct craft_transport *craft_tcp_transport_create(const struct craft_tcp_config *cfg,
                                                    int *err);
+
+/* Driven transports only, on the owner thread (the same thread every time): starts due
+ * connection attempts, writes queued frames, then waits up to timeout_ms (0: not at all,
+ * -1: until something happens) for socket events or craft_tcp_transport_wake, and handles
+ * them; recv and log callbacks run inside this call. Never blocks longer than timeout_ms
+ * (a connection attempt due sooner shortens the wait). */
+void craft_tcp_transport_poll(struct craft_transport *t, int timeout_ms);
+
+/* Driven transports only, on the owner thread: writes every peer's queued frames now, as
+ * far as the sockets take them without blocking (the rest goes when they drain, from a
+ * later poll). Sends made on the owner thread do not wake the loop: the owner calls this
+ * after each round of its own, so one round's messages leave in one write per peer. */
+void craft_tcp_transport_flush(struct craft_transport *t);
+
+/* Any thread: makes the owner's craft_tcp_transport_poll in progress (or its next one)
+ * return at once. Async-signal-unsafe; never blocks. */
+void craft_tcp_transport_wake(struct craft_transport *t);
 
 /* The port the transport listens on (useful after listen_port 0). */
 uint16_t craft_tcp_transport_port(const struct craft_transport *t);

@@ -123,6 +123,86 @@ static void notify(bool tcp)
 
 RC_CASES_MEM_TCP(notify)
 
+/* ---- batches (craft_batch_begin / _end) ---- */
+
+static void small_queue(struct craft_config *cfg, void *ctx)
+{
+    (void)ctx;
+    cfg->queue_max = 8;
+}
+
+/* Held requests are not handed over before the batch ends, then complete in order; a wait
+ * or a call that is not batched hands the held ones over first (no deadlock, order kept);
+ * a batch bigger than the queue's room fails a suffix, never a request before one that
+ * was proposed. */
+static void batch(bool tcp)
+{
+    struct rcluster c;
+    rc_init(&c, 3, tcp, false);
+    c.tweak = small_queue;
+    uint64_t L = rc_start_all(&c, RC_WAIT_MS);
+    if (L == 0) {
+        rc_destroy(&c);
+        return;
+    }
+    struct craft_node *node = c.nodes[L];
+    enum { N = 6, BIG = 64 };
+    struct craft_future *fs[BIG];
+    uint64_t one = 1;
+    craft_batch_begin(node);
+    for (int i = 0; i < N; i++)
+        fs[i] = craft_apply(node, &one, sizeof one, 1000);
+    bool any_done = false;
+    for (int i = 0; i < N; i++)
+        any_done = any_done || craft_future_done(fs[i]);
+    CHECK(!any_done); /* held by this thread until the batch ends */
+    craft_batch_end(node);
+    uint64_t last = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t index = 0;
+        CHECK(rc_wait_release(fs[i], WAIT_MS, &index) == CRAFT_OK);
+        CHECK(index > last); /* submission order is log order */
+        last = index;
+    }
+    /* A wait inside a batch hands the held requests over instead of waiting forever. */
+    craft_batch_begin(node);
+    struct craft_future *f = craft_apply(node, &one, sizeof one, 1000);
+    CHECK(craft_future_wait(f, WAIT_MS) == CRAFT_OK);
+    craft_future_release(f);
+    /* A call that is not batched goes after the held ones. */
+    f = craft_apply(node, &one, sizeof one, 1000);
+    struct craft_future *b = craft_barrier(node);
+    CHECK(craft_future_wait(b, WAIT_MS) == CRAFT_OK);
+    CHECK(craft_future_wait(f, WAIT_MS) == CRAFT_OK);
+    CHECK(craft_future_index(f) <= craft_future_index(b));
+    craft_future_release(b);
+    craft_future_release(f);
+    craft_batch_end(node);
+    /* More than the queue holds (queue_max 8): what does not fit fails, as a suffix. */
+    craft_batch_begin(node);
+    for (int i = 0; i < BIG; i++)
+        fs[i] = craft_apply(node, &one, sizeof one, 1000);
+    craft_batch_end(node);
+    int ok = 0, timeouts = 0;
+    bool monotone = true;
+    for (int i = 0; i < BIG; i++) {
+        int rc = rc_wait_release(fs[i], WAIT_MS, NULL);
+        if (rc == CRAFT_OK) {
+            monotone = monotone && timeouts == 0;
+            ok++;
+        } else {
+            CHECK(rc == CRAFT_ETIMEOUT);
+            timeouts++;
+        }
+    }
+    CHECK(monotone);
+    CHECK(timeouts >= BIG - 8);
+    CHECK(rc_wait_total(&c, (uint64_t)(N + 2 + ok), WAIT_MS));
+    rc_destroy(&c);
+}
+
+RC_CASES_MEM_TCP(batch)
+
 /* ---- membership ---- */
 
 /* A node that says it leads (nodes outside the configuration need not agree), or 0. */
@@ -1028,5 +1108,6 @@ int main(void)
     RC_RUN_MEM_TCP(snapshot_now);
     RC_RUN_MEM_TCP(observer);
     RC_RUN_MEM_TCP(notify);
+    RC_RUN_MEM_TCP(batch);
     return unit_finish();
 }

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -39,6 +40,7 @@ struct node {
 };
 
 static struct node nodes[N_MAX];
+static bool g_driven; /* node_start makes driven transports */
 
 /* Message: u64 seq | u8 tag | filler (seq + i), length 9 + seq % 200. */
 static size_t make_msg(uint8_t *buf, uint64_t seq, uint8_t tag)
@@ -200,6 +202,7 @@ static bool node_start(struct node *n, size_t n_nodes, uint16_t listen_port,
         .recv = on_recv,
         .recv_ctx = n,
         .log = on_log,
+        .driven = g_driven,
     };
     int err;
     n->t = craft_tcp_transport_create(&cfg, &err);
@@ -657,6 +660,84 @@ static void test_shutdown_in_flight(void)
     node_destroy(&nodes[3]);
 }
 
+/* ---- case: driven transports (no thread of their own), as the runtime's loop runs them ---- */
+
+struct driver {
+    struct node *n;
+    uint64_t peer;
+    uint64_t count; /* messages to send from the owner thread, 100 per round */
+    atomic_bool stop;
+    int n_errors;
+};
+
+/* The owner: rounds of poll, sends made on this thread (no wake-up), flush. */
+static void *driver_main(void *arg)
+{
+    struct driver *d = arg;
+    uint8_t buf[256];
+    uint64_t seq = 0;
+    uint64_t deadline = mono_ms() + WAIT_MS;
+    while (!atomic_load(&d->stop) && mono_ms() < deadline) {
+        craft_tcp_transport_poll(d->n->t, seq < d->count ? 0 : 50);
+        for (int i = 0; i < 100 && seq < d->count; i++, seq++) {
+            size_t len = make_msg(buf, seq, 0);
+            if (send_retry(d->n->t, d->peer, buf, len) != CRAFT_OK) {
+                d->n_errors++;
+            }
+        }
+        craft_tcp_transport_flush(d->n->t);
+    }
+    return NULL;
+}
+
+static bool tag1_received(void *arg)
+{
+    struct want *w = arg;
+    return tag_count(&nodes[2], 1, 1) >= w->count;
+}
+
+static void test_driven(void)
+{
+    g_driven = true;
+    for (uint64_t i = 1; i <= 2; i++) {
+        node_reset(&nodes[i], i, false);
+    }
+    for (uint64_t i = 1; i <= 2; i++) {
+        CHECK(node_start(&nodes[i], 2, 0, 64 << 10));
+    }
+    g_driven = false;
+    publish_ports(2);
+    struct driver d[3];
+    pthread_t th[3];
+    for (uint64_t i = 1; i <= 2; i++) {
+        d[i] = (struct driver){.n = &nodes[i], .peer = 3 - i, .count = N_MSGS};
+        atomic_init(&d[i].stop, false);
+        CHECK(pthread_create(&th[i], NULL, driver_main, &d[i]) == 0);
+    }
+    struct want w = {2, N_MSGS};
+    CHECK(wait_for(all_received, &w));
+    /* Another thread's sends wake the owner's poll and go out from it. */
+    uint8_t buf[256];
+    for (uint64_t seq = N_MSGS; seq < N_MSGS + 100; seq++) {
+        size_t len = make_msg(buf, seq, 1);
+        CHECK(send_retry(nodes[1].t, 2, buf, len) == CRAFT_OK);
+    }
+    struct want w1 = {2, 100};
+    CHECK(wait_for(tag1_received, &w1));
+    for (uint64_t i = 1; i <= 2; i++) {
+        atomic_store(&d[i].stop, true);
+        pthread_join(th[i], NULL);
+        CHECK(d[i].n_errors == 0);
+        pthread_mutex_lock(&nodes[i].mu);
+        CHECK(nodes[i].n_order_err == 0);
+        CHECK(nodes[i].n_content_err == 0);
+        pthread_mutex_unlock(&nodes[i].mu);
+    }
+    for (uint64_t i = 1; i <= 2; i++) {
+        node_destroy(&nodes[i]); /* close from a thread that is not the owner */
+    }
+}
+
 int main(void)
 {
     memset(nodes, 0, sizeof(nodes));
@@ -666,5 +747,6 @@ int main(void)
     run_case("refusals", test_refusals);
     run_case("bad_frames", test_bad_frames);
     run_case("shutdown_in_flight", test_shutdown_in_flight);
+    run_case("driven", test_driven);
     return unit_finish();
 }
