@@ -229,6 +229,11 @@ struct craft_node {
     bool snapshot_running;
     uint64_t since_snap_entries, since_snap_bytes;
     uint64_t disk_submitted_seq, disk_done_seq;
+    /* Jobs the loop queued for the disk thread, and jobs that thread finished (its last
+     * touch of the stores for them happens before the release increment): equal means
+     * the disk thread holds no store, and the loop may write a batch itself. */
+    uint64_t disk_jobs_pushed;
+    atomic_uint_fast64_t disk_jobs_finished;
     uint64_t disk_oldest_ms; /* submit time of the oldest unfinished disk job (0: none) */
     enum craft_role last_role;
     uint64_t last_leader;
@@ -281,6 +286,9 @@ int rt_storage_recover(struct craft_node *n, struct craft_core_restore *r,
                        struct craft_wal_entries *hold, char *errbuf, size_t cap);
 void rt_storage_close(struct craft_node *n);
 void *rt_disk_main(void *arg);
+/* The loop thread writes batch b (no snapshot chunk) itself, durably, while the disk
+ * thread is idle (disk_jobs_pushed == disk_jobs_finished). Returns 0 or the store's error. */
+int rt_disk_write_now(struct craft_node *n, const struct craft_batch *b);
 void rt_disk_job_free(struct rt_disk_job *j);
 
 /* fsm.c */

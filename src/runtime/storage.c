@@ -387,6 +387,25 @@ static int write_special(struct craft_node *n, const struct rt_disk_job *j)
     return rc;
 }
 
+int rt_disk_write_now(struct craft_node *n, const struct craft_batch *b)
+{
+    CRAFT_ASSERT(!b->has_snap_chunk);
+    CRAFT_ASSERT(n->disk_jobs_pushed == atomic_load_explicit(&n->disk_jobs_finished,
+                                                             memory_order_acquire));
+    int rc = CRAFT_OK;
+    if (b->has_hard_state) {
+        rc = hs_put(n, &b->hs);
+        atomic_fetch_add(&n->n_disk_syncs, 1);
+    }
+    if (rc == CRAFT_OK && (b->truncate_from != 0 || b->n_entries > 0)) {
+        rc = log_write(n, b->truncate_from, b->entries, b->n_entries);
+        atomic_fetch_add(&n->n_disk_writes, 1);
+        atomic_fetch_add(&n->n_disk_syncs, 1);
+        atomic_fetch_add(&n->n_entries_written, b->n_entries);
+    }
+    return rc;
+}
+
 static void post_persisted(struct craft_node *n, uint64_t seq, int err)
 {
     struct rt_req *r = rt_req_new(REQ_PERSISTED, NULL, 0);
@@ -424,11 +443,12 @@ void *rt_disk_main(void *arg)
         if (it == NULL) {
             break; /* closed and drained */
         }
-        uint64_t done_seq = 0;
+        uint64_t done_seq = 0, jobs = 0;
         struct rt_disk_job *kept = NULL; /* jobs in the group, freed after its write */
         while (it != NULL) {
             struct rt_disk_job *j = (struct rt_disk_job *)it;
             it = it->next;
+            jobs++;
             int rc = failed;
             if (rc != CRAFT_OK) {
                 rt_disk_job_free(j);
@@ -458,6 +478,8 @@ void *rt_disk_main(void *arg)
         if (failed == CRAFT_OK && rc != CRAFT_OK) {
             failed = rc;
         }
+        /* Done with the stores for these jobs (the loop may write while none is queued). */
+        atomic_fetch_add_explicit(&n->disk_jobs_finished, jobs, memory_order_release);
         if (failed != CRAFT_OK) {
             rt_fail(n, failed, "disk write");
             /* Drain and drop the rest: nothing more is acknowledged. */
