@@ -14,7 +14,9 @@ CC ?= cc
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Iinclude -MMD -MP
-LDLIBS := -lm -lz -llmdb
+# libcraft needs zlib (checksums) only; libcraftkv adds LMDB.
+LDLIBS := -lm -lz
+KV_LDLIBS := -llmdb $(LDLIBS)
 
 ifeq ($(BUILD),release)
 OUT ?= build
@@ -36,11 +38,16 @@ endif
 CFLAGS_ALL := $(BASE_CFLAGS) $(VFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(VFLAGS) $(LDFLAGS)
 
-LIB_SRCS := $(wildcard src/base/*.c src/core/*.c src/codec/*.c src/storage/*.c src/transport/*.c src/runtime/*.c src/kv/*.c)
+# Two libraries: libcraft (the Raft library an application embeds: no LMDB, no server) and
+# libcraftkv (craftkv's state machine, stores, RESP server and client, on libcraft).
+LIB_SRCS := $(wildcard src/base/*.c src/core/*.c src/codec/*.c src/storage/*.c src/transport/*.c src/runtime/*.c)
+KV_SRCS := $(wildcard src/kv/*.c)
 SIM_SRCS := $(wildcard src/sim/*.c tests/sim/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(OUT)/obj/%.o)
+KV_OBJS := $(KV_SRCS:%.c=$(OUT)/obj/%.o)
 SIM_OBJS := $(SIM_SRCS:%.c=$(OUT)/obj/%.o)
 LIB := $(OUT)/lib/libcraft.a
+KVLIB := $(OUT)/lib/libcraftkv.a
 SIMLIB := $(OUT)/lib/libcraftsim.a
 
 TOOLS := craft-sim craft-log craftkv craftkv-check
@@ -69,7 +76,16 @@ $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+# Examples are what an application writes: public headers only (-Iinclude, no -Isrc).
+$(OUT)/obj/examples/%.o: examples/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Isrc,$(CFLAGS_ALL)) -c $< -o $@
+
 $(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(KVLIB): $(KV_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -77,37 +93,43 @@ $(SIMLIB): $(SIM_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(OUT)/bin/craft-sim: $(OUT)/obj/tools/craft_sim.o $(SIMLIB) $(LIB)
+$(OUT)/bin/craft-sim: $(OUT)/obj/tools/craft_sim.o $(SIMLIB) $(KVLIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(KV_LDLIBS)
 
 $(OUT)/bin/craft-log: $(OUT)/obj/tools/craft_log.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
 
-$(OUT)/bin/craftkv: $(OUT)/obj/tools/craftkv.o $(LIB)
+$(OUT)/bin/craftkv: $(OUT)/obj/tools/craftkv.o $(KVLIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(KV_LDLIBS)
 
-$(OUT)/bin/craftkv-check: $(OUT)/obj/tools/craftkv_check.o $(SIMLIB) $(LIB)
+$(OUT)/bin/craftkv-check: $(OUT)/obj/tools/craftkv_check.o $(SIMLIB) $(KVLIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(KV_LDLIBS)
 
-$(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(SIMLIB) $(LIB)
+$(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(SIMLIB) $(KVLIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(KV_LDLIBS)
 
-$(OUT)/bench/%: $(OUT)/obj/bench/%.o $(SIMLIB) $(LIB)
+$(OUT)/bench/%: $(OUT)/obj/bench/%.o $(SIMLIB) $(KVLIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(KV_LDLIBS)
+
+# An example that embeds libcraft alone links no LMDB: the proof that the library does not
+# pull craftkv in. The client example uses libcraftkv's C client.
+$(OUT)/examples/kv_client_demo: $(OUT)/obj/examples/kv_client_demo.o $(KVLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(KV_LDLIBS)
 
 $(OUT)/examples/%: $(OUT)/obj/examples/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) $^ -o $@ $(LDLIBS)
 
-$(OUT)/fuzz/%: $(OUT)/obj/tests/fuzz/%.o $(LIB)
+$(OUT)/fuzz/%: $(OUT)/obj/tests/fuzz/%.o $(KVLIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+	$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer $^ -o $@ $(KV_LDLIBS)
 
 deps:
 	./scripts/deps.sh

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/core.h" /* struct craft_conf, craft_role, enum craft_err (base/err.h) */
+#include "craft_base.h" /* enum craft_err, roles, struct craft_conf, peer progress */
 
 /* ---- servers and addresses ---- */
 

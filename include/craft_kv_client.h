@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/err.h" /* enum craft_err, craft_strerror */
+#include "craft_base.h" /* enum craft_err, craft_strerror */
 
 /* Returned by the typed helpers (get, set, del, incrby) when the server answered with an
  * error reply (e.g. WRONGTYPE, "ERR value is not an integer"); its text is in

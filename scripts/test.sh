@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (`make test`, `./dev test`, CI): builds every variant and runs every test.
 #
-#   a. release build            (make -j2)
+#   a. release build            (make -j2); each public header compiles with -Iinclude alone
 #   b. unit tests               (build/tests/test_*)
 #   c. simulator scenarios      (craft-sim run all, seeds 1-200)
 #   d. ASan+UBSan build, its unit tests and scenarios (seeds 1-20)
@@ -184,6 +184,11 @@ total_start=$SECONDS
 step "a. release build"
 release_ok=1
 build release || release_ok=0
+# Public headers stand alone: each compiles with -Iinclude and nothing from src/.
+for h in include/*.h; do
+    run_case "public header $h compiles with -Iinclude alone" \
+        cc -std=c11 -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c "$h"
+done
 step_done
 
 step "b. unit tests (release)"

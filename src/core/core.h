@@ -28,20 +28,8 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "craft_base.h" /* ids, roles, configurations, peer progress */
 
-/* Node ids are non-zero; 0 means "none". */
-#define CRAFT_NONE 0ULL
-/* The largest number of nodes (voters, outgoing voters and learners together) a
- * configuration can name. */
-#define CRAFT_CONF_NODES_MAX 32
-
-enum craft_role {
-    CRAFT_FOLLOWER = 1,
-    CRAFT_PRECANDIDATE,
-    CRAFT_CANDIDATE,
-    CRAFT_LEADER,
-};
-const char *craft_role_name(enum craft_role role);
 
 enum craft_entry_type {
     CRAFT_ENTRY_NORMAL = 1, /* an application command */
@@ -57,23 +45,6 @@ struct craft_entry {
     const uint8_t *data; /* len bytes; NULL when len is 0 */
 };
 
-/* A cluster configuration, ready for joint consensus: while `n_voters_outgoing` is non-zero
- * the configuration is joint and decisions need a majority of `voters` and a majority of
- * `voters_outgoing`. Learners receive the log but never vote or count. Ids are unique within
- * each list; a node is a voter (incoming or outgoing) or a learner, never both.
- * `learners_next` (joint only) names outgoing voters that become learners when the joint
- * configuration is left (a demotion inside a joint change); they are in voters_outgoing
- * and in neither voters nor learners. */
-struct craft_conf {
-    uint32_t n_voters;
-    uint32_t n_voters_outgoing;
-    uint32_t n_learners;
-    uint32_t n_learners_next;
-    uint64_t voters[CRAFT_CONF_NODES_MAX];
-    uint64_t voters_outgoing[CRAFT_CONF_NODES_MAX];
-    uint64_t learners[CRAFT_CONF_NODES_MAX];
-    uint64_t learners_next[CRAFT_CONF_NODES_MAX];
-};
 
 /* ---- the configuration encoding (the payload of CONF entries; also in snapshot metadata) ----
  * Layout (little-endian): u8 n_voters, u8 n_voters_outgoing, u8 n_learners, u8
@@ -371,16 +342,6 @@ struct craft_core_status {
     uint32_t pending_reads;
 };
 
-/* One peer's replication state, as the leader sees it. */
-struct craft_peer_status {
-    uint64_t id;
-    bool is_learner;
-    uint8_t state; /* 1 probe, 2 replicate, 3 snapshot */
-    uint64_t match, next;
-    bool recent_active;
-    uint32_t inflight_msgs;
-    uint64_t inflight_bytes;
-};
 
 /* Fills up to cap peers (leader only; returns 0 on other roles) and returns how many. */
 size_t craft_core_peers(const struct craft_core *core, struct craft_peer_status *peers, size_t cap);
