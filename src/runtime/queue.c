@@ -45,9 +45,32 @@ void rt_queue_destroy(struct rt_queue *q)
     pthread_cond_destroy(&q->room);
 }
 
-bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_t deadline_ms)
+/* Links it at the tail; called with q->mu held. */
+static void append_locked(struct rt_queue *q, struct rt_item *it)
 {
     it->next = NULL;
+    if (q->tail != NULL) {
+        q->tail->next = it;
+    } else {
+        q->head = it;
+    }
+    q->tail = it;
+    q->len++;
+}
+
+/* Wakes a sleeping consumer (called without the mutex). Only a sleeping one: a busy one
+ * takes the items on its next pass, and skipping the wake keeps a hot producer cheap. */
+static void wake_consumer(struct rt_queue *q)
+{
+    if (q->notify != NULL) {
+        q->notify(q->notify_ctx);
+    } else {
+        pthread_cond_signal(&q->cv);
+    }
+}
+
+bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_t deadline_ms)
+{
     pthread_mutex_lock(&q->mu);
     while (bounded && q->max != 0 && q->len >= q->max && !q->closed) {
         if (deadline_ms == 0 || rt_now_ms() >= deadline_ms) {
@@ -62,23 +85,11 @@ bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_
         pthread_mutex_unlock(&q->mu);
         return false;
     }
-    if (q->tail != NULL) {
-        q->tail->next = it;
-    } else {
-        q->head = it;
-    }
-    q->tail = it;
-    q->len++;
-    /* Signal only a sleeping consumer: a busy one takes the item on its next pass, and
-     * skipping the futex wake keeps a hot producer cheap. */
+    append_locked(q, it);
     bool wake = q->waiting;
     pthread_mutex_unlock(&q->mu);
     if (wake) {
-        if (q->notify != NULL) {
-            q->notify(q->notify_ctx);
-        } else {
-            pthread_cond_signal(&q->cv);
-        }
+        wake_consumer(q);
     }
     return true;
 }
@@ -86,31 +97,16 @@ bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_
 struct rt_item *rt_queue_push_list(struct rt_queue *q, struct rt_item *head, bool bounded)
 {
     pthread_mutex_lock(&q->mu);
-    if (q->closed) {
-        pthread_mutex_unlock(&q->mu);
-        return head;
-    }
     struct rt_item *it = head;
-    while (it != NULL && !(bounded && q->max != 0 && q->len >= q->max)) {
+    while (!q->closed && it != NULL && !(bounded && q->max != 0 && q->len >= q->max)) {
         struct rt_item *next = it->next;
-        it->next = NULL;
-        if (q->tail != NULL) {
-            q->tail->next = it;
-        } else {
-            q->head = it;
-        }
-        q->tail = it;
-        q->len++;
+        append_locked(q, it);
         it = next;
     }
     bool wake = q->waiting && it != head;
     pthread_mutex_unlock(&q->mu);
     if (wake) {
-        if (q->notify != NULL) {
-            q->notify(q->notify_ctx);
-        } else {
-            pthread_cond_signal(&q->cv);
-        }
+        wake_consumer(q);
     }
     return it;
 }
@@ -157,7 +153,7 @@ void rt_queue_close(struct rt_queue *q)
     pthread_cond_broadcast(&q->cv);
     pthread_cond_broadcast(&q->room);
     if (q->notify != NULL) {
-        q->notify(q->notify_ctx);
+        q->notify(q->notify_ctx); /* the consumer sleeps in its transport's poll */
     }
 }
 
