@@ -565,8 +565,7 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
             craftkv_reply_notleader(s, out);
             return;
         }
-        uint64_t leader = craft_leader(s->node, NULL, 0);
-        const char *a = leader && leader != s->opts.id ? craftkv_client_addr(s, leader) : NULL;
+        const char *a = craftkv_leader_addr(s, NULL);
         if (a) {
             char addr[CRAFTKV_ADDR_MAX];
             snprintf(addr, sizeof addr, "%s", a);

@@ -37,20 +37,12 @@ static void read_done(void *ctx)
     craftkv_done_push(s, NULL); /* a wake-up only */
 }
 
-static bool is_session_error(const struct craft_kv_result *res)
-{
-    return res->type == CRAFT_KV_RES_ERR &&
-           strcmp((const char *)res->data, CRAFT_KV_ERR_SESSION) == 0;
-}
-
 /* Proposes SESSION_OPEN (idempotent) for session; false if it could not be proposed. Its
  * outcome shows in the results of the writes proposed after it. */
 static bool open_session(struct craftkv_server *s, uint64_t session)
 {
-    struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = session,
-                                .now_ms = craftkv_now_ms()};
     struct craft_future *f = NULL;
-    if (craftkv_propose_start(s, &open, 0, &f) != CRAFT_OK)
+    if (craftkv_propose_session_open(s, session, 0, &f) != CRAFT_OK)
         return false;
     craft_future_release(f);
     return true;
@@ -89,14 +81,9 @@ static int submit_writes(struct craftkv_server *s, struct craftkv_task *head)
             t->retry = true;
             continue;
         }
-        struct craft_kv_cmd c = {0};
-        uint64_t now = craftkv_now_ms();
-        if (!t->def->write(t->argc, t->argv, now, &c, items, &t->out))
+        struct craft_kv_cmd c;
+        if (!craftkv_task_command(t, craftkv_now_ms(), &c, items, &t->out))
             continue; /* a syntax error: answered, nothing proposed */
-        c.session = t->session;
-        c.seq = t->seq;
-        c.ack = t->ack;
-        c.now_ms = now;
         struct craft_future *f = NULL;
         if (craftkv_propose_start(s, &c, 0, &f) != CRAFT_OK) {
             t->out.len = 0;
@@ -123,7 +110,7 @@ bool craftkv_async_collect(struct craftkv_server *s, struct craftkv_task *head)
         if (t->fut) {
             int rc = craft_future_wait(t->fut, 0);
             struct craft_kv_result *res = rc == CRAFT_OK ? craft_future_result(t->fut) : NULL;
-            if (res && !is_session_error(res))
+            if (res && !craftkv_is_session_error(res))
                 craftkv_put_result(&t->out, res);
             else
                 t->retry = true;

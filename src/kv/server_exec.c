@@ -185,29 +185,6 @@ static int propose_start(struct craftkv_server *s, const struct craft_kv_cmd *c,
     return craftkv_propose_start(s, c, now < deadline ? (uint32_t)(deadline - now) : 1, f);
 }
 
-int craftkv_propose_start(struct craftkv_server *s, const struct craft_kv_cmd *c,
-                          uint32_t queue_timeout_ms, struct craft_future **f)
-{
-    *f = NULL;
-    size_t size = craft_kv_cmd_size(c);
-    if (size == 0)
-        return CRAFT_EINVAL;
-    uint8_t stack[512];
-    uint8_t *buf = size <= sizeof stack ? stack : malloc(size);
-    if (!buf)
-        return CRAFT_ENOMEM;
-    size_t len;
-    int rc = craft_kv_cmd_encode(c, buf, size, &len);
-    if (rc == CRAFT_OK) {
-        *f = craft_apply(s->node, buf, (uint32_t)len, queue_timeout_ms);
-        if (!*f)
-            rc = CRAFT_ENOMEM;
-    }
-    if (buf != stack)
-        free(buf);
-    return rc;
-}
-
 /* Waits for a proposal; returns the future's code and *res its result; releases f. */
 static int propose_finish(struct craftkv_server *s, struct craft_future *f, uint64_t deadline,
                           struct craft_kv_result **res)
@@ -228,6 +205,21 @@ static int propose(struct craftkv_server *s, const struct craft_kv_cmd *c, uint6
     *res = NULL;
     int rc = propose_start(s, c, deadline, &f);
     return rc == CRAFT_OK ? propose_finish(s, f, deadline, res) : rc;
+}
+
+/* Opens session on the leader and waits for it: the outcome's code. */
+static int open_session(struct craftkv_server *s, uint64_t session, uint64_t deadline)
+{
+    struct craft_future *f;
+    uint64_t now = craftkv_mono_ms();
+    int rc = craftkv_propose_session_open(s, session,
+                                          now < deadline ? (uint32_t)(deadline - now) : 1, &f);
+    struct craft_kv_result *res = NULL;
+    if (rc == CRAFT_OK)
+        rc = propose_finish(s, f, deadline, &res);
+    if (res)
+        craft_kv_result_free(res);
+    return rc;
 }
 
 static bool retryable(int rc)
@@ -254,35 +246,23 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
             struct craft_kv_result *res = NULL;
             int rc;
             if (need_open) {
-                struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN,
-                                            .session = t->session,
-                                            .now_ms = craftkv_now_ms()};
-                rc = propose(s, &open, deadline, &res);
-                if (res)
-                    craft_kv_result_free(res);
-                if (rc != CRAFT_OK) {
+                if (open_session(s, t->session, deadline) != CRAFT_OK) {
                     craftkv_nap(20);
                     continue;
                 }
                 need_open = false;
             }
-            struct craft_kv_cmd c = {0};
-            uint64_t now = craftkv_now_ms();
+            struct craft_kv_cmd c;
             t->out.len = 0;
-            if (!t->def->write(t->argc, t->argv, now, &c, items, &t->out))
+            if (!craftkv_task_command(t, craftkv_now_ms(), &c, items, &t->out))
                 break; /* a syntax error: nothing proposed */
-            c.session = t->session;
-            c.seq = t->seq;
-            c.ack = t->ack;
-            c.now_ms = now;
             rc = propose(s, &c, deadline, &res);
             if (rc == CRAFT_OK) {
                 if (!res) {
                     craft_resp_append_error(&t->out, "ERR no result");
                     break;
                 }
-                if (res->type == CRAFT_KV_RES_ERR &&
-                    strcmp((const char *)res->data, CRAFT_KV_ERR_SESSION) == 0) {
+                if (craftkv_is_session_error(res)) {
                     craft_kv_result_free(res);
                     need_open = true; /* new here, or expired: open it and send again */
                     continue;
@@ -313,9 +293,8 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
             craftkv_reply_notleader(s, &t->out);
             break;
         }
-        uint64_t leader = craft_leader(s->node, NULL, 0);
-        const char *addr = leader ? craftkv_client_addr(s, leader) : NULL;
-        if (!addr || leader == s->opts.id) {
+        const char *addr = craftkv_leader_addr(s, NULL);
+        if (!addr) {
             craftkv_nap(50);
             continue;
         }
@@ -332,13 +311,6 @@ static void exec_write(struct craftkv_server *s, struct craftkv_task *t, uint64_
         craftkv_nap(50);
     }
     free(items);
-}
-
-void craftkv_reply_notleader(struct craftkv_server *s, struct craft_resp_buf *out)
-{
-    uint64_t leader = craft_leader(s->node, NULL, 0);
-    const char *addr = leader && leader != s->opts.id ? craftkv_client_addr(s, leader) : NULL;
-    craft_resp_append_errorf(out, "%s %s", CRAFTKV_ERR_NOTLEADER, addr ? addr : "?");
 }
 
 /* The fast path for a batch of pipelined writes on the leader: every command is proposed
@@ -369,16 +341,8 @@ static bool exec_writes_leader(struct craftkv_server *s, struct craftkv_task *he
         free(items);
         return false;
     }
-    if (!head->forwarded && head->open_session) {
-        struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = head->session,
-                                    .now_ms = craftkv_now_ms()};
-        struct craft_kv_result *res = NULL;
-        int rc = propose(s, &open, deadline, &res);
-        if (res)
-            craft_kv_result_free(res);
-        if (rc == CRAFT_OK)
-            head->open_session = false;
-    }
+    if (!head->forwarded && head->open_session && open_session(s, head->session, deadline) == CRAFT_OK)
+        head->open_session = false;
     size_t i = 0;
     bool stop = head->open_session; /* could not open it: all go the slow way */
     for (struct craftkv_task *t = head; t; t = t->chain, i++) {
@@ -386,16 +350,11 @@ static bool exec_writes_leader(struct craftkv_server *s, struct craftkv_task *he
             state[i] = 2;
             continue;
         }
-        struct craft_kv_cmd c = {0};
-        uint64_t now = craftkv_now_ms();
-        if (!t->def->write(t->argc, t->argv, now, &c, items, &t->out)) {
+        struct craft_kv_cmd c;
+        if (!craftkv_task_command(t, craftkv_now_ms(), &c, items, &t->out)) {
             state[i] = 0; /* a syntax error: answered, nothing proposed */
             continue;
         }
-        c.session = t->session;
-        c.seq = t->seq;
-        c.ack = t->ack;
-        c.now_ms = now;
         int rc = propose_start(s, &c, deadline, &futs[i]);
         if (rc == CRAFT_OK) {
             state[i] = 1;
@@ -413,9 +372,7 @@ static bool exec_writes_leader(struct craftkv_server *s, struct craftkv_task *he
             continue;
         struct craft_kv_result *res;
         int rc = propose_finish(s, futs[i], deadline, &res);
-        if (rc == CRAFT_OK && res &&
-            !(res->type == CRAFT_KV_RES_ERR &&
-              strcmp((const char *)res->data, CRAFT_KV_ERR_SESSION) == 0)) {
+        if (rc == CRAFT_OK && res && !craftkv_is_session_error(res)) {
             craftkv_put_result(&t->out, res);
             state[i] = 0;
         } else {

@@ -158,21 +158,13 @@ static int fwd_encode(struct craft_resp_buf *out, const struct craftkv_task *t)
     return 0;
 }
 
-/* The client address of the leader if another node leads, else NULL; *leader its id (0:
- * none known). */
-static const char *leader_addr(struct craftkv_server *s, uint64_t *leader)
-{
-    *leader = craft_leader(s->node, NULL, 0);
-    return *leader && *leader != s->opts.id ? craftkv_client_addr(s, *leader) : NULL;
-}
-
 int craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head)
 {
     struct craftkv_fwd *f = &s->fwd;
     if (head->forwarded)
         return CRAFTKV_ASYNC_DECLINED; /* never forwarded twice */
     uint64_t leader;
-    const char *addr = leader_addr(s, &leader);
+    const char *addr = craftkv_leader_addr(s, &leader);
     if (!addr)
         return CRAFTKV_ASYNC_DECLINED; /* no leader known: a worker waits for one */
     if (f->fd >= 0 && strcmp(f->addr, addr) != 0)
@@ -311,7 +303,7 @@ void craftkv_fwd_tick(struct craftkv_server *s)
     if (f->fd < 0 || !f->q_head)
         return;
     uint64_t leader;
-    const char *addr = leader_addr(s, &leader);
+    const char *addr = craftkv_leader_addr(s, &leader);
     bool moved = leader != 0 && (!addr || strcmp(addr, f->addr) != 0);
     bool silent = craftkv_mono_ms() - f->progress_ms > s->opts.timeout_ms / 2;
     /* Without this, commands sent to a leader that was paused or failed waited for its

@@ -175,10 +175,26 @@ void craftkv_nap(uint32_t ms);
 int craftkv_wait_future(struct craftkv_server *s, struct craft_future *f, uint64_t deadline);
 /* server_exec.c: a command's result as a RESP reply. */
 void craftkv_put_result(struct craft_resp_buf *out, const struct craft_kv_result *res);
-/* server_exec.c: encodes c and craft_apply's it (waiting up to queue_timeout_ms for room in
- * the node's queue). 0 with *f, or an error (nothing proposed). */
+/* server_write.c, the steps every write path shares:
+ * craftkv_task_command builds t's command (session, seq, ack, time) into *c, items its
+ * scratch (argc + 1 entries); false on a syntax error, answered in out (nothing to propose).
+ * craftkv_propose_start encodes c and craft_apply's it (waiting up to queue_timeout_ms for
+ * room in the node's queue): 0 with *f, or an error (nothing proposed).
+ * craftkv_propose_session_open proposes SESSION_OPEN for session (idempotent: reopening a
+ * live session changes nothing), as craftkv_propose_start.
+ * craftkv_is_session_error: the state machine's "unknown session" answer (a new or expired
+ * session: open it and send the write again with the same seq).
+ * craftkv_leader_addr: the leader's client address if another node leads, else NULL;
+ * *leader (if not NULL) its id, 0 if none is known.
+ * craftkv_reply_notleader: -CRAFTNOTLEADER with the leader's client address ("?" if none). */
+bool craftkv_task_command(const struct craftkv_task *t, uint64_t now, struct craft_kv_cmd *c,
+                          struct craft_kv_bytes *items, struct craft_resp_buf *out);
 int craftkv_propose_start(struct craftkv_server *s, const struct craft_kv_cmd *c,
                           uint32_t queue_timeout_ms, struct craft_future **f);
+int craftkv_propose_session_open(struct craftkv_server *s, uint64_t session,
+                                 uint32_t queue_timeout_ms, struct craft_future **f);
+bool craftkv_is_session_error(const struct craft_kv_result *res);
+const char *craftkv_leader_addr(struct craftkv_server *s, uint64_t *leader);
 
 /* server_async.c */
 enum craftkv_async_outcome {
