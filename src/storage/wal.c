@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "storage/fs_util.h"
 #include "storage/wal_internal.h"
 #include "storage/wal_record.h"
 
@@ -190,37 +191,13 @@ static int wal_seg_create(struct craft_wal *w, uint64_t seq, uint64_t first)
     craft_wal_seg_path(w, seq, first, true, tmp, sizeof(tmp));
     craft_wal_seg_path(w, seq, first, false, path, sizeof(path));
     struct craft_fs *fs = w->fs;
-    int fd;
-    int err = fs->open(fs, tmp, CRAFT_FS_CREATE, &fd);
-    if (err != 0) {
-        return craft_wal_fail(w, err, "%s: create: %s", tmp, craft_strerror(err));
-    }
     uint8_t hdr[CRAFT_WAL_SEGMENT_HEADER_BYTES];
     craft_wal_seg_header_encode(hdr, seq, first);
-    const char *what = "truncate";
-    err = fs->ftruncate(fs, fd, 0);
-    if (err == 0) {
-        what = "preallocate";
-        err = fs->fallocate(fs, fd, 0, w->cfg.segment_bytes);
-    }
-    if (err == 0) {
-        what = "write header";
-        err = fs->pwrite(fs, fd, hdr, sizeof(hdr), 0);
-    }
-    if (err == 0) {
-        what = "fdatasync";
-        err = fs->fdatasync(fs, fd);
-    }
-    if (err == 0) {
-        what = "rename";
-        err = fs->rename(fs, tmp, path);
-    }
-    if (err == 0) {
-        what = "fsync_dir";
-        err = fs->fsync_dir(fs, w->dir);
-    }
+    int fd;
+    const char *what;
+    int err = craft_fs_create_durable(fs, w->dir, tmp, path, w->cfg.segment_bytes, hdr,
+                                      sizeof(hdr), &fd, &what);
     if (err != 0) {
-        (void)fs->close(fs, fd);
         return craft_wal_fail(w, err, "%s: %s: %s", tmp, what, craft_strerror(err));
     }
     struct wal_seg seg = {.seq = seq, .first = first, .size = w->cfg.segment_bytes, .fd = fd};

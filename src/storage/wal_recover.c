@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "storage/segfile.h"
 #include "storage/wal_internal.h"
 #include "storage/wal_record.h"
 
@@ -22,29 +23,10 @@ struct listing {
     size_t n_tmps, cap_tmps;
 };
 
-static bool parse_hex16(const char *s, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = s[i];
-        int d;
-        if (c >= '0' && c <= '9') {
-            d = c - '0';
-        } else if (c >= 'a' && c <= 'f') {
-            d = c - 'a' + 10;
-        } else {
-            return false;
-        }
-        x = (x << 4) | (uint64_t)d;
-    }
-    *v = x;
-    return true;
-}
-
 static bool parse_seg_name(const char *name, size_t len, struct seg_name *out)
 {
     return len == SEG_NAME_LEN && name[16] == '-' && memcmp(name + 33, ".wal", 4) == 0 &&
-           parse_hex16(name, &out->seq) && parse_hex16(name + 17, &out->first);
+           craft_seg_parse_hex16(name, &out->seq) && craft_seg_parse_hex16(name + 17, &out->first);
 }
 
 static int list_one(void *arg, const char *name)
@@ -100,42 +82,17 @@ static int seg_name_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static bool all_zero(const uint8_t *p, uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++) {
-        if (p[i] != 0) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Reads the whole file fd into a new buffer (*size bytes). */
 static int read_all(struct craft_wal *w, int fd, const char *path, uint8_t **buf,
                     uint64_t *size)
 {
-    uint64_t sz;
-    int err = w->fs->file_size(w->fs, fd, &sz);
+    int err = craft_seg_read_all(w->fs, fd, CRAFT_WAL_SEGMENT_HEADER_BYTES, buf, size);
+    if (err == CRAFT_ECORRUPT) {
+        return craft_wal_fail(w, err, "%s: its size is not that of a segment", path);
+    }
     if (err != 0) {
-        return craft_wal_fail(w, err, "%s: size: %s", path, craft_strerror(err));
-    }
-    if (sz < CRAFT_WAL_SEGMENT_HEADER_BYTES || sz > UINT32_MAX) {
-        return craft_wal_fail(w, CRAFT_ECORRUPT,
-                              "%s: size %" PRIu64 " is not that of a segment", path, sz);
-    }
-    uint8_t *b = malloc((size_t)sz);
-    if (b == NULL) {
-        return craft_wal_fail(w, CRAFT_ENOMEM, "%s: out of memory", path);
-    }
-    size_t got;
-    err = w->fs->pread(w->fs, fd, b, (size_t)sz, 0, &got);
-    if (err != 0 || got != sz) {
-        free(b);
-        err = err ? err : CRAFT_EIO;
         return craft_wal_fail(w, err, "%s: read: %s", path, craft_strerror(err));
     }
-    *buf = b;
-    *size = sz;
     return CRAFT_OK;
 }
 
@@ -162,29 +119,15 @@ static int replay(struct craft_wal *w, const struct craft_wal_rec *r, uint64_t s
     return CRAFT_OK;
 }
 
-/* Cuts the torn tail [off, end of non-zero bytes) of the last segment, durably, so that
- * a later torn write cannot be mistaken for this one's leftovers. */
+/* Cuts the torn tail at off of the last segment, durably. */
 static int cut_tail(struct craft_wal *w, struct wal_seg *s, const uint8_t *buf, uint64_t size,
                     uint64_t off, const char *path)
 {
-    uint64_t nz = size;
-    while (nz > off && buf[nz - 1] == 0) {
-        nz--;
-    }
-    uint8_t *zeros = calloc(1, (size_t)(nz - off));
-    if (zeros == NULL) {
-        return craft_wal_fail(w, CRAFT_ENOMEM, "%s: out of memory", path);
-    }
-    int err = w->fs->pwrite(w->fs, s->fd, zeros, (size_t)(nz - off), off);
-    free(zeros);
-    if (err == 0) {
-        err = w->fs->fdatasync(w->fs, s->fd);
-    }
+    int err = craft_seg_cut_tail(w->fs, s->fd, buf, size, off, &w->torn_bytes);
     if (err != 0) {
         return craft_wal_fail(w, err, "%s: cutting the torn tail at offset %" PRIu64 ": %s",
                               path, off, craft_strerror(err));
     }
-    w->torn_bytes = nz - off;
     return CRAFT_OK;
 }
 
@@ -222,7 +165,7 @@ static int scan_segment(struct craft_wal *w, struct wal_seg *s, bool is_last)
         }
         off += r.total;
     }
-    if (off < size && !all_zero(buf + off, size - off)) {
+    if (off < size && !craft_seg_all_zero(buf + off, size - off)) {
         /* Only the last segment can have been cut by a crash: earlier ones were synced
          * whole before the next one was created. */
         if (!is_last) {
@@ -252,25 +195,13 @@ static int scan_segment(struct craft_wal *w, struct wal_seg *s, bool is_last)
     return CRAFT_OK;
 }
 
-static void parent_dir(const char *path, char *buf, size_t cap)
-{
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL) {
-        snprintf(buf, cap, ".");
-    } else if (slash == path) {
-        snprintf(buf, cap, "/");
-    } else {
-        snprintf(buf, cap, "%.*s", (int)(slash - path), path);
-    }
-}
-
 static int wal_recover(struct craft_wal *w)
 {
     struct craft_fs *fs = w->fs;
     char path[4096];
     int err = fs->mkdir(fs, w->dir);
     if (err == 0) {
-        parent_dir(w->dir, path, sizeof(path));
+        craft_seg_parent_dir(w->dir, path, sizeof(path));
         err = fs->fsync_dir(fs, path);
     }
     if (err != 0) {

@@ -1,0 +1,385 @@
+/* The group log (src/storage/glog.h) over the in-memory filesystem: groups interleaved in one
+ * log and read back; truncation and restarts per group; hard states; compaction deleting
+ * segments and keeping what is live (hard states and restart markers written again);
+ * refused writes leaving the log unchanged; a torn tail cut and a flipped bit refused; and
+ * a model-checked random workload with crashes (torn and clean) and reopens, where every
+ * acknowledged write must survive. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/prng.h"
+#include "storage/fs_mem.h"
+#include "storage/glog.h"
+#include "unit.h"
+
+#define DIR "g"
+#define SEG1 "g/0000000000000001.glog"
+#define GROUPS_MAX 6
+#define ENTRIES_MAX 4096
+
+static struct craft_glog_config small_cfg(void)
+{
+    struct craft_glog_config cfg = {.segment_bytes = 4096, .record_bytes_max = 1024};
+    return cfg;
+}
+
+static struct craft_glog *open_ok(struct craft_fs_mem *m, const struct craft_glog_config *cfg)
+{
+    struct craft_glog *l = NULL;
+    char msg[512];
+    int rc = craft_glog_open(craft_fs_mem_fs(m), DIR, cfg, &l, msg, sizeof msg);
+    if (rc != CRAFT_OK)
+        printf("  open: %s (%s)\n", craft_strerror(rc), msg);
+    CHECK(rc == CRAFT_OK);
+    return l;
+}
+
+/* Payload of (group, index, term): deterministic, so reads can be checked. */
+static uint32_t payload(uint64_t group, uint64_t index, uint64_t term, uint8_t *buf)
+{
+    uint32_t len = (uint32_t)((group * 7 + index * 13 + term) % 60);
+    for (uint32_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(group + index * 3 + term + i);
+    return len;
+}
+
+static int append(struct craft_glog *l, uint64_t group, uint64_t from, size_t n, uint64_t term,
+                  uint64_t truncate_from)
+{
+    static uint8_t bufs[64][64];
+    struct craft_entry es[64];
+    CHECK(n <= 64);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t len = payload(group, from + i, term, bufs[i]);
+        es[i] = (struct craft_entry){.term = term, .index = from + i, .type = CRAFT_ENTRY_NORMAL,
+                                     .len = len, .data = len ? bufs[i] : NULL};
+    }
+    struct craft_glog_update u = {.group = group, .truncate_from = truncate_from, .entries = es,
+                                  .n = n};
+    return craft_glog_write(l, &u, 1);
+}
+
+/* Every entry lo..hi of group reads back with the payload of its (index, term). */
+static bool reads_back(struct craft_glog *l, uint64_t group, uint64_t lo, uint64_t hi,
+                       const uint64_t *terms)
+{
+    struct craft_wal_entries out;
+    if (craft_glog_read(l, group, lo, hi, &out) != CRAFT_OK)
+        return false;
+    bool ok = out.n == hi - lo + 1;
+    for (size_t i = 0; ok && i < out.n; i++) {
+        uint8_t want[64];
+        const struct craft_entry *e = &out.entries[i];
+        uint64_t term = terms ? terms[e->index] : e->term;
+        uint32_t len = payload(group, lo + i, term, want);
+        ok = e->index == lo + i && e->term == term && e->len == len &&
+             (len == 0 || memcmp(e->data, want, len) == 0);
+    }
+    craft_wal_entries_free(&out);
+    return ok;
+}
+
+static void test_groups_interleaved(void)
+{
+    struct craft_fs_mem *m = craft_fs_mem_create(1);
+    struct craft_glog_config cfg = small_cfg();
+    struct craft_glog *l = open_ok(m, &cfg);
+    /* Three groups in one write, many times: each group's log is its own. */
+    for (uint64_t round = 0; round < 40; round++) {
+        struct craft_entry es[3][4];
+        uint8_t bufs[3][4][64];
+        struct craft_glog_update u[3];
+        for (uint64_t g = 0; g < 3; g++) {
+            uint64_t from = 1 + round * (g + 1);
+            for (uint64_t i = 0; i <= g; i++) {
+                uint32_t len = payload(g + 1, from + i, 2, bufs[g][i]);
+                es[g][i] = (struct craft_entry){.term = 2, .index = from + i,
+                                                .type = CRAFT_ENTRY_NORMAL, .len = len,
+                                                .data = len ? bufs[g][i] : NULL};
+            }
+            u[g] = (struct craft_glog_update){.group = g + 1, .entries = es[g], .n = g + 1,
+                                              .has_hard_state = true,
+                                              .hs = {.term = 2 + round, .vote = g + 1}};
+        }
+        CHECK(craft_glog_write(l, u, 3) == CRAFT_OK);
+    }
+    CHECK(craft_glog_segments(l) > 1); /* 4 KiB segments: it rolled */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint64_t g = 1; g <= 3; g++) {
+            CHECK(craft_glog_first_index(l, g) == 1);
+            CHECK(craft_glog_last_index(l, g) == 40 * g);
+            CHECK(craft_glog_term_at(l, g, 7) == 2);
+            CHECK(reads_back(l, g, 1, 40 * g, NULL));
+            struct craft_hard_state hs;
+            CHECK(craft_glog_hard_state(l, g, &hs) && hs.term == 41 && hs.vote == g);
+        }
+        uint64_t ids[8];
+        CHECK(craft_glog_groups(l, ids, 8) == 3 && ids[0] == 1 && ids[2] == 3);
+        CHECK(craft_glog_last_index(l, 9) == 0 && craft_glog_first_index(l, 9) == 1);
+        /* A reopen after a crash finds the same: every write was durable. */
+        craft_glog_close(l);
+        craft_fs_mem_crash(m, true);
+        l = open_ok(m, &cfg);
+        CHECK(craft_glog_torn_bytes(l) == 0);
+    }
+    craft_glog_close(l);
+    craft_fs_mem_destroy(m);
+}
+
+static void test_truncate_and_restart(void)
+{
+    struct craft_fs_mem *m = craft_fs_mem_create(2);
+    struct craft_glog_config cfg = small_cfg();
+    struct craft_glog *l = open_ok(m, &cfg);
+    CHECK(append(l, 5, 1, 10, 1, 0) == CRAFT_OK);
+    CHECK(append(l, 6, 1, 3, 1, 0) == CRAFT_OK);
+    CHECK(append(l, 5, 6, 2, 2, 6) == CRAFT_OK); /* a new leader's entries from 6 */
+    CHECK(append(l, 6, 100, 2, 3, 100) == CRAFT_OK); /* a snapshot install: restart at 100 */
+    uint64_t terms[128] = {0};
+    for (int i = 1; i <= 5; i++)
+        terms[i] = 1;
+    terms[6] = terms[7] = 2;
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK(craft_glog_last_index(l, 5) == 7);
+        CHECK(reads_back(l, 5, 1, 7, terms));
+        CHECK(craft_glog_first_index(l, 6) == 100 && craft_glog_last_index(l, 6) == 101);
+        CHECK(reads_back(l, 6, 100, 101, NULL));
+        craft_glog_close(l);
+        craft_fs_mem_crash(m, false);
+        l = open_ok(m, &cfg);
+    }
+    /* Refused writes leave everything as it was. */
+    struct craft_entry bad = {.term = 3, .index = 9, .type = CRAFT_ENTRY_NORMAL};
+    struct craft_glog_update u = {.group = 5, .entries = &bad, .n = 1};
+    CHECK(craft_glog_write(l, &u, 1) == CRAFT_EINVAL); /* a gap: 8 expected */
+    bad.index = 8;
+    bad.type = 0;
+    CHECK(craft_glog_write(l, &u, 1) == CRAFT_EINVAL); /* type 0 */
+    bad.type = CRAFT_ENTRY_NORMAL;
+    static uint8_t big[2048];
+    bad.data = big;
+    bad.len = sizeof big;
+    CHECK(craft_glog_write(l, &u, 1) == CRAFT_ETOOBIG);
+    struct craft_glog_update two[2] = {{.group = 5}, {.group = 5}};
+    CHECK(craft_glog_write(l, two, 2) == CRAFT_EINVAL); /* one part per group */
+    CHECK(craft_glog_last_index(l, 5) == 7 && reads_back(l, 5, 1, 7, terms));
+    CHECK(append(l, 5, 8, 1, 2, 0) == CRAFT_OK); /* still usable */
+    craft_glog_close(l);
+    craft_fs_mem_destroy(m);
+}
+
+static void test_compaction(void)
+{
+    struct craft_fs_mem *m = craft_fs_mem_create(3);
+    struct craft_glog_config cfg = small_cfg();
+    struct craft_glog *l = open_ok(m, &cfg);
+    /* Group 1 writes a hard state once, in the first segment, and nothing else. */
+    struct craft_glog_update hs = {.group = 1, .has_hard_state = true, .hs = {.term = 9, .vote = 3}};
+    CHECK(craft_glog_write(l, &hs, 1) == CRAFT_OK);
+    /* Group 3 restarts at 50 with no entries (a snapshot install), in the first segment. */
+    struct craft_glog_update rs = {.group = 3, .truncate_from = 50};
+    CHECK(craft_glog_write(l, &rs, 1) == CRAFT_OK);
+    for (uint64_t i = 0; i < 60; i++)
+        CHECK(append(l, 2, 1 + i * 4, 4, 1, 0) == CRAFT_OK);
+    size_t before = craft_glog_segments(l);
+    CHECK(before > 3);
+    /* Group 2 keeps its last 8 entries: the segments before them go. */
+    CHECK(craft_glog_compact(l, 2, 232) == CRAFT_OK);
+    CHECK(craft_glog_segments(l) < before);
+    CHECK(craft_glog_first_index(l, 2) == 233 && craft_glog_last_index(l, 2) == 240);
+    CHECK(reads_back(l, 2, 233, 240, NULL));
+    struct craft_wal_entries out;
+    CHECK(craft_glog_read(l, 2, 100, 101, &out) == CRAFT_EINVAL); /* compacted */
+    for (int pass = 0; pass < 2; pass++) {
+        struct craft_hard_state h;
+        CHECK(craft_glog_hard_state(l, 1, &h) && h.term == 9 && h.vote == 3);
+        CHECK(craft_glog_first_index(l, 3) == 50 && craft_glog_last_index(l, 3) == 49);
+        CHECK(craft_glog_last_index(l, 2) == 240);
+        CHECK(craft_glog_first_index(l, 2) <= 233);
+        CHECK(reads_back(l, 2, 233, 240, NULL));
+        craft_glog_close(l);
+        craft_fs_mem_crash(m, true);
+        l = open_ok(m, &cfg);
+    }
+    /* Compacting everything keeps the restart point. */
+    CHECK(craft_glog_compact(l, 2, 240) == CRAFT_OK);
+    for (uint64_t i = 0; i < 20; i++)
+        CHECK(append(l, 4, 1 + i * 4, 4, 1, 0) == CRAFT_OK);
+    CHECK(craft_glog_compact(l, 4, 80) == CRAFT_OK);
+    CHECK(craft_glog_segments(l) <= 2);
+    craft_glog_close(l);
+    craft_fs_mem_crash(m, false);
+    l = open_ok(m, &cfg);
+    /* Compacted entries may stay while their segment does; the last index never moves. */
+    CHECK(craft_glog_first_index(l, 2) <= 241 && craft_glog_last_index(l, 2) == 240);
+    CHECK(craft_glog_first_index(l, 4) <= 81 && craft_glog_last_index(l, 4) == 80);
+    CHECK(craft_glog_first_index(l, 3) == 50);
+    struct craft_hard_state h;
+    CHECK(craft_glog_hard_state(l, 1, &h) && h.term == 9);
+    craft_glog_close(l);
+    craft_fs_mem_destroy(m);
+}
+
+static void test_torn_tail_and_corruption(void)
+{
+    struct craft_glog_config cfg = {.segment_bytes = 1 << 16, .record_bytes_max = 1024};
+    struct craft_fs_mem *m = craft_fs_mem_create(4);
+    struct craft_glog *l = open_ok(m, &cfg);
+    for (uint64_t i = 0; i < 10; i++)
+        CHECK(append(l, 1, 1 + i * 3, 3, 1, 0) == CRAFT_OK);
+    craft_glog_close(l);
+    /* A bit flipped in the last record is a torn write: cut. */
+    uint64_t size;
+    CHECK(craft_fs_mem_durable_size(m, SEG1, &size) == CRAFT_OK);
+    struct craft_glog *r = open_ok(m, &cfg);
+    uint64_t last = craft_glog_last_index(r, 1);
+    CHECK(last == 30);
+    craft_glog_close(r);
+    /* The 3rd record's payload: a bad record followed by valid ones is corruption. */
+    CHECK(craft_fs_mem_flip_bit(m, SEG1, (32 + 40 + 2) * 8) == CRAFT_OK);
+    char msg[512];
+    CHECK(craft_glog_open(craft_fs_mem_fs(m), DIR, &cfg, &r, msg, sizeof msg) ==
+          CRAFT_ECORRUPT);
+    CHECK(strstr(msg, "followed by a valid record") != NULL);
+    craft_fs_mem_destroy(m);
+}
+
+/* ---- a random workload against a model, with crashes ---- */
+
+struct model_group {
+    uint64_t first, last; /* live entries first..last (last = first - 1: none) */
+    uint64_t terms[ENTRIES_MAX];
+    bool has_hs;
+    struct craft_hard_state hs;
+};
+
+static struct model_group model[GROUPS_MAX + 1];
+
+static void check_model(struct craft_glog *l)
+{
+    for (uint64_t g = 1; g <= GROUPS_MAX; g++) {
+        const struct model_group *mg = &model[g];
+        CHECK(craft_glog_last_index(l, g) == mg->last);
+        uint64_t first = craft_glog_first_index(l, g);
+        CHECK(first <= mg->first); /* compacted entries may stay */
+        if (mg->last >= mg->first)
+            CHECK(reads_back(l, g, mg->first, mg->last, mg->terms));
+        struct craft_hard_state hs;
+        bool has = craft_glog_hard_state(l, g, &hs);
+        CHECK(has == mg->has_hs);
+        if (has && mg->has_hs)
+            CHECK(hs.term == mg->hs.term && hs.vote == mg->hs.vote);
+    }
+}
+
+static void test_random_crashes(void)
+{
+    for (uint64_t seed = 1; seed <= 30; seed++) {
+        struct craft_prng rng;
+        craft_prng_seed(&rng, seed);
+        struct craft_fs_mem *m = craft_fs_mem_create(seed);
+        struct craft_glog_config cfg = {.segment_bytes = 8192, .record_bytes_max = 1024};
+        struct craft_glog *l = open_ok(m, &cfg);
+        memset(model, 0, sizeof model);
+        for (uint64_t g = 1; g <= GROUPS_MAX; g++)
+            model[g].first = 1;
+        uint64_t term = 1;
+        for (int step = 0; step < 300 && l != NULL; step++) {
+            uint32_t op = (uint32_t)craft_prng_range(&rng, 0, 100);
+            if (op < 70) {
+                /* A round: a few groups, each appending, sometimes truncating or
+                 * restarting, sometimes with a hard state. */
+                struct craft_glog_update u[GROUPS_MAX];
+                struct craft_entry es[GROUPS_MAX][8];
+                static uint8_t bufs[GROUPS_MAX][8][64];
+                size_t n = 0;
+                for (uint64_t g = 1; g <= GROUPS_MAX; g++) {
+                    if (!craft_prng_chance(&rng, 500))
+                        continue;
+                    struct model_group *mg = &model[g];
+                    struct craft_glog_update *x = &u[n];
+                    *x = (struct craft_glog_update){.group = g};
+                    uint64_t next = mg->last + 1;
+                    uint32_t kind = (uint32_t)craft_prng_range(&rng, 0, 20);
+                    if (kind == 0 && mg->last >= mg->first) {
+                        x->truncate_from = mg->first + craft_prng_range(&rng, 0, mg->last - mg->first + 1);
+                        next = x->truncate_from;
+                    } else if (kind == 1) {
+                        x->truncate_from = mg->last + 2 + craft_prng_range(&rng, 0, 50);
+                        next = x->truncate_from;
+                    }
+                    if (next + 8 >= ENTRIES_MAX)
+                        continue;
+                    if (craft_prng_chance(&rng, 300)) {
+                        x->has_hard_state = true;
+                        x->hs = (struct craft_hard_state){.term = ++term, .vote = g};
+                    }
+                    size_t k = (size_t)craft_prng_range(&rng, 0, 8);
+                    for (size_t i = 0; i < k; i++) {
+                        uint32_t len = payload(g, next + i, term, bufs[n][i]);
+                        es[n][i] = (struct craft_entry){.term = term, .index = next + i,
+                                                        .type = CRAFT_ENTRY_NORMAL, .len = len,
+                                                        .data = len ? bufs[n][i] : NULL};
+                    }
+                    x->entries = es[n];
+                    x->n = k;
+                    n++;
+                }
+                CHECK(craft_glog_write(l, u, n) == CRAFT_OK);
+                for (size_t i = 0; i < n; i++) {
+                    struct model_group *mg = &model[u[i].group];
+                    if (u[i].has_hard_state) {
+                        mg->has_hs = true;
+                        mg->hs = u[i].hs;
+                    }
+                    if (u[i].truncate_from != 0) {
+                        uint64_t t = u[i].truncate_from;
+                        if (t < mg->first || t > mg->last + 1)
+                            mg->first = t;
+                        mg->last = t - 1;
+                    }
+                    for (size_t k = 0; k < u[i].n; k++) {
+                        if (mg->last < mg->first)
+                            mg->first = u[i].entries[k].index;
+                        mg->terms[u[i].entries[k].index] = u[i].entries[k].term;
+                        mg->last = u[i].entries[k].index;
+                    }
+                }
+            } else if (op < 85) {
+                uint64_t g = 1 + craft_prng_range(&rng, 0, GROUPS_MAX);
+                struct model_group *mg = &model[g];
+                if (mg->last >= mg->first) {
+                    uint64_t through = mg->first + craft_prng_range(&rng, 0, mg->last - mg->first + 1);
+                    CHECK(craft_glog_compact(l, g, through) == CRAFT_OK);
+                    mg->first = through + 1;
+                    if (mg->last < mg->first)
+                        mg->last = mg->first - 1;
+                }
+            } else {
+                craft_glog_close(l);
+                craft_fs_mem_crash(m, craft_prng_chance(&rng, 500));
+                l = open_ok(m, &cfg);
+                if (l != NULL)
+                    check_model(l);
+            }
+        }
+        if (l != NULL) {
+            check_model(l);
+            CHECK(craft_glog_segments(l) < 40); /* compaction keeps the log bounded */
+            craft_glog_close(l);
+        }
+        craft_fs_mem_destroy(m);
+    }
+}
+
+int main(void)
+{
+    run_case("groups interleaved in one log", test_groups_interleaved);
+    run_case("truncation and restarts per group", test_truncate_and_restart);
+    run_case("compaction deletes segments, keeps what is live", test_compaction);
+    run_case("torn tail cut, corruption refused", test_torn_tail_and_corruption);
+    run_case("random workload with crashes against a model", test_random_crashes);
+    return unit_finish();
+}
