@@ -90,9 +90,9 @@ struct craft_kv_lmdb_config {
      * exist, told by a marker file holding the boot id) the open drops the files and the
      * store starts empty (craft_kv_store_lmdb_discarded): for a state machine rebuilt from a
      * Raft snapshot and log, which craft's runtime does at every start anyway. A clean close
-     * syncs and removes the marker. Either way the store runs with MDB_WRITEMAP and keeps
-     * the map file allocated ahead of LMDB's pages (fallocate), so a full disk is
-     * CRAFT_ENOSPACE from a put or a begin, never SIGBUS in the shared map. */
+     * syncs and removes the marker. no_sync stores run with MDB_WRITEMAP and keep the map
+     * file allocated ahead of LMDB's pages (fallocate), so a full disk is CRAFT_ENOSPACE
+     * from a put or a begin, never SIGBUS in the shared map. */
     bool no_sync;
 };
 

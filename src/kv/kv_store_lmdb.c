@@ -5,8 +5,8 @@
  * machine thread captures a snapshot, the snapshot thread streams it and ends it). Write
  * transactions stay on one thread, as LMDB requires.
  *
- * MDB_WRITEMAP: a commit writes into the shared map instead of one pwrite per dirty page
- * (a third of craftkv's pipelined SET throughput). The map file is sparse, so a write into
+ * MDB_WRITEMAP (no_sync stores, craftkv's): a commit writes into the shared map instead of
+ * one pwrite per dirty page (a third of craftkv's pipelined SET throughput). The map file is sparse, so a write into
  * a page with no disk block behind it on a full disk kills the process with SIGBUS. The
  * store therefore keeps the file allocated (fallocate) ahead of LMDB's last page: before a
  * write transaction and before each put, by a bound on the pages that transaction can take
@@ -37,6 +37,7 @@ struct lmdb_store {
     uint64_t page_bytes;   /* LMDB's page size */
     uint64_t map_bytes;    /* the map's size: nothing is reserved past it */
     uint64_t reserved_end; /* data.mdb has disk blocks for [0, reserved_end) */
+    bool writemap;         /* MDB_WRITEMAP (no_sync): the reservation below applies */
     char *marker;   /* no_sync: the unsynced-writes marker, removed by a clean close */
     bool discarded; /* no_sync: the files were dropped at open (a reboot since unsynced writes) */
 };
@@ -141,10 +142,11 @@ struct craft_kv_txn {
  * 4 KiB pages and CRAFT_KV_STORE_KEY_BYTES_MAX keys a tree of 16 GiB is under 8 deep. */
 #define TREE_DEPTH_MAX 12
 
-/* Makes sure data.mdb has disk blocks for [0, end). */
+/* Makes sure data.mdb has disk blocks for [0, end) (MDB_WRITEMAP only: otherwise LMDB
+ * writes pages with pwrite, which fails cleanly with ENOSPC). */
 static int reserve_to(struct lmdb_store *s, uint64_t end)
 {
-    if (end <= s->reserved_end)
+    if (!s->writemap || end <= s->reserved_end)
         return CRAFT_OK;
     uint64_t step = end / 4;
     step = step < RESERVE_STEP_BYTES_MIN ? RESERVE_STEP_BYTES_MIN
@@ -347,10 +349,21 @@ static void lmdb_abort(struct craft_kv_txn *t)
     free(t);
 }
 
+/* Makes every commit durable. With MDB_WRITEMAP, mdb_env_sync msyncs the whole map (16 GiB
+ * by default): on Linux that is an fdatasync of the file's range, so fdatasync the file
+ * instead (a tool that checks msync's range byte by byte, such as valgrind, took seconds
+ * over a sparse 16 GiB map, starving every other thread of the process). */
+static int store_sync(struct lmdb_store *s)
+{
+    if (!s->writemap)
+        return mdb_env_sync(s->env, 1) == MDB_SUCCESS ? 0 : -1;
+    return fdatasync(s->fd);
+}
+
 static void lmdb_close(struct craft_kv_store *base)
 {
     struct lmdb_store *s = (struct lmdb_store *)base;
-    if (s->marker != NULL && mdb_env_sync(s->env, 1) == MDB_SUCCESS && unlink(s->marker) == 0) {
+    if (s->marker != NULL && store_sync(s) == 0 && unlink(s->marker) == 0) {
         /* the marker stays if the sync failed: the next open after a reboot drops the files */
         char *slash = strrchr(s->marker, '/');
         if (slash != NULL) {
@@ -439,7 +452,11 @@ int craft_kv_store_lmdb_open(const struct craft_kv_lmdb_config *cfg, struct craf
     }
     if (rc == MDB_SUCCESS) {
         what = "mdb_env_open";
-        unsigned flags = MDB_NOTLS | MDB_WRITEMAP | (cfg->no_sync ? MDB_NOSYNC : MDB_NOMETASYNC);
+        /* MDB_WRITEMAP with no_sync only: with it every durable commit (MDB_NOMETASYNC) would
+         * msync the whole map, and its gain, no pwrite per page, is noise next to an fsync
+         * per commit. */
+        s->writemap = cfg->no_sync;
+        unsigned flags = MDB_NOTLS | (cfg->no_sync ? MDB_NOSYNC | MDB_WRITEMAP : MDB_NOMETASYNC);
         rc = mdb_env_open(s->env, path, flags, 0644);
     }
     if (rc == MDB_SUCCESS && mdb_env_get_maxkeysize(s->env) < (int)CRAFT_KV_STORE_KEY_BYTES_MAX) {

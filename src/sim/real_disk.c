@@ -9,11 +9,16 @@
 #include "base/trace.h"
 #include "sim/sim_internal.h"
 #include "storage/fs_mem.h"
+#include "storage/glog.h"
 #include "storage/snapshot_store.h"
 #include "storage/stable.h"
 #include "storage/wal.h"
 
 #define WAL_DIR "wal"
+#define GLOG_DIR "glog"
+/* The group a node's log is kept under in the group log (any id: not 0, to catch code that
+ * assumes it). */
+#define GLOG_GROUP 7
 #define SNAP_DIR "snap"
 #define HS_PATH "hard_state"
 
@@ -29,6 +34,11 @@ struct sim_real_disk {
     struct craft_fs_mem *m;
     struct defer_fs dfs;
     struct craft_prng prng;
+    /* Odd-numbered nodes keep their log and hard state in the group log (glog.h, one
+     * record stream for entries and hard state), the others in the WAL and the stable
+     * store: every real-storage scenario runs both. */
+    bool glog_mode;
+    struct craft_glog *glog;
     struct craft_wal *wal;
     struct craft_stable *st;
     struct craft_snapshot_store *snaps;
@@ -170,6 +180,8 @@ static void check(struct sim_node *node, int err, const char *what)
         const char *msg = "";
         if (node->rd->wal != NULL) {
             msg = craft_wal_errmsg(node->rd->wal);
+        } else if (node->rd->glog != NULL) {
+            msg = craft_glog_errmsg(node->rd->glog);
         }
         sim_fail(node->c, "server %d real storage: %s: %s %s", node->i, what,
                  craft_strerror(err), msg);
@@ -192,6 +204,7 @@ void sim_real_disk_init(struct sim_node *node)
         .inner = craft_fs_mem_fs(rd->m),
         .pending_fd = -1,
     };
+    rd->glog_mode = node->i % 2 == 1;
     node->rd = rd;
 }
 
@@ -203,6 +216,8 @@ static void close_stores(struct sim_real_disk *rd)
     }
     craft_wal_close(rd->wal);
     rd->wal = NULL;
+    craft_glog_close(rd->glog);
+    rd->glog = NULL;
     craft_stable_close(rd->st);
     rd->st = NULL;
     if (rd->snaps != NULL) {
@@ -255,6 +270,73 @@ static void check_covers(struct sim_node *node, const struct craft_hard_state *h
     }
 }
 
+/* ---- the log: the WAL, or the group log under GLOG_GROUP ---- */
+
+static uint64_t log_first(const struct sim_real_disk *rd)
+{
+    return rd->glog_mode ? craft_glog_first_index(rd->glog, GLOG_GROUP)
+                         : craft_wal_first_index(rd->wal);
+}
+
+static uint64_t log_last(const struct sim_real_disk *rd)
+{
+    return rd->glog_mode ? craft_glog_last_index(rd->glog, GLOG_GROUP)
+                         : craft_wal_last_index(rd->wal);
+}
+
+static uint64_t log_term_at(const struct sim_real_disk *rd, uint64_t index)
+{
+    return rd->glog_mode ? craft_glog_term_at(rd->glog, GLOG_GROUP, index)
+                         : craft_wal_term_at(rd->wal, index);
+}
+
+static int log_truncate(struct sim_real_disk *rd, uint64_t from)
+{
+    struct craft_glog_update u = {.group = GLOG_GROUP, .truncate_from = from};
+    return rd->glog_mode ? craft_glog_write(rd->glog, &u, 1) : craft_wal_truncate(rd->wal, from);
+}
+
+static int log_read(struct sim_real_disk *rd, uint64_t lo, uint64_t hi,
+                    struct craft_wal_entries *out)
+{
+    return rd->glog_mode ? craft_glog_read(rd->glog, GLOG_GROUP, lo, hi, out)
+                         : craft_wal_read(rd->wal, lo, hi, out);
+}
+
+/* Opens the log and reads the hard state (zero if none was ever written). */
+static void log_open(struct sim_node *node, struct craft_hard_state *hs)
+{
+    struct sim_real_disk *rd = node->rd;
+    struct craft_fs *fs = &rd->dfs.vt;
+    char errmsg[256] = "";
+    int err;
+    memset(hs, 0, sizeof *hs);
+    if (rd->glog_mode) {
+        /* small, so that segments roll and get compacted */
+        struct craft_glog_config cfg = {.segment_bytes = 64 * 1024,
+                                        .record_bytes_max = 16 * 1024};
+        err = craft_glog_open(fs, GLOG_DIR, &cfg, &rd->glog, errmsg, sizeof errmsg);
+        if (err == CRAFT_OK) {
+            (void)craft_glog_hard_state(rd->glog, GLOG_GROUP, hs);
+        }
+    } else {
+        check(node, craft_stable_open(fs, HS_PATH, &rd->st), "stable open");
+        err = craft_stable_get_hard_state(rd->st, hs);
+        if (err != CRAFT_ENOTFOUND) {
+            check(node, err, "hard state get");
+        }
+        struct craft_wal_config cfg;
+        craft_wal_config_default(&cfg);
+        cfg.segment_bytes = 64 * 1024; /* small, so that segments roll and get compacted */
+        cfg.record_bytes_max = 16 * 1024;
+        err = craft_wal_open(fs, WAL_DIR, &cfg, &rd->wal, errmsg, sizeof errmsg);
+    }
+    if (err != CRAFT_OK) {
+        sim_fail(node->c, "server %d %s recovery failed: %s: %s", node->i,
+                 rd->glog_mode ? "group log" : "WAL", craft_strerror(err), errmsg);
+    }
+}
+
 void sim_real_disk_open(struct sim_node *node)
 {
     struct sim_real_disk *rd = node->rd;
@@ -262,13 +344,10 @@ void sim_real_disk_open(struct sim_node *node)
     rd->dfs.deferring = false;
     rd->dfs.pending_fd = -1;
 
-    check(node, craft_stable_open(fs, HS_PATH, &rd->st), "stable open");
-    struct craft_hard_state hs = {0};
-    int err = craft_stable_get_hard_state(rd->st, &hs);
-    if (err != CRAFT_ENOTFOUND) {
-        check(node, err, "hard state get");
-    }
+    struct craft_hard_state hs;
+    log_open(node, &hs); /* sim_fail does not return */
 
+    int err;
     check(node, craft_snapshot_file_open(fs, SNAP_DIR, 2, &rd->snaps), "snapshot store open");
     struct craft_snapshot_info info = {0};
     struct craft_snapshot_reader *r = NULL;
@@ -285,27 +364,16 @@ void sim_real_disk_open(struct sim_node *node)
         sim_fail(node->c, "server %d corrupt snapshot: %s", node->i, rd->snaps->errmsg(rd->snaps));
     }
 
-    struct craft_wal_config cfg;
-    craft_wal_config_default(&cfg);
-    cfg.segment_bytes = 64 * 1024; /* small, so that segments roll and get compacted */
-    cfg.record_bytes_max = 16 * 1024;
-    char errmsg[256] = "";
-    err = craft_wal_open(fs, WAL_DIR, &cfg, &rd->wal, errmsg, sizeof errmsg);
-    if (err != CRAFT_OK) {
-        sim_fail(node->c, "server %d WAL recovery failed: %s: %s", node->i, craft_strerror(err),
-                 errmsg);
-    }
-
     /* The log after the snapshot. A snapshot install commits the snapshot before the WAL
      * drops the old log; if the crash kept the first and not the second, the WAL's log does
      * not continue the snapshot and is stale. */
-    uint64_t s = info.meta.index, first = craft_wal_first_index(rd->wal);
-    uint64_t last = craft_wal_last_index(rd->wal);
+    uint64_t s = info.meta.index, first = log_first(rd);
+    uint64_t last = log_last(rd);
     uint64_t lo = 0;
     if (last >= first) {
         if (first == s + 1) {
             lo = first;
-        } else if (first <= s && last >= s && craft_wal_term_at(rd->wal, s) == info.meta.term) {
+        } else if (first <= s && last >= s && log_term_at(rd, s) == info.meta.term) {
             lo = s + 1;
         } else if (first > s + 1) {
             sim_fail(node->c, "server %d WAL starts at %llu after snapshot %llu", node->i,
@@ -315,17 +383,19 @@ void sim_real_disk_open(struct sim_node *node)
                         "real storage: WAL %llu..%llu does not continue snapshot %llu: dropped",
                         (unsigned long long)first, (unsigned long long)last,
                         (unsigned long long)s);
-            check(node, craft_wal_truncate(rd->wal, first), "stale WAL drop");
+            check(node, log_truncate(rd, first), "stale WAL drop");
         }
     }
     struct craft_wal_entries got = {0};
     if (lo != 0 && lo <= last) {
-        check(node, craft_wal_read(rd->wal, lo, last, &got), "WAL read");
+        check(node, log_read(rd, lo, last, &got), "WAL read");
     }
     check_covers(node, &hs, &info.meta);
     CRAFT_TRACE(CRAFT_T_FAULT, node->c->w.now, node->i + 1, 0,
                 "real storage: torn %llu bytes, WAL %llu..%llu, snapshot %llu, restoring %zu",
-                (unsigned long long)craft_wal_torn_bytes(rd->wal), (unsigned long long)first,
+                (unsigned long long)(rd->glog_mode ? craft_glog_torn_bytes(rd->glog)
+                                                   : craft_wal_torn_bytes(rd->wal)),
+                (unsigned long long)first,
                 (unsigned long long)last, (unsigned long long)s, got.n);
 
     /* The model becomes what the stores hold. */
@@ -343,19 +413,10 @@ void sim_real_disk_open(struct sim_node *node)
     free(data);
 }
 
-void sim_real_disk_persist(struct sim_node *node, const struct craft_batch *b)
+/* A received snapshot chunk, and the snapshot's commit with its last one. */
+static void persist_chunk(struct sim_node *node, const struct craft_batch *b)
 {
     struct sim_real_disk *rd = node->rd;
-    rd->dfs.deferring = false;
-    if (b->has_hard_state) {
-        check(node, craft_stable_put_hard_state(rd->st, &b->hs), "hard state put");
-    }
-    bool drop_log = b->snap_install && !b->snap_keep_log;
-    rd->dfs.deferring = true;
-    if (b->truncate_from != 0 && !drop_log) {
-        check(node, craft_wal_truncate(rd->wal, b->truncate_from), "WAL truncate");
-    }
-    rd->dfs.deferring = false;
     if (b->has_snap_chunk) {
         if (b->snap_offset == 0) {
             if (rd->sink != NULL) {
@@ -377,9 +438,50 @@ void sim_real_disk_persist(struct sim_node *node, const struct craft_batch *b)
         rd->sink = NULL;
         check(node, err, "snapshot commit");
     }
+}
+
+/* The group log takes a batch's hard state, truncation and entries in one write, whose sync
+ * is deferred like the WAL's (a snapshot chunk and commit go first: the order a runtime
+ * that writes them in one round keeps is snapshot, then log). */
+static void persist_glog(struct sim_node *node, const struct craft_batch *b)
+{
+    struct sim_real_disk *rd = node->rd;
+    bool drop_log = b->snap_install && !b->snap_keep_log;
+    struct craft_glog_update u = {.group = GLOG_GROUP, .has_hard_state = b->has_hard_state,
+                                  .hs = b->hs, .truncate_from = b->truncate_from,
+                                  .entries = b->entries, .n = b->n_entries};
+    if (drop_log) {
+        u.truncate_from = log_first(rd); /* the whole log, whatever follows the snapshot */
+    }
     rd->dfs.deferring = true;
-    if (drop_log && craft_wal_last_index(rd->wal) >= craft_wal_first_index(rd->wal)) {
-        check(node, craft_wal_truncate(rd->wal, craft_wal_first_index(rd->wal)), "WAL drop");
+    if (u.has_hard_state || u.truncate_from != 0 || u.n > 0) {
+        check(node, craft_glog_write(rd->glog, &u, 1), "group log write");
+    }
+    rd->dfs.deferring = false;
+}
+
+void sim_real_disk_persist(struct sim_node *node, const struct craft_batch *b)
+{
+    struct sim_real_disk *rd = node->rd;
+    rd->dfs.deferring = false;
+    if (rd->glog_mode) {
+        persist_chunk(node, b);
+        persist_glog(node, b);
+        return;
+    }
+    if (b->has_hard_state) {
+        check(node, craft_stable_put_hard_state(rd->st, &b->hs), "hard state put");
+    }
+    bool drop_log = b->snap_install && !b->snap_keep_log;
+    rd->dfs.deferring = true;
+    if (b->truncate_from != 0 && !drop_log) {
+        check(node, craft_wal_truncate(rd->wal, b->truncate_from), "WAL truncate");
+    }
+    rd->dfs.deferring = false;
+    persist_chunk(node, b);
+    rd->dfs.deferring = true;
+    if (drop_log && log_last(rd) >= log_first(rd)) {
+        check(node, craft_wal_truncate(rd->wal, log_first(rd)), "WAL drop");
     }
     if (b->n_entries > 0) {
         check(node, craft_wal_append(rd->wal, b->entries, b->n_entries), "WAL append");
@@ -407,5 +509,7 @@ void sim_real_disk_snapshot(struct sim_node *node, const struct craft_snapshot_m
         check(node, err, "snapshot write");
     }
     check(node, rd->snaps->commit(rd->snaps, k, NULL), "snapshot commit");
-    check(node, craft_wal_compact(rd->wal, meta->index), "WAL compact");
+    check(node, rd->glog_mode ? craft_glog_compact(rd->glog, GLOG_GROUP, meta->index)
+                              : craft_wal_compact(rd->wal, meta->index),
+          "log compact");
 }

@@ -118,6 +118,24 @@ void glog_pos_truncate(struct glog_group *g, uint64_t t, uint64_t rec_seq)
     }
 }
 
+void glog_pos_compact(struct glog_group *g, uint64_t through, uint64_t rec_seq)
+{
+    if (through < g->first) {
+        return;
+    }
+    uint64_t drop = through - g->first + 1;
+    if (drop >= g->n) {
+        g->first = through + 1;
+        g->head = 0;
+        g->n = 0;
+        g->anchor_seq = rec_seq; /* this record is what says where the log starts */
+    } else {
+        g->head += (size_t)drop;
+        g->n -= (size_t)drop;
+        g->first = through + 1;
+    }
+}
+
 /* ---- segments ---- */
 
 int glog_seg_push(struct craft_glog *l, const struct glog_seg *seg)
@@ -284,7 +302,7 @@ static int validate(const struct craft_glog *l, const struct glog_group *g,
         if (glog_rec_size(e->len) > l->cfg.record_bytes_max) {
             return CRAFT_ETOOBIG;
         }
-        bool restart = i == 0 && n == 0 && u->truncate_from == 0; /* anywhere */
+        bool restart = i == 0 && n == 0; /* an empty log (maybe just emptied): anywhere */
         uint64_t want = i == 0 ? (u->truncate_from != 0 ? u->truncate_from : first + n)
                                : u->entries[i - 1].index + 1;
         if (!restart && e->index != want) {
@@ -396,33 +414,27 @@ int craft_glog_compact(struct craft_glog *l, uint64_t group, uint64_t through)
     if (l->failed) {
         return CRAFT_ESHUTDOWN;
     }
+    CRAFT_ASSERT(l->wbuf_len == 0);
+    /* The compaction is a record, so that replay drops the same entries: the group's log
+     * after a restart is the one in memory now, and a later truncation means the same. */
     struct glog_group *g = glog_group_find(l, group);
     if (g != NULL && through >= g->first) {
-        uint64_t drop = through - g->first + 1;
-        if (drop >= g->n) {
-            g->first = through + 1;
-            g->head = 0;
-            g->n = 0;
-            g->anchor_seq = 0; /* nothing on disk says the log starts there yet */
-        } else {
-            g->head += (size_t)drop;
-            g->n -= (size_t)drop;
-            g->first = through + 1;
+        uint64_t seq;
+        int err = stage_meta(l, GLOG_REC_COMPACT, group, 0, through, &seq);
+        if (err != 0) {
+            return err;
         }
+        glog_pos_compact(g, through, seq);
     }
-    uint64_t last_seq = l->segs[l->n_segs - 1].seq;
-    uint64_t bound = last_seq;
+    uint64_t bound = l->segs[l->n_segs - 1].seq;
     for (size_t i = 0; i < l->n_groups; i++) {
         const struct glog_group *h = &l->groups[i];
         if (h->n > 0 && h->pos[h->head].seq < bound) {
             bound = h->pos[h->head].seq; /* positions go with the log: oldest first */
         }
     }
-    if (bound == l->segs[0].seq) {
-        return CRAFT_OK; /* the oldest segment holds live entries: nothing to drop */
-    }
-    /* Hard states and restart markers in segments about to go are written again. */
-    for (size_t i = 0; i < l->n_groups; i++) {
+    /* Hard states and restart points in segments about to go are written again. */
+    for (size_t i = 0; bound > l->segs[0].seq && i < l->n_groups; i++) {
         struct glog_group *h = &l->groups[i];
         uint64_t seq;
         if (h->has_hs && h->hs_seq < bound) {
@@ -444,7 +456,8 @@ int craft_glog_compact(struct craft_glog *l, uint64_t group, uint64_t through)
     if (err != 0) {
         return err;
     }
-    /* A roll while re-appending cannot move anything live below bound. */
+    /* Durable before anything is deleted; a roll while staging moved nothing live below
+     * bound. */
     return drop_segments(l, bound);
 }
 

@@ -60,7 +60,9 @@ void craft_glog_close(struct craft_glog *l);
 
 /* One group's part of a write: its hard state (if has_hard_state), then a truncation from
  * truncate_from (0: none), then entries[0..n), with craft_wal_write's semantics per group
- * (wal.h). */
+ * (wal.h) but one: entries follow the group's last entry after the truncation, and may
+ * start anywhere when its log is then empty (never written, compacted away, or emptied by
+ * this very truncation: a snapshot install drops the log and writes what follows it). */
 struct craft_glog_update {
     uint64_t group;
     bool has_hard_state;

@@ -18,6 +18,7 @@ enum glog_rec_kind {
     GLOG_REC_ENTRY = 1,
     GLOG_REC_TRUNCATE = 2,   /* index: the truncation point; no payload */
     GLOG_REC_HARD_STATE = 3, /* term: the term, index: the vote; no payload */
+    GLOG_REC_COMPACT = 4,    /* index: the group no longer needs entries <= index */
 };
 
 struct glog_rec {
@@ -95,6 +96,9 @@ int glog_pos_reserve(struct glog_group *g, size_t extra);
 /* Applies a truncation at t to g's index (craft_wal_write's semantics); rec_seq is the
  * segment of the marker. */
 void glog_pos_truncate(struct glog_group *g, uint64_t t, uint64_t rec_seq);
+/* Drops g's entries <= through from its index; rec_seq is the segment of the compaction
+ * record (it anchors `first` when the log becomes empty). */
+void glog_pos_compact(struct glog_group *g, uint64_t through, uint64_t rec_seq);
 int glog_seg_push(struct craft_glog *l, const struct glog_seg *seg);
 void glog_free(struct craft_glog *l);
 /* Creates segment seq durably and makes it the last one (end after its header). */

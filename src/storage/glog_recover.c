@@ -71,6 +71,9 @@ static int replay(struct craft_glog *l, const struct glog_rec *r, uint64_t seq, 
         g->hs = (struct craft_hard_state){.term = r->term, .vote = r->index};
         g->hs_seq = seq;
         return CRAFT_OK;
+    case GLOG_REC_COMPACT:
+        glog_pos_compact(g, r->index, seq);
+        return CRAFT_OK;
     case GLOG_REC_TRUNCATE:
         if (r->index == 0) {
             break;

@@ -60,6 +60,14 @@ static size_t build_records(const uint8_t *in, size_t n, uint8_t *out, size_t ca
             glog_rec_encode(out + o, GLOG_REC_HARD_STATE, 0, group, delta, len % 4, NULL, 0);
             o += glog_rec_size(0);
             continue;
+        case 4: /* a compaction near the group's next index */
+            if (o + glog_rec_size(0) > cap) {
+                return o;
+            }
+            glog_rec_encode(out + o, GLOG_REC_COMPACT, 0, group, 0,
+                            *index > delta % 8 ? *index - delta % 8 : 0, NULL, 0);
+            o += glog_rec_size(0);
+            continue;
         case 5: /* an index jump: a gap or a repeat */
             *index = *index + (delta % 5) > 2 ? *index + (delta % 5) - 2 : 1;
             break;

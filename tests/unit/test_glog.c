@@ -150,6 +150,19 @@ static void test_truncate_and_restart(void)
         craft_fs_mem_crash(m, false);
         l = open_ok(m, &cfg);
     }
+    /* A compaction then a truncation at the new first index (a snapshot install dropping
+     * the whole log) and entries further on: a reopen must not see the compacted entries
+     * as live, or the truncation would keep them (found by the simulator). */
+    CHECK(append(l, 8, 1, 40, 1, 0) == CRAFT_OK);
+    CHECK(craft_glog_compact(l, 8, 40) == CRAFT_OK);
+    CHECK(append(l, 8, 51, 2, 2, 41) == CRAFT_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK(craft_glog_first_index(l, 8) == 51 && craft_glog_last_index(l, 8) == 52);
+        CHECK(reads_back(l, 8, 51, 52, NULL));
+        craft_glog_close(l);
+        craft_fs_mem_crash(m, true);
+        l = open_ok(m, &cfg);
+    }
     /* Refused writes leave everything as it was. */
     struct craft_entry bad = {.term = 3, .index = 9, .type = CRAFT_ENTRY_NORMAL};
     struct craft_glog_update u = {.group = 5, .entries = &bad, .n = 1};
@@ -303,7 +316,11 @@ static void test_random_crashes(void)
                     *x = (struct craft_glog_update){.group = g};
                     uint64_t next = mg->last + 1;
                     uint32_t kind = (uint32_t)craft_prng_range(&rng, 0, 20);
-                    if (kind == 0 && mg->last >= mg->first) {
+                    if (kind == 2) {
+                        /* Drop the whole log (a snapshot install) and go on further. */
+                        x->truncate_from = mg->first;
+                        next = mg->last + 1 + craft_prng_range(&rng, 0, 20);
+                    } else if (kind == 0 && mg->last >= mg->first) {
                         x->truncate_from = mg->first + craft_prng_range(&rng, 0, mg->last - mg->first + 1);
                         next = x->truncate_from;
                     } else if (kind == 1) {
