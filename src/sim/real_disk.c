@@ -19,6 +19,11 @@
 /* The group a node's log is kept under in the group log (any id: not 0, to catch code that
  * assumes it). */
 #define GLOG_GROUP 7
+/* A second group in the same group log, written with every batch and compacted with every
+ * snapshot, so that segments interleave two groups and deleting one group's old segments
+ * must keep the other's live records: what the host of many groups will do. Its entry i
+ * holds phantom_payload(i); whatever a sync made durable must survive every crash. */
+#define PHANTOM_GROUP 1007
 #define SNAP_DIR "snap"
 #define HS_PATH "hard_state"
 
@@ -39,6 +44,8 @@ struct sim_real_disk {
      * store: every real-storage scenario runs both. */
     bool glog_mode;
     struct craft_glog *glog;
+    uint64_t phantom_written; /* the phantom group's last entry written */
+    uint64_t phantom_acked;   /* ... and made durable (a sync since) */
     struct craft_wal *wal;
     struct craft_stable *st;
     struct craft_snapshot_store *snaps;
@@ -303,6 +310,42 @@ static int log_read(struct sim_real_disk *rd, uint64_t lo, uint64_t hi,
                          : craft_wal_read(rd->wal, lo, hi, out);
 }
 
+static uint32_t phantom_payload(uint64_t index, uint8_t *buf)
+{
+    uint32_t len = (uint32_t)(index % 24);
+    for (uint32_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(index * 7 + i);
+    }
+    return len;
+}
+
+/* After recovery: the phantom group holds at least what was acknowledged, intact. */
+static void phantom_check(struct sim_node *node)
+{
+    struct sim_real_disk *rd = node->rd;
+    uint64_t first = craft_glog_first_index(rd->glog, PHANTOM_GROUP);
+    uint64_t last = craft_glog_last_index(rd->glog, PHANTOM_GROUP);
+    if (last < rd->phantom_acked) {
+        sim_fail(node->c, "server %d group log lost group %d's entries %llu..%llu", node->i,
+                 PHANTOM_GROUP, (unsigned long long)last + 1,
+                 (unsigned long long)rd->phantom_acked);
+    }
+    struct craft_wal_entries got = {0};
+    if (last >= first) {
+        check(node, craft_glog_read(rd->glog, PHANTOM_GROUP, first, last, &got), "phantom read");
+    }
+    for (size_t i = 0; i < got.n; i++) {
+        uint8_t want[32];
+        uint32_t len = phantom_payload(first + i, want);
+        if (got.entries[i].len != len || memcmp(got.entries[i].data, want, len) != 0) {
+            sim_fail(node->c, "server %d group log: group %d entry %llu does not read back",
+                     node->i, PHANTOM_GROUP, (unsigned long long)(first + i));
+        }
+    }
+    craft_wal_entries_free(&got);
+    rd->phantom_written = rd->phantom_acked = last;
+}
+
 /* Opens the log and reads the hard state (zero if none was ever written). */
 static void log_open(struct sim_node *node, struct craft_hard_state *hs)
 {
@@ -318,6 +361,7 @@ static void log_open(struct sim_node *node, struct craft_hard_state *hs)
         err = craft_glog_open(fs, GLOG_DIR, &cfg, &rd->glog, errmsg, sizeof errmsg);
         if (err == CRAFT_OK) {
             (void)craft_glog_hard_state(rd->glog, GLOG_GROUP, hs);
+            phantom_check(node);
         }
     } else {
         check(node, craft_stable_open(fs, HS_PATH, &rd->st), "stable open");
@@ -453,11 +497,23 @@ static void persist_glog(struct sim_node *node, const struct craft_batch *b)
     if (drop_log) {
         u.truncate_from = log_first(rd); /* the whole log, whatever follows the snapshot */
     }
-    rd->dfs.deferring = true;
-    if (u.has_hard_state || u.truncate_from != 0 || u.n > 0) {
-        check(node, craft_glog_write(rd->glog, &u, 1), "group log write");
+    /* The phantom group's part: one to three entries. */
+    struct craft_entry pe[3];
+    uint8_t pbuf[3][32];
+    size_t pn = 1 + b->n_entries % 3;
+    for (size_t i = 0; i < pn; i++) {
+        uint64_t index = rd->phantom_written + 1 + i;
+        uint32_t len = phantom_payload(index, pbuf[i]);
+        pe[i] = (struct craft_entry){.term = 1, .index = index, .type = CRAFT_ENTRY_NORMAL,
+                                     .len = len, .data = len ? pbuf[i] : NULL};
     }
+    struct craft_glog_update two[2] = {
+        u, {.group = PHANTOM_GROUP, .entries = pe, .n = pn,
+            .has_hard_state = b->has_hard_state, .hs = {.term = b->hs.term, .vote = 1}}};
+    rd->dfs.deferring = true;
+    check(node, craft_glog_write(rd->glog, two, 2), "group log write");
     rd->dfs.deferring = false;
+    rd->phantom_written += pn;
 }
 
 void sim_real_disk_persist(struct sim_node *node, const struct craft_batch *b)
@@ -494,6 +550,7 @@ void sim_real_disk_sync(struct sim_node *node)
     struct sim_real_disk *rd = node->rd;
     rd->dfs.deferring = false;
     check(node, flush(&rd->dfs), "WAL sync");
+    rd->phantom_acked = rd->phantom_written;
 }
 
 void sim_real_disk_snapshot(struct sim_node *node, const struct craft_snapshot_meta *meta,
@@ -512,4 +569,8 @@ void sim_real_disk_snapshot(struct sim_node *node, const struct craft_snapshot_m
     check(node, rd->glog_mode ? craft_glog_compact(rd->glog, GLOG_GROUP, meta->index)
                               : craft_wal_compact(rd->wal, meta->index),
           "log compact");
+    if (rd->glog_mode && rd->phantom_acked > 3) {
+        check(node, craft_glog_compact(rd->glog, PHANTOM_GROUP, rd->phantom_acked - 3),
+              "phantom compact");
+    }
 }
