@@ -104,6 +104,13 @@ static int replay(struct craft_glog *l, const struct glog_rec *r, uint64_t seq, 
                      off);
 }
 
+/* craft_seg_end's probe: a record that checks at p. */
+static bool valid_record(const uint8_t *p, uint64_t avail)
+{
+    struct glog_rec r;
+    return glog_rec_decode(p, avail, &r);
+}
+
 /* Replays segment s (the last one if is_last); sets l->end when it is the last. */
 static int scan_segment(struct craft_glog *l, struct glog_seg *s, bool is_last)
 {
@@ -132,31 +139,24 @@ static int scan_segment(struct craft_glog *l, struct glog_seg *s, bool is_last)
         }
         off += r.total;
     }
-    if (off < size && !craft_seg_all_zero(buf + off, size - off)) {
-        /* Only the last segment can have been cut by a crash: earlier ones were synced
-         * whole before the next one was created. */
-        if (!is_last) {
-            free(buf);
-            return glog_fail(l, CRAFT_ECORRUPT, "%s: bad record at offset %" PRIu64, path, off);
-        }
-        /* A valid record after the bad one means the bad one is not a torn tail. */
-        for (uint64_t o = off + 8; o + CRAFT_GLOG_RECORD_HEADER_BYTES <= size; o += 8) {
-            if (glog_rec_decode(buf + o, size - o, &r)) {
-                free(buf);
-                return glog_fail(l, CRAFT_ECORRUPT,
-                                 "%s: bad record at offset %" PRIu64
-                                 " followed by a valid record at offset %" PRIu64,
-                                 path, off, o);
-            }
-        }
-        err = craft_seg_cut_tail(l->fs, s->fd, buf, size, off, &l->torn_bytes);
-        if (err != 0) {
-            free(buf);
-            return glog_fail(l, err, "%s: cutting the torn tail at offset %" PRIu64 ": %s",
-                             path, off, craft_strerror(err));
-        }
-    }
+    uint64_t cut, valid_at;
+    err = craft_seg_end(l->fs, s->fd, buf, size, off, is_last, valid_record,
+                        CRAFT_GLOG_RECORD_HEADER_BYTES, &cut, &valid_at);
     free(buf);
+    if (err == CRAFT_ECORRUPT && valid_at != 0) {
+        return glog_fail(l, err,
+                         "%s: bad record at offset %" PRIu64
+                         " followed by a valid record at offset %" PRIu64,
+                         path, off, valid_at);
+    }
+    if (err == CRAFT_ECORRUPT) {
+        return glog_fail(l, err, "%s: bad record at offset %" PRIu64, path, off);
+    }
+    if (err != 0) {
+        return glog_fail(l, err, "%s: cutting the torn tail at offset %" PRIu64 ": %s", path,
+                         off, craft_strerror(err));
+    }
+    l->torn_bytes += cut;
     if (is_last) {
         l->end = off;
     }

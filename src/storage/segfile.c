@@ -97,3 +97,24 @@ void craft_seg_parent_dir(const char *path, char *buf, size_t cap)
         snprintf(buf, cap, "%.*s", (int)(slash - path), path);
     }
 }
+
+int craft_seg_end(struct craft_fs *fs, int fd, const uint8_t *buf, uint64_t size, uint64_t off,
+                  bool is_last, bool (*valid)(const uint8_t *p, uint64_t avail),
+                  uint64_t header_bytes, uint64_t *cut, uint64_t *valid_at)
+{
+    *cut = 0;
+    *valid_at = 0;
+    if (off >= size || craft_seg_all_zero(buf + off, size - off)) {
+        return CRAFT_OK;
+    }
+    if (!is_last) {
+        return CRAFT_ECORRUPT;
+    }
+    for (uint64_t o = off + 8; o + header_bytes <= size; o += 8) {
+        if (valid(buf + o, size - o)) {
+            *valid_at = o;
+            return CRAFT_ECORRUPT;
+        }
+    }
+    return craft_seg_cut_tail(fs, fd, buf, size, off, cut);
+}

@@ -26,6 +26,18 @@ int craft_seg_read_all(struct craft_fs *fs, int fd, uint64_t min_size, uint8_t *
 int craft_seg_cut_tail(struct craft_fs *fs, int fd, const uint8_t *buf, uint64_t size,
                        uint64_t off, uint64_t *cut);
 
+/* Where a segment's valid records stop, at off of buf (the file fd, size bytes): decides
+ * what the rest is. All zeros (the preallocated, never written part): CRAFT_OK. Otherwise,
+ * in a segment that is not the last (synced whole before the next was created, so a crash
+ * cannot have cut it): CRAFT_ECORRUPT with *valid_at 0. In the last one: if a valid record
+ * (valid(p, avail), probed at every 8-byte offset from off + 8 on, each needing at least
+ * header_bytes) follows, the bad one is not a torn write: CRAFT_ECORRUPT with *valid_at its
+ * offset; else a torn tail, cut durably (craft_seg_cut_tail, *cut its bytes): CRAFT_OK, or
+ * the port's error. The caller words the errors (file and offsets). */
+int craft_seg_end(struct craft_fs *fs, int fd, const uint8_t *buf, uint64_t size, uint64_t off,
+                  bool is_last, bool (*valid)(const uint8_t *p, uint64_t avail),
+                  uint64_t header_bytes, uint64_t *cut, uint64_t *valid_at);
+
 /* "." or the directory part of path, into buf. */
 void craft_seg_parent_dir(const char *path, char *buf, size_t cap);
 

@@ -119,16 +119,11 @@ static int replay(struct craft_wal *w, const struct craft_wal_rec *r, uint64_t s
     return CRAFT_OK;
 }
 
-/* Cuts the torn tail at off of the last segment, durably. */
-static int cut_tail(struct craft_wal *w, struct wal_seg *s, const uint8_t *buf, uint64_t size,
-                    uint64_t off, const char *path)
+/* craft_seg_end's probe: a record that checks at p. */
+static bool valid_record(const uint8_t *p, uint64_t avail)
 {
-    int err = craft_seg_cut_tail(w->fs, s->fd, buf, size, off, &w->torn_bytes);
-    if (err != 0) {
-        return craft_wal_fail(w, err, "%s: cutting the torn tail at offset %" PRIu64 ": %s",
-                              path, off, craft_strerror(err));
-    }
-    return CRAFT_OK;
+    struct craft_wal_rec r;
+    return craft_wal_rec_decode(p, avail, &r);
 }
 
 /* Replays segment s (the last one if is_last); sets w->end when it is the last. */
@@ -165,30 +160,24 @@ static int scan_segment(struct craft_wal *w, struct wal_seg *s, bool is_last)
         }
         off += r.total;
     }
-    if (off < size && !craft_seg_all_zero(buf + off, size - off)) {
-        /* Only the last segment can have been cut by a crash: earlier ones were synced
-         * whole before the next one was created. */
-        if (!is_last) {
-            free(buf);
-            return craft_wal_fail(w, CRAFT_ECORRUPT, "%s: bad record at offset %" PRIu64,
-                                  path, off);
-        }
-        /* A valid record after the bad one means the bad one is not a torn tail. */
-        for (uint64_t o = off + 8; o + CRAFT_WAL_RECORD_HEADER_BYTES <= size; o += 8) {
-            if (craft_wal_rec_decode(buf + o, size - o, &r)) {
-                free(buf);
-                return craft_wal_fail(w, CRAFT_ECORRUPT,
-                                      "%s: bad record at offset %" PRIu64
-                                      " followed by a valid record at offset %" PRIu64,
-                                      path, off, o);
-            }
-        }
-        if ((err = cut_tail(w, s, buf, size, off, path)) != 0) {
-            free(buf);
-            return err;
-        }
-    }
+    uint64_t cut, valid_at;
+    err = craft_seg_end(w->fs, s->fd, buf, size, off, is_last, valid_record,
+                        CRAFT_WAL_RECORD_HEADER_BYTES, &cut, &valid_at);
     free(buf);
+    if (err == CRAFT_ECORRUPT && valid_at != 0) {
+        return craft_wal_fail(w, err,
+                              "%s: bad record at offset %" PRIu64
+                              " followed by a valid record at offset %" PRIu64,
+                              path, off, valid_at);
+    }
+    if (err == CRAFT_ECORRUPT) {
+        return craft_wal_fail(w, err, "%s: bad record at offset %" PRIu64, path, off);
+    }
+    if (err != 0) {
+        return craft_wal_fail(w, err, "%s: cutting the torn tail at offset %" PRIu64 ": %s",
+                              path, off, craft_strerror(err));
+    }
+    w->torn_bytes += cut;
     if (is_last) {
         w->end = off;
     }

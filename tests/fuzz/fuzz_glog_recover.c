@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "fuzz_segment.h"
 #include "storage/fs_mem.h"
 #include "storage/glog.h"
 #include "storage/glog_internal.h"
@@ -21,7 +22,6 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SEG "g/0000000000000001.glog"
-#define FILE_MAX (1u << 16)
 #define GROUPS_MAX 8
 
 static size_t build_records(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
@@ -96,40 +96,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) {
         return 0;
     }
-    int mode = data[0] % 3;
-    data++;
-    size--;
-    uint8_t *file = calloc(1, FILE_MAX);
-    CRAFT_ASSERT(file != NULL);
-    size_t len;
-    if (mode == 0) {
-        len = size < FILE_MAX ? size : FILE_MAX;
-        memcpy(file, data, len);
-    } else {
-        glog_seg_header_encode(file, 1);
-        size_t body_cap = FILE_MAX - CRAFT_GLOG_SEGMENT_HEADER_BYTES;
-        if (mode == 1) {
-            size_t n = size < body_cap ? size : body_cap;
-            memcpy(file + CRAFT_GLOG_SEGMENT_HEADER_BYTES, data, n);
-            len = CRAFT_GLOG_SEGMENT_HEADER_BYTES + n;
-        } else {
-            len = CRAFT_GLOG_SEGMENT_HEADER_BYTES +
-                  build_records(data, size, file + CRAFT_GLOG_SEGMENT_HEADER_BYTES, body_cap);
-        }
-    }
-    struct craft_fs_mem *m = craft_fs_mem_create(1);
-    CRAFT_ASSERT(m != NULL);
+    uint8_t hdr[CRAFT_GLOG_SEGMENT_HEADER_BYTES];
+    glog_seg_header_encode(hdr, 1);
+    struct craft_fs_mem *m = fuzz_segment(data, size, "g", SEG, hdr, sizeof hdr,
+                                          build_records);
     struct craft_fs *fs = craft_fs_mem_fs(m);
-    int fd;
-    CRAFT_ASSERT(fs->mkdir(fs, "g") == CRAFT_OK);
-    CRAFT_ASSERT(fs->open(fs, SEG, CRAFT_FS_CREATE, &fd) == CRAFT_OK);
-    CRAFT_ASSERT(fs->pwrite(fs, fd, file, len, 0) == CRAFT_OK);
-    CRAFT_ASSERT(fs->fdatasync(fs, fd) == CRAFT_OK);
-    CRAFT_ASSERT(fs->close(fs, fd) == CRAFT_OK);
-    CRAFT_ASSERT(fs->fsync_dir(fs, "g") == CRAFT_OK);
-    free(file);
 
-    struct craft_glog_config cfg = {.segment_bytes = FILE_MAX, .record_bytes_max = 4096};
+    struct craft_glog_config cfg = {.segment_bytes = FUZZ_SEGMENT_BYTES, .record_bytes_max = 4096};
     struct craft_glog *l = NULL;
     char msg[512];
     int err = craft_glog_open(fs, "g", &cfg, &l, msg, sizeof(msg));
