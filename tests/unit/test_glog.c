@@ -2,8 +2,9 @@
  * log and read back; truncation and restarts per group; hard states; compaction deleting
  * segments and keeping what is live (hard states and restart markers written again);
  * refused writes leaving the log unchanged; a torn tail cut and a flipped bit refused; and
- * a model-checked random workload with crashes (torn and clean) and reopens, where every
- * acknowledged write must survive. */
+ * a model-checked random workload with crashes (torn and clean), reopens and disk errors
+ * (EIO, ENOSPACE) part way through writes and compactions: every acknowledged write must
+ * survive, and a failed operation leaves each group as before or with a prefix of it. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,7 +260,7 @@ static void test_torn_tail_and_corruption(void)
     craft_fs_mem_destroy(m);
 }
 
-/* ---- a random workload against a model, with crashes ---- */
+/* ---- a random workload against a model, with crashes and failing disks ---- */
 
 struct model_group {
     uint64_t first, last; /* live entries first..last (last = first - 1: none) */
@@ -268,15 +269,15 @@ struct model_group {
     struct craft_hard_state hs;
 };
 
-static struct model_group model[GROUPS_MAX + 1];
+static struct model_group model[GROUPS_MAX + 1], after[GROUPS_MAX + 1];
 
+/* The log holds exactly the model: entries may stay below the model's first. */
 static void check_model(struct craft_glog *l)
 {
     for (uint64_t g = 1; g <= GROUPS_MAX; g++) {
         const struct model_group *mg = &model[g];
         CHECK(craft_glog_last_index(l, g) == mg->last);
-        uint64_t first = craft_glog_first_index(l, g);
-        CHECK(first <= mg->first); /* compacted entries may stay */
+        CHECK(craft_glog_first_index(l, g) <= mg->first);
         if (mg->last >= mg->first)
             CHECK(reads_back(l, g, mg->first, mg->last, mg->terms));
         struct craft_hard_state hs;
@@ -287,9 +288,66 @@ static void check_model(struct craft_glog *l)
     }
 }
 
+/* After a write or compaction that failed part way, each group holds its state before the
+ * operation, or a prefix of the operation's records applied to it: its hard state is the
+ * old or the new one, every entry it holds is the new state's, and it lost nothing the old
+ * state had below the point the operation truncated from (tr[g], 0: none). The model then
+ * becomes what the log holds. */
+static void check_partial(struct craft_glog *l, const uint64_t *tr)
+{
+    for (uint64_t g = 1; g <= GROUPS_MAX; g++) {
+        const struct model_group *b = &model[g], *a = &after[g];
+        struct craft_hard_state hs;
+        bool has = craft_glog_hard_state(l, g, &hs);
+        CHECK(!has || (b->has_hs && hs.term == b->hs.term && hs.vote == b->hs.vote) ||
+              (a->has_hs && hs.term == a->hs.term && hs.vote == a->hs.vote));
+        CHECK(has || !b->has_hs);
+        uint64_t first = craft_glog_first_index(l, g), last = craft_glog_last_index(l, g);
+        uint64_t kept = tr[g] != 0 ? (tr[g] - 1 < b->last ? tr[g] - 1 : b->last) : b->last;
+        bool as_before = last == b->last;
+        if (!as_before) {
+            CHECK(last <= a->last && (last >= kept || last + 1 == a->first));
+        }
+        const struct model_group *ref = as_before ? b : a;
+        uint64_t lo = first > ref->first ? first : ref->first;
+        if (lo <= last)
+            CHECK(reads_back(l, g, lo, last, ref->terms));
+        /* The model becomes the log. */
+        struct model_group *mg = &model[g];
+        if (!as_before)
+            memcpy(mg->terms, a->terms, sizeof mg->terms);
+        mg->first = lo;
+        mg->last = last;
+        mg->has_hs = has;
+        if (has)
+            mg->hs = hs;
+    }
+}
+
+static void apply_update(struct model_group *mg, const struct craft_glog_update *u)
+{
+    if (u->has_hard_state) {
+        mg->has_hs = true;
+        mg->hs = u->hs;
+    }
+    if (u->truncate_from != 0) {
+        uint64_t t = u->truncate_from;
+        if (t < mg->first || t > mg->last + 1)
+            mg->first = t;
+        mg->last = t - 1;
+    }
+    for (size_t k = 0; k < u->n; k++) {
+        if (mg->last < mg->first)
+            mg->first = u->entries[k].index;
+        mg->terms[u->entries[k].index] = u->entries[k].term;
+        mg->last = u->entries[k].index;
+    }
+}
+
 static void test_random_crashes(void)
 {
-    for (uint64_t seed = 1; seed <= 30; seed++) {
+    int n_faults = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
         struct craft_prng rng;
         craft_prng_seed(&rng, seed);
         struct craft_fs_mem *m = craft_fs_mem_create(seed);
@@ -299,15 +357,26 @@ static void test_random_crashes(void)
         for (uint64_t g = 1; g <= GROUPS_MAX; g++)
             model[g].first = 1;
         uint64_t term = 1;
-        for (int step = 0; step < 300 && l != NULL; step++) {
+        for (int step = 0; step < 300 && l != NULL && !case_failed; step++) {
             uint32_t op = (uint32_t)craft_prng_range(&rng, 0, 100);
+            if (op >= 85) {
+                craft_glog_close(l);
+                craft_fs_mem_crash(m, craft_prng_chance(&rng, 500));
+                l = open_ok(m, &cfg);
+                if (l != NULL)
+                    check_model(l);
+                continue;
+            }
+            memcpy(after, model, sizeof after);
+            uint64_t tr[GROUPS_MAX + 1] = {0};
+            struct craft_glog_update u[GROUPS_MAX];
+            struct craft_entry es[GROUPS_MAX][8];
+            static uint8_t bufs[GROUPS_MAX][8][64];
+            size_t n = 0;
+            uint64_t cg = 0, through = 0;
             if (op < 70) {
-                /* A round: a few groups, each appending, sometimes truncating or
-                 * restarting, sometimes with a hard state. */
-                struct craft_glog_update u[GROUPS_MAX];
-                struct craft_entry es[GROUPS_MAX][8];
-                static uint8_t bufs[GROUPS_MAX][8][64];
-                size_t n = 0;
+                /* A round: a few groups, each appending, sometimes truncating, restarting or
+                 * dropping its whole log, sometimes with a hard state. */
                 for (uint64_t g = 1; g <= GROUPS_MAX; g++) {
                     if (!craft_prng_chance(&rng, 500))
                         continue;
@@ -317,11 +386,11 @@ static void test_random_crashes(void)
                     uint64_t next = mg->last + 1;
                     uint32_t kind = (uint32_t)craft_prng_range(&rng, 0, 20);
                     if (kind == 2) {
-                        /* Drop the whole log (a snapshot install) and go on further. */
                         x->truncate_from = mg->first;
                         next = mg->last + 1 + craft_prng_range(&rng, 0, 20);
                     } else if (kind == 0 && mg->last >= mg->first) {
-                        x->truncate_from = mg->first + craft_prng_range(&rng, 0, mg->last - mg->first + 1);
+                        x->truncate_from =
+                            mg->first + craft_prng_range(&rng, 0, mg->last - mg->first + 1);
                         next = x->truncate_from;
                     } else if (kind == 1) {
                         x->truncate_from = mg->last + 2 + craft_prng_range(&rng, 0, 50);
@@ -342,45 +411,41 @@ static void test_random_crashes(void)
                     }
                     x->entries = es[n];
                     x->n = k;
+                    tr[g] = x->truncate_from;
+                    apply_update(&after[g], x);
                     n++;
                 }
-                CHECK(craft_glog_write(l, u, n) == CRAFT_OK);
-                for (size_t i = 0; i < n; i++) {
-                    struct model_group *mg = &model[u[i].group];
-                    if (u[i].has_hard_state) {
-                        mg->has_hs = true;
-                        mg->hs = u[i].hs;
-                    }
-                    if (u[i].truncate_from != 0) {
-                        uint64_t t = u[i].truncate_from;
-                        if (t < mg->first || t > mg->last + 1)
-                            mg->first = t;
-                        mg->last = t - 1;
-                    }
-                    for (size_t k = 0; k < u[i].n; k++) {
-                        if (mg->last < mg->first)
-                            mg->first = u[i].entries[k].index;
-                        mg->terms[u[i].entries[k].index] = u[i].entries[k].term;
-                        mg->last = u[i].entries[k].index;
-                    }
-                }
-            } else if (op < 85) {
-                uint64_t g = 1 + craft_prng_range(&rng, 0, GROUPS_MAX);
-                struct model_group *mg = &model[g];
-                if (mg->last >= mg->first) {
-                    uint64_t through = mg->first + craft_prng_range(&rng, 0, mg->last - mg->first + 1);
-                    CHECK(craft_glog_compact(l, g, through) == CRAFT_OK);
-                    mg->first = through + 1;
-                    if (mg->last < mg->first)
-                        mg->last = mg->first - 1;
-                }
             } else {
-                craft_glog_close(l);
-                craft_fs_mem_crash(m, craft_prng_chance(&rng, 500));
-                l = open_ok(m, &cfg);
-                if (l != NULL)
-                    check_model(l);
+                cg = 1 + craft_prng_range(&rng, 0, GROUPS_MAX);
+                struct model_group *mg = &after[cg];
+                if (mg->last < mg->first)
+                    continue;
+                through = mg->first + craft_prng_range(&rng, 0, mg->last - mg->first + 1);
+                mg->first = through + 1;
             }
+            /* Sometimes the disk fails a few operations into this one, for good (a dying
+             * disk or process), with EIO or ENOSPACE. */
+            bool fault = craft_prng_chance(&rng, 120);
+            int err_kind = craft_prng_chance(&rng, 500) ? CRAFT_EIO : CRAFT_ENOSPACE;
+            if (fault)
+                craft_fs_mem_fail(m, 1 + craft_prng_range(&rng, 0, 6), err_kind, true);
+            int rc = cg != 0 ? craft_glog_compact(l, cg, through) : craft_glog_write(l, u, n);
+            craft_fs_mem_fail(m, 0, 0, false);
+            if (rc == CRAFT_OK) {
+                memcpy(model, after, sizeof model);
+                continue;
+            }
+            CHECK(fault && rc == err_kind);
+            n_faults++;
+            /* Failed: nothing works any more, and it says why. */
+            CHECK(craft_glog_errmsg(l)[0] != '\0');
+            CHECK(craft_glog_write(l, u, n) == CRAFT_ESHUTDOWN);
+            CHECK(craft_glog_compact(l, 1, 1) == CRAFT_ESHUTDOWN);
+            craft_glog_close(l);
+            craft_fs_mem_crash(m, craft_prng_chance(&rng, 500));
+            l = open_ok(m, &cfg);
+            if (l != NULL)
+                check_partial(l, tr);
         }
         if (l != NULL) {
             check_model(l);
@@ -389,6 +454,9 @@ static void test_random_crashes(void)
         }
         craft_fs_mem_destroy(m);
     }
+    CHECK(n_faults > 50); /* the faults did hit operations */
+    printf("random workload: %d operations failed by the disk, recovered after a crash\n",
+           n_faults);
 }
 
 int main(void)
@@ -397,6 +465,6 @@ int main(void)
     run_case("truncation and restarts per group", test_truncate_and_restart);
     run_case("compaction deletes segments, keeps what is live", test_compaction);
     run_case("torn tail cut, corruption refused", test_torn_tail_and_corruption);
-    run_case("random workload with crashes against a model", test_random_crashes);
+    run_case("random workload with crashes and disk errors against a model", test_random_crashes);
     return unit_finish();
 }
