@@ -8,6 +8,8 @@
 # (utime+stime of the server processes over the run, all three craftkv nodes summed, divided
 # by the requests), then the ratios against the targets of docs/design/craftkv.md. CPU per
 # request is the figure to compare across runs: noise on a shared VM moves it less than ops/s.
+# For SET shapes it also prints the leader's log entries per fdatasync (INFO raft: the group
+# commit's batch size).
 # It prints figures; it never fails on speed (only if something cannot start).
 #
 # Usage: bench/craftkv_vs_redis.sh [path/to/craftkv]   (default build/bin/craftkv)
@@ -81,6 +83,13 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
+# The leader's entries written and fdatasyncs so far (INFO raft), "entries syncs".
+raft_io() {
+    redis-cli -p "$leader" info raft 2>/dev/null | tr -d '\r' |
+        awk -F: '$1 == "entries_written" { e = $2 } $1 == "disk_syncs" { s = $2 }
+                 END { print e + 0, s + 0 }'
+}
+
 # bench NAME PORT TEST CLIENTS PIPELINE SIZE REQUESTS PIDS...: one redis-benchmark run;
 # prints "NAME SHAPE rps p50 p99 cpu_us_per_request".
 bench() {
@@ -111,7 +120,16 @@ for shape in "${SHAPES[@]}"; do
     # shellcheck disable=SC2086 # the pid lists split on purpose
     bench redis "$REDIS_PORT" "$t" "$c" "$p" "$d" "$n" $REDIS_PIDS | tee -a "$results"
     # shellcheck disable=SC2086
+    io_before=$(raft_io)
     bench craftkv "$leader" "$t" "$c" "$p" "$d" "$n" $CRAFT_PIDS | tee -a "$results"
+    # Group commit on the leader: log entries per fdatasync over this shape's run.
+    if [ "$t" = set ]; then
+        read -r e1 s1 <<<"$io_before"
+        read -r e2 s2 <<<"$(raft_io)"
+        awk -v e=$((e2 - e1)) -v s=$((s2 - s1)) -v shape="$t-c$c-P$p-d$d" \
+            'BEGIN { if (s > 0) printf "craftkv %s entries per fdatasync (leader): %.1f\n", shape, e / s }' |
+            tee -a "$TMP/batching"
+    fi
     if [ "${FOLLOWER:-0}" = 1 ]; then
         # shellcheck disable=SC2086
         bench craftkv-follower "$follower" "$t" "$c" "$p" "$d" "$n" $CRAFT_PIDS |
@@ -146,3 +164,5 @@ for shape in "${SHAPES[@]}"; do
         "$(cell craftkv)" "$(cell redis)" "$ratio" "$(get craftkv "$s" 6)" \
         "$(get redis "$s" 6)" "$cpux" "$target"
 done
+echo
+cat "$TMP/batching"
