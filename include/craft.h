@@ -249,12 +249,12 @@ struct craft_future *craft_apply(struct craft_node *node, const void *data, uint
  * thread makes on node are held in a list of the thread's own and handed to the node at
  * craft_batch_end in one queue operation, with at most one wake-up of the node's loop for
  * all of them (instead of the first call waking the loop while the caller still has more
- * to submit). Order is kept: any other call on a node from this thread, and
- * craft_future_wait on any future, hands the held list over first, so a wait can never
- * deadlock on a held request. An apply's queue room is checked at craft_batch_end (never
- * waited for): the applies that do not fit complete with CRAFT_ETIMEOUT, and so does every
- * request after the first of them, so a command never enters the log ahead of one the
- * caller submitted before it. Futures of held requests are not complete before
+ * to submit). Order is kept: any other call on a node from this thread, and a
+ * craft_future_wait that may wait (timeout_ms != 0) on any future, hands the held list over
+ * first, so a wait can never deadlock on a held request. Queue room is checked at
+ * craft_batch_end (never waited for), for reads too: the requests that do not fit complete
+ * with CRAFT_ETIMEOUT, every one after the first of them included, so a command never
+ * enters the log ahead of one the caller submitted before it. Futures of held requests are not complete before
  * craft_batch_end (craft_future_done is false). Batches do not nest: one node per thread
  * at a time. Never blocks. */
 void craft_batch_begin(struct craft_node *node);

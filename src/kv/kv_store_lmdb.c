@@ -125,8 +125,10 @@ struct craft_kv_txn {
     struct lmdb_store *s;
     MDB_txn *txn;
     bool write;
-    uint64_t base; /* write: where LMDB allocates its first new page (bytes) */
-    uint64_t need; /* write: bytes of new pages this transaction may take so far */
+    uint64_t base;      /* write: where LMDB allocates its first new page (bytes) */
+    uint64_t depth;     /* write: the deepest of the store's trees at its start, plus one */
+    uint64_t by_puts;   /* write: the sum of the puts' own bounds (put_bound) */
+    uint64_t new_bytes; /* write: the sum of the puts' data bounds (data_bound) */
 };
 
 /* ---- keeping the map file allocated ahead of LMDB (MDB_WRITEMAP) ---- */
@@ -138,9 +140,6 @@ struct craft_kv_txn {
 #define RESERVE_STEP_BYTES_MAX ((uint64_t)64 << 20)
 /* A commit's own pages beyond the puts' (the free-page list, the main tree's root path). */
 #define COMMIT_SLACK_BYTES ((uint64_t)1 << 20)
-/* The deepest B+tree the bound assumes. LMDB's own cursor stack stops at 32 levels; with
- * 4 KiB pages and CRAFT_KV_STORE_KEY_BYTES_MAX keys a tree of 16 GiB is under 8 deep. */
-#define TREE_DEPTH_MAX 12
 
 /* Makes sure data.mdb has disk blocks for [0, end) (MDB_WRITEMAP only: otherwise LMDB
  * writes pages with pwrite, which fails cleanly with ENOSPC). */
@@ -165,15 +164,40 @@ static int reserve_to(struct lmdb_store *s, uint64_t end)
     return CRAFT_OK;
 }
 
-/* The new pages one put may take, in bytes: the copies of its path from the root (each
- * page of a B+tree touched by a transaction is copied once), a split at every level and a
- * new root, and the overflow pages of a large value. A bound, not an estimate: it is what
- * keeps SIGBUS away. */
-static uint64_t put_bound(const struct lmdb_store *s, size_t klen, size_t vlen)
+/* The new pages one put or delete may take, in bytes: the copies of its path from the root
+ * (each page of a B+tree touched by a transaction is copied once), a neighbour copied at
+ * every level, a split at every level and a new root, and the overflow pages of a large
+ * value, in trees as deep as the deepest at the transaction's start plus one. A bound, not
+ * an estimate: it is what keeps SIGBUS away. */
+static uint64_t put_bound(const struct craft_kv_txn *t, size_t klen, size_t vlen)
 {
-    uint64_t pages = 2 * TREE_DEPTH_MAX + 1;
-    pages += (klen + vlen + s->page_bytes - 1) / s->page_bytes;
-    return pages * s->page_bytes;
+    /* Per level: the copy of the path, a copied neighbour (a delete's rebalancing), a
+     * split; and a new root. */
+    uint64_t pages = 3 * t->depth + 1;
+    pages += (klen + vlen + t->s->page_bytes - 1) / t->s->page_bytes;
+    return pages * t->s->page_bytes;
+}
+
+/* What a put adds to the pages that did not exist before, in bytes, whatever the tree: its
+ * node (header included) in leaves that a split leaves at least half full, the branch pages
+ * above new leaves (no more than the leaves), and a large value's overflow pages. */
+static uint64_t data_bound(const struct lmdb_store *s, size_t klen, size_t vlen)
+{
+    return 4 * ((uint64_t)klen + vlen + 16) + (vlen >= s->page_bytes / 2 ? vlen + s->page_bytes : 0);
+}
+
+/* The new pages transaction t may take so far, in bytes: the smaller of two bounds. Per put
+ * (put_bound, tight for a few puts), or per transaction: every page that existed at its
+ * start copied once and split once (2 x base), plus what the puts add (data_bound), which stays proportional
+ * to the data for the transactions that touch most of the tree (a snapshot restore, a
+ * flush). On top, the commit's own writes: the free-page list, up to 8 bytes for every page
+ * that may be freed (base / 512, rounded up generously), and a fixed slack. */
+static uint64_t txn_need(const struct craft_kv_txn *t)
+{
+    /* Twice base: every page copied once, and every page full at the start split once. */
+    uint64_t whole = 2 * t->base + t->new_bytes;
+    uint64_t pages = t->by_puts < whole ? t->by_puts : whole;
+    return pages + t->base / 256 + COMMIT_SLACK_BYTES;
 }
 
 static int map_err(int rc)
@@ -230,8 +254,14 @@ static int lmdb_begin(struct craft_kv_store *base, bool write, struct craft_kv_t
         MDB_envinfo info;
         mdb_env_info(s->env, &info);
         t->base = ((uint64_t)info.me_last_pgno + 1) * s->page_bytes;
-        t->need = COMMIT_SLACK_BYTES;
-        int err = reserve_to(s, t->base + t->need);
+        t->depth = 1;
+        for (int i = 0; i < CRAFT_KV_TABLES; i++) {
+            MDB_stat st;
+            if (mdb_stat(t->txn, s->dbi[i], &st) == MDB_SUCCESS && st.ms_depth + 1 > t->depth)
+                t->depth = st.ms_depth + 1;
+        }
+        t->depth += 1; /* the main tree that names the tables, and the free-page tree */
+        int err = reserve_to(s, t->base + txn_need(t));
         if (err != CRAFT_OK) {
             mdb_txn_abort(t->txn);
             free(t);
@@ -257,8 +287,9 @@ static int lmdb_get(struct craft_kv_txn *t, int table, const uint8_t *key, size_
 /* A put or a delete (which may merge pages: bounded the same way) in t needs klen + vlen. */
 static int reserve_for_put(struct craft_kv_txn *t, size_t klen, size_t vlen)
 {
-    t->need += put_bound(t->s, klen, vlen);
-    return reserve_to(t->s, t->base + t->need);
+    t->by_puts += put_bound(t, klen, vlen);
+    t->new_bytes += data_bound(t->s, klen, vlen);
+    return reserve_to(t->s, t->base + txn_need(t));
 }
 
 static int lmdb_put(struct craft_kv_txn *t, int table, const uint8_t *key, size_t klen,
@@ -286,7 +317,8 @@ static int lmdb_del(struct craft_kv_txn *t, int table, const uint8_t *key, size_
 static int lmdb_drop(struct craft_kv_txn *t, int table)
 {
     CRAFT_ASSERT(t->write);
-    /* Emptying a table frees pages and copies only the main tree's path to its record. */
+    /* Emptying a table frees its pages (their list at commit is in txn_need's base / 256)
+     * and copies only the main tree's path to its record. */
     int err = reserve_for_put(t, 0, 0);
     if (err != CRAFT_OK)
         return err;

@@ -58,7 +58,9 @@ void rt_loop_recv_direct(void *ctx, uint64_t from, const uint8_t *bytes, size_t 
 {
     struct craft_node *n = ctx;
     (void)from; /* the message names its sender */
-    if (n->failed_seen || atomic_load(&n->stopping)) {
+    /* n->failed, not only failed_seen: a write that failed on this thread earlier in the
+     * round must stop the stepping at once, before its REQ_FAILED is taken. */
+    if (n->failed_seen || atomic_load(&n->failed) != CRAFT_OK || atomic_load(&n->stopping)) {
         return;
     }
     (void)craft_driver_receive(n->driver, bytes, len, rt_now_ms());
@@ -182,6 +184,12 @@ static bool write_here(struct craft_node *n, const struct craft_batch *b)
 static void port_persist(void *ctx, const struct craft_batch *b)
 {
     struct craft_node *n = ctx;
+    if (atomic_load(&n->failed) != CRAFT_OK) {
+        /* A failed node writes nothing more (a later batch written after a failed one
+         * could leave a log that no longer follows its snapshot or its hard state) and
+         * acknowledges nothing. */
+        return;
+    }
     if (b->truncate_from != 0) {
         futs_fail_from_tail(n, b->truncate_from);
     }

@@ -279,7 +279,9 @@ void craft_future_notify(struct craft_future *f, void (*fn)(void *ctx), void *ct
 
 int craft_future_wait(struct craft_future *f, int64_t timeout_ms)
 {
-    rt_batch_flush(); /* a future held in this thread's batch would never complete */
+    if (timeout_ms != 0) {
+        rt_batch_flush(); /* a future held in this thread's batch would never complete */
+    }
     pthread_mutex_lock(&f->mu);
     if (!f->done && timeout_ms != 0) {
         if (timeout_ms < 0) {

@@ -449,8 +449,11 @@ void *rt_disk_main(void *arg)
             struct rt_disk_job *j = (struct rt_disk_job *)it;
             it = it->next;
             jobs++;
-            int rc = failed;
+            /* Failed here, or elsewhere (a write the loop made itself, the state machine):
+             * nothing more is written. */
+            int rc = failed != CRAFT_OK ? failed : atomic_load(&n->failed);
             if (rc != CRAFT_OK) {
+                failed = rc;
                 rt_disk_job_free(j);
                 continue;
             }
