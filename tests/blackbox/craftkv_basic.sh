@@ -60,6 +60,14 @@ check_has "INFO raft: leader id" "leader_id:$L" "$info"
 check_has "INFO raft: disk counters" "disk_syncs:" "$info"
 linfo=$(cli "$L" info raft)
 check_has "INFO raft: the leader counts its peers" "peers:2" "$linfo"
+# A peer is "active" once it answered since the leader's last check-quorum round, which
+# clears the mark every election timeout: an idle cluster shows both peers inactive for up
+# to a heartbeat interval after each round. Wait for the mark (a condition, not a time).
+for _ in $(seq 1 50); do
+    printf '%s' "$linfo" | grep -qF "state=replicate,active=yes" && break
+    sleep 0.1
+    linfo=$(cli "$L" info raft)
+done
 check_has "INFO raft: the leader shows their progress" "state=replicate,active=yes" "$linfo"
 
 # ---- a few commands and Redis's error texts ----
