@@ -391,6 +391,11 @@ void craft_core_step_down(struct craft_core *core, uint64_t now)
     }
 }
 
+enum craft_role craft_core_role(const struct craft_core *core)
+{
+    return core->role;
+}
+
 void craft_core_status(const struct craft_core *core, struct craft_core_status *s)
 {
     memset(s, 0, sizeof *s);

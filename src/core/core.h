@@ -347,6 +347,8 @@ struct craft_core_status {
 size_t craft_core_peers(const struct craft_core *core, struct craft_peer_status *peers, size_t cap);
 
 void craft_core_status(const struct craft_core *core, struct craft_core_status *status);
+/* The role alone (no copy of the configuration: for per-batch decisions). */
+enum craft_role craft_core_role(const struct craft_core *core);
 
 /* Returns the entry at index if the core's log view holds it (snapshot < index <= last),
  * else NULL. Borrowed until the next call on core. */

@@ -58,9 +58,9 @@ void rt_loop_recv_direct(void *ctx, uint64_t from, const uint8_t *bytes, size_t 
 {
     struct craft_node *n = ctx;
     (void)from; /* the message names its sender */
-    /* n->failed, not only failed_seen: a write that failed on this thread earlier in the
-     * round must stop the stepping at once, before its REQ_FAILED is taken. */
-    if (n->failed_seen || atomic_load(&n->failed) != CRAFT_OK || atomic_load(&n->stopping)) {
+    /* n->failed (which failed_seen follows): a write that failed on this thread earlier in
+     * the round must stop the stepping at once, before its REQ_FAILED is taken. */
+    if (atomic_load(&n->failed) != CRAFT_OK || atomic_load(&n->stopping)) {
         return;
     }
     (void)craft_driver_receive(n->driver, bytes, len, rt_now_ms());
@@ -170,15 +170,21 @@ static void port_send(void *ctx, uint64_t to, const uint8_t *bytes, size_t len)
  * go to the disk thread (the snapshot store's lock, larger writes). */
 static bool write_here(struct craft_node *n, const struct craft_batch *b)
 {
-    if (b->has_snap_chunk || n->disk_done_seq != n->disk_submitted_seq ||
-        n->disk_jobs_pushed != atomic_load_explicit(&n->disk_jobs_finished,
-                                                    memory_order_acquire) ||
-        atomic_load(&n->failed) != CRAFT_OK || n->failed_seen) {
-        return false;
+    return !b->has_snap_chunk && n->disk_done_seq == n->disk_submitted_seq &&
+           n->disk_jobs_pushed ==
+               atomic_load_explicit(&n->disk_jobs_finished, memory_order_acquire) &&
+           craft_core_role(craft_driver_core(n->driver)) == CRAFT_FOLLOWER;
+}
+
+/* Address records in a batch's entries: the loop learns them as they are persisted. */
+static void learn_batch_addrs(struct craft_node *n, const struct craft_batch *b)
+{
+    for (size_t i = 0; i < b->n_entries; i++) {
+        const struct craft_entry *e = &b->entries[i];
+        if (e->type == CRAFT_ENTRY_NORMAL && e->len > 0 && e->data[0] == TAG_ADDRS) {
+            learn_addrs(n, e->data + 1, e->len - 1);
+        }
     }
-    struct craft_core_status st;
-    craft_core_status(craft_driver_core(n->driver), &st);
-    return st.role == CRAFT_FOLLOWER;
 }
 
 static void port_persist(void *ctx, const struct craft_batch *b)
@@ -204,13 +210,8 @@ static void port_persist(void *ctx, const struct craft_batch *b)
         craft_driver_persisted(n->driver, b->seq, rt_now_ms());
         return;
     }
+    learn_batch_addrs(n, b);
     if (write_here(n, b)) {
-        for (size_t i = 0; i < b->n_entries; i++) {
-            const struct craft_entry *e = &b->entries[i];
-            if (e->type == CRAFT_ENTRY_NORMAL && e->len > 0 && e->data[0] == TAG_ADDRS) {
-                learn_addrs(n, e->data + 1, e->len - 1);
-            }
-        }
         n->disk_submitted_seq = b->seq;
         int rc = rt_disk_write_now(n, b);
         if (rc != CRAFT_OK) {
@@ -242,9 +243,6 @@ static void port_persist(void *ctx, const struct craft_batch *b)
             memcpy(j->buf + off, e->data, e->len);
             j->entries[i].data = j->buf + off;
             off += e->len;
-            if (e->type == CRAFT_ENTRY_NORMAL && e->data[0] == TAG_ADDRS) {
-                learn_addrs(n, e->data + 1, e->len - 1);
-            }
         }
     }
     j->n_entries = b->n_entries;

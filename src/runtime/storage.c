@@ -292,19 +292,28 @@ struct group {
     struct craft_hard_state hs;
 };
 
-static int group_flush(struct craft_node *n, struct group *g)
+/* The hard state (if hs), then a truncation from t (0: none) and entries e[0..k), each
+ * durable, counted in the node's disk counters. */
+static int write_hs_and_log(struct craft_node *n, const struct craft_hard_state *hs, uint64_t t,
+                            const struct craft_entry *e, size_t k)
 {
     int rc = CRAFT_OK;
-    if (g->has_hs) {
-        rc = hs_put(n, &g->hs);
+    if (hs != NULL) {
+        rc = hs_put(n, hs);
         atomic_fetch_add(&n->n_disk_syncs, 1);
     }
-    if (rc == CRAFT_OK && g->n > 0) {
-        rc = log_write(n, 0, g->e, g->n);
+    if (rc == CRAFT_OK && (t != 0 || k > 0)) {
+        rc = log_write(n, t, e, k);
         atomic_fetch_add(&n->n_disk_writes, 1);
         atomic_fetch_add(&n->n_disk_syncs, 1);
-        atomic_fetch_add(&n->n_entries_written, g->n);
+        atomic_fetch_add(&n->n_entries_written, k);
     }
+    return rc;
+}
+
+static int group_flush(struct craft_node *n, struct group *g)
+{
+    int rc = write_hs_and_log(n, g->has_hs ? &g->hs : NULL, 0, g->e, g->n);
     g->n = 0;
     g->has_hs = false;
     return rc;
@@ -392,18 +401,8 @@ int rt_disk_write_now(struct craft_node *n, const struct craft_batch *b)
     CRAFT_ASSERT(!b->has_snap_chunk);
     CRAFT_ASSERT(n->disk_jobs_pushed == atomic_load_explicit(&n->disk_jobs_finished,
                                                              memory_order_acquire));
-    int rc = CRAFT_OK;
-    if (b->has_hard_state) {
-        rc = hs_put(n, &b->hs);
-        atomic_fetch_add(&n->n_disk_syncs, 1);
-    }
-    if (rc == CRAFT_OK && (b->truncate_from != 0 || b->n_entries > 0)) {
-        rc = log_write(n, b->truncate_from, b->entries, b->n_entries);
-        atomic_fetch_add(&n->n_disk_writes, 1);
-        atomic_fetch_add(&n->n_disk_syncs, 1);
-        atomic_fetch_add(&n->n_entries_written, b->n_entries);
-    }
-    return rc;
+    return write_hs_and_log(n, b->has_hard_state ? &b->hs : NULL, b->truncate_from, b->entries,
+                            b->n_entries);
 }
 
 static void post_persisted(struct craft_node *n, uint64_t seq, int err)

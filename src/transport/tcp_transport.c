@@ -377,6 +377,20 @@ static void peer_event(struct tcp *t, struct peer *p, uint32_t events)
     }
 }
 
+/* Writes what is queued for a connected peer whose last batch is fully written (a batch
+ * still being written waits for EPOLLOUT; the queue goes after it). Returns whether the
+ * peer is connected. */
+static bool peer_flush_idle(struct tcp *t, struct peer *p)
+{
+    if (p->state != PEER_CONNECTED) {
+        return false;
+    }
+    if (p->out_off == p->out.len) {
+        peer_flush(t, p);
+    }
+    return true;
+}
+
 /* Starts due connection attempts; returns how long the loop may sleep. */
 static int peers_tick(struct tcp *t)
 {
@@ -384,9 +398,8 @@ static int peers_tick(struct tcp *t)
     uint64_t wait = IDLE_WAIT_MS;
     for (size_t i = 0, n = peer_count(t); i < n; i++) {
         struct peer *p = &t->peers[i];
-        if (p->state == PEER_CONNECTED && p->out_off == p->out.len) {
-            peer_flush(t, p); /* picks up anything queued since the last pass */
-            continue;
+        if (peer_flush_idle(t, p)) {
+            continue; /* connected: it took anything queued since the last pass */
         }
         if (p->state == PEER_CONNECTING) {
             uint64_t deadline = p->attempt_ms + CONNECT_TIMEOUT_MS;
@@ -952,11 +965,7 @@ void craft_tcp_transport_flush(struct craft_transport *base)
     struct tcp *t = (struct tcp *)base;
     CRAFT_ASSERT(t->driven && tl_polling == t);
     for (size_t i = 0, n = peer_count(t); i < n; i++) {
-        struct peer *p = &t->peers[i];
-        /* A batch still being written waits for EPOLLOUT; the queue goes after it. */
-        if (p->state == PEER_CONNECTED && p->out_off == p->out.len) {
-            peer_flush(t, p);
-        }
+        (void)peer_flush_idle(t, &t->peers[i]);
     }
 }
 

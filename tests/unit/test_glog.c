@@ -348,6 +348,7 @@ static void test_random_crashes(void)
 {
     int n_faults = 0;
     for (uint64_t seed = 1; seed <= 40; seed++) {
+        cur_seed = seed; /* failed checks name it: the workload replays from it */
         struct craft_prng rng;
         craft_prng_seed(&rng, seed);
         struct craft_fs_mem *m = craft_fs_mem_create(seed);
