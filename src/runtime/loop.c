@@ -615,7 +615,7 @@ static void fill_stats(struct craft_node *n, struct craft_stats *s)
     for (struct rt_req *r = n->blocked_head; r != NULL; r = (struct rt_req *)r->item.next) {
         blocked++;
     }
-    s->proposals_queued = blocked + rt_queue_len(&n->inbox);
+    s->proposals_queued = blocked + rt_queue_bounded_len(&n->inbox);
     s->disk_jobs_queued = rt_queue_len(&n->disk_q);
     s->apply_jobs_queued = rt_queue_len(&n->fsm_q);
     s->disk_writes = atomic_load(&n->n_disk_writes);

@@ -46,7 +46,7 @@ void rt_queue_destroy(struct rt_queue *q)
 }
 
 /* Links it at the tail; called with q->mu held. */
-static void append_locked(struct rt_queue *q, struct rt_item *it)
+static void append_locked(struct rt_queue *q, struct rt_item *it, bool bounded)
 {
     it->next = NULL;
     if (q->tail != NULL) {
@@ -56,6 +56,7 @@ static void append_locked(struct rt_queue *q, struct rt_item *it)
     }
     q->tail = it;
     q->len++;
+    q->bounded_len += bounded;
 }
 
 /* Wakes a sleeping consumer (called without the mutex). Only a sleeping one: a busy one
@@ -72,7 +73,7 @@ static void wake_consumer(struct rt_queue *q)
 bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_t deadline_ms)
 {
     pthread_mutex_lock(&q->mu);
-    while (bounded && q->max != 0 && q->len >= q->max && !q->closed) {
+    while (bounded && q->max != 0 && q->bounded_len >= q->max && !q->closed) {
         if (deadline_ms == 0 || rt_now_ms() >= deadline_ms) {
             pthread_mutex_unlock(&q->mu);
             return false;
@@ -85,7 +86,7 @@ bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_
         pthread_mutex_unlock(&q->mu);
         return false;
     }
-    append_locked(q, it);
+    append_locked(q, it, bounded);
     bool wake = q->waiting;
     pthread_mutex_unlock(&q->mu);
     if (wake) {
@@ -98,9 +99,9 @@ struct rt_item *rt_queue_push_list(struct rt_queue *q, struct rt_item *head, boo
 {
     pthread_mutex_lock(&q->mu);
     struct rt_item *it = head;
-    while (!q->closed && it != NULL && !(bounded && q->max != 0 && q->len >= q->max)) {
+    while (!q->closed && it != NULL && !(bounded && q->max != 0 && q->bounded_len >= q->max)) {
         struct rt_item *next = it->next;
-        append_locked(q, it);
+        append_locked(q, it, bounded);
         it = next;
     }
     bool wake = q->waiting && it != head;
@@ -115,9 +116,10 @@ struct rt_item *rt_queue_push_list(struct rt_queue *q, struct rt_item *head, boo
 static struct rt_item *detach_unlock(struct rt_queue *q)
 {
     struct rt_item *all = q->head;
-    bool had_room_waiters = q->max != 0 && q->len >= q->max;
+    bool had_room_waiters = q->max != 0 && q->bounded_len >= q->max;
     q->head = q->tail = NULL;
     q->len = 0;
+    q->bounded_len = 0;
     pthread_mutex_unlock(&q->mu);
     if (had_room_waiters) {
         pthread_cond_broadcast(&q->room);
@@ -184,6 +186,14 @@ size_t rt_queue_len(struct rt_queue *q)
 {
     pthread_mutex_lock(&q->mu);
     size_t n = q->len;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+size_t rt_queue_bounded_len(struct rt_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->bounded_len;
     pthread_mutex_unlock(&q->mu);
     return n;
 }

@@ -70,6 +70,10 @@ struct rt_queue {
     pthread_cond_t room; /* producers wait for room (bounded queues) */
     struct rt_item *head, *tail;
     size_t len;
+    /* Items pushed with a bound (the callers' requests): what max limits. The loop's own
+     * messages and completions are pushed unbounded and take no room from requests, so
+     * a burst of peer messages never makes a request fail as if the queue were full. */
+    size_t bounded_len;
     size_t max;        /* 0: unbounded */
     bool waiting;      /* the consumer sleeps */
     bool closed;
@@ -99,6 +103,8 @@ struct rt_item *rt_queue_take_nowait(struct rt_queue *q);
 bool rt_queue_wait_begin(struct rt_queue *q);
 void rt_queue_wait_end(struct rt_queue *q);
 size_t rt_queue_len(struct rt_queue *q);
+/* The items pushed with a bound, what max limits (see bounded_len). */
+size_t rt_queue_bounded_len(struct rt_queue *q);
 
 /* ---- requests to the loop ---- */
 enum req_kind {
