@@ -202,8 +202,71 @@ int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fs
 
 /* Stops the node: stops taking work, fails every pending future with CRAFT_ESHUTDOWN,
  * waits for the disk thread to finish the write in progress (everything acknowledged is
- * durable already), joins every thread, closes storage and transport, frees the node. */
+ * durable already), joins every thread, closes storage and transport, frees the node. On
+ * a group of a host (craft_host_add_group): the same for the group alone; the host, its
+ * loop and its transport go on. Not from a callback. */
 void craft_node_destroy(struct craft_node *node);
+
+/* ---- hosts: many Raft groups in one process ---- */
+
+/* A host runs the replicas of many Raft groups that one process holds, on one raft loop
+ * thread and one transport (one connection per pair of processes carries every group's
+ * messages, tagged with the group id), whatever the number of groups. Each group is a
+ * struct craft_node: every call above and below works on it. craft_node_create is a host
+ * with the single group 0. Each group still has its own storage directory and its own disk
+ * and state machine threads (docs/design/multiraft.md: the shared log and the apply pool
+ * are the next steps). */
+struct craft_host;
+
+struct craft_host_config {
+    uint64_t id;         /* this process's node id, its replica id in every group; non-zero */
+    uint64_t cluster_id; /* TCP handshakes refuse other clusters (default 1) */
+    uint8_t transport;   /* enum craft_transport_kind (default TCP) */
+    char listen_addr[CRAFT_ADDR_BYTES_MAX]; /* TCP (default "127.0.0.1:0") */
+    struct craft_mem_net *mem_net;          /* MEM: the network to attach to */
+    /* Addresses of the other processes known up front (TCP); groups add the addresses
+     * their configurations replicate. */
+    const struct craft_server *peers;
+    size_t n_peers;
+    uint32_t frame_bytes_max; /* largest message (TCP; 0: 64 MiB) */
+    uint64_t seed;            /* reconnection jitter (default: id) */
+};
+
+/* Fills cfg with the defaults above for process id. */
+void craft_host_config_default(struct craft_host_config *cfg, uint64_t id);
+
+/* Starts the transport and the loop thread, with no group yet. Errors (with a line in
+ * errbuf if not NULL): CRAFT_EINVAL (config: id, transport, mem_net, listen_addr, a node
+ * already on the in-memory network), CRAFT_ENOMEM, or the listen error. */
+int craft_host_create(const struct craft_host_config *cfg, struct craft_host **out,
+                      char *errbuf, size_t errbuf_cap);
+
+/* Adds this process's replica of group `group`, as craft_node_create makes a node: cfg's
+ * storage, bootstrap, timing and limits are the group's (its data_dir must be its own);
+ * cfg's id, cluster_id, transport, listen_addr, mem_net and seed are the host's (what cfg
+ * says of them is ignored); cfg->peers adds addresses the group knows up front. The loop
+ * steps the group from its next round. Errors as craft_node_create, and CRAFT_EINVAL when
+ * the host already has the group or the group's message limits exceed the host's
+ * frame_bytes_max; CRAFT_ESHUTDOWN while the host stops. Thread-safe; not from a callback.
+ * Messages for groups a host does not have are dropped and counted (craft_host_stats). */
+int craft_host_add_group(struct craft_host *host, uint64_t group, const struct craft_config *cfg,
+                         const struct craft_fsm *fsm, struct craft_node **out, char *errbuf,
+                         size_t errbuf_cap);
+
+/* craft_node_destroy(group) removes a group from its host (its futures fail with
+ * CRAFT_ESHUTDOWN, its storage stays on disk). craft_host_destroy removes the groups left,
+ * then stops the loop and the transport, and frees the host. Not from a callback. */
+void craft_host_destroy(struct craft_host *host);
+
+/* The host's TCP listening port (useful with port 0); 0 with the mem transport. */
+uint16_t craft_host_port(struct craft_host *host);
+
+struct craft_host_stats {
+    uint64_t groups;             /* groups hosted now */
+    uint64_t rounds;             /* loop rounds since start */
+    uint64_t msgs_unknown_group; /* messages dropped: for a group this host does not have */
+};
+void craft_host_stats(struct craft_host *host, struct craft_host_stats *stats);
 
 /* ---- futures ---- */
 
@@ -306,7 +369,8 @@ struct craft_future *craft_snapshot(struct craft_node *node);
  * "" if unknown). */
 uint64_t craft_leader(struct craft_node *node, char *addr, size_t cap);
 enum craft_role craft_state(struct craft_node *node);
-/* This node's TCP listening port (useful with port 0); 0 with the mem transport. */
+/* This node's TCP listening port (useful with port 0); 0 with the mem transport. A group
+ * of a host: the host's port. */
 uint16_t craft_node_port(struct craft_node *node);
 
 #define CRAFT_STATS_PEERS_MAX CRAFT_CONF_NODES_MAX

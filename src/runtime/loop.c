@@ -1,9 +1,11 @@
-/* The raft loop thread: owns the driver and core; turns requests, messages and disk
- * completions into driver calls, and the driver's ports into work for the other threads.
+/* One group on the raft loop thread: owns the group's driver and core; turns requests,
+ * messages and disk completions into driver calls, and the driver's ports into work for
+ * the other threads. The host's loop (host.c) runs every group's share of each round.
  *
- * Batching: the loop takes everything queued in its inbox at once and steps all of it
- * between craft_driver_hold() and craft_driver_release(), so proposals arriving while the
- * previous batch was being handled leave together: one append per follower, one disk job. */
+ * Batching: a round takes everything queued in the group's inbox at once and steps all of
+ * it between craft_driver_hold() and craft_driver_release(), so proposals arriving while
+ * the previous batch was being handled leave together: one append per follower, one disk
+ * job. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -40,9 +42,8 @@ void rt_fail(struct craft_node *n, int err, const char *what)
     }
 }
 
-void rt_loop_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len)
+void rt_loop_recv(struct craft_node *n, uint64_t from, const uint8_t *bytes, size_t len)
 {
-    struct craft_node *n = ctx;
     if (len > UINT32_MAX) {
         return;
     }
@@ -54,9 +55,8 @@ void rt_loop_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len)
     rt_post(n, r);
 }
 
-void rt_loop_recv_direct(void *ctx, uint64_t from, const uint8_t *bytes, size_t len)
+void rt_loop_recv_direct(struct craft_node *n, uint64_t from, const uint8_t *bytes, size_t len)
 {
-    struct craft_node *n = ctx;
     (void)from; /* the message names its sender */
     /* n->failed (which failed_seen follows): a write that failed on this thread earlier in
      * the round must stop the stepping at once, before its REQ_FAILED is taken. */
@@ -89,7 +89,7 @@ static void learn_addrs(struct craft_node *n, const uint8_t *body, size_t len)
         uint16_t port;
         if (n->cfg.transport == CRAFT_TRANSPORT_TCP &&
             rt_addr_split(tmp.s[i].addr, host, sizeof host, &port)) {
-            (void)craft_tcp_transport_set_peer(n->transport, tmp.s[i].id, host, port);
+            (void)craft_tcp_transport_set_peer(n->host->transport, tmp.s[i].id, host, port);
         }
     }
     pthread_mutex_lock(&n->pub_mu);
@@ -158,7 +158,7 @@ static void fail_list(struct craft_future **head, int err)
 static void port_send(void *ctx, uint64_t to, const uint8_t *bytes, size_t len)
 {
     struct craft_node *n = ctx;
-    (void)craft_transport_send(n->transport, to, bytes, len);
+    (void)craft_transport_send(n->host->transport, to, n->group, bytes, len);
 }
 
 /* Whether the loop writes batch b itself instead of handing it to the disk thread: on a
@@ -864,92 +864,73 @@ static void shutdown_fail_all(struct craft_node *n)
     }
 }
 
-/* The longest a driven loop sleeps in its transport's poll with nothing due. */
-#define DRIVEN_WAIT_MS_MAX 1000
+/* ---- one group's share of a host round (host.c runs the rounds) ---- */
 
-/* A round's input with a driven transport: the requests queued so far, and the messages
- * the sockets hold, which are stepped right here (rt_loop_recv_direct: the driver is
- * held). With no request queued the loop sleeps in the poll until a message arrives, a
- * producer's push wakes the transport (the inbox's notify), or the next timer is due. */
-static struct rt_item *wait_driven(struct craft_node *n, uint64_t now, uint64_t wake)
+uint64_t rt_group_wake(struct craft_node *n, uint64_t now)
 {
-    struct rt_item *it = rt_queue_take_nowait(&n->inbox);
-    int timeout = 0;
-    if (it == NULL && wake > now) {
-        uint64_t d = wake - now;
-        timeout = d > DRIVEN_WAIT_MS_MAX ? DRIVEN_WAIT_MS_MAX : (int)d;
+    uint64_t wake = craft_driver_next_timeout(n->driver);
+    if (n->blocked_head != NULL && wake > now + 10) {
+        wake = now + 10; /* blocked proposals have deadlines */
     }
-    bool sleep = timeout > 0 && rt_queue_wait_begin(&n->inbox);
-    craft_tcp_transport_poll(n->transport, sleep ? timeout : 0);
-    if (sleep) {
-        rt_queue_wait_end(&n->inbox);
-        it = rt_queue_take_nowait(&n->inbox);
+    if (n->disk_oldest_ms != 0 && n->cfg.disk_stall_ms != 0 &&
+        wake > n->disk_oldest_ms + n->cfg.disk_stall_ms + 1) {
+        wake = n->disk_oldest_ms + n->cfg.disk_stall_ms + 1;
     }
-    return it;
+    return wake;
 }
 
-void *rt_loop_main(void *arg)
+void rt_group_hold(struct craft_node *n)
 {
-    pthread_setname_np(pthread_self(), "craft-raft"); /* top -H, perf, gdb */
-    struct craft_node *n = arg;
-    for (;;) {
-        uint64_t now = rt_now_ms();
-        uint64_t wake = craft_driver_next_timeout(n->driver);
-        if (n->blocked_head != NULL && wake > now + 10) {
-            wake = now + 10; /* blocked proposals have deadlines */
-        }
-        if (n->disk_oldest_ms != 0 && n->cfg.disk_stall_ms != 0 &&
-            wake > n->disk_oldest_ms + n->cfg.disk_stall_ms + 1) {
-            wake = n->disk_oldest_ms + n->cfg.disk_stall_ms + 1;
-        }
-        craft_driver_hold(n->driver);
-        struct rt_item *it = n->net_driven ? wait_driven(n, now, wake)
-                                           : rt_queue_take_all(&n->inbox, wake > now ? wake : now + 1);
-        bool stopping = atomic_load(&n->stopping);
-        now = rt_now_ms();
-        while (it != NULL) {
-            struct rt_req *r = (struct rt_req *)it;
-            it = it->next;
-            if (stopping && r->kind != REQ_STATS) {
-                if (r->f != NULL) {
-                    rt_future_complete(r->f, CRAFT_ESHUTDOWN, 0, NULL);
-                }
-                free(r->conf);
-                free(r);
-                continue;
+    craft_driver_hold(n->driver);
+}
+
+void rt_group_step(struct craft_node *n, struct rt_item *it, uint64_t now)
+{
+    bool stopping = atomic_load(&n->stopping);
+    while (it != NULL) {
+        struct rt_req *r = (struct rt_req *)it;
+        it = it->next;
+        if (stopping && r->kind != REQ_STATS) {
+            if (r->f != NULL) {
+                rt_future_complete(r->f, CRAFT_ESHUTDOWN, 0, NULL);
             }
-            handle(n, r, now);
+            free(r->conf);
+            free(r);
+            continue;
         }
-        if (!stopping && !n->failed_seen && now >= craft_driver_next_timeout(n->driver)) {
-            craft_driver_tick(n->driver, now);
-        }
-        if (!stopping && !n->failed_seen) {
-            retry_blocked(n, now);
-        }
-        craft_driver_release(n->driver);
-        if (n->net_driven) {
-            /* The round's messages leave now, one write per peer, from this thread. */
-            craft_tcp_transport_flush(n->transport);
-        }
-        if (n->lease_reads != NULL) {
-            struct craft_core_status st;
-            craft_core_status(craft_driver_core(n->driver), &st);
-            struct craft_future **pp = &n->lease_reads;
-            while (*pp != NULL) {
-                struct craft_future *f = *pp;
-                if (f->ctx <= st.applied) {
-                    *pp = f->next;
-                    post_fsm_read(n, f, f->ctx);
-                } else {
-                    pp = &f->next;
-                }
+        handle(n, r, now);
+    }
+    if (!stopping && !n->failed_seen && now >= craft_driver_next_timeout(n->driver)) {
+        craft_driver_tick(n->driver, now);
+    }
+    if (!stopping && !n->failed_seen) {
+        retry_blocked(n, now);
+    }
+    craft_driver_release(n->driver);
+}
+
+void rt_group_after_send(struct craft_node *n)
+{
+    if (n->lease_reads != NULL) {
+        struct craft_core_status st;
+        craft_core_status(craft_driver_core(n->driver), &st);
+        struct craft_future **pp = &n->lease_reads;
+        while (*pp != NULL) {
+            struct craft_future *f = *pp;
+            if (f->ctx <= st.applied) {
+                *pp = f->next;
+                post_fsm_read(n, f, f->ctx);
+            } else {
+                pp = &f->next;
             }
         }
-        if (stopping) {
-            break;
-        }
+    }
+    if (!atomic_load(&n->stopping)) {
         after_round(n, rt_now_ms());
     }
+}
+
+void rt_group_shutdown(struct craft_node *n)
+{
     shutdown_fail_all(n);
-    return NULL;
 }

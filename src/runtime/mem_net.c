@@ -1,5 +1,5 @@
-/* The in-process network for threaded nodes: a send hands a copy of the message straight
- * to the receiving node (its receive callback queues it in that node's inbox), on the
+/* The in-process network for threaded hosts: a send hands a copy of the message straight
+ * to the receiving host (its receive callback queues it in the group's inbox), on the
  * sender's thread. A read-write lock lets every node send at once; attaching, detaching
  * and cutting links take it exclusively, so after a detach no callback for that node runs. */
 #include <pthread.h>
@@ -74,7 +74,8 @@ void craft_mem_net_set_link(struct craft_mem_net *net, uint64_t a, uint64_t b, b
     pthread_rwlock_unlock(&net->lock);
 }
 
-static int ep_send(struct craft_transport *t, uint64_t to, const uint8_t *bytes, size_t len)
+static int ep_send(struct craft_transport *t, uint64_t to, uint64_t group, const uint8_t *bytes,
+                   size_t len)
 {
     struct endpoint *ep = (struct endpoint *)t;
     struct craft_mem_net *net = ep->net;
@@ -87,7 +88,7 @@ static int ep_send(struct craft_transport *t, uint64_t to, const uint8_t *bytes,
         struct endpoint *dst = net->eps[i];
         if (dst->id == to && to != ep->id) {
             if (!is_cut(net, ep->id, to)) {
-                dst->recv(dst->ctx, ep->id, bytes, len);
+                dst->recv(dst->ctx, ep->id, group, bytes, len);
             }
             rc = CRAFT_OK;
             break;

@@ -1,5 +1,5 @@
-/* Node lifetime: create (validate, open and recover storage, start transport and threads)
- * and destroy (stop, flush, join, close). */
+/* Node (group) lifetime: open (validate, open and recover storage, make the driver), attach
+ * to a host (its own one for craft_node_create), and destroy (detach, flush, join, close). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,76 +26,6 @@ static void core_config(const struct craft_config *c, struct craft_core_config *
     core->clock_drift_bound_ms = c->clock_drift_bound_ms;
 }
 
-static void transport_log(void *ctx, const char *line)
-{
-    (void)ctx;
-    fprintf(stderr, "craft %s\n", line);
-}
-
-/* The inbox's notify with a driven transport: the loop sleeps in the transport's poll. */
-static void wake_transport(void *ctx)
-{
-    craft_tcp_transport_wake(ctx);
-}
-
-static int start_transport(struct craft_node *n, char *errbuf, size_t cap)
-{
-    if (n->cfg.transport == CRAFT_TRANSPORT_MEM) {
-        n->transport = rt_mem_net_attach(n->cfg.mem_net, n->cfg.id, rt_loop_recv, n);
-        if (n->transport == NULL) {
-            snprintf(errbuf, cap, "node %" PRIu64 " is already on the in-memory network",
-                     n->cfg.id);
-            return CRAFT_EINVAL;
-        }
-        return CRAFT_OK;
-    }
-    struct craft_peer_addr peers[2 * CRAFT_CONF_NODES_MAX];
-    size_t np = 0;
-    for (size_t i = 0; i < n->loop_book.n; i++) {
-        const struct craft_server *s = &n->loop_book.s[i];
-        if (s->id == n->cfg.id) {
-            continue;
-        }
-        peers[np].id = s->id;
-        if (!rt_addr_split(s->addr, peers[np].host, sizeof peers[np].host, &peers[np].port)) {
-            continue; /* an address we cannot use: learn a better one later */
-        }
-        np++;
-    }
-    char host[CRAFT_ADDR_BYTES_MAX];
-    uint16_t port;
-    if (!rt_addr_split(n->cfg.listen_addr, host, sizeof host, &port)) {
-        snprintf(errbuf, cap, "invalid configuration: listen_addr");
-        return CRAFT_EINVAL;
-    }
-    struct craft_tcp_config tc = {
-        .cluster_id = n->cfg.cluster_id,
-        .self_id = n->cfg.id,
-        .peers = peers,
-        .n_peers = np,
-        .listen_host = host,
-        .listen_port = port,
-        .frame_bytes_max = (uint32_t)(n->cfg.append_bytes_max + n->cfg.entry_bytes_max +
-                                      n->cfg.snapshot_chunk_bytes_max + (1u << 20)),
-        .seed = n->cfg.seed,
-        .recv = rt_loop_recv_direct,
-        .recv_ctx = n,
-        .log = transport_log,
-        .driven = true, /* the loop thread runs it: no hand-off per message */
-    };
-    int err;
-    n->transport = craft_tcp_transport_create(&tc, &err);
-    if (n->transport == NULL) {
-        snprintf(errbuf, cap, "cannot listen on %s: %s", n->cfg.listen_addr,
-                 craft_strerror(err));
-        return err;
-    }
-    n->net_driven = true;
-    n->inbox.notify = wake_transport;
-    n->inbox.notify_ctx = n->transport;
-    return CRAFT_OK;
-}
-
 static void node_free(struct craft_node *n)
 {
     if (n->driver != NULL) {
@@ -110,15 +40,11 @@ static void node_free(struct craft_node *n)
     free(n);
 }
 
-int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fsm,
-                      struct craft_node **out, char *errbuf, size_t errbuf_cap)
+/* A group's replica without threads: validated config, storage opened and recovered, the
+ * driver made. */
+static int group_open(const struct craft_config *cfg, const struct craft_fsm *fsm,
+                      uint64_t group, struct craft_node **out, char *errbuf, size_t errbuf_cap)
 {
-    char scratch[8];
-    if (errbuf == NULL) {
-        errbuf = scratch;
-        errbuf_cap = sizeof scratch;
-    }
-    errbuf[0] = '\0';
     *out = NULL;
     const char *field = NULL;
     if (craft_config_validate(cfg, &field) != CRAFT_OK) {
@@ -138,6 +64,7 @@ int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fs
     }
     n->cfg = *cfg;
     n->fsm = *fsm;
+    n->group = group;
     n->data_dir = cfg->data_dir ? strdup(cfg->data_dir) : NULL;
     n->cfg.data_dir = n->data_dir;
     rt_queue_init(&n->inbox, cfg->queue_max);
@@ -167,25 +94,122 @@ int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fs
     n->cfg.n_peers = 0;
     n->cfg.initial_servers = NULL;
     n->cfg.n_initial_servers = 0;
-    if (rc == CRAFT_OK) {
-        n->pub_book = n->loop_book;
-        struct craft_core_status st;
-        craft_core_status(craft_driver_core(n->driver), &st);
-        n->last_role = st.role;
-        n->last_conf = st.conf;
-        atomic_store(&n->pub_role, (int)st.role);
-        atomic_store(&n->pub_term, st.term);
-        rc = start_transport(n, errbuf, errbuf_cap);
-    }
     if (rc != CRAFT_OK) {
         node_free(n);
         return rc;
     }
-    /* Every batch is acknowledged up to here: nothing was handed out yet. */
-    if (pthread_create(&n->disk_thread, NULL, rt_disk_main, n) != 0 ||
-        pthread_create(&n->fsm_thread, NULL, rt_fsm_main, n) != 0 ||
-        pthread_create(&n->loop_thread, NULL, rt_loop_main, n) != 0) {
-        CRAFT_UNREACHABLE(); /* TODO(limits): unwind partially started threads */
+    n->pub_book = n->loop_book;
+    struct craft_core_status st;
+    craft_core_status(craft_driver_core(n->driver), &st);
+    n->last_role = st.role;
+    n->last_conf = st.conf;
+    atomic_store(&n->pub_role, (int)st.role);
+    atomic_store(&n->pub_term, st.term);
+    *out = n;
+    return CRAFT_OK;
+}
+
+/* The largest message a group with these limits sends: an append, or a snapshot chunk,
+ * with room for the message's own fields. */
+static uint64_t group_msg_bytes_max(const struct craft_config *cfg)
+{
+    return cfg->append_bytes_max + cfg->entry_bytes_max + cfg->snapshot_chunk_bytes_max +
+           (1u << 20);
+}
+
+int craft_host_add_group(struct craft_host *h, uint64_t group, const struct craft_config *cfg,
+                         const struct craft_fsm *fsm, struct craft_node **out, char *errbuf,
+                         size_t errbuf_cap)
+{
+    char scratch[8];
+    if (errbuf == NULL) {
+        errbuf = scratch;
+        errbuf_cap = sizeof scratch;
+    }
+    errbuf[0] = '\0';
+    *out = NULL;
+    struct craft_config c = *cfg;
+    c.id = h->id;
+    c.transport = h->transport_kind;
+    c.mem_net = h->mem_net;
+    snprintf(c.listen_addr, sizeof c.listen_addr, "%s", h->listen_addr);
+    /* Groups of one host draw different election timers: a mix of the group id. */
+    c.seed = h->seed ^ (group * 0x9e3779b97f4a7c15ull);
+    uint64_t frame_max = h->frame_bytes_max ? h->frame_bytes_max : CRAFT_HOST_FRAME_BYTES_DEFAULT;
+    if (h->transport_kind == CRAFT_TRANSPORT_TCP && group_msg_bytes_max(&c) > frame_max) {
+        snprintf(errbuf, errbuf_cap, "invalid configuration: append_bytes_max + entry_bytes_max "
+                                     "+ snapshot_chunk_bytes_max exceed the host's "
+                                     "frame_bytes_max");
+        return CRAFT_EINVAL;
+    }
+    struct craft_node *n;
+    int rc = group_open(&c, fsm, group, &n, errbuf, errbuf_cap);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    /* Addresses the group knows (its log's, cfg->peers) reach the shared transport. */
+    for (size_t i = 0; h->transport_kind == CRAFT_TRANSPORT_TCP && i < n->loop_book.n; i++) {
+        const struct craft_server *s = &n->loop_book.s[i];
+        char host[CRAFT_ADDR_BYTES_MAX];
+        uint16_t port;
+        if (s->id != h->id && rt_addr_split(s->addr, host, sizeof host, &port)) {
+            (void)craft_tcp_transport_set_peer(h->transport, s->id, host, port);
+        }
+    }
+    rc = rt_host_attach(h, n);
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, errbuf_cap, rc == CRAFT_EINVAL ? "group %" PRIu64 " is already hosted"
+                                     : rc == CRAFT_ENOMEM ? "out of memory (group %" PRIu64 ")"
+                                                          : "host stopping (group %" PRIu64 ")",
+                 group);
+        node_free(n);
+        return rc;
+    }
+    *out = n;
+    return CRAFT_OK;
+}
+
+int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fsm,
+                      struct craft_node **out, char *errbuf, size_t errbuf_cap)
+{
+    char scratch[8];
+    if (errbuf == NULL) {
+        errbuf = scratch;
+        errbuf_cap = sizeof scratch;
+    }
+    errbuf[0] = '\0';
+    *out = NULL;
+    struct craft_node *n;
+    int rc = group_open(cfg, fsm, 0, &n, errbuf, errbuf_cap);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    /* A host for this group alone, knowing the peers the group's book names (the log's
+     * addresses after a restart, cfg->peers at first). */
+    struct craft_host_config hc;
+    craft_host_config_default(&hc, cfg->id);
+    hc.cluster_id = cfg->cluster_id;
+    hc.transport = cfg->transport;
+    snprintf(hc.listen_addr, sizeof hc.listen_addr, "%s", cfg->listen_addr);
+    hc.mem_net = cfg->mem_net;
+    hc.peers = n->loop_book.s;
+    hc.n_peers = n->loop_book.n;
+    hc.frame_bytes_max = (uint32_t)group_msg_bytes_max(cfg);
+    hc.seed = cfg->seed;
+    struct craft_host *h;
+    rc = craft_host_create(&hc, &h, errbuf, errbuf_cap);
+    if (rc != CRAFT_OK) {
+        node_free(n);
+        return rc;
+    }
+    n->own_host = true;
+    rc = rt_host_attach(h, n);
+    CRAFT_ASSERT(rc == CRAFT_OK || rc == CRAFT_ENOMEM);
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, errbuf_cap, "out of memory");
+        node_free(n);
+        craft_host_destroy(h);
+        return rc;
     }
     *out = n;
     return CRAFT_OK;
@@ -196,15 +220,11 @@ void craft_node_destroy(struct craft_node *n)
     if (n == NULL) {
         return;
     }
-    atomic_store(&n->stopping, true);
-    rt_queue_close(&n->inbox);
-    pthread_join(n->loop_thread, NULL);
+    rt_host_detach(n); /* the loop let go of it: no thread steps it any more */
     rt_queue_close(&n->disk_q);
     pthread_join(n->disk_thread, NULL);
     rt_queue_close(&n->fsm_q);
     pthread_join(n->fsm_thread, NULL);
-    /* After the threads that push to the inbox: its notify wakes the transport. */
-    craft_transport_close(n->transport);
     /* Requests that arrived after the loop's last pass. */
     for (struct rt_item *it = rt_queue_take_all(&n->inbox, 0); it != NULL;) {
         struct rt_req *r = (struct rt_req *)it;
@@ -215,12 +235,14 @@ void craft_node_destroy(struct craft_node *n)
         free(r->conf);
         free(r);
     }
+    struct craft_host *own = n->own_host ? n->host : NULL;
     node_free(n);
+    craft_host_destroy(own);
 }
 
 uint16_t craft_node_port(struct craft_node *n)
 {
-    return n->cfg.transport == CRAFT_TRANSPORT_TCP ? craft_tcp_transport_port(n->transport) : 0;
+    return craft_host_port(n->host);
 }
 
 uint64_t craft_leader(struct craft_node *n, char *addr, size_t cap)

@@ -216,11 +216,12 @@ struct craft_node {
     struct craft_snapshot_reader *send_reader; /* loop thread, under snap_mu */
     struct craft_snapshot_info send_info;
 
-    struct craft_transport *transport;
-    /* TCP: the transport is driven by the loop thread (no thread of its own): messages are
-     * stepped as they are read and written at the end of the round that made them. */
-    bool net_driven;
-    struct craft_mem_net *mem_net;
+    /* The host whose loop thread steps this group and whose transport carries its
+     * messages (host.c); own_host: created by craft_node_create for this group alone. */
+    struct craft_host *host;
+    uint64_t group;
+    bool own_host;
+    bool detached; /* under host->mu: the loop let go of the group (removal) */
 
     /* Loop thread. */
     struct craft_driver *driver;
@@ -268,7 +269,6 @@ struct craft_node {
     pthread_t snap_thread;
     bool snap_thread_started;
 
-    pthread_t loop_thread;
     atomic_bool stopping;
 
     /* Published for any thread. */
@@ -303,12 +303,78 @@ void rt_fsm_job_free(struct rt_fsm_job *j);
 /* Restores the state machine from the newest snapshot, which must match meta. */
 int rt_fsm_restore(struct craft_node *n, const struct craft_snapshot_meta *meta);
 
-/* loop.c */
-void *rt_loop_main(void *arg);
-void rt_loop_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len);
-/* The driven TCP transport's receive callback: steps the message on the loop thread, in
- * the round that read it. */
-void rt_loop_recv_direct(void *ctx, uint64_t from, const uint8_t *bytes, size_t len);
+/* loop.c: one group's share of the host's rounds, on the loop thread. */
+/* A message for the group from another thread (the in-memory network): queued. */
+void rt_loop_recv(struct craft_node *n, uint64_t from, const uint8_t *bytes, size_t len);
+/* A message read by the driven TCP transport on the loop thread: stepped at once, in the
+ * round that read it (the group's driver is held). */
+void rt_loop_recv_direct(struct craft_node *n, uint64_t from, const uint8_t *bytes, size_t len);
+/* When the group needs its next round at the latest (its timers, blocked proposals' retry,
+ * the disk-stall check). */
+uint64_t rt_group_wake(struct craft_node *n, uint64_t now);
+/* A round: hold the driver (before the transport's poll steps messages into it), then
+ * step the items taken from the inbox, tick, retry blocked proposals and release (the
+ * driver's sends and writes go out); after the host flushed the transport, the round's
+ * completions (lease reads, events, transfers, automatic snapshots). */
+void rt_group_hold(struct craft_node *n);
+void rt_group_step(struct craft_node *n, struct rt_item *items, uint64_t now);
+void rt_group_after_send(struct craft_node *n);
+/* The group leaves the loop: every future the loop holds fails with CRAFT_ESHUTDOWN. */
+void rt_group_shutdown(struct craft_node *n);
+
+/* ---- the host: one loop thread and one transport for many groups (host.c) ---- */
+struct craft_host {
+    uint64_t id;
+    uint8_t transport_kind;
+    struct craft_transport *transport;
+    struct craft_mem_net *mem_net;
+    char listen_addr[CRAFT_ADDR_BYTES_MAX];
+    uint32_t frame_bytes_max; /* 0: CRAFT_HOST_FRAME_BYTES_DEFAULT */
+    uint64_t seed;
+    pthread_t loop_thread;
+    atomic_bool stopping;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* removal acknowledgements */
+    /* Under mu: the groups, sorted by group id (lookups by binary search), and those
+     * being removed, which the loop lets go of at the start of its next round. */
+    struct craft_node **groups;
+    size_t n_groups, cap_groups;
+    struct craft_node **leaving;
+    size_t n_leaving, cap_leaving;
+    uint64_t gen; /* bumped on every change of groups */
+    /* Bigger arrays for the loop, allocated by an attach that outgrew its copy. */
+    struct craft_node **spare_groups;
+    struct rt_item **spare_items;
+    size_t cap_spare;
+
+    /* The bell the loop sleeps on with the in-memory transport (TCP: in its poll). */
+    pthread_mutex_t bell_mu;
+    pthread_cond_t bell_cv;
+    bool rung;
+
+    /* Loop thread: its copy of groups, refreshed when gen moved. */
+    struct craft_node **loop_groups;
+    size_t n_loop_groups, cap_loop_groups;
+    uint64_t loop_gen;
+    struct rt_item **round_items; /* per loop group: the round's inbox items */
+
+    atomic_uint_fast64_t rounds, msgs_unknown_group;
+};
+
+/* The TCP transport's default largest message (tcp_transport.h), for groups' limits. */
+#define CRAFT_HOST_FRAME_BYTES_DEFAULT (64u << 20)
+
+/* Removed groups the loop lets go of per round (the rest wait for the next one). */
+#define HOST_LEAVING_BATCH 64
+
+/* Attaches group n (storage recovered, driver made, n->group set) to host h and starts
+ * its disk and state machine threads; the loop steps it from its next round. Errors:
+ * CRAFT_EINVAL (h already hosts n->group), CRAFT_ENOMEM, CRAFT_ESHUTDOWN. */
+int rt_host_attach(struct craft_host *h, struct craft_node *n);
+/* Removes group n from its host: the loop lets go of it (its futures fail with
+ * CRAFT_ESHUTDOWN) before this returns; the caller then stops its other threads. */
+void rt_host_detach(struct craft_node *n);
 void rt_post(struct craft_node *n, struct rt_req *r);
 void rt_fail(struct craft_node *n, int err, const char *what);
 

@@ -60,6 +60,25 @@ void craft_frame_header_encode(uint8_t hdr[CRAFT_FRAME_HEADER_BYTES], uint32_t p
     put_u32(hdr, payload_len);
 }
 
+int craft_message_frame_split(const uint8_t *payload, size_t len, uint64_t *group,
+                              const uint8_t **msg, size_t *msg_len)
+{
+    if (len <= CRAFT_GROUP_ID_BYTES) {
+        return CRAFT_EMALFORMED;
+    }
+    *group = get_u64(payload);
+    *msg = payload + CRAFT_GROUP_ID_BYTES;
+    *msg_len = len - CRAFT_GROUP_ID_BYTES;
+    return CRAFT_OK;
+}
+
+void craft_message_header_encode(uint8_t hdr[CRAFT_MESSAGE_HEADER_BYTES], uint64_t group,
+                                 uint32_t msg_len)
+{
+    craft_frame_header_encode(hdr, CRAFT_GROUP_ID_BYTES + msg_len);
+    put_u64(hdr + CRAFT_FRAME_HEADER_BYTES, group);
+}
+
 size_t craft_handshake_encode(const struct craft_handshake *hs,
                               uint8_t out[CRAFT_FRAME_HEADER_BYTES + CRAFT_HANDSHAKE_BYTES])
 {

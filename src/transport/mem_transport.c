@@ -8,11 +8,10 @@
 
 struct mem_msg {
     struct mem_msg *next;
-    uint64_t from, to;
+    uint64_t from, to, group;
     size_t len;
     uint8_t bytes[];
 };
-
 
 struct mem_endpoint {
     struct craft_transport base; /* first: the vtable pointer is the endpoint pointer */
@@ -71,7 +70,8 @@ static size_t *hub_pending(struct craft_mem_hub *hub, uint64_t from, uint64_t to
     return &hub->pending[hub->n_pending++].bytes;
 }
 
-static int mem_send(struct craft_transport *t, uint64_t to, const uint8_t *bytes, size_t len)
+static int mem_send(struct craft_transport *t, uint64_t to, uint64_t group, const uint8_t *bytes,
+                    size_t len)
 {
     struct mem_endpoint *e = (struct mem_endpoint *)t;
     struct craft_mem_hub *hub = e->hub;
@@ -98,6 +98,7 @@ static int mem_send(struct craft_transport *t, uint64_t to, const uint8_t *bytes
     m->next = NULL;
     m->from = e->id;
     m->to = to;
+    m->group = group;
     m->len = len;
     memcpy(m->bytes, bytes, len);
     if (hub->tail != NULL) {
@@ -188,7 +189,7 @@ size_t craft_mem_hub_pump(struct craft_mem_hub *hub)
         *pending -= m->len;
         struct mem_endpoint *dst = hub_find(hub, m->to);
         if (dst != NULL) {
-            dst->recv(dst->ctx, m->from, m->bytes, m->len);
+            dst->recv(dst->ctx, m->from, m->group, m->bytes, m->len);
             delivered++;
         } else {
             hub->n_dropped++;

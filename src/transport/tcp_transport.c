@@ -508,7 +508,8 @@ static bool inbound_parse(struct tcp *t, struct inbound *c)
             return false; /* shutting down: stop delivering, the connection goes anyway */
         }
         struct craft_frame f;
-        uint32_t max = c->handshaken ? t->frame_bytes_max : CRAFT_HANDSHAKE_BYTES;
+        uint32_t max =
+            c->handshaken ? t->frame_bytes_max + CRAFT_GROUP_ID_BYTES : CRAFT_HANDSHAKE_BYTES;
         int rc = craft_frame_decode(c->in.p + off, c->in.len - off, max, &f);
         if (rc != CRAFT_OK) {
             tlog(t, "closing connection from %s%s: bad frame (%s)", c->addr,
@@ -521,7 +522,16 @@ static bool inbound_parse(struct tcp *t, struct inbound *c)
         if (!c->handshaken) {
             ok = inbound_handshake(t, c, f.payload, f.payload_len);
         } else {
-            t->recv(t->recv_ctx, c->from, f.payload, f.payload_len);
+            uint64_t group;
+            const uint8_t *msg;
+            size_t msg_len;
+            rc = craft_message_frame_split(f.payload, f.payload_len, &group, &msg, &msg_len);
+            if (rc != CRAFT_OK) {
+                tlog(t, "closing connection from %s: bad frame (%s)", c->addr,
+                     craft_strerror(rc));
+                return false;
+            }
+            t->recv(t->recv_ctx, c->from, group, msg, msg_len);
         }
         off += f.consumed;
     }
@@ -535,7 +545,7 @@ static void inbound_event(struct tcp *t, struct inbound *c)
     for (int i = 0; i < READS_PER_EVENT_MAX && !c->dead; i++) {
         if (c->in.len == c->in.cap) {
             /* Never more than one maximal frame: decode rejects longer headers first. */
-            size_t limit = (size_t)t->frame_bytes_max + CRAFT_FRAME_HEADER_BYTES;
+            size_t limit = (size_t)t->frame_bytes_max + CRAFT_MESSAGE_HEADER_BYTES;
             size_t cap = c->in.cap ? c->in.cap * 2 : IN_BUF_BYTES_INITIAL;
             cap = cap < limit ? cap : limit;
             CRAFT_ASSERT(cap > c->in.cap);
@@ -689,7 +699,8 @@ static void wake(struct tcp *t)
 
 /* ---- the vtable ---- */
 
-static int tcp_send(struct craft_transport *base, uint64_t to, const uint8_t *bytes, size_t len)
+static int tcp_send(struct craft_transport *base, uint64_t to, uint64_t group,
+                    const uint8_t *bytes, size_t len)
 {
     struct tcp *t = (struct tcp *)base;
     if (atomic_load(&t->stop)) {
@@ -705,7 +716,7 @@ static int tcp_send(struct craft_transport *base, uint64_t to, const uint8_t *by
     if (p == NULL) {
         return CRAFT_EUNKNOWNPEER;
     }
-    size_t need = CRAFT_FRAME_HEADER_BYTES + len;
+    size_t need = CRAFT_MESSAGE_HEADER_BYTES + len;
     pthread_mutex_lock(&p->mu);
     if (p->queue.len + need > t->queue_bytes_max) {
         pthread_mutex_unlock(&p->mu);
@@ -716,8 +727,8 @@ static int tcp_send(struct craft_transport *base, uint64_t to, const uint8_t *by
         return CRAFT_ENOMEM;
     }
     bool was_empty = p->queue.len == 0;
-    craft_frame_header_encode(p->queue.p + p->queue.len, (uint32_t)len);
-    memcpy(p->queue.p + p->queue.len + CRAFT_FRAME_HEADER_BYTES, bytes, len);
+    craft_message_header_encode(p->queue.p + p->queue.len, group, (uint32_t)len);
+    memcpy(p->queue.p + p->queue.len + CRAFT_MESSAGE_HEADER_BYTES, bytes, len);
     p->queue.len += need;
     pthread_mutex_unlock(&p->mu);
     /* Only the first frame of a queue wakes the loop; it takes the whole queue at once. The

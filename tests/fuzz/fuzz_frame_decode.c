@@ -1,9 +1,9 @@
 /* libFuzzer target: the TCP transport's frame and handshake decoding on arbitrary bytes.
  *
  * The input is treated as a received byte stream, as the transport's receive path does:
- * the first frame is the handshake (its own size limit), later frames are messages. Every
- * decoded frame must lie inside the input and respect the limit; a decoded handshake must
- * re-encode to the same bytes. ASan/UBSan catch any read outside the input. */
+ * the first frame is the handshake (its own size limit), later frames are group-addressed
+ * messages. Every decoded frame must lie inside the input and respect the limit; a decoded
+ * handshake and a message frame's header must re-encode to the same bytes. ASan/UBSan catch any read outside the input. */
 #include <stdbool.h>
 #include <string.h>
 
@@ -51,10 +51,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CRAFT_ASSERT(n == f.consumed && memcmp(again, data + off, n) == 0);
             handshaken = true;
         } else {
-            /* Any payload is an opaque message: touch every byte for ASan. */
+            uint64_t group;
+            const uint8_t *msg;
+            size_t msg_len;
+            rc = craft_message_frame_split(f.payload, f.payload_len, &group, &msg, &msg_len);
+            if (rc != CRAFT_OK) {
+                CRAFT_ASSERT(rc == CRAFT_EMALFORMED && f.payload_len <= CRAFT_GROUP_ID_BYTES);
+                break; /* the transport closes the connection here */
+            }
+            CRAFT_ASSERT(msg == f.payload + CRAFT_GROUP_ID_BYTES && msg_len >= 1);
+            CRAFT_ASSERT(msg_len == f.payload_len - CRAFT_GROUP_ID_BYTES);
+            uint8_t mhdr[CRAFT_MESSAGE_HEADER_BYTES];
+            craft_message_header_encode(mhdr, group, (uint32_t)msg_len);
+            CRAFT_ASSERT(memcmp(mhdr, data + off, sizeof(mhdr)) == 0);
+            /* The message is opaque here: touch every byte for ASan. */
             volatile uint8_t sum = 0;
-            for (uint32_t i = 0; i < f.payload_len; i++) {
-                sum = (uint8_t)(sum + f.payload[i]);
+            for (size_t i = 0; i < msg_len; i++) {
+                sum = (uint8_t)(sum + msg[i]);
             }
             (void)sum;
         }

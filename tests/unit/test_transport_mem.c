@@ -19,12 +19,13 @@ struct rx {
     bool echo;
 };
 
-static void on_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len)
+static void on_recv(void *ctx, uint64_t from, uint64_t group, const uint8_t *bytes, size_t len)
 {
     struct rx *r = ctx;
     CHECK(len >= 4);
     uint32_t seq;
     memcpy(&seq, bytes, 4);
+    CHECK(group == (uint64_t)seq * 3 + 1); /* the group travels beside the message */
     for (size_t i = 4; i < len; i++) {
         CHECK(bytes[i] == (uint8_t)(seq + i));
     }
@@ -34,7 +35,7 @@ static void on_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len)
         r->n++;
     }
     if (r->echo) {
-        CHECK(craft_transport_send(r->self, from, bytes, len) == CRAFT_OK);
+        CHECK(craft_transport_send(r->self, from, group, bytes, len) == CRAFT_OK);
     }
 }
 
@@ -66,7 +67,7 @@ static void test_delivery_order(void)
             for (uint64_t b = 1; b <= N_NODES; b++) {
                 if (a != b) {
                     size_t len = make_msg(buf, s);
-                    CHECK(craft_transport_send(t[a], b, buf, len) == CRAFT_OK);
+                    CHECK(craft_transport_send(t[a], b, (uint64_t)s * 3 + 1, buf, len) == CRAFT_OK);
                 }
             }
         }
@@ -104,17 +105,17 @@ static void test_errors_and_limits(void)
     for (size_t i = 4; i < sizeof(buf); i++) {
         buf[i] = (uint8_t)i; /* seq 0: a valid message at every length */
     }
-    CHECK(craft_transport_send(a, 3, buf, 4) == CRAFT_EUNKNOWNPEER);
-    CHECK(craft_transport_send(a, 1, buf, 4) == CRAFT_EUNKNOWNPEER);
-    CHECK(craft_transport_send(a, 2, buf, 0) == CRAFT_EINVAL);
-    CHECK(craft_transport_send(a, 2, buf, 101) == CRAFT_ETOOBIG);
-    CHECK(craft_transport_send(a, 2, buf, 100) == CRAFT_OK);
-    CHECK(craft_transport_send(a, 2, buf, 100) == CRAFT_OK);
-    CHECK(craft_transport_send(a, 2, buf, 100) == CRAFT_EBUSY); /* 300 > 250 */
-    CHECK(craft_transport_send(a, 2, buf, 50) == CRAFT_OK);     /* exactly 250 */
-    CHECK(craft_transport_send(b, 1, buf, 100) == CRAFT_OK);    /* another pair's queue */
+    CHECK(craft_transport_send(a, 3, 1, buf, 4) == CRAFT_EUNKNOWNPEER);
+    CHECK(craft_transport_send(a, 1, 1, buf, 4) == CRAFT_EUNKNOWNPEER);
+    CHECK(craft_transport_send(a, 2, 1, buf, 0) == CRAFT_EINVAL);
+    CHECK(craft_transport_send(a, 2, 1, buf, 101) == CRAFT_ETOOBIG);
+    CHECK(craft_transport_send(a, 2, 1, buf, 100) == CRAFT_OK);
+    CHECK(craft_transport_send(a, 2, 1, buf, 100) == CRAFT_OK);
+    CHECK(craft_transport_send(a, 2, 1, buf, 100) == CRAFT_EBUSY); /* 300 > 250 */
+    CHECK(craft_transport_send(a, 2, 1, buf, 50) == CRAFT_OK);     /* exactly 250 */
+    CHECK(craft_transport_send(b, 1, 1, buf, 100) == CRAFT_OK); /* another pair's queue */
     CHECK(craft_mem_hub_pump(hub) == 4);
-    CHECK(craft_transport_send(a, 2, buf, 100) == CRAFT_OK); /* room again */
+    CHECK(craft_transport_send(a, 2, 1, buf, 100) == CRAFT_OK); /* room again */
     /* A receiver that leaves drops what was queued for it. */
     craft_transport_close(b);
     CHECK(craft_mem_hub_pump(hub) == 0);
@@ -140,7 +141,7 @@ static void run_echo(uint64_t seed, uint64_t *digest, size_t *rounds)
     uint8_t buf[64];
     for (int i = 0; i < 50; i++) {
         uint32_t s = (uint32_t)craft_prng_range(&prng, 0, 1000);
-        CHECK(craft_transport_send(a, 2, buf, make_msg(buf, s)) == CRAFT_OK);
+        CHECK(craft_transport_send(a, 2, (uint64_t)s * 3 + 1, buf, make_msg(buf, s)) == CRAFT_OK);
     }
     CHECK(craft_mem_hub_pump(hub) == 50);
     CHECK(r2.n == 50 && r1.n == 0);

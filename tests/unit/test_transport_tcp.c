@@ -54,11 +54,22 @@ static size_t make_msg(uint8_t *buf, uint64_t seq, uint8_t tag)
     return len;
 }
 
-static void on_recv(void *ctx, uint64_t from, const uint8_t *bytes, size_t len)
+/* The group a message is sent to: a function of its bytes, so the receiver can check the
+ * group id travelled with it. */
+static uint64_t msg_group(const uint8_t *buf, size_t len)
+{
+    uint64_t seq = 0;
+    if (len >= 9) {
+        memcpy(&seq, buf, 8);
+    }
+    return seq * 7 + (len >= 9 ? buf[8] : 0) + (seq % 3 == 0 ? (uint64_t)1 << 63 : 0);
+}
+
+static void on_recv(void *ctx, uint64_t from, uint64_t group, const uint8_t *bytes, size_t len)
 {
     struct node *n = ctx;
     uint64_t seq = 0;
-    bool content_ok = len >= 9 && from > 0 && from < N_MAX;
+    bool content_ok = len >= 9 && from > 0 && from < N_MAX && group == msg_group(bytes, len);
     if (content_ok) {
         memcpy(&seq, bytes, 8);
         content_ok = len == 9 + seq % 200 && bytes[8] < 4;
@@ -245,7 +256,7 @@ static int send_retry(struct craft_transport *t, uint64_t to, const uint8_t *b, 
 {
     uint64_t deadline = mono_ms() + WAIT_MS;
     for (;;) {
-        int rc = craft_transport_send(t, to, b, len);
+        int rc = craft_transport_send(t, to, msg_group(b, len), b, len);
         if (rc != CRAFT_EBUSY || mono_ms() > deadline) {
             return rc;
         }
@@ -342,19 +353,20 @@ static void test_send_errors(void)
     CHECK(node_start(&nodes[1], 2, 0, 1000)); /* node 2's address unknown: nothing drains */
     struct craft_transport *t = nodes[1].t;
     uint8_t buf[FRAME_MAX + 1] = {0};
-    CHECK(craft_transport_send(t, 9, buf, 10) == CRAFT_EUNKNOWNPEER);
-    CHECK(craft_transport_send(t, 1, buf, 10) == CRAFT_EUNKNOWNPEER);
-    CHECK(craft_transport_send(t, 2, buf, 0) == CRAFT_EINVAL);
-    CHECK(craft_transport_send(t, 2, buf, FRAME_MAX + 1) == CRAFT_ETOOBIG);
-    /* 1000 bytes of queue: 9 frames of 4 + 100 bytes fit, the 10th does not. */
+    CHECK(craft_transport_send(t, 9, msg_group(buf, 10), buf, 10) == CRAFT_EUNKNOWNPEER);
+    CHECK(craft_transport_send(t, 1, msg_group(buf, 10), buf, 10) == CRAFT_EUNKNOWNPEER);
+    CHECK(craft_transport_send(t, 2, msg_group(buf, 0), buf, 0) == CRAFT_EINVAL);
+    CHECK(craft_transport_send(t, 2, 5, buf, FRAME_MAX + 1) == CRAFT_ETOOBIG);
+    /* 1000 bytes of queue: 9 frames of 12 (length, group) + 99 bytes fit, the 10th does
+     * not. */
     for (int i = 0; i < 9; i++) {
-        CHECK(craft_transport_send(t, 2, buf, 100) == CRAFT_OK);
+        CHECK(craft_transport_send(t, 2, msg_group(buf, 99), buf, 99) == CRAFT_OK);
     }
-    CHECK(craft_transport_send(t, 2, buf, 100) == CRAFT_EBUSY);
+    CHECK(craft_transport_send(t, 2, msg_group(buf, 99), buf, 99) == CRAFT_EBUSY);
     CHECK(craft_tcp_transport_set_peer(t, 0, "127.0.0.1", 1) == CRAFT_EINVAL);
     /* An unknown peer is added (a server joining the cluster); sending to it then queues. */
     CHECK(craft_tcp_transport_set_peer(t, 9, "127.0.0.1", 1) == CRAFT_OK);
-    CHECK(craft_transport_send(t, 9, buf, 10) == CRAFT_OK);
+    CHECK(craft_transport_send(t, 9, msg_group(buf, 10), buf, 10) == CRAFT_OK);
     CHECK(craft_tcp_transport_set_peer(t, 2, "localhost", 1) == CRAFT_EINVAL);
     /* Once node 2 appears, the queued frames drain and sending works again. */
     CHECK(node_start(&nodes[2], 2, 0, 1000));
@@ -380,7 +392,7 @@ static void test_send_errors(void)
         }
         nap();
     }
-    CHECK(craft_transport_send(t, 2, buf, 100) == CRAFT_OK);
+    CHECK(craft_transport_send(t, 2, msg_group(buf, 100), buf, 100) == CRAFT_OK);
     node_destroy(&nodes[1]);
     node_destroy(&nodes[2]);
 }
@@ -402,7 +414,7 @@ static bool tagged_arrives(void *arg)
     }
     uint8_t buf[256];
     size_t len = make_msg(buf, (*f->seq)++, f->tag);
-    int rc = craft_transport_send(nodes[f->from].t, f->to, buf, len);
+    int rc = craft_transport_send(nodes[f->from].t, f->to, msg_group(buf, len), buf, len);
     CHECK(rc == CRAFT_OK || rc == CRAFT_EBUSY);
     return false;
 }
@@ -550,7 +562,8 @@ static void test_refusals(void)
     struct craft_transport *foreign = craft_tcp_transport_create(&cfg, &err);
     CHECK(foreign != NULL);
     uint8_t m[64];
-    CHECK(craft_transport_send(foreign, 1, m, make_msg(m, 0, 0)) == CRAFT_OK);
+    size_t mlen = make_msg(m, 0, 0);
+    CHECK(craft_transport_send(foreign, 1, msg_group(m, mlen), m, mlen) == CRAFT_OK);
     CHECK(wait_for(log_has_arg, "(node 2): foreign cluster id 8"));
     craft_transport_close(foreign);
     CHECK(rx_count(&nodes[1], 2) == 0);
@@ -585,9 +598,19 @@ static void test_bad_frames(void)
     /* Oversized frame after a valid handshake (as node 3, so node 2's link stays). */
     int fd = raw_connect(nodes[1].port);
     raw_handshake(fd, CLUSTER, 3, 1);
-    uint8_t hdr[4];
-    craft_frame_header_encode(hdr, FRAME_MAX + 1);
+    uint8_t hdr[CRAFT_MESSAGE_HEADER_BYTES];
+    craft_frame_header_encode(hdr, FRAME_MAX + CRAFT_GROUP_ID_BYTES + 1);
     raw_send(fd, hdr, 4);
+    CHECK(raw_closed(fd));
+    CHECK(wait_for(log_has_arg, "bad frame (" ));
+    close(fd);
+
+    /* A frame with a group id and no message. */
+    log_reset();
+    fd = raw_connect(nodes[1].port);
+    raw_handshake(fd, CLUSTER, 3, 1);
+    craft_message_header_encode(hdr, 7, 0);
+    raw_send(fd, hdr, sizeof hdr);
     CHECK(raw_closed(fd));
     CHECK(wait_for(log_has_arg, "bad frame (" ));
     close(fd);

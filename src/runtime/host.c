@@ -1,0 +1,517 @@
+/* The host: one raft loop thread and one transport for every Raft group of a process
+ * (multiraft.md). Groups are added and removed while it runs; the loop thread steps each
+ * group's share of every round (loop.c) and writes the round's messages, every group's,
+ * in one flush per peer.
+ *
+ * Who touches what: groups/leaving/gen under mu (any thread); the loop's copy of the
+ * groups (loop_groups, round_items) on the loop thread only, refreshed at the start of a
+ * round when gen moved; a removed group is let go of (its futures failed) by the loop at
+ * that point, which the remover waits for, so no thread steps a group being freed. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/assert.h"
+#include "runtime/rt.h"
+#include "transport/tcp_transport.h"
+
+/* The longest the loop sleeps with nothing due (timers are re-read at least this often). */
+#define HOST_WAIT_MS_MAX 1000
+
+static void cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+/* ---- waking the loop ---- */
+
+/* The in-memory transport has no poll to sleep in: the loop sleeps on the bell, which
+ * every group's inbox rings when it gets an item while the loop sleeps. */
+static void ring(struct craft_host *h)
+{
+    pthread_mutex_lock(&h->bell_mu);
+    h->rung = true;
+    pthread_mutex_unlock(&h->bell_mu);
+    pthread_cond_signal(&h->bell_cv);
+}
+
+static void bell_wait(struct craft_host *h, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&h->bell_mu);
+    while (!h->rung) {
+        if (pthread_cond_timedwait(&h->bell_cv, &h->bell_mu, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    h->rung = false;
+    pthread_mutex_unlock(&h->bell_mu);
+}
+
+/* Every group's inbox notify: wakes the loop wherever it sleeps. */
+static void wake_loop(void *ctx)
+{
+    struct craft_host *h = ctx;
+    if (h->transport_kind == CRAFT_TRANSPORT_TCP) {
+        craft_tcp_transport_wake(h->transport);
+    } else {
+        ring(h);
+    }
+}
+
+/* ---- the group table ---- */
+
+/* The first position whose group id is >= group. */
+static size_t lower_bound(struct craft_node *const *a, size_t n, uint64_t group)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid]->group < group) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+static struct craft_node *find_group(struct craft_node *const *a, size_t n, uint64_t group)
+{
+    size_t i = lower_bound(a, n, group);
+    return i < n && a[i]->group == group ? a[i] : NULL;
+}
+
+/* Grows *a to hold at least need pointers; false if out of memory (nothing changed). */
+static bool reserve(struct craft_node ***a, size_t *cap, size_t need)
+{
+    if (need <= *cap) {
+        return true;
+    }
+    size_t c = *cap ? *cap * 2 : 8;
+    while (c < need) {
+        c *= 2;
+    }
+    struct craft_node **p = realloc(*a, c * sizeof *p);
+    if (p == NULL) {
+        return false;
+    }
+    *a = p;
+    *cap = c;
+    return true;
+}
+
+/* ---- receiving ---- */
+
+/* TCP (driven): on the loop thread, inside its poll, with every loop group's driver held. A
+ * message for a group added since the round began is dropped like a lost one (Raft
+ * resends); one for a group this process does not host is dropped and counted. */
+static void recv_direct(void *ctx, uint64_t from, uint64_t group, const uint8_t *bytes,
+                        size_t len)
+{
+    struct craft_host *h = ctx;
+    struct craft_node *n = find_group(h->loop_groups, h->n_loop_groups, group);
+    if (n == NULL) {
+        atomic_fetch_add(&h->msgs_unknown_group, 1);
+        return;
+    }
+    rt_loop_recv_direct(n, from, bytes, len);
+}
+
+/* In-memory network: on the sender's thread; the message is queued in the group's inbox.
+ * Under mu, so the group cannot be freed meanwhile (removal takes it out under mu). */
+static void recv_queued(void *ctx, uint64_t from, uint64_t group, const uint8_t *bytes,
+                        size_t len)
+{
+    struct craft_host *h = ctx;
+    pthread_mutex_lock(&h->mu);
+    struct craft_node *n = find_group(h->groups, h->n_groups, group);
+    if (n != NULL) {
+        rt_loop_recv(n, from, bytes, len);
+    } else {
+        atomic_fetch_add(&h->msgs_unknown_group, 1);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- the loop ---- */
+
+/* Start of a round: adopt the current group table, and let go of removed groups. */
+static void refresh(struct craft_host *h)
+{
+    pthread_mutex_lock(&h->mu);
+    if (h->spare_groups != NULL) {
+        /* The table outgrew the loop's arrays: attach allocated bigger ones. */
+        free(h->loop_groups);
+        free(h->round_items);
+        h->loop_groups = h->spare_groups;
+        h->round_items = h->spare_items;
+        h->cap_loop_groups = h->cap_spare;
+        h->spare_groups = NULL;
+        h->spare_items = NULL;
+    }
+    if (h->loop_gen != h->gen) {
+        CRAFT_ASSERT(h->n_groups <= h->cap_loop_groups);
+        memcpy(h->loop_groups, h->groups, h->n_groups * sizeof *h->groups);
+        h->n_loop_groups = h->n_groups;
+        h->loop_gen = h->gen;
+    }
+    size_t n_leaving = h->n_leaving;
+    struct craft_node *leaving[HOST_LEAVING_BATCH];
+    if (n_leaving > HOST_LEAVING_BATCH) {
+        n_leaving = HOST_LEAVING_BATCH; /* the rest next round */
+    }
+    memcpy(leaving, h->leaving + (h->n_leaving - n_leaving), n_leaving * sizeof *leaving);
+    h->n_leaving -= n_leaving;
+    pthread_mutex_unlock(&h->mu);
+    if (n_leaving == 0) {
+        return;
+    }
+    /* Futures fail outside mu: their callbacks may submit to other groups. */
+    for (size_t i = 0; i < n_leaving; i++) {
+        rt_group_shutdown(leaving[i]);
+    }
+    pthread_mutex_lock(&h->mu);
+    for (size_t i = 0; i < n_leaving; i++) {
+        leaving[i]->detached = true;
+    }
+    pthread_mutex_unlock(&h->mu);
+    pthread_cond_broadcast(&h->cv);
+}
+
+static void *host_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "craft-raft"); /* top -H, perf, gdb */
+    struct craft_host *h = arg;
+    bool tcp = h->transport_kind == CRAFT_TRANSPORT_TCP;
+    for (;;) {
+        refresh(h);
+        bool stopping = atomic_load(&h->stopping);
+        size_t n = h->n_loop_groups;
+        if (stopping && n == 0) {
+            break;
+        }
+        uint64_t now = rt_now_ms();
+        uint64_t wake = now + HOST_WAIT_MS_MAX;
+        bool any = false;
+        for (size_t i = 0; i < n; i++) {
+            struct craft_node *g = h->loop_groups[i];
+            uint64_t w = rt_group_wake(g, now);
+            wake = w < wake ? w : wake;
+            rt_group_hold(g);
+            h->round_items[i] = rt_queue_take_nowait(&g->inbox);
+            any = any || h->round_items[i] != NULL;
+        }
+        /* Sleep (in the transport's poll, or on the bell) only with nothing queued, until a
+         * message arrives, a producer's push wakes the loop (the inboxes' notify), or the
+         * next timer is due. The poll runs every round: its messages are stepped right
+         * there, into the held drivers. */
+        int timeout = 0;
+        if (!any && !stopping && wake > now) {
+            timeout = (int)(wake - now);
+        }
+        bool sleep = timeout > 0;
+        for (size_t i = 0; i < n && timeout > 0; i++) {
+            sleep = rt_queue_wait_begin(&h->loop_groups[i]->inbox) && sleep;
+        }
+        if (tcp) {
+            craft_tcp_transport_poll(h->transport, sleep ? timeout : 0);
+        } else if (sleep) {
+            bell_wait(h, timeout);
+        }
+        for (size_t i = 0; i < n && timeout > 0; i++) {
+            struct craft_node *g = h->loop_groups[i];
+            rt_queue_wait_end(&g->inbox);
+            /* Items queued while sleeping go after the ones taken before. */
+            struct rt_item *more = rt_queue_take_nowait(&g->inbox);
+            struct rt_item **tail = &h->round_items[i];
+            while (*tail != NULL) {
+                tail = &(*tail)->next;
+            }
+            *tail = more;
+        }
+        now = rt_now_ms();
+        for (size_t i = 0; i < n; i++) {
+            rt_group_step(h->loop_groups[i], h->round_items[i], now);
+            h->round_items[i] = NULL;
+        }
+        if (tcp) {
+            /* The round's messages leave now, one write per peer for every group. */
+            craft_tcp_transport_flush(h->transport);
+        }
+        for (size_t i = 0; i < n; i++) {
+            rt_group_after_send(h->loop_groups[i]);
+        }
+        atomic_fetch_add(&h->rounds, 1);
+    }
+    return NULL;
+}
+
+/* ---- attach and detach ---- */
+
+int rt_host_attach(struct craft_host *h, struct craft_node *n)
+{
+    n->host = h;
+    n->inbox.notify = wake_loop;
+    n->inbox.notify_ctx = h;
+    pthread_mutex_lock(&h->mu);
+    if (atomic_load(&h->stopping)) {
+        pthread_mutex_unlock(&h->mu);
+        return CRAFT_ESHUTDOWN;
+    }
+    if (find_group(h->groups, h->n_groups, n->group) != NULL) {
+        pthread_mutex_unlock(&h->mu);
+        return CRAFT_EINVAL;
+    }
+    size_t need = h->n_groups + 1;
+    /* Every array the group may need later is reserved now, so neither the loop's refresh
+     * nor a removal can fail for want of memory. */
+    if (!reserve(&h->groups, &h->cap_groups, need) ||
+        !reserve(&h->leaving, &h->cap_leaving, need + h->n_leaving)) {
+        pthread_mutex_unlock(&h->mu);
+        return CRAFT_ENOMEM;
+    }
+    if (need > h->cap_loop_groups && (h->spare_groups == NULL || need > h->cap_spare)) {
+        size_t cap = h->cap_groups;
+        struct craft_node **g = malloc(cap * sizeof *g);
+        struct rt_item **items = calloc(cap, sizeof *items);
+        if (g == NULL || items == NULL) {
+            free(g);
+            free(items);
+            pthread_mutex_unlock(&h->mu);
+            return CRAFT_ENOMEM;
+        }
+        free(h->spare_groups);
+        free(h->spare_items);
+        h->spare_groups = g;
+        h->spare_items = items;
+        h->cap_spare = cap;
+    }
+    size_t at = lower_bound(h->groups, h->n_groups, n->group);
+    memmove(h->groups + at + 1, h->groups + at, (h->n_groups - at) * sizeof *h->groups);
+    h->groups[at] = n;
+    h->n_groups++;
+    h->gen++;
+    pthread_mutex_unlock(&h->mu);
+    /* The loop may step the group before these run: its jobs wait in their queues. */
+    if (pthread_create(&n->disk_thread, NULL, rt_disk_main, n) != 0 ||
+        pthread_create(&n->fsm_thread, NULL, rt_fsm_main, n) != 0) {
+        CRAFT_UNREACHABLE(); /* TODO(limits): unwind partially started threads */
+    }
+    wake_loop(h);
+    return CRAFT_OK;
+}
+
+void rt_host_detach(struct craft_node *n)
+{
+    struct craft_host *h = n->host;
+    pthread_mutex_lock(&h->mu);
+    size_t at = lower_bound(h->groups, h->n_groups, n->group);
+    CRAFT_ASSERT(at < h->n_groups && h->groups[at] == n);
+    memmove(h->groups + at, h->groups + at + 1, (h->n_groups - at - 1) * sizeof *h->groups);
+    h->n_groups--;
+    CRAFT_ASSERT(h->n_leaving < h->cap_leaving); /* reserved at attach */
+    h->leaving[h->n_leaving++] = n;
+    h->gen++;
+    atomic_store(&n->stopping, true);
+    pthread_mutex_unlock(&h->mu);
+    rt_queue_close(&n->inbox); /* its notify wakes the loop */
+    pthread_mutex_lock(&h->mu);
+    while (!n->detached) {
+        pthread_cond_wait(&h->cv, &h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- lifetime ---- */
+
+void craft_host_config_default(struct craft_host_config *cfg, uint64_t id)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->id = id;
+    cfg->cluster_id = 1;
+    cfg->transport = CRAFT_TRANSPORT_TCP;
+    snprintf(cfg->listen_addr, sizeof cfg->listen_addr, "127.0.0.1:0");
+    cfg->seed = id;
+}
+
+static void transport_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "craft %s\n", line); /* the transport's lines name their node */
+}
+
+static int start_transport(struct craft_host *h, const struct craft_host_config *cfg,
+                           char *errbuf, size_t cap)
+{
+    if (cfg->transport == CRAFT_TRANSPORT_MEM) {
+        h->transport = rt_mem_net_attach(cfg->mem_net, cfg->id, recv_queued, h);
+        if (h->transport == NULL) {
+            snprintf(errbuf, cap, "node %" PRIu64 " is already on the in-memory network",
+                     cfg->id);
+            return CRAFT_EINVAL;
+        }
+        return CRAFT_OK;
+    }
+    struct craft_peer_addr *peers = calloc(cfg->n_peers + 1, sizeof *peers);
+    if (peers == NULL) {
+        snprintf(errbuf, cap, "out of memory");
+        return CRAFT_ENOMEM;
+    }
+    size_t np = 0;
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        const struct craft_server *s = &cfg->peers[i];
+        if (s->id == cfg->id) {
+            continue;
+        }
+        peers[np].id = s->id;
+        if (!rt_addr_split(s->addr, peers[np].host, sizeof peers[np].host, &peers[np].port)) {
+            continue; /* an address we cannot use: learn a better one later */
+        }
+        np++;
+    }
+    char host[CRAFT_ADDR_BYTES_MAX];
+    uint16_t port;
+    if (!rt_addr_split(cfg->listen_addr, host, sizeof host, &port)) {
+        free(peers);
+        snprintf(errbuf, cap, "invalid configuration: listen_addr");
+        return CRAFT_EINVAL;
+    }
+    struct craft_tcp_config tc = {
+        .cluster_id = cfg->cluster_id,
+        .self_id = cfg->id,
+        .peers = peers,
+        .n_peers = np,
+        .listen_host = host,
+        .listen_port = port,
+        .frame_bytes_max = cfg->frame_bytes_max,
+        .seed = cfg->seed,
+        .recv = recv_direct,
+        .recv_ctx = h,
+        .log = transport_log,
+        .log_ctx = h,
+        .driven = true, /* the loop thread runs it: no hand-off per message */
+    };
+    int err;
+    h->transport = craft_tcp_transport_create(&tc, &err);
+    free(peers);
+    if (h->transport == NULL) {
+        snprintf(errbuf, cap, "cannot listen on %s: %s", cfg->listen_addr, craft_strerror(err));
+        return err;
+    }
+    return CRAFT_OK;
+}
+
+static void host_free(struct craft_host *h)
+{
+    CRAFT_ASSERT(h->n_groups == 0 && h->n_leaving == 0);
+    if (h->transport != NULL) {
+        craft_transport_close(h->transport);
+    }
+    free(h->groups);
+    free(h->leaving);
+    free(h->loop_groups);
+    free(h->round_items);
+    free(h->spare_groups);
+    free(h->spare_items);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->bell_mu);
+    pthread_cond_destroy(&h->bell_cv);
+    free(h);
+}
+
+int craft_host_create(const struct craft_host_config *cfg, struct craft_host **out,
+                      char *errbuf, size_t errbuf_cap)
+{
+    char scratch[8];
+    if (errbuf == NULL) {
+        errbuf = scratch;
+        errbuf_cap = sizeof scratch;
+    }
+    errbuf[0] = '\0';
+    *out = NULL;
+    if (cfg->id == 0 || (cfg->transport != CRAFT_TRANSPORT_TCP &&
+                         (cfg->transport != CRAFT_TRANSPORT_MEM || cfg->mem_net == NULL))) {
+        snprintf(errbuf, errbuf_cap, "invalid configuration: %s",
+                 cfg->id == 0 ? "id" : cfg->transport == CRAFT_TRANSPORT_MEM ? "mem_net"
+                                                                              : "transport");
+        return CRAFT_EINVAL;
+    }
+    struct craft_host *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        snprintf(errbuf, errbuf_cap, "out of memory");
+        return CRAFT_ENOMEM;
+    }
+    h->id = cfg->id;
+    h->transport_kind = cfg->transport;
+    h->mem_net = cfg->mem_net;
+    snprintf(h->listen_addr, sizeof h->listen_addr, "%s", cfg->listen_addr);
+    h->frame_bytes_max = cfg->frame_bytes_max;
+    h->seed = cfg->seed;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    pthread_mutex_init(&h->bell_mu, NULL);
+    cond_init_mono(&h->bell_cv);
+    int rc = start_transport(h, cfg, errbuf, errbuf_cap);
+    if (rc != CRAFT_OK) {
+        host_free(h);
+        return rc;
+    }
+    if (pthread_create(&h->loop_thread, NULL, host_main, h) != 0) {
+        CRAFT_UNREACHABLE(); /* TODO(limits): a thread that cannot start */
+    }
+    *out = h;
+    return CRAFT_OK;
+}
+
+void craft_host_destroy(struct craft_host *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    for (;;) {
+        pthread_mutex_lock(&h->mu);
+        struct craft_node *n = h->n_groups > 0 ? h->groups[h->n_groups - 1] : NULL;
+        pthread_mutex_unlock(&h->mu);
+        if (n == NULL) {
+            break;
+        }
+        CRAFT_ASSERT(!n->own_host);
+        craft_node_destroy(n);
+    }
+    atomic_store(&h->stopping, true);
+    wake_loop(h);
+    pthread_join(h->loop_thread, NULL);
+    host_free(h);
+}
+
+uint16_t craft_host_port(struct craft_host *h)
+{
+    return h->transport_kind == CRAFT_TRANSPORT_TCP ? craft_tcp_transport_port(h->transport)
+                                                    : 0;
+}
+
+void craft_host_stats(struct craft_host *h, struct craft_host_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_lock(&h->mu);
+    s->groups = h->n_groups;
+    pthread_mutex_unlock(&h->mu);
+    s->rounds = atomic_load(&h->rounds);
+    s->msgs_unknown_group = atomic_load(&h->msgs_unknown_group);
+}
