@@ -119,7 +119,7 @@ void sim_check_status(struct sim_node *node)
     uint8_t id = (uint8_t)(node->i + 1);
     if (ch->term_leader[st.term] == 0) {
         ch->term_leader[st.term] = id;
-        CRAFT_TRACE(CRAFT_T_TEST, node->c->w.now, 0, st.term, "leader of term %llu is n%d",
+        CRAFT_TRACE(CRAFT_T_TEST, node->c->w->now, 0, st.term, "leader of term %llu is n%d",
                     (unsigned long long)st.term, node->i + 1);
     } else if (ch->term_leader[st.term] != id) {
         sim_fail(node->c, "election safety: term %llu has two leaders: servers %d and %d",

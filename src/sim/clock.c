@@ -59,7 +59,7 @@ uint64_t sim_clock_virtual_time(int64_t ppm, uint64_t t)
 
 uint64_t sim_node_now(const struct sim_node *node)
 {
-    return sim_clock_node_time(node->drift_ppm, node->c->w.now);
+    return sim_clock_node_time(node->drift_ppm, node->c->w->now);
 }
 
 uint32_t sim_clock_drift_bound_ms(uint32_t ppm_max, uint32_t election_timeout_ms)

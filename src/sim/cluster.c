@@ -24,6 +24,13 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
+static void *xrealloc(void *p, size_t size)
+{
+    p = realloc(p, size);
+    CRAFT_ASSERT(p != NULL);
+    return p;
+}
+
 static void check_node_index(const struct sim_cluster *c, int i)
 {
     CRAFT_ASSERT(i >= 0 && i < c->n);
@@ -56,18 +63,13 @@ void sim_cluster_opts_default(struct sim_cluster_opts *opts, int n, bool unrelia
     }
 }
 
-struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
+/* The parts of a cluster that are one group's: nodes, checks, the bootstrap configuration.
+ * c->w, c->net and c->connected are set by the caller. */
+static void group_init(struct sim_cluster *c, const struct sim_cluster_opts *opts)
 {
-    CRAFT_ASSERT(opts->n >= 1 && opts->n <= CRAFT_CONF_NODES_MAX);
-    struct sim_cluster *c = xcalloc(1, sizeof *c);
     c->opts = *opts;
     c->n = opts->n;
-    sim_world_init(&c->w, sim_seed());
-    sim_net_init(&c->net, &c->w, c->n, sim_node_deliver, c);
-    c->net.reliable = !opts->unreliable;
-    c->net.dup_per_mille = opts->dup_per_mille;
     c->nodes = xcalloc((size_t)c->n, sizeof *c->nodes);
-    c->connected = xcalloc((size_t)c->n, sizeof *c->connected);
     sim_checks_init(&c->ch, c->n);
     CRAFT_ASSERT(opts->n_initial >= 0 && opts->n_initial <= c->n);
     c->n_initial = opts->n_initial > 0 ? opts->n_initial : c->n;
@@ -79,6 +81,24 @@ struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
         sim_node_init(c, i);
     }
     c->ch.conf = c->conf;
+}
+
+struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
+{
+    CRAFT_ASSERT(opts->n >= 1 && opts->n <= CRAFT_CONF_NODES_MAX);
+    struct sim_cluster *c = xcalloc(1, sizeof *c);
+    c->w = &c->w_store;
+    c->net = &c->net_store;
+    c->root = c;
+    c->groups = xcalloc(1, sizeof *c->groups);
+    c->groups[0] = c;
+    c->n_groups = 1;
+    sim_world_init(c->w, sim_seed());
+    sim_net_init(c->net, c->w, opts->n, sim_node_deliver, c);
+    c->net->reliable = !opts->unreliable;
+    c->net->dup_per_mille = opts->dup_per_mille;
+    c->connected = xcalloc((size_t)opts->n, sizeof *c->connected);
+    group_init(c, opts);
     sim_run_attach(c);
     sim_note(c, "make_config n=%d unreliable=%d snapshot=%d disk_latency_max=%u dup=%u election=%u chunk=%u",
              c->n, opts->unreliable, opts->snapshot, opts->disk_latency_max_ms,
@@ -92,6 +112,57 @@ struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
     return c;
 }
 
+struct sim_cluster *sim_cluster_add_group(struct sim_cluster *root,
+                                          const struct sim_cluster_opts *opts)
+{
+    CRAFT_ASSERT(root->root == root && opts->n == root->n);
+    CRAFT_ASSERT(opts->real_storage == false && opts->app == NULL && !opts->kv);
+    struct sim_cluster *c = xcalloc(1, sizeof *c);
+    c->w = root->w;
+    c->net = root->net;
+    c->connected = root->connected;
+    c->root = root;
+    c->group = (uint64_t)root->n_groups;
+    root->groups = xrealloc(root->groups, ((size_t)root->n_groups + 1) * sizeof *root->groups);
+    root->groups[root->n_groups++] = c;
+    group_init(c, opts);
+    sim_note(c, "group %llu: n=%d snapshot=%d", (unsigned long long)c->group, c->n,
+             opts->snapshot);
+    /* Its replicas live in the root's processes: up where the process is up (started
+     * directly: sim_start would crash and disconnect the whole process first). */
+    for (int i = 0; i < c->n; i++) {
+        if (root->nodes[i].alive) {
+            sim_node_start(c, i);
+        }
+    }
+    return c;
+}
+
+struct sim_cluster *sim_group_of(struct sim_cluster *c, int g)
+{
+    CRAFT_ASSERT(g >= 0 && g < c->root->n_groups);
+    return c->root->groups[g];
+}
+
+int sim_n_groups(const struct sim_cluster *c)
+{
+    return c->root->n_groups;
+}
+
+void sim_proc_crash(struct sim_cluster *c, int i)
+{
+    for (int g = 0; g < c->root->n_groups; g++) {
+        sim_crash(c->root->groups[g], i);
+    }
+}
+
+void sim_proc_start(struct sim_cluster *c, int i)
+{
+    for (int g = 0; g < c->root->n_groups; g++) {
+        sim_start(c->root->groups[g], i);
+    }
+}
+
 struct task {
     sim_task_fn fn;
     void *arg;
@@ -99,38 +170,57 @@ struct task {
 
 static void task_event(void *ctx, void *arg, uint64_t a);
 
-void sim_cluster_destroy(struct sim_cluster *c)
+/* One group's end: its Passed line and its memory (not the shared world or network). */
+static void group_free(struct sim_cluster *c)
 {
-    if (c == NULL) {
-        return;
-    }
     uint64_t cmds = 0;
     for (int i = 0; i < c->n; i++) {
         if (c->nodes[i].n_known > cmds) {
             cmds = c->nodes[i].n_known;
         }
     }
-    sim_note(c, "  ... Passed --  %llu.%01llus %d %llu %llu %llu",
-             (unsigned long long)(c->w.now / 1000), (unsigned long long)(c->w.now % 1000 / 100),
-             c->n, (unsigned long long)c->net.rpc_total, (unsigned long long)c->net.bytes_total,
-             (unsigned long long)cmds);
+    if (c->group != 0) {
+        sim_note(c, "  ... group %llu: %llu commands", (unsigned long long)c->group,
+                 (unsigned long long)cmds);
+    } else {
+        sim_note(c, "  ... Passed --  %llu.%01llus %d %llu %llu %llu",
+                 (unsigned long long)(c->w->now / 1000),
+                 (unsigned long long)(c->w->now % 1000 / 100), c->n,
+                 (unsigned long long)c->net->rpc_total, (unsigned long long)c->net->bytes_total,
+                 (unsigned long long)cmds);
+    }
+    for (int i = 0; i < c->n; i++) {
+        sim_node_free(&c->nodes[i]);
+    }
+    sim_checks_free(&c->ch, c->n);
+    free(c->nodes);
+    free(c->blob);
+}
+
+void sim_cluster_destroy(struct sim_cluster *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    CRAFT_ASSERT(c->root == c); /* groups end with their root */
     sim_run_detach(c);
     struct sim_event ev;
-    while (sim_world_pop(&c->w, &ev)) {
+    /* Pending events of every group are dropped unrun, before any group's memory goes. */
+    while (sim_world_pop(c->w, &ev)) {
         if (ev.fn == task_event) {
             free(ev.arg);
         }
     }
     sim_reads_free(c); /* after the events: client tasks point into it */
-    for (int i = 0; i < c->n; i++) {
-        sim_node_free(&c->nodes[i]);
+    for (int g = c->n_groups - 1; g >= 1; g--) {
+        group_free(c->groups[g]);
+        free(c->groups[g]);
     }
-    sim_net_free(&c->net);
-    sim_world_free(&c->w);
-    sim_checks_free(&c->ch, c->n);
-    free(c->nodes);
+    group_free(c);
+    sim_net_free(c->net);
+    sim_world_free(c->w);
     free(c->connected);
-    free(c->blob);
+    free(c->groups);
     free(c);
 }
 
@@ -142,14 +232,18 @@ void sim_cluster_destroy(struct sim_cluster *c)
  * change. */
 static void run_until(struct sim_cluster *c, uint64_t until)
 {
-    struct sim_world *w = &c->w;
+    struct sim_world *w = c->w;
+    struct sim_cluster *root = c->root;
     for (;;) {
-        int timer_node = -1;
+        struct sim_node *timer_node = NULL;
         uint64_t t_timer = UINT64_MAX;
-        for (int i = 0; i < c->n; i++) {
-            if (c->nodes[i].alive && c->nodes[i].next_timeout < t_timer) {
-                t_timer = c->nodes[i].next_timeout;
-                timer_node = i;
+        for (int g = 0; g < root->n_groups; g++) {
+            struct sim_cluster *gc = root->groups[g];
+            for (int i = 0; i < gc->n; i++) {
+                if (gc->nodes[i].alive && gc->nodes[i].next_timeout < t_timer) {
+                    t_timer = gc->nodes[i].next_timeout;
+                    timer_node = &gc->nodes[i];
+                }
             }
         }
         uint64_t t_event = UINT64_MAX;
@@ -162,7 +256,7 @@ static void run_until(struct sim_cluster *c, uint64_t until)
         w->now = t;
         w->events++;
         if (t_timer <= t_event) {
-            sim_node_tick(&c->nodes[timer_node]);
+            sim_node_tick(timer_node);
         } else {
             struct sim_event ev;
             bool ok = sim_world_pop(w, &ev);
@@ -175,18 +269,18 @@ static void run_until(struct sim_cluster *c, uint64_t until)
 
 uint64_t sim_now(const struct sim_cluster *c)
 {
-    return c->w.now;
+    return c->w->now;
 }
 
 void sim_sleep(struct sim_cluster *c, uint64_t ms)
 {
     CRAFT_ASSERT(!c->in_task); /* tasks are callbacks: they reschedule instead */
-    run_until(c, c->w.now + ms);
+    run_until(c, c->w->now + ms);
 }
 
 uint64_t sim_rand(struct sim_cluster *c, uint64_t lo, uint64_t hi)
 {
-    return sim_world_rand(&c->w, lo, hi);
+    return sim_world_rand(c->w, lo, hi);
 }
 
 /* ---- faults ---- */
@@ -194,12 +288,12 @@ uint64_t sim_rand(struct sim_cluster *c, uint64_t lo, uint64_t hi)
 void sim_connect(struct sim_cluster *c, int i)
 {
     check_node_index(c, i);
-    CRAFT_TRACE(CRAFT_T_FAULT, c->w.now, 0, 0, "connect n%d", i + 1);
+    CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0, "connect n%d", i + 1);
     c->connected[i] = true;
     for (int j = 0; j < c->n; j++) {
         if (j != i && c->connected[j]) {
-            sim_net_set_link(&c->net, i, j, true);
-            sim_net_set_link(&c->net, j, i, true);
+            sim_net_set_link(c->net, i, j, true);
+            sim_net_set_link(c->net, j, i, true);
         }
     }
 }
@@ -207,12 +301,12 @@ void sim_connect(struct sim_cluster *c, int i)
 void sim_disconnect(struct sim_cluster *c, int i)
 {
     check_node_index(c, i);
-    CRAFT_TRACE(CRAFT_T_FAULT, c->w.now, 0, 0, "disconnect n%d", i + 1);
+    CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0, "disconnect n%d", i + 1);
     c->connected[i] = false;
     for (int j = 0; j < c->n; j++) {
         if (j != i) {
-            sim_net_set_link(&c->net, i, j, false);
-            sim_net_set_link(&c->net, j, i, false);
+            sim_net_set_link(c->net, i, j, false);
+            sim_net_set_link(c->net, j, i, false);
         }
     }
 }
@@ -227,9 +321,9 @@ void sim_set_link(struct sim_cluster *c, int from, int to, bool enabled)
 {
     check_node_index(c, from);
     check_node_index(c, to);
-    CRAFT_TRACE(CRAFT_T_FAULT, c->w.now, 0, 0, "link n%d->n%d %s", from + 1, to + 1,
+    CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0, "link n%d->n%d %s", from + 1, to + 1,
                 enabled ? "on" : "off");
-    sim_net_set_link(&c->net, from, to, enabled);
+    sim_net_set_link(c->net, from, to, enabled);
 }
 
 void sim_crash(struct sim_cluster *c, int i)
@@ -254,14 +348,14 @@ bool sim_is_alive(const struct sim_cluster *c, int i)
 
 void sim_set_reliable(struct sim_cluster *c, bool reliable)
 {
-    CRAFT_TRACE(CRAFT_T_FAULT, c->w.now, 0, 0, "network %s", reliable ? "reliable" : "unreliable");
-    c->net.reliable = reliable;
+    CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0, "network %s", reliable ? "reliable" : "unreliable");
+    c->net->reliable = reliable;
 }
 
 void sim_set_long_reordering(struct sim_cluster *c, bool on)
 {
-    CRAFT_TRACE(CRAFT_T_FAULT, c->w.now, 0, 0, "long reordering %s", on ? "on" : "off");
-    c->net.long_reordering = on;
+    CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0, "long reordering %s", on ? "on" : "off");
+    c->net->long_reordering = on;
 }
 
 /* ---- the Raft API of one node ---- */
@@ -325,7 +419,7 @@ bool sim_start_cmd(struct sim_cluster *c, int i, const void *cmd, size_t len, ui
     uint64_t ci = command_index(node, li);
     if (CRAFT_TRACE_ON(CRAFT_T_CLIENT)) {
         char buf[64];
-        CRAFT_TRACE(CRAFT_T_CLIENT, c->w.now, (uint64_t)i + 1, t,
+        CRAFT_TRACE(CRAFT_T_CLIENT, c->w->now, (uint64_t)i + 1, t,
                     "Start(%s) accepted at index %llu (log index %llu)",
                     sim_fmt_cmd(buf, sizeof buf, cmd, len), (unsigned long long)ci,
                     (unsigned long long)li);
@@ -520,9 +614,9 @@ uint64_t sim_one(struct sim_cluster *c, const void *cmd, size_t len, int expecte
 {
     CRAFT_ASSERT(!c->in_task);
     char buf[64];
-    uint64_t t0 = c->w.now;
+    uint64_t t0 = c->w->now;
     int starts = 0;
-    while (c->w.now - t0 < ONE_BUDGET_MS) {
+    while (c->w->now - t0 < ONE_BUDGET_MS) {
         uint64_t index = 0;
         bool accepted = false;
         for (int si = 0; si < c->n; si++) {
@@ -534,8 +628,8 @@ uint64_t sim_one(struct sim_cluster *c, const void *cmd, size_t len, int expecte
             }
         }
         if (accepted) {
-            uint64_t t1 = c->w.now;
-            while (c->w.now - t1 < ONE_ATTEMPT_MS) {
+            uint64_t t1 = c->w->now;
+            while (c->w->now - t1 < ONE_ATTEMPT_MS) {
                 const uint8_t *got;
                 uint32_t got_len;
                 int nd = n_committed_ref(c, index, &got, &got_len);
@@ -605,17 +699,17 @@ int64_t sim_wait(struct sim_cluster *c, uint64_t index, int n, int64_t start_ter
 uint64_t sim_rpc_count(const struct sim_cluster *c, int i)
 {
     check_node_index(c, i);
-    return c->net.rpc_count[i];
+    return c->net->rpc_count[i];
 }
 
 uint64_t sim_rpc_total(const struct sim_cluster *c)
 {
-    return c->net.rpc_total;
+    return c->net->rpc_total;
 }
 
 uint64_t sim_bytes_total(const struct sim_cluster *c)
 {
-    return c->net.bytes_total;
+    return c->net->bytes_total;
 }
 
 size_t sim_log_size(const struct sim_cluster *c)
@@ -654,5 +748,5 @@ void sim_task_at(struct sim_cluster *c, uint64_t delay_ms, sim_task_fn fn, void 
     struct task *t = xcalloc(1, sizeof *t);
     t->fn = fn;
     t->arg = arg;
-    sim_world_at(&c->w, c->w.now + delay_ms, task_event, c, t, 0);
+    sim_world_at(c->w, c->w->now + delay_ms, task_event, c, t, 0);
 }

@@ -74,8 +74,28 @@ void sim_cluster_opts_default(struct sim_cluster_opts *opts, int n, bool unrelia
 /* make_config: creates n nodes, starts them and connects them all. The seed is the current
  * run's (sim_seed()). */
 struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts);
-/* end(): stops every node and checks that no invariant was broken; frees everything. */
+/* end(): stops every node and checks that no invariant was broken; frees everything, the
+ * groups added to c included. c must be a root (a cluster from sim_cluster_create). */
 void sim_cluster_destroy(struct sim_cluster *c);
+
+/* ---- many groups per process (docs/design/multiraft.md) ----
+ * Node i of every group is a replica in process i: the groups added to a root share its
+ * virtual clock, its network (links, loss and delays are between processes; each message
+ * carries its group) and its processes' fate. Each group has its own nodes, log, applier
+ * and invariant checks; every call above works on a group as on a cluster, and faults on
+ * links (sim_connect, sim_disconnect, sim_set_link, reliability) act on the processes,
+ * so on every group at once. */
+/* Adds a Raft group of root->n replicas (opts->n must equal it; the simulated disk only:
+ * no real_storage, kv or app), started in every process that is up. */
+struct sim_cluster *sim_cluster_add_group(struct sim_cluster *root,
+                                          const struct sim_cluster_opts *opts);
+/* Group g of c's processes (0: the root) and how many there are. */
+struct sim_cluster *sim_group_of(struct sim_cluster *c, int g);
+int sim_n_groups(const struct sim_cluster *c);
+/* Process i crashes (every group's replica loses its unsynced writes) / restarts (every
+ * group's replica recovers from its disk; not connected). */
+void sim_proc_crash(struct sim_cluster *c, int i);
+void sim_proc_start(struct sim_cluster *c, int i);
 
 /* ---- time ---- */
 uint64_t sim_now(const struct sim_cluster *c);              /* virtual ms */

@@ -172,7 +172,7 @@ static void resolve(struct sim_kvs *s, struct rpc *r, enum outcome out)
     r->resolved = true;
     r->out = out;
     uint64_t delay = sim_rand(s->c, 0, 2);
-    if (out != RPC_FAILED && !s->c->net.reliable && sim_rand(s->c, 0, 1000) < 100) {
+    if (out != RPC_FAILED && !s->c->net->reliable && sim_rand(s->c, 0, 1000) < 100) {
         r->out = RPC_FAILED;
     }
     sim_task_at(s->c, delay, reply_event, r);
@@ -501,7 +501,7 @@ static void send_attempt(struct sim_kvs_clerk *ck)
         return;
     }
     uint64_t delay = sim_rand(c, 0, 2);
-    if (!c->net.reliable) {
+    if (!c->net->reliable) {
         delay += sim_rand(c, 0, 27);
         if (sim_rand(c, 0, 1000) < 100) {
             r->resolved = true;

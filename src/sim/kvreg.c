@@ -250,7 +250,7 @@ void sim_kv_node_apply(struct sim_node *node, const struct craft_entry *e)
         }
         sim_kv_apply(kv, &op);
         is_op = true;
-        CRAFT_TRACE(CRAFT_T_APPLY, node->c->w.now, node->i + 1, e->term,
+        CRAFT_TRACE(CRAFT_T_APPLY, node->c->w->now, node->i + 1, e->term,
                     "kv %s %s (client %llu op %llu) at %llu",
                     op.kind == SIM_LIN_PUT ? "put" : "append", op.key,
                     (unsigned long long)op.client, (unsigned long long)op.op,

@@ -127,7 +127,7 @@ void sim_member_port_caught_up(void *ctx, uint64_t id)
     struct sim_node *node = ctx;
     struct sim_cluster *c = node->c;
     CRAFT_ASSERT(id >= 1 && id <= (uint64_t)c->n);
-    CRAFT_TRACE(CRAFT_T_TEST, c->w.now, node->i + 1, 0, "leader n%d: learner n%llu caught up",
+    CRAFT_TRACE(CRAFT_T_TEST, c->w->now, node->i + 1, 0, "leader n%d: learner n%llu caught up",
                 node->i + 1, (unsigned long long)id);
     c->nodes[id - 1].caught_up = true;
 }
@@ -170,7 +170,7 @@ void sim_member_check_committed(struct sim_cluster *c, const struct craft_entry 
                  sim_conf_fmt(b, sizeof b, &next));
     }
     if (CRAFT_TRACE_ON(CRAFT_T_TEST)) {
-        CRAFT_TRACE(CRAFT_T_TEST, c->w.now, 0, e->term, "committed configuration at %llu: %s",
+        CRAFT_TRACE(CRAFT_T_TEST, c->w->now, 0, e->term, "committed configuration at %llu: %s",
                     (unsigned long long)e->index, sim_conf_fmt(b, sizeof b, &next));
     }
     ch->conf = next;
@@ -212,7 +212,7 @@ int sim_conf_change(struct sim_cluster *c, int i, const struct craft_conf_change
     int err = craft_driver_propose_conf_change(node->d, changes, n, joint, sim_node_now(node),
                                                &li, &term);
     sim_node_after(node);
-    CRAFT_TRACE(CRAFT_T_CLIENT, c->w.now, (uint64_t)i + 1, term,
+    CRAFT_TRACE(CRAFT_T_CLIENT, c->w->now, (uint64_t)i + 1, term,
                 "conf change of %zu node(s)%s: %s (index %llu)", n, joint ? " (joint)" : "",
                 err == CRAFT_OK ? "accepted" : craft_strerror(err), (unsigned long long)li);
     if (index != NULL) {
@@ -242,7 +242,7 @@ int sim_transfer(struct sim_cluster *c, int i, int target)
     uint64_t id = target < 0 ? CRAFT_NONE : (uint64_t)target + 1;
     int err = craft_driver_transfer_leadership(node->d, id, sim_node_now(node));
     sim_node_after(node);
-    CRAFT_TRACE(CRAFT_T_CLIENT, c->w.now, (uint64_t)i + 1, 0, "transfer to %d: %s", target,
+    CRAFT_TRACE(CRAFT_T_CLIENT, c->w->now, (uint64_t)i + 1, 0, "transfer to %d: %s", target,
                 err == CRAFT_OK ? "started" : craft_strerror(err));
     return err;
 }
@@ -251,7 +251,7 @@ void sim_campaign(struct sim_cluster *c, int i)
 {
     struct sim_node *node = live_node(c, i);
     if (node != NULL) {
-        CRAFT_TRACE(CRAFT_T_TEST, c->w.now, (uint64_t)i + 1, 0, "forced campaign of n%d", i + 1);
+        CRAFT_TRACE(CRAFT_T_TEST, c->w->now, (uint64_t)i + 1, 0, "forced campaign of n%d", i + 1);
         craft_driver_campaign(node->d, sim_node_now(node));
         sim_node_after(node);
     }
@@ -362,13 +362,13 @@ uint64_t sim_change_conf_on_leader(struct sim_cluster *c, const struct craft_con
                                    size_t n, bool joint)
 {
     CRAFT_ASSERT(!c->in_task);
-    uint64_t t0 = c->w.now;
+    uint64_t t0 = c->w->now;
     struct attempt att[ATTEMPTS_MAX];
     int n_att = 0;
     int done = -1;
     int last_err = CRAFT_OK;
     while (done < 0) {
-        if (c->w.now - t0 >= CHANGE_BUDGET_MS) {
+        if (c->w->now - t0 >= CHANGE_BUDGET_MS) {
             sim_fail(c, "change_conf_on_leader: the change of %zu node(s)%s did not commit within "
                         "%d ms (%d attempts, last error %s)",
                      n, joint ? " (joint)" : "", CHANGE_BUDGET_MS, n_att,
@@ -408,7 +408,7 @@ uint64_t sim_change_conf_on_leader(struct sim_cluster *c, const struct craft_con
         for (;;) {
             sim_sleep(c, CHANGE_POLL_MS);
             done = committed_attempt(c, att, n_att);
-            if (done >= 0 || c->w.now - t0 >= CHANGE_BUDGET_MS) {
+            if (done >= 0 || c->w->now - t0 >= CHANGE_BUDGET_MS) {
                 break;
             }
             if (!c->nodes[leader].alive || !c->connected[leader]) {
@@ -425,7 +425,7 @@ uint64_t sim_change_conf_on_leader(struct sim_cluster *c, const struct craft_con
     if (joint || n != 1) { /* the core enters C(old,new) for anything but one change */
         /* Auto-leave: a configuration that is not joint must commit after the joint one. */
         while (!(c->ch.conf_index > index && c->ch.conf.n_voters_outgoing == 0)) {
-            if (c->w.now - t0 >= CHANGE_BUDGET_MS) {
+            if (c->w->now - t0 >= CHANGE_BUDGET_MS) {
                 char a[256];
                 sim_fail(c, "change_conf_on_leader: the joint configuration entered at %llu was "
                             "not left within %d ms (committed configuration at %llu: %s)",
@@ -437,6 +437,6 @@ uint64_t sim_change_conf_on_leader(struct sim_cluster *c, const struct craft_con
         }
     }
     sim_note(c, "change_conf_on_leader: committed at %llu after %llu ms", (unsigned long long)index,
-             (unsigned long long)(c->w.now - t0));
+             (unsigned long long)(c->w->now - t0));
     return index;
 }

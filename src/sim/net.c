@@ -10,6 +10,7 @@
 struct sim_packet {
     struct sim_packet *next; /* free list */
     int from, to;
+    uint64_t group;
     uint64_t from_inc, to_inc;
     bool is_request;
     int type;
@@ -133,7 +134,7 @@ static void deliver_event(void *ctx, void *arg, uint64_t a)
         }
         CRAFT_TRACE(CRAFT_T_NET, net->w->now, 0, 0, "deliver %d->%d %s %zu bytes", p->from + 1,
                     p->to + 1, craft_msg_type_name((enum craft_msg_type)p->type), p->len);
-        net->deliver(net->ctx, p->from, p->to, p->bytes, p->len);
+        net->deliver(net->ctx, p->from, p->to, p->group, p->bytes, p->len);
     }
     packet_put(net, p);
 }
@@ -153,12 +154,13 @@ static uint64_t delay_of(struct sim_net *net, bool is_request)
     return delay;
 }
 
-static void schedule(struct sim_net *net, int from, int to, int type, bool is_request,
-                     const uint8_t *bytes, size_t len, uint64_t delay)
+static void schedule(struct sim_net *net, int from, int to, uint64_t group, int type,
+                     bool is_request, const uint8_t *bytes, size_t len, uint64_t delay)
 {
     struct sim_packet *p = packet_get(net, len);
     p->from = from;
     p->to = to;
+    p->group = group;
     p->from_inc = net->inc[from];
     p->to_inc = net->inc[to];
     p->is_request = is_request;
@@ -180,7 +182,8 @@ static void schedule(struct sim_net *net, int from, int to, int type, bool is_re
     sim_world_at(net->w, at, deliver_event, net, p, 0);
 }
 
-void sim_net_send(struct sim_net *net, int from, int to, const uint8_t *bytes, size_t len)
+void sim_net_send(struct sim_net *net, int from, int to, uint64_t group, const uint8_t *bytes,
+                  size_t len)
 {
     CRAFT_ASSERT(from >= 0 && from < net->n && to >= 0 && to < net->n);
     int type = craft_msg_peek_type(bytes, len);
@@ -206,11 +209,11 @@ void sim_net_send(struct sim_net *net, int from, int to, const uint8_t *bytes, s
     CRAFT_TRACE(CRAFT_T_NET, net->w->now, 0, 0, "send %d->%d %s %zu bytes +%llums", from + 1,
                 to + 1, craft_msg_type_name((enum craft_msg_type)type), len,
                 (unsigned long long)delay);
-    schedule(net, from, to, type, is_request, bytes, len, delay);
+    schedule(net, from, to, group, type, is_request, bytes, len, delay);
     if (net->dup_per_mille > 0 && sim_world_chance(net->w, net->dup_per_mille)) {
         uint64_t later = delay + 1 + sim_world_rand(net->w, 0, 27);
         CRAFT_TRACE(CRAFT_T_NET, net->w->now, 0, 0, "duplicate %d->%d +%llums", from + 1, to + 1,
                     (unsigned long long)later);
-        schedule(net, from, to, type, is_request, bytes, len, later);
+        schedule(net, from, to, group, type, is_request, bytes, len, later);
     }
 }

@@ -22,9 +22,10 @@
 
 #include "sim/world.h"
 
-/* Hands a delivered message to node `to`. bytes is borrowed for the call. */
-typedef void (*sim_net_deliver_fn)(void *ctx, int from, int to, const uint8_t *bytes,
-                                   size_t len);
+/* Hands a delivered message of Raft group `group` to node (process) `to`. bytes is
+ * borrowed for the call. */
+typedef void (*sim_net_deliver_fn)(void *ctx, int from, int to, uint64_t group,
+                                   const uint8_t *bytes, size_t len);
 
 struct sim_packet;
 
@@ -61,7 +62,9 @@ bool sim_net_link(const struct sim_net *net, int from, int to);
 void sim_net_node_up(struct sim_net *net, int i);
 void sim_net_node_down(struct sim_net *net, int i);
 
-/* Sends a copy of bytes from `from` to `to`. */
-void sim_net_send(struct sim_net *net, int from, int to, const uint8_t *bytes, size_t len);
+/* Sends a copy of bytes, a message of group `group`, from `from` to `to`. Nodes are
+ * processes: links, loss and incarnations are per process, whatever the group. */
+void sim_net_send(struct sim_net *net, int from, int to, uint64_t group, const uint8_t *bytes,
+                  size_t len);
 
 #endif

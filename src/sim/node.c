@@ -190,7 +190,7 @@ static void port_send(void *ctx, uint64_t to, const uint8_t *bytes, size_t len)
 {
     struct sim_node *node = node_of(ctx);
     CRAFT_ASSERT(to >= 1 && to <= (uint64_t)node->c->n);
-    sim_net_send(&node->c->net, node->i, (int)to - 1, bytes, len);
+    sim_net_send(node->c->net, node->i, (int)to - 1, node->c->group, bytes, len);
 }
 
 static void complete_head(struct sim_node *node)
@@ -198,7 +198,7 @@ static void complete_head(struct sim_node *node)
     struct sim_write *w = sim_disk_apply_head(&node->disk);
     sim_check_persisted(node, w);
     uint64_t seq = w->seq;
-    CRAFT_TRACE(CRAFT_T_PERSIST, node->c->w.now, node->i + 1, 0,
+    CRAFT_TRACE(CRAFT_T_PERSIST, node->c->w->now, node->i + 1, 0,
                 "durable seq %llu (%zu entries%s%s)", (unsigned long long)seq, w->n_entries,
                 w->has_hs ? ", hard state" : "", w->snap_install ? ", snapshot" : "");
     sim_disk_release(&node->disk, w);
@@ -224,17 +224,17 @@ static void port_persist(void *ctx, const struct craft_batch *b)
     struct sim_node *node = node_of(ctx);
     struct sim_cluster *c = node->c;
     uint32_t max = c->opts.disk_latency_max_ms;
-    uint64_t latency = max ? sim_world_rand(&c->w, 0, (uint64_t)max + 1) : 0;
+    uint64_t latency = max ? sim_world_rand(c->w, 0, (uint64_t)max + 1) : 0;
     if (node->rd != NULL) {
         sim_real_disk_persist(node, b);
     }
-    struct sim_write *w = sim_disk_begin(&node->disk, b, c->w.now + latency);
+    struct sim_write *w = sim_disk_begin(&node->disk, b, c->w->now + latency);
     if (max == 0) {
         /* The MIT persister is synchronous. The driver defers this re-entrant call. */
         complete_head(node);
         return;
     }
-    sim_world_at(&c->w, w->complete_at, disk_event, node, NULL, node->incarnation);
+    sim_world_at(c->w, w->complete_at, disk_event, node, NULL, node->incarnation);
 }
 
 static void take_snapshot(struct sim_node *node, const struct craft_entry *e)
@@ -257,7 +257,7 @@ static void take_snapshot(struct sim_node *node, const struct craft_entry *e)
     if (node->rd != NULL) {
         sim_real_disk_snapshot(node, &meta, blob, len);
     }
-    CRAFT_TRACE(CRAFT_T_SNAP, c->w.now, node->i + 1, e->term,
+    CRAFT_TRACE(CRAFT_T_SNAP, c->w->now, node->i + 1, e->term,
                 "tester snapshot through %llu (%llu commands, %zu bytes)",
                 (unsigned long long)e->index, (unsigned long long)node->n_cmds, len);
     craft_driver_snapshot_taken(node->d, e->index, 0);
@@ -300,7 +300,7 @@ static void port_apply(void *ctx, const struct craft_entry *entries, size_t n)
         }
         if (CRAFT_TRACE_ON(CRAFT_T_APPLY)) {
             char buf[64];
-            CRAFT_TRACE(CRAFT_T_APPLY, c->w.now, node->i + 1, e->term,
+            CRAFT_TRACE(CRAFT_T_APPLY, c->w->now, node->i + 1, e->term,
                         "tester applied command %llu = %s at index %llu",
                         (unsigned long long)ci, sim_fmt_cmd(buf, sizeof buf, e->data, e->len),
                         (unsigned long long)e->index);
@@ -324,7 +324,7 @@ static void port_restore(void *ctx, const struct craft_snapshot_meta *meta)
     }
     ingest(node, node->disk.snap_data, node->disk.snap_len, meta->index);
     node->applied_conf = meta->conf;
-    CRAFT_TRACE(CRAFT_T_SNAP, node->c->w.now, node->i + 1, meta->term,
+    CRAFT_TRACE(CRAFT_T_SNAP, node->c->w->now, node->i + 1, meta->term,
                 "tester ingested snapshot through %llu", (unsigned long long)meta->index);
 }
 
@@ -380,7 +380,7 @@ void sim_node_crash(struct sim_cluster *c, int i)
     if (!node->alive) {
         return;
     }
-    CRAFT_TRACE(CRAFT_T_FAULT, c->w.now, 0, 0, "crash n%d (%zu unsynced writes lost)", i + 1,
+    CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0, "crash n%d (%zu unsynced writes lost)", i + 1,
                 node->disk.n_pending);
     craft_driver_destroy(node->d);
     node->d = NULL;
@@ -391,7 +391,7 @@ void sim_node_crash(struct sim_cluster *c, int i)
     node->alive = false;
     node->incarnation++;
     node->next_timeout = UINT64_MAX;
-    sim_net_node_down(&c->net, i);
+    sim_net_node_down(c->net, i);
 }
 
 void sim_node_start(struct sim_cluster *c, int i)
@@ -407,6 +407,9 @@ void sim_node_start(struct sim_cluster *c, int i)
     struct craft_core_config cfg;
     craft_core_config_default(&cfg, (uint64_t)i + 1);
     cfg.seed = sim_mix64(sim_seed() ^ sim_mix64(((uint64_t)i + 1) << 32 ^ node->incarnation));
+    if (c->group != 0) {
+        cfg.seed = sim_mix64(cfg.seed ^ c->group); /* groups of a process draw their own */
+    }
     if (c->opts.election_timeout_ms != 0) {
         cfg.election_timeout_ms = c->opts.election_timeout_ms;
     }
@@ -456,8 +459,8 @@ void sim_node_start(struct sim_cluster *c, int i)
     node->d = craft_driver_create(&cfg, &restore, &ports, sim_node_now(node));
     CRAFT_ASSERT(node->d != NULL);
     node->alive = true;
-    sim_net_node_up(&c->net, i);
-    CRAFT_TRACE(CRAFT_T_FAULT, c->w.now, 0, 0,
+    sim_net_node_up(c->net, i);
+    CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0,
                 "start n%d: term %llu vote %llu, snapshot %llu, %zu log entries", i + 1,
                 (unsigned long long)disk->hs.term, (unsigned long long)disk->hs.vote,
                 (unsigned long long)disk->snap.index, disk->n_log);
@@ -470,15 +473,23 @@ void sim_node_tick(struct sim_node *node)
     sim_node_after(node);
 }
 
-void sim_node_deliver(void *ctx, int from, int to, const uint8_t *bytes, size_t len)
+void sim_node_deliver(void *ctx, int from, int to, uint64_t group, const uint8_t *bytes,
+                      size_t len)
 {
-    (void)from;
-    struct sim_cluster *c = ctx;
+    struct sim_cluster *root = ctx;
+    CRAFT_ASSERT(root->root == root && group < (uint64_t)root->n_groups);
+    struct sim_cluster *c = root->groups[group];
     struct sim_node *node = &c->nodes[to];
-    CRAFT_ASSERT(node->alive);
+    /* The network delivers only to a process that is up, and a process's replicas go down
+     * and come up together (sim_proc_crash, sim_proc_start); a replica crashed on its own
+     * in a process that stays up loses the message. */
+    if (!node->alive) {
+        CRAFT_ASSERT(group != 0 || root->n_groups > 1);
+        return;
+    }
     int err = craft_driver_receive(node->d, bytes, len, sim_node_now(node));
     if (err != CRAFT_OK) {
-        CRAFT_TRACE(CRAFT_T_NET, c->w.now, 0, 0, "n%d rejected a message from n%d: %s", to + 1,
+        CRAFT_TRACE(CRAFT_T_NET, c->w->now, 0, 0, "n%d rejected a message from n%d: %s", to + 1,
                     from + 1, craft_strerror(err));
     }
     sim_node_after(node);
@@ -489,7 +500,7 @@ void sim_node_after(struct sim_node *node)
     if (!node->alive) {
         return;
     }
-    uint64_t now = node->c->w.now;
+    uint64_t now = node->c->w->now;
     /* The driver's timers are in node time: wake at the first virtual time its clock
      * reaches them. */
     uint64_t t = sim_clock_virtual_time(node->drift_ppm, craft_driver_next_timeout(node->d));

@@ -94,7 +94,7 @@ static struct rop *op_new(struct sim_cluster *c, int client, uint8_t kind, const
     size_t key_len = strlen(key);
     CRAFT_ASSERT(key_len <= SIM_KV_KEY_MAX);
     *op = (struct rop){.id = R->n_ops, .client = client, .kind = kind,
-                       .key_len = (uint8_t)key_len, .call = c->w.now};
+                       .key_len = (uint8_t)key_len, .call = c->w->now};
     memcpy(op->key, key, key_len + 1);
     return op;
 }
@@ -140,7 +140,7 @@ static void expire_task(struct sim_cluster *c, void *arg)
 static void pending(struct sim_cluster *c, struct rop *op, uint64_t timeout_ms)
 {
     op->status = SIM_OP_PENDING;
-    op->deadline = c->w.now + timeout_ms;
+    op->deadline = c->w->now + timeout_ms;
     watch(reads_of(c), op);
     sim_task_at(c, timeout_ms, expire_task, NULL);
 }
@@ -148,13 +148,13 @@ static void pending(struct sim_cluster *c, struct rop *op, uint64_t timeout_ms)
 static void finish(struct sim_cluster *c, struct rop *op, uint8_t status)
 {
     op->status = status;
-    op->ret = status == SIM_OP_UNKNOWN ? UINT64_MAX : c->w.now;
+    op->ret = status == SIM_OP_UNKNOWN ? UINT64_MAX : c->w->now;
     op->lease_wait = false;
     bool keep_watching = status == SIM_OP_UNKNOWN;
     if (!keep_watching) {
         unwatch(reads_of(c), op);
     }
-    CRAFT_TRACE(CRAFT_T_CLIENT, c->w.now, (uint64_t)op->node + 1, 0,
+    CRAFT_TRACE(CRAFT_T_CLIENT, c->w->now, (uint64_t)op->node + 1, 0,
                 "client %d op %llu (%s %s) %s", op->client, (unsigned long long)op->id,
                 op->kind == SIM_LIN_GET ? "get" : op->kind == SIM_LIN_PUT ? "put" : "append",
                 op->key,
@@ -212,7 +212,7 @@ uint64_t sim_reads_write(struct sim_cluster *c, int client, int i, uint8_t kind,
         return 0;
     }
     op->log_index = index;
-    CRAFT_TRACE(CRAFT_T_CLIENT, c->w.now, (uint64_t)i + 1, term,
+    CRAFT_TRACE(CRAFT_T_CLIENT, c->w->now, (uint64_t)i + 1, term,
                 "client %d op %llu: %s %s += \"%s\" proposed at %llu", client,
                 (unsigned long long)op->id, kind == SIM_LIN_PUT ? "put" : "append", key, value,
                 (unsigned long long)index);
@@ -277,7 +277,7 @@ void sim_reads_expire(struct sim_cluster *c)
     struct sim_reads *R = reads_of(c);
     for (size_t k = 0; k < R->n_watch;) {
         struct rop *op = op_get(R, R->watch[k]);
-        if (op->status != SIM_OP_PENDING || c->w.now < op->deadline) {
+        if (op->status != SIM_OP_PENDING || c->w->now < op->deadline) {
             k++;
             continue;
         }
@@ -461,8 +461,8 @@ void sim_reads_stop(struct sim_cluster *c)
 void sim_reads_final_read(struct sim_cluster *c, const char *key, uint64_t budget_ms)
 {
     CRAFT_ASSERT(!c->in_task);
-    uint64_t t0 = c->w.now;
-    while (c->w.now - t0 < budget_ms) {
+    uint64_t t0 = c->w->now;
+    while (c->w->now - t0 < budget_ms) {
         int i = -1;
         for (int j = 0; j < c->n; j++) {
             bool leader = false;

@@ -255,7 +255,7 @@ void sim_real_disk_crash(struct sim_node *node)
     rd->dfs.deferring = false;
     close_stores(rd);
     craft_fs_mem_crash(rd->m, torn);
-    CRAFT_TRACE(CRAFT_T_FAULT, node->c->w.now, node->i + 1, 0, "real storage crash%s",
+    CRAFT_TRACE(CRAFT_T_FAULT, node->c->w->now, node->i + 1, 0, "real storage crash%s",
                 torn ? " (torn tails)" : "");
 }
 
@@ -424,7 +424,7 @@ void sim_real_disk_open(struct sim_node *node)
             sim_fail(node->c, "server %d WAL starts at %llu after snapshot %llu", node->i,
                      (unsigned long long)first, (unsigned long long)s);
         } else {
-            CRAFT_TRACE(CRAFT_T_FAULT, node->c->w.now, node->i + 1, 0,
+            CRAFT_TRACE(CRAFT_T_FAULT, node->c->w->now, node->i + 1, 0,
                         "real storage: WAL %llu..%llu does not continue snapshot %llu: dropped",
                         (unsigned long long)first, (unsigned long long)last,
                         (unsigned long long)s);
@@ -436,7 +436,7 @@ void sim_real_disk_open(struct sim_node *node)
         check(node, log_read(rd, lo, last, &got), "WAL read");
     }
     check_covers(node, &hs, &info.meta);
-    CRAFT_TRACE(CRAFT_T_FAULT, node->c->w.now, node->i + 1, 0,
+    CRAFT_TRACE(CRAFT_T_FAULT, node->c->w->now, node->i + 1, 0,
                 "real storage: torn %llu bytes, WAL %llu..%llu, snapshot %llu, restoring %zu",
                 (unsigned long long)(rd->glog_mode ? craft_glog_torn_bytes(rd->glog)
                                                    : craft_wal_torn_bytes(rd->wal)),

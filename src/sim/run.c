@@ -36,20 +36,20 @@ void sim_run_attach(struct sim_cluster *c)
 void sim_run_detach(struct sim_cluster *c)
 {
     if (run.cluster == c) {
-        run.now = c->w.now;
-        run.events += c->w.events;
+        run.now = c->w->now;
+        run.events += c->w->events;
         run.cluster = NULL;
     }
 }
 
 static uint64_t cur_now(void)
 {
-    return run.cluster ? run.cluster->w.now : run.now;
+    return run.cluster ? run.cluster->w->now : run.now;
 }
 
 static uint64_t cur_events(void)
 {
-    return run.events + (run.cluster ? run.cluster->w.events : 0);
+    return run.events + (run.cluster ? run.cluster->w->events : 0);
 }
 
 static void print_replay(void)
@@ -98,7 +98,7 @@ void sim_note(struct sim_cluster *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    craft_trace_emit(CRAFT_T_TEST, c ? c->w.now : cur_now(), 0, 0, "%s", msg);
+    craft_trace_emit(CRAFT_T_TEST, c ? c->w->now : cur_now(), 0, 0, "%s", msg);
 }
 
 static void stdout_sink(void *ctx, const char *line)

@@ -86,10 +86,20 @@ struct sim_checks {
 struct sim_cluster {
     struct sim_cluster_opts opts;
     int n;
-    struct sim_world w;
-    struct sim_net net;
+    /* The world and the network: the root's own, shared by the groups added to it
+     * (sim_cluster_add_group), as one process's replicas share its clock and its sockets. */
+    struct sim_world *w;
+    struct sim_net *net;
+    struct sim_world w_store;
+    struct sim_net net_store;
+    /* Many groups per process: group 0 is the root; the root lists every group (itself
+     * first), each group points at the root. */
+    struct sim_cluster *root;
+    uint64_t group;
+    struct sim_cluster **groups;
+    int n_groups;
     struct sim_node *nodes;
-    bool *connected;
+    bool *connected; /* the root's: links are between processes */
     struct sim_checks ch;
     struct craft_conf conf; /* the bootstrap configuration: nodes 0..n_initial-1 */
     int n_initial;
@@ -107,8 +117,9 @@ void sim_node_free(struct sim_node *node);
 void sim_node_start(struct sim_cluster *c, int i); /* from durable state; not connected */
 void sim_node_crash(struct sim_cluster *c, int i); /* no-op if down */
 void sim_node_tick(struct sim_node *node);
-/* The network's delivery callback (ctx is the cluster). */
-void sim_node_deliver(void *ctx, int from, int to, const uint8_t *bytes, size_t len);
+/* The network's delivery callback (ctx is the root cluster; group picks its group). */
+void sim_node_deliver(void *ctx, int from, int to, uint64_t group, const uint8_t *bytes,
+                      size_t len);
 /* After any call into node's driver: refreshes the timer and runs the status checks. */
 void sim_node_after(struct sim_node *node);
 /* The command bytes applied at log index (from the committed record); NULL if unknown. */

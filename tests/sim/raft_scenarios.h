@@ -76,6 +76,10 @@ void sim_raft_chaos(void);
 void sim_chaos_phases(struct sim_cluster *c, int n, uint64_t safety_ms,
                       uint32_t extra_crash_weight);
 
+/* Many groups per process (multigroup.c). */
+void sim_multi_chaos(void);
+void sim_multi_crash_all(void);
+
 struct sim_cluster *sim_raft_begin_counted(int n, const char *description, uint64_t *t0);
 struct sim_cluster *sim_raft_begin(int n, bool unreliable, bool snapshot, const char *description,
                                    uint64_t *t0);

@@ -58,6 +58,12 @@ const struct sim_scenario sim_scenarios[] = {
     /* Beyond the MIT suite */
     { "raft/chaos", "chaos: random faults, then heal and converge", sim_raft_chaos },
 
+    /* Many Raft groups per process: process-level faults (tests/sim/multigroup.c) */
+    { "multi/chaos", "process faults over 2-5 groups per process, then heal and converge",
+      sim_multi_chaos },
+    { "multi/crash-all", "every process crashes at once under load, repeatedly",
+      sim_multi_crash_all },
+
     /* Membership changes and leadership transfer (docs/design/membership-scenarios.md) */
     { "member/grow-3-to-5", "grow from 3 to 5 voters (learner, catch up, promote)",
       sim_member_grow_3_to_5 },

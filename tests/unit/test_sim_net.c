@@ -85,9 +85,17 @@ struct got {
     uint64_t hash;
 };
 
-static void on_deliver(void *ctx, int from, int to, const uint8_t *bytes, size_t len)
+/* Every test message is sent to group from * 10 + to: the group travels with it. */
+static uint64_t group_of(int from, int to)
+{
+    return (uint64_t)from * 10 + (uint64_t)to;
+}
+
+static void on_deliver(void *ctx, int from, int to, uint64_t group, const uint8_t *bytes,
+                       size_t len)
 {
     struct got *g = ctx;
+    CHECK(group == group_of(from, to));
     (void)bytes;
     if (g->n < 20000) {
         g->from[g->n] = from;
@@ -151,8 +159,8 @@ static void test_reliable_counters(void)
         size_t lq = make_msg(req, CRAFT_MSG_VOTE, 1, 2);
         size_t lr = make_msg(resp, CRAFT_MSG_VOTE_RESP, 2, 1);
         for (int k = 0; k < 100; k++) {
-            sim_net_send(&net, 0, 1, req, lq);
-            sim_net_send(&net, 1, 0, resp, lr);
+            sim_net_send(&net, 0, 1, group_of(0, 1), req, lq);
+            sim_net_send(&net, 1, 0, group_of(1, 0), resp, lr);
         }
         /* requests are counted at send, responses only when delivered */
         CHECK(net.rpc_total == 100);
@@ -180,21 +188,21 @@ static void test_disabled_and_down(void)
 
         /* disabled at send: lost but counted as an RPC (labrpc counts every Call) */
         sim_net_set_link(&net, 0, 1, false);
-        sim_net_send(&net, 0, 1, req, lq);
+        sim_net_send(&net, 0, 1, group_of(0, 1), req, lq);
         CHECK(net.rpc_total == 1);
         drain(&w);
         CHECK(g.n == 0);
 
         /* disabled in flight: lost */
         sim_net_set_link(&net, 0, 1, true);
-        sim_net_send(&net, 0, 1, req, lq);
+        sim_net_send(&net, 0, 1, group_of(0, 1), req, lq);
         sim_net_set_link(&net, 0, 1, false);
         drain(&w);
         CHECK(g.n == 0);
         sim_net_set_link(&net, 0, 1, true);
 
         /* receiver crashes and restarts in flight: the new incarnation gets nothing */
-        sim_net_send(&net, 0, 1, req, lq);
+        sim_net_send(&net, 0, 1, group_of(0, 1), req, lq);
         sim_net_node_down(&net, 1);
         sim_net_node_up(&net, 1);
         drain(&w);
@@ -203,14 +211,14 @@ static void test_disabled_and_down(void)
 
         /* receiver down at send */
         sim_net_node_down(&net, 1);
-        sim_net_send(&net, 0, 1, req, lq);
+        sim_net_send(&net, 0, 1, group_of(0, 1), req, lq);
         drain(&w);
         CHECK(g.n == 0);
         sim_net_node_up(&net, 1);
 
         /* the sender crashes after sending: its request still arrives, its reply does not */
-        sim_net_send(&net, 2, 1, req, lq);
-        sim_net_send(&net, 2, 0, resp, lr);
+        sim_net_send(&net, 2, 1, group_of(2, 1), req, lq);
+        sim_net_send(&net, 2, 0, group_of(2, 0), resp, lr);
         sim_net_node_down(&net, 2);
         drain(&w);
         CHECK(g.n == 1);
@@ -230,7 +238,7 @@ static void test_unreliable_rates(void)
         uint8_t req[256];
         size_t lq = make_msg(req, CRAFT_MSG_VOTE, 1, 2);
         for (int k = 0; k < 10000; k++) {
-            sim_net_send(&net, 0, 1, req, lq);
+            sim_net_send(&net, 0, 1, group_of(0, 1), req, lq);
         }
         drain(&w);
         /* 10% dropped: 9000 expected, sd ~30 */
@@ -244,10 +252,12 @@ static void test_unreliable_rates(void)
 static uint64_t last_at;
 static int n_late;
 
-static void on_deliver_time(void *ctx, int from, int to, const uint8_t *bytes, size_t len)
+static void on_deliver_time(void *ctx, int from, int to, uint64_t group, const uint8_t *bytes,
+                            size_t len)
 {
     (void)from;
     (void)to;
+    (void)group;
     (void)bytes;
     (void)len;
     struct sim_world *w = ctx;
@@ -273,7 +283,7 @@ static void test_long_reordering(void)
         size_t lr = make_msg(resp, CRAFT_MSG_VOTE_RESP, 2, 1);
         n_late = 0;
         for (int k = 0; k < 3000; k++) {
-            sim_net_send(&net, 1, 0, resp, lr);
+            sim_net_send(&net, 1, 0, group_of(1, 0), resp, lr);
         }
         drain(&w);
         /* 600/900 held back: 2000 expected */
@@ -301,7 +311,7 @@ static void test_duplication_and_determinism(void)
             for (int k = 0; k < 3000; k++) {
                 int from = (int)sim_world_rand(&w, 0, 3);
                 int to = (from + 1 + (int)sim_world_rand(&w, 0, 2)) % 3;
-                sim_net_send(&net, from, to, req, lq);
+                sim_net_send(&net, from, to, group_of(from, to), req, lq);
             }
             drain(&w);
             hashes[run] = g.hash;

@@ -1,0 +1,252 @@
+/* Many Raft groups per process (docs/design/multiraft.md): the groups of one simulated
+ * process share its clock, its network links and its fate. Faults hit processes: a crash
+ * takes every group's replica in that process down at once (each loses its unsynced
+ * writes), a restart recovers every group from its disk, a partition cuts every group's
+ * messages between the processes it separates. Each group runs its own invariant checks
+ * (election safety, log matching, state machine safety, durable votes) after every event;
+ * each group's commands carry its group id, and at the end every replica of every group
+ * must hold only its own group's commands (a message delivered to the wrong group would
+ * put a command where it does not belong, or break a check first).
+ *
+ *   multi/chaos      3 or 5 processes, 2 to 5 groups: random process faults while clients
+ *                    write to every group, then heal: every group agrees on a new command
+ *                    on every process.
+ *   multi/crash-all  every process crashes at once, repeatedly, under load; every group
+ *                    recovers what it committed and goes on. */
+#include "base/prng.h"
+#include "raft_scenarios.h"
+#include "sim/scenario.h"
+
+#define GROUPS_MAX 5
+#define GROUP_BITS 4 /* commands: (random << GROUP_BITS) | group */
+
+struct multi_client {
+    struct sim_cluster *g;
+    int group, n;
+    bool stop, done;
+};
+
+static uint64_t group_cmd(struct sim_cluster *g, int group)
+{
+    return (sim_raft_rand_cmd(g) >> GROUP_BITS << GROUP_BITS) | (uint64_t)group;
+}
+
+static void client_loop(struct sim_cluster *c, void *arg)
+{
+    struct multi_client *cl = arg;
+    (void)c;
+    if (cl->stop) {
+        cl->done = true;
+        return;
+    }
+    uint64_t x = group_cmd(cl->g, cl->group);
+    for (int i = 0; i < cl->n; i++) {
+        uint64_t index = 0, term = 0;
+        if (sim_is_alive(cl->g, i) && sim_start_int(cl->g, i, x, &index, &term)) {
+            break;
+        }
+    }
+    sim_task_at(cl->g, sim_rand(cl->g, 1, 40), client_loop, cl);
+}
+
+static void heal_links(struct sim_cluster *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (sim_is_alive(c, i)) {
+            sim_disconnect(c, i);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (sim_is_alive(c, i)) {
+            sim_connect(c, i);
+        }
+    }
+}
+
+/* Every command every replica of every group applied carries that group's id. */
+static void check_own_commands(struct sim_cluster *root, int n)
+{
+    for (int g = 0; g < sim_n_groups(root); g++) {
+        struct sim_cluster *gc = sim_group_of(root, g);
+        for (int i = 0; i < n; i++) {
+            uint8_t cmd[64];
+            size_t len = 0;
+            for (uint64_t k = 1; sim_node_cmd(gc, i, k, cmd, sizeof cmd, &len); k++) {
+                uint64_t v;
+                if (!sim_cmd_as_int(cmd, len, &v)) {
+                    sim_fail(gc, "group %d: node %d applied a command that is not an int", g,
+                             i + 1);
+                }
+                if ((v & ((1u << GROUP_BITS) - 1)) != (uint64_t)g) {
+                    sim_fail(gc, "group %d: node %d applied command %llu of group %llu", g,
+                             i + 1, (unsigned long long)v,
+                             (unsigned long long)(v & ((1u << GROUP_BITS) - 1)));
+                }
+            }
+        }
+    }
+}
+
+/* A root of n processes and its groups (shape from the seed's own stream). */
+static struct sim_cluster *multi_begin(const char *description, int *n_out, uint64_t *t0)
+{
+    struct craft_prng shape;
+    craft_prng_seed(&shape, sim_seed() ^ 0x6d756c7469ULL);
+    int n = 3 + 2 * (int)craft_prng_range(&shape, 0, 2);
+    int groups = 2 + (int)craft_prng_range(&shape, 0, GROUPS_MAX - 1);
+    struct sim_cluster *root =
+        sim_raft_begin(n, false, craft_prng_range(&shape, 0, 2) == 1, description, t0);
+    for (int g = 1; g < groups; g++) {
+        struct sim_cluster_opts opts;
+        sim_cluster_opts_default(&opts, n, false, craft_prng_range(&shape, 0, 2) == 1);
+        (void)sim_cluster_add_group(root, &opts);
+    }
+    sim_note(root, "multi: %d processes, %d groups", n, groups);
+    *n_out = n;
+    return root;
+}
+
+static void clients_start(struct sim_cluster *root, int n, struct multi_client *cl)
+{
+    for (int g = 0; g < sim_n_groups(root); g++) {
+        cl[g] = (struct multi_client){.g = sim_group_of(root, g), .group = g, .n = n};
+        sim_task_at(cl[g].g, (uint64_t)g, client_loop, &cl[g]);
+    }
+}
+
+static void clients_stop(struct sim_cluster *root, struct multi_client *cl)
+{
+    for (int g = 0; g < sim_n_groups(root); g++) {
+        cl[g].stop = true;
+    }
+    for (int g = 0; g < sim_n_groups(root); g++) {
+        while (!cl[g].done) {
+            sim_sleep(root, 10);
+        }
+    }
+}
+
+/* Every process up and connected; every group agrees on a new command everywhere. */
+static void converge(struct sim_cluster *root, int n)
+{
+    sim_set_reliable(root, true);
+    sim_set_long_reordering(root, false);
+    for (int i = 0; i < n; i++) {
+        if (!sim_is_alive(root, i)) {
+            sim_proc_start(root, i);
+        }
+    }
+    heal_links(root, n);
+    for (int g = 0; g < sim_n_groups(root); g++) {
+        struct sim_cluster *gc = sim_group_of(root, g);
+        sim_one_int(gc, group_cmd(gc, g), n, true);
+    }
+    check_own_commands(root, n);
+}
+
+static void process_fault(struct sim_cluster *root, int n, int *alive)
+{
+    int i = (int)sim_rand(root, 0, (uint64_t)n);
+    switch (sim_rand(root, 0, 10)) {
+    case 0: /* a process crashes, keeping one up so clients have someone to talk to */
+        if (sim_is_alive(root, i) && *alive > 1) {
+            sim_proc_crash(root, i);
+            (*alive)--;
+        }
+        break;
+    case 1:
+        if (!sim_is_alive(root, i)) {
+            sim_proc_start(root, i);
+            sim_connect(root, i);
+            (*alive)++;
+        }
+        break;
+    case 2:
+        if (sim_is_alive(root, i)) {
+            sim_disconnect(root, i);
+        }
+        break;
+    case 3:
+        if (sim_is_alive(root, i)) {
+            sim_connect(root, i);
+        }
+        break;
+    case 4: { /* one way: i no longer hears j */
+        int j = (int)sim_rand(root, 0, (uint64_t)n);
+        if (i != j) {
+            sim_set_link(root, j, i, false);
+        }
+        break;
+    }
+    case 5:
+        heal_links(root, n);
+        break;
+    case 6: { /* two sides */
+        bool side[CRAFT_CONF_NODES_MAX];
+        for (int k = 0; k < n; k++) {
+            side[k] = sim_rand(root, 0, 2) == 1;
+        }
+        for (int a = 0; a < n; a++) {
+            for (int b = 0; b < n; b++) {
+                if (a != b && side[a] != side[b]) {
+                    sim_set_link(root, a, b, false);
+                }
+            }
+        }
+        break;
+    }
+    case 7:
+        sim_set_reliable(root, sim_rand(root, 0, 2) == 0);
+        break;
+    case 8:
+        sim_set_long_reordering(root, sim_rand(root, 0, 4) == 0);
+        break;
+    default:
+        break;
+    }
+}
+
+void sim_multi_chaos(void)
+{
+    int n;
+    uint64_t t0;
+    struct sim_cluster *root = multi_begin("multi: process faults over many groups", &n, &t0);
+    struct multi_client cl[GROUPS_MAX];
+    clients_start(root, n, cl);
+    int alive = n;
+    uint64_t start = sim_now(root), safety = sim_rand(root, 10000, 30000);
+    while (sim_now(root) - start < safety) {
+        sim_sleep(root, sim_rand(root, 10, 500));
+        process_fault(root, n, &alive);
+    }
+    sim_note(root, "multi: heal everything");
+    clients_stop(root, cl);
+    converge(root, n);
+    sim_raft_end(root, t0);
+}
+
+void sim_multi_crash_all(void)
+{
+    int n;
+    uint64_t t0;
+    struct sim_cluster *root = multi_begin("multi: every process crashes at once", &n, &t0);
+    struct multi_client cl[GROUPS_MAX];
+    clients_start(root, n, cl);
+    for (int round = 0; round < 4; round++) {
+        sim_sleep(root, sim_rand(root, 500, 3000));
+        sim_note(root, "multi: crash every process");
+        for (int i = 0; i < n; i++) {
+            sim_proc_crash(root, i);
+        }
+        sim_sleep(root, sim_rand(root, 0, 200));
+        for (int i = 0; i < n; i++) {
+            sim_proc_start(root, i);
+        }
+        for (int i = 0; i < n; i++) {
+            sim_connect(root, i);
+        }
+    }
+    clients_stop(root, cl);
+    converge(root, n);
+    sim_raft_end(root, t0);
+}
