@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "craft.h"
+#include "loopback_ports.h"
 #include "../tests/counter_fsm.h"
 
 #define HOSTS 3
@@ -60,29 +61,6 @@ struct world {
     struct counter *fsms[HOSTS + 1];
 };
 
-static int pick_ports(uint16_t *ports)
-{
-    int fds[HOSTS];
-    int err = 0;
-    for (int i = 0; i < HOSTS; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0 ||
-            getsockname(fds[i], (struct sockaddr *)&a, &len) != 0) {
-            err = -1;
-        } else {
-            ports[i + 1] = ntohs(a.sin_port);
-        }
-    }
-    for (int i = 0; i < HOSTS; i++) {
-        if (fds[i] >= 0) {
-            close(fds[i]);
-        }
-    }
-    return err;
-}
 
 static void servers(const struct world *w, struct craft_server *s)
 {
@@ -99,7 +77,7 @@ static int world_start(struct world *w, int groups, const char *base)
     memset(w, 0, sizeof *w);
     w->groups = groups;
     snprintf(w->dir, sizeof w->dir, "%s/craft-host-bench-XXXXXX", base);
-    if (mkdtemp(w->dir) == NULL || pick_ports(w->ports) != 0) {
+    if (mkdtemp(w->dir) == NULL || bench_pick_ports(w->ports, HOSTS) != 0) {
         fprintf(stderr, "cannot make %s or pick ports\n", w->dir);
         return -1;
     }

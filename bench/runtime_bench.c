@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "craft.h"
+#include "loopback_ports.h"
 #include "../tests/counter_fsm.h"
 
 #define N_NODES 3
@@ -54,32 +55,6 @@ struct bench {
     struct counter fsms[N_NODES + 1];
     uint64_t snapshot_threshold;
 };
-
-/* N_NODES distinct free loopback ports: all bound at once, then closed (the short race
- * with other processes is harmless in practice). */
-static int pick_ports(uint16_t *ports)
-{
-    int fds[N_NODES];
-    int err = 0;
-    for (int i = 0; i < N_NODES; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof a) != 0 ||
-            getsockname(fds[i], (struct sockaddr *)&a, &len) != 0) {
-            err = -1;
-        } else {
-            ports[i + 1] = ntohs(a.sin_port);
-        }
-    }
-    for (int i = 0; i < N_NODES; i++) {
-        if (fds[i] >= 0) {
-            close(fds[i]);
-        }
-    }
-    return err;
-}
 
 static int start_node(struct bench *b, uint64_t id)
 {
@@ -364,7 +339,7 @@ int main(int argc, char **argv)
             free(b);
             return 1;
         }
-        if (pick_ports(b->ports) != 0) {
+        if (bench_pick_ports(b->ports, N_NODES) != 0) {
             fprintf(stderr, "craft: cannot pick free ports: %s\n", strerror(errno));
             rmdir(b->dir);
             free(b);

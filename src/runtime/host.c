@@ -21,15 +21,6 @@
 /* The longest the loop sleeps with nothing due (timers are re-read at least this often). */
 #define HOST_WAIT_MS_MAX 1000
 
-static void cond_init_mono(pthread_cond_t *cv)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(cv, &a);
-    pthread_condattr_destroy(&a);
-}
-
 /* ---- waking the loop ---- */
 
 /* The in-memory transport has no poll to sleep in: the loop sleeps on the bell, which
@@ -466,7 +457,7 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
     pthread_mutex_init(&h->bell_mu, NULL);
-    cond_init_mono(&h->bell_cv);
+    rt_cond_init_mono(&h->bell_cv);
     int rc = start_transport(h, cfg, errbuf, errbuf_cap);
     if (rc != CRAFT_OK) {
         host_free(h);

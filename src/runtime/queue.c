@@ -19,7 +19,7 @@ static void to_timespec(uint64_t ms, struct timespec *ts)
     ts->tv_nsec = (long)(ms % 1000u) * 1000000L;
 }
 
-static void cond_init_mono(pthread_cond_t *cv)
+void rt_cond_init_mono(pthread_cond_t *cv)
 {
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -32,8 +32,8 @@ void rt_queue_init(struct rt_queue *q, size_t max)
 {
     memset(q, 0, sizeof *q);
     pthread_mutex_init(&q->mu, NULL);
-    cond_init_mono(&q->cv);
-    cond_init_mono(&q->room);
+    rt_cond_init_mono(&q->cv);
+    rt_cond_init_mono(&q->room);
     q->max = max;
 }
 
@@ -222,7 +222,7 @@ struct craft_future *rt_future_new(uint8_t kind)
         return NULL;
     }
     pthread_mutex_init(&f->mu, NULL);
-    cond_init_mono(&f->cv);
+    rt_cond_init_mono(&f->cv);
     atomic_init(&f->refs, 2);
     f->kind = kind;
     return f;

@@ -25,6 +25,8 @@
 #include "transport/transport.h"
 
 uint64_t rt_now_ms(void);
+/* A condition variable whose timed waits use CLOCK_MONOTONIC (rt_now_ms's clock). */
+void rt_cond_init_mono(pthread_cond_t *cv);
 
 /* ---- futures ---- */
 enum fut_kind { FUT_APPLY = 1, FUT_CONF, FUT_BARRIER, FUT_VERIFY, FUT_READ, FUT_TRANSFER,

@@ -39,7 +39,7 @@ static int random_node(struct sim_cluster *c, int n)
     return (int)sim_rand(c, 0, (uint64_t)n);
 }
 
-static void heal_links(struct sim_cluster *c, int n)
+void sim_chaos_heal_links(struct sim_cluster *c, int n)
 {
     for (int i = 0; i < n; i++) {
         if (sim_is_alive(c, i)) {
@@ -69,20 +69,22 @@ static void split(struct sim_cluster *c, int n)
     }
 }
 
-static void inject_fault(struct sim_cluster *c, int n, int *alive, uint32_t extra_crash_weight)
+void sim_chaos_fault(struct sim_cluster *c, int n, int *alive, uint32_t extra_crash_weight,
+                     void (*crash)(struct sim_cluster *c, int i),
+                     void (*start)(struct sim_cluster *c, int i))
 {
     int i = random_node(c, n);
     uint64_t kind = sim_rand(c, 0, 10 + (uint64_t)extra_crash_weight);
     switch (kind < 10 ? kind : 0) {
     case 0: /* crash, keeping at least one node up so clients have someone to talk to */
         if (sim_is_alive(c, i) && *alive > 1) {
-            sim_crash(c, i);
+            crash(c, i);
             (*alive)--;
         }
         break;
     case 1: /* restart a crashed node */
         if (!sim_is_alive(c, i)) {
-            sim_start(c, i);
+            start(c, i);
             sim_connect(c, i);
             (*alive)++;
         }
@@ -105,7 +107,7 @@ static void inject_fault(struct sim_cluster *c, int n, int *alive, uint32_t extr
         break;
     }
     case 5:
-        heal_links(c, n);
+        sim_chaos_heal_links(c, n);
         break;
     case 6:
         split(c, n);
@@ -133,7 +135,7 @@ void sim_chaos_phases(struct sim_cluster *c, int n, uint64_t safety_ms,
     uint64_t start = sim_now(c);
     while (sim_now(c) - start < safety_ms) {
         sim_sleep(c, sim_rand(c, 10, 500));
-        inject_fault(c, n, &alive, extra_crash_weight);
+        sim_chaos_fault(c, n, &alive, extra_crash_weight, sim_crash, sim_start);
     }
 
     sim_note(c, "chaos: heal everything");
@@ -144,7 +146,7 @@ void sim_chaos_phases(struct sim_cluster *c, int n, uint64_t safety_ms,
             sim_start(c, i);
         }
     }
-    heal_links(c, n);
+    sim_chaos_heal_links(c, n);
     for (int k = 0; k < 3; k++) {
         clients[k].stop = true;
     }

@@ -49,20 +49,6 @@ static void client_loop(struct sim_cluster *c, void *arg)
     sim_task_at(cl->g, sim_rand(cl->g, 1, 40), client_loop, cl);
 }
 
-static void heal_links(struct sim_cluster *c, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (sim_is_alive(c, i)) {
-            sim_disconnect(c, i);
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        if (sim_is_alive(c, i)) {
-            sim_connect(c, i);
-        }
-    }
-}
-
 /* Every command every replica of every group applied carries that group's id. */
 static void check_own_commands(struct sim_cluster *root, int n)
 {
@@ -136,74 +122,12 @@ static void converge(struct sim_cluster *root, int n)
             sim_proc_start(root, i);
         }
     }
-    heal_links(root, n);
+    sim_chaos_heal_links(root, n);
     for (int g = 0; g < sim_n_groups(root); g++) {
         struct sim_cluster *gc = sim_group_of(root, g);
         sim_one_int(gc, group_cmd(gc, g), n, true);
     }
     check_own_commands(root, n);
-}
-
-static void process_fault(struct sim_cluster *root, int n, int *alive)
-{
-    int i = (int)sim_rand(root, 0, (uint64_t)n);
-    switch (sim_rand(root, 0, 10)) {
-    case 0: /* a process crashes, keeping one up so clients have someone to talk to */
-        if (sim_is_alive(root, i) && *alive > 1) {
-            sim_proc_crash(root, i);
-            (*alive)--;
-        }
-        break;
-    case 1:
-        if (!sim_is_alive(root, i)) {
-            sim_proc_start(root, i);
-            sim_connect(root, i);
-            (*alive)++;
-        }
-        break;
-    case 2:
-        if (sim_is_alive(root, i)) {
-            sim_disconnect(root, i);
-        }
-        break;
-    case 3:
-        if (sim_is_alive(root, i)) {
-            sim_connect(root, i);
-        }
-        break;
-    case 4: { /* one way: i no longer hears j */
-        int j = (int)sim_rand(root, 0, (uint64_t)n);
-        if (i != j) {
-            sim_set_link(root, j, i, false);
-        }
-        break;
-    }
-    case 5:
-        heal_links(root, n);
-        break;
-    case 6: { /* two sides */
-        bool side[CRAFT_CONF_NODES_MAX];
-        for (int k = 0; k < n; k++) {
-            side[k] = sim_rand(root, 0, 2) == 1;
-        }
-        for (int a = 0; a < n; a++) {
-            for (int b = 0; b < n; b++) {
-                if (a != b && side[a] != side[b]) {
-                    sim_set_link(root, a, b, false);
-                }
-            }
-        }
-        break;
-    }
-    case 7:
-        sim_set_reliable(root, sim_rand(root, 0, 2) == 0);
-        break;
-    case 8:
-        sim_set_long_reordering(root, sim_rand(root, 0, 4) == 0);
-        break;
-    default:
-        break;
-    }
 }
 
 void sim_multi_chaos(void)
@@ -217,7 +141,7 @@ void sim_multi_chaos(void)
     uint64_t start = sim_now(root), safety = sim_rand(root, 10000, 30000);
     while (sim_now(root) - start < safety) {
         sim_sleep(root, sim_rand(root, 10, 500));
-        process_fault(root, n, &alive);
+        sim_chaos_fault(root, n, &alive, 0, sim_proc_crash, sim_proc_start);
     }
     sim_note(root, "multi: heal everything");
     clients_stop(root, cl);

@@ -75,6 +75,15 @@ void sim_raft_chaos(void);
  * one() must reach all n nodes. */
 void sim_chaos_phases(struct sim_cluster *c, int n, uint64_t safety_ms,
                       uint32_t extra_crash_weight);
+/* One random fault of the chaos mix on n nodes (or processes): a crash (through crash,
+ * keeping one up; weighted up by extra_crash_weight out of 10) or restart (through start),
+ * a disconnection, a one-way cut, a split into two sides, all links healed, a lossy or
+ * reordering network, or nothing. *alive counts the nodes up. */
+void sim_chaos_fault(struct sim_cluster *c, int n, int *alive, uint32_t extra_crash_weight,
+                     void (*crash)(struct sim_cluster *c, int i),
+                     void (*start)(struct sim_cluster *c, int i));
+/* Every live node disconnected, then reconnected: every link between live nodes is up. */
+void sim_chaos_heal_links(struct sim_cluster *c, int n);
 
 /* Many groups per process (multigroup.c). */
 void sim_multi_chaos(void);
