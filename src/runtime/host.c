@@ -141,8 +141,9 @@ static void recv_queued(void *ctx, uint64_t from, uint64_t group, const uint8_t 
 
 /* ---- the loop ---- */
 
-/* Start of a round: adopt the current group table, and let go of removed groups. */
-static void refresh(struct craft_host *h)
+/* Start of a round: adopt the current group table, and let go of removed groups. Returns
+ * whether removed groups remain for the next round (the loop must not sleep on them). */
+static bool refresh(struct craft_host *h)
 {
     pthread_mutex_lock(&h->mu);
     if (h->spare_groups != NULL) {
@@ -157,7 +158,9 @@ static void refresh(struct craft_host *h)
     }
     if (h->loop_gen != h->gen) {
         CRAFT_ASSERT(h->n_groups <= h->cap_loop_groups);
-        memcpy(h->loop_groups, h->groups, h->n_groups * sizeof *h->groups);
+        if (h->n_groups > 0) {
+            memcpy(h->loop_groups, h->groups, h->n_groups * sizeof *h->groups);
+        }
         h->n_loop_groups = h->n_groups;
         h->loop_gen = h->gen;
     }
@@ -166,12 +169,14 @@ static void refresh(struct craft_host *h)
     if (n_leaving > HOST_LEAVING_BATCH) {
         n_leaving = HOST_LEAVING_BATCH; /* the rest next round */
     }
+    if (n_leaving == 0) {
+        pthread_mutex_unlock(&h->mu);
+        return false;
+    }
     memcpy(leaving, h->leaving + (h->n_leaving - n_leaving), n_leaving * sizeof *leaving);
     h->n_leaving -= n_leaving;
+    bool more = h->n_leaving > 0;
     pthread_mutex_unlock(&h->mu);
-    if (n_leaving == 0) {
-        return;
-    }
     /* Futures fail outside mu: their callbacks may submit to other groups. */
     for (size_t i = 0; i < n_leaving; i++) {
         rt_group_shutdown(leaving[i]);
@@ -182,6 +187,7 @@ static void refresh(struct craft_host *h)
     }
     pthread_mutex_unlock(&h->mu);
     pthread_cond_broadcast(&h->cv);
+    return more;
 }
 
 static void *host_main(void *arg)
@@ -190,15 +196,14 @@ static void *host_main(void *arg)
     struct craft_host *h = arg;
     bool tcp = h->transport_kind == CRAFT_TRANSPORT_TCP;
     for (;;) {
-        refresh(h);
+        bool any = refresh(h);
         bool stopping = atomic_load(&h->stopping);
         size_t n = h->n_loop_groups;
-        if (stopping && n == 0) {
+        if (stopping && n == 0 && !any) {
             break;
         }
         uint64_t now = rt_now_ms();
         uint64_t wake = now + HOST_WAIT_MS_MAX;
-        bool any = false;
         for (size_t i = 0; i < n; i++) {
             struct craft_node *g = h->loop_groups[i];
             uint64_t w = rt_group_wake(g, now);
