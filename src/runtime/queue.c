@@ -35,6 +35,7 @@ void rt_queue_init(struct rt_queue *q, size_t max)
     rt_cond_init_mono(&q->cv);
     rt_cond_init_mono(&q->room);
     q->max = max;
+    atomic_init(&q->filled, false);
 }
 
 void rt_queue_destroy(struct rt_queue *q)
@@ -57,6 +58,7 @@ static void append_locked(struct rt_queue *q, struct rt_item *it, bool bounded)
     q->tail = it;
     q->len++;
     q->bounded_len += bounded;
+    atomic_store(&q->filled, true);
 }
 
 /* Wakes a sleeping consumer (called without the mutex). Only a sleeping one: a busy one
@@ -87,7 +89,7 @@ bool rt_queue_push(struct rt_queue *q, struct rt_item *it, bool bounded, uint64_
         return false;
     }
     append_locked(q, it, bounded);
-    bool wake = q->waiting;
+    bool wake = q->consumer_sleeping != NULL ? atomic_load(q->consumer_sleeping) : q->waiting;
     pthread_mutex_unlock(&q->mu);
     if (wake) {
         wake_consumer(q);
@@ -104,7 +106,8 @@ struct rt_item *rt_queue_push_list(struct rt_queue *q, struct rt_item *head, boo
         append_locked(q, it, bounded);
         it = next;
     }
-    bool wake = q->waiting && it != head;
+    bool wake =
+        it != head && (q->consumer_sleeping != NULL ? atomic_load(q->consumer_sleeping) : q->waiting);
     pthread_mutex_unlock(&q->mu);
     if (wake) {
         wake_consumer(q);
@@ -120,6 +123,7 @@ static struct rt_item *detach_unlock(struct rt_queue *q)
     q->head = q->tail = NULL;
     q->len = 0;
     q->bounded_len = 0;
+    atomic_store(&q->filled, false);
     pthread_mutex_unlock(&q->mu);
     if (had_room_waiters) {
         pthread_cond_broadcast(&q->room);
@@ -159,27 +163,15 @@ void rt_queue_close(struct rt_queue *q)
     }
 }
 
+bool rt_queue_filled(struct rt_queue *q)
+{
+    return atomic_load(&q->filled);
+}
+
 struct rt_item *rt_queue_take_nowait(struct rt_queue *q)
 {
     pthread_mutex_lock(&q->mu);
     return detach_unlock(q);
-}
-
-bool rt_queue_wait_begin(struct rt_queue *q)
-{
-    CRAFT_ASSERT(q->notify != NULL);
-    pthread_mutex_lock(&q->mu);
-    bool sleep = q->head == NULL && !q->closed;
-    q->waiting = sleep;
-    pthread_mutex_unlock(&q->mu);
-    return sleep;
-}
-
-void rt_queue_wait_end(struct rt_queue *q)
-{
-    pthread_mutex_lock(&q->mu);
-    q->waiting = false;
-    pthread_mutex_unlock(&q->mu);
 }
 
 size_t rt_queue_len(struct rt_queue *q)

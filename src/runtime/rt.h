@@ -78,6 +78,13 @@ struct rt_queue {
     size_t bounded_len;
     size_t max;        /* 0: unbounded */
     bool waiting;      /* the consumer sleeps */
+    /* Optional, for a consumer of many queues (the host's loop): it sleeps on its own flag,
+     * not per queue. A producer that makes the queue non-empty reads *consumer_sleeping
+     * after publishing the item (`filled`), the consumer sets the flag before re-reading
+     * every queue's `filled`: both sequentially consistent, so either the consumer sees
+     * the item or the producer sees it asleep and calls notify. */
+    const atomic_bool *consumer_sleeping;
+    atomic_bool filled; /* holds items (set under mu, read without it) */
     bool closed;
     /* Optional: how to wake a consumer that sleeps elsewhere than on cv (the raft loop in
      * its transport's poll). Called without the mutex, on the producer's thread. */
@@ -98,12 +105,11 @@ void rt_queue_close(struct rt_queue *q);
  * bounded: only as many as leave the queue within its max; returns the first item not
  * appended (the rest of the list, still linked), NULL if all were. */
 struct rt_item *rt_queue_push_list(struct rt_queue *q, struct rt_item *head, bool bounded);
+/* Whether the queue holds items, without the lock (a hint: exact for the consumer only
+ * between its own takes; see consumer_sleeping). */
+bool rt_queue_filled(struct rt_queue *q);
 /* For a consumer that sleeps elsewhere (notify set): takes every item without waiting. */
 struct rt_item *rt_queue_take_nowait(struct rt_queue *q);
-/* notify consumers: before sleeping. Returns false if an item is queued or the queue is
- * closed (do not sleep); true: producers now call notify, until rt_queue_wait_end. */
-bool rt_queue_wait_begin(struct rt_queue *q);
-void rt_queue_wait_end(struct rt_queue *q);
 size_t rt_queue_len(struct rt_queue *q);
 /* The items pushed with a bound, what max limits (see bounded_len). */
 size_t rt_queue_bounded_len(struct rt_queue *q);
@@ -224,6 +230,12 @@ struct craft_node {
     uint64_t group;
     bool own_host;
     bool detached; /* under host->mu: the loop let go of the group (removal) */
+    /* Loop thread, per round: stepped this round (its driver held), the items taken from
+     * its inbox, and when it needs a round at the latest (cached after each round it was
+     * stepped in: nothing changes its timers without a step). */
+    bool in_round;
+    struct rt_item *round_items;
+    uint64_t next_wake;
 
     /* Loop thread. */
     struct craft_driver *driver;
@@ -347,19 +359,25 @@ struct craft_host {
     uint64_t gen; /* bumped on every change of groups */
     /* Bigger arrays for the loop, allocated by an attach that outgrew its copy. */
     struct craft_node **spare_groups;
-    struct rt_item **spare_items;
+    struct craft_node **spare_active;
     size_t cap_spare;
 
+    /* Set by the loop before it sleeps, read by producers that fill an empty inbox (the
+     * inboxes' consumer_sleeping): they wake it only then. */
+    atomic_bool sleeping;
     /* The bell the loop sleeps on with the in-memory transport (TCP: in its poll). */
     pthread_mutex_t bell_mu;
     pthread_cond_t bell_cv;
     bool rung;
 
-    /* Loop thread: its copy of groups, refreshed when gen moved. */
+    /* Loop thread: its copy of groups, refreshed when gen moved, and the groups stepped in
+     * the current round (those with inbox items, messages or due timers: a round costs
+     * what its active groups cost, not what the host holds). */
     struct craft_node **loop_groups;
     size_t n_loop_groups, cap_loop_groups;
     uint64_t loop_gen;
-    struct rt_item **round_items; /* per loop group: the round's inbox items */
+    struct craft_node **active;
+    size_t n_active;
 
     atomic_uint_fast64_t rounds, msgs_unknown_group;
 };
