@@ -273,6 +273,64 @@ static void run(bool tcp)
     world_destroy(&w);
 }
 
+/* Bad configurations get a clear error and leave nothing running. */
+static void test_bad_input(void)
+{
+    char err[256];
+    struct craft_host *h = (struct craft_host *)1;
+    struct craft_host_config hc;
+    craft_host_config_default(&hc, 0);
+    CHECK(craft_host_create(&hc, &h, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(h == NULL && strstr(err, "id") != NULL);
+    craft_host_config_default(&hc, 1);
+    hc.transport = CRAFT_TRANSPORT_MEM; /* no mem_net */
+    CHECK(craft_host_create(&hc, &h, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(strstr(err, "mem_net") != NULL);
+    craft_host_config_default(&hc, 1);
+    hc.transport = 9;
+    CHECK(craft_host_create(&hc, &h, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(strstr(err, "transport") != NULL);
+    craft_host_config_default(&hc, 1);
+    snprintf(hc.listen_addr, sizeof hc.listen_addr, "localhost:1"); /* not numeric */
+    CHECK(craft_host_create(&hc, &h, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(strstr(err, "localhost:1") != NULL);
+
+    /* A host whose frames are too small for a group's limits refuses the group; a bad
+     * group configuration or state machine is refused; the host goes on. */
+    craft_host_config_default(&hc, 1);
+    hc.frame_bytes_max = 2 << 20; /* the default group limits need 4 MiB */
+    CHECK(craft_host_create(&hc, &h, err, sizeof err) == CRAFT_OK);
+    struct counter k;
+    memset(&k, 0, sizeof k);
+    pthread_mutex_init(&k.mu, NULL);
+    struct craft_fsm fsm = counter_fsm(&k);
+    struct craft_config cfg;
+    craft_config_default(&cfg, 1);
+    struct craft_node *g = (struct craft_node *)1;
+    CHECK(craft_host_add_group(h, 5, &cfg, &fsm, &g, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(g == NULL && strstr(err, "frame_bytes_max") != NULL);
+    cfg.append_bytes_max = 64 << 10;
+    cfg.entry_bytes_max = 64 << 10;
+    cfg.snapshot_chunk_bytes_max = 64 << 10;
+    cfg.election_timeout_ms = 0;
+    CHECK(craft_host_add_group(h, 5, &cfg, &fsm, &g, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(strstr(err, "election_timeout_ms") != NULL);
+    cfg.election_timeout_ms = 1000;
+    struct craft_fsm no_apply = fsm;
+    no_apply.apply = NULL;
+    CHECK(craft_host_add_group(h, 5, &cfg, &no_apply, &g, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(strstr(err, "apply") != NULL);
+    struct craft_host_stats hs;
+    craft_host_stats(h, &hs);
+    CHECK(hs.groups == 0);
+    /* A good group still joins, and leaves with the host. */
+    CHECK(craft_host_add_group(h, 5, &cfg, &fsm, &g, err, sizeof err) == CRAFT_OK);
+    craft_host_stats(h, &hs);
+    CHECK(hs.groups == 1);
+    craft_host_destroy(h);
+    pthread_mutex_destroy(&k.mu);
+}
+
 static void test_mem(void)
 {
     run(false);
@@ -285,6 +343,7 @@ static void test_tcp_disk(void)
 
 int main(void)
 {
+    run_case("bad_input", test_bad_input);
     run_case("mem", test_mem);
     run_case("tcp_disk", test_tcp_disk);
     return unit_finish();
