@@ -216,6 +216,24 @@ static void take_items(struct craft_host *h, struct craft_node *n)
     *tail = more;
 }
 
+/* Takes every group with inbox items or a due timer into the round; returns the earliest
+ * next wake of the others (at most HOST_WAIT_MS_MAX away). */
+static uint64_t gather(struct craft_host *h, uint64_t now)
+{
+    uint64_t wake = now + HOST_WAIT_MS_MAX;
+    for (size_t i = 0; i < h->n_loop_groups; i++) {
+        struct craft_node *g = h->loop_groups[i];
+        if (rt_queue_filled(&g->inbox)) {
+            take_items(h, g);
+        } else if (g->next_wake <= now) {
+            activate(h, g);
+        } else if (g->next_wake < wake) {
+            wake = g->next_wake;
+        }
+    }
+    return wake;
+}
+
 /* A round steps only the groups with something to do: inbox items, messages read in the
  * poll, or a due timer. The others cost a flag read and a comparison of their cached next
  * wake: the per-group work of a round (status copies, timer computation, queue locks) is
@@ -234,17 +252,7 @@ static void *host_main(void *arg)
         }
         CRAFT_ASSERT(h->n_active == 0);
         uint64_t now = rt_now_ms();
-        uint64_t wake = now + HOST_WAIT_MS_MAX;
-        for (size_t i = 0; i < n; i++) {
-            struct craft_node *g = h->loop_groups[i];
-            if (rt_queue_filled(&g->inbox)) {
-                take_items(h, g);
-            } else if (g->next_wake <= now) {
-                activate(h, g);
-            } else if (g->next_wake < wake) {
-                wake = g->next_wake;
-            }
-        }
+        uint64_t wake = gather(h, now);
         /* Sleep (in the transport's poll, or on the bell) only with nothing to do, until a
          * message arrives, a producer fills an inbox (it reads `sleeping` after publishing
          * its item; the loop reads every inbox after setting it), or the next timer is due.
@@ -268,14 +276,7 @@ static void *host_main(void *arg)
         }
         atomic_store(&h->sleeping, false);
         now = rt_now_ms();
-        for (size_t i = 0; i < n; i++) {
-            struct craft_node *g = h->loop_groups[i];
-            if (rt_queue_filled(&g->inbox)) {
-                take_items(h, g);
-            } else if (g->next_wake <= now) {
-                activate(h, g);
-            }
-        }
+        (void)gather(h, now); /* what came in or fell due while polling */
         for (size_t i = 0; i < h->n_active; i++) {
             struct craft_node *g = h->active[i];
             rt_group_step(g, g->round_items, now);

@@ -118,19 +118,25 @@ static inline uint16_t rc_free_port(void)
 #define RC_SANITIZED 0
 #endif
 
+/* The tests' protocol timing: short, but long enough under valgrind and sanitizers. */
+static inline void rc_timing(uint32_t *election_timeout_ms, uint32_t *heartbeat_ms)
+{
+    *election_timeout_ms = 300;
+    *heartbeat_ms = 30;
+    if (rc_under_valgrind() || RC_SANITIZED) {
+        /* Serialized threads can miss a 300 ms election timeout, and even 1 s on a loaded
+         * machine: no spurious elections. */
+        *election_timeout_ms = 2000;
+        *heartbeat_ms = 150;
+    }
+}
+
 static inline void rc_init(struct rcluster *c, int n, bool tcp, bool disk)
 {
     memset(c, 0, sizeof *c);
     c->n = n;
     c->tcp = tcp;
-    c->election_timeout_ms = 300;
-    c->heartbeat_ms = 30;
-    if (rc_under_valgrind() || RC_SANITIZED) {
-        /* Serialized threads can miss a 300 ms election timeout, and even 1 s on a loaded
-         * machine: no spurious elections. */
-        c->election_timeout_ms = 2000;
-        c->heartbeat_ms = 150;
-    }
+    rc_timing(&c->election_timeout_ms, &c->heartbeat_ms);
     c->snapshot_threshold = 0;
     c->trailing = 1024;
     if (disk) {

@@ -46,12 +46,7 @@ static void world_init(struct world *w, bool tcp)
 {
     memset(w, 0, sizeof *w);
     w->tcp = tcp;
-    w->election_timeout_ms = 300;
-    w->heartbeat_ms = 30;
-    if (rc_under_valgrind() || RC_SANITIZED) {
-        w->election_timeout_ms = 2000;
-        w->heartbeat_ms = 150;
-    }
+    rc_timing(&w->election_timeout_ms, &w->heartbeat_ms);
     if (tcp) {
         snprintf(w->base_dir, sizeof w->base_dir, "/tmp/craft-host-XXXXXX");
         CHECK(mkdtemp(w->base_dir) != NULL);
