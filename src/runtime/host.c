@@ -4,7 +4,7 @@
  * in one flush per peer.
  *
  * Who touches what: groups/leaving/gen under mu (any thread); the loop's copy of the
- * groups (loop_groups, active) on the loop thread only, refreshed at the start of a
+ * groups (loop, active) on the loop thread only, refreshed at the start of a
  * round when gen moved; a removed group is let go of (its futures failed) by the loop at
  * that point, which the remover waits for, so no thread steps a group being freed. */
 #include <errno.h>
@@ -106,6 +106,21 @@ static bool reserve(struct craft_node ***a, size_t *cap, size_t need)
     return true;
 }
 
+/* The loop's entry for group, or NULL. */
+static struct rt_loop_entry *find_entry(struct craft_host *h, uint64_t group)
+{
+    size_t lo = 0, hi = h->n_loop;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->loop[mid].group < group) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < h->n_loop && h->loop[lo].group == group ? &h->loop[lo] : NULL;
+}
+
 /* ---- receiving ---- */
 
 /* The group takes part in this round: its driver is held (what it sends and writes leaves
@@ -115,7 +130,7 @@ static void activate(struct craft_host *h, struct craft_node *n)
     if (n->in_round) {
         return;
     }
-    CRAFT_ASSERT(h->n_active < h->cap_loop_groups);
+    CRAFT_ASSERT(h->n_active < h->cap_loop);
     n->in_round = true;
     rt_group_hold(n);
     h->active[h->n_active++] = n;
@@ -128,11 +143,12 @@ static void recv_direct(void *ctx, uint64_t from, uint64_t group, const uint8_t 
                         size_t len)
 {
     struct craft_host *h = ctx;
-    struct craft_node *n = find_group(h->loop_groups, h->n_loop_groups, group);
-    if (n == NULL) {
+    struct rt_loop_entry *e = find_entry(h, group);
+    if (e == NULL) {
         atomic_fetch_add(&h->msgs_unknown_group, 1);
         return;
     }
+    struct craft_node *n = e->g;
     activate(h, n);
     rt_loop_recv_direct(n, from, bytes, len);
 }
@@ -160,22 +176,25 @@ static void recv_queued(void *ctx, uint64_t from, uint64_t group, const uint8_t 
 static bool refresh(struct craft_host *h)
 {
     pthread_mutex_lock(&h->mu);
-    if (h->spare_groups != NULL) {
+    if (h->spare_loop != NULL) {
         /* The table outgrew the loop's arrays: attach allocated bigger ones. */
-        free(h->loop_groups);
+        free(h->loop);
         free(h->active);
-        h->loop_groups = h->spare_groups;
+        h->loop = h->spare_loop;
         h->active = h->spare_active;
-        h->cap_loop_groups = h->cap_spare;
-        h->spare_groups = NULL;
+        h->cap_loop = h->cap_spare;
+        h->spare_loop = NULL;
         h->spare_active = NULL;
     }
     if (h->loop_gen != h->gen) {
-        CRAFT_ASSERT(h->n_groups <= h->cap_loop_groups);
-        if (h->n_groups > 0) {
-            memcpy(h->loop_groups, h->groups, h->n_groups * sizeof *h->groups);
+        CRAFT_ASSERT(h->n_groups <= h->cap_loop);
+        for (size_t i = 0; i < h->n_groups; i++) {
+            struct craft_node *g = h->groups[i];
+            g->loop_index = i;
+            h->loop[i] = (struct rt_loop_entry){
+                .g = g, .filled = g->inbox.filled, .wake = g->next_wake, .group = g->group};
         }
-        h->n_loop_groups = h->n_groups;
+        h->n_loop = h->n_groups;
         h->loop_gen = h->gen;
     }
     size_t n_leaving = h->n_leaving;
@@ -221,14 +240,14 @@ static void take_items(struct craft_host *h, struct craft_node *n)
 static uint64_t gather(struct craft_host *h, uint64_t now)
 {
     uint64_t wake = now + HOST_WAIT_MS_MAX;
-    for (size_t i = 0; i < h->n_loop_groups; i++) {
-        struct craft_node *g = h->loop_groups[i];
-        if (rt_queue_filled(&g->inbox)) {
-            take_items(h, g);
-        } else if (g->next_wake <= now) {
-            activate(h, g);
-        } else if (g->next_wake < wake) {
-            wake = g->next_wake;
+    for (size_t i = 0; i < h->n_loop; i++) {
+        const struct rt_loop_entry *e = &h->loop[i];
+        if (atomic_load(e->filled)) {
+            take_items(h, e->g);
+        } else if (e->wake <= now) {
+            activate(h, e->g);
+        } else if (e->wake < wake) {
+            wake = e->wake;
         }
     }
     return wake;
@@ -246,7 +265,7 @@ static void *host_main(void *arg)
     for (;;) {
         bool more = refresh(h);
         bool stopping = atomic_load(&h->stopping);
-        size_t n = h->n_loop_groups;
+        size_t n = h->n_loop;
         if (stopping && n == 0 && !more) {
             break;
         }
@@ -266,7 +285,7 @@ static void *host_main(void *arg)
             atomic_store(&h->sleeping, true);
             sleep = true;
             for (size_t i = 0; i < n && sleep; i++) {
-                sleep = !rt_queue_filled(&h->loop_groups[i]->inbox);
+                sleep = !atomic_load(h->loop[i].filled);
             }
         }
         if (tcp) {
@@ -291,12 +310,61 @@ static void *host_main(void *arg)
             struct craft_node *g = h->active[i];
             rt_group_after_send(g);
             g->next_wake = rt_group_wake(g, now);
+            h->loop[g->loop_index].wake = g->next_wake;
             g->in_round = false;
         }
         h->n_active = 0;
         atomic_fetch_add(&h->rounds, 1);
     }
     return NULL;
+}
+
+/* ---- slots: the inboxes' filled flags, dense ---- */
+
+/* A free slot (under mu); false if out of memory. */
+static bool slot_take(struct craft_host *h, uint32_t *slot)
+{
+    if (h->n_free == 0) {
+        if (h->n_chunks == h->cap_chunks) {
+            size_t cap = h->cap_chunks ? 2 * h->cap_chunks : 4;
+            atomic_bool **p = realloc(h->slot_chunks, cap * sizeof *p);
+            if (p == NULL) {
+                return false;
+            }
+            h->slot_chunks = p;
+            h->cap_chunks = cap;
+        }
+        size_t cap_free = h->cap_free + HOST_SLOTS_PER_CHUNK;
+        uint32_t *f = realloc(h->free_slots, cap_free * sizeof *f);
+        if (f == NULL) {
+            return false;
+        }
+        h->free_slots = f;
+        h->cap_free = cap_free;
+        atomic_bool *chunk = calloc(HOST_SLOTS_PER_CHUNK, sizeof *chunk);
+        if (chunk == NULL) {
+            return false;
+        }
+        CRAFT_ASSERT(h->n_chunks < UINT32_MAX / HOST_SLOTS_PER_CHUNK);
+        for (uint32_t i = 0; i < HOST_SLOTS_PER_CHUNK; i++) {
+            atomic_init(&chunk[i], false);
+            h->free_slots[h->n_free++] =
+                (uint32_t)(h->n_chunks * HOST_SLOTS_PER_CHUNK) + (HOST_SLOTS_PER_CHUNK - 1 - i);
+        }
+        h->slot_chunks[h->n_chunks++] = chunk;
+    }
+    *slot = h->free_slots[--h->n_free];
+    return true;
+}
+
+void rt_host_release_slot(struct craft_node *n)
+{
+    struct craft_host *h = n->host;
+    pthread_mutex_lock(&h->mu);
+    CRAFT_ASSERT(h->n_free < h->cap_free);
+    h->free_slots[h->n_free++] = n->slot;
+    n->inbox.filled = &n->inbox.filled_own;
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* ---- attach and detach ---- */
@@ -325,22 +393,28 @@ int rt_host_attach(struct craft_host *h, struct craft_node *n)
         pthread_mutex_unlock(&h->mu);
         return CRAFT_ENOMEM;
     }
-    if (need > h->cap_loop_groups && (h->spare_groups == NULL || need > h->cap_spare)) {
+    if (need > h->cap_loop && (h->spare_loop == NULL || need > h->cap_spare)) {
         size_t cap = h->cap_groups;
-        struct craft_node **g = malloc(cap * sizeof *g);
+        struct rt_loop_entry *loop = malloc(cap * sizeof *loop);
         struct craft_node **active = malloc(cap * sizeof *active);
-        if (g == NULL || active == NULL) {
-            free(g);
+        if (loop == NULL || active == NULL) {
+            free(loop);
             free(active);
             pthread_mutex_unlock(&h->mu);
             return CRAFT_ENOMEM;
         }
-        free(h->spare_groups);
+        free(h->spare_loop);
         free(h->spare_active);
-        h->spare_groups = g;
+        h->spare_loop = loop;
         h->spare_active = active;
         h->cap_spare = cap;
     }
+    if (!slot_take(h, &n->slot)) {
+        pthread_mutex_unlock(&h->mu);
+        return CRAFT_ENOMEM;
+    }
+    n->inbox.filled = &h->slot_chunks[n->slot / HOST_SLOTS_PER_CHUNK][n->slot % HOST_SLOTS_PER_CHUNK];
+    atomic_store(n->inbox.filled, false);
     size_t at = lower_bound(h->groups, h->n_groups, n->group);
     memmove(h->groups + at + 1, h->groups + at, (h->n_groups - at) * sizeof *h->groups);
     h->groups[at] = n;
@@ -464,10 +538,15 @@ static void host_free(struct craft_host *h)
     }
     free(h->groups);
     free(h->leaving);
-    free(h->loop_groups);
+    free(h->loop);
     free(h->active);
-    free(h->spare_groups);
+    free(h->spare_loop);
     free(h->spare_active);
+    for (size_t i = 0; i < h->n_chunks; i++) {
+        free(h->slot_chunks[i]);
+    }
+    free(h->slot_chunks);
+    free(h->free_slots);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->bell_mu);

@@ -235,6 +235,7 @@ void craft_node_destroy(struct craft_node *n)
         free(r->conf);
         free(r);
     }
+    rt_host_release_slot(n); /* closed and drained: nothing writes its flag any more */
     struct craft_host *own = n->own_host ? n->host : NULL;
     node_free(n);
     craft_host_destroy(own);

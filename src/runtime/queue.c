@@ -35,7 +35,8 @@ void rt_queue_init(struct rt_queue *q, size_t max)
     rt_cond_init_mono(&q->cv);
     rt_cond_init_mono(&q->room);
     q->max = max;
-    atomic_init(&q->filled, false);
+    atomic_init(&q->filled_own, false);
+    q->filled = &q->filled_own;
 }
 
 void rt_queue_destroy(struct rt_queue *q)
@@ -58,7 +59,7 @@ static void append_locked(struct rt_queue *q, struct rt_item *it, bool bounded)
     q->tail = it;
     q->len++;
     q->bounded_len += bounded;
-    atomic_store(&q->filled, true);
+    atomic_store(q->filled, true);
 }
 
 /* Wakes a sleeping consumer (called without the mutex). Only a sleeping one: a busy one
@@ -123,7 +124,7 @@ static struct rt_item *detach_unlock(struct rt_queue *q)
     q->head = q->tail = NULL;
     q->len = 0;
     q->bounded_len = 0;
-    atomic_store(&q->filled, false);
+    atomic_store(q->filled, false);
     pthread_mutex_unlock(&q->mu);
     if (had_room_waiters) {
         pthread_cond_broadcast(&q->room);
@@ -165,7 +166,7 @@ void rt_queue_close(struct rt_queue *q)
 
 bool rt_queue_filled(struct rt_queue *q)
 {
-    return atomic_load(&q->filled);
+    return atomic_load(q->filled);
 }
 
 struct rt_item *rt_queue_take_nowait(struct rt_queue *q)

@@ -84,7 +84,10 @@ struct rt_queue {
      * every queue's `filled`: both sequentially consistent, so either the consumer sees
      * the item or the producer sees it asleep and calls notify. */
     const atomic_bool *consumer_sleeping;
-    atomic_bool filled; /* holds items (set under mu, read without it) */
+    /* Holds items (set under mu, read without it): &filled_own, or a flag the consumer
+     * keeps densely with its other queues' (the host's slots), set before any push. */
+    atomic_bool *filled;
+    atomic_bool filled_own;
     bool closed;
     /* Optional: how to wake a consumer that sleeps elsewhere than on cv (the raft loop in
      * its transport's poll). Called without the mutex, on the producer's thread. */
@@ -236,6 +239,8 @@ struct craft_node {
     bool in_round;
     struct rt_item *round_items;
     uint64_t next_wake;
+    size_t loop_index; /* its entry in host->loop, set at each refresh */
+    uint32_t slot;     /* its inbox's filled flag in the host's slots */
 
     /* Loop thread. */
     struct craft_driver *driver;
@@ -337,6 +342,19 @@ void rt_group_after_send(struct craft_node *n);
 void rt_group_shutdown(struct craft_node *n);
 
 /* ---- the host: one loop thread and one transport for many groups (host.c) ---- */
+
+/* The loop's view of one group, contiguous so that a round's scans over every group read
+ * one array and the dense filled flags, not each group's structure. */
+struct rt_loop_entry {
+    struct craft_node *g;
+    atomic_bool *filled; /* g->inbox.filled */
+    uint64_t wake;       /* g->next_wake */
+    uint64_t group;      /* g->group, for lookups by binary search */
+};
+
+/* Inbox flags per chunk of the host's slots (one cache line). */
+#define HOST_SLOTS_PER_CHUNK 64
+
 struct craft_host {
     uint64_t id;
     uint8_t transport_kind;
@@ -358,9 +376,15 @@ struct craft_host {
     size_t n_leaving, cap_leaving;
     uint64_t gen; /* bumped on every change of groups */
     /* Bigger arrays for the loop, allocated by an attach that outgrew its copy. */
-    struct craft_node **spare_groups;
+    struct rt_loop_entry *spare_loop;
     struct craft_node **spare_active;
     size_t cap_spare;
+    /* Under mu: the groups' inbox flags, in chunks that never move (producers write their
+     * flag without the host's lock), and the free slots. */
+    atomic_bool **slot_chunks;
+    size_t n_chunks, cap_chunks;
+    uint32_t *free_slots;
+    size_t n_free, cap_free;
 
     /* Set by the loop before it sleeps, read by producers that fill an empty inbox (the
      * inboxes' consumer_sleeping): they wake it only then. */
@@ -373,8 +397,8 @@ struct craft_host {
     /* Loop thread: its copy of groups, refreshed when gen moved, and the groups stepped in
      * the current round (those with inbox items, messages or due timers: a round costs
      * what its active groups cost, not what the host holds). */
-    struct craft_node **loop_groups;
-    size_t n_loop_groups, cap_loop_groups;
+    struct rt_loop_entry *loop;
+    size_t n_loop, cap_loop;
     uint64_t loop_gen;
     struct craft_node **active;
     size_t n_active;
@@ -395,6 +419,8 @@ int rt_host_attach(struct craft_host *h, struct craft_node *n);
 /* Removes group n from its host: the loop lets go of it (its futures fail with
  * CRAFT_ESHUTDOWN) before this returns; the caller then stops its other threads. */
 void rt_host_detach(struct craft_node *n);
+/* Gives n's inbox flag slot back, once nothing can push to its inbox any more. */
+void rt_host_release_slot(struct craft_node *n);
 void rt_post(struct craft_node *n, struct rt_req *r);
 void rt_fail(struct craft_node *n, int err, const char *what);
 
