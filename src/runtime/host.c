@@ -319,6 +319,16 @@ static void *host_main(void *arg)
     return NULL;
 }
 
+void rt_host_learn_peer(struct craft_host *h, uint64_t id, const char *addr)
+{
+    char host[CRAFT_ADDR_BYTES_MAX];
+    uint16_t port;
+    if (h->transport_kind == CRAFT_TRANSPORT_TCP && id != h->id &&
+        rt_addr_split(addr, host, sizeof host, &port)) {
+        (void)craft_tcp_transport_set_peer(h->transport, id, host, port);
+    }
+}
+
 /* ---- slots: the inboxes' filled flags, dense ---- */
 
 /* A free slot (under mu); false if out of memory. */

@@ -14,7 +14,6 @@
 
 #include "base/assert.h"
 #include "runtime/rt.h"
-#include "transport/tcp_transport.h"
 
 void rt_post(struct craft_node *n, struct rt_req *r)
 {
@@ -85,12 +84,7 @@ static void learn_addrs(struct craft_node *n, const uint8_t *body, size_t len)
     }
     for (size_t i = 0; i < tmp.n; i++) {
         rt_book_set(&n->loop_book, tmp.s[i].id, tmp.s[i].addr);
-        char host[CRAFT_ADDR_BYTES_MAX];
-        uint16_t port;
-        if (n->cfg.transport == CRAFT_TRANSPORT_TCP &&
-            rt_addr_split(tmp.s[i].addr, host, sizeof host, &port)) {
-            (void)craft_tcp_transport_set_peer(n->host->transport, tmp.s[i].id, host, port);
-        }
+        rt_host_learn_peer(n->host, tmp.s[i].id, tmp.s[i].addr);
     }
     pthread_mutex_lock(&n->pub_mu);
     n->pub_book = n->loop_book;

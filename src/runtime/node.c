@@ -7,7 +7,6 @@
 
 #include "base/assert.h"
 #include "runtime/rt.h"
-#include "transport/tcp_transport.h"
 
 void rt_loop_ports(struct craft_driver_ports *p, struct craft_node *n);
 
@@ -148,13 +147,8 @@ int craft_host_add_group(struct craft_host *h, uint64_t group, const struct craf
         return rc;
     }
     /* Addresses the group knows (its log's, cfg->peers) reach the shared transport. */
-    for (size_t i = 0; h->transport_kind == CRAFT_TRANSPORT_TCP && i < n->loop_book.n; i++) {
-        const struct craft_server *s = &n->loop_book.s[i];
-        char host[CRAFT_ADDR_BYTES_MAX];
-        uint16_t port;
-        if (s->id != h->id && rt_addr_split(s->addr, host, sizeof host, &port)) {
-            (void)craft_tcp_transport_set_peer(h->transport, s->id, host, port);
-        }
+    for (size_t i = 0; i < n->loop_book.n; i++) {
+        rt_host_learn_peer(h, n->loop_book.s[i].id, n->loop_book.s[i].addr);
     }
     rc = rt_host_attach(h, n);
     if (rc != CRAFT_OK) {

@@ -164,11 +164,6 @@ void rt_queue_close(struct rt_queue *q)
     }
 }
 
-bool rt_queue_filled(struct rt_queue *q)
-{
-    return atomic_load(q->filled);
-}
-
 struct rt_item *rt_queue_take_nowait(struct rt_queue *q)
 {
     pthread_mutex_lock(&q->mu);

@@ -108,9 +108,6 @@ void rt_queue_close(struct rt_queue *q);
  * bounded: only as many as leave the queue within its max; returns the first item not
  * appended (the rest of the list, still linked), NULL if all were. */
 struct rt_item *rt_queue_push_list(struct rt_queue *q, struct rt_item *head, bool bounded);
-/* Whether the queue holds items, without the lock (a hint: exact for the consumer only
- * between its own takes; see consumer_sleeping). */
-bool rt_queue_filled(struct rt_queue *q);
 /* For a consumer that sleeps elsewhere (notify set): takes every item without waiting. */
 struct rt_item *rt_queue_take_nowait(struct rt_queue *q);
 size_t rt_queue_len(struct rt_queue *q);
@@ -419,6 +416,10 @@ int rt_host_attach(struct craft_host *h, struct craft_node *n);
 /* Removes group n from its host: the loop lets go of it (its futures fail with
  * CRAFT_ESHUTDOWN) before this returns; the caller then stops its other threads. */
 void rt_host_detach(struct craft_node *n);
+/* A peer process's address, learnt from a group's book or log: the host's TCP transport
+ * connects there (not this host itself; nothing for the in-memory network or an address
+ * that is not numeric host:port). */
+void rt_host_learn_peer(struct craft_host *h, uint64_t id, const char *addr);
 /* Gives n's inbox flag slot back, once nothing can push to its inbox any more. */
 void rt_host_release_slot(struct craft_node *n);
 void rt_post(struct craft_node *n, struct rt_req *r);
