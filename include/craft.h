@@ -230,6 +230,14 @@ struct craft_host_config {
     size_t n_peers;
     uint32_t frame_bytes_max; /* largest message (TCP; 0: 64 MiB) */
     uint64_t seed;            /* reconnection jitter (default: id) */
+    /* The host's storage (default NULL: none). With it, a group added without a data_dir of
+     * its own keeps its log and hard state in one write-ahead log shared by all such
+     * groups (<data_dir>/log: one write and one fdatasync per round for all of them) and
+     * its snapshots in <data_dir>/groups/<group id, 16 hex digits>/snapshots. Without it,
+     * such groups keep everything in memory. Copied. */
+    const char *data_dir;
+    uint64_t log_segment_bytes; /* the shared log's segments (default 64 MiB, >= 4 MiB) */
+    uint64_t entry_bytes_max;   /* the largest entry of a group in the shared log (1 MiB) */
 };
 
 /* Fills cfg with the defaults above for process id. */
@@ -242,12 +250,13 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
                       char *errbuf, size_t errbuf_cap);
 
 /* Adds this process's replica of group `group`, as craft_node_create makes a node: cfg's
- * storage, bootstrap, timing and limits are the group's (its data_dir must be its own);
+ * storage, bootstrap, timing and limits are the group's (a data_dir must be its own; none:
+ * the host's shared log, or memory if the host has no data_dir);
  * cfg's id, cluster_id, transport, listen_addr, mem_net and seed are the host's (what cfg
  * says of them is ignored); cfg->peers adds addresses the group knows up front. The loop
  * steps the group from its next round. Errors as craft_node_create, and CRAFT_EINVAL when
  * the host already has the group or the group's message limits exceed the host's
- * frame_bytes_max; CRAFT_ESHUTDOWN while the host stops. Thread-safe; not from a callback.
+ * frame_bytes_max or (in the shared log) its entry_bytes_max; CRAFT_ESHUTDOWN while the host stops. Thread-safe; not from a callback.
  * Messages for groups a host does not have are dropped and counted (craft_host_stats). */
 int craft_host_add_group(struct craft_host *host, uint64_t group, const struct craft_config *cfg,
                          const struct craft_fsm *fsm, struct craft_node **out, char *errbuf,
@@ -265,6 +274,9 @@ struct craft_host_stats {
     uint64_t groups;             /* groups hosted now */
     uint64_t rounds;             /* loop rounds since start */
     uint64_t msgs_unknown_group; /* messages dropped: for a group this host does not have */
+    /* The shared log (host data_dir): writes (each covering every group with something to
+     * write at the time), fdatasyncs, and entries written. */
+    uint64_t log_writes, log_syncs, log_entries;
 };
 void craft_host_stats(struct craft_host *host, struct craft_host_stats *stats);
 

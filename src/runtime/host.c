@@ -379,6 +379,47 @@ void rt_host_release_slot(struct craft_node *n)
 
 /* ---- attach and detach ---- */
 
+int rt_host_claim(struct craft_host *h, uint64_t group, bool removal)
+{
+    pthread_mutex_lock(&h->mu);
+    int rc = atomic_load(&h->stopping) && !removal ? CRAFT_ESHUTDOWN : CRAFT_OK;
+    if (rc == CRAFT_OK && !removal && find_group(h->groups, h->n_groups, group) != NULL) {
+        rc = CRAFT_EINVAL;
+    }
+    for (size_t i = 0; rc == CRAFT_OK && i < h->n_adding; i++) {
+        if (h->adding[i] == group) {
+            rc = CRAFT_EINVAL;
+        }
+    }
+    if (rc == CRAFT_OK && h->n_adding == h->cap_adding) {
+        size_t cap = h->cap_adding ? 2 * h->cap_adding : 8;
+        uint64_t *a = realloc(h->adding, cap * sizeof *a);
+        if (a == NULL) {
+            rc = CRAFT_ENOMEM;
+        } else {
+            h->adding = a;
+            h->cap_adding = cap;
+        }
+    }
+    if (rc == CRAFT_OK) {
+        h->adding[h->n_adding++] = group;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+void rt_host_unclaim(struct craft_host *h, uint64_t group)
+{
+    pthread_mutex_lock(&h->mu);
+    size_t i = 0;
+    while (i < h->n_adding && h->adding[i] != group) {
+        i++;
+    }
+    CRAFT_ASSERT(i < h->n_adding);
+    h->adding[i] = h->adding[--h->n_adding];
+    pthread_mutex_unlock(&h->mu);
+}
+
 int rt_host_attach(struct craft_host *h, struct craft_node *n)
 {
     n->host = h;
@@ -431,9 +472,8 @@ int rt_host_attach(struct craft_host *h, struct craft_node *n)
     h->n_groups++;
     h->gen++;
     pthread_mutex_unlock(&h->mu);
-    /* The loop may step the group before these run: its jobs wait in their queues. */
-    if (pthread_create(&n->disk_thread, NULL, rt_disk_main, n) != 0 ||
-        pthread_create(&n->fsm_thread, NULL, rt_fsm_main, n) != 0) {
+    /* The loop may step the group before this runs: its jobs wait in their queue. */
+    if (pthread_create(&n->fsm_thread, NULL, rt_fsm_main, n) != 0) {
         CRAFT_UNREACHABLE(); /* TODO(limits): unwind partially started threads */
     }
     wake_loop(h);
@@ -471,6 +511,8 @@ void craft_host_config_default(struct craft_host_config *cfg, uint64_t id)
     cfg->transport = CRAFT_TRANSPORT_TCP;
     snprintf(cfg->listen_addr, sizeof cfg->listen_addr, "127.0.0.1:0");
     cfg->seed = id;
+    cfg->log_segment_bytes = 64ull << 20;
+    cfg->entry_bytes_max = 1u << 20;
 }
 
 static void transport_log(void *ctx, const char *line)
@@ -540,14 +582,70 @@ static int start_transport(struct craft_host *h, const struct craft_host_config 
     return CRAFT_OK;
 }
 
+/* The shared log (a host with a data directory): <data_dir>/log, and <data_dir>/groups
+ * for the groups' snapshots. */
+static int open_log(struct craft_host *h, const struct craft_host_config *cfg, char *errbuf,
+                    size_t cap)
+{
+    h->data_dir = strdup(cfg->data_dir);
+    if (h->data_dir == NULL) {
+        snprintf(errbuf, cap, "out of memory");
+        return CRAFT_ENOMEM;
+    }
+    h->entry_bytes_max = (uint32_t)cfg->entry_bytes_max;
+    craft_fs_posix_init(&h->fs);
+    char path[4096];
+    int rc = h->fs.mkdir(&h->fs, h->data_dir);
+    if (rc == CRAFT_OK) {
+        snprintf(path, sizeof path, "%s/groups", h->data_dir);
+        rc = h->fs.mkdir(&h->fs, path);
+    }
+    if (rc == CRAFT_OK) {
+        rc = h->fs.fsync_dir(&h->fs, h->data_dir);
+    }
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "cannot create data directory %s: %s", h->data_dir,
+                 craft_strerror(rc));
+        return rc;
+    }
+    struct craft_glog_config gc;
+    craft_glog_config_default(&gc);
+    /* One record holds the largest entry: payload + tag byte + header + padding. */
+    uint64_t rec = (cfg->entry_bytes_max + 1 + CRAFT_GLOG_RECORD_HEADER_BYTES + 7) & ~7ull;
+    gc.record_bytes_max = (uint32_t)(rec > gc.record_bytes_max ? rec : gc.record_bytes_max);
+    gc.segment_bytes = cfg->log_segment_bytes;
+    if (gc.segment_bytes < 2ull * gc.record_bytes_max + CRAFT_GLOG_SEGMENT_HEADER_BYTES) {
+        gc.segment_bytes = 2ull * gc.record_bytes_max + CRAFT_GLOG_SEGMENT_HEADER_BYTES;
+    }
+    snprintf(path, sizeof path, "%s/log", h->data_dir);
+    char msg[512] = "";
+    rc = craft_glog_open(&h->fs, path, &gc, &h->glog, msg, sizeof msg);
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "cannot open the log in %s: %s (%s)", path, craft_strerror(rc),
+                 msg);
+    }
+    return rc;
+}
+
 static void host_free(struct craft_host *h)
 {
     CRAFT_ASSERT(h->n_groups == 0 && h->n_leaving == 0);
+    if (h->disk_started) {
+        rt_queue_close(&h->disk_q);
+        pthread_join(h->disk_thread, NULL);
+    }
+    rt_queue_destroy(&h->disk_q);
+    craft_glog_close(h->glog);
+    free(h->data_dir);
+    pthread_mutex_destroy(&h->glog_mu);
+    pthread_mutex_destroy(&h->disk_mu);
+    pthread_cond_destroy(&h->disk_cv);
     if (h->transport != NULL) {
         craft_transport_close(h->transport);
     }
     free(h->groups);
     free(h->leaving);
+    free(h->adding);
     free(h->loop);
     free(h->active);
     free(h->spare_loop);
@@ -581,6 +679,15 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
                                                                               : "transport");
         return CRAFT_EINVAL;
     }
+    if (cfg->data_dir != NULL &&
+        (cfg->log_segment_bytes < (4u << 20) || cfg->log_segment_bytes % 8 != 0 ||
+         cfg->entry_bytes_max == 0 || cfg->entry_bytes_max > (64u << 20))) {
+        snprintf(errbuf, errbuf_cap, "invalid configuration: %s",
+                 cfg->entry_bytes_max == 0 || cfg->entry_bytes_max > (64u << 20)
+                     ? "entry_bytes_max"
+                     : "log_segment_bytes");
+        return CRAFT_EINVAL;
+    }
     struct craft_host *h = calloc(1, sizeof *h);
     if (h == NULL) {
         snprintf(errbuf, errbuf_cap, "out of memory");
@@ -596,11 +703,22 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
     pthread_cond_init(&h->cv, NULL);
     pthread_mutex_init(&h->bell_mu, NULL);
     rt_cond_init_mono(&h->bell_cv);
-    int rc = start_transport(h, cfg, errbuf, errbuf_cap);
+    pthread_mutex_init(&h->glog_mu, NULL);
+    pthread_mutex_init(&h->disk_mu, NULL);
+    pthread_cond_init(&h->disk_cv, NULL);
+    rt_queue_init(&h->disk_q, 0);
+    int rc = cfg->data_dir != NULL ? open_log(h, cfg, errbuf, errbuf_cap) : CRAFT_OK;
+    if (rc == CRAFT_OK) {
+        rc = start_transport(h, cfg, errbuf, errbuf_cap);
+    }
     if (rc != CRAFT_OK) {
         host_free(h);
         return rc;
     }
+    if (pthread_create(&h->disk_thread, NULL, rt_disk_main, h) != 0) {
+        CRAFT_UNREACHABLE(); /* TODO(limits): a thread that cannot start */
+    }
+    h->disk_started = true;
     if (pthread_create(&h->loop_thread, NULL, host_main, h) != 0) {
         CRAFT_UNREACHABLE(); /* TODO(limits): a thread that cannot start */
     }
@@ -643,4 +761,7 @@ void craft_host_stats(struct craft_host *h, struct craft_host_stats *s)
     pthread_mutex_unlock(&h->mu);
     s->rounds = atomic_load(&h->rounds);
     s->msgs_unknown_group = atomic_load(&h->msgs_unknown_group);
+    s->log_writes = atomic_load(&h->log_writes);
+    s->log_syncs = atomic_load(&h->log_syncs);
+    s->log_entries = atomic_load(&h->log_entries);
 }

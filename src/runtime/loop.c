@@ -164,7 +164,9 @@ static void port_send(void *ctx, uint64_t to, const uint8_t *bytes, size_t len)
  * go to the disk thread (the snapshot store's lock, larger writes). */
 static bool write_here(struct craft_node *n, const struct craft_batch *b)
 {
-    return !b->has_snap_chunk && n->disk_done_seq == n->disk_submitted_seq &&
+    /* Never the host's shared log: the loop steps every group and must not wait for a
+     * write of all of them (and the disk thread writes it meanwhile). */
+    return n->glog == NULL && !b->has_snap_chunk && n->disk_done_seq == n->disk_submitted_seq &&
            n->disk_jobs_pushed ==
                atomic_load_explicit(&n->disk_jobs_finished, memory_order_acquire) &&
            craft_core_role(craft_driver_core(n->driver)) == CRAFT_FOLLOWER;
@@ -256,8 +258,7 @@ static void port_persist(void *ctx, const struct craft_batch *b)
         n->disk_oldest_ms = rt_now_ms();
     }
     n->disk_submitted_seq = b->seq;
-    n->disk_jobs_pushed++;
-    (void)rt_queue_push(&n->disk_q, &j->item, false, 0);
+    rt_disk_push(n, j);
 }
 
 static void port_apply(void *ctx, const struct craft_entry *entries, size_t count)
@@ -565,8 +566,7 @@ static void snap_done(struct craft_node *n, uint64_t index, int err)
             CRAFT_ASSERT(j != NULL);
             j->kind = DISK_COMPACT;
             j->compact_through = index - retain - 1;
-            n->disk_jobs_pushed++;
-            (void)rt_queue_push(&n->disk_q, &j->item, false, 0);
+            rt_disk_push(n, j);
         }
         n->since_snap_entries = n->since_snap_bytes = 0;
     }
@@ -610,7 +610,7 @@ static void fill_stats(struct craft_node *n, struct craft_stats *s)
         blocked++;
     }
     s->proposals_queued = blocked + rt_queue_bounded_len(&n->inbox);
-    s->disk_jobs_queued = rt_queue_len(&n->disk_q);
+    s->disk_jobs_queued = n->disk_jobs_pushed - atomic_load(&n->disk_jobs_finished);
     s->apply_jobs_queued = rt_queue_len(&n->fsm_q);
     s->disk_writes = atomic_load(&n->n_disk_writes);
     s->disk_syncs = atomic_load(&n->n_disk_syncs);

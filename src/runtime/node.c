@@ -32,17 +32,18 @@ static void node_free(struct craft_node *n)
     }
     rt_storage_close(n);
     rt_queue_destroy(&n->inbox);
-    rt_queue_destroy(&n->disk_q);
     rt_queue_destroy(&n->fsm_q);
     pthread_mutex_destroy(&n->pub_mu);
     free(n->data_dir);
     free(n);
 }
 
-/* A group's replica without threads: validated config, storage opened and recovered, the
- * driver made. */
-static int group_open(const struct craft_config *cfg, const struct craft_fsm *fsm,
-                      uint64_t group, struct craft_node **out, char *errbuf, size_t errbuf_cap)
+/* A group's replica without threads: validated config, storage opened and recovered (in
+ * host's shared log if it has one and cfg no data_dir; host NULL: a host of its own, made
+ * after), the driver made. */
+static int group_open(struct craft_host *host, const struct craft_config *cfg,
+                      const struct craft_fsm *fsm, uint64_t group, struct craft_node **out,
+                      char *errbuf, size_t errbuf_cap)
 {
     *out = NULL;
     const char *field = NULL;
@@ -64,10 +65,11 @@ static int group_open(const struct craft_config *cfg, const struct craft_fsm *fs
     n->cfg = *cfg;
     n->fsm = *fsm;
     n->group = group;
+    n->host = host;
+    n->disk_acc = SIZE_MAX;
     n->data_dir = cfg->data_dir ? strdup(cfg->data_dir) : NULL;
     n->cfg.data_dir = n->data_dir;
     rt_queue_init(&n->inbox, cfg->queue_max);
-    rt_queue_init(&n->disk_q, 0);
     rt_queue_init(&n->fsm_q, 0);
     pthread_mutex_init(&n->pub_mu, NULL);
     int rc = rt_storage_open(n, errbuf, errbuf_cap);
@@ -116,6 +118,15 @@ static uint64_t group_msg_bytes_max(const struct craft_config *cfg)
            (1u << 20);
 }
 
+static void add_error(char *errbuf, size_t cap, int rc, uint64_t group)
+{
+    snprintf(errbuf, cap, rc == CRAFT_EINVAL ? "group %" PRIu64 " is already hosted (or being "
+                                               "added or removed)"
+                          : rc == CRAFT_ENOMEM ? "out of memory (group %" PRIu64 ")"
+                                               : "host stopping (group %" PRIu64 ")",
+             group);
+}
+
 int craft_host_add_group(struct craft_host *h, uint64_t group, const struct craft_config *cfg,
                          const struct craft_fsm *fsm, struct craft_node **out, char *errbuf,
                          size_t errbuf_cap)
@@ -141,9 +152,20 @@ int craft_host_add_group(struct craft_host *h, uint64_t group, const struct craf
                                      "frame_bytes_max");
         return CRAFT_EINVAL;
     }
-    struct craft_node *n;
-    int rc = group_open(&c, fsm, group, &n, errbuf, errbuf_cap);
+    if (h->glog != NULL && c.data_dir == NULL && c.entry_bytes_max > h->entry_bytes_max) {
+        snprintf(errbuf, errbuf_cap, "invalid configuration: entry_bytes_max exceeds the "
+                                     "host's (the shared log's records)");
+        return CRAFT_EINVAL;
+    }
+    int rc = rt_host_claim(h, group, false);
     if (rc != CRAFT_OK) {
+        add_error(errbuf, errbuf_cap, rc, group);
+        return rc;
+    }
+    struct craft_node *n;
+    rc = group_open(h, &c, fsm, group, &n, errbuf, errbuf_cap);
+    if (rc != CRAFT_OK) {
+        rt_host_unclaim(h, group);
         return rc;
     }
     /* Addresses the group knows (its log's, cfg->peers) reach the shared transport. */
@@ -151,11 +173,9 @@ int craft_host_add_group(struct craft_host *h, uint64_t group, const struct craf
         rt_host_learn_peer(h, n->loop_book.s[i].id, n->loop_book.s[i].addr);
     }
     rc = rt_host_attach(h, n);
+    rt_host_unclaim(h, group);
     if (rc != CRAFT_OK) {
-        snprintf(errbuf, errbuf_cap, rc == CRAFT_EINVAL ? "group %" PRIu64 " is already hosted"
-                                     : rc == CRAFT_ENOMEM ? "out of memory (group %" PRIu64 ")"
-                                                          : "host stopping (group %" PRIu64 ")",
-                 group);
+        add_error(errbuf, errbuf_cap, rc, group);
         node_free(n);
         return rc;
     }
@@ -174,7 +194,7 @@ int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fs
     errbuf[0] = '\0';
     *out = NULL;
     struct craft_node *n;
-    int rc = group_open(cfg, fsm, 0, &n, errbuf, errbuf_cap);
+    int rc = group_open(NULL, cfg, fsm, 0, &n, errbuf, errbuf_cap);
     if (rc != CRAFT_OK) {
         return rc;
     }
@@ -214,9 +234,11 @@ void craft_node_destroy(struct craft_node *n)
     if (n == NULL) {
         return;
     }
+    struct craft_host *h = n->host;
+    /* Nobody adds the group again before its last write is done. */
+    int claimed = rt_host_claim(h, n->group, true);
     rt_host_detach(n); /* the loop let go of it: no thread steps it any more */
-    rt_queue_close(&n->disk_q);
-    pthread_join(n->disk_thread, NULL);
+    rt_disk_wait(n);   /* and the host's disk thread is done with its jobs */
     rt_queue_close(&n->fsm_q);
     pthread_join(n->fsm_thread, NULL);
     /* Requests that arrived after the loop's last pass. */
@@ -230,8 +252,12 @@ void craft_node_destroy(struct craft_node *n)
         free(r);
     }
     rt_host_release_slot(n); /* closed and drained: nothing writes its flag any more */
-    struct craft_host *own = n->own_host ? n->host : NULL;
+    struct craft_host *own = n->own_host ? h : NULL;
+    uint64_t group = n->group;
     node_free(n);
+    if (claimed == CRAFT_OK) {
+        rt_host_unclaim(h, group);
+    }
     craft_host_destroy(own);
 }
 

@@ -2,7 +2,8 @@
  *
  * Threads and what each owns:
  *   loop   the driver and core, the pending-future lists, the loop's address book;
- *   disk   the log store and stable store (and snapshot receive through snap_mu);
+ *   disk   one per host: every group's log and stable stores, and the host's shared log
+ *          (and snapshot receive through snap_mu);
  *   fsm    the user's state machine, its applied index and configuration, its address book;
  *   snap   one snapshot write at a time;
  * They talk through queues (struct rt_queue); nothing else is shared except the snapshot
@@ -18,6 +19,7 @@
 
 #include "craft.h"
 #include "runtime/driver.h"
+#include "storage/glog.h"
 #include "storage/mem_store.h"
 #include "storage/snapshot_store.h"
 #include "storage/stable.h"
@@ -176,6 +178,7 @@ bool rt_addr_split(const char *addr, char *host, size_t host_cap, uint16_t *port
 enum disk_kind { DISK_BATCH = 1, DISK_COMPACT };
 struct rt_disk_job {
     struct rt_item item;
+    struct craft_node *node; /* the group whose job it is */
     uint8_t kind;
     uint64_t seq;
     bool has_hs;
@@ -212,8 +215,11 @@ struct craft_node {
     struct craft_fsm fsm;
     char *data_dir;
 
-    /* Storage (disk thread, after start). */
+    /* Storage (disk thread, after start): the group's own WAL and stable file (data_dir),
+     * or its share of the host's log (glog, borrowed: the host's, under host->glog_mu), or
+     * memory. */
     struct craft_fs fs;
+    struct craft_glog *glog;
     struct craft_wal *wal;
     struct craft_mem_log *mem_log;
     struct craft_stable *stable;
@@ -252,9 +258,10 @@ struct craft_node {
     bool snapshot_running;
     uint64_t since_snap_entries, since_snap_bytes;
     uint64_t disk_submitted_seq, disk_done_seq;
-    /* Jobs the loop queued for the disk thread, and jobs that thread finished (its last
-     * touch of the stores for them happens before the release increment): equal means
-     * the disk thread holds no store, and the loop may write a batch itself. */
+    /* Jobs the loop queued for the host's disk thread, and jobs that thread finished (its
+     * last touch of the group for them, stores and inbox, happens before the release
+     * increment): equal means the disk thread holds none of the group's stores, and the
+     * loop may write a batch itself (own stores only); a removed group waits for it. */
     uint64_t disk_jobs_pushed;
     atomic_uint_fast64_t disk_jobs_finished;
     uint64_t disk_oldest_ms; /* submit time of the oldest unfinished disk job (0: none) */
@@ -269,9 +276,9 @@ struct craft_node {
     struct craft_future *snapshot_next; /* asked while a snapshot was running */
     bool failed_seen;
 
-    /* Disk thread. */
-    struct rt_queue disk_q;
-    pthread_t disk_thread;
+    /* Host's disk thread: the group's entry in its accumulators of one pass (SIZE_MAX:
+     * none). */
+    size_t disk_acc;
 
     /* State machine thread. */
     struct rt_queue fsm_q;
@@ -307,7 +314,15 @@ int rt_storage_open(struct craft_node *n, char *errbuf, size_t cap);
 int rt_storage_recover(struct craft_node *n, struct craft_core_restore *r,
                        struct craft_wal_entries *hold, char *errbuf, size_t cap);
 void rt_storage_close(struct craft_node *n);
+/* The host's disk thread (arg: the host): takes every queued job of every group, writes
+ * them with one craft_glog_write (one fdatasync) for the groups in the shared log and one
+ * write per group with stores of its own, and acknowledges each group. */
 void *rt_disk_main(void *arg);
+/* Queues job j (j->node set) for the host's disk thread: loop thread. */
+void rt_disk_push(struct craft_node *n, struct rt_disk_job *j);
+/* Waits until the disk thread finished every job of n (n detached: none is queued any
+ * more). */
+void rt_disk_wait(struct craft_node *n);
 /* The loop thread writes batch b (no snapshot chunk) itself, durably, while the disk
  * thread is idle (disk_jobs_pushed == disk_jobs_finished). Returns 0 or the store's error. */
 int rt_disk_write_now(struct craft_node *n, const struct craft_batch *b);
@@ -371,6 +386,9 @@ struct craft_host {
     size_t n_groups, cap_groups;
     struct craft_node **leaving;
     size_t n_leaving, cap_leaving;
+    /* Under mu: groups being added (rt_host_claim), whose storage is being recovered. */
+    uint64_t *adding;
+    size_t n_adding, cap_adding;
     uint64_t gen; /* bumped on every change of groups */
     /* Bigger arrays for the loop, allocated by an attach that outgrew its copy. */
     struct rt_loop_entry *spare_loop;
@@ -401,6 +419,22 @@ struct craft_host {
     size_t n_active;
 
     atomic_uint_fast64_t rounds, msgs_unknown_group;
+
+    /* Storage: the shared log of the groups without a data directory of their own (NULL
+     * without the host's data_dir), and the one disk thread of every group. glog_mu is held
+     * for each call on the log: the disk thread's, and a group's recovery while it is
+     * added (the only other user; the loop never writes the shared log). */
+    char *data_dir;
+    uint32_t entry_bytes_max;
+    struct craft_fs fs;
+    struct craft_glog *glog;
+    pthread_mutex_t glog_mu;
+    struct rt_queue disk_q;
+    pthread_t disk_thread;
+    bool disk_started;
+    pthread_mutex_t disk_mu; /* with disk_cv: a removed group waits for its jobs */
+    pthread_cond_t disk_cv;
+    atomic_uint_fast64_t log_writes, log_syncs, log_entries;
 };
 
 /* The TCP transport's default largest message (tcp_transport.h), for groups' limits. */
@@ -409,6 +443,14 @@ struct craft_host {
 /* Removed groups the loop lets go of per round (the rest wait for the next one). */
 #define HOST_LEAVING_BATCH 64
 
+/* Claims group id `group` on h before its storage is opened, so that no second replica
+ * of it is ever opened on the host (its recovery would read, and could write, the live
+ * replica's share of the shared log), and (removal) while a replica is being removed,
+ * until its last write is done. Errors: CRAFT_EINVAL (hosted, being added or removed),
+ * CRAFT_ESHUTDOWN (not for a removal), CRAFT_ENOMEM (a removal then goes on unclaimed).
+ * rt_host_unclaim gives the claim back. */
+int rt_host_claim(struct craft_host *h, uint64_t group, bool removal);
+void rt_host_unclaim(struct craft_host *h, uint64_t group);
 /* Attaches group n (storage recovered, driver made, n->group set) to host h and starts
  * its disk and state machine threads; the loop steps it from its next round. Errors:
  * CRAFT_EINVAL (h already hosts n->group), CRAFT_ENOMEM, CRAFT_ESHUTDOWN. */

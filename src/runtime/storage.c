@@ -10,15 +10,44 @@
 #include "base/assert.h"
 #include "runtime/rt.h"
 
-/* ---- the log store: the WAL, or the memory log ---- */
+/* ---- the log store: the group's WAL, its share of the host's log, or the memory log ----
+ *
+ * The host's log is shared by its groups: every call on it holds host->glog_mu (the disk
+ * thread's writes, and the reads and bootstrap of a group being added). */
+
+static void glog_count(struct craft_host *h, size_t entries)
+{
+    atomic_fetch_add(&h->log_writes, 1);
+    atomic_fetch_add(&h->log_entries, entries);
+    atomic_store(&h->log_syncs, craft_glog_syncs(h->glog));
+}
+
+static int glog_put(struct craft_node *n, const struct craft_glog_update *u)
+{
+    pthread_mutex_lock(&n->host->glog_mu);
+    int rc = craft_glog_write(n->glog, u, 1);
+    glog_count(n->host, u->n);
+    pthread_mutex_unlock(&n->host->glog_mu);
+    return rc;
+}
 
 static int log_write(struct craft_node *n, uint64_t t, const struct craft_entry *e, size_t k)
 {
+    if (n->glog != NULL) {
+        struct craft_glog_update u = {.group = n->group, .truncate_from = t, .entries = e, .n = k};
+        return glog_put(n, &u);
+    }
     return n->wal ? craft_wal_write(n->wal, t, e, k) : craft_mem_log_write(n->mem_log, t, e, k);
 }
 
 static int log_compact(struct craft_node *n, uint64_t through)
 {
+    if (n->glog != NULL) {
+        pthread_mutex_lock(&n->host->glog_mu);
+        int rc = craft_glog_compact(n->glog, n->group, through);
+        pthread_mutex_unlock(&n->host->glog_mu);
+        return rc;
+    }
     if (n->wal) {
         return craft_wal_compact(n->wal, through);
     }
@@ -26,34 +55,71 @@ static int log_compact(struct craft_node *n, uint64_t through)
     return CRAFT_OK;
 }
 
+/* first, last or the term at an index (which: 0, 1, 2). */
+static uint64_t log_index(struct craft_node *n, int which, uint64_t index)
+{
+    if (n->glog != NULL) {
+        pthread_mutex_lock(&n->host->glog_mu);
+        uint64_t v = which == 0   ? craft_glog_first_index(n->glog, n->group)
+                     : which == 1 ? craft_glog_last_index(n->glog, n->group)
+                                  : craft_glog_term_at(n->glog, n->group, index);
+        pthread_mutex_unlock(&n->host->glog_mu);
+        return v;
+    }
+    if (n->wal) {
+        return which == 0   ? craft_wal_first_index(n->wal)
+               : which == 1 ? craft_wal_last_index(n->wal)
+                            : craft_wal_term_at(n->wal, index);
+    }
+    return which == 0   ? craft_mem_log_first_index(n->mem_log)
+           : which == 1 ? craft_mem_log_last_index(n->mem_log)
+                        : craft_mem_log_term_at(n->mem_log, index);
+}
+
 static uint64_t log_first(struct craft_node *n)
 {
-    return n->wal ? craft_wal_first_index(n->wal) : craft_mem_log_first_index(n->mem_log);
+    return log_index(n, 0, 0);
 }
 
 static uint64_t log_last(struct craft_node *n)
 {
-    return n->wal ? craft_wal_last_index(n->wal) : craft_mem_log_last_index(n->mem_log);
+    return log_index(n, 1, 0);
 }
 
 static uint64_t log_term(struct craft_node *n, uint64_t index)
 {
-    return n->wal ? craft_wal_term_at(n->wal, index) : craft_mem_log_term_at(n->mem_log, index);
+    return log_index(n, 2, index);
 }
 
 static int log_read(struct craft_node *n, uint64_t lo, uint64_t hi, struct craft_wal_entries *out)
 {
+    if (n->glog != NULL) {
+        pthread_mutex_lock(&n->host->glog_mu);
+        int rc = craft_glog_read(n->glog, n->group, lo, hi, out);
+        pthread_mutex_unlock(&n->host->glog_mu);
+        return rc;
+    }
     return n->wal ? craft_wal_read(n->wal, lo, hi, out) : craft_mem_log_read(n->mem_log, lo, hi, out);
 }
 
 static int hs_put(struct craft_node *n, const struct craft_hard_state *hs)
 {
+    if (n->glog != NULL) {
+        struct craft_glog_update u = {.group = n->group, .has_hard_state = true, .hs = *hs};
+        return glog_put(n, &u);
+    }
     return n->stable ? craft_stable_put_hard_state(n->stable, hs)
                      : craft_mem_stable_put_hard_state(n->mem_stable, hs);
 }
 
 static int hs_get(struct craft_node *n, struct craft_hard_state *hs)
 {
+    if (n->glog != NULL) {
+        pthread_mutex_lock(&n->host->glog_mu);
+        bool found = craft_glog_hard_state(n->glog, n->group, hs);
+        pthread_mutex_unlock(&n->host->glog_mu);
+        return found ? CRAFT_OK : CRAFT_ENOTFOUND;
+    }
     return n->stable ? craft_stable_get_hard_state(n->stable, hs)
                      : craft_mem_stable_get_hard_state(n->mem_stable, hs);
 }
@@ -69,9 +135,37 @@ static int make_dir(struct craft_node *n, const char *path, const char *parent)
     return rc;
 }
 
+/* A group in the host's log: its snapshots in <host data_dir>/groups/<id>/snapshots. */
+static int open_in_host_log(struct craft_node *n, char *errbuf, size_t cap)
+{
+    craft_fs_posix_init(&n->fs);
+    n->glog = n->host->glog;
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/groups/%016" PRIx64, n->host->data_dir, n->group);
+    int rc = n->fs.mkdir(&n->fs, dir);
+    if (rc == CRAFT_OK) {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s/groups", n->host->data_dir);
+        rc = n->fs.fsync_dir(&n->fs, parent);
+    }
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "cannot create %s: %s", dir, craft_strerror(rc));
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/snapshots", dir);
+    rc = craft_snapshot_file_open(&n->fs, path, n->cfg.snapshots_retained, &n->snaps);
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "cannot open the snapshots in %s: %s", path, craft_strerror(rc));
+    }
+    return rc;
+}
+
 int rt_storage_open(struct craft_node *n, char *errbuf, size_t cap)
 {
     pthread_mutex_init(&n->snap_mu, NULL);
+    if (n->data_dir == NULL && n->host != NULL && n->host->glog != NULL) {
+        return open_in_host_log(n, errbuf, cap);
+    }
     if (n->data_dir == NULL) {
         n->mem_log = craft_mem_log_create(0);
         n->mem_stable = craft_mem_stable_create();
@@ -276,7 +370,7 @@ int rt_storage_recover(struct craft_node *n, struct craft_core_restore *r,
     return CRAFT_OK;
 }
 
-/* ---- the disk thread ---- */
+/* ---- the disk thread: one per host ---- */
 
 void rt_disk_job_free(struct rt_disk_job *j)
 {
@@ -285,15 +379,8 @@ void rt_disk_job_free(struct rt_disk_job *j)
     free(j);
 }
 
-struct group {
-    struct craft_entry *e;
-    size_t n, cap;
-    bool has_hs;
-    struct craft_hard_state hs;
-};
-
 /* The hard state (if hs), then a truncation from t (0: none) and entries e[0..k), each
- * durable, counted in the node's disk counters. */
+ * durable, counted in the node's disk counters: a group with stores of its own. */
 static int write_hs_and_log(struct craft_node *n, const struct craft_hard_state *hs, uint64_t t,
                             const struct craft_entry *e, size_t k)
 {
@@ -311,40 +398,7 @@ static int write_hs_and_log(struct craft_node *n, const struct craft_hard_state 
     return rc;
 }
 
-static int group_flush(struct craft_node *n, struct group *g)
-{
-    int rc = write_hs_and_log(n, g->has_hs ? &g->hs : NULL, 0, g->e, g->n);
-    g->n = 0;
-    g->has_hs = false;
-    return rc;
-}
-
-static int group_add(struct group *g, const struct rt_disk_job *j)
-{
-    if (j->has_hs) {
-        g->has_hs = true;
-        g->hs = j->hs;
-    }
-    if (g->n + j->n_entries > g->cap) {
-        size_t cap = g->cap ? g->cap : 256;
-        while (cap < g->n + j->n_entries) {
-            cap *= 2;
-        }
-        struct craft_entry *e = realloc(g->e, cap * sizeof *e);
-        if (e == NULL) {
-            return CRAFT_ENOMEM;
-        }
-        g->e = e;
-        g->cap = cap;
-    }
-    if (j->n_entries > 0) {
-        memcpy(g->e + g->n, j->entries, j->n_entries * sizeof *j->entries);
-        g->n += j->n_entries;
-    }
-    return CRAFT_OK;
-}
-
-/* A batch that truncates or carries a snapshot chunk, written on its own. */
+/* A batch that carries a snapshot chunk, written on its own. */
 static int write_special(struct craft_node *n, const struct rt_disk_job *j)
 {
     int rc = CRAFT_OK;
@@ -398,11 +452,30 @@ static int write_special(struct craft_node *n, const struct rt_disk_job *j)
 
 int rt_disk_write_now(struct craft_node *n, const struct craft_batch *b)
 {
-    CRAFT_ASSERT(!b->has_snap_chunk);
+    CRAFT_ASSERT(!b->has_snap_chunk && n->glog == NULL);
     CRAFT_ASSERT(n->disk_jobs_pushed == atomic_load_explicit(&n->disk_jobs_finished,
                                                              memory_order_acquire));
     return write_hs_and_log(n, b->has_hard_state ? &b->hs : NULL, b->truncate_from, b->entries,
                             b->n_entries);
+}
+
+void rt_disk_push(struct craft_node *n, struct rt_disk_job *j)
+{
+    j->node = n;
+    n->disk_jobs_pushed++;
+    bool queued = rt_queue_push(&n->host->disk_q, &j->item, false, 0);
+    CRAFT_ASSERT(queued); /* the host closes its disk queue after its last group left */
+}
+
+void rt_disk_wait(struct craft_node *n)
+{
+    struct craft_host *h = n->host;
+    pthread_mutex_lock(&h->disk_mu);
+    while (atomic_load_explicit(&n->disk_jobs_finished, memory_order_acquire) <
+           n->disk_jobs_pushed) {
+        pthread_cond_wait(&h->disk_cv, &h->disk_mu);
+    }
+    pthread_mutex_unlock(&h->disk_mu);
 }
 
 static void post_persisted(struct craft_node *n, uint64_t seq, int err)
@@ -414,83 +487,241 @@ static void post_persisted(struct craft_node *n, uint64_t seq, int err)
     rt_post(n, r);
 }
 
-static bool groupable(const struct rt_disk_job *j)
+/* One group's share of a pass over the disk queue: what it has to write at the next flush
+ * (its batches merged: the latest hard state, a truncation only as the first thing, the
+ * entries in order, pointing into the jobs kept until then), and its outcome. */
+struct disk_acc {
+    struct craft_node *n;
+    bool pending;
+    bool has_hs;
+    struct craft_hard_state hs;
+    uint64_t truncate_from;
+    struct craft_entry *e;
+    size_t k, cap; /* e's capacity stays with the slot from pass to pass */
+    struct rt_disk_job *kept;
+    uint64_t done_seq; /* the last batch written */
+    uint64_t jobs;     /* jobs taken */
+    int err;
+};
+
+struct disk_pass {
+    struct disk_acc *acc;
+    size_t n, cap;
+    struct craft_glog_update *upd;
+    size_t cap_upd;
+};
+
+/* n's accumulator in this pass (made on first use); NULL: out of memory. */
+static struct disk_acc *acc_of(struct disk_pass *p, struct craft_node *n)
 {
-    return j->kind == DISK_BATCH && j->truncate_from == 0 && !j->has_chunk;
+    if (n->disk_acc != SIZE_MAX) {
+        CRAFT_ASSERT(n->disk_acc < p->n && p->acc[n->disk_acc].n == n);
+        return &p->acc[n->disk_acc];
+    }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 16;
+        struct disk_acc *acc = realloc(p->acc, cap * sizeof *acc);
+        if (acc == NULL) {
+            return NULL;
+        }
+        memset(acc + p->cap, 0, (cap - p->cap) * sizeof *acc);
+        p->acc = acc;
+        p->cap = cap;
+    }
+    struct disk_acc *a = &p->acc[p->n];
+    struct craft_entry *e = a->e;
+    size_t cap = a->cap;
+    memset(a, 0, sizeof *a);
+    a->e = e;
+    a->cap = cap;
+    a->n = n;
+    n->disk_acc = p->n++;
+    return a;
 }
 
-/* Writes the group and frees the jobs whose entries it pointed into. */
-static int flush_and_free(struct craft_node *n, struct group *g, struct rt_disk_job **kept)
+static int acc_add(struct disk_acc *a, struct rt_disk_job *j)
 {
-    int rc = group_flush(n, g);
-    while (*kept != NULL) {
-        struct rt_disk_job *j = *kept;
-        *kept = (struct rt_disk_job *)j->item.next;
+    CRAFT_ASSERT(j->kind == DISK_BATCH && !j->has_chunk);
+    CRAFT_ASSERT(!a->pending || j->truncate_from == 0);
+    if (a->k + j->n_entries > a->cap) {
+        size_t cap = a->cap ? a->cap : 64;
+        while (cap < a->k + j->n_entries) {
+            cap *= 2;
+        }
+        struct craft_entry *e = realloc(a->e, cap * sizeof *e);
+        if (e == NULL) {
+            return CRAFT_ENOMEM;
+        }
+        a->e = e;
+        a->cap = cap;
+    }
+    if (!a->pending) {
+        a->truncate_from = j->truncate_from;
+    }
+    a->pending = true;
+    if (j->has_hs) {
+        a->has_hs = true;
+        a->hs = j->hs;
+    }
+    if (j->n_entries > 0) {
+        memcpy(a->e + a->k, j->entries, j->n_entries * sizeof *j->entries);
+        a->k += j->n_entries;
+    }
+    j->item.next = (struct rt_item *)a->kept;
+    a->kept = j;
+    a->done_seq = j->seq;
+    return CRAFT_OK;
+}
+
+static void acc_clear(struct disk_acc *a)
+{
+    while (a->kept != NULL) {
+        struct rt_disk_job *j = a->kept;
+        a->kept = (struct rt_disk_job *)j->item.next;
         rt_disk_job_free(j);
     }
-    return rc;
+    a->pending = a->has_hs = false;
+    a->truncate_from = 0;
+    a->k = 0;
+}
+
+/* Writes what every group accumulated: the groups in the host's log with one
+ * craft_glog_write (one fdatasync for all of them), each group with stores of its own
+ * with its own write. */
+static void flush(struct craft_host *h, struct disk_pass *p)
+{
+    size_t nu = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        struct disk_acc *a = &p->acc[i];
+        if (!a->pending || a->err != CRAFT_OK) {
+            continue;
+        }
+        if (a->n->glog == NULL) {
+            a->err = write_hs_and_log(a->n, a->has_hs ? &a->hs : NULL, a->truncate_from, a->e,
+                                      a->k);
+            continue;
+        }
+        if (nu == p->cap_upd) {
+            size_t cap = p->cap_upd ? 2 * p->cap_upd : 16;
+            struct craft_glog_update *u = realloc(p->upd, cap * sizeof *u);
+            if (u == NULL) {
+                a->err = CRAFT_ENOMEM;
+                continue;
+            }
+            p->upd = u;
+            p->cap_upd = cap;
+        }
+        p->upd[nu++] = (struct craft_glog_update){.group = a->n->group,
+                                                  .has_hard_state = a->has_hs,
+                                                  .hs = a->hs,
+                                                  .truncate_from = a->truncate_from,
+                                                  .entries = a->e,
+                                                  .n = a->k};
+    }
+    if (nu > 0) {
+        size_t entries = 0;
+        for (size_t i = 0; i < nu; i++) {
+            entries += p->upd[i].n;
+        }
+        pthread_mutex_lock(&h->glog_mu);
+        int rc = craft_glog_write(h->glog, p->upd, nu);
+        glog_count(h, entries);
+        pthread_mutex_unlock(&h->glog_mu);
+        for (size_t i = 0; i < p->n; i++) {
+            struct disk_acc *a = &p->acc[i];
+            if (a->pending && a->err == CRAFT_OK && a->n->glog != NULL) {
+                a->err = rc;
+                atomic_fetch_add(&a->n->n_disk_writes, 1);
+                atomic_fetch_add(&a->n->n_disk_syncs, 1); /* shared with the others */
+                atomic_fetch_add(&a->n->n_entries_written, a->k);
+            }
+        }
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        acc_clear(&p->acc[i]);
+    }
+}
+
+/* One pass: every job taken from the queue (oldest first, any group). */
+static void pass_run(struct craft_host *h, struct disk_pass *p, struct rt_item *it)
+{
+    while (it != NULL) {
+        struct rt_disk_job *j = (struct rt_disk_job *)it;
+        it = it->next;
+        struct craft_node *n = j->node;
+        struct disk_acc *a = acc_of(p, n);
+        if (a == NULL) {
+            rt_fail(n, CRAFT_ENOMEM, "disk write");
+            rt_disk_job_free(j);
+            atomic_fetch_add_explicit(&n->disk_jobs_finished, 1, memory_order_release);
+            continue;
+        }
+        a->jobs++;
+        /* Failed here, or elsewhere (a write the loop made itself, the state machine):
+         * nothing more is written for the group. */
+        if (a->err == CRAFT_OK) {
+            a->err = atomic_load(&n->failed);
+        }
+        if (a->err != CRAFT_OK) {
+            rt_disk_job_free(j);
+            continue;
+        }
+        if (j->kind == DISK_BATCH && !j->has_chunk) {
+            if (a->pending && j->truncate_from != 0) {
+                flush(h, p); /* a truncation starts the group's next write */
+            }
+            a->err = a->err != CRAFT_OK ? a->err : acc_add(a, j);
+            if (a->err != CRAFT_OK) {
+                rt_disk_job_free(j);
+            }
+            continue;
+        }
+        /* Compaction and snapshot chunks: after everything before them. */
+        flush(h, p);
+        if (a->err == CRAFT_OK) {
+            a->err = j->kind == DISK_COMPACT ? log_compact(n, j->compact_through)
+                                             : write_special(n, j);
+        }
+        if (j->kind == DISK_BATCH) {
+            a->done_seq = j->seq;
+        }
+        rt_disk_job_free(j);
+    }
+    flush(h, p);
+    for (size_t i = 0; i < p->n; i++) {
+        struct disk_acc *a = &p->acc[i];
+        struct craft_node *n = a->n;
+        if (a->err != CRAFT_OK) {
+            rt_fail(n, a->err, "disk write"); /* nothing more is acknowledged */
+        } else if (a->done_seq != 0) {
+            post_persisted(n, a->done_seq, CRAFT_OK);
+        }
+        n->disk_acc = SIZE_MAX;
+        /* The last touch of n: a removed group may be freed from here on. */
+        atomic_fetch_add_explicit(&n->disk_jobs_finished, a->jobs, memory_order_release);
+    }
+    p->n = 0;
+    pthread_mutex_lock(&h->disk_mu);
+    pthread_cond_broadcast(&h->disk_cv);
+    pthread_mutex_unlock(&h->disk_mu);
 }
 
 void *rt_disk_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "craft-disk"); /* top -H, perf, gdb */
-    struct craft_node *n = arg;
-    struct group g = {0};
-    int failed = CRAFT_OK;
+    struct craft_host *h = arg;
+    struct disk_pass p = {0};
     for (;;) {
-        struct rt_item *it = rt_queue_take_all(&n->disk_q, 0);
+        struct rt_item *it = rt_queue_take_all(&h->disk_q, 0);
         if (it == NULL) {
             break; /* closed and drained */
         }
-        uint64_t done_seq = 0, jobs = 0;
-        struct rt_disk_job *kept = NULL; /* jobs in the group, freed after its write */
-        while (it != NULL) {
-            struct rt_disk_job *j = (struct rt_disk_job *)it;
-            it = it->next;
-            jobs++;
-            /* Failed here, or elsewhere (a write the loop made itself, the state machine):
-             * nothing more is written. */
-            int rc = failed != CRAFT_OK ? failed : atomic_load(&n->failed);
-            if (rc != CRAFT_OK) {
-                failed = rc;
-                rt_disk_job_free(j);
-                continue;
-            }
-            if (groupable(j)) {
-                rc = group_add(&g, j);
-                done_seq = j->seq;
-                j->item.next = (struct rt_item *)kept;
-                kept = j;
-            } else {
-                rc = flush_and_free(n, &g, &kept);
-                if (rc == CRAFT_OK) {
-                    rc = j->kind == DISK_COMPACT ? log_compact(n, j->compact_through)
-                                                 : write_special(n, j);
-                }
-                if (j->kind == DISK_BATCH) {
-                    done_seq = j->seq;
-                }
-                rt_disk_job_free(j);
-            }
-            if (rc != CRAFT_OK) {
-                failed = rc;
-            }
-        }
-        int rc = flush_and_free(n, &g, &kept);
-        if (failed == CRAFT_OK && rc != CRAFT_OK) {
-            failed = rc;
-        }
-        /* Done with the stores for these jobs (the loop may write while none is queued). */
-        atomic_fetch_add_explicit(&n->disk_jobs_finished, jobs, memory_order_release);
-        if (failed != CRAFT_OK) {
-            rt_fail(n, failed, "disk write");
-            /* Drain and drop the rest: nothing more is acknowledged. */
-            continue;
-        }
-        if (done_seq != 0) {
-            post_persisted(n, done_seq, CRAFT_OK);
-        }
+        pass_run(h, &p, it);
     }
-    free(g.e);
+    for (size_t i = 0; i < p.cap; i++) {
+        free(p.acc[i].e);
+    }
+    free(p.acc);
+    free(p.upd);
     return NULL;
 }

@@ -220,6 +220,7 @@ static int flush(struct craft_glog *l)
     int err = l->fs->pwrite(l->fs, seg->fd, l->wbuf, l->wbuf_len, l->end);
     if (err == 0) {
         err = l->fs->fdatasync(l->fs, seg->fd);
+        l->syncs++;
     }
     if (err != 0) {
         char path[4096];
@@ -569,6 +570,11 @@ size_t craft_glog_groups(const struct craft_glog *l, uint64_t *ids, size_t cap)
 size_t craft_glog_segments(const struct craft_glog *l)
 {
     return l->n_segs;
+}
+
+uint64_t craft_glog_syncs(const struct craft_glog *l)
+{
+    return l->syncs;
 }
 
 const char *craft_glog_errmsg(const struct craft_glog *l)

@@ -109,6 +109,10 @@ size_t craft_glog_groups(const struct craft_glog *l, uint64_t *ids, size_t cap);
 /* The number of segment files (tests and stats). */
 size_t craft_glog_segments(const struct craft_glog *l);
 
+/* The fdatasyncs of segment data made by writes since open (stats: one per
+ * craft_glog_write, plus one per segment it filled). */
+uint64_t craft_glog_syncs(const struct craft_glog *l);
+
 /* The error that failed l ("" if none); the bytes open cut from a torn tail. */
 const char *craft_glog_errmsg(const struct craft_glog *l);
 uint64_t craft_glog_torn_bytes(const struct craft_glog *l);

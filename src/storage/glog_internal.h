@@ -80,6 +80,7 @@ struct craft_glog {
     size_t wbuf_len, wbuf_cap;
     int failed;
     uint64_t torn_bytes;
+    uint64_t syncs; /* fdatasyncs of segments by writes */
     char errmsg[512];
 };
 

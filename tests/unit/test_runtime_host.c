@@ -1,10 +1,13 @@
 /* Hosts: several Raft groups per process on one loop thread and one transport.
  *
  * Three hosts (node ids 1..3) each run a replica of GROUPS groups, over the in-memory
- * network and over TCP with disk storage. Every group elects and replicates on its own;
- * a host that stops takes all its groups down and the others elect where it led; a host
- * restarted from disk brings every group back; a group removed from one host leaves the
- * others running; a message for a group a host does not have is dropped and counted. */
+ * network, and over TCP with disk storage: a data directory per group, or the host's
+ * shared log (both with snapshots every few entries, so that logs are compacted per group
+ * and a replica that fell behind catches up by a snapshot install). Every group elects and
+ * replicates on its own; a host that stops takes all its groups down and the others
+ * elect where it led; a host restarted from disk brings every group back from its
+ * storage; a group removed from one host leaves the others running; a message for a
+ * group a host does not have is dropped and counted. */
 #include "unit.h"
 #include "runtime_cluster.h"
 
@@ -12,8 +15,11 @@
 #define GROUPS 8
 #define EXTRA_GROUP 100 /* hosted by 1 and 2 only; its configuration names 3 as well */
 
+enum storage { MEM, GROUP_DIRS, SHARED_LOG };
+
 struct world {
     bool tcp;
+    enum storage storage;
     char base_dir[256];
     struct craft_mem_net *net;
     uint16_t ports[HOSTS + 1];
@@ -42,10 +48,12 @@ static void servers(const struct world *w, struct craft_server *s)
     }
 }
 
-static void world_init(struct world *w, bool tcp)
+static void world_init(struct world *w, enum storage storage)
 {
     memset(w, 0, sizeof *w);
+    bool tcp = storage != MEM;
     w->tcp = tcp;
+    w->storage = storage;
     rc_timing(&w->election_timeout_ms, &w->heartbeat_ms);
     if (tcp) {
         snprintf(w->base_dir, sizeof w->base_dir, "/tmp/craft-host-XXXXXX");
@@ -71,7 +79,7 @@ static void add_group(struct world *w, int h, int gi)
     struct craft_config cfg;
     craft_config_default(&cfg, (uint64_t)h);
     char dir[400];
-    if (w->base_dir[0] != '\0') {
+    if (w->storage == GROUP_DIRS) {
         snprintf(dir, sizeof dir, "%s/h%d-g%" PRIu64, w->base_dir, h, group_id(gi));
         cfg.data_dir = dir;
     }
@@ -82,6 +90,10 @@ static void add_group(struct world *w, int h, int gi)
     cfg.election_timeout_ms = w->election_timeout_ms;
     cfg.heartbeat_ms = w->heartbeat_ms;
     cfg.snapshot_threshold_entries = 0;
+    if (w->storage != MEM) {
+        cfg.snapshot_threshold_entries = 3;
+        cfg.trailing_entries = 1;
+    }
     struct craft_fsm fsm = counter_fsm(&w->fsms[h][gi]);
     char err[256];
     int rc = craft_host_add_group(w->hosts[h], group_id(gi), &cfg, &fsm, &w->g[h][gi], err,
@@ -105,6 +117,12 @@ static void host_start(struct world *w, int h)
     } else {
         hc.transport = CRAFT_TRANSPORT_MEM;
         hc.mem_net = w->net;
+    }
+    char dir[400];
+    if (w->storage == SHARED_LOG) {
+        snprintf(dir, sizeof dir, "%s/h%d", w->base_dir, h);
+        hc.data_dir = dir;
+        hc.log_segment_bytes = 4u << 20;
     }
     char err[256];
     int rc = craft_host_create(&hc, &w->hosts[h], err, sizeof err);
@@ -198,13 +216,59 @@ static void group_add(struct world *w, int gi, uint64_t delta, int count, uint64
             usleep(5000);
         }
     }
+    if (!all) {
+        for (int h = 1; h <= HOSTS; h++) {
+            if (w->g[h][gi] != NULL) {
+                struct craft_stats st;
+                craft_stats(w->g[h][gi], &st);
+                fprintf(stderr, "group %" PRIu64 " host %d: total %" PRIu64 " (want %" PRIu64
+                                ") role %d term %" PRIu64 " commit %" PRIu64 " applied %" PRIu64
+                                " first %" PRIu64 " last %" PRIu64 " snap %" PRIu64
+                                " persisted %" PRIu64 " installs %" PRIu64 " taken %" PRIu64
+                                " failed %d cmds %" PRIu64 " restores %d\n",
+                        group_id(gi), h, counter_total(&w->fsms[h][gi]), total, (int)st.role,
+                        st.term, st.commit, st.applied, st.first_index, st.last_index,
+                        st.snap_index, st.persisted, st.snapshots_installed, st.snapshots_taken,
+                        st.failed, (uint64_t)w->fsms[h][gi].n_cmds, (int)w->fsms[h][gi].restores);
+            }
+        }
+    }
     CHECK(all);
 }
 
-static void run(bool tcp)
+/* What a host with a data directory keeps: the shared log's segments, one snapshot
+ * directory per group, nothing else (no log per group). */
+static void check_shared_layout(struct world *w, int h)
 {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s/h%d/log | grep -q '[.]glog$'", w->base_dir, h);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "test -d %s/h%d/groups/%016x/snapshots", w->base_dir, h,
+             (unsigned)group_id(0));
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "test $(find %s/h%d -name wal | wc -l) = 0", w->base_dir, h);
+    CHECK(system(cmd) == 0);
+    struct craft_host_stats hs;
+    craft_host_stats(w->hosts[h], &hs);
+    CHECK(hs.log_writes > 0 && hs.log_syncs > 0 && hs.log_entries > 0);
+    /* Every group's entries went through the shared log. */
+    uint64_t entries = 0;
+    for (int gi = 0; gi <= GROUPS; gi++) {
+        if (w->g[h][gi] != NULL) {
+            struct craft_stats st;
+            craft_stats(w->g[h][gi], &st);
+            CHECK(st.entries_written > 0);
+            entries += st.entries_written;
+        }
+    }
+    CHECK(hs.log_entries >= entries);
+}
+
+static void run(enum storage storage)
+{
+    bool tcp = storage != MEM;
     struct world w;
-    world_init(&w, tcp);
+    world_init(&w, storage);
     for (int h = 1; h <= HOSTS; h++) {
         host_start(&w, h);
     }
@@ -241,6 +305,10 @@ static void run(bool tcp)
     craft_host_stats(w.hosts[2], &hs);
     CHECK(hs.groups == GROUPS);
 
+    if (storage == SHARED_LOG) {
+        check_shared_layout(&w, 2);
+    }
+
     /* Host 1 stops: all its groups go down at once; every group that has a majority left
      * elects where needed and goes on (group 1 has lost two replicas: it waits). */
     host_stop(&w, 1);
@@ -264,6 +332,9 @@ static void run(bool tcp)
             group_add(&w, gi, (uint64_t)gi + 1, 1, 6 * ((uint64_t)gi + 1));
         }
         group_add(&w, GROUPS, GROUPS + 1, 1, 4 * (GROUPS + 1));
+        if (storage == SHARED_LOG) {
+            check_shared_layout(&w, 1);
+        }
     }
     world_destroy(&w);
 }
@@ -289,6 +360,21 @@ static void test_bad_input(void)
     snprintf(hc.listen_addr, sizeof hc.listen_addr, "localhost:1"); /* not numeric */
     CHECK(craft_host_create(&hc, &h, err, sizeof err) == CRAFT_EINVAL);
     CHECK(strstr(err, "localhost:1") != NULL);
+
+    /* The shared log: bad limits, and a data directory that cannot be made. */
+    craft_host_config_default(&hc, 1);
+    hc.data_dir = "/tmp";
+    hc.log_segment_bytes = 1 << 20;
+    CHECK(craft_host_create(&hc, &h, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(strstr(err, "log_segment_bytes") != NULL);
+    hc.log_segment_bytes = 4 << 20;
+    hc.entry_bytes_max = 0;
+    CHECK(craft_host_create(&hc, &h, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(strstr(err, "entry_bytes_max") != NULL);
+    hc.entry_bytes_max = 1 << 20;
+    hc.data_dir = "/dev/null/host";
+    CHECK(craft_host_create(&hc, &h, err, sizeof err) != CRAFT_OK);
+    CHECK(h == NULL && strstr(err, "/dev/null/host") != NULL);
 
     /* A host whose frames are too small for a group's limits refuses the group; a bad
      * group configuration or state machine is refused; the host goes on. */
@@ -323,17 +409,39 @@ static void test_bad_input(void)
     craft_host_stats(h, &hs);
     CHECK(hs.groups == 1);
     craft_host_destroy(h);
+
+    /* A group whose entries exceed the shared log's records is refused. */
+    char dir[] = "/tmp/craft-host-bad-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    craft_host_config_default(&hc, 1);
+    hc.data_dir = dir;
+    hc.log_segment_bytes = 4 << 20;
+    hc.entry_bytes_max = 32 << 10;
+    CHECK(craft_host_create(&hc, &h, err, sizeof err) == CRAFT_OK);
+    CHECK(craft_host_add_group(h, 5, &cfg, &fsm, &g, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(g == NULL && strstr(err, "entry_bytes_max") != NULL);
+    cfg.entry_bytes_max = 32 << 10;
+    CHECK(craft_host_add_group(h, 5, &cfg, &fsm, &g, err, sizeof err) == CRAFT_OK);
+    craft_host_destroy(h);
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
     pthread_mutex_destroy(&k.mu);
 }
 
 static void test_mem(void)
 {
-    run(false);
+    run(MEM);
 }
 
 static void test_tcp_disk(void)
 {
-    run(true);
+    run(GROUP_DIRS);
+}
+
+static void test_tcp_shared_log(void)
+{
+    run(SHARED_LOG);
 }
 
 int main(void)
@@ -341,5 +449,6 @@ int main(void)
     run_case("bad_input", test_bad_input);
     run_case("mem", test_mem);
     run_case("tcp_disk", test_tcp_disk);
+    run_case("tcp_shared_log", test_tcp_shared_log);
     return unit_finish();
 }
