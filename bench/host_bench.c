@@ -1,6 +1,7 @@
 /* Many Raft groups per process (craft_host_*): 3 hosts in this process over TCP on
- * 127.0.0.1, each with a replica of every group, every group with its own data directory
- * under --dir (WAL with fdatasync). Two figures, each printed as one line:
+ * 127.0.0.1, each with a replica of every group. Storage: each host's shared log under
+ * --dir (one write-ahead log for all its groups, fdatasync on), or with --group-dirs a
+ * data directory (WAL) per group. Figures, each printed as one line:
  *
  *   idle: with --groups groups elected and nothing proposed, the CPU (utime + stime of
  *     this process, all 3 hosts) per host over --idle-s seconds, in % of one core, and per
@@ -8,19 +9,19 @@
  *     needs coalesced heartbeats and quiescence (docs/design/multiraft.md, step 5).
  *   busy: --inflight commands of 16 bytes kept in flight on every group's leader for
  *     --busy-s seconds; commits/s of all groups together, against the same load on one
- *     group in the same run, and fdatasyncs (all hosts, all groups) per committed entry.
- *     The target is at least the single group's rate with one fdatasync per round for all
- *     groups: it needs the shared log (step 3); with a log per group every group syncs on
- *     its own.
+ *     group in the same run (same storage), and fdatasyncs (all hosts) per committed
+ *     entry. Target: at least the single group's rate, with one fdatasync per round for
+ *     all groups. With the shared log, the same load on a data directory per group follows
+ *     in the same run, for comparison.
  *
  * Prints figures, never pass/fail; exits 1 if the run itself fails (no leader, an error
  * future, a stall).
  *
  *   host_bench [--groups N] [--inflight N] [--idle-s S] [--busy-s S] [--dir D]
- *              [--idle-only] [--idle-mem]
- * --idle-mem: the idle groups keep their logs in memory (a log per group on disk
- * preallocates a segment each, 4 MiB here: 1,000 groups x 3 hosts would reserve 12 GiB
- * until the shared log); --idle-only: skip the busy part. */
+ *              [--idle-only] [--idle-mem] [--group-dirs]
+ * --idle-mem: the idle groups keep their logs in memory; --idle-only: skip the busy part;
+ * --group-dirs: a data directory per group (each preallocates a 4 MiB segment: 1,000
+ * groups x 3 hosts reserve 12 GiB). */
 #include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -56,9 +57,12 @@ static double cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+enum stores { STORES_MEM, STORES_SHARED_LOG, STORES_GROUP_DIRS };
+static const char *const stores_name[] = {"mem", "shared-log", "group-dirs"};
+
 struct world {
     int groups;
-    bool mem; /* in-memory stores: no data directories */
+    enum stores stores;
     char dir[1024];
     uint16_t ports[HOSTS + 1];
     struct craft_host *hosts[HOSTS + 1];
@@ -77,11 +81,11 @@ static void servers(const struct world *w, struct craft_server *s)
     }
 }
 
-static int world_start(struct world *w, int groups, bool mem, const char *base)
+static int world_start(struct world *w, int groups, enum stores stores, const char *base)
 {
     memset(w, 0, sizeof *w);
     w->groups = groups;
-    w->mem = mem;
+    w->stores = stores;
     snprintf(w->dir, sizeof w->dir, "%s/craft-host-bench-XXXXXX", base);
     if (mkdtemp(w->dir) == NULL || bench_pick_ports(w->ports, HOSTS) != 0) {
         fprintf(stderr, "cannot make %s or pick ports\n", w->dir);
@@ -97,6 +101,10 @@ static int world_start(struct world *w, int groups, bool mem, const char *base)
         snprintf(hc.listen_addr, sizeof hc.listen_addr, "127.0.0.1:%u", w->ports[h]);
         hc.peers = s;
         hc.n_peers = HOSTS;
+        char hdir[1200];
+        snprintf(hdir, sizeof hdir, "%s/h%d", w->dir, h);
+        hc.data_dir = stores == STORES_SHARED_LOG ? hdir : NULL;
+        hc.log_segment_bytes = 16u << 20;
         char err[256];
         if (w->g[h] == NULL || w->fsms[h] == NULL ||
             craft_host_create(&hc, &w->hosts[h], err, sizeof err) != CRAFT_OK) {
@@ -109,7 +117,7 @@ static int world_start(struct world *w, int groups, bool mem, const char *base)
             craft_config_default(&cfg, (uint64_t)h);
             char dir[1200];
             snprintf(dir, sizeof dir, "%s/h%d-g%d", w->dir, h, gi + 1);
-            cfg.data_dir = mem ? NULL : dir;
+            cfg.data_dir = stores == STORES_GROUP_DIRS ? dir : NULL;
             /* The smallest segment: each group's log preallocates one (64 MiB by default:
              * 64 groups x 3 hosts would reserve 12 GiB of /tmp). */
             cfg.wal_segment_bytes = 4u << 20;
@@ -167,7 +175,10 @@ static uint64_t syncs_total(struct world *w)
 {
     uint64_t syncs = 0;
     for (int h = 1; h <= HOSTS; h++) {
-        for (int gi = 0; gi < w->groups; gi++) {
+        struct craft_host_stats hs;
+        craft_host_stats(w->hosts[h], &hs);
+        syncs += hs.log_syncs; /* the shared log's, once for all its groups */
+        for (int gi = 0; gi < w->groups && w->stores == STORES_GROUP_DIRS; gi++) {
             struct craft_stats st;
             craft_stats(w->g[h][gi], &st);
             syncs += st.disk_syncs;
@@ -251,11 +262,11 @@ static int64_t busy(struct world *w, int inflight, double busy_s, uint64_t *sync
     return failed ? -1 : done;
 }
 
-static int run_busy(int groups, int inflight, double busy_s, const char *dir, double *rate,
-                    double *syncs_per_entry)
+static int run_busy(int groups, enum stores stores, int inflight, double busy_s, const char *dir,
+                    double *rate, double *syncs_per_entry)
 {
     struct world w;
-    int rc = world_start(&w, groups, false, dir);
+    int rc = world_start(&w, groups, stores, dir);
     for (int gi = 0; gi < groups && rc == 0; gi++) {
         rc = leader_of(&w, gi, now_ms() + LEADER_WAIT_MS) != NULL ? 0 : -1;
     }
@@ -276,7 +287,12 @@ int main(int argc, char **argv)
     double idle_s = 5, busy_s = 5;
     const char *dir = "/tmp";
     bool idle_only = false, idle_mem = false;
+    enum stores disk = STORES_SHARED_LOG;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--group-dirs") == 0) {
+            disk = STORES_GROUP_DIRS;
+            continue;
+        }
         if (strcmp(argv[i], "--idle-only") == 0) {
             idle_only = true;
             continue;
@@ -307,13 +323,14 @@ int main(int argc, char **argv)
     }
     if (groups < 1 || inflight < 1 || idle_s <= 0 || busy_s <= 0) {
         fprintf(stderr, "usage: host_bench [--groups N>=1] [--inflight N>=1] [--idle-s S] "
-                        "[--busy-s S] [--dir D] [--idle-only] [--idle-mem]\n");
+                        "[--busy-s S] [--dir D] [--idle-only] [--idle-mem] [--group-dirs]\n");
         return 2;
     }
 
     /* Idle: every group elected, nothing proposed. */
     struct world w;
-    if (world_start(&w, groups, idle_mem, dir) != 0) {
+    enum stores idle_stores = idle_mem ? STORES_MEM : disk;
+    if (world_start(&w, groups, idle_stores, dir) != 0) {
         world_stop(&w);
         return 1;
     }
@@ -335,21 +352,31 @@ int main(int argc, char **argv)
     double per_host = 100.0 * cpu / wall / HOSTS;
     printf("host idle groups=%d stores=%s cpu_pct_per_host=%.2f cpu_pct_per_group=%.4f "
            "(target: < 2%% per host at 1000 groups)\n",
-           groups, idle_mem ? "mem" : "disk", per_host, per_host / groups);
+           groups, stores_name[idle_stores], per_host, per_host / groups);
     if (idle_only) {
         return 0;
     }
 
-    /* Busy: the same load per group on 1 group and on `groups` groups. */
-    double r1, s1, rg, sg;
-    if (run_busy(1, inflight, busy_s, dir, &r1, &s1) != 0 ||
-        run_busy(groups, inflight, busy_s, dir, &rg, &sg) != 0) {
+    /* Busy: the same load per group on 1 group and on `groups` groups, and (shared log)
+     * on `groups` groups with a data directory each. */
+    double r1, s1, rg, sg, rd = 0, sd = 0;
+    if (run_busy(1, disk, inflight, busy_s, dir, &r1, &s1) != 0 ||
+        run_busy(groups, disk, inflight, busy_s, dir, &rg, &sg) != 0 ||
+        (disk == STORES_SHARED_LOG &&
+         run_busy(groups, STORES_GROUP_DIRS, inflight, busy_s, dir, &rd, &sd) != 0)) {
         return 1;
     }
-    printf("host busy inflight_per_group=%d groups=1 commits_per_s=%.0f syncs_per_entry=%.3f\n",
-           inflight, r1, s1);
-    printf("host busy inflight_per_group=%d groups=%d commits_per_s=%.0f syncs_per_entry=%.3f "
-           "ratio_to_one_group=%.2f (target: >= 1.0, one fdatasync per round for all groups)\n",
-           inflight, groups, rg, sg, rg / r1);
+    printf("host busy stores=%s inflight_per_group=%d groups=1 commits_per_s=%.0f "
+           "syncs_per_entry=%.3f\n",
+           stores_name[disk], inflight, r1, s1);
+    printf("host busy stores=%s inflight_per_group=%d groups=%d commits_per_s=%.0f "
+           "syncs_per_entry=%.3f ratio_to_one_group=%.2f (target: >= 1.0, one fdatasync per "
+           "round for all groups)\n",
+           stores_name[disk], inflight, groups, rg, sg, rg / r1);
+    if (disk == STORES_SHARED_LOG) {
+        printf("host busy stores=group-dirs inflight_per_group=%d groups=%d commits_per_s=%.0f "
+               "syncs_per_entry=%.3f ratio_to_shared_log=%.2f\n",
+               inflight, groups, rd, sd, rd / rg);
+    }
     return 0;
 }
