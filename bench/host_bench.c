@@ -350,9 +350,9 @@ int main(int argc, char **argv)
     craft_host_stats(w.hosts[1], &hs);
     world_stop(&w);
     double per_host = 100.0 * cpu / wall / HOSTS;
-    printf("host idle groups=%d stores=%s cpu_pct_per_host=%.2f cpu_pct_per_group=%.4f "
-           "(target: < 2%% per host at 1000 groups)\n",
-           groups, stores_name[idle_stores], per_host, per_host / groups);
+    printf("host idle groups=%d stores=%s quiesced_on_host1=%" PRIu64 " cpu_pct_per_host=%.2f "
+           "cpu_pct_per_group=%.4f (target: < 2%% per host at 1000 groups)\n",
+           groups, stores_name[idle_stores], hs.groups_quiesced, per_host, per_host / groups);
     if (idle_only) {
         return 0;
     }

@@ -238,6 +238,14 @@ struct craft_host_config {
     const char *data_dir;
     uint64_t log_segment_bytes; /* the shared log's segments (default 64 MiB, >= 4 MiB) */
     uint64_t entry_bytes_max;   /* the largest entry of a group in the shared log (1 MiB) */
+    /* Quiescence (default on): a group whose leader saw nothing in flight for three
+     * heartbeats, and whose followers agree, stops ticking on every replica (no heartbeats,
+     * no elections) until any work for it arrives. The processes ping each other every
+     * heartbeat_ms (default 100); when one is unheard for peer_timeout_ms (default 1000,
+     * more than heartbeat_ms), the quiesced groups it led wake here and elect. A quiet
+     * leader's lease runs out: lease reads then wait for a heartbeat round. */
+    bool quiesce;
+    uint32_t heartbeat_ms, peer_timeout_ms;
 };
 
 /* Fills cfg with the defaults above for process id. */
@@ -277,6 +285,7 @@ struct craft_host_stats {
     /* The shared log (host data_dir): writes (each covering every group with something to
      * write at the time), fdatasyncs, and entries written. */
     uint64_t log_writes, log_syncs, log_entries;
+    uint64_t groups_quiesced; /* replicas here quiesced now */
 };
 void craft_host_stats(struct craft_host *host, struct craft_host_stats *stats);
 
@@ -401,6 +410,7 @@ struct craft_stats {
     uint64_t disk_writes, disk_syncs, entries_written, entries_applied, snapshots_taken,
         snapshots_installed, msgs_sent, msgs_received, bad_msgs_received;
     int failed; /* 0, or the error that stopped the node */
+    bool quiesced; /* a host's idle group that ticks no more until work comes */
 };
 /* A consistent copy of the loop thread's view (taken between two batches). */
 void craft_stats(struct craft_node *node, struct craft_stats *stats);

@@ -391,6 +391,21 @@ void craft_core_step_down(struct craft_core *core, uint64_t now)
     }
 }
 
+/* Thesis 3.4: timing decides when elections start, never what they decide; restarting
+ * the timers cannot make an election or a commit unsafe. The lease (thesis 6.4.1) rests on
+ * acknowledged heartbeat rounds and their send times, which this leaves as they are: a
+ * leader whose lease ran out while it was quiet regains it only from a new round. */
+void craft_core_resume(struct craft_core *core, uint64_t now)
+{
+    core_enter(core, now);
+    if (core->role == CRAFT_LEADER) {
+        core->heartbeat_deadline = now;
+        core->check_quorum_deadline = now + core->cfg.election_timeout_ms;
+    } else {
+        core_reset_election_timer(core);
+    }
+}
+
 enum craft_role craft_core_role(const struct craft_core *core)
 {
     return core->role;

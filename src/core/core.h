@@ -194,6 +194,13 @@ void craft_core_campaign(struct craft_core *core, uint64_t now);
  * elect a new leader once their election timers run out. No-op on other roles. */
 void craft_core_step_down(struct craft_core *core, uint64_t now);
 
+/* The caller stopped ticking the core for a while (a quiesced group: the host ticks no
+ * group whose replicas agreed that nothing is in flight) and ticks it again from now: its
+ * timers restart as if they had been set now. A leader heartbeats at once and gives its
+ * followers a whole election timeout to answer before check-quorum counts them; a
+ * follower or learner starts a new election timeout (a quiet leader is no dead one). */
+void craft_core_resume(struct craft_core *core, uint64_t now);
+
 /* ---- configuration changes (thesis chapter 4) ----
  * A configuration takes effect as soon as its entry is in the log (appended by the leader,
  * received by a follower), not when it commits; truncating the entry reverts it. */

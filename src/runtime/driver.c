@@ -428,6 +428,14 @@ void craft_driver_campaign(struct craft_driver *d, uint64_t now)
     process(d);
 }
 
+void craft_driver_resume(struct craft_driver *d, uint64_t now)
+{
+    CRAFT_ASSERT(!d->busy);
+    advance(d, now);
+    craft_core_resume(d->core, d->now);
+    process(d);
+}
+
 void craft_driver_persisted(struct craft_driver *d, uint64_t seq, uint64_t now)
 {
     advance(d, now);

@@ -84,6 +84,9 @@ void craft_driver_step_down(struct craft_driver *d, uint64_t now);
 /* Starts an election at once. */
 void craft_driver_campaign(struct craft_driver *d, uint64_t now);
 
+/* The core's timers restart from now after a quiet spell (craft_core_resume). */
+void craft_driver_resume(struct craft_driver *d, uint64_t now);
+
 /* The core's configuration changes, transfer and reads (see core.h for contracts and
  * errors); each processes the resulting batches before returning. */
 int craft_driver_propose_conf_change(struct craft_driver *d,

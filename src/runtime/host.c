@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "base/assert.h"
+#include "runtime/host_msg.h"
 #include "runtime/rt.h"
 #include "transport/tcp_transport.h"
 
@@ -121,6 +122,89 @@ static struct rt_loop_entry *find_entry(struct craft_host *h, uint64_t group)
     return lo < h->n_loop && h->loop[lo].group == group ? &h->loop[lo] : NULL;
 }
 
+/* ---- peer processes: heartbeats and liveness ---- */
+
+static struct host_peer *peer_find(struct craft_host *h, uint64_t id)
+{
+    size_t n = atomic_load_explicit(&h->n_peers, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        if (h->peers[i].id == id) {
+            return &h->peers[i];
+        }
+    }
+    return NULL;
+}
+
+/* Adds peer process id (heard now, so that a new peer gets a whole timeout to answer). */
+static void peer_add(struct craft_host *h, uint64_t id)
+{
+    if (id == h->id || id == CRAFT_NONE || peer_find(h, id) != NULL) {
+        return;
+    }
+    pthread_mutex_lock(&h->mu);
+    size_t n = atomic_load(&h->n_peers);
+    bool known = false;
+    for (size_t i = 0; i < n && !known; i++) {
+        known = h->peers[i].id == id;
+    }
+    if (!known && n < HOST_PEERS_MAX) {
+        h->peers[n].id = id;
+        atomic_store(&h->peers[n].heard, rt_now_ms());
+        h->peers[n].down = false;
+        atomic_store_explicit(&h->n_peers, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Any frame from process `from` says it is alive. */
+static void peer_heard(struct craft_host *h, uint64_t from)
+{
+    struct host_peer *p = peer_find(h, from);
+    if (p == NULL) {
+        peer_add(h, from);
+        return;
+    }
+    atomic_store_explicit(&p->heard, rt_now_ms(), memory_order_relaxed);
+}
+
+void rt_host_send_msg(struct craft_host *h, uint64_t to, uint64_t group, const struct host_msg *m)
+{
+    uint8_t buf[HOST_MSG_BYTES_MAX];
+    size_t len = host_msg_encode(m, buf);
+    (void)craft_transport_send(h->transport, to, group, buf, len);
+}
+
+static void activate(struct craft_host *h, struct craft_node *n);
+
+/* Every heartbeat_ms, on the loop thread: a PING to every peer process, and the peers
+ * unheard for peer_timeout_ms marked down; the quiesced groups a peer that went down led
+ * wake (they elect as without quiescence, their election timers starting now). */
+static void peers_tick(struct craft_host *h, uint64_t now)
+{
+    if (now < h->next_ping) {
+        return;
+    }
+    h->next_ping = now + h->heartbeat_ms;
+    struct host_msg ping = {.kind = HOST_MSG_PING};
+    size_t n = atomic_load_explicit(&h->n_peers, memory_order_acquire);
+    for (size_t i = 0; i < n; i++) {
+        struct host_peer *p = &h->peers[i];
+        rt_host_send_msg(h, p->id, HOST_MSG_GROUP, &ping);
+        uint64_t heard = atomic_load_explicit(&p->heard, memory_order_relaxed);
+        bool down = now > heard && now - heard > h->peer_timeout_ms;
+        if (down && !p->down && atomic_load(&h->groups_quiesced) > 0) {
+            for (size_t k = 0; k < h->n_loop; k++) {
+                struct craft_node *g = h->loop[k].g;
+                if (g->quiesced && g->last_leader == p->id) {
+                    activate(h, g);
+                    rt_quiesce_wake(g, false, now);
+                }
+            }
+        }
+        p->down = down;
+    }
+}
+
 /* ---- receiving ---- */
 
 /* The group takes part in this round: its driver is held (what it sends and writes leaves
@@ -143,6 +227,10 @@ static void recv_direct(void *ctx, uint64_t from, uint64_t group, const uint8_t 
                         size_t len)
 {
     struct craft_host *h = ctx;
+    peer_heard(h, from);
+    if (group == HOST_MSG_GROUP) {
+        return; /* a PING: heard */
+    }
     struct rt_loop_entry *e = find_entry(h, group);
     if (e == NULL) {
         atomic_fetch_add(&h->msgs_unknown_group, 1);
@@ -159,6 +247,10 @@ static void recv_queued(void *ctx, uint64_t from, uint64_t group, const uint8_t 
                         size_t len)
 {
     struct craft_host *h = ctx;
+    peer_heard(h, from);
+    if (group == HOST_MSG_GROUP) {
+        return; /* a PING: heard */
+    }
     pthread_mutex_lock(&h->mu);
     struct craft_node *n = find_group(h->groups, h->n_groups, group);
     if (n != NULL) {
@@ -240,6 +332,9 @@ static void take_items(struct craft_host *h, struct craft_node *n)
 static uint64_t gather(struct craft_host *h, uint64_t now)
 {
     uint64_t wake = now + HOST_WAIT_MS_MAX;
+    if (h->quiesce && h->next_ping < wake) {
+        wake = h->next_ping > now ? h->next_ping : now;
+    }
     for (size_t i = 0; i < h->n_loop; i++) {
         const struct rt_loop_entry *e = &h->loop[i];
         if (atomic_load(e->filled)) {
@@ -296,6 +391,9 @@ static void *host_main(void *arg)
         atomic_store(&h->sleeping, false);
         now = rt_now_ms();
         (void)gather(h, now); /* what came in or fell due while polling */
+        if (h->quiesce) {
+            peers_tick(h, now);
+        }
         for (size_t i = 0; i < h->n_active; i++) {
             struct craft_node *g = h->active[i];
             rt_group_step(g, g->round_items, now);
@@ -321,6 +419,7 @@ static void *host_main(void *arg)
 
 void rt_host_learn_peer(struct craft_host *h, uint64_t id, const char *addr)
 {
+    peer_add(h, id);
     char host[CRAFT_ADDR_BYTES_MAX];
     uint16_t port;
     if (h->transport_kind == CRAFT_TRANSPORT_TCP && id != h->id &&
@@ -513,6 +612,9 @@ void craft_host_config_default(struct craft_host_config *cfg, uint64_t id)
     cfg->seed = id;
     cfg->log_segment_bytes = 64ull << 20;
     cfg->entry_bytes_max = 1u << 20;
+    cfg->quiesce = true;
+    cfg->heartbeat_ms = 100;
+    cfg->peer_timeout_ms = 1000;
 }
 
 static void transport_log(void *ctx, const char *line)
@@ -679,6 +781,11 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
                                                                               : "transport");
         return CRAFT_EINVAL;
     }
+    if (cfg->quiesce && (cfg->heartbeat_ms == 0 || cfg->peer_timeout_ms <= cfg->heartbeat_ms)) {
+        snprintf(errbuf, errbuf_cap, "invalid configuration: %s",
+                 cfg->heartbeat_ms == 0 ? "heartbeat_ms" : "peer_timeout_ms");
+        return CRAFT_EINVAL;
+    }
     if (cfg->data_dir != NULL &&
         (cfg->log_segment_bytes < (4u << 20) || cfg->log_segment_bytes % 8 != 0 ||
          cfg->entry_bytes_max == 0 || cfg->entry_bytes_max > (64u << 20))) {
@@ -699,6 +806,9 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
     snprintf(h->listen_addr, sizeof h->listen_addr, "%s", cfg->listen_addr);
     h->frame_bytes_max = cfg->frame_bytes_max;
     h->seed = cfg->seed;
+    h->quiesce = cfg->quiesce;
+    h->heartbeat_ms = cfg->heartbeat_ms;
+    h->peer_timeout_ms = cfg->peer_timeout_ms;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
     pthread_mutex_init(&h->bell_mu, NULL);
@@ -714,6 +824,9 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
     if (rc != CRAFT_OK) {
         host_free(h);
         return rc;
+    }
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        peer_add(h, cfg->peers[i].id);
     }
     if (pthread_create(&h->disk_thread, NULL, rt_disk_main, h) != 0) {
         CRAFT_UNREACHABLE(); /* TODO(limits): a thread that cannot start */
@@ -764,4 +877,5 @@ void craft_host_stats(struct craft_host *h, struct craft_host_stats *s)
     s->log_writes = atomic_load(&h->log_writes);
     s->log_syncs = atomic_load(&h->log_syncs);
     s->log_entries = atomic_load(&h->log_entries);
+    s->groups_quiesced = atomic_load(&h->groups_quiesced);
 }

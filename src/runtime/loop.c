@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "runtime/host_msg.h"
 #include "runtime/rt.h"
 
 void rt_post(struct craft_node *n, struct rt_req *r)
@@ -54,15 +55,33 @@ void rt_loop_recv(struct craft_node *n, uint64_t from, const uint8_t *bytes, siz
     rt_post(n, r);
 }
 
+/* A Raft message for n, stepped (waking n first if it is quiesced and the message is work
+ * for it). */
+static void receive(struct craft_node *n, const uint8_t *bytes, size_t len, uint64_t now)
+{
+    if (rt_quiesce_msg_wakes(n, bytes, len)) {
+        rt_quiesce_wake(n, false, now);
+    }
+    (void)craft_driver_receive(n->driver, bytes, len, now);
+    rt_quiesce_settle(n, now);
+}
+
 void rt_loop_recv_direct(struct craft_node *n, uint64_t from, const uint8_t *bytes, size_t len)
 {
-    (void)from; /* the message names its sender */
     /* n->failed (which failed_seen follows): a write that failed on this thread earlier in
      * the round must stop the stepping at once, before its REQ_FAILED is taken. */
     if (atomic_load(&n->failed) != CRAFT_OK || atomic_load(&n->stopping)) {
         return;
     }
-    (void)craft_driver_receive(n->driver, bytes, len, rt_now_ms());
+    uint64_t now = rt_now_ms();
+    struct host_msg hm;
+    if (host_msg_is(bytes, len)) {
+        if (host_msg_decode(bytes, len, &hm) && hm.kind != HOST_MSG_PING) {
+            rt_quiesce_recv(n, from, &hm, now);
+        }
+        return;
+    }
+    receive(n, bytes, len, now);
 }
 
 static void emit(struct craft_node *n, uint8_t type, enum craft_role role, uint64_t id,
@@ -605,6 +624,7 @@ static void fill_stats(struct craft_node *n, struct craft_stats *s)
     s->conf_index = st.conf_index;
     s->conf = st.conf;
     s->n_peers = craft_core_peers(core, s->peers, CRAFT_STATS_PEERS_MAX);
+    s->quiesced = n->quiesced;
     size_t blocked = 0;
     for (struct rt_req *r = n->blocked_head; r != NULL; r = (struct rt_req *)r->item.next) {
         blocked++;
@@ -628,12 +648,23 @@ static void fill_stats(struct craft_node *n, struct craft_stats *s)
 static void handle(struct craft_node *n, struct rt_req *r, uint64_t now)
 {
     bool failed = n->failed_seen;
+    /* Work wakes a quiesced group; a stats request or a completion is none. */
+    if (r->kind != REQ_MSG && r->kind != REQ_STATS && r->kind != REQ_PERSISTED &&
+        r->kind != REQ_SNAP_DONE) {
+        rt_quiesce_wake(n, true, now);
+    }
     switch (r->kind) {
-    case REQ_MSG:
-        if (!failed) {
-            (void)craft_driver_receive(n->driver, r->data, r->len, now);
+    case REQ_MSG: {
+        struct host_msg hm;
+        if (host_msg_is(r->data, r->len)) {
+            if (!failed && host_msg_decode(r->data, r->len, &hm) && hm.kind != HOST_MSG_PING) {
+                rt_quiesce_recv(n, r->a, &hm, now);
+            }
+        } else if (!failed) {
+            receive(n, r->data, r->len, now);
         }
         break;
+    }
     case REQ_APPLY: {
         if (failed) {
             break;
@@ -862,6 +893,9 @@ static void shutdown_fail_all(struct craft_node *n)
 
 uint64_t rt_group_wake(struct craft_node *n, uint64_t now)
 {
+    if (n->quiesced) {
+        return UINT64_MAX; /* nothing in flight: only work wakes it */
+    }
     uint64_t wake = craft_driver_next_timeout(n->driver);
     if (n->blocked_head != NULL && wake > now + 10) {
         wake = now + 10; /* blocked proposals have deadlines */
@@ -894,7 +928,8 @@ void rt_group_step(struct craft_node *n, struct rt_item *it, uint64_t now)
         }
         handle(n, r, now);
     }
-    if (!stopping && !n->failed_seen && now >= craft_driver_next_timeout(n->driver)) {
+    if (!stopping && !n->failed_seen && !n->quiesced &&
+        now >= craft_driver_next_timeout(n->driver)) {
         craft_driver_tick(n->driver, now);
     }
     if (!stopping && !n->failed_seen) {
@@ -920,11 +955,14 @@ void rt_group_after_send(struct craft_node *n)
         }
     }
     if (!atomic_load(&n->stopping)) {
-        after_round(n, rt_now_ms());
+        uint64_t now = rt_now_ms();
+        after_round(n, now);
+        rt_quiesce_check(n, now);
     }
 }
 
 void rt_group_shutdown(struct craft_node *n)
 {
+    rt_quiesce_leave(n);
     shutdown_fail_all(n);
 }

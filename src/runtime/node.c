@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "runtime/host_msg.h"
 #include "runtime/rt.h"
 
 void rt_loop_ports(struct craft_driver_ports *p, struct craft_node *n);
@@ -152,6 +153,10 @@ int craft_host_add_group(struct craft_host *h, uint64_t group, const struct craf
                                      "frame_bytes_max");
         return CRAFT_EINVAL;
     }
+    if (group == HOST_MSG_GROUP) {
+        snprintf(errbuf, errbuf_cap, "invalid group id %" PRIu64 " (reserved)", group);
+        return CRAFT_EINVAL;
+    }
     if (h->glog != NULL && c.data_dir == NULL && c.entry_bytes_max > h->entry_bytes_max) {
         snprintf(errbuf, errbuf_cap, "invalid configuration: entry_bytes_max exceeds the "
                                      "host's (the shared log's records)");
@@ -210,6 +215,8 @@ int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fs
     hc.n_peers = n->loop_book.n;
     hc.frame_bytes_max = (uint32_t)group_msg_bytes_max(cfg);
     hc.seed = cfg->seed;
+    /* One group: its own heartbeats are its process's; an idle one costs little. */
+    hc.quiesce = false;
     struct craft_host *h;
     rc = craft_host_create(&hc, &h, errbuf, errbuf_cap);
     if (rc != CRAFT_OK) {

@@ -243,6 +243,10 @@ struct craft_node {
     struct rt_item *round_items;
     uint64_t next_wake;
     size_t loop_index; /* its entry in host->loop, set at each refresh */
+    /* Quiescence (quiesce.c), loop thread: not ticked while quiesced; a leader's quiet
+     * spell (since when, in which term, at which last index; since 0: not quiet). */
+    bool quiesced;
+    uint64_t quiet_since, quiet_term, quiet_index;
     uint32_t slot;     /* its inbox's filled flag in the host's slots */
 
     /* Loop thread. */
@@ -364,6 +368,10 @@ struct rt_loop_entry {
     uint64_t group;      /* g->group, for lookups by binary search */
 };
 
+/* Peer processes a host pings (process liveness): more are not pinged, and the groups they
+ * lead wake only through their own timers. */
+#define HOST_PEERS_MAX 256
+
 /* Inbox flags per chunk of the host's slots (one cache line). */
 #define HOST_SLOTS_PER_CHUNK 64
 
@@ -420,6 +428,21 @@ struct craft_host {
 
     atomic_uint_fast64_t rounds, msgs_unknown_group;
 
+    /* Quiescence and process liveness (quiesce.c; multiraft.md): the peer processes
+     * (entries never move; added under mu, published by n_peers; `heard` written by the
+     * receiving thread, the rest by the loop), pinged every heartbeat_ms; a peer unheard
+     * for peer_timeout_ms is down, and the quiesced groups it led wake. */
+    bool quiesce;
+    uint32_t heartbeat_ms, peer_timeout_ms;
+    struct host_peer {
+        uint64_t id;
+        atomic_uint_fast64_t heard;
+        bool down;
+    } peers[HOST_PEERS_MAX];
+    atomic_size_t n_peers;
+    uint64_t next_ping;
+    atomic_uint_fast64_t groups_quiesced;
+
     /* Storage: the shared log of the groups without a data directory of their own (NULL
      * without the host's data_dir), and the one disk thread of every group. glog_mu is held
      * for each call on the log: the disk thread's, and a group's recovery while it is
@@ -466,6 +489,27 @@ void rt_host_learn_peer(struct craft_host *h, uint64_t id, const char *addr);
 void rt_host_release_slot(struct craft_node *n);
 void rt_post(struct craft_node *n, struct rt_req *r);
 void rt_fail(struct craft_node *n, int err, const char *what);
+
+/* quiesce.c: a group's quiescence, on the loop thread (host_msg.h for the messages). */
+struct host_msg;
+/* Work for group n (local: from this process, not a message of another replica): if it
+ * was quiesced it ticks again, and (local) tells the other replicas to. */
+void rt_quiesce_wake(struct craft_node *n, bool local, uint64_t now);
+/* After a round n was stepped in: a leader with nothing in flight for a few heartbeat
+ * intervals quiesces and tells its followers. */
+void rt_quiesce_check(struct craft_node *n, uint64_t now);
+/* Whether Raft message bytes for n wake it (it is quiesced, and the message is not an
+ * answer to its last heartbeats); after stepping any message into a quiesced replica,
+ * rt_quiesce_settle wakes it if its term or role changed. */
+bool rt_quiesce_msg_wakes(const struct craft_node *n, const uint8_t *bytes, size_t len);
+void rt_quiesce_settle(struct craft_node *n, uint64_t now);
+/* A host message (QUIESCE or WAKE) for n from node `from`. */
+void rt_quiesce_recv(struct craft_node *n, uint64_t from, const struct host_msg *m, uint64_t now);
+/* n leaves the loop (removal): if quiesced, the other replicas are told to wake. */
+void rt_quiesce_leave(struct craft_node *n);
+/* Sends host message m for group (HOST_MSG_GROUP: the host itself) to process `to`: loop
+ * thread. */
+void rt_host_send_msg(struct craft_host *h, uint64_t to, uint64_t group, const struct host_msg *m);
 
 /* mem_net.c */
 struct craft_transport *rt_mem_net_attach(struct craft_mem_net *net, uint64_t id,

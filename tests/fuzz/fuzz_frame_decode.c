@@ -3,12 +3,15 @@
  * The input is treated as a received byte stream, as the transport's receive path does:
  * the first frame is the handshake (its own size limit), later frames are group-addressed
  * messages. Every decoded frame must lie inside the input and respect the limit; a decoded
- * handshake and a message frame's header must re-encode to the same bytes. ASan/UBSan catch any read outside the input. */
+ * handshake and a message frame's header must re-encode to the same bytes; a message that
+ * decodes as a host message (runtime/host_msg.h) must re-encode to its bytes. ASan/UBSan
+ * catch any read outside the input. */
 #include <stdbool.h>
 #include <string.h>
 
 #include "base/assert.h"
 #include "base/err.h"
+#include "runtime/host_msg.h"
 #include "transport/frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,7 +67,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uint8_t mhdr[CRAFT_MESSAGE_HEADER_BYTES];
             craft_message_header_encode(mhdr, group, (uint32_t)msg_len);
             CRAFT_ASSERT(memcmp(mhdr, data + off, sizeof(mhdr)) == 0);
-            /* The message is opaque here: touch every byte for ASan. */
+            struct host_msg hm;
+            if (host_msg_decode(msg, msg_len, &hm)) {
+                uint8_t again[HOST_MSG_BYTES_MAX];
+                size_t n = host_msg_encode(&hm, again);
+                CRAFT_ASSERT(host_msg_is(msg, msg_len) && n == msg_len &&
+                             memcmp(again, msg, n) == 0);
+            }
+            /* The Raft message is opaque here: touch every byte for ASan. */
             volatile uint8_t sum = 0;
             for (size_t i = 0; i < msg_len; i++) {
                 sum = (uint8_t)(sum + msg[i]);

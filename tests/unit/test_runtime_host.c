@@ -118,6 +118,8 @@ static void host_start(struct world *w, int h)
         hc.transport = CRAFT_TRANSPORT_MEM;
         hc.mem_net = w->net;
     }
+    hc.heartbeat_ms = w->heartbeat_ms;
+    hc.peer_timeout_ms = w->election_timeout_ms;
     char dir[400];
     if (w->storage == SHARED_LOG) {
         snprintf(dir, sizeof dir, "%s/h%d", w->base_dir, h);
@@ -339,6 +341,122 @@ static void run(enum storage storage)
     world_destroy(&w);
 }
 
+/* The groups of host h that can quiesce: those with all three replicas running (a leader
+ * waits for every member to hold its whole log; group EXTRA_GROUP lacks one from the
+ * start). */
+static uint64_t quiescable(const struct world *w, int h)
+{
+    uint64_t count = 0;
+    for (int gi = 0; gi <= GROUPS; gi++) {
+        bool all = true;
+        for (int x = 1; x <= HOSTS; x++) {
+            all = all && w->g[x][gi] != NULL;
+        }
+        count += all && w->g[h][gi] != NULL;
+    }
+    return count;
+}
+
+/* Waits until host h has `want` groups quiesced. */
+static bool wait_quiesced(struct world *w, int h, uint64_t want)
+{
+    uint64_t end = rc_mono_ms() + RC_WAIT_MS;
+    struct craft_host_stats hs;
+    do {
+        craft_host_stats(w->hosts[h], &hs);
+    } while (hs.groups_quiesced != want && rc_mono_ms() < end && usleep(5000) == 0);
+    if (hs.groups_quiesced != want) {
+        fprintf(stderr, "host %d: %" PRIu64 " groups quiesced, want %" PRIu64 "\n", h,
+                hs.groups_quiesced, want);
+        for (int gi = 0; gi <= GROUPS; gi++) {
+            struct craft_stats st;
+            if (w->g[h][gi] != NULL) {
+                craft_stats(w->g[h][gi], &st);
+                if (!st.quiesced) {
+                    fprintf(stderr, "  group %" PRIu64 ": role %d term %" PRIu64 " commit %"
+                            PRIu64 " last %" PRIu64 " applied %" PRIu64 " leader %" PRIu64 "\n",
+                            group_id(gi), (int)st.role, st.term, st.commit, st.last_index,
+                            st.applied, st.leader);
+                }
+            }
+        }
+    }
+    return hs.groups_quiesced == want;
+}
+
+/* Quiescence: idle groups stop ticking on every replica and send nothing; work wakes a
+ * group; a quiesced leader that leaves wakes its followers; the followers of a leader
+ * whose process stops learn it from the process heartbeats and elect. */
+static void test_quiesce(void)
+{
+    struct world w;
+    world_init(&w, MEM);
+    for (int h = 1; h <= HOSTS; h++) {
+        host_start(&w, h);
+    }
+    for (int gi = 0; gi <= GROUPS; gi++) {
+        CHECK(group_leader(&w, gi) != 0);
+        group_add(&w, gi, (uint64_t)gi + 1, 1, (uint64_t)gi + 1);
+    }
+    for (int h = 1; h <= HOSTS; h++) {
+        CHECK(wait_quiesced(&w, h, quiescable(&w, h)));
+    }
+    struct craft_stats xs;
+    craft_stats(w.g[1][GROUPS], &xs);
+    CHECK(!xs.quiesced); /* its leader waits for host 3, which lacks it */
+    /* Quiesced, a group sends nothing (stats requests do not wake it). */
+    uint64_t sent[HOSTS + 1][GROUPS + 1];
+    for (int h = 1; h <= HOSTS; h++) {
+        for (int gi = 0; gi <= GROUPS; gi++) {
+            struct craft_stats st;
+            if (w.g[h][gi] != NULL) {
+                craft_stats(w.g[h][gi], &st);
+                sent[h][gi] = st.msgs_sent;
+            }
+        }
+    }
+    usleep(5 * 1000 * w.heartbeat_ms);
+    for (int h = 1; h <= HOSTS; h++) {
+        for (int gi = 0; gi <= GROUPS; gi++) {
+            struct craft_stats st;
+            if (w.g[h][gi] != NULL && gi < GROUPS) {
+                craft_stats(w.g[h][gi], &st);
+                CHECK(st.quiesced && st.msgs_sent == sent[h][gi]);
+            }
+        }
+        struct craft_host_stats hs;
+        craft_host_stats(w.hosts[h], &hs);
+        CHECK(hs.groups_quiesced == quiescable(&w, h));
+    }
+
+    /* Work wakes a group on every replica; idle again, it quiesces again. */
+    group_add(&w, 2, 3, 2, 3 * 3);
+    for (int h = 1; h <= HOSTS; h++) {
+        CHECK(wait_quiesced(&w, h, quiescable(&w, h)));
+    }
+
+    /* A quiesced leader replica removed: the two others wake and elect. */
+    int l = group_leader(&w, 1);
+    CHECK(l != 0);
+    craft_node_destroy(w.g[l][1]);
+    w.g[l][1] = NULL;
+    CHECK(group_leader(&w, 1) != 0 && group_leader(&w, 1) != l);
+    group_add(&w, 1, 2, 1, 2 * 2);
+
+    /* The leader process of quiesced groups stops: the other processes stop hearing it,
+     * wake the groups it led, and those elect. */
+    CHECK(wait_quiesced(&w, 3, quiescable(&w, 3)));
+    l = group_leader(&w, 3);
+    CHECK(l != 0);
+    host_stop(&w, l);
+    for (int gi = 2; gi < GROUPS; gi++) {
+        CHECK(group_leader(&w, gi) != 0);
+        group_add(&w, gi, (uint64_t)gi + 1, 1, (uint64_t)gi + 1 + (gi == 2 ? 6 : 0) +
+                                                  ((uint64_t)gi + 1));
+    }
+    world_destroy(&w);
+}
+
 /* Bad configurations get a clear error and leave nothing running. */
 static void test_bad_input(void)
 {
@@ -450,5 +568,6 @@ int main(void)
     run_case("mem", test_mem);
     run_case("tcp_disk", test_tcp_disk);
     run_case("tcp_shared_log", test_tcp_shared_log);
+    run_case("quiesce", test_quiesce);
     return unit_finish();
 }
