@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "base/assert.h"
@@ -156,15 +157,37 @@ static void peer_add(struct craft_host *h, uint64_t id)
     pthread_mutex_unlock(&h->mu);
 }
 
-/* Any frame from process `from` says it is alive. */
-static void peer_heard(struct craft_host *h, uint64_t from)
+/* Any frame from process `from` says it is alive; a PING also says since when. */
+static void peer_heard(struct craft_host *h, uint64_t from, uint64_t group, const uint8_t *bytes,
+                       size_t len)
 {
     struct host_peer *p = peer_find(h, from);
     if (p == NULL) {
         peer_add(h, from);
-        return;
+        p = peer_find(h, from);
+        if (p == NULL) {
+            return; /* HOST_PEERS_MAX reached */
+        }
     }
     atomic_store_explicit(&p->heard, rt_now_ms(), memory_order_relaxed);
+    struct host_msg m;
+    if (group == HOST_MSG_GROUP && host_msg_decode(bytes, len, &m) && m.kind == HOST_MSG_PING) {
+        atomic_store_explicit(&p->incarnation, m.term, memory_order_relaxed);
+    }
+}
+
+static bool conf_has(const struct craft_conf *c, uint64_t id)
+{
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        if (c->voters[i] == id) return true;
+    }
+    for (uint32_t i = 0; i < c->n_voters_outgoing; i++) {
+        if (c->voters_outgoing[i] == id) return true;
+    }
+    for (uint32_t i = 0; i < c->n_learners; i++) {
+        if (c->learners[i] == id) return true;
+    }
+    return false;
 }
 
 void rt_host_send_msg(struct craft_host *h, uint64_t to, uint64_t group, const struct host_msg *m)
@@ -185,23 +208,28 @@ static void peers_tick(struct craft_host *h, uint64_t now)
         return;
     }
     h->next_ping = now + h->heartbeat_ms;
-    struct host_msg ping = {.kind = HOST_MSG_PING};
+    struct host_msg ping = {.kind = HOST_MSG_PING, .term = h->incarnation};
     size_t n = atomic_load_explicit(&h->n_peers, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
         struct host_peer *p = &h->peers[i];
         rt_host_send_msg(h, p->id, HOST_MSG_GROUP, &ping);
         uint64_t heard = atomic_load_explicit(&p->heard, memory_order_relaxed);
+        uint64_t inc = atomic_load_explicit(&p->incarnation, memory_order_relaxed);
         bool down = now > heard && now - heard > h->peer_timeout_ms;
-        if (down && !p->down && atomic_load(&h->groups_quiesced) > 0) {
+        bool gone = down && !p->down;
+        bool restarted = inc != p->incarnation_seen;
+        if ((gone || restarted) && atomic_load(&h->groups_quiesced) > 0) {
             for (size_t k = 0; k < h->n_loop; k++) {
                 struct craft_node *g = h->loop[k].g;
-                if (g->quiesced && g->last_leader == p->id) {
+                if (g->quiesced && ((gone && g->last_leader == p->id) ||
+                                    (restarted && conf_has(&g->last_conf, p->id)))) {
                     activate(h, g);
                     rt_quiesce_wake(g, false, now);
                 }
             }
         }
         p->down = down;
+        p->incarnation_seen = inc;
     }
 }
 
@@ -227,7 +255,7 @@ static void recv_direct(void *ctx, uint64_t from, uint64_t group, const uint8_t 
                         size_t len)
 {
     struct craft_host *h = ctx;
-    peer_heard(h, from);
+    peer_heard(h, from, group, bytes, len);
     if (group == HOST_MSG_GROUP) {
         return; /* a PING: heard */
     }
@@ -247,7 +275,7 @@ static void recv_queued(void *ctx, uint64_t from, uint64_t group, const uint8_t 
                         size_t len)
 {
     struct craft_host *h = ctx;
-    peer_heard(h, from);
+    peer_heard(h, from, group, bytes, len);
     if (group == HOST_MSG_GROUP) {
         return; /* a PING: heard */
     }
@@ -807,6 +835,9 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
     h->frame_bytes_max = cfg->frame_bytes_max;
     h->seed = cfg->seed;
     h->quiesce = cfg->quiesce;
+    if (getrandom(&h->incarnation, sizeof h->incarnation, 0) != sizeof h->incarnation) {
+        h->incarnation = rt_now_ms() ^ (cfg->id << 32) ^ (uint64_t)(uintptr_t)h;
+    }
     h->heartbeat_ms = cfg->heartbeat_ms;
     h->peer_timeout_ms = cfg->peer_timeout_ms;
     pthread_mutex_init(&h->mu, NULL);

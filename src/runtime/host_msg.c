@@ -23,7 +23,7 @@ static size_t kind_len(uint8_t kind)
 {
     switch (kind) {
     case HOST_MSG_PING:
-        return 2;
+        return 10;
     case HOST_MSG_QUIESCE:
         return 18;
     case HOST_MSG_WAKE:

@@ -4,8 +4,9 @@
  * from Raft messages by their first byte, HOST_MSG_MAGIC, which no Raft message starts
  * with (the message codec's version byte is 1):
  *
- *   PING     frame group HOST_MSG_GROUP   u8 magic, u8 kind = 1
- *            a process heartbeat: the sender is alive.
+ *   PING     frame group HOST_MSG_GROUP   u8 magic, u8 kind = 1, u64 incarnation
+ *            a process heartbeat: the sender is alive, and since when (a random number
+ *            drawn when its host started: a new one says it restarted).
  *   QUIESCE  frame group g                u8 magic, u8 kind = 2, u64 term, u64 index
  *            g's leader (the sender) in term, with every entry through index, the last,
  *            committed and replicated everywhere, stops ticking g; so may the receiver.
@@ -30,7 +31,7 @@ enum host_msg_kind { HOST_MSG_PING = 1, HOST_MSG_QUIESCE = 2, HOST_MSG_WAKE = 3 
 
 struct host_msg {
     uint8_t kind;
-    uint64_t term;  /* QUIESCE, WAKE */
+    uint64_t term;  /* QUIESCE, WAKE; PING: the incarnation */
     uint64_t index; /* QUIESCE */
 };
 

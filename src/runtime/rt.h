@@ -437,8 +437,13 @@ struct craft_host {
     struct host_peer {
         uint64_t id;
         atomic_uint_fast64_t heard;
+        /* The incarnation its last PING named (receiving thread), and the one the loop
+         * last acted on: a new one is a restart, whose replicas start awake. */
+        atomic_uint_fast64_t incarnation;
+        uint64_t incarnation_seen;
         bool down;
     } peers[HOST_PEERS_MAX];
+    uint64_t incarnation; /* this host's, random */
     atomic_size_t n_peers;
     uint64_t next_ping;
     atomic_uint_fast64_t groups_quiesced;

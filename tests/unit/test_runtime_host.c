@@ -238,6 +238,49 @@ static void group_add(struct world *w, int gi, uint64_t delta, int count, uint64
     CHECK(all);
 }
 
+/* The groups of host h that can quiesce: those with all three replicas running (a leader
+ * waits for every member to hold its whole log; group EXTRA_GROUP lacks one from the
+ * start). */
+static uint64_t quiescable(const struct world *w, int h)
+{
+    uint64_t count = 0;
+    for (int gi = 0; gi <= GROUPS; gi++) {
+        bool all = true;
+        for (int x = 1; x <= HOSTS; x++) {
+            all = all && w->g[x][gi] != NULL;
+        }
+        count += all && w->g[h][gi] != NULL;
+    }
+    return count;
+}
+
+/* Waits until host h has `want` groups quiesced. */
+static bool wait_quiesced(struct world *w, int h, uint64_t want)
+{
+    uint64_t end = rc_mono_ms() + RC_WAIT_MS;
+    struct craft_host_stats hs;
+    do {
+        craft_host_stats(w->hosts[h], &hs);
+    } while (hs.groups_quiesced != want && rc_mono_ms() < end && usleep(5000) == 0);
+    if (hs.groups_quiesced != want) {
+        fprintf(stderr, "host %d: %" PRIu64 " groups quiesced, want %" PRIu64 "\n", h,
+                hs.groups_quiesced, want);
+        for (int gi = 0; gi <= GROUPS; gi++) {
+            struct craft_stats st;
+            if (w->g[h][gi] != NULL) {
+                craft_stats(w->g[h][gi], &st);
+                if (!st.quiesced) {
+                    fprintf(stderr, "  group %" PRIu64 ": role %d term %" PRIu64 " commit %"
+                            PRIu64 " last %" PRIu64 " applied %" PRIu64 " leader %" PRIu64 "\n",
+                            group_id(gi), (int)st.role, st.term, st.commit, st.last_index,
+                            st.applied, st.leader);
+                }
+            }
+        }
+    }
+    return hs.groups_quiesced == want;
+}
+
 /* What a host with a data directory keeps: the shared log's segments, one snapshot
  * directory per group, nothing else (no log per group). */
 static void check_shared_layout(struct world *w, int h)
@@ -338,50 +381,30 @@ static void run(enum storage storage)
             check_shared_layout(&w, 1);
         }
     }
+    /* Idle again, the groups whose replicas all run quiesce again. */
+    for (int h = 1; h <= HOSTS; h++) {
+        if (w.hosts[h] != NULL) {
+            CHECK(wait_quiesced(&w, h, quiescable(&w, h)));
+        }
+    }
+    if (storage == SHARED_LOG) {
+        /* Host 3 restarts at once, while its peers' groups are quiesced: its new
+         * incarnation wakes them, their leaders heartbeat its new replicas, and every
+         * group quiesces again once idle. */
+        host_stop(&w, 3);
+        for (int gi = 0; gi < GROUPS; gi++) {
+            struct counter *k = &w.fsms[3][gi];
+            pthread_mutex_lock(&k->mu);
+            k->total = k->applied = k->n_cmds = k->restores = 0;
+            pthread_mutex_unlock(&k->mu);
+        }
+        host_start(&w, 3);
+        for (int h = 1; h <= HOSTS; h++) {
+            CHECK(wait_quiesced(&w, h, quiescable(&w, h)));
+        }
+        group_add(&w, 3, 4, 1, 7 * 4);
+    }
     world_destroy(&w);
-}
-
-/* The groups of host h that can quiesce: those with all three replicas running (a leader
- * waits for every member to hold its whole log; group EXTRA_GROUP lacks one from the
- * start). */
-static uint64_t quiescable(const struct world *w, int h)
-{
-    uint64_t count = 0;
-    for (int gi = 0; gi <= GROUPS; gi++) {
-        bool all = true;
-        for (int x = 1; x <= HOSTS; x++) {
-            all = all && w->g[x][gi] != NULL;
-        }
-        count += all && w->g[h][gi] != NULL;
-    }
-    return count;
-}
-
-/* Waits until host h has `want` groups quiesced. */
-static bool wait_quiesced(struct world *w, int h, uint64_t want)
-{
-    uint64_t end = rc_mono_ms() + RC_WAIT_MS;
-    struct craft_host_stats hs;
-    do {
-        craft_host_stats(w->hosts[h], &hs);
-    } while (hs.groups_quiesced != want && rc_mono_ms() < end && usleep(5000) == 0);
-    if (hs.groups_quiesced != want) {
-        fprintf(stderr, "host %d: %" PRIu64 " groups quiesced, want %" PRIu64 "\n", h,
-                hs.groups_quiesced, want);
-        for (int gi = 0; gi <= GROUPS; gi++) {
-            struct craft_stats st;
-            if (w->g[h][gi] != NULL) {
-                craft_stats(w->g[h][gi], &st);
-                if (!st.quiesced) {
-                    fprintf(stderr, "  group %" PRIu64 ": role %d term %" PRIu64 " commit %"
-                            PRIu64 " last %" PRIu64 " applied %" PRIu64 " leader %" PRIu64 "\n",
-                            group_id(gi), (int)st.role, st.term, st.commit, st.last_index,
-                            st.applied, st.leader);
-                }
-            }
-        }
-    }
-    return hs.groups_quiesced == want;
 }
 
 /* Quiescence: idle groups stop ticking on every replica and send nothing; work wakes a
