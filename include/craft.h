@@ -246,7 +246,13 @@ struct craft_host_config {
      * leader's lease runs out: lease reads then wait for a heartbeat round. */
     bool quiesce;
     uint32_t heartbeat_ms, peer_timeout_ms;
+    /* Threads that run the groups' state machines (default 2, at most
+     * CRAFT_HOST_APPLY_THREADS_MAX). A group's applies run in order on one of them; a slow
+     * state machine delays the groups sharing its thread, so a state machine's callbacks
+     * must not wait for another group's futures. */
+    uint32_t apply_threads;
 };
+#define CRAFT_HOST_APPLY_THREADS_MAX 64
 
 /* Fills cfg with the defaults above for process id. */
 void craft_host_config_default(struct craft_host_config *cfg, uint64_t id);

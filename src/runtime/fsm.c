@@ -1,5 +1,6 @@
-/* The state machine thread (apply, restore, read completion, snapshot capture) and the
- * snapshot thread (writes a captured snapshot while apply goes on).
+/* A group's state machine jobs (apply, restore, read completion, snapshot capture), run
+ * by the host's apply threads (apply_pool.c), and the snapshot thread (writes a captured
+ * snapshot while apply goes on).
  *
  * A stored snapshot is a runtime header, then the state machine's bytes. The header holds
  * the address book as of the snapshot's index, so that a node restored from a snapshot
@@ -251,7 +252,7 @@ void rt_fsm_job_free(struct rt_fsm_job *j)
     free(j);
 }
 
-struct apply_scratch {
+struct rt_apply_scratch {
     struct craft_command *cmds;
     void **results;
     size_t *from; /* cmds[k] is entries[from[k]] */
@@ -273,7 +274,7 @@ static void fail_job_futures(struct rt_fsm_job *j)
     }
 }
 
-static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct apply_scratch *s)
+static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct rt_apply_scratch *s)
 {
     if (j->n > s->cap) {
         size_t cap = j->n * 2;
@@ -344,55 +345,64 @@ static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct apply_s
     atomic_fetch_add(&n->n_entries_applied, j->n);
 }
 
-void *rt_fsm_main(void *arg)
+struct rt_apply_scratch *rt_apply_scratch_new(void)
 {
-    pthread_setname_np(pthread_self(), "craft-fsm"); /* top -H, perf, gdb */
-    struct craft_node *n = arg;
-    struct apply_scratch s = {0};
-    for (;;) {
-        struct rt_item *it = rt_queue_take_all(&n->fsm_q, 0);
-        if (it == NULL) {
+    return calloc(1, sizeof(struct rt_apply_scratch));
+}
+
+void rt_apply_scratch_free(struct rt_apply_scratch *s)
+{
+    if (s != NULL) {
+        free(s->cmds);
+        free(s->results);
+        free(s->from);
+        free(s);
+    }
+}
+
+size_t rt_fsm_run(struct craft_node *n, struct rt_item *it, struct rt_apply_scratch *s)
+{
+    size_t count = 0;
+    while (it != NULL) {
+        struct rt_fsm_job *j = (struct rt_fsm_job *)it;
+        it = it->next;
+        count++;
+        if (atomic_load(&n->failed) != CRAFT_OK) {
+            /* The state machine's state is unknown after a failure: apply nothing. */
+            fail_job_futures(j);
+            rt_fsm_job_free(j);
+            continue;
+        }
+        switch (j->kind) {
+        case FSM_APPLY:
+            apply_job(n, j, s);
+            break;
+        case FSM_RESTORE: {
+            int rc = rt_fsm_restore(n, &j->meta);
+            if (rc != CRAFT_OK) {
+                rt_fail(n, rc, "snapshot restore");
+            }
             break;
         }
-        while (it != NULL) {
-            struct rt_fsm_job *j = (struct rt_fsm_job *)it;
-            it = it->next;
-            if (atomic_load(&n->failed) != CRAFT_OK) {
-                /* The state machine's state is unknown after a failure: apply nothing. */
-                fail_job_futures(j);
-                rt_fsm_job_free(j);
-                continue;
-            }
-            switch (j->kind) {
-            case FSM_APPLY:
-                apply_job(n, j, &s);
-                break;
-            case FSM_RESTORE: {
-                int rc = rt_fsm_restore(n, &j->meta);
-                if (rc != CRAFT_OK) {
-                    rt_fail(n, rc, "snapshot restore");
-                }
-                break;
-            }
-            case FSM_READ:
-                rt_future_complete(j->f, CRAFT_OK,
-                                   n->fsm_applied > j->index ? n->fsm_applied : j->index, NULL);
-                break;
-            case FSM_SNAPSHOT:
-                take_snapshot(n);
-                break;
-            default:
-                CRAFT_UNREACHABLE();
-            }
-            rt_fsm_job_free(j);
+        case FSM_READ:
+            rt_future_complete(j->f, CRAFT_OK,
+                               n->fsm_applied > j->index ? n->fsm_applied : j->index, NULL);
+            break;
+        case FSM_SNAPSHOT:
+            take_snapshot(n);
+            break;
+        default:
+            CRAFT_UNREACHABLE();
         }
+        rt_fsm_job_free(j);
     }
+    return count;
+}
+
+void rt_fsm_join_snapshot(struct craft_node *n)
+{
     if (n->snap_thread_started) {
         pthread_join(n->snap_thread, NULL);
         n->snap_thread_started = false;
     }
-    free(s.cmds);
-    free(s.results);
-    free(s.from);
-    return NULL;
 }

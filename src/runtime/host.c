@@ -592,6 +592,7 @@ int rt_host_attach(struct craft_host *h, struct craft_node *n)
         return CRAFT_ENOMEM;
     }
     n->inbox.filled = &h->slot_chunks[n->slot / HOST_SLOTS_PER_CHUNK][n->slot % HOST_SLOTS_PER_CHUNK];
+    rt_apply_assign(h, n);
     atomic_store(n->inbox.filled, false);
     size_t at = lower_bound(h->groups, h->n_groups, n->group);
     memmove(h->groups + at + 1, h->groups + at, (h->n_groups - at) * sizeof *h->groups);
@@ -599,10 +600,6 @@ int rt_host_attach(struct craft_host *h, struct craft_node *n)
     h->n_groups++;
     h->gen++;
     pthread_mutex_unlock(&h->mu);
-    /* The loop may step the group before this runs: its jobs wait in their queue. */
-    if (pthread_create(&n->fsm_thread, NULL, rt_fsm_main, n) != 0) {
-        CRAFT_UNREACHABLE(); /* TODO(limits): unwind partially started threads */
-    }
     wake_loop(h);
     return CRAFT_OK;
 }
@@ -641,6 +638,7 @@ void craft_host_config_default(struct craft_host_config *cfg, uint64_t id)
     cfg->log_segment_bytes = 64ull << 20;
     cfg->entry_bytes_max = 1u << 20;
     cfg->quiesce = true;
+    cfg->apply_threads = 2;
     cfg->heartbeat_ms = 100;
     cfg->peer_timeout_ms = 1000;
 }
@@ -760,6 +758,7 @@ static int open_log(struct craft_host *h, const struct craft_host_config *cfg, c
 static void host_free(struct craft_host *h)
 {
     CRAFT_ASSERT(h->n_groups == 0 && h->n_leaving == 0);
+    rt_apply_pool_stop(h);
     if (h->disk_started) {
         rt_queue_close(&h->disk_q);
         pthread_join(h->disk_thread, NULL);
@@ -807,6 +806,10 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
         snprintf(errbuf, errbuf_cap, "invalid configuration: %s",
                  cfg->id == 0 ? "id" : cfg->transport == CRAFT_TRANSPORT_MEM ? "mem_net"
                                                                               : "transport");
+        return CRAFT_EINVAL;
+    }
+    if (cfg->apply_threads == 0 || cfg->apply_threads > CRAFT_HOST_APPLY_THREADS_MAX) {
+        snprintf(errbuf, errbuf_cap, "invalid configuration: apply_threads");
         return CRAFT_EINVAL;
     }
     if (cfg->quiesce && (cfg->heartbeat_ms == 0 || cfg->peer_timeout_ms <= cfg->heartbeat_ms)) {
@@ -863,6 +866,11 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
         CRAFT_UNREACHABLE(); /* TODO(limits): a thread that cannot start */
     }
     h->disk_started = true;
+    if (rt_apply_pool_start(h, cfg->apply_threads) != CRAFT_OK) {
+        snprintf(errbuf, errbuf_cap, "out of memory");
+        host_free(h);
+        return CRAFT_ENOMEM;
+    }
     if (pthread_create(&h->loop_thread, NULL, host_main, h) != 0) {
         CRAFT_UNREACHABLE(); /* TODO(limits): a thread that cannot start */
     }

@@ -318,7 +318,7 @@ static void port_apply(void *ctx, const struct craft_entry *entries, size_t coun
     }
     n->since_snap_entries += count;
     n->since_snap_bytes += bytes;
-    (void)rt_queue_push(&n->fsm_q, &j->item, false, 0);
+    rt_fsm_push(n, j);
 }
 
 static void port_restore(void *ctx, const struct craft_snapshot_meta *meta)
@@ -333,7 +333,7 @@ static void port_restore(void *ctx, const struct craft_snapshot_meta *meta)
     j->kind = FSM_RESTORE;
     j->meta = *meta;
     n->since_snap_entries = n->since_snap_bytes = 0;
-    (void)rt_queue_push(&n->fsm_q, &j->item, false, 0);
+    rt_fsm_push(n, j);
 }
 
 static int port_snapshot_read(void *ctx, const struct craft_snapshot_meta *meta,
@@ -389,7 +389,7 @@ static void post_fsm_read(struct craft_node *n, struct craft_future *f, uint64_t
     j->kind = FSM_READ;
     j->f = f;
     j->index = index;
-    (void)rt_queue_push(&n->fsm_q, &j->item, false, 0);
+    rt_fsm_push(n, j);
 }
 
 static void port_read(void *ctx, const struct craft_read_state *rs)
@@ -554,7 +554,7 @@ static void start_snapshot(struct craft_node *n)
     CRAFT_ASSERT(j != NULL);
     j->kind = FSM_SNAPSHOT;
     n->snapshot_running = true;
-    (void)rt_queue_push(&n->fsm_q, &j->item, false, 0);
+    rt_fsm_push(n, j);
 }
 
 /* How many entries before a snapshot's index stay in the log: trailing_entries, but not
@@ -631,7 +631,7 @@ static void fill_stats(struct craft_node *n, struct craft_stats *s)
     }
     s->proposals_queued = blocked + rt_queue_bounded_len(&n->inbox);
     s->disk_jobs_queued = n->disk_jobs_pushed - atomic_load(&n->disk_jobs_finished);
-    s->apply_jobs_queued = rt_queue_len(&n->fsm_q);
+    s->apply_jobs_queued = n->apply_pushed - atomic_load(&n->apply_finished);
     s->disk_writes = atomic_load(&n->n_disk_writes);
     s->disk_syncs = atomic_load(&n->n_disk_syncs);
     s->entries_written = atomic_load(&n->n_entries_written);

@@ -217,6 +217,7 @@ int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fs
     hc.seed = cfg->seed;
     /* One group: its own heartbeats are its process's; an idle one costs little. */
     hc.quiesce = false;
+    hc.apply_threads = 1; /* one state machine: one thread, as before hosts */
     struct craft_host *h;
     rc = craft_host_create(&hc, &h, errbuf, errbuf_cap);
     if (rc != CRAFT_OK) {
@@ -246,8 +247,7 @@ void craft_node_destroy(struct craft_node *n)
     int claimed = rt_host_claim(h, n->group, true);
     rt_host_detach(n); /* the loop let go of it: no thread steps it any more */
     rt_disk_wait(n);   /* and the host's disk thread is done with its jobs */
-    rt_queue_close(&n->fsm_q);
-    pthread_join(n->fsm_thread, NULL);
+    rt_apply_release(n); /* and its apply thread with its state machine jobs */
     /* Requests that arrived after the loop's last pass. */
     for (struct rt_item *it = rt_queue_take_all(&n->inbox, 0); it != NULL;) {
         struct rt_req *r = (struct rt_req *)it;

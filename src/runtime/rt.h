@@ -284,9 +284,15 @@ struct craft_node {
      * none). */
     size_t disk_acc;
 
-    /* State machine thread. */
+    /* State machine jobs, run by the host's apply thread apply_thread (apply_pool.c): the
+     * loop queues them (and counts them, apply_pushed), the thread runs them (and counts
+     * them, apply_finished, after its last touch of the group). */
     struct rt_queue fsm_q;
-    pthread_t fsm_thread;
+    struct rt_apply_thread *apply_thread;
+    struct rt_item apply_ticket; /* in apply_thread's ready queue while apply_scheduled */
+    atomic_bool apply_scheduled;
+    uint64_t apply_pushed;
+    atomic_uint_fast64_t apply_finished;
     uint64_t fsm_applied, fsm_applied_term;
     struct craft_conf fsm_conf;
     struct rt_book fsm_book;
@@ -332,8 +338,33 @@ void rt_disk_wait(struct craft_node *n);
 int rt_disk_write_now(struct craft_node *n, const struct craft_batch *b);
 void rt_disk_job_free(struct rt_disk_job *j);
 
-/* fsm.c */
-void *rt_fsm_main(void *arg);
+/* fsm.c: a group's state machine jobs, on its apply thread. */
+struct rt_apply_scratch;
+struct rt_apply_scratch *rt_apply_scratch_new(void); /* NULL: out of memory */
+void rt_apply_scratch_free(struct rt_apply_scratch *s);
+/* Runs the jobs (a list) in order and frees them; returns how many there were. */
+size_t rt_fsm_run(struct craft_node *n, struct rt_item *jobs, struct rt_apply_scratch *s);
+/* Waits for the group's snapshot thread, if one ran. */
+void rt_fsm_join_snapshot(struct craft_node *n);
+
+/* apply_pool.c: the host's apply threads. */
+struct rt_apply_thread {
+    struct craft_host *host;
+    pthread_t thread;
+    struct rt_queue ready; /* the tickets of groups with jobs */
+    size_t groups;         /* under host->mu: groups assigned */
+};
+/* Starts `threads` apply threads (at least 1). CRAFT_ENOMEM. */
+int rt_apply_pool_start(struct craft_host *h, size_t threads);
+/* Stops them (every group gone). */
+void rt_apply_pool_stop(struct craft_host *h);
+/* Assigns group n the thread with the fewest groups: under h->mu. */
+void rt_apply_assign(struct craft_host *h, struct craft_node *n);
+/* Queues job j of group n: loop thread. */
+void rt_fsm_push(struct craft_node *n, struct rt_fsm_job *j);
+/* For a removed group (no job queued any more): waits until its thread ran every job and
+ * its snapshot thread ended, and gives its place on the thread back. */
+void rt_apply_release(struct craft_node *n);
 void rt_fsm_job_free(struct rt_fsm_job *j);
 /* Restores the state machine from the newest snapshot, which must match meta. */
 int rt_fsm_restore(struct craft_node *n, const struct craft_snapshot_meta *meta);
@@ -463,6 +494,14 @@ struct craft_host {
     pthread_mutex_t disk_mu; /* with disk_cv: a removed group waits for its jobs */
     pthread_cond_t disk_cv;
     atomic_uint_fast64_t log_writes, log_syncs, log_entries;
+
+    /* The apply threads (apply_pool.c); a removed group waits on apply_cv for its jobs,
+     * which its thread broadcasts only while someone waits (apply_waiters). */
+    struct rt_apply_thread *apply;
+    size_t n_apply;
+    pthread_mutex_t apply_mu;
+    pthread_cond_t apply_cv;
+    atomic_int apply_waiters;
 };
 
 /* The TCP transport's default largest message (tcp_transport.h), for groups' limits. */
