@@ -116,7 +116,8 @@ struct sim_cluster *sim_cluster_add_group(struct sim_cluster *root,
                                           const struct sim_cluster_opts *opts)
 {
     CRAFT_ASSERT(root->root == root && opts->n == root->n);
-    CRAFT_ASSERT(opts->real_storage == false && opts->app == NULL && !opts->kv);
+    CRAFT_ASSERT(opts->app == NULL && !opts->kv && !opts->shared_log);
+    CRAFT_ASSERT(opts->real_storage == (root->opts.real_storage && root->opts.shared_log));
     struct sim_cluster *c = xcalloc(1, sizeof *c);
     c->w = root->w;
     c->net = root->net;

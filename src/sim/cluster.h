@@ -56,6 +56,12 @@ struct sim_cluster_opts {
     /* Persist through the production stores (WAL, stable store, file snapshot store) over
      * a faulty in-memory filesystem per node, instead of the disk model (src/sim/real_disk.h). */
     bool real_storage;
+    /* With real_storage, on a root: each process keeps the logs and hard states of all its
+     * groups' replicas in one group log on one filesystem (the runtime host's shared log:
+     * docs/design/multiraft.md), each group's snapshots in a directory of its own; a
+     * process crash loses what that filesystem had not synced, for every group at once.
+     * The groups added to such a root must set real_storage too. */
+    bool shared_log;
     /* The nodes' application (NULL: the MIT applier alone). Excludes kv and snapshot. */
     const struct sim_app *app;
 };
@@ -85,8 +91,9 @@ void sim_cluster_destroy(struct sim_cluster *c);
  * and invariant checks; every call above works on a group as on a cluster, and faults on
  * links (sim_connect, sim_disconnect, sim_set_link, reliability) act on the processes,
  * so on every group at once. */
-/* Adds a Raft group of root->n replicas (opts->n must equal it; the simulated disk only:
- * no real_storage, kv or app), started in every process that is up. */
+/* Adds a Raft group of root->n replicas (opts->n must equal it; no kv or app;
+ * real_storage exactly when the root has a shared log), started in every process that is
+ * up. */
 struct sim_cluster *sim_cluster_add_group(struct sim_cluster *root,
                                           const struct sim_cluster_opts *opts);
 /* Group g of c's processes (0: the root) and how many there are. */

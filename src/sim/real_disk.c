@@ -1,6 +1,7 @@
 /* Real persistence for the simulator: the production stores over fs_mem (see real_disk.h). */
 #include "sim/real_disk.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,16 +36,28 @@ struct defer_fs {
     int pending_fd; /* -1: none */
 };
 
-struct sim_real_disk {
+/* A process's filesystem: one per node, or (shared_log) one per process for the replicas
+ * of all its groups, which then keep their logs and hard states in one group log. */
+struct sim_real_fs {
     struct craft_fs_mem *m;
     struct defer_fs dfs;
     struct craft_prng prng;
+    struct craft_glog *glog;
+    int users; /* replicas with their stores open on it (the log is open while any) */
+    int refs;  /* replicas that hold it */
+};
+
+struct sim_real_disk {
+    struct sim_real_fs *fs;
     /* Odd-numbered nodes keep their log and hard state in the group log (glog.h, one
      * record stream for entries and hard state), the others in the WAL and the stable
-     * store: every real-storage scenario runs both. */
+     * store: every real-storage scenario runs both. Replicas on a shared filesystem all
+     * use the group log, each under its own group id. */
     bool glog_mode;
-    struct craft_glog *glog;
-    uint64_t phantom_written; /* the phantom group's last entry written */
+    bool shared;
+    uint64_t group_id;
+    char snap_dir[32];
+    uint64_t phantom_written; /* the phantom group's last entry written (not shared) */
     uint64_t phantom_acked;   /* ... and made durable (a sync since) */
     struct craft_wal *wal;
     struct craft_stable *st;
@@ -187,34 +200,57 @@ static void check(struct sim_node *node, int err, const char *what)
         const char *msg = "";
         if (node->rd->wal != NULL) {
             msg = craft_wal_errmsg(node->rd->wal);
-        } else if (node->rd->glog != NULL) {
-            msg = craft_glog_errmsg(node->rd->glog);
+        } else if (node->rd->fs->glog != NULL) {
+            msg = craft_glog_errmsg(node->rd->fs->glog);
         }
         sim_fail(node->c, "server %d real storage: %s: %s %s", node->i, what,
                  craft_strerror(err), msg);
     }
 }
 
-void sim_real_disk_init(struct sim_node *node)
+static struct sim_real_fs *fs_create(struct sim_node *node)
 {
-    struct sim_real_disk *rd = calloc(1, sizeof *rd);
-    CRAFT_ASSERT(rd != NULL);
+    struct sim_real_fs *f = calloc(1, sizeof *f);
+    CRAFT_ASSERT(f != NULL);
     uint64_t seed = sim_mix64(sim_seed() ^ sim_mix64(0x7265616cULL + (uint64_t)node->i));
-    rd->m = craft_fs_mem_create(seed);
-    CRAFT_ASSERT(rd->m != NULL);
-    craft_prng_seed(&rd->prng, seed ^ 0x746f726eULL);
-    rd->dfs = (struct defer_fs){
+    f->m = craft_fs_mem_create(seed);
+    CRAFT_ASSERT(f->m != NULL);
+    craft_prng_seed(&f->prng, seed ^ 0x746f726eULL);
+    f->dfs = (struct defer_fs){
         .vt = {.open = d_open, .close = d_close, .pread = d_pread, .pwrite = d_pwrite,
                .fdatasync = d_fdatasync, .fsync_dir = d_fsync_dir, .rename = d_rename,
                .unlink = d_unlink, .ftruncate = d_ftruncate, .fallocate = d_fallocate,
                .list_dir = d_list_dir, .mkdir = d_mkdir, .file_size = d_file_size},
-        .inner = craft_fs_mem_fs(rd->m),
+        .inner = craft_fs_mem_fs(f->m),
         .pending_fd = -1,
     };
-    rd->glog_mode = node->i % 2 == 1;
+    return f;
+}
+
+void sim_real_disk_init(struct sim_node *node)
+{
+    struct sim_real_disk *rd = calloc(1, sizeof *rd);
+    CRAFT_ASSERT(rd != NULL);
+    struct sim_cluster *root = node->c->root;
+    rd->shared = root->opts.shared_log;
+    if (rd->shared && node->c != root) {
+        /* A group added to the root: its replica lives in process i, on its filesystem. */
+        struct sim_real_disk *first = root->nodes[node->i].rd;
+        CRAFT_ASSERT(first != NULL && first->shared);
+        rd->fs = first->fs;
+    } else {
+        rd->fs = fs_create(node);
+    }
+    rd->fs->refs++;
+    rd->glog_mode = rd->shared || node->i % 2 == 1;
+    rd->group_id = GLOG_GROUP + node->c->group;
+    snprintf(rd->snap_dir, sizeof rd->snap_dir, "%s-g%llu", SNAP_DIR,
+             (unsigned long long)node->c->group);
     node->rd = rd;
 }
 
+/* Closes the replica's own stores, and the group log when it was the last replica with
+ * its stores open on the filesystem. */
 static void close_stores(struct sim_real_disk *rd)
 {
     if (rd->sink != NULL) {
@@ -223,13 +259,17 @@ static void close_stores(struct sim_real_disk *rd)
     }
     craft_wal_close(rd->wal);
     rd->wal = NULL;
-    craft_glog_close(rd->glog);
-    rd->glog = NULL;
     craft_stable_close(rd->st);
     rd->st = NULL;
     if (rd->snaps != NULL) {
         rd->snaps->destroy(rd->snaps);
         rd->snaps = NULL;
+        CRAFT_ASSERT(rd->fs->users > 0);
+        rd->fs->users--;
+    }
+    if (rd->fs->users == 0) {
+        craft_glog_close(rd->fs->glog);
+        rd->fs->glog = NULL;
     }
 }
 
@@ -239,9 +279,15 @@ void sim_real_disk_free(struct sim_node *node)
     if (rd == NULL) {
         return;
     }
-    rd->dfs.pending_fd = -1;
+    struct sim_real_fs *f = rd->fs;
+    if (f->users <= 1) {
+        f->dfs.pending_fd = -1;
+    }
     close_stores(rd);
-    craft_fs_mem_destroy(rd->m);
+    if (--f->refs == 0) {
+        craft_fs_mem_destroy(f->m);
+        free(f);
+    }
     free(rd);
     node->rd = NULL;
 }
@@ -249,12 +295,19 @@ void sim_real_disk_free(struct sim_node *node)
 void sim_real_disk_crash(struct sim_node *node)
 {
     struct sim_real_disk *rd = node->rd;
-    bool torn = craft_prng_chance(&rd->prng, 500);
+    struct sim_real_fs *f = rd->fs;
+    if (f->users > 1) {
+        /* Other groups' replicas of this process still run (a process crash takes them
+         * down next): the filesystem crashes with the last of them. */
+        close_stores(rd);
+        return;
+    }
+    bool torn = craft_prng_chance(&f->prng, 500);
     /* The deferred sync never happens: closing must not make it durable. */
-    rd->dfs.pending_fd = -1;
-    rd->dfs.deferring = false;
+    f->dfs.pending_fd = -1;
+    f->dfs.deferring = false;
     close_stores(rd);
-    craft_fs_mem_crash(rd->m, torn);
+    craft_fs_mem_crash(f->m, torn);
     CRAFT_TRACE(CRAFT_T_FAULT, node->c->w->now, node->i + 1, 0, "real storage crash%s",
                 torn ? " (torn tails)" : "");
 }
@@ -281,32 +334,32 @@ static void check_covers(struct sim_node *node, const struct craft_hard_state *h
 
 static uint64_t log_first(const struct sim_real_disk *rd)
 {
-    return rd->glog_mode ? craft_glog_first_index(rd->glog, GLOG_GROUP)
+    return rd->glog_mode ? craft_glog_first_index(rd->fs->glog, rd->group_id)
                          : craft_wal_first_index(rd->wal);
 }
 
 static uint64_t log_last(const struct sim_real_disk *rd)
 {
-    return rd->glog_mode ? craft_glog_last_index(rd->glog, GLOG_GROUP)
+    return rd->glog_mode ? craft_glog_last_index(rd->fs->glog, rd->group_id)
                          : craft_wal_last_index(rd->wal);
 }
 
 static uint64_t log_term_at(const struct sim_real_disk *rd, uint64_t index)
 {
-    return rd->glog_mode ? craft_glog_term_at(rd->glog, GLOG_GROUP, index)
+    return rd->glog_mode ? craft_glog_term_at(rd->fs->glog, rd->group_id, index)
                          : craft_wal_term_at(rd->wal, index);
 }
 
 static int log_truncate(struct sim_real_disk *rd, uint64_t from)
 {
-    struct craft_glog_update u = {.group = GLOG_GROUP, .truncate_from = from};
-    return rd->glog_mode ? craft_glog_write(rd->glog, &u, 1) : craft_wal_truncate(rd->wal, from);
+    struct craft_glog_update u = {.group = rd->group_id, .truncate_from = from};
+    return rd->glog_mode ? craft_glog_write(rd->fs->glog, &u, 1) : craft_wal_truncate(rd->wal, from);
 }
 
 static int log_read(struct sim_real_disk *rd, uint64_t lo, uint64_t hi,
                     struct craft_wal_entries *out)
 {
-    return rd->glog_mode ? craft_glog_read(rd->glog, GLOG_GROUP, lo, hi, out)
+    return rd->glog_mode ? craft_glog_read(rd->fs->glog, rd->group_id, lo, hi, out)
                          : craft_wal_read(rd->wal, lo, hi, out);
 }
 
@@ -323,8 +376,8 @@ static uint32_t phantom_payload(uint64_t index, uint8_t *buf)
 static void phantom_check(struct sim_node *node)
 {
     struct sim_real_disk *rd = node->rd;
-    uint64_t first = craft_glog_first_index(rd->glog, PHANTOM_GROUP);
-    uint64_t last = craft_glog_last_index(rd->glog, PHANTOM_GROUP);
+    uint64_t first = craft_glog_first_index(rd->fs->glog, PHANTOM_GROUP);
+    uint64_t last = craft_glog_last_index(rd->fs->glog, PHANTOM_GROUP);
     if (last < rd->phantom_acked) {
         sim_fail(node->c, "server %d group log lost group %d's entries %llu..%llu", node->i,
                  PHANTOM_GROUP, (unsigned long long)last + 1,
@@ -332,7 +385,7 @@ static void phantom_check(struct sim_node *node)
     }
     struct craft_wal_entries got = {0};
     if (last >= first) {
-        check(node, craft_glog_read(rd->glog, PHANTOM_GROUP, first, last, &got), "phantom read");
+        check(node, craft_glog_read(rd->fs->glog, PHANTOM_GROUP, first, last, &got), "phantom read");
     }
     for (size_t i = 0; i < got.n; i++) {
         uint8_t want[32];
@@ -351,7 +404,7 @@ static void phantom_check(struct sim_node *node)
 static void log_open(struct sim_node *node, struct craft_hard_state *hs)
 {
     struct sim_real_disk *rd = node->rd;
-    struct craft_fs *fs = &rd->dfs.vt;
+    struct craft_fs *fs = &rd->fs->dfs.vt;
     char errmsg[256] = "";
     int err;
     memset(hs, 0, sizeof *hs);
@@ -359,10 +412,16 @@ static void log_open(struct sim_node *node, struct craft_hard_state *hs)
         /* small, so that segments roll and get compacted */
         struct craft_glog_config cfg = {.segment_bytes = 64 * 1024,
                                         .record_bytes_max = 16 * 1024};
-        err = craft_glog_open(fs, GLOG_DIR, &cfg, &rd->glog, errmsg, sizeof errmsg);
+        err = CRAFT_OK;
+        if (rd->fs->glog == NULL) {
+            /* The first replica of the process to start recovers every group's records. */
+            err = craft_glog_open(fs, GLOG_DIR, &cfg, &rd->fs->glog, errmsg, sizeof errmsg);
+        }
         if (err == CRAFT_OK) {
-            (void)craft_glog_hard_state(rd->glog, GLOG_GROUP, hs);
-            phantom_check(node);
+            (void)craft_glog_hard_state(rd->fs->glog, rd->group_id, hs);
+            if (!rd->shared) {
+                phantom_check(node);
+            }
         }
     } else {
         check(node, craft_stable_open(fs, HS_PATH, &rd->st), "stable open");
@@ -385,15 +444,16 @@ static void log_open(struct sim_node *node, struct craft_hard_state *hs)
 void sim_real_disk_open(struct sim_node *node)
 {
     struct sim_real_disk *rd = node->rd;
-    struct craft_fs *fs = &rd->dfs.vt;
-    rd->dfs.deferring = false;
-    rd->dfs.pending_fd = -1;
+    struct craft_fs *fs = &rd->fs->dfs.vt;
+    rd->fs->dfs.deferring = false;
+    rd->fs->dfs.pending_fd = -1;
 
     struct craft_hard_state hs;
     log_open(node, &hs); /* sim_fail does not return */
 
     int err;
-    check(node, craft_snapshot_file_open(fs, SNAP_DIR, 2, &rd->snaps), "snapshot store open");
+    check(node, craft_snapshot_file_open(fs, rd->snap_dir, 2, &rd->snaps), "snapshot store open");
+    rd->fs->users++;
     struct craft_snapshot_info info = {0};
     struct craft_snapshot_reader *r = NULL;
     uint8_t *data = NULL;
@@ -438,7 +498,7 @@ void sim_real_disk_open(struct sim_node *node)
     check_covers(node, &hs, &info.meta);
     CRAFT_TRACE(CRAFT_T_FAULT, node->c->w->now, node->i + 1, 0,
                 "real storage: torn %llu bytes, WAL %llu..%llu, snapshot %llu, restoring %zu",
-                (unsigned long long)(rd->glog_mode ? craft_glog_torn_bytes(rd->glog)
+                (unsigned long long)(rd->glog_mode ? craft_glog_torn_bytes(rd->fs->glog)
                                                    : craft_wal_torn_bytes(rd->wal)),
                 (unsigned long long)first,
                 (unsigned long long)last, (unsigned long long)s, got.n);
@@ -492,7 +552,7 @@ static void persist_glog(struct sim_node *node, const struct craft_batch *b)
 {
     struct sim_real_disk *rd = node->rd;
     bool drop_log = b->snap_install && !b->snap_keep_log;
-    struct craft_glog_update u = {.group = GLOG_GROUP, .has_hard_state = b->has_hard_state,
+    struct craft_glog_update u = {.group = rd->group_id, .has_hard_state = b->has_hard_state,
                                   .hs = b->hs, .truncate_from = b->truncate_from,
                                   .entries = b->entries, .n = b->n_entries};
     if (drop_log) {
@@ -511,16 +571,19 @@ static void persist_glog(struct sim_node *node, const struct craft_batch *b)
     struct craft_glog_update two[2] = {
         u, {.group = PHANTOM_GROUP, .entries = pe, .n = pn,
             .has_hard_state = b->has_hard_state, .hs = {.term = b->hs.term, .vote = 1}}};
-    rd->dfs.deferring = true;
-    check(node, craft_glog_write(rd->glog, two, 2), "group log write");
-    rd->dfs.deferring = false;
-    rd->phantom_written += pn;
+    rd->fs->dfs.deferring = true;
+    /* Replicas on a shared filesystem: the other groups of the process are the real thing. */
+    check(node, craft_glog_write(rd->fs->glog, two, rd->shared ? 1 : 2), "group log write");
+    rd->fs->dfs.deferring = false;
+    if (!rd->shared) {
+        rd->phantom_written += pn;
+    }
 }
 
 void sim_real_disk_persist(struct sim_node *node, const struct craft_batch *b)
 {
     struct sim_real_disk *rd = node->rd;
-    rd->dfs.deferring = false;
+    rd->fs->dfs.deferring = false;
     if (rd->glog_mode) {
         persist_chunk(node, b);
         persist_glog(node, b);
@@ -530,27 +593,27 @@ void sim_real_disk_persist(struct sim_node *node, const struct craft_batch *b)
         check(node, craft_stable_put_hard_state(rd->st, &b->hs), "hard state put");
     }
     bool drop_log = b->snap_install && !b->snap_keep_log;
-    rd->dfs.deferring = true;
+    rd->fs->dfs.deferring = true;
     if (b->truncate_from != 0 && !drop_log) {
         check(node, craft_wal_truncate(rd->wal, b->truncate_from), "WAL truncate");
     }
-    rd->dfs.deferring = false;
+    rd->fs->dfs.deferring = false;
     persist_chunk(node, b);
-    rd->dfs.deferring = true;
+    rd->fs->dfs.deferring = true;
     if (drop_log && log_last(rd) >= log_first(rd)) {
         check(node, craft_wal_truncate(rd->wal, log_first(rd)), "WAL drop");
     }
     if (b->n_entries > 0) {
         check(node, craft_wal_append(rd->wal, b->entries, b->n_entries), "WAL append");
     }
-    rd->dfs.deferring = false;
+    rd->fs->dfs.deferring = false;
 }
 
 void sim_real_disk_sync(struct sim_node *node)
 {
     struct sim_real_disk *rd = node->rd;
-    rd->dfs.deferring = false;
-    check(node, flush(&rd->dfs), "WAL sync");
+    rd->fs->dfs.deferring = false;
+    check(node, flush(&rd->fs->dfs), "WAL sync");
     rd->phantom_acked = rd->phantom_written;
 }
 
@@ -558,7 +621,7 @@ void sim_real_disk_snapshot(struct sim_node *node, const struct craft_snapshot_m
                             const uint8_t *data, size_t len)
 {
     struct sim_real_disk *rd = node->rd;
-    rd->dfs.deferring = false;
+    rd->fs->dfs.deferring = false;
     struct craft_snapshot_sink *k = NULL;
     check(node, rd->snaps->create(rd->snaps, meta, &k), "snapshot create");
     int err = rd->snaps->write(rd->snaps, k, 0, data, len);
@@ -567,11 +630,11 @@ void sim_real_disk_snapshot(struct sim_node *node, const struct craft_snapshot_m
         check(node, err, "snapshot write");
     }
     check(node, rd->snaps->commit(rd->snaps, k, NULL), "snapshot commit");
-    check(node, rd->glog_mode ? craft_glog_compact(rd->glog, GLOG_GROUP, meta->index)
+    check(node, rd->glog_mode ? craft_glog_compact(rd->fs->glog, rd->group_id, meta->index)
                               : craft_wal_compact(rd->wal, meta->index),
           "log compact");
-    if (rd->glog_mode && rd->phantom_acked > 3) {
-        check(node, craft_glog_compact(rd->glog, PHANTOM_GROUP, rd->phantom_acked - 3),
+    if (rd->glog_mode && !rd->shared && rd->phantom_acked > 3) {
+        check(node, craft_glog_compact(rd->fs->glog, PHANTOM_GROUP, rd->phantom_acked - 3),
               "phantom compact");
     }
 }

@@ -12,7 +12,14 @@
  *                    write to every group, then heal: every group agrees on a new command
  *                    on every process.
  *   multi/crash-all  every process crashes at once, repeatedly, under load; every group
- *                    recovers what it committed and goes on. */
+ *                    recovers what it committed and goes on.
+ *   multi/chaos-log, multi/crash-all-log
+ *                    the same over real storage shared as the runtime's host shares it:
+ *                    each process keeps every group's log and hard state in one group log
+ *                    on one faulty filesystem (src/sim/real_disk.c), so a crash loses the
+ *                    unsynced tail of all its groups' writes at once (torn or not) and the
+ *                    restart recovers every group from that one log; each replica is
+ *                    checked to hold at least what it acknowledged. */
 #include "base/prng.h"
 #include "raft_scenarios.h"
 #include "sim/scenario.h"
@@ -73,21 +80,28 @@ static void check_own_commands(struct sim_cluster *root, int n)
     }
 }
 
-/* A root of n processes and its groups (shape from the seed's own stream). */
-static struct sim_cluster *multi_begin(const char *description, int *n_out, uint64_t *t0)
+/* A root of n processes and its groups (shape from the seed's own stream); shared_log:
+ * over real storage, one group log per process. */
+static struct sim_cluster *multi_begin(const char *description, bool shared_log, int *n_out,
+                                       uint64_t *t0)
 {
     struct craft_prng shape;
     craft_prng_seed(&shape, sim_seed() ^ 0x6d756c7469ULL);
     int n = 3 + 2 * (int)craft_prng_range(&shape, 0, 2);
     int groups = 2 + (int)craft_prng_range(&shape, 0, GROUPS_MAX - 1);
-    struct sim_cluster *root =
-        sim_raft_begin(n, false, craft_prng_range(&shape, 0, 2) == 1, description, t0);
+    struct sim_cluster_opts opts;
+    sim_cluster_opts_default(&opts, n, false, craft_prng_range(&shape, 0, 2) == 1);
+    opts.real_storage = opts.shared_log = shared_log;
+    struct sim_cluster *root = sim_cluster_create(&opts);
+    sim_note(root, "begin: %s", description);
+    *t0 = sim_now(root);
     for (int g = 1; g < groups; g++) {
-        struct sim_cluster_opts opts;
         sim_cluster_opts_default(&opts, n, false, craft_prng_range(&shape, 0, 2) == 1);
+        opts.real_storage = shared_log;
         (void)sim_cluster_add_group(root, &opts);
     }
-    sim_note(root, "multi: %d processes, %d groups", n, groups);
+    sim_note(root, "multi: %d processes, %d groups%s", n, groups,
+             shared_log ? ", one group log per process" : "");
     *n_out = n;
     return root;
 }
@@ -130,11 +144,12 @@ static void converge(struct sim_cluster *root, int n)
     check_own_commands(root, n);
 }
 
-void sim_multi_chaos(void)
+static void multi_chaos(bool shared_log)
 {
     int n;
     uint64_t t0;
-    struct sim_cluster *root = multi_begin("multi: process faults over many groups", &n, &t0);
+    struct sim_cluster *root =
+        multi_begin("multi: process faults over many groups", shared_log, &n, &t0);
     struct multi_client cl[GROUPS_MAX];
     clients_start(root, n, cl);
     int alive = n;
@@ -149,11 +164,12 @@ void sim_multi_chaos(void)
     sim_raft_end(root, t0);
 }
 
-void sim_multi_crash_all(void)
+static void multi_crash_all(bool shared_log)
 {
     int n;
     uint64_t t0;
-    struct sim_cluster *root = multi_begin("multi: every process crashes at once", &n, &t0);
+    struct sim_cluster *root =
+        multi_begin("multi: every process crashes at once", shared_log, &n, &t0);
     struct multi_client cl[GROUPS_MAX];
     clients_start(root, n, cl);
     for (int round = 0; round < 4; round++) {
@@ -173,4 +189,24 @@ void sim_multi_crash_all(void)
     clients_stop(root, cl);
     converge(root, n);
     sim_raft_end(root, t0);
+}
+
+void sim_multi_chaos(void)
+{
+    multi_chaos(false);
+}
+
+void sim_multi_crash_all(void)
+{
+    multi_crash_all(false);
+}
+
+void sim_multi_chaos_log(void)
+{
+    multi_chaos(true);
+}
+
+void sim_multi_crash_all_log(void)
+{
+    multi_crash_all(true);
 }

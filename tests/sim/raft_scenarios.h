@@ -88,6 +88,8 @@ void sim_chaos_heal_links(struct sim_cluster *c, int n);
 /* Many groups per process (multigroup.c). */
 void sim_multi_chaos(void);
 void sim_multi_crash_all(void);
+void sim_multi_chaos_log(void);
+void sim_multi_crash_all_log(void);
 
 struct sim_cluster *sim_raft_begin_counted(int n, const char *description, uint64_t *t0);
 struct sim_cluster *sim_raft_begin(int n, bool unreliable, bool snapshot, const char *description,

@@ -63,6 +63,10 @@ const struct sim_scenario sim_scenarios[] = {
       sim_multi_chaos },
     { "multi/crash-all", "every process crashes at once under load, repeatedly",
       sim_multi_crash_all },
+    { "multi/chaos-log", "multi/chaos with every process's groups in one group log on a "
+      "faulty filesystem", sim_multi_chaos_log },
+    { "multi/crash-all-log", "multi/crash-all with every process's groups in one group log: "
+      "each crash loses their unsynced tail at once", sim_multi_crash_all_log },
 
     /* Membership changes and leadership transfer (docs/design/membership-scenarios.md) */
     { "member/grow-3-to-5", "grow from 3 to 5 voters (learner, catch up, promote)",
