@@ -409,9 +409,11 @@ static void log_open(struct sim_node *node, struct craft_hard_state *hs)
     int err;
     memset(hs, 0, sizeof *hs);
     if (rd->glog_mode) {
-        /* small, so that segments roll and get compacted */
-        struct craft_glog_config cfg = {.segment_bytes = 64 * 1024,
-                                        .record_bytes_max = 16 * 1024};
+        /* Small, so that segments roll, get compacted, and groups that do not compact get
+         * their entries relocated (copied to the head) often. */
+        struct craft_glog_config cfg = {.segment_bytes = 16 * 1024,
+                                        .record_bytes_max = 8 * 1024,
+                                        .pin_segments_max = 2};
         err = CRAFT_OK;
         if (rd->fs->glog == NULL) {
             /* The first replica of the process to start recovers every group's records. */

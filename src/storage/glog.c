@@ -14,6 +14,7 @@ void craft_glog_config_default(struct craft_glog_config *cfg)
 {
     cfg->segment_bytes = 64u << 20;
     cfg->record_bytes_max = 1u << 20;
+    cfg->pin_segments_max = GLOG_PIN_SEGMENTS_DEFAULT;
 }
 
 void glog_seg_path(const struct craft_glog *l, uint64_t seq, bool tmp, char *buf, size_t cap)
@@ -410,6 +411,52 @@ static int drop_segments(struct craft_glog *l, uint64_t bound)
                     : glog_fail(l, err, "%s: fsync_dir: %s", l->dir, craft_strerror(err));
 }
 
+/* Writes again, at the head, every live entry of each group that has one in a segment
+ * older than `target`, and points the group's index at the copies. A group's copies are
+ * its whole live log, in order (a run of COPY records): at recovery a COPY replaces the
+ * entry of its index (same index and term: by the Log Matching property the same entry),
+ * or, when recovery starts after that index (the originals' segments are gone), restarts
+ * the group's log there, and the rest of the run rebuilds it. A crash in the middle of a
+ * run leaves the originals and some copies, both good: the originals' segments go only
+ * once the copies are durable (the caller's flush). */
+static int relocate(struct craft_glog *l, uint64_t target)
+{
+    for (size_t i = 0; i < l->n_groups; i++) {
+        struct glog_group *g = &l->groups[i];
+        if (g->n == 0 || g->pos[g->head].seq >= target) {
+            continue; /* positions go with the log: the oldest first */
+        }
+        struct craft_wal_entries got = {0};
+        int err = craft_glog_read(l, g->id, g->first, g->first + g->n - 1, &got);
+        if (err != 0) {
+            return err;
+        }
+        CRAFT_ASSERT(got.n == g->n);
+        for (size_t j = 0; j < got.n && err == 0; j++) {
+            const struct craft_entry *e = &got.entries[j];
+            uint64_t seq, off;
+            uint8_t *dst;
+            err = stage(l, glog_rec_size(e->len), &seq, &off, &dst);
+            if (err == 0) {
+                glog_rec_encode(dst, GLOG_REC_COPY, e->type, g->id, e->term, e->index, e->data,
+                                e->len);
+                struct glog_pos *p = &g->pos[g->head + j];
+                CRAFT_ASSERT(p->term == e->term && p->len == e->len);
+                p->seq = seq;
+                p->off = (uint32_t)off;
+                if (j == 0) {
+                    g->anchor_seq = seq; /* the record that sets `first` at recovery */
+                }
+            }
+        }
+        craft_wal_entries_free(&got);
+        if (err != 0) {
+            return err;
+        }
+    }
+    return CRAFT_OK;
+}
+
 int craft_glog_compact(struct craft_glog *l, uint64_t group, uint64_t through)
 {
     if (l->failed) {
@@ -426,6 +473,16 @@ int craft_glog_compact(struct craft_glog *l, uint64_t group, uint64_t through)
             return err;
         }
         glog_pos_compact(g, through, seq);
+    }
+    if (l->n_segs > (size_t)l->cfg.pin_segments_max + 1) {
+        int err = relocate(l, l->segs[l->n_segs - 1 - l->cfg.pin_segments_max].seq);
+        if (err != 0) {
+            /* Staged copies and positions moved in memory cannot be taken back: the log
+             * fails, and recovery finds the originals (nothing was deleted). */
+            return l->failed ? err
+                             : glog_fail(l, err, "%s: relocating live entries: %s", l->dir,
+                                         craft_strerror(err));
+        }
     }
     uint64_t bound = l->segs[l->n_segs - 1].seq;
     for (size_t i = 0; i < l->n_groups; i++) {
@@ -533,7 +590,7 @@ int craft_glog_read(struct craft_glog *l, uint64_t group, uint64_t lo, uint64_t 
         int err = l->fs->pread(l->fs, seg->fd, rec, size, p->off, &got);
         struct glog_rec r;
         if (err == 0 && (got != size || !glog_rec_decode(rec, size, &r) ||
-                         r.kind != GLOG_REC_ENTRY || r.group != group || r.index != index ||
+                         !glog_rec_is_entry(r.kind) || r.group != group || r.index != index ||
                          r.term != p->term || r.len != p->len)) {
             char path[4096];
             glog_seg_path(l, p->seq, false, path, sizeof(path));

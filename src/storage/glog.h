@@ -11,9 +11,9 @@
  * complete, deleted from the oldest on once no group has anything live in them: its entries
  * after compaction, its latest hard state, and, for a group whose log is empty, the marker
  * that says where its log restarts. craft_glog_compact re-appends the hard states and
- * restart markers that would keep an otherwise dead segment (one write) before deleting.
- * Entries are not rewritten: a group that never compacts keeps the segments holding its
- * live entries (the runtime compacts after every snapshot).
+ * restart markers that would keep an otherwise dead segment (one write) before deleting,
+ * and the live entries of groups more than pin_segments_max segments behind the last one
+ * (relocation: copies that replace the originals at recovery).
  *
  * Durability, failure and threads: as wal.h. A storage error fails the log (every later
  * call but close returns CRAFT_ESHUTDOWN); craft_glog_errmsg() says what went wrong.
@@ -38,9 +38,14 @@ struct craft_glog_config {
     uint64_t segment_bytes;
     /* The largest record (header + payload, padded to 8). */
     uint32_t record_bytes_max;
+    /* Segments a group's oldest live entries may lag behind the last one before a
+     * compaction writes them again at the head (0: the default, 4), so that a group that
+     * never compacts (idle, or a lagging follower) cannot keep every segment after its
+     * oldest entry from being deleted. */
+    uint32_t pin_segments_max;
 };
 
-/* Defaults: 64 MiB segments, 1 MiB records. */
+/* Defaults: 64 MiB segments, 1 MiB records, 4 pinned segments. */
 void craft_glog_config_default(struct craft_glog_config *cfg);
 
 struct craft_glog;
@@ -81,9 +86,10 @@ int craft_glog_write(struct craft_glog *l, const struct craft_glog_update *updat
 
 /* Group `group` no longer needs its entries <= through: they leave its index, and every
  * segment that then holds nothing live for any group (never the last one) is deleted, after
- * re-appending the hard states and restart markers that would have kept it. Reads of
- * compacted entries fail with CRAFT_EINVAL. Errors: the storage errors, CRAFT_ENOMEM,
- * CRAFT_ESHUTDOWN. */
+ * re-appending the hard states and restart markers that would have kept it, and (when more
+ * than pin_segments_max + 1 segments remain) the live entries of any group in the segments
+ * older than the last pin_segments_max + 1. Reads of compacted entries fail with
+ * CRAFT_EINVAL. Errors: the storage errors, CRAFT_ENOMEM, CRAFT_ESHUTDOWN. */
 int craft_glog_compact(struct craft_glog *l, uint64_t group, uint64_t through);
 
 /* Per group, from memory: first and last index (last = first - 1 when empty; a group

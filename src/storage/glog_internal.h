@@ -13,13 +13,21 @@
 #define CRAFT_GLOG_VERSION 1u
 #define CRAFT_GLOG_SEG_MAGIC 0x53474643u /* "CFGS" */
 #define CRAFT_GLOG_REC_MAGIC 0x52474643u /* "CFGR" */
+#define GLOG_PIN_SEGMENTS_DEFAULT 4u
 
 enum glog_rec_kind {
     GLOG_REC_ENTRY = 1,
     GLOG_REC_TRUNCATE = 2,   /* index: the truncation point; no payload */
     GLOG_REC_HARD_STATE = 3, /* term: the term, index: the vote; no payload */
     GLOG_REC_COMPACT = 4,    /* index: the group no longer needs entries <= index */
+    GLOG_REC_COPY = 5,       /* an entry written again (relocation): its index now lives here */
 };
+
+/* Whether records of this kind carry an entry (ENTRY and COPY). */
+static inline bool glog_rec_is_entry(uint8_t kind)
+{
+    return kind == GLOG_REC_ENTRY || kind == GLOG_REC_COPY;
+}
 
 struct glog_rec {
     uint8_t kind;

@@ -80,6 +80,31 @@ static int replay(struct craft_glog *l, const struct glog_rec *r, uint64_t seq, 
         }
         glog_pos_truncate(g, r->index, seq);
         return CRAFT_OK;
+    case GLOG_REC_COPY:
+        if (g->n > 0 && r->index >= g->first && r->index < g->first + g->n) {
+            struct glog_pos *p = &g->pos[g->head + (r->index - g->first)];
+            if (p->term != r->term) {
+                return glog_fail(l, CRAFT_ECORRUPT,
+                                 "%s: record at offset %" PRIu64 " copies group %" PRIu64
+                                 " index %" PRIu64 " term %" PRIu64 " over term %" PRIu64,
+                                 path, off, r->group, r->index, r->term, p->term);
+            }
+            *p = (struct glog_pos){.term = r->term, .seq = seq, .off = (uint32_t)off,
+                                   .len = r->len};
+            if (r->index == g->first) {
+                g->anchor_seq = seq;
+            }
+            return CRAFT_OK;
+        }
+        if (g->n == 0 || r->index < g->first) {
+            /* A run of copies that starts before what recovery has seen of the group (the
+             * originals' segments are gone): the run rebuilds the group's log from here. */
+            g->n = 0;
+            g->first = r->index;
+            g->head = 0;
+            g->anchor_seq = seq;
+        }
+        /* fall through - appended as an entry */
     case GLOG_REC_ENTRY:
         if (g->n == 0) {
             g->first = r->index; /* a group's first entry, or the first after a restart */
@@ -261,6 +286,9 @@ int craft_glog_open(struct craft_fs *fs, const char *dir, const struct craft_glo
     memcpy(l->dir, dir, dir_len + 1);
     l->fs = fs;
     l->cfg = *cfg;
+    if (l->cfg.pin_segments_max == 0) {
+        l->cfg.pin_segments_max = GLOG_PIN_SEGMENTS_DEFAULT;
+    }
     int err = recover(l);
     if (err != 0) {
         if (errmsg != NULL && errmsg_cap > 0) {

@@ -260,6 +260,47 @@ static void test_torn_tail_and_corruption(void)
     craft_fs_mem_destroy(m);
 }
 
+/* A group that never compacts does not pin the log: once more than pin_segments_max + 1
+ * segments exist, a compaction writes its live entries again at the head (COPY records),
+ * and the old segments go. Its entries read back before and after crashes, torn or not,
+ * also when the crash cut a run of copies short (then the originals still exist). */
+static void test_relocation(void)
+{
+    for (int crash_at = 0; crash_at < 12; crash_at++) {
+        struct craft_fs_mem *m = craft_fs_mem_create(7 + (uint64_t)crash_at);
+        struct craft_glog_config cfg = small_cfg();
+        cfg.pin_segments_max = 2;
+        struct craft_glog *l = open_ok(m, &cfg);
+        CHECK(append(l, 1, 1, 20, 3, 0) == CRAFT_OK); /* the idle group */
+        uint64_t next = 1;
+        size_t most = 0;
+        for (int round = 0; round < 60; round++) {
+            CHECK(append(l, 2, next, 8, 5, 0) == CRAFT_OK); /* the busy one, compacting */
+            next += 8;
+            CHECK(craft_glog_compact(l, 2, next - 2) == CRAFT_OK);
+            size_t segs = craft_glog_segments(l);
+            most = segs > most ? segs : most;
+            if (round == 5 * crash_at) {
+                craft_glog_close(l);
+                craft_fs_mem_crash(m, crash_at % 2 == 1);
+                l = open_ok(m, &cfg);
+            }
+            CHECK(craft_glog_first_index(l, 1) == 1 && craft_glog_last_index(l, 1) == 20);
+            CHECK(reads_back(l, 1, 1, 20, NULL));
+        }
+        /* 60 rounds of 8 entries fill far more than 4 segments of 4 KiB: without the copies
+         * the idle group would have kept them all. */
+        CHECK(most <= (size_t)cfg.pin_segments_max + 4);
+        craft_glog_close(l);
+        craft_fs_mem_crash(m, true);
+        l = open_ok(m, &cfg);
+        CHECK(reads_back(l, 1, 1, 20, NULL));
+        CHECK(craft_glog_last_index(l, 2) == next - 1 && reads_back(l, 2, next - 1, next - 1, NULL));
+        craft_glog_close(l);
+        craft_fs_mem_destroy(m);
+    }
+}
+
 /* ---- a random workload against a model, with crashes and failing disks ---- */
 
 struct model_group {
@@ -466,6 +507,7 @@ int main(void)
     run_case("truncation and restarts per group", test_truncate_and_restart);
     run_case("compaction deletes segments, keeps what is live", test_compaction);
     run_case("torn tail cut, corruption refused", test_torn_tail_and_corruption);
+    run_case("relocation of a group that never compacts", test_relocation);
     run_case("random workload with crashes and disk errors against a model", test_random_crashes);
     return unit_finish();
 }
