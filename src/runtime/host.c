@@ -221,7 +221,7 @@ static void peers_tick(struct craft_host *h, uint64_t now)
         if ((gone || restarted) && atomic_load(&h->groups_quiesced) > 0) {
             for (size_t k = 0; k < h->n_loop; k++) {
                 struct craft_node *g = h->loop[k].g;
-                if (g->quiesced && ((gone && g->last_leader == p->id) ||
+                if (g->quiet.quiesced && ((gone && g->last_leader == p->id) ||
                                     (restarted && conf_has(&g->last_conf, p->id)))) {
                     activate(h, g);
                     rt_quiesce_wake(g, false, now);

@@ -624,7 +624,7 @@ static void fill_stats(struct craft_node *n, struct craft_stats *s)
     s->conf_index = st.conf_index;
     s->conf = st.conf;
     s->n_peers = craft_core_peers(core, s->peers, CRAFT_STATS_PEERS_MAX);
-    s->quiesced = n->quiesced;
+    s->quiesced = n->quiet.quiesced;
     size_t blocked = 0;
     for (struct rt_req *r = n->blocked_head; r != NULL; r = (struct rt_req *)r->item.next) {
         blocked++;
@@ -893,7 +893,7 @@ static void shutdown_fail_all(struct craft_node *n)
 
 uint64_t rt_group_wake(struct craft_node *n, uint64_t now)
 {
-    if (n->quiesced) {
+    if (n->quiet.quiesced) {
         return UINT64_MAX; /* nothing in flight: only work wakes it */
     }
     uint64_t wake = craft_driver_next_timeout(n->driver);
@@ -928,7 +928,7 @@ void rt_group_step(struct craft_node *n, struct rt_item *it, uint64_t now)
         }
         handle(n, r, now);
     }
-    if (!stopping && !n->failed_seen && !n->quiesced &&
+    if (!stopping && !n->failed_seen && !n->quiet.quiesced &&
         now >= craft_driver_next_timeout(n->driver)) {
         craft_driver_tick(n->driver, now);
     }

@@ -19,6 +19,7 @@
 
 #include "craft.h"
 #include "runtime/driver.h"
+#include "runtime/quiesce.h"
 #include "storage/glog.h"
 #include "storage/mem_store.h"
 #include "storage/snapshot_store.h"
@@ -243,10 +244,9 @@ struct craft_node {
     struct rt_item *round_items;
     uint64_t next_wake;
     size_t loop_index; /* its entry in host->loop, set at each refresh */
-    /* Quiescence (quiesce.c), loop thread: not ticked while quiesced; a leader's quiet
-     * spell (since when, in which term, at which last index; since 0: not quiet). */
-    bool quiesced;
-    uint64_t quiet_since, quiet_term, quiet_index;
+    /* Quiescence (quiesce.h, loop_quiesce.c), loop thread: not ticked while
+     * quiet.quiesced. */
+    struct craft_quiesce quiet;
     uint32_t slot;     /* its inbox's filled flag in the host's slots */
 
     /* Loop thread. */
@@ -534,8 +534,7 @@ void rt_host_release_slot(struct craft_node *n);
 void rt_post(struct craft_node *n, struct rt_req *r);
 void rt_fail(struct craft_node *n, int err, const char *what);
 
-/* quiesce.c: a group's quiescence, on the loop thread (host_msg.h for the messages). */
-struct host_msg;
+/* loop_quiesce.c: a group's quiescence, on the loop thread (the rules: quiesce.h). */
 /* Work for group n (local: from this process, not a message of another replica): if it
  * was quiesced it ticks again, and (local) tells the other replicas to. */
 void rt_quiesce_wake(struct craft_node *n, bool local, uint64_t now);
