@@ -51,6 +51,7 @@ bool craft_quiesce_wake(struct craft_quiesce *q, struct craft_driver *d,
 static bool core_busy(const struct craft_core_status *st)
 {
     return st->commit != st->last_index || st->applied != st->commit ||
+           st->persisted != st->last_index ||
            st->transfer_target != CRAFT_NONE || st->pending_reads > 0 ||
            st->conf.n_voters_outgoing > 0;
 }

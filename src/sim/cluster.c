@@ -109,6 +109,9 @@ struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
     for (int i = 0; i < c->n; i++) {
         sim_connect(c, i);
     }
+    if (opts->quiesce) {
+        sim_liveness_start(c);
+    }
     return c;
 }
 
@@ -116,7 +119,7 @@ struct sim_cluster *sim_cluster_add_group(struct sim_cluster *root,
                                           const struct sim_cluster_opts *opts)
 {
     CRAFT_ASSERT(root->root == root && opts->n == root->n);
-    CRAFT_ASSERT(opts->app == NULL && !opts->kv && !opts->shared_log);
+    CRAFT_ASSERT(opts->app == NULL && !opts->kv && !opts->shared_log && !opts->quiesce);
     CRAFT_ASSERT(opts->real_storage == (root->opts.real_storage && root->opts.shared_log));
     struct sim_cluster *c = xcalloc(1, sizeof *c);
     c->w = root->w;
@@ -220,6 +223,7 @@ void sim_cluster_destroy(struct sim_cluster *c)
     group_free(c);
     sim_net_free(c->net);
     sim_world_free(c->w);
+    sim_liveness_free(c);
     free(c->connected);
     free(c->groups);
     free(c);
@@ -341,6 +345,12 @@ void sim_start(struct sim_cluster *c, int i)
     sim_node_start(c, i);
 }
 
+bool sim_node_quiesced(const struct sim_cluster *c, int i)
+{
+    check_node_index(c, i);
+    return c->nodes[i].alive && c->nodes[i].quiet.quiesced;
+}
+
 bool sim_is_alive(const struct sim_cluster *c, int i)
 {
     check_node_index(c, i);
@@ -411,6 +421,7 @@ bool sim_start_cmd(struct sim_cluster *c, int i, const void *cmd, size_t len, ui
     }
     CRAFT_ASSERT(len <= UINT32_MAX);
     uint64_t li = 0, t = 0;
+    sim_node_work(node);
     int err = craft_driver_propose(node->d, cmd, (uint32_t)len, sim_node_now(node), &li, &t);
     sim_node_after(node);
     c->last_start_err = err;

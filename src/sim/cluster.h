@@ -62,6 +62,10 @@ struct sim_cluster_opts {
      * process crash loses what that filesystem had not synced, for every group at once.
      * The groups added to such a root must set real_storage too. */
     bool shared_log;
+    /* On a root: idle groups quiesce (the runtime host's rules, runtime/quiesce.h), and
+     * the processes ping each other every heartbeat interval so that the quiesced groups of
+     * a process that went silent (for an election timeout) or restarted wake. */
+    bool quiesce;
     /* The nodes' application (NULL: the MIT applier alone). Excludes kv and snapshot. */
     const struct sim_app *app;
 };
@@ -119,6 +123,8 @@ void sim_set_link(struct sim_cluster *c, int from, int to, bool enabled);
 void sim_crash(struct sim_cluster *c, int i);      /* crash1: unsynced writes are lost */
 void sim_start(struct sim_cluster *c, int i);      /* start1: crash if alive, restart from disk; not connected */
 bool sim_is_alive(const struct sim_cluster *c, int i);
+/* Whether node i's replica is up and quiesced (opts.quiesce). */
+bool sim_node_quiesced(const struct sim_cluster *c, int i);
 void sim_set_reliable(struct sim_cluster *c, bool reliable);
 void sim_set_long_reordering(struct sim_cluster *c, bool on);
 

@@ -438,6 +438,7 @@ static void handle(struct sim_cluster *c, void *arg)
         return;
     }
     uint64_t index = 0, term = 0;
+    sim_node_work(node);
     int err = craft_driver_propose(node->d, r->cmd, (uint32_t)r->len, sim_node_now(node), &index,
                                    &term);
     sim_node_after(node);

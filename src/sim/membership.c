@@ -209,6 +209,7 @@ int sim_conf_change(struct sim_cluster *c, int i, const struct craft_conf_change
         return CRAFT_ENOTLEADER;
     }
     uint64_t li = 0, term = 0;
+    sim_node_work(node);
     int err = craft_driver_propose_conf_change(node->d, changes, n, joint, sim_node_now(node),
                                                &li, &term);
     sim_node_after(node);
@@ -240,6 +241,7 @@ int sim_transfer(struct sim_cluster *c, int i, int target)
     }
     CRAFT_ASSERT(target >= -1);
     uint64_t id = target < 0 ? CRAFT_NONE : (uint64_t)target + 1;
+    sim_node_work(node);
     int err = craft_driver_transfer_leadership(node->d, id, sim_node_now(node));
     sim_node_after(node);
     CRAFT_TRACE(CRAFT_T_CLIENT, c->w->now, (uint64_t)i + 1, 0, "transfer to %d: %s", target,

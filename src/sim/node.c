@@ -458,6 +458,7 @@ void sim_node_start(struct sim_cluster *c, int i)
     };
     node->d = craft_driver_create(&cfg, &restore, &ports, sim_node_now(node));
     CRAFT_ASSERT(node->d != NULL);
+    node->quiet = (struct craft_quiesce){0};
     node->alive = true;
     sim_net_node_up(c->net, i);
     CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0,
@@ -469,6 +470,7 @@ void sim_node_start(struct sim_cluster *c, int i)
 
 void sim_node_tick(struct sim_node *node)
 {
+    CRAFT_ASSERT(!node->quiet.quiesced);
     craft_driver_tick(node->d, sim_node_now(node));
     sim_node_after(node);
 }
@@ -477,6 +479,10 @@ void sim_node_deliver(void *ctx, int from, int to, uint64_t group, const uint8_t
                       size_t len)
 {
     struct sim_cluster *root = ctx;
+    sim_liveness_heard(root, from, to, bytes, len, group == HOST_MSG_GROUP);
+    if (group == HOST_MSG_GROUP) {
+        return; /* a process's ping */
+    }
     CRAFT_ASSERT(root->root == root && group < (uint64_t)root->n_groups);
     struct sim_cluster *c = root->groups[group];
     struct sim_node *node = &c->nodes[to];
@@ -487,11 +493,7 @@ void sim_node_deliver(void *ctx, int from, int to, uint64_t group, const uint8_t
         CRAFT_ASSERT(group != 0 || root->n_groups > 1);
         return;
     }
-    int err = craft_driver_receive(node->d, bytes, len, sim_node_now(node));
-    if (err != CRAFT_OK) {
-        CRAFT_TRACE(CRAFT_T_NET, c->w->now, 0, 0, "n%d rejected a message from n%d: %s", to + 1,
-                    from + 1, craft_strerror(err));
-    }
+    sim_quiesce_receive(node, from, bytes, len);
     sim_node_after(node);
 }
 
@@ -501,6 +503,12 @@ void sim_node_after(struct sim_node *node)
         return;
     }
     uint64_t now = node->c->w->now;
+    sim_quiesce_check(node);
+    if (node->quiet.quiesced) {
+        node->next_timeout = UINT64_MAX; /* nothing in flight: only work wakes it */
+        sim_check_status(node);
+        return;
+    }
     /* The driver's timers are in node time: wake at the first virtual time its clock
      * reaches them. */
     uint64_t t = sim_clock_virtual_time(node->drift_ppm, craft_driver_next_timeout(node->d));

@@ -205,6 +205,7 @@ uint64_t sim_reads_write(struct sim_cluster *c, int client, int i, uint8_t kind,
     uint8_t buf[SIM_KV_OP_BYTES_MAX];
     size_t len = sim_kv_encode(&kop, buf, sizeof buf);
     uint64_t index = 0, term = 0;
+    sim_node_work(node);
     int err = craft_driver_propose(node->d, buf, (uint32_t)len, sim_node_now(node), &index, &term);
     sim_node_after(node);
     if (err != CRAFT_OK) {
@@ -237,6 +238,7 @@ uint64_t sim_reads_read(struct sim_cluster *c, int client, int i, enum sim_read_
     op->incarnation = node->incarnation;
     uint64_t id = op->id;
     int err;
+    sim_node_work(node);
     if (mode == SIM_READ_LEASE) {
         uint64_t index = 0;
         err = craft_driver_read_lease(node->d, sim_node_now(node), &index);

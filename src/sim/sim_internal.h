@@ -17,6 +17,7 @@
 #include "sim/disk.h"
 #include "sim/net.h"
 #include "sim/scenario.h"
+#include "runtime/quiesce.h"
 #include "sim/world.h"
 
 struct sim_node {
@@ -51,6 +52,10 @@ struct sim_node {
      * machine when opts.kv (NULL otherwise). */
     int64_t drift_ppm;
     struct sim_kv *kv;
+
+    /* Quiescence (opts.quiesce on the root: the runtime's rules, runtime/quiesce.h): not
+     * ticked while quiet.quiesced. */
+    struct craft_quiesce quiet;
 };
 
 /* What the cluster knows was committed at one log index (filled by the appliers). */
@@ -98,6 +103,12 @@ struct sim_cluster {
     uint64_t group;
     struct sim_cluster **groups;
     int n_groups;
+    /* The root, with opts.quiesce: what each process knows of the others (liveness.c):
+     * [i * n + j] is process i's view of process j. */
+    uint64_t *heard_at;          /* when i last heard from j (any message) */
+    uint64_t *incarnation_seen;  /* the incarnation j's last ping named */
+    uint64_t *incarnation_acted; /* ... and the one i last acted on */
+    bool *peer_down;
     struct sim_node *nodes;
     bool *connected; /* the root's: links are between processes */
     struct sim_checks ch;
@@ -122,6 +133,21 @@ void sim_node_deliver(void *ctx, int from, int to, uint64_t group, const uint8_t
                       size_t len);
 /* After any call into node's driver: refreshes the timer and runs the status checks. */
 void sim_node_after(struct sim_node *node);
+/* Work of the node's own process for it (a proposal, a read, a configuration change): a
+ * quiesced replica wakes and tells the others. */
+void sim_node_work(struct sim_node *node);
+
+/* liveness.c: quiescence (opts.quiesce) and the processes' pings. */
+void sim_quiesce_wake(struct sim_node *node, bool tell_others);
+/* After the node was stepped: a quiet leader quiesces. */
+void sim_quiesce_check(struct sim_node *node);
+/* A message for the node: a host message (QUIESCE, WAKE), or a Raft message stepped. */
+void sim_quiesce_receive(struct sim_node *node, int from, const uint8_t *bytes, size_t len);
+/* Process `to` heard from process `from` (ping: a PING, whose incarnation it notes). */
+void sim_liveness_heard(struct sim_cluster *root, int from, int to, const uint8_t *bytes,
+                        size_t len, bool ping);
+void sim_liveness_start(struct sim_cluster *root);
+void sim_liveness_free(struct sim_cluster *root);
 /* The command bytes applied at log index (from the committed record); NULL if unknown. */
 const uint8_t *sim_committed_data(const struct sim_cluster *c, uint64_t log_index,
                                   uint32_t *len);

@@ -13,6 +13,11 @@
  *                    on every process.
  *   multi/crash-all  every process crashes at once, repeatedly, under load; every group
  *                    recovers what it committed and goes on.
+ *   multi/quiesce    idle groups quiesce (the runtime host's rules) while the processes
+ *                    ping each other: clients write in bursts with idle spells between
+ *                    them, under random process faults, partitions and lossy phases; in
+ *                    a calm, connected spell every group must quiesce on every process,
+ *                    then wake for new writes; at the end every group converges.
  *   multi/chaos-log, multi/crash-all-log
  *                    the same over real storage shared as the runtime's host shares it:
  *                    each process keeps every group's log and hard state in one group log
@@ -82,8 +87,8 @@ static void check_own_commands(struct sim_cluster *root, int n)
 
 /* A root of n processes and its groups (shape from the seed's own stream); shared_log:
  * over real storage, one group log per process. */
-static struct sim_cluster *multi_begin(const char *description, bool shared_log, int *n_out,
-                                       uint64_t *t0)
+static struct sim_cluster *multi_begin(const char *description, bool shared_log, bool quiesce,
+                                       int *n_out, uint64_t *t0)
 {
     struct craft_prng shape;
     craft_prng_seed(&shape, sim_seed() ^ 0x6d756c7469ULL);
@@ -92,6 +97,7 @@ static struct sim_cluster *multi_begin(const char *description, bool shared_log,
     struct sim_cluster_opts opts;
     sim_cluster_opts_default(&opts, n, false, craft_prng_range(&shape, 0, 2) == 1);
     opts.real_storage = opts.shared_log = shared_log;
+    opts.quiesce = quiesce;
     struct sim_cluster *root = sim_cluster_create(&opts);
     sim_note(root, "begin: %s", description);
     *t0 = sim_now(root);
@@ -149,7 +155,7 @@ static void multi_chaos(bool shared_log)
     int n;
     uint64_t t0;
     struct sim_cluster *root =
-        multi_begin("multi: process faults over many groups", shared_log, &n, &t0);
+        multi_begin("multi: process faults over many groups", shared_log, false, &n, &t0);
     struct multi_client cl[GROUPS_MAX];
     clients_start(root, n, cl);
     int alive = n;
@@ -169,7 +175,7 @@ static void multi_crash_all(bool shared_log)
     int n;
     uint64_t t0;
     struct sim_cluster *root =
-        multi_begin("multi: every process crashes at once", shared_log, &n, &t0);
+        multi_begin("multi: every process crashes at once", shared_log, false, &n, &t0);
     struct multi_client cl[GROUPS_MAX];
     clients_start(root, n, cl);
     for (int round = 0; round < 4; round++) {
@@ -209,4 +215,168 @@ void sim_multi_chaos_log(void)
 void sim_multi_crash_all_log(void)
 {
     multi_crash_all(true);
+}
+
+/* The highest term of the group's live replicas. */
+static uint64_t max_term(struct sim_cluster *gc, int n)
+{
+    uint64_t most = 0;
+    for (int i = 0; i < n; i++) {
+        if (sim_is_alive(gc, i)) {
+            uint64_t term;
+            bool is_leader;
+            sim_get_state(gc, i, &term, &is_leader);
+            most = term > most ? term : most;
+        }
+    }
+    return most;
+}
+
+/* Whether every group has a leader among its live replicas. */
+static bool every_group_led(struct sim_cluster *root, int n)
+{
+    for (int g = 0; g < sim_n_groups(root); g++) {
+        bool led = false;
+        for (int i = 0; i < n && !led; i++) {
+            if (sim_is_alive(sim_group_of(root, g), i)) {
+                uint64_t term;
+                sim_get_state(sim_group_of(root, g), i, &term, &led);
+            }
+        }
+        if (!led) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Replicas quiesced: every group on every process, once a calm spell has lasted. */
+static int quiesced_replicas(struct sim_cluster *root, int n)
+{
+    int count = 0;
+    for (int g = 0; g < sim_n_groups(root); g++) {
+        for (int i = 0; i < n; i++) {
+            count += sim_node_quiesced(sim_group_of(root, g), i);
+        }
+    }
+    return count;
+}
+
+/* Clients that write in bursts: a burst of commands, then an idle spell (the groups
+ * quiesce), while faults come and go. */
+static void burst_loop(struct sim_cluster *c, void *arg)
+{
+    struct multi_client *cl = arg;
+    (void)c;
+    if (cl->stop) {
+        cl->done = true;
+        return;
+    }
+    uint64_t x = group_cmd(cl->g, cl->group);
+    for (int i = 0; i < cl->n; i++) {
+        uint64_t index = 0, term = 0;
+        if (sim_is_alive(cl->g, i) && sim_start_int(cl->g, i, x, &index, &term)) {
+            break;
+        }
+    }
+    bool idle = sim_rand(cl->g, 0, 9) == 0;
+    sim_task_at(cl->g, idle ? sim_rand(cl->g, 1000, 4000) : sim_rand(cl->g, 1, 40), burst_loop,
+                cl);
+}
+
+void sim_multi_quiesce(void)
+{
+    int n;
+    uint64_t t0;
+    struct sim_cluster *root =
+        multi_begin("multi: idle groups quiesce, processes ping", false, true, &n, &t0);
+    struct multi_client cl[GROUPS_MAX];
+    for (int g = 0; g < sim_n_groups(root); g++) {
+        cl[g] = (struct multi_client){.g = sim_group_of(root, g), .group = g, .n = n};
+        sim_task_at(cl[g].g, (uint64_t)g, burst_loop, &cl[g]);
+    }
+    int alive = n;
+    for (int phase = 0; phase < 3; phase++) {
+        uint64_t start = sim_now(root), span = sim_rand(root, 5000, 15000);
+        while (sim_now(root) - start < span) {
+            sim_sleep(root, sim_rand(root, 10, 800));
+            sim_chaos_fault(root, n, &alive, 0, sim_proc_crash, sim_proc_start);
+        }
+        /* A calm spell: every process up and connected, no writes: every group quiesces
+         * on every process (the leader after three quiet heartbeats, its followers when
+         * told), within a bound of virtual time. */
+        sim_note(root, "multi: calm spell %d", phase);
+        clients_stop(root, cl);
+        sim_set_reliable(root, true);
+        sim_set_long_reordering(root, false);
+        for (int i = 0; i < n; i++) {
+            if (!sim_is_alive(root, i)) {
+                sim_proc_start(root, i);
+                alive++;
+            }
+        }
+        sim_chaos_heal_links(root, n);
+        uint64_t calm = sim_now(root);
+        while (quiesced_replicas(root, n) < n * sim_n_groups(root) &&
+               sim_now(root) - calm < 30000) {
+            sim_sleep(root, 100);
+        }
+        if (quiesced_replicas(root, n) < n * sim_n_groups(root)) {
+            sim_fail(root, "only %d of %d replicas quiesced after 30 s of calm",
+                     quiesced_replicas(root, n), n * sim_n_groups(root));
+        }
+        /* Quiesced groups still take writes: the first wakes its group everywhere, and
+         * with every process up and the network calm, waking is no reason to elect (the
+         * timers restart at the wake; the leader heartbeats at once). */
+        for (int g = 0; g < sim_n_groups(root); g++) {
+            struct sim_cluster *gc = sim_group_of(root, g);
+            uint64_t term0 = max_term(gc, n);
+            sim_one_int(gc, group_cmd(gc, g), n, true);
+            if (max_term(gc, n) != term0) {
+                sim_fail(gc, "group %d elected (term %llu -> %llu) when a write woke it in a "
+                         "calm spell", g, (unsigned long long)term0,
+                         (unsigned long long)max_term(gc, n));
+            }
+        }
+        /* Quiesced again, the leader process of group 0 crashes and stays down: the others
+         * stop hearing it, wake the groups it led, and those elect and take writes. */
+        while (quiesced_replicas(root, n) < n * sim_n_groups(root) &&
+               sim_now(root) - calm < 60000) {
+            sim_sleep(root, 100);
+        }
+        int lead = -1;
+        for (int i = 0; i < n; i++) {
+            uint64_t term;
+            bool is_leader;
+            sim_get_state(root, i, &term, &is_leader);
+            lead = is_leader ? i : lead;
+        }
+        if (lead >= 0) {
+            sim_note(root, "multi: leader process %d of quiesced groups crashes", lead + 1);
+            sim_proc_crash(root, lead);
+            /* With no work at all, the pings alone must wake them: every group has a
+             * leader again within a bound of virtual time. */
+            uint64_t crashed = sim_now(root);
+            while (!every_group_led(root, n) && sim_now(root) - crashed < 15000) {
+                sim_sleep(root, 100);
+            }
+            if (!every_group_led(root, n)) {
+                sim_fail(root, "15 s after leader process %d crashed, a group it led has no "
+                         "leader", lead + 1);
+            }
+            for (int g = 0; g < sim_n_groups(root); g++) {
+                struct sim_cluster *gc = sim_group_of(root, g);
+                sim_one_int(gc, group_cmd(gc, g), n - 1, true);
+            }
+            sim_proc_start(root, lead);
+            sim_connect(root, lead);
+        }
+        for (int g = 0; g < sim_n_groups(root); g++) {
+            cl[g].stop = cl[g].done = false;
+            sim_task_at(cl[g].g, (uint64_t)g, burst_loop, &cl[g]);
+        }
+    }
+    clients_stop(root, cl);
+    converge(root, n);
+    sim_raft_end(root, t0);
 }

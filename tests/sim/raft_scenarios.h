@@ -89,6 +89,7 @@ void sim_chaos_heal_links(struct sim_cluster *c, int n);
 void sim_multi_chaos(void);
 void sim_multi_crash_all(void);
 void sim_multi_chaos_log(void);
+void sim_multi_quiesce(void);
 void sim_multi_crash_all_log(void);
 
 struct sim_cluster *sim_raft_begin_counted(int n, const char *description, uint64_t *t0);

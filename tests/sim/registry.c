@@ -63,6 +63,8 @@ const struct sim_scenario sim_scenarios[] = {
       sim_multi_chaos },
     { "multi/crash-all", "every process crashes at once under load, repeatedly",
       sim_multi_crash_all },
+    { "multi/quiesce", "idle groups quiesce under process faults; in calm spells all do, "
+      "then wake for writes", sim_multi_quiesce },
     { "multi/chaos-log", "multi/chaos with every process's groups in one group log on a "
       "faulty filesystem", sim_multi_chaos_log },
     { "multi/crash-all-log", "multi/crash-all with every process's groups in one group log: "
