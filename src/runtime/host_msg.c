@@ -3,21 +3,7 @@
 
 #include <string.h>
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
+#include "base/bytes.h"
 
 static size_t kind_len(uint8_t kind)
 {
@@ -39,10 +25,10 @@ size_t host_msg_encode(const struct host_msg *m, uint8_t *buf)
     buf[0] = HOST_MSG_MAGIC;
     buf[1] = m->kind;
     if (len >= 10) {
-        put_u64(buf + 2, m->term);
+        craft_put_u64(buf + 2, m->term);
     }
     if (len >= 18) {
-        put_u64(buf + 10, m->index);
+        craft_put_u64(buf + 10, m->index);
     }
     return len;
 }
@@ -55,10 +41,10 @@ bool host_msg_decode(const uint8_t *buf, size_t len, struct host_msg *m)
     memset(m, 0, sizeof *m);
     m->kind = buf[1];
     if (len >= 10) {
-        m->term = get_u64(buf + 2);
+        m->term = craft_get_u64(buf + 2);
     }
     if (len >= 18) {
-        m->index = get_u64(buf + 10);
+        m->index = craft_get_u64(buf + 10);
     }
     return true;
 }

@@ -135,12 +135,24 @@ static int make_dir(struct craft_node *n, const char *path, const char *parent)
     return rc;
 }
 
+/* The file snapshot store in <dir>/snapshots. */
+static int open_snapshots(struct craft_node *n, const char *dir, char *errbuf, size_t cap)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/snapshots", dir);
+    int rc = craft_snapshot_file_open(&n->fs, path, n->cfg.snapshots_retained, &n->snaps);
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "cannot open the snapshots in %s: %s", path, craft_strerror(rc));
+    }
+    return rc;
+}
+
 /* A group in the host's log: its snapshots in <host data_dir>/groups/<id>/snapshots. */
 static int open_in_host_log(struct craft_node *n, char *errbuf, size_t cap)
 {
     craft_fs_posix_init(&n->fs);
     n->glog = n->host->glog;
-    char dir[4096], path[4200];
+    char dir[4096];
     snprintf(dir, sizeof dir, "%s/groups/%016" PRIx64, n->host->data_dir, n->group);
     int rc = n->fs.mkdir(&n->fs, dir);
     if (rc == CRAFT_OK) {
@@ -152,12 +164,7 @@ static int open_in_host_log(struct craft_node *n, char *errbuf, size_t cap)
         snprintf(errbuf, cap, "cannot create %s: %s", dir, craft_strerror(rc));
         return rc;
     }
-    snprintf(path, sizeof path, "%s/snapshots", dir);
-    rc = craft_snapshot_file_open(&n->fs, path, n->cfg.snapshots_retained, &n->snaps);
-    if (rc != CRAFT_OK) {
-        snprintf(errbuf, cap, "cannot open the snapshots in %s: %s", path, craft_strerror(rc));
-    }
-    return rc;
+    return open_snapshots(n, dir, errbuf, cap);
 }
 
 int rt_storage_open(struct craft_node *n, char *errbuf, size_t cap)
@@ -211,13 +218,7 @@ int rt_storage_open(struct craft_node *n, char *errbuf, size_t cap)
         snprintf(errbuf, cap, "cannot open the hard state %s: %s", path, craft_strerror(rc));
         return rc;
     }
-    snprintf(path, sizeof path, "%s/snapshots", dir);
-    rc = craft_snapshot_file_open(&n->fs, path, n->cfg.snapshots_retained, &n->snaps);
-    if (rc != CRAFT_OK) {
-        snprintf(errbuf, cap, "cannot open the snapshots in %s: %s", path, craft_strerror(rc));
-        return rc;
-    }
-    return CRAFT_OK;
+    return open_snapshots(n, dir, errbuf, cap);
 }
 
 void rt_storage_close(struct craft_node *n)

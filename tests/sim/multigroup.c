@@ -43,13 +43,13 @@ static uint64_t group_cmd(struct sim_cluster *g, int group)
     return (sim_raft_rand_cmd(g) >> GROUP_BITS << GROUP_BITS) | (uint64_t)group;
 }
 
-static void client_loop(struct sim_cluster *c, void *arg)
+/* One command of the client's group, started on the first node that takes it; false once
+ * the client was told to stop (it is then done). */
+static bool client_step(struct multi_client *cl)
 {
-    struct multi_client *cl = arg;
-    (void)c;
     if (cl->stop) {
         cl->done = true;
-        return;
+        return false;
     }
     uint64_t x = group_cmd(cl->g, cl->group);
     for (int i = 0; i < cl->n; i++) {
@@ -57,6 +57,16 @@ static void client_loop(struct sim_cluster *c, void *arg)
         if (sim_is_alive(cl->g, i) && sim_start_int(cl->g, i, x, &index, &term)) {
             break;
         }
+    }
+    return true;
+}
+
+static void client_loop(struct sim_cluster *c, void *arg)
+{
+    struct multi_client *cl = arg;
+    (void)c;
+    if (!client_step(cl)) {
+        return;
     }
     sim_task_at(cl->g, sim_rand(cl->g, 1, 40), client_loop, cl);
 }
@@ -268,16 +278,8 @@ static void burst_loop(struct sim_cluster *c, void *arg)
 {
     struct multi_client *cl = arg;
     (void)c;
-    if (cl->stop) {
-        cl->done = true;
+    if (!client_step(cl)) {
         return;
-    }
-    uint64_t x = group_cmd(cl->g, cl->group);
-    for (int i = 0; i < cl->n; i++) {
-        uint64_t index = 0, term = 0;
-        if (sim_is_alive(cl->g, i) && sim_start_int(cl->g, i, x, &index, &term)) {
-            break;
-        }
     }
     bool idle = sim_rand(cl->g, 0, 9) == 0;
     sim_task_at(cl->g, idle ? sim_rand(cl->g, 1000, 4000) : sim_rand(cl->g, 1, 40), burst_loop,
