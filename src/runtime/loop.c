@@ -174,13 +174,12 @@ static void port_send(void *ctx, uint64_t to, const uint8_t *bytes, size_t len)
     (void)craft_transport_send(n->host->transport, to, n->group, bytes, len);
 }
 
-/* Whether the loop writes batch b itself instead of handing it to the disk thread: on a
- * follower, whose acknowledgement waits for the write anyway (the two hand-offs, loop ->
- * disk -> loop, cost more than the loop's wait on this VM), while the disk thread is idle,
- * so the stores have one user at a time and writes stay in seq order. A leader keeps the
- * disk thread: it writes its own copy while its followers write theirs (thesis 10.2.1),
- * and the disk-stall check needs a loop that is not stuck in the write. Snapshot chunks
- * go to the disk thread (the snapshot store's lock, larger writes). */
+/* Whether the loop writes batch b itself, at once, instead of handing it to the disk thread:
+ * on a follower, whose acknowledgement waits for the write anyway (the two hand-offs, loop
+ * -> disk -> loop, cost more than the loop's wait on this VM), while the disk thread is
+ * idle, so the stores have one user at a time and writes stay in seq order. A leader's
+ * batch is written on the loop too, but after the round's messages left (defer_here).
+ * Snapshot chunks go to the disk thread (the snapshot store's lock, larger writes). */
 static bool write_here(struct craft_node *n, const struct craft_batch *b)
 {
     /* Never the host's shared log: the loop steps every group and must not wait for a
@@ -189,6 +188,67 @@ static bool write_here(struct craft_node *n, const struct craft_batch *b)
            n->disk_jobs_pushed ==
                atomic_load_explicit(&n->disk_jobs_finished, memory_order_acquire) &&
            craft_core_role(craft_driver_core(n->driver)) == CRAFT_FOLLOWER;
+}
+
+/* Whether a leader's batch waits for the end of the round and is written on the loop: a
+ * group with stores of its own (never the host's shared log), while the disk thread has
+ * none of its jobs. The write then starts as soon as the round's messages left (its
+ * followers write theirs meanwhile, thesis 10.2.1) without the two hand-offs loop -> disk
+ * thread -> loop, and its completion is stepped in the next round. */
+static bool defer_here(struct craft_node *n)
+{
+    return n->glog == NULL && n->disk_done_seq == n->disk_submitted_seq &&
+           n->disk_jobs_pushed ==
+               atomic_load_explicit(&n->disk_jobs_finished, memory_order_acquire) &&
+           craft_core_role(craft_driver_core(n->driver)) == CRAFT_LEADER;
+}
+
+/* Queues job j: behind the round's deferred jobs if there are some (order is the log's),
+ * deferred itself if defer (a leader's batch, defer_here), else for the disk thread. */
+static void submit_job(struct craft_node *n, struct rt_disk_job *j, bool defer)
+{
+    if (n->deferred_head == NULL && !defer) {
+        rt_disk_push(n, j);
+        return;
+    }
+    j->item.next = NULL;
+    if (n->deferred_tail != NULL) {
+        n->deferred_tail->item.next = &j->item;
+    } else {
+        n->deferred_head = j;
+    }
+    n->deferred_tail = j;
+}
+
+/* After the round's flush: the deferred jobs, written in order on the loop; their
+ * completion is queued for the group's next round (where it is stepped before that
+ * round's messages leave). */
+static void write_deferred(struct craft_node *n)
+{
+    uint64_t done = 0;
+    int rc = atomic_load(&n->failed);
+    while (n->deferred_head != NULL) {
+        struct rt_disk_job *j = n->deferred_head;
+        n->deferred_head = (struct rt_disk_job *)j->item.next;
+        if (rc == CRAFT_OK) {
+            rc = rt_disk_run_job(n, j);
+            if (j->kind == DISK_BATCH) {
+                done = j->seq;
+            }
+        }
+        rt_disk_job_free(j);
+    }
+    n->deferred_tail = NULL;
+    if (rc != CRAFT_OK) {
+        rt_fail(n, rc, "disk write"); /* nothing more is acknowledged */
+        return;
+    }
+    if (done != 0) {
+        struct rt_req *r = rt_req_new(REQ_PERSISTED, NULL, 0);
+        CRAFT_ASSERT(r != NULL); /* TODO(limits): a node that cannot allocate stops */
+        r->a = done;
+        rt_post(n, r);
+    }
 }
 
 /* Address records in a batch's entries: the loop learns them as they are persisted. */
@@ -273,11 +333,12 @@ static void port_persist(void *ctx, const struct craft_batch *b)
             memcpy(j->chunk, b->snap_chunk, b->snap_chunk_len);
         }
     }
+    bool defer = n->deferred_head == NULL && defer_here(n);
     if (n->disk_done_seq == n->disk_submitted_seq) {
         n->disk_oldest_ms = rt_now_ms();
     }
     n->disk_submitted_seq = b->seq;
-    rt_disk_push(n, j);
+    submit_job(n, j, defer);
 }
 
 static void port_apply(void *ctx, const struct craft_entry *entries, size_t count)
@@ -585,7 +646,7 @@ static void snap_done(struct craft_node *n, uint64_t index, int err)
             CRAFT_ASSERT(j != NULL);
             j->kind = DISK_COMPACT;
             j->compact_through = index - retain - 1;
-            rt_disk_push(n, j);
+            submit_job(n, j, false);
         }
         n->since_snap_entries = n->since_snap_bytes = 0;
     }
@@ -940,6 +1001,9 @@ void rt_group_step(struct craft_node *n, struct rt_item *it, uint64_t now)
 
 void rt_group_after_send(struct craft_node *n)
 {
+    if (n->deferred_head != NULL) {
+        write_deferred(n);
+    }
     if (n->lease_reads != NULL) {
         struct craft_core_status st;
         craft_core_status(craft_driver_core(n->driver), &st);
@@ -963,6 +1027,7 @@ void rt_group_after_send(struct craft_node *n)
 
 void rt_group_shutdown(struct craft_node *n)
 {
+    CRAFT_ASSERT(n->deferred_head == NULL); /* written at the end of every round */
     rt_quiesce_leave(n);
     shutdown_fail_all(n);
 }

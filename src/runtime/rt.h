@@ -269,6 +269,11 @@ struct craft_node {
     uint64_t disk_jobs_pushed;
     atomic_uint_fast64_t disk_jobs_finished;
     uint64_t disk_oldest_ms; /* submit time of the oldest unfinished disk job (0: none) */
+    /* A leader with stores of its own writes its batches on the loop, after the round's
+     * messages left (rt_group_after_send), while the disk thread has none of its jobs:
+     * the jobs of this round, in order; every job of the group queued meanwhile joins them
+     * (loop.c, submit_job). */
+    struct rt_disk_job *deferred_head, *deferred_tail;
     enum craft_role last_role;
     uint64_t last_leader;
     struct craft_conf last_conf;
@@ -336,6 +341,10 @@ void rt_disk_wait(struct craft_node *n);
 /* The loop thread writes batch b (no snapshot chunk) itself, durably, while the disk
  * thread is idle (disk_jobs_pushed == disk_jobs_finished). Returns 0 or the store's error. */
 int rt_disk_write_now(struct craft_node *n, const struct craft_batch *b);
+/* The loop thread runs job j (a batch or a compaction) of a group with stores of its own
+ * itself, durably, as the disk thread would, while that thread holds none of its jobs.
+ * Returns 0 or the store's error. */
+int rt_disk_run_job(struct craft_node *n, const struct rt_disk_job *j);
 void rt_disk_job_free(struct rt_disk_job *j);
 
 /* fsm.c: a group's state machine jobs, on its apply thread. */

@@ -460,6 +460,21 @@ int rt_disk_write_now(struct craft_node *n, const struct craft_batch *b)
                             b->n_entries);
 }
 
+int rt_disk_run_job(struct craft_node *n, const struct rt_disk_job *j)
+{
+    CRAFT_ASSERT(n->glog == NULL);
+    CRAFT_ASSERT(n->disk_jobs_pushed == atomic_load_explicit(&n->disk_jobs_finished,
+                                                             memory_order_acquire));
+    if (j->kind == DISK_COMPACT) {
+        return log_compact(n, j->compact_through);
+    }
+    if (j->has_chunk) {
+        return write_special(n, j);
+    }
+    return write_hs_and_log(n, j->has_hs ? &j->hs : NULL, j->truncate_from, j->entries,
+                            j->n_entries);
+}
+
 void rt_disk_push(struct craft_node *n, struct rt_disk_job *j)
 {
     j->node = n;
