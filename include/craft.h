@@ -243,7 +243,8 @@ struct craft_host_config {
      * no elections) until any work for it arrives. The processes ping each other every
      * heartbeat_ms (default 100); when one is unheard for peer_timeout_ms (default 1000,
      * more than heartbeat_ms), the quiesced groups it led wake here and elect. A quiet
-     * leader's lease runs out: lease reads then wait for a heartbeat round. */
+     * leader's lease runs out: craft_read_lease then fails with CRAFT_ESTALE (use
+     * craft_read_index, which wakes the group) until a heartbeat round renews it. */
     bool quiesce;
     uint32_t heartbeat_ms, peer_timeout_ms;
     /* Threads that run the groups' state machines (default 2, at most
