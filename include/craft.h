@@ -277,6 +277,16 @@ int craft_host_add_group(struct craft_host *host, uint64_t group, const struct c
                          const struct craft_fsm *fsm, struct craft_node **out, char *errbuf,
                          size_t errbuf_cap);
 
+/* Forgets the storage the host keeps for group `group` (its records in the shared log,
+ * its snapshots), for a group this process no longer hosts and will not host again with
+ * that state (a replica removed from the group's configuration). The log's segments that
+ * held only its records go with later compactions. Errors (a line in errbuf if not NULL):
+ * CRAFT_EINVAL (the host has no data_dir, or hosts the group, or is adding or removing
+ * it), CRAFT_ESHUTDOWN, the storage errors (the shared log then fails: every group of the
+ * host stops). Thread-safe; blocks for one write and fdatasync. */
+int craft_host_drop_group(struct craft_host *host, uint64_t group, char *errbuf,
+                          size_t errbuf_cap);
+
 /* craft_node_destroy(group) removes a group from its host (its futures fail with
  * CRAFT_ESHUTDOWN, its storage stays on disk). craft_host_destroy removes the groups left,
  * then stops the loop and the transport, and frees the host. Not from a callback. */

@@ -899,6 +899,32 @@ void craft_host_destroy(struct craft_host *h)
     host_free(h);
 }
 
+int craft_host_drop_group(struct craft_host *h, uint64_t group, char *errbuf,
+                          size_t errbuf_cap)
+{
+    char scratch[8];
+    if (errbuf == NULL) {
+        errbuf = scratch;
+        errbuf_cap = sizeof scratch;
+    }
+    errbuf[0] = '\0';
+    if (h->glog == NULL) {
+        snprintf(errbuf, errbuf_cap, "the host has no data_dir: no storage to drop");
+        return CRAFT_EINVAL;
+    }
+    int rc = rt_host_claim(h, group, false);
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, errbuf_cap, rc == CRAFT_EINVAL ? "group %" PRIu64 " is hosted (or "
+                                                          "being added or removed)"
+                                     : "cannot drop group %" PRIu64 " now",
+                 group);
+        return rc;
+    }
+    rc = rt_storage_drop(h, group, errbuf, errbuf_cap);
+    rt_host_unclaim(h, group);
+    return rc;
+}
+
 uint16_t craft_host_port(struct craft_host *h)
 {
     return h->transport_kind == CRAFT_TRANSPORT_TCP ? craft_tcp_transport_port(h->transport)

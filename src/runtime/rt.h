@@ -329,6 +329,9 @@ int rt_storage_open(struct craft_node *n, char *errbuf, size_t cap);
 int rt_storage_recover(struct craft_node *n, struct craft_core_restore *r,
                        struct craft_wal_entries *hold, char *errbuf, size_t cap);
 void rt_storage_close(struct craft_node *n);
+/* Forgets group's storage in host h's shared log and its snapshot directory (the group
+ * claimed, not hosted). Returns 0 or the error, with a line in errbuf. */
+int rt_storage_drop(struct craft_host *h, uint64_t group, char *errbuf, size_t cap);
 /* The host's disk thread (arg: the host): takes every queued job of every group, writes
  * them with one craft_glog_write (one fdatasync) for the groups in the shared log and one
  * write per group with stores of its own, and acknowledges each group. */

@@ -1,11 +1,13 @@
 /* The runtime's storage: opening and recovering the stores, bootstrap, and the disk thread
  * (group commit: every batch queued while the previous write ran goes into one write with
  * one fdatasync). */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/assert.h"
 #include "runtime/rt.h"
@@ -165,6 +167,75 @@ static int open_in_host_log(struct craft_node *n, char *errbuf, size_t cap)
         return rc;
     }
     return open_snapshots(n, dir, errbuf, cap);
+}
+
+/* Removes the files of directory dir (not its subdirectories), then dir itself. */
+static int remove_dir_files(struct craft_fs *fs, const char *dir);
+
+struct rm_ctx {
+    struct craft_fs *fs;
+    const char *dir;
+    int err;
+};
+
+static int rm_one(void *arg, const char *name)
+{
+    struct rm_ctx *c = arg;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", c->dir, name);
+    int rc = c->fs->unlink(c->fs, path);
+    if (rc != CRAFT_OK && c->err == CRAFT_OK) {
+        c->err = rc;
+    }
+    return 0;
+}
+
+static int remove_dir_files(struct craft_fs *fs, const char *dir)
+{
+    struct rm_ctx c = {.fs = fs, .dir = dir, .err = CRAFT_OK};
+    int rc = fs->list_dir(fs, dir, rm_one, &c);
+    if (rc == CRAFT_ENOTFOUND) {
+        return CRAFT_OK;
+    }
+    if (rc == CRAFT_OK) {
+        rc = c.err;
+    }
+    /* The fs interface has no rmdir: the directory is POSIX's to remove. */
+    if (rc == CRAFT_OK && rmdir(dir) != 0 && errno != ENOENT) {
+        rc = CRAFT_EIO;
+    }
+    return rc;
+}
+
+int rt_storage_drop(struct craft_host *h, uint64_t group, char *errbuf, size_t cap)
+{
+    pthread_mutex_lock(&h->glog_mu);
+    int rc = craft_glog_drop(h->glog, group);
+    if (rc == CRAFT_OK) {
+        atomic_store(&h->log_syncs, craft_glog_syncs(h->glog));
+    }
+    pthread_mutex_unlock(&h->glog_mu);
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "cannot drop group %" PRIu64 " from the shared log: %s",
+                 group, craft_strerror(rc));
+        return rc;
+    }
+    char dir[4096], snaps[4200];
+    snprintf(dir, sizeof dir, "%s/groups/%016" PRIx64, h->data_dir, group);
+    snprintf(snaps, sizeof snaps, "%s/snapshots", dir);
+    rc = remove_dir_files(&h->fs, snaps);
+    if (rc == CRAFT_OK) {
+        rc = remove_dir_files(&h->fs, dir);
+    }
+    if (rc == CRAFT_OK) {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s/groups", h->data_dir);
+        rc = h->fs.fsync_dir(&h->fs, parent);
+    }
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "cannot remove %s: %s", dir, craft_strerror(rc));
+    }
+    return rc;
 }
 
 int rt_storage_open(struct craft_node *n, char *errbuf, size_t cap)

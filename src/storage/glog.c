@@ -519,6 +519,37 @@ int craft_glog_compact(struct craft_glog *l, uint64_t group, uint64_t through)
     return drop_segments(l, bound);
 }
 
+void glog_group_forget(struct glog_group *g)
+{
+    g->first = 1;
+    g->head = g->n = 0;
+    g->has_hs = false;
+    g->hs = (struct craft_hard_state){0};
+    g->hs_seq = g->anchor_seq = 0;
+}
+
+int craft_glog_drop(struct craft_glog *l, uint64_t group)
+{
+    if (l->failed) {
+        return CRAFT_ESHUTDOWN;
+    }
+    CRAFT_ASSERT(l->wbuf_len == 0);
+    struct glog_group *g = glog_group_find(l, group);
+    if (g == NULL) {
+        return CRAFT_OK; /* never written: nothing to void */
+    }
+    uint64_t seq;
+    int err = stage_meta(l, GLOG_REC_DROP, group, 0, 0, &seq);
+    if (err == 0) {
+        err = flush(l);
+    }
+    if (err != 0) {
+        return err;
+    }
+    glog_group_forget(g);
+    return CRAFT_OK;
+}
+
 /* ---- reads ---- */
 
 uint64_t craft_glog_first_index(const struct craft_glog *l, uint64_t group)

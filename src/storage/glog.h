@@ -92,6 +92,11 @@ int craft_glog_write(struct craft_glog *l, const struct craft_glog_update *updat
  * CRAFT_EINVAL. Errors: the storage errors, CRAFT_ENOMEM, CRAFT_ESHUTDOWN. */
 int craft_glog_compact(struct craft_glog *l, uint64_t group, uint64_t through);
 
+/* Forgets group `group` (durably, one write): its entries, hard state and restart point
+ * are void, as if it had never been written, and the segments that held only its records
+ * go with later compactions. Errors: the storage errors, CRAFT_ESHUTDOWN. */
+int craft_glog_drop(struct craft_glog *l, uint64_t group);
+
 /* Per group, from memory: first and last index (last = first - 1 when empty; a group
  * never written: first 1, last 0), the term of an index in range (0 otherwise), and its
  * latest hard state (false if it never wrote one). */

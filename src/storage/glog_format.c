@@ -32,7 +32,7 @@ uint64_t glog_rec_size(uint32_t len)
 void glog_rec_encode(uint8_t *dst, uint8_t kind, uint8_t entry_type, uint64_t group,
                      uint64_t term, uint64_t index, const uint8_t *payload, uint32_t len)
 {
-    CRAFT_ASSERT(kind >= GLOG_REC_ENTRY && kind <= GLOG_REC_COPY);
+    CRAFT_ASSERT(kind >= GLOG_REC_ENTRY && kind <= GLOG_REC_DROP);
     CRAFT_ASSERT(glog_rec_is_entry(kind) ? entry_type != 0 : entry_type == 0 && len == 0);
     uint64_t total = glog_rec_size(len);
     craft_put_u32(dst, CRAFT_GLOG_REC_MAGIC);
@@ -61,7 +61,7 @@ bool glog_rec_decode(const uint8_t *src, uint64_t avail, struct glog_rec *r)
     uint8_t kind = src[5];
     uint8_t type = src[6];
     uint32_t len = craft_get_u32(src + 8);
-    if (kind < GLOG_REC_ENTRY || kind > GLOG_REC_COPY ||
+    if (kind < GLOG_REC_ENTRY || kind > GLOG_REC_DROP ||
         (glog_rec_is_entry(kind) ? type == 0 : type != 0 || len != 0)) {
         return false;
     }

@@ -21,6 +21,7 @@ enum glog_rec_kind {
     GLOG_REC_HARD_STATE = 3, /* term: the term, index: the vote; no payload */
     GLOG_REC_COMPACT = 4,    /* index: the group no longer needs entries <= index */
     GLOG_REC_COPY = 5,       /* an entry written again (relocation): its index now lives here */
+    GLOG_REC_DROP = 6,       /* the group's records before this one are void: as never written */
 };
 
 /* Whether records of this kind carry an entry (ENTRY and COPY). */
@@ -108,6 +109,8 @@ void glog_pos_truncate(struct glog_group *g, uint64_t t, uint64_t rec_seq);
 /* Drops g's entries <= through from its index; rec_seq is the segment of the compaction
  * record (it anchors `first` when the log becomes empty). */
 void glog_pos_compact(struct glog_group *g, uint64_t through, uint64_t rec_seq);
+/* A dropped group (GLOG_REC_DROP): as never written. */
+void glog_group_forget(struct glog_group *g);
 int glog_seg_push(struct craft_glog *l, const struct glog_seg *seg);
 void glog_free(struct craft_glog *l);
 /* Creates segment seq durably and makes it the last one (end after its header). */

@@ -74,6 +74,9 @@ static int replay(struct craft_glog *l, const struct glog_rec *r, uint64_t seq, 
     case GLOG_REC_COMPACT:
         glog_pos_compact(g, r->index, seq);
         return CRAFT_OK;
+    case GLOG_REC_DROP:
+        glog_group_forget(g);
+        return CRAFT_OK;
     case GLOG_REC_TRUNCATE:
         if (r->index == 0) {
             break;

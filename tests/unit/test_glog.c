@@ -301,6 +301,45 @@ static void test_relocation(void)
     }
 }
 
+/* A dropped group is as never written, across crashes; its segments go with later
+ * compactions of the others; it can be written again from any index. */
+static void test_drop(void)
+{
+    struct craft_fs_mem *m = craft_fs_mem_create(3);
+    struct craft_glog_config cfg = small_cfg();
+    cfg.pin_segments_max = 2;
+    struct craft_glog *l = open_ok(m, &cfg);
+    CHECK(append(l, 1, 1, 30, 2, 0) == CRAFT_OK);
+    struct craft_glog_update hs = {.group = 1, .has_hard_state = true, .hs = {.term = 4, .vote = 2}};
+    CHECK(craft_glog_write(l, &hs, 1) == CRAFT_OK);
+    CHECK(craft_glog_drop(l, 1) == CRAFT_OK);
+    CHECK(craft_glog_drop(l, 99) == CRAFT_OK); /* never written */
+    struct craft_hard_state got;
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK(craft_glog_last_index(l, 1) == 0 && craft_glog_first_index(l, 1) == 1);
+        CHECK(!craft_glog_hard_state(l, 1, &got));
+        craft_glog_close(l);
+        craft_fs_mem_crash(m, pass == 1);
+        l = open_ok(m, &cfg);
+    }
+    /* The others' compactions delete its segments. */
+    uint64_t next = 1;
+    for (int round = 0; round < 40; round++) {
+        CHECK(append(l, 2, next, 8, 5, 0) == CRAFT_OK);
+        next += 8;
+        CHECK(craft_glog_compact(l, 2, next - 2) == CRAFT_OK);
+    }
+    CHECK(craft_glog_segments(l) <= (size_t)cfg.pin_segments_max + 3);
+    CHECK(append(l, 1, 500, 3, 9, 0) == CRAFT_OK); /* written again, anywhere */
+    craft_glog_close(l);
+    craft_fs_mem_crash(m, true);
+    l = open_ok(m, &cfg);
+    CHECK(craft_glog_first_index(l, 1) == 500 && craft_glog_last_index(l, 1) == 502);
+    CHECK(reads_back(l, 1, 500, 502, NULL) && !craft_glog_hard_state(l, 1, &got));
+    craft_glog_close(l);
+    craft_fs_mem_destroy(m);
+}
+
 /* ---- a random workload against a model, with crashes and failing disks ---- */
 
 struct model_group {
@@ -508,6 +547,7 @@ int main(void)
     run_case("compaction deletes segments, keeps what is live", test_compaction);
     run_case("torn tail cut, corruption refused", test_torn_tail_and_corruption);
     run_case("relocation of a group that never compacts", test_relocation);
+    run_case("a dropped group", test_drop);
     run_case("random workload with crashes and disk errors against a model", test_random_crashes);
     return unit_finish();
 }

@@ -289,7 +289,7 @@ static void check_shared_layout(struct world *w, int h)
     snprintf(cmd, sizeof cmd, "ls %s/h%d/log | grep -q '[.]glog$'", w->base_dir, h);
     CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd, "test -d %s/h%d/groups/%016x/snapshots", w->base_dir, h,
-             (unsigned)group_id(0));
+             (unsigned)group_id(1));
     CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd, "test $(find %s/h%d -name wal | wc -l) = 0", w->base_dir, h);
     CHECK(system(cmd) == 0);
@@ -349,6 +349,19 @@ static void run(enum storage storage)
     group_add(&w, 0, 1, 2, 3 + 2);
     craft_host_stats(w.hosts[2], &hs);
     CHECK(hs.groups == GROUPS);
+    /* Its storage on host 2 can then be dropped (not while a group is hosted, and only on
+     * a host with storage of its own). */
+    int drop = craft_host_drop_group(w.hosts[2], 1, err, sizeof err);
+    if (storage == SHARED_LOG) {
+        CHECK(drop == CRAFT_OK);
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "test ! -e %s/h2/groups/%016x", w.base_dir, 1u);
+        CHECK(system(cmd) == 0);
+        CHECK(craft_host_drop_group(w.hosts[2], 2, err, sizeof err) == CRAFT_EINVAL);
+        CHECK(strstr(err, "hosted") != NULL);
+    } else {
+        CHECK(drop == CRAFT_EINVAL && strstr(err, "data_dir") != NULL);
+    }
 
     if (storage == SHARED_LOG) {
         check_shared_layout(&w, 2);
