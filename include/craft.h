@@ -56,7 +56,8 @@ int craft_source_read(struct craft_source *src, void *buf, size_t cap, size_t *n
 
 struct craft_fsm {
     void *ctx;
-    /* Applies committed commands in index order, on the state machine thread. results[i]
+    /* Applies committed commands in index order, on the state machine thread (or the raft
+     * loop's: apply_on_loop; never two at a time). results[i]
      * may be set to a value for cmds[i] (it starts NULL): the future of the command's
      * proposer receives it (craft_future_result), otherwise result_free is called on it.
      * Returns 0, or an error when the batch could not be applied (the state machine's
@@ -156,6 +157,14 @@ struct craft_config {
     uint64_t snapshot_threshold_bytes;   /* default 64 MiB */
     uint64_t trailing_entries;           /* default 10240 */
     uint64_t trailing_bytes;             /* default 16 MiB */
+
+    /* Apply on the raft loop (default false): a batch of committed commands (up to 64) is
+     * applied on the raft loop thread itself when the state machine thread has nothing of
+     * this node queued (then in the same order, never concurrently with it), saving a thread
+     * hand-off per batch. Only for a state machine whose apply is fast (microseconds per
+     * command, no fsync): while it runs the node steps nothing else. Snapshots and
+     * restores stay on the state machine thread. */
+    bool apply_on_loop;
 
     /* A leader whose disk write has not completed within this bound steps down (the rest of
      * the cluster elects a leader with a working disk). 0: never. Default 5000 ms. */

@@ -759,6 +759,7 @@ static void host_free(struct craft_host *h)
 {
     CRAFT_ASSERT(h->n_groups == 0 && h->n_leaving == 0);
     rt_apply_pool_stop(h);
+    rt_apply_scratch_free(h->loop_scratch);
     if (h->disk_started) {
         rt_queue_close(&h->disk_q);
         pthread_join(h->disk_thread, NULL);

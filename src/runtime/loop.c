@@ -379,6 +379,16 @@ static void port_apply(void *ctx, const struct craft_entry *entries, size_t coun
     }
     n->since_snap_entries += count;
     n->since_snap_bytes += bytes;
+    if (n->cfg.apply_on_loop && count <= RT_APPLY_ON_LOOP_ENTRIES_MAX &&
+        n->apply_pushed == atomic_load_explicit(&n->apply_finished, memory_order_acquire) &&
+        (n->host->loop_scratch != NULL ||
+         (n->host->loop_scratch = rt_apply_scratch_new()) != NULL)) {
+        /* Nothing of the group is queued for its apply thread, and the loop is the only
+         * one that queues: the state machine is the loop's until it queues again. */
+        j->item.next = NULL;
+        (void)rt_fsm_run(n, &j->item, n->host->loop_scratch);
+        return;
+    }
     rt_fsm_push(n, j);
 }
 

@@ -17,6 +17,9 @@
 #include "craft.h"
 #include "unit.h"
 
+/* Nodes created from now on apply on the raft loop (craft_config.apply_on_loop). */
+static bool rc_apply_on_loop;
+
 static inline uint64_t rc_mono_ms(void)
 {
     struct timespec ts;
@@ -200,6 +203,7 @@ static inline int rc_start_err(struct rcluster *c, uint64_t id, bool bootstrap, 
     cfg.snapshot_threshold_bytes = 0;
     cfg.trailing_entries = c->trailing;
     cfg.auto_promote = c->auto_promote;
+    cfg.apply_on_loop = rc_apply_on_loop;
     cfg.observer = c->observer;
     cfg.observer_ctx = c->observer_ctx[id];
     if (c->tweak != NULL) {

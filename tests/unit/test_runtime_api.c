@@ -1112,5 +1112,12 @@ int main(void)
     RC_RUN_MEM_TCP(observer);
     RC_RUN_MEM_TCP(notify);
     RC_RUN_MEM_TCP(batch);
+    /* Again with the state machine applied on the raft loop when its thread is idle (the
+     * snapshot and restore jobs still go to the thread: order across both). */
+    rc_apply_on_loop = true;
+    RC_RUN_MEM_TCP(replicate_many);
+    RC_RUN_MEM_TCP(reads_under_load);
+    RC_RUN_MEM_TCP(snapshot_now);
+    RC_RUN_MEM_TCP(batch);
     return unit_finish();
 }
