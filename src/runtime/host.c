@@ -796,11 +796,7 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
                       char *errbuf, size_t errbuf_cap)
 {
     char scratch[8];
-    if (errbuf == NULL) {
-        errbuf = scratch;
-        errbuf_cap = sizeof scratch;
-    }
-    errbuf[0] = '\0';
+    rt_errbuf_init(&errbuf, &errbuf_cap, scratch, sizeof scratch);
     *out = NULL;
     if (cfg->id == 0 || (cfg->transport != CRAFT_TRANSPORT_TCP &&
                          (cfg->transport != CRAFT_TRANSPORT_MEM || cfg->mem_net == NULL))) {
@@ -904,11 +900,7 @@ int craft_host_drop_group(struct craft_host *h, uint64_t group, char *errbuf,
                           size_t errbuf_cap)
 {
     char scratch[8];
-    if (errbuf == NULL) {
-        errbuf = scratch;
-        errbuf_cap = sizeof scratch;
-    }
-    errbuf[0] = '\0';
+    rt_errbuf_init(&errbuf, &errbuf_cap, scratch, sizeof scratch);
     if (h->glog == NULL) {
         snprintf(errbuf, errbuf_cap, "the host has no data_dir: no storage to drop");
         return CRAFT_EINVAL;

@@ -133,11 +133,7 @@ int craft_host_add_group(struct craft_host *h, uint64_t group, const struct craf
                          size_t errbuf_cap)
 {
     char scratch[8];
-    if (errbuf == NULL) {
-        errbuf = scratch;
-        errbuf_cap = sizeof scratch;
-    }
-    errbuf[0] = '\0';
+    rt_errbuf_init(&errbuf, &errbuf_cap, scratch, sizeof scratch);
     *out = NULL;
     struct craft_config c = *cfg;
     c.id = h->id;
@@ -192,11 +188,7 @@ int craft_node_create(const struct craft_config *cfg, const struct craft_fsm *fs
                       struct craft_node **out, char *errbuf, size_t errbuf_cap)
 {
     char scratch[8];
-    if (errbuf == NULL) {
-        errbuf = scratch;
-        errbuf_cap = sizeof scratch;
-    }
-    errbuf[0] = '\0';
+    rt_errbuf_init(&errbuf, &errbuf_cap, scratch, sizeof scratch);
     *out = NULL;
     struct craft_node *n;
     int rc = group_open(NULL, cfg, fsm, 0, &n, errbuf, errbuf_cap);

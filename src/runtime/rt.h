@@ -28,6 +28,17 @@
 #include "transport/transport.h"
 
 uint64_t rt_now_ms(void);
+
+/* The public calls' error line: the caller's buffer (emptied), or scratch when errbuf is
+ * NULL. */
+static inline void rt_errbuf_init(char **errbuf, size_t *cap, char *scratch, size_t scratch_cap)
+{
+    if (*errbuf == NULL) {
+        *errbuf = scratch;
+        *cap = scratch_cap;
+    }
+    (*errbuf)[0] = '\0';
+}
 /* A condition variable whose timed waits use CLOCK_MONOTONIC (rt_now_ms's clock). */
 void rt_cond_init_mono(pthread_cond_t *cv);
 
