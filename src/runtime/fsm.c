@@ -399,6 +399,22 @@ size_t rt_fsm_run(struct craft_node *n, struct rt_item *it, struct rt_apply_scra
     return count;
 }
 
+void rt_fsm_apply_now(struct craft_node *n, const struct craft_entry *entries, size_t count,
+                      struct craft_future **futs, struct rt_apply_scratch *s)
+{
+    /* A job on the stack over the borrowed entries: apply_job only reads them. */
+    struct rt_fsm_job j = {.kind = FSM_APPLY,
+                           .entries = (struct craft_entry *)entries,
+                           .futs = futs,
+                           .n = count};
+    if (atomic_load(&n->failed) != CRAFT_OK) {
+        fail_job_futures(&j); /* the state machine's state is unknown after a failure */
+    } else {
+        apply_job(n, &j, s);
+    }
+    free(futs);
+}
+
 void rt_fsm_join_snapshot(struct craft_node *n)
 {
     if (n->snap_thread_started) {

@@ -244,10 +244,7 @@ static void write_deferred(struct craft_node *n)
         return;
     }
     if (done != 0) {
-        struct rt_req *r = rt_req_new(REQ_PERSISTED, NULL, 0);
-        CRAFT_ASSERT(r != NULL); /* TODO(limits): a node that cannot allocate stops */
-        r->a = done;
-        rt_post(n, r);
+        rt_post_persisted(n, done);
     }
 }
 
@@ -341,19 +338,57 @@ static void port_persist(void *ctx, const struct craft_batch *b)
     submit_job(n, j, defer);
 }
 
+/* Whether the loop applies a batch of count commands itself (apply_on_loop): nothing of
+ * the group is queued for its apply thread, and the loop is the only one that queues, so
+ * the state machine is the loop's until it queues again. */
+static bool apply_here(struct craft_node *n, size_t count)
+{
+    if (!n->cfg.apply_on_loop || count > RT_APPLY_ON_LOOP_ENTRIES_MAX ||
+        n->apply_pushed != atomic_load_explicit(&n->apply_finished, memory_order_acquire)) {
+        return false;
+    }
+    if (n->host->loop_scratch == NULL) {
+        n->host->loop_scratch = rt_apply_scratch_new();
+    }
+    return n->host->loop_scratch != NULL;
+}
+
 static void port_apply(void *ctx, const struct craft_entry *entries, size_t count)
 {
     struct craft_node *n = ctx;
-    struct rt_fsm_job *j = calloc(1, sizeof *j);
+    /* The futures waiting for these indexes: ours if the term matches. */
+    struct craft_future **futs = NULL;
     size_t bytes = 0;
     for (size_t i = 0; i < count; i++) {
-        bytes += entries[i].len;
+        const struct craft_entry *e = &entries[i];
+        bytes += e->len;
+        while (n->futs_head != NULL && n->futs_head->index <= e->index) {
+            struct craft_future *f = futs_pop(n);
+            if (f->index == e->index && f->term == e->term) {
+                if (futs == NULL) {
+                    futs = calloc(count, sizeof *futs);
+                    CRAFT_ASSERT(futs != NULL); /* TODO(limits) */
+                }
+                futs[i] = f;
+            } else {
+                rt_future_complete(f, CRAFT_ESTALE, 0, NULL);
+            }
+        }
     }
+    n->since_snap_entries += count;
+    n->since_snap_bytes += bytes;
+    if (apply_here(n, count)) {
+        rt_fsm_apply_now(n, entries, count, futs, n->host->loop_scratch); /* no copy */
+        return;
+    }
+    struct rt_fsm_job *j = calloc(1, sizeof *j);
+    CRAFT_ASSERT(j != NULL); /* TODO(limits) */
     j->buf = malloc(bytes ? bytes : 1);
     j->entries = malloc(count * sizeof *j->entries);
     CRAFT_ASSERT(j->buf != NULL && j->entries != NULL); /* TODO(limits) */
     j->kind = FSM_APPLY;
     j->n = count;
+    j->futs = futs;
     size_t off = 0;
     for (size_t i = 0; i < count; i++) {
         const struct craft_entry *e = &entries[i];
@@ -363,31 +398,6 @@ static void port_apply(void *ctx, const struct craft_entry *entries, size_t coun
             j->entries[i].data = j->buf + off;
             off += e->len;
         }
-        /* The futures waiting for this index: ours if the term matches. */
-        while (n->futs_head != NULL && n->futs_head->index <= e->index) {
-            struct craft_future *f = futs_pop(n);
-            if (f->index == e->index && f->term == e->term) {
-                if (j->futs == NULL) {
-                    j->futs = calloc(count, sizeof *j->futs);
-                    CRAFT_ASSERT(j->futs != NULL);
-                }
-                j->futs[i] = f;
-            } else {
-                rt_future_complete(f, CRAFT_ESTALE, 0, NULL);
-            }
-        }
-    }
-    n->since_snap_entries += count;
-    n->since_snap_bytes += bytes;
-    if (n->cfg.apply_on_loop && count <= RT_APPLY_ON_LOOP_ENTRIES_MAX &&
-        n->apply_pushed == atomic_load_explicit(&n->apply_finished, memory_order_acquire) &&
-        (n->host->loop_scratch != NULL ||
-         (n->host->loop_scratch = rt_apply_scratch_new()) != NULL)) {
-        /* Nothing of the group is queued for its apply thread, and the loop is the only
-         * one that queues: the state machine is the loop's until it queues again. */
-        j->item.next = NULL;
-        (void)rt_fsm_run(n, &j->item, n->host->loop_scratch);
-        return;
     }
     rt_fsm_push(n, j);
 }

@@ -352,6 +352,8 @@ int rt_storage_drop(struct craft_host *h, uint64_t group, char *errbuf, size_t c
  * them with one craft_glog_write (one fdatasync) for the groups in the shared log and one
  * write per group with stores of its own, and acknowledges each group. */
 void *rt_disk_main(void *arg);
+/* Tells group n (its next round) that its batches through seq are durable. */
+void rt_post_persisted(struct craft_node *n, uint64_t seq);
 /* Queues job j (j->node set) for the host's disk thread: loop thread. */
 void rt_disk_push(struct craft_node *n, struct rt_disk_job *j);
 /* Waits until the disk thread finished every job of n (n detached: none is queued any
@@ -372,6 +374,10 @@ struct rt_apply_scratch *rt_apply_scratch_new(void); /* NULL: out of memory */
 void rt_apply_scratch_free(struct rt_apply_scratch *s);
 /* Runs the jobs (a list) in order and frees them; returns how many there were. */
 size_t rt_fsm_run(struct craft_node *n, struct rt_item *jobs, struct rt_apply_scratch *s);
+/* Applies entries[0..count) (borrowed: no copy) on the caller's thread, which holds the
+ * state machine (apply_on_loop), completing futs[i] (NULL, or per entry; freed). */
+void rt_fsm_apply_now(struct craft_node *n, const struct craft_entry *entries, size_t count,
+                      struct craft_future **futs, struct rt_apply_scratch *s);
 /* Waits for the group's snapshot thread, if one ran. */
 void rt_fsm_join_snapshot(struct craft_node *n);
 

@@ -57,40 +57,37 @@ static int log_compact(struct craft_node *n, uint64_t through)
     return CRAFT_OK;
 }
 
-/* first, last or the term at an index (which: 0, 1, 2). */
-static uint64_t log_index(struct craft_node *n, int which, uint64_t index)
+static uint64_t log_first(struct craft_node *n)
 {
     if (n->glog != NULL) {
         pthread_mutex_lock(&n->host->glog_mu);
-        uint64_t v = which == 0   ? craft_glog_first_index(n->glog, n->group)
-                     : which == 1 ? craft_glog_last_index(n->glog, n->group)
-                                  : craft_glog_term_at(n->glog, n->group, index);
+        uint64_t v = craft_glog_first_index(n->glog, n->group);
         pthread_mutex_unlock(&n->host->glog_mu);
         return v;
     }
-    if (n->wal) {
-        return which == 0   ? craft_wal_first_index(n->wal)
-               : which == 1 ? craft_wal_last_index(n->wal)
-                            : craft_wal_term_at(n->wal, index);
-    }
-    return which == 0   ? craft_mem_log_first_index(n->mem_log)
-           : which == 1 ? craft_mem_log_last_index(n->mem_log)
-                        : craft_mem_log_term_at(n->mem_log, index);
-}
-
-static uint64_t log_first(struct craft_node *n)
-{
-    return log_index(n, 0, 0);
+    return n->wal ? craft_wal_first_index(n->wal) : craft_mem_log_first_index(n->mem_log);
 }
 
 static uint64_t log_last(struct craft_node *n)
 {
-    return log_index(n, 1, 0);
+    if (n->glog != NULL) {
+        pthread_mutex_lock(&n->host->glog_mu);
+        uint64_t v = craft_glog_last_index(n->glog, n->group);
+        pthread_mutex_unlock(&n->host->glog_mu);
+        return v;
+    }
+    return n->wal ? craft_wal_last_index(n->wal) : craft_mem_log_last_index(n->mem_log);
 }
 
 static uint64_t log_term(struct craft_node *n, uint64_t index)
 {
-    return log_index(n, 2, index);
+    if (n->glog != NULL) {
+        pthread_mutex_lock(&n->host->glog_mu);
+        uint64_t v = craft_glog_term_at(n->glog, n->group, index);
+        pthread_mutex_unlock(&n->host->glog_mu);
+        return v;
+    }
+    return n->wal ? craft_wal_term_at(n->wal, index) : craft_mem_log_term_at(n->mem_log, index);
 }
 
 static int log_read(struct craft_node *n, uint64_t lo, uint64_t hi, struct craft_wal_entries *out)
@@ -565,12 +562,11 @@ void rt_disk_wait(struct craft_node *n)
     pthread_mutex_unlock(&h->disk_mu);
 }
 
-static void post_persisted(struct craft_node *n, uint64_t seq, int err)
+void rt_post_persisted(struct craft_node *n, uint64_t seq)
 {
     struct rt_req *r = rt_req_new(REQ_PERSISTED, NULL, 0);
     CRAFT_ASSERT(r != NULL); /* TODO(limits): a node that cannot allocate stops */
     r->a = seq;
-    r->b = (uint64_t)err;
     rt_post(n, r);
 }
 
@@ -781,7 +777,7 @@ static void pass_run(struct craft_host *h, struct disk_pass *p, struct rt_item *
         if (a->err != CRAFT_OK) {
             rt_fail(n, a->err, "disk write"); /* nothing more is acknowledged */
         } else if (a->done_seq != 0) {
-            post_persisted(n, a->done_seq, CRAFT_OK);
+            rt_post_persisted(n, a->done_seq);
         }
         n->disk_acc = SIZE_MAX;
         /* The last touch of n: a removed group may be freed from here on. */

@@ -1,6 +1,6 @@
 /* Quiescence in the simulator (opts.quiesce on a root): each replica runs the runtime's
  * rules (runtime/quiesce.h) over its driver, and each process pings the others every
- * heartbeat interval, as the runtime's hosts do (runtime.md, "Hosts and groups"): a
+ * heartbeat interval (the core's default), as the runtime's hosts do (runtime.md, "Hosts and groups"): a
  * process that hears nothing from another for an election timeout wakes the quiesced
  * groups whose leader is there, and one that sees another restart (a new incarnation in
  * its pings) wakes its quiesced groups. Pings are messages of the simulated network, so
@@ -12,7 +12,15 @@
 #include "sim/clock.h"
 #include "sim/sim_internal.h"
 
-#define PING_MS 100 /* the runtime host's default heartbeat_ms */
+/* The core's default timing, which the simulator's nodes keep (but for the election
+ * timeout opts may set): pings every heartbeat, a process unheard for an election timeout
+ * is down, as the runtime host's defaults. */
+static struct craft_core_config core_defaults(void)
+{
+    struct craft_core_config cfg;
+    craft_core_config_default(&cfg, 1);
+    return cfg;
+}
 
 static void send_msg(void *ctx, uint64_t to, const struct host_msg *m)
 {
@@ -34,13 +42,9 @@ static bool enabled(const struct sim_node *node)
     return node->c->root->opts.quiesce;
 }
 
-/* Work outside the core: none the core does not see (its log's durability it knows; the
- * disk model's writes of batches with nothing to persist are not work). */
-static bool busy_here(const struct sim_node *node)
-{
-    (void)node;
-    return false;
-}
+/* In flight outside the core: nothing the core does not see (it knows its log's
+ * durability; the disk model's writes of batches with nothing to persist are no work). */
+#define BUSY_HERE false
 
 void sim_quiesce_wake(struct sim_node *node, bool tell_others)
 {
@@ -64,8 +68,7 @@ void sim_quiesce_check(struct sim_node *node)
         return;
     }
     struct craft_quiesce_io io = io_of(node);
-    uint32_t heartbeat_ms = 100; /* the core's default, which the simulator keeps */
-    if (craft_quiesce_check(&node->quiet, node->d, &io, busy_here(node), heartbeat_ms,
+    if (craft_quiesce_check(&node->quiet, node->d, &io, BUSY_HERE, core_defaults().heartbeat_ms,
                             sim_node_now(node))) {
         CRAFT_TRACE(CRAFT_T_ELECT, node->c->w->now, node->i + 1, 0, "group %llu quiesces",
                     (unsigned long long)node->c->group);
@@ -81,7 +84,7 @@ void sim_quiesce_receive(struct sim_node *node, int from, const uint8_t *bytes, 
         struct host_msg m;
         if (host_msg_decode(bytes, len, &m) && m.kind != HOST_MSG_PING) {
             int r = craft_quiesce_recv(&node->quiet, node->d, &io, (uint64_t)from + 1, &m,
-                                       busy_here(node), enabled(node), now);
+                                       BUSY_HERE, enabled(node), now);
             if (r != 0) {
                 CRAFT_TRACE(CRAFT_T_ELECT, node->c->w->now, node->i + 1, 0, "group %llu %s",
                             (unsigned long long)node->c->group,
@@ -145,7 +148,9 @@ static void ping_event(void *ctx, void *arg, uint64_t a)
     (void)a;
     struct sim_cluster *root = ctx;
     uint64_t now = root->w->now;
-    uint64_t timeout = root->opts.election_timeout_ms ? root->opts.election_timeout_ms : 1000;
+    struct craft_core_config def = core_defaults();
+    uint64_t timeout = root->opts.election_timeout_ms ? root->opts.election_timeout_ms
+                                                      : def.election_timeout_ms;
     for (int i = 0; i < root->n; i++) {
         struct sim_node *self = &root->nodes[i];
         if (!self->alive) {
@@ -173,7 +178,7 @@ static void ping_event(void *ctx, void *arg, uint64_t a)
             }
         }
     }
-    sim_world_at(root->w, now + PING_MS, ping_event, root, NULL, 0);
+    sim_world_at(root->w, now + def.heartbeat_ms, ping_event, root, NULL, 0);
 }
 
 void sim_liveness_start(struct sim_cluster *root)
@@ -185,7 +190,7 @@ void sim_liveness_start(struct sim_cluster *root)
     root->peer_down = calloc(nn, sizeof *root->peer_down);
     CRAFT_ASSERT(root->heard_at != NULL && root->incarnation_seen != NULL &&
                  root->incarnation_acted != NULL && root->peer_down != NULL);
-    sim_world_at(root->w, root->w->now + PING_MS, ping_event, root, NULL, 0);
+    sim_world_at(root->w, root->w->now + core_defaults().heartbeat_ms, ping_event, root, NULL, 0);
 }
 
 void sim_liveness_free(struct sim_cluster *root)
