@@ -42,7 +42,7 @@ struct craftkv_opts {
      * one, keeping trailing_entries of log behind it for slow followers. 0: the defaults
      * (100 000 entries, then craft's: 64 MiB, 10 240 entries kept). */
     uint64_t snapshot_entries, snapshot_bytes, trailing_entries;
-    uint32_t workers;    /* worker threads (default 64) */
+    uint32_t workers;    /* threads for admin commands, which block (default 4) */
 };
 
 /* Parses "ID=HOST:PEERPORT/HOST:CLIENTPORT,..." into o->members. Returns 0, or -1 with
@@ -73,7 +73,7 @@ void craftkv_server_destroy(struct craftkv_server *s);
  * stopping. arg: the struct craftkv_server. */
 void *craftkv_admin_main(void *arg);
 
-/* ---- a small blocking RESP client (forwarding, the `local` supervisor) ---- */
+/* ---- a small blocking RESP client (admin forwarding, --join, the `local` supervisor) ---- */
 
 /* Connects to "host:port" with send/receive timeouts; returns the fd or -1. */
 int craftkv_client_connect(const char *addr, uint32_t timeout_ms);

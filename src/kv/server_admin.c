@@ -28,24 +28,33 @@ _Static_assert(CRAFT_KV_ADDR_BYTES_MAX < CRAFT_ADDR_BYTES_MAX, "a recorded addre
 #define KEEPER_PROPOSE_MS 2000u
 #define ERR_CONFCHANGE    "ERR a configuration change is in progress, try again"
 
+/* Waits for f until deadline (a monotonic instant) in slices, so that shutdown is not held
+ * up: the future's code, CRAFT_ETIMEOUT (the deadline passed, or the operation itself
+ * timed out: craft_future_done tells) or CRAFT_ESHUTDOWN (the server is stopping). Admin
+ * commands are the only ones that block, on a worker thread. */
+static int wait_future(struct craftkv_server *s, struct craft_future *f, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = craftkv_mono_ms();
+        if (s->stopping)
+            return CRAFT_ESHUTDOWN;
+        if (now >= deadline)
+            return CRAFT_ETIMEOUT;
+        uint64_t left = deadline - now;
+        int rc = craft_future_wait(f, (int64_t)(left < 100 ? left : 100));
+        if (rc != CRAFT_ETIMEOUT || craft_future_done(f))
+            return rc; /* done, or the operation itself timed out */
+    }
+}
+
 /* Waits for f, releases it, returns its code. */
 static int finish(struct craftkv_server *s, struct craft_future *f, uint64_t deadline)
 {
     if (!f)
         return CRAFT_ENOMEM;
-    int rc = craftkv_wait_future(s, f, deadline);
+    int rc = wait_future(s, f, deadline);
     craft_future_release(f);
     return rc;
-}
-
-static void reply_timeout(struct craftkv_server *s, struct craft_resp_buf *out)
-{
-    out->len = 0;
-    if (s->stopping)
-        craft_resp_append_error(out, "ERR server shutting down");
-    else
-        craft_resp_append_errorf(out, "TRYAGAIN no leader or no quorum within %" PRIu32 " ms",
-                                 s->opts.timeout_ms);
 }
 
 /* A leader change makes a cluster command start over (on the new leader). */
@@ -221,7 +230,7 @@ static int propose_member(struct craftkv_server *s, uint8_t op, const struct cra
     struct craft_future *f = craft_apply(s->node, buf, (uint32_t)len, left);
     if (!f)
         return CRAFT_ENOMEM;
-    rc = craftkv_wait_future(s, f, deadline);
+    rc = wait_future(s, f, deadline);
     if (rc == CRAFT_OK) {
         struct craft_kv_result *res = craft_future_result(f);
         if (res && res->type == CRAFT_KV_RES_ERR)
@@ -317,7 +326,7 @@ static int conf_change_failed(struct craftkv_server *s, int rc, uint64_t id, uin
     else if (rc == CRAFT_EUNKNOWNPEER)
         craft_resp_append_errorf(out, "ERR unknown node %" PRIu64, id);
     else if (rc == CRAFT_ETIMEOUT || rc == CRAFT_ESHUTDOWN)
-        reply_timeout(s, out);
+        craftkv_reply_timeout(s, out);
     else
         craft_resp_append_errorf(out, "ERR configuration change for node %" PRIu64 " refused: %s",
                                  id, craft_strerror(rc));
@@ -382,7 +391,7 @@ static int addnode_lead(struct craftkv_server *s, size_t argc, const struct craf
             return 0;
         }
         if (rc != CRAFT_OK) {
-            reply_timeout(s, out);
+            craftkv_reply_timeout(s, out);
             return 0;
         }
     }
@@ -481,7 +490,7 @@ static int transfer_lead(struct craftkv_server *s, size_t argc, const struct cra
         craft_resp_append_error(out, "ERR out of memory");
         return 0;
     }
-    int rc = craftkv_wait_future(s, f, deadline);
+    int rc = wait_future(s, f, deadline);
     bool done = craft_future_done(f);
     craft_future_release(f);
     if (rc == CRAFT_OK) {
@@ -498,7 +507,7 @@ static int transfer_lead(struct craftkv_server *s, size_t argc, const struct cra
                                  "(is node %" PRIu64 " up and caught up?)",
                                  id);
     } else if (rc == CRAFT_ETIMEOUT || rc == CRAFT_ESHUTDOWN) {
-        reply_timeout(s, out);
+        craftkv_reply_timeout(s, out);
     } else {
         craft_resp_append_errorf(out, "ERR leadership transfer failed: %s", craft_strerror(rc));
     }
@@ -550,7 +559,7 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
         return;
     for (;;) {
         if (s->stopping || craftkv_mono_ms() >= deadline) {
-            reply_timeout(s, out);
+            craftkv_reply_timeout(s, out);
             return;
         }
         if (craft_state(s->node) == CRAFT_LEADER) {
@@ -610,7 +619,7 @@ void craftkv_a_snapshot(struct craftkv_server *s, struct craftkv_task *t, uint64
     uint64_t index = 0;
     struct craft_future *f = craft_snapshot(s->node);
     if (f) {
-        rc = craftkv_wait_future(s, f, deadline);
+        rc = wait_future(s, f, deadline);
         if (rc == CRAFT_OK)
             index = craft_future_index(f);
         craft_future_release(f);
@@ -628,7 +637,7 @@ void craftkv_a_snapshot(struct craftkv_server *s, struct craftkv_task *t, uint64
     if (rc == CRAFT_OK)
         craft_resp_append_int(&t->out, (int64_t)index);
     else if (rc == CRAFT_ETIMEOUT || rc == CRAFT_ESHUTDOWN)
-        reply_timeout(s, &t->out);
+        craftkv_reply_timeout(s, &t->out);
     else
         craft_resp_append_errorf(&t->out, "ERR snapshot failed: %s", craft_strerror(rc));
 }

@@ -3,7 +3,7 @@
  *
  * Writes are validated here, before anything is proposed (kv.md: the proposer's duties):
  * Redis's argument errors, relative expiry turned absolute with the proposing leader's
- * clock, DECR/DECRBY/INCR turned into INCRBY. Reads run after a ReadIndex (server_exec.c). */
+ * clock, DECR/DECRBY/INCR turned into INCRBY. Reads run after their barrier (server_read.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>

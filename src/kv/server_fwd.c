@@ -1,10 +1,16 @@
-/* craftkv: the cluster list, members' client addresses, a blocking RESP client, and
- * forwarding writes to the leader.
+/* craftkv: a follower's writes, forwarded by the loop over one pipelined connection.
  *
- * A follower forwards the client's command itself, not an encoded kv_cmd: the leader must
- * stamp now_ms and compute absolute expiry instants from its own clock (kv.md). The
- * session id and seq travel with it (CRAFT.FWD <session> <seq> <command...>), so a retry
- * after a leader change is applied once. */
+ * The blocking path (a worker per command, server_fwd.c) pays a round trip per command
+ * and two thread hand-offs; here the loop writes every CRAFT.FWD of every batch into one
+ * non-blocking connection to the leader's client port and matches replies to commands in
+ * order (RESP replies come back in request order). The leader batches what arrives
+ * together (server_conn.c), so forwarded writes share its rounds of replication.
+ *
+ * Anything but a plain reply leaves the command unanswered, and the write pipeline
+ * (server_write.c) routes it again with the same session and seq (exactly once):
+ * -CRAFTNOTLEADER (leadership moved), a lost or refused connection (every command still
+ * waiting), a malformed reply. The leader's session table answers the ones that were
+ * applied in fact. A batch whose every command settled goes to the loop's ready list. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -12,252 +18,303 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
+#include "base/assert.h"
 #include "kv/server_internal.h"
 
-static int copy_addr(char *dst, const char *s, size_t n)
+#define FWD_IN_MAX (64u << 20) /* a reply larger than this is malformed */
+
+static void fwd_set_events(struct craftkv_server *s)
 {
-    if (n == 0 || n >= CRAFTKV_ADDR_MAX || !memchr(s, ':', n))
-        return -1;
-    memcpy(dst, s, n);
-    dst[n] = '\0';
-    return 0;
+    struct craftkv_fwd *f = &s->fwd;
+    uint32_t ev = EPOLLIN;
+    if (f->connecting || f->out.len > f->out_off)
+        ev |= EPOLLOUT;
+    if (ev == f->events)
+        return;
+    struct epoll_event e = {.events = ev, .data.ptr = f};
+    epoll_ctl(s->epfd, EPOLL_CTL_MOD, f->fd, &e);
+    f->events = ev;
 }
 
-int craftkv_parse_cluster(const char *s, struct craftkv_opts *o, char *err, size_t cap)
+/* One command's reply is known (or it is to be sent again): its batch may be complete. */
+static void settle(struct craftkv_server *s, struct craftkv_task *t)
 {
-    o->n_members = 0;
-    while (*s) {
-        const char *end = strchr(s, ',');
-        size_t n = end ? (size_t)(end - s) : strlen(s);
-        const char *eq = memchr(s, '=', n), *slash = memchr(s, '/', n);
-        char idbuf[24];
-        if (!eq || !slash || slash < eq || (size_t)(eq - s) >= sizeof idbuf || eq == s) {
-            snprintf(err, cap, "bad --initial-cluster entry '%.*s' (want ID=HOST:PEERPORT/HOST:CLIENTPORT)",
-                     (int)n, s);
-            return -1;
-        }
-        if (o->n_members == CRAFTKV_NODES_MAX) {
-            snprintf(err, cap, "too many cluster members (at most %d)", CRAFTKV_NODES_MAX);
-            return -1;
-        }
-        memcpy(idbuf, s, (size_t)(eq - s));
-        idbuf[eq - s] = '\0';
-        char *idend;
-        errno = 0;
-        unsigned long long id = strtoull(idbuf, &idend, 10);
-        struct craftkv_member *m = &o->members[o->n_members];
-        if (errno || *idend || id == 0 ||
-            copy_addr(m->peer_addr, eq + 1, (size_t)(slash - eq - 1)) ||
-            copy_addr(m->client_addr, slash + 1, n - (size_t)(slash - s) - 1)) {
-            snprintf(err, cap, "bad --initial-cluster entry '%.*s' (want ID=HOST:PEERPORT/HOST:CLIENTPORT)",
-                     (int)n, s);
-            return -1;
-        }
-        m->id = id;
-        for (size_t i = 0; i < o->n_members; i++)
-            if (o->members[i].id == id) {
-                snprintf(err, cap, "node id %llu appears twice in --initial-cluster", id);
-                return -1;
-            }
-        o->n_members++;
-        s += n;
-        if (*s == ',')
-            s++;
-    }
-    if (o->n_members == 0) {
-        snprintf(err, cap, "--initial-cluster is empty");
-        return -1;
-    }
-    return 0;
+    struct craftkv_task *head = t->head;
+    if (atomic_fetch_sub(&head->pending, 1) == 1)
+        craftkv_ready_push(s, head);
 }
 
-/* The replicated member table first (it knows nodes added after this one started, and
- * survives restarts and snapshots: kv.md), then this node's own list (--initial-cluster,
- * or the members learned at --join), which covers a cluster whose first leader has not
- * recorded its initial members yet. The answer lives in a per-thread buffer: valid until
- * this thread's next call. */
-const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id)
+/* Closes the connection; every command still waiting settles unanswered. */
+static void fwd_close(struct craftkv_server *s)
 {
-    static _Thread_local char addr[CRAFTKV_ADDR_MAX];
-    _Static_assert(CRAFT_KV_ADDR_BYTES_MAX < sizeof addr, "a recorded address fits");
-    struct craft_kv_read *r;
-    if (s->sm && craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
-        struct craft_kv_member m;
-        int rc = craft_kv_read_member(r, id, &m);
-        craft_kv_read_end(r);
-        if (rc == CRAFT_OK) {
-            snprintf(addr, sizeof addr, "%s", m.client_addr);
-            return addr;
-        }
+    struct craftkv_fwd *f = &s->fwd;
+    if (f->fd >= 0) {
+        epoll_ctl(s->epfd, EPOLL_CTL_DEL, f->fd, NULL);
+        close(f->fd);
     }
-    for (size_t i = 0; i < s->opts.n_members; i++)
-        if (s->opts.members[i].id == id)
-            return s->opts.members[i].client_addr;
-    return NULL;
+    f->fd = -1;
+    f->connecting = false;
+    f->events = 0;
+    f->out.len = f->out_off = 0;
+    f->in_len = 0;
+    struct craftkv_task *t = f->q_head;
+    f->q_head = f->q_tail = NULL;
+    while (t) {
+        struct craftkv_task *next = t->fwd_next;
+        t->fwd_next = NULL;
+        t->out.len = 0;
+        settle(s, t);
+        t = next;
+    }
 }
 
-int craftkv_client_connect(const char *addr, uint32_t timeout_ms)
+static int fwd_open(struct craftkv_server *s, const char *addr)
 {
+    struct craftkv_fwd *f = &s->fwd;
     char host[CRAFTKV_ADDR_MAX];
     const char *colon = strrchr(addr, ':');
     if (!colon || (size_t)(colon - addr) >= sizeof host)
         return -1;
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV},
+                    *res;
     if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
         return -1;
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-            close(fd);
-            fd = -1;
-        }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        return -1;
     }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = connect(fd, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
-    return fd;
-}
-
-/* Length of the line at buf (CRLF included), 0 if incomplete. */
-static size_t line_len(const char *buf, size_t len)
-{
-    const char *nl = memchr(buf, '\n', len);
-    return nl ? (size_t)(nl - buf) + 1 : 0;
-}
-
-static long reply_len_depth(const char *buf, size_t len, int depth)
-{
-    if (len == 0)
-        return 0;
-    if (depth > 8)
-        return -1;
-    size_t l = line_len(buf, len);
-    if (l == 0)
-        return 0;
-    if (l < 3 || buf[l - 2] != '\r')
-        return -1;
-    switch (buf[0]) {
-    case '+':
-    case '-':
-    case ':':
-        return (long)l;
-    case '$':
-    case '*': {
-        char *end;
-        long n = strtol(buf + 1, &end, 10);
-        if (end != buf + l - 2 || n < -1 || n > (1L << 30))
-            return -1;
-        if (n < 0)
-            return (long)l;
-        if (buf[0] == '$')
-            return len >= l + (size_t)n + 2 ? (long)(l + (size_t)n + 2) : 0;
-        size_t off = l;
-        for (long i = 0; i < n; i++) {
-            long e = reply_len_depth(buf + off, len - off, depth + 1);
-            if (e <= 0)
-                return e;
-            off += (size_t)e;
-        }
-        return (long)off;
-    }
-    default:
+    if (rc != 0 && errno != EINPROGRESS) {
+        close(fd);
         return -1;
     }
-}
-
-long craftkv_reply_len(const char *buf, size_t len)
-{
-    return reply_len_depth(buf, len, 0);
-}
-
-int craftkv_client_call(int fd, size_t argc, const struct craft_resp_arg *argv,
-                        struct craft_resp_buf *reply)
-{
-    struct craft_resp_buf req = {0};
-    if (craft_resp_append_command(&req, argc, argv) != 0)
+    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT, .data.ptr = f};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {
+        close(fd);
         return -1;
-    size_t off = 0;
-    while (off < req.len) {
-        ssize_t w = send(fd, req.data + off, req.len - off, MSG_NOSIGNAL);
+    }
+    f->fd = fd;
+    f->gen++;
+    f->connecting = rc != 0;
+    f->events = e.events;
+    snprintf(f->addr, sizeof f->addr, "%s", addr);
+    return 0;
+}
+
+static void fwd_flush(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    while (!f->connecting && f->out.len > f->out_off) {
+        ssize_t w = send(f->fd, f->out.data + f->out_off, f->out.len - f->out_off, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
         if (w <= 0) {
-            craft_resp_buf_free(&req);
-            return -1;
+            fwd_close(s);
+            return;
         }
-        off += (size_t)w;
+        f->out_off += (size_t)w;
     }
-    craft_resp_buf_free(&req);
-    reply->len = 0;
-    for (;;) {
-        long n = craftkv_reply_len(reply->data, reply->len);
-        if (n < 0)
+    if (f->out_off == f->out.len)
+        f->out.len = f->out_off = 0;
+    fwd_set_events(s);
+}
+
+/* Appends CRAFT.FWD <session> <seq> <argv...> for t. */
+static int fwd_encode(struct craft_resp_buf *out, const struct craftkv_task *t)
+{
+    char head[128];
+    char sess[24], seq[24], ack[24];
+    int ls = snprintf(sess, sizeof sess, "%llu", (unsigned long long)t->session);
+    int lq = snprintf(seq, sizeof seq, "%llu", (unsigned long long)t->seq);
+    int la = snprintf(ack, sizeof ack, "%llu", (unsigned long long)t->ack);
+    int n = t->ack != 0 /* CRAFT.FWD's optional ack (server_conn.c) */
+                ? snprintf(head, sizeof head,
+                           "*%zu\r\n$9\r\nCRAFT.FWD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
+                           t->argc + 4, ls, sess, lq, seq, la, ack)
+                : snprintf(head, sizeof head, "*%zu\r\n$9\r\nCRAFT.FWD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
+                           t->argc + 3, ls, sess, lq, seq);
+    if (craftkv_buf_append_raw(out, head, (size_t)n) != 0)
+        return -1;
+    for (size_t i = 0; i < t->argc; i++) {
+        char len[32];
+        int m = snprintf(len, sizeof len, "$%zu\r\n", t->argv[i].len);
+        if (craftkv_buf_append_raw(out, len, (size_t)m) != 0 ||
+            craftkv_buf_append_raw(out, t->argv[i].data, t->argv[i].len) != 0 ||
+            craftkv_buf_append_raw(out, "\r\n", 2) != 0)
             return -1;
-        if (n > 0)
-            return (size_t)n == reply->len ? 0 : -1; /* one request, one reply */
-        if (reply->cap - reply->len < 4096) {
-            size_t cap = reply->cap ? reply->cap * 2 : 8192;
-            char *p = realloc(reply->data, cap);
-            if (!p)
-                return -1;
-            reply->data = p;
-            reply->cap = cap;
+    }
+    return 0;
+}
+
+bool craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head, const char *addr)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    CRAFT_ASSERT(!head->forwarded); /* never forwarded twice */
+    if (f->fd >= 0 && strcmp(f->addr, addr) != 0)
+        fwd_close(s); /* leadership moved */
+    if (f->fd < 0 && fwd_open(s, addr) != 0)
+        return false;
+    atomic_store(&head->pending, 1); /* ours, until every command is queued */
+    for (struct craftkv_task *t = head; t; t = t->chain) {
+        if (t->answered)
+            continue;
+        t->head = head;
+        t->out.len = 0;
+        if (fwd_encode(&f->out, t) != 0)
+            break; /* out of memory: this one and the rest stay unanswered */
+        atomic_fetch_add(&head->pending, 1);
+        t->fwd_next = NULL;
+        if (f->q_tail) {
+            f->q_tail->fwd_next = t;
+        } else {
+            f->q_head = t;
+            f->progress_ms = craftkv_mono_ms(); /* the wait for a reply starts now */
         }
-        ssize_t r = recv(fd, reply->data + reply->len, reply->cap - reply->len, 0);
+        f->q_tail = t;
+    }
+    fwd_flush(s);
+    if (atomic_fetch_sub(&head->pending, 1) == 1)
+        craftkv_ready_push(s, head); /* everything settled already (a closed connection) */
+    return true;
+}
+
+static bool is_notleader(const char *p, size_t n)
+{
+    return n > 15 && memcmp(p, "-" CRAFTKV_ERR_NOTLEADER, 15) == 0;
+}
+
+static void fwd_read(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    uint64_t gen = f->gen;
+    while (f->fd >= 0 && f->gen == gen) {
+        if (f->in_cap - f->in_len < 16384) {
+            size_t cap = f->in_cap ? f->in_cap * 2 : 65536;
+            char *p = cap <= FWD_IN_MAX * 2 ? realloc(f->in, cap) : NULL;
+            if (!p) {
+                fwd_close(s);
+                return;
+            }
+            f->in = p;
+            f->in_cap = cap;
+        }
+        ssize_t r = recv(f->fd, f->in + f->in_len, f->in_cap - f->in_len, 0);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
-            return -1;
-        reply->len += (size_t)r;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (r <= 0) {
+            fwd_close(s);
+            return;
+        }
+        f->in_len += (size_t)r;
+        /* Match replies first, settle after: a settled batch is stepped later, on the
+         * ready list, but keep this loop independent of what settling does. */
+        struct craftkv_task *done = NULL, **tail = &done;
+        size_t off = 0;
+        bool bad = false;
+        while (off < f->in_len) {
+            long n = craftkv_reply_len(f->in + off, f->in_len - off);
+            if (n == 0)
+                break;
+            struct craftkv_task *t = f->q_head;
+            if (n < 0 || !t) {
+                bad = true; /* malformed, or a reply nobody asked for */
+                break;
+            }
+            f->q_head = t->fwd_next;
+            if (!f->q_head)
+                f->q_tail = NULL;
+            t->fwd_next = NULL;
+            if (!is_notleader(f->in + off, (size_t)n) &&
+                craftkv_buf_append_raw(&t->out, f->in + off, (size_t)n) == 0)
+                t->answered = true;
+            off += (size_t)n;
+            *tail = t;
+            tail = &t->fwd_next;
+        }
+        memmove(f->in, f->in + off, f->in_len - off);
+        f->in_len -= off;
+        if (off > 0)
+            f->progress_ms = craftkv_mono_ms();
+        if (bad || f->in_len >= FWD_IN_MAX)
+            fwd_close(s);
+        while (done) {
+            struct craftkv_task *t = done;
+            done = t->fwd_next;
+            t->fwd_next = NULL;
+            settle(s, t);
+        }
     }
 }
 
-int craftkv_forward(struct craftkv_task *t, const char *addr, int *fd, uint32_t timeout_ms)
+void craftkv_fwd_event(struct craftkv_server *s, uint32_t events)
 {
-    if (*fd < 0) {
-        *fd = craftkv_client_connect(addr, timeout_ms);
-        if (*fd < 0)
-            return 1;
+    struct craftkv_fwd *f = &s->fwd;
+    if (f->fd < 0)
+        return;
+    if (f->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+            fwd_close(s);
+            return;
+        }
+        f->connecting = false;
     }
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct craft_resp_arg *argv = malloc((t->argc + 4) * sizeof *argv);
-    if (!argv)
-        return 1;
-    char sess[24], seq[24], ack[24];
-    argv[0] = (struct craft_resp_arg){"CRAFT.FWD", 9};
-    argv[1] = (struct craft_resp_arg){sess, (size_t)snprintf(sess, sizeof sess, "%llu",
-                                                             (unsigned long long)t->session)};
-    argv[2] = (struct craft_resp_arg){seq, (size_t)snprintf(seq, sizeof seq, "%llu",
-                                                            (unsigned long long)t->seq)};
-    size_t head = 3;
-    if (t->ack != 0) /* CRAFT.FWD's optional ack (server_conn.c) */
-        argv[head++] = (struct craft_resp_arg){
-            ack, (size_t)snprintf(ack, sizeof ack, "%llu", (unsigned long long)t->ack)};
-    memcpy(argv + head, t->argv, t->argc * sizeof *argv);
-    t->out.len = 0;
-    int rc = craftkv_client_call(*fd, t->argc + head, argv, &t->out);
-    free(argv);
-    if (rc != 0) {
-        /* The command may or may not have reached the leader: the retry carries the same
-         * session and seq, so it is applied at most once. */
-        close(*fd);
-        *fd = -1;
-        t->out.len = 0;
-        return 1;
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        fwd_read(s);
+        if (f->fd < 0)
+            return;
     }
-    if (t->out.len > 15 && memcmp(t->out.data, "-CRAFTNOTLEADER", 15) == 0) {
-        t->out.len = 0;
-        return 1;
+    fwd_flush(s);
+}
+
+void craftkv_fwd_tick(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    if (f->fd < 0 || !f->q_head)
+        return;
+    uint64_t leader;
+    const char *addr = craftkv_leader_addr(s, &leader);
+    bool moved = leader != 0 && (!addr || strcmp(addr, f->addr) != 0);
+    bool silent = craftkv_mono_ms() - f->progress_ms > s->opts.timeout_ms / 2;
+    /* Without this, commands sent to a leader that was paused or failed waited for its
+     * reply for as long as it took: a new submit closes a stale connection, but clients
+     * that all wait on it submit nothing. */
+    if (moved || silent)
+        fwd_close(s);
+}
+
+void craftkv_fwd_free(struct craftkv_server *s)
+{
+    struct craftkv_fwd *f = &s->fwd;
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    craft_resp_buf_free(&f->out);
+    free(f->in);
+    f->in = NULL;
+    /* A waiting command's batch is held by nothing else: free each batch with its last. */
+    struct craftkv_task *t = f->q_head;
+    f->q_head = f->q_tail = NULL;
+    while (t) {
+        struct craftkv_task *next = t->fwd_next;
+        if (atomic_fetch_sub(&t->head->pending, 1) == 1)
+            craftkv_batch_free(t->head);
+        t = next;
     }
-    return 0;
 }

@@ -1,4 +1,5 @@
-/* craftkv server internals shared by server_conn.c, server_cmd.c and server_fwd.c. */
+/* craftkv server internals: the types and calls the server_*.c files share (a map of the
+ * files and who calls whom: docs/design/craftkv.md, "Files"). */
 #ifndef CRAFT_KV_SERVER_INTERNAL_H
 #define CRAFT_KV_SERVER_INTERNAL_H
 
@@ -21,13 +22,25 @@ enum craftkv_read_mode {
     CRAFTKV_READ_STALE,            /* this node's state machine as it is: no round at all */
 };
 
-/* A command handed to a worker. The arguments are copied (the connection's buffer moves
- * on). One batch per connection at a time: a run of consecutive pipelined reads, or of
- * writes, chained through `chain` (the head is what travels on the queues). Replies go out
- * in request order; the writes of a batch are proposed in order by one worker, so a later
- * write of the session never commits ahead of an earlier one (server_exec.c). */
+/* Where a batch stands. Writes (server_write.c) and reads (server_read.c) each move
+ * through their own stages; admin commands run on a worker and come back DONE. */
+enum craftkv_stage {
+    CRAFTKV_STAGE_NEW = 0,     /* parsed, not started */
+    CRAFTKV_STAGE_PROPOSED,    /* writes: proposed here, waiting for their futures */
+    CRAFTKV_STAGE_FORWARDED,   /* writes: sent to the leader, waiting for its replies */
+    CRAFTKV_STAGE_BARRIER,     /* reads: waiting for the loop's ReadIndex round */
+    CRAFTKV_STAGE_LEASE,       /* reads: waiting for the leader's lease check */
+    CRAFTKV_STAGE_BACKOFF,     /* waiting to be routed again (no leader, a full queue) */
+    CRAFTKV_STAGE_WORKER,      /* admin: on a worker thread */
+    CRAFTKV_STAGE_DONE,        /* every command has its reply */
+};
+
+/* A command and the batch it belongs to. One batch per connection at a time: a run of
+ * consecutive pipelined reads, or of writes, chained through `chain`; the head is what
+ * travels on the queues and carries the batch's stage. The arguments are copied (the
+ * connection's buffer moves on). Replies go out in request order. */
 struct craftkv_task {
-    struct craftkv_task *next;  /* on the todo or done queue (heads only) */
+    struct craftkv_task *next;  /* on a queue (heads only: server_queue.c) */
     struct craftkv_task *chain; /* the next command of the same batch */
     struct craftkv_conn *conn;
     const struct craftkv_cmd_def *def;
@@ -39,24 +52,30 @@ struct craftkv_task {
      * keeps the results from there on, so every write of a pipelined batch can be retried
      * and answered); 0: none (keep only the last result) */
     uint64_t ack;
-    bool forwarded;        /* arrived as CRAFT.FWD: apply here or refuse, never forward on */
-    bool open_session;     /* the session is known to be new: open it before the write */
-    uint8_t read_mode;     /* enum craftkv_read_mode, the connection's at submission */
-    uint64_t arrived_ms;   /* craftkv_mono_ms() when parsed: retries count from here */
+    bool forwarded;    /* arrived as CRAFT.FWD: apply here or refuse, never forward on */
+    bool open_session; /* writes: propose SESSION_OPEN for session just ahead of this one */
+    bool answered;     /* out holds this command's reply: it is never sent again */
+    uint8_t read_mode; /* enum craftkv_read_mode, the connection's at submission */
+    uint64_t arrived_ms; /* craftkv_mono_ms() when parsed */
     struct craft_resp_buf out;
-    /* The loop's own path (server_async.c): writes proposed from the loop thread and
-     * collected when their futures complete; reads answered after a shared barrier. */
-    struct craftkv_server *srv;
-    struct craft_future *fut; /* this command's proposal */
-    bool retry;               /* to be run again by a worker (exec_write), in order */
-    uint8_t phase;            /* head: 0 worker, 1 async in flight, 2 worker retries */
-    atomic_int pending;       /* head, phase 1: futures not yet complete, plus one */
+    struct craft_future *fut;      /* this command's proposal (PROPOSED) */
     struct craftkv_task *head;     /* the batch this command belongs to (forwarding) */
-    struct craftkv_task *fwd_next; /* waiting for the leader's reply (server_fwd_async.c) */
+    struct craftkv_task *fwd_next; /* waiting for the leader's reply (server_fwd.c) */
+    /* head only */
+    struct craftkv_server *srv; /* for completion callbacks on node threads */
+    uint8_t stage;              /* enum craftkv_stage */
+    atomic_int pending;         /* PROPOSED, FORWARDED: commands not yet settled, plus one */
+    uint64_t deadline_ms;       /* monotonic: past it, what is unanswered gets TRYAGAIN */
+    uint64_t due_ms;            /* BACKOFF: when to route again */
+    /* writes: attempts routed so far, the unanswered commands the last one sent, and the
+     * leader it went to (this node's id: proposed here; 0: none was known) */
+    uint32_t attempts;
+    size_t sent;
+    uint64_t tried_leader;
 };
 
 /* The loop's pipelined connection to the leader's client port, for a follower's writes
- * (server_fwd_async.c). Loop thread only. */
+ * (server_fwd.c). Loop thread only. */
 struct craftkv_fwd {
     int fd;          /* -1: none */
     uint64_t gen;    /* counts connections: an fd number may be reused by the next */
@@ -130,17 +149,23 @@ struct craftkv_server {
     uint64_t next_conn_id;
     struct craftkv_conn *conns;
     size_t n_conns;
-    /* Commands the loop's own path handed to a worker for a retry, one by one (INFO
-     * writes_retried): leader changes, full queues, unknown sessions. */
+    /* Write commands sent again after a first attempt failed (a leader change, a full
+     * queue, an unknown session, a lost forwarding connection): INFO writes_retried. */
     atomic_uint_fast64_t n_retried;
     /* Connections closed during a round of epoll events: a later event of the same round
      * may still name them, so they are freed once the round is over (server_conn.c). */
     struct craftkv_conn *graveyard;
 
+    /* The queues (server_queue.c). todo (admin commands for the workers) and done
+     * (batches completed on other threads, for the loop) are shared under mu; ready
+     * (batches to be stepped this round) and later (BACKOFF, by due time) belong to the
+     * loop thread. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct craftkv_task *todo_head, *todo_tail; /* for workers */
-    struct craftkv_task *done_head, *done_tail; /* for the loop */
+    struct craftkv_task *todo_head, *todo_tail;
+    struct craftkv_task *done_head, *done_tail;
+    struct craftkv_task *ready_head, *ready_tail;
+    struct craftkv_task *later;
     _Atomic bool stopping; /* read by workers and the ticker without the lock */
     atomic_bool loop_stop; /* craftkv_server_stop */
     pthread_t *workers;
@@ -148,15 +173,7 @@ struct craftkv_server {
     pthread_t ticker;
     bool ticker_started;
 
-    /* Read barrier sharing (server_exec.c): one ReadIndex round at a time serves every
-     * linearizable read that arrived before it was issued. Generations count rounds. */
-    pthread_mutex_t rmu;
-    pthread_cond_t rcv;
-    uint64_t r_issued, r_ok, r_failed; /* last issued / succeeded / failed generation */
-    int r_failed_rc;
-    bool r_inflight;
-
-    /* The loop's read barrier (server_async.c): batches waiting for the round in flight
+    /* The loop's read barrier (server_read.c): batches waiting for the round in flight
      * (cur) and for the next one (next), linked through `next`. Loop thread only, except
      * ar_flag, set by the barrier's completion. */
     struct craftkv_task *ar_cur, *ar_next, *ar_next_tail;
@@ -166,108 +183,114 @@ struct craftkv_server {
     struct craftkv_fwd fwd;
 };
 
-/* server_exec.c: CLOCK_MONOTONIC in ms; a sleep; a wait for f until deadline (a monotonic
- * instant) in slices, so that shutdown is not held up: the future's code, CRAFT_ETIMEOUT
- * (the deadline passed, or the operation itself timed out: craft_future_done tells) or
- * CRAFT_ESHUTDOWN (the server is stopping). */
+/* ---- server_clock.c ---- */
+/* CLOCK_REALTIME in ms (the leader's stamp on a write: kv.md); CLOCK_MONOTONIC in ms
+ * (deadlines); a sleep (workers only). */
+uint64_t craftkv_now_ms(void);
 uint64_t craftkv_mono_ms(void);
 void craftkv_nap(uint32_t ms);
-int craftkv_wait_future(struct craftkv_server *s, struct craft_future *f, uint64_t deadline);
-/* server_exec.c: a command's result as a RESP reply. */
-void craftkv_put_result(struct craft_resp_buf *out, const struct craft_kv_result *res);
-/* server_write.c, the steps every write path shares:
- * craftkv_task_command builds t's command (session, seq, ack, time) into *c, items its
- * scratch (argc + 1 entries); false on a syntax error, answered in out (nothing to propose).
- * craftkv_propose_start encodes c and craft_apply's it (waiting up to queue_timeout_ms for
- * room in the node's queue): 0 with *f, or an error (nothing proposed).
- * craftkv_propose_session_open proposes SESSION_OPEN for session (idempotent: reopening a
- * live session changes nothing), as craftkv_propose_start.
- * craftkv_is_session_error: the state machine's "unknown session" answer (a new or expired
- * session: open it and send the write again with the same seq).
- * craftkv_leader_addr: the leader's client address if another node leads, else NULL;
- * *leader (if not NULL) its id, 0 if none is known.
- * craftkv_reply_notleader: -CRAFTNOTLEADER with the leader's client address ("?" if none). */
-bool craftkv_task_command(const struct craftkv_task *t, uint64_t now, struct craft_kv_cmd *c,
-                          struct craft_kv_bytes *items, struct craft_resp_buf *out);
-int craftkv_propose_start(struct craftkv_server *s, const struct craft_kv_cmd *c,
-                          uint32_t queue_timeout_ms, struct craft_future **f);
-int craftkv_propose_session_open(struct craftkv_server *s, uint64_t session,
-                                 uint32_t queue_timeout_ms, struct craft_future **f);
-bool craftkv_is_session_error(const struct craft_kv_result *res);
-const char *craftkv_leader_addr(struct craftkv_server *s, uint64_t *leader);
 
-/* server_async.c */
-enum craftkv_async_outcome {
-    CRAFTKV_ASYNC_DECLINED = 0, /* not for the loop's path: give the batch to a worker */
-    CRAFTKV_ASYNC_TAKEN,        /* in flight; it comes back through the done queue */
-    CRAFTKV_ASYNC_SERVED,       /* answered now (replies in the tasks' out): deliver it */
-};
-int craftkv_async_submit(struct craftkv_server *s, struct craftkv_task *head);
-/* A phase-1 batch came back: fills the replies. Returns false if some commands must be
- * retried by a worker (their `retry` set; the batch moved to phase 2). */
-bool craftkv_async_collect(struct craftkv_server *s, struct craftkv_task *head);
-/* Answers a batch of reads from one read transaction of the local state machine (the
- * barrier it needs is the caller's). */
-void craftkv_serve_reads(struct craftkv_server *s, struct craftkv_task *head);
-/* The loop's wake-up: finishes the read barrier if it completed, serving its batches. */
-void craftkv_async_poll(struct craftkv_server *s);
-/* Releases what the async path holds (shutdown, after the node is destroyed). */
-void craftkv_async_free(struct craftkv_server *s);
-/* server_fwd_async.c: forwards a follower's write batch over the loop's pipelined
- * connection to the leader (CRAFTKV_ASYNC_DECLINED if no leader address is known or it
- * cannot be reached); events on that connection; shutdown. */
-int craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head);
+/* ---- server_queue.c: tasks and the queues that carry batches between stages ---- */
+/* Frees a batch: t and every task chained after it (releasing their futures). */
+void craftkv_batch_free(struct craftkv_task *t);
+/* Any thread: the batch is ready to be stepped by the loop (a completion callback); NULL
+ * only wakes the loop. One eventfd write per drain, not per batch. */
+void craftkv_done_push(struct craftkv_server *s, struct craftkv_task *head);
+/* Loop thread: the batch is ready to be stepped at the end of this round. */
+void craftkv_ready_push(struct craftkv_server *s, struct craftkv_task *head);
+/* Loop thread: steps head again at due_ms (its stage is BACKOFF). */
+void craftkv_later_push(struct craftkv_server *s, struct craftkv_task *head, uint64_t due_ms);
+/* Loop thread: moves the done queue and every batch now due onto the ready list, and
+ * returns the ready list (linked through next), emptied. */
+struct craftkv_task *craftkv_ready_take(struct craftkv_server *s);
+/* Loop thread: ms until the first later batch is due (capped at max_ms). */
+int craftkv_later_wait_ms(struct craftkv_server *s, int max_ms);
+/* Hands an admin batch to the workers; a worker pops it (NULL once stopping). */
+void craftkv_todo_push(struct craftkv_server *s, struct craftkv_task *head);
+struct craftkv_task *craftkv_todo_pop(struct craftkv_server *s);
+/* Shutdown, after the node and the loop stopped: frees every batch still queued. */
+void craftkv_queues_free(struct craftkv_server *s);
+
+/* ---- server_write.c: the write pipeline ---- */
+/* Starts a batch of writes on the loop thread: ROUTE -> PROPOSE here | FORWARD to the
+ * leader -> AWAIT -> DONE, or BACKOFF -> ROUTE again for what failed, until every command
+ * has its reply or the batch's deadline passed (then TRYAGAIN). Returns true if the batch
+ * is DONE now (deliver it); false if it is out: it comes back through the queues, and
+ * craftkv_write_step moves it on. */
+bool craftkv_write_start(struct craftkv_server *s, struct craftkv_task *head);
+bool craftkv_write_step(struct craftkv_server *s, struct craftkv_task *head);
+/* The leader's client address if another node leads, else NULL; *leader (if not NULL) its
+ * id, 0 if none is known. */
+const char *craftkv_leader_addr(struct craftkv_server *s, uint64_t *leader);
+/* Appends -CRAFTNOTLEADER <leader client address> ("?" if none is known): the answer of
+ * a node that does not lead to a forwarded write or admin command. */
+void craftkv_reply_notleader(struct craftkv_server *s, struct craft_resp_buf *out);
+/* Appends the reply a client gets once its deadline passed: TRYAGAIN (or a shutdown). */
+void craftkv_reply_timeout(struct craftkv_server *s, struct craft_resp_buf *out);
+
+/* ---- server_read.c: reads ---- */
+/* Starts a batch of reads on the loop thread: stale at once; lease on the leader through
+ * its lease check; else (and when no lease holds) the loop's shared ReadIndex round;
+ * BACKOFF and again when a round fails, until the deadline. Returns true if DONE now. */
+bool craftkv_read_start(struct craftkv_server *s, struct craftkv_task *head);
+bool craftkv_read_step(struct craftkv_server *s, struct craftkv_task *head);
+/* Every round of the loop: finishes the ReadIndex round if it completed (its batches go
+ * to the ready list), issues the next one for the batches waiting. */
+void craftkv_read_poll(struct craftkv_server *s);
+/* Releases the round (shutdown, after the node is destroyed). */
+void craftkv_read_free(struct craftkv_server *s);
+
+/* ---- server_fwd.c: the loop's pipelined connection to the leader ---- */
+/* Sends head's unanswered writes to the leader at addr as CRAFT.FWD. Returns false if the
+ * connection cannot be opened (nothing sent). Once true, every command settles (answered,
+ * or left unanswered for a retry) and the batch goes to the ready list. */
+bool craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head, const char *addr);
 void craftkv_fwd_event(struct craftkv_server *s, uint32_t events);
 /* Called by the loop every round (at least every 200 ms): gives up on a forwarding
  * connection whose commands wait on a node that no longer leads, or on a leader that has
- * answered nothing for half the command timeout (paused, hung, failed): its commands go to
- * workers, which retry them with the same session and seq wherever the leader is now. */
+ * answered nothing for half the command timeout (paused, hung, failed): its commands are
+ * settled unanswered, and the write pipeline routes them again. */
 void craftkv_fwd_tick(struct craftkv_server *s);
 void craftkv_fwd_free(struct craftkv_server *s);
-/* server_conn.c: a phase-1 batch is complete: deliver it, or hand its retries to a worker. */
-void craftkv_batch_complete(struct craftkv_server *s, struct craftkv_task *head);
-/* server_conn.c: marks the task list done (from a completion callback: any thread). */
-void craftkv_done_push(struct craftkv_server *s, struct craftkv_task *head);
-/* server_conn.c, loop thread: hands head's replies to its connection, frees the batch. */
-void craftkv_deliver(struct craftkv_server *s, struct craftkv_task *head);
-/* server_conn.c: hands a batch to the workers. */
-void craftkv_todo_push(struct craftkv_server *s, struct craftkv_task *head);
-void craftkv_batch_free(struct craftkv_task *t);
 
-/* server_cmd.c */
-const struct craftkv_cmd_def *craftkv_cmd_find(const char *name, size_t len);
-const struct craftkv_cmd_def *craftkv_cmd_at(size_t i);
-/* server_conn.c: appends n raw bytes (already RESP); -1 if out of memory. */
+/* ---- server_conn.c: connections ---- */
+void craftkv_conn_accept(struct craftkv_server *s);
+void craftkv_conn_event(struct craftkv_server *s, struct craftkv_conn *c, uint32_t events);
+/* Steps every ready batch (writes, reads) and delivers the finished ones. */
+void craftkv_conn_resume(struct craftkv_server *s);
+/* Frees the connections closed this round (after the round: see graveyard). */
+void craftkv_conn_sweep(struct craftkv_server *s);
+void craftkv_conn_free_all(struct craftkv_server *s);
+/* Appends n raw bytes (already RESP); -1 if out of memory. */
 int craftkv_buf_append_raw(struct craft_resp_buf *b, const char *p, size_t n);
-void craftkv_exec(struct craftkv_server *s, struct craftkv_task *t, int *fwd_fd,
-                  char *fwd_addr, size_t fwd_addr_cap);
-uint64_t craftkv_now_ms(void);
-void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out);
-
-/* server_fwd.c: forwards t (a write) to the leader at addr over *fd (opened/reused).
- * Returns 0 with the leader's reply in t->out, 1 if the leader refused (not leader any
- * more) or could not be reached (retry), -1 never. */
-int craftkv_forward(struct craftkv_task *t, const char *addr, int *fd, uint32_t timeout_ms);
-/* The client address of member id, or NULL. */
-const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id);
-/* INFO's name of a role: "leader", "follower", "precandidate", "candidate" (lower case). */
-const char *craftkv_role_name(enum craft_role role);
-/* A leader's progress state of a peer: "probe", "replicate", "snapshot" or "?". */
-const char *craftkv_peer_state_name(uint8_t state);
-
-/* A forwarded write or admin command reached a node that does not lead: the reply is
- * `-CRAFTNOTLEADER <leader client address>` or `-CRAFTNOTLEADER ?` if no leader is known. */
-#define CRAFTKV_ERR_NOTLEADER "CRAFTNOTLEADER"
-/* server_conn.c: CRAFT.CONSISTENCY [LINEARIZABLE|LEASE|STALE] (no argument: the current
- * mode), READONLY (stale reads, as a Redis Cluster replica serves them), READWRITE
- * (back to linearizable). */
+/* CRAFT.CONSISTENCY [LINEARIZABLE|LEASE|STALE] (no argument: the current mode), READONLY
+ * (stale reads, as a Redis Cluster replica serves them), READWRITE (back to
+ * linearizable). */
 void craftkv_l_consistency(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                            const struct craft_resp_arg *argv);
 void craftkv_l_readonly(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                         const struct craft_resp_arg *argv);
 void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                          const struct craft_resp_arg *argv);
-/* server_exec.c: appends that error, naming the leader this node knows. */
-void craftkv_reply_notleader(struct craftkv_server *s, struct craft_resp_buf *out);
+
+/* ---- server_cmd.c: the command table ---- */
+const struct craftkv_cmd_def *craftkv_cmd_find(const char *name, size_t len);
+const struct craftkv_cmd_def *craftkv_cmd_at(size_t i);
+
+/* ---- server_info.c ---- */
+void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out);
+/* INFO's name of a role: "leader", "follower", "precandidate", "candidate" (lower case). */
+const char *craftkv_role_name(enum craft_role role);
+/* A leader's progress state of a peer: "probe", "replicate", "snapshot" or "?". */
+const char *craftkv_peer_state_name(uint8_t state);
+
+/* ---- server_client.c ---- */
+/* The client address of member id, or NULL (a per-thread buffer: valid until this
+ * thread's next call). */
+const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id);
+
+/* A forwarded write or admin command reached a node that does not lead: the reply is
+ * `-CRAFTNOTLEADER <leader client address>` or `-CRAFTNOTLEADER ?` if no leader is known. */
+#define CRAFTKV_ERR_NOTLEADER "CRAFTNOTLEADER"
 
 #endif

@@ -1,62 +1,41 @@
-/* craftkv: the steps every write path shares (the loop's own path, server_async.c; a
- * follower's forwarding, server_fwd_async.c; a worker's retries, server_exec.c): building a
- * command from a task, proposing it, opening a session, telling the state machine's
- * "unknown session" answer apart, and finding where the leader takes writes. One copy
- * each: the paths call these, and these call nothing of theirs. */
+/* craftkv: the write pipeline. One path for every write batch, whatever its origin: a
+ * client of this node, a follower's forwarded batch (CRAFT.FWD), or a retry after a leader
+ * change, a full queue or an unknown session. It runs on the loop thread, never blocks,
+ * and moves a batch through named stages (design: docs/design/craftkv.md, "Writes"):
+ *
+ *   ROUTE      decide where the unanswered commands go: this node leads -> PROPOSE;
+ *              another node leads -> FORWARD (unless the batch was itself forwarded:
+ *              then -CRAFTNOTLEADER, so two nodes that disagree about the leader never
+ *              bounce a write between them); no leader known -> BACKOFF.
+ *   PROPOSE    craft_apply each command in request order (a SESSION_OPEN just ahead of a
+ *              command whose session is new); the batch waits in PROPOSED until its last
+ *              future completed (the node thread that completes it queues the batch).
+ *   FORWARD    the loop's pipelined connection to the leader (server_fwd.c); the batch
+ *              waits in FORWARDED until every command's reply or failure is known.
+ *   AWAIT      the results: answered commands keep their reply; an unknown session marks
+ *              its command for a SESSION_OPEN; the rest (leader change, queue full, lost
+ *              connection) are routed again with the same session and seq.
+ *   BACKOFF    a retry that would go where the last attempt went and answered nothing
+ *              waits a little first (server_queue.c's later list), so a full queue or a
+ *              missing leader is not a busy loop.
+ *   DONE       every command has its reply; past the deadline the rest get TRYAGAIN.
+ *
+ * Exactly once: every attempt of a command carries the same session and seq, and the state
+ * machine answers a seq it applied already with the saved result (kv.md). Order: commands
+ * are proposed in request order by one thread and a proposal that fails stops the later
+ * ones of its pass, so no later seq of a session enters the log ahead of an earlier one. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/assert.h"
 #include "kv/server_internal.h"
 
-bool craftkv_task_command(const struct craftkv_task *t, uint64_t now, struct craft_kv_cmd *c,
-                          struct craft_kv_bytes *items, struct craft_resp_buf *out)
-{
-    *c = (struct craft_kv_cmd){0};
-    if (!t->def->write(t->argc, t->argv, now, c, items, out))
-        return false;
-    c->session = t->session;
-    c->seq = t->seq;
-    c->ack = t->ack;
-    c->now_ms = now;
-    return true;
-}
+/* How long a retry that answered nothing waits before it goes where it went again. */
+#define BACKOFF_LEADER_MS 20    /* this node leads (its queue was full, a round failed) */
+#define BACKOFF_NO_LEADER_MS 50 /* no leader known, unreachable, or it refused */
 
-int craftkv_propose_start(struct craftkv_server *s, const struct craft_kv_cmd *c,
-                          uint32_t queue_timeout_ms, struct craft_future **f)
-{
-    *f = NULL;
-    size_t size = craft_kv_cmd_size(c);
-    if (size == 0)
-        return CRAFT_EINVAL;
-    uint8_t stack[512];
-    uint8_t *buf = size <= sizeof stack ? stack : malloc(size);
-    if (!buf)
-        return CRAFT_ENOMEM;
-    size_t len;
-    int rc = craft_kv_cmd_encode(c, buf, size, &len);
-    if (rc == CRAFT_OK) {
-        *f = craft_apply(s->node, buf, (uint32_t)len, queue_timeout_ms);
-        if (!*f)
-            rc = CRAFT_ENOMEM;
-    }
-    if (buf != stack)
-        free(buf);
-    return rc;
-}
-
-int craftkv_propose_session_open(struct craftkv_server *s, uint64_t session,
-                                 uint32_t queue_timeout_ms, struct craft_future **f)
-{
-    struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = session,
-                                .now_ms = craftkv_now_ms()};
-    return craftkv_propose_start(s, &open, queue_timeout_ms, f);
-}
-
-bool craftkv_is_session_error(const struct craft_kv_result *res)
-{
-    return res != NULL && res->type == CRAFT_KV_RES_ERR &&
-           strcmp((const char *)res->data, CRAFT_KV_ERR_SESSION) == 0;
-}
+/* ---- the steps, one copy each ---- */
 
 const char *craftkv_leader_addr(struct craftkv_server *s, uint64_t *leader)
 {
@@ -70,4 +49,292 @@ void craftkv_reply_notleader(struct craftkv_server *s, struct craft_resp_buf *ou
 {
     const char *addr = craftkv_leader_addr(s, NULL);
     craft_resp_append_errorf(out, "%s %s", CRAFTKV_ERR_NOTLEADER, addr ? addr : "?");
+}
+
+void craftkv_reply_timeout(struct craftkv_server *s, struct craft_resp_buf *out)
+{
+    out->len = 0;
+    if (s->stopping)
+        craft_resp_append_error(out, "ERR server shutting down");
+    else
+        craft_resp_append_errorf(out, "TRYAGAIN no leader or no quorum within %" PRIu32 " ms",
+                                 s->opts.timeout_ms);
+}
+
+/* Encodes c and proposes it without waiting for room in the node's queue (the loop never
+ * blocks): 0 with *f, or an error (nothing proposed). */
+static int propose(struct craftkv_server *s, const struct craft_kv_cmd *c, struct craft_future **f)
+{
+    *f = NULL;
+    size_t size = craft_kv_cmd_size(c);
+    if (size == 0)
+        return CRAFT_EINVAL;
+    uint8_t stack[512];
+    uint8_t *buf = size <= sizeof stack ? stack : malloc(size);
+    if (!buf)
+        return CRAFT_ENOMEM;
+    size_t len;
+    int rc = craft_kv_cmd_encode(c, buf, size, &len);
+    if (rc == CRAFT_OK) {
+        *f = craft_apply(s->node, buf, (uint32_t)len, 0);
+        if (!*f)
+            rc = CRAFT_ENOMEM;
+    }
+    if (buf != stack)
+        free(buf);
+    return rc;
+}
+
+/* SESSION_OPEN is idempotent (reopening a live session changes nothing), so a retry of
+ * one is harmless. Its outcome shows in the results of the writes proposed after it. */
+static bool propose_session_open(struct craftkv_server *s, uint64_t session)
+{
+    struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = session,
+                                .now_ms = craftkv_now_ms()};
+    struct craft_future *f = NULL;
+    if (propose(s, &open, &f) != CRAFT_OK)
+        return false;
+    craft_future_release(f);
+    return true;
+}
+
+/* The state machine's answer to a write of a session it does not know (new here, or
+ * expired): open the session and send the write again with the same seq. */
+static bool is_session_error(const struct craft_kv_result *res)
+{
+    return res->type == CRAFT_KV_RES_ERR && strcmp((const char *)res->data, CRAFT_KV_ERR_SESSION) == 0;
+}
+
+static void put_result(struct craft_resp_buf *out, const struct craft_kv_result *res)
+{
+    switch (res->type) {
+    case CRAFT_KV_RES_OK:
+        craft_resp_append_simple(out, "OK");
+        break;
+    case CRAFT_KV_RES_NIL:
+        craft_resp_append_null_bulk(out);
+        break;
+    case CRAFT_KV_RES_INT:
+        craft_resp_append_int(out, res->integer);
+        break;
+    case CRAFT_KV_RES_BULK:
+        craft_resp_append_bulk(out, res->data, res->len);
+        break;
+    default:
+        craft_resp_append_error(out, (const char *)res->data);
+        break;
+    }
+}
+
+/* A proposal's failure that another attempt may cure (it changes with the leader, the
+ * queue or the node's state); the others are the command's own and are answered. */
+static bool retryable(int rc)
+{
+    return rc == CRAFT_ENOTLEADER || rc == CRAFT_ESTALE || rc == CRAFT_ETRANSFER ||
+           rc == CRAFT_ETIMEOUT || rc == CRAFT_EBUSY || rc == CRAFT_ESHUTDOWN ||
+           rc == CRAFT_ENOMEM;
+}
+
+static void answer_error(struct craftkv_task *t, int rc)
+{
+    t->out.len = 0;
+    if (rc == CRAFT_EINVAL)
+        craft_resp_append_errorf(&t->out,
+                                 "ERR key or value too long (keys up to %u bytes, values up to %u)",
+                                 CRAFT_KV_KEY_BYTES_MAX, CRAFT_KV_VALUE_BYTES_MAX);
+    else if (rc == CRAFT_ETOOBIG)
+        craft_resp_append_error(&t->out, "ERR command too large");
+    else
+        craft_resp_append_errorf(&t->out, "ERR %s", craft_strerror(rc));
+    t->answered = true;
+}
+
+static size_t unanswered(const struct craftkv_task *head)
+{
+    size_t n = 0;
+    for (const struct craftkv_task *t = head; t; t = t->chain)
+        n += !t->answered;
+    return n;
+}
+
+/* ---- PROPOSE and AWAIT ---- */
+
+/* Runs on the node thread that completed a future: the batch's last one queues it. */
+static void proposal_settled(void *ctx)
+{
+    struct craftkv_task *head = ctx;
+    if (atomic_fetch_sub(&head->pending, 1) == 1)
+        craftkv_done_push(head->srv, head);
+}
+
+/* Proposes every unanswered command of the batch, in order. Returns true if at least one
+ * proposal is out (the batch is PROPOSED and comes back through the done queue). */
+static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
+{
+    size_t items_cap = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain)
+        if (!t->answered && t->argc + 1 > items_cap)
+            items_cap = t->argc + 1;
+    struct craft_kv_bytes *items = malloc(items_cap * sizeof *items);
+    if (!items)
+        return false;
+    head->stage = CRAFTKV_STAGE_PROPOSED;
+    atomic_store(&head->pending, 1); /* ours, until every proposal is out */
+    uint64_t opened = 0;
+    bool stop = false, out = false;
+    for (struct craftkv_task *t = head; t && !stop; t = t->chain) {
+        if (t->answered)
+            continue;
+        CRAFT_ASSERT(t->fut == NULL);
+        if (t->open_session && t->session != opened) {
+            if (!propose_session_open(s, t->session)) {
+                stop = true;
+                break;
+            }
+            opened = t->session;
+        }
+        t->open_session = false;
+        /* Built again at every attempt: the leader that proposes it stamps its time. */
+        struct craft_kv_cmd c = {0};
+        uint64_t now = craftkv_now_ms();
+        t->out.len = 0;
+        if (!t->def->write(t->argc, t->argv, now, &c, items, &t->out)) {
+            t->answered = true; /* a syntax error, answered in out: nothing to propose */
+            continue;
+        }
+        c.session = t->session;
+        c.seq = t->seq;
+        c.ack = t->ack;
+        c.now_ms = now;
+        struct craft_future *f = NULL;
+        int rc = propose(s, &c, &f);
+        if (rc != CRAFT_OK) {
+            if (!retryable(rc))
+                answer_error(t, rc); /* too large: this command's own, go on */
+            else
+                stop = true; /* a full queue, a lost leadership: nothing later goes in */
+            continue;
+        }
+        t->fut = f;
+        out = true;
+        atomic_fetch_add(&head->pending, 1);
+        craft_future_notify(f, proposal_settled, head);
+        if (craft_future_done(f) && craft_future_wait(f, 0) != CRAFT_OK)
+            stop = true; /* refused at once */
+    }
+    free(items);
+    if (!out) {
+        atomic_store(&head->pending, 0);
+        head->stage = CRAFTKV_STAGE_NEW;
+        return false;
+    }
+    proposal_settled(head); /* drops ours: back once every future completed */
+    return true;
+}
+
+/* AWAIT after PROPOSE: takes each result. Returns true if the attempt made progress (a
+ * command answered, or a session to open before the next attempt). */
+static bool collect(struct craftkv_task *head)
+{
+    bool progress = false;
+    for (struct craftkv_task *t = head; t; t = t->chain) {
+        if (!t->fut)
+            continue;
+        int rc = craft_future_wait(t->fut, 0);
+        struct craft_kv_result *res = rc == CRAFT_OK ? craft_future_result(t->fut) : NULL;
+        craft_future_release(t->fut);
+        t->fut = NULL;
+        if (rc == CRAFT_OK && !res) {
+            craft_resp_append_error(&t->out, "ERR no result");
+            t->answered = true;
+        } else if (res && is_session_error(res)) {
+            t->open_session = true;
+        } else if (res) {
+            put_result(&t->out, res);
+            t->answered = true;
+        } else if (!retryable(rc)) {
+            answer_error(t, rc);
+        }
+        progress |= t->answered || t->open_session;
+        if (res)
+            craft_kv_result_free(res);
+    }
+    return progress;
+}
+
+/* ---- ROUTE ---- */
+
+/* Sends the unanswered commands where they can be served now. Returns true if they are
+ * out (PROPOSED or FORWARDED) or answered (DONE); false if nothing could be sent. */
+static bool route(struct craftkv_server *s, struct craftkv_task *head, uint64_t leader)
+{
+    if (head->attempts++ > 0)
+        atomic_fetch_add(&s->n_retried, head->sent); /* INFO writes_retried */
+    head->tried_leader = leader;
+    if (leader == s->opts.id)
+        return craft_state(s->node) == CRAFT_LEADER && propose_batch(s, head);
+    if (head->forwarded) {
+        /* Never forwarded twice: the follower that sent it asks the leader it knows. */
+        for (struct craftkv_task *t = head; t; t = t->chain)
+            if (!t->answered) {
+                craftkv_reply_notleader(s, &t->out);
+                t->answered = true;
+            }
+        head->stage = CRAFTKV_STAGE_DONE;
+        return true;
+    }
+    const char *addr = craftkv_leader_addr(s, NULL);
+    if (!addr || !craftkv_fwd_submit(s, head, addr))
+        return false;
+    head->stage = CRAFTKV_STAGE_FORWARDED;
+    return true;
+}
+
+bool craftkv_write_step(struct craftkv_server *s, struct craftkv_task *head)
+{
+    CRAFT_ASSERT(head->def->kind == CRAFTKV_WRITE);
+    bool progress = true;
+    if (head->stage == CRAFTKV_STAGE_PROPOSED)
+        progress = collect(head);
+    else if (head->stage == CRAFTKV_STAGE_FORWARDED)
+        progress = unanswered(head) < head->sent;
+    else if (head->stage == CRAFTKV_STAGE_DONE)
+        return true;
+    size_t left = unanswered(head);
+    if (left == 0 || head->conn->dead) {
+        head->stage = CRAFTKV_STAGE_DONE; /* a closed connection's writes: nobody waits */
+        return true;
+    }
+    uint64_t now = craftkv_mono_ms();
+    if (s->stopping || now >= head->deadline_ms) {
+        for (struct craftkv_task *t = head; t; t = t->chain)
+            if (!t->answered) {
+                craftkv_reply_timeout(s, &t->out);
+                t->answered = true;
+            }
+        head->stage = CRAFTKV_STAGE_DONE;
+        return true;
+    }
+    uint64_t leader = craft_leader(s->node, NULL, 0);
+    /* Again at once if the last attempt got somewhere, or the leader changed since it was
+     * sent; otherwise the same attempt would most likely fail the same way. */
+    if (progress || leader != head->tried_leader) {
+        head->sent = left;
+        if (route(s, head, leader))
+            return head->stage == CRAFTKV_STAGE_DONE;
+    }
+    head->stage = CRAFTKV_STAGE_BACKOFF;
+    craftkv_later_push(s, head, now + (leader == s->opts.id ? BACKOFF_LEADER_MS
+                                                             : BACKOFF_NO_LEADER_MS));
+    return false;
+}
+
+bool craftkv_write_start(struct craftkv_server *s, struct craftkv_task *head)
+{
+    CRAFT_ASSERT(head->stage == CRAFTKV_STAGE_NEW);
+    head->srv = s;
+    head->deadline_ms = head->arrived_ms + s->opts.timeout_ms;
+    head->attempts = 0;
+    head->tried_leader = UINT64_MAX; /* no attempt yet: route now */
+    return craftkv_write_step(s, head);
 }
