@@ -76,20 +76,23 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
         int n = epoll_wait(s->epfd, evs, 128, craftkv_later_wait_ms(s, LOOP_WAIT_MS));
         /* Everything this round proposes or reads reaches the node in one hand-off. */
         craft_batch_begin(s->node);
+        bool woken = false;
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &s->listen_fd)
                 craftkv_conn_accept(s);
             else if (p == &s->fwd)
                 craftkv_fwd_event(s, evs[i].events);
-            else if (p != &s->evfd) /* the eventfd: the done queue, taken below */
+            else if (p == &s->evfd)
+                woken = true; /* the done queue: taken below */
+            else
                 craftkv_conn_event(s, p, evs[i].events);
         }
         /* A read round may also end without a wake-up of its own (none was issued because
          * its request could not be allocated): poll it every round. */
         craftkv_read_poll(s);
         craftkv_fwd_tick(s);
-        craftkv_conn_resume(s); /* every batch that moved this round, in one pass */
+        craftkv_conn_resume(s, woken); /* every batch that moved this round, in one pass */
         craft_batch_end(s->node);
         craftkv_conn_sweep(s);
     }

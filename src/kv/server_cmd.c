@@ -329,10 +329,10 @@ static void store_err(struct craft_resp_buf *out, int rc)
     craft_resp_append_errorf(out, "ERR storage error: %s", craft_strerror(rc));
 }
 
-static void r_get(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+static void r_get(struct craft_kv_read *r, size_t argc,
                   const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
-    (void)s, (void)argc;
+    (void)argc;
     const uint8_t *v;
     size_t n;
     int rc = craft_kv_read_get(r, (const uint8_t *)argv[1].data, argv[1].len, &v, &n);
@@ -344,10 +344,9 @@ static void r_get(struct craftkv_server *s, struct craft_kv_read *r, size_t argc
         store_err(out, rc);
 }
 
-static void r_mget(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+static void r_mget(struct craft_kv_read *r, size_t argc,
                    const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
-    (void)s;
     craft_resp_append_array(out, argc - 1);
     for (size_t i = 1; i < argc; i++) {
         const uint8_t *v;
@@ -359,10 +358,9 @@ static void r_mget(struct craftkv_server *s, struct craft_kv_read *r, size_t arg
     }
 }
 
-static void r_exists(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+static void r_exists(struct craft_kv_read *r, size_t argc,
                      const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
-    (void)s;
     int64_t n = 0;
     for (size_t i = 1; i < argc; i++) {
         const uint8_t *v;
@@ -378,10 +376,10 @@ static void r_exists(struct craftkv_server *s, struct craft_kv_read *r, size_t a
     craft_resp_append_int(out, n);
 }
 
-static void r_strlen(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+static void r_strlen(struct craft_kv_read *r, size_t argc,
                      const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
-    (void)s, (void)argc;
+    (void)argc;
     const uint8_t *v;
     size_t n = 0;
     int rc = craft_kv_read_get(r, (const uint8_t *)argv[1].data, argv[1].len, &v, &n);
@@ -391,10 +389,10 @@ static void r_strlen(struct craftkv_server *s, struct craft_kv_read *r, size_t a
         store_err(out, rc);
 }
 
-static void r_type(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+static void r_type(struct craft_kv_read *r, size_t argc,
                    const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
-    (void)s, (void)argc;
+    (void)argc;
     const uint8_t *v;
     size_t n;
     int rc = craft_kv_read_get(r, (const uint8_t *)argv[1].data, argv[1].len, &v, &n);
@@ -404,10 +402,10 @@ static void r_type(struct craftkv_server *s, struct craft_kv_read *r, size_t arg
         store_err(out, rc);
 }
 
-static void r_ttl(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+static void r_ttl(struct craft_kv_read *r, size_t argc,
                   const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
-    (void)s, (void)argc;
+    (void)argc;
     int64_t v;
     int rc = craft_kv_read_ttl(r, (const uint8_t *)argv[1].data, argv[1].len, &v);
     if (rc == CRAFT_OK)
@@ -416,10 +414,10 @@ static void r_ttl(struct craftkv_server *s, struct craft_kv_read *r, size_t argc
         store_err(out, rc);
 }
 
-static void r_pttl(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+static void r_pttl(struct craft_kv_read *r, size_t argc,
                    const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
-    (void)s, (void)argc;
+    (void)argc;
     int64_t v;
     int rc = craft_kv_read_pttl(r, (const uint8_t *)argv[1].data, argv[1].len, &v);
     if (rc == CRAFT_OK)
@@ -428,10 +426,10 @@ static void r_pttl(struct craftkv_server *s, struct craft_kv_read *r, size_t arg
         store_err(out, rc);
 }
 
-static void r_dbsize(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+static void r_dbsize(struct craft_kv_read *r, size_t argc,
                      const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
-    (void)s, (void)argc, (void)argv;
+    (void)argc, (void)argv;
     uint64_t n;
     int rc = craft_kv_read_dbsize(r, &n);
     if (rc == CRAFT_OK)
@@ -457,10 +455,9 @@ static int scan_emit(void *ctx, const uint8_t *key, size_t klen)
     return CRAFT_OK;
 }
 
-static void r_scan(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
+static void r_scan(struct craft_kv_read *r, size_t argc,
                    const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
-    (void)s;
     int64_t count = 10;
     uint64_t ucur;
     {
@@ -698,6 +695,34 @@ static const struct craftkv_cmd_def table[] = {
     ADMIN("raft.snapshot", 1, craftkv_a_snapshot),
     ADMIN("craft.admin", -2, craftkv_a_admin),
 };
+
+void craftkv_reply_unknown(struct craft_resp_buf *out, size_t argc, const struct craft_resp_arg *argv)
+{
+    /* Redis: ERR unknown command 'x', with args beginning with: 'a' 'b' */
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, "ERR unknown command '%.*s', with args beginning with: ",
+                     (int)(argv[0].len > 128 ? 128 : argv[0].len), argv[0].data);
+    for (size_t i = 1; i < argc && n > 0 && (size_t)n < sizeof msg - 140; i++)
+        n += snprintf(msg + n, sizeof msg - (size_t)n, "'%.*s' ",
+                      (int)(argv[i].len > 128 ? 128 : argv[i].len), argv[i].data);
+    craft_resp_append_error(out, msg);
+}
+
+bool craftkv_cmd_arity_ok(const struct craftkv_cmd_def *d, size_t argc)
+{
+    return d->arity >= 0 ? argc == (size_t)d->arity : argc >= (size_t)-d->arity;
+}
+
+void craftkv_reply_arity(struct craft_resp_buf *out, const struct craft_resp_arg *name)
+{
+    char lower[64];
+    size_t n = name->len < sizeof lower - 1 ? name->len : sizeof lower - 1;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)(name->data[i] >= 'A' && name->data[i] <= 'Z' ? name->data[i] + 32
+                                                                        : name->data[i]);
+    lower[n] = '\0';
+    craft_resp_append_errorf(out, "ERR wrong number of arguments for '%s' command", lower);
+}
 
 const struct craftkv_cmd_def *craftkv_cmd_at(size_t i)
 {

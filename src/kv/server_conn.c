@@ -137,34 +137,6 @@ static int parse_u64(const struct craft_resp_arg *a, uint64_t *v)
     return 0;
 }
 
-static void reply_unknown(struct craft_resp_buf *out, size_t argc, const struct craft_resp_arg *argv)
-{
-    /* Redis: ERR unknown command 'x', with args beginning with: 'a' 'b' */
-    char msg[512];
-    int n = snprintf(msg, sizeof msg, "ERR unknown command '%.*s', with args beginning with: ",
-                     (int)(argv[0].len > 128 ? 128 : argv[0].len), argv[0].data);
-    for (size_t i = 1; i < argc && n > 0 && (size_t)n < sizeof msg - 140; i++)
-        n += snprintf(msg + n, sizeof msg - (size_t)n, "'%.*s' ",
-                      (int)(argv[i].len > 128 ? 128 : argv[i].len), argv[i].data);
-    craft_resp_append_error(out, msg);
-}
-
-static bool arity_ok(const struct craftkv_cmd_def *d, size_t argc)
-{
-    return d->arity >= 0 ? argc == (size_t)d->arity : argc >= (size_t)-d->arity;
-}
-
-static void reply_arity(struct craft_resp_buf *out, const struct craft_resp_arg *name)
-{
-    char lower[64];
-    size_t n = name->len < sizeof lower - 1 ? name->len : sizeof lower - 1;
-    for (size_t i = 0; i < n; i++)
-        lower[i] = (char)(name->data[i] >= 'A' && name->data[i] <= 'Z' ? name->data[i] + 32
-                                                                        : name->data[i]);
-    lower[n] = '\0';
-    craft_resp_append_errorf(out, "ERR wrong number of arguments for '%s' command", lower);
-}
-
 /* Adds a command to the connection's batch; false if out of memory (an error was replied). */
 static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
                    size_t argc, const struct craft_resp_arg *argv, bool forwarded,
@@ -329,7 +301,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     }
     if (!bad_fwd)
         d = craftkv_cmd_find(argv[0].data, argv[0].len);
-    bool batchable = d && arity_ok(d, argc) && (d->kind == CRAFTKV_READ || d->kind == CRAFTKV_WRITE);
+    bool batchable = d && craftkv_cmd_arity_ok(d, argc) && (d->kind == CRAFTKV_READ || d->kind == CRAFTKV_WRITE);
     if (c->batch_n > 0) {
         const struct craftkv_task *h = c->batch_head;
         if (!batchable || d->kind != h->def->kind || forwarded != h->forwarded ||
@@ -341,11 +313,11 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         return true;
     }
     if (!d) {
-        reply_unknown(&c->out, argc, argv);
+        craftkv_reply_unknown(&c->out, argc, argv);
         return true;
     }
-    if (!arity_ok(d, argc)) {
-        reply_arity(&c->out, &argv[0]);
+    if (!craftkv_cmd_arity_ok(d, argc)) {
+        craftkv_reply_arity(&c->out, &argv[0]);
         return true;
     }
     if (forwarded && d->kind != CRAFTKV_WRITE) {
@@ -505,9 +477,9 @@ static void deliver(struct craftkv_server *s, struct craftkv_task *t)
     craftkv_batch_free(t);
 }
 
-void craftkv_conn_resume(struct craftkv_server *s)
+void craftkv_conn_resume(struct craftkv_server *s, bool woken)
 {
-    struct craftkv_task *list = craftkv_ready_take(s);
+    struct craftkv_task *list = craftkv_ready_take(s, woken);
     while (list) {
         struct craftkv_task *t = list;
         list = t->next;

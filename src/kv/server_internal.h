@@ -107,8 +107,8 @@ struct craftkv_cmd_def {
     int arity; /* Redis's: n exact, -n at least n (the name counts) */
     uint8_t kind;
     craftkv_local_fn local;
-    void (*read)(struct craftkv_server *s, struct craft_kv_read *r, size_t argc,
-                 const struct craft_resp_arg *argv, struct craft_resp_buf *out);
+    void (*read)(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
+                 struct craft_resp_buf *out);
     int (*write)(size_t argc, const struct craft_resp_arg *argv, uint64_t now_ms,
                  struct craft_kv_cmd *cmd, struct craft_kv_bytes *items,
                  struct craft_resp_buf *out);
@@ -201,8 +201,9 @@ void craftkv_ready_push(struct craftkv_server *s, struct craftkv_task *head);
 /* Loop thread: steps head again at due_ms (its stage is BACKOFF). */
 void craftkv_later_push(struct craftkv_server *s, struct craftkv_task *head, uint64_t due_ms);
 /* Loop thread: moves the done queue and every batch now due onto the ready list, and
- * returns the ready list (linked through next), emptied. */
-struct craftkv_task *craftkv_ready_take(struct craftkv_server *s);
+ * returns the ready list (linked through next), emptied. woken: the eventfd fired this
+ * round (it is read only then: no system call per round otherwise). */
+struct craftkv_task *craftkv_ready_take(struct craftkv_server *s, bool woken);
 /* Loop thread: ms until the first later batch is due (capped at max_ms). */
 int craftkv_later_wait_ms(struct craftkv_server *s, int max_ms);
 /* Hands an admin batch to the workers; a worker pops it (NULL once stopping). */
@@ -256,8 +257,9 @@ void craftkv_fwd_free(struct craftkv_server *s);
 /* ---- server_conn.c: connections ---- */
 void craftkv_conn_accept(struct craftkv_server *s);
 void craftkv_conn_event(struct craftkv_server *s, struct craftkv_conn *c, uint32_t events);
-/* Steps every ready batch (writes, reads) and delivers the finished ones. */
-void craftkv_conn_resume(struct craftkv_server *s);
+/* Steps every ready batch (writes, reads) and delivers the finished ones (woken: as
+ * craftkv_ready_take). */
+void craftkv_conn_resume(struct craftkv_server *s, bool woken);
 /* Frees the connections closed this round (after the round: see graveyard). */
 void craftkv_conn_sweep(struct craftkv_server *s);
 void craftkv_conn_free_all(struct craftkv_server *s);
@@ -273,9 +275,16 @@ void craftkv_l_readonly(struct craftkv_server *s, struct craftkv_conn *c, size_t
 void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                          const struct craft_resp_arg *argv);
 
-/* ---- server_cmd.c: the command table ---- */
+/* ---- server_cmd.c: the command table (pure: no sockets, no threads) ---- */
+/* The entry named name (case-insensitive), or NULL; the i-th entry, or NULL past the end. */
 const struct craftkv_cmd_def *craftkv_cmd_find(const char *name, size_t len);
 const struct craftkv_cmd_def *craftkv_cmd_at(size_t i);
+/* Redis's arity rule: argc (the name counts) fits d->arity. */
+bool craftkv_cmd_arity_ok(const struct craftkv_cmd_def *d, size_t argc);
+/* Redis's texts: "ERR unknown command 'x', with args beginning with: ..." and "ERR wrong
+ * number of arguments for 'x' command" (the name in lower case). */
+void craftkv_reply_unknown(struct craft_resp_buf *out, size_t argc, const struct craft_resp_arg *argv);
+void craftkv_reply_arity(struct craft_resp_buf *out, const struct craft_resp_arg *name);
 
 /* ---- server_info.c ---- */
 void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out);

@@ -84,10 +84,10 @@ void craftkv_later_push(struct craftkv_server *s, struct craftkv_task *head, uin
     *p = head;
 }
 
-struct craftkv_task *craftkv_ready_take(struct craftkv_server *s)
+struct craftkv_task *craftkv_ready_take(struct craftkv_server *s, bool woken)
 {
     uint64_t n;
-    if (read(s->evfd, &n, sizeof n) < 0) {
+    if (woken && read(s->evfd, &n, sizeof n) < 0) {
         /* nothing pending (EAGAIN): fine */
     }
     pthread_mutex_lock(&s->mu);

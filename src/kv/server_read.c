@@ -33,7 +33,7 @@ static void serve(struct craftkv_server *s, struct craftkv_task *head)
         if (rc != CRAFT_OK)
             craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
         else
-            t->def->read(s, r, t->argc, t->argv, &t->out);
+            t->def->read(r, t->argc, t->argv, &t->out);
         t->answered = true;
     }
     if (rc == CRAFT_OK)

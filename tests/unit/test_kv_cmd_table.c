@@ -1,0 +1,220 @@
+/* craftkv's command table (src/kv/server_cmd.c) without a server, a socket or a thread:
+ * lookup and arity as Redis has them, Redis's error texts, the replicated command each write
+ * builds from its arguments (what the leader proposes), and each read's reply from a read
+ * transaction of an in-memory state machine. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/assert.h"
+#include "kv/kv_sm.h"
+#include "kv/kv_store.h"
+#include "kv/server_internal.h"
+#include "unit.h"
+
+#define MAX_ARGS 16
+
+struct args {
+    size_t argc;
+    struct craft_resp_arg argv[MAX_ARGS];
+};
+
+/* Splits a space-separated command line into arguments (no quoting: tests only). */
+static struct args split(const char *line)
+{
+    struct args a = {0};
+    const char *p = line;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        CRAFT_ASSERT(a.argc < MAX_ARGS);
+        a.argv[a.argc++] = (struct craft_resp_arg){p, n};
+        p += n;
+    }
+    return a;
+}
+
+static const struct craftkv_cmd_def *def_of(const struct args *a)
+{
+    return craftkv_cmd_find(a->argv[0].data, a->argv[0].len);
+}
+
+static bool reply_is(const struct craft_resp_buf *b, const char *want)
+{
+    bool ok = b->len == strlen(want) && memcmp(b->data, want, b->len) == 0;
+    if (!ok)
+        printf("  reply '%.*s', want '%s'\n", (int)b->len, b->data, want);
+    return ok;
+}
+
+static bool bytes_are(struct craft_kv_bytes b, const char *want)
+{
+    return b.len == strlen(want) && memcmp(b.p, want, b.len) == 0;
+}
+
+/* Builds the write's command at now; true if built, else out holds the error. */
+static bool build(const char *line, uint64_t now, struct craft_kv_cmd *c,
+                  struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    struct args a = split(line);
+    const struct craftkv_cmd_def *d = def_of(&a);
+    CRAFT_ASSERT(d && d->kind == CRAFTKV_WRITE && craftkv_cmd_arity_ok(d, a.argc));
+    *c = (struct craft_kv_cmd){0};
+    out->len = 0;
+    return d->write(a.argc, a.argv, now, c, items, out);
+}
+
+static void table_shape(void)
+{
+    size_t n = 0;
+    for (const struct craftkv_cmd_def *d; (d = craftkv_cmd_at(n)) != NULL; n++) {
+        CHECK(d->name && d->name[0] && d->arity != 0);
+        /* one handler, the one its kind runs */
+        CHECK((d->local != NULL) == (d->kind == CRAFTKV_LOCAL));
+        CHECK((d->read != NULL) == (d->kind == CRAFTKV_READ));
+        CHECK((d->write != NULL) == (d->kind == CRAFTKV_WRITE));
+        CHECK((d->admin != NULL) == (d->kind == CRAFTKV_ADMIN));
+        CHECK(craftkv_cmd_find(d->name, strlen(d->name)) == d); /* names are unique */
+        for (const char *p = d->name; *p; p++)
+            CHECK(!(*p >= 'A' && *p <= 'Z')); /* lower case: lookup folds case */
+    }
+    CHECK(n >= 40);
+    CHECK(craftkv_cmd_find("GeT", 3) == craftkv_cmd_find("get", 3));
+    CHECK(craftkv_cmd_find("getx", 4) == NULL);
+    CHECK(craftkv_cmd_find("ge", 2) == NULL);
+    CHECK(craftkv_cmd_find("", 0) == NULL);
+}
+
+static void arity_and_texts(void)
+{
+    const struct craftkv_cmd_def *get = craftkv_cmd_find("get", 3);
+    const struct craftkv_cmd_def *set = craftkv_cmd_find("set", 3);
+    CHECK(craftkv_cmd_arity_ok(get, 2) && !craftkv_cmd_arity_ok(get, 1) &&
+          !craftkv_cmd_arity_ok(get, 3));
+    CHECK(craftkv_cmd_arity_ok(set, 3) && craftkv_cmd_arity_ok(set, 7) &&
+          !craftkv_cmd_arity_ok(set, 2));
+    struct craft_resp_buf out = {0};
+    struct args a = split("SeT");
+    craftkv_reply_arity(&out, &a.argv[0]);
+    CHECK(reply_is(&out, "-ERR wrong number of arguments for 'set' command\r\n"));
+    out.len = 0;
+    a = split("FOO bar baz");
+    craftkv_reply_unknown(&out, a.argc, a.argv);
+    CHECK(reply_is(&out, "-ERR unknown command 'FOO', with args beginning with: 'bar' 'baz' \r\n"));
+    craft_resp_buf_free(&out);
+}
+
+static void writes(void)
+{
+    struct craft_kv_cmd c;
+    struct craft_kv_bytes items[MAX_ARGS];
+    struct craft_resp_buf out = {0};
+    const uint64_t now = 1000000;
+
+    CHECK(build("SET k v", now, &c, items, &out));
+    CHECK(c.op == CRAFT_KV_OP_SET && c.flags == 0 && bytes_are(c.key, "k") &&
+          bytes_are(c.value, "v"));
+    /* expiry becomes an absolute instant from the proposer's clock */
+    CHECK(build("set k v EX 10", now, &c, items, &out));
+    CHECK(c.flags == CRAFT_KV_SET_EXPIRE && c.expire_at == now + 10000);
+    CHECK(build("SET k v px 5 NX GET", now, &c, items, &out));
+    CHECK(c.flags == (CRAFT_KV_SET_EXPIRE | CRAFT_KV_SET_NX | CRAFT_KV_SET_GET) &&
+          c.expire_at == now + 5);
+    CHECK(!build("SET k v NX XX", now, &c, items, &out));
+    CHECK(reply_is(&out, "-ERR syntax error\r\n"));
+    CHECK(!build("SET k v EX ten", now, &c, items, &out));
+    CHECK(reply_is(&out, "-ERR value is not an integer or out of range\r\n"));
+    /* INCR, DECR, DECRBY are one replicated op */
+    CHECK(build("INCR n", now, &c, items, &out) && c.op == CRAFT_KV_OP_INCRBY && c.delta == 1);
+    CHECK(build("DECR n", now, &c, items, &out) && c.op == CRAFT_KV_OP_INCRBY && c.delta == -1);
+    CHECK(build("DECRBY n 5", now, &c, items, &out) && c.delta == -5);
+    CHECK(build("INCRBY n -7", now, &c, items, &out) && c.delta == -7);
+    CHECK(!build("INCRBY n seven", now, &c, items, &out));
+    CHECK(reply_is(&out, "-ERR value is not an integer or out of range\r\n"));
+    /* lists of keys and pairs go through items */
+    CHECK(build("DEL a b c", now, &c, items, &out));
+    CHECK(c.op == CRAFT_KV_OP_DEL && c.n == 3 && bytes_are(c.keys[2], "c"));
+    CHECK(build("MSET a 1 b 2", now, &c, items, &out));
+    CHECK(c.op == CRAFT_KV_OP_MSET && c.n == 2 && bytes_are(c.keys[1], "b") &&
+          bytes_are(c.values[1], "2"));
+    CHECK(!build("MSET a 1 b", now, &c, items, &out));
+    CHECK(reply_is(&out, "-ERR wrong number of arguments for 'mset' command\r\n"));
+    CHECK(build("EXPIRE k 10", now, &c, items, &out));
+    CHECK(c.op == CRAFT_KV_OP_EXPIRE && c.expire_at == now + 10000);
+    CHECK(build("PEXPIREAT k 123456789", now, &c, items, &out) && c.expire_at == 123456789);
+    CHECK(build("EXPIRE k 10 GT", now, &c, items, &out) && c.flags == CRAFT_KV_EXPIRE_GT);
+    CHECK(build("FLUSHALL", now, &c, items, &out) && c.op == CRAFT_KV_OP_FLUSHALL);
+    craft_resp_buf_free(&out);
+}
+
+/* Applies a write through the state machine, as a committed log entry would be. */
+static void apply(struct craft_kv_sm *sm, uint64_t *index, const char *line, uint64_t now)
+{
+    struct craft_kv_cmd c;
+    struct craft_kv_bytes items[MAX_ARGS];
+    struct craft_resp_buf out = {0};
+    CRAFT_ASSERT(build(line, now, &c, items, &out));
+    c.now_ms = now;
+    uint8_t buf[1024];
+    size_t len;
+    CRAFT_ASSERT(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);
+    struct craft_kv_result *r = NULL;
+    CHECK(craft_kv_sm_apply(sm, ++*index, buf, len, &r) == CRAFT_OK);
+    craft_kv_result_free(r);
+    craft_resp_buf_free(&out);
+}
+
+static bool read_is(struct craft_kv_sm *sm, const char *line, const char *want)
+{
+    struct args a = split(line);
+    const struct craftkv_cmd_def *d = def_of(&a);
+    CRAFT_ASSERT(d && d->kind == CRAFTKV_READ && craftkv_cmd_arity_ok(d, a.argc));
+    struct craft_kv_read *r;
+    CRAFT_ASSERT(craft_kv_read_begin(sm, &r) == CRAFT_OK);
+    struct craft_resp_buf out = {0};
+    d->read(r, a.argc, a.argv, &out);
+    craft_kv_read_end(r);
+    bool ok = reply_is(&out, want);
+    craft_resp_buf_free(&out);
+    return ok;
+}
+
+static void reads(void)
+{
+    struct craft_kv_store *st;
+    struct craft_kv_sm *sm;
+    CRAFT_ASSERT(craft_kv_store_mem_open(&st) == CRAFT_OK);
+    CRAFT_ASSERT(craft_kv_sm_open(st, NULL, &sm) == CRAFT_OK);
+    uint64_t index = 0, now = 1000000;
+    apply(sm, &index, "SET a hello", now);
+    apply(sm, &index, "SET b x EX 100", now);
+    apply(sm, &index, "INCRBY n 41", now);
+    apply(sm, &index, "INCR n", now);
+    CHECK(read_is(sm, "GET a", "$5\r\nhello\r\n"));
+    CHECK(read_is(sm, "get nope", "$-1\r\n"));
+    CHECK(read_is(sm, "GET n", "$2\r\n42\r\n"));
+    CHECK(read_is(sm, "MGET a nope n", "*3\r\n$5\r\nhello\r\n$-1\r\n$2\r\n42\r\n"));
+    CHECK(read_is(sm, "EXISTS a b nope a", ":3\r\n"));
+    CHECK(read_is(sm, "STRLEN a", ":5\r\n"));
+    CHECK(read_is(sm, "STRLEN nope", ":0\r\n"));
+    CHECK(read_is(sm, "TYPE a", "+string\r\n"));
+    CHECK(read_is(sm, "TYPE nope", "+none\r\n"));
+    CHECK(read_is(sm, "TTL a", ":-1\r\n"));
+    CHECK(read_is(sm, "TTL nope", ":-2\r\n"));
+    CHECK(read_is(sm, "PTTL b", ":100000\r\n")); /* logical time: the last applied stamp */
+    CHECK(read_is(sm, "DBSIZE", ":3\r\n"));
+    craft_kv_sm_close(sm);
+    st->ops->close(st);
+}
+
+int main(void)
+{
+    run_case("table_shape", table_shape);
+    run_case("arity_and_texts", arity_and_texts);
+    run_case("writes", writes);
+    run_case("reads", reads);
+    return unit_finish();
+}
