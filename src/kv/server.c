@@ -73,7 +73,8 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
 {
     struct epoll_event evs[128];
     while (!*stop && !atomic_load(&s->loop_stop)) {
-        int n = epoll_wait(s->epfd, evs, 128, craftkv_later_wait_ms(s, LOOP_WAIT_MS));
+        int wait = craftkv_write_wait_ms(s, craftkv_later_wait_ms(s, LOOP_WAIT_MS));
+        int n = epoll_wait(s->epfd, evs, 128, wait);
         /* Everything this round proposes or reads reaches the node in one hand-off. */
         craft_batch_begin(s->node);
         bool woken = false;

@@ -458,10 +458,12 @@ int craftkv_buf_append_raw(struct craft_resp_buf *b, const char *p, size_t n)
     return 0;
 }
 
-/* Hands a finished batch's replies to its connection and goes on with its input. */
-static void deliver(struct craftkv_server *s, struct craftkv_task *t)
+/* Hands a finished batch's replies to its connection and goes on with its input; frees
+ * the batch unless keep (an orphan still referenced by futures or the forwarding queue). */
+static void deliver(struct craftkv_server *s, struct craftkv_task *t, bool keep)
 {
     struct craftkv_conn *c = t->conn;
+    t->conn = NULL;
     c->busy = false;
     if (c->dead) {
         conn_bury(s, c);
@@ -474,24 +476,32 @@ static void deliver(struct craftkv_server *s, struct craftkv_task *t)
         conn_process(s, c);
         conn_flush(s, c);
     }
-    craftkv_batch_free(t);
+    if (!keep)
+        craftkv_batch_free(t);
 }
 
 void craftkv_conn_resume(struct craftkv_server *s, bool woken)
 {
-    struct craftkv_task *list = craftkv_ready_take(s, woken);
+    struct craftkv_task *list = craftkv_ready_take(s, woken), *t;
     while (list) {
-        struct craftkv_task *t = list;
+        t = list;
         list = t->next;
         t->next = NULL;
+        if (t->stage == CRAFTKV_STAGE_ORPHANED) {
+            craftkv_batch_free(t); /* answered at its deadline: nothing refers to it now */
+            continue;
+        }
         bool done = t->stage == CRAFTKV_STAGE_DONE;
         if (!done && t->def->kind == CRAFTKV_WRITE)
             done = craftkv_write_step(s, t);
         else if (!done && t->def->kind == CRAFTKV_READ)
             done = craftkv_read_step(s, t);
         if (done)
-            deliver(s, t);
+            deliver(s, t, false);
     }
+    /* After the batches that came back: one that completed in time is not expired. */
+    while ((t = craftkv_write_expired(s)) != NULL)
+        deliver(s, t, true);
 }
 
 void craftkv_conn_event(struct craftkv_server *s, struct craftkv_conn *c, uint32_t events)

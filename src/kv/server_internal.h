@@ -33,6 +33,10 @@ enum craftkv_stage {
     CRAFTKV_STAGE_BACKOFF,     /* waiting to be routed again (no leader, a full queue) */
     CRAFTKV_STAGE_WORKER,      /* admin: on a worker thread */
     CRAFTKV_STAGE_DONE,        /* every command has its reply */
+    /* writes: answered TRYAGAIN at the deadline while still PROPOSED or FORWARDED; the
+     * replies went to the connection, the batch waits only for its futures or the
+     * leader's replies to come back, then is freed (conn is NULL) */
+    CRAFTKV_STAGE_ORPHANED,
 };
 
 /* A command and the batch it belongs to. One batch per connection at a time: a run of
@@ -72,6 +76,10 @@ struct craftkv_task {
     uint32_t attempts;
     size_t sent;
     uint64_t tried_leader;
+    /* writes, PROPOSED or FORWARDED: on the server's list of batches waiting for a reply,
+     * by deadline (server_write.c), so that a leader cut off from its followers, whose
+     * futures complete only once it learns the outcome, cannot hold a client forever */
+    struct craftkv_task *wait_prev, *wait_next;
 };
 
 /* The loop's pipelined connection to the leader's client port, for a follower's writes
@@ -166,6 +174,7 @@ struct craftkv_server {
     struct craftkv_task *done_head, *done_tail;
     struct craftkv_task *ready_head, *ready_tail;
     struct craftkv_task *later;
+    struct craftkv_task *waiting_head, *waiting_tail; /* server_write.c: by deadline */
     _Atomic bool stopping; /* read by workers and the ticker without the lock */
     atomic_bool loop_stop; /* craftkv_server_stop */
     pthread_t *workers;
@@ -220,6 +229,13 @@ void craftkv_queues_free(struct craftkv_server *s);
  * craftkv_write_step moves it on. */
 bool craftkv_write_start(struct craftkv_server *s, struct craftkv_task *head);
 bool craftkv_write_step(struct craftkv_server *s, struct craftkv_task *head);
+/* Loop thread, every round: the next batch whose deadline passed while it waited for its
+ * futures or the leader's replies, its unanswered commands now answered TRYAGAIN, its stage
+ * ORPHANED (the caller delivers its replies and leaves it to come back and be freed), or
+ * NULL. */
+struct craftkv_task *craftkv_write_expired(struct craftkv_server *s);
+/* Loop thread: ms until the first waiting batch's deadline (capped at max_ms). */
+int craftkv_write_wait_ms(struct craftkv_server *s, int max_ms);
 /* The leader's client address if another node leads, else NULL; *leader (if not NULL) its
  * id, 0 if none is known. */
 const char *craftkv_leader_addr(struct craftkv_server *s, uint64_t *leader);

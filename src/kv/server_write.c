@@ -18,7 +18,9 @@
  *   BACKOFF    a retry that would go where the last attempt went and answered nothing
  *              waits a little first (server_queue.c's later list), so a full queue or a
  *              missing leader is not a busy loop.
- *   DONE       every command has its reply; past the deadline the rest get TRYAGAIN.
+ *   DONE       every command has its reply; past the deadline the rest get TRYAGAIN,
+ *              also while PROPOSED or FORWARDED (the batch is then ORPHANED: its replies
+ *              go out, and it is freed when its futures or the leader's replies come back).
  *
  * Exactly once: every attempt of a command carries the same session and seq, and the state
  * machine answers a seq it applied already with the saved result (kv.md). Order: commands
@@ -61,9 +63,13 @@ void craftkv_reply_timeout(struct craftkv_server *s, struct craft_resp_buf *out)
                                  s->opts.timeout_ms);
 }
 
-/* Encodes c and proposes it without waiting for room in the node's queue (the loop never
- * blocks): 0 with *f, or an error (nothing proposed). */
-static int propose(struct craftkv_server *s, const struct craft_kv_cmd *c, struct craft_future **f)
+/* Encodes c and proposes it: 0 with *f, or an error (nothing proposed). The loop proposes
+ * inside craft_batch_begin/end, so this never blocks; the timeout (the time left to the
+ * batch's deadline) lets the node hold a proposal that meets a full uncommitted budget, in
+ * order, instead of refusing it while a smaller one behind it gets in (a later seq of a
+ * session ahead of an earlier one). */
+static int propose(struct craftkv_server *s, const struct craftkv_task *head,
+                   const struct craft_kv_cmd *c, struct craft_future **f)
 {
     *f = NULL;
     size_t size = craft_kv_cmd_size(c);
@@ -76,7 +82,9 @@ static int propose(struct craftkv_server *s, const struct craft_kv_cmd *c, struc
     size_t len;
     int rc = craft_kv_cmd_encode(c, buf, size, &len);
     if (rc == CRAFT_OK) {
-        *f = craft_apply(s->node, buf, (uint32_t)len, 0);
+        uint64_t now = craftkv_mono_ms();
+        uint64_t left = head->deadline_ms > now ? head->deadline_ms - now : 1;
+        *f = craft_apply(s->node, buf, (uint32_t)len, (uint32_t)left);
         if (!*f)
             rc = CRAFT_ENOMEM;
     }
@@ -87,12 +95,13 @@ static int propose(struct craftkv_server *s, const struct craft_kv_cmd *c, struc
 
 /* SESSION_OPEN is idempotent (reopening a live session changes nothing), so a retry of
  * one is harmless. Its outcome shows in the results of the writes proposed after it. */
-static bool propose_session_open(struct craftkv_server *s, uint64_t session)
+static bool propose_session_open(struct craftkv_server *s, const struct craftkv_task *head,
+                                 uint64_t session)
 {
     struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = session,
                                 .now_ms = craftkv_now_ms()};
     struct craft_future *f = NULL;
-    if (propose(s, &open, &f) != CRAFT_OK)
+    if (propose(s, head, &open, &f) != CRAFT_OK)
         return false;
     craft_future_release(f);
     return true;
@@ -187,7 +196,7 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
             continue;
         CRAFT_ASSERT(t->fut == NULL);
         if (t->open_session && t->session != opened) {
-            if (!propose_session_open(s, t->session)) {
+            if (!propose_session_open(s, head, t->session)) {
                 stop = true;
                 break;
             }
@@ -207,7 +216,7 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
         c.ack = t->ack;
         c.now_ms = now;
         struct craft_future *f = NULL;
-        int rc = propose(s, &c, &f);
+        int rc = propose(s, head, &c, &f);
         if (rc != CRAFT_OK) {
             if (!retryable(rc))
                 answer_error(t, rc); /* too large: this command's own, go on */
@@ -225,8 +234,9 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
     free(items);
     if (!out) {
         atomic_store(&head->pending, 0);
-        head->stage = CRAFTKV_STAGE_NEW;
-        return false;
+        /* Every command answered here (syntax errors, sizes): done, no back-off. */
+        head->stage = unanswered(head) == 0 ? CRAFTKV_STAGE_DONE : CRAFTKV_STAGE_NEW;
+        return head->stage == CRAFTKV_STAGE_DONE;
     }
     proposal_settled(head); /* drops ours: back once every future completed */
     return true;
@@ -262,6 +272,69 @@ static bool collect(struct craftkv_task *head)
     return progress;
 }
 
+/* ---- the waiting list: batches PROPOSED or FORWARDED, by deadline ---- */
+
+static void wait_insert(struct craftkv_server *s, struct craftkv_task *head)
+{
+    /* From the tail: batches mostly start waiting in the order of their deadlines. */
+    struct craftkv_task *after = s->waiting_tail;
+    while (after && after->deadline_ms > head->deadline_ms)
+        after = after->wait_prev;
+    head->wait_prev = after;
+    head->wait_next = after ? after->wait_next : s->waiting_head;
+    if (head->wait_next)
+        head->wait_next->wait_prev = head;
+    else
+        s->waiting_tail = head;
+    if (after)
+        after->wait_next = head;
+    else
+        s->waiting_head = head;
+}
+
+static void wait_remove(struct craftkv_server *s, struct craftkv_task *head)
+{
+    if (head->wait_prev)
+        head->wait_prev->wait_next = head->wait_next;
+    else
+        s->waiting_head = head->wait_next;
+    if (head->wait_next)
+        head->wait_next->wait_prev = head->wait_prev;
+    else
+        s->waiting_tail = head->wait_prev;
+    head->wait_prev = head->wait_next = NULL;
+}
+
+struct craftkv_task *craftkv_write_expired(struct craftkv_server *s)
+{
+    struct craftkv_task *head = s->waiting_head;
+    if (!head || craftkv_mono_ms() < head->deadline_ms)
+        return NULL;
+    CRAFT_ASSERT(head->stage == CRAFTKV_STAGE_PROPOSED || head->stage == CRAFTKV_STAGE_FORWARDED);
+    wait_remove(s, head);
+    /* In doubt, as any TRYAGAIN: the proposals may still commit (their futures, or the
+     * leader's replies, come back to a batch nobody waits for), and a retry by the client
+     * is a new command. */
+    for (struct craftkv_task *t = head; t; t = t->chain)
+        if (!t->answered) {
+            craftkv_reply_timeout(s, &t->out);
+            t->answered = true;
+        }
+    head->stage = CRAFTKV_STAGE_ORPHANED;
+    return head;
+}
+
+int craftkv_write_wait_ms(struct craftkv_server *s, int max_ms)
+{
+    if (!s->waiting_head)
+        return max_ms;
+    uint64_t now = craftkv_mono_ms();
+    if (s->waiting_head->deadline_ms <= now)
+        return 0;
+    uint64_t left = s->waiting_head->deadline_ms - now;
+    return left < (uint64_t)max_ms ? (int)left : max_ms;
+}
+
 /* ---- ROUTE ---- */
 
 /* Sends the unanswered commands where they can be served now. Returns true if they are
@@ -271,8 +344,8 @@ static bool route(struct craftkv_server *s, struct craftkv_task *head, uint64_t 
     if (head->attempts++ > 0)
         atomic_fetch_add(&s->n_retried, head->sent); /* INFO writes_retried */
     head->tried_leader = leader;
-    if (leader == s->opts.id)
-        return craft_state(s->node) == CRAFT_LEADER && propose_batch(s, head);
+    if (leader == s->opts.id && craft_state(s->node) == CRAFT_LEADER)
+        return propose_batch(s, head);
     if (head->forwarded) {
         /* Never forwarded twice: the follower that sent it asks the leader it knows. */
         for (struct craftkv_task *t = head; t; t = t->chain)
@@ -285,7 +358,7 @@ static bool route(struct craftkv_server *s, struct craftkv_task *head, uint64_t 
     }
     const char *addr = craftkv_leader_addr(s, NULL);
     if (!addr || !craftkv_fwd_submit(s, head, addr))
-        return false;
+        return false; /* no leader known (or this node, stepping down): back off */
     head->stage = CRAFTKV_STAGE_FORWARDED;
     return true;
 }
@@ -294,12 +367,15 @@ bool craftkv_write_step(struct craftkv_server *s, struct craftkv_task *head)
 {
     CRAFT_ASSERT(head->def->kind == CRAFTKV_WRITE);
     bool progress = true;
+    if (head->stage == CRAFTKV_STAGE_PROPOSED || head->stage == CRAFTKV_STAGE_FORWARDED)
+        wait_remove(s, head);
     if (head->stage == CRAFTKV_STAGE_PROPOSED)
         progress = collect(head);
     else if (head->stage == CRAFTKV_STAGE_FORWARDED)
         progress = unanswered(head) < head->sent;
     else if (head->stage == CRAFTKV_STAGE_DONE)
         return true;
+    CRAFT_ASSERT(head->stage != CRAFTKV_STAGE_ORPHANED); /* freed by the caller */
     size_t left = unanswered(head);
     if (left == 0 || head->conn->dead) {
         head->stage = CRAFTKV_STAGE_DONE; /* a closed connection's writes: nobody waits */
@@ -320,8 +396,12 @@ bool craftkv_write_step(struct craftkv_server *s, struct craftkv_task *head)
      * sent; otherwise the same attempt would most likely fail the same way. */
     if (progress || leader != head->tried_leader) {
         head->sent = left;
-        if (route(s, head, leader))
-            return head->stage == CRAFTKV_STAGE_DONE;
+        if (route(s, head, leader)) {
+            if (head->stage == CRAFTKV_STAGE_DONE)
+                return true;
+            wait_insert(s, head); /* PROPOSED or FORWARDED */
+            return false;
+        }
     }
     head->stage = CRAFTKV_STAGE_BACKOFF;
     craftkv_later_push(s, head, now + (leader == s->opts.id ? BACKOFF_LEADER_MS

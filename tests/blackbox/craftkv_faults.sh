@@ -8,7 +8,8 @@
 #   - acknowledged <= counter <= acknowledged + errors: an acknowledged INCR applied once,
 #     an INCR whose client got an error (its node died, no quorum in time) at most once;
 #   - each client sees its own INCR replies strictly increase (its commands are sequential);
-#   - the cluster serves reads and writes afterwards.
+#   - the cluster serves reads and writes afterwards;
+#   - a leader cut off from its followers answers TRYAGAIN at the command timeout.
 # Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
@@ -98,5 +99,21 @@ else
 fi
 r=$(cli 2 incr c)
 if [[ "$v1" =~ ^[0-9]+$ ]] && [ "$r" = "$((v1 + 1))" ]; then ok "writes after the faults"; else bad "writes after the faults" "$r"; fi
+
+# 5. A leader cut off from both followers (paused) holds proposals whose outcome it cannot
+#    learn: its clients get TRYAGAIN at the command timeout (3000 ms here), not a reply that
+#    never comes. The 20 s bound only tells a hang from an answer.
+L=$(wait_leader)
+if [ -n "$L" ]; then
+    for i in 1 2 3; do [ "$i" = "$L" ] || kill -STOP "${PID[$i]}"; done
+    out=$(printf 'SET cut 1\r\nSET cut 2\r\nINCR c\r\n' | timeout 20 redis-cli -p "$(CPORT "$L")" 2>&1)
+    n=$(grep -c '^TRYAGAIN' <<<"$out")
+    [ "$n" = 3 ] && ok "a cut-off leader answers TRYAGAIN at the deadline" ||
+        bad "a cut-off leader answers TRYAGAIN at the deadline" "$(tr '\n' ' ' <<<"$out")"
+    for i in 1 2 3; do [ "$i" = "$L" ] || kill -CONT "${PID[$i]}"; done
+    L=$(wait_leader)
+    r=$(cli "${L:-1}" set cut 3)
+    [ "$r" = OK ] && ok "writes after the cut healed" || bad "writes after the cut healed" "$r"
+fi
 for i in 1 2 3; do kill -0 "${PID[$i]}" 2>/dev/null || bad "node $i still running"; done
 bb_finish
