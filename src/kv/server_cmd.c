@@ -6,6 +6,7 @@
  * clock, DECR/DECRBY/INCR turned into INCRBY. Reads run after their barrier (server_read.c). */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -729,10 +730,41 @@ const struct craftkv_cmd_def *craftkv_cmd_at(size_t i)
     return i < sizeof table / sizeof table[0] ? &table[i] : NULL;
 }
 
+/* Lookup by a hash of the lower-cased name (open addressing): every command the server
+ * parses is looked up, and a scan of the table cost a string compare per entry. */
+#define CMD_INDEX_SLOTS 256u /* a power of two, over four times the table */
+_Static_assert(sizeof table / sizeof table[0] < CMD_INDEX_SLOTS / 4, "the index stays sparse");
+static uint8_t cmd_index[CMD_INDEX_SLOTS]; /* position in table + 1; 0: empty */
+static pthread_once_t cmd_index_once = PTHREAD_ONCE_INIT;
+
+static uint32_t name_hash(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        h = (h ^ (ch >= 'A' && ch <= 'Z' ? ch + 32u : ch)) * 16777619u;
+    }
+    return h;
+}
+
+static void cmd_index_build(void)
+{
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        uint32_t h = name_hash(table[i].name, strlen(table[i].name)) & (CMD_INDEX_SLOTS - 1);
+        while (cmd_index[h] != 0)
+            h = (h + 1) & (CMD_INDEX_SLOTS - 1);
+        cmd_index[h] = (uint8_t)(i + 1);
+    }
+}
+
 const struct craftkv_cmd_def *craftkv_cmd_find(const char *name, size_t len)
 {
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strlen(table[i].name) == len && strncasecmp(table[i].name, name, len) == 0)
-            return &table[i];
+    pthread_once(&cmd_index_once, cmd_index_build);
+    for (uint32_t h = name_hash(name, len) & (CMD_INDEX_SLOTS - 1); cmd_index[h] != 0;
+         h = (h + 1) & (CMD_INDEX_SLOTS - 1)) {
+        const struct craftkv_cmd_def *d = &table[cmd_index[h] - 1];
+        if (strlen(d->name) == len && strncasecmp(d->name, name, len) == 0)
+            return d;
+    }
     return NULL;
 }

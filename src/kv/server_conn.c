@@ -142,19 +142,20 @@ static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
                    size_t argc, const struct craft_resp_arg *argv, bool forwarded,
                    uint64_t session, uint64_t seq, uint64_t ack)
 {
-    struct craftkv_task *t = calloc(1, sizeof *t);
+    /* One allocation for the task, its argument array and the argument bytes (it was
+     * three): malloc and free were 40 % of the loop's samples at SET -P 16 (perf). */
     size_t total = 0;
     for (size_t i = 0; i < argc; i++)
         total += argv[i].len;
-    if (t) {
-        t->argv = malloc(argc * sizeof *t->argv);
-        t->args = malloc(total + 1);
-    }
-    if (!t || !t->argv || !t->args) {
-        craftkv_batch_free(t);
+    size_t head = sizeof(struct craftkv_task), vec = argc * sizeof(struct craft_resp_arg);
+    struct craftkv_task *t = head + vec + total + 1 > head ? malloc(head + vec + total + 1) : NULL;
+    if (!t) {
         craft_resp_append_error(&c->out, "ERR out of memory");
         return false;
     }
+    memset(t, 0, sizeof *t);
+    t->argv = (struct craft_resp_arg *)(t + 1);
+    t->args = (char *)t->argv + vec;
     size_t off = 0;
     for (size_t i = 0; i < argc; i++) {
         memcpy(t->args + off, argv[i].data, argv[i].len);

@@ -49,7 +49,7 @@ struct craftkv_task {
     struct craftkv_conn *conn;
     const struct craftkv_cmd_def *def;
     size_t argc;
-    struct craft_resp_arg *argv; /* into args */
+    struct craft_resp_arg *argv; /* into args; both in the task's own block */
     char *args;
     uint64_t session, seq; /* writes: the client's session and this command's number */
     /* writes: the lowest seq of the session not yet answered (kv_cmd.h: the state machine

@@ -43,9 +43,7 @@ void craftkv_batch_free(struct craftkv_task *t)
         if (t->fut)
             craft_future_release(t->fut);
         craft_resp_buf_free(&t->out);
-        free(t->args);
-        free(t->argv);
-        free(t);
+        free(t); /* its arguments live in the same block (server_conn.c, submit) */
         t = next;
     }
 }

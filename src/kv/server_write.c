@@ -68,8 +68,8 @@ void craftkv_reply_timeout(struct craftkv_server *s, struct craft_resp_buf *out)
  * batch's deadline) lets the node hold a proposal that meets a full uncommitted budget, in
  * order, instead of refusing it while a smaller one behind it gets in (a later seq of a
  * session ahead of an earlier one). */
-static int propose(struct craftkv_server *s, const struct craftkv_task *head,
-                   const struct craft_kv_cmd *c, struct craft_future **f)
+static int propose(struct craftkv_server *s, uint32_t timeout_ms, const struct craft_kv_cmd *c,
+                   struct craft_future **f)
 {
     *f = NULL;
     size_t size = craft_kv_cmd_size(c);
@@ -82,9 +82,7 @@ static int propose(struct craftkv_server *s, const struct craftkv_task *head,
     size_t len;
     int rc = craft_kv_cmd_encode(c, buf, size, &len);
     if (rc == CRAFT_OK) {
-        uint64_t now = craftkv_mono_ms();
-        uint64_t left = head->deadline_ms > now ? head->deadline_ms - now : 1;
-        *f = craft_apply(s->node, buf, (uint32_t)len, (uint32_t)left);
+        *f = craft_apply(s->node, buf, (uint32_t)len, timeout_ms);
         if (!*f)
             rc = CRAFT_ENOMEM;
     }
@@ -95,13 +93,12 @@ static int propose(struct craftkv_server *s, const struct craftkv_task *head,
 
 /* SESSION_OPEN is idempotent (reopening a live session changes nothing), so a retry of
  * one is harmless. Its outcome shows in the results of the writes proposed after it. */
-static bool propose_session_open(struct craftkv_server *s, const struct craftkv_task *head,
+static bool propose_session_open(struct craftkv_server *s, uint32_t timeout_ms, uint64_t now,
                                  uint64_t session)
 {
-    struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = session,
-                                .now_ms = craftkv_now_ms()};
+    struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = session, .now_ms = now};
     struct craft_future *f = NULL;
-    if (propose(s, head, &open, &f) != CRAFT_OK)
+    if (propose(s, timeout_ms, &open, &f) != CRAFT_OK)
         return false;
     craft_future_release(f);
     return true;
@@ -191,12 +188,16 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
     atomic_store(&head->pending, 1); /* ours, until every proposal is out */
     uint64_t opened = 0;
     bool stop = false, out = false;
+    /* One reading of each clock per batch: the batch's commands share the leader's stamp
+     * (as Redis's commands of one event-loop pass share its cached time). */
+    uint64_t now = craftkv_now_ms(), mono = craftkv_mono_ms();
+    uint32_t timeout_ms = head->deadline_ms > mono ? (uint32_t)(head->deadline_ms - mono) : 1;
     for (struct craftkv_task *t = head; t && !stop; t = t->chain) {
         if (t->answered)
             continue;
         CRAFT_ASSERT(t->fut == NULL);
         if (t->open_session && t->session != opened) {
-            if (!propose_session_open(s, head, t->session)) {
+            if (!propose_session_open(s, timeout_ms, now, t->session)) {
                 stop = true;
                 break;
             }
@@ -205,7 +206,6 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
         t->open_session = false;
         /* Built again at every attempt: the leader that proposes it stamps its time. */
         struct craft_kv_cmd c = {0};
-        uint64_t now = craftkv_now_ms();
         t->out.len = 0;
         if (!t->def->write(t->argc, t->argv, now, &c, items, &t->out)) {
             t->answered = true; /* a syntax error, answered in out: nothing to propose */
@@ -216,7 +216,7 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
         c.ack = t->ack;
         c.now_ms = now;
         struct craft_future *f = NULL;
-        int rc = propose(s, head, &c, &f);
+        int rc = propose(s, timeout_ms, &c, &f);
         if (rc != CRAFT_OK) {
             if (!retryable(rc))
                 answer_error(t, rc); /* too large: this command's own, go on */
