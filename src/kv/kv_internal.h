@@ -45,6 +45,7 @@ _Static_assert(KV_XKEY_MAX <= CRAFT_KV_STORE_KEY_BYTES_MAX, "stored keys fit the
 struct craft_kv_sm {
     struct craft_kv_store *store;
     uint64_t session_idle_ms;
+    uint32_t batch_sessions_max; /* 1..SESS_SLOTS_MAX (kv_sm.c) */
     /* As of the last commit; the state machine thread only. */
     uint64_t applied, now, n_keys;
 };

@@ -71,6 +71,9 @@ struct craft_kv_sm_config {
     /* Sessions idle longer than this (logical ms) are dropped. Default (0): one hour.
      * Replicated behaviour: every replica must use the same value. */
     uint64_t session_idle_ms;
+    /* Sessions one apply batch holds in memory before it writes them (kv_sm.c, SESS_SLOTS_MAX
+     * and the default; fewer only to test the overflow). Local: replicas may differ. */
+    uint32_t batch_sessions_max;
 };
 
 struct craft_kv_sm;

@@ -85,6 +85,7 @@ struct h {
     struct craft_kv_store *st;
     struct craft_kv_sm *sm;
     uint64_t index, now, idle_ms;
+    uint32_t sessions_max; /* craft_kv_sm_config.batch_sessions_max (0: default) */
     char dir[128]; /* LMDB's directory; "" for memory */
 };
 
@@ -101,7 +102,8 @@ static void h_open_store(struct h *h)
     } else {
         CRAFT_ASSERT(craft_kv_store_mem_open(&h->st) == CRAFT_OK);
     }
-    struct craft_kv_sm_config cfg = {.session_idle_ms = h->idle_ms};
+    struct craft_kv_sm_config cfg = {.session_idle_ms = h->idle_ms,
+                                      .batch_sessions_max = h->sessions_max};
     CRAFT_ASSERT(craft_kv_sm_open(h->st, &cfg, &h->sm) == CRAFT_OK);
     h->index = craft_kv_sm_applied(h->sm);
 }
@@ -1917,7 +1919,8 @@ static void apply_range(struct h *h, const struct cmdlist *l, size_t from, size_
 }
 
 /* The same commands give the same results and the same state (snapshot bytes) on both
- * stores, whatever the batching. */
+ * stores, whatever the batching, and however many sessions a batch holds in memory before
+ * it writes them (seeds 2 and 3: one and three, so the held ones are written mid-batch). */
 static void test_determinism(void)
 {
     enum { N = 3000 };
@@ -1928,6 +1931,8 @@ static void test_determinism(void)
         struct h a, b;
         h_open(&a, false, 700);
         h_open(&b, true, 700);
+        b.sessions_max = seed == 1 ? 0 : seed == 2 ? 1 : 3;
+        h_reopen(&b);
         struct craft_kv_result **ra = calloc(N, sizeof *ra), **rb = calloc(N, sizeof *rb);
         struct craft_prng p;
         craft_prng_seed(&p, seed * 77);
