@@ -48,6 +48,10 @@ struct craft_kv_sm {
     uint32_t batch_sessions_max; /* 1..SESS_SLOTS_MAX (kv_sm.c) */
     /* As of the last commit; the state machine thread only. */
     uint64_t applied, now, n_keys;
+    /* Lower bounds of the earliest time in the expiry and idle indexes, so that the sweep
+     * every command runs reads them only when something may be due (kv_sm.c, sweep):
+     * 0 unknown, UINT64_MAX empty. In memory only; reset whenever the tables are replaced. */
+    uint64_t expires_min, idle_min;
 };
 
 static inline void kv_put_be64(uint8_t *p, uint64_t v)

@@ -256,6 +256,7 @@ struct ap {
     size_t cap;
     struct sess_slot slots[SESS_SLOTS_MAX]; /* [0, n_slots) in use; buffers kept */
     size_t n_slots;
+    uint64_t expires_min, idle_min; /* sm's, as this transaction sees them (at commit: sm's) */
 };
 
 static struct sess_slot *slot_find(struct ap *a, uint64_t id)
@@ -395,6 +396,7 @@ static int key_store(struct ap *a, const uint8_t *sk, size_t sklen, const struct
     }
     if (rc == CRAFT_OK && at != 0 && (!old->found || old->expire_at != at)) {
         rc = a->o->put(a->t, CRAFT_KV_TABLE_EXPIRES, x, xkey(at, sk, sklen, x), NULL, 0);
+        a->expires_min = at < a->expires_min ? at : a->expires_min;
     }
     if (rc == CRAFT_OK && !old->found) {
         a->m.n_keys++;
@@ -408,6 +410,7 @@ struct sweep {
     uint64_t now, idle;
     bool sessions;
     size_t want, n;
+    uint64_t first_not_due; /* the time of the entry the scan stopped at; UINT64_MAX: none */
     uint8_t keys[SWEEP_CHUNK][KV_XKEY_MAX];
     size_t lens[SWEEP_CHUNK];
 };
@@ -422,6 +425,7 @@ static int sweep_collect(void *ctx, const uint8_t *k, size_t klen, const uint8_t
     uint64_t at = kv_get_be64(k);
     bool due = w->sessions ? (at <= w->now && w->now - at >= w->idle) : at <= w->now;
     if (!due) {
+        w->first_not_due = at;
         return CRAFT_KV_ITER_STOP; /* in time order: nothing further is due */
     }
     memcpy(w->keys[w->n], k, klen);
@@ -429,9 +433,23 @@ static int sweep_collect(void *ctx, const uint8_t *k, size_t klen, const uint8_t
     return w->n == w->want ? CRAFT_KV_ITER_STOP : CRAFT_OK;
 }
 
+/* Whether the index may hold a due entry, from its bound (struct craft_kv_sm). */
+static bool maybe_due(const struct ap *a, bool sessions)
+{
+    uint64_t min = sessions ? a->idle_min : a->expires_min;
+    if (min == UINT64_MAX) {
+        return false;
+    }
+    return sessions ? min <= a->m.now && a->m.now - min >= a->sm->session_idle_ms
+                    : min <= a->m.now;
+}
+
 /* Removes up to max due keys (sessions: false) or idle sessions (true), oldest first. */
 static int sweep(struct ap *a, bool sessions, size_t max)
 {
+    if (!maybe_due(a, sessions)) {
+        return CRAFT_OK; /* what a scan would find: nothing due */
+    }
     struct sweep *w = malloc(sizeof *w);
     if (w == NULL) {
         return CRAFT_ENOMEM;
@@ -442,10 +460,17 @@ static int sweep(struct ap *a, bool sessions, size_t max)
     int table = sessions ? CRAFT_KV_TABLE_IDLE : CRAFT_KV_TABLE_EXPIRES;
     int rc = CRAFT_OK;
     size_t done = 0;
+    uint64_t *min = sessions ? &a->idle_min : &a->expires_min;
     while (rc == CRAFT_OK && done < max) {
         w->n = 0;
         w->want = max - done < SWEEP_CHUNK ? max - done : SWEEP_CHUNK;
+        w->first_not_due = UINT64_MAX;
         rc = a->o->iter(a->t, table, NULL, 0, sweep_collect, w);
+        if (rc == CRAFT_OK) {
+            /* Exact when the scan found nothing due: the earliest entry, or none at all.
+             * Otherwise unknown until a scan finds nothing due (the next command's). */
+            *min = w->n == 0 ? w->first_not_due : 0;
+        }
         for (size_t i = 0; rc == CRAFT_OK && i < w->n; i++) {
             const uint8_t *k = w->keys[i];
             if (sessions && slot_find(a, kv_get_be64(k + 8)) != NULL) {
@@ -566,6 +591,7 @@ static int sess_flush(struct ap *a)
         if (rc == CRAFT_OK && (!sl->in_store || sl->store_ms != ms)) {
             idle_key(ms, sl->id, k);
             rc = a->o->put(a->t, CRAFT_KV_TABLE_IDLE, k, 16, NULL, 0);
+            a->idle_min = ms < a->idle_min ? ms : a->idle_min;
         }
         if (rc != CRAFT_OK) {
             return rc;
@@ -1391,7 +1417,8 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
     if (!any) {
         return CRAFT_OK;
     }
-    struct ap a = {.sm = sm, .o = sm->store->ops}; /* every slot empty: no buffer yet */
+    struct ap a = {.sm = sm, .o = sm->store->ops, /* every slot empty: no buffer yet */
+                   .expires_min = sm->expires_min, .idle_min = sm->idle_min};
     a.m = (struct kv_meta){.applied = sm->applied, .now = sm->now, .n_keys = sm->n_keys};
     int rc = a.o->begin(sm->store, true, &a.t);
     if (rc != CRAFT_OK) {
@@ -1429,6 +1456,9 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
     sm->applied = a.m.applied;
     sm->now = a.m.now;
     sm->n_keys = a.m.n_keys;
+    /* Only a committed scan's bounds: an aborted batch leaves the tables as they were. */
+    sm->expires_min = a.expires_min;
+    sm->idle_min = a.idle_min;
     return CRAFT_OK;
 }
 

@@ -504,6 +504,7 @@ static int load(struct loader *l)
 
 int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx)
 {
+    sm->expires_min = sm->idle_min = 0; /* the tables are being replaced: unknown */
     struct loader *l = calloc(1, sizeof *l);
     if (l == NULL) {
         return CRAFT_ENOMEM;

@@ -974,6 +974,34 @@ static void test_session_expiry(void)
     h_close(&h);
 }
 
+/* The sweep reads the idle index only when its bound says something may be due
+ * (kv_internal.h): a session opened after the index emptied must still be swept. */
+static void test_session_sweep_after_empty(void)
+{
+    struct h h;
+    h_open(&h, false, 1000);
+    h.now = 0;
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 1, 0))));
+    h.now = 1000;
+    CHECK(r_ok(h_run(&h, OP(CRAFT_KV_OP_NOOP)))); /* swept */
+    h.now = 1001;
+    CHECK(r_ok(h_run(&h, OP(CRAFT_KV_OP_NOOP)))); /* finds the index empty */
+    CHECK(h_stored(&h, CRAFT_KV_TABLE_SESSIONS) == 0 && h_stored(&h, CRAFT_KV_TABLE_IDLE) == 0);
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 2, 0))));
+    h.now = 2000;
+    CHECK(r_ok(h_run(&h, OP(CRAFT_KV_OP_NOOP)))); /* idle for 999 ms: kept */
+    CHECK(h_stored(&h, CRAFT_KV_TABLE_SESSIONS) == 1);
+    h.now = 2001;
+    CHECK(r_ok(h_run(&h, OP(CRAFT_KV_OP_NOOP)))); /* idle for 1000 ms: swept */
+    CHECK(h_stored(&h, CRAFT_KV_TABLE_SESSIONS) == 0 && h_stored(&h, CRAFT_KV_TABLE_IDLE) == 0);
+    /* And a key given an expiry after the expiry index emptied. */
+    CHECK(r_ok(h_run(&h, SET("k", "v", CRAFT_KV_SET_EXPIRE, 2500))));
+    h.now = 2500;
+    CHECK(r_ok(h_run(&h, OP(CRAFT_KV_OP_NOOP))));
+    CHECK(h_stored(&h, CRAFT_KV_TABLE_EXPIRES) == 0 && h_dbsize(&h) == 0);
+    h_close(&h);
+}
+
 /* Raw bytes of a table (klen | key | vlen | value, in order): replicas must agree on them. */
 static int dump_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
 {
@@ -2564,6 +2592,7 @@ int main(void)
     run_case("logical_time", test_logical_time);
     run_case("sessions", test_sessions);
     run_case("session_expiry", test_session_expiry);
+    run_case("session_sweep_after_empty", test_session_sweep_after_empty);
     run_case("session_window_mem", test_session_window_mem);
     run_case("session_window_lmdb", test_session_window_lmdb);
     run_case("session_caps", test_session_caps);
