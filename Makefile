@@ -41,7 +41,7 @@ LDFLAGS_ALL := $(VFLAGS) $(LDFLAGS)
 # Two libraries: libcraft (the Raft library an application embeds: no LMDB, no server) and
 # libcraftkv (craftkv's state machine, stores, RESP server and client, on libcraft).
 LIB_SRCS := $(wildcard src/base/*.c src/core/*.c src/codec/*.c src/storage/*.c src/transport/*.c src/runtime/*.c)
-KV_SRCS := $(wildcard src/kv/*.c)
+KV_SRCS := $(wildcard src/kv/*.c src/shard/*.c)
 SIM_SRCS := $(wildcard src/sim/*.c tests/sim/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(OUT)/obj/%.o)
 KV_OBJS := $(KV_SRCS:%.c=$(OUT)/obj/%.o)
