@@ -18,6 +18,7 @@ void rt_fsm_push(struct craft_node *n, struct rt_fsm_job *j)
     n->apply_pushed++;
     (void)rt_queue_push(&n->fsm_q, &j->item, false, 0); /* nobody sleeps on fsm_q */
     if (!atomic_exchange(&n->apply_scheduled, true)) {
+        n->apply_tickets_pushed++;
         (void)rt_queue_push(&n->apply_thread->ready, &n->apply_ticket, false, 0);
     }
 }
@@ -40,11 +41,12 @@ static void *apply_main(void *arg)
             it = it->next; /* before the flag: once cleared the ticket may be queued again */
             atomic_store(&n->apply_scheduled, false);
             size_t k = rt_fsm_run(n, rt_queue_take_nowait(&n->fsm_q), s);
-            if (k == 0) {
-                continue;
+            if (k > 0) {
+                atomic_fetch_add(&n->apply_finished, k);
             }
-            /* The last touch of n: a removed group may be freed from here on. */
-            atomic_fetch_add(&n->apply_finished, k);
+            /* The last touch of n, for every ticket (one that found its jobs already run by
+             * an earlier take included): a removed group may be freed from here on. */
+            atomic_fetch_add(&n->apply_tickets_done, 1);
             if (atomic_load(&h->apply_waiters) > 0) {
                 pthread_mutex_lock(&h->apply_mu);
                 pthread_cond_broadcast(&h->apply_cv);
@@ -111,7 +113,8 @@ void rt_apply_release(struct craft_node *n)
     struct craft_host *h = n->host;
     pthread_mutex_lock(&h->apply_mu);
     atomic_fetch_add(&h->apply_waiters, 1);
-    while (atomic_load(&n->apply_finished) < n->apply_pushed) {
+    while (atomic_load(&n->apply_finished) < n->apply_pushed ||
+           atomic_load(&n->apply_tickets_done) < n->apply_tickets_pushed) {
         pthread_cond_wait(&h->apply_cv, &h->apply_mu);
     }
     atomic_fetch_sub(&h->apply_waiters, 1);

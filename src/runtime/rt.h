@@ -314,6 +314,12 @@ struct craft_node {
     atomic_bool apply_scheduled;
     uint64_t apply_pushed;
     atomic_uint_fast64_t apply_finished;
+    /* Tickets queued (loop) and done with (the thread's last touch of the group, also for
+     * a ticket that found no job: an earlier take ran them): a removed group is freed only
+     * once both counts meet (rt_apply_release), or a thread still holding a ticket would
+     * take from a freed queue. */
+    uint64_t apply_tickets_pushed;
+    atomic_uint_fast64_t apply_tickets_done;
     uint64_t fsm_applied, fsm_applied_term;
     struct craft_conf fsm_conf;
     struct rt_book fsm_book;
