@@ -69,4 +69,29 @@ int craft_shard_move(const struct craft_shard_config *cur, uint16_t first, uint1
  * groups; no slot unowned while a group exists. For assertions and decoders. */
 bool craft_shard_config_valid(const struct craft_shard_config *c);
 
+/* The encoding, for the controller's log entries and snapshots (little-endian):
+ *   u8 version (1) | u64 num | u8 n_groups |
+ *   per group: u64 gid | u8 n_servers | per server: u8 len | len bytes (no NUL) |
+ *   u16 n_runs | per run: u16 count (>= 1) | u8 owner (a group index, or 0xFF with no
+ *   group) -- the owners of slots 0.. in order, the counts adding up to CRAFT_SLOTS, no
+ *   two neighbouring runs with one owner (so each configuration has one encoding).
+ * A balanced configuration of n groups is a few runs per group: a few hundred bytes. */
+#define CRAFT_SHARD_CONFIG_VERSION 1u
+/* The largest encoding: every group full, and every slot its own run. */
+#define CRAFT_SHARD_CONFIG_BYTES_MAX                                                      \
+    (1u + 8u + 1u +                                                                       \
+     CRAFT_SHARD_GROUPS_MAX * (8u + 1u + CRAFT_SHARD_SERVERS_MAX * CRAFT_SHARD_ADDR_BYTES) + \
+     2u + CRAFT_SLOTS * 3u)
+
+/* The encoded size of c (valid). */
+size_t craft_shard_config_size(const struct craft_shard_config *c);
+/* Encodes c (valid) into buf (cap >= craft_shard_config_size(c)); returns the bytes
+ * written. */
+size_t craft_shard_config_encode(const struct craft_shard_config *c, uint8_t *buf, size_t cap);
+/* Decodes p[0..len) into *c: CRAFT_OK, CRAFT_EVERSION (another version), or CRAFT_ECORRUPT
+ * (truncated, trailing bytes, a field out of range, runs that do not cover the slots
+ * exactly once, a configuration craft_shard_config_valid refuses, a non-canonical
+ * encoding). *c is garbage on error. */
+int craft_shard_config_decode(const uint8_t *p, size_t len, struct craft_shard_config *c);
+
 #endif

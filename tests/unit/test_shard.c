@@ -227,6 +227,54 @@ static void minimal_again(void)
     free(t);
 }
 
+static uint8_t codec_buf[CRAFT_SHARD_CONFIG_BYTES_MAX];
+
+/* Encodes c, decodes it back: the same configuration, and the size said beforehand. */
+static bool roundtrips(const struct craft_shard_config *c)
+{
+    size_t size = craft_shard_config_size(c);
+    size_t len = craft_shard_config_encode(c, codec_buf, sizeof codec_buf);
+    struct craft_shard_config *d = cfg_new();
+    bool ok = len == size && craft_shard_config_decode(codec_buf, len, d) == CRAFT_OK &&
+              memcmp(c, d, sizeof *c) == 0;
+    free(d);
+    return ok;
+}
+
+static void codec(void)
+{
+    struct craft_shard_config *c = cfg_new(), *n = cfg_new(), *d = cfg_new();
+    CHECK(roundtrips(c)); /* configuration 0: one run of unowned slots */
+    struct craft_shard_group g[3] = {group(7, 3), group(9, 1), group(11, 8)};
+    CHECK(craft_shard_join(c, g, 3, n, NULL, 0) == CRAFT_OK);
+    CHECK(roundtrips(n));
+    size_t len = craft_shard_config_encode(n, codec_buf, sizeof codec_buf);
+    CHECK(len < 1024); /* balanced: a few runs per group */
+    /* Every truncation and every trailing byte is refused. */
+    for (size_t cut = 0; cut < len; cut++)
+        CHECK(craft_shard_config_decode(codec_buf, cut, d) == CRAFT_ECORRUPT || cut == 0);
+    CHECK(craft_shard_config_decode(codec_buf, 0, d) == CRAFT_ECORRUPT);
+    codec_buf[len] = 0;
+    CHECK(craft_shard_config_decode(codec_buf, len + 1, d) == CRAFT_ECORRUPT);
+    /* Another version. */
+    codec_buf[0] = 2;
+    CHECK(craft_shard_config_decode(codec_buf, len, d) == CRAFT_EVERSION);
+    codec_buf[0] = CRAFT_SHARD_CONFIG_VERSION;
+    /* Groups out of order: swap the first two gids. */
+    uint8_t *gid0 = codec_buf + 10, saved[8];
+    memcpy(saved, gid0, 8);
+    gid0[0] = 99;
+    CHECK(craft_shard_config_decode(codec_buf, len, d) == CRAFT_ECORRUPT);
+    memcpy(gid0, saved, 8);
+    CHECK(craft_shard_config_decode(codec_buf, len, d) == CRAFT_OK);
+    /* An owner index past the groups, in the last run. */
+    codec_buf[len - 1] = 3;
+    CHECK(craft_shard_config_decode(codec_buf, len, d) == CRAFT_ECORRUPT);
+    free(c);
+    free(n);
+    free(d);
+}
+
 /* Random joins (several groups at once too), leaves and moves: after each, the checks
  * above, and a rebalance that moves the fewest slots (no group both gains and loses); the
  * same requests give the same bytes (determinism). */
@@ -265,6 +313,7 @@ static void random_changes(void)
             CHECK(rc == CRAFT_OK);
             CHECK(memcmp(n, again, sizeof *n) == 0);
             CHECK(n->num == c->num + 1 && craft_shard_config_valid(n));
+            CHECK(roundtrips(n));
             if (kind != 2) {
                 uint32_t min = UINT32_MAX, max = 0;
                 for (uint32_t i = 0; i < n->n_groups; i++) {
@@ -330,5 +379,6 @@ int main(void)
     run_case("move", move);
     run_case("minimal_again", minimal_again);
     run_case("random_changes", random_changes);
+    run_case("codec", codec);
     return unit_finish();
 }

@@ -1,0 +1,145 @@
+/* The encoding of a shard configuration (config.h). Canonical: one configuration, one
+ * byte string, so replicas that encode the same configuration write the same bytes, and
+ * the decoder refuses any other spelling of it. */
+#include <string.h>
+
+#include "base/assert.h"
+#include "base/bytes.h"
+#include "base/err.h"
+#include "shard/config.h"
+
+_Static_assert(CRAFT_SLOTS <= UINT16_MAX, "a run's count fits u16");
+_Static_assert(CRAFT_SHARD_ADDR_BYTES - 1 <= UINT8_MAX, "a server's length fits u8");
+
+static size_t runs(const struct craft_shard_config *c)
+{
+    size_t n = 1;
+    for (uint32_t s = 1; s < CRAFT_SLOTS; s++) {
+        n += c->owner[s] != c->owner[s - 1];
+    }
+    return n;
+}
+
+size_t craft_shard_config_size(const struct craft_shard_config *c)
+{
+    size_t n = 1 + 8 + 1;
+    for (uint32_t i = 0; i < c->n_groups; i++) {
+        n += 8 + 1;
+        for (uint32_t j = 0; j < c->groups[i].n_servers; j++) {
+            n += 1 + strlen(c->groups[i].servers[j]);
+        }
+    }
+    return n + 2 + runs(c) * 3;
+}
+
+size_t craft_shard_config_encode(const struct craft_shard_config *c, uint8_t *buf, size_t cap)
+{
+    CRAFT_ASSERT(craft_shard_config_valid(c));
+    size_t need = craft_shard_config_size(c);
+    CRAFT_ASSERT(cap >= need && need <= CRAFT_SHARD_CONFIG_BYTES_MAX);
+    uint8_t *p = buf;
+    *p++ = CRAFT_SHARD_CONFIG_VERSION;
+    craft_put_u64(p, c->num);
+    p += 8;
+    *p++ = (uint8_t)c->n_groups;
+    for (uint32_t i = 0; i < c->n_groups; i++) {
+        const struct craft_shard_group *g = &c->groups[i];
+        craft_put_u64(p, g->gid);
+        p += 8;
+        *p++ = (uint8_t)g->n_servers;
+        for (uint32_t j = 0; j < g->n_servers; j++) {
+            size_t len = strlen(g->servers[j]);
+            *p++ = (uint8_t)len;
+            memcpy(p, g->servers[j], len);
+            p += len;
+        }
+    }
+    size_t n_runs = runs(c);
+    p[0] = (uint8_t)n_runs;
+    p[1] = (uint8_t)(n_runs >> 8);
+    p += 2;
+    for (uint32_t s = 0; s < CRAFT_SLOTS;) {
+        uint32_t e = s + 1;
+        while (e < CRAFT_SLOTS && c->owner[e] == c->owner[s]) {
+            e++;
+        }
+        p[0] = (uint8_t)(e - s);
+        p[1] = (uint8_t)((e - s) >> 8);
+        p[2] = c->owner[s];
+        p += 3;
+        s = e;
+    }
+    CRAFT_ASSERT((size_t)(p - buf) == need);
+    return need;
+}
+
+/* A bounded reader: every take checks what is left. */
+struct rd {
+    const uint8_t *p;
+    size_t left;
+};
+
+static bool take(struct rd *r, size_t n, const uint8_t **out)
+{
+    if (r->left < n) {
+        return false;
+    }
+    *out = r->p;
+    r->p += n;
+    r->left -= n;
+    return true;
+}
+
+int craft_shard_config_decode(const uint8_t *p, size_t len, struct craft_shard_config *c)
+{
+    struct rd r = {p, len};
+    const uint8_t *b;
+    if (!take(&r, 1, &b)) {
+        return CRAFT_ECORRUPT;
+    }
+    if (b[0] != CRAFT_SHARD_CONFIG_VERSION) {
+        return CRAFT_EVERSION;
+    }
+    memset(c, 0, sizeof *c);
+    if (!take(&r, 9, &b) || b[8] > CRAFT_SHARD_GROUPS_MAX) {
+        return CRAFT_ECORRUPT;
+    }
+    c->num = craft_get_u64(b);
+    c->n_groups = b[8];
+    for (uint32_t i = 0; i < c->n_groups; i++) {
+        struct craft_shard_group *g = &c->groups[i];
+        if (!take(&r, 9, &b) || b[8] == 0 || b[8] > CRAFT_SHARD_SERVERS_MAX) {
+            return CRAFT_ECORRUPT;
+        }
+        g->gid = craft_get_u64(b);
+        g->n_servers = b[8];
+        for (uint32_t j = 0; j < g->n_servers; j++) {
+            const uint8_t *s;
+            if (!take(&r, 1, &b) || b[0] == 0 || b[0] >= CRAFT_SHARD_ADDR_BYTES ||
+                !take(&r, b[0], &s) || memchr(s, '\0', b[0]) != NULL) {
+                return CRAFT_ECORRUPT;
+            }
+            memcpy(g->servers[j], s, b[0]); /* the rest of the array is zero: NUL-ended */
+        }
+    }
+    if (!take(&r, 2, &b)) {
+        return CRAFT_ECORRUPT;
+    }
+    uint32_t n_runs = (uint32_t)b[0] | (uint32_t)b[1] << 8, s = 0;
+    for (uint32_t k = 0; k < n_runs; k++) {
+        if (!take(&r, 3, &b)) {
+            return CRAFT_ECORRUPT;
+        }
+        uint32_t count = (uint32_t)b[0] | (uint32_t)b[1] << 8;
+        uint8_t owner = b[2];
+        if (count == 0 || count > CRAFT_SLOTS - s || (k > 0 && c->owner[s - 1] == owner)) {
+            return CRAFT_ECORRUPT; /* empty, past the last slot, or not canonical */
+        }
+        memset(c->owner + s, owner, count);
+        s += count;
+    }
+    if (s != CRAFT_SLOTS || r.left != 0 || !craft_shard_config_valid(c)) {
+        return CRAFT_ECORRUPT;
+    }
+    return CRAFT_OK;
+}
