@@ -269,19 +269,25 @@ static struct sess_slot *slot_find(struct ap *a, uint64_t id)
     return NULL;
 }
 
-static int scratch(struct ap *a, size_t need)
+/* Grows *buf (capacity *cap) to hold need bytes, keeping its contents. */
+static int reserve(uint8_t **buf, size_t *cap, size_t need)
 {
-    if (need <= a->cap) {
+    if (need <= *cap) {
         return CRAFT_OK;
     }
-    size_t cap = need < 256 ? 256 : need;
-    uint8_t *p = realloc(a->buf, cap);
+    size_t n = need < 256 ? 256 : need;
+    uint8_t *p = realloc(*buf, n);
     if (p == NULL) {
         return CRAFT_ENOMEM;
     }
-    a->buf = p;
-    a->cap = cap;
+    *buf = p;
+    *cap = n;
     return CRAFT_OK;
+}
+
+static int scratch(struct ap *a, size_t need)
+{
+    return reserve(&a->buf, &a->cap, need);
 }
 
 static int not_found_is_corrupt(int rc)
@@ -556,14 +562,9 @@ static void idle_key(uint64_t last_ms, uint64_t id, uint8_t out[16])
 
 static int slot_set(struct sess_slot *sl, const uint8_t *p, size_t len)
 {
-    if (len > sl->cap) {
-        size_t cap = len < 256 ? 256 : len;
-        uint8_t *q = realloc(sl->rec, cap);
-        if (q == NULL) {
-            return CRAFT_ENOMEM;
-        }
-        sl->rec = q;
-        sl->cap = cap;
+    int rc = reserve(&sl->rec, &sl->cap, len);
+    if (rc != CRAFT_OK) {
+        return rc;
     }
     memmove(sl->rec, p, len);
     sl->len = len;

@@ -107,18 +107,12 @@ void craftkv_server_stop(struct craftkv_server *s)
 
 static int listen_on(const char *addr, char *err, size_t cap)
 {
-    char host[CRAFTKV_ADDR_MAX];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof host) {
+    if (!strchr(addr, ':')) {
         snprintf(err, cap, "bad client address '%s' (want HOST:PORT)", addr);
         return -1;
     }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV},
-                    *res;
-    int gai = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+    struct addrinfo *res;
+    int gai = craftkv_addr_resolve(addr, AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV, &res);
     if (gai != 0) {
         snprintf(err, cap, "bad client address '%s': %s", addr, gai_strerror(gai));
         return -1;

@@ -97,16 +97,22 @@ const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id)
     return NULL;
 }
 
-int craftkv_client_connect(const char *addr, uint32_t timeout_ms)
+int craftkv_addr_resolve(const char *addr, int flags, struct addrinfo **res)
 {
     char host[CRAFTKV_ADDR_MAX];
     const char *colon = strrchr(addr, ':');
     if (!colon || (size_t)(colon - addr) >= sizeof host)
-        return -1;
+        return EAI_NONAME;
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = flags};
+    return getaddrinfo(host[0] || !(flags & AI_PASSIVE) ? host : NULL, colon + 1, &hints, res);
+}
+
+int craftkv_client_connect(const char *addr, uint32_t timeout_ms)
+{
+    struct addrinfo *res;
+    if (craftkv_addr_resolve(addr, 0, &res) != 0)
         return -1;
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd >= 0) {

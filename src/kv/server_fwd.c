@@ -75,16 +75,8 @@ static void fwd_close(struct craftkv_server *s)
 static int fwd_open(struct craftkv_server *s, const char *addr)
 {
     struct craftkv_fwd *f = &s->fwd;
-    char host[CRAFTKV_ADDR_MAX];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof host)
-        return -1;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV},
-                    *res;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+    struct addrinfo *res;
+    if (craftkv_addr_resolve(addr, AI_NUMERICHOST | AI_NUMERICSERV, &res) != 0)
         return -1;
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {

@@ -310,6 +310,11 @@ const char *craftkv_role_name(enum craft_role role);
 const char *craftkv_peer_state_name(uint8_t state);
 
 /* ---- server_client.c ---- */
+struct addrinfo;
+/* getaddrinfo for "HOST:PORT" (stream sockets, flags as getaddrinfo's ai_flags; with
+ * AI_PASSIVE an empty HOST is any address): its code, EAI_NONAME for an address without
+ * ':' or with a host too long; *res to freeaddrinfo on success. */
+int craftkv_addr_resolve(const char *addr, int flags, struct addrinfo **res);
 /* The client address of member id, or NULL (a per-thread buffer: valid until this
  * thread's next call). */
 const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id);
