@@ -215,6 +215,8 @@ static bool submit_batch(struct craftkv_server *s, struct craftkv_conn *c)
         for (struct craftkv_task *u = t; u; u = u->chain)
             if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0)
                 c->closing = true;
+        if (t->close_conn)
+            c->closing = true; /* nothing more is read from it */
         craftkv_batch_free(t);
         return false;
     }
@@ -474,6 +476,8 @@ static void deliver(struct craftkv_server *s, struct craftkv_task *t, bool keep)
             if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0)
                 c->closing = true;
         }
+        if (t->close_conn)
+            c->closing = true; /* nothing more is read from it */
         conn_process(s, c);
         conn_flush(s, c);
     }

@@ -76,6 +76,7 @@ struct craftkv_task {
     uint32_t attempts;
     size_t sent;
     uint64_t tried_leader;
+    bool close_conn; /* close the connection once these replies are out (server_write.c) */
     /* writes, PROPOSED or FORWARDED: on the server's list of batches waiting for a reply,
      * by deadline (server_write.c), so that a leader cut off from its followers, whose
      * futures complete only once it learns the outcome, cannot hold a client forever */

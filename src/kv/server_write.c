@@ -347,12 +347,17 @@ static bool route(struct craftkv_server *s, struct craftkv_task *head, uint64_t 
     if (leader == s->opts.id && craft_state(s->node) == CRAFT_LEADER)
         return propose_batch(s, head);
     if (head->forwarded) {
-        /* Never forwarded twice: the follower that sent it asks the leader it knows. */
+        /* Never forwarded twice: the follower that sent it asks the leader it knows. And
+         * the connection closes after these replies: what the sender pipelined behind them
+         * must not be applied here (this node may lead by the time it reads them), or a
+         * later seq of a session would enter the log ahead of these, which the sender
+         * sends again elsewhere, in order, on a new connection. */
         for (struct craftkv_task *t = head; t; t = t->chain)
             if (!t->answered) {
                 craftkv_reply_notleader(s, &t->out);
                 t->answered = true;
             }
+        head->close_conn = true;
         head->stage = CRAFTKV_STAGE_DONE;
         return true;
     }
