@@ -165,7 +165,8 @@ static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
     t->argc = argc;
     t->def = d;
     t->conn = c;
-    t->arrived_ms = craftkv_mono_ms();
+    if (c->batch_n == 0)
+        t->arrived_ms = craftkv_mono_ms(); /* the batch's deadline counts from its first */
     t->forwarded = forwarded;
     if (forwarded) {
         t->session = session;

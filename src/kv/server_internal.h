@@ -60,7 +60,7 @@ struct craftkv_task {
     bool open_session; /* writes: propose SESSION_OPEN for session just ahead of this one */
     bool answered;     /* out holds this command's reply: it is never sent again */
     uint8_t read_mode; /* enum craftkv_read_mode, the connection's at submission */
-    uint64_t arrived_ms; /* craftkv_mono_ms() when parsed */
+    uint64_t arrived_ms; /* head: craftkv_mono_ms() when its first command was parsed */
     struct craft_resp_buf out;
     struct craft_future *fut;      /* this command's proposal (PROPOSED) */
     struct craftkv_task *head;     /* the batch this command belongs to (forwarding) */
@@ -199,6 +199,9 @@ struct craftkv_server {
 uint64_t craftkv_now_ms(void);
 uint64_t craftkv_mono_ms(void);
 void craftkv_nap(uint32_t ms);
+/* Milliseconds from now to the monotonic instant due_ms: 0 if it passed, at most max_ms
+ * (an epoll timeout). */
+int craftkv_ms_until(uint64_t due_ms, int max_ms);
 
 /* ---- server_queue.c: tasks and the queues that carry batches between stages ---- */
 /* Frees a batch: t and every task chained after it (releasing their futures). */
@@ -245,6 +248,9 @@ const char *craftkv_leader_addr(struct craftkv_server *s, uint64_t *leader);
 void craftkv_reply_notleader(struct craftkv_server *s, struct craft_resp_buf *out);
 /* Appends the reply a client gets once its deadline passed: TRYAGAIN (or a shutdown). */
 void craftkv_reply_timeout(struct craftkv_server *s, struct craft_resp_buf *out);
+/* Answers every unanswered command of the batch so (its deadline passed, or the server is
+ * stopping) and sets the batch's stage (DONE, or ORPHANED for one still referenced). */
+void craftkv_batch_timeout(struct craftkv_server *s, struct craftkv_task *head, uint8_t stage);
 
 /* ---- server_read.c: reads ---- */
 /* Starts a batch of reads on the loop thread: stale at once; lease on the leader through

@@ -112,13 +112,7 @@ int craftkv_later_wait_ms(struct craftkv_server *s, int max_ms)
 {
     if (s->ready_head)
         return 0;
-    if (!s->later)
-        return max_ms;
-    uint64_t now = craftkv_mono_ms();
-    if (s->later->due_ms <= now)
-        return 0;
-    uint64_t left = s->later->due_ms - now;
-    return left < (uint64_t)max_ms ? (int)left : max_ms;
+    return s->later ? craftkv_ms_until(s->later->due_ms, max_ms) : max_ms;
 }
 
 void craftkv_todo_push(struct craftkv_server *s, struct craftkv_task *head)

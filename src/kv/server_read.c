@@ -41,15 +41,6 @@ static void serve(struct craftkv_server *s, struct craftkv_task *head)
     head->stage = CRAFTKV_STAGE_DONE;
 }
 
-static void timeout(struct craftkv_server *s, struct craftkv_task *head)
-{
-    for (struct craftkv_task *t = head; t; t = t->chain) {
-        craftkv_reply_timeout(s, &t->out);
-        t->answered = true;
-    }
-    head->stage = CRAFTKV_STAGE_DONE;
-}
-
 /* Runs on the node thread that completed the round: the loop takes it in read_poll. */
 static void round_done(void *ctx)
 {
@@ -94,7 +85,7 @@ static void wait_round(struct craftkv_server *s, struct craftkv_task *head)
 static bool route(struct craftkv_server *s, struct craftkv_task *head)
 {
     if (s->stopping || craftkv_mono_ms() >= head->deadline_ms) {
-        timeout(s, head);
+        craftkv_batch_timeout(s, head, CRAFTKV_STAGE_DONE);
         return true;
     }
     if (head->read_mode == CRAFTKV_READ_STALE) {
@@ -173,7 +164,7 @@ void craftkv_read_poll(struct craftkv_server *s)
         if (rc == CRAFT_OK) {
             serve(s, head);
         } else if (s->stopping || now >= head->deadline_ms) {
-            timeout(s, head);
+            craftkv_batch_timeout(s, head, CRAFTKV_STAGE_DONE);
         } else {
             head->stage = CRAFTKV_STAGE_BACKOFF; /* no leader now: ask again soon */
             craftkv_later_push(s, head, now + READ_BACKOFF_MS);

@@ -63,6 +63,16 @@ void craftkv_reply_timeout(struct craftkv_server *s, struct craft_resp_buf *out)
                                  s->opts.timeout_ms);
 }
 
+void craftkv_batch_timeout(struct craftkv_server *s, struct craftkv_task *head, uint8_t stage)
+{
+    for (struct craftkv_task *t = head; t; t = t->chain)
+        if (!t->answered) {
+            craftkv_reply_timeout(s, &t->out);
+            t->answered = true;
+        }
+    head->stage = stage;
+}
+
 /* Encodes c and proposes it: 0 with *f, or an error (nothing proposed). The loop proposes
  * inside craft_batch_begin/end, so this never blocks; the timeout (the time left to the
  * batch's deadline) lets the node hold a proposal that meets a full uncommitted budget, in
@@ -315,24 +325,13 @@ struct craftkv_task *craftkv_write_expired(struct craftkv_server *s)
     /* In doubt, as any TRYAGAIN: the proposals may still commit (their futures, or the
      * leader's replies, come back to a batch nobody waits for), and a retry by the client
      * is a new command. */
-    for (struct craftkv_task *t = head; t; t = t->chain)
-        if (!t->answered) {
-            craftkv_reply_timeout(s, &t->out);
-            t->answered = true;
-        }
-    head->stage = CRAFTKV_STAGE_ORPHANED;
+    craftkv_batch_timeout(s, head, CRAFTKV_STAGE_ORPHANED);
     return head;
 }
 
 int craftkv_write_wait_ms(struct craftkv_server *s, int max_ms)
 {
-    if (!s->waiting_head)
-        return max_ms;
-    uint64_t now = craftkv_mono_ms();
-    if (s->waiting_head->deadline_ms <= now)
-        return 0;
-    uint64_t left = s->waiting_head->deadline_ms - now;
-    return left < (uint64_t)max_ms ? (int)left : max_ms;
+    return s->waiting_head ? craftkv_ms_until(s->waiting_head->deadline_ms, max_ms) : max_ms;
 }
 
 /* ---- ROUTE ---- */
@@ -388,12 +387,7 @@ bool craftkv_write_step(struct craftkv_server *s, struct craftkv_task *head)
     }
     uint64_t now = craftkv_mono_ms();
     if (s->stopping || now >= head->deadline_ms) {
-        for (struct craftkv_task *t = head; t; t = t->chain)
-            if (!t->answered) {
-                craftkv_reply_timeout(s, &t->out);
-                t->answered = true;
-            }
-        head->stage = CRAFTKV_STAGE_DONE;
+        craftkv_batch_timeout(s, head, CRAFTKV_STAGE_DONE);
         return true;
     }
     uint64_t leader = craft_leader(s->node, NULL, 0);
