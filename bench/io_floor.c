@@ -94,12 +94,16 @@ static int sync_samples(const char *dir, enum sync_mode mode, uint64_t *lat, siz
         goto close_file;
     }
     if (mode == SYNC_DIRECT) {
+        /* A second descriptor opened with the flags: fcntl(F_SETFL) takes O_DIRECT but
+         * silently ignores O_DSYNC, which would time writes that are not durable. */
         block = aligned_alloc(BLOCK, BLOCK);
-        int flags = fcntl(fd, F_GETFL);
-        if (block == NULL || flags < 0 || fcntl(fd, F_SETFL, flags | O_DIRECT | O_DSYNC) != 0) {
+        int dfd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT | O_DSYNC);
+        if (block == NULL || dfd < 0) {
             err = 1;
             goto close_file;
         }
+        close(fd);
+        fd = dfd;
         memset(block, 0, BLOCK);
     }
     char rec[RECORD_MAX];
