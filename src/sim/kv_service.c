@@ -13,30 +13,10 @@
 #include "kv/kv_store.h"
 #include "sim/clock.h"
 #include "sim/linearize.h"
+#include "sim/rsm.h"
 #include "sim/sim_internal.h"
 
-#define HANDLER_TIMEOUT_MS 800u /* a server gives up waiting for its entry to apply */
-#define CYCLE_PAUSE_MS 10u      /* a clerk that tried every server pauses this long */
 #define KEY_MAX 32u
-
-enum outcome { RPC_FAILED = 0, RPC_WRONG_LEADER, RPC_OK };
-
-struct rpc {
-    struct rpc *prev, *next; /* the service's live list (freed at destroy if still live) */
-    int refs;
-    struct sim_kvs_clerk *ck;
-    uint64_t attempt;
-    int server;
-    uint64_t incarnation;
-    uint64_t index; /* log index proposed at (0: not proposed) */
-    bool pending;   /* in the server's pending list */
-    bool resolved;
-    enum outcome out;
-    uint8_t *cmd;
-    size_t len;
-    char *val; /* a get's value */
-    size_t val_len;
-};
 
 struct hist_op {
     uint64_t client;
@@ -49,29 +29,23 @@ struct hist_op {
 struct server {
     struct craft_kv_store *store;
     struct craft_kv_sm *sm;
-    struct rpc **pending;
-    size_t n_pending, cap_pending;
     uint8_t *snap;
     size_t snap_len, snap_cap;
 };
 
 struct sim_kvs_clerk {
     struct sim_kvs *s;
+    struct sim_rsm_clerk *rc;
     uint64_t client;
     uint64_t session, seq;
     bool opened;
-    int order[CRAFT_CONF_NODES_MAX];
-    bool link[CRAFT_CONF_NODES_MAX];
-    int leader; /* position in order */
-    int tried;  /* failed attempts in a row */
     /* the current op */
-    bool busy, opening;
+    bool busy;
     uint8_t kind;
     char key[KEY_MAX];
     char *value;
     size_t value_len;
     uint64_t call;
-    uint64_t attempt;
     sim_kvs_done_fn done;
     void *arg;
     char *res;
@@ -80,17 +54,14 @@ struct sim_kvs_clerk {
 
 struct sim_kvs {
     int n;
-    int maxraftstate;
+    struct sim_rsm *rsm;
     struct sim_cluster *c;
-    struct sim_app app;
     struct server *servers;
     struct sim_kvs_clerk **clerks;
     size_t n_clerks, cap_clerks;
     uint64_t next_session;
-    struct rpc live; /* list head */
     struct hist_op *hist;
     size_t n_hist, cap_hist;
-    uint64_t attempts;
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -110,7 +81,7 @@ static char *xstrndup(const char *s, size_t n)
     return p;
 }
 
-/* ---- the nodes' application ---- */
+/* ---- the servers' state machines (sim_rsm_service) ---- */
 
 static void server_close(struct server *sv)
 {
@@ -124,81 +95,48 @@ static void server_close(struct server *sv)
     }
 }
 
-static void rpc_unref(struct sim_kvs *s, struct rpc *r)
-{
-    CRAFT_ASSERT(r->refs > 0);
-    if (--r->refs > 0) {
-        return;
-    }
-    (void)s;
-    r->prev->next = r->next;
-    r->next->prev = r->prev;
-    free(r->cmd);
-    free(r->val);
-    free(r);
-}
-
-static void pending_remove(struct sim_kvs *s, struct rpc *r)
-{
-    struct server *sv = &s->servers[r->server];
-    for (size_t k = 0; k < sv->n_pending; k++) {
-        if (sv->pending[k] == r) {
-            sv->pending[k] = sv->pending[--sv->n_pending];
-            r->pending = false;
-            return;
-        }
-    }
-    CRAFT_ASSERT(false);
-}
-
-static void clerk_reply(struct sim_kvs_clerk *ck, struct rpc *r);
-
-static void reply_event(struct sim_cluster *c, void *arg)
-{
-    struct rpc *r = arg;
-    struct sim_kvs *s = r->ck->s;
-    (void)c;
-    clerk_reply(r->ck, r);
-    rpc_unref(s, r);
-}
-
-/* The handler returns: the reply travels back (and may be lost). */
-static void resolve(struct sim_kvs *s, struct rpc *r, enum outcome out)
-{
-    CRAFT_ASSERT(!r->resolved);
-    if (r->pending) {
-        pending_remove(s, r);
-    }
-    r->resolved = true;
-    r->out = out;
-    uint64_t delay = sim_rand(s->c, 0, 2);
-    if (out != RPC_FAILED && !s->c->net->reliable && sim_rand(s->c, 0, 1000) < 100) {
-        r->out = RPC_FAILED;
-    }
-    sim_task_at(s->c, delay, reply_event, r);
-}
-
-static void app_start(void *ctx, int i)
+static void svc_start(void *ctx, int i)
 {
     struct sim_kvs *s = ctx;
     struct server *sv = &s->servers[i];
     server_close(sv);
     CRAFT_ASSERT(craft_kv_store_mem_open(&sv->store) == CRAFT_OK);
     CRAFT_ASSERT(craft_kv_sm_open(sv->store, NULL, &sv->sm) == CRAFT_OK);
-    /* Handlers of the old incarnation died with it (labrpc: the call fails). */
-    while (sv->n_pending > 0) {
-        resolve(s, sv->pending[0], RPC_FAILED);
-    }
 }
 
-static void answer_get(struct server *sv, struct rpc *r)
+static void svc_apply(void *ctx, int i, const struct craft_entry *e)
 {
+    struct sim_kvs *s = ctx;
+    struct server *sv = &s->servers[i];
+    struct craft_kv_result *res = NULL;
+    int err = craft_kv_sm_apply(sv->sm, e->index, e->data, e->len, &res);
+    if (err != CRAFT_OK) {
+        sim_fail(s->c, "server %d: kv apply at %llu: %s", i, (unsigned long long)e->index,
+                 craft_strerror(err));
+    }
+    if (res != NULL && res->type == CRAFT_KV_RES_ERR &&
+        strcmp((const char *)res->data, CRAFT_KV_ERR_STALE) != 0) {
+        sim_fail(s->c, "server %d: kv command at %llu answered %s", i,
+                 (unsigned long long)e->index, (const char *)res->data);
+    }
+    craft_kv_result_free(res);
+}
+
+/* A get is a NOOP of the clerk's session: the value is read right after it applies, so
+ * the read is linearized at that entry. Other commands reply nothing. */
+static void svc_reply(void *ctx, int i, void *ck_arg, const struct craft_entry *e,
+                      uint8_t **reply, size_t *len)
+{
+    struct sim_kvs *s = ctx;
+    const struct sim_kvs_clerk *ck = ck_arg;
+    struct server *sv = &s->servers[i];
+    *reply = NULL;
+    *len = 0;
     struct craft_kv_cmd cmd;
-    CRAFT_ASSERT(craft_kv_cmd_decode(r->cmd, r->len, &cmd) == CRAFT_OK);
-    if (cmd.op != CRAFT_KV_OP_NOOP) {
+    CRAFT_ASSERT(craft_kv_cmd_decode(e->data, e->len, &cmd) == CRAFT_OK);
+    if (ck->kind != SIM_LIN_GET || cmd.op != CRAFT_KV_OP_NOOP) {
         return;
     }
-    const struct sim_kvs_clerk *ck = r->ck;
     struct craft_kv_read *rd;
     CRAFT_ASSERT(craft_kv_read_begin(sv->sm, &rd) == CRAFT_OK);
     const uint8_t *v = NULL;
@@ -208,49 +146,9 @@ static void answer_get(struct server *sv, struct rpc *r)
     if (err != CRAFT_OK) {
         vlen = 0;
     }
-    r->val = xstrndup((const char *)v, vlen);
-    r->val_len = vlen;
+    *reply = (uint8_t *)xstrndup((const char *)v, vlen);
+    *len = vlen;
     craft_kv_read_end(rd);
-}
-
-static void app_apply(void *ctx, int i, const struct craft_entry *e)
-{
-    struct sim_kvs *s = ctx;
-    struct server *sv = &s->servers[i];
-    if (e->type == CRAFT_ENTRY_NORMAL) {
-        struct craft_kv_result *res = NULL;
-        int err = craft_kv_sm_apply(sv->sm, e->index, e->data, e->len, &res);
-        if (err != CRAFT_OK) {
-            sim_fail(s->c, "server %d: kv apply at %llu: %s", i, (unsigned long long)e->index,
-                     craft_strerror(err));
-        }
-        if (res != NULL && res->type == CRAFT_KV_RES_ERR &&
-            strcmp((const char *)res->data, CRAFT_KV_ERR_STALE) != 0) {
-            sim_fail(s->c, "server %d: kv command at %llu answered %s", i,
-                     (unsigned long long)e->index, (const char *)res->data);
-        }
-        craft_kv_result_free(res);
-    }
-    for (size_t k = 0; k < sv->n_pending;) {
-        struct rpc *r = sv->pending[k];
-        if (r->index > e->index) {
-            k++;
-            continue;
-        }
-        bool same = r->index == e->index && e->type == CRAFT_ENTRY_NORMAL && e->len == r->len &&
-                    memcmp(e->data, r->cmd, r->len) == 0;
-        if (same && r->ck->kind == SIM_LIN_GET) {
-            answer_get(sv, r);
-        }
-        resolve(s, r, same ? RPC_OK : RPC_WRONG_LEADER); /* removes r from pending */
-    }
-}
-
-static bool app_want_snapshot(void *ctx, int i, size_t bytes)
-{
-    struct sim_kvs *s = ctx;
-    (void)i;
-    return s->maxraftstate > 0 && bytes >= (size_t)s->maxraftstate;
 }
 
 static int snap_write(void *ctx, const void *buf, size_t len)
@@ -269,11 +167,10 @@ static int snap_write(void *ctx, const void *buf, size_t len)
     return CRAFT_OK;
 }
 
-static const uint8_t *app_snapshot(void *ctx, int i, uint64_t index, size_t *len)
+static const uint8_t *svc_snapshot(void *ctx, int i, size_t *len)
 {
     struct sim_kvs *s = ctx;
     struct server *sv = &s->servers[i];
-    (void)index;
     struct craft_kv_snap *snap;
     CRAFT_ASSERT(craft_kv_sm_snapshot(sv->sm, &snap) == CRAFT_OK);
     sv->snap_len = 0;
@@ -301,7 +198,7 @@ static int snap_read(void *ctx, void *buf, size_t cap, size_t *n)
     return CRAFT_OK;
 }
 
-static void app_ingest(void *ctx, int i, const uint8_t *blob, size_t len, uint64_t index)
+static void svc_restore(void *ctx, int i, const uint8_t *blob, size_t len, uint64_t index)
 {
     struct sim_kvs *s = ctx;
     struct server *sv = &s->servers[i];
@@ -311,14 +208,6 @@ static void app_ingest(void *ctx, int i, const uint8_t *blob, size_t len, uint64
         sim_fail(s->c, "server %d: kv snapshot %llu does not restore: %s", i,
                  (unsigned long long)index, craft_strerror(err));
     }
-    /* Entries the handlers wait for are inside the snapshot: they can't be matched. */
-    for (size_t k = 0; k < sv->n_pending;) {
-        if (sv->pending[k]->index <= index) {
-            resolve(s, sv->pending[k], RPC_WRONG_LEADER);
-        } else {
-            k++;
-        }
-    }
 }
 
 /* ---- the service ---- */
@@ -327,37 +216,32 @@ struct sim_kvs *sim_kvs_create(int n, int maxraftstate)
 {
     CRAFT_ASSERT(n >= 1 && n <= CRAFT_CONF_NODES_MAX);
     struct sim_kvs *s = xrealloc(NULL, sizeof *s);
-    *s = (struct sim_kvs){.n = n, .maxraftstate = maxraftstate, .next_session = 1};
+    *s = (struct sim_kvs){.n = n, .next_session = 1};
     s->servers = xrealloc(NULL, (size_t)n * sizeof *s->servers);
     memset(s->servers, 0, (size_t)n * sizeof *s->servers);
-    s->live.next = s->live.prev = &s->live;
-    s->app = (struct sim_app){.ctx = s, .start = app_start, .apply = app_apply,
-                              .want_snapshot = app_want_snapshot, .snapshot = app_snapshot,
-                              .ingest = app_ingest};
+    struct sim_rsm_service svc = {.ctx = s, .start = svc_start, .apply = svc_apply,
+                                  .reply = svc_reply, .snapshot = svc_snapshot,
+                                  .restore = svc_restore};
+    s->rsm = sim_rsm_create(n, maxraftstate, &svc);
     return s;
 }
 
 void sim_kvs_set_opts(struct sim_kvs *s, struct sim_cluster_opts *opts)
 {
-    CRAFT_ASSERT(opts->n == s->n && !opts->kv && !opts->snapshot);
-    opts->app = &s->app;
+    sim_rsm_set_opts(s->rsm, opts);
 }
 
 void sim_kvs_bind(struct sim_kvs *s, struct sim_cluster *c)
 {
     s->c = c;
+    sim_rsm_bind(s->rsm, c);
 }
 
 void sim_kvs_destroy(struct sim_kvs *s)
 {
-    while (s->live.next != &s->live) {
-        struct rpc *r = s->live.next;
-        r->refs = 1;
-        rpc_unref(s, r);
-    }
+    sim_rsm_destroy(s->rsm);
     for (int i = 0; i < s->n; i++) {
         server_close(&s->servers[i]);
-        free(s->servers[i].pending);
         free(s->servers[i].snap);
     }
     free(s->servers);
@@ -378,28 +262,12 @@ void sim_kvs_destroy(struct sim_kvs *s)
 
 int sim_kvs_leader(struct sim_kvs *s)
 {
-    for (int i = 0; i < s->n; i++) {
-        if (!sim_is_alive(s->c, i)) {
-            continue;
-        }
-        uint64_t term;
-        bool leader;
-        sim_get_state(s->c, i, &term, &leader);
-        if (leader) {
-            return i;
-        }
-    }
-    return -1;
+    return sim_rsm_leader(s->rsm);
 }
 
 size_t sim_kvs_snapshot_size(const struct sim_kvs *s)
 {
-    size_t max = 0;
-    for (int i = 0; i < s->n; i++) {
-        size_t len = s->c->nodes[i].disk.snap_len;
-        max = len > max ? len : max;
-    }
-    return max;
+    return sim_rsm_snapshot_size(s->rsm);
 }
 
 uint64_t sim_kvs_ops(const struct sim_kvs *s)
@@ -409,115 +277,32 @@ uint64_t sim_kvs_ops(const struct sim_kvs *s)
 
 uint64_t sim_kvs_attempts(const struct sim_kvs *s)
 {
-    return s->attempts;
+    return sim_rsm_attempts(s->rsm);
 }
 
-/* ---- the client network and the handlers ---- */
+/* ---- an op: the session's opening if it has none yet, then the command ---- */
 
-static void handler_timeout(struct sim_cluster *c, void *arg)
-{
-    struct rpc *r = arg;
-    struct sim_kvs *s = r->ck->s;
-    (void)c;
-    if (!r->resolved) {
-        const struct sim_node *node = &s->c->nodes[r->server];
-        bool same = node->alive && node->incarnation == r->incarnation;
-        resolve(s, r, same ? RPC_WRONG_LEADER : RPC_FAILED);
-    }
-    rpc_unref(s, r);
-}
-
-/* The request reaches server r->server: Start() it if that server leads. */
-static void handle(struct sim_cluster *c, void *arg)
-{
-    struct rpc *r = arg;
-    struct sim_kvs *s = r->ck->s;
-    struct sim_node *node = &c->nodes[r->server];
-    if (!node->alive || !r->ck->link[r->server]) {
-        resolve(s, r, RPC_FAILED);
-        return;
-    }
-    uint64_t index = 0, term = 0;
-    sim_node_work(node);
-    int err = craft_driver_propose(node->d, r->cmd, (uint32_t)r->len, sim_node_now(node), &index,
-                                   &term);
-    sim_node_after(node);
-    if (err != CRAFT_OK) {
-        resolve(s, r, RPC_WRONG_LEADER);
-        return;
-    }
-    r->index = index;
-    r->incarnation = node->incarnation;
-    struct server *sv = &s->servers[r->server];
-    if (sv->n_pending == sv->cap_pending) {
-        sv->cap_pending = sv->cap_pending ? sv->cap_pending * 2 : 16;
-        sv->pending = xrealloc(sv->pending, sv->cap_pending * sizeof *sv->pending);
-    }
-    sv->pending[sv->n_pending++] = r;
-    r->pending = true;
-    r->refs++;
-    sim_task_at(c, HANDLER_TIMEOUT_MS, handler_timeout, r);
-}
-
-static void encode(struct sim_kvs_clerk *ck, struct rpc *r)
+static uint8_t *encode(struct sim_kvs_clerk *ck, bool opening, size_t *len)
 {
     struct craft_kv_cmd cmd = {.session = ck->session, .now_ms = sim_now(ck->s->c)};
-    if (ck->opening) {
+    if (opening) {
         cmd.op = CRAFT_KV_OP_SESSION_OPEN;
     } else {
         cmd.seq = ck->seq;
-        cmd.key = (struct craft_kv_bytes){(const uint8_t *)ck->key, (uint32_t)strlen(ck->key)};
-        cmd.value = (struct craft_kv_bytes){(const uint8_t *)ck->value, (uint32_t)ck->value_len};
         cmd.op = ck->kind == SIM_LIN_GET   ? CRAFT_KV_OP_NOOP
                  : ck->kind == SIM_LIN_PUT ? CRAFT_KV_OP_SET
                                            : CRAFT_KV_OP_APPEND;
-        if (cmd.op == CRAFT_KV_OP_NOOP) {
-            cmd.key = (struct craft_kv_bytes){NULL, 0};
-            cmd.value = (struct craft_kv_bytes){NULL, 0};
+        if (cmd.op != CRAFT_KV_OP_NOOP) {
+            cmd.key = (struct craft_kv_bytes){(const uint8_t *)ck->key, (uint32_t)strlen(ck->key)};
+            cmd.value = (struct craft_kv_bytes){(const uint8_t *)ck->value,
+                                                (uint32_t)ck->value_len};
         }
     }
     size_t size = craft_kv_cmd_size(&cmd);
     CRAFT_ASSERT(size > 0);
-    r->cmd = xrealloc(NULL, size);
-    CRAFT_ASSERT(craft_kv_cmd_encode(&cmd, r->cmd, size, &r->len) == CRAFT_OK);
-}
-
-static void send_attempt(struct sim_kvs_clerk *ck)
-{
-    struct sim_kvs *s = ck->s;
-    struct sim_cluster *c = s->c;
-    struct rpc *r = xrealloc(NULL, sizeof *r);
-    *r = (struct rpc){.refs = 1, .ck = ck, .attempt = ++ck->attempt,
-                      .server = ck->order[ck->leader]};
-    r->next = s->live.next;
-    r->prev = &s->live;
-    s->live.next->prev = r;
-    s->live.next = r;
-    encode(ck, r);
-    s->attempts++;
-    if (!ck->link[r->server] || !sim_is_alive(c, r->server)) {
-        r->resolved = true;
-        r->out = RPC_FAILED;
-        sim_task_at(c, sim_rand(c, 0, 100), reply_event, r);
-        return;
-    }
-    uint64_t delay = sim_rand(c, 0, 2);
-    if (!c->net->reliable) {
-        delay += sim_rand(c, 0, 27);
-        if (sim_rand(c, 0, 1000) < 100) {
-            r->resolved = true;
-            r->out = RPC_FAILED;
-            sim_task_at(c, delay, reply_event, r);
-            return;
-        }
-    }
-    sim_task_at(c, delay, handle, r);
-}
-
-static void retry_event(struct sim_cluster *c, void *arg)
-{
-    (void)c;
-    send_attempt(arg);
+    uint8_t *buf = xrealloc(NULL, size);
+    CRAFT_ASSERT(craft_kv_cmd_encode(&cmd, buf, size, len) == CRAFT_OK);
+    return buf;
 }
 
 static void record(struct sim_kvs_clerk *ck)
@@ -540,32 +325,20 @@ static void record(struct sim_kvs_clerk *ck)
     }
 }
 
-static void clerk_reply(struct sim_kvs_clerk *ck, struct rpc *r)
+static void op_done(struct sim_rsm_clerk *rc, void *arg, const uint8_t *reply, size_t len)
 {
-    if (!ck->busy || r->attempt != ck->attempt) {
-        return; /* an old attempt's late answer */
-    }
-    struct sim_cluster *c = ck->s->c;
-    if (r->out != RPC_OK) {
-        ck->leader = (ck->leader + 1) % ck->s->n;
-        ck->tried++;
-        sim_task_at(c, ck->tried % ck->s->n == 0 ? CYCLE_PAUSE_MS : 0, retry_event, ck);
-        return;
-    }
-    ck->tried = 0;
-    if (ck->opening) {
-        ck->opening = false;
-        ck->opened = true;
-        send_attempt(ck);
-        return;
-    }
+    struct sim_kvs_clerk *ck = arg;
+    (void)rc;
     if (ck->kind == SIM_LIN_GET) {
-        if (r->val_len + 1 > ck->res_cap) {
-            ck->res_cap = r->val_len + 1;
+        if (len + 1 > ck->res_cap) {
+            ck->res_cap = len + 1;
             ck->res = xrealloc(ck->res, ck->res_cap);
         }
-        memcpy(ck->res, r->val, r->val_len + 1);
-        ck->res_len = r->val_len;
+        if (len > 0) {
+            memcpy(ck->res, reply, len);
+        }
+        ck->res[len] = '\0';
+        ck->res_len = len;
     }
     record(ck);
     ck->busy = false;
@@ -574,22 +347,30 @@ static void clerk_reply(struct sim_kvs_clerk *ck, struct rpc *r)
     }
 }
 
+static void send_op(struct sim_kvs_clerk *ck)
+{
+    size_t len;
+    uint8_t *cmd = encode(ck, false, &len);
+    sim_rsm_call(ck->rc, cmd, len, op_done, ck);
+}
+
+static void opened(struct sim_rsm_clerk *rc, void *arg, const uint8_t *reply, size_t len)
+{
+    struct sim_kvs_clerk *ck = arg;
+    (void)rc;
+    (void)reply;
+    (void)len;
+    ck->opened = true;
+    send_op(ck);
+}
+
 /* ---- clerks ---- */
 
 struct sim_kvs_clerk *sim_kvs_clerk(struct sim_kvs *s, uint64_t client)
 {
     struct sim_kvs_clerk *ck = xrealloc(NULL, sizeof *ck);
     *ck = (struct sim_kvs_clerk){.s = s, .client = client, .session = s->next_session++};
-    for (int i = 0; i < s->n; i++) {
-        ck->order[i] = i;
-        ck->link[i] = true;
-    }
-    for (int i = s->n - 1; i > 0; i--) { /* config.go hands the ends over shuffled */
-        int j = (int)sim_rand(s->c, 0, (uint64_t)i + 1);
-        int t = ck->order[i];
-        ck->order[i] = ck->order[j];
-        ck->order[j] = t;
-    }
+    ck->rc = sim_rsm_clerk(s->rsm, ck);
     ck->res = xstrndup("", 0);
     ck->res_cap = 1;
     if (s->n_clerks == s->cap_clerks) {
@@ -602,18 +383,12 @@ struct sim_kvs_clerk *sim_kvs_clerk(struct sim_kvs *s, uint64_t client)
 
 void sim_kvs_clerk_link(struct sim_kvs_clerk *ck, int i, bool on)
 {
-    CRAFT_ASSERT(i >= 0 && i < ck->s->n);
-    ck->link[i] = on;
+    sim_rsm_clerk_link(ck->rc, i, on);
 }
 
 void sim_kvs_clerk_only(struct sim_kvs_clerk *ck, const int *servers, int n)
 {
-    for (int i = 0; i < ck->s->n; i++) {
-        ck->link[i] = false;
-    }
-    for (int k = 0; k < n; k++) {
-        sim_kvs_clerk_link(ck, servers[k], true);
-    }
+    sim_rsm_clerk_only(ck->rc, servers, n);
 }
 
 void sim_kvs_op(struct sim_kvs_clerk *ck, uint8_t kind, const char *key, const char *value,
@@ -630,9 +405,14 @@ void sim_kvs_op(struct sim_kvs_clerk *ck, uint8_t kind, const char *key, const c
     ck->done = done;
     ck->arg = arg;
     ck->call = sim_now(ck->s->c);
-    ck->opening = !ck->opened;
     ck->seq++;
-    send_attempt(ck);
+    if (ck->opened) {
+        send_op(ck);
+    } else {
+        size_t len;
+        uint8_t *cmd = encode(ck, true, &len);
+        sim_rsm_call(ck->rc, cmd, len, opened, ck);
+    }
 }
 
 bool sim_kvs_busy(const struct sim_kvs_clerk *ck)

@@ -1,5 +1,6 @@
 /* The scenario registry: every scenario craft-sim can run, in listing order. */
 #include "kvraft_scenarios.h"
+#include "shardctrler_scenarios.h"
 #include "membership_scenarios.h"
 #include "raft_scenarios.h"
 #include "read_scenarios.h"
@@ -149,6 +150,16 @@ const struct sim_scenario sim_scenarios[] = {
       sim_kv_snapshot_unreliable_recover_concurrent_partition_linearizable_3b },
     { "kv/speed-3b", "Test: ops complete fast enough (3B)",
       sim_kv_speed_3b },
+
+    /* MIT 6.5840 shardctrler (Lab 5A) on the shard controller (tests/sim/shardctrler.c) */
+    { "ctrler/basic-5a", "Test: basic leave/join, historical queries, move, concurrent leave/join, minimal transfers (5A)",
+      sim_ctl_basic },
+    { "ctrler/multi-5a", "Test: multi-group join/leave, concurrent, minimal transfers, same config on servers (5A)",
+      sim_ctl_multi },
+    { "ctrler/minimal-again-5a", "Test: minimal movement again (5A)",
+      sim_ctl_minimal_again },
+    { "ctrler/unreliable-exactly-once", "concurrent changes over an unreliable net with restarts, each applied once",
+      sim_ctl_unreliable_exactly_once },
 };
 
 const size_t sim_n_scenarios = sizeof sim_scenarios / sizeof sim_scenarios[0];
