@@ -2,22 +2,12 @@
  * state machine (craft_kv_sm over the in-memory store) as its application (struct
  * sim_app), and clerks call the servers through a labrpc-like client network.
  *
- * Servers (config.go's StartKVServer): a request reaching a node that believes it leads is
- * proposed there and answered when that node (same incarnation) applies the entry at the
- * returned index: OK if it is the same command, ErrWrongLeader if another one landed there,
- * or after a handler timeout. Gets go through the log too, as a NOOP of the clerk's session
- * (the value is read right after that entry is applied: the read is linearized at it).
- * Snapshots follow maxraftstate: a node snapshots once its durable Raft state reaches it
- * (-1: never).
+ * Servers, clerks' retries and the client network are the replicated-service plumbing's
+ * (rsm.h). Gets go through the log too, as a NOOP of the clerk's session (the value is read
+ * right after that entry is applied: the read is linearized at it).
  *
  * Clerks: one craftkv session each (SESSION_OPEN, then seq 1, 2, ...), so a retried write
- * executes exactly once (the state machine dedups by session and seq). A clerk tries the
- * server it last found leading, then the others in its own random order, forever. Clerk
- * links are separate from server links (config.go's partition() leaves them alone).
- *
- * Client network (labrpc, LongDelays off): a call to a disabled link or a dead server fails
- * after U[0,100) ms; reliable delivery takes U[0,2) ms; unreliable adds U[0,27) ms to the
- * request and drops 10% of requests and 10% of replies (the call fails).
+ * executes exactly once (the state machine dedups by session and seq).
  *
  * Every completed clerk operation goes into a history (call and return in virtual ms)
  * checked by the linearizability checker (linearize.h). */
