@@ -8,8 +8,10 @@ set -euo pipefail
 # build-essential: gcc and make; clang + libclang-rt-14-dev: libFuzzer and the sanitizer
 # runtimes (BUILD=fuzz); valgrind: the leak check of scripts/test.sh; zlib1g-dev: the
 # checksum library (crc32) for on-disk data; liblmdb-dev: craftkv's key/value storage;
-# redis-tools: redis-cli and redis-benchmark, the real clients the craftkv tests drive.
-PACKAGES=(build-essential clang libclang-rt-14-dev valgrind zlib1g-dev liblmdb-dev redis-tools)
+# redis-tools: redis-cli and redis-benchmark, the real clients the craftkv tests drive;
+# python3-redis: redis-py, whose cluster client the cluster black-box test drives.
+PACKAGES=(build-essential clang libclang-rt-14-dev valgrind zlib1g-dev liblmdb-dev redis-tools
+          python3-redis)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -153,7 +153,7 @@ static int conf_role(const struct craft_conf *c, uint64_t id)
     return ROLE_NONE;
 }
 
-#define CONF_IDS_MAX (4 * CRAFT_CONF_NODES_MAX)
+#define CONF_IDS_MAX CRAFTKV_VIEW_MEMBERS_MAX
 
 static int cmp_id(const void *a, const void *b)
 {
@@ -207,6 +207,41 @@ static bool member_from_opts(const struct craftkv_server *s, uint64_t id, struct
     snprintf(m->peer_addr, sizeof m->peer_addr, "%s", p);
     snprintf(m->client_addr, sizeof m->client_addr, "%s", c);
     return true;
+}
+
+int craftkv_members_view(struct craftkv_server *s, const struct craft_stats *st,
+                         struct craftkv_member_view *out, size_t *n)
+{
+    struct craft_kv_member *recs = calloc(CRAFT_KV_MEMBERS_MAX, sizeof *recs);
+    if (!recs)
+        return CRAFT_ENOMEM;
+    size_t n_recs = 0;
+    struct craft_kv_read *r;
+    if (craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
+        if (craft_kv_read_members(r, recs, CRAFT_KV_MEMBERS_MAX, &n_recs) != CRAFT_OK)
+            n_recs = 0;
+        craft_kv_read_end(r);
+    }
+    if (n_recs > CRAFT_KV_MEMBERS_MAX)
+        n_recs = CRAFT_KV_MEMBERS_MAX;
+    uint64_t ids[CONF_IDS_MAX];
+    *n = conf_ids(&st->conf, ids);
+    for (size_t i = 0; i < *n; i++) {
+        struct craftkv_member_view *v = &out[i];
+        memset(v, 0, sizeof *v);
+        v->m.id = ids[i];
+        v->voter = conf_role(&st->conf, ids[i]) == ROLE_VOTER;
+        bool known = false;
+        for (size_t k = 0; k < n_recs && !known; k++)
+            if (recs[k].id == ids[i]) {
+                v->m = recs[k];
+                known = true;
+            }
+        if (!known)
+            member_from_opts(s, ids[i], &v->m);
+    }
+    free(recs);
+    return CRAFT_OK;
 }
 
 /* Proposes a member-table command (session 0: each is idempotent) and waits for it. */
@@ -646,28 +681,31 @@ void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t d
 {
     (void)deadline;
     struct craft_stats *st = malloc(sizeof *st);
-    struct craft_kv_member *recs = calloc(CRAFT_KV_MEMBERS_MAX, sizeof *recs);
+    struct craftkv_member_view *mv = calloc(CRAFTKV_VIEW_MEMBERS_MAX, sizeof *mv);
     char *text = NULL;
-    size_t len = 0, n_recs = 0;
-    FILE *f = st && recs ? open_memstream(&text, &len) : NULL;
+    size_t len = 0, n_mv = 0;
+    FILE *f = st && mv ? open_memstream(&text, &len) : NULL;
+    if (f) {
+        craft_stats(s->node, st);
+        if (craftkv_members_view(s, st, mv, &n_mv) != CRAFT_OK) {
+            fclose(f);
+            free(text);
+            f = NULL;
+        }
+    }
     if (!f) {
         free(st);
-        free(recs);
+        free(mv);
         craft_resp_append_error(&t->out, "ERR out of memory");
         return;
     }
-    craft_stats(s->node, st);
+    size_t n_recorded = 0;
     struct craft_kv_read *r;
     if (craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
-        if (craft_kv_read_members(r, recs, CRAFT_KV_MEMBERS_MAX, &n_recs) != CRAFT_OK)
-            n_recs = 0;
+        (void)craft_kv_read_members(r, NULL, 0, &n_recorded);
         craft_kv_read_end(r);
     }
-    if (n_recs > CRAFT_KV_MEMBERS_MAX)
-        n_recs = CRAFT_KV_MEMBERS_MAX;
     const char *laddr = st->leader ? craftkv_client_addr(s, st->leader) : NULL;
-    uint64_t ids[CONF_IDS_MAX];
-    size_t n_ids = conf_ids(&st->conf, ids);
     fprintf(f,
             "# Raft\r\nnode_id:%" PRIu64 "\r\nrole:%s\r\nterm:%" PRIu64 "\r\nleader_id:%" PRIu64
             "\r\nleader_client_addr:%s\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64
@@ -675,24 +713,15 @@ void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t d
             "\r\njoint:%s\r\nmembers:%zu\r\nmembers_recorded:%zu\r\n",
             s->opts.id, craftkv_role_name(st->role), st->term, st->leader, laddr ? laddr : "", st->commit,
             st->applied, st->last_index, st->snap_index, st->conf_index,
-            st->conf.n_voters_outgoing > 0 ? "yes" : "no", n_ids, n_recs);
-    for (size_t i = 0; i < n_ids; i++) {
-        struct craft_kv_member m = {0};
-        bool known = false;
-        for (size_t k = 0; k < n_recs && !known; k++)
-            if (recs[k].id == ids[i]) {
-                m = recs[k];
-                known = true;
-            }
-        if (!known)
-            member_from_opts(s, ids[i], &m);
-        fprintf(f, "member%zu:id=%" PRIu64 ",role=%s,peer_addr=%s,client_addr=%s", i, ids[i],
-                conf_role(&st->conf, ids[i]) == ROLE_VOTER ? "voter" : "learner", m.peer_addr,
-                m.client_addr);
-        if (ids[i] == s->opts.id)
+            st->conf.n_voters_outgoing > 0 ? "yes" : "no", n_mv, n_recorded);
+    for (size_t i = 0; i < n_mv; i++) {
+        const struct craft_kv_member *m = &mv[i].m;
+        fprintf(f, "member%zu:id=%" PRIu64 ",role=%s,peer_addr=%s,client_addr=%s", i, m->id,
+                mv[i].voter ? "voter" : "learner", m->peer_addr, m->client_addr);
+        if (m->id == s->opts.id)
             fprintf(f, ",self=yes");
         for (size_t k = 0; k < st->n_peers; k++)
-            if (st->peers[k].id == ids[i] && ids[i] != s->opts.id)
+            if (st->peers[k].id == m->id && m->id != s->opts.id)
                 fprintf(f, ",match_index=%" PRIu64 ",next_index=%" PRIu64 ",state=%s,active=%s",
                         st->peers[k].match, st->peers[k].next, craftkv_peer_state_name(st->peers[k].state),
                         st->peers[k].recent_active ? "yes" : "no");
@@ -701,7 +730,7 @@ void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t d
     fclose(f);
     craft_resp_append_bulk(&t->out, text, len);
     free(text);
-    free(recs);
+    free(mv);
     free(st);
 }
 

@@ -18,10 +18,29 @@
 #ifndef CRAFT_KV_SERVER_ADMIN_H
 #define CRAFT_KV_SERVER_ADMIN_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "craft.h"
+#include "kv/kv_sm.h"
 
 struct craftkv_server;
 struct craftkv_task;
+
+/* A member of the current configuration as the admin and CLUSTER commands show it. */
+struct craftkv_member_view {
+    struct craft_kv_member m; /* addresses: the replicated record, else this node's settings,
+                                 else empty */
+    bool voter;               /* a voter of either half of a joint configuration */
+};
+#define CRAFTKV_VIEW_MEMBERS_MAX (4 * CRAFT_CONF_NODES_MAX)
+
+/* Every node of st's configuration (from craft_stats), ascending id, once each, into
+ * out[0..*n) (room for CRAFTKV_VIEW_MEMBERS_MAX). Reads the state machine's member table;
+ * a worker thread. CRAFT_ENOMEM. */
+int craftkv_members_view(struct craftkv_server *s, const struct craft_stats *st,
+                         struct craftkv_member_view *out, size_t *n);
 
 void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
 void craftkv_a_addnode(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
@@ -29,6 +48,9 @@ void craftkv_a_removenode(struct craftkv_server *s, struct craftkv_task *t, uint
 void craftkv_a_transfer(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
 void craftkv_a_snapshot(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
 void craftkv_a_admin(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
+/* CLUSTER SLOTS | SHARDS | NODES | INFO | MYID | MYSHARDID | KEYSLOT key |
+ * COUNTKEYSINSLOT slot | GETKEYSINSLOT slot count | HELP: server_cluster.c. */
+void craftkv_a_cluster(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
 
 /* The member-table keeper thread, craftkv_admin_main, is declared in server.h (the
  * server's startup starts it). */

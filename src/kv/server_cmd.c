@@ -586,19 +586,61 @@ static void l_client(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     }
 }
 
+/* One command as Redis 7's COMMAND describes it: name, arity, flags, first key, last key,
+ * step, ACL categories, tips, key specs, subcommands (the last three empty). redis-py's
+ * cluster client routes each command by the key positions. */
+static void command_info(struct craft_resp_buf *out, const struct craftkv_cmd_def *d)
+{
+    static const char *const flags[][2] = {
+        [CRAFTKV_LOCAL] = {"fast", "stale"},  [CRAFTKV_READ] = {"readonly", "fast"},
+        [CRAFTKV_WRITE] = {"write", "denyoom"}, [CRAFTKV_ADMIN] = {"admin", "noscript"}};
+    static const char *const acl[] = {[CRAFTKV_LOCAL] = "@connection", [CRAFTKV_READ] = "@read",
+                                      [CRAFTKV_WRITE] = "@write", [CRAFTKV_ADMIN] = "@admin"};
+    static const int64_t pos[][3] = {
+        [K_NONE] = {0, 0, 0}, [K_ONE] = {1, 1, 1}, [K_ALL] = {1, -1, 1}, [K_PAIRS] = {1, -1, 2}};
+    craft_resp_append_array(out, 10);
+    craft_resp_append_bulk(out, d->name, strlen(d->name));
+    craft_resp_append_int(out, d->arity);
+    craft_resp_append_array(out, 2);
+    for (int i = 0; i < 2; i++)
+        craft_resp_append_simple(out, flags[d->kind][i]);
+    for (int i = 0; i < 3; i++)
+        craft_resp_append_int(out, pos[d->keys][i]);
+    craft_resp_append_array(out, 1);
+    craft_resp_append_simple(out, acl[d->kind]);
+    for (int i = 0; i < 3; i++)
+        craft_resp_append_array(out, 0);
+}
+
 static void l_command(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                       const struct craft_resp_arg *argv)
 {
     (void)s;
-    if (argc >= 2 && eq(&argv[1], "COUNT")) {
-        size_t n = 0;
-        while (craftkv_cmd_at(n))
-            n++;
+    size_t n = 0;
+    while (craftkv_cmd_at(n))
+        n++;
+    if (argc == 1) {
+        craft_resp_append_array(&c->out, n);
+        for (size_t i = 0; i < n; i++)
+            command_info(&c->out, craftkv_cmd_at(i));
+    } else if (eq(&argv[1], "COUNT") && argc == 2) {
         craft_resp_append_int(&c->out, (int64_t)n);
-    } else {
-        /* COMMAND, COMMAND DOCS, COMMAND INFO: an empty array is enough for redis-cli
-         * (it then offers no hints) and redis-benchmark. */
+    } else if (eq(&argv[1], "INFO")) {
+        craft_resp_append_array(&c->out, argc - 2);
+        for (size_t i = 2; i < argc; i++) {
+            const struct craftkv_cmd_def *d = craftkv_cmd_find(argv[i].data, argv[i].len);
+            if (d)
+                command_info(&c->out, d);
+            else
+                craft_resp_append_null_bulk(&c->out);
+        }
+    } else if (eq(&argv[1], "DOCS")) {
+        /* No documentation to give: an empty map is enough for redis-cli (it then offers
+         * no hints). */
         craft_resp_append_array(&c->out, 0);
+    } else {
+        craft_resp_append_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.",
+                                 (int)(argv[1].len > 64 ? 64 : argv[1].len), argv[1].data);
     }
 }
 
@@ -642,10 +684,10 @@ static void l_info(struct craftkv_server *s, struct craftkv_conn *c, size_t argc
 
 /* ---- the table ---- */
 
-#define LOCAL(n, a, f) {n, a, CRAFTKV_LOCAL, f, NULL, NULL, NULL}
-#define READ(n, a, f)  {n, a, CRAFTKV_READ, NULL, f, NULL, NULL}
-#define WRITE(n, a, f) {n, a, CRAFTKV_WRITE, NULL, NULL, f, NULL}
-#define ADMIN(n, a, f) {n, a, CRAFTKV_ADMIN, NULL, NULL, NULL, f}
+#define LOCAL(n, a, f)    {n, a, CRAFTKV_LOCAL, f, NULL, NULL, NULL, K_NONE}
+#define READ(n, a, f, k)  {n, a, CRAFTKV_READ, NULL, f, NULL, NULL, k}
+#define WRITE(n, a, f, k) {n, a, CRAFTKV_WRITE, NULL, NULL, f, NULL, k}
+#define ADMIN(n, a, f)    {n, a, CRAFTKV_ADMIN, NULL, NULL, NULL, f, K_NONE}
 
 static const struct craftkv_cmd_def table[] = {
     LOCAL("ping", -1, l_ping),
@@ -659,35 +701,35 @@ static const struct craftkv_cmd_def table[] = {
     LOCAL("craft.consistency", -1, craftkv_l_consistency),
     LOCAL("readonly", 1, craftkv_l_readonly),
     LOCAL("readwrite", 1, craftkv_l_readwrite),
-    READ("get", 2, r_get),
-    READ("mget", -2, r_mget),
-    READ("exists", -2, r_exists),
-    READ("strlen", 2, r_strlen),
-    READ("type", 2, r_type),
-    READ("ttl", 2, r_ttl),
-    READ("pttl", 2, r_pttl),
-    READ("dbsize", 1, r_dbsize),
-    READ("scan", -2, r_scan),
-    WRITE("set", -3, w_set),
-    WRITE("setnx", 3, w_setnx),
-    WRITE("getset", 3, w_getset),
-    WRITE("getdel", 2, w_getdel),
-    WRITE("del", -2, w_del),
-    WRITE("unlink", -2, w_del),
-    WRITE("append", 3, w_append),
-    WRITE("incr", 2, w_incr),
-    WRITE("decr", 2, w_decr),
-    WRITE("incrby", 3, w_incrby),
-    WRITE("decrby", 3, w_decrby),
-    WRITE("mset", -3, w_mset),
-    WRITE("msetnx", -3, w_msetnx),
-    WRITE("expire", -3, w_expire),
-    WRITE("pexpire", -3, w_pexpire),
-    WRITE("expireat", -3, w_expireat),
-    WRITE("pexpireat", -3, w_pexpireat),
-    WRITE("persist", 2, w_persist),
-    WRITE("flushall", -1, w_flushall),
-    WRITE("flushdb", -1, w_flushall),
+    READ("get", 2, r_get, K_ONE),
+    READ("mget", -2, r_mget, K_ALL),
+    READ("exists", -2, r_exists, K_ALL),
+    READ("strlen", 2, r_strlen, K_ONE),
+    READ("type", 2, r_type, K_ONE),
+    READ("ttl", 2, r_ttl, K_ONE),
+    READ("pttl", 2, r_pttl, K_ONE),
+    READ("dbsize", 1, r_dbsize, K_NONE),
+    READ("scan", -2, r_scan, K_NONE),
+    WRITE("set", -3, w_set, K_ONE),
+    WRITE("setnx", 3, w_setnx, K_ONE),
+    WRITE("getset", 3, w_getset, K_ONE),
+    WRITE("getdel", 2, w_getdel, K_ONE),
+    WRITE("del", -2, w_del, K_ALL),
+    WRITE("unlink", -2, w_del, K_ALL),
+    WRITE("append", 3, w_append, K_ONE),
+    WRITE("incr", 2, w_incr, K_ONE),
+    WRITE("decr", 2, w_decr, K_ONE),
+    WRITE("incrby", 3, w_incrby, K_ONE),
+    WRITE("decrby", 3, w_decrby, K_ONE),
+    WRITE("mset", -3, w_mset, K_PAIRS),
+    WRITE("msetnx", -3, w_msetnx, K_PAIRS),
+    WRITE("expire", -3, w_expire, K_ONE),
+    WRITE("pexpire", -3, w_pexpire, K_ONE),
+    WRITE("expireat", -3, w_expireat, K_ONE),
+    WRITE("pexpireat", -3, w_pexpireat, K_ONE),
+    WRITE("persist", 2, w_persist, K_ONE),
+    WRITE("flushall", -1, w_flushall, K_NONE),
+    WRITE("flushdb", -1, w_flushall, K_NONE),
     /* cluster administration: server_admin.c */
     ADMIN("raft.info", 1, craftkv_a_info),
     ADMIN("raft.addnode", -4, craftkv_a_addnode),
@@ -695,6 +737,7 @@ static const struct craftkv_cmd_def table[] = {
     ADMIN("raft.transfer", -1, craftkv_a_transfer),
     ADMIN("raft.snapshot", 1, craftkv_a_snapshot),
     ADMIN("craft.admin", -2, craftkv_a_admin),
+    ADMIN("cluster", -2, craftkv_a_cluster), /* server_cluster.c */
 };
 
 void craftkv_reply_unknown(struct craft_resp_buf *out, size_t argc, const struct craft_resp_arg *argv)

@@ -83,6 +83,9 @@ void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
                 st->last_index > p->match ? st->last_index - p->match : 0,
                 craftkv_peer_state_name(p->state), p->recent_active ? "yes" : "no");
     }
+    /* Cluster-aware clients (redis-py's RedisCluster) refuse a node without it; the slots
+     * are CLUSTER's (server_cluster.c). */
+    fprintf(f, "\r\n# Cluster\r\ncluster_enabled:1\r\n");
     fprintf(f, "\r\n# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", keys);
     fclose(f);
     craft_resp_append_bulk(out, text, len);

@@ -124,6 +124,16 @@ struct craftkv_cmd_def {
     /* CRAFTKV_ADMIN: runs on a worker (may block on futures until deadline, a monotonic
      * instant in ms) and writes its reply into t->out. */
     void (*admin)(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
+    /* Where its keys are, as COMMAND reports them (first, last, step): cluster-aware
+     * clients route by them. */
+    uint8_t keys;
+};
+
+enum craftkv_cmd_keys {
+    K_NONE = 0, /* no key: 0, 0, 0 */
+    K_ONE,      /* the first argument: 1, 1, 1 */
+    K_ALL,      /* every argument: 1, -1, 1 */
+    K_PAIRS,    /* key value pairs: 1, -1, 2 */
 };
 
 struct craftkv_conn {

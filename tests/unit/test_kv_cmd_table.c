@@ -80,7 +80,22 @@ static void table_shape(void)
         CHECK(craftkv_cmd_find(d->name, strlen(d->name)) == d); /* names are unique */
         for (const char *p = d->name; *p; p++)
             CHECK(!(*p >= 'A' && *p <= 'Z')); /* lower case: lookup folds case */
+        /* Key positions (COMMAND, what cluster clients route by) fit the arity: a keyed
+         * command has room for its key, key/value pairs need -3, and only reads and
+         * writes of the state machine have keys. */
+        unsigned min_args = (unsigned)(d->arity < 0 ? -d->arity : d->arity);
+        CHECK(d->keys <= K_PAIRS);
+        CHECK(d->keys == K_NONE || d->kind == CRAFTKV_READ || d->kind == CRAFTKV_WRITE);
+        CHECK(d->keys == K_NONE || min_args >= 2);
+        CHECK(d->keys != K_PAIRS || d->arity == -3);
+        CHECK(d->keys != K_ALL || d->arity < 0);
     }
+    CHECK(craftkv_cmd_find("get", 3)->keys == K_ONE);
+    CHECK(craftkv_cmd_find("mget", 4)->keys == K_ALL);
+    CHECK(craftkv_cmd_find("del", 3)->keys == K_ALL);
+    CHECK(craftkv_cmd_find("mset", 4)->keys == K_PAIRS);
+    CHECK(craftkv_cmd_find("scan", 4)->keys == K_NONE);
+    CHECK(craftkv_cmd_find("cluster", 7)->keys == K_NONE);
     CHECK(n >= 40);
     CHECK(craftkv_cmd_find("GeT", 3) == craftkv_cmd_find("get", 3));
     CHECK(craftkv_cmd_find("getx", 4) == NULL);

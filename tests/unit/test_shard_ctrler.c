@@ -195,7 +195,7 @@ static bool same_state(struct craft_shard_ctrler *a, struct craft_shard_ctrler *
 
 static void snapshots(void)
 {
-    for (uint64_t seed = 1; seed <= 20; seed++) {
+    for (uint64_t seed = 1; seed <= 8; seed++) {
         cur_seed = seed;
         struct craft_prng p;
         craft_prng_seed(&p, seed);

@@ -1,0 +1,379 @@
+/* craftkv: the Redis Cluster commands (CLUSTER ...), so that cluster-aware clients
+ * (redis-cli -c, redis-py's RedisCluster, ...) can use a craftkv cluster (design:
+ * docs/design/sharding.md, "Redis Cluster commands").
+ *
+ * Today a craftkv cluster is one Raft group owning all 16384 slots: the group's leader is
+ * the slots' master, its other members are replicas. Any member serves any command (a
+ * follower forwards writes within the group), so no slot is ever redirected yet.
+ *
+ * Runs on a worker (CRAFTKV_ADMIN in the command table): it reads the node's status and the
+ * member table, and COUNTKEYSINSLOT / GETKEYSINSLOT scan this node's state machine (a local
+ * read, as Redis answers them from the node asked). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/server_admin.h"
+#include "kv/server_internal.h"
+#include "shard/slots.h"
+
+#define NODE_ID_HEX 40 /* a Redis Cluster node id: 40 hex characters */
+#define BUS_PORT_OFFSET 10000
+
+static bool eq(const struct craft_resp_arg *a, const char *s)
+{
+    return a->len == strlen(s) && strncasecmp(a->data, s, a->len) == 0;
+}
+
+/* The 40-hex-character id Redis Cluster names a node by: craft's member id, zero-padded. */
+static void node_id(uint64_t id, char out[NODE_ID_HEX + 1])
+{
+    snprintf(out, NODE_ID_HEX + 1, "%040" PRIx64, id);
+}
+
+/* "host:port" into its parts; false if it is not one. */
+static bool split_addr(const char *addr, char *host, size_t cap, long *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= cap)
+        return false;
+    char *end;
+    *port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || *port <= 0 || *port > 65535)
+        return false;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (host[0] == '[' && host[colon - addr - 1] == ']') { /* [v6]:port */
+        memmove(host, host + 1, (size_t)(colon - addr - 2));
+        host[colon - addr - 2] = '\0';
+    }
+    return true;
+}
+
+/* The group as Redis Cluster shows it: members with a usable client address, the
+ * master (the leader, or this node while no leader is known) first. */
+struct view {
+    struct craft_stats st;
+    struct craftkv_member_view all[CRAFTKV_VIEW_MEMBERS_MAX]; /* the configuration */
+    struct craftkv_member_view m[CRAFTKV_VIEW_MEMBERS_MAX];   /* those shown */
+    size_t n;
+    uint64_t master;
+    char host[CRAFTKV_VIEW_MEMBERS_MAX][CRAFTKV_ADDR_MAX];
+    long port[CRAFTKV_VIEW_MEMBERS_MAX];
+};
+
+static int view_load(struct craftkv_server *s, struct view *v)
+{
+    craft_stats(s->node, &v->st);
+    size_t n_all;
+    struct craftkv_member_view *all = v->all;
+    int rc = craftkv_members_view(s, &v->st, all, &n_all);
+    if (rc != CRAFT_OK)
+        return rc;
+    v->master = s->opts.id;
+    for (size_t i = 0; i < n_all; i++)
+        if (all[i].m.id == v->st.leader)
+            v->master = v->st.leader;
+    v->n = 0;
+    for (int pass = 0; pass < 2; pass++) /* the master first, then the others by id */
+        for (size_t i = 0; i < n_all; i++) {
+            if ((pass == 0) != (all[i].m.id == v->master))
+                continue;
+            if (!split_addr(all[i].m.client_addr, v->host[v->n], sizeof v->host[v->n],
+                            &v->port[v->n]))
+                continue; /* no address known yet: clients could not reach it */
+            v->m[v->n++] = all[i];
+        }
+    return CRAFT_OK;
+}
+
+static void append_str(struct craft_resp_buf *out, const char *s)
+{
+    craft_resp_append_bulk(out, s, strlen(s));
+}
+
+static void cluster_slots(const struct view *v, struct craft_resp_buf *out)
+{
+    if (v->n == 0) {
+        craft_resp_append_array(out, 0);
+        return;
+    }
+    craft_resp_append_array(out, 1);
+    craft_resp_append_array(out, 2 + v->n);
+    craft_resp_append_int(out, 0);
+    craft_resp_append_int(out, CRAFT_SLOTS - 1);
+    for (size_t i = 0; i < v->n; i++) {
+        char id[NODE_ID_HEX + 1];
+        node_id(v->m[i].m.id, id);
+        craft_resp_append_array(out, 4);
+        append_str(out, v->host[i]);
+        craft_resp_append_int(out, v->port[i]);
+        append_str(out, id);
+        craft_resp_append_array(out, 0); /* Redis 7's metadata: no hostname */
+    }
+}
+
+static const char *health(const struct view *v, uint64_t id, uint64_t self)
+{
+    if (v->st.role != CRAFT_LEADER || id == self)
+        return "online";
+    for (size_t k = 0; k < v->st.n_peers; k++)
+        if (v->st.peers[k].id == id)
+            return v->st.peers[k].recent_active ? "online" : "fail";
+    return "online";
+}
+
+static void cluster_shards(const struct view *v, uint64_t self, struct craft_resp_buf *out)
+{
+    craft_resp_append_array(out, 1);
+    craft_resp_append_array(out, 4);
+    append_str(out, "slots");
+    craft_resp_append_array(out, v->n ? 2 : 0);
+    if (v->n) {
+        craft_resp_append_int(out, 0);
+        craft_resp_append_int(out, CRAFT_SLOTS - 1);
+    }
+    append_str(out, "nodes");
+    craft_resp_append_array(out, v->n);
+    for (size_t i = 0; i < v->n; i++) {
+        char id[NODE_ID_HEX + 1];
+        node_id(v->m[i].m.id, id);
+        uint64_t offset = v->st.applied;
+        for (size_t k = 0; k < v->st.n_peers; k++)
+            if (v->st.peers[k].id == v->m[i].m.id)
+                offset = v->st.peers[k].match;
+        craft_resp_append_array(out, 14);
+        append_str(out, "id");
+        append_str(out, id);
+        append_str(out, "port");
+        craft_resp_append_int(out, v->port[i]);
+        append_str(out, "ip");
+        append_str(out, v->host[i]);
+        append_str(out, "endpoint");
+        append_str(out, v->host[i]);
+        append_str(out, "role");
+        append_str(out, v->m[i].m.id == v->master ? "master" : "replica");
+        append_str(out, "replication-offset");
+        craft_resp_append_int(out, (int64_t)offset);
+        append_str(out, "health");
+        append_str(out, health(v, v->m[i].m.id, self));
+    }
+}
+
+static void cluster_nodes(const struct view *v, uint64_t self, struct craft_resp_buf *out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        craft_resp_append_error(out, "ERR out of memory");
+        return;
+    }
+    char master_id[NODE_ID_HEX + 1];
+    node_id(v->master, master_id);
+    for (size_t i = 0; i < v->n; i++) {
+        uint64_t id = v->m[i].m.id;
+        char nid[NODE_ID_HEX + 1];
+        node_id(id, nid);
+        bool is_master = id == v->master;
+        bool failed = strcmp(health(v, id, self), "online") != 0;
+        fprintf(f, "%s %s:%ld@%ld %s%s%s %s 0 0 %" PRIu64 " connected", nid, v->host[i],
+                v->port[i], v->port[i] + BUS_PORT_OFFSET, id == self ? "myself," : "",
+                is_master ? "master" : "slave", failed ? ",fail" : "",
+                is_master ? "-" : master_id, v->st.term);
+        if (is_master)
+            fprintf(f, " 0-%u", CRAFT_SLOTS - 1);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    craft_resp_append_bulk(out, text, len);
+    free(text);
+}
+
+static void cluster_info(const struct view *v, struct craft_resp_buf *out)
+{
+    bool ok = v->st.leader != 0 && v->n > 0;
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                     "cluster_enabled:1\r\ncluster_state:%s\r\n"
+                     "cluster_slots_assigned:%u\r\ncluster_slots_ok:%u\r\n"
+                     "cluster_slots_pfail:0\r\ncluster_slots_fail:%u\r\n"
+                     "cluster_known_nodes:%zu\r\ncluster_size:1\r\n"
+                     "cluster_current_epoch:%" PRIu64 "\r\ncluster_my_epoch:%" PRIu64 "\r\n"
+                     "cluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n"
+                     "total_cluster_links_buffer_limit_exceeded:0\r\n"
+                     "craft_shard_groups:1\r\ncraft_migrations_in_progress:0\r\n",
+                     ok ? "ok" : "fail", CRAFT_SLOTS, ok ? CRAFT_SLOTS : 0,
+                     ok ? 0 : CRAFT_SLOTS, v->n, v->st.term, v->st.term);
+    craft_resp_append_bulk(out, text, (size_t)n);
+}
+
+/* A slot argument, Redis's way: an integer in [0, 16383], else -1 with the error sent. */
+static int slot_arg(const struct craft_resp_arg *a, struct craft_resp_buf *out)
+{
+    char buf[24];
+    if (a->len == 0 || a->len >= sizeof buf)
+        goto bad;
+    memcpy(buf, a->data, a->len);
+    buf[a->len] = '\0';
+    char *end;
+    long v = strtol(buf, &end, 10);
+    if (*end != '\0' || v < 0 || v >= (long)CRAFT_SLOTS)
+        goto bad;
+    return (int)v;
+bad:
+    craft_resp_append_error(out, "ERR Invalid or out of range slot");
+    return -1;
+}
+
+struct slot_keys {
+    uint16_t slot;
+    uint64_t want; /* keys to collect (0: count only) */
+    uint64_t found;
+    struct craft_resp_buf keys; /* collected keys, each a bulk string */
+};
+
+static int slot_emit(void *ctx, const uint8_t *key, size_t klen)
+{
+    struct slot_keys *sk = ctx;
+    if (craft_key_slot(key, klen) != sk->slot)
+        return CRAFT_OK;
+    if (sk->found < sk->want)
+        craft_resp_append_bulk(&sk->keys, (const char *)key, klen);
+    sk->found++;
+    return CRAFT_OK;
+}
+
+/* Walks every key of this node's state machine: craftkv keeps no index by slot (one group
+ * owns them all today), so this costs a pass over the key space, like KEYS. */
+static int scan_slot(struct craftkv_server *s, struct slot_keys *sk)
+{
+    struct craft_kv_read *r;
+    int rc = craft_kv_read_begin(s->sm, &r);
+    if (rc != CRAFT_OK)
+        return rc;
+    uint64_t cursor = 0;
+    do {
+        rc = craft_kv_read_scan(r, cursor, NULL, 0, 1024, slot_emit, sk, &cursor);
+    } while (rc == CRAFT_OK && cursor != 0 && (sk->want == 0 || sk->found < sk->want));
+    craft_kv_read_end(r);
+    return rc;
+}
+
+static void keys_in_slot(struct craftkv_server *s, size_t argc, const struct craft_resp_arg *argv,
+                         bool get, struct craft_resp_buf *out)
+{
+    if (argc != (get ? 4u : 3u)) {
+        craft_resp_append_errorf(out, "ERR wrong number of arguments for 'cluster|%s' command",
+                                 get ? "getkeysinslot" : "countkeysinslot");
+        return;
+    }
+    int slot = slot_arg(&argv[2], out);
+    if (slot < 0)
+        return;
+    struct slot_keys sk = {.slot = (uint16_t)slot};
+    if (get) {
+        char buf[24];
+        long long n = -1;
+        if (argv[3].len > 0 && argv[3].len < sizeof buf) {
+            memcpy(buf, argv[3].data, argv[3].len);
+            buf[argv[3].len] = '\0';
+            char *end;
+            n = strtoll(buf, &end, 10);
+            if (*end != '\0')
+                n = -1;
+        }
+        if (n < 0) {
+            craft_resp_append_error(out, "ERR Invalid number of keys");
+            return;
+        }
+        if (n == 0) {
+            craft_resp_append_array(out, 0);
+            return;
+        }
+        sk.want = (uint64_t)n;
+    }
+    int rc = scan_slot(s, &sk);
+    if (rc != CRAFT_OK) {
+        craft_resp_append_errorf(out, "ERR %s", craft_strerror(rc));
+    } else if (get) {
+        craft_resp_append_array(out, sk.found < sk.want ? sk.found : sk.want);
+        craftkv_buf_append_raw(out, sk.keys.data, sk.keys.len);
+    } else {
+        craft_resp_append_int(out, (int64_t)sk.found);
+    }
+    craft_resp_buf_free(&sk.keys);
+}
+
+static const char *const help[] = {
+    "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "COUNTKEYSINSLOT <slot>", "    Return the number of keys in <slot>.",
+    "GETKEYSINSLOT <slot> <count>", "    Return key names stored by this node in a slot.",
+    "INFO", "    Return information about the cluster.",
+    "KEYSLOT <key>", "    Return the hash slot for <key>.",
+    "MYID", "    Return the node id.",
+    "MYSHARDID", "    Return the node's shard id.",
+    "NODES", "    Return cluster configuration seen by node.",
+    "SHARDS", "    Return information about slot range mappings and the nodes.",
+    "SLOTS", "    Return information about slots range mappings.",
+    "HELP", "    Print this help.",
+};
+
+void craftkv_a_cluster(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline)
+{
+    (void)deadline;
+    size_t argc = t->argc;
+    const struct craft_resp_arg *argv = t->argv;
+    struct craft_resp_buf *out = &t->out;
+    const struct craft_resp_arg *sub = &argv[1];
+    if (eq(sub, "KEYSLOT") && argc == 3) {
+        craft_resp_append_int(out, craft_key_slot((const uint8_t *)argv[2].data, argv[2].len));
+        return;
+    }
+    if (eq(sub, "MYID") && argc == 2) {
+        char id[NODE_ID_HEX + 1];
+        node_id(s->opts.id, id);
+        append_str(out, id);
+        return;
+    }
+    if (eq(sub, "MYSHARDID") && argc == 2) {
+        char id[NODE_ID_HEX + 1];
+        node_id(1, id); /* the one shard group */
+        append_str(out, id);
+        return;
+    }
+    if (eq(sub, "COUNTKEYSINSLOT") || eq(sub, "GETKEYSINSLOT")) {
+        keys_in_slot(s, argc, argv, eq(sub, "GETKEYSINSLOT"), out);
+        return;
+    }
+    if (eq(sub, "HELP") && argc == 2) {
+        craft_resp_append_array(out, sizeof help / sizeof help[0]);
+        for (size_t i = 0; i < sizeof help / sizeof help[0]; i++)
+            craft_resp_append_simple(out, help[i]);
+        return;
+    }
+    bool slots = eq(sub, "SLOTS"), shards = eq(sub, "SHARDS"), nodes = eq(sub, "NODES"),
+         info = eq(sub, "INFO");
+    if (argc != 2 || !(slots || shards || nodes || info)) {
+        craft_resp_append_errorf(out, "ERR unknown subcommand or wrong number of arguments for "
+                                      "'%.*s'. Try CLUSTER HELP.",
+                                 (int)(sub->len > 64 ? 64 : sub->len), sub->data);
+        return;
+    }
+    struct view *v = malloc(sizeof *v);
+    if (!v || view_load(s, v) != CRAFT_OK) {
+        free(v);
+        craft_resp_append_error(out, "ERR out of memory");
+        return;
+    }
+    if (slots)
+        cluster_slots(v, out);
+    else if (shards)
+        cluster_shards(v, s->opts.id, out);
+    else if (nodes)
+        cluster_nodes(v, s->opts.id, out);
+    else
+        cluster_info(v, out);
+    free(v);
+}
