@@ -678,8 +678,7 @@ static void l_config(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
 static void l_info(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                    const struct craft_resp_arg *argv)
 {
-    (void)argc, (void)argv;
-    craftkv_info(s, &c->out);
+    craftkv_info(s, craftkv_info_sections(argc - 1, argv + 1), &c->out);
 }
 
 /* ---- the table ---- */

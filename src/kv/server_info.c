@@ -3,6 +3,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "kv/server_internal.h"
@@ -28,34 +30,43 @@ const char *craftkv_role_name(enum craft_role role)
     }
 }
 
-void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
+/* INFO's sections, in the order INFO prints them. */
+enum {
+    SEC_SERVER = 1u << 0,
+    SEC_CLIENTS = 1u << 1,
+    SEC_STATS = 1u << 2,
+    SEC_RAFT = 1u << 3,
+    SEC_CLUSTER = 1u << 4,
+    SEC_KEYSPACE = 1u << 5,
+    SEC_ALL = (1u << 6) - 1,
+};
+
+static const struct {
+    const char *name;
+    unsigned bits;
+} section_names[] = {
+    {"server", SEC_SERVER},   {"clients", SEC_CLIENTS},   {"stats", SEC_STATS},
+    {"raft", SEC_RAFT},       {"cluster", SEC_CLUSTER},   {"keyspace", SEC_KEYSPACE},
+    {"default", SEC_ALL},     {"all", SEC_ALL},           {"everything", SEC_ALL},
+};
+
+unsigned craftkv_info_sections(size_t argc, const struct craft_resp_arg *argv)
 {
-    struct craft_stats *st = malloc(sizeof *st);
-    if (!st) {
-        craft_resp_append_error(out, "ERR out of memory");
-        return;
-    }
-    craft_stats(s->node, st);
-    uint64_t keys = 0;
-    struct craft_kv_read *r;
-    if (craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
-        craft_kv_read_dbsize(r, &keys);
-        craft_kv_read_end(r);
-    }
+    if (argc == 0)
+        return SEC_ALL;
+    unsigned mask = 0;
+    for (size_t i = 0; i < argc; i++)
+        for (size_t k = 0; k < sizeof section_names / sizeof section_names[0]; k++)
+            if (argv[i].len == strlen(section_names[k].name) &&
+                strncasecmp(argv[i].data, section_names[k].name, argv[i].len) == 0)
+                mask |= section_names[k].bits;
+    return mask; /* only unknown names: nothing, as Redis answers */
+}
+
+static void section_raft(struct craftkv_server *s, const struct craft_stats *st, FILE *f)
+{
     const char *laddr = st->leader ? craftkv_client_addr(s, st->leader) : NULL;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        free(st);
-        craft_resp_append_error(out, "ERR out of memory");
-        return;
-    }
     fprintf(f,
-            "# Server\r\nredis_version:7.0.0\r\ncraftkv_version:0.1\r\nprocess_id:%d\r\n"
-            "node_id:%" PRIu64 "\r\nlisten_client:%s\r\nlisten_peer:%s\r\n\r\n"
-            "# Clients\r\nconnected_clients:%zu\r\n\r\n"
-            "# Stats\r\nwrites_retried:%" PRIu64 "\r\n\r\n"
             "# Raft\r\nrole:%s\r\nterm:%" PRIu64 "\r\nleader_id:%" PRIu64
             "\r\nleader_client_addr:%s\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64
             "\r\nlast_index:%" PRIu64 "\r\nsnapshot_index:%" PRIu64 "\r\npersisted_index:%" PRIu64
@@ -64,8 +75,6 @@ void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
             "\r\nmsgs_received:%" PRIu64 "\r\nbad_msgs_received:%" PRIu64
             "\r\nsnapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
             "\r\nfailed:%s\r\npeers:%zu\r\n",
-            (int)getpid(), s->opts.id, s->opts.listen_client, s->opts.listen_peer, s->n_conns,
-            (uint64_t)atomic_load(&s->n_retried),
             craftkv_role_name(st->role), st->term,
             st->leader, laddr ? laddr : "", st->commit, st->applied, st->last_index,
             st->snap_index, st->persisted, st->entries_applied, st->entries_written,
@@ -83,10 +92,57 @@ void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out)
                 st->last_index > p->match ? st->last_index - p->match : 0,
                 craftkv_peer_state_name(p->state), p->recent_active ? "yes" : "no");
     }
-    /* Cluster-aware clients (redis-py's RedisCluster) refuse a node without it; the slots
-     * are CLUSTER's (server_cluster.c). */
-    fprintf(f, "\r\n# Cluster\r\ncluster_enabled:1\r\n");
-    fprintf(f, "\r\n# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", keys);
+}
+
+void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp_buf *out)
+{
+    struct craft_stats *st = malloc(sizeof *st);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = st ? open_memstream(&text, &len) : NULL;
+    if (!f) {
+        free(st);
+        craft_resp_append_error(out, "ERR out of memory");
+        return;
+    }
+    craft_stats(s->node, st);
+    const char *sep = "";
+    if (sections & SEC_SERVER) {
+        fprintf(f,
+                "# Server\r\nredis_version:7.0.0\r\ncraftkv_version:0.1\r\nprocess_id:%d\r\n"
+                "node_id:%" PRIu64 "\r\nlisten_client:%s\r\nlisten_peer:%s\r\n",
+                (int)getpid(), s->opts.id, s->opts.listen_client, s->opts.listen_peer);
+        sep = "\r\n";
+    }
+    if (sections & SEC_CLIENTS) {
+        fprintf(f, "%s# Clients\r\nconnected_clients:%zu\r\n", sep, s->n_conns);
+        sep = "\r\n";
+    }
+    if (sections & SEC_STATS) {
+        fprintf(f, "%s# Stats\r\nwrites_retried:%" PRIu64 "\r\n", sep,
+                (uint64_t)atomic_load(&s->n_retried));
+        sep = "\r\n";
+    }
+    if (sections & SEC_RAFT) {
+        fputs(sep, f);
+        section_raft(s, st, f);
+        sep = "\r\n";
+    }
+    if (sections & SEC_CLUSTER) {
+        /* Cluster-aware clients (redis-py's RedisCluster) refuse a node without it; the
+         * slots are CLUSTER's (server_cluster.c). */
+        fprintf(f, "%s# Cluster\r\ncluster_enabled:1\r\n", sep);
+        sep = "\r\n";
+    }
+    if (sections & SEC_KEYSPACE) {
+        uint64_t keys = 0;
+        struct craft_kv_read *r;
+        if (craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
+            craft_kv_read_dbsize(r, &keys);
+            craft_kv_read_end(r);
+        }
+        fprintf(f, "%s# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", sep, keys);
+    }
     fclose(f);
     craft_resp_append_bulk(out, text, len);
     free(text);

@@ -320,7 +320,13 @@ void craftkv_reply_unknown(struct craft_resp_buf *out, size_t argc, const struct
 void craftkv_reply_arity(struct craft_resp_buf *out, const struct craft_resp_arg *name);
 
 /* ---- server_info.c ---- */
-void craftkv_info(struct craftkv_server *s, struct craft_resp_buf *out);
+/* INFO's sections named by argv[0..argc) (INFO's arguments; none: every section; "all",
+ * "everything", "default": every section; unknown names: none), as a bit set for
+ * craftkv_info. */
+unsigned craftkv_info_sections(size_t argc, const struct craft_resp_arg *argv);
+/* Appends INFO's reply with the given sections (Server, Clients, Stats, Raft, Cluster,
+ * Keyspace, in that order). The loop thread. */
+void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp_buf *out);
 /* INFO's name of a role: "leader", "follower", "precandidate", "candidate" (lower case). */
 const char *craftkv_role_name(enum craft_role role);
 /* A leader's progress state of a peer: "probe", "replicate", "snapshot" or "?". */

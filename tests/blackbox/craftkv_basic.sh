@@ -58,6 +58,12 @@ info=$(cli $F info raft)
 check_has "INFO raft: follower role" "role:follower" "$info"
 check_has "INFO raft: leader id" "leader_id:$L" "$info"
 check_has "INFO raft: disk counters" "disk_syncs:" "$info"
+# INFO [section ...]: only the sections asked for, as Redis answers.
+check "INFO raft: only the Raft section" "# Raft" "$(printf '%s' "$info" | tr -d '\r' | grep '^#')"
+check "INFO server clients: those two, in order" "# Server,# Clients" \
+    "$(cli $F info CLIENTS server | tr -d '\r' | grep '^#' | paste -sd,)"
+check "INFO everything: every section" 6 "$(cli $F info everything | tr -d '\r' | grep -c '^#')"
+check "INFO of an unknown section: nothing" "" "$(cli $F info nosuch)"
 linfo=$(cli "$L" info raft)
 check_has "INFO raft: the leader counts its peers" "peers:2" "$linfo"
 # A peer is "active" once it answered since the leader's last check-quorum round, which

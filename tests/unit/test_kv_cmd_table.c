@@ -225,11 +225,36 @@ static void reads(void)
     st->ops->close(st);
 }
 
+/* INFO's section names: case-insensitive, several at once, aliases for all of them. */
+static void info_sections(void)
+{
+    struct args a;
+    unsigned all = craftkv_info_sections(0, NULL);
+    CHECK(all != 0);
+    a = split("raft");
+    unsigned raft = craftkv_info_sections(a.argc, a.argv);
+    CHECK(raft != 0 && (raft & (raft - 1)) == 0 && (raft & all) == raft);
+    a = split("RaFt");
+    CHECK(craftkv_info_sections(a.argc, a.argv) == raft);
+    a = split("raft server");
+    unsigned two = craftkv_info_sections(a.argc, a.argv);
+    CHECK((two & raft) == raft && two != raft && (two & ~all) == 0);
+    a = split("everything");
+    CHECK(craftkv_info_sections(a.argc, a.argv) == all);
+    a = split("default");
+    CHECK(craftkv_info_sections(a.argc, a.argv) == all);
+    a = split("nosuch");
+    CHECK(craftkv_info_sections(a.argc, a.argv) == 0);
+    a = split("nosuch raft");
+    CHECK(craftkv_info_sections(a.argc, a.argv) == raft);
+}
+
 int main(void)
 {
     run_case("table_shape", table_shape);
     run_case("arity_and_texts", arity_and_texts);
     run_case("writes", writes);
     run_case("reads", reads);
+    run_case("info_sections", info_sections);
     return unit_finish();
 }
