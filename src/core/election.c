@@ -95,6 +95,7 @@ void core_become_leader(struct craft_core *core)
     core->term_start_index = last + 1;
     core->hb_round = 0;
     core->lease_until = 0;
+    core->lease_forfeited = false; /* a new term: no TIMEOUT_NOW of ours is out (transfer.c) */
     core->heartbeat_deadline = core->now + core->cfg.heartbeat_ms;
     core->check_quorum_deadline = core->now + core->cfg.election_timeout_ms;
     TRACE(core, CRAFT_T_ELECT, "leader: last=%llu commit=%llu", (unsigned long long)last,

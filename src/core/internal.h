@@ -117,6 +117,8 @@ struct craft_core {
     bool hb_round_wanted;           /* a read waits for a round not yet sent */
     uint64_t hb_sent_at[HB_ROUNDS_KEPT];
     uint64_t lease_until;
+    /* This leader sent TIMEOUT_NOW in its term: no lease until the term ends (transfer.c). */
+    bool lease_forfeited;
 
     /* Batches handed out, awaiting craft_core_persisted. */
     uint64_t batch_seq;

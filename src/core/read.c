@@ -107,6 +107,7 @@ int craft_core_read_lease(struct craft_core *core, uint64_t now, uint64_t *index
     if (!core->cfg.check_quorum) {
         return CRAFT_EINVAL;
     }
+    CRAFT_ASSERT(!core->lease_forfeited || core->lease_until == 0);
     if (core->transfer_target != CRAFT_NONE || now >= core->lease_until ||
         core->commit < core->term_start_index) {
         return CRAFT_ESTALE;
@@ -177,7 +178,7 @@ void core_reads_round_acked(struct craft_core *core)
         return;
     }
     if (core->cfg.check_quorum && core->transfer_target == CRAFT_NONE &&
-        core->hb_round - confirmed < HB_ROUNDS_KEPT) {
+        !core->lease_forfeited && core->hb_round - confirmed < HB_ROUNDS_KEPT) {
         uint64_t until = core->hb_sent_at[confirmed % HB_ROUNDS_KEPT] +
                          core->cfg.election_timeout_ms - core->cfg.clock_drift_bound_ms;
         if (until > core->lease_until) {

@@ -4,10 +4,20 @@
  * still answer (4.2.3's rule would otherwise make them ignore it). */
 #include "core/internal.h"
 
+/* Thesis 3.10 with 6.4.1: voters answer a transfer campaign's vote requests whatever they
+ * promised this leader (4.2.3; step.c's in_leader_lease), and a lease rests on that promise.
+ * Once TIMEOUT_NOW has left, the target may win term + 1 whenever its requests reach a
+ * quorum: it resends them for its whole candidacy, and the network may hold them back,
+ * so this can happen long after this leader gave the transfer up and went on serving.
+ * Hence no lease for the rest of this term (ReadIndex still serves: it confirms the
+ * leadership with a round at read time); a new term, which the target's campaign can no
+ * longer win, starts without this mark. */
 static void send_timeout_now(struct craft_core *core, uint64_t target)
 {
     struct craft_msg m = {.type = CRAFT_MSG_TIMEOUT_NOW, .to = target};
     core->timeout_now_sent = true;
+    core->lease_forfeited = true;
+    core->lease_until = 0;
     TRACE(core, CRAFT_T_ELECT, "transfer: TIMEOUT_NOW to %llu", (unsigned long long)target);
     core_send(core, &m, false);
 }
@@ -78,8 +88,9 @@ void core_transfer_progress(struct craft_core *core, struct progress *pr)
 void core_transfer_tick(struct craft_core *core)
 {
     if (core->transfer_target != CRAFT_NONE && core->now >= core->transfer_deadline) {
-        TRACE(core, CRAFT_T_ELECT, "transfer to %llu timed out: accepting proposals again",
-              (unsigned long long)core->transfer_target);
+        TRACE(core, CRAFT_T_ELECT, "transfer to %llu timed out: accepting proposals again%s",
+              (unsigned long long)core->transfer_target,
+              core->timeout_now_sent ? " (no lease for the rest of this term)" : "");
         core->transfer_target = CRAFT_NONE;
     }
 }

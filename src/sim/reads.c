@@ -460,6 +460,17 @@ void sim_reads_stop(struct sim_cluster *c)
     }
 }
 
+bool sim_reads_has_lease(struct sim_cluster *c, int i)
+{
+    struct sim_node *node = &c->nodes[i];
+    CRAFT_ASSERT(node->alive);
+    uint64_t index = 0;
+    sim_node_work(node);
+    int err = craft_driver_read_lease(node->d, sim_node_now(node), &index);
+    sim_node_after(node);
+    return err == CRAFT_OK;
+}
+
 void sim_reads_final_read(struct sim_cluster *c, const char *key, uint64_t budget_ms)
 {
     CRAFT_ASSERT(!c->in_task);

@@ -81,6 +81,9 @@ void sim_reads_expire(struct sim_cluster *c);
 enum sim_op_status sim_reads_status(const struct sim_cluster *c, uint64_t id);
 /* A completed read's value (borrowed until the history is freed). */
 const uint8_t *sim_reads_value(const struct sim_cluster *c, uint64_t id, size_t *len);
+/* Whether node i (alive) would serve a lease read now (craft_driver_read_lease says OK);
+ * records nothing. */
+bool sim_reads_has_lease(struct sim_cluster *c, int i);
 /* Blocking (scenario body only): a ReadIndex read of key on the current leader, retried
  * until it succeeds or budget_ms passes (fails the run then). Recorded like any read. */
 void sim_reads_final_read(struct sim_cluster *c, const char *key, uint64_t budget_ms);

@@ -13,5 +13,9 @@ void sim_read_stale_leader_minority(void);
 /* Clocks drift within the configured bound; lease reads across leader crashes and
  * partitions. */
 void sim_read_lease_drift(void);
+/* A leadership transfer whose target cannot win at once: the leader gives up on it and
+ * serves on; the target's transfer campaign later reaches the voters. No lease read of the
+ * old leader may miss what the new one committed. */
+void sim_read_lease_transfer_abort(void);
 
 #endif

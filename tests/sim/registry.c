@@ -96,6 +96,8 @@ const struct sim_scenario sim_scenarios[] = {
       sim_read_stale_leader_minority },
     { "read/lease-drift", "lease reads with drifting clocks across leader changes",
       sim_read_lease_drift },
+    { "read/lease-transfer-abort", "lease reads around a leadership transfer the leader gave up on",
+      sim_read_lease_transfer_abort },
 
     /* Persistence through the real stores over the faulty filesystem */
     { "storage/chaos-real-wal", "chaos with snapshots over the real WAL and stores",
