@@ -51,8 +51,10 @@ static bool split_addr(const char *addr, char *host, size_t cap, long *port)
     return true;
 }
 
-/* The group as Redis Cluster shows it: members with a usable client address, the
- * master (the leader, or this node while no leader is known) first. */
+/* The group as Redis Cluster shows it: members with a usable client address, the master
+ * first: the leader, or, while no leader with an address is known (an election), the
+ * lowest-id voter with one, which every node picks alike, so that their answers agree
+ * (any member serves any command, so clients that follow it still work). */
 struct view {
     struct craft_stats st;
     struct craftkv_member_view all[CRAFTKV_VIEW_MEMBERS_MAX]; /* the configuration */
@@ -71,10 +73,16 @@ static int view_load(struct craftkv_server *s, struct view *v)
     int rc = craftkv_members_view(s, &v->st, all, &n_all);
     if (rc != CRAFT_OK)
         return rc;
-    v->master = s->opts.id;
+    char host[CRAFTKV_ADDR_MAX];
+    long port;
+    v->master = 0;
     for (size_t i = 0; i < n_all; i++)
-        if (all[i].m.id == v->st.leader)
+        if (all[i].m.id == v->st.leader &&
+            split_addr(all[i].m.client_addr, host, sizeof host, &port))
             v->master = v->st.leader;
+    for (size_t i = 0; i < n_all && v->master == 0; i++) /* ascending id */
+        if (all[i].voter && split_addr(all[i].m.client_addr, host, sizeof host, &port))
+            v->master = all[i].m.id;
     v->n = 0;
     for (int pass = 0; pass < 2; pass++) /* the master first, then the others by id */
         for (size_t i = 0; i < n_all; i++) {
@@ -93,17 +101,26 @@ static void append_str(struct craft_resp_buf *out, const char *s)
     craft_resp_append_bulk(out, s, strlen(s));
 }
 
-static void cluster_slots(const struct view *v, struct craft_resp_buf *out)
+static const char *health(const struct view *v, uint64_t id, uint64_t self);
+
+/* Replicas the leader sees failing are left out, as Redis leaves out failed replicas:
+ * clients that read from replicas would send reads to them. */
+static void cluster_slots(const struct view *v, uint64_t self, struct craft_resp_buf *out)
 {
     if (v->n == 0) {
         craft_resp_append_array(out, 0);
         return;
     }
+    size_t shown = 0;
+    for (size_t i = 0; i < v->n; i++)
+        shown += i == 0 || strcmp(health(v, v->m[i].m.id, self), "online") == 0;
     craft_resp_append_array(out, 1);
-    craft_resp_append_array(out, 2 + v->n);
+    craft_resp_append_array(out, 2 + shown);
     craft_resp_append_int(out, 0);
     craft_resp_append_int(out, CRAFT_SLOTS - 1);
     for (size_t i = 0; i < v->n; i++) {
+        if (i > 0 && strcmp(health(v, v->m[i].m.id, self), "online") != 0)
+            continue;
         char id[NODE_ID_HEX + 1];
         node_id(v->m[i].m.id, id);
         craft_resp_append_array(out, 4);
@@ -178,8 +195,9 @@ static void cluster_nodes(const struct view *v, uint64_t self, struct craft_resp
         node_id(id, nid);
         bool is_master = id == v->master;
         bool failed = strcmp(health(v, id, self), "online") != 0;
+        long bus = v->port[i] + BUS_PORT_OFFSET <= 65535 ? v->port[i] + BUS_PORT_OFFSET : 0;
         fprintf(f, "%s %s:%ld@%ld %s%s%s %s 0 0 %" PRIu64 " connected", nid, v->host[i],
-                v->port[i], v->port[i] + BUS_PORT_OFFSET, id == self ? "myself," : "",
+                v->port[i], bus, id == self ? "myself," : "",
                 is_master ? "master" : "slave", failed ? ",fail" : "",
                 is_master ? "-" : master_id, v->st.term);
         if (is_master)
@@ -239,8 +257,8 @@ static int slot_emit(void *ctx, const uint8_t *key, size_t klen)
     struct slot_keys *sk = ctx;
     if (craft_key_slot(key, klen) != sk->slot)
         return CRAFT_OK;
-    if (sk->found < sk->want)
-        craft_resp_append_bulk(&sk->keys, (const char *)key, klen);
+    if (sk->found < sk->want && craft_resp_append_bulk(&sk->keys, key, klen) != CRAFT_OK)
+        return CRAFT_ENOMEM;
     sk->found++;
     return CRAFT_OK;
 }
@@ -298,8 +316,12 @@ static void keys_in_slot(struct craftkv_server *s, size_t argc, const struct cra
     if (rc != CRAFT_OK) {
         craft_resp_append_errorf(out, "ERR %s", craft_strerror(rc));
     } else if (get) {
-        craft_resp_append_array(out, sk.found < sk.want ? sk.found : sk.want);
-        craftkv_buf_append_raw(out, sk.keys.data, sk.keys.len);
+        size_t mark = out->len;
+        if (craft_resp_append_array(out, sk.found < sk.want ? sk.found : sk.want) != CRAFT_OK ||
+            craftkv_buf_append_raw(out, sk.keys.data, sk.keys.len) != 0) {
+            out->len = mark; /* never a header without its elements */
+            craft_resp_append_error(out, "ERR out of memory");
+        }
     } else {
         craft_resp_append_int(out, (int64_t)sk.found);
     }
@@ -368,7 +390,7 @@ void craftkv_a_cluster(struct craftkv_server *s, struct craftkv_task *t, uint64_
         return;
     }
     if (slots)
-        cluster_slots(v, out);
+        cluster_slots(v, s->opts.id, out);
     else if (shards)
         cluster_shards(v, s->opts.id, out);
     else if (nodes)

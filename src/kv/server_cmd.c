@@ -507,10 +507,14 @@ static void r_scan(struct craft_kv_read *r, size_t argc,
     } else {
         char cur[24];
         int n = snprintf(cur, sizeof cur, "%" PRIu64, next);
-        craft_resp_append_array(out, 2);
-        craft_resp_append_bulk(out, cur, (size_t)n);
-        craft_resp_append_array(out, sc.n);
-        craftkv_buf_append_raw(out, sc.keys.data, sc.keys.len);
+        size_t mark = out->len;
+        if (craft_resp_append_array(out, 2) != CRAFT_OK ||
+            craft_resp_append_bulk(out, cur, (size_t)n) != CRAFT_OK ||
+            craft_resp_append_array(out, sc.n) != CRAFT_OK ||
+            craftkv_buf_append_raw(out, sc.keys.data, sc.keys.len) != 0) {
+            out->len = mark; /* never a header without its elements */
+            craft_resp_append_error(out, "ERR out of memory");
+        }
     }
     craft_resp_buf_free(&sc.keys);
 }
@@ -623,8 +627,15 @@ static void l_command(struct craftkv_server *s, struct craftkv_conn *c, size_t a
         craft_resp_append_array(&c->out, n);
         for (size_t i = 0; i < n; i++)
             command_info(&c->out, craftkv_cmd_at(i));
-    } else if (eq(&argv[1], "COUNT") && argc == 2) {
-        craft_resp_append_int(&c->out, (int64_t)n);
+    } else if (eq(&argv[1], "COUNT")) {
+        if (argc == 2)
+            craft_resp_append_int(&c->out, (int64_t)n);
+        else
+            craft_resp_append_error(&c->out, "ERR wrong number of arguments for 'command|count' command");
+    } else if (eq(&argv[1], "INFO") && argc == 2) { /* Redis 7: every command */
+        craft_resp_append_array(&c->out, n);
+        for (size_t i = 0; i < n; i++)
+            command_info(&c->out, craftkv_cmd_at(i));
     } else if (eq(&argv[1], "INFO")) {
         craft_resp_append_array(&c->out, argc - 2);
         for (size_t i = 2; i < argc; i++) {

@@ -216,26 +216,36 @@ int craft_shard_ctrler_apply(struct craft_shard_ctrler *c, uint64_t index, const
         return CRAFT_OK;
     }
     bool found;
+    if (r->op == CRAFT_SHARD_OP_REGISTER) {
+        /* The entry's index is the new client's id: unique, and above every id handed out
+         * before, so it is not in the table. */
+        size_t pos = session_find(c, index, &found);
+        CRAFT_ASSERT(!found);
+        pos = session_insert(c, pos, index);
+        c->sessions[pos].index = index;
+        res->status = CRAFT_OK;
+        res->num = index;
+        c->applied = index;
+        return CRAFT_OK;
+    }
     size_t pos = session_find(c, r->client, &found);
     if (found && r->seq == c->sessions[pos].seq) {
         answer_session(&c->sessions[pos], res); /* a retry: the first answer again */
         c->applied = index;
         return CRAFT_OK;
     }
-    if (found ? r->seq < c->sessions[pos].seq || r->seq > c->sessions[pos].seq + 1
-              : r->seq != 1) {
-        answer_stale(res, found && r->seq < c->sessions[pos].seq
+    if (!found || r->seq != c->sessions[pos].seq + 1) {
+        answer_stale(res, !found ? "unknown client (never registered, or forgotten): register "
+                                   "again"
+                          : r->seq < c->sessions[pos].seq
                               ? "stale request: the client has made a later one"
-                              : "unknown session or a gap in its requests: start a new client");
+                              : "a gap in the client's requests");
         c->applied = index;
         return CRAFT_OK;
     }
     rc = change(c, r, res);
     if (rc != CRAFT_OK) {
         return rc; /* nothing changed: the entry is applied again after the error */
-    }
-    if (!found) {
-        pos = session_insert(c, pos, r->client);
     }
     struct session *s = &c->sessions[pos];
     s->seq = r->seq;
@@ -379,7 +389,8 @@ static int restore_sessions(struct rd *r, uint64_t applied, struct session *out,
                               .num = craft_get_u64(b + 25)};
         uint8_t el = b[33];
         const uint8_t *e;
-        if (s->client == 0 || s->seq == 0 || s->index == 0 || s->index > applied || b[24] > 1 ||
+        /* A client's id is its registration's index: no later than its last use. */
+        if (s->client == 0 || s->client > s->index || s->index > applied || b[24] > 1 ||
             el >= CRAFT_SHARD_CTRLER_ERR_BYTES || (k > 0 && out[k - 1].client >= s->client) ||
             (e = take(r, el)) == NULL || memchr(e, '\0', el) != NULL) {
             return CRAFT_ECORRUPT;
@@ -390,7 +401,8 @@ static int restore_sessions(struct rd *r, uint64_t applied, struct session *out,
     return CRAFT_OK;
 }
 
-int craft_shard_ctrler_restore(struct craft_shard_ctrler *c, const uint8_t *p, size_t len)
+int craft_shard_ctrler_restore(struct craft_shard_ctrler *c, const uint8_t *p, size_t len,
+                               uint64_t index)
 {
     struct rd r = {p, len};
     const uint8_t *b = take(&r, 1);
@@ -404,6 +416,9 @@ int craft_shard_ctrler_restore(struct craft_shard_ctrler *c, const uint8_t *p, s
         return CRAFT_ECORRUPT;
     }
     uint64_t applied = craft_get_u64(b);
+    if (applied > index) {
+        return CRAFT_ECORRUPT; /* it would claim entries the log has not given it */
+    }
     struct blob *h;
     size_t n_h, n_s;
     /* c->next is scratch, so the latest configuration is decoded there first. */
@@ -436,7 +451,7 @@ int craft_shard_ctrler_restore(struct craft_shard_ctrler *c, const uint8_t *p, s
     c->n_history = c->cap_history = n_h;
     c->sessions = s;
     c->n_sessions = n_s;
-    c->applied = applied;
+    c->applied = index;
     memcpy(&c->latest, &c->next, sizeof c->latest);
     return CRAFT_OK;
 }

@@ -9,14 +9,16 @@
  * controller remembers, per client, the last change it applied and its answer, so a retried
  * request (a lost reply, a new leader) is answered again rather than applied twice.
  *
- * Sessions: a client's changes are numbered from 1 with no gap; queries carry no number
- * (they change nothing, and go through the log only to be linearizable). A change of an
- * unknown client other than its first, or older than its client's last, is refused with
- * CRAFT_ESTALE (the client gave up on it, or its session was forgotten): it never applies
- * out of order or twice. At most CRAFT_SHARD_CTRLER_SESSIONS_MAX sessions are kept; beyond
- * that the least recently used is forgotten (its client's next change is refused: a client
- * that sees CRAFT_ESTALE starts again with a new id). Exactly-once therefore holds while a
- * client's retries happen within the next SESSIONS_MAX clients' changes.
+ * Sessions: a client first registers (a REGISTER entry; its id is the index of that entry,
+ * so ids are unique and every replica hands out the same one), then numbers its changes 1,
+ * 2, ... with no gap; queries need no session (they change nothing, and go through the log
+ * only to be linearizable). A change is refused with CRAFT_ESTALE, and changes nothing, if
+ * its client is unknown (never registered, or forgotten), if it is older than the client's
+ * last, or if it skips a number: it never applies out of order or twice. At most
+ * CRAFT_SHARD_CTRLER_SESSIONS_MAX sessions are kept; a registration beyond that forgets the
+ * least recently used. A client that sees CRAFT_ESTALE registers again; whether its
+ * pending change was applied is then unknown to it (a query tells), but it was applied at
+ * most once.
  *
  * Thread: none of its own; one thread at a time per controller. Errors are return codes;
  * an allocation failure leaves the state machine as it was. */
@@ -37,13 +39,14 @@ enum craft_shard_op {
     CRAFT_SHARD_OP_LEAVE = 2,
     CRAFT_SHARD_OP_MOVE = 3,
     CRAFT_SHARD_OP_QUERY = 4,
+    CRAFT_SHARD_OP_REGISTER = 5, /* a new client: the answer's num is its id */
 };
 
 /* One request, as a plain value (about 34 KiB: allocate it, or keep one). */
 struct craft_shard_request {
     uint8_t op;      /* enum craft_shard_op */
-    uint64_t client; /* != 0 */
-    uint64_t seq;    /* changes: 1, 2, ... per client; queries: 0 */
+    uint64_t client; /* changes: != 0 (the id REGISTER gave); register: 0; query: any */
+    uint64_t seq;    /* changes: 1, 2, ... per client; register and query: 0 */
     uint32_t n;      /* join: groups[0..n); leave: gids[0..n); 1..CRAFT_SHARD_GROUPS_MAX */
     struct craft_shard_group groups[CRAFT_SHARD_GROUPS_MAX];
     uint64_t gids[CRAFT_SHARD_GROUPS_MAX];
@@ -57,14 +60,16 @@ struct craft_shard_request {
  *   join:  u8 n | per group: u64 gid | u8 n_servers | per server: u8 len | len bytes
  *   leave: u8 n | n x u64 gid
  *   move:  u16 first | u16 last | u64 gid
- *   query: u64 num */
+ *   query: u64 num
+ *   register: nothing */
 #define CRAFT_SHARD_REQUEST_VERSION 1u
 #define CRAFT_SHARD_REQUEST_BYTES_MAX                                                      \
     (1u + 1u + 8u + 8u + 1u +                                                              \
      CRAFT_SHARD_GROUPS_MAX * (8u + 1u + CRAFT_SHARD_SERVERS_MAX * CRAFT_SHARD_ADDR_BYTES))
 
 /* Encodes r into buf (cap bytes); *len receives the size. CRAFT_EINVAL if r breaks the
- * shape above (unknown op, client 0, seq 0 on a change or not 0 on a query, n out of
+ * shape above (unknown op, client 0 on a change or not 0 on a register, seq 0 on a
+ * change or not 0 on a register or query, n out of
  * range, a group with no server or too many, an empty or over-long server name),
  * CRAFT_ETOOBIG if cap is short. Checks shape only: whether a Join's gid is new is the
  * state machine's answer. */
@@ -82,7 +87,8 @@ struct craft_shard_ctrler_result {
      * an unknown gid, the last group leaving, ...); CRAFT_ESTALE: an old or out-of-order
      * change of its client (see Sessions), nothing done. */
     int status;
-    uint64_t num; /* the configuration the change made, or the one a query returns */
+    uint64_t num; /* the configuration the change made, the one a query returns, or a
+                     registered client's id */
     char err[CRAFT_SHARD_CTRLER_ERR_BYTES];
     /* A query's configuration, encoded (config.h); borrowed until the next call on the
      * controller. NULL for changes. */
@@ -114,11 +120,13 @@ const struct craft_shard_config *craft_shard_ctrler_latest(const struct craft_sh
  * CRAFT_ENOMEM. */
 #define CRAFT_SHARD_CTRLER_SNAPSHOT_VERSION 1u
 int craft_shard_ctrler_snapshot(const struct craft_shard_ctrler *c, uint8_t **buf, size_t *len);
-/* Replaces c's state with a snapshot's. CRAFT_EVERSION, CRAFT_ECORRUPT (anything that does
- * not check: truncation, trailing bytes, a configuration that does not decode or is not
- * numbered in order, sessions out of order or out of range), CRAFT_ENOMEM; on error c is
- * unchanged. */
-int craft_shard_ctrler_restore(struct craft_shard_ctrler *c, const uint8_t *p, size_t len);
+/* Replaces c's state with a snapshot's, one that covers the log through index (the next
+ * entry applied is index + 1). CRAFT_EVERSION, CRAFT_ECORRUPT (anything that does not
+ * check: truncation, trailing bytes, a last applied index above `index`, a configuration
+ * that does not decode or is not numbered in order, sessions out of order or out of
+ * range), CRAFT_ENOMEM; on error c is unchanged. */
+int craft_shard_ctrler_restore(struct craft_shard_ctrler *c, const uint8_t *p, size_t len,
+                               uint64_t index);
 
 /* The last applied index (0 for a new controller). */
 uint64_t craft_shard_ctrler_applied(const struct craft_shard_ctrler *c);

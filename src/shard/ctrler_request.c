@@ -22,11 +22,9 @@ static bool group_shape_ok(const struct craft_shard_group *g)
 
 static bool shape_ok(const struct craft_shard_request *r)
 {
-    if (r->client == 0) {
-        return false;
-    }
-    bool change = r->op != CRAFT_SHARD_OP_QUERY;
-    if (change != (r->seq != 0)) {
+    bool change = r->op != CRAFT_SHARD_OP_QUERY && r->op != CRAFT_SHARD_OP_REGISTER;
+    if (change != (r->seq != 0) || (change && r->client == 0) ||
+        (r->op == CRAFT_SHARD_OP_REGISTER && r->client != 0)) {
         return false;
     }
     switch (r->op) {
@@ -44,6 +42,7 @@ static bool shape_ok(const struct craft_shard_request *r)
         return r->n >= 1 && r->n <= CRAFT_SHARD_GROUPS_MAX;
     case CRAFT_SHARD_OP_MOVE:
     case CRAFT_SHARD_OP_QUERY:
+    case CRAFT_SHARD_OP_REGISTER:
         return true;
     default:
         return false;
@@ -67,6 +66,8 @@ static size_t request_size(const struct craft_shard_request *r)
         return n + 1 + 8 * (size_t)r->n;
     case CRAFT_SHARD_OP_MOVE:
         return n + 2 + 2 + 8;
+    case CRAFT_SHARD_OP_REGISTER:
+        return n;
     default:
         return n + 8;
     }
@@ -125,6 +126,8 @@ int craft_shard_request_encode(const struct craft_shard_request *r, uint8_t *buf
         p = put_u16(p, r->first);
         p = put_u16(p, r->last);
         p = put_u64(p, r->gid);
+        break;
+    case CRAFT_SHARD_OP_REGISTER:
         break;
     default:
         p = put_u64(p, r->num);
@@ -223,6 +226,9 @@ int craft_shard_request_decode(const uint8_t *p, size_t len, struct craft_shard_
         break;
     case CRAFT_SHARD_OP_QUERY:
         ok = take_u64(&rd, &r->num);
+        break;
+    case CRAFT_SHARD_OP_REGISTER:
+        ok = true;
         break;
     default:
         ok = false;

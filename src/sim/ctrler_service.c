@@ -25,8 +25,9 @@ struct server {
 struct sim_ctl_clerk {
     struct sim_ctl *s;
     struct sim_rsm_clerk *rc;
-    uint64_t client, seq;
+    uint64_t client, seq; /* client 0: not registered yet */
     bool busy;
+    bool registering; /* the call under way is the REGISTER ahead of req */
     struct craft_shard_request req;
     struct craft_shard_config config;
     sim_ctl_done_fn done;
@@ -41,7 +42,6 @@ struct sim_ctl {
     struct server *servers;
     struct sim_ctl_clerk **clerks;
     size_t n_clerks;
-    uint64_t next_client;
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -102,7 +102,7 @@ static const uint8_t *svc_snapshot(void *ctx, int i, size_t *len)
 static void svc_restore(void *ctx, int i, const uint8_t *blob, size_t len, uint64_t index)
 {
     struct sim_ctl *s = ctx;
-    int err = craft_shard_ctrler_restore(s->servers[i].ctl, blob, len);
+    int err = craft_shard_ctrler_restore(s->servers[i].ctl, blob, len, index);
     if (err != CRAFT_OK) {
         sim_fail(s->c, "server %d: controller snapshot %llu does not restore: %s", i,
                  (unsigned long long)index, craft_strerror(err));
@@ -114,7 +114,7 @@ static void svc_restore(void *ctx, int i, const uint8_t *blob, size_t len, uint6
 struct sim_ctl *sim_ctl_create(int n, int maxraftstate)
 {
     struct sim_ctl *s = xrealloc(NULL, sizeof *s);
-    *s = (struct sim_ctl){.n = n, .next_client = 1};
+    *s = (struct sim_ctl){.n = n};
     s->servers = xrealloc(NULL, (size_t)n * sizeof *s->servers);
     memset(s->servers, 0, (size_t)n * sizeof *s->servers);
     struct sim_rsm_service svc = {.ctx = s, .start = svc_start, .apply = svc_apply,
@@ -168,12 +168,13 @@ struct sim_ctl_clerk *sim_ctl_clerk(struct sim_ctl *s)
     struct sim_ctl_clerk *ck = xrealloc(NULL, sizeof *ck);
     memset(ck, 0, sizeof *ck);
     ck->s = s;
-    ck->client = s->next_client++;
     ck->rc = sim_rsm_clerk(s->rsm, ck);
     s->clerks = xrealloc(s->clerks, (s->n_clerks + 1) * sizeof *s->clerks);
     s->clerks[s->n_clerks++] = ck;
     return ck;
 }
+
+static void send_req(struct sim_ctl_clerk *ck);
 
 static void call_done(struct sim_rsm_clerk *rc, void *arg, const uint8_t *reply, size_t len)
 {
@@ -187,6 +188,23 @@ static void call_done(struct sim_rsm_clerk *rc, void *arg, const uint8_t *reply,
     static const int status[] = {CRAFT_OK, CRAFT_EINVAL, CRAFT_ESTALE};
     ck->answer = (struct sim_ctl_answer){.status = status[reply[0]],
                                          .num = craft_get_u64(reply + 1)};
+    if (ck->registering) {
+        if (ck->answer.status != CRAFT_OK || ck->answer.num == 0) {
+            sim_fail(c, "a controller clerk's registration answered %s",
+                     craft_strerror(ck->answer.status));
+        }
+        ck->registering = false;
+        ck->client = ck->answer.num;
+        ck->seq = 0;
+        send_req(ck);
+        return;
+    }
+    if (ck->answer.status == CRAFT_ESTALE) {
+        /* This simulator's clerks never give up a change nor skip a number, and 1024
+         * sessions are never reached here: a refusal means the controller lost a session. */
+        sim_fail(c, "controller clerk %llu: change %llu refused as stale",
+                 (unsigned long long)ck->client, (unsigned long long)ck->req.seq);
+    }
     if (ck->req.op == CRAFT_SHARD_OP_QUERY) {
         int err = craft_shard_config_decode(reply + REPLY_HEADER_BYTES, len - REPLY_HEADER_BYTES,
                                             &ck->config);
@@ -203,21 +221,36 @@ static void call_done(struct sim_rsm_clerk *rc, void *arg, const uint8_t *reply,
     }
 }
 
+/* Sends the clerk's request (or its registration first: a change needs a client id). */
+static void send_req(struct sim_ctl_clerk *ck)
+{
+    static struct craft_shard_request reg;
+    const struct craft_shard_request *r = &ck->req;
+    if (ck->client == 0 && r->op != CRAFT_SHARD_OP_QUERY) {
+        memset(&reg, 0, sizeof reg);
+        reg.op = CRAFT_SHARD_OP_REGISTER;
+        r = &reg;
+        ck->registering = true;
+    } else {
+        ck->req.client = ck->client;
+        ck->req.seq = r->op == CRAFT_SHARD_OP_QUERY ? 0 : ++ck->seq;
+    }
+    uint8_t *buf = xrealloc(NULL, CRAFT_SHARD_REQUEST_BYTES_MAX);
+    size_t len;
+    CRAFT_ASSERT(craft_shard_request_encode(r, buf, CRAFT_SHARD_REQUEST_BYTES_MAX, &len) ==
+                 CRAFT_OK);
+    sim_rsm_call(ck->rc, buf, len, call_done, ck);
+}
+
 void sim_ctl_start(struct sim_ctl_clerk *ck, const struct craft_shard_request *r,
                    sim_ctl_done_fn done, void *arg)
 {
-    CRAFT_ASSERT(!ck->busy);
+    CRAFT_ASSERT(!ck->busy && r->op >= CRAFT_SHARD_OP_JOIN && r->op <= CRAFT_SHARD_OP_QUERY);
     ck->req = *r;
-    ck->req.client = ck->client;
-    ck->req.seq = r->op == CRAFT_SHARD_OP_QUERY ? 0 : ++ck->seq;
-    uint8_t *buf = xrealloc(NULL, CRAFT_SHARD_REQUEST_BYTES_MAX);
-    size_t len;
-    CRAFT_ASSERT(craft_shard_request_encode(&ck->req, buf, CRAFT_SHARD_REQUEST_BYTES_MAX, &len) ==
-                 CRAFT_OK);
     ck->busy = true;
     ck->done = done;
     ck->arg = arg;
-    sim_rsm_call(ck->rc, buf, len, call_done, ck);
+    send_req(ck);
 }
 
 bool sim_ctl_busy(const struct sim_ctl_clerk *ck)
@@ -230,7 +263,6 @@ static const char *const op_names[] = {"?", "Join", "Leave", "Move", "Query"};
 const struct sim_ctl_answer *sim_ctl_call(struct sim_ctl_clerk *ck,
                                           const struct craft_shard_request *r, uint64_t budget_ms)
 {
-    CRAFT_ASSERT(r->op >= CRAFT_SHARD_OP_JOIN && r->op <= CRAFT_SHARD_OP_QUERY);
     sim_ctl_start(ck, r, NULL, NULL);
     if (!sim_rsm_wait(ck->rc, budget_ms)) {
         sim_fail(ck->s->c, "%s did not complete within %llu ms", op_names[r->op],

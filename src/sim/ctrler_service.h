@@ -4,9 +4,10 @@
  * applied, labrpc-like client network, retry forever).
  *
  * Every request goes through the log, queries included (so a query is linearizable). A
- * clerk has its own client id and numbers its changes 1, 2, ...; a retried change reuses
- * its number, so the controller applies it once however often the network makes the clerk
- * send it. A reply carries the answer's status, the configuration number, and for a query
+ * clerk registers before its first change (the controller hands out its client id) and
+ * numbers its changes 1, 2, ...; a retried change reuses its number, so the controller
+ * applies it once however often the network makes the clerk send it; a change refused as
+ * stale fails the run (these clerks never give one up). A reply carries the answer's status, the configuration number, and for a query
  * the configuration itself. */
 #ifndef CRAFT_SIM_CTRLER_SERVICE_H
 #define CRAFT_SIM_CTRLER_SERVICE_H
@@ -38,9 +39,10 @@ struct sim_ctl_answer {
 
 typedef void (*sim_ctl_done_fn)(struct sim_ctl_clerk *ck, void *arg, const struct sim_ctl_answer *a);
 
-/* A clerk with a new client id and links to every server. */
+/* A clerk with links to every server (it registers with its first change). */
 struct sim_ctl_clerk *sim_ctl_clerk(struct sim_ctl *s);
-/* Starts r (its client and seq are the clerk's, filled in here; r is copied); done is
+/* Starts r (Join, Leave, Move or Query; its client and seq are the clerk's, filled in
+ * here; r is copied); done is
  * called once a server answers. The clerk must be idle. From a task or the scenario body. */
 void sim_ctl_start(struct sim_ctl_clerk *ck, const struct craft_shard_request *r,
                    sim_ctl_done_fn done, void *arg);

@@ -298,6 +298,9 @@ static void handle(struct sim_cluster *c, void *arg)
     struct rpc *r = arg;
     struct sim_rsm *s = r->ck->s;
     struct sim_node *node = &c->nodes[r->server];
+    /* The command proposed is the clerk's: only its current attempt may be in flight (a
+     * clerk sends the next only once this one is resolved). */
+    CRAFT_ASSERT(r->ck->busy && r->attempt == r->ck->attempt);
     if (!node->alive || !r->ck->link[r->server]) {
         resolve(s, r, RPC_FAILED);
         return;

@@ -64,6 +64,8 @@ check "COMMAND INFO mset: name" mset "$(echo "$ci" | sed -n 1p)"
 check "COMMAND INFO mset: keys 1..-1 step 2" "1 -1 2" "$(echo "$ci" | sed -n 5,7p | tr '\n' ' ' | sed 's/ $//')"
 check "COMMAND INFO get: one key" "1 1 1" "$(cli "$F" command info get | sed -n 5,7p | tr '\n' ' ' | sed 's/ $//')"
 check "COMMAND INFO of an unknown command is nil" "" "$(cli "$F" command info nosuch)"
+check "COMMAND INFO without names: every command" "$(cli "$F" command count)" "$(cli "$F" command info | grep -c '^@')"
+check_has "COMMAND COUNT with an argument" "wrong number of arguments" "$(cli "$F" command count x)"
 check "COMMAND COUNT matches COMMAND" "$(cli "$F" command count)" "$(cli "$F" command | grep -c '^@')"
 
 # ---- redis-cli -c through a follower ----

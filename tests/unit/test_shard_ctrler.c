@@ -66,6 +66,17 @@ static struct craft_shard_ctrler_result apply(struct craft_shard_ctrler *c)
     return res;
 }
 
+/* Registers a client through the log; returns its id. */
+static uint64_t reg(struct craft_shard_ctrler *c)
+{
+    memset(&req, 0, sizeof req);
+    req.op = CRAFT_SHARD_OP_REGISTER;
+    encode();
+    struct craft_shard_ctrler_result res = apply(c);
+    CHECK(res.status == CRAFT_OK && res.num == next_index);
+    return res.num;
+}
+
 static struct craft_shard_config got;
 
 /* Query(num) through the log; the configuration lands in `got`. */
@@ -86,13 +97,14 @@ static void history(void)
     static struct craft_shard_config rec[6];
     CHECK(query(c, CRAFT_SHARD_QUERY_LATEST) == 0 && got.n_groups == 0);
     rec[0] = got;
-    set_join(1, 1, 1);
+    uint64_t me = reg(c);
+    set_join(me, 1, 1);
     CHECK(apply(c).num == 1);
-    set_join(1, 2, 2);
+    set_join(me, 2, 2);
     CHECK(apply(c).num == 2);
-    set_leave(1, 3, 1);
+    set_leave(me, 3, 1);
     CHECK(apply(c).num == 3);
-    set_move(1, 4, 0, 99, 2);
+    set_move(me, 4, 0, 99, 2);
     CHECK(apply(c).num == 4);
     for (uint64_t k = 1; k <= 4; k++) {
         CHECK(query(c, k) == k);
@@ -113,46 +125,57 @@ static void sessions(void)
 {
     struct craft_shard_ctrler *c;
     CHECK(craft_shard_ctrler_open(&c) == CRAFT_OK);
-    set_join(7, 1, 100);
+    uint64_t me = reg(c);
+    set_join(me, 1, 100);
     struct craft_shard_ctrler_result a = apply(c), b = apply(c); /* the same entry twice */
     CHECK(a.status == CRAFT_OK && b.status == CRAFT_OK && a.num == 1 && b.num == 1);
     CHECK(craft_shard_ctrler_latest(c)->num == 1);
     /* A refusal is remembered as such: the retry gets the same error, nothing changes. */
-    set_leave(7, 2, 555);
+    set_leave(me, 2, 555);
     a = apply(c);
     b = apply(c);
     CHECK(a.status == CRAFT_EINVAL && b.status == CRAFT_EINVAL && strcmp(a.err, b.err) == 0);
     CHECK(a.err[0] != '\0' && craft_shard_ctrler_latest(c)->num == 1);
-    /* A gap, an older request, an unknown client past its first: refused, nothing done. */
-    set_join(7, 4, 101);
+    /* A gap, an older request, a client never registered: refused, nothing done. */
+    set_join(me, 4, 101);
     CHECK(apply(c).status == CRAFT_ESTALE);
-    set_join(7, 1, 101);
+    set_join(me, 1, 101);
     CHECK(apply(c).status == CRAFT_ESTALE);
-    set_join(8, 2, 101);
+    set_join(12345678, 1, 101);
     CHECK(apply(c).status == CRAFT_ESTALE);
     CHECK(craft_shard_ctrler_latest(c)->num == 1);
-    set_join(7, 3, 101);
+    set_join(me, 3, 101);
     CHECK(apply(c).status == CRAFT_OK && craft_shard_ctrler_latest(c)->num == 2);
     /* Queries need no session and touch none. */
     CHECK(query(c, CRAFT_SHARD_QUERY_LATEST) == 2);
-    /* The least recently used session goes once the table is full: client 7's next change
-     * is then refused rather than risked twice. */
+    /* Registrations past the table's size forget the least recently used session: its
+     * client's next change, and a retry of its last one, are refused, never applied
+     * (again). */
+    uint64_t first = 0;
     for (uint64_t k = 0; k < CRAFT_SHARD_CTRLER_SESSIONS_MAX; k++) {
-        set_move(1000 + k, 1, 0, 0, 100);
+        uint64_t id = reg(c);
+        first = first ? first : id;
+        set_move(id, 1, 0, 0, 100);
         CHECK(apply(c).status == CRAFT_OK);
     }
-    set_join(7, 4, 102);
+    uint64_t latest = craft_shard_ctrler_latest(c)->num;
+    set_join(me, 4, 102);
     CHECK(apply(c).status == CRAFT_ESTALE);
-    set_move(1000, 1, 0, 0, 100); /* the oldest of the rest is still known */
+    set_join(me, 3, 101);
+    CHECK(apply(c).status == CRAFT_ESTALE);
+    CHECK(craft_shard_ctrler_latest(c)->num == latest);
+    set_move(first, 1, 0, 0, 100); /* the oldest of the rest is still known: its answer */
     CHECK(apply(c).num == 3);
     craft_shard_ctrler_close(c);
 }
 
 /* A random request of a few clients (some retries, gaps, bad gids), into entry. */
-static void random_request(struct craft_prng *p, uint64_t *seqs, size_t n_clients)
+static void random_request(struct craft_prng *p, const uint64_t *ids, uint64_t *seqs,
+                           size_t n_clients)
 {
-    uint64_t client = craft_prng_range(p, 1, n_clients);
-    uint64_t *seq = &seqs[client - 1];
+    size_t k = (size_t)craft_prng_range(p, 0, n_clients - 1);
+    uint64_t client = ids[k];
+    uint64_t *seq = &seqs[k];
     uint64_t s = *seq + 1;
     if (craft_prng_chance(p, 150)) {
         s = *seq > 0 ? *seq : 1; /* a retry */
@@ -202,9 +225,14 @@ static void snapshots(void)
         struct craft_shard_ctrler *a, *b;
         CHECK(craft_shard_ctrler_open(&a) == CRAFT_OK);
         CHECK(craft_shard_ctrler_open(&b) == CRAFT_OK);
-        uint64_t seqs[6] = {0};
+        uint64_t seqs[6] = {0}, ids[6];
+        for (int k = 0; k < 6; k++) {
+            ids[k] = reg(a);
+            next_index--; /* the same entry, at the same index, on b */
+            CHECK(reg(b) == ids[k]);
+        }
         for (int step = 0; step < 300; step++) {
-            random_request(&p, seqs, 6);
+            random_request(&p, ids, seqs, 6);
             uint64_t at = ++next_index;
             struct craft_shard_ctrler_result ra, rb;
             CHECK(craft_shard_ctrler_apply(a, at, entry, entry_len, &ra) == CRAFT_OK);
@@ -219,7 +247,7 @@ static void snapshots(void)
                 CHECK(craft_shard_ctrler_snapshot(a, &snap, &len) == CRAFT_OK);
                 craft_shard_ctrler_close(b);
                 CHECK(craft_shard_ctrler_open(&b) == CRAFT_OK);
-                CHECK(craft_shard_ctrler_restore(b, snap, len) == CRAFT_OK);
+                CHECK(craft_shard_ctrler_restore(b, snap, len, at) == CRAFT_OK);
                 CHECK(craft_shard_ctrler_applied(b) == at);
                 CHECK(same_state(a, b));
                 CHECK(memcmp(craft_shard_ctrler_latest(a), craft_shard_ctrler_latest(b),
@@ -238,42 +266,55 @@ static void damaged_snapshots(void)
     struct craft_shard_ctrler *a, *b;
     CHECK(craft_shard_ctrler_open(&a) == CRAFT_OK);
     CHECK(craft_shard_ctrler_open(&b) == CRAFT_OK);
-    set_join(1, 1, 1);
+    uint64_t me = reg(a);
+    set_join(me, 1, 1);
     apply(a);
-    set_join(1, 2, 2);
+    set_join(me, 2, 2);
     apply(a);
-    set_leave(1, 3, 9); /* refused: a session with an error text */
+    set_leave(me, 3, 9); /* refused: a session with an error text */
     apply(a);
-    set_join(2, 1, 3);
+    (void)reg(a); /* a session with no change yet */
+    uint64_t other = reg(b);
+    set_join(other, 1, 3);
     apply(b); /* b has a state of its own, which failed restores must keep */
+    uint64_t at = craft_shard_ctrler_applied(a), b_at = craft_shard_ctrler_applied(b);
     uint8_t *snap, *before;
     size_t len, before_len;
     CHECK(craft_shard_ctrler_snapshot(a, &snap, &len) == CRAFT_OK);
     CHECK(craft_shard_ctrler_snapshot(b, &before, &before_len) == CRAFT_OK);
     for (size_t cut = 0; cut < len; cut++) {
-        CHECK(craft_shard_ctrler_restore(b, snap, cut) == CRAFT_ECORRUPT);
+        CHECK(craft_shard_ctrler_restore(b, snap, cut, at) == CRAFT_ECORRUPT);
     }
     uint8_t *longer = malloc(len + 1);
     memcpy(longer, snap, len);
     longer[len] = 0;
-    CHECK(craft_shard_ctrler_restore(b, longer, len + 1) == CRAFT_ECORRUPT);
+    CHECK(craft_shard_ctrler_restore(b, longer, len + 1, at) == CRAFT_ECORRUPT);
+    /* A snapshot claiming entries past the index it is installed at: refused. */
+    CHECK(craft_shard_ctrler_restore(b, snap, len, at - 1) == CRAFT_ECORRUPT);
     free(longer);
     snap[0] = 2;
-    CHECK(craft_shard_ctrler_restore(b, snap, len) == CRAFT_EVERSION);
+    CHECK(craft_shard_ctrler_restore(b, snap, len, at) == CRAFT_EVERSION);
     snap[0] = CRAFT_SHARD_CTRLER_SNAPSHOT_VERSION;
     /* Every single-byte change: refused, or a state whose configurations are valid. */
     for (size_t k = 0; k < len; k++) {
         uint8_t old = snap[k];
         snap[k] ^= 0x41;
-        int rc = craft_shard_ctrler_restore(b, snap, len);
+        int rc = craft_shard_ctrler_restore(b, snap, len, at);
         if (rc == CRAFT_OK) {
             CHECK(craft_shard_config_valid(craft_shard_ctrler_latest(b)));
-            CHECK(craft_shard_ctrler_restore(b, before, before_len) == CRAFT_OK);
+            CHECK(craft_shard_ctrler_restore(b, before, before_len, b_at) == CRAFT_OK);
         } else {
             CHECK(rc == CRAFT_ECORRUPT || rc == CRAFT_EVERSION);
         }
         snap[k] = old;
     }
+    /* Installed at a later index (entries that were not the controller's, say): the next
+     * entry follows that index. */
+    struct craft_shard_ctrler *d;
+    CHECK(craft_shard_ctrler_open(&d) == CRAFT_OK);
+    CHECK(craft_shard_ctrler_restore(d, snap, len, at + 5) == CRAFT_OK);
+    CHECK(craft_shard_ctrler_applied(d) == at + 5);
+    craft_shard_ctrler_close(d);
     uint8_t *after;
     size_t after_len;
     CHECK(craft_shard_ctrler_snapshot(b, &after, &after_len) == CRAFT_OK);
@@ -303,6 +344,11 @@ static void requests(void)
     set_leave(5, 5, 42);
     memset(entry + 2, 0, 8); /* client 0 */
     CHECK(craft_shard_request_decode(entry, entry_len, &r) == CRAFT_EMALFORMED);
+    memset(&req, 0, sizeof req);
+    req.op = CRAFT_SHARD_OP_REGISTER;
+    encode();
+    CHECK(craft_shard_request_decode(entry, entry_len, &r) == CRAFT_OK);
+    CHECK(r.op == CRAFT_SHARD_OP_REGISTER && r.client == 0 && r.seq == 0);
     /* Shapes the encoder refuses. */
     size_t n;
     memset(&r, 0, sizeof r);
@@ -312,6 +358,12 @@ static void requests(void)
     CHECK(craft_shard_request_encode(&r, entry, sizeof entry, &n) == CRAFT_EINVAL);
     r = (struct craft_shard_request){.op = CRAFT_SHARD_OP_JOIN, .client = 1, .seq = 1, .n = 1};
     r.groups[0].gid = 3; /* no server */
+    CHECK(craft_shard_request_encode(&r, entry, sizeof entry, &n) == CRAFT_EINVAL);
+    r = (struct craft_shard_request){.op = CRAFT_SHARD_OP_REGISTER, .client = 4};
+    CHECK(craft_shard_request_encode(&r, entry, sizeof entry, &n) == CRAFT_EINVAL);
+    r = (struct craft_shard_request){.op = CRAFT_SHARD_OP_JOIN, .client = 0, .seq = 1, .n = 1};
+    r.groups[0] = (struct craft_shard_group){.gid = 3, .n_servers = 1};
+    memcpy(r.groups[0].servers[0], "a:1", 4);
     CHECK(craft_shard_request_encode(&r, entry, sizeof entry, &n) == CRAFT_EINVAL);
     r = (struct craft_shard_request){.op = 9, .client = 1, .seq = 1};
     CHECK(craft_shard_request_encode(&r, entry, sizeof entry, &n) == CRAFT_EINVAL);
