@@ -198,6 +198,12 @@ step_done
 step "c. simulator scenarios (release, seeds 1-200)"
 if usable build/bin/craft-sim "$release_ok"; then
     run_sim build/bin/craft-sim run all --seeds 1-200 --jobs "$JOBS"
+    # A run past its budget (scenario.h) fails with its seed and replay line, never hangs.
+    run_case "craft-sim: a run past its virtual-time budget fails with its replay line" \
+        bash -c 'out=$(CRAFT_SIM_MAX_VIRTUAL_S=2 "$1" run raft/chaos --seeds 1-1 2>&1) &&
+                 { echo "passed: $out"; exit 1; }
+                 grep -q "run away: virtual time passed 2 s" <<<"$out" &&
+                 grep -q "^replay: .* --seed 1 --trace" <<<"$out"' _ build/bin/craft-sim
 fi
 step_done
 

@@ -268,6 +268,7 @@ static void run_until(struct sim_cluster *c, uint64_t until)
             CRAFT_ASSERT(ok);
             ev.fn(ev.ctx, ev.arg, ev.a);
         }
+        sim_run_budget_check(c);
     }
     w->now = until;
 }

@@ -4,9 +4,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "base/assert.h"
 #include "base/trace.h"
+#include "sim/scenario.h"
 #include "sim/sim_internal.h"
 
 static struct {
@@ -15,6 +17,7 @@ static struct {
     const char *name;
     struct sim_cluster *cluster; /* the attached cluster, if any */
     uint64_t now, events;        /* of the last detached cluster */
+    uint64_t max_virtual_ms, max_events, max_rss_bytes; /* 0: no limit */
     jmp_buf fail_jump;
 } run;
 
@@ -50,6 +53,60 @@ static uint64_t cur_now(void)
 static uint64_t cur_events(void)
 {
     return run.events + (run.cluster ? run.cluster->w->events : 0);
+}
+
+/* A budget from the environment (0: none), or its default. */
+static uint64_t budget(const char *var, uint64_t dflt)
+{
+    const char *v = getenv(var);
+    if (v == NULL || *v == '\0') {
+        return dflt;
+    }
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*end != '\0') {
+        fprintf(stderr, "craft-sim: %s=%s is not a number: using %llu\n", var, v,
+                (unsigned long long)dflt);
+        return dflt;
+    }
+    return (uint64_t)x;
+}
+
+/* The resident set of this process in bytes (0 if /proc cannot tell). */
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    if (f == NULL) {
+        return 0;
+    }
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? (uint64_t)resident * (uint64_t)page : 0;
+}
+
+#define RSS_CHECK_EVERY 65536u
+
+void sim_run_budget_check(struct sim_cluster *c)
+{
+    uint64_t events = cur_events();
+    if (run.max_virtual_ms != 0 && c->w->now > run.max_virtual_ms) {
+        sim_fail(c, "run away: virtual time passed %llu s (CRAFT_SIM_MAX_VIRTUAL_S)",
+                 (unsigned long long)(run.max_virtual_ms / 1000));
+    }
+    if (run.max_events != 0 && events > run.max_events) {
+        sim_fail(c, "run away: more than %llu events (CRAFT_SIM_MAX_EVENTS)",
+                 (unsigned long long)run.max_events);
+    }
+    if (run.max_rss_bytes != 0 && events % RSS_CHECK_EVERY == 0) {
+        uint64_t rss = rss_bytes();
+        if (rss > run.max_rss_bytes) {
+            sim_fail(c, "run away: %llu MiB resident, over %llu MiB (CRAFT_SIM_MAX_RSS_MB)",
+                     (unsigned long long)(rss >> 20),
+                     (unsigned long long)(run.max_rss_bytes >> 20));
+        }
+    }
 }
 
 static void print_replay(void)
@@ -118,6 +175,9 @@ struct sim_run_result sim_run_scenario(const struct sim_scenario *s, uint64_t se
     run.cluster = NULL;
     run.now = 0;
     run.events = 0;
+    run.max_virtual_ms = budget("CRAFT_SIM_MAX_VIRTUAL_S", SIM_BUDGET_VIRTUAL_S_DEFAULT) * 1000;
+    run.max_events = budget("CRAFT_SIM_MAX_EVENTS", SIM_BUDGET_EVENTS_DEFAULT);
+    run.max_rss_bytes = budget("CRAFT_SIM_MAX_RSS_MB", SIM_BUDGET_RSS_MB_DEFAULT) << 20;
     craft_assert_set_hook(assert_hook, NULL);
     if (trace) {
         craft_trace_setup((1u << CRAFT_T_COUNT_) - 1, stdout_sink, NULL);

@@ -39,6 +39,17 @@ struct sim_run_result {
     uint64_t events;     /* simulator events processed */
 };
 
+/* Budgets: a run that passes one fails like any other (its seed and replay line), so a
+ * bug that makes a run spin or grow cannot hang or exhaust the test command:
+ *   virtual time  CRAFT_SIM_MAX_VIRTUAL_S  (default 600 s: the longest scenario needs ~50)
+ *   events        CRAFT_SIM_MAX_EVENTS     (default 100 million)
+ *   memory        CRAFT_SIM_MAX_RSS_MB     (default 2048: the process's resident set,
+ *                 read from /proc/self/statm every 65536 events)
+ * The environment variables override the defaults (0: no limit). */
+#define SIM_BUDGET_VIRTUAL_S_DEFAULT 600u
+#define SIM_BUDGET_EVENTS_DEFAULT    100000000u
+#define SIM_BUDGET_RSS_MB_DEFAULT    2048u
+
 /* Runs one scenario with one seed in the current process. With trace, every topic is
  * written to standard output. Returns the result; a failed run has already printed its
  * message, seed and replay command to standard error. */

@@ -185,5 +185,8 @@ void sim_member_check_new_leader(struct sim_node *node, const struct craft_core_
 /* ---- run.c ---- */
 void sim_run_attach(struct sim_cluster *c);
 void sim_run_detach(struct sim_cluster *c);
+/* Called by the event loop after each event: fails the run (sim_fail: seed and replay
+ * line) once it passes a budget (scenario.h, "Budgets"). */
+void sim_run_budget_check(struct sim_cluster *c);
 
 #endif
