@@ -3,6 +3,7 @@
 #   make            build everything into build/ (programs in build/bin/)
 #   make test       build and run every test, including the sanitizer builds
 #   make soak       the long seed sweep
+#   make mutate     mutation score of the core's tests (MUTATE_ARGS="--mutants 100 --seed 7")
 #   make run        the main job
 #   make bench      benchmarks that print figures
 #
@@ -61,7 +62,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(OUT)/examples/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 
-.PHONY: all test soak run sim-view bench clean deps
+.PHONY: all test soak mutate run sim-view bench clean deps
 # Keep test, bench and fuzz objects: they are not throwaway intermediates.
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -139,6 +140,9 @@ test:
 
 soak:
 	./scripts/soak.sh
+
+mutate:
+	python3 scripts/mutate.py $(MUTATE_ARGS)
 
 run: all
 	./scripts/run.sh

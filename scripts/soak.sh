@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The long seed sweep (`make soak`): every simulator scenario over many seeds, on all cores,
-# longer fuzz runs, and black-box linearizability runs with random fault schedules.
+# longer fuzz runs, black-box linearizability runs with random fault schedules, and a
+# mutation score of the core's tests.
 # SEEDS overrides the range (default 1-1000), e.g. SEEDS=1-100000 scripts/soak.sh.
 # craft-sim prints the table of runs and, for a failed one, the command that replays it.
 set -euo pipefail
@@ -38,4 +39,9 @@ for _ in $(seq 1 "${SOAK_LINEAR_RUNS:-10}"); do
     SECONDS_RUN=${SOAK_LINEAR_SECONDS:-60} tests/blackbox/craftkv_linear.sh build/bin/craftkv |
         grep -E "^seed|^faults|verdict|FAIL|passed" || status=1
 done
+
+# Then a mutation score of the core's tests (scripts/mutate.py, docs/design/mutation.md):
+# SOAK_MUTANTS (default 100) mutants drawn with a new seed each soak. It reports the score
+# and the survivors; a low score is for a person to read, not a failed soak.
+python3 scripts/mutate.py --mutants "${SOAK_MUTANTS:-100}" --seed "$RANDOM" --jobs "$JOBS" || status=1
 exit "$status"
