@@ -17,5 +17,8 @@ void sim_read_lease_drift(void);
  * serves on; the target's transfer campaign later reaches the voters. No lease read of the
  * old leader may miss what the new one committed. */
 void sim_read_lease_transfer_abort(void);
+/* The leader crashes the moment a write through it completes, its commit update lost on
+ * the wire; ReadIndex reads on the others until the new leader serves one. */
+void sim_read_new_leader_window(void);
 
 #endif

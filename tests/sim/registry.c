@@ -98,6 +98,8 @@ const struct sim_scenario sim_scenarios[] = {
       sim_read_lease_drift },
     { "read/lease-transfer-abort", "lease reads around a leadership transfer the leader gave up on",
       sim_read_lease_transfer_abort },
+    { "read/new-leader-window", "ReadIndex reads on a new leader that has not yet learned the last commit",
+      sim_read_new_leader_window },
 
     /* Persistence through the real stores over the faulty filesystem */
     { "storage/chaos-real-wal", "chaos with snapshots over the real WAL and stores",
