@@ -36,6 +36,8 @@ TARGETS = sorted(
 OUT = "build/mutate"           # release: the simulator
 OUT_ASAN = "build/mutate-asan"  # ASan+UBSan (leaks too): the core's unit tests
 UNIT_TESTS = ["test_core", "test_core_features", "test_quorum"]
+ASAN_SCENARIOS = ["raft/initial-election-2a", "raft/snapshot-install-2d", "member/*",
+                  "read/linearizable-kv"]
 
 SKIP_LINE = re.compile(
     r"^\s*(#|//|/\*|\*|CRAFT_ASSERT|CRAFT_UNREACHABLE|TRACE\(|CRAFT_TRACE|static_assert|"
@@ -145,7 +147,7 @@ def build(jobs):
     rc, out = run(["make", f"OUT={OUT}", f"-j{jobs}", "WARN=-w", f"{OUT}/bin/craft-sim"], 600)
     if rc != 0:
         return False, out
-    targets = [f"{OUT_ASAN}/tests/{t}" for t in UNIT_TESTS]
+    targets = [f"{OUT_ASAN}/tests/{t}" for t in UNIT_TESTS] + [f"{OUT_ASAN}/bin/craft-sim"]
     rc, out = run(["make", "BUILD=asan", f"OUT={OUT_ASAN}", f"-j{jobs}", "WARN=-w"] + targets,
                   600)
     return rc == 0, out
@@ -158,6 +160,15 @@ def verdict(args):
         rc, out = run([f"{OUT_ASAN}/tests/{t}"], args.timeout)
         if rc != 0:
             return "killed", f"{t} ({'timeout' if rc is None else 'exit %d' % rc})"
+    # A few runs under ASan too (its leak check sees the driver's frees), as the test
+    # command runs every scenario under ASan on a seed range.
+    rc, out = run([f"{OUT_ASAN}/bin/craft-sim", "run"] + ASAN_SCENARIOS +
+                  ["--seeds", "1-2", "--jobs", str(args.jobs)], args.timeout)
+    if rc != 0:
+        failing = re.findall(r"^FAIL (\S+) seed=(\d+)", out, re.M)
+        return "killed", "craft-sim (ASan): " + (
+            failing[0][0] + " seed " + failing[0][1] if failing else
+            "timeout" if rc is None else "exit %d" % rc)
     rc, out = run([f"{OUT}/bin/craft-sim", "run", "all", "--seeds", args.seeds,
                    "--jobs", str(args.jobs)], args.timeout)
     if rc != 0:
