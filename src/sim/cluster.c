@@ -9,6 +9,7 @@
 #include "sim/clock.h"
 #include "sim/reads.h"
 #include "sim/sim_internal.h"
+#include "sim/world.h"
 
 #define ONE_BUDGET_MS 10000     /* one(): overall */
 #define ONE_ATTEMPT_MS 2000     /* one(): per accepted Start */
@@ -20,13 +21,6 @@
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size);
-    CRAFT_ASSERT(p != NULL);
-    return p;
-}
-
-static void *xrealloc(void *p, size_t size)
-{
-    p = realloc(p, size);
     CRAFT_ASSERT(p != NULL);
     return p;
 }
@@ -127,7 +121,7 @@ struct sim_cluster *sim_cluster_add_group(struct sim_cluster *root,
     c->connected = root->connected;
     c->root = root;
     c->group = (uint64_t)root->n_groups;
-    root->groups = xrealloc(root->groups, ((size_t)root->n_groups + 1) * sizeof *root->groups);
+    root->groups = sim_xrealloc(root->groups, ((size_t)root->n_groups + 1) * sizeof *root->groups);
     root->groups[root->n_groups++] = c;
     group_init(c, opts);
     sim_note(c, "group %llu: n=%d snapshot=%d", (unsigned long long)c->group, c->n,

@@ -11,6 +11,7 @@
 #include "sim/clock.h"
 #include "sim/rsm.h"
 #include "sim/sim_internal.h"
+#include "sim/world.h"
 
 /* A reply: u8 status (0 OK, 1 EINVAL, 2 ESTALE) | u64 num | a query's configuration. */
 #define REPLY_HEADER_BYTES 9u
@@ -44,13 +45,6 @@ struct sim_ctl {
     size_t n_clerks;
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    CRAFT_ASSERT(q != NULL);
-    return q;
-}
-
 /* ---- the servers' state machines ---- */
 
 static void svc_start(void *ctx, int i)
@@ -80,7 +74,7 @@ static void svc_reply(void *ctx, int i, void *ck_arg, const struct craft_entry *
     (void)ck_arg;
     (void)e;
     *len = REPLY_HEADER_BYTES + r->config_len;
-    *reply = xrealloc(NULL, *len);
+    *reply = sim_xrealloc(NULL, *len);
     (*reply)[0] = r->status == CRAFT_OK ? 0 : r->status == CRAFT_EINVAL ? 1 : 2;
     craft_put_u64(*reply + 1, r->num);
     if (r->config_len > 0) {
@@ -113,9 +107,9 @@ static void svc_restore(void *ctx, int i, const uint8_t *blob, size_t len, uint6
 
 struct sim_ctl *sim_ctl_create(int n, int maxraftstate)
 {
-    struct sim_ctl *s = xrealloc(NULL, sizeof *s);
+    struct sim_ctl *s = sim_xrealloc(NULL, sizeof *s);
     *s = (struct sim_ctl){.n = n};
-    s->servers = xrealloc(NULL, (size_t)n * sizeof *s->servers);
+    s->servers = sim_xrealloc(NULL, (size_t)n * sizeof *s->servers);
     memset(s->servers, 0, (size_t)n * sizeof *s->servers);
     struct sim_rsm_service svc = {.ctx = s, .start = svc_start, .apply = svc_apply,
                                   .reply = svc_reply, .snapshot = svc_snapshot,
@@ -165,11 +159,11 @@ uint64_t sim_ctl_server_latest(const struct sim_ctl *s, int i)
 
 struct sim_ctl_clerk *sim_ctl_clerk(struct sim_ctl *s)
 {
-    struct sim_ctl_clerk *ck = xrealloc(NULL, sizeof *ck);
+    struct sim_ctl_clerk *ck = sim_xrealloc(NULL, sizeof *ck);
     memset(ck, 0, sizeof *ck);
     ck->s = s;
     ck->rc = sim_rsm_clerk(s->rsm, ck);
-    s->clerks = xrealloc(s->clerks, (s->n_clerks + 1) * sizeof *s->clerks);
+    s->clerks = sim_xrealloc(s->clerks, (s->n_clerks + 1) * sizeof *s->clerks);
     s->clerks[s->n_clerks++] = ck;
     return ck;
 }
@@ -235,7 +229,7 @@ static void send_req(struct sim_ctl_clerk *ck)
         ck->req.client = ck->client;
         ck->req.seq = r->op == CRAFT_SHARD_OP_QUERY ? 0 : ++ck->seq;
     }
-    uint8_t *buf = xrealloc(NULL, CRAFT_SHARD_REQUEST_BYTES_MAX);
+    uint8_t *buf = sim_xrealloc(NULL, CRAFT_SHARD_REQUEST_BYTES_MAX);
     size_t len;
     CRAFT_ASSERT(craft_shard_request_encode(r, buf, CRAFT_SHARD_REQUEST_BYTES_MAX, &len) ==
                  CRAFT_OK);

@@ -4,16 +4,10 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "sim/world.h"
 
 #define HS_BYTES 16
 #define ENTRY_OVERHEAD_BYTES 17
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    CRAFT_ASSERT(q != NULL);
-    return q;
-}
 
 static void reserve(void **buf, size_t *cap, size_t need, size_t elem)
 {
@@ -24,7 +18,7 @@ static void reserve(void **buf, size_t *cap, size_t need, size_t elem)
     while (n < need) {
         n *= 2;
     }
-    *buf = xrealloc(*buf, n * elem);
+    *buf = sim_xrealloc(*buf, n * elem);
     *cap = n;
 }
 
@@ -169,7 +163,7 @@ static void append(struct sim_disk *disk, const struct craft_entry *e)
     struct craft_entry *d = &disk->log[disk->n_log++];
     *d = *e;
     if (e->len > 0) {
-        uint8_t *data = xrealloc(NULL, e->len);
+        uint8_t *data = sim_xrealloc(NULL, e->len);
         memcpy(data, e->data, e->len);
         d->data = data;
     } else {
@@ -250,7 +244,7 @@ void sim_disk_crash(struct sim_disk *disk)
 void sim_disk_save_snapshot(struct sim_disk *disk, const struct craft_snapshot_meta *meta,
                             const uint8_t *data, size_t len)
 {
-    uint8_t *copy = xrealloc(NULL, len);
+    uint8_t *copy = sim_xrealloc(NULL, len);
     if (len > 0) {
         memcpy(copy, data, len);
     }

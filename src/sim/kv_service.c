@@ -15,6 +15,7 @@
 #include "sim/linearize.h"
 #include "sim/rsm.h"
 #include "sim/sim_internal.h"
+#include "sim/world.h"
 
 #define KEY_MAX 32u
 
@@ -64,16 +65,9 @@ struct sim_kvs {
     size_t n_hist, cap_hist;
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    CRAFT_ASSERT(q != NULL);
-    return q;
-}
-
 static char *xstrndup(const char *s, size_t n)
 {
-    char *p = xrealloc(NULL, n + 1);
+    char *p = sim_xrealloc(NULL, n + 1);
     if (n > 0) {
         memcpy(p, s, n);
     }
@@ -159,7 +153,7 @@ static int snap_write(void *ctx, const void *buf, size_t len)
         while (cap < sv->snap_len + len) {
             cap *= 2;
         }
-        sv->snap = xrealloc(sv->snap, cap);
+        sv->snap = sim_xrealloc(sv->snap, cap);
         sv->snap_cap = cap;
     }
     memcpy(sv->snap + sv->snap_len, buf, len);
@@ -215,9 +209,9 @@ static void svc_restore(void *ctx, int i, const uint8_t *blob, size_t len, uint6
 struct sim_kvs *sim_kvs_create(int n, int maxraftstate)
 {
     CRAFT_ASSERT(n >= 1 && n <= CRAFT_CONF_NODES_MAX);
-    struct sim_kvs *s = xrealloc(NULL, sizeof *s);
+    struct sim_kvs *s = sim_xrealloc(NULL, sizeof *s);
     *s = (struct sim_kvs){.n = n, .next_session = 1};
-    s->servers = xrealloc(NULL, (size_t)n * sizeof *s->servers);
+    s->servers = sim_xrealloc(NULL, (size_t)n * sizeof *s->servers);
     memset(s->servers, 0, (size_t)n * sizeof *s->servers);
     struct sim_rsm_service svc = {.ctx = s, .start = svc_start, .apply = svc_apply,
                                   .reply = svc_reply, .snapshot = svc_snapshot,
@@ -300,7 +294,7 @@ static uint8_t *encode(struct sim_kvs_clerk *ck, bool opening, size_t *len)
     }
     size_t size = craft_kv_cmd_size(&cmd);
     CRAFT_ASSERT(size > 0);
-    uint8_t *buf = xrealloc(NULL, size);
+    uint8_t *buf = sim_xrealloc(NULL, size);
     CRAFT_ASSERT(craft_kv_cmd_encode(&cmd, buf, size, len) == CRAFT_OK);
     return buf;
 }
@@ -310,7 +304,7 @@ static void record(struct sim_kvs_clerk *ck)
     struct sim_kvs *s = ck->s;
     if (s->n_hist == s->cap_hist) {
         s->cap_hist = s->cap_hist ? s->cap_hist * 2 : 1024;
-        s->hist = xrealloc(s->hist, s->cap_hist * sizeof *s->hist);
+        s->hist = sim_xrealloc(s->hist, s->cap_hist * sizeof *s->hist);
     }
     struct hist_op *h = &s->hist[s->n_hist++];
     *h = (struct hist_op){.client = ck->client, .kind = ck->kind, .call = ck->call,
@@ -332,7 +326,7 @@ static void op_done(struct sim_rsm_clerk *rc, void *arg, const uint8_t *reply, s
     if (ck->kind == SIM_LIN_GET) {
         if (len + 1 > ck->res_cap) {
             ck->res_cap = len + 1;
-            ck->res = xrealloc(ck->res, ck->res_cap);
+            ck->res = sim_xrealloc(ck->res, ck->res_cap);
         }
         if (len > 0) {
             memcpy(ck->res, reply, len);
@@ -368,14 +362,14 @@ static void opened(struct sim_rsm_clerk *rc, void *arg, const uint8_t *reply, si
 
 struct sim_kvs_clerk *sim_kvs_clerk(struct sim_kvs *s, uint64_t client)
 {
-    struct sim_kvs_clerk *ck = xrealloc(NULL, sizeof *ck);
+    struct sim_kvs_clerk *ck = sim_xrealloc(NULL, sizeof *ck);
     *ck = (struct sim_kvs_clerk){.s = s, .client = client, .session = s->next_session++};
     ck->rc = sim_rsm_clerk(s->rsm, ck);
     ck->res = xstrndup("", 0);
     ck->res_cap = 1;
     if (s->n_clerks == s->cap_clerks) {
         s->cap_clerks = s->cap_clerks ? s->cap_clerks * 2 : 16;
-        s->clerks = xrealloc(s->clerks, s->cap_clerks * sizeof *s->clerks);
+        s->clerks = sim_xrealloc(s->clerks, s->cap_clerks * sizeof *s->clerks);
     }
     s->clerks[s->n_clerks++] = ck;
     return ck;
@@ -475,7 +469,7 @@ void sim_kvs_check(struct sim_kvs_clerk *ck, const char *key, const char *want, 
 
 void sim_kvs_check_history(struct sim_kvs *s, uint64_t budget_steps)
 {
-    struct sim_lin_op *ops = xrealloc(NULL, (s->n_hist ? s->n_hist : 1) * sizeof *ops);
+    struct sim_lin_op *ops = sim_xrealloc(NULL, (s->n_hist ? s->n_hist : 1) * sizeof *ops);
     for (size_t k = 0; k < s->n_hist; k++) {
         const struct hist_op *h = &s->hist[k];
         ops[k] = (struct sim_lin_op){

@@ -10,6 +10,7 @@
 #include "sim/linearize.h"
 #include "sim/reads.h"
 #include "sim/sim_internal.h"
+#include "sim/world.h"
 
 #define OP_MAGIC 0x4b      /* 'K' */
 #define SNAP_MAGIC 0x3153564bu /* "KVS1" */
@@ -28,13 +29,6 @@ struct sim_kv {
     uint8_t *blob; /* snapshot scratch */
     size_t blob_cap;
 };
-
-static void *xrealloc(void *p, size_t size)
-{
-    void *q = realloc(p, size ? size : 1);
-    CRAFT_ASSERT(q != NULL);
-    return q;
-}
 
 static void put_u64(uint8_t *p, uint64_t v)
 {
@@ -165,7 +159,7 @@ static struct kv_entry *find_or_add(struct sim_kv *kv, const char *key, size_t k
     }
     if (kv->n == kv->cap) {
         kv->cap = kv->cap ? kv->cap * 2 : 8;
-        kv->e = xrealloc(kv->e, kv->cap * sizeof *kv->e);
+        kv->e = sim_xrealloc(kv->e, kv->cap * sizeof *kv->e);
     }
     e = &kv->e[kv->n++];
     *e = (struct kv_entry){.key_len = (uint8_t)key_len};
@@ -182,7 +176,7 @@ static void set_value(struct kv_entry *e, size_t keep, const uint8_t *v, size_t 
         while (cap < need) {
             cap *= 2;
         }
-        e->val = xrealloc(e->val, cap);
+        e->val = sim_xrealloc(e->val, cap);
         e->cap = cap;
     }
     if (len > 0) {
@@ -269,7 +263,7 @@ static void blob_reserve(struct sim_kv *kv, size_t need)
     while (cap < need) {
         cap *= 2;
     }
-    kv->blob = xrealloc(kv->blob, cap);
+    kv->blob = sim_xrealloc(kv->blob, cap);
     kv->blob_cap = cap;
 }
 
@@ -335,7 +329,7 @@ void sim_kv_node_ingest(struct sim_node *node, const uint8_t *blob, size_t len, 
         bad_blob(node, "command count");
     }
     if (node->cap_cmds < n_cmds) {
-        node->cmds = xrealloc(node->cmds, (size_t)n_cmds * sizeof *node->cmds);
+        node->cmds = sim_xrealloc(node->cmds, (size_t)n_cmds * sizeof *node->cmds);
         node->cap_cmds = (size_t)n_cmds;
     }
     /* The reference: the committed commands the snapshot lists, replayed. */

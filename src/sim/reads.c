@@ -13,6 +13,7 @@
 #include "sim/kvreg.h"
 #include "sim/linearize.h"
 #include "sim/sim_internal.h"
+#include "sim/world.h"
 
 #define DESC_CAP 8192
 
@@ -55,13 +56,6 @@ struct sim_reads {
     uint64_t refused, lease_fallbacks, lin_steps;
 };
 
-static void *xrealloc(void *p, size_t size)
-{
-    void *q = realloc(p, size ? size : 1);
-    CRAFT_ASSERT(q != NULL);
-    return q;
-}
-
 static struct sim_reads *reads_of(const struct sim_cluster *c)
 {
     CRAFT_ASSERT(c->reads != NULL);
@@ -88,7 +82,7 @@ static struct rop *op_new(struct sim_cluster *c, int client, uint8_t kind, const
     struct sim_reads *R = reads_of(c);
     if (R->n_ops == R->cap_ops) {
         R->cap_ops = R->cap_ops ? R->cap_ops * 2 : 256;
-        R->ops = xrealloc(R->ops, R->cap_ops * sizeof *R->ops);
+        R->ops = sim_xrealloc(R->ops, R->cap_ops * sizeof *R->ops);
     }
     struct rop *op = &R->ops[R->n_ops++];
     size_t key_len = strlen(key);
@@ -113,7 +107,7 @@ static void watch(struct sim_reads *R, struct rop *op)
     CRAFT_ASSERT(!op->watched);
     if (R->n_watch == R->cap_watch) {
         R->cap_watch = R->cap_watch ? R->cap_watch * 2 : 32;
-        R->watch = xrealloc(R->watch, R->cap_watch * sizeof *R->watch);
+        R->watch = sim_xrealloc(R->watch, R->cap_watch * sizeof *R->watch);
     }
     R->watch[R->n_watch++] = op->id;
     op->watched = true;
@@ -166,7 +160,7 @@ static void serve(struct sim_node *node, struct rop *op)
 {
     size_t len;
     const uint8_t *v = sim_kv_get(node->kv, op->key, op->key_len, &len);
-    op->value = xrealloc(op->value, len);
+    op->value = sim_xrealloc(op->value, len);
     if (len > 0) {
         memcpy(op->value, v, len);
     }
@@ -192,7 +186,7 @@ uint64_t sim_reads_write(struct sim_cluster *c, int client, int i, uint8_t kind,
     struct rop *op = op_new(c, client, kind, key);
     size_t vlen = strlen(value);
     CRAFT_ASSERT(vlen <= SIM_KV_VALUE_MAX);
-    op->value = xrealloc(NULL, vlen);
+    op->value = sim_xrealloc(NULL, vlen);
     memcpy(op->value, value, vlen);
     op->value_len = vlen;
     op->node = i;
@@ -441,7 +435,7 @@ void sim_reads_start(struct sim_cluster *c, const struct sim_reads_opts *o)
     CRAFT_ASSERT(o->n_clients > 0 && o->n_keys > 0 && o->put_pct + o->append_pct <= 100);
     CRAFT_ASSERT(o->op_timeout_ms > 0 && o->think_ms_max > 0);
     R->o = *o;
-    R->clients = xrealloc(R->clients, (R->n_clients + (size_t)o->n_clients) * sizeof *R->clients);
+    R->clients = sim_xrealloc(R->clients, (R->n_clients + (size_t)o->n_clients) * sizeof *R->clients);
     for (int k = 0; k < o->n_clients; k++) {
         struct client *cl = calloc(1, sizeof *cl);
         CRAFT_ASSERT(cl != NULL);
@@ -542,7 +536,7 @@ static void check_key_no_stale(struct sim_cluster *c, const struct rop *key_op)
     if (ref == NULL) {
         return;
     }
-    struct done_append *a = xrealloc(NULL, n_app * sizeof *a);
+    struct done_append *a = sim_xrealloc(NULL, n_app * sizeof *a);
     size_t m = 0;
     for (size_t k = 0; k < R->n_ops; k++) {
         const struct rop *w = &R->ops[k];
@@ -639,7 +633,7 @@ void sim_reads_check(struct sim_cluster *c, uint64_t budget_steps)
     struct sim_reads *R = reads_of(c);
     resolve_unknown(c);
     check_no_stale(c);
-    struct sim_lin_op *h = xrealloc(NULL, R->n_ops * sizeof *h);
+    struct sim_lin_op *h = sim_xrealloc(NULL, R->n_ops * sizeof *h);
     size_t n = 0, unknown = 0;
     for (size_t k = 0; k < R->n_ops; k++) {
         const struct rop *op = &R->ops[k];
@@ -682,7 +676,7 @@ void sim_reads_get_stats(const struct sim_cluster *c, struct sim_reads_stats *ou
     const struct sim_reads *R = reads_of(c);
     *out = (struct sim_reads_stats){.refused = R->refused, .lease_fallbacks = R->lease_fallbacks,
                                      .lin_steps = R->lin_steps};
-    uint64_t *lat = xrealloc(NULL, R->n_ops * sizeof *lat);
+    uint64_t *lat = sim_xrealloc(NULL, R->n_ops * sizeof *lat);
     for (int m = 0; m < SIM_READ_MODES_; m++) {
         size_t n = 0;
         uint64_t sum = 0;

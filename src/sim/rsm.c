@@ -8,6 +8,7 @@
 #include "base/assert.h"
 #include "sim/clock.h"
 #include "sim/sim_internal.h"
+#include "sim/world.h"
 
 #define HANDLER_TIMEOUT_MS 800u /* a server gives up waiting for its entry to apply */
 #define CYCLE_PAUSE_MS 10u      /* a clerk that tried every server pauses this long */
@@ -61,13 +62,6 @@ struct sim_rsm {
     struct rpc live; /* list head */
     uint64_t attempts;
 };
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    CRAFT_ASSERT(q != NULL);
-    return q;
-}
 
 /* ---- handlers ---- */
 
@@ -195,9 +189,9 @@ static void app_ingest(void *ctx, int i, const uint8_t *blob, size_t len, uint64
 struct sim_rsm *sim_rsm_create(int n, int maxraftstate, const struct sim_rsm_service *svc)
 {
     CRAFT_ASSERT(n >= 1 && n <= CRAFT_CONF_NODES_MAX);
-    struct sim_rsm *s = xrealloc(NULL, sizeof *s);
+    struct sim_rsm *s = sim_xrealloc(NULL, sizeof *s);
     *s = (struct sim_rsm){.n = n, .maxraftstate = maxraftstate, .svc = *svc};
-    s->servers = xrealloc(NULL, (size_t)n * sizeof *s->servers);
+    s->servers = sim_xrealloc(NULL, (size_t)n * sizeof *s->servers);
     memset(s->servers, 0, (size_t)n * sizeof *s->servers);
     s->live.next = s->live.prev = &s->live;
     s->app = (struct sim_app){.ctx = s, .start = app_start, .apply = app_apply,
@@ -319,7 +313,7 @@ static void handle(struct sim_cluster *c, void *arg)
     struct server *sv = &s->servers[r->server];
     if (sv->n_pending == sv->cap_pending) {
         sv->cap_pending = sv->cap_pending ? sv->cap_pending * 2 : 16;
-        sv->pending = xrealloc(sv->pending, sv->cap_pending * sizeof *sv->pending);
+        sv->pending = sim_xrealloc(sv->pending, sv->cap_pending * sizeof *sv->pending);
     }
     sv->pending[sv->n_pending++] = r;
     r->pending = true;
@@ -331,7 +325,7 @@ static void send_attempt(struct sim_rsm_clerk *ck)
 {
     struct sim_rsm *s = ck->s;
     struct sim_cluster *c = s->c;
-    struct rpc *r = xrealloc(NULL, sizeof *r);
+    struct rpc *r = sim_xrealloc(NULL, sizeof *r);
     *r = (struct rpc){.refs = 1, .ck = ck, .attempt = ++ck->attempt,
                       .server = ck->order[ck->leader]};
     r->next = s->live.next;
@@ -390,7 +384,7 @@ static void clerk_reply(struct sim_rsm_clerk *ck, struct rpc *r)
 
 struct sim_rsm_clerk *sim_rsm_clerk(struct sim_rsm *s, void *arg)
 {
-    struct sim_rsm_clerk *ck = xrealloc(NULL, sizeof *ck);
+    struct sim_rsm_clerk *ck = sim_xrealloc(NULL, sizeof *ck);
     *ck = (struct sim_rsm_clerk){.s = s, .arg = arg};
     for (int i = 0; i < s->n; i++) {
         ck->order[i] = i;
@@ -404,7 +398,7 @@ struct sim_rsm_clerk *sim_rsm_clerk(struct sim_rsm *s, void *arg)
     }
     if (s->n_clerks == s->cap_clerks) {
         s->cap_clerks = s->cap_clerks ? s->cap_clerks * 2 : 16;
-        s->clerks = xrealloc(s->clerks, s->cap_clerks * sizeof *s->clerks);
+        s->clerks = sim_xrealloc(s->clerks, s->cap_clerks * sizeof *s->clerks);
     }
     s->clerks[s->n_clerks++] = ck;
     return ck;

@@ -99,6 +99,13 @@ bool sim_world_chance(struct sim_world *w, uint32_t per_mille)
     return craft_prng_chance(&w->prng, per_mille);
 }
 
+void *sim_xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    CRAFT_ASSERT(q != NULL);
+    return q;
+}
+
 uint64_t sim_mix64(uint64_t x)
 {
     uint64_t z = x + 0x9e3779b97f4a7c15ULL;

@@ -50,6 +50,10 @@ uint64_t sim_world_rand(struct sim_world *w, uint64_t lo, uint64_t hi);
 /* True with probability per_mille / 1000. */
 bool sim_world_chance(struct sim_world *w, uint32_t per_mille);
 
+/* realloc that ends the run on failure (the simulator is a test harness: it has no use for
+ * running on without memory); size 0 allocates one byte. The simulator's one allocator. */
+void *sim_xrealloc(void *p, size_t size);
+
 /* A well-mixed 64-bit hash of x (splitmix64 finalizer), for deriving per-node seeds. */
 uint64_t sim_mix64(uint64_t x);
 
