@@ -3,6 +3,7 @@
 #ifndef CRAFT_BASE_BYTES_H
 #define CRAFT_BASE_BYTES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 static inline void craft_put_u32(uint8_t *p, uint32_t v)
@@ -35,6 +36,25 @@ static inline uint64_t craft_get_u64(const uint8_t *p)
         v |= (uint64_t)p[i] << (8 * i);
     }
     return v;
+}
+
+/* A bounded reader over untrusted bytes p[0..left): every take checks what is left, so a
+ * decoder cannot read past its input. */
+struct craft_reader {
+    const uint8_t *p;
+    size_t left;
+};
+
+/* The next n bytes, consumed; NULL (nothing consumed) if fewer than n are left. */
+static inline const uint8_t *craft_take(struct craft_reader *r, size_t n)
+{
+    if (r->left < n) {
+        return NULL;
+    }
+    const uint8_t *b = r->p;
+    r->p += n;
+    r->left -= n;
+    return b;
 }
 
 #endif

@@ -623,7 +623,7 @@ static void l_command(struct craftkv_server *s, struct craftkv_conn *c, size_t a
     size_t n = 0;
     while (craftkv_cmd_at(n))
         n++;
-    if (argc == 1) {
+    if (argc == 1 || (eq(&argv[1], "INFO") && argc == 2)) { /* Redis 7: every command */
         craft_resp_append_array(&c->out, n);
         for (size_t i = 0; i < n; i++)
             command_info(&c->out, craftkv_cmd_at(i));
@@ -632,10 +632,6 @@ static void l_command(struct craftkv_server *s, struct craftkv_conn *c, size_t a
             craft_resp_append_int(&c->out, (int64_t)n);
         else
             craft_resp_append_error(&c->out, "ERR wrong number of arguments for 'command|count' command");
-    } else if (eq(&argv[1], "INFO") && argc == 2) { /* Redis 7: every command */
-        craft_resp_append_array(&c->out, n);
-        for (size_t i = 0; i < n; i++)
-            command_info(&c->out, craftkv_cmd_at(i));
     } else if (eq(&argv[1], "INFO")) {
         craft_resp_append_array(&c->out, argc - 2);
         for (size_t i = 2; i < argc; i++) {

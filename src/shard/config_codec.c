@@ -73,61 +73,44 @@ size_t craft_shard_config_encode(const struct craft_shard_config *c, uint8_t *bu
     return need;
 }
 
-/* A bounded reader: every take checks what is left. */
-struct rd {
-    const uint8_t *p;
-    size_t left;
-};
-
-static bool take(struct rd *r, size_t n, const uint8_t **out)
-{
-    if (r->left < n) {
-        return false;
-    }
-    *out = r->p;
-    r->p += n;
-    r->left -= n;
-    return true;
-}
-
 int craft_shard_config_decode(const uint8_t *p, size_t len, struct craft_shard_config *c)
 {
-    struct rd r = {p, len};
+    struct craft_reader r = {p, len};
     const uint8_t *b;
-    if (!take(&r, 1, &b)) {
+    if ((b = craft_take(&r, 1)) == NULL) {
         return CRAFT_ECORRUPT;
     }
     if (b[0] != CRAFT_SHARD_CONFIG_VERSION) {
         return CRAFT_EVERSION;
     }
     memset(c, 0, sizeof *c);
-    if (!take(&r, 9, &b) || b[8] > CRAFT_SHARD_GROUPS_MAX) {
+    if ((b = craft_take(&r, 9)) == NULL || b[8] > CRAFT_SHARD_GROUPS_MAX) {
         return CRAFT_ECORRUPT;
     }
     c->num = craft_get_u64(b);
     c->n_groups = b[8];
     for (uint32_t i = 0; i < c->n_groups; i++) {
         struct craft_shard_group *g = &c->groups[i];
-        if (!take(&r, 9, &b) || b[8] == 0 || b[8] > CRAFT_SHARD_SERVERS_MAX) {
+        if ((b = craft_take(&r, 9)) == NULL || b[8] == 0 || b[8] > CRAFT_SHARD_SERVERS_MAX) {
             return CRAFT_ECORRUPT;
         }
         g->gid = craft_get_u64(b);
         g->n_servers = b[8];
         for (uint32_t j = 0; j < g->n_servers; j++) {
             const uint8_t *s;
-            if (!take(&r, 1, &b) || b[0] == 0 || b[0] >= CRAFT_SHARD_ADDR_BYTES ||
-                !take(&r, b[0], &s) || memchr(s, '\0', b[0]) != NULL) {
+            if ((b = craft_take(&r, 1)) == NULL || b[0] == 0 || b[0] >= CRAFT_SHARD_ADDR_BYTES ||
+                (s = craft_take(&r, b[0])) == NULL || memchr(s, '\0', b[0]) != NULL) {
                 return CRAFT_ECORRUPT;
             }
             memcpy(g->servers[j], s, b[0]); /* the rest of the array is zero: NUL-ended */
         }
     }
-    if (!take(&r, 2, &b)) {
+    if ((b = craft_take(&r, 2)) == NULL) {
         return CRAFT_ECORRUPT;
     }
     uint32_t n_runs = (uint32_t)b[0] | (uint32_t)b[1] << 8, s = 0;
     for (uint32_t k = 0; k < n_runs; k++) {
-        if (!take(&r, 3, &b)) {
+        if ((b = craft_take(&r, 3)) == NULL) {
             return CRAFT_ECORRUPT;
         }
         uint32_t count = (uint32_t)b[0] | (uint32_t)b[1] << 8;

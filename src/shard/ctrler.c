@@ -304,28 +304,12 @@ int craft_shard_ctrler_snapshot(const struct craft_shard_ctrler *c, uint8_t **bu
     return CRAFT_OK;
 }
 
-struct rd {
-    const uint8_t *p;
-    size_t left;
-};
-
-static const uint8_t *take(struct rd *r, size_t n)
-{
-    if (r->left < n) {
-        return NULL;
-    }
-    const uint8_t *b = r->p;
-    r->p += n;
-    r->left -= n;
-    return b;
-}
-
 /* Decodes the history part into a new array (*out, *n_out); the last configuration into
  * *latest. */
-static int restore_history(struct rd *r, struct craft_shard_config *latest, struct blob **out,
-                           size_t *n_out)
+static int restore_history(struct craft_reader *r, struct craft_shard_config *latest,
+                           struct blob **out, size_t *n_out)
 {
-    const uint8_t *b = take(r, 4);
+    const uint8_t *b = craft_take(r, 4);
     if (b == NULL) {
         return CRAFT_ECORRUPT;
     }
@@ -340,9 +324,9 @@ static int restore_history(struct rd *r, struct craft_shard_config *latest, stru
     }
     int rc = CRAFT_OK;
     for (uint32_t k = 0; k < n && rc == CRAFT_OK; k++) {
-        const uint8_t *lb = take(r, 4), *cb;
+        const uint8_t *lb = craft_take(r, 4), *cb;
         uint32_t len = lb ? craft_get_u32(lb) : 0;
-        if (lb == NULL || (cb = take(r, len)) == NULL) {
+        if (lb == NULL || (cb = craft_take(r, len)) == NULL) {
             rc = CRAFT_ECORRUPT;
             break;
         }
@@ -368,9 +352,10 @@ static int restore_history(struct rd *r, struct craft_shard_config *latest, stru
     return CRAFT_OK;
 }
 
-static int restore_sessions(struct rd *r, uint64_t applied, struct session *out, size_t *n_out)
+static int restore_sessions(struct craft_reader *r, uint64_t applied, struct session *out,
+                            size_t *n_out)
 {
-    const uint8_t *b = take(r, 4);
+    const uint8_t *b = craft_take(r, 4);
     if (b == NULL) {
         return CRAFT_ECORRUPT;
     }
@@ -380,7 +365,7 @@ static int restore_sessions(struct rd *r, uint64_t applied, struct session *out,
     }
     for (uint32_t k = 0; k < n; k++) {
         struct session *s = &out[k];
-        if ((b = take(r, SESSION_FIXED_BYTES)) == NULL) {
+        if ((b = craft_take(r, SESSION_FIXED_BYTES)) == NULL) {
             return CRAFT_ECORRUPT;
         }
         *s = (struct session){.client = craft_get_u64(b), .seq = craft_get_u64(b + 8),
@@ -392,7 +377,7 @@ static int restore_sessions(struct rd *r, uint64_t applied, struct session *out,
         /* A client's id is its registration's index: no later than its last use. */
         if (s->client == 0 || s->client > s->index || s->index > applied || b[24] > 1 ||
             el >= CRAFT_SHARD_CTRLER_ERR_BYTES || (k > 0 && out[k - 1].client >= s->client) ||
-            (e = take(r, el)) == NULL || memchr(e, '\0', el) != NULL) {
+            (e = craft_take(r, el)) == NULL || memchr(e, '\0', el) != NULL) {
             return CRAFT_ECORRUPT;
         }
         memcpy(s->err, e, el); /* the rest is zero: NUL-ended */
@@ -404,15 +389,15 @@ static int restore_sessions(struct rd *r, uint64_t applied, struct session *out,
 int craft_shard_ctrler_restore(struct craft_shard_ctrler *c, const uint8_t *p, size_t len,
                                uint64_t index)
 {
-    struct rd r = {p, len};
-    const uint8_t *b = take(&r, 1);
+    struct craft_reader r = {p, len};
+    const uint8_t *b = craft_take(&r, 1);
     if (b == NULL) {
         return CRAFT_ECORRUPT;
     }
     if (b[0] != CRAFT_SHARD_CTRLER_SNAPSHOT_VERSION) {
         return CRAFT_EVERSION;
     }
-    if ((b = take(&r, 8)) == NULL) {
+    if ((b = craft_take(&r, 8)) == NULL) {
         return CRAFT_ECORRUPT;
     }
     uint64_t applied = craft_get_u64(b);

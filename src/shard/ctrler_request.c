@@ -137,45 +137,28 @@ int craft_shard_request_encode(const struct craft_shard_request *r, uint8_t *buf
     return CRAFT_OK;
 }
 
-/* A bounded reader: every take checks what is left. */
-struct rd {
-    const uint8_t *p;
-    size_t left;
-};
-
-static const uint8_t *take(struct rd *r, size_t n)
+static bool take_u64(struct craft_reader *r, uint64_t *v)
 {
-    if (r->left < n) {
-        return NULL;
-    }
-    const uint8_t *b = r->p;
-    r->p += n;
-    r->left -= n;
-    return b;
-}
-
-static bool take_u64(struct rd *r, uint64_t *v)
-{
-    const uint8_t *b = take(r, 8);
+    const uint8_t *b = craft_take(r, 8);
     if (b != NULL) {
         *v = craft_get_u64(b);
     }
     return b != NULL;
 }
 
-static bool take_u16(struct rd *r, uint16_t *v)
+static bool take_u16(struct craft_reader *r, uint16_t *v)
 {
-    const uint8_t *b = take(r, 2);
+    const uint8_t *b = craft_take(r, 2);
     if (b != NULL) {
         *v = (uint16_t)(b[0] | b[1] << 8);
     }
     return b != NULL;
 }
 
-static bool take_group(struct rd *r, struct craft_shard_group *g)
+static bool take_group(struct craft_reader *r, struct craft_shard_group *g)
 {
     const uint8_t *b;
-    if (!take_u64(r, &g->gid) || (b = take(r, 1)) == NULL) {
+    if (!take_u64(r, &g->gid) || (b = craft_take(r, 1)) == NULL) {
         return false;
     }
     g->n_servers = b[0];
@@ -183,8 +166,8 @@ static bool take_group(struct rd *r, struct craft_shard_group *g)
         return false;
     }
     for (uint32_t j = 0; j < g->n_servers; j++) {
-        const uint8_t *l = take(r, 1), *s;
-        if (l == NULL || l[0] >= CRAFT_SHARD_ADDR_BYTES || (s = take(r, l[0])) == NULL ||
+        const uint8_t *l = craft_take(r, 1), *s;
+        if (l == NULL || l[0] >= CRAFT_SHARD_ADDR_BYTES || (s = craft_take(r, l[0])) == NULL ||
             memchr(s, '\0', l[0]) != NULL) {
             return false;
         }
@@ -195,8 +178,8 @@ static bool take_group(struct rd *r, struct craft_shard_group *g)
 
 int craft_shard_request_decode(const uint8_t *p, size_t len, struct craft_shard_request *r)
 {
-    struct rd rd = {p, len};
-    const uint8_t *b = take(&rd, 1);
+    struct craft_reader rd = {p, len};
+    const uint8_t *b = craft_take(&rd, 1);
     if (b == NULL) {
         return CRAFT_EMALFORMED;
     }
@@ -204,7 +187,7 @@ int craft_shard_request_decode(const uint8_t *p, size_t len, struct craft_shard_
         return CRAFT_EVERSION;
     }
     memset(r, 0, sizeof *r);
-    if ((b = take(&rd, 1)) == NULL || !take_u64(&rd, &r->client) || !take_u64(&rd, &r->seq)) {
+    if ((b = craft_take(&rd, 1)) == NULL || !take_u64(&rd, &r->client) || !take_u64(&rd, &r->seq)) {
         return CRAFT_EMALFORMED;
     }
     r->op = b[0];
@@ -212,7 +195,7 @@ int craft_shard_request_decode(const uint8_t *p, size_t len, struct craft_shard_
     switch (r->op) {
     case CRAFT_SHARD_OP_JOIN:
     case CRAFT_SHARD_OP_LEAVE:
-        ok = (b = take(&rd, 1)) != NULL && b[0] <= CRAFT_SHARD_GROUPS_MAX;
+        ok = (b = craft_take(&rd, 1)) != NULL && b[0] <= CRAFT_SHARD_GROUPS_MAX;
         if (ok) {
             r->n = b[0];
         }

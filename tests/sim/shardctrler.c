@@ -434,6 +434,23 @@ static uint32_t slots_changed(const struct craft_shard_config *a, const struct c
     return n;
 }
 
+/* Every slot that moved from a to b went to gid `only_to` (joins), or came from gid
+ * `only_from` (leaves); 0: that side is free. */
+static void check_only_moves(struct ct *t, const struct craft_shard_config *a,
+                             const struct craft_shard_config *b, uint64_t only_to,
+                             uint64_t only_from)
+{
+    for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
+        uint64_t from = craft_shard_slot_gid(a, (uint16_t)s);
+        uint64_t to = craft_shard_slot_gid(b, (uint16_t)s);
+        if (to != from && ((only_to != 0 && to != only_to) ||
+                           (only_from != 0 && from != only_from))) {
+            sim_fail(t->c, "slot %u moved from gid %llu to gid %llu, but shouldn't have", s,
+                     (unsigned long long)from, (unsigned long long)to);
+        }
+    }
+}
+
 void sim_ctl_minimal_again(void)
 {
     struct ct t = begin(false, -1, "minimal movement again ...");
@@ -443,27 +460,13 @@ void sim_ctl_minimal_again(void)
     join1(&t, 3, 3);
     c2 = *sim_ctl_query(t.ck, CRAFT_SHARD_QUERY_LATEST, OP_BUDGET_MS);
     uint32_t bound = CRAFT_SLOTS / 3 + 1;
-    for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
-        uint64_t from = craft_shard_slot_gid(&c1, (uint16_t)s);
-        uint64_t to = craft_shard_slot_gid(&c2, (uint16_t)s);
-        if (to != 3 && to != from) {
-            sim_fail(t.c, "slot %u moved from gid %llu to gid %llu, but shouldn't have", s,
-                     (unsigned long long)from, (unsigned long long)to);
-        }
-    }
+    check_only_moves(&t, &c1, &c2, 3, 0);
     if (slots_changed(&c1, &c2) > bound) {
         sim_fail(t.c, "too many slots (%u) moved after join", slots_changed(&c1, &c2));
     }
     leave1(&t, 1);
     c1 = *sim_ctl_query(t.ck, CRAFT_SHARD_QUERY_LATEST, OP_BUDGET_MS);
-    for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
-        uint64_t from = craft_shard_slot_gid(&c2, (uint16_t)s);
-        uint64_t to = craft_shard_slot_gid(&c1, (uint16_t)s);
-        if (from != 1 && to != from) {
-            sim_fail(t.c, "slot %u moved from gid %llu to gid %llu, but shouldn't have", s,
-                     (unsigned long long)from, (unsigned long long)to);
-        }
-    }
+    check_only_moves(&t, &c2, &c1, 0, 1);
     if (slots_changed(&c2, &c1) > bound) {
         sim_fail(t.c, "too many slots (%u) moved after leave", slots_changed(&c2, &c1));
     }
