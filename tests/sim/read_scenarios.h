@@ -20,5 +20,8 @@ void sim_read_lease_transfer_abort(void);
 /* The leader crashes the moment a write through it completes, its commit update lost on
  * the wire; ReadIndex reads on the others until the new leader serves one. */
 void sim_read_new_leader_window(void);
+/* A node cut off from the leader alone campaigns; the others, still hearing the leader,
+ * must ignore it while the leader serves lease reads. */
+void sim_read_lease_disruptive_candidate(void);
 
 #endif

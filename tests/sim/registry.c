@@ -100,6 +100,8 @@ const struct sim_scenario sim_scenarios[] = {
       sim_read_lease_transfer_abort },
     { "read/new-leader-window", "ReadIndex reads on a new leader that has not yet learned the last commit",
       sim_read_new_leader_window },
+    { "read/lease-disruptive-candidate", "lease reads while a node cut off from the leader alone campaigns",
+      sim_read_lease_disruptive_candidate },
 
     /* Persistence through the real stores over the faulty filesystem */
     { "storage/chaos-real-wal", "chaos with snapshots over the real WAL and stores",
