@@ -322,6 +322,61 @@ void sim_read_lease_drift(void)
     sim_cluster_destroy(c);
 }
 
+/* ---- helpers of the targeted scenarios below ---- */
+
+/* Waits (in 1 ms steps) until op id is no longer pending; true if it completed (id 0: the
+ * node refused it). */
+static bool await_op(struct sim_cluster *c, uint64_t id)
+{
+    while (id != 0 && sim_reads_status(c, id) == SIM_OP_PENDING) {
+        sim_sleep(c, 1);
+    }
+    return id != 0 && sim_reads_status(c, id) == SIM_OP_OK;
+}
+
+/* The leader (one holding a lease, if lease), waited for up to 4 s; fails the run else. */
+static int await_leader(struct sim_cluster *c, int n, bool lease)
+{
+    int l = -1;
+    for (int k = 0; k < 400 && (l < 0 || (lease && !sim_reads_has_lease(c, l))); k++) {
+        sim_sleep(c, 10);
+        l = leader_of(c, n);
+    }
+    if (l < 0 || (lease && !sim_reads_has_lease(c, l))) {
+        sim_fail(c, "no leader%s after 4 s", lease ? " with a lease" : "");
+    }
+    return l;
+}
+
+/* A put of value to k0 through `writer`, then, once it completed, a lease read of k0 on
+ * `reader` a millisecond later (the checker takes operations that touch at one instant as
+ * concurrent), so a stale lease read is one the checker must refuse. */
+static void write_then_lease_read(struct sim_cluster *c, int writer, int reader,
+                                  const char *value)
+{
+    if (await_op(c, sim_reads_write(c, 1, writer, SIM_LIN_PUT, "k0", value, OP_TIMEOUT_MS))) {
+        sim_sleep(c, 1);
+        (void)await_op(c, sim_reads_read(c, 3, reader, SIM_READ_LEASE, "k0", OP_TIMEOUT_MS));
+    }
+}
+
+/* 3 or 5 nodes, from the seed's own stream for this scenario (salt). */
+static int three_or_five(uint64_t salt)
+{
+    struct craft_prng shape;
+    craft_prng_seed(&shape, sim_seed() ^ salt);
+    return craft_prng_range(&shape, 0, 2) == 0 ? 3 : 5;
+}
+
+/* Heals, lets the cluster settle, reads k0 through the leader, checks the history. */
+static void heal_and_check(struct sim_cluster *c, int n)
+{
+    heal_all(c, n);
+    sim_sleep(c, 500);
+    finish_and_check(c, 1);
+    sim_cluster_destroy(c);
+}
+
 /* ---- leases and an aborted leadership transfer (issue: libcraft complete) ----
  *
  * The leader L transfers to T, which it sees caught up, so TIMEOUT_NOW leaves at once; T's
@@ -339,19 +394,8 @@ void sim_read_lease_transfer_abort(void)
 {
     const int n = 5;
     struct sim_cluster *c = begin(n, false, 0, "lease reads around an aborted transfer");
-    int l = -1;
-    for (int k = 0; k < 400 && (l < 0 || !sim_reads_has_lease(c, l)); k++) {
-        sim_sleep(c, 25);
-        l = leader_of(c, n);
-    }
-    if (l < 0 || !sim_reads_has_lease(c, l)) {
-        sim_fail(c, "no leader with a lease after 10 s");
-    }
-    uint64_t w = sim_reads_write(c, 0, l, SIM_LIN_PUT, "k0", "1", OP_TIMEOUT_MS);
-    while (w != 0 && sim_reads_status(c, w) == SIM_OP_PENDING) {
-        sim_sleep(c, 5);
-    }
-    if (w == 0 || sim_reads_status(c, w) != SIM_OP_OK) {
+    int l = await_leader(c, n, true);
+    if (!await_op(c, sim_reads_write(c, 0, l, SIM_LIN_PUT, "k0", "1", OP_TIMEOUT_MS))) {
         sim_fail(c, "the first write did not complete on leader %d", l);
     }
     sim_sleep(c, 300); /* every follower acknowledged the write: the target is caught up */
@@ -398,25 +442,9 @@ void sim_read_lease_transfer_abort(void)
     sim_note(c, "target %d %s; old leader %s its lease then", t, t_won ? "leads" : "does not lead",
              both ? "still holds" : "no longer holds");
     if (t_won) {
-        w = sim_reads_write(c, 1, t, SIM_LIN_PUT, "k0", "2", OP_TIMEOUT_MS);
-        while (w != 0 && sim_reads_status(c, w) == SIM_OP_PENDING) {
-            sim_sleep(c, 1);
-        }
-        /* Right after the new leader's write (a millisecond later: the checker takes
-         * operations that touch at one instant as concurrent): a lease read on the old
-         * leader. */
-        sim_sleep(c, 1);
-        uint64_t r = sim_reads_read(c, 2, l, SIM_READ_LEASE, "k0", OP_TIMEOUT_MS);
-        while (r != 0 && sim_reads_status(c, r) == SIM_OP_PENDING) {
-            sim_sleep(c, 1);
-        }
+        write_then_lease_read(c, t, l, "2");
     }
-    heal_all(c, n);
-    sim_sleep(c, 500);
-    sim_reads_final_read(c, "k0", FINAL_READ_BUDGET_MS);
-    sim_reads_check(c, LIN_BUDGET_STEPS);
-    sim_reads_note_stats(c);
-    sim_cluster_destroy(c);
+    heal_and_check(c, n);
 }
 
 /* ---- a new leader's first reads (thesis 6.4: not before an entry of its term commits) ----
@@ -431,26 +459,13 @@ void sim_read_lease_transfer_abort(void)
  * checker sees any read that missed it. */
 void sim_read_new_leader_window(void)
 {
-    struct craft_prng shape;
-    craft_prng_seed(&shape, sim_seed() ^ 0x6e65776c6561ULL);
-    int n = craft_prng_range(&shape, 0, 2) == 0 ? 3 : 5;
+    int n = three_or_five(0x6e65776c6561ULL);
     struct sim_cluster *c = begin(n, false, 0, "a new leader's first reads");
     char val[32];
     for (int round = 0; round < 12; round++) {
-        int l = -1;
-        for (int k = 0; k < 400 && l < 0; k++) {
-            sim_sleep(c, 10);
-            l = leader_of(c, n);
-        }
-        if (l < 0) {
-            sim_fail(c, "no leader after 4 s");
-        }
+        int l = await_leader(c, n, false);
         snprintf(val, sizeof val, "%d", round + 1);
-        uint64_t w = sim_reads_write(c, 0, l, SIM_LIN_PUT, "k0", val, OP_TIMEOUT_MS);
-        while (w != 0 && sim_reads_status(c, w) == SIM_OP_PENDING) {
-            sim_sleep(c, 1);
-        }
-        if (w == 0 || sim_reads_status(c, w) != SIM_OP_OK) {
+        if (!await_op(c, sim_reads_write(c, 0, l, SIM_LIN_PUT, "k0", val, OP_TIMEOUT_MS))) {
             continue; /* the leader moved: try again */
         }
         for (int j = 0; j < n; j++) {
@@ -471,23 +486,13 @@ void sim_read_new_leader_window(void)
             }
             sim_sleep(c, 1);
             for (int j = 0; j < n; j++) {
-                while (ids[j] != 0 && sim_reads_status(c, ids[j]) == SIM_OP_PENDING) {
-                    sim_sleep(c, 1);
-                }
-                served = served || (ids[j] != 0 && sim_reads_status(c, ids[j]) == SIM_OP_OK);
+                served = await_op(c, ids[j]) || served;
             }
         }
         sim_start(c, l);
-        sim_connect(c, l);
-        for (int j = 0; j < n; j++) {
-            sim_set_link(c, l, j, true);
-        }
+        heal_all(c, n);
     }
-    sim_sleep(c, 500);
-    sim_reads_final_read(c, "k0", FINAL_READ_BUDGET_MS);
-    sim_reads_check(c, LIN_BUDGET_STEPS);
-    sim_reads_note_stats(c);
-    sim_cluster_destroy(c);
+    heal_and_check(c, n);
 }
 
 /* ---- a candidate cut off from the leader only (thesis 4.2.3 with 6.4.1) ----
@@ -500,25 +505,13 @@ void sim_read_new_leader_window(void)
  * rule kept, X never wins while L is up and connected (the scenario heals after 3 s). */
 void sim_read_lease_disruptive_candidate(void)
 {
-    struct craft_prng shape;
-    craft_prng_seed(&shape, sim_seed() ^ 0x6469737275ULL);
-    int n = craft_prng_range(&shape, 0, 2) == 0 ? 3 : 5;
+    int n = three_or_five(0x6469737275ULL);
     struct sim_cluster *c = begin(n, false, 0, "lease reads while a cut-off node campaigns");
     for (int round = 0; round < 4; round++) {
-        int l = -1;
-        for (int k = 0; k < 400 && (l < 0 || !sim_reads_has_lease(c, l)); k++) {
-            sim_sleep(c, 10);
-            l = leader_of(c, n);
-        }
-        if (l < 0 || !sim_reads_has_lease(c, l)) {
-            sim_fail(c, "no leader with a lease after 4 s");
-        }
+        int l = await_leader(c, n, true);
         char val[16];
         snprintf(val, sizeof val, "a%d", round);
-        uint64_t w = sim_reads_write(c, 0, l, SIM_LIN_PUT, "k0", val, OP_TIMEOUT_MS);
-        while (w != 0 && sim_reads_status(c, w) == SIM_OP_PENDING) {
-            sim_sleep(c, 1);
-        }
+        (void)await_op(c, sim_reads_write(c, 0, l, SIM_LIN_PUT, "k0", val, OP_TIMEOUT_MS));
         int x = (l + 1 + (int)sim_rand(c, 0, (uint64_t)n - 1)) % n;
         sim_set_link(c, l, x, false);
         sim_set_link(c, x, l, false);
@@ -536,21 +529,9 @@ void sim_read_lease_disruptive_candidate(void)
         if (x_leads) {
             sim_note(c, "node %d won while cut off from leader %d", x, l);
             snprintf(val, sizeof val, "b%d", round);
-            w = sim_reads_write(c, 1, x, SIM_LIN_PUT, "k0", val, OP_TIMEOUT_MS);
-            while (w != 0 && sim_reads_status(c, w) == SIM_OP_PENDING) {
-                sim_sleep(c, 1);
-            }
-            sim_sleep(c, 1);
-            uint64_t r = sim_reads_read(c, 3, l, SIM_READ_LEASE, "k0", OP_TIMEOUT_MS);
-            while (r != 0 && sim_reads_status(c, r) == SIM_OP_PENDING) {
-                sim_sleep(c, 1);
-            }
+            write_then_lease_read(c, x, l, val);
         }
         heal_all(c, n);
     }
-    sim_sleep(c, 500);
-    sim_reads_final_read(c, "k0", FINAL_READ_BUDGET_MS);
-    sim_reads_check(c, LIN_BUDGET_STEPS);
-    sim_reads_note_stats(c);
-    sim_cluster_destroy(c);
+    heal_and_check(c, n);
 }
