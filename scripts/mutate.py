@@ -153,29 +153,31 @@ def build(jobs):
     return rc == 0, out
 
 
+def failure(rc, out):
+    """What failed, for the report: the first failing scenario and seed (replay it with
+    `craft-sim run NAME --seed S --trace`), else the timeout or exit status."""
+    failing = re.findall(r"^FAIL (\S+) seed=(\d+)", out, re.M)
+    if failing:
+        return f"{failing[0][0]} seed {failing[0][1]}"
+    return "timeout" if rc is None else "exit %d" % rc
+
+
 def verdict(args):
     """'killed' with the failing test, or 'survived'. The unit tests run under ASan and
-    UBSan, as the test command runs them, so a dropped free or a bad index counts."""
+    UBSan, as the test command runs them, so a dropped free or a bad index counts; a few
+    scenarios run under ASan too (its leak check sees the driver's frees), then every
+    scenario in the release build."""
     for t in UNIT_TESTS:
         rc, out = run([f"{OUT_ASAN}/tests/{t}"], args.timeout)
         if rc != 0:
-            return "killed", f"{t} ({'timeout' if rc is None else 'exit %d' % rc})"
-    # A few runs under ASan too (its leak check sees the driver's frees), as the test
-    # command runs every scenario under ASan on a seed range.
-    rc, out = run([f"{OUT_ASAN}/bin/craft-sim", "run"] + ASAN_SCENARIOS +
-                  ["--seeds", "1-2", "--jobs", str(args.jobs)], args.timeout)
-    if rc != 0:
-        failing = re.findall(r"^FAIL (\S+) seed=(\d+)", out, re.M)
-        return "killed", "craft-sim (ASan): " + (
-            failing[0][0] + " seed " + failing[0][1] if failing else
-            "timeout" if rc is None else "exit %d" % rc)
-    rc, out = run([f"{OUT}/bin/craft-sim", "run", "all", "--seeds", args.seeds,
-                   "--jobs", str(args.jobs)], args.timeout)
-    if rc != 0:
-        failing = re.findall(r"^FAIL (\S+) seed=(\d+)", out, re.M)
-        what = failing[0][0] + " seed " + failing[0][1] if failing else (
-            "timeout" if rc is None else "exit %d" % rc)
-        return "killed", f"craft-sim: {what}"
+            return "killed", f"{t} ({failure(rc, out)})"
+    sims = [("craft-sim (ASan)", f"{OUT_ASAN}/bin/craft-sim", ASAN_SCENARIOS, "1-2"),
+            ("craft-sim", f"{OUT}/bin/craft-sim", ["all"], args.seeds)]
+    for name, sim, scenarios, seeds in sims:
+        rc, out = run([sim, "run"] + scenarios + ["--seeds", seeds, "--jobs", str(args.jobs)],
+                      args.timeout)
+        if rc != 0:
+            return "killed", f"{name}: {failure(rc, out)}"
     return "survived", ""
 
 

@@ -269,10 +269,9 @@ static const struct sim_ctl_answer *blocking(struct sim_ctl_clerk *ck,
                                              const struct craft_shard_request *r,
                                              uint64_t budget_ms)
 {
-    const char *const *names = op_names;
     sim_ctl_call(ck, r, budget_ms);
     if (ck->answer.status != CRAFT_OK) {
-        sim_fail(ck->s->c, "%s refused: %s", names[r->op], craft_strerror(ck->answer.status));
+        sim_fail(ck->s->c, "%s refused: %s", op_names[r->op], craft_strerror(ck->answer.status));
     }
     return &ck->answer;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/assert.h"
+#include "base/bytes.h"
 #include "base/err.h"
 #include "shard/ctrler.h"
 
@@ -75,13 +76,7 @@ static void fuzz_snapshot(const uint8_t *data, size_t size)
     CRAFT_ASSERT(craft_shard_ctrler_snapshot(c, &before, &before_len) == CRAFT_OK);
     /* Installed at the index the snapshot says it covers (so a restored snapshot is the
      * input again), or at 3 when it is too short to say. */
-    uint64_t index = 3;
-    if (size >= 9) {
-        index = 0;
-        for (int i = 8; i >= 1; i--) {
-            index = index << 8 | data[i];
-        }
-    }
+    uint64_t index = size >= 9 ? craft_get_u64(data + 1) : 3;
     int rc = craft_shard_ctrler_restore(c, data, size, index);
     CRAFT_ASSERT(craft_shard_ctrler_snapshot(c, &after, &after_len) == CRAFT_OK);
     if (rc != CRAFT_OK) {

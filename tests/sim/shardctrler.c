@@ -100,6 +100,17 @@ static void leave_last_refused(struct ct *t, uint64_t gid)
     }
 }
 
+/* Group gid of configuration c, or NULL. */
+static const struct craft_shard_group *group_of(const struct craft_shard_config *c, uint64_t gid)
+{
+    for (uint32_t i = 0; i < c->n_groups; i++) {
+        if (c->groups[i].gid == gid) {
+            return &c->groups[i];
+        }
+    }
+    return NULL;
+}
+
 /* check(groups) on Query(-1): exactly these groups, every slot on one of them, balance. */
 static void check(struct ct *t, const uint64_t *gids, size_t n)
 {
@@ -109,14 +120,8 @@ static void check(struct ct *t, const uint64_t *gids, size_t n)
         sim_fail(t->c, "wanted %zu groups, got %u", n, c->n_groups);
     }
     for (size_t k = 0; k < n; k++) {
-        if (craft_shard_group_slots(c, gids[k]) == 0 && n <= CRAFT_SLOTS) {
-            bool present = false;
-            for (uint32_t i = 0; i < c->n_groups; i++) {
-                present |= c->groups[i].gid == gids[k];
-            }
-            if (!present) {
-                sim_fail(t->c, "missing group %llu", (unsigned long long)gids[k]);
-            }
+        if (group_of(c, gids[k]) == NULL) {
+            sim_fail(t->c, "missing group %llu", (unsigned long long)gids[k]);
         }
     }
     if (n == 0) {
@@ -142,15 +147,13 @@ static void check_servers(struct ct *t, const struct craft_shard_config *c, uint
                           unsigned n_servers)
 {
     struct craft_shard_group want = group(gid, n_servers);
-    for (uint32_t i = 0; i < c->n_groups; i++) {
-        if (c->groups[i].gid == gid) {
-            if (memcmp(&c->groups[i], &want, sizeof want) != 0) {
-                sim_fail(t->c, "wrong servers for gid %llu", (unsigned long long)gid);
-            }
-            return;
-        }
+    const struct craft_shard_group *g = group_of(c, gid);
+    if (g == NULL) {
+        sim_fail(t->c, "missing group %llu", (unsigned long long)gid);
     }
-    sim_fail(t->c, "missing group %llu", (unsigned long long)gid);
+    if (memcmp(g, &want, sizeof want) != 0) {
+        sim_fail(t->c, "wrong servers for gid %llu", (unsigned long long)gid);
+    }
 }
 
 static void check_same_config(struct ct *t, const struct craft_shard_config *a,
