@@ -7,18 +7,9 @@
 #include "base/bytes.h"
 #include "base/err.h"
 #include "shard/config.h"
+#include "shard/runs.h"
 
-_Static_assert(CRAFT_SLOTS <= UINT16_MAX, "a run's count fits u16");
 _Static_assert(CRAFT_SHARD_ADDR_BYTES - 1 <= UINT8_MAX, "a server's length fits u8");
-
-static size_t runs(const struct craft_shard_config *c)
-{
-    size_t n = 1;
-    for (uint32_t s = 1; s < CRAFT_SLOTS; s++) {
-        n += c->owner[s] != c->owner[s - 1];
-    }
-    return n;
-}
 
 size_t craft_shard_config_size(const struct craft_shard_config *c)
 {
@@ -29,7 +20,7 @@ size_t craft_shard_config_size(const struct craft_shard_config *c)
             n += 1 + strlen(c->groups[i].servers[j]);
         }
     }
-    return n + 2 + runs(c) * 3;
+    return n + craft_slot_runs_size(c->owner);
 }
 
 size_t craft_shard_config_encode(const struct craft_shard_config *c, uint8_t *buf, size_t cap)
@@ -54,21 +45,7 @@ size_t craft_shard_config_encode(const struct craft_shard_config *c, uint8_t *bu
             p += len;
         }
     }
-    size_t n_runs = runs(c);
-    p[0] = (uint8_t)n_runs;
-    p[1] = (uint8_t)(n_runs >> 8);
-    p += 2;
-    for (uint32_t s = 0; s < CRAFT_SLOTS;) {
-        uint32_t e = s + 1;
-        while (e < CRAFT_SLOTS && c->owner[e] == c->owner[s]) {
-            e++;
-        }
-        p[0] = (uint8_t)(e - s);
-        p[1] = (uint8_t)((e - s) >> 8);
-        p[2] = c->owner[s];
-        p += 3;
-        s = e;
-    }
+    p += craft_slot_runs_encode(c->owner, p);
     CRAFT_ASSERT((size_t)(p - buf) == need);
     return need;
 }
@@ -105,23 +82,8 @@ int craft_shard_config_decode(const uint8_t *p, size_t len, struct craft_shard_c
             memcpy(g->servers[j], s, b[0]); /* the rest of the array is zero: NUL-ended */
         }
     }
-    if ((b = craft_take(&r, 2)) == NULL) {
-        return CRAFT_ECORRUPT;
-    }
-    uint32_t n_runs = (uint32_t)b[0] | (uint32_t)b[1] << 8, s = 0;
-    for (uint32_t k = 0; k < n_runs; k++) {
-        if ((b = craft_take(&r, 3)) == NULL) {
-            return CRAFT_ECORRUPT;
-        }
-        uint32_t count = (uint32_t)b[0] | (uint32_t)b[1] << 8;
-        uint8_t owner = b[2];
-        if (count == 0 || count > CRAFT_SLOTS - s || (k > 0 && c->owner[s - 1] == owner)) {
-            return CRAFT_ECORRUPT; /* empty, past the last slot, or not canonical */
-        }
-        memset(c->owner + s, owner, count);
-        s += count;
-    }
-    if (s != CRAFT_SLOTS || r.left != 0 || !craft_shard_config_valid(c)) {
+    if (craft_slot_runs_decode(&r, c->owner) != CRAFT_OK || r.left != 0 ||
+        !craft_shard_config_valid(c)) {
         return CRAFT_ECORRUPT;
     }
     return CRAFT_OK;
