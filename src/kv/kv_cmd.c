@@ -18,6 +18,7 @@ enum shape {
     SHAPE_EXPIRE,
     SHAPE_MEMBER_SET,
     SHAPE_MEMBER_DEL,
+    SHAPE_SHARD,
 };
 
 static enum shape op_shape(uint8_t op)
@@ -45,6 +46,11 @@ static enum shape op_shape(uint8_t op)
         return SHAPE_MEMBER_SET;
     case CRAFT_KV_OP_MEMBER_DEL:
         return SHAPE_MEMBER_DEL;
+    case CRAFT_KV_OP_SHARD_CONFIG:
+    case CRAFT_KV_OP_SHARD_INSTALL:
+    case CRAFT_KV_OP_SHARD_DELETE:
+    case CRAFT_KV_OP_SHARD_CONFIRM:
+        return SHAPE_SHARD;
     default:
         return SHAPE_NONE;
     }
@@ -60,6 +66,9 @@ static bool is_session_op(uint8_t op)
     return op == CRAFT_KV_OP_SESSION_OPEN || op == CRAFT_KV_OP_SESSION_CLOSE;
 }
 
+/* A shard op's blob may fill the command, less the header and its own fields. */
+#define SHARD_BLOB_BYTES_MAX (CRAFT_KV_CMD_BYTES_MAX - CRAFT_KV_CMD_HEADER_BYTES - 12u)
+
 /* Session, seq and ack rules shared by encode and decode (kv_cmd.h: Sessions). */
 static bool session_ok(uint8_t op, uint64_t session, uint64_t seq, uint64_t ack)
 {
@@ -68,6 +77,9 @@ static bool session_ok(uint8_t op, uint64_t session, uint64_t seq, uint64_t ack)
     }
     if (is_session_op(op)) {
         return session != 0 && seq == 0;
+    }
+    if (op_shape(op) == SHAPE_SHARD) {
+        return session == 0 && seq == 0;
     }
     return session == 0 ? seq == 0 : seq != 0;
 }
@@ -182,6 +194,12 @@ size_t craft_kv_cmd_size(const struct craft_kv_cmd *c)
         }
         size += 8;
         break;
+    case SHAPE_SHARD:
+        if (!bytes_ok(c->blob, SHARD_BLOB_BYTES_MAX)) {
+            return 0;
+        }
+        size += 8 + 4 + c->blob.len;
+        break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS: {
         bool pairs = op_shape(c->op) == SHAPE_PAIRS;
@@ -290,6 +308,10 @@ int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, 
         break;
     case SHAPE_MEMBER_DEL:
         w_u64(&w, c->member_id);
+        break;
+    case SHAPE_SHARD:
+        w_u64(&w, c->shard_num);
+        w_bytes(&w, c->blob);
         break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS:
@@ -410,6 +432,9 @@ int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out
         break;
     case SHAPE_MEMBER_DEL:
         ok = r_u64(&r, &c.member_id) && c.member_id != 0;
+        break;
+    case SHAPE_SHARD:
+        ok = r_u64(&r, &c.shard_num) && r_bytes(&r, SHARD_BLOB_BYTES_MAX, &c.blob);
         break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS: {

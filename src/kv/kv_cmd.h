@@ -16,6 +16,8 @@
  *     EXPIRE        u8 flags | u64 expire_at | key
  *     MEMBER_SET    u64 member_id | peer_addr | client_addr          (addresses as bytes)
  *     MEMBER_DEL    u64 member_id
+ *     SHARD_CONFIG SHARD_INSTALL SHARD_DELETE SHARD_CONFIRM          u64 num | blob
+ *                   (blob: u32 len | len bytes, up to the command's limit; see below)
  *     FLUSHALL NOOP SESSION_OPEN SESSION_CLOSE                       nothing
  *
  * The encoding is canonical: a decoded command re-encodes to the same bytes (the decoder
@@ -80,6 +82,16 @@ enum craft_kv_op {
      * the initial members), removed when it leaves. */
     CRAFT_KV_OP_MEMBER_SET,
     CRAFT_KV_OP_MEMBER_DEL,
+    /* A shard group's migrations (kv_sm.h "Shard groups", docs/design/sharding.md), proposed
+     * by the group's leader, never by a client; no session. num is a configuration number;
+     * blob: CONFIG the configuration's encoding (shard/config.h), INSTALL a migration
+     * payload (kv_sm.h), DELETE and CONFIRM a slot set (CRAFT_SLOT_SET_BYTES bytes). The
+     * codec checks only the shape; the state machine checks the contents (an answer, not a
+     * failure, for a bad one). */
+    CRAFT_KV_OP_SHARD_CONFIG,
+    CRAFT_KV_OP_SHARD_INSTALL,
+    CRAFT_KV_OP_SHARD_DELETE,
+    CRAFT_KV_OP_SHARD_CONFIRM,
     CRAFT_KV_OP_COUNT_
 };
 
@@ -123,6 +135,9 @@ struct craft_kv_cmd {
      * (craft_kv_addr_ok). */
     uint64_t member_id;
     struct craft_kv_bytes peer_addr, client_addr;
+    /* SHARD_*: session 0, seq 0. */
+    uint64_t shard_num;
+    struct craft_kv_bytes blob;
 };
 
 /* True if p[0..len) may be stored as a member's address: 1 to CRAFT_KV_ADDR_BYTES_MAX

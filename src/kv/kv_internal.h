@@ -42,9 +42,15 @@ _Static_assert(CRAFT_KV_SESSION_RESULTS_MAX * KV_SESSION_ENTRY_HEADER +
 
 _Static_assert(KV_XKEY_MAX <= CRAFT_KV_STORE_KEY_BYTES_MAX, "stored keys fit the store");
 
+struct craft_shard_view;
+
 struct craft_kv_sm {
     struct craft_kv_store *store;
     uint64_t session_idle_ms;
+    /* A shard group's (kv_sm.h, "Shard groups"): its gid and its view as of the last commit
+     * (NULL, gid 0: not sharded). */
+    uint64_t shard_gid;
+    struct craft_shard_view *view;
     uint32_t batch_sessions_max; /* 1..SESS_SLOTS_MAX (kv_sm.c) */
     /* As of the last commit; the state machine thread only. */
     uint64_t applied, now, n_keys;
@@ -95,6 +101,15 @@ static inline size_t kv_skey(const uint8_t *key, size_t klen, uint8_t *out)
     return 8 + klen;
 }
 
+/* Stored-key order, the store's (kv_store.h): memcmp over the shorter, then the shorter
+ * first. */
+static inline int kv_skey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    size_t n = alen < blen ? alen : blen;
+    int c = n > 0 ? memcmp(a, b, n) : 0;
+    return c != 0 ? c : (alen < blen ? -1 : (alen > blen ? 1 : 0));
+}
+
 /* The meta entries. */
 #define KV_META_FORMAT  "format"
 #define KV_META_APPLIED "applied"
@@ -123,6 +138,21 @@ size_t kv_member_value(const uint8_t *peer, size_t plen, const uint8_t *client, 
  * key is not a member key (*is_member false) or the record is bad (*is_member true). */
 bool kv_member_parse(const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen,
                      struct craft_kv_member *m, bool *is_member);
+
+/* A shard group's view (shard/view.h) lives in META too: "shard" holds its encoding,
+ * "shard/slots" the slot states as they are (one byte per slot), so that a read checks a
+ * key's slot with one lookup and no decoding. Both are written together. */
+#define KV_META_SHARD       "shard"
+#define KV_META_SHARD_SLOTS "shard/slots"
+
+/* Loads a shard group's view from t into *v (initial for gid if the store has none).
+ * Errors: CRAFT_EINVAL (the store is another group's, or a sharded store opened as a plain
+ * one: gid 0 and a view present), CRAFT_ECORRUPT, the store's. v may be NULL for gid 0. */
+int kv_view_load(struct craft_kv_store *s, struct craft_kv_txn *t, uint64_t gid,
+                 struct craft_shard_view *v);
+/* Writes v's two META entries into t. */
+int kv_view_store(struct craft_kv_store *s, struct craft_kv_txn *t,
+                  const struct craft_shard_view *v);
 
 struct kv_meta {
     uint64_t format; /* as loaded: 0 (an empty store), KV_FORMAT_V1 or KV_FORMAT */

@@ -4,11 +4,15 @@
 
 #include "base/assert.h"
 #include "kv/kv_internal.h"
+#include "kv/kv_shard.h"
+#include "shard/slots.h"
+#include "shard/view.h"
 
 struct craft_kv_read {
     struct craft_kv_store *s;
     struct craft_kv_txn *t;
     struct kv_meta m;
+    uint64_t shard_gid, idle_ms;
 };
 
 int craft_kv_read_begin(struct craft_kv_sm *sm, struct craft_kv_read **out)
@@ -18,6 +22,8 @@ int craft_kv_read_begin(struct craft_kv_sm *sm, struct craft_kv_read **out)
         return CRAFT_ENOMEM;
     }
     r->s = sm->store;
+    r->shard_gid = sm->shard_gid;
+    r->idle_ms = sm->session_idle_ms;
     int rc = r->s->ops->begin(r->s, false, &r->t);
     if (rc != CRAFT_OK) {
         free(r);
@@ -347,4 +353,123 @@ bool craft_kv_glob_match(const uint8_t *pat, size_t plen, const uint8_t *s, size
         p++;
     }
     return p == plen;
+}
+
+/* ---- shard groups ---- */
+
+int craft_kv_read_slot_state(struct craft_kv_read *r, uint16_t slot, uint8_t *state)
+{
+    CRAFT_ASSERT(slot < CRAFT_SLOTS);
+    if (r->shard_gid == 0) {
+        *state = CRAFT_SLOT_SERVING;
+        return CRAFT_OK;
+    }
+    const uint8_t *p;
+    size_t n;
+    int rc = r->s->ops->get(r->t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_META_SHARD_SLOTS,
+                            strlen(KV_META_SHARD_SLOTS), &p, &n);
+    if (rc == CRAFT_ENOTFOUND) {
+        *state = CRAFT_SLOT_ABSENT; /* no configuration yet */
+        return CRAFT_OK;
+    }
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (n != CRAFT_SLOTS || p[slot] >= CRAFT_SLOT_STATES) {
+        return CRAFT_ECORRUPT;
+    }
+    *state = p[slot];
+    return CRAFT_OK;
+}
+
+int craft_kv_read_view(struct craft_kv_read *r, struct craft_shard_view *out)
+{
+    if (r->shard_gid == 0) {
+        return CRAFT_EINVAL;
+    }
+    return kv_view_load(r->s, r->t, r->shard_gid, out);
+}
+
+struct export {
+    struct kv_payload_writer w;
+    const struct craft_slot_set *slots;
+    uint64_t now, idle_ms;
+};
+
+static int export_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct export *e = ctx;
+    if (klen < 8 || klen > KV_SKEY_MAX || vlen < KV_VAL_HEADER) {
+        return CRAFT_ECORRUPT;
+    }
+    uint64_t at = craft_get_u64(v);
+    if (!craft_slot_set_has(e->slots, craft_key_slot(k + 8, klen - 8)) ||
+        (at != 0 && at <= e->now)) {
+        return CRAFT_OK; /* another slot's, or expired */
+    }
+    if (vlen - KV_VAL_HEADER > CRAFT_KV_VALUE_BYTES_MAX) {
+        return CRAFT_ECORRUPT;
+    }
+    return kv_payload_add_key(&e->w, at, k + 8, klen - 8, v + KV_VAL_HEADER, vlen - KV_VAL_HEADER);
+}
+
+static int export_session(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v,
+                          size_t vlen)
+{
+    struct export *e = ctx;
+    if (klen != 8 || !kv_session_valid(v, vlen)) {
+        return CRAFT_ECORRUPT;
+    }
+    uint64_t last_ms = craft_get_u64(v + 8);
+    if (last_ms <= e->now && e->now - last_ms >= e->idle_ms) {
+        return CRAFT_OK; /* idle past its time: gone for every reader */
+    }
+    return kv_payload_add_session(&e->w, kv_get_be64(k), v, vlen);
+}
+
+int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct craft_slot_set *slots,
+                         size_t max, uint8_t **out, size_t *len)
+{
+    struct craft_shard_view *v = malloc(sizeof *v);
+    struct export *e = calloc(1, sizeof *e);
+    int rc = v != NULL && e != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    if (rc == CRAFT_OK) {
+        rc = craft_kv_read_view(r, v);
+    }
+    if (rc == CRAFT_OK && v->cur.num != num) {
+        rc = v->cur.num > num ? CRAFT_ESTALE : CRAFT_EBUSY;
+    }
+    for (uint32_t s = 0; rc == CRAFT_OK && s < CRAFT_SLOTS; s++) {
+        if (craft_slot_set_has(slots, (uint16_t)s) && v->state[s] != CRAFT_SLOT_GIVING) {
+            rc = CRAFT_EINVAL;
+        }
+    }
+    if (rc == CRAFT_OK && craft_slot_set_count(slots) == 0) {
+        rc = CRAFT_EINVAL;
+    }
+    if (rc == CRAFT_OK) {
+        e->slots = slots;
+        e->now = r->m.now;
+        e->idle_ms = r->idle_ms;
+        rc = kv_payload_begin(&e->w, slots, max);
+    }
+    if (rc == CRAFT_OK) {
+        rc = r->s->ops->iter(r->t, CRAFT_KV_TABLE_DATA, NULL, 0, export_key, e);
+        if (rc == CRAFT_OK) {
+            rc = kv_payload_start_sessions(&e->w);
+        }
+        if (rc == CRAFT_OK) {
+            rc = r->s->ops->iter(r->t, CRAFT_KV_TABLE_SESSIONS, NULL, 0, export_session, e);
+        }
+        if (rc == CRAFT_OK) {
+            kv_payload_end(&e->w);
+            *out = e->w.buf;
+            *len = e->w.len;
+        } else {
+            free(e->w.buf); /* NULL after the writer's own failures */
+        }
+    }
+    free(v);
+    free(e);
+    return rc;
 }

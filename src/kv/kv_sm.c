@@ -7,6 +7,9 @@
 
 #include "base/assert.h"
 #include "kv/kv_internal.h"
+#include "kv/kv_shard.h"
+#include "shard/slots.h"
+#include "shard/view.h"
 
 /* Sweep bounds per command (NOOP exists to sweep more). They only bound work: a key or
  * session past its time is invisible whether swept or not, so they are not part of the
@@ -257,6 +260,9 @@ struct ap {
     struct sess_slot slots[SESS_SLOTS_MAX]; /* [0, n_slots) in use; buffers kept */
     size_t n_slots;
     uint64_t expires_min, idle_min; /* sm's, as this transaction sees them (at commit: sm's) */
+    /* A shard group's view as this batch changed it (NULL: unchanged, sm->view holds),
+     * swapped in at commit. */
+    struct craft_shard_view *view_next;
 };
 
 static struct sess_slot *slot_find(struct ap *a, uint64_t id)
@@ -1084,8 +1090,98 @@ static int exec_expire(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     return reply(res, res_int(apply ? 1 : 0));
 }
 
+/* ---- shard groups (kv_sm.h) ---- */
+
+/* The view this batch sees: its own changes, or the last commit's (NULL: not sharded). */
+static const struct craft_shard_view *view_of(const struct ap *a)
+{
+    return a->view_next != NULL ? a->view_next : a->sm->view;
+}
+
+/* The view to change: a copy of the committed one, made once per batch. */
+static int view_edit(struct ap *a, struct craft_shard_view **out)
+{
+    if (a->view_next == NULL) {
+        a->view_next = malloc(sizeof *a->view_next);
+        if (a->view_next == NULL) {
+            return CRAFT_ENOMEM;
+        }
+        *a->view_next = *a->sm->view;
+    }
+    *out = a->view_next;
+    return CRAFT_OK;
+}
+
+#define DELETE_CHUNK 64u
+
+struct slot_keys {
+    const struct craft_slot_set *slots;
+    size_t n;
+    uint8_t keys[DELETE_CHUNK][KV_SKEY_MAX];
+    size_t lens[DELETE_CHUNK];
+    uint64_t at[DELETE_CHUNK];
+};
+
+static int collect_slot_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v,
+                            size_t vlen)
+{
+    struct slot_keys *w = ctx;
+    if (klen < 8 || klen > KV_SKEY_MAX || vlen < KV_VAL_HEADER) {
+        return CRAFT_ECORRUPT;
+    }
+    if (!craft_slot_set_has(w->slots, craft_key_slot(k + 8, klen - 8))) {
+        return CRAFT_OK;
+    }
+    memcpy(w->keys[w->n], k, klen);
+    w->lens[w->n] = klen;
+    w->at[w->n++] = craft_get_u64(v);
+    return w->n == DELETE_CHUNK ? CRAFT_KV_ITER_STOP : CRAFT_OK;
+}
+
+/* Removes every key of slots, expired ones included: collected a chunk at a time (an
+ * iteration must not write), each chunk resuming at the last key removed. O(keys stored):
+ * there is no index by slot yet. */
+static int delete_slots(struct ap *a, const struct craft_slot_set *slots)
+{
+    struct slot_keys *w = malloc(sizeof *w);
+    if (w == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    w->slots = slots;
+    uint8_t from[KV_SKEY_MAX];
+    size_t from_len = 0;
+    int rc;
+    do {
+        w->n = 0;
+        rc = a->o->iter(a->t, CRAFT_KV_TABLE_DATA, from_len ? from : NULL, from_len,
+                        collect_slot_key, w);
+        for (size_t i = 0; rc == CRAFT_OK && i < w->n; i++) {
+            rc = key_remove(a, w->keys[i], w->lens[i], w->at[i]);
+        }
+        if (w->n > 0) {
+            memcpy(from, w->keys[w->n - 1], w->lens[w->n - 1]);
+            from_len = w->lens[w->n - 1];
+        }
+    } while (rc == CRAFT_OK && w->n == DELETE_CHUNK);
+    free(w);
+    return rc;
+}
+
 static int exec_flushall(struct ap *a, struct craft_kv_result **res)
 {
+    const struct craft_shard_view *v = view_of(a);
+    if (v != NULL) {
+        /* A shard group empties what it serves: the keys of slots frozen for their next
+         * owner, or on their way here, are not its to drop. */
+        struct craft_slot_set served = {{0}};
+        for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
+            if (craft_shard_view_serves(v, (uint16_t)s)) {
+                craft_slot_set_add(&served, (uint16_t)s);
+            }
+        }
+        int rc = delete_slots(a, &served);
+        return rc != CRAFT_OK ? rc : reply(res, res_simple(CRAFT_KV_RES_OK));
+    }
     int rc = a->o->drop(a->t, CRAFT_KV_TABLE_DATA);
     if (rc == CRAFT_OK) {
         rc = a->o->drop(a->t, CRAFT_KV_TABLE_EXPIRES);
@@ -1174,6 +1270,190 @@ static int exec(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_resu
     }
 }
 
+/* A key's command runs only where its slot is served (kv_sm.h). True if key's slot is not
+ * served here, with *r the answer instead (NULL: no memory for it). */
+static bool refused(const struct craft_shard_view *v, const uint8_t *key, size_t klen,
+                    struct craft_kv_result **r)
+{
+    uint16_t slot = craft_key_slot(key, klen);
+    if (craft_shard_view_serves(v, slot)) {
+        return false;
+    }
+    if (v->state[slot] == CRAFT_SLOT_PULLING) {
+        *r = res_err(CRAFT_KV_ERR_TRYAGAIN);
+        return true;
+    }
+    char text[32];
+    snprintf(text, sizeof text, CRAFT_KV_ERR_MOVED " %u", (unsigned)slot);
+    *r = res_err(text);
+    return true;
+}
+
+/* CRAFT_OK with *r NULL if c may run here, or with *r the answer it gets instead;
+ * CRAFT_ENOMEM. */
+static int not_served(const struct ap *a, const struct craft_kv_cmd *c,
+                      struct craft_kv_result **r)
+{
+    const struct craft_shard_view *v = view_of(a);
+    *r = NULL;
+    bool no = false;
+    if (v == NULL) {
+        return CRAFT_OK;
+    }
+    switch (c->op) {
+    case CRAFT_KV_OP_DEL:
+    case CRAFT_KV_OP_MSET:
+    case CRAFT_KV_OP_MSETNX: {
+        struct craft_kv_bytes k;
+        size_t off = 0;
+        while (!no && craft_kv_cmd_next(c, &off, &k, NULL)) {
+            no = refused(v, k.p, k.len, r);
+        }
+        break;
+    }
+    case CRAFT_KV_OP_SET:
+    case CRAFT_KV_OP_SETNX:
+    case CRAFT_KV_OP_GETSET:
+    case CRAFT_KV_OP_GETDEL:
+    case CRAFT_KV_OP_APPEND:
+    case CRAFT_KV_OP_INCRBY:
+    case CRAFT_KV_OP_EXPIRE:
+    case CRAFT_KV_OP_PERSIST:
+        no = refused(v, c->key.p, c->key.len, r);
+        break;
+    default:
+        break; /* no key */
+    }
+    return no && *r == NULL ? CRAFT_ENOMEM : CRAFT_OK;
+}
+
+static int shard_answer(int rc, const char *err, struct craft_kv_result **res)
+{
+    if (rc == CRAFT_OK) {
+        return reply(res, res_simple(CRAFT_KV_RES_OK));
+    }
+    char text[160];
+    snprintf(text, sizeof text, "ERR %s", err[0] ? err : craft_strerror(rc));
+    return reply(res, res_err(text));
+}
+
+/* Keys and sessions handed over with slots (SHARD_INSTALL), into this transaction. */
+static int import_payload(struct ap *a, const struct kv_payload *pl)
+{
+    struct kv_payload_key k;
+    size_t off = 0;
+    int rc = CRAFT_OK;
+    while (rc == CRAFT_OK && kv_payload_next_key(pl, &off, &k)) {
+        struct keyed kd;
+        rc = key_find(a, (struct craft_kv_bytes){k.key, k.klen}, &kd);
+        if (rc == CRAFT_OK) {
+            /* A slot being received holds no key here (ABSENT before, never served). */
+            CRAFT_ASSERT(!kd.old.found);
+            rc = key_store(a, kd.sk, kd.sklen, &kd.old, k.val, k.vlen, NULL, 0, k.expire_at);
+        }
+    }
+    struct kv_payload_session ps;
+    off = 0;
+    while (rc == CRAFT_OK && kv_payload_next_session(pl, &off, &ps)) {
+        struct sess s;
+        rc = session_lookup(a, ps.id, &s);
+        if (rc == CRAFT_OK) {
+            rc = scratch(a, (s.found ? s.rec_len : 0) + ps.len);
+        }
+        if (rc != CRAFT_OK) {
+            break;
+        }
+        size_t len = ps.len;
+        if (s.found) {
+            len = kv_session_merge(s.rec, s.rec_len, ps.rec, ps.len, a->buf);
+        } else {
+            memcpy(a->buf, ps.rec, ps.len);
+        }
+        rc = session_store(a, ps.id, &s, len);
+    }
+    return rc;
+}
+
+/* The SHARD_* commands (kv_sm.h): validated whole before anything changes. */
+static int apply_shard(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
+{
+    if (a->sm->view == NULL) {
+        return reply(res, res_err(CRAFT_KV_ERR_NOT_SHARD));
+    }
+    char err[128] = "";
+    struct craft_slot_set set;
+    struct kv_payload pl;
+    bool changed = false;
+    int rc = CRAFT_OK;
+    switch (c->op) {
+    case CRAFT_KV_OP_SHARD_CONFIG: {
+        struct craft_shard_config *cfg = malloc(sizeof *cfg);
+        if (cfg == NULL) {
+            return CRAFT_ENOMEM;
+        }
+        if (craft_shard_config_decode(c->blob.p, c->blob.len, cfg) != CRAFT_OK ||
+            cfg->num != c->shard_num) {
+            rc = CRAFT_EMALFORMED;
+            snprintf(err, sizeof err, "malformed configuration");
+        } else if (view_of(a)->cur.num < cfg->num) {
+            /* Check on the current view, change a copy only if it applies. */
+            struct craft_shard_view *v;
+            rc = view_edit(a, &v);
+            if (rc == CRAFT_OK) {
+                rc = craft_shard_view_config(v, cfg, &changed, err, sizeof err);
+            }
+            if (rc == CRAFT_ENOMEM) {
+                free(cfg);
+                return rc;
+            }
+        }
+        free(cfg);
+        return shard_answer(rc, err, res);
+    }
+    case CRAFT_KV_OP_SHARD_INSTALL:
+        rc = kv_payload_open(c->blob.p, c->blob.len, &pl);
+        if (rc != CRAFT_OK) {
+            return shard_answer(rc, "malformed payload", res);
+        }
+        set = pl.slots;
+        break;
+    case CRAFT_KV_OP_SHARD_DELETE:
+    case CRAFT_KV_OP_SHARD_CONFIRM:
+        if (c->blob.len != CRAFT_SLOT_SET_BYTES) {
+            return shard_answer(CRAFT_EMALFORMED, "malformed slot set", res);
+        }
+        memcpy(set.bits, c->blob.p, CRAFT_SLOT_SET_BYTES);
+        break;
+    default:
+        CRAFT_UNREACHABLE();
+    }
+    struct craft_shard_view *v;
+    rc = view_edit(a, &v);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (c->op == CRAFT_KV_OP_SHARD_INSTALL) {
+        rc = craft_shard_view_install(v, c->shard_num, &set, &changed, err, sizeof err);
+        if (rc == CRAFT_OK && changed) {
+            rc = import_payload(a, &pl);
+            if (rc != CRAFT_OK) {
+                return rc; /* a store error: the batch fails */
+            }
+        }
+    } else if (c->op == CRAFT_KV_OP_SHARD_DELETE) {
+        rc = craft_shard_view_delete(v, c->shard_num, &set, &changed, err, sizeof err);
+        if (rc == CRAFT_OK && changed) {
+            rc = delete_slots(a, &set);
+            if (rc != CRAFT_OK) {
+                return rc;
+            }
+        }
+    } else {
+        rc = craft_shard_view_confirm(v, c->shard_num, &set, &changed, err, sizeof err);
+    }
+    return shard_answer(rc, err, res);
+}
+
 /* ---- one command ---- */
 
 static int apply_session_op(struct ap *a, const struct craft_kv_cmd *c,
@@ -1226,7 +1506,13 @@ static int apply_in_session(struct ap *a, const struct craft_kv_cmd *c,
         *res = r;
         return CRAFT_OK;
     }
-    struct craft_kv_result *r = NULL;
+    struct craft_kv_result *r;
+    rc = not_served(a, c, &r);
+    if (rc != CRAFT_OK || r != NULL) {
+        /* Not run, so not recorded: the seq may run in the group that owns the slot. */
+        *res = r;
+        return rc;
+    }
     rc = exec(a, c, &r);
     if (rc == CRAFT_OK) {
         rc = session_append(a, c, &s, r);
@@ -1265,8 +1551,17 @@ static int apply_one(struct ap *a, const uint8_t *data, size_t len, struct craft
     case CRAFT_KV_OP_SESSION_OPEN:
     case CRAFT_KV_OP_SESSION_CLOSE:
         return apply_session_op(a, &c, res);
+    case CRAFT_KV_OP_SHARD_CONFIG:
+    case CRAFT_KV_OP_SHARD_INSTALL:
+    case CRAFT_KV_OP_SHARD_DELETE:
+    case CRAFT_KV_OP_SHARD_CONFIRM:
+        return apply_shard(a, &c, res);
     default:
-        return c.session == 0 ? exec(a, &c, res) : apply_in_session(a, &c, res);
+        if (c.session != 0) {
+            return apply_in_session(a, &c, res);
+        }
+        rc = not_served(a, &c, res);
+        return rc != CRAFT_OK || *res != NULL ? rc : exec(a, &c, res);
     }
 }
 
@@ -1365,6 +1660,11 @@ int craft_kv_sm_open(struct craft_kv_store *store, const struct craft_kv_sm_conf
         return CRAFT_ENOMEM;
     }
     sm->store = store;
+    sm->shard_gid = cfg != NULL ? cfg->shard_gid : 0;
+    if (sm->shard_gid != 0 && (sm->view = malloc(sizeof *sm->view)) == NULL) {
+        free(sm);
+        return CRAFT_ENOMEM;
+    }
     sm->session_idle_ms = cfg != NULL && cfg->session_idle_ms != 0 ? cfg->session_idle_ms
                                                                    : KV_SESSION_IDLE_MS_DEFAULT;
     sm->batch_sessions_max = cfg != NULL && cfg->batch_sessions_max != 0 &&
@@ -1376,6 +1676,9 @@ int craft_kv_sm_open(struct craft_kv_store *store, const struct craft_kv_sm_conf
     if (rc == CRAFT_OK) {
         struct kv_meta m = {0};
         rc = kv_meta_load(store, t, &m);
+        if (rc == CRAFT_OK) {
+            rc = kv_view_load(store, t, sm->shard_gid, sm->view);
+        }
         store->ops->abort(t);
         sm->applied = m.applied;
         sm->now = m.now;
@@ -1385,6 +1688,7 @@ int craft_kv_sm_open(struct craft_kv_store *store, const struct craft_kv_sm_conf
         }
     }
     if (rc != CRAFT_OK) {
+        free(sm->view);
         free(sm);
         return rc;
     }
@@ -1394,6 +1698,7 @@ int craft_kv_sm_open(struct craft_kv_store *store, const struct craft_kv_sm_conf
 
 void craft_kv_sm_close(struct craft_kv_sm *sm)
 {
+    free(sm->view);
     free(sm);
 }
 
@@ -1440,6 +1745,9 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
     if (rc == CRAFT_OK) {
         rc = kv_meta_store(sm->store, a.t, &a.m);
     }
+    if (rc == CRAFT_OK && a.view_next != NULL) {
+        rc = kv_view_store(sm->store, a.t, a.view_next);
+    }
     if (rc == CRAFT_OK) {
         rc = a.o->commit(a.t);
     } else {
@@ -1447,6 +1755,12 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
     }
     free(a.buf);
     slots_free(&a);
+    if (rc == CRAFT_OK && a.view_next != NULL) {
+        struct craft_shard_view *old_view = sm->view;
+        sm->view = a.view_next;
+        a.view_next = old_view;
+    }
+    free(a.view_next);
     if (rc != CRAFT_OK) {
         for (size_t i = 0; i < n; i++) {
             craft_kv_result_free(results[i]);

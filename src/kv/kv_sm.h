@@ -60,6 +60,11 @@ void craft_kv_result_free(struct craft_kv_result *r);
 #define CRAFT_KV_ERR_MALFORMED "ERR malformed command"
 #define CRAFT_KV_ERR_VERSION   "ERR unsupported command version"
 #define CRAFT_KV_ERR_MEMBERS   "ERR too many members"
+/* Shard groups: "MOVED <slot>" for a key of a slot the group does not own (the server adds
+ * the owner's address, Redis style); TRYAGAIN while the slot's keys are on their way. */
+#define CRAFT_KV_ERR_MOVED     "MOVED"
+#define CRAFT_KV_ERR_TRYAGAIN  "TRYAGAIN slot being received"
+#define CRAFT_KV_ERR_NOT_SHARD "ERR not a shard group"
 
 /* A session's window of saved results (above). Replicated behaviour: part of the format. */
 #define CRAFT_KV_SESSION_RESULTS_MAX      256u
@@ -74,6 +79,9 @@ struct craft_kv_sm_config {
     /* Sessions one apply batch holds in memory before it writes them (kv_sm.c, SESS_SLOTS_MAX
      * and the default; fewer only to test the overflow). Local: replicas may differ. */
     uint32_t batch_sessions_max;
+    /* Non-zero: the state machine is shard group shard_gid's (below). Replicated behaviour,
+     * and the store's: every replica of the group opens its store with the same gid. */
+    uint64_t shard_gid;
 };
 
 struct craft_kv_sm;
@@ -171,6 +179,46 @@ int craft_kv_read_members(struct craft_kv_read *r, struct craft_kv_member *out, 
 
 /* Redis's glob (KEYS, SCAN MATCH): * ? [abc] [^a] [a-z] and \ escapes. */
 bool craft_kv_glob_match(const uint8_t *pat, size_t plen, const uint8_t *s, size_t slen);
+
+/* ---- shard groups ----
+ *
+ * A state machine opened with a shard_gid is one replica group of a sharded cluster
+ * (docs/design/sharding.md, "Shard groups"). It keeps the group's view of the slots
+ * (shard/view.h) in its store, changed only by the SHARD_* commands its leader proposes,
+ * and runs a key's command only if the group serves the key's slot at that point of its
+ * log; otherwise the command does not run and its result is an error, "MOVED <slot>" or
+ * CRAFT_KV_ERR_TRYAGAIN. Such a command is not recorded in its session either: a
+ * client's seq that one group refused may run in the group that owns the slot. A retry
+ * of a seq that did run is answered from the session first, whatever the slot's owner is
+ * now (the session check comes before the ownership check), so exactly-once survives a
+ * migration. FLUSHALL empties only the slots served.
+ *
+ *   SHARD_CONFIG (config)      the next configuration (shard/view.h: one at a time)
+ *   SHARD_INSTALL (num, payload) the keys of slots received from their previous owner,
+ *                              and that group's sessions, merged with ours (kv_shard.h)
+ *   SHARD_DELETE (num, slots)  the next owner has them: their keys go
+ *   SHARD_CONFIRM (num, slots) the previous owner has deleted them
+ * Each answers OK (applied, or done already) or an error naming what is wrong with it
+ * (the same on every replica; nothing changes then). A plain state machine answers them
+ * CRAFT_KV_ERR_NOT_SHARD. */
+struct craft_shard_view;
+struct craft_slot_set;
+
+/* The state of slot at the read's state (enum craft_slot_state): CRAFT_SLOT_SERVING for
+ * every slot of a plain state machine. Errors: the store's, CRAFT_ECORRUPT. */
+int craft_kv_read_slot_state(struct craft_kv_read *r, uint16_t slot, uint8_t *state);
+/* The group's view at the read's state (*out: about 115 KiB). Errors: CRAFT_EINVAL (not a
+ * shard group), CRAFT_ECORRUPT, the store's. */
+int craft_kv_read_view(struct craft_kv_read *r, struct craft_shard_view *out);
+/* The payload that hands slots over to their next owner (SHARD_INSTALL's, kv_shard.h):
+ * every live key of those slots and every live session, as of the read's state, in a
+ * malloc'd *out (the caller frees). The read's view must be at configuration num with
+ * every slot of slots GIVING: CRAFT_ESTALE if the group is past num (it deleted them: the
+ * receiver has them already), CRAFT_EBUSY if it has not reached num yet, CRAFT_EINVAL if
+ * a slot is not being given or the state machine is plain. CRAFT_ETOOBIG over max bytes
+ * (the command's limit: hand them over in smaller sets), CRAFT_ENOMEM, the store's. */
+int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct craft_slot_set *slots,
+                         size_t max, uint8_t **out, size_t *len);
 
 /* ---- snapshots ----
  *

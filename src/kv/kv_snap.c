@@ -6,21 +6,26 @@
  *   KEY     u8 1 | u64 expire_at | u32 klen | u32 vlen | key | value    (stored-key order)
  *   SESSION u8 2 | u64 id | u64 last | u64 last_ms | u32 wlen | window  (id order)
  *   MEMBER  u8 3 | u64 id | u32 plen | u32 clen | peer addr | client addr (id order)
+ *   SHARD   u8 4 | u32 len | a shard group's view (shard/view.h)       (at most one)
  *   END     u8 0 | u64 n_keys | u64 n_sessions | u64 n_members | u32 crc32 of every byte
  *           before it
  *
  * A SESSION's window is the stored record's entries as they are (kv_internal.h): restore
  * checks the rebuilt record with kv_session_valid. Versions 1 and 2 (still restored) saved
  * one result per session (u32 rlen | result, empty before the first: a window of at most
- * one); version 1 had no MEMBER records and no n_members. Expired keys and idle sessions are
- * left out, so equal states give equal bytes. */
+ * one); version 1 had no MEMBER records and no n_members. Version 4 is version 3 with a
+ * SHARD record, written only by a shard group (a plain state machine's snapshot stays
+ * version 3, byte for byte). Expired keys and idle sessions are left out, so equal states
+ * give equal bytes. */
 #include <stdlib.h>
 #include <zlib.h>
 
 #include "base/assert.h"
 #include "kv/kv_internal.h"
+#include "shard/view.h"
 
 #define SNAP_MAGIC        "CRKVSNAP"
+#define SNAP_VERSION_V4   4u /* a shard group's: version 3 and a SHARD record */
 #define SNAP_VERSION      3u
 #define SNAP_VERSION_V2   2u /* one saved result per session */
 #define SNAP_VERSION_V1   1u /* before the member table */
@@ -29,6 +34,7 @@
 #define TAG_KEY           1u
 #define TAG_SESSION       2u
 #define TAG_MEMBER        3u
+#define TAG_SHARD         4u
 #define IO_BUF_BYTES      (64u * 1024u)
 
 static uLong crc_add(uLong crc, const void *p, size_t n)
@@ -202,14 +208,27 @@ int craft_kv_snap_write(struct craft_kv_snap *snap, craft_kv_write_fn write, voi
     if (w.buf == NULL) {
         return CRAFT_ENOMEM;
     }
+    const struct craft_kv_store_ops *o = snap->s->ops;
+    const uint8_t *view;
+    size_t view_len = 0;
+    int rc = o->get(snap->t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_META_SHARD,
+                    strlen(KV_META_SHARD), &view, &view_len);
+    if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
+        free(w.buf);
+        return rc;
+    }
+    bool sharded = rc == CRAFT_OK;
+    if (sharded && (view_len == 0 || view_len > CRAFT_SHARD_VIEW_BYTES_MAX)) {
+        free(w.buf);
+        return CRAFT_ECORRUPT;
+    }
     uint8_t h[SNAP_HEADER_BYTES];
     memcpy(h, SNAP_MAGIC, 8);
-    craft_put_u32(h + 8, SNAP_VERSION);
+    craft_put_u32(h + 8, sharded ? SNAP_VERSION_V4 : SNAP_VERSION);
     craft_put_u32(h + 12, 0);
     craft_put_u64(h + 16, snap->m.applied);
     craft_put_u64(h + 24, snap->m.now);
-    const struct craft_kv_store_ops *o = snap->s->ops;
-    int rc = wr_put(&w, h, sizeof h);
+    rc = wr_put(&w, h, sizeof h);
     if (rc == CRAFT_OK) {
         rc = o->iter(snap->t, CRAFT_KV_TABLE_DATA, NULL, 0, write_key, &w);
     }
@@ -222,6 +241,15 @@ int craft_kv_snap_write(struct craft_kv_snap *snap, craft_kv_write_fn write, voi
     }
     if (rc == CRAFT_OK && w.n_members > CRAFT_KV_MEMBERS_MAX) {
         rc = CRAFT_ECORRUPT; /* apply never records more */
+    }
+    if (rc == CRAFT_OK && sharded) {
+        uint8_t sh[5];
+        sh[0] = TAG_SHARD;
+        craft_put_u32(sh + 1, (uint32_t)view_len);
+        rc = wr_put(&w, sh, sizeof sh);
+        if (rc == CRAFT_OK) {
+            rc = wr_put(&w, view, view_len);
+        }
     }
     if (rc == CRAFT_OK) {
         uint8_t end[1 + 8 + 8 + 8];
@@ -295,15 +323,9 @@ static int rd_at_end(struct rd *r)
     return k == 0 ? CRAFT_OK : CRAFT_ECORRUPT;
 }
 
-static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-    size_t n = alen < blen ? alen : blen;
-    int c = n > 0 ? memcmp(a, b, n) : 0;
-    return c != 0 ? c : (alen < blen ? -1 : (alen > blen ? 1 : 0));
-}
-
 struct loader {
     struct rd r;
+    struct craft_kv_store *s;
     const struct craft_kv_store_ops *o;
     struct craft_kv_txn *t;
     struct kv_meta m;
@@ -314,6 +336,9 @@ struct loader {
     uint64_t prev_id, n_sessions;
     uint32_t version;
     uint64_t prev_member, n_members;
+    uint64_t shard_gid;            /* the state machine's (0: plain) */
+    struct craft_shard_view *view; /* the SHARD record, once read */
+    bool have_view;
 };
 
 static int load_key(struct loader *l)
@@ -340,7 +365,7 @@ static int load_key(struct loader *l)
     }
     kv_put_be64(sk, kv_key_hash(sk + 8, klen));
     size_t sklen = 8 + klen;
-    if (l->have_prev && key_cmp(l->prev, l->prev_len, sk, sklen) >= 0) {
+    if (l->have_prev && kv_skey_cmp(l->prev, l->prev_len, sk, sklen) >= 0) {
         return CRAFT_ECORRUPT; /* out of order or repeated */
     }
     memcpy(l->prev, sk, sklen);
@@ -432,6 +457,33 @@ static int load_member(struct loader *l)
     return l->o->put(l->t, CRAFT_KV_TABLE_META, k, sizeof k, v, vlen);
 }
 
+static int load_shard(struct loader *l)
+{
+    uint8_t h[4];
+    int rc = rd_exact(&l->r, h, sizeof h);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint32_t len = craft_get_u32(h);
+    _Static_assert(CRAFT_SHARD_VIEW_BYTES_MAX <= KV_SKEY_MAX + KV_VAL_HEADER +
+                                                      CRAFT_KV_VALUE_BYTES_MAX,
+                   "a view fits rec");
+    /* A plain state machine takes no shard group's snapshot, nor one group another's. */
+    if (l->have_view || l->shard_gid == 0 || len > CRAFT_SHARD_VIEW_BYTES_MAX) {
+        return CRAFT_ECORRUPT;
+    }
+    rc = rd_exact(&l->r, l->rec, len);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (craft_shard_view_decode(l->rec, len, l->view) != CRAFT_OK ||
+        l->view->gid != l->shard_gid) {
+        return CRAFT_ECORRUPT;
+    }
+    l->have_view = true;
+    return kv_view_store(l->s, l->t, l->view);
+}
+
 static int load_end(struct loader *l)
 {
     uint8_t b[24];
@@ -465,8 +517,8 @@ static int load(struct loader *l)
         return CRAFT_ECORRUPT;
     }
     l->version = craft_get_u32(h + 8);
-    if (l->version != SNAP_VERSION && l->version != SNAP_VERSION_V2 &&
-        l->version != SNAP_VERSION_V1) {
+    if (l->version != SNAP_VERSION_V4 && l->version != SNAP_VERSION &&
+        l->version != SNAP_VERSION_V2 && l->version != SNAP_VERSION_V1) {
         return CRAFT_EVERSION;
     }
     l->m.applied = craft_get_u64(h + 16);
@@ -484,15 +536,24 @@ static int load(struct loader *l)
             return rc;
         }
         if (tag == TAG_END) {
+            /* Version 4 exactly when there is a SHARD record: one state, one encoding. */
+            if (l->have_view != (l->version == SNAP_VERSION_V4)) {
+                return CRAFT_ECORRUPT;
+            }
             return load_end(l);
         }
-        /* Records come in table order: keys, sessions, members. */
+        /* Records come in table order: keys, sessions, members, then the view. */
+        if (l->have_view) {
+            return CRAFT_ECORRUPT;
+        }
         if (tag == TAG_KEY && l->n_sessions == 0 && l->n_members == 0) {
             rc = load_key(l);
         } else if (tag == TAG_SESSION && l->n_members == 0) {
             rc = load_session(l);
         } else if (tag == TAG_MEMBER && l->version != SNAP_VERSION_V1) {
             rc = load_member(l);
+        } else if (tag == TAG_SHARD && l->version == SNAP_VERSION_V4) {
+            rc = load_shard(l);
         } else {
             return CRAFT_ECORRUPT; /* unknown, or out of order */
         }
@@ -510,12 +571,17 @@ int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx
         return CRAFT_ENOMEM;
     }
     l->r = (struct rd){.read = read, .ctx = ctx, .crc = crc32(0L, Z_NULL, 0)};
+    l->s = sm->store;
     l->o = sm->store->ops;
+    l->shard_gid = sm->shard_gid;
     l->r.buf = malloc(IO_BUF_BYTES);
     l->rec = malloc(KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX);
     _Static_assert(KV_SESSION_BYTES_MAX <= KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX,
                    "a session record fits rec");
     int rc = l->r.buf != NULL && l->rec != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    if (rc == CRAFT_OK && sm->shard_gid != 0 && (l->view = malloc(sizeof *l->view)) == NULL) {
+        rc = CRAFT_ENOMEM;
+    }
     if (rc == CRAFT_OK) {
         rc = l->o->begin(sm->store, true, &l->t);
     }
@@ -534,7 +600,16 @@ int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx
         sm->applied = l->m.applied;
         sm->now = l->m.now;
         sm->n_keys = l->m.n_keys;
+        if (sm->view != NULL) {
+            /* A group snapshotted before its first configuration has no SHARD record. */
+            if (l->have_view) {
+                *sm->view = *l->view;
+            } else {
+                craft_shard_view_init(sm->view, sm->shard_gid);
+            }
+        }
     }
+    free(l->view);
     free(l->r.buf);
     free(l->rec);
     free(l);

@@ -1473,7 +1473,8 @@ static void test_snapshot_versions(void)
         {2, {4, 6}, "p 1", 2, CRAFT_ECORRUPT},  /* a bad address */
         {2, {4, 6}, "", 2, CRAFT_ECORRUPT},     /* an empty address */
         {2, {4, 6}, "p:1", 1, CRAFT_ECORRUPT},  /* END's count */
-        {4, {4, 6}, "p:1", 2, CRAFT_EVERSION},
+        {4, {4, 6}, "p:1", 2, CRAFT_ECORRUPT},  /* version 4 without its SHARD record */
+        {5, {4, 6}, "p:1", 2, CRAFT_EVERSION},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct buf b = {0};

@@ -1,0 +1,332 @@
+/* craftkv shard groups: migration payloads and session merges (kv_shard.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/assert.h"
+#include "base/bytes.h"
+#include "base/err.h"
+#include "kv/kv_shard.h"
+#include "shard/slots.h"
+
+/* ---- reading ---- */
+
+static bool take_key(struct craft_reader *r, struct kv_payload_key *k)
+{
+    const uint8_t *h = craft_take(r, 16);
+    if (h == NULL) {
+        return false;
+    }
+    k->expire_at = craft_get_u64(h);
+    k->klen = craft_get_u32(h + 8);
+    k->vlen = craft_get_u32(h + 12);
+    if (k->klen > CRAFT_KV_KEY_BYTES_MAX || k->vlen > CRAFT_KV_VALUE_BYTES_MAX) {
+        return false;
+    }
+    return (k->key = craft_take(r, k->klen)) != NULL && (k->val = craft_take(r, k->vlen)) != NULL;
+}
+
+static bool take_session(struct craft_reader *r, struct kv_payload_session *s)
+{
+    const uint8_t *h = craft_take(r, 12);
+    if (h == NULL) {
+        return false;
+    }
+    s->id = craft_get_u64(h);
+    s->len = craft_get_u32(h + 8);
+    return (s->rec = craft_take(r, s->len)) != NULL;
+}
+
+int kv_payload_open(const uint8_t *p, size_t len, struct kv_payload *out)
+{
+    memset(out, 0, sizeof *out);
+    struct craft_reader r = {p, len};
+    const uint8_t *b = craft_take(&r, 1);
+    if (b == NULL) {
+        return CRAFT_ECORRUPT;
+    }
+    if (b[0] != KV_PAYLOAD_VERSION) {
+        return CRAFT_EVERSION;
+    }
+    if ((b = craft_take(&r, CRAFT_SLOT_SET_BYTES)) == NULL) {
+        return CRAFT_ECORRUPT;
+    }
+    memcpy(out->slots.bits, b, CRAFT_SLOT_SET_BYTES);
+    if (craft_slot_set_count(&out->slots) == 0 || (b = craft_take(&r, 4)) == NULL) {
+        return CRAFT_ECORRUPT;
+    }
+    out->n_keys = craft_get_u32(b);
+    out->keys = r.p;
+    uint8_t prev[KV_SKEY_MAX], cur[KV_SKEY_MAX];
+    size_t prev_len = 0;
+    for (uint32_t i = 0; i < out->n_keys; i++) {
+        struct kv_payload_key k;
+        if (!take_key(&r, &k) ||
+            !craft_slot_set_has(&out->slots, craft_key_slot(k.key, k.klen))) {
+            return CRAFT_ECORRUPT;
+        }
+        size_t cur_len = kv_skey(k.key, k.klen, cur);
+        if (i > 0 && kv_skey_cmp(prev, prev_len, cur, cur_len) >= 0) {
+            return CRAFT_ECORRUPT; /* out of order, or twice */
+        }
+        memcpy(prev, cur, cur_len);
+        prev_len = cur_len;
+    }
+    out->keys_len = (size_t)(r.p - out->keys);
+    if ((b = craft_take(&r, 4)) == NULL) {
+        return CRAFT_ECORRUPT;
+    }
+    out->n_sessions = craft_get_u32(b);
+    out->sessions = r.p;
+    uint64_t prev_id = 0;
+    for (uint32_t i = 0; i < out->n_sessions; i++) {
+        struct kv_payload_session s;
+        if (!take_session(&r, &s) || s.id <= prev_id || !kv_session_valid(s.rec, s.len)) {
+            return CRAFT_ECORRUPT;
+        }
+        prev_id = s.id;
+    }
+    out->sessions_len = (size_t)(r.p - out->sessions);
+    return r.left == 0 ? CRAFT_OK : CRAFT_ECORRUPT;
+}
+
+bool kv_payload_next_key(const struct kv_payload *pl, size_t *off, struct kv_payload_key *k)
+{
+    if (*off >= pl->keys_len) {
+        return false;
+    }
+    struct craft_reader r = {pl->keys + *off, pl->keys_len - *off};
+    bool ok = take_key(&r, k);
+    CRAFT_ASSERT(ok); /* checked by kv_payload_open */
+    *off = (size_t)(r.p - pl->keys);
+    return true;
+}
+
+bool kv_payload_next_session(const struct kv_payload *pl, size_t *off,
+                             struct kv_payload_session *s)
+{
+    if (*off >= pl->sessions_len) {
+        return false;
+    }
+    struct craft_reader r = {pl->sessions + *off, pl->sessions_len - *off};
+    bool ok = take_session(&r, s);
+    CRAFT_ASSERT(ok);
+    *off = (size_t)(r.p - pl->sessions);
+    return true;
+}
+
+/* ---- writing ---- */
+
+static int room(struct kv_payload_writer *w, size_t n)
+{
+    if (n > w->max - w->len) {
+        free(w->buf);
+        w->buf = NULL;
+        return CRAFT_ETOOBIG;
+    }
+    if (w->len + n <= w->cap) {
+        return CRAFT_OK;
+    }
+    size_t cap = w->cap * 2 > w->len + n ? w->cap * 2 : w->len + n;
+    uint8_t *b = realloc(w->buf, cap);
+    if (b == NULL) {
+        free(w->buf);
+        w->buf = NULL;
+        return CRAFT_ENOMEM;
+    }
+    w->buf = b;
+    w->cap = cap;
+    return CRAFT_OK;
+}
+
+static void put(struct kv_payload_writer *w, const void *p, size_t n)
+{
+    if (n > 0) {
+        memcpy(w->buf + w->len, p, n);
+        w->len += n;
+    }
+}
+
+int kv_payload_begin(struct kv_payload_writer *w, const struct craft_slot_set *slots, size_t max)
+{
+    memset(w, 0, sizeof *w);
+    w->max = max;
+    int rc = room(w, KV_PAYLOAD_HEADER + 4);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint8_t v = KV_PAYLOAD_VERSION, zero[4] = {0};
+    put(w, &v, 1);
+    put(w, slots->bits, CRAFT_SLOT_SET_BYTES);
+    w->keys_count_at = w->len;
+    put(w, zero, 4);
+    return CRAFT_OK;
+}
+
+int kv_payload_add_key(struct kv_payload_writer *w, uint64_t expire_at, const uint8_t *key,
+                       size_t klen, const uint8_t *val, size_t vlen)
+{
+    CRAFT_ASSERT(klen <= CRAFT_KV_KEY_BYTES_MAX && vlen <= CRAFT_KV_VALUE_BYTES_MAX);
+    int rc = room(w, 16 + klen + vlen);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint8_t h[16];
+    craft_put_u64(h, expire_at);
+    craft_put_u32(h + 8, (uint32_t)klen);
+    craft_put_u32(h + 12, (uint32_t)vlen);
+    put(w, h, 16);
+    put(w, key, klen);
+    put(w, val, vlen);
+    w->n_keys++;
+    return CRAFT_OK;
+}
+
+int kv_payload_start_sessions(struct kv_payload_writer *w)
+{
+    int rc = room(w, 4);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint8_t zero[4] = {0};
+    w->sessions_count_at = w->len;
+    put(w, zero, 4);
+    return CRAFT_OK;
+}
+
+int kv_payload_add_session(struct kv_payload_writer *w, uint64_t id, const uint8_t *rec,
+                           size_t len)
+{
+    int rc = room(w, 12 + len);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint8_t h[12];
+    craft_put_u64(h, id);
+    craft_put_u32(h + 8, (uint32_t)len);
+    put(w, h, 12);
+    put(w, rec, len);
+    w->n_sessions++;
+    return CRAFT_OK;
+}
+
+void kv_payload_end(struct kv_payload_writer *w)
+{
+    CRAFT_ASSERT(w->sessions_count_at > w->keys_count_at);
+    craft_put_u32(w->buf + w->keys_count_at, w->n_keys);
+    craft_put_u32(w->buf + w->sessions_count_at, w->n_sessions);
+}
+
+/* ---- sessions ---- */
+
+struct window {
+    const uint8_t *v;
+    size_t len, off;
+};
+
+static bool entry_at(const struct window *w, uint64_t *seq, size_t *elen)
+{
+    if (w->off >= w->len) {
+        return false;
+    }
+    *seq = craft_get_u64(w->v + w->off);
+    *elen = KV_SESSION_ENTRY_HEADER + craft_get_u32(w->v + w->off + 8);
+    return true;
+}
+
+size_t kv_session_merge(const uint8_t *ours, size_t olen, const uint8_t *theirs, size_t tlen,
+                        uint8_t *out)
+{
+    CRAFT_ASSERT(kv_session_valid(ours, olen) && kv_session_valid(theirs, tlen));
+    uint64_t last = craft_get_u64(ours) > craft_get_u64(theirs) ? craft_get_u64(ours)
+                                                                : craft_get_u64(theirs);
+    /* Union by seq into out, after the header. */
+    struct window a = {ours, olen, KV_SESSION_HEADER}, b = {theirs, tlen, KV_SESSION_HEADER};
+    size_t len = KV_SESSION_HEADER, n = 0;
+    for (;;) {
+        uint64_t sa = 0, sb = 0;
+        size_t la = 0, lb = 0;
+        bool ha = entry_at(&a, &sa, &la), hb = entry_at(&b, &sb, &lb);
+        if (!ha && !hb) {
+            break;
+        }
+        if (ha && (!hb || sa <= sb)) {
+            memcpy(out + len, a.v + a.off, la);
+            len += la;
+            a.off += la;
+            if (hb && sb == sa) {
+                b.off += lb; /* the same seq: ours */
+            }
+        } else {
+            memcpy(out + len, b.v + b.off, lb);
+            len += lb;
+            b.off += lb;
+        }
+        n++;
+    }
+    /* Trim the oldest while over a cap, never the newest (as session_append does). */
+    uint64_t bytes = 0;
+    for (size_t off = KV_SESSION_HEADER; off < len;) {
+        uint32_t rlen = craft_get_u32(out + off + 8);
+        bytes += rlen;
+        off += KV_SESSION_ENTRY_HEADER + rlen;
+    }
+    size_t from = KV_SESSION_HEADER;
+    while (n > 1 && (n > CRAFT_KV_SESSION_RESULTS_MAX || bytes > CRAFT_KV_SESSION_RESULT_BYTES_MAX)) {
+        uint32_t rlen = craft_get_u32(out + from + 8);
+        bytes -= rlen;
+        from += KV_SESSION_ENTRY_HEADER + rlen;
+        n--;
+    }
+    memmove(out + KV_SESSION_HEADER, out + from, len - from);
+    len -= from - KV_SESSION_HEADER;
+    craft_put_u64(out, last);
+    craft_put_u64(out + 8, craft_get_u64(ours + 8));
+    CRAFT_ASSERT(kv_session_valid(out, len));
+    return len;
+}
+
+/* ---- the view in META ---- */
+
+int kv_view_load(struct craft_kv_store *s, struct craft_kv_txn *t, uint64_t gid,
+                 struct craft_shard_view *v)
+{
+    const uint8_t *p;
+    size_t len;
+    int rc = s->ops->get(t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_META_SHARD,
+                         strlen(KV_META_SHARD), &p, &len);
+    if (rc == CRAFT_ENOTFOUND) {
+        if (gid != 0) {
+            craft_shard_view_init(v, gid);
+        }
+        return CRAFT_OK;
+    }
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (gid == 0) {
+        return CRAFT_EINVAL; /* a shard group's store opened as a plain one */
+    }
+    if (craft_shard_view_decode(p, len, v) != CRAFT_OK) {
+        return CRAFT_ECORRUPT;
+    }
+    return v->gid == gid ? CRAFT_OK : CRAFT_EINVAL;
+}
+
+int kv_view_store(struct craft_kv_store *s, struct craft_kv_txn *t,
+                  const struct craft_shard_view *v)
+{
+    size_t len = craft_shard_view_size(v);
+    uint8_t *buf = malloc(len);
+    if (buf == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    craft_shard_view_encode(v, buf, len);
+    int rc = s->ops->put(t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_META_SHARD,
+                         strlen(KV_META_SHARD), buf, len);
+    free(buf);
+    if (rc == CRAFT_OK) {
+        rc = s->ops->put(t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_META_SHARD_SLOTS,
+                         strlen(KV_META_SHARD_SLOTS), v->state, CRAFT_SLOTS);
+    }
+    return rc;
+}
