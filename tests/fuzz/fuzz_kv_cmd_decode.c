@@ -10,12 +10,17 @@
  * session answers the same. In session 1, a seq of the window answers its saved result
  * whatever the command; a new seq runs, and afterwards the retry of seq 3 answers from the
  * window exactly when the command's ack was 1 to 3 (ack 0 keeps only the newest).
+ * The same bytes are also opened as a migration payload (kv_shard.h): refused with
+ * CRAFT_ECORRUPT / CRAFT_EVERSION, or accepted with every key and session walked inside the
+ * input, in order, each key of a slot in the payload's set, each session record valid.
  * ASan/UBSan catch any read outside the input. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/assert.h"
+#include "kv/kv_shard.h"
 #include "kv/kv_sm.h"
+#include "shard/slots.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -153,8 +158,38 @@ static bool same(const struct craft_kv_result *a, const struct craft_kv_result *
            memcmp(a->data, b->data, a->len) == 0;
 }
 
+static void payload(const uint8_t *data, size_t size)
+{
+    struct kv_payload pl;
+    int rc = kv_payload_open(data, size, &pl);
+    if (rc != CRAFT_OK) {
+        CRAFT_ASSERT(rc == CRAFT_ECORRUPT || rc == CRAFT_EVERSION);
+        return;
+    }
+    struct kv_payload_key k;
+    size_t off = 0;
+    uint32_t n = 0;
+    while (kv_payload_next_key(&pl, &off, &k)) {
+        CRAFT_ASSERT(k.key >= data && k.val + k.vlen <= data + size);
+        CRAFT_ASSERT(craft_slot_set_has(&pl.slots, craft_key_slot(k.key, k.klen)));
+        n++;
+    }
+    CRAFT_ASSERT(n == pl.n_keys);
+    struct kv_payload_session ps;
+    uint64_t prev = 0;
+    off = 0;
+    n = 0;
+    while (kv_payload_next_session(&pl, &off, &ps)) {
+        CRAFT_ASSERT(ps.id > prev && kv_session_valid(ps.rec, ps.len));
+        prev = ps.id;
+        n++;
+    }
+    CRAFT_ASSERT(n == pl.n_sessions);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    payload(data, size);
     struct craft_kv_cmd c;
     int rc = craft_kv_cmd_decode(data, size, &c);
     if (rc == CRAFT_OK) {

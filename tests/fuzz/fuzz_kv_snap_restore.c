@@ -3,7 +3,9 @@
  * Input: one control byte, then the snapshot. Control bit 0 set: the last 4 bytes are
  * replaced by the crc32 of the rest, so the fuzzer gets past the checksum and into the
  * record validation (where it would otherwise almost never arrive). Bits 1-3: the read
- * size, to vary how records straddle reads.
+ * size, to vary how records straddle reads. Bit 4: restore into shard group 1's state
+ * machines (whose baseline has a configuration: a version 4 snapshot with a SHARD record)
+ * instead of plain ones.
  *
  * A restore either fails with CRAFT_ECORRUPT / CRAFT_EVERSION and leaves the old state
  * exactly as it was (same snapshot bytes), or succeeds; then a snapshot of the restored
@@ -19,6 +21,7 @@
 #include "base/assert.h"
 #include "base/bytes.h"
 #include "kv/kv_sm.h"
+#include "shard/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -72,18 +75,45 @@ static int restore(struct craft_kv_sm *sm, const uint8_t *p, size_t len, size_t 
     return craft_kv_sm_restore(sm, src_read, &s);
 }
 
-/* Two state machines kept across inputs; a's state is reset to the baseline after each. */
-static struct craft_kv_store *st_a, *st_b;
-static struct craft_kv_sm *sm_a, *sm_b;
-static struct buf baseline;
+/* Two pairs of state machines kept across inputs, plain and shard group 1's; a's state is
+ * reset to its baseline after each input. */
+struct pair {
+    struct craft_kv_store *st_a, *st_b;
+    struct craft_kv_sm *sm_a, *sm_b;
+    struct buf baseline;
+};
+static struct pair pairs[2];
 
-static void setup(void)
+static void apply_config(struct craft_kv_sm *sm, uint64_t index)
 {
-    CRAFT_ASSERT(craft_kv_store_mem_open(&st_a) == CRAFT_OK);
-    CRAFT_ASSERT(craft_kv_store_mem_open(&st_b) == CRAFT_OK);
-    CRAFT_ASSERT(craft_kv_sm_open(st_a, NULL, &sm_a) == CRAFT_OK);
-    CRAFT_ASSERT(craft_kv_sm_open(st_b, NULL, &sm_b) == CRAFT_OK);
+    static struct craft_shard_config c0, c1;
+    craft_shard_config_init(&c0);
+    struct craft_shard_group g = {.gid = 1, .n_servers = 1};
+    memcpy(g.servers[0], "h:1", 4);
+    CRAFT_ASSERT(craft_shard_join(&c0, &g, 1, &c1, NULL, 0) == CRAFT_OK);
+    uint8_t enc[512], cmd[1024];
+    size_t n = craft_shard_config_encode(&c1, enc, sizeof enc), len;
+    struct craft_kv_cmd c = {.op = CRAFT_KV_OP_SHARD_CONFIG, .now_ms = 100, .shard_num = 1,
+                             .blob = {enc, (uint32_t)n}};
+    CRAFT_ASSERT(craft_kv_cmd_encode(&c, cmd, sizeof cmd, &len) == CRAFT_OK);
+    struct craft_kv_result *r;
+    CRAFT_ASSERT(craft_kv_sm_apply(sm, index, cmd, len, &r) == CRAFT_OK);
+    CRAFT_ASSERT(r->type == CRAFT_KV_RES_OK);
+    craft_kv_result_free(r);
+}
+
+static void setup_pair(struct pair *p, uint64_t gid)
+{
+    struct craft_kv_sm_config cfg = {.shard_gid = gid};
+    CRAFT_ASSERT(craft_kv_store_mem_open(&p->st_a) == CRAFT_OK);
+    CRAFT_ASSERT(craft_kv_store_mem_open(&p->st_b) == CRAFT_OK);
+    CRAFT_ASSERT(craft_kv_sm_open(p->st_a, &cfg, &p->sm_a) == CRAFT_OK);
+    CRAFT_ASSERT(craft_kv_sm_open(p->st_b, &cfg, &p->sm_b) == CRAFT_OK);
+    struct craft_kv_sm *sm_a = p->sm_a;
     uint64_t index = 0;
+    if (gid != 0) {
+        apply_config(sm_a, ++index);
+    }
     for (int i = 0; i < 8; i++) {
         char k[8];
         snprintf(k, sizeof k, "key%d", i);
@@ -119,18 +149,22 @@ static void setup(void)
         CRAFT_ASSERT(craft_kv_sm_apply(sm_a, ++index, b, len, &r) == CRAFT_OK);
         craft_kv_result_free(r);
     }
-    snap(sm_a, &baseline);
+    snap(sm_a, &p->baseline);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (sm_a == NULL) {
-        setup();
+    if (pairs[0].sm_a == NULL) {
+        setup_pair(&pairs[0], 0);
+        setup_pair(&pairs[1], 1);
     }
     if (size < 1) {
         return 0;
     }
     uint8_t ctl = data[0];
+    struct pair *p = &pairs[(ctl >> 4) & 1];
+    struct craft_kv_sm *sm_a = p->sm_a, *sm_b = p->sm_b;
+    const struct buf baseline = p->baseline;
     size_t len = size - 1;
     uint8_t *in = malloc(len + 1);
     CRAFT_ASSERT(in != NULL);
