@@ -11,6 +11,7 @@
 #include "kv/kv_cmd.h"
 #include "kv/kv_sm.h"
 #include "kv/kv_store.h"
+#include "sim/kv_replica.h"
 #include "sim/clock.h"
 #include "sim/linearize.h"
 #include "sim/rsm.h"
@@ -28,10 +29,7 @@ struct hist_op {
 };
 
 struct server {
-    struct craft_kv_store *store;
-    struct craft_kv_sm *sm;
-    uint8_t *snap;
-    size_t snap_len, snap_cap;
+    struct sim_kv_replica r;
 };
 
 struct sim_kvs_clerk {
@@ -77,25 +75,10 @@ static char *xstrndup(const char *s, size_t n)
 
 /* ---- the servers' state machines (sim_rsm_service) ---- */
 
-static void server_close(struct server *sv)
-{
-    if (sv->sm != NULL) {
-        craft_kv_sm_close(sv->sm);
-        sv->sm = NULL;
-    }
-    if (sv->store != NULL) {
-        sv->store->ops->close(sv->store);
-        sv->store = NULL;
-    }
-}
-
 static void svc_start(void *ctx, int i)
 {
     struct sim_kvs *s = ctx;
-    struct server *sv = &s->servers[i];
-    server_close(sv);
-    CRAFT_ASSERT(craft_kv_store_mem_open(&sv->store) == CRAFT_OK);
-    CRAFT_ASSERT(craft_kv_sm_open(sv->store, NULL, &sv->sm) == CRAFT_OK);
+    sim_kv_replica_open(&s->servers[i].r, 0);
 }
 
 static void svc_apply(void *ctx, int i, const struct craft_entry *e)
@@ -103,7 +86,7 @@ static void svc_apply(void *ctx, int i, const struct craft_entry *e)
     struct sim_kvs *s = ctx;
     struct server *sv = &s->servers[i];
     struct craft_kv_result *res = NULL;
-    int err = craft_kv_sm_apply(sv->sm, e->index, e->data, e->len, &res);
+    int err = sim_kv_replica_apply(&sv->r, e->index, e->data, e->len, &res);
     if (err != CRAFT_OK) {
         sim_fail(s->c, "server %d: kv apply at %llu: %s", i, (unsigned long long)e->index,
                  craft_strerror(err));
@@ -132,7 +115,7 @@ static void svc_reply(void *ctx, int i, void *ck_arg, const struct craft_entry *
         return;
     }
     struct craft_kv_read *rd;
-    CRAFT_ASSERT(craft_kv_read_begin(sv->sm, &rd) == CRAFT_OK);
+    CRAFT_ASSERT(craft_kv_read_begin(sv->r.sm, &rd) == CRAFT_OK);
     const uint8_t *v = NULL;
     size_t vlen = 0;
     int err = craft_kv_read_get(rd, (const uint8_t *)ck->key, strlen(ck->key), &v, &vlen);
@@ -145,59 +128,16 @@ static void svc_reply(void *ctx, int i, void *ck_arg, const struct craft_entry *
     craft_kv_read_end(rd);
 }
 
-static int snap_write(void *ctx, const void *buf, size_t len)
-{
-    struct server *sv = ctx;
-    if (sv->snap_len + len > sv->snap_cap) {
-        size_t cap = sv->snap_cap ? sv->snap_cap : 1024;
-        while (cap < sv->snap_len + len) {
-            cap *= 2;
-        }
-        sv->snap = sim_xrealloc(sv->snap, cap);
-        sv->snap_cap = cap;
-    }
-    memcpy(sv->snap + sv->snap_len, buf, len);
-    sv->snap_len += len;
-    return CRAFT_OK;
-}
-
 static const uint8_t *svc_snapshot(void *ctx, int i, size_t *len)
 {
     struct sim_kvs *s = ctx;
-    struct server *sv = &s->servers[i];
-    struct craft_kv_snap *snap;
-    CRAFT_ASSERT(craft_kv_sm_snapshot(sv->sm, &snap) == CRAFT_OK);
-    sv->snap_len = 0;
-    CRAFT_ASSERT(craft_kv_snap_write(snap, snap_write, sv) == CRAFT_OK);
-    craft_kv_snap_release(snap);
-    *len = sv->snap_len;
-    return sv->snap;
-}
-
-struct snap_src {
-    const uint8_t *p;
-    size_t left;
-};
-
-static int snap_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    struct snap_src *src = ctx;
-    size_t k = src->left < cap ? src->left : cap;
-    if (k > 0) {
-        memcpy(buf, src->p, k);
-    }
-    src->p += k;
-    src->left -= k;
-    *n = k;
-    return CRAFT_OK;
+    return sim_kv_replica_snapshot(&s->servers[i].r, len);
 }
 
 static void svc_restore(void *ctx, int i, const uint8_t *blob, size_t len, uint64_t index)
 {
     struct sim_kvs *s = ctx;
-    struct server *sv = &s->servers[i];
-    struct snap_src src = {.p = blob, .left = len};
-    int err = craft_kv_sm_restore(sv->sm, snap_read, &src);
+    int err = sim_kv_replica_restore(&s->servers[i].r, blob, len);
     if (err != CRAFT_OK) {
         sim_fail(s->c, "server %d: kv snapshot %llu does not restore: %s", i,
                  (unsigned long long)index, craft_strerror(err));
@@ -235,8 +175,7 @@ void sim_kvs_destroy(struct sim_kvs *s)
 {
     sim_rsm_destroy(s->rsm);
     for (int i = 0; i < s->n; i++) {
-        server_close(&s->servers[i]);
-        free(s->servers[i].snap);
+        sim_kv_replica_free(&s->servers[i].r);
     }
     free(s->servers);
     for (size_t k = 0; k < s->n_clerks; k++) {
