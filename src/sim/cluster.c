@@ -113,7 +113,7 @@ struct sim_cluster *sim_cluster_add_group(struct sim_cluster *root,
                                           const struct sim_cluster_opts *opts)
 {
     CRAFT_ASSERT(root->root == root && opts->n == root->n);
-    CRAFT_ASSERT(opts->app == NULL && !opts->kv && !opts->shared_log && !opts->quiesce);
+    CRAFT_ASSERT(!opts->kv && !opts->shared_log && !opts->quiesce);
     CRAFT_ASSERT(opts->real_storage == (root->opts.real_storage && root->opts.shared_log));
     struct sim_cluster *c = xcalloc(1, sizeof *c);
     c->w = root->w;
@@ -145,6 +145,19 @@ struct sim_cluster *sim_group_of(struct sim_cluster *c, int g)
 int sim_n_groups(const struct sim_cluster *c)
 {
     return c->root->n_groups;
+}
+
+void sim_replica_crash(struct sim_cluster *c, int i)
+{
+    check_node_index(c, i);
+    sim_node_crash(c, i);
+}
+
+void sim_replica_start(struct sim_cluster *c, int i)
+{
+    check_node_index(c, i);
+    sim_node_crash(c, i);
+    sim_node_start(c, i);
 }
 
 void sim_proc_crash(struct sim_cluster *c, int i)

@@ -95,7 +95,7 @@ void sim_cluster_destroy(struct sim_cluster *c);
  * and invariant checks; every call above works on a group as on a cluster, and faults on
  * links (sim_connect, sim_disconnect, sim_set_link, reliability) act on the processes,
  * so on every group at once. */
-/* Adds a Raft group of root->n replicas (opts->n must equal it; no kv or app;
+/* Adds a Raft group of root->n replicas (opts->n must equal it; no kv;
  * real_storage exactly when the root has a shared log), started in every process that is
  * up. */
 struct sim_cluster *sim_cluster_add_group(struct sim_cluster *root,
@@ -107,6 +107,11 @@ int sim_n_groups(const struct sim_cluster *c);
  * group's replica recovers from its disk; not connected). */
 void sim_proc_crash(struct sim_cluster *c, int i);
 void sim_proc_start(struct sim_cluster *c, int i);
+/* Group c's replica in process i alone crashes (loses its unsynced writes) / restarts from
+ * its disk (crashing first if up), the process and its links staying as they are (the MIT
+ * shardkv tester's ShutdownServer / StartServer of one group's server). */
+void sim_replica_crash(struct sim_cluster *c, int i);
+void sim_replica_start(struct sim_cluster *c, int i);
 
 /* ---- time ---- */
 uint64_t sim_now(const struct sim_cluster *c);              /* virtual ms */

@@ -11,6 +11,7 @@
 #include "kv/kv_cmd.h"
 #include "kv/kv_sm.h"
 #include "kv/kv_store.h"
+#include "sim/kv_history.h"
 #include "sim/kv_replica.h"
 #include "sim/clock.h"
 #include "sim/linearize.h"
@@ -19,14 +20,6 @@
 #include "sim/world.h"
 
 #define KEY_MAX 32u
-
-struct hist_op {
-    uint64_t client;
-    uint8_t kind;
-    char *key, *input, *output;
-    size_t input_len, output_len;
-    uint64_t call, ret;
-};
 
 struct server {
     struct sim_kv_replica r;
@@ -59,8 +52,7 @@ struct sim_kvs {
     struct sim_kvs_clerk **clerks;
     size_t n_clerks, cap_clerks;
     uint64_t next_session;
-    struct hist_op *hist;
-    size_t n_hist, cap_hist;
+    struct sim_kv_history *hist;
 };
 
 static char *xstrndup(const char *s, size_t n)
@@ -150,7 +142,7 @@ struct sim_kvs *sim_kvs_create(int n, int maxraftstate)
 {
     CRAFT_ASSERT(n >= 1 && n <= CRAFT_CONF_NODES_MAX);
     struct sim_kvs *s = sim_xrealloc(NULL, sizeof *s);
-    *s = (struct sim_kvs){.n = n, .next_session = 1};
+    *s = (struct sim_kvs){.n = n, .next_session = 1, .hist = sim_kv_history_new()};
     s->servers = sim_xrealloc(NULL, (size_t)n * sizeof *s->servers);
     memset(s->servers, 0, (size_t)n * sizeof *s->servers);
     struct sim_rsm_service svc = {.ctx = s, .start = svc_start, .apply = svc_apply,
@@ -184,12 +176,7 @@ void sim_kvs_destroy(struct sim_kvs *s)
         free(s->clerks[k]);
     }
     free(s->clerks);
-    for (size_t k = 0; k < s->n_hist; k++) {
-        free(s->hist[k].key);
-        free(s->hist[k].input);
-        free(s->hist[k].output);
-    }
-    free(s->hist);
+    sim_kv_history_free(s->hist);
     free(s);
 }
 
@@ -205,7 +192,7 @@ size_t sim_kvs_snapshot_size(const struct sim_kvs *s)
 
 uint64_t sim_kvs_ops(const struct sim_kvs *s)
 {
-    return s->n_hist;
+    return sim_kv_history_len(s->hist);
 }
 
 uint64_t sim_kvs_attempts(const struct sim_kvs *s)
@@ -240,22 +227,8 @@ static uint8_t *encode(struct sim_kvs_clerk *ck, bool opening, size_t *len)
 
 static void record(struct sim_kvs_clerk *ck)
 {
-    struct sim_kvs *s = ck->s;
-    if (s->n_hist == s->cap_hist) {
-        s->cap_hist = s->cap_hist ? s->cap_hist * 2 : 1024;
-        s->hist = sim_xrealloc(s->hist, s->cap_hist * sizeof *s->hist);
-    }
-    struct hist_op *h = &s->hist[s->n_hist++];
-    *h = (struct hist_op){.client = ck->client, .kind = ck->kind, .call = ck->call,
-                          .ret = sim_now(s->c)};
-    h->key = xstrndup(ck->key, strlen(ck->key));
-    if (ck->kind == SIM_LIN_GET) {
-        h->output = xstrndup(ck->res, ck->res_len);
-        h->output_len = ck->res_len;
-    } else {
-        h->input = xstrndup(ck->value, ck->value_len);
-        h->input_len = ck->value_len;
-    }
+    sim_kv_history_add(ck->s->hist, ck->client, ck->kind, ck->key, ck->value, ck->value_len,
+                       ck->res, ck->res_len, ck->call, sim_now(ck->s->c));
 }
 
 static void op_done(struct sim_rsm_clerk *rc, void *arg, const uint8_t *reply, size_t len)
@@ -408,25 +381,5 @@ void sim_kvs_check(struct sim_kvs_clerk *ck, const char *key, const char *want, 
 
 void sim_kvs_check_history(struct sim_kvs *s, uint64_t budget_steps)
 {
-    struct sim_lin_op *ops = sim_xrealloc(NULL, (s->n_hist ? s->n_hist : 1) * sizeof *ops);
-    for (size_t k = 0; k < s->n_hist; k++) {
-        const struct hist_op *h = &s->hist[k];
-        ops[k] = (struct sim_lin_op){
-            .client = h->client, .kind = h->kind, .key = (const uint8_t *)h->key,
-            .key_len = strlen(h->key), .input = (const uint8_t *)h->input,
-            .input_len = h->input_len, .output = (const uint8_t *)h->output,
-            .output_len = h->output_len, .call = h->call, .ret = h->ret};
-    }
-    static char desc[4096];
-    struct sim_lin_result res = {.desc = desc, .desc_cap = sizeof desc};
-    enum sim_lin_verdict v = sim_linearize_check(ops, s->n_hist, budget_steps, &res);
-    free(ops);
-    sim_note(s->c, "linearizability: %s (%zu ops, %llu steps, %zu keys)",
-             sim_lin_verdict_name(v), s->n_hist, (unsigned long long)res.steps, res.n_keys);
-    if (v == SIM_LIN_ILLEGAL) {
-        sim_fail(s->c, "history is not linearizable: %s", desc);
-    }
-    if (v == SIM_LIN_UNKNOWN) {
-        sim_note(s->c, "info: linearizability check timed out, assuming history is ok");
-    }
+    sim_kv_history_check(s->hist, s->c, budget_steps);
 }
