@@ -63,6 +63,11 @@ void sim_net_node_up(struct sim_net *net, int i)
     net->inc[i]++;
 }
 
+bool sim_net_is_up(const struct sim_net *net, int i)
+{
+    return net->up[i];
+}
+
 void sim_net_node_down(struct sim_net *net, int i)
 {
     net->up[i] = false;

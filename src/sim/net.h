@@ -60,6 +60,7 @@ bool sim_net_link(const struct sim_net *net, int from, int to);
 /* A node comes up or goes down; either way it is a new incarnation, so messages in flight
  * to (and responses from) the old one are lost. */
 void sim_net_node_up(struct sim_net *net, int i);
+bool sim_net_is_up(const struct sim_net *net, int i);
 void sim_net_node_down(struct sim_net *net, int i);
 
 /* Sends a copy of bytes, a message of group `group`, from `from` to `to`. Nodes are

@@ -391,6 +391,13 @@ void sim_node_crash(struct sim_cluster *c, int i)
     node->alive = false;
     node->incarnation++;
     node->next_timeout = UINT64_MAX;
+    /* The process's network goes down with its last replica: a replica crashed alone in a
+     * process that stays up only misses its own group's messages (sim_node_deliver). */
+    for (int g = 0; g < c->root->n_groups; g++) {
+        if (c->root->groups[g]->nodes[i].alive) {
+            return;
+        }
+    }
     sim_net_node_down(c->net, i);
 }
 
@@ -460,7 +467,9 @@ void sim_node_start(struct sim_cluster *c, int i)
     CRAFT_ASSERT(node->d != NULL);
     node->quiet = (struct craft_quiesce){0};
     node->alive = true;
-    sim_net_node_up(c->net, i);
+    if (!sim_net_is_up(c->net, i)) {
+        sim_net_node_up(c->net, i); /* the process's first replica up */
+    }
     CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0,
                 "start n%d: term %llu vote %llu, snapshot %llu, %zu log entries", i + 1,
                 (unsigned long long)disk->hs.term, (unsigned long long)disk->hs.vote,

@@ -46,6 +46,7 @@ struct sim_rsm_clerk {
     uint8_t *cmd;
     size_t len;
     uint64_t attempt;
+    bool one_cycle; /* give up once every server failed once in a row */
     sim_rsm_done_fn done;
     void *done_arg;
 };
@@ -364,11 +365,14 @@ static void clerk_reply(struct sim_rsm_clerk *ck, struct rpc *r)
         return; /* an old attempt's late answer */
     }
     struct sim_cluster *c = ck->s->c;
-    if (r->out != RPC_OK) {
+    bool ok = r->out == RPC_OK;
+    if (!ok) {
         ck->leader = (ck->leader + 1) % ck->s->n;
         ck->tried++;
-        sim_task_at(c, ck->tried % ck->s->n == 0 ? CYCLE_PAUSE_MS : 0, retry_event, ck);
-        return;
+        if (!ck->one_cycle || ck->tried < ck->s->n) {
+            sim_task_at(c, ck->tried % ck->s->n == 0 ? CYCLE_PAUSE_MS : 0, retry_event, ck);
+            return;
+        }
     }
     ck->tried = 0;
     ck->busy = false;
@@ -376,7 +380,7 @@ static void clerk_reply(struct sim_rsm_clerk *ck, struct rpc *r)
     ck->cmd = NULL;
     ck->len = 0;
     if (ck->done != NULL) {
-        ck->done(ck, ck->done_arg, r->reply, r->reply_len);
+        ck->done(ck, ck->done_arg, ok ? r->reply : NULL, ok ? r->reply_len : 0);
     }
 }
 
@@ -425,11 +429,19 @@ void sim_rsm_call(struct sim_rsm_clerk *ck, uint8_t *cmd, size_t len, sim_rsm_do
 {
     CRAFT_ASSERT(!ck->busy && cmd != NULL && len > 0);
     ck->busy = true;
+    ck->one_cycle = false;
     ck->cmd = cmd;
     ck->len = len;
     ck->done = done;
     ck->done_arg = arg;
     send_attempt(ck);
+}
+
+void sim_rsm_call_cycle(struct sim_rsm_clerk *ck, uint8_t *cmd, size_t len, sim_rsm_done_fn done,
+                        void *arg)
+{
+    sim_rsm_call(ck, cmd, len, done, arg);
+    ck->one_cycle = true;
 }
 
 bool sim_rsm_busy(const struct sim_rsm_clerk *ck)

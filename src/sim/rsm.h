@@ -78,6 +78,11 @@ typedef void (*sim_rsm_done_fn)(struct sim_rsm_clerk *ck, void *arg, const uint8
  * done. The clerk must be idle. From a task or the scenario body. */
 void sim_rsm_call(struct sim_rsm_clerk *ck, uint8_t *cmd, size_t len, sim_rsm_done_fn done,
                   void *arg);
+/* As sim_rsm_call, but gives up once every server failed once in a row (dead, cut off,
+ * or not leading): done then gets reply NULL (the skeleton shardkv clerk's "no server
+ * answers", after which it asks the controller again). The command may still run. */
+void sim_rsm_call_cycle(struct sim_rsm_clerk *ck, uint8_t *cmd, size_t len, sim_rsm_done_fn done,
+                        void *arg);
 bool sim_rsm_busy(const struct sim_rsm_clerk *ck);
 /* Scenario body: waits up to budget_ms for the clerk's call; false if it is still running. */
 bool sim_rsm_wait(struct sim_rsm_clerk *ck, uint64_t budget_ms);

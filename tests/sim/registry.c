@@ -1,6 +1,7 @@
 /* The scenario registry: every scenario craft-sim can run, in listing order. */
 #include "kvraft_scenarios.h"
 #include "shardctrler_scenarios.h"
+#include "shardkv_scenarios.h"
 #include "membership_scenarios.h"
 #include "raft_scenarios.h"
 #include "read_scenarios.h"
@@ -166,6 +167,28 @@ const struct sim_scenario sim_scenarios[] = {
       sim_ctl_minimal_again },
     { "ctrler/unreliable-exactly-once", "concurrent changes over an unreliable net with restarts, each applied once",
       sim_ctl_unreliable_exactly_once },
+
+    /* MIT 6.5840 shardkv (Lab 5B) on shard groups and the controller (tests/sim/shardkv.c) */
+    { "shardkv/static-shards-5b", "Test: static shards (5B)", sim_skv_static_shards },
+    { "shardkv/join-leave-5b", "Test: join then leave (5B)", sim_skv_join_leave },
+    { "shardkv/snapshot-5b", "Test: snapshots, join, and leave (5B)", sim_skv_snapshot },
+    { "shardkv/miss-change-5b", "Test: servers miss configuration changes (5B)",
+      sim_skv_miss_change },
+    { "shardkv/concurrent1-5b", "Test: concurrent puts and configuration changes (5B)",
+      sim_skv_concurrent1 },
+    { "shardkv/concurrent2-5b", "Test: more concurrent puts and configuration changes (5B)",
+      sim_skv_concurrent2 },
+    { "shardkv/concurrent3-5b", "Test: concurrent configuration change and restart (5B)",
+      sim_skv_concurrent3 },
+    { "shardkv/unreliable1-5b", "Test: unreliable 1 (5B)", sim_skv_unreliable1 },
+    { "shardkv/unreliable2-5b", "Test: unreliable 2 (5B)", sim_skv_unreliable2 },
+    { "shardkv/unreliable3-5b", "Test: unreliable 3, linearizable (5B)", sim_skv_unreliable3 },
+    { "shardkv/challenge1-delete", "Test: shard deletion (challenge 1)",
+      sim_skv_challenge1_delete },
+    { "shardkv/challenge2-unaffected", "Test: unaffected shard access (challenge 2)",
+      sim_skv_challenge2_unaffected },
+    { "shardkv/challenge2-partial", "Test: partial migration shard access (challenge 2)",
+      sim_skv_challenge2_partial },
 };
 
 const size_t sim_n_scenarios = sizeof sim_scenarios / sizeof sim_scenarios[0];
@@ -174,6 +197,7 @@ const size_t sim_n_scenarios = sizeof sim_scenarios / sizeof sim_scenarios[0];
  * them, make soak (--capped-share 200) 200 of its 1000. */
 const struct sim_seed_share sim_seed_shares[] = {
     { "kv/", 100 },
+    { "shardkv/", 100 }, /* 13 scenarios of 3 groups and a controller: the same share */
 };
 
 const size_t sim_n_seed_shares = sizeof sim_seed_shares / sizeof sim_seed_shares[0];
