@@ -87,6 +87,7 @@ struct sim_skv {
     size_t n_clerks, cap_clerks;
     uint64_t next_session;
     struct sim_kv_history *hist;
+    struct call *calls; /* in flight */
 };
 
 static struct group *group_of_gid(struct sim_skv *s, uint64_t gid)
@@ -254,6 +255,7 @@ enum call_kind { CALL_PULL, CALL_DELETE };
 enum call_answer { ANS_FAILED, ANS_NOT_YET, ANS_DONE, ANS_PAYLOAD };
 
 struct call {
+    struct call *prev, *next; /* the service's calls in flight (freed at destroy) */
     struct replica *from;
     uint64_t gen;
     enum call_kind kind;
@@ -265,6 +267,20 @@ struct call {
     uint8_t *payload;
     size_t payload_len;
 };
+
+static void call_free(struct sim_skv *s, struct call *k)
+{
+    if (k->prev != NULL) {
+        k->prev->next = k->next;
+    } else {
+        s->calls = k->next;
+    }
+    if (k->next != NULL) {
+        k->next->prev = k->prev;
+    }
+    free(k->payload);
+    free(k);
+}
 
 static void call_back(struct sim_cluster *c, void *arg)
 {
@@ -293,8 +309,7 @@ static void call_back(struct sim_cluster *c, void *arg)
             }
         }
     }
-    free(k->payload);
-    free(k);
+    call_free(rep->grp->s, k);
 }
 
 /* The answer travels back (and may be lost, or find the caller gone: call_back checks). */
@@ -367,6 +382,11 @@ static void call_send(struct replica *rep, enum call_kind kind, uint64_t peer_gi
     *k = (struct call){.from = rep, .gen = rep->gen, .kind = kind, .to = to,
                        .server = rep->next_server++ % s->n, .num = rep->view->cur.num,
                        .slots = *slots};
+    k->next = s->calls;
+    if (s->calls != NULL) {
+        s->calls->prev = k;
+    }
+    s->calls = k;
     if (kind == CALL_PULL) {
         rep->pulling = true;
     } else {
@@ -495,6 +515,9 @@ struct sim_skv *sim_skv_create(struct sim_cluster *root, struct sim_ctl *ctl, in
 
 void sim_skv_destroy(struct sim_skv *s)
 {
+    while (s->calls != NULL) {
+        call_free(s, s->calls); /* their tasks died with the world */
+    }
     for (int g = 0; g < s->n_groups; g++) {
         struct group *grp = &s->groups[g];
         sim_rsm_destroy(grp->rsm);
