@@ -9,9 +9,10 @@ set -euo pipefail
 # runtimes (BUILD=fuzz); valgrind: the leak check of scripts/test.sh; zlib1g-dev: the
 # checksum library (crc32) for on-disk data; liblmdb-dev: craftkv's key/value storage;
 # redis-tools: redis-cli and redis-benchmark, the real clients the craftkv tests drive;
-# python3-redis: redis-py, whose cluster client the cluster black-box test drives.
+# python3-redis: redis-py, whose cluster client the cluster black-box test drives;
+# iproute2 and iptables: network namespaces and the cuts of the partition black-box test.
 PACKAGES=(build-essential clang libclang-rt-14-dev valgrind zlib1g-dev liblmdb-dev redis-tools
-          python3-redis)
+          python3-redis iproute2 iptables)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
