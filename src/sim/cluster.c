@@ -1,5 +1,6 @@
 /* The MIT 6.5840 Raft tester (config.go) on the simulator: make_config, the fault helpers,
  * the checks with their exact timings in virtual ms, and the run loop. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -208,12 +209,115 @@ static void group_free(struct sim_cluster *c)
     free(c->blob);
 }
 
+/* Whether group c has converged: a leader that committed every entry its log held when it
+ * was first seen leading (*target, reset with the leader's term: entries still arriving
+ * from clients need not be), and every member of its configuration up, with that much
+ * committed and applied and no read pending. */
+static bool converged(struct sim_cluster *c, uint64_t *target, uint64_t *term, char *why,
+                      size_t cap)
+{
+    struct craft_core_status ls = {0};
+    int leader = -1;
+    for (int i = 0; i < c->n; i++) {
+        if (!c->nodes[i].alive) {
+            continue;
+        }
+        struct craft_core_status st;
+        craft_core_status(craft_driver_core(c->nodes[i].d), &st);
+        if (st.role == CRAFT_LEADER && (leader < 0 || st.term > ls.term)) {
+            leader = i;
+            ls = st;
+        }
+    }
+    if (leader < 0) {
+        snprintf(why, cap, "no leader");
+        return false;
+    }
+    if (ls.term != *term) {
+        *term = ls.term;
+        *target = ls.last_index;
+    }
+    if (ls.commit < *target || ls.transfer_target != CRAFT_NONE) {
+        snprintf(why, cap, "leader n%d: commit %llu of %llu", leader + 1,
+                 (unsigned long long)ls.commit, (unsigned long long)*target);
+        return false;
+    }
+    for (int i = 0; i < c->n; i++) {
+        uint64_t id = (uint64_t)i + 1;
+        if (!sim_conf_is_voter(&ls.conf, id) && !sim_conf_is_learner(&ls.conf, id)) {
+            continue; /* not a member: nothing to catch up on */
+        }
+        if (!c->nodes[i].alive) {
+            snprintf(why, cap, "member n%d down", i + 1);
+            return false;
+        }
+        struct craft_core_status st;
+        craft_core_status(craft_driver_core(c->nodes[i].d), &st);
+        if (st.commit < *target || st.applied < *target || st.pending_reads != 0) {
+            snprintf(why, cap, "n%d: commit %llu applied %llu reads %u, leader's log %llu",
+                     i + 1, (unsigned long long)st.commit, (unsigned long long)st.applied,
+                     st.pending_reads, (unsigned long long)*target);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Liveness, checked at the end of every run that passed its own checks: once the faults
+ * stop (every process up and connected, the network reliable), every group elects a
+ * leader, commits what its log holds, and every member catches up and resolves its reads
+ * within CONVERGE_MS of virtual time. Raft promises this (thesis 3.4: with timing
+ * eventually good), so a run that cannot is a bug, whatever the scenario checked. */
+#define CONVERGE_MS 60000u
+static void converge(struct sim_cluster *root)
+{
+    sim_set_reliable(root, true);
+    sim_set_long_reordering(root, false);
+    for (int g = 0; g < root->n_groups; g++) {
+        struct sim_cluster *c = root->groups[g];
+        for (int i = 0; i < c->n; i++) {
+            if (!c->nodes[i].alive) {
+                sim_replica_start(c, i);
+            }
+        }
+    }
+    for (int i = 0; i < root->n; i++) {
+        sim_connect(root, i);
+    }
+    uint64_t *target = xcalloc((size_t)root->n_groups, sizeof *target);
+    uint64_t *term = xcalloc((size_t)root->n_groups, sizeof *term);
+    char why[160] = "";
+    for (uint64_t waited = 0;; waited += 100) {
+        bool all = true;
+        for (int g = 0; all && g < root->n_groups; g++) {
+            all = converged(root->groups[g], &target[g], &term[g], why, sizeof why);
+            if (!all && root->n_groups > 1) {
+                size_t k = strlen(why);
+                snprintf(why + k, sizeof why - k, " (group %d)", g);
+            }
+        }
+        if (all) {
+            break;
+        }
+        if (waited >= CONVERGE_MS) {
+            free(target);
+            free(term);
+            sim_fail(root, "no convergence within %u ms after the faults stopped: %s",
+                     CONVERGE_MS, why);
+        }
+        sim_sleep(root, 100);
+    }
+    free(target);
+    free(term);
+}
+
 void sim_cluster_destroy(struct sim_cluster *c)
 {
     if (c == NULL) {
         return;
     }
     CRAFT_ASSERT(c->root == c); /* groups end with their root */
+    converge(c);
     sim_run_detach(c);
     struct sim_event ev;
     /* Pending events of every group are dropped unrun, before any group's memory goes. */
