@@ -51,6 +51,7 @@ struct craft_kv_sm {
      * (NULL, gid 0: not sharded). */
     uint64_t shard_gid;
     struct craft_shard_view *view;
+    bool view_stored; /* the store holds it (written with the first batch applied) */
     uint32_t batch_sessions_max; /* 1..SESS_SLOTS_MAX (kv_sm.c) */
     /* As of the last commit; the state machine thread only. */
     uint64_t applied, now, n_keys;
@@ -145,11 +146,13 @@ bool kv_member_parse(const uint8_t *k, size_t klen, const uint8_t *v, size_t vle
 #define KV_META_SHARD       "shard"
 #define KV_META_SHARD_SLOTS "shard/slots"
 
-/* Loads a shard group's view from t into *v (initial for gid if the store has none).
- * Errors: CRAFT_EINVAL (the store is another group's, or a sharded store opened as a plain
- * one: gid 0 and a view present), CRAFT_ECORRUPT, the store's. v may be NULL for gid 0. */
+/* Loads a shard group's view from t into *v: the stored one (*stored true), or for an
+ * empty store (applied 0) the group's initial view. Errors: CRAFT_EINVAL (another group's
+ * store; a store with state but no view, a plain state machine's, opened as a group's; or a
+ * group's store opened as a plain one: gid 0 and a view present), CRAFT_ECORRUPT, the
+ * store's. v and stored may be NULL for gid 0. */
 int kv_view_load(struct craft_kv_store *s, struct craft_kv_txn *t, uint64_t gid,
-                 struct craft_shard_view *v);
+                 uint64_t applied, struct craft_shard_view *v, bool *stored);
 /* Writes v's two META entries into t. */
 int kv_view_store(struct craft_kv_store *s, struct craft_kv_txn *t,
                   const struct craft_shard_view *v);

@@ -387,7 +387,8 @@ int craft_kv_read_view(struct craft_kv_read *r, struct craft_shard_view *out)
     if (r->shard_gid == 0) {
         return CRAFT_EINVAL;
     }
-    return kv_view_load(r->s, r->t, r->shard_gid, out);
+    bool stored;
+    return kv_view_load(r->s, r->t, r->shard_gid, r->m.applied, out, &stored);
 }
 
 struct export {
@@ -440,9 +441,14 @@ int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct cra
         rc = v->cur.num > num ? CRAFT_ESTALE : CRAFT_EBUSY;
     }
     for (uint32_t s = 0; rc == CRAFT_OK && s < CRAFT_SLOTS; s++) {
-        if (craft_slot_set_has(slots, (uint16_t)s) && v->state[s] != CRAFT_SLOT_GIVING) {
-            rc = CRAFT_EINVAL;
+        if (!craft_slot_set_has(slots, (uint16_t)s) || v->state[s] == CRAFT_SLOT_GIVING) {
+            continue;
         }
+        /* Ours before num and gone now: deleted, so the receiver has it (a receiver whose
+         * applied state lags may still ask). Anything else was never ours to give. */
+        bool deleted = v->state[s] == CRAFT_SLOT_ABSENT &&
+                       craft_shard_slot_gid(&v->prev, (uint16_t)s) == r->shard_gid;
+        rc = deleted ? CRAFT_ESTALE : CRAFT_EINVAL;
     }
     if (rc == CRAFT_OK && craft_slot_set_count(slots) == 0) {
         rc = CRAFT_EINVAL;

@@ -288,16 +288,21 @@ size_t kv_session_merge(const uint8_t *ours, size_t olen, const uint8_t *theirs,
 /* ---- the view in META ---- */
 
 int kv_view_load(struct craft_kv_store *s, struct craft_kv_txn *t, uint64_t gid,
-                 struct craft_shard_view *v)
+                 uint64_t applied, struct craft_shard_view *v, bool *stored)
 {
     const uint8_t *p;
     size_t len;
     int rc = s->ops->get(t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_META_SHARD,
                          strlen(KV_META_SHARD), &p, &len);
     if (rc == CRAFT_ENOTFOUND) {
-        if (gid != 0) {
-            craft_shard_view_init(v, gid);
+        if (gid == 0) {
+            return CRAFT_OK;
         }
+        if (applied != 0) {
+            return CRAFT_EINVAL; /* a plain state machine's store: its keys are no group's */
+        }
+        craft_shard_view_init(v, gid);
+        *stored = false;
         return CRAFT_OK;
     }
     if (rc != CRAFT_OK) {
@@ -309,6 +314,7 @@ int kv_view_load(struct craft_kv_store *s, struct craft_kv_txn *t, uint64_t gid,
     if (craft_shard_view_decode(p, len, v) != CRAFT_OK) {
         return CRAFT_ECORRUPT;
     }
+    *stored = true;
     return v->gid == gid ? CRAFT_OK : CRAFT_EINVAL;
 }
 

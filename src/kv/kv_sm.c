@@ -1346,9 +1346,12 @@ static int import_payload(struct ap *a, const struct kv_payload *pl)
     while (rc == CRAFT_OK && kv_payload_next_key(pl, &off, &k)) {
         struct keyed kd;
         rc = key_find(a, (struct craft_kv_bytes){k.key, k.klen}, &kd);
+        if (rc == CRAFT_OK && kd.old.found) {
+            /* A slot being received holds no key here (ABSENT before, never served, its
+             * keys deleted when it last left): a key there means a damaged store. */
+            rc = CRAFT_ECORRUPT;
+        }
         if (rc == CRAFT_OK) {
-            /* A slot being received holds no key here (ABSENT before, never served). */
-            CRAFT_ASSERT(!kd.old.found);
             rc = key_store(a, kd.sk, kd.sklen, &kd.old, k.val, k.vlen, NULL, 0, k.expire_at);
         }
     }
@@ -1427,31 +1430,35 @@ static int apply_shard(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     default:
         CRAFT_UNREACHABLE();
     }
+    enum craft_shard_step step = c->op == CRAFT_KV_OP_SHARD_INSTALL  ? CRAFT_SHARD_STEP_INSTALL
+                                 : c->op == CRAFT_KV_OP_SHARD_DELETE ? CRAFT_SHARD_STEP_DELETE
+                                                                     : CRAFT_SHARD_STEP_CONFIRM;
+    /* Retries and late arrivals (the drivers resend every step until it is done) change
+     * nothing: answer them from the view as it is, copying it only for a real change. */
+    bool changes;
+    rc = craft_shard_view_check(view_of(a), step, c->shard_num, &set, &changes, err, sizeof err);
+    if (rc != CRAFT_OK || !changes) {
+        return shard_answer(rc, err, res);
+    }
     struct craft_shard_view *v;
     rc = view_edit(a, &v);
     if (rc != CRAFT_OK) {
         return rc;
     }
-    if (c->op == CRAFT_KV_OP_SHARD_INSTALL) {
+    if (step == CRAFT_SHARD_STEP_INSTALL) {
         rc = craft_shard_view_install(v, c->shard_num, &set, &changed, err, sizeof err);
-        if (rc == CRAFT_OK && changed) {
-            rc = import_payload(a, &pl);
-            if (rc != CRAFT_OK) {
-                return rc; /* a store error: the batch fails */
-            }
-        }
-    } else if (c->op == CRAFT_KV_OP_SHARD_DELETE) {
+        CRAFT_ASSERT(rc == CRAFT_OK && changed); /* as checked */
+        rc = import_payload(a, &pl);
+    } else if (step == CRAFT_SHARD_STEP_DELETE) {
         rc = craft_shard_view_delete(v, c->shard_num, &set, &changed, err, sizeof err);
-        if (rc == CRAFT_OK && changed) {
-            rc = delete_slots(a, &set);
-            if (rc != CRAFT_OK) {
-                return rc;
-            }
-        }
+        CRAFT_ASSERT(rc == CRAFT_OK && changed);
+        rc = delete_slots(a, &set);
     } else {
         rc = craft_shard_view_confirm(v, c->shard_num, &set, &changed, err, sizeof err);
+        CRAFT_ASSERT(rc == CRAFT_OK && changed);
     }
-    return shard_answer(rc, err, res);
+    /* A store error fails the batch (its view copy with it). */
+    return rc != CRAFT_OK ? rc : shard_answer(CRAFT_OK, err, res);
 }
 
 /* ---- one command ---- */
@@ -1677,7 +1684,7 @@ int craft_kv_sm_open(struct craft_kv_store *store, const struct craft_kv_sm_conf
         struct kv_meta m = {0};
         rc = kv_meta_load(store, t, &m);
         if (rc == CRAFT_OK) {
-            rc = kv_view_load(store, t, sm->shard_gid, sm->view);
+            rc = kv_view_load(store, t, sm->shard_gid, m.applied, sm->view, &sm->view_stored);
         }
         store->ops->abort(t);
         sm->applied = m.applied;
@@ -1730,6 +1737,12 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
     if (rc != CRAFT_OK) {
         return rc;
     }
+    if (sm->view != NULL && !sm->view_stored) {
+        /* A group's first batch records its view, so that its store (and snapshots) are
+         * told from a plain state machine's from then on. */
+        struct craft_shard_view *v;
+        rc = view_edit(&a, &v);
+    }
     for (size_t i = 0; rc == CRAFT_OK && i < n; i++) {
         if (cmds[i].index <= a.m.applied) {
             continue; /* replayed: the store has it */
@@ -1759,6 +1772,7 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
         struct craft_shard_view *old_view = sm->view;
         sm->view = a.view_next;
         a.view_next = old_view;
+        sm->view_stored = true;
     }
     free(a.view_next);
     if (rc != CRAFT_OK) {

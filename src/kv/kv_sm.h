@@ -213,9 +213,9 @@ int craft_kv_read_view(struct craft_kv_read *r, struct craft_shard_view *out);
 /* The payload that hands slots over to their next owner (SHARD_INSTALL's, kv_shard.h):
  * every live key of those slots and every live session, as of the read's state, in a
  * malloc'd *out (the caller frees). The read's view must be at configuration num with
- * every slot of slots GIVING: CRAFT_ESTALE if the group is past num (it deleted them: the
- * receiver has them already), CRAFT_EBUSY if it has not reached num yet, CRAFT_EINVAL if
- * a slot is not being given or the state machine is plain. CRAFT_ETOOBIG over max bytes
+ * every slot of slots GIVING: CRAFT_ESTALE if the group is past num or deleted one of them
+ * already (the receiver has them), CRAFT_EBUSY if it has not reached num yet, CRAFT_EINVAL
+ * if a slot was not ours in the configuration before num or the state machine is plain. CRAFT_ETOOBIG over max bytes
  * (the command's limit: hand them over in smaller sets), CRAFT_ENOMEM, the store's. */
 int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct craft_slot_set *slots,
                          size_t max, uint8_t **out, size_t *len);

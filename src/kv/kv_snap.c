@@ -536,8 +536,10 @@ static int load(struct loader *l)
             return rc;
         }
         if (tag == TAG_END) {
-            /* Version 4 exactly when there is a SHARD record: one state, one encoding. */
-            if (l->have_view != (l->version == SNAP_VERSION_V4)) {
+            /* Version 4 exactly when there is a SHARD record: one state, one encoding. A
+             * shard group takes only a group's snapshot (its own: load_shard). */
+            if (l->have_view != (l->version == SNAP_VERSION_V4) ||
+                (l->shard_gid != 0 && !l->have_view)) {
                 return CRAFT_ECORRUPT;
             }
             return load_end(l);
@@ -601,12 +603,8 @@ int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx
         sm->now = l->m.now;
         sm->n_keys = l->m.n_keys;
         if (sm->view != NULL) {
-            /* A group snapshotted before its first configuration has no SHARD record. */
-            if (l->have_view) {
-                *sm->view = *l->view;
-            } else {
-                craft_shard_view_init(sm->view, sm->shard_gid);
-            }
+            *sm->view = *l->view;
+            sm->view_stored = true;
         }
     }
     free(l->view);

@@ -117,12 +117,40 @@ int craft_shard_view_config(struct craft_shard_view *v, const struct craft_shard
     return CRAFT_OK;
 }
 
-/* Moves slots from state `from` to `to` (install, delete, confirm): all of them in
- * `from` with one peer, or all already past it. */
-static int advance(struct craft_shard_view *v, uint64_t num, const struct craft_slot_set *slots,
-                   uint8_t from, uint8_t to, bool *changed, char *err, size_t cap)
+/* The states a transition moves slots from and to. */
+static void step_states(enum craft_shard_step step, uint8_t *from, uint8_t *to)
 {
-    *changed = false;
+    switch (step) {
+    case CRAFT_SHARD_STEP_INSTALL:
+        *from = CRAFT_SLOT_PULLING;
+        *to = CRAFT_SLOT_NOTIFYING;
+        break;
+    case CRAFT_SHARD_STEP_DELETE:
+        *from = CRAFT_SLOT_GIVING;
+        *to = CRAFT_SLOT_ABSENT;
+        break;
+    default:
+        CRAFT_ASSERT(step == CRAFT_SHARD_STEP_CONFIRM);
+        *from = CRAFT_SLOT_NOTIFYING;
+        *to = CRAFT_SLOT_SERVING;
+        break;
+    }
+}
+
+/* Whether a slot in state st is past `from` on the way a step takes it: in `to` or later
+ * (a received slot may already be SERVING when its install is retried). */
+static bool past(uint8_t st, uint8_t to)
+{
+    return st == to || (to == CRAFT_SLOT_NOTIFYING && st == CRAFT_SLOT_SERVING);
+}
+
+int craft_shard_view_check(const struct craft_shard_view *v, enum craft_shard_step step,
+                           uint64_t num, const struct craft_slot_set *slots, bool *changes,
+                           char *err, size_t cap)
+{
+    *changes = false;
+    uint8_t from, to;
+    step_states(step, &from, &to);
     if (num > v->cur.num) {
         return fail(CRAFT_EINVAL, err, cap, "configuration %llu not reached (at %llu)",
                     (unsigned long long)num, (unsigned long long)v->cur.num);
@@ -130,7 +158,7 @@ static int advance(struct craft_shard_view *v, uint64_t num, const struct craft_
     if (num < v->cur.num) {
         return CRAFT_OK; /* done in an older configuration */
     }
-    uint32_t n = 0, in_from = 0;
+    uint32_t n = 0, pending = 0;
     uint64_t peer = 0;
     for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
         if (!craft_slot_set_has(slots, (uint16_t)s)) {
@@ -139,31 +167,37 @@ static int advance(struct craft_shard_view *v, uint64_t num, const struct craft_
         n++;
         if (v->state[s] == from) {
             uint64_t p = peer_of(v, (uint16_t)s);
-            if (in_from > 0 && p != peer) {
+            if (pending > 0 && p != peer) {
                 return fail(CRAFT_EINVAL, err, cap, "slots from more than one group");
             }
             peer = p;
-            in_from++;
-        } else if (v->state[s] != to && !(to == CRAFT_SLOT_NOTIFYING &&
-                                            v->state[s] == CRAFT_SLOT_SERVING)) {
+            pending++;
+        } else if (!past(v->state[s], to)) {
             return fail(CRAFT_EINVAL, err, cap, "slot %u is not being migrated", s);
         }
     }
     if (n == 0) {
         return fail(CRAFT_EINVAL, err, cap, "no slot");
     }
-    if (in_from == 0) {
-        return CRAFT_OK; /* done already */
+    *changes = pending > 0; /* slots already past the step are done: left as they are */
+    return CRAFT_OK;
+}
+
+/* A step: checked whole, then the slots still in `from` move to `to`. */
+static int advance(struct craft_shard_view *v, enum craft_shard_step step, uint64_t num,
+                   const struct craft_slot_set *slots, bool *changed, char *err, size_t cap)
+{
+    int rc = craft_shard_view_check(v, step, num, slots, changed, err, cap);
+    if (rc != CRAFT_OK || !*changed) {
+        return rc;
     }
-    if (in_from != n) {
-        return fail(CRAFT_EINVAL, err, cap, "slots in different states");
-    }
+    uint8_t from, to;
+    step_states(step, &from, &to);
     for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
-        if (craft_slot_set_has(slots, (uint16_t)s)) {
+        if (craft_slot_set_has(slots, (uint16_t)s) && v->state[s] == from) {
             v->state[s] = to;
         }
     }
-    *changed = true;
     CRAFT_ASSERT(craft_shard_view_valid(v));
     return CRAFT_OK;
 }
@@ -172,21 +206,21 @@ int craft_shard_view_install(struct craft_shard_view *v, uint64_t num,
                              const struct craft_slot_set *slots, bool *changed, char *err,
                              size_t cap)
 {
-    return advance(v, num, slots, CRAFT_SLOT_PULLING, CRAFT_SLOT_NOTIFYING, changed, err, cap);
+    return advance(v, CRAFT_SHARD_STEP_INSTALL, num, slots, changed, err, cap);
 }
 
 int craft_shard_view_delete(struct craft_shard_view *v, uint64_t num,
                             const struct craft_slot_set *slots, bool *changed, char *err,
                             size_t cap)
 {
-    return advance(v, num, slots, CRAFT_SLOT_GIVING, CRAFT_SLOT_ABSENT, changed, err, cap);
+    return advance(v, CRAFT_SHARD_STEP_DELETE, num, slots, changed, err, cap);
 }
 
 int craft_shard_view_confirm(struct craft_shard_view *v, uint64_t num,
                              const struct craft_slot_set *slots, bool *changed, char *err,
                              size_t cap)
 {
-    return advance(v, num, slots, CRAFT_SLOT_NOTIFYING, CRAFT_SLOT_SERVING, changed, err, cap);
+    return advance(v, CRAFT_SHARD_STEP_CONFIRM, num, slots, changed, err, cap);
 }
 
 bool craft_shard_view_valid(const struct craft_shard_view *v)

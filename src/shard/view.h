@@ -73,11 +73,16 @@ struct craft_shard_view {
 /* Group gid before any configuration: configuration 0, no slot. */
 void craft_shard_view_init(struct craft_shard_view *v, uint64_t gid);
 
-/* Whether the group serves slot (SERVING or NOTIFYING). */
+/* Whether a slot in state st is served (SERVING or NOTIFYING). */
+static inline bool craft_slot_state_served(uint8_t st)
+{
+    return st == CRAFT_SLOT_SERVING || st == CRAFT_SLOT_NOTIFYING;
+}
+
+/* Whether the group serves slot. */
 static inline bool craft_shard_view_serves(const struct craft_shard_view *v, uint16_t slot)
 {
-    uint8_t s = v->state[slot];
-    return s == CRAFT_SLOT_SERVING || s == CRAFT_SLOT_NOTIFYING;
+    return craft_slot_state_served(v->state[slot]);
 }
 
 /* Whether every slot is SERVING or ABSENT: the next configuration may be applied. */
@@ -93,12 +98,23 @@ void craft_shard_view_slots(const struct craft_shard_view *v, uint8_t st, uint64
  * an error with v untouched and err (cap bytes, may be NULL) naming the cause:
  *   config:  CRAFT_EINVAL for an invalid configuration or one that skips a number,
  *            CRAFT_EBUSY while a slot is not settled;
- *   install, delete, confirm: CRAFT_EINVAL for no slot, slots in different states, slots
- *            of more than one peer group, a slot not being migrated, or a configuration
- *            not reached yet (a peer never asks before it and we both applied num).
- * A configuration already applied, or a transition for an older configuration or whose
- * slots are all already past the state it moves them from, is done already: CRAFT_OK,
- * *changed false. */
+ *   install, delete, confirm: CRAFT_EINVAL for no slot, a slot neither in the state the
+ *            step moves from nor past it, pending slots of more than one peer group, or a
+ *            configuration not reached yet (a peer never asks before it and we both
+ *            applied num).
+ * A configuration already applied, or a step for an older configuration, is done already:
+ * CRAFT_OK, *changed false. Of a step's slots, those already past it are left as they are
+ * and the others move (so a hand-over split into parts may be deleted or confirmed whole). */
+enum craft_shard_step {
+    CRAFT_SHARD_STEP_INSTALL, /* PULLING -> NOTIFYING */
+    CRAFT_SHARD_STEP_DELETE,  /* GIVING -> ABSENT */
+    CRAFT_SHARD_STEP_CONFIRM, /* NOTIFYING -> SERVING */
+};
+/* What a step would do, without doing it: its answer, and *changes whether v would change
+ * (the state machine copies its view only then). */
+int craft_shard_view_check(const struct craft_shard_view *v, enum craft_shard_step step,
+                           uint64_t num, const struct craft_slot_set *slots, bool *changes,
+                           char *err, size_t cap);
 int craft_shard_view_config(struct craft_shard_view *v, const struct craft_shard_config *next,
                             bool *changed, char *err, size_t cap);
 int craft_shard_view_install(struct craft_shard_view *v, uint64_t num,

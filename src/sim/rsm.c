@@ -424,12 +424,12 @@ void sim_rsm_clerk_only(struct sim_rsm_clerk *ck, const int *servers, int n)
     }
 }
 
-void sim_rsm_call(struct sim_rsm_clerk *ck, uint8_t *cmd, size_t len, sim_rsm_done_fn done,
-                  void *arg)
+static void call(struct sim_rsm_clerk *ck, uint8_t *cmd, size_t len, bool one_cycle,
+                 sim_rsm_done_fn done, void *arg)
 {
     CRAFT_ASSERT(!ck->busy && cmd != NULL && len > 0);
     ck->busy = true;
-    ck->one_cycle = false;
+    ck->one_cycle = one_cycle;
     ck->cmd = cmd;
     ck->len = len;
     ck->done = done;
@@ -437,11 +437,16 @@ void sim_rsm_call(struct sim_rsm_clerk *ck, uint8_t *cmd, size_t len, sim_rsm_do
     send_attempt(ck);
 }
 
+void sim_rsm_call(struct sim_rsm_clerk *ck, uint8_t *cmd, size_t len, sim_rsm_done_fn done,
+                  void *arg)
+{
+    call(ck, cmd, len, false, done, arg);
+}
+
 void sim_rsm_call_cycle(struct sim_rsm_clerk *ck, uint8_t *cmd, size_t len, sim_rsm_done_fn done,
                         void *arg)
 {
-    sim_rsm_call(ck, cmd, len, done, arg);
-    ck->one_cycle = true;
+    call(ck, cmd, len, true, done, arg);
 }
 
 bool sim_rsm_busy(const struct sim_rsm_clerk *ck)

@@ -13,6 +13,7 @@
 #include "shard/view.h"
 #include "sim/clock.h"
 #include "sim/disk.h"
+#include "sim/net.h"
 #include "sim/kv_history.h"
 #include "sim/kv_replica.h"
 #include "sim/linearize.h"
@@ -153,7 +154,7 @@ static void svc_reply(void *ctx, int i, void *ck_arg, const struct craft_entry *
         uint8_t st;
         uint16_t slot = craft_key_slot((const uint8_t *)ck->key, strlen(ck->key));
         CRAFT_ASSERT(craft_kv_read_slot_state(rd, slot, &st) == CRAFT_OK);
-        if (st == CRAFT_SLOT_SERVING || st == CRAFT_SLOT_NOTIFYING) {
+        if (craft_slot_state_served(st)) {
             const uint8_t *v = NULL;
             size_t vlen = 0;
             int err = craft_kv_read_get(rd, (const uint8_t *)ck->key, strlen(ck->key), &v, &vlen);
@@ -215,21 +216,22 @@ static void propose(struct replica *rep, uint8_t op, uint64_t num, const uint8_t
                     size_t blob_len)
 {
     struct sim_cluster *c = rep->grp->c;
-    struct sim_node *node = &c->nodes[rep->i];
-    if (!node->alive) {
-        return;
-    }
-    struct craft_kv_cmd cmd = {.op = op, .now_ms = sim_node_now(node), .shard_num = num,
+    struct craft_kv_cmd cmd = {.op = op, .now_ms = sim_now(c), .shard_num = num,
                                .blob = {blob, (uint32_t)blob_len}};
     size_t size = craft_kv_cmd_size(&cmd), len;
     CRAFT_ASSERT(size > 0);
     uint8_t *buf = sim_xrealloc(NULL, size);
     CRAFT_ASSERT(craft_kv_cmd_encode(&cmd, buf, size, &len) == CRAFT_OK);
-    uint64_t index, term;
-    sim_node_work(node);
-    (void)craft_driver_propose(node->d, buf, (uint32_t)len, sim_node_now(node), &index, &term);
-    sim_node_after(node);
+    (void)sim_start_cmd(c, rep->i, buf, len, NULL, NULL);
     free(buf);
+}
+
+/* Whether a call from process `from` reaches process `to` now: the network's links and
+ * the process being up, as for Raft's own messages (a group's calls share its processes'
+ * connections). */
+static bool reaches(struct sim_cluster *c, int from, int to)
+{
+    return from == to || (sim_net_link(c->net, from, to) && sim_net_is_up(c->net, to));
 }
 
 static void config_answer(struct sim_ctl_clerk *ck, void *arg, const struct sim_ctl_answer *a)
@@ -318,7 +320,8 @@ static void answer(struct call *k, enum call_answer ans)
     struct sim_cluster *c = k->from->grp->c;
     k->ans = ans;
     uint64_t delay = sim_rand(c, 0, 2);
-    if (ans != ANS_FAILED && !c->net->reliable && sim_rand(c, 0, 1000) < 100) {
+    if (ans != ANS_FAILED && ((!c->net->reliable && sim_rand(c, 0, 1000) < 100) ||
+                              !reaches(c, k->server, k->from->i))) {
         k->ans = ANS_FAILED;
     }
     sim_task_at(c, delay, call_back, k);
@@ -393,7 +396,7 @@ static void call_send(struct replica *rep, enum call_kind kind, uint64_t peer_gi
         rep->deleting = true;
     }
     struct sim_cluster *c = rep->grp->c;
-    if (!sim_is_alive(to->c, k->server)) {
+    if (!sim_is_alive(to->c, k->server) || !reaches(c, rep->i, k->server)) {
         k->ans = ANS_FAILED;
         sim_task_at(c, sim_rand(c, 0, 100), call_back, k);
         return;

@@ -301,7 +301,7 @@ static void migration(void)
     CHECK(slot_state(&a, go) == CRAFT_SLOT_ABSENT);
     uint8_t *none;
     size_t none_len;
-    CHECK(export(&a, 2, &giving, &none, &none_len) == CRAFT_EINVAL); /* not GIVING any more */
+    CHECK(export(&a, 2, &giving, &none, &none_len) == CRAFT_ESTALE); /* deleted: handed over */
     CHECK(answers(&b, SHARD(CRAFT_KV_OP_SHARD_CONFIRM, 2, pulling.bits, sizeof pulling.bits),
                   NULL));
     CHECK(slot_state(&b, go) == CRAFT_SLOT_SERVING);
@@ -357,6 +357,34 @@ static void snap(struct g *g, uint8_t **out, size_t *len)
 
 static void stores(void)
 {
+    /* A plain state machine's store, or its snapshot, is no group's: refused. */
+    struct g p;
+    memset(&p, 0, sizeof p);
+    CRAFT_ASSERT(craft_kv_store_mem_open(&p.st) == CRAFT_OK);
+    CRAFT_ASSERT(craft_kv_sm_open(p.st, NULL, &p.sm) == CRAFT_OK);
+    p.now = 1000;
+    CHECK(answers(&p, SET("k", "v", 0, 0), NULL));
+    uint8_t *ps;
+    size_t pl_len;
+    snap(&p, &ps, &pl_len);
+    CHECK(pl_len > 12 && memcmp(ps + 8, "\3\0\0\0", 4) == 0); /* version 3 */
+    craft_kv_sm_close(p.sm);
+    struct craft_kv_sm *sm2;
+    struct craft_kv_sm_config gcfg = {.shard_gid = 2};
+    CHECK(craft_kv_sm_open(p.st, &gcfg, &sm2) == CRAFT_EINVAL);
+    p.st->ops->close(p.st);
+    struct g grp;
+    g_open(&grp, 2);
+    struct src src = {ps, pl_len, 0};
+    CHECK(craft_kv_sm_restore(grp.sm, src_read, &src) == CRAFT_ECORRUPT);
+    /* A group's store holds its view from its first command on, so it is told apart. */
+    CHECK(answers(&grp, SET("k", "v", 0, 0), CRAFT_KV_ERR_MOVED));
+    craft_kv_sm_close(grp.sm);
+    CHECK(craft_kv_sm_open(grp.st, NULL, &sm2) == CRAFT_EINVAL);
+    CHECK(craft_kv_sm_open(grp.st, &gcfg, &grp.sm) == CRAFT_OK);
+    g_close(&grp);
+    free(ps);
+
     /* A store keeps its group: reopened as another group, or as a plain one, it is refused. */
     struct g a;
     g_open(&a, 4);

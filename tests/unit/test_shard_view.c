@@ -116,6 +116,49 @@ static void one_migration(void)
     free(c3);
 }
 
+/* A hand-over in two parts: each half installed on its own, then deleted and confirmed
+ * whole (slots already past a step are left as they are). */
+static void split_hand_over(void)
+{
+    struct craft_shard_config *c1 = malloc(sizeof *c1), *c2 = malloc(sizeof *c2);
+    craft_shard_config_init(c1);
+    join(c1, 1);
+    *c2 = *c1;
+    join(c2, 2);
+    struct craft_shard_view *a = view_new(1), *b = view_new(2);
+    bool ch;
+    CHECK(craft_shard_view_config(a, c1, &ch, NULL, 0) == CRAFT_OK);
+    CHECK(craft_shard_view_config(b, c1, &ch, NULL, 0) == CRAFT_OK);
+    CHECK(craft_shard_view_config(a, c2, &ch, NULL, 0) == CRAFT_OK);
+    CHECK(craft_shard_view_config(b, c2, &ch, NULL, 0) == CRAFT_OK);
+    struct craft_slot_set all, half;
+    uint32_t n;
+    craft_shard_view_slots(b, CRAFT_SLOT_PULLING, 1, &all, &n);
+    memset(&half, 0, sizeof half);
+    for (uint32_t s = 0, k = 0; s < CRAFT_SLOTS && k < n / 2; s++) {
+        if (craft_slot_set_has(&all, (uint16_t)s)) {
+            craft_slot_set_add(&half, (uint16_t)s);
+            k++;
+        }
+    }
+    CHECK(craft_shard_view_install(b, 2, &half, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(served(b) == n / 2);
+    bool changes;
+    CHECK(craft_shard_view_check(b, CRAFT_SHARD_STEP_INSTALL, 2, &half, &changes, NULL, 0) ==
+              CRAFT_OK && !changes);
+    CHECK(craft_shard_view_install(b, 2, &all, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(served(b) == n);
+    CHECK(craft_shard_view_delete(a, 2, &half, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_delete(a, 2, &all, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_settled(a));
+    CHECK(craft_shard_view_confirm(b, 2, &all, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_settled(b));
+    free(a);
+    free(b);
+    free(c1);
+    free(c2);
+}
+
 /* The groups' views, and the configuration history the controller made. */
 static struct craft_shard_view *views[GROUPS + 1];
 static struct craft_shard_config *hist;
@@ -276,6 +319,7 @@ static void encoding(void)
 int main(void)
 {
     run_case("one_migration", one_migration);
+    run_case("split_hand_over", split_hand_over);
     run_case("random_walk", random_walk);
     run_case("encoding", encoding);
     return unit_finish();
