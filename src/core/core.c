@@ -184,6 +184,18 @@ void core_enter(struct craft_core *core, uint64_t now)
     }
 }
 
+bool core_hs_unstable(const struct craft_core *core)
+{
+    return core->hs_dirty || core->hs_batch_seq > core->persisted_seq;
+}
+
+/* Persist before responding (thesis 3.8, figure 3.1: currentTerm and votedFor are "updated
+ * on stable storage before responding to RPCs"): while the current term or vote is not yet
+ * durable, even a message that needs nothing else durable (a heartbeat's answer, a stale
+ * leader's rejection) waits for it. Otherwise a node that answered in a term and crashed
+ * before the term reached its disk comes back in the older term, and can then acknowledge
+ * a deposed leader's heartbeats, which a read round or a lease counts. Pre-votes are
+ * exempt: they carry a term the sender has not entered and promise nothing. */
 void core_send(struct craft_core *core, const struct craft_msg *m, bool durable)
 {
     CRAFT_ASSERT(m->to != core->cfg.id && m->to != CRAFT_NONE);
@@ -192,6 +204,10 @@ void core_send(struct craft_core *core, const struct craft_msg *m, bool durable)
     copy.from = core->cfg.id;
     if (copy.term == 0) {
         copy.term = core->term;
+    }
+    bool pre = copy.type == CRAFT_MSG_PREVOTE || copy.type == CRAFT_MSG_PREVOTE_RESP;
+    if (!pre && core_hs_unstable(core)) {
+        durable = true;
     }
     queue_push(durable ? &core->out_durable : &core->out, &copy);
 }

@@ -53,7 +53,9 @@ struct craft_core {
     uint64_t term;
     uint64_t vote;
     struct craft_log log;
-    bool hs_dirty;
+    bool hs_dirty;          /* term or vote changed since the last batch took them */
+    uint64_t hs_batch_seq;  /* the last batch that carried the hard state (0: none) */
+    uint64_t persisted_seq; /* the highest batch craft_core_persisted acknowledged */
 
     enum craft_role role;
     uint64_t leader;
@@ -137,6 +139,11 @@ bool core_is_voter(const struct craft_core *core, uint64_t id);
 struct progress *core_progress(struct craft_core *core, uint64_t id);
 void core_reset_election_timer(struct craft_core *core);
 /* Queues a message; durable = it may leave only after this batch's write is durable. */
+/* Whether the current term or vote is not yet durable (changed, or in a batch not yet
+ * acknowledged by craft_core_persisted). */
+bool core_hs_unstable(const struct craft_core *core);
+/* Queues m; durable: only once the batch it goes out with is durable (which it also is while
+ * the hard state is not: core_send says why). */
 void core_send(struct craft_core *core, const struct craft_msg *m, bool durable);
 bool core_rebuild_progress(struct craft_core *core);
 /* Appends m as-is to the durable queue (ready.c moves queued messages there). */

@@ -90,6 +90,7 @@ bool craft_core_ready(struct craft_core *core, struct craft_batch *b)
         b->hs.term = core->term;
         b->hs.vote = core->vote;
         core->hs_dirty = false;
+        core->hs_batch_seq = p.seq;
         /* Messages sent in a term or after a vote must not leave before it is durable. */
         for (size_t i = 0; i < core->out.n; i++) {
             core_send_raw_durable(core, &core->out.msgs[i]);
@@ -148,6 +149,9 @@ void craft_core_persisted(struct craft_core *core, uint64_t seq, uint64_t now)
 {
     core_enter(core, now);
     CRAFT_ASSERT(seq <= core->batch_seq);
+    if (seq > core->persisted_seq) {
+        core->persisted_seq = seq;
+    }
     size_t done = 0;
     while (done < core->n_pending && core->pending[done].seq <= seq) {
         const struct pending_batch *p = &core->pending[done];

@@ -95,7 +95,7 @@ int craft_core_step(struct craft_core *core, const struct craft_msg *m, uint64_t
                 .to = m->from,
                 .reject = true,
             };
-            core_send(core, &resp, core->hs_dirty);
+            core_send(core, &resp, false); /* held while our term is not durable */
         }
         return CRAFT_OK;
     }

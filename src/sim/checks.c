@@ -47,6 +47,7 @@ void sim_checks_init(struct sim_checks *ch, int n)
     *ch = (struct sim_checks){0};
     ch->votes = xcalloc((size_t)n, sizeof *ch->votes);
     ch->cap_votes = xcalloc((size_t)n, sizeof *ch->cap_votes);
+    craft_msg_decoder_init(&ch->dec);
 }
 
 void sim_checks_free(struct sim_checks *ch, int n)
@@ -56,6 +57,7 @@ void sim_checks_free(struct sim_checks *ch, int n)
     }
     free(ch->votes);
     free(ch->cap_votes);
+    craft_msg_decoder_free(&ch->dec);
     free(ch->term_leader);
     free(ch->lm);
     free(ch->gc);
@@ -147,6 +149,34 @@ static void check_vote(struct sim_node *node, const struct craft_hard_state *hs)
                  (unsigned long long)hs->vote);
     }
     *v = hs->vote;
+}
+
+/* Persist before responding (thesis 3.8; Figure 3.1's "updated on stable storage before
+ * responding to RPCs"): a node that sends in a term, or grants a vote, and then crashes
+ * must remember both, or it could vote again in that term. So when a message leaves, the
+ * node's durable hard state must hold its term (pre-votes excepted: they promise nothing),
+ * and a granted vote's candidate. */
+void sim_check_send(struct sim_node *node, const uint8_t *bytes, size_t len)
+{
+    int type = craft_msg_peek_type(bytes, len);
+    if (type == CRAFT_MSG_PREVOTE || type == CRAFT_MSG_PREVOTE_RESP) {
+        return;
+    }
+    struct craft_msg m;
+    if (craft_msg_decode(&node->c->ch.dec, bytes, len, &m) != CRAFT_OK) {
+        sim_fail(node->c, "n%d sent a message that does not decode", node->i + 1);
+    }
+    const struct craft_hard_state *hs = &node->disk.hs;
+    if (m.term > hs->term) {
+        sim_fail(node->c, "n%d sent %s in term %llu before that term was durable (durable "
+                 "term %llu)", node->i + 1, craft_msg_type_name(m.type),
+                 (unsigned long long)m.term, (unsigned long long)hs->term);
+    }
+    if (type == CRAFT_MSG_VOTE_RESP && !m.reject && m.term == hs->term && hs->vote != m.to) {
+        sim_fail(node->c, "n%d granted its vote in term %llu to n%llu before that vote was "
+                 "durable (durable vote %llu)", node->i + 1, (unsigned long long)m.term,
+                 (unsigned long long)m.to, (unsigned long long)hs->vote);
+    }
 }
 
 static struct sim_lm_slot *lm_find(struct sim_checks *ch, uint64_t index, uint64_t term)

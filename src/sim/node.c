@@ -190,6 +190,7 @@ static void port_send(void *ctx, uint64_t to, const uint8_t *bytes, size_t len)
 {
     struct sim_node *node = node_of(ctx);
     CRAFT_ASSERT(to >= 1 && to <= (uint64_t)node->c->n);
+    sim_check_send(node, bytes, len);
     sim_net_send(node->c->net, node->i, (int)to - 1, node->c->group, bytes, len);
 }
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/msg_codec.h"
 #include "core/core.h"
 #include "runtime/driver.h"
 #include "sim/cluster.h"
@@ -86,6 +87,7 @@ struct sim_checks {
     /* The latest committed configuration the appliers saw, and its index (0: bootstrap). */
     struct craft_conf conf;
     uint64_t conf_index;
+    struct craft_msg_decoder dec; /* sim_check_send's */
 };
 
 struct sim_cluster {
@@ -161,6 +163,9 @@ void sim_checks_free(struct sim_checks *ch, int n);
 void sim_check_status(struct sim_node *node);
 /* Vote uniqueness and log matching: when write w became durable on node's disk. */
 void sim_check_persisted(struct sim_node *node, const struct sim_write *w);
+/* A message node hands to the network (bytes encoded): its term, and a vote it grants,
+ * must already be durable. */
+void sim_check_send(struct sim_node *node, const uint8_t *bytes, size_t len);
 /* State machine safety: node applies entry e with cmds_through NORMAL entries through it.
  * Records the committed entry. */
 void sim_check_apply(struct sim_node *node, const struct craft_entry *e, uint64_t cmds_through);
