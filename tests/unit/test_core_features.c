@@ -187,6 +187,30 @@ static void test_transfer(void)
     lockstep_free(&c);
 }
 
+/* craft_core_step_down: a leader becomes a follower of its own term at once (the runtime
+ * uses it when its disk fails), keeping its term, and the others elect; a follower's call
+ * changes nothing. */
+static void test_step_down(void)
+{
+    struct lockstep c;
+    lockstep_init(&c, 3, 7);
+    int l = lockstep_elect(&c, 100);
+    CHECK(l >= 0);
+    struct craft_core_status before, s;
+    status(&c, l, &before);
+    int f = (l + 1) % 3;
+    craft_core_step_down(c.cores[f], c.now);
+    status(&c, f, &s);
+    CHECK(s.role == CRAFT_FOLLOWER);
+    craft_core_step_down(c.cores[l], c.now);
+    status(&c, l, &s);
+    CHECK(s.role == CRAFT_FOLLOWER && s.term == before.term && s.leader == CRAFT_NONE);
+    CHECK(propose_value(&c, l, 1) == CRAFT_ENOTLEADER);
+    lockstep_deliver_all(&c);
+    CHECK(lockstep_elect(&c, 200) >= 0);
+    lockstep_free(&c);
+}
+
 static const struct craft_read_state *find_read(struct lockstep *c, uint64_t ctx)
 {
     for (size_t i = 0; i < c->n_reads; i++) {
@@ -258,5 +282,6 @@ int main(void)
     run_case("joint_change", test_joint_change);
     run_case("transfer", test_transfer);
     run_case("reads", test_reads);
+    run_case("step_down", test_step_down);
     return unit_finish();
 }
