@@ -90,3 +90,41 @@ void sim_raft_many_elections_2a(void)
     sim_check_one_leader(c);
     sim_raft_end(c, t0);
 }
+
+/* Beyond the MIT catalog. Thesis 6.2 (check-quorum): a leader that hears from no quorum for
+ * an election timeout steps down, so a partitioned leader stops claiming to lead (clients
+ * go looking for the new one instead of waiting on it). The leader is cut off both ways,
+ * then made deaf (its messages still leave, nothing reaches it); either way, within a few
+ * election timeouts (at most 999 ms each in the fault mix) it must no longer lead, and once
+ * healed the cluster has one leader. */
+void sim_raft_check_quorum_2a(void)
+{
+    const int n = 5;
+    uint64_t t0;
+    struct sim_cluster *c = sim_raft_begin(n, false, false, "leaders without a quorum step down",
+                                           &t0);
+    for (int round = 0; round < 2; round++) {
+        int l = sim_check_one_leader(c);
+        if (round == 0) {
+            sim_disconnect(c, l);
+        } else {
+            for (int j = 0; j < n; j++) {
+                if (j != l) {
+                    sim_set_link(c, j, l, false);
+                }
+            }
+        }
+        sim_sleep(c, 4 * SIM_RAFT_ELECTION_TIMEOUT_MS);
+        uint64_t term;
+        bool leader;
+        sim_get_state(c, l, &term, &leader);
+        if (leader) {
+            sim_fail(c, "n%d still leads (term %llu) %u ms after losing its quorum (%s)", l + 1,
+                     (unsigned long long)term, 4 * SIM_RAFT_ELECTION_TIMEOUT_MS,
+                     round == 0 ? "cut off" : "deaf");
+        }
+        sim_connect(c, l);
+        sim_check_one_leader(c);
+    }
+    sim_raft_end(c, t0);
+}

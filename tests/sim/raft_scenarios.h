@@ -16,6 +16,7 @@
 /* 2A: election */
 void sim_raft_initial_election_2a(void);
 void sim_raft_re_election_2a(void);
+void sim_raft_check_quorum_2a(void);
 void sim_raft_many_elections_2a(void);
 
 /* 2B: log agreement */

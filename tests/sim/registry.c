@@ -12,6 +12,8 @@ const struct sim_scenario sim_scenarios[] = {
     /* MIT 6.5840 Raft lab, 2A: election */
     { "raft/initial-election-2a", "Test (2A): initial election", sim_raft_initial_election_2a },
     { "raft/re-election-2a", "Test (2A): election after network failure", sim_raft_re_election_2a },
+    { "raft/check-quorum-2a", "a leader cut off or deaf steps down (thesis 6.2)",
+      sim_raft_check_quorum_2a },
     { "raft/many-elections-2a", "Test (2A): multiple elections", sim_raft_many_elections_2a },
 
     /* 2B: log agreement */
