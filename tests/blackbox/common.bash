@@ -66,10 +66,12 @@ check_has() { # name needle haystack
 
 # redis-cli against node id's client port.
 cli() { local p; p=$(CPORT "$1"); shift; timeout 10 redis-cli -p "$p" "$@" 2>&1; }
-# The id of a running node that says it leads, or nothing.
+# The id of a running node (of the given ids, default every running one) that says it
+# leads, or nothing.
 leader() {
-    local i
-    for i in "${!PID[@]}"; do
+    local i ids=("$@")
+    [ ${#ids[@]} -gt 0 ] || ids=("${!PID[@]}")
+    for i in "${ids[@]}"; do
         if cli "$i" info raft 2>/dev/null | tr -d '\r' | grep -q '^role:leader$'; then
             echo "$i"
             return
@@ -86,6 +88,35 @@ wait_leader() {
         fi
         sleep 0.2
     done
+}
+
+# A writer for the exactly-once checks: rounds of BATCH pipelined "INCR c" through the
+# command after NAME and BATCH (a redis-cli reading commands from stdin) until $TMP/stop
+# exists. An integer reply is acknowledged and must exceed the client's previous one (its
+# commands are sequential); anything else (an error, a reply lost with the connection) is in
+# doubt. Writes "acked in_doubt out_of_order" to $TMP/client.NAME.
+bb_incr_client() { # name batch cmd...
+    local name=$1 batch=$2 acked=0 errors=0 last=0 order=0 cmds="" k
+    shift 2
+    for ((k = 0; k < batch; k++)); do cmds+=$'INCR c\r\n'; done
+    while [ ! -e "$TMP/stop" ]; do
+        local out n=0 line
+        out=$(printf '%s' "$cmds" | timeout 10 "$@" 2>/dev/null)
+        while IFS= read -r line; do
+            [ -n "$line" ] || continue
+            n=$((n + 1))
+            if [[ "$line" =~ ^[0-9]+$ ]]; then
+                acked=$((acked + 1))
+                [ "$line" -gt "$last" ] || order=$((order + 1))
+                last=$line
+            else
+                errors=$((errors + 1))
+            fi
+        done <<<"$out"
+        [ "$n" -lt "$batch" ] && errors=$((errors + batch - n))
+        [ "$n" -lt "$batch" ] && sleep 0.1
+    done
+    echo "$acked $errors $order" >"$TMP/client.$name"
 }
 
 # SIGTERM, wait (SIGKILL after 10 s), forget.

@@ -28,32 +28,8 @@ for i in 1 2 3; do start $i full; done
 L=$(wait_leader)
 [ -n "$L" ] && ok "a leader is elected (node $L)" || bad "a leader is elected"
 
-# A client: rounds of 8 pipelined INCRs through one node until $TMP/stop exists. Each reply
-# that is an integer is acknowledged; anything else (an error, a lost connection: fewer
-# replies than commands) counts as in doubt. Replies must increase within the client.
-client() { # name node
-    local name=$1 node=$2 acked=0 errors=0 last=0 order=0 port
-    port=$(CPORT "$node")
-    while [ ! -e "$TMP/stop" ]; do
-        local out n=0
-        out=$(printf 'INCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\n' |
-            timeout 10 redis-cli -p "$port" 2>/dev/null)
-        while IFS= read -r line; do
-            [ -n "$line" ] || continue
-            n=$((n + 1))
-            if [[ "$line" =~ ^[0-9]+$ ]]; then
-                acked=$((acked + 1))
-                [ "$line" -gt "$last" ] || order=$((order + 1))
-                last=$line
-            else
-                errors=$((errors + 1))
-            fi
-        done <<<"$out"
-        [ "$n" -lt 8 ] && errors=$((errors + 8 - n))
-        [ "$n" -lt 8 ] && sleep 0.1
-    done
-    echo "$acked $errors $order" >"$TMP/client.$name"
-}
+# A client: rounds of 8 pipelined INCRs through one node (common.bash, bb_incr_client).
+client() { bb_incr_client "$1" 8 redis-cli -p "$(CPORT "$2")"; }
 
 for c in 1 2 3 4 5 6; do
     client "$c" $(( (c % 3) + 1 )) &

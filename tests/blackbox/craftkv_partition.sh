@@ -100,21 +100,11 @@ start() { # id
 }
 for i in 1 2 3; do start $i; done
 
-# The id of a node that says it leads among the given ones (default: all), or nothing.
-leader_of() {
-    local i
-    for i in "$@"; do
-        if cli "$i" info raft 2>/dev/null | tr -d '\r' | grep -q '^role:leader$'; then
-            echo "$i"
-            return
-        fi
-    done
-}
 # Waits (up to 30 s) for one of the given nodes to lead and take a write through it.
 wait_writable() { # nodes...
     local l r
     for _ in $(seq 1 150); do
-        l=$(leader_of "$@")
+        l=$(leader "$@")
         if [ -n "$l" ]; then
             r=$(cli "$l" set probe "$RANDOM")
             if [ "$r" = OK ]; then
@@ -129,30 +119,8 @@ wait_writable() { # nodes...
 L=$(wait_writable 1 2 3)
 [ -n "$L" ] && ok "a leader takes writes (node $L)" || bad "a leader takes writes"
 
-# Writers: rounds of 4 pipelined INCRs through one node until $TMP/stop exists (as in
-# craftkv_faults.sh: integers are acknowledged, anything else is in doubt).
-client() { # name node
-    local name=$1 node=$2 acked=0 errors=0 last=0 order=0
-    while [ ! -e "$TMP/stop" ]; do
-        local out n=0
-        out=$(printf 'INCR c\r\nINCR c\r\nINCR c\r\nINCR c\r\n' |
-            timeout 10 ip netns exec "$HUB" redis-cli -h "$NETPFX.$node" -p "$CLIENT_PORT" 2>/dev/null)
-        while IFS= read -r line; do
-            [ -n "$line" ] || continue
-            n=$((n + 1))
-            if [[ "$line" =~ ^[0-9]+$ ]]; then
-                acked=$((acked + 1))
-                [ "$line" -gt "$last" ] || order=$((order + 1))
-                last=$line
-            else
-                errors=$((errors + 1))
-            fi
-        done <<<"$out"
-        [ "$n" -lt 4 ] && errors=$((errors + 4 - n))
-        [ "$n" -lt 4 ] && sleep 0.1
-    done
-    echo "$acked $errors $order" >"$TMP/client.$name"
-}
+# Writers: rounds of 4 pipelined INCRs through one node (common.bash, bb_incr_client).
+client() { bb_incr_client "$1" 4 ip netns exec "$HUB" redis-cli -h "$NETPFX.$2" -p "$CLIENT_PORT"; }
 for c in 1 2 3; do
     client "$c" "$c" &
     CLIENTS+=($!)

@@ -269,12 +269,16 @@ void sim_skv_miss_change(void)
 
 /* ---- concurrent appenders (TestConcurrent1-3, TestUnreliable2) ---- */
 
+struct stopper {
+    bool stop, stopped;
+};
+
 struct appender {
+    struct stopper st;
     struct sim_skv_clerk *ck;
     int key;
     uint64_t pause_ms; /* between appends */
     size_t vlen;
-    bool stop, stopped;
     char next[32];
 };
 
@@ -296,8 +300,8 @@ static void append_next(struct sim_cluster *c, void *arg)
 {
     struct appender *a = arg;
     (void)c;
-    if (a->stop || strlen(t.vals[a->key]) + a->vlen >= sizeof t.vals[0] - 1) {
-        a->stopped = true;
+    if (a->st.stop || strlen(t.vals[a->key]) + a->vlen >= sizeof t.vals[0] - 1) {
+        a->st.stopped = true;
         return;
     }
     rand_value(a->next, a->vlen);
@@ -313,21 +317,30 @@ static void start_appenders(uint64_t pause_ms, size_t vlen)
     }
 }
 
-static void stop_appenders(void)
+/* Asks n client tasks to stop and waits until every one has finished its op in flight. */
+static void stop_all(struct stopper *const *tasks, int n, const char *what)
 {
-    for (int i = 0; i < t.nkeys; i++) {
-        apps[i].stop = true;
+    for (int i = 0; i < n; i++) {
+        tasks[i]->stop = true;
     }
     uint64_t start = sim_now(t.c);
-    for (int i = 0; i < t.nkeys; i++) {
-        while (!apps[i].stopped) {
+    for (int i = 0; i < n; i++) {
+        while (!tasks[i]->stopped) {
             if (sim_now(t.c) - start > OP_BUDGET) {
-                sim_fail(t.c, "appender of key %s did not finish within %u ms", t.keys[i],
-                         OP_BUDGET);
+                sim_fail(t.c, "%s %d did not finish within %u ms", what, i, OP_BUDGET);
             }
             sim_sleep(t.c, 10);
         }
     }
+}
+
+static void stop_appenders(void)
+{
+    struct stopper *tasks[NKEYS_MAX];
+    for (int i = 0; i < t.nkeys; i++) {
+        tasks[i] = &apps[i].st;
+    }
+    stop_all(tasks, t.nkeys, "appender");
 }
 
 void sim_skv_concurrent1(void)
@@ -480,8 +493,8 @@ void sim_skv_unreliable2(void)
 /* Random clients: Append (50%), Put (5%), else Get, on random keys; the history must be
  * linearizable. */
 struct rclient {
+    struct stopper st;
     struct sim_skv_clerk *ck;
-    bool stop, stopped;
     char v[16];
 };
 
@@ -500,8 +513,8 @@ static void rclient_done(struct sim_skv_clerk *ck, void *arg, const char *val, s
 static void rclient_next(struct sim_cluster *c, void *arg)
 {
     struct rclient *r = arg;
-    if (r->stop) {
-        r->stopped = true;
+    if (r->st.stop) {
+        r->st.stopped = true;
         return;
     }
     const char *key = t.keys[sim_rand(c, 0, (uint64_t)t.nkeys)];
@@ -522,18 +535,11 @@ void sim_skv_unreliable3(void)
     }
     reconfigure_timeline();
     sim_set_reliable(t.c, true);
+    struct stopper *tasks[10];
     for (int i = 0; i < 10; i++) {
-        rcs[i].stop = true;
+        tasks[i] = &rcs[i].st;
     }
-    for (int i = 0; i < 10; i++) {
-        uint64_t start = sim_now(t.c);
-        while (!rcs[i].stopped) {
-            if (sim_now(t.c) - start > OP_BUDGET) {
-                sim_fail(t.c, "client %d did not finish within %u ms", i, OP_BUDGET);
-            }
-            sim_sleep(t.c, 10);
-        }
-    }
+    stop_all(tasks, 10, "client");
     sim_skv_check_history(t.s, 2000000);
     end();
 }
