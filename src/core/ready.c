@@ -91,11 +91,18 @@ bool craft_core_ready(struct craft_core *core, struct craft_batch *b)
         b->hs.vote = core->vote;
         core->hs_dirty = false;
         core->hs_batch_seq = p.seq;
-        /* Messages sent in a term or after a vote must not leave before it is durable. */
+        /* Messages sent in a term or after a vote must not leave before it is durable;
+         * pre-votes promise nothing and go at once (core_send). */
+        size_t kept = 0;
         for (size_t i = 0; i < core->out.n; i++) {
-            core_send_raw_durable(core, &core->out.msgs[i]);
+            const struct craft_msg *m = &core->out.msgs[i];
+            if (m->type == CRAFT_MSG_PREVOTE || m->type == CRAFT_MSG_PREVOTE_RESP) {
+                core->out.msgs[kept++] = *m;
+            } else {
+                core_send_raw_durable(core, m);
+            }
         }
-        core->out.n = 0;
+        core->out.n = kept;
     }
     b->truncate_from = core->truncate_from;
     core->truncate_from = 0;

@@ -209,12 +209,13 @@ static void group_free(struct sim_cluster *c)
     free(c->blob);
 }
 
-/* Whether group c has converged: a leader that committed every entry its log held when it
- * was first seen leading (*target, reset with the leader's term: entries still arriving
- * from clients need not be), and every member of its configuration up, with that much
- * committed and applied and no read pending. */
-static bool converged(struct sim_cluster *c, uint64_t *target, uint64_t *term, char *why,
-                      size_t cap)
+/* Whether group c has converged: one leader that committed every entry its log held when
+ * it was first seen leading (*target, reset with the leader's term: entries still arriving
+ * from clients need not be), a configuration that is not joint, and every member of it up,
+ * following that leader in its term, with that much committed and applied and no read
+ * pending. *leader_out: the leader's index. */
+static bool converged(struct sim_cluster *c, uint64_t *target, uint64_t *term, int *leader_out,
+                      char *why, size_t cap)
 {
     struct craft_core_status ls = {0};
     int leader = -1;
@@ -229,6 +230,7 @@ static bool converged(struct sim_cluster *c, uint64_t *target, uint64_t *term, c
             ls = st;
         }
     }
+    *leader_out = leader;
     if (leader < 0) {
         snprintf(why, cap, "no leader");
         return false;
@@ -237,9 +239,11 @@ static bool converged(struct sim_cluster *c, uint64_t *target, uint64_t *term, c
         *term = ls.term;
         *target = ls.last_index;
     }
-    if (ls.commit < *target || ls.transfer_target != CRAFT_NONE) {
-        snprintf(why, cap, "leader n%d: commit %llu of %llu", leader + 1,
-                 (unsigned long long)ls.commit, (unsigned long long)*target);
+    if (ls.commit < *target || ls.transfer_target != CRAFT_NONE ||
+        ls.conf.n_voters_outgoing != 0) {
+        snprintf(why, cap, "leader n%d: commit %llu of %llu%s", leader + 1,
+                 (unsigned long long)ls.commit, (unsigned long long)*target,
+                 ls.conf.n_voters_outgoing != 0 ? ", joint configuration" : "");
         return false;
     }
     for (int i = 0; i < c->n; i++) {
@@ -253,22 +257,78 @@ static bool converged(struct sim_cluster *c, uint64_t *target, uint64_t *term, c
         }
         struct craft_core_status st;
         craft_core_status(craft_driver_core(c->nodes[i].d), &st);
-        if (st.commit < *target || st.applied < *target || st.pending_reads != 0) {
-            snprintf(why, cap, "n%d: commit %llu applied %llu reads %u, leader's log %llu",
-                     i + 1, (unsigned long long)st.commit, (unsigned long long)st.applied,
-                     st.pending_reads, (unsigned long long)*target);
+        if (st.term != ls.term || (i != leader && st.leader != (uint64_t)leader + 1) ||
+            st.commit < *target || st.applied < *target || st.pending_reads != 0) {
+            snprintf(why, cap, "n%d: term %llu leader %llu commit %llu applied %llu reads %u; "
+                     "leader n%d term %llu log %llu", i + 1, (unsigned long long)st.term,
+                     (unsigned long long)st.leader, (unsigned long long)st.commit,
+                     (unsigned long long)st.applied, st.pending_reads, leader + 1,
+                     (unsigned long long)ls.term, (unsigned long long)*target);
             return false;
         }
     }
     return true;
 }
 
+/* Waits until every group has converged and stayed so, under the same leaders' terms, for
+ * STABLE_MS; fails the run past CONVERGE_MS. leaders[g] receives group g's leader. */
+#define CONVERGE_MS 60000u
+#define STABLE_MS   3000u
+static void await_converged(struct sim_cluster *root, int *leaders)
+{
+    int n = root->n_groups;
+    uint64_t *target = xcalloc((size_t)n, sizeof *target);
+    uint64_t *term = xcalloc((size_t)n, sizeof *term);
+    uint64_t *seen = xcalloc((size_t)n, sizeof *seen);
+    char why[256] = "";
+    uint64_t stable_since = UINT64_MAX;
+    for (uint64_t waited = 0;; waited += 100) {
+        bool all = true;
+        for (int g = 0; g < n; g++) {
+            bool ok = converged(root->groups[g], &target[g], &term[g], &leaders[g], why,
+                                sizeof why);
+            if (!ok && n > 1) {
+                size_t k = strlen(why);
+                snprintf(why + k, sizeof why - k, " (group %d)", g);
+            }
+            if (ok && seen[g] != term[g]) {
+                seen[g] = term[g];
+                stable_since = UINT64_MAX; /* a new term: stability starts over */
+            }
+            all = all && ok;
+            if (!ok) {
+                break;
+            }
+        }
+        if (!all) {
+            stable_since = UINT64_MAX;
+        } else if (stable_since == UINT64_MAX) {
+            stable_since = waited;
+        } else if (waited - stable_since >= STABLE_MS) {
+            break;
+        }
+        if (waited >= CONVERGE_MS) {
+            free(target);
+            free(term);
+            free(seen);
+            sim_fail(root, "no convergence within %u ms after the faults stopped: %s",
+                     CONVERGE_MS, all ? "leaders keep changing" : why);
+        }
+        sim_sleep(root, 100);
+    }
+    free(target);
+    free(term);
+    free(seen);
+}
+
 /* Liveness, checked at the end of every run that passed its own checks: once the faults
  * stop (every process up and connected, the network reliable), every group elects a
- * leader, commits what its log holds, and every member catches up and resolves its reads
- * within CONVERGE_MS of virtual time. Raft promises this (thesis 3.4: with timing
- * eventually good), so a run that cannot is a bug, whatever the scenario checked. */
-#define CONVERGE_MS 60000u
+ * leader that keeps its term for STABLE_MS, commits what its log holds, and every member
+ * follows it, catches up and resolves its reads, within CONVERGE_MS of virtual time. Then
+ * each group's leadership moves (a transfer: a new term, whose first entry every member
+ * must commit and apply in turn), so a group that only looked settled, with no new work
+ * to show otherwise, must make progress once more. Raft promises this (thesis 3.4: with
+ * timing eventually good), so a run that cannot is a bug, whatever the scenario checked. */
 static void converge(struct sim_cluster *root)
 {
     sim_set_reliable(root, true);
@@ -284,31 +344,13 @@ static void converge(struct sim_cluster *root)
     for (int i = 0; i < root->n; i++) {
         sim_connect(root, i);
     }
-    uint64_t *target = xcalloc((size_t)root->n_groups, sizeof *target);
-    uint64_t *term = xcalloc((size_t)root->n_groups, sizeof *term);
-    char why[160] = "";
-    for (uint64_t waited = 0;; waited += 100) {
-        bool all = true;
-        for (int g = 0; all && g < root->n_groups; g++) {
-            all = converged(root->groups[g], &target[g], &term[g], why, sizeof why);
-            if (!all && root->n_groups > 1) {
-                size_t k = strlen(why);
-                snprintf(why + k, sizeof why - k, " (group %d)", g);
-            }
-        }
-        if (all) {
-            break;
-        }
-        if (waited >= CONVERGE_MS) {
-            free(target);
-            free(term);
-            sim_fail(root, "no convergence within %u ms after the faults stopped: %s",
-                     CONVERGE_MS, why);
-        }
-        sim_sleep(root, 100);
+    int *leaders = xcalloc((size_t)root->n_groups, sizeof *leaders);
+    await_converged(root, leaders);
+    for (int g = 0; g < root->n_groups; g++) {
+        (void)sim_transfer(root->groups[g], leaders[g], -1); /* refused alone: no peer */
     }
-    free(target);
-    free(term);
+    await_converged(root, leaders);
+    free(leaders);
 }
 
 void sim_cluster_destroy(struct sim_cluster *c)
