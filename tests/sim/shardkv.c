@@ -585,24 +585,48 @@ void sim_skv_challenge1_delete(void)
     end();
 }
 
+/* Keys "0".."9" all set to v. */
+static void put_ten(const char *v)
+{
+    t.nkeys = 10;
+    for (int i = 0; i < t.nkeys; i++) {
+        snprintf(t.keys[i], sizeof t.keys[i], "%d", i);
+        strcpy(t.vals[i], v);
+        sim_skv_put(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
+    }
+}
+
+/* Which keys group g owns in the latest configuration. */
+static void owned_by(int g, bool *owned)
+{
+    for (int i = 0; i < t.nkeys; i++) {
+        owned[i] = owner(t.keys[i]) == sim_skv_gid(t.s, g);
+    }
+}
+
+/* For every owned key: check it, append suffix with a Put, check again. */
+static void check_update(const bool *owned, const char *suffix)
+{
+    for (int i = 0; i < t.nkeys; i++) {
+        if (owned[i]) {
+            sim_skv_check(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
+            strcat(t.vals[i], suffix);
+            sim_skv_put(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
+            sim_skv_check(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
+        }
+    }
+}
+
 /* While a configuration is stuck (its group 100 is down and leaving), group 101 serves the
  * slots it already owned. */
 void sim_skv_challenge2_unaffected(void)
 {
     begin(true, 100, "unaffected shard access (challenge 2)");
     join(0);
-    t.nkeys = 10;
-    for (int i = 0; i < t.nkeys; i++) {
-        snprintf(t.keys[i], sizeof t.keys[i], "%d", i);
-        strcpy(t.vals[i], "100");
-        sim_skv_put(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
-    }
+    put_ten("100");
     join(1);
-    uint64_t g101 = sim_skv_gid(t.s, 1);
     bool owned[NKEYS_MAX];
-    for (int i = 0; i < t.nkeys; i++) {
-        owned[i] = owner(t.keys[i]) == g101;
-    }
+    owned_by(1, owned);
     sim_sleep(t.c, 1000);
     for (int i = 0; i < t.nkeys; i++) {
         if (owned[i]) {
@@ -613,14 +637,7 @@ void sim_skv_challenge2_unaffected(void)
     sim_skv_shutdown_group(t.s, 0);
     leave(0);
     sim_sleep(t.c, 1000);
-    for (int i = 0; i < t.nkeys; i++) {
-        if (owned[i]) {
-            sim_skv_check(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
-            strcat(t.vals[i], "-1");
-            sim_skv_put(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
-            sim_skv_check(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
-        }
-    }
+    check_update(owned, "-1");
     end();
 }
 
@@ -631,27 +648,12 @@ void sim_skv_challenge2_partial(void)
     begin(true, 100, "partial migration shard access (challenge 2)");
     joinm((const int[]){0, 1, 2}, 3);
     sim_sleep(t.c, 1000);
-    t.nkeys = 10;
-    for (int i = 0; i < t.nkeys; i++) {
-        snprintf(t.keys[i], sizeof t.keys[i], "%d", i);
-        strcpy(t.vals[i], "100");
-        sim_skv_put(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
-    }
-    uint64_t g102 = sim_skv_gid(t.s, 2);
+    put_ten("100");
     bool owned[NKEYS_MAX];
-    for (int i = 0; i < t.nkeys; i++) {
-        owned[i] = owner(t.keys[i]) == g102;
-    }
+    owned_by(2, owned);
     sim_skv_shutdown_group(t.s, 0);
     leavem((const int[]){0, 2}, 2);
     sim_sleep(t.c, 1000);
-    for (int i = 0; i < t.nkeys; i++) {
-        if (owned[i]) {
-            sim_skv_check(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
-            strcat(t.vals[i], "-2");
-            sim_skv_put(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
-            sim_skv_check(t.ck, t.keys[i], t.vals[i], OP_BUDGET);
-        }
-    }
+    check_update(owned, "-2");
     end();
 }
