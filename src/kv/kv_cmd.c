@@ -479,6 +479,28 @@ bool craft_kv_cmd_next(const struct craft_kv_cmd *c, size_t *off, struct craft_k
     return true;
 }
 
+bool craft_kv_cmd_next_key(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_bytes *key)
+{
+    switch (op_shape(c->op)) {
+    case SHAPE_KEY:
+    case SHAPE_KEY_VALUE:
+    case SHAPE_SET:
+    case SHAPE_INCRBY:
+    case SHAPE_EXPIRE:
+        if (*off != 0) {
+            return false;
+        }
+        *key = c->key;
+        *off = 1;
+        return true;
+    case SHAPE_KEYS:
+    case SHAPE_PAIRS:
+        return craft_kv_cmd_next(c, off, key, NULL);
+    default:
+        return false;
+    }
+}
+
 int craft_kv_deadline(uint64_t base_ms, int64_t amount, bool seconds, uint64_t *at)
 {
     int64_t ms = amount;

@@ -166,6 +166,10 @@ int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out
 bool craft_kv_cmd_next(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_bytes *key,
                        struct craft_kv_bytes *val);
 
+/* Walks the keys a decoded command touches, whatever its op (none for FLUSHALL, NOOP, the
+ * session, member and shard ops): start with *off = 0; false after the last. */
+bool craft_kv_cmd_next_key(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_bytes *key);
+
 /* The proposer's expiry arithmetic, as Redis does it: the absolute instant `amount`
  * seconds (seconds true) or milliseconds after base_ms (base_ms 0 with an absolute amount:
  * EXPIREAT/PXAT). Negative results are clamped to 0 (in the past: the key is deleted).

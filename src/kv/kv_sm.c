@@ -1296,35 +1296,14 @@ static int not_served(const struct ap *a, const struct craft_kv_cmd *c,
 {
     const struct craft_shard_view *v = view_of(a);
     *r = NULL;
-    bool no = false;
-    if (v == NULL) {
-        return CRAFT_OK;
-    }
-    switch (c->op) {
-    case CRAFT_KV_OP_DEL:
-    case CRAFT_KV_OP_MSET:
-    case CRAFT_KV_OP_MSETNX: {
-        struct craft_kv_bytes k;
-        size_t off = 0;
-        while (!no && craft_kv_cmd_next(c, &off, &k, NULL)) {
-            no = refused(v, k.p, k.len, r);
+    struct craft_kv_bytes k;
+    size_t off = 0;
+    while (v != NULL && craft_kv_cmd_next_key(c, &off, &k)) {
+        if (refused(v, k.p, k.len, r)) {
+            return *r == NULL ? CRAFT_ENOMEM : CRAFT_OK;
         }
-        break;
     }
-    case CRAFT_KV_OP_SET:
-    case CRAFT_KV_OP_SETNX:
-    case CRAFT_KV_OP_GETSET:
-    case CRAFT_KV_OP_GETDEL:
-    case CRAFT_KV_OP_APPEND:
-    case CRAFT_KV_OP_INCRBY:
-    case CRAFT_KV_OP_EXPIRE:
-    case CRAFT_KV_OP_PERSIST:
-        no = refused(v, c->key.p, c->key.len, r);
-        break;
-    default:
-        break; /* no key */
-    }
-    return no && *r == NULL ? CRAFT_ENOMEM : CRAFT_OK;
+    return CRAFT_OK;
 }
 
 static int shard_answer(int rc, const char *err, struct craft_kv_result **res)
@@ -1445,17 +1424,12 @@ static int apply_shard(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     if (rc != CRAFT_OK) {
         return rc;
     }
+    rc = craft_shard_view_step(v, step, c->shard_num, &set, &changed, err, sizeof err);
+    CRAFT_ASSERT(rc == CRAFT_OK && changed); /* as checked */
     if (step == CRAFT_SHARD_STEP_INSTALL) {
-        rc = craft_shard_view_install(v, c->shard_num, &set, &changed, err, sizeof err);
-        CRAFT_ASSERT(rc == CRAFT_OK && changed); /* as checked */
         rc = import_payload(a, &pl);
     } else if (step == CRAFT_SHARD_STEP_DELETE) {
-        rc = craft_shard_view_delete(v, c->shard_num, &set, &changed, err, sizeof err);
-        CRAFT_ASSERT(rc == CRAFT_OK && changed);
         rc = delete_slots(a, &set);
-    } else {
-        rc = craft_shard_view_confirm(v, c->shard_num, &set, &changed, err, sizeof err);
-        CRAFT_ASSERT(rc == CRAFT_OK && changed);
     }
     /* A store error fails the batch (its view copy with it). */
     return rc != CRAFT_OK ? rc : shard_answer(CRAFT_OK, err, res);

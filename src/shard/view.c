@@ -184,8 +184,9 @@ int craft_shard_view_check(const struct craft_shard_view *v, enum craft_shard_st
 }
 
 /* A step: checked whole, then the slots still in `from` move to `to`. */
-static int advance(struct craft_shard_view *v, enum craft_shard_step step, uint64_t num,
-                   const struct craft_slot_set *slots, bool *changed, char *err, size_t cap)
+int craft_shard_view_step(struct craft_shard_view *v, enum craft_shard_step step, uint64_t num,
+                          const struct craft_slot_set *slots, bool *changed, char *err,
+                          size_t cap)
 {
     int rc = craft_shard_view_check(v, step, num, slots, changed, err, cap);
     if (rc != CRAFT_OK || !*changed) {
@@ -200,27 +201,6 @@ static int advance(struct craft_shard_view *v, enum craft_shard_step step, uint6
     }
     CRAFT_ASSERT(craft_shard_view_valid(v));
     return CRAFT_OK;
-}
-
-int craft_shard_view_install(struct craft_shard_view *v, uint64_t num,
-                             const struct craft_slot_set *slots, bool *changed, char *err,
-                             size_t cap)
-{
-    return advance(v, CRAFT_SHARD_STEP_INSTALL, num, slots, changed, err, cap);
-}
-
-int craft_shard_view_delete(struct craft_shard_view *v, uint64_t num,
-                            const struct craft_slot_set *slots, bool *changed, char *err,
-                            size_t cap)
-{
-    return advance(v, CRAFT_SHARD_STEP_DELETE, num, slots, changed, err, cap);
-}
-
-int craft_shard_view_confirm(struct craft_shard_view *v, uint64_t num,
-                             const struct craft_slot_set *slots, bool *changed, char *err,
-                             size_t cap)
-{
-    return advance(v, CRAFT_SHARD_STEP_CONFIRM, num, slots, changed, err, cap);
 }
 
 bool craft_shard_view_valid(const struct craft_shard_view *v)

@@ -117,15 +117,10 @@ int craft_shard_view_check(const struct craft_shard_view *v, enum craft_shard_st
                            char *err, size_t cap);
 int craft_shard_view_config(struct craft_shard_view *v, const struct craft_shard_config *next,
                             bool *changed, char *err, size_t cap);
-int craft_shard_view_install(struct craft_shard_view *v, uint64_t num,
-                             const struct craft_slot_set *slots, bool *changed, char *err,
-                             size_t cap);
-int craft_shard_view_delete(struct craft_shard_view *v, uint64_t num,
-                            const struct craft_slot_set *slots, bool *changed, char *err,
-                            size_t cap);
-int craft_shard_view_confirm(struct craft_shard_view *v, uint64_t num,
-                             const struct craft_slot_set *slots, bool *changed, char *err,
-                             size_t cap);
+/* The step (its answer as craft_shard_view_check says), done. */
+int craft_shard_view_step(struct craft_shard_view *v, enum craft_shard_step step, uint64_t num,
+                          const struct craft_slot_set *slots, bool *changed, char *err,
+                          size_t cap);
 
 /* Whether v is consistent: states within range and matching the configurations (a slot
  * ours in cur is SERVING, PULLING or NOTIFYING; PULLING and NOTIFYING only if another

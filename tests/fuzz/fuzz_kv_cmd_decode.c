@@ -58,6 +58,15 @@ static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cm
         c->keys = keys;
         c->values = vals;
     }
+    /* Its keys: inside the input, each within its limit; a list's as many as its items. */
+    struct craft_kv_bytes k;
+    size_t koff = 0;
+    uint32_t n_keys = 0;
+    while (craft_kv_cmd_next_key(c, &koff, &k)) {
+        CRAFT_ASSERT(inside(data, size, k) && k.len <= CRAFT_KV_KEY_BYTES_MAX);
+        n_keys++;
+    }
+    CRAFT_ASSERT(c->items != NULL ? n_keys == c->n : n_keys <= 1);
     CRAFT_ASSERT(craft_kv_cmd_size(c) == size);
     CRAFT_ASSERT(data[0] == (c->ack == 0 ? CRAFT_KV_CMD_VERSION : CRAFT_KV_CMD_VERSION_ACK));
     CRAFT_ASSERT(c->ack == 0 || (c->session != 0 && c->ack <= c->seq));

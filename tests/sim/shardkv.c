@@ -136,6 +136,17 @@ static uint64_t owner(const char *key)
     return craft_shard_slot_gid(c, craft_key_slot((const uint8_t *)key, strlen(key)));
 }
 
+/* Every group shut down (all at once), then every group started again. */
+static void restart_all_groups(void)
+{
+    for (int g = 0; g < NGROUPS; g++) {
+        sim_skv_shutdown_group(t.s, g);
+    }
+    for (int g = 0; g < NGROUPS; g++) {
+        sim_skv_start_group(t.s, g);
+    }
+}
+
 /* ---- TestStaticShards ---- */
 
 static int completions;
@@ -219,12 +230,7 @@ void sim_skv_snapshot(void)
     check_all();
     sim_sleep(t.c, 1000);
     sim_skv_check_logs(t.s);
-    for (int g = 0; g < NGROUPS; g++) {
-        sim_skv_shutdown_group(t.s, g);
-    }
-    for (int g = 0; g < NGROUPS; g++) {
-        sim_skv_start_group(t.s, g);
-    }
+    restart_all_groups();
     check_all();
     end();
 }
@@ -417,12 +423,7 @@ void sim_skv_concurrent3(void)
         join(2);
         join(1);
         sim_sleep(t.c, sim_rand(t.c, 0, 900));
-        for (int g = 0; g < NGROUPS; g++) {
-            sim_skv_shutdown_group(t.s, g);
-        }
-        for (int g = 0; g < NGROUPS; g++) {
-            sim_skv_start_group(t.s, g);
-        }
+        restart_all_groups();
         sim_sleep(t.c, sim_rand(t.c, 0, 900));
         leave(1);
         leave(2);

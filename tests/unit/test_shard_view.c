@@ -82,8 +82,8 @@ static void one_migration(void)
     CHECK(memcmp(copy, b, sizeof *b) == 0);
     /* Refusals: nothing, a configuration not reached, slots in two states, a settled one. */
     memset(&none, 0, sizeof none);
-    CHECK(craft_shard_view_install(b, 2, &none, &ch, err, sizeof err) == CRAFT_EINVAL);
-    CHECK(craft_shard_view_install(b, 3, &pulling, &ch, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_INSTALL, 2, &none, &ch, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_INSTALL, 3, &pulling, &ch, err, sizeof err) == CRAFT_EINVAL);
     struct craft_slot_set mixed = pulling;
     for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
         if (!craft_slot_set_has(&pulling, (uint16_t)s)) {
@@ -91,21 +91,21 @@ static void one_migration(void)
             break;
         }
     }
-    CHECK(craft_shard_view_install(b, 2, &mixed, &ch, err, sizeof err) == CRAFT_EINVAL);
-    CHECK(craft_shard_view_delete(b, 2, &pulling, &ch, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_INSTALL, 2, &mixed, &ch, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_DELETE, 2, &pulling, &ch, err, sizeof err) == CRAFT_EINVAL);
     CHECK(memcmp(copy, b, sizeof *b) == 0);
     /* Install at the receiver: served there; twice is done already. */
-    CHECK(craft_shard_view_install(b, 2, &pulling, &ch, err, sizeof err) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_INSTALL, 2, &pulling, &ch, err, sizeof err) == CRAFT_OK && ch);
     CHECK(served(b) == CRAFT_SLOTS / 2);
-    CHECK(craft_shard_view_install(b, 2, &pulling, &ch, err, sizeof err) == CRAFT_OK && !ch);
-    CHECK(craft_shard_view_install(b, 1, &pulling, &ch, err, sizeof err) == CRAFT_OK && !ch);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_INSTALL, 2, &pulling, &ch, err, sizeof err) == CRAFT_OK && !ch);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_INSTALL, 1, &pulling, &ch, err, sizeof err) == CRAFT_OK && !ch);
     /* Delete at the sender, then confirm at the receiver. */
-    CHECK(craft_shard_view_delete(a, 2, &giving, &ch, err, sizeof err) == CRAFT_OK && ch);
-    CHECK(craft_shard_view_delete(a, 2, &giving, &ch, err, sizeof err) == CRAFT_OK && !ch);
+    CHECK(craft_shard_view_step(a, CRAFT_SHARD_STEP_DELETE, 2, &giving, &ch, err, sizeof err) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_step(a, CRAFT_SHARD_STEP_DELETE, 2, &giving, &ch, err, sizeof err) == CRAFT_OK && !ch);
     CHECK(craft_shard_view_settled(a) && served(a) == CRAFT_SLOTS / 2);
     CHECK(!craft_shard_view_settled(b));
-    CHECK(craft_shard_view_confirm(b, 2, &pulling, &ch, err, sizeof err) == CRAFT_OK && ch);
-    CHECK(craft_shard_view_install(b, 2, &pulling, &ch, err, sizeof err) == CRAFT_OK && !ch);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_CONFIRM, 2, &pulling, &ch, err, sizeof err) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_INSTALL, 2, &pulling, &ch, err, sizeof err) == CRAFT_OK && !ch);
     CHECK(craft_shard_view_settled(b) && craft_shard_view_config(b, c3, &ch, err, sizeof err) ==
                                              CRAFT_OK && ch);
     free(a);
@@ -141,17 +141,17 @@ static void split_hand_over(void)
             k++;
         }
     }
-    CHECK(craft_shard_view_install(b, 2, &half, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_INSTALL, 2, &half, &ch, NULL, 0) == CRAFT_OK && ch);
     CHECK(served(b) == n / 2);
     bool changes;
     CHECK(craft_shard_view_check(b, CRAFT_SHARD_STEP_INSTALL, 2, &half, &changes, NULL, 0) ==
               CRAFT_OK && !changes);
-    CHECK(craft_shard_view_install(b, 2, &all, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_INSTALL, 2, &all, &ch, NULL, 0) == CRAFT_OK && ch);
     CHECK(served(b) == n);
-    CHECK(craft_shard_view_delete(a, 2, &half, &ch, NULL, 0) == CRAFT_OK && ch);
-    CHECK(craft_shard_view_delete(a, 2, &all, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_step(a, CRAFT_SHARD_STEP_DELETE, 2, &half, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_step(a, CRAFT_SHARD_STEP_DELETE, 2, &all, &ch, NULL, 0) == CRAFT_OK && ch);
     CHECK(craft_shard_view_settled(a));
-    CHECK(craft_shard_view_confirm(b, 2, &all, &ch, NULL, 0) == CRAFT_OK && ch);
+    CHECK(craft_shard_view_step(b, CRAFT_SHARD_STEP_CONFIRM, 2, &all, &ch, NULL, 0) == CRAFT_OK && ch);
     CHECK(craft_shard_view_settled(b));
     free(a);
     free(b);
@@ -190,7 +190,7 @@ static void drive(struct craft_prng *r, uint64_t gid)
                 CHECK(p->state[s] == CRAFT_SLOT_GIVING);
             }
         }
-        CHECK(craft_shard_view_install(v, v->cur.num, &set, &ch, NULL, 0) == CRAFT_OK && ch);
+        CHECK(craft_shard_view_step(v, CRAFT_SHARD_STEP_INSTALL, v->cur.num, &set, &ch, NULL, 0) == CRAFT_OK && ch);
         return;
     }
     craft_shard_view_slots(v, CRAFT_SLOT_NOTIFYING, peer, &set, &n);
@@ -198,8 +198,8 @@ static void drive(struct craft_prng *r, uint64_t gid)
         /* The sender deletes (it is at this configuration: it cannot move on while GIVING);
          * then the receiver stops notifying. */
         CHECK(p->cur.num == v->cur.num);
-        CHECK(craft_shard_view_delete(p, v->cur.num, &set, &ch, NULL, 0) == CRAFT_OK);
-        CHECK(craft_shard_view_confirm(v, v->cur.num, &set, &ch, NULL, 0) == CRAFT_OK && ch);
+        CHECK(craft_shard_view_step(p, CRAFT_SHARD_STEP_DELETE, v->cur.num, &set, &ch, NULL, 0) == CRAFT_OK);
+        CHECK(craft_shard_view_step(v, CRAFT_SHARD_STEP_CONFIRM, v->cur.num, &set, &ch, NULL, 0) == CRAFT_OK && ch);
     }
 }
 
