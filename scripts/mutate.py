@@ -35,7 +35,8 @@ TARGETS = sorted(
      if f.endswith(".c")] + ["src/runtime/driver.c"])
 OUT = "build/mutate"           # release: the simulator
 OUT_ASAN = "build/mutate-asan"  # ASan+UBSan (leaks too): the core's unit tests
-UNIT_TESTS = ["test_core", "test_core_features", "test_core_validation", "test_quorum"]
+UNIT_TESTS = ["test_core", "test_core_features", "test_core_validation", "test_core_votes",
+              "test_core_cost", "test_quorum"]
 ASAN_SCENARIOS = ["raft/initial-election-2a", "raft/snapshot-install-2d", "member/*",
                   "read/linearizable-kv"]
 

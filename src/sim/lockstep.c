@@ -25,6 +25,12 @@ static void enqueue(struct lockstep *ls, const struct craft_msg *m)
     CRAFT_ASSERT(bytes != NULL);
     CRAFT_ASSERT(craft_msg_encode(m, bytes) == len);
     ls->q[ls->q_n++] = (struct lockstep_wire){.to = m->to, .len = len, .bytes = bytes};
+    if (ls->n_sent < LOCKSTEP_SENT_MAX) {
+        ls->sent[ls->n_sent++] = (struct lockstep_sent){
+            .type = m->type, .reject = m->reject, .from = m->from, .to = m->to,
+            .term = m->term, .log_index = m->log_index, .commit = m->commit,
+            .index = m->index, .ctx = m->ctx, .n_entries = m->n_entries};
+    }
     ls->msgs_sent++;
     ls->bytes_sent += len;
 }
@@ -75,6 +81,14 @@ void lockstep_init(struct lockstep *ls, int n, uint64_t seed)
 
 void lockstep_init_voters(struct lockstep *ls, int n, int n_voters, uint64_t seed)
 {
+    struct craft_core_config cfg;
+    craft_core_config_default(&cfg, 1);
+    lockstep_init_config(ls, n, n_voters, seed, &cfg);
+}
+
+void lockstep_init_config(struct lockstep *ls, int n, int n_voters, uint64_t seed,
+                          const struct craft_core_config *tmpl)
+{
     CRAFT_ASSERT(n >= 1 && n <= LOCKSTEP_NODES_MAX && n_voters >= 1 && n_voters <= n);
     memset(ls, 0, sizeof *ls);
     ls->n = n;
@@ -88,8 +102,8 @@ void lockstep_init_voters(struct lockstep *ls, int n, int n_voters, uint64_t see
     struct craft_conf voters = r.bootstrap_conf;
     for (int i = 0; i < n; i++) {
         r.bootstrap_conf = i < n_voters ? voters : (struct craft_conf){0};
-        struct craft_core_config cfg;
-        craft_core_config_default(&cfg, (uint64_t)i + 1);
+        struct craft_core_config cfg = *tmpl;
+        cfg.id = (uint64_t)i + 1;
         cfg.seed = seed * 1000 + (uint64_t)i;
         ls->cores[i] = craft_core_create(&cfg, &r, 0);
         CRAFT_ASSERT(ls->cores[i] != NULL);
@@ -108,20 +122,25 @@ void lockstep_free(struct lockstep *ls)
     craft_msg_decoder_free(&ls->decoder);
 }
 
-void lockstep_deliver_all(struct lockstep *ls)
+void lockstep_flush(struct lockstep *ls)
 {
     for (int i = 0; i < ls->n; i++) {
         if (!ls->down[i]) {
             process(ls, i);
         }
     }
+}
+
+void lockstep_deliver_all(struct lockstep *ls)
+{
+    lockstep_flush(ls);
     while (ls->q_head < ls->q_n) {
         struct lockstep_wire w = ls->q[ls->q_head++];
         int to = (int)w.to - 1;
         struct craft_msg m;
         if (to >= 0 && to < ls->n && !ls->down[to] &&
             craft_msg_decode(&ls->decoder, w.bytes, w.len, &m) == CRAFT_OK &&
-            !ls->down[(int)m.from - 1]) {
+            !ls->down[(int)m.from - 1] && !ls->cut[(int)m.from - 1][to]) {
             if (craft_core_step(ls->cores[to], &m, ls->now) != CRAFT_OK) {
                 ls->step_errors++;
             }
@@ -150,6 +169,17 @@ void lockstep_advance(struct lockstep *ls)
         }
     }
     lockstep_deliver_all(ls);
+}
+
+size_t lockstep_count(const struct lockstep *ls, int type, int from, int to)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < ls->n_sent; k++) {
+        const struct lockstep_sent *m = &ls->sent[k];
+        n += (type == 0 || m->type == type) && (from < 0 || (int)m->from - 1 == from) &&
+             (to < 0 || (int)m->to - 1 == to);
+    }
+    return n;
 }
 
 int lockstep_leader(struct lockstep *ls)

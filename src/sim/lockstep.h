@@ -14,6 +14,17 @@
 
 #define LOCKSTEP_NODES_MAX 9
 
+/* What the tests see of a message that left a node (the last LOCKSTEP_SENT_MAX of them,
+ * in send order; reset n_sent to start a new window). */
+struct lockstep_sent {
+    uint8_t type; /* enum craft_msg_type */
+    bool reject;
+    uint64_t from, to, term, log_index, commit, index, ctx;
+    uint32_t n_entries;
+};
+
+#define LOCKSTEP_SENT_MAX 4096
+
 struct lockstep_wire {
     uint64_t to;
     size_t len;
@@ -40,6 +51,11 @@ struct lockstep {
     size_t n_reads;
     uint64_t caught_up[LOCKSTEP_NODES_MAX];
     size_t n_caught_up;
+    /* Messages sent (also those later dropped), for tests that count the protocol's cost. */
+    struct lockstep_sent sent[LOCKSTEP_SENT_MAX];
+    size_t n_sent;
+    /* cut[i][j]: messages from node index i to node index j are dropped (one-way cut). */
+    bool cut[LOCKSTEP_NODES_MAX][LOCKSTEP_NODES_MAX];
 };
 
 /* Creates n (1..LOCKSTEP_NODES_MAX) nodes with default configuration, ids 1..n, all voters.
@@ -48,12 +64,22 @@ void lockstep_init(struct lockstep *ls, int n, uint64_t seed);
 /* As lockstep_init, but only nodes 1..n_voters are in the bootstrap configuration; the
  * others start with an empty one (they join when a configuration change adds them). */
 void lockstep_init_voters(struct lockstep *ls, int n, int n_voters, uint64_t seed);
+/* As lockstep_init_voters, with every core configured from *tmpl (its id and seed are
+ * replaced per node). */
+void lockstep_init_config(struct lockstep *ls, int n, int n_voters, uint64_t seed,
+                          const struct craft_core_config *tmpl);
 void lockstep_free(struct lockstep *ls);
+
+/* Takes every live node's ready batches (their messages queued, not delivered). */
+void lockstep_flush(struct lockstep *ls);
 
 /* Delivers every queued message, and the ones they cause, at the current time. */
 void lockstep_deliver_all(struct lockstep *ls);
 /* Advances the clock to the earliest timer of a live node, fires it, delivers. */
 void lockstep_advance(struct lockstep *ls);
+/* Messages in the sent window of `type` (0: any) from node index `from` to node index
+ * `to` (-1: any). */
+size_t lockstep_count(const struct lockstep *ls, int type, int from, int to);
 /* The live leader's index, or -1. */
 int lockstep_leader(struct lockstep *ls);
 /* Advances until a leader exists (at most `rounds` timer firings); returns it or -1. */
