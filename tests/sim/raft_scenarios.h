@@ -18,6 +18,7 @@ void sim_raft_initial_election_2a(void);
 void sim_raft_re_election_2a(void);
 void sim_raft_check_quorum_2a(void);
 void sim_raft_many_elections_2a(void);
+void sim_raft_split_votes_2a(void);
 
 /* 2B: log agreement */
 void sim_raft_basic_agree_2b(void);

@@ -15,6 +15,8 @@ const struct sim_scenario sim_scenarios[] = {
     { "raft/check-quorum-2a", "a leader cut off or deaf steps down (thesis 6.2)",
       sim_raft_check_quorum_2a },
     { "raft/many-elections-2a", "Test (2A): multiple elections", sim_raft_many_elections_2a },
+    { "raft/split-votes-2a", "split votes: followers campaign together (one vote per term)",
+      sim_raft_split_votes_2a },
 
     /* 2B: log agreement */
     { "raft/basic-agree-2b", "Test (2B): basic agreement", sim_raft_basic_agree_2b },
