@@ -318,6 +318,45 @@ static void test_read_rounds(void)
     CHECK(count(&c, CRAFT_MSG_HEARTBEAT, l, -1) == 2);
     CHECK(c.n_sent == 6);
     dump(&c, "a read on a follower");
+
+    /* Two follower reads in flight: each answer confirms its own read. */
+    c.n_reads = 0;
+    CHECK(craft_core_read_index(c.cores[f], 10, c.now) == CRAFT_OK);
+    CHECK(craft_core_read_index(c.cores[f], 11, c.now) == CRAFT_OK);
+    lockstep_deliver_all(&c);
+    CHECK(c.n_reads == 2);
+    for (size_t k = 0; k < c.n_reads; k++) {
+        CHECK(c.reads[k].node == f && c.reads[k].r.err == 0 && c.reads[k].r.index == commit);
+    }
+    CHECK(c.n_reads == 2 && c.reads[0].r.ctx != c.reads[1].r.ctx);
+    CHECK(count(&c, CRAFT_MSG_READ_INDEX, f, l) == 2);
+    dump(&c, "two reads on a follower");
+
+    /* The leader's answers arrive in the other order, the later read's at an index the
+     * follower has not applied yet: each read still takes its own answer's index. */
+    c.n_reads = 0;
+    CHECK(craft_core_read_index(c.cores[f], 12, c.now) == CRAFT_OK);
+    CHECK(craft_core_read_index(c.cores[f], 13, c.now) == CRAFT_OK);
+    c.down[l] = true;
+    lockstep_deliver_all(&c); /* the requests are lost; answers are made by hand */
+    c.down[l] = false;
+    uint64_t term = status_of(&c, l).term;
+    struct craft_msg late = {.type = CRAFT_MSG_READ_INDEX_RESP, .from = (uint64_t)l + 1,
+                             .to = (uint64_t)f + 1, .term = term, .ctx = 13,
+                             .index = commit + 3};
+    struct craft_msg early = late;
+    early.ctx = 12, early.index = commit;
+    CHECK(craft_core_step(c.cores[f], &late, c.now) == CRAFT_OK);
+    CHECK(craft_core_step(c.cores[f], &early, c.now) == CRAFT_OK);
+    lockstep_flush(&c);
+    CHECK(c.n_reads == 1 && c.reads[0].r.ctx == 12 && c.reads[0].r.index == commit);
+    for (uint64_t v = 1; v <= 3; v++) {
+        CHECK(propose(&c, l, v) == CRAFT_OK);
+    }
+    lockstep_deliver_all(&c);
+    CHECK(c.n_reads == 2 && c.reads[1].r.ctx == 13 && c.reads[1].r.err == 0 &&
+          c.reads[1].r.index == commit + 3);
+    c.n_sent = 0;
     lockstep_free(&c);
 }
 
@@ -419,6 +458,80 @@ static void test_vote_resend(void)
     lockstep_free(&c);
 }
 
+/* A campaign started by hand at `now` counts its timers from `now`, however long the node
+ * sat without input: its vote requests are resent one heartbeat interval later, not at
+ * once. */
+static void test_campaign_timers(void)
+{
+    struct lockstep c;
+    int l = settled_cluster(&c, 3, 21);
+    int f = (l + 1) % 3;
+    c.down[l] = true;
+    c.now += 1500; /* no input for longer than an election timeout, no tick either */
+    craft_core_campaign(c.cores[f], c.now);
+    CHECK(status_of(&c, f).role == CRAFT_PRECANDIDATE);
+    CHECK(craft_core_next_timeout(c.cores[f]) == c.now + 100);
+    lockstep_flush(&c);
+    CHECK(count(&c, CRAFT_MSG_PREVOTE, f, -1) == 2);
+    dump(&c, "a campaign by hand");
+    lockstep_free(&c);
+}
+
+/* The leader's budget of uncommitted bytes (uncommitted_bytes_max) refuses proposals once
+ * spent and is given back exactly as entries commit: the same number of proposals fits
+ * after a commit as before. */
+static void test_uncommitted_budget(void)
+{
+    struct craft_core_config cfg;
+    craft_core_config_default(&cfg, 1);
+    cfg.uncommitted_bytes_max = 80; /* ten 8-byte entries */
+    struct lockstep c;
+    lockstep_init_config(&c, 3, 3, 22, &cfg);
+    int l = lockstep_elect(&c, 100);
+    CHECK(l >= 0);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 3; i++) {
+            c.cut[l][i] = i != l; /* nothing commits */
+        }
+        int accepted = 0;
+        while (accepted < 20 && propose(&c, l, 1) == CRAFT_OK) {
+            accepted++;
+        }
+        CHECK(accepted == 10);
+        CHECK(propose(&c, l, 1) == CRAFT_EBUSY);
+        for (int i = 0; i < 3; i++) {
+            c.cut[l][i] = false;
+        }
+        for (int r = 0; r < 5 && status_of(&c, l).commit < status_of(&c, l).last_index; r++) {
+            lockstep_advance(&c);
+        }
+        CHECK(status_of(&c, l).commit == status_of(&c, l).last_index);
+    }
+    CHECK(c.applied_count[l] == 30);
+
+    /* A commit that leaves entries uncommitted gives back only what it committed: ten
+     * entries out, an acknowledgement of the first five, room for five more. */
+    for (int i = 0; i < 3; i++) {
+        c.cut[l][i] = i != l;
+    }
+    uint64_t first = status_of(&c, l).last_index + 1;
+    for (int k = 0; k < 10; k++) {
+        CHECK(propose(&c, l, 1) == CRAFT_OK);
+    }
+    lockstep_deliver_all(&c); /* the appends are lost */
+    struct craft_msg ack = {.type = CRAFT_MSG_APPEND_RESP, .from = (uint64_t)((l + 1) % 3) + 1,
+                            .to = (uint64_t)l + 1, .term = status_of(&c, l).term,
+                            .index = first + 4};
+    CHECK(craft_core_step(c.cores[l], &ack, c.now) == CRAFT_OK);
+    CHECK(status_of(&c, l).commit == first + 4);
+    int accepted = 0;
+    while (accepted < 20 && propose(&c, l, 1) == CRAFT_OK) {
+        accepted++;
+    }
+    CHECK(accepted == 5);
+    lockstep_free(&c);
+}
+
 /* Thesis 3.4: election timeouts are drawn uniformly from [T, 2T) and redrawn: over many
  * seeds the first timer of a fresh node spreads over that whole range. */
 static void test_election_timeout_range(void)
@@ -482,5 +595,7 @@ int main(void)
     run_case("vote_resend", test_vote_resend);
     run_case("election_timeout_range", test_election_timeout_range);
     run_case("heartbeat_commit", test_heartbeat_commit);
+    run_case("campaign_timers", test_campaign_timers);
+    run_case("uncommitted_budget", test_uncommitted_budget);
     return unit_finish();
 }

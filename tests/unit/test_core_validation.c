@@ -158,11 +158,72 @@ static void confs(void)
     CHECK(!craft_conf_valid(&c));
     c = good_conf(), c.n_voters_outgoing = 0; /* learners_next needs a joint configuration */
     CHECK(!craft_conf_valid(&c));
+    /* Each list's bound alone, and the bound itself allowed. */
+    c = good_conf(), c.n_voters_outgoing = CRAFT_CONF_NODES_MAX + 1;
+    CHECK(!craft_conf_valid(&c));
+    c = good_conf(), c.n_learners = CRAFT_CONF_NODES_MAX + 1;
+    CHECK(!craft_conf_valid(&c));
+    memset(&c, 0, sizeof c);
+    c.n_voters = CRAFT_CONF_NODES_MAX;
+    for (uint32_t i = 0; i < CRAFT_CONF_NODES_MAX; i++) {
+        c.voters[i] = i + 1;
+    }
+    CHECK(craft_conf_valid(&c));
+}
+
+/* Node 1, leader of voters 1..n: elected by hand (pre-votes and votes from a quorum). */
+static struct craft_core *leader_of(uint32_t n)
+{
+    struct craft_core_restore r;
+    memset(&r, 0, sizeof r);
+    r.bootstrap_conf.n_voters = n;
+    for (uint32_t i = 0; i < n; i++) {
+        r.bootstrap_conf.voters[i] = i + 1;
+    }
+    struct craft_core_config cfg;
+    craft_core_config_default(&cfg, 1);
+    struct craft_core *core = craft_core_create(&cfg, &r, 0);
+    CHECK(core != NULL);
+    uint64_t now = 5000; /* past the restart's vote block */
+    craft_core_campaign(core, now);
+    for (int round = 0; round < 2; round++) {
+        struct craft_batch b;
+        while (craft_core_ready(core, &b)) {
+            craft_core_persisted(core, b.seq, now);
+        }
+        for (uint64_t from = 2; from <= n / 2 + 1; from++) {
+            struct craft_msg m = {.type = round == 0 ? CRAFT_MSG_PREVOTE_RESP
+                                                     : CRAFT_MSG_VOTE_RESP,
+                                  .from = from, .to = 1, .term = 1};
+            CHECK(craft_core_step(core, &m, now) == CRAFT_OK);
+        }
+    }
+    struct craft_batch b;
+    while (craft_core_ready(core, &b)) {
+        craft_core_persisted(core, b.seq, now);
+    }
+    CHECK(craft_core_role(core) == CRAFT_LEADER);
+    return core;
+}
+
+/* A configuration change may reach CRAFT_CONF_NODES_MAX members of a kind, not one more. */
+static void conf_change_limits(void)
+{
+    struct craft_core *core = leader_of(CRAFT_CONF_NODES_MAX - 1);
+    struct craft_conf_change add = {.type = CRAFT_CONF_ADD_VOTER, .id = CRAFT_CONF_NODES_MAX};
+    CHECK(craft_core_propose_conf_change(core, &add, 1, false, 5000, NULL, NULL) == CRAFT_OK);
+    craft_core_destroy(core);
+    core = leader_of(CRAFT_CONF_NODES_MAX);
+    add.id = CRAFT_CONF_NODES_MAX + 1;
+    CHECK(craft_core_propose_conf_change(core, &add, 1, false, 5000, NULL, NULL) ==
+          CRAFT_EINVAL);
+    craft_core_destroy(core);
 }
 
 int main(void)
 {
     run_case("messages", messages);
     run_case("confs", confs);
+    run_case("conf_change_limits", conf_change_limits);
     return unit_finish();
 }
