@@ -56,6 +56,10 @@ void sim_cluster_opts_default(struct sim_cluster_opts *opts, int n, bool unrelia
     if (craft_prng_range(&mix, 0, 2) != 0) {
         opts->snapshot_chunk_bytes = (uint32_t)craft_prng_range(&mix, 256, 4096);
     }
+    /* Drawn last, so the draws above (and every older seed's mix) stay as they were. */
+    if (craft_prng_range(&mix, 0, 2) != 0) {
+        opts->tail_per_mille = (uint32_t)craft_prng_range(&mix, 1, 31);
+    }
 }
 
 /* The parts of a cluster that are one group's: nodes, checks, the bootstrap configuration.
@@ -92,12 +96,15 @@ struct sim_cluster *sim_cluster_create(const struct sim_cluster_opts *opts)
     sim_net_init(c->net, c->w, opts->n, sim_node_deliver, c);
     c->net->reliable = !opts->unreliable;
     c->net->dup_per_mille = opts->dup_per_mille;
+    c->net->tail_per_mille = opts->tail_per_mille;
     c->connected = xcalloc((size_t)opts->n, sizeof *c->connected);
     group_init(c, opts);
     sim_run_attach(c);
-    sim_note(c, "make_config n=%d unreliable=%d snapshot=%d disk_latency_max=%u dup=%u election=%u chunk=%u",
+    sim_note(c, "make_config n=%d unreliable=%d snapshot=%d disk_latency_max=%u dup=%u tail=%u "
+             "election=%u chunk=%u",
              c->n, opts->unreliable, opts->snapshot, opts->disk_latency_max_ms,
-             opts->dup_per_mille, opts->election_timeout_ms, opts->snapshot_chunk_bytes);
+             opts->dup_per_mille, opts->tail_per_mille, opts->election_timeout_ms,
+             opts->snapshot_chunk_bytes);
     for (int i = 0; i < c->n; i++) {
         sim_start(c, i);
     }

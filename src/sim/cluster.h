@@ -41,6 +41,11 @@ struct sim_cluster_opts {
                              as failed calls; messages on dead links are always lost. */
     uint32_t disk_latency_max_ms; /* each durable write takes U[0, max] ms (0: immediate) */
     uint32_t dup_per_mille;       /* probability that a delivered message is delivered twice */
+    /* The long tail, on an unreliable network: probability that a message of any kind (a
+     * vote request, an append, an answer) arrives 200-3000 ms late and out of order, after
+     * its sender may have been deposed or restarted. A reliable network (a TCP connection
+     * per link: first in, first out) has no tail: a stall there is a partition. */
+    uint32_t tail_per_mille;
     uint32_t election_timeout_ms; /* the nodes' base election timeout (0: core default) */
     uint32_t snapshot_chunk_bytes; /* snapshot chunk size (0: core default) */
     /* Nodes 0..n_initial-1 form the bootstrap configuration (all voters); the others start

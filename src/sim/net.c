@@ -156,6 +156,9 @@ static uint64_t delay_of(struct sim_net *net, bool is_request)
         uint64_t hi = 1 + sim_world_rand(w, 0, 2000);
         delay += 200 + sim_world_rand(w, 0, hi);
     }
+    if (!net->reliable && net->tail_per_mille > 0 && sim_world_chance(w, net->tail_per_mille)) {
+        delay += 200 + sim_world_rand(w, 0, 2801);
+    }
     return delay;
 }
 

@@ -39,6 +39,7 @@ struct sim_net {
     bool reliable;
     bool long_reordering;
     uint32_t dup_per_mille;
+    uint32_t tail_per_mille; /* cluster.h */
     uint64_t rpc_total, bytes_total;
     uint64_t *rpc_count; /* n */
     uint64_t sent, delivered, dropped; /* all messages, for stats and tests */

@@ -16,6 +16,7 @@ static struct sim_cluster *begin(int n, bool unreliable, bool snapshot, bool cou
         /* Exact message bounds: labrpc never duplicates, and the bounds assume the
          * default election timeout. Disk latency stays seed-drawn. */
         opts.dup_per_mille = 0;
+        opts.tail_per_mille = 0;
         opts.election_timeout_ms = 0;
     }
     struct sim_cluster *c = sim_cluster_create(&opts);
