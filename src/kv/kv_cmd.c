@@ -19,6 +19,7 @@ enum shape {
     SHAPE_MEMBER_SET,
     SHAPE_MEMBER_DEL,
     SHAPE_SHARD,
+    SHAPE_MULTI,
 };
 
 static enum shape op_shape(uint8_t op)
@@ -32,11 +33,20 @@ static enum shape op_shape(uint8_t op)
         return SHAPE_KEY_VALUE;
     case CRAFT_KV_OP_GETDEL:
     case CRAFT_KV_OP_PERSIST:
+    case CRAFT_KV_OP_GET:
+    case CRAFT_KV_OP_STRLEN:
+    case CRAFT_KV_OP_TYPE:
+    case CRAFT_KV_OP_TTL:
+    case CRAFT_KV_OP_PTTL:
         return SHAPE_KEY;
     case CRAFT_KV_OP_INCRBY:
         return SHAPE_INCRBY;
     case CRAFT_KV_OP_DEL:
+    case CRAFT_KV_OP_MGET:
+    case CRAFT_KV_OP_EXISTS:
         return SHAPE_KEYS;
+    case CRAFT_KV_OP_MULTI:
+        return SHAPE_MULTI;
     case CRAFT_KV_OP_MSET:
     case CRAFT_KV_OP_MSETNX:
         return SHAPE_PAIRS;
@@ -65,6 +75,27 @@ static bool is_session_op(uint8_t op)
 {
     return op == CRAFT_KV_OP_SESSION_OPEN || op == CRAFT_KV_OP_SESSION_CLOSE;
 }
+
+bool craft_kv_op_is_read(uint8_t op)
+{
+    return op >= CRAFT_KV_OP_GET && op <= CRAFT_KV_OP_EXISTS;
+}
+
+/* What a MULTI may hold: the data commands and the reads. */
+static bool op_in_multi(uint8_t op)
+{
+    return (op >= CRAFT_KV_OP_SET && op <= CRAFT_KV_OP_FLUSHALL) || craft_kv_op_is_read(op);
+}
+
+/* A MULTI's command: no session of its own, no time (the MULTI's header has both). */
+static bool multi_sub_ok(const struct craft_kv_cmd *s)
+{
+    return op_in_multi(s->op) && s->session == 0 && s->seq == 0 && s->ack == 0 &&
+           s->now_ms == 0;
+}
+
+/* The list of a MULTI (u32 len | encoding, n times, nothing else) is well formed. */
+static bool multi_list_ok(const uint8_t *p, size_t len, uint32_t n);
 
 /* A shard op's blob may fill the command, less the header and its own fields. */
 #define SHARD_BLOB_BYTES_MAX (CRAFT_KV_CMD_BYTES_MAX - CRAFT_KV_CMD_HEADER_BYTES - 12u)
@@ -140,7 +171,8 @@ static bool bytes_ok(struct craft_kv_bytes b, uint32_t max)
     return b.len <= max && (b.len == 0 || b.p != NULL);
 }
 
-size_t craft_kv_cmd_size(const struct craft_kv_cmd *c)
+/* The size of c wherever it may stand (reads too: craft_kv_cmd_size refuses them). */
+static size_t size_of(const struct craft_kv_cmd *c)
 {
     if (!op_known(c->op) || !session_ok(c->op, c->session, c->seq, c->ack)) {
         return 0;
@@ -200,6 +232,13 @@ size_t craft_kv_cmd_size(const struct craft_kv_cmd *c)
         }
         size += 8 + 4 + c->blob.len;
         break;
+    case SHAPE_MULTI:
+        if (c->n == 0 || c->n > CRAFT_KV_ITEMS_MAX || !bytes_ok(c->blob, CRAFT_KV_CMD_BYTES_MAX) ||
+            !multi_list_ok(c->blob.p, c->blob.len, c->n)) {
+            return 0;
+        }
+        size += 4 + c->blob.len;
+        break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS: {
         bool pairs = op_shape(c->op) == SHAPE_PAIRS;
@@ -225,6 +264,11 @@ size_t craft_kv_cmd_size(const struct craft_kv_cmd *c)
     }
     /* Both limits together keep size far from overflowing: 65536 * (1 MiB + 488). */
     return size;
+}
+
+size_t craft_kv_cmd_size(const struct craft_kv_cmd *c)
+{
+    return craft_kv_op_is_read(c->op) ? 0 : size_of(c); /* reads stand in a MULTI only */
 }
 
 /* ---- encode ---- */
@@ -255,6 +299,8 @@ static void w_bytes(struct wbuf *w, struct craft_kv_bytes b)
     }
 }
 
+static void encode(const struct craft_kv_cmd *c, size_t size, uint8_t *buf);
+
 int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, size_t *len)
 {
     size_t size = craft_kv_cmd_size(c);
@@ -264,6 +310,14 @@ int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, 
     if (size > CRAFT_KV_CMD_BYTES_MAX || size > cap) {
         return CRAFT_ETOOBIG;
     }
+    encode(c, size, buf);
+    *len = size;
+    return CRAFT_OK;
+}
+
+/* c is valid (size_of(c) == size) and buf holds size bytes. */
+static void encode(const struct craft_kv_cmd *c, size_t size, uint8_t *buf)
+{
     struct wbuf w = {.p = buf, .off = 0};
     /* Version 1 whenever it can say it: its bytes stay exactly as before ack existed. */
     w_u8(&w, c->ack == 0 ? CRAFT_KV_CMD_VERSION : CRAFT_KV_CMD_VERSION_ACK);
@@ -313,6 +367,14 @@ int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, 
         w_u64(&w, c->shard_num);
         w_bytes(&w, c->blob);
         break;
+    case SHAPE_MULTI:
+        craft_put_u32(w.p + w.off, c->n);
+        w.off += 4;
+        if (c->blob.len > 0) {
+            memcpy(w.p + w.off, c->blob.p, c->blob.len);
+            w.off += c->blob.len;
+        }
+        break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS:
         craft_put_u32(w.p + w.off, c->n);
@@ -326,8 +388,6 @@ int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, 
         break;
     }
     CRAFT_ASSERT(w.off == size);
-    *len = size;
-    return CRAFT_OK;
 }
 
 /* ---- decode ---- */
@@ -378,7 +438,29 @@ static bool r_bytes(struct rbuf *r, uint32_t max, struct craft_kv_bytes *b)
     return true;
 }
 
+static int decode_at(const uint8_t *buf, size_t len, bool in_multi, struct craft_kv_cmd *out);
+
+static bool multi_list_ok(const uint8_t *p, size_t len, uint32_t n)
+{
+    struct rbuf r = {.p = p, .len = len, .off = 0};
+    for (uint32_t i = 0; i < n; i++) {
+        struct craft_kv_bytes b;
+        struct craft_kv_cmd s;
+        if (!r_bytes(&r, CRAFT_KV_CMD_BYTES_MAX, &b) || b.len == 0 ||
+            decode_at(b.p, b.len, true, &s) != CRAFT_OK) {
+            return false;
+        }
+    }
+    return r.off == len;
+}
+
 int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out)
+{
+    return decode_at(buf, len, false, out);
+}
+
+/* in_multi: buf is one of a MULTI's commands (multi_sub_ok); else reads are refused. */
+static int decode_at(const uint8_t *buf, size_t len, bool in_multi, struct craft_kv_cmd *out)
 {
     memset(out, 0, sizeof *out);
     if (len > CRAFT_KV_CMD_BYTES_MAX) {
@@ -396,7 +478,8 @@ int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out
     bool has_ack = version == CRAFT_KV_CMD_VERSION_ACK;
     if (!r_u64(&r, &c.session) || !r_u64(&r, &c.seq) || (has_ack && !r_u64(&r, &c.ack)) ||
         (has_ack && c.ack == 0) || !r_u64(&r, &c.now_ms) || !r_u8(&r, &c.op) || !op_known(c.op) ||
-        !session_ok(c.op, c.session, c.seq, c.ack)) {
+        !session_ok(c.op, c.session, c.seq, c.ack) ||
+        (in_multi ? !multi_sub_ok(&c) : craft_kv_op_is_read(c.op))) {
         return CRAFT_EMALFORMED;
     }
     bool ok = true;
@@ -435,6 +518,16 @@ int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out
         break;
     case SHAPE_SHARD:
         ok = r_u64(&r, &c.shard_num) && r_bytes(&r, SHARD_BLOB_BYTES_MAX, &c.blob);
+        break;
+    case SHAPE_MULTI:
+        /* Nested once at most: a MULTI's commands are never MULTIs (multi_sub_ok). */
+        ok = r_u32(&r, &c.n) && c.n >= 1 && c.n <= CRAFT_KV_ITEMS_MAX &&
+             multi_list_ok(buf + r.off, len - r.off, c.n);
+        if (ok) {
+            c.items = c.blob.p = buf + r.off;
+            c.items_len = c.blob.len = (uint32_t)(len - r.off);
+            r.off = len;
+        }
         break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS: {
@@ -499,6 +592,38 @@ bool craft_kv_cmd_next_key(const struct craft_kv_cmd *c, size_t *off, struct cra
     default:
         return false;
     }
+}
+
+int craft_kv_cmd_multi_add(const struct craft_kv_cmd *sub, uint8_t *buf, size_t cap, size_t *len)
+{
+    if (!multi_sub_ok(sub)) {
+        return CRAFT_EINVAL;
+    }
+    size_t size = size_of(sub);
+    if (size == 0) {
+        return CRAFT_EINVAL;
+    }
+    if (*len > cap || cap - *len < 4 || cap - *len - 4 < size || size > CRAFT_KV_CMD_BYTES_MAX) {
+        return CRAFT_ETOOBIG;
+    }
+    encode(sub, size, buf + *len + 4);
+    craft_put_u32(buf + *len, (uint32_t)size);
+    *len += 4 + size;
+    return CRAFT_OK;
+}
+
+bool craft_kv_cmd_next_sub(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_cmd *sub)
+{
+    CRAFT_ASSERT(c->op == CRAFT_KV_OP_MULTI);
+    struct rbuf r = {.p = c->items, .len = c->items_len, .off = *off};
+    if (r.off >= r.len) {
+        return false;
+    }
+    struct craft_kv_bytes b;
+    bool ok = r_bytes(&r, CRAFT_KV_CMD_BYTES_MAX, &b) && decode_at(b.p, b.len, true, sub) == CRAFT_OK;
+    CRAFT_ASSERT(ok); /* validated by the decoder */
+    *off = r.off;
+    return true;
 }
 
 int craft_kv_deadline(uint64_t base_ms, int64_t amount, bool seconds, uint64_t *at)

@@ -19,6 +19,15 @@
  *     SHARD_CONFIG SHARD_INSTALL SHARD_DELETE SHARD_CONFIRM          u64 num | blob
  *                   (blob: u32 len | len bytes, up to the command's limit; see below)
  *     FLUSHALL NOOP SESSION_OPEN SESSION_CLOSE                       nothing
+ *     GET STRLEN TYPE TTL PTTL                                       key
+ *     MGET EXISTS   u32 n | n keys
+ *     MULTI         u32 n | n (u32 len | a command)
+ *
+ * MULTI (a Redis transaction: MULTI ... EXEC) carries its commands, each a complete
+ * version-1 encoding with session 0, seq 0 and now_ms 0 (the MULTI's own header says who
+ * and when), applied in order as one entry. The read ops (GET ... EXISTS) exist only
+ * inside a MULTI, where they read the state the commands before them left; a MULTI holds
+ * no MULTI, no session, member, shard or NOOP op, and at least one command.
  *
  * The encoding is canonical: a decoded command re-encodes to the same bytes (the decoder
  * refuses unknown flag bits, trailing bytes, seq without a session, ...).
@@ -92,6 +101,17 @@ enum craft_kv_op {
     CRAFT_KV_OP_SHARD_INSTALL,
     CRAFT_KV_OP_SHARD_DELETE,
     CRAFT_KV_OP_SHARD_CONFIRM,
+    /* Reads, inside a MULTI only (above). TTL and PTTL answer as Redis does: -2 absent,
+     * -1 no expiry, else the time left (TTL rounds to the nearest second). */
+    CRAFT_KV_OP_GET,
+    CRAFT_KV_OP_STRLEN,
+    CRAFT_KV_OP_TYPE,
+    CRAFT_KV_OP_TTL,
+    CRAFT_KV_OP_PTTL,
+    CRAFT_KV_OP_MGET,
+    CRAFT_KV_OP_EXISTS,
+    /* A transaction: its commands in blob (craft_kv_cmd_multi_add builds it), n of them. */
+    CRAFT_KV_OP_MULTI,
     CRAFT_KV_OP_COUNT_
 };
 
@@ -135,7 +155,9 @@ struct craft_kv_cmd {
      * (craft_kv_addr_ok). */
     uint64_t member_id;
     struct craft_kv_bytes peer_addr, client_addr;
-    /* SHARD_*: session 0, seq 0. */
+    /* SHARD_*: session 0, seq 0. MULTI: blob holds its n commands, each as u32 len |
+     * encoding (craft_kv_cmd_multi_add); decoding sets items / items_len to them too:
+     * walk them with craft_kv_cmd_next_sub. */
     uint64_t shard_num;
     struct craft_kv_bytes blob;
 };
@@ -167,8 +189,21 @@ bool craft_kv_cmd_next(const struct craft_kv_cmd *c, size_t *off, struct craft_k
                        struct craft_kv_bytes *val);
 
 /* Walks the keys a decoded command touches, whatever its op (none for FLUSHALL, NOOP, the
- * session, member and shard ops): start with *off = 0; false after the last. */
+ * session, member and shard ops, and MULTI, whose keys are its commands': walk them with
+ * craft_kv_cmd_next_sub): start with *off = 0; false after the last. */
 bool craft_kv_cmd_next_key(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_bytes *key);
+
+/* Appends sub (a command a MULTI may hold: session, seq, ack and now_ms 0) to a MULTI's
+ * list in buf[*len..cap), as u32 len | encoding. Errors: CRAFT_EINVAL (sub is invalid or
+ * not allowed in a MULTI), CRAFT_ETOOBIG (no room; nothing written). */
+int craft_kv_cmd_multi_add(const struct craft_kv_cmd *sub, uint8_t *buf, size_t cap, size_t *len);
+
+/* Walks a decoded MULTI's commands: start with *off = 0; each call decodes the next into
+ * *sub (pointing into the MULTI's input) and returns false after the last. */
+bool craft_kv_cmd_next_sub(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_cmd *sub);
+
+/* True if op reads only (GET ... EXISTS: inside a MULTI). */
+bool craft_kv_op_is_read(uint8_t op);
 
 /* The proposer's expiry arithmetic, as Redis does it: the absolute instant `amount`
  * seconds (seconds true) or milliseconds after base_ms (base_ms 0 with an absolute amount:

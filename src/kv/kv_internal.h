@@ -168,9 +168,28 @@ struct kv_meta {
 int kv_meta_load(struct craft_kv_store *s, struct craft_kv_txn *t, struct kv_meta *m);
 int kv_meta_store(struct craft_kv_store *s, struct craft_kv_txn *t, const struct kv_meta *m);
 
+/* TTL and PTTL, as Redis answers them, for reads (kv_read.c) and a MULTI's reads
+ * (kv_sm.c) alike: at is a live key's expiry (0: none; else at > now). */
+static inline int64_t kv_pttl(uint64_t at, uint64_t now)
+{
+    if (at == 0) {
+        return -1;
+    }
+    uint64_t left = at - now;
+    return left > INT64_MAX ? INT64_MAX : (int64_t)left;
+}
+
+/* Seconds from a PTTL answer: -1 and -2 stay, the rest rounds to the nearest second. */
+static inline int64_t kv_ttl_of_pttl(int64_t ms)
+{
+    return ms < 0 ? ms : (ms > INT64_MAX - 500 ? INT64_MAX / 1000 : (ms + 500) / 1000);
+}
+
 /* Results. */
 struct craft_kv_result *kv_result_new(uint8_t type, int64_t integer, const void *data, size_t len);
-/* Encodes r into out (KV_RESULT_ENC_MAX bytes); returns the length. */
+/* The length of r's encoding (kv_sm.c: may pass KV_RESULT_ENC_MAX for a MULTI's array). */
+size_t kv_result_enc_len(const struct craft_kv_result *r);
+/* Encodes r into out (kv_result_enc_len(r) bytes); returns the length. */
 size_t kv_result_encode(const struct craft_kv_result *r, uint8_t *out);
 /* Checks an encoding; true if it is exactly one valid result. */
 bool kv_result_valid(const uint8_t *p, size_t len);

@@ -107,14 +107,16 @@ int craft_kv_read_expire_at(struct craft_kv_read *r, const uint8_t *key, size_t 
 
 int craft_kv_read_pttl(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *ms)
 {
-    int64_t at;
-    int rc = craft_kv_read_expire_at(r, key, klen, &at);
-    if (rc == CRAFT_OK && at >= 0) {
-        /* Live, so at > now. */
-        uint64_t left = (uint64_t)at - r->m.now;
-        *ms = left > INT64_MAX ? INT64_MAX : (int64_t)left;
-    } else if (rc == CRAFT_OK) {
-        *ms = at;
+    const uint8_t *v;
+    size_t n;
+    uint64_t at;
+    int rc = lookup(r, key, klen, &v, &n, &at);
+    if (rc == CRAFT_ENOTFOUND) {
+        *ms = -2;
+        return CRAFT_OK;
+    }
+    if (rc == CRAFT_OK) {
+        *ms = kv_pttl(at, r->m.now); /* live, so at > now */
     }
     return rc;
 }
@@ -124,7 +126,7 @@ int craft_kv_read_ttl(struct craft_kv_read *r, const uint8_t *key, size_t klen, 
     int64_t ms;
     int rc = craft_kv_read_pttl(r, key, klen, &ms);
     if (rc == CRAFT_OK) {
-        *s = ms < 0 ? ms : (ms > INT64_MAX - 500 ? INT64_MAX / 1000 : (ms + 500) / 1000);
+        *s = kv_ttl_of_pttl(ms);
     }
     return rc;
 }

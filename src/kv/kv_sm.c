@@ -69,6 +69,28 @@ static int reply(struct craft_kv_result **res, struct craft_kv_result *r)
     return r != NULL ? CRAFT_OK : CRAFT_ENOMEM;
 }
 
+/* Encodings (a saved result, an element of an array):
+ *   OK NIL            u8 type
+ *   INT               u8 type | i64
+ *   BULK ERR STATUS   u8 type | u32 len | len bytes (len <= CRAFT_KV_VALUE_BYTES_MAX)
+ *   ARRAY             u8 type | u32 n | u32 len | n element encodings in len bytes
+ * An array holds arrays one level deep at most (a MULTI's MGET). */
+size_t kv_result_enc_len(const struct craft_kv_result *r)
+{
+    switch (r->type) {
+    case CRAFT_KV_RES_INT:
+        return 9;
+    case CRAFT_KV_RES_BULK:
+    case CRAFT_KV_RES_ERR:
+    case CRAFT_KV_RES_STATUS:
+        return 5 + r->len;
+    case CRAFT_KV_RES_ARRAY:
+        return 9 + r->len;
+    default:
+        return 1;
+    }
+}
+
 size_t kv_result_encode(const struct craft_kv_result *r, uint8_t *out)
 {
     out[0] = r->type;
@@ -81,39 +103,74 @@ size_t kv_result_encode(const struct craft_kv_result *r, uint8_t *out)
         return 9;
     case CRAFT_KV_RES_BULK:
     case CRAFT_KV_RES_ERR:
+    case CRAFT_KV_RES_STATUS:
         CRAFT_ASSERT(r->len <= CRAFT_KV_VALUE_BYTES_MAX);
         craft_put_u32(out + 1, (uint32_t)r->len);
         if (r->len > 0) {
             memcpy(out + 5, r->data, r->len);
         }
         return 5 + r->len;
+    case CRAFT_KV_RES_ARRAY:
+        CRAFT_ASSERT(r->len <= UINT32_MAX && r->integer >= 0 && r->integer <= UINT32_MAX);
+        craft_put_u32(out + 1, (uint32_t)r->integer);
+        craft_put_u32(out + 5, (uint32_t)r->len);
+        if (r->len > 0) {
+            memcpy(out + 9, r->data, r->len);
+        }
+        return 9 + r->len;
     default:
         CRAFT_UNREACHABLE();
     }
 }
 
-bool kv_result_valid(const uint8_t *p, size_t len)
+/* The length of the valid encoding at the start of p[0..len), or 0 (depth: arrays still
+ * allowed inside). */
+static size_t enc_valid_prefix(const uint8_t *p, size_t len, int depth)
 {
     if (len < 1) {
-        return false;
+        return 0;
     }
     switch (p[0]) {
     case CRAFT_KV_RES_OK:
     case CRAFT_KV_RES_NIL:
-        return len == 1;
+        return 1;
     case CRAFT_KV_RES_INT:
-        return len == 9;
+        return len >= 9 ? 9 : 0;
     case CRAFT_KV_RES_BULK:
-    case CRAFT_KV_RES_ERR: {
+    case CRAFT_KV_RES_ERR:
+    case CRAFT_KV_RES_STATUS: {
         if (len < 5) {
-            return false;
+            return 0;
         }
         uint32_t n = craft_get_u32(p + 1);
-        return n <= CRAFT_KV_VALUE_BYTES_MAX && len - 5 == n;
+        return n <= CRAFT_KV_VALUE_BYTES_MAX && len - 5 >= n ? 5 + (size_t)n : 0;
+    }
+    case CRAFT_KV_RES_ARRAY: {
+        if (depth == 0 || len < 9) {
+            return 0;
+        }
+        uint32_t n = craft_get_u32(p + 1), bytes = craft_get_u32(p + 5);
+        if (len - 9 < bytes) {
+            return 0;
+        }
+        size_t off = 9;
+        for (uint32_t i = 0; i < n; i++) {
+            size_t el = enc_valid_prefix(p + off, 9 + (size_t)bytes - off, depth - 1);
+            if (el == 0) {
+                return 0;
+            }
+            off += el;
+        }
+        return off == 9 + (size_t)bytes ? off : 0;
     }
     default:
-        return false;
+        return 0;
     }
+}
+
+bool kv_result_valid(const uint8_t *p, size_t len)
+{
+    return len > 0 && enc_valid_prefix(p, len, 2) == len;
 }
 
 struct craft_kv_result *kv_result_decode(const uint8_t *p, size_t len)
@@ -124,10 +181,45 @@ struct craft_kv_result *kv_result_decode(const uint8_t *p, size_t len)
         return res_int((int64_t)craft_get_u64(p + 1));
     case CRAFT_KV_RES_BULK:
     case CRAFT_KV_RES_ERR:
+    case CRAFT_KV_RES_STATUS:
         return kv_result_new(p[0], 0, p + 5, len - 5);
+    case CRAFT_KV_RES_ARRAY:
+        return kv_result_new(p[0], craft_get_u32(p + 1), p + 9, len - 9);
     default:
         return res_simple(p[0]);
     }
+}
+
+bool craft_kv_result_next(const uint8_t *data, size_t len, size_t *off,
+                          struct craft_kv_result_view *el)
+{
+    if (*off >= len) {
+        return false;
+    }
+    const uint8_t *p = data + *off;
+    size_t n = enc_valid_prefix(p, len - *off, 1);
+    CRAFT_ASSERT(n > 0);
+    *el = (struct craft_kv_result_view){.type = p[0]};
+    switch (p[0]) {
+    case CRAFT_KV_RES_INT:
+        el->integer = (int64_t)craft_get_u64(p + 1);
+        break;
+    case CRAFT_KV_RES_BULK:
+    case CRAFT_KV_RES_ERR:
+    case CRAFT_KV_RES_STATUS:
+        el->len = n - 5;
+        el->data = p + 5;
+        break;
+    case CRAFT_KV_RES_ARRAY:
+        el->integer = craft_get_u32(p + 1);
+        el->len = n - 9;
+        el->data = p + 9;
+        break;
+    default:
+        break;
+    }
+    *off += n;
+    return true;
 }
 
 /* ---- meta ---- */
@@ -771,19 +863,6 @@ static int session_touch(struct ap *a, uint64_t id, const struct sess *s)
     return session_store(a, id, s, s->rec_len);
 }
 
-static size_t result_enc_len(const struct craft_kv_result *r)
-{
-    switch (r->type) {
-    case CRAFT_KV_RES_INT:
-        return 9;
-    case CRAFT_KV_RES_BULK:
-    case CRAFT_KV_RES_ERR:
-        return 5 + r->len;
-    default:
-        return 1;
-    }
-}
-
 /* After c (seq > last) ran with result r: the window drops the seqs below c's ack (ack 0:
  * every one before c, the behaviour before ack existed), takes c's result, then drops its
  * oldest while over a cap, never the newest (thesis 6.3: the client's ack says which
@@ -812,7 +891,7 @@ static int session_append(struct ap *a, const struct craft_kv_cmd *c, const stru
         }
         off += KV_SESSION_ENTRY_HEADER + rlen;
     }
-    size_t enc_len = result_enc_len(r);
+    size_t enc_len = kv_result_enc_len(r);
     CRAFT_ASSERT(enc_len <= KV_RESULT_ENC_MAX);
     uint64_t bytes = enc_len;
     for (size_t i = 0; i < n; i++) {
@@ -1239,9 +1318,112 @@ static int exec_member(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     return reply(res, res_simple(CRAFT_KV_RES_OK));
 }
 
+/* ---- a MULTI: its reads, then its commands in order ---- */
+
+/* A read inside a MULTI: the state the commands before it left. An expired key found on
+ * the way is removed, as any command's lookup does. */
+static int exec_read(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
+{
+    struct keyed k;
+    int rc;
+    switch (c->op) {
+    case CRAFT_KV_OP_MGET:
+    case CRAFT_KV_OP_EXISTS: {
+        bool mget = c->op == CRAFT_KV_OP_MGET;
+        uint8_t *buf = NULL;
+        size_t len = 0, cap = 0;
+        int64_t n = 0;
+        struct craft_kv_bytes key;
+        size_t off = 0;
+        rc = CRAFT_OK;
+        while (rc == CRAFT_OK && craft_kv_cmd_next(c, &off, &key, NULL)) {
+            rc = key_find(a, key, &k);
+            if (rc == CRAFT_OK && !mget) {
+                n += k.old.found;
+            } else if (rc == CRAFT_OK) {
+                size_t need = k.old.found ? 5 + k.old.vlen : 1;
+                rc = reserve(&buf, &cap, len + need);
+                if (rc == CRAFT_OK) {
+                    buf[len] = k.old.found ? CRAFT_KV_RES_BULK : CRAFT_KV_RES_NIL;
+                    if (k.old.found) {
+                        craft_put_u32(buf + len + 1, (uint32_t)k.old.vlen);
+                        memcpy(buf + len + 5, k.old.val, k.old.vlen);
+                    }
+                    len += need;
+                    n++;
+                }
+            }
+        }
+        if (rc == CRAFT_OK) {
+            rc = reply(res, mget ? kv_result_new(CRAFT_KV_RES_ARRAY, n, buf, len) : res_int(n));
+        }
+        free(buf);
+        return rc;
+    }
+    default:
+        break;
+    }
+    rc = key_find(a, c->key, &k);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    switch (c->op) {
+    case CRAFT_KV_OP_GET:
+        return reply(res, res_value(&k.old));
+    case CRAFT_KV_OP_STRLEN:
+        return reply(res, res_int(k.old.found ? (int64_t)k.old.vlen : 0));
+    case CRAFT_KV_OP_TYPE: {
+        const char *t = k.old.found ? "string" : "none";
+        return reply(res, kv_result_new(CRAFT_KV_RES_STATUS, 0, t, strlen(t)));
+    }
+    case CRAFT_KV_OP_TTL:
+    case CRAFT_KV_OP_PTTL: {
+        int64_t ms = k.old.found ? kv_pttl(k.old.expire_at, a->m.now) : -2;
+        return reply(res, res_int(c->op == CRAFT_KV_OP_TTL ? kv_ttl_of_pttl(ms) : ms));
+    }
+    default:
+        CRAFT_UNREACHABLE();
+    }
+}
+
+static int exec(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res);
+
+/* Redis's EXEC: every command runs, in order, as one step of the state machine (one log
+ * entry, one store transaction); a command's own error is its reply and the others still
+ * run. The reply is the array of their replies. */
+static int exec_multi(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = CRAFT_OK;
+    struct craft_kv_cmd s;
+    size_t off = 0;
+    while (rc == CRAFT_OK && craft_kv_cmd_next_sub(c, &off, &s)) {
+        struct craft_kv_result *r = NULL;
+        rc = exec(a, &s, &r);
+        if (rc == CRAFT_OK) {
+            rc = reserve(&buf, &cap, len + kv_result_enc_len(r));
+        }
+        if (rc == CRAFT_OK) {
+            len += kv_result_encode(r, buf + len);
+        }
+        craft_kv_result_free(r);
+    }
+    if (rc == CRAFT_OK) {
+        rc = reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, c->n, buf, len));
+    }
+    free(buf);
+    return rc;
+}
+
 static int exec(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
+    if (craft_kv_op_is_read(c->op)) {
+        return exec_read(a, c, res);
+    }
     switch (c->op) {
+    case CRAFT_KV_OP_MULTI:
+        return exec_multi(a, c, res);
     case CRAFT_KV_OP_SET:
     case CRAFT_KV_OP_SETNX:
     case CRAFT_KV_OP_GETSET:
@@ -1296,6 +1478,18 @@ static int not_served(const struct ap *a, const struct craft_kv_cmd *c,
 {
     const struct craft_shard_view *v = view_of(a);
     *r = NULL;
+    if (v != NULL && c->op == CRAFT_KV_OP_MULTI) {
+        /* A transaction runs where all of its keys are served, or not at all. */
+        struct craft_kv_cmd s;
+        size_t off = 0;
+        while (craft_kv_cmd_next_sub(c, &off, &s)) {
+            int rc = not_served(a, &s, r);
+            if (rc != CRAFT_OK || *r != NULL) {
+                return rc;
+            }
+        }
+        return CRAFT_OK;
+    }
     struct craft_kv_bytes k;
     size_t off = 0;
     while (v != NULL && craft_kv_cmd_next_key(c, &off, &k)) {
@@ -1495,7 +1689,14 @@ static int apply_in_session(struct ap *a, const struct craft_kv_cmd *c,
         return rc;
     }
     rc = exec(a, c, &r);
-    if (rc == CRAFT_OK) {
+    if (rc == CRAFT_OK && kv_result_enc_len(r) > KV_RESULT_ENC_MAX) {
+        /* Only a MULTI's array can be this large: it answers in full now, and a retry gets
+         * an error saying that it ran (the window's records stay bounded). */
+        CRAFT_ASSERT(r->type == CRAFT_KV_RES_ARRAY);
+        struct craft_kv_result *kept = res_err(CRAFT_KV_ERR_EXEC_LARGE);
+        rc = kept != NULL ? session_append(a, c, &s, kept) : CRAFT_ENOMEM;
+        craft_kv_result_free(kept);
+    } else if (rc == CRAFT_OK) {
         rc = session_append(a, c, &s, r);
     }
     if (rc != CRAFT_OK) {

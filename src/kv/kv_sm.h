@@ -41,6 +41,10 @@ enum craft_kv_result_type {
     CRAFT_KV_RES_BULK,   /* data[0..len) */
     CRAFT_KV_RES_ERR,    /* data: Redis's error text without the '-', e.g. "ERR value is not
                           * an integer or out of range" */
+    CRAFT_KV_RES_ARRAY,  /* integer elements, encoded one after another in data[0..len):
+                          * walk them with craft_kv_result_next (a MULTI's replies; an
+                          * element is itself an array for MGET) */
+    CRAFT_KV_RES_STATUS, /* a simple string other than OK: data[0..len), e.g. "string" */
 };
 
 /* One allocation (free with craft_kv_result_free). data is NUL-terminated (not counted in
@@ -54,6 +58,19 @@ struct craft_kv_result {
 
 void craft_kv_result_free(struct craft_kv_result *r);
 
+/* An element of an ARRAY result, read in place: data borrowed from the array. */
+struct craft_kv_result_view {
+    uint8_t type;
+    int64_t integer; /* INT; ARRAY: its number of elements */
+    size_t len;
+    const uint8_t *data;
+};
+
+/* Walks the elements of an ARRAY's data[0..len) (or of an ARRAY element's): start with
+ * *off = 0; false after the last. The encoding was checked where it was made or loaded. */
+bool craft_kv_result_next(const uint8_t *data, size_t len, size_t *off,
+                          struct craft_kv_result_view *el);
+
 /* The error texts the state machine produces besides Redis's own. */
 #define CRAFT_KV_ERR_STALE     "ERR stale request"
 #define CRAFT_KV_ERR_SESSION   "ERR unknown or expired session"
@@ -65,6 +82,9 @@ void craft_kv_result_free(struct craft_kv_result *r);
 #define CRAFT_KV_ERR_MOVED     "MOVED"
 #define CRAFT_KV_ERR_TRYAGAIN  "TRYAGAIN slot being received"
 #define CRAFT_KV_ERR_NOT_SHARD "ERR not a shard group"
+/* A MULTI whose replies are too large to keep for a retry ran, and answered in full; a
+ * retry of it (a leader change) gets this instead. */
+#define CRAFT_KV_ERR_EXEC_LARGE "ERR EXEC reply too large to keep for a retry (the transaction ran)"
 
 /* A session's window of saved results (above). Replicated behaviour: part of the format. */
 #define CRAFT_KV_SESSION_RESULTS_MAX      256u

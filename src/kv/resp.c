@@ -548,6 +548,11 @@ static int buf_reserve(struct craft_resp_buf *b, size_t extra)
     return CRAFT_OK;
 }
 
+int craft_resp_buf_reserve(struct craft_resp_buf *b, size_t extra)
+{
+    return buf_reserve(b, extra);
+}
+
 /* Writes the decimal form of v at out (room for 20 digits); returns the digit count. */
 static size_t fmt_u64(char *out, uint64_t v)
 {

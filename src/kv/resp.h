@@ -145,6 +145,8 @@ struct craft_resp_buf {
 
 /* Frees the bytes; the buffer is empty and usable again. */
 void craft_resp_buf_free(struct craft_resp_buf *b);
+/* Makes room for extra more bytes after len. Errors: CRAFT_ENOMEM. */
+int craft_resp_buf_reserve(struct craft_resp_buf *b, size_t extra);
 
 /* Drops the first n bytes (n <= len), e.g. those a write() has sent; keeps the capacity. */
 void craft_resp_buf_drop(struct craft_resp_buf *b, size_t n);

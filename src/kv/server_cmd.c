@@ -688,12 +688,118 @@ static void l_info(struct craftkv_server *s, struct craftkv_conn *c, size_t argc
     craftkv_info(s, craftkv_info_sections(argc - 1, argv + 1), &c->out);
 }
 
+/* ---- transactions: the MULTI entry of a CRAFT.EXEC ---- */
+
+/* A queued read as the state machine's read op (its keys: argv[1], or argv[1..argc)). */
+static void build_read(const struct craftkv_cmd_def *d, size_t argc,
+                       const struct craft_resp_arg *argv, struct craft_kv_cmd *c,
+                       struct craft_kv_bytes *items)
+{
+    c->op = d->multi_op;
+    if (d->keys == K_ALL) {
+        c->n = (uint32_t)(argc - 1);
+        for (size_t i = 1; i < argc; i++)
+            items[i - 1] = B(&argv[i]);
+        c->keys = items;
+    } else {
+        c->key = B(&argv[1]);
+    }
+}
+
+int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
+                             const struct craft_resp_arg *argv, uint64_t now_ms,
+                             struct craft_resp_buf *out)
+{
+    if (d->kind == CRAFTKV_READ && d->multi_op != 0) {
+        if (argc - 1 > CRAFT_KV_ITEMS_MAX) {
+            craft_resp_append_error(out, "ERR too many keys in one command");
+            return -1;
+        }
+        return 0;
+    }
+    if (d->kind != CRAFTKV_WRITE || d->write == NULL || strcmp(d->name, CRAFTKV_EXEC_CMD) == 0) {
+        craft_resp_append_errorf(out, "ERR '%s' cannot be part of a craftkv transaction "
+                                 "(reads, writes of keys only)", d->name);
+        return -1;
+    }
+    struct craft_kv_bytes *items = malloc((argc + 1) * sizeof *items);
+    if (!items) {
+        craft_resp_append_error(out, "ERR out of memory");
+        return -1;
+    }
+    struct craft_kv_cmd c = {0};
+    int ok = d->write(argc, argv, now_ms, &c, items, out);
+    free(items);
+    return ok ? 0 : -1;
+}
+
+/* CRAFT.EXEC <n> (<argc> <name> <args...>){n}: one MULTI entry holding the n commands,
+ * each built as if it came alone (the proposing leader's clock for every expiry). Any
+ * command that does not build (checked when queued, so only a clock at the edge of the
+ * expiry range can do it now) aborts the whole transaction, as a queuing error does. */
+static int w_exec(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                  struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    out->len = 0;
+    int64_t n;
+    size_t i = 2;
+    bool ok = parse_i64(&argv[1], &n) == 0 && n >= 1 && n <= CRAFT_KV_ITEMS_MAX;
+    struct craft_resp_buf err = {0};
+    for (int64_t k = 0; ok && k < n; k++) {
+        int64_t sub_argc;
+        ok = i < argc && parse_i64(&argv[i], &sub_argc) == 0 && sub_argc >= 1 &&
+             (uint64_t)sub_argc <= argc - i - 1;
+        if (!ok)
+            break;
+        const struct craft_resp_arg *sub = &argv[i + 1];
+        size_t sn = (size_t)sub_argc;
+        i += 1 + sn;
+        const struct craftkv_cmd_def *d = craftkv_cmd_find(sub[0].data, sub[0].len);
+        ok = d && craftkv_cmd_arity_ok(d, sn) &&
+             craftkv_cmd_check_queued(d, sn, sub, now, &err) == 0;
+        struct craft_kv_cmd sc = {0};
+        if (ok && d->kind == CRAFTKV_READ)
+            build_read(d, sn, sub, &sc, items);
+        else if (ok)
+            ok = d->write(sn, sub, now, &sc, items, &err) == 1;
+        if (!ok)
+            break;
+        sc.session = sc.seq = sc.ack = sc.now_ms = 0; /* the MULTI's header carries them */
+        /* Room for the encoding and its length (an upper bound: the arguments' bytes plus
+         * each argument's framing and the command's header and fields). */
+        size_t need = 64;
+        for (size_t a = 0; a < sn; a++)
+            need += sub[a].len + 16;
+        size_t len = out->len;
+        ok = craft_resp_buf_reserve(out, need) == CRAFT_OK &&
+             craft_kv_cmd_multi_add(&sc, (uint8_t *)out->data, out->cap, &len) == CRAFT_OK;
+        if (ok)
+            out->len = len;
+    }
+    craft_resp_buf_free(&err);
+    if (!ok || i != argc) {
+        out->len = 0;
+        craft_resp_append_error(out, CRAFTKV_ERR_EXECABORT);
+        return 0;
+    }
+    c->op = CRAFT_KV_OP_MULTI;
+    c->n = (uint32_t)n;
+    c->blob = (struct craft_kv_bytes){(const uint8_t *)out->data, (uint32_t)out->len};
+    if (out->len > CRAFT_KV_CMD_BYTES_MAX) {
+        out->len = 0;
+        craft_resp_append_error(out, "ERR command too large");
+        return 0;
+    }
+    return 1;
+}
+
 /* ---- the table ---- */
 
-#define LOCAL(n, a, f)    {n, a, CRAFTKV_LOCAL, f, NULL, NULL, NULL, K_NONE}
-#define READ(n, a, f, k)  {n, a, CRAFTKV_READ, NULL, f, NULL, NULL, k}
-#define WRITE(n, a, f, k) {n, a, CRAFTKV_WRITE, NULL, NULL, f, NULL, k}
-#define ADMIN(n, a, f)    {n, a, CRAFTKV_ADMIN, NULL, NULL, NULL, f, K_NONE}
+#define LOCAL(n, a, f)    {n, a, CRAFTKV_LOCAL, f, NULL, NULL, NULL, K_NONE, 0}
+#define READ(n, a, f, k)  {n, a, CRAFTKV_READ, NULL, f, NULL, NULL, k, 0}
+#define MREAD(n, a, f, k, op) {n, a, CRAFTKV_READ, NULL, f, NULL, NULL, k, op}
+#define WRITE(n, a, f, k) {n, a, CRAFTKV_WRITE, NULL, NULL, f, NULL, k, 0}
+#define ADMIN(n, a, f)    {n, a, CRAFTKV_ADMIN, NULL, NULL, NULL, f, K_NONE, 0}
 
 static const struct craftkv_cmd_def table[] = {
     LOCAL("ping", -1, l_ping),
@@ -707,13 +813,18 @@ static const struct craftkv_cmd_def table[] = {
     LOCAL("craft.consistency", -1, craftkv_l_consistency),
     LOCAL("readonly", 1, craftkv_l_readonly),
     LOCAL("readwrite", 1, craftkv_l_readwrite),
-    READ("get", 2, r_get, K_ONE),
-    READ("mget", -2, r_mget, K_ALL),
-    READ("exists", -2, r_exists, K_ALL),
-    READ("strlen", 2, r_strlen, K_ONE),
-    READ("type", 2, r_type, K_ONE),
-    READ("ttl", 2, r_ttl, K_ONE),
-    READ("pttl", 2, r_pttl, K_ONE),
+    LOCAL("multi", 1, craftkv_l_multi), /* server_multi.c */
+    LOCAL("exec", 1, craftkv_l_exec),
+    LOCAL("discard", 1, craftkv_l_discard),
+    LOCAL("watch", -2, craftkv_l_watch),
+    LOCAL("unwatch", 1, craftkv_l_unwatch),
+    MREAD("get", 2, r_get, K_ONE, CRAFT_KV_OP_GET),
+    MREAD("mget", -2, r_mget, K_ALL, CRAFT_KV_OP_MGET),
+    MREAD("exists", -2, r_exists, K_ALL, CRAFT_KV_OP_EXISTS),
+    MREAD("strlen", 2, r_strlen, K_ONE, CRAFT_KV_OP_STRLEN),
+    MREAD("type", 2, r_type, K_ONE, CRAFT_KV_OP_TYPE),
+    MREAD("ttl", 2, r_ttl, K_ONE, CRAFT_KV_OP_TTL),
+    MREAD("pttl", 2, r_pttl, K_ONE, CRAFT_KV_OP_PTTL),
     READ("dbsize", 1, r_dbsize, K_NONE),
     READ("scan", -2, r_scan, K_NONE),
     WRITE("set", -3, w_set, K_ONE),
@@ -736,6 +847,7 @@ static const struct craftkv_cmd_def table[] = {
     WRITE("persist", 2, w_persist, K_ONE),
     WRITE("flushall", -1, w_flushall, K_NONE),
     WRITE("flushdb", -1, w_flushall, K_NONE),
+    WRITE(CRAFTKV_EXEC_CMD, -4, w_exec, K_NONE), /* a transaction's commands (server_multi.c) */
     /* cluster administration: server_admin.c */
     ADMIN("raft.info", 1, craftkv_a_info),
     ADMIN("raft.addnode", -4, craftkv_a_addnode),

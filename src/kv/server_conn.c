@@ -53,6 +53,7 @@ static void conn_free(struct craftkv_server *s, struct craftkv_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     craftkv_batch_free(c->batch_head);
+    craftkv_multi_end(c);
     craft_resp_parser_free(&c->parser);
     craft_resp_buf_free(&c->out);
     free(c->in);
@@ -301,6 +302,27 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
             } else {
                 ack = 0;
             }
+        }
+    }
+    if (!forwarded && !bad_fwd && c->multi) {
+        /* Inside MULTI: queued (no batch is ever built meanwhile), or EXEC. */
+        CRAFT_ASSERT(c->batch_n == 0);
+        enum craftkv_multi_step st = craftkv_multi_feed(c, argc, argv);
+        if (st == CRAFTKV_MULTI_ANSWERED)
+            return true;
+        if (st == CRAFTKV_MULTI_EXEC) {
+            size_t n;
+            const struct craft_resp_arg *v;
+            craftkv_multi_exec_args(c, &n, &v);
+            const struct craftkv_cmd_def *x = craftkv_cmd_find(CRAFTKV_EXEC_CMD,
+                                                               strlen(CRAFTKV_EXEC_CMD));
+            CRAFT_ASSERT(x != NULL);
+            if (!v)
+                craft_resp_append_error(&c->out, "ERR out of memory");
+            else if (submit(c, x, n, v, false, 0, 0, 0))
+                submit_batch(s, c); /* alone: one entry */
+            craftkv_multi_end(c);
+            return true;
         }
     }
     if (!bad_fwd)

@@ -118,6 +118,8 @@ struct craftkv_cmd_def {
     craftkv_local_fn local;
     void (*read)(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
                  struct craft_resp_buf *out);
+    /* items: argc + 1 entries. CRAFT.EXEC also uses out for the bytes its cmd points to
+     * (the MULTI's list): the caller empties out once the command is encoded. */
     int (*write)(size_t argc, const struct craft_resp_arg *argv, uint64_t now_ms,
                  struct craft_kv_cmd *cmd, struct craft_kv_bytes *items,
                  struct craft_resp_buf *out);
@@ -127,6 +129,9 @@ struct craftkv_cmd_def {
     /* Where its keys are, as COMMAND reports them (first, last, step): cluster-aware
      * clients route by them. */
     uint8_t keys;
+    /* READ commands a transaction may hold: the state machine's read op (kv_cmd.h) that
+     * answers it inside a MULTI; 0: not inside a MULTI. */
+    uint8_t multi_op;
 };
 
 enum craftkv_cmd_keys {
@@ -156,6 +161,7 @@ struct craftkv_conn {
     uint64_t session, seq;
     bool session_opened;
     char name[64];
+    struct craftkv_multi *multi; /* MULTI ... EXEC under way (server_multi.c); NULL: none */
 };
 
 struct craftkv_server {
@@ -318,6 +324,47 @@ bool craftkv_cmd_arity_ok(const struct craftkv_cmd_def *d, size_t argc);
  * number of arguments for 'x' command" (the name in lower case). */
 void craftkv_reply_unknown(struct craft_resp_buf *out, size_t argc, const struct craft_resp_arg *argv);
 void craftkv_reply_arity(struct craft_resp_buf *out, const struct craft_resp_arg *name);
+
+/* Inside a MULTI, checks a command as Redis does when it queues one: 0 if it may be
+ * queued, else -1 with the error in out (an unknown command or a wrong arity were caught
+ * before). now_ms: the clock, for the syntax of relative expiries. */
+int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
+                             const struct craft_resp_arg *argv, uint64_t now_ms,
+                             struct craft_resp_buf *out);
+/* The name of the internal command that carries a transaction's queued commands through
+ * the write pipeline (and to the leader in CRAFT.FWD): CRAFT.EXEC <n> then, for each
+ * command, <argc> <name> <args...>. Its write builds one MULTI entry (kv_cmd.h). */
+#define CRAFTKV_EXEC_CMD "craft.exec"
+/* Redis's reply to EXEC after a queuing error, and to a CRAFT.EXEC that does not build. */
+#define CRAFTKV_ERR_EXECABORT "EXECABORT Transaction discarded because of previous errors."
+
+/* ---- server_multi.c: MULTI, EXEC, DISCARD, WATCH, UNWATCH ---- */
+/* What the connection's transaction did with a command (the loop thread). */
+enum craftkv_multi_step {
+    CRAFTKV_MULTI_PASS = 0, /* not in a transaction: dispatch it as usual */
+    CRAFTKV_MULTI_ANSWERED, /* queued, refused or a transaction command: its reply is in c->out */
+    CRAFTKV_MULTI_EXEC,     /* EXEC of a valid transaction: submit craftkv_multi_exec_args */
+};
+/* Feeds one command to c's transaction state. */
+enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c, size_t argc,
+                                           const struct craft_resp_arg *argv);
+/* After CRAFTKV_MULTI_EXEC: the CRAFT.EXEC command (valid until craftkv_multi_end). */
+void craftkv_multi_exec_args(struct craftkv_conn *c, size_t *argc,
+                             const struct craft_resp_arg **argv);
+/* Ends c's transaction (EXEC submitted, or the connection closes): frees its queue. */
+void craftkv_multi_end(struct craftkv_conn *c);
+/* The transaction commands outside a transaction (MULTI starts one; the others answer as
+ * Redis does without one). */
+void craftkv_l_multi(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                     const struct craft_resp_arg *argv);
+void craftkv_l_exec(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                    const struct craft_resp_arg *argv);
+void craftkv_l_discard(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                       const struct craft_resp_arg *argv);
+void craftkv_l_watch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                     const struct craft_resp_arg *argv);
+void craftkv_l_unwatch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                       const struct craft_resp_arg *argv);
 
 /* ---- server_info.c ---- */
 /* INFO's sections named by argv[0..argc) (INFO's arguments; none: every section; "all",

@@ -121,9 +121,10 @@ static bool is_session_error(const struct craft_kv_result *res)
     return res->type == CRAFT_KV_RES_ERR && strcmp((const char *)res->data, CRAFT_KV_ERR_SESSION) == 0;
 }
 
-static void put_result(struct craft_resp_buf *out, const struct craft_kv_result *res)
+/* A result (or an element of a MULTI's array) as RESP. */
+static void put_view(struct craft_resp_buf *out, const struct craft_kv_result_view *v)
 {
-    switch (res->type) {
+    switch (v->type) {
     case CRAFT_KV_RES_OK:
         craft_resp_append_simple(out, "OK");
         break;
@@ -131,15 +132,43 @@ static void put_result(struct craft_resp_buf *out, const struct craft_kv_result 
         craft_resp_append_null_bulk(out);
         break;
     case CRAFT_KV_RES_INT:
-        craft_resp_append_int(out, res->integer);
+        craft_resp_append_int(out, v->integer);
         break;
     case CRAFT_KV_RES_BULK:
-        craft_resp_append_bulk(out, res->data, res->len);
+        craft_resp_append_bulk(out, v->data, v->len);
         break;
-    default:
-        craft_resp_append_error(out, (const char *)res->data);
+    case CRAFT_KV_RES_STATUS:
+    case CRAFT_KV_RES_ERR: {
+        /* Texts made by the state machine: no CR or LF, bounded. */
+        char text[512];
+        size_t n = v->len < sizeof text - 1 ? v->len : sizeof text - 1;
+        memcpy(text, v->data, n);
+        text[n] = '\0';
+        if (v->type == CRAFT_KV_RES_STATUS)
+            craft_resp_append_simple(out, text);
+        else
+            craft_resp_append_error(out, text);
         break;
     }
+    case CRAFT_KV_RES_ARRAY: {
+        craft_resp_append_array(out, (size_t)v->integer);
+        struct craft_kv_result_view el;
+        size_t off = 0;
+        while (craft_kv_result_next(v->data, v->len, &off, &el))
+            put_view(out, &el);
+        break;
+    }
+    default:
+        craft_resp_append_error(out, "ERR unknown result");
+        break;
+    }
+}
+
+static void put_result(struct craft_resp_buf *out, const struct craft_kv_result *res)
+{
+    struct craft_kv_result_view v = {.type = res->type, .integer = res->integer,
+                                     .len = res->len, .data = res->data};
+    put_view(out, &v);
 }
 
 /* A proposal's failure that another attempt may cure (it changes with the leader, the
@@ -227,6 +256,7 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
         c.now_ms = now;
         struct craft_future *f = NULL;
         int rc = propose(s, timeout_ms, &c, &f);
+        t->out.len = 0; /* CRAFT.EXEC's list was built there: encoded now */
         if (rc != CRAFT_OK) {
             if (!retryable(rc))
                 answer_error(t, rc); /* too large: this command's own, go on */

@@ -94,6 +94,49 @@ check "SELECT 0" "OK" "$(cli 1 select 0)"
 check "CLIENT SETNAME/GETNAME" "$(printf 'OK\nme')" "$(printf 'CLIENT SETNAME me\nCLIENT GETNAME\n' | cli 1)"
 check "CONFIG GET save" "$(printf 'save\n')" "$(cli 1 config get save)"
 
+# ---- transactions: MULTI ... EXEC is one log entry (docs/design/craftkv.md) ----
+# (redis-cli prints an empty line after an error and for a nil.)
+# Through a follower (forwarded to the leader as one CRAFT.EXEC), reads see the writes before
+# them, a command's own error is its element and the others still run.
+got=$(printf 'MULTI\nSET tx:a 1\nINCR tx:a\nGET tx:a\nSET tx:s text\nINCR tx:s\nAPPEND tx:s !\nEXEC\n' |
+      cli "$F" | tr '\n' ' ')
+check "MULTI/EXEC through a follower" \
+    "OK QUEUED QUEUED QUEUED QUEUED QUEUED QUEUED OK 2 2 OK ERR value is not an integer or out of range  5 " \
+    "$got"
+check "the transaction's writes are there" "text!" "$(cli "$L" get tx:s)"
+got=$(printf 'MULTI\nSET tx:b 1\nSET tx:b\nEXEC\nGET tx:b\n' | cli "$L" | tr '\n' ' ')
+check "a queuing error aborts the whole transaction" \
+    "OK QUEUED ERR wrong number of arguments for 'set' command  EXECABORT Transaction discarded because of previous errors.   " \
+    "$got"
+check "EXEC without MULTI" "ERR EXEC without MULTI" "$(cli "$F" exec)"
+check "DISCARD drops the queue" "OK QUEUED OK  " \
+    "$(printf 'MULTI\nSET tx:c 1\nDISCARD\nGET tx:c\n' | cli "$F" | tr '\n' ' ')"
+check_has "WATCH is refused, not ignored" "ERR WATCH is not supported" "$(cli "$F" watch tx:a)"
+PY=/usr/bin/python3
+if [ -x "$PY" ] && "$PY" -c 'import redis' 2>/dev/null; then
+    out=$("$PY" - "$(CPORT "$F")" <<'PYEOF' 2>&1
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]), socket_timeout=10)
+p = r.pipeline()  # transaction=True: MULTI ... EXEC
+p.set("py:t", 1).incr("py:t").get("py:t").mget("py:t", "py:none").ttl("py:t")
+assert p.execute() == [True, 2, b"2", [b"2", None], -1], "results"
+p = r.pipeline()
+p.set("py:u", 1)
+p.execute_command("SET", "py:u")
+try:
+    p.execute()
+    raise SystemExit("a queuing error did not abort")
+except redis.ResponseError:
+    pass
+assert r.exists("py:u") == 0, "an aborted transaction wrote"
+print("redis-py transactions ok")
+PYEOF
+)
+    check "redis-py transactional pipeline" "redis-py transactions ok" "$out"
+else
+    echo "skip redis-py transactions: $PY has no redis module (Debian python3-redis; scripts/deps.sh installs it)"
+fi
+
 # ---- pipelining and a hostile stream ----
 p=$(cli 2 --no-raw ping)
 got=$(printf 'SET pipe 1\r\nINCR pipe\r\nINCR pipe\r\nGET pipe\r\nPING\r\n' | timeout 5 redis-cli -p "$(CPORT 2)" 2>&1 | tr '\n' ' ')

@@ -40,7 +40,28 @@ static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cm
     CRAFT_ASSERT(c->key.len <= CRAFT_KV_KEY_BYTES_MAX);
     CRAFT_ASSERT(c->value.len <= CRAFT_KV_VALUE_BYTES_MAX);
     struct craft_kv_bytes *keys = NULL, *vals = NULL;
-    if (c->items != NULL) {
+    if (c->op == CRAFT_KV_OP_MULTI) {
+        /* Its commands: inside the input, each a command a MULTI may hold, n of them. */
+        CRAFT_ASSERT(c->n >= 1 && c->n <= CRAFT_KV_ITEMS_MAX && c->items == c->blob.p &&
+                     c->items_len == c->blob.len && inside(data, size, c->blob));
+        struct craft_kv_cmd s;
+        size_t off = 0;
+        uint32_t n = 0;
+        while (craft_kv_cmd_next_sub(c, &off, &s)) {
+            CRAFT_ASSERT(s.op != CRAFT_KV_OP_MULTI && s.session == 0 && s.seq == 0 &&
+                         s.now_ms == 0 && s.ack == 0);
+            CRAFT_ASSERT(inside(data, size, s.key) && inside(data, size, s.value));
+            CRAFT_ASSERT(s.items == NULL ||
+                         (s.items >= data && s.items + s.items_len <= data + size));
+            struct craft_kv_bytes k;
+            size_t koff = 0;
+            while (craft_kv_cmd_next_key(&s, &koff, &k)) {
+                CRAFT_ASSERT(inside(data, size, k) && k.len <= CRAFT_KV_KEY_BYTES_MAX);
+            }
+            n++;
+        }
+        CRAFT_ASSERT(n == c->n && off == c->items_len);
+    } else if (c->items != NULL) {
         CRAFT_ASSERT(c->n >= 1 && c->n <= CRAFT_KV_ITEMS_MAX);
         CRAFT_ASSERT(c->items >= data && c->items + c->items_len <= data + size);
         keys = calloc(c->n, sizeof *keys);
@@ -66,7 +87,8 @@ static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cm
         CRAFT_ASSERT(inside(data, size, k) && k.len <= CRAFT_KV_KEY_BYTES_MAX);
         n_keys++;
     }
-    CRAFT_ASSERT(c->items != NULL ? n_keys == c->n : n_keys <= 1);
+    CRAFT_ASSERT(c->op == CRAFT_KV_OP_MULTI ? n_keys == 0
+                                            : c->items != NULL ? n_keys == c->n : n_keys <= 1);
     CRAFT_ASSERT(craft_kv_cmd_size(c) == size);
     CRAFT_ASSERT(data[0] == (c->ack == 0 ? CRAFT_KV_CMD_VERSION : CRAFT_KV_CMD_VERSION_ACK));
     CRAFT_ASSERT(c->ack == 0 || (c->session != 0 && c->ack <= c->seq));

@@ -226,6 +226,60 @@ static void reads(void)
 }
 
 /* INFO's section names: case-insensitive, several at once, aliases for all of them. */
+/* What MULTI may queue (reads with a state-machine op, writes of keys) and what it refuses
+ * at once; CRAFT.EXEC's MULTI entry holds the queued commands built as if alone (the
+ * leader's clock for expiries); an argument list that does not add up is EXECABORT. */
+static void transactions(void)
+{
+    const char *refused[] = {"ping", "dbsize", "scan 0", "info", "raft.info", "craft.exec 1 1 get",
+                             "multi"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        struct args a = split(refused[i]);
+        struct craft_resp_buf out = {0};
+        CHECK(craftkv_cmd_check_queued(def_of(&a), a.argc, a.argv, 1000, &out) == -1 &&
+              out.len > 0 && out.data[0] == '-');
+        craft_resp_buf_free(&out);
+    }
+    const char *queued[] = {"get k", "mget a b", "exists a", "strlen k", "type k", "ttl k",
+                            "pttl k", "set k v ex 10", "incr n", "del a b", "flushall"};
+    for (size_t i = 0; i < sizeof queued / sizeof queued[0]; i++) {
+        struct args a = split(queued[i]);
+        struct craft_resp_buf out = {0};
+        CHECK(craftkv_cmd_check_queued(def_of(&a), a.argc, a.argv, 1000, &out) == 0 && out.len == 0);
+        craft_resp_buf_free(&out);
+    }
+    struct args bad = split("set k v ex nope");
+    struct craft_resp_buf out = {0};
+    CHECK(craftkv_cmd_check_queued(def_of(&bad), bad.argc, bad.argv, 1000, &out) == -1);
+    CHECK(reply_is(&out, "-ERR value is not an integer or out of range\r\n"));
+    craft_resp_buf_free(&out);
+
+    struct craft_kv_cmd c;
+    struct craft_kv_bytes items[MAX_ARGS];
+    out = (struct craft_resp_buf){0};
+    CHECK(build("craft.exec 3 5 set k v ex 10 2 get k 3 mget k j", 5000, &c, items, &out));
+    CHECK(c.op == CRAFT_KV_OP_MULTI && c.n == 3 && c.blob.p == (const uint8_t *)out.data);
+    c.now_ms = 5000;
+    uint8_t buf[1024];
+    size_t len = 0;
+    CHECK(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);
+    struct craft_kv_cmd d, s;
+    CHECK(craft_kv_cmd_decode(buf, len, &d) == CRAFT_OK);
+    size_t off = 0;
+    CHECK(craft_kv_cmd_next_sub(&d, &off, &s) && s.op == CRAFT_KV_OP_SET &&
+          s.expire_at == 15000 && bytes_are(s.key, "k"));
+    CHECK(craft_kv_cmd_next_sub(&d, &off, &s) && s.op == CRAFT_KV_OP_GET && bytes_are(s.key, "k"));
+    CHECK(craft_kv_cmd_next_sub(&d, &off, &s) && s.op == CRAFT_KV_OP_MGET && s.n == 2);
+    CHECK(!craft_kv_cmd_next_sub(&d, &off, &s));
+    const char *broken[] = {"craft.exec 2 1 get", "craft.exec 1 5 get k", "craft.exec 1 2 get k extra",
+                            "craft.exec 0 1 dbsize", "craft.exec 1 1 ping", "craft.exec x 2 get k"};
+    for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        CHECK(!build(broken[i], 5000, &c, items, &out));
+        CHECK(reply_is(&out, "-" CRAFTKV_ERR_EXECABORT "\r\n"));
+    }
+    craft_resp_buf_free(&out);
+}
+
 static void info_sections(void)
 {
     struct args a;
@@ -255,6 +309,7 @@ int main(void)
     run_case("arity_and_texts", arity_and_texts);
     run_case("writes", writes);
     run_case("reads", reads);
+    run_case("transactions", transactions);
     run_case("info_sections", info_sections);
     return unit_finish();
 }

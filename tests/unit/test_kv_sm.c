@@ -1183,6 +1183,165 @@ static bool glob(const char *p, const char *s)
     return craft_kv_glob_match((const uint8_t *)p, strlen(p), (const uint8_t *)s, strlen(s));
 }
 
+/* ---- transactions (MULTI) ---- */
+
+/* A MULTI of the given commands (each with session, seq and time 0). */
+static uint8_t multi_list[1 << 16];
+static struct craft_kv_cmd MULTI_(const struct craft_kv_cmd *subs, uint32_t n)
+{
+    size_t len = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        CRAFT_ASSERT(craft_kv_cmd_multi_add(&subs[i], multi_list, sizeof multi_list, &len) ==
+                     CRAFT_OK);
+    }
+    return (struct craft_kv_cmd){.op = CRAFT_KV_OP_MULTI, .n = n,
+                                 .blob = {.p = multi_list, .len = (uint32_t)len}};
+}
+
+/* The i-th element of an ARRAY result (its data and type), or false. */
+static bool elem(const struct craft_kv_result *r, size_t i, struct craft_kv_result_view *v)
+{
+    if (r == NULL || r->type != CRAFT_KV_RES_ARRAY) {
+        return false;
+    }
+    size_t off = 0;
+    for (size_t k = 0; craft_kv_result_next(r->data, r->len, &off, v); k++) {
+        if (k == i) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool v_int(const struct craft_kv_result_view *v, int64_t n)
+{
+    return v->type == CRAFT_KV_RES_INT && v->integer == n;
+}
+
+static bool v_data(const struct craft_kv_result_view *v, uint8_t type, const char *s)
+{
+    return v->type == type && v->len == strlen(s) && memcmp(v->data, s, v->len) == 0;
+}
+
+/* Redis's EXEC: the commands run in order as one step; each read sees the writes before
+ * it; a command's own error is its element and the others still run; a retry in a session
+ * answers the saved array; a MULTI holds no MULTI, session or member op, and reads stand
+ * only inside one. */
+static void test_multi(void)
+{
+    struct h h;
+    h_open(&h, false, 0);
+    h.now = 1000;
+    CHECK(r_ok(h_run(&h, SET("s", "text", 0, 0))));
+    const char *const mget_keys[] = {"a", "none", NULL};
+    struct craft_kv_cmd mget = LIST(CRAFT_KV_OP_DEL, mget_keys);
+    mget.op = CRAFT_KV_OP_MGET;
+    struct craft_kv_cmd subs[] = {
+        SET("a", "1", CRAFT_KV_SET_EXPIRE, 61000),
+        INCRBY("a", 4),
+        K(CRAFT_KV_OP_GET, "a"),
+        mget,
+        INCRBY("s", 1), /* an error: the others still run */
+        K(CRAFT_KV_OP_TYPE, "a"),
+        K(CRAFT_KV_OP_TTL, "a"),
+        K(CRAFT_KV_OP_PTTL, "none"),
+        K(CRAFT_KV_OP_STRLEN, "s"),
+        K(CRAFT_KV_OP_GETDEL, "s"),
+        K(CRAFT_KV_OP_TYPE, "s"),
+    };
+    const uint32_t n = sizeof subs / sizeof subs[0];
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 7, 0))));
+    for (int attempt = 0; attempt < 2; attempt++) { /* the second is a retry */
+        struct craft_kv_result *r = h_run(&h, IN(MULTI_(subs, n), 7, 1));
+        struct craft_kv_result_view v, w;
+        CHECK(r != NULL && r->type == CRAFT_KV_RES_ARRAY && r->integer == n);
+        CHECK(elem(r, 0, &v) && v.type == CRAFT_KV_RES_OK);
+        CHECK(elem(r, 1, &v) && v_int(&v, 5));
+        CHECK(elem(r, 2, &v) && v_data(&v, CRAFT_KV_RES_BULK, "5"));
+        CHECK(elem(r, 3, &v) && v.type == CRAFT_KV_RES_ARRAY && v.integer == 2);
+        size_t off = 0;
+        CHECK(craft_kv_result_next(v.data, v.len, &off, &w) && v_data(&w, CRAFT_KV_RES_BULK, "5"));
+        CHECK(craft_kv_result_next(v.data, v.len, &off, &w) && w.type == CRAFT_KV_RES_NIL);
+        CHECK(!craft_kv_result_next(v.data, v.len, &off, &w));
+        CHECK(elem(r, 4, &v) && v_data(&v, CRAFT_KV_RES_ERR, ERR_NOT_INT));
+        CHECK(elem(r, 5, &v) && v_data(&v, CRAFT_KV_RES_STATUS, "string"));
+        CHECK(elem(r, 6, &v) && v_int(&v, 60));
+        CHECK(elem(r, 7, &v) && v_int(&v, -2));
+        CHECK(elem(r, 8, &v) && v_int(&v, 4));
+        CHECK(elem(r, 9, &v) && v_data(&v, CRAFT_KV_RES_BULK, "text"));
+        CHECK(elem(r, 10, &v) && v_data(&v, CRAFT_KV_RES_STATUS, "none"));
+        CHECK(!elem(r, 11, &v));
+        craft_kv_result_free(r);
+        h.now += 10;
+    }
+    CHECK(h_get(&h, "a", "5") && h_get(&h, "s", NULL));
+
+    /* Refused shapes: no MULTI in a MULTI, no session op, no member op, no read alone. */
+    uint8_t buf[4096];
+    size_t len = 0;
+    struct craft_kv_cmd inner = MULTI_(subs, 1);
+    CHECK(craft_kv_cmd_multi_add(&inner, buf, sizeof buf, &len) == CRAFT_EINVAL);
+    struct craft_kv_cmd open = OP(CRAFT_KV_OP_SESSION_OPEN);
+    open.session = 1;
+    CHECK(craft_kv_cmd_multi_add(&open, buf, sizeof buf, &len) == CRAFT_EINVAL);
+    struct craft_kv_cmd member = MSET_(3, "127.0.0.1:1", "127.0.0.1:2");
+    CHECK(craft_kv_cmd_multi_add(&member, buf, sizeof buf, &len) == CRAFT_EINVAL);
+    struct craft_kv_cmd noop = OP(CRAFT_KV_OP_NOOP);
+    CHECK(craft_kv_cmd_multi_add(&noop, buf, sizeof buf, &len) == CRAFT_EINVAL);
+    struct craft_kv_cmd stamped = SET("x", "1", 0, 0);
+    stamped.now_ms = 5; /* the MULTI's header carries the time */
+    CHECK(craft_kv_cmd_multi_add(&stamped, buf, sizeof buf, &len) == CRAFT_EINVAL);
+    CHECK(len == 0);
+    struct craft_kv_cmd get = K(CRAFT_KV_OP_GET, "a");
+    CHECK(craft_kv_cmd_size(&get) == 0);
+    CHECK(craft_kv_cmd_multi_add(&get, buf, 8, &len) == CRAFT_ETOOBIG && len == 0);
+    struct craft_kv_cmd empty = {.op = CRAFT_KV_OP_MULTI, .n = 0};
+    CHECK(craft_kv_cmd_size(&empty) == 0);
+    struct craft_kv_cmd short_n = MULTI_(subs, 2);
+    short_n.n = 3; /* says three, holds two */
+    CHECK(craft_kv_cmd_size(&short_n) == 0);
+    /* A decoded MULTI walks back to its commands, re-encoding to the same bytes. */
+    struct craft_kv_cmd m = IN(MULTI_(subs, n), 9, 1);
+    m.now_ms = 1;
+    size_t size = craft_kv_cmd_size(&m), got = 0;
+    uint8_t *p = malloc(size), *q = malloc(size);
+    CHECK(p && q && craft_kv_cmd_encode(&m, p, size, &got) == CRAFT_OK && got == size);
+    struct craft_kv_cmd d;
+    CHECK(craft_kv_cmd_decode(p, size, &d) == CRAFT_OK && d.op == CRAFT_KV_OP_MULTI && d.n == n);
+    struct craft_kv_cmd s;
+    size_t off = 0;
+    uint32_t k = 0;
+    while (craft_kv_cmd_next_sub(&d, &off, &s)) {
+        CHECK(s.op == subs[k].op && s.session == 0);
+        k++;
+    }
+    CHECK(k == n);
+    CHECK(craft_kv_cmd_encode(&d, q, size, &got) == CRAFT_OK && memcmp(p, q, size) == 0);
+    free(p);
+    free(q);
+    h_close(&h);
+}
+
+/* A MULTI whose replies pass what a session keeps (KV_RESULT_ENC_MAX) answers in full and
+ * leaves an error saying that it ran for a retry. */
+static void test_multi_large_reply(void)
+{
+    struct h h;
+    h_open(&h, false, 0);
+    h.now = 1000;
+    static char big[600 * 1024];
+    memset(big, 'v', sizeof big - 1);
+    CHECK(r_ok(h_run(&h, SET("big", big, 0, 0))));
+    struct craft_kv_cmd subs[] = {K(CRAFT_KV_OP_GET, "big"), K(CRAFT_KV_OP_GET, "big")};
+    CHECK(r_ok(h_run(&h, IN(OP(CRAFT_KV_OP_SESSION_OPEN), 7, 0))));
+    struct craft_kv_result *r = h_run(&h, IN(MULTI_(subs, 2), 7, 1));
+    struct craft_kv_result_view v;
+    CHECK(elem(r, 1, &v) && v.type == CRAFT_KV_RES_BULK && v.len == sizeof big - 1);
+    craft_kv_result_free(r);
+    CHECK(r_err(h_run(&h, IN(MULTI_(subs, 2), 7, 1)), CRAFT_KV_ERR_EXEC_LARGE));
+    h_close(&h);
+}
+
 static void test_glob(void)
 {
     CHECK(glob("*", "") && glob("*", "abc") && glob("**", "abc"));
@@ -2597,6 +2756,8 @@ int main(void)
     run_case("session_window_mem", test_session_window_mem);
     run_case("session_window_lmdb", test_session_window_lmdb);
     run_case("session_caps", test_session_caps);
+    run_case("multi", test_multi);
+    run_case("multi_large_reply", test_multi_large_reply);
     run_case("glob", test_glob);
     run_case("scan_mem", test_scan_mem);
     run_case("scan_lmdb", test_scan_lmdb);

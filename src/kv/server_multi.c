@@ -1,0 +1,222 @@
+/* craftkv transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH (Redis's semantics, with the
+ * differences docs/design/craftkv.md "Transactions" lists).
+ *
+ * Between MULTI and EXEC a connection's commands are checked (name, arity, syntax) and
+ * queued, each answered +QUEUED; a command that fails the check is answered with its
+ * error and dooms the transaction (EXEC answers EXECABORT). EXEC turns the queue into one
+ * command, CRAFT.EXEC, which the write pipeline proposes as one MULTI entry (kv_cmd.h):
+ * every replica applies the commands in order in one step, and the reply is the array
+ * of their replies. Loop thread only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/assert.h"
+#include "kv/server_internal.h"
+
+/* One argument of the flattened CRAFT.EXEC, by offset (the bytes move as they grow). */
+struct multi_arg {
+    size_t off, len;
+};
+
+struct craftkv_multi {
+    bool dirty;   /* a queuing error: EXEC discards */
+    uint32_t n;   /* commands queued */
+    char *bytes;  /* every argument's bytes, CRAFT.EXEC's own first */
+    size_t len, cap;
+    struct multi_arg *args;
+    size_t n_args, cap_args;
+    struct craft_resp_arg *argv; /* built by craftkv_multi_exec_args */
+    char count[24];              /* n, as CRAFT.EXEC's first argument */
+};
+
+/* Bounds of a queue: a transaction is one log entry. */
+#define MULTI_BYTES_MAX CRAFT_KV_CMD_BYTES_MAX
+
+static bool name_is(const struct craft_resp_arg *a, const char *name)
+{
+    size_t n = strlen(name);
+    return a->len == n && strncasecmp(a->data, name, n) == 0;
+}
+
+static int push_arg(struct craftkv_multi *m, const char *p, size_t n)
+{
+    if (m->cap - m->len < n) {
+        size_t cap = m->cap ? m->cap : 256;
+        while (cap - m->len < n)
+            cap *= 2;
+        char *b = realloc(m->bytes, cap);
+        if (!b)
+            return -1;
+        m->bytes = b;
+        m->cap = cap;
+    }
+    if (m->n_args == m->cap_args) {
+        size_t cap = m->cap_args ? m->cap_args * 2 : 16;
+        struct multi_arg *a = realloc(m->args, cap * sizeof *a);
+        if (!a)
+            return -1;
+        m->args = a;
+        m->cap_args = cap;
+    }
+    if (n)
+        memcpy(m->bytes + m->len, p, n);
+    m->args[m->n_args++] = (struct multi_arg){m->len, n};
+    m->len += n;
+    return 0;
+}
+
+/* Queues argv as "<argc> <args...>"; -1 if out of memory (the queue keeps what it had). */
+static int queue(struct craftkv_multi *m, size_t argc, const struct craft_resp_arg *argv)
+{
+    size_t len = m->len, n_args = m->n_args;
+    char num[24];
+    int k = snprintf(num, sizeof num, "%zu", argc);
+    int rc = push_arg(m, num, (size_t)k);
+    for (size_t i = 0; rc == 0 && i < argc; i++)
+        rc = push_arg(m, argv[i].data, argv[i].len);
+    if (rc != 0) {
+        m->len = len;
+        m->n_args = n_args;
+        return -1;
+    }
+    m->n++;
+    return 0;
+}
+
+void craftkv_multi_end(struct craftkv_conn *c)
+{
+    struct craftkv_multi *m = c->multi;
+    if (!m)
+        return;
+    free(m->bytes);
+    free(m->args);
+    free(m->argv);
+    free(m);
+    c->multi = NULL;
+}
+
+enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c, size_t argc,
+                                           const struct craft_resp_arg *argv)
+{
+    struct craftkv_multi *m = c->multi;
+    if (!m)
+        return CRAFTKV_MULTI_PASS;
+    struct craft_resp_buf *out = &c->out;
+    if (name_is(&argv[0], "EXEC") || name_is(&argv[0], "DISCARD")) {
+        if (argc != 1) {
+            craftkv_reply_arity(out, &argv[0]);
+            m->dirty = true;
+            return CRAFTKV_MULTI_ANSWERED;
+        }
+        if (name_is(&argv[0], "DISCARD") || m->dirty || m->n == 0) {
+            if (name_is(&argv[0], "DISCARD"))
+                craft_resp_append_simple(out, "OK");
+            else if (m->dirty)
+                craft_resp_append_error(out, CRAFTKV_ERR_EXECABORT);
+            else
+                craft_resp_append_array(out, 0); /* Redis: an empty transaction */
+            craftkv_multi_end(c);
+            return CRAFTKV_MULTI_ANSWERED;
+        }
+        return CRAFTKV_MULTI_EXEC;
+    }
+    if (name_is(&argv[0], "MULTI")) {
+        craft_resp_append_error(out, "ERR MULTI calls can not be nested");
+        return CRAFTKV_MULTI_ANSWERED;
+    }
+    if (name_is(&argv[0], "WATCH")) {
+        craft_resp_append_error(out, "ERR WATCH inside MULTI is not allowed");
+        return CRAFTKV_MULTI_ANSWERED;
+    }
+    if (name_is(&argv[0], "QUIT"))
+        return CRAFTKV_MULTI_PASS; /* closes the connection, and the transaction with it */
+    const struct craftkv_cmd_def *d = craftkv_cmd_find(argv[0].data, argv[0].len);
+    if (!d) {
+        craftkv_reply_unknown(out, argc, argv);
+        m->dirty = true;
+    } else if (!craftkv_cmd_arity_ok(d, argc)) {
+        craftkv_reply_arity(out, &argv[0]);
+        m->dirty = true;
+    } else if (craftkv_cmd_check_queued(d, argc, argv, craftkv_now_ms(), out) != 0) {
+        m->dirty = true;
+    } else if (m->n >= CRAFT_KV_ITEMS_MAX || m->len > MULTI_BYTES_MAX) {
+        craft_resp_append_errorf(out, "ERR transaction too large (at most %u commands and "
+                                 "%u MiB in one transaction)", CRAFT_KV_ITEMS_MAX,
+                                 MULTI_BYTES_MAX >> 20);
+        m->dirty = true;
+    } else if (queue(m, argc, argv) != 0) {
+        craft_resp_append_error(out, "ERR out of memory");
+        m->dirty = true;
+    } else {
+        craft_resp_append_simple(out, "QUEUED");
+    }
+    return CRAFTKV_MULTI_ANSWERED;
+}
+
+void craftkv_multi_exec_args(struct craftkv_conn *c, size_t *argc,
+                             const struct craft_resp_arg **argv)
+{
+    struct craftkv_multi *m = c->multi;
+    CRAFT_ASSERT(m && !m->dirty && m->n > 0);
+    free(m->argv);
+    m->argv = malloc((m->n_args + 2) * sizeof *m->argv);
+    if (!m->argv) {
+        *argc = 0;
+        *argv = NULL;
+        return;
+    }
+    int k = snprintf(m->count, sizeof m->count, "%u", m->n);
+    m->argv[0] = (struct craft_resp_arg){CRAFTKV_EXEC_CMD, strlen(CRAFTKV_EXEC_CMD)};
+    m->argv[1] = (struct craft_resp_arg){m->count, (size_t)k};
+    for (size_t i = 0; i < m->n_args; i++)
+        m->argv[i + 2] = (struct craft_resp_arg){m->bytes + m->args[i].off, m->args[i].len};
+    *argc = m->n_args + 2;
+    *argv = m->argv;
+}
+
+void craftkv_l_multi(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                     const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    CRAFT_ASSERT(c->multi == NULL); /* inside one, craftkv_multi_feed answers MULTI */
+    c->multi = calloc(1, sizeof *c->multi);
+    if (!c->multi) {
+        craft_resp_append_error(&c->out, "ERR out of memory");
+        return;
+    }
+    craft_resp_append_simple(&c->out, "OK");
+}
+
+void craftkv_l_exec(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                    const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    craft_resp_append_error(&c->out, "ERR EXEC without MULTI");
+}
+
+void craftkv_l_discard(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                       const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    craft_resp_append_error(&c->out, "ERR DISCARD without MULTI");
+}
+
+/* WATCH would need a version per key that every replica keeps alike: not built. Refusing
+ * it (rather than accepting and never aborting) keeps a client that relies on it from
+ * believing its check-and-set is protected. */
+void craftkv_l_watch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                     const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    craft_resp_append_error(&c->out, "ERR WATCH is not supported by craftkv (MULTI/EXEC "
+                                     "transactions are; optimistic locking is not)");
+}
+
+void craftkv_l_unwatch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                       const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    craft_resp_append_simple(&c->out, "OK"); /* nothing is ever watched */
+}
