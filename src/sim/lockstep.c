@@ -38,7 +38,14 @@ static void enqueue(struct lockstep *ls, const struct craft_msg *m)
 static void process(struct lockstep *ls, int i)
 {
     struct craft_batch b;
-    while (craft_core_ready(ls->cores[i], &b)) {
+    for (;;) {
+        /* craft_core_has_ready's contract: true exactly when a batch is there. */
+        bool has = craft_core_has_ready(ls->cores[i]);
+        bool got = craft_core_ready(ls->cores[i], &b);
+        CRAFT_ASSERT(has == got);
+        if (!got) {
+            break;
+        }
         for (size_t k = 0; k < b.n_msgs; k++) {
             struct craft_msg m = b.msgs[k];
             if (m.type == CRAFT_MSG_SNAPSHOT) {

@@ -1,21 +1,22 @@
 /* The protocol's cost on a calm network: which messages each operation sends, how many, and
  * when it completes, through a lockstep cluster (perfect network, immediate persistence,
- * virtual clock). Safety is the simulator's business; these pin down the rules that make
+ * virtual clock; DUMP=1 prints every case's messages). Safety is the simulator's business; these pin down the rules that make
  * the core cheap (pipelining, one-round catch-up, shared read rounds, commit riding on
  * appends), which a bug can break without breaking safety: more messages, entries sent
  * twice, a read or a catch-up that waits a round longer. Counts are exact where the rule
  * fixes them. Time here is virtual: nothing depends on how fast the machine is. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
 #include "sim/lockstep.h"
 #include "unit.h"
 
-/* Prints the sent window (for a failing case's log) and clears it. */
+/* Prints the sent window (for a failing case's log, or with DUMP set) and clears it. */
 static void dump(struct lockstep *c, const char *what)
 {
-    if (!case_failed) {
+    if (!case_failed && !getenv("DUMP")) {
         c->n_sent = 0;
         return;
     }
@@ -406,6 +407,7 @@ static void test_transfer(void)
     CHECK(count(&c, CRAFT_MSG_VOTE, -1, -1) == 2);
     CHECK(rejects(&c) == 0);
     CHECK(lockstep_leader(&c) == t && status_of(&c, t).term == term + 1);
+    CHECK(status_of(&c, t).last_term == term + 1);
     dump(&c, "a leadership transfer");
     /* The new leader commits as any other. */
     CHECK(propose(&c, t, 7) == CRAFT_OK);
@@ -413,6 +415,79 @@ static void test_transfer(void)
     for (int i = 0; i < 3; i++) {
         CHECK(c.applied_count[i] == 1);
     }
+    lockstep_free(&c);
+}
+
+/* A transfer to "any" voter picks the one furthest along; a transfer campaign whose first
+ * vote requests are lost resends them as a transfer's (voters still within the old
+ * leader's lease grant only those) and wins. */
+static void test_transfer_any_and_resent(void)
+{
+    struct lockstep c;
+    int l = settled_cluster(&c, 3, 23);
+    /* The lagging one first in id order: a pick of "the first voter" would take it. */
+    int f1 = l == 0 ? 1 : 0, f2 = l == 2 ? 1 : 2;
+    int behind = f1, ahead = f2;
+    c.cut[l][behind] = true;
+    CHECK(propose(&c, l, 1) == CRAFT_OK);
+    lockstep_deliver_all(&c);
+    c.cut[l][behind] = false;
+    c.cut[ahead][l] = c.cut[ahead][behind] = true; /* its campaign's first requests are lost */
+    CHECK(craft_core_transfer_leadership(c.cores[l], CRAFT_NONE, c.now) == CRAFT_OK);
+    lockstep_deliver_all(&c);
+    CHECK(count(&c, CRAFT_MSG_TIMEOUT_NOW, l, ahead) == 1);
+    CHECK(status_of(&c, ahead).role == CRAFT_CANDIDATE);
+    /* Only the follower, still within the old leader's lease, can elect it now: the old
+     * leader never hears the candidate (so it does not step down on its term). */
+    c.cut[ahead][behind] = false;
+    for (int r = 0; r < 3 && lockstep_leader(&c) != ahead; r++) {
+        lockstep_advance(&c);
+    }
+    CHECK(lockstep_leader(&c) == ahead);
+    dump(&c, "a transfer whose vote requests were lost");
+    lockstep_free(&c);
+}
+
+/* A configuration change keeps what the leader knows of the members that stay (thesis
+ * 4.1): a lagging follower's match is its own, not another's, and the up-to-date one is
+ * not probed again. */
+static void test_progress_across_conf_change(void)
+{
+    struct lockstep c;
+    lockstep_init_voters(&c, 4, 3, 24);
+    int l = lockstep_elect(&c, 100);
+    CHECK(l >= 0 && l < 3);
+    int lag = (l + 1) % 3, up = (l + 2) % 3;
+    uint64_t lag_match = status_of(&c, l).last_index;
+    c.down[lag] = true;
+    for (uint64_t v = 1; v <= 5; v++) {
+        CHECK(propose(&c, l, v) == CRAFT_OK);
+    }
+    lockstep_deliver_all(&c);
+    struct craft_conf_change add = {.type = CRAFT_CONF_ADD_LEARNER, .id = 4};
+    CHECK(craft_core_propose_conf_change(c.cores[l], &add, 1, false, c.now, NULL, NULL) ==
+          CRAFT_OK);
+    struct craft_peer_status peers[8];
+    size_t n = craft_core_peers(c.cores[l], peers, 8);
+    CHECK(n == 3);
+    for (size_t i = 0; i < n; i++) {
+        if (peers[i].id == (uint64_t)lag + 1) {
+            CHECK(peers[i].match <= lag_match);
+        } else if (peers[i].id == (uint64_t)up + 1) {
+            CHECK(peers[i].match == lag_match + 5 && peers[i].state == 2 /* replicate */);
+        } else {
+            CHECK(peers[i].id == 4 && peers[i].match == 0 && peers[i].is_learner);
+        }
+    }
+    c.n_sent = 0;
+    lockstep_deliver_all(&c);
+    for (size_t k = 0; k < c.n_sent; k++) {
+        const struct lockstep_sent *s = &c.sent[k];
+        if (s->type == CRAFT_MSG_APPEND && (int)s->to - 1 == up && s->n_entries > 0) {
+            CHECK(s->log_index == lag_match + 5 && s->n_entries == 1); /* nothing resent */
+        }
+    }
+    dump(&c, "appends after a configuration change");
     lockstep_free(&c);
 }
 
@@ -596,6 +671,8 @@ int main(void)
     run_case("election_timeout_range", test_election_timeout_range);
     run_case("heartbeat_commit", test_heartbeat_commit);
     run_case("campaign_timers", test_campaign_timers);
+    run_case("transfer_any_and_resent", test_transfer_any_and_resent);
+    run_case("progress_across_conf_change", test_progress_across_conf_change);
     run_case("uncommitted_budget", test_uncommitted_budget);
     return unit_finish();
 }

@@ -171,6 +171,33 @@ static void confs(void)
     CHECK(craft_conf_valid(&c));
 }
 
+/* The decoder's bound on each list's count, alone, with the exact length that count
+ * claims (so the bound, not the length check, is what refuses it), and a valid
+ * configuration with a full list decoding. */
+static void conf_decode_counts(void)
+{
+    static uint8_t buf[4 + 8 * 4 * (CRAFT_CONF_NODES_MAX + 1)];
+    for (int list = 0; list < 4; list++) {
+        memset(buf, 0, sizeof buf);
+        buf[list] = CRAFT_CONF_NODES_MAX + 1;
+        for (size_t i = 0; i < CRAFT_CONF_NODES_MAX + 1u; i++) {
+            buf[4 + 8 * i] = (uint8_t)(i + 1); /* distinct ids, little-endian */
+        }
+        struct craft_conf out;
+        CHECK(craft_conf_decode(buf, 4 + 8 * (CRAFT_CONF_NODES_MAX + 1u), &out) == CRAFT_EMALFORMED);
+    }
+    /* A full list of voters decodes. */
+    struct craft_conf c;
+    memset(&c, 0, sizeof c);
+    c.n_voters = CRAFT_CONF_NODES_MAX;
+    for (uint32_t i = 0; i < CRAFT_CONF_NODES_MAX; i++) {
+        c.voters[i] = i + 1;
+    }
+    size_t n = craft_conf_encode(&c, buf);
+    struct craft_conf back;
+    CHECK(craft_conf_decode(buf, n, &back) == CRAFT_OK && back.n_voters == CRAFT_CONF_NODES_MAX);
+}
+
 /* Node 1, leader of voters 1..n: elected by hand (pre-votes and votes from a quorum). */
 static struct craft_core *leader_of(uint32_t n)
 {
@@ -225,5 +252,6 @@ int main(void)
     run_case("messages", messages);
     run_case("confs", confs);
     run_case("conf_change_limits", conf_change_limits);
+    run_case("conf_decode_counts", conf_decode_counts);
     return unit_finish();
 }

@@ -73,6 +73,13 @@ static struct answer ask(struct craft_core *core, int type, uint64_t from, uint6
     return a;
 }
 
+static uint64_t craft_core_status_term(struct craft_core *core)
+{
+    struct craft_core_status s;
+    craft_core_status(core, &s);
+    return s.term;
+}
+
 static struct craft_hard_state hard_state(struct craft_core *core)
 {
     struct craft_core_status s;
@@ -194,11 +201,33 @@ static void test_leader_stickiness(void)
     craft_core_destroy(core);
 }
 
+/* A node that restarts grants no vote for an election timeout (a leader's lease may rest
+ * on its promise from before the crash: it acknowledged heartbeats it no longer remembers),
+ * then grants as usual. A transfer's campaign is exempt. */
+static void test_restart_blocks_votes(void)
+{
+    const uint64_t terms[] = {1, 2};
+    struct craft_core *core = node(2, 0, terms, 2); /* created at time 0 */
+    struct answer a = ask(core, CRAFT_MSG_VOTE, 2, 3, 5, 2, false, 10);
+    CHECK(!a.sent || !a.granted);
+    a = ask(core, CRAFT_MSG_PREVOTE, 3, 3, 5, 2, false, 999);
+    CHECK(!a.sent || !a.granted);
+    CHECK(craft_core_status_term(core) == 2);
+    a = ask(core, CRAFT_MSG_VOTE, 2, 3, 5, 2, false, 1000);
+    CHECK(a.sent && a.granted);
+    craft_core_destroy(core);
+    core = node(2, 0, terms, 2);
+    a = ask(core, CRAFT_MSG_VOTE, 2, 3, 5, 2, true, 10);
+    CHECK(a.sent && a.granted);
+    craft_core_destroy(core);
+}
+
 int main(void)
 {
     run_case("one_vote_per_term", test_one_vote_per_term);
     run_case("up_to_date_rule", test_up_to_date_rule);
     run_case("stale_terms", test_stale_terms);
     run_case("leader_stickiness", test_leader_stickiness);
+    run_case("restart_blocks_votes", test_restart_blocks_votes);
     return unit_finish();
 }
