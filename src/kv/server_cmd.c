@@ -717,7 +717,7 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
         }
         return 0;
     }
-    if (d->kind != CRAFTKV_WRITE || d->write == NULL || strcmp(d->name, CRAFTKV_EXEC_CMD) == 0) {
+    if (d->kind != CRAFTKV_WRITE || d->write == NULL || strncmp(d->name, "craft.", 6) == 0) {
         craft_resp_append_errorf(out, "ERR '%s' cannot be part of a craftkv transaction "
                                  "(reads, writes of keys only)", d->name);
         return -1;
@@ -793,6 +793,16 @@ static int w_exec(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
     return 1;
 }
 
+/* CRAFT.ENDSESSION: the connection's session ends with it (server_conn.c). */
+static int w_endsession(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                        struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                        struct craft_resp_buf *out)
+{
+    (void)argc, (void)argv, (void)now, (void)items, (void)out;
+    c->op = CRAFT_KV_OP_SESSION_CLOSE;
+    return 1;
+}
+
 /* ---- the table ---- */
 
 #define LOCAL(n, a, f)    {n, a, CRAFTKV_LOCAL, f, NULL, NULL, NULL, K_NONE, 0}
@@ -848,6 +858,7 @@ static const struct craftkv_cmd_def table[] = {
     WRITE("flushall", -1, w_flushall, K_NONE),
     WRITE("flushdb", -1, w_flushall, K_NONE),
     WRITE(CRAFTKV_EXEC_CMD, -4, w_exec, K_NONE), /* a transaction's commands (server_multi.c) */
+    WRITE(CRAFTKV_ENDSESSION_CMD, 1, w_endsession, K_NONE), /* a closed connection's session */
     /* cluster administration: server_admin.c */
     ADMIN("raft.info", 1, craftkv_a_info),
     ADMIN("raft.addnode", -4, craftkv_a_addnode),

@@ -79,6 +79,36 @@ void craftkv_conn_sweep(struct craftkv_server *s)
     }
 }
 
+static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
+                   size_t argc, const struct craft_resp_arg *argv, bool forwarded,
+                   uint64_t session, uint64_t seq, uint64_t ack);
+static bool submit_batch(struct craftkv_server *s, struct craftkv_conn *c);
+
+/* A closed connection's session ends with it (SESSION_CLOSE through the write pipeline, as
+ * its writes went): the state machine drops its saved results now rather than an hour of
+ * logical time later. Best effort: a close that does not make it (no leader until the
+ * deadline, a stopping server) leaves the session to expire. Returns true if the close is
+ * out (the connection is freed when it comes back). */
+static bool end_session(struct craftkv_server *s, struct craftkv_conn *c)
+{
+    if (!c->session_opened || c->ending || atomic_load(&s->stopping))
+        return false;
+    c->ending = true;
+    CRAFT_ASSERT(c->batch_n == 0 && !c->busy);
+    const struct craftkv_cmd_def *d =
+        craftkv_cmd_find(CRAFTKV_ENDSESSION_CMD, strlen(CRAFTKV_ENDSESSION_CMD));
+    struct craft_resp_arg name = {CRAFTKV_ENDSESSION_CMD, strlen(CRAFTKV_ENDSESSION_CMD)};
+    CRAFT_ASSERT(d != NULL);
+    if (!submit(c, d, 1, &name, false, 0, 0, 0))
+        return false;
+    struct craftkv_task *t = c->batch_tail;
+    t->seq = t->ack = 0; /* a session op: no seq of its own */
+    c->seq--;
+    t->open_session = false;
+    atomic_fetch_add(&s->n_sessions_ended, 1);
+    return submit_batch(s, c);
+}
+
 static void conn_close(struct craftkv_server *s, struct craftkv_conn *c)
 {
     if (c->fd < 0)
@@ -87,9 +117,13 @@ static void conn_close(struct craftkv_server *s, struct craftkv_conn *c)
     close(c->fd);
     c->fd = -1;
     s->n_conns--;
+    c->dead = true;
+    craftkv_batch_free(c->batch_head); /* parsed, never submitted: nobody waits for them */
+    c->batch_head = c->batch_tail = NULL;
+    c->batch_n = 0;
     if (c->busy)
-        c->dead = true; /* its batch is out: freed when the batch comes back */
-    else
+        return; /* its batch is out: deliver() ends the session and frees it */
+    if (!end_session(s, c))
         conn_bury(s, c);
 }
 
@@ -286,7 +320,8 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
          * a client library's exactly-once write (kv-client.md). A command name is never a
          * number, so a numeric fourth argument is the ack. */
         if (argc < 4 || parse_u64(&argv[1], &session) || parse_u64(&argv[2], &seq) ||
-            session == 0 || seq == 0) {
+            session == 0 || (seq == 0) != (argc == 4 && name_is(&argv[3], CRAFTKV_ENDSESSION_CMD))) {
+            /* seq 0: only the end of a session (CRAFT.FWD <session> 0 CRAFT.ENDSESSION) */
             bad_fwd = true;
         } else {
             forwarded = true;
@@ -348,6 +383,10 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     }
     if (forwarded && d->kind != CRAFTKV_WRITE) {
         craft_resp_append_error(&c->out, "ERR CRAFT.FWD carries writes only");
+        return true;
+    }
+    if (!forwarded && strcmp(d->name, CRAFTKV_ENDSESSION_CMD) == 0) {
+        craftkv_reply_unknown(&c->out, argc, argv); /* the server's own */
         return true;
     }
     if (d->kind == CRAFTKV_LOCAL) {
@@ -492,7 +531,8 @@ static void deliver(struct craftkv_server *s, struct craftkv_task *t, bool keep)
     t->conn = NULL;
     c->busy = false;
     if (c->dead) {
-        conn_bury(s, c);
+        if (!end_session(s, c))
+            conn_bury(s, c);
     } else {
         for (struct craftkv_task *u = t; u; u = u->chain) {
             CRAFT_ASSERT(u->answered);

@@ -160,6 +160,7 @@ struct craftkv_conn {
     uint32_t events;
     uint64_t session, seq;
     bool session_opened;
+    bool ending; /* closed: its session's SESSION_CLOSE is out (then freed) */
     char name[64];
     struct craftkv_multi *multi; /* MULTI ... EXEC under way (server_multi.c); NULL: none */
 };
@@ -177,6 +178,8 @@ struct craftkv_server {
     /* Write commands sent again after a first attempt failed (a leader change, a full
      * queue, an unknown session, a lost forwarding connection): INFO writes_retried. */
     atomic_uint_fast64_t n_retried;
+    /* Sessions ended because their connection closed (proposed; INFO sessions_ended). */
+    atomic_uint_fast64_t n_sessions_ended;
     /* Connections closed during a round of epoll events: a later event of the same round
      * may still name them, so they are freed once the round is over (server_conn.c). */
     struct craftkv_conn *graveyard;
@@ -335,6 +338,10 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
  * the write pipeline (and to the leader in CRAFT.FWD): CRAFT.EXEC <n> then, for each
  * command, <argc> <name> <args...>. Its write builds one MULTI entry (kv_cmd.h). */
 #define CRAFTKV_EXEC_CMD "craft.exec"
+/* The internal write that ends a connection's session when the connection ends
+ * (SESSION_CLOSE, seq 0): proposed by the node the client was connected to, forwarded to
+ * the leader as CRAFT.FWD <session> 0 CRAFT.ENDSESSION; refused from clients. */
+#define CRAFTKV_ENDSESSION_CMD "craft.endsession"
 /* Redis's reply to EXEC after a queuing error, and to a CRAFT.EXEC that does not build. */
 #define CRAFTKV_ERR_EXECABORT "EXECABORT Transaction discarded because of previous errors."
 

@@ -254,6 +254,7 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
         c.seq = t->seq;
         c.ack = t->ack;
         c.now_ms = now;
+        CRAFT_ASSERT(c.op != CRAFT_KV_OP_SESSION_CLOSE || (c.seq == 0 && c.ack == 0));
         struct craft_future *f = NULL;
         int rc = propose(s, timeout_ms, &c, &f);
         t->out.len = 0; /* CRAFT.EXEC's list was built there: encoded now */

@@ -137,6 +137,19 @@ else
     echo "skip redis-py transactions: $PY has no redis module (Debian python3-redis; scripts/deps.sh installs it)"
 fi
 
+# ---- a connection's session ends with it (SESSION_CLOSE through the pipeline) ----
+ended() { local n=0 i v; for i in 1 2 3; do
+    v=$(cli "$i" info stats | tr -d '\r' | sed -n 's/^sessions_ended://p'); n=$((n + ${v:-0})); done; echo "$n"; }
+before=$(ended)
+for i in $(seq 1 10); do cli "$F" set "sess:$i" v >/dev/null; cli "$L" set "sess:l$i" v >/dev/null; done
+cli "$F" get sess:1 >/dev/null # a connection that only reads opens no session
+sleep 1
+check "twenty write connections closed: twenty sessions ended" $((before + 20)) "$(ended)"
+check "writes still work afterwards" OK "$(cli "$F" set sess:after v)"
+check_has "CRAFT.ENDSESSION is the server's own" "ERR unknown command" "$(cli "$F" craft.endsession)"
+check_has "CRAFT.FWD seq 0 is for CRAFT.ENDSESSION only" "ERR bad CRAFT.FWD" \
+    "$(cli "$L" craft.fwd 77 0 set k v)"
+
 # ---- pipelining and a hostile stream ----
 p=$(cli 2 --no-raw ping)
 got=$(printf 'SET pipe 1\r\nINCR pipe\r\nINCR pipe\r\nGET pipe\r\nPING\r\n' | timeout 5 redis-cli -p "$(CPORT 2)" 2>&1 | tr '\n' ' ')

@@ -231,7 +231,7 @@ static void reads(void)
  * leader's clock for expiries); an argument list that does not add up is EXECABORT. */
 static void transactions(void)
 {
-    const char *refused[] = {"ping", "dbsize", "scan 0", "info", "raft.info", "craft.exec 1 1 get",
+    const char *refused[] = {"ping", "dbsize", "scan 0", "info", "raft.info", "craft.exec 1 1 get", "craft.endsession",
                              "multi"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         struct args a = split(refused[i]);
