@@ -6,6 +6,8 @@
 #   make mutate     mutation score of the core's tests (MUTATE_ARGS="--mutants 100 --seed 7")
 #   make run        the main job
 #   make bench      benchmarks that print figures
+#   make install    headers, static and shared libraries, pkg-config files, programs
+#                   (PREFIX=/usr/local, DESTDIR= for staging)
 #
 # Variants: BUILD=release (default, build/), BUILD=asan (ASan+UBSan, build/asan/),
 # BUILD=tsan (ThreadSanitizer, build/tsan/), BUILD=fuzz (clang libFuzzer, build/fuzz/).
@@ -14,7 +16,11 @@ BUILD ?= release
 CC ?= cc
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -Iinclude -MMD -MP
+# Position-independent objects: the shared libraries link from the same objects as the
+# static ones; -fno-semantic-interposition keeps calls within a library direct (the
+# static link of the programs relaxes the rest), so the programs pay nothing measurable.
+PIC := -fPIC -fno-semantic-interposition
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(PIC) -Isrc -Iinclude -MMD -MP
 # libcraft needs zlib (checksums) only; libcraftkv adds LMDB.
 LDLIBS := -lm -lz
 KV_LDLIBS := -llmdb $(LDLIBS)
@@ -49,6 +55,14 @@ KV_OBJS := $(KV_SRCS:%.c=$(OUT)/obj/%.o)
 SIM_OBJS := $(SIM_SRCS:%.c=$(OUT)/obj/%.o)
 LIB := $(OUT)/lib/libcraft.a
 KVLIB := $(OUT)/lib/libcraftkv.a
+# Shared libraries: libcraft.so.0 and libcraftkv.so.0 (the soname's major changes with the
+# ABI); only craft_* symbols are exported (scripts/libcraft.map).
+VERSION := 0.1.0
+SOVERSION := 0
+SOLIB := $(OUT)/lib/libcraft.so.$(VERSION)
+KVSOLIB := $(OUT)/lib/libcraftkv.so.$(VERSION)
+PREFIX ?= /usr/local
+DESTDIR ?=
 SIMLIB := $(OUT)/lib/libcraftsim.a
 
 TOOLS := craft-sim craft-log craftkv craftkv-check
@@ -62,7 +76,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(OUT)/examples/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(OUT)/fuzz/%)
 
-.PHONY: all test soak mutate run sim-view bench clean deps
+.PHONY: all test soak mutate run sim-view bench clean deps install shared
 # Keep test, bench and fuzz objects: they are not throwaway intermediates.
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -89,6 +103,40 @@ $(LIB): $(LIB_OBJS)
 $(KVLIB): $(KV_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+$(SOLIB): $(LIB_OBJS) scripts/libcraft.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libcraft.so.$(SOVERSION) -Wl,--version-script=scripts/libcraft.map \
+		-Wl,--no-undefined $(LDFLAGS_ALL) $(LIB_OBJS) -o $@ $(LDLIBS)
+
+$(KVSOLIB): $(KV_OBJS) $(SOLIB) scripts/libcraft.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libcraftkv.so.$(SOVERSION) -Wl,--version-script=scripts/libcraft.map \
+		-Wl,--no-undefined $(LDFLAGS_ALL) $(KV_OBJS) $(SOLIB) -o $@ $(KV_LDLIBS)
+
+$(OUT)/lib/%.pc: scripts/%.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+shared: $(SOLIB) $(KVSOLIB)
+
+# What an application needs to build against craft, and the programs. Everything comes
+# from the release build (BUILD=release); docs/design/build.md "Installing".
+INSTALL_PROGRAMS := craftkv craftkv-check craft-log
+install: $(LIB) $(KVLIB) $(SOLIB) $(KVSOLIB) $(OUT)/lib/libcraft.pc $(OUT)/lib/libcraftkv.pc \
+		$(INSTALL_PROGRAMS:%=$(OUT)/bin/%)
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/craft
+	install -m 644 include/craft.h include/craft_base.h include/craft_kv_client.h \
+		$(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB) $(KVLIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SOLIB) $(KVSOLIB) $(DESTDIR)$(PREFIX)/lib/
+	for l in libcraft libcraftkv; do \
+		ln -sf $$l.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so.$(SOVERSION) && \
+		ln -sf $$l.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/$$l.so || exit 1; done
+	install -m 644 $(OUT)/lib/libcraft.pc $(OUT)/lib/libcraftkv.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(INSTALL_PROGRAMS:%=$(OUT)/bin/%) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 scripts/craftkv.service $(DESTDIR)$(PREFIX)/share/craft/
 
 $(SIMLIB): $(SIM_OBJS)
 	@mkdir -p $(dir $@)

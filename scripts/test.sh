@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (`make test`, `./dev test`, CI): builds every variant and runs every test.
 #
-#   a. release build            (make -j2); each public header compiles with -Iinclude alone
+#   a. release build            (make -j2); each public header compiles with -Iinclude alone;
+#                               make install into a temporary prefix, examples built against it
 #   b. unit tests               (build/tests/test_*)
 #   c. simulator scenarios      (craft-sim run all, seeds 1-200)
 #   d. ASan+UBSan build, its unit tests and scenarios (seeds 1-20)
@@ -189,6 +190,10 @@ for h in include/*.h; do
     run_case "public header $h compiles with -Iinclude alone" \
         cc -std=c11 -Wall -Wextra -Werror -fsyntax-only -Iinclude -x c "$h"
 done
+if [ "$release_ok" -eq 1 ]; then
+    run_case "make install: an application builds and runs against the installed copy" \
+        scripts/install_check.sh
+fi
 step_done
 
 step "b. unit tests (release)"
