@@ -1321,8 +1321,11 @@ static int exec_member(struct ap *a, const struct craft_kv_cmd *c, struct craft_
 /* ---- a MULTI: its reads, then its commands in order ---- */
 
 /* A read inside a MULTI: the state the commands before it left. An expired key found on
- * the way is removed, as any command's lookup does. */
-static int exec_read(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
+ * the way is removed, as any command's lookup does. An MGET whose array would pass budget
+ * bytes of encoding answers CRAFT_KV_ERR_REPLY_LARGE instead (checked as it grows: the
+ * array is never built past it). */
+static int exec_read(struct ap *a, const struct craft_kv_cmd *c, size_t budget,
+                     struct craft_kv_result **res)
 {
     struct keyed k;
     int rc;
@@ -1342,6 +1345,10 @@ static int exec_read(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv
                 n += k.old.found;
             } else if (rc == CRAFT_OK) {
                 size_t need = k.old.found ? 5 + k.old.vlen : 1;
+                if (9 + len + need > budget) {
+                    free(buf);
+                    return reply(res, res_err(CRAFT_KV_ERR_REPLY_LARGE));
+                }
                 rc = reserve(&buf, &cap, len + need);
                 if (rc == CRAFT_OK) {
                     buf[len] = k.old.found ? CRAFT_KV_RES_BULK : CRAFT_KV_RES_NIL;
@@ -1390,7 +1397,8 @@ static int exec(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_resu
 
 /* Redis's EXEC: every command runs, in order, as one step of the state machine (one log
  * entry, one store transaction); a command's own error is its reply and the others still
- * run. The reply is the array of their replies. */
+ * run. The reply is the array of their replies, bounded (CRAFT_KV_MULTI_REPLY_BYTES_MAX):
+ * every command runs whatever its reply's size, so the state is the same either way. */
 static int exec_multi(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
     uint8_t *buf = NULL;
@@ -1398,9 +1406,20 @@ static int exec_multi(struct ap *a, const struct craft_kv_cmd *c, struct craft_k
     int rc = CRAFT_OK;
     struct craft_kv_cmd s;
     size_t off = 0;
+    /* Room for one error text per element: an element past the budget is replaced by it,
+     * so the array never passes the bound whatever its elements. */
+    const size_t err_len = 5 + strlen(CRAFT_KV_ERR_REPLY_LARGE);
+    const size_t limit = CRAFT_KV_MULTI_REPLY_BYTES_MAX - 9 - (size_t)c->n * err_len;
+    CRAFT_ASSERT((size_t)c->n * err_len < CRAFT_KV_MULTI_REPLY_BYTES_MAX / 2);
     while (rc == CRAFT_OK && craft_kv_cmd_next_sub(c, &off, &s)) {
         struct craft_kv_result *r = NULL;
-        rc = exec(a, &s, &r);
+        size_t budget = len < limit ? limit - len : 0;
+        rc = craft_kv_op_is_read(s.op) ? exec_read(a, &s, budget, &r) : exec(a, &s, &r);
+        if (rc == CRAFT_OK && kv_result_enc_len(r) > budget) {
+            craft_kv_result_free(r);
+            r = res_err(CRAFT_KV_ERR_REPLY_LARGE);
+            rc = r != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+        }
         if (rc == CRAFT_OK) {
             rc = reserve(&buf, &cap, len + kv_result_enc_len(r));
         }
@@ -1418,9 +1437,7 @@ static int exec_multi(struct ap *a, const struct craft_kv_cmd *c, struct craft_k
 
 static int exec(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    if (craft_kv_op_is_read(c->op)) {
-        return exec_read(a, c, res);
-    }
+    CRAFT_ASSERT(!craft_kv_op_is_read(c->op)); /* exec_multi runs them with their budget */
     switch (c->op) {
     case CRAFT_KV_OP_MULTI:
         return exec_multi(a, c, res);

@@ -82,6 +82,12 @@ bool craft_kv_result_next(const uint8_t *data, size_t len, size_t *off,
 #define CRAFT_KV_ERR_MOVED     "MOVED"
 #define CRAFT_KV_ERR_TRYAGAIN  "TRYAGAIN slot being received"
 #define CRAFT_KV_ERR_NOT_SHARD "ERR not a shard group"
+/* A MULTI's replies, encoded, are at most this many bytes on every replica: an element
+ * that would pass it (a value read, an MGET, a value a write returns) is replaced by
+ * CRAFT_KV_ERR_REPLY_LARGE, the command having run. Replicated behaviour: part of the format.
+ * Below the forwarding connection's limit, so a follower relays any EXEC reply. */
+#define CRAFT_KV_MULTI_REPLY_BYTES_MAX (32u << 20)
+#define CRAFT_KV_ERR_REPLY_LARGE "ERR EXEC reply too large: this element is left out (the command ran)"
 /* A MULTI whose replies are too large to keep for a retry ran, and answered in full; a
  * retry of it (a leader change) gets this instead. */
 #define CRAFT_KV_ERR_EXEC_LARGE "ERR EXEC reply too large to keep for a retry (the transaction ran)"

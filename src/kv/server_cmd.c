@@ -715,6 +715,14 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
             craft_resp_append_error(out, "ERR too many keys in one command");
             return -1;
         }
+        for (size_t i = 1; i < argc; i++) {
+            if (argv[i].len > CRAFT_KV_KEY_BYTES_MAX) {
+                /* No such key can exist, but a MULTI's read carries its key in the log. */
+                craft_resp_append_errorf(out, "ERR key too long for a transaction (keys up "
+                                         "to %u bytes)", CRAFT_KV_KEY_BYTES_MAX);
+                return -1;
+            }
+        }
         return 0;
     }
     if (d->kind != CRAFTKV_WRITE || d->write == NULL || strncmp(d->name, "craft.", 6) == 0) {
@@ -729,6 +737,12 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
     }
     struct craft_kv_cmd c = {0};
     int ok = d->write(argc, argv, now_ms, &c, items, out);
+    if (ok && craft_kv_cmd_size(&c) == 0) {
+        /* As the pipeline answers it outside a transaction (server_write.c). */
+        craft_resp_append_errorf(out, "ERR key or value too long (keys up to %u bytes, values "
+                                 "up to %u)", CRAFT_KV_KEY_BYTES_MAX, CRAFT_KV_VALUE_BYTES_MAX);
+        ok = 0;
+    }
     free(items);
     return ok ? 0 : -1;
 }

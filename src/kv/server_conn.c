@@ -315,6 +315,28 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     uint64_t session = 0, seq = 0, ack = 0;
     const struct craftkv_cmd_def *d = NULL;
     bool bad_fwd = false;
+    if (c->multi) {
+        /* Inside MULTI every command is queued or refused (CRAFT.FWD too: it is no
+         * command of the table), so no batch is ever built meanwhile; or EXEC. */
+        CRAFT_ASSERT(c->batch_n == 0);
+        enum craftkv_multi_step st = craftkv_multi_feed(c, argc, argv);
+        if (st == CRAFTKV_MULTI_ANSWERED)
+            return true;
+        if (st == CRAFTKV_MULTI_EXEC) {
+            size_t n;
+            const struct craft_resp_arg *v;
+            craftkv_multi_exec_args(c, &n, &v);
+            const struct craftkv_cmd_def *x = craftkv_cmd_find(CRAFTKV_EXEC_CMD,
+                                                               strlen(CRAFTKV_EXEC_CMD));
+            CRAFT_ASSERT(x != NULL);
+            if (!v)
+                craft_resp_append_error(&c->out, "ERR out of memory");
+            else if (submit(c, x, n, v, false, 0, 0, 0))
+                submit_batch(s, c); /* alone: one entry */
+            craftkv_multi_end(c);
+            return true;
+        }
+    }
     if (name_is(&argv[0], "CRAFT.FWD")) {
         /* CRAFT.FWD <session> <seq> [<ack>] <command...>: a follower's forwarded write, or
          * a client library's exactly-once write (kv-client.md). A command name is never a
@@ -337,27 +359,6 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
             } else {
                 ack = 0;
             }
-        }
-    }
-    if (!forwarded && !bad_fwd && c->multi) {
-        /* Inside MULTI: queued (no batch is ever built meanwhile), or EXEC. */
-        CRAFT_ASSERT(c->batch_n == 0);
-        enum craftkv_multi_step st = craftkv_multi_feed(c, argc, argv);
-        if (st == CRAFTKV_MULTI_ANSWERED)
-            return true;
-        if (st == CRAFTKV_MULTI_EXEC) {
-            size_t n;
-            const struct craft_resp_arg *v;
-            craftkv_multi_exec_args(c, &n, &v);
-            const struct craftkv_cmd_def *x = craftkv_cmd_find(CRAFTKV_EXEC_CMD,
-                                                               strlen(CRAFTKV_EXEC_CMD));
-            CRAFT_ASSERT(x != NULL);
-            if (!v)
-                craft_resp_append_error(&c->out, "ERR out of memory");
-            else if (submit(c, x, n, v, false, 0, 0, 0))
-                submit_batch(s, c); /* alone: one entry */
-            craftkv_multi_end(c);
-            return true;
         }
     }
     if (!bad_fwd)

@@ -112,6 +112,16 @@ check "EXEC without MULTI" "ERR EXEC without MULTI" "$(cli "$F" exec)"
 check "DISCARD drops the queue" "OK QUEUED OK  " \
     "$(printf 'MULTI\nSET tx:c 1\nDISCARD\nGET tx:c\n' | cli "$F" | tr '\n' ' ')"
 check_has "WATCH is refused, not ignored" "ERR WATCH is not supported" "$(cli "$F" watch tx:a)"
+# One write holding MULTI, a CRAFT.FWD (no command of a transaction) and more: refused,
+# the transaction aborted, the server up (a review found this aborting the process).
+got=$( (exec 3<>"/dev/tcp/127.0.0.1/$(CPORT "$F")"
+        printf 'MULTI\r\nCRAFT.FWD 777 1 SET tx:x y\r\nSET tx:z w\r\nEXEC\r\n' >&3
+        timeout 3 cat <&3) 2>/dev/null | tr -d '\r' | tr '\n' ' ')
+check_has "CRAFT.FWD inside MULTI aborts the transaction" "-EXECABORT" "$got"
+check "... and the node still answers" PONG "$(cli "$F" ping)"
+check "... and nothing of it ran" "" "$(cli "$F" get tx:z)"
+check_has "a key too long for a transaction is refused when queued" "ERR key too long" \
+    "$(printf 'MULTI\nGET %0600d\nEXEC\n' 0 | cli "$F")"
 PY=/usr/bin/python3
 if [ -x "$PY" ] && "$PY" -c 'import redis' 2>/dev/null; then
     out=$("$PY" - "$(CPORT "$F")" <<'PYEOF' 2>&1

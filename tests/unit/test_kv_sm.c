@@ -1339,6 +1339,35 @@ static void test_multi_large_reply(void)
     CHECK(elem(r, 1, &v) && v.type == CRAFT_KV_RES_BULK && v.len == sizeof big - 1);
     craft_kv_result_free(r);
     CHECK(r_err(h_run(&h, IN(MULTI_(subs, 2), 7, 1)), CRAFT_KV_ERR_EXEC_LARGE));
+
+    /* Past CRAFT_KV_MULTI_REPLY_BYTES_MAX (32 MiB): every command still runs, the elements
+     * past the bound are an error each, an MGET past it is one error (never built). */
+    static char mb[1000 * 1000];
+    memset(mb, 'm', sizeof mb - 1);
+    CHECK(r_ok(h_run(&h, SET("mb", mb, 0, 0))));
+    static struct craft_kv_cmd many[40];
+    static const char *const mkeys[] = {"mb", "mb", "mb", "mb", "mb", "mb", "mb", "mb", "mb",
+                                        "mb", "mb", "mb", "mb", "mb", "mb", "mb", "mb", "mb",
+                                        "mb", "mb", "mb", "mb", "mb", "mb", "mb", "mb", "mb",
+                                        "mb", "mb", "mb", "mb", "mb", "mb", "mb", "mb", "mb",
+                                        "mb", "mb", "mb", "mb", NULL};
+    struct craft_kv_cmd mg = LIST(CRAFT_KV_OP_DEL, mkeys);
+    mg.op = CRAFT_KV_OP_MGET;
+    many[0] = mg;
+    for (int i = 1; i < 38; i++) {
+        many[i] = K(CRAFT_KV_OP_GET, "mb");
+    }
+    many[38] = INCRBY("after", 1);
+    many[39] = K(CRAFT_KV_OP_GET, "mb");
+    r = h_run(&h, MULTI_(many, 40));
+    CHECK(r != NULL && r->type == CRAFT_KV_RES_ARRAY && r->integer == 40 &&
+          r->len + 9 <= CRAFT_KV_MULTI_REPLY_BYTES_MAX);
+    CHECK(elem(r, 0, &v) && v_data(&v, CRAFT_KV_RES_ERR, CRAFT_KV_ERR_REPLY_LARGE));
+    CHECK(elem(r, 1, &v) && v.type == CRAFT_KV_RES_BULK && v.len == sizeof mb - 1);
+    CHECK(elem(r, 37, &v) && v_data(&v, CRAFT_KV_RES_ERR, CRAFT_KV_ERR_REPLY_LARGE));
+    CHECK(elem(r, 39, &v) && v_data(&v, CRAFT_KV_RES_ERR, CRAFT_KV_ERR_REPLY_LARGE));
+    craft_kv_result_free(r);
+    CHECK(h_get(&h, "after", "1")); /* it ran, its reply left out */
     h_close(&h);
 }
 
