@@ -171,8 +171,22 @@ static void queue_push(struct msg_queue *q, const struct craft_msg *m)
 }
 
 /* Starts a call: the previous batch's borrowed output is no longer in use. */
+/* What holds between any two calls, whatever the input (checked as each call begins): the
+ * snapshot is committed, nothing is applied before it commits, nothing commits that the
+ * log does not hold (thesis 3.5, 5.1), and a leader or candidate voted for itself. */
+static void check_invariants(const struct craft_core *core)
+{
+    CRAFT_ASSERT(core->commit >= core->log.snap_index);
+    CRAFT_ASSERT(core->applied <= core->commit);
+    CRAFT_ASSERT(core->commit <= log_last_index(&core->log));
+    CRAFT_ASSERT(core->role != CRAFT_LEADER || core->leader == core->cfg.id);
+    CRAFT_ASSERT((core->role != CRAFT_LEADER && core->role != CRAFT_CANDIDATE) ||
+                 core->vote == core->cfg.id);
+}
+
 void core_enter(struct craft_core *core, uint64_t now)
 {
+    check_invariants(core);
     CRAFT_ASSERT(now >= core->now);
     core->now = now;
     if (core->out_handed) {

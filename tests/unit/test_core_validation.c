@@ -4,6 +4,7 @@
  * being checked (or is checked with the wrong bound) fails here even when another rule
  * would have caught the same input. Found blind by make mutate: the scenarios never send
  * such input, and the fuzz target rarely hits one rule alone. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -247,11 +248,28 @@ static void conf_change_limits(void)
     craft_core_destroy(core);
 }
 
+/* A command of entry_bytes_max is accepted, one byte more is not. */
+static void entry_size_limit(void)
+{
+    struct craft_core *core = leader_of(3);
+    struct craft_core_config cfg;
+    craft_core_config_default(&cfg, 1);
+    uint8_t *big = calloc(1, cfg.entry_bytes_max + 1);
+    CHECK(big != NULL);
+    CHECK(craft_core_propose(core, big, (uint32_t)cfg.entry_bytes_max, 5000, NULL, NULL) ==
+          CRAFT_OK);
+    CHECK(craft_core_propose(core, big, (uint32_t)cfg.entry_bytes_max + 1, 5000, NULL, NULL) ==
+          CRAFT_ETOOBIG);
+    free(big);
+    craft_core_destroy(core);
+}
+
 int main(void)
 {
     run_case("messages", messages);
     run_case("confs", confs);
     run_case("conf_change_limits", conf_change_limits);
     run_case("conf_decode_counts", conf_decode_counts);
+    run_case("entry_size_limit", entry_size_limit);
     return unit_finish();
 }
