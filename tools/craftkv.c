@@ -9,6 +9,7 @@
  *
  * Design: docs/design/craftkv.md. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,7 +50,8 @@ static void usage(FILE *f)
             "       craftkv --id N --data-dir DIR --listen-peer IP:PORT --listen-client HOST:PORT\n"
             "               --join HOST:CLIENTPORT [--timeout-ms MS]\n"
             "       craftkv --id N --data-dir DIR      restart: settings from DIR/craftkv.conf\n"
-            "       craftkv local --nodes N [--dir D] [--base-port P]\n"
+            "       craftkv local --nodes N [--dir D] [--base-port P] [--requirepass PASS]\n"
+            "       (any start: [--requirepass PASS])\n"
             "\n"
             "A Redis-compatible key/value server replicated with Raft. A new cluster: every node\n"
             "lists every node's peer and client address in --initial-cluster (followers forward\n"
@@ -66,6 +68,10 @@ static void usage(FILE *f)
             "after that much log since the last one; --trailing-entries N (default 10240): log\n"
             "kept behind a snapshot for followers that lag a little. These, and --timeout-ms,\n"
             "apply to the start they are given on (they are not saved in craftkv.conf).\n"
+            "--requirepass PASS: clients must AUTH PASS first (Redis's requirepass for the\n"
+            "default user); every member must have the same, since members forward writes and\n"
+            "admin commands to the leader as clients. Saved in craftkv.conf (mode 0600): a\n"
+            "restart keeps it, and --requirepass on a restart replaces it.\n"
             "\n"
             "Administration (redis-cli, any node): RAFT.INFO, RAFT.ADDNODE ID PEER CLIENT\n"
             "[VOTER|LEARNER], RAFT.REMOVENODE ID, RAFT.TRANSFER [ID], RAFT.SNAPSHOT.\n"
@@ -102,7 +108,13 @@ struct conf {
     /* A node that joined: the member it joined through, and the members then (in
      * --initial-cluster syntax; their peer addresses reach the cluster at a restart). */
     char join[CRAFTKV_ADDR_MAX], peers[2048];
+    char requirepass[CRAFTKV_PASS_MAX]; /* "" : none */
 };
+
+_Static_assert(CRAFTKV_PASS_MAX == 256, "the --requirepass errors say 255 bytes");
+
+/* The password this process's own client connections send (--join, `local`). */
+static char g_password[CRAFTKV_PASS_MAX];
 
 static int conf_load(const char *path, struct conf *c)
 {
@@ -129,6 +141,8 @@ static int conf_load(const char *path, struct conf *c)
             snprintf(c->join, sizeof c->join, "%s", v);
         else if (strcmp(line, "peers") == 0)
             snprintf(c->peers, sizeof c->peers, "%s", v);
+        else if (strcmp(line, "requirepass") == 0)
+            snprintf(c->requirepass, sizeof c->requirepass, "%s", v);
     }
     fclose(f);
     return 0;
@@ -138,9 +152,14 @@ static int conf_save(const char *path, const struct conf *c)
 {
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
+    /* 0600: it may hold the password. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     fprintf(f, "# written by craftkv on first start; a restart needs only --id and --data-dir\n"
                "id=%s\nlisten_client=%s\nlisten_peer=%s\n",
             c->id, c->listen_client, c->listen_peer);
@@ -148,6 +167,8 @@ static int conf_save(const char *path, const struct conf *c)
         fprintf(f, "join=%s\npeers=%s\n", c->join, c->peers);
     else
         fprintf(f, "initial_cluster=%s\n", c->cluster);
+    if (c->requirepass[0])
+        fprintf(f, "requirepass=%s\n", c->requirepass);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         return -1;
@@ -183,7 +204,7 @@ static void nap_ms(int ms)
 static int call_once(const char *addr, size_t argc, const struct craft_resp_arg *argv,
                      struct craft_resp_buf *reply, uint32_t timeout_ms)
 {
-    int fd = craftkv_client_connect(addr, timeout_ms);
+    int fd = craftkv_client_connect(addr, timeout_ms, g_password);
     if (fd < 0)
         return -1;
     int rc = craftkv_client_call(fd, argc, argv, reply);
@@ -219,7 +240,12 @@ static int join_fetch(const char *addr, struct craftkv_opts *o, const char *my_p
     struct craft_resp_arg cmd[1] = {{"RAFT.INFO", 9}};
     struct craft_resp_buf reply = {0};
     if (call_once(addr, 1, cmd, &reply, 5000) != 0) {
-        snprintf(err, cap, "--join %s: no answer to RAFT.INFO (is a craftkv node there?)", addr);
+        if (errno == EACCES)
+            snprintf(err, cap, "--join %s: the cluster refused this node's password "
+                     "(--requirepass must be the cluster's)", addr);
+        else
+            snprintf(err, cap, "--join %s: no answer to RAFT.INFO (is a craftkv node there?)",
+                     addr);
         craft_resp_buf_free(&reply);
         return -1;
     }
@@ -331,7 +357,7 @@ static int run_server(int argc, char **argv)
 {
     struct conf flags = {0}, file = {0};
     const char *dir = NULL, *timeout = NULL, *snap_entries = NULL, *snap_bytes = NULL,
-               *trailing = NULL;
+               *trailing = NULL, *pass = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -361,6 +387,8 @@ static int run_server(int argc, char **argv)
             snap_bytes = v;
         else if (strcmp(a, "--trailing-entries") == 0)
             trailing = v;
+        else if (strcmp(a, "--requirepass") == 0)
+            pass = v;
         else
             return die("unknown flag %s (see --help)", a);
     }
@@ -393,6 +421,8 @@ static int run_server(int argc, char **argv)
     }
     if (flags.join[0] && flags.cluster[0])
         return die("%s", "--join and --initial-cluster exclude each other (see --help)");
+    if (pass && (strlen(pass) >= CRAFTKV_PASS_MAX || strpbrk(pass, "\r\n") != NULL))
+        return die("%s", "bad --requirepass: at most 255 bytes, no line breaks");
 
     char conf_path[4200];
     snprintf(conf_path, sizeof conf_path, "%s/craftkv.conf", dir);
@@ -423,13 +453,19 @@ static int run_server(int argc, char **argv)
         snprintf(flags.cluster, sizeof flags.cluster, "%s", file.cluster);
         snprintf(flags.join, sizeof flags.join, "%s", file.join);
         snprintf(flags.peers, sizeof flags.peers, "%s", file.peers);
+        snprintf(flags.requirepass, sizeof flags.requirepass, "%s",
+                 pass ? pass : file.requirepass);
         if (!flags.listen_client[0])
             snprintf(flags.listen_client, sizeof flags.listen_client, "%s", file.listen_client);
         if (!flags.listen_peer[0])
             snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", file.listen_peer);
     } else if (!flags.cluster[0] && !flags.join[0]) {
         return die("%s has no craftkv.conf: the first start needs --initial-cluster or --join", dir);
+    } else if (pass) {
+        snprintf(flags.requirepass, sizeof flags.requirepass, "%s", pass);
     }
+    snprintf(o.requirepass, sizeof o.requirepass, "%s", flags.requirepass);
+    snprintf(g_password, sizeof g_password, "%s", flags.requirepass);
     o.join = flags.join[0] != '\0';
     if (o.join) {
         /* The members' peer addresses let this node answer the leader before its log tells
@@ -507,7 +543,8 @@ static int run_server(int argc, char **argv)
         fprintf(stderr, "craftkv: node %s added as a learner; it becomes a voter once caught up\n",
                 flags.id);
     }
-    if (first && conf_save(conf_path, &flags) != 0) {
+    bool pass_changed = !first && strcmp(flags.requirepass, file.requirepass) != 0;
+    if ((first || pass_changed) && conf_save(conf_path, &flags) != 0) {
         fprintf(stderr, "craftkv: cannot write %s: %s\n", conf_path, strerror(errno));
         craftkv_server_destroy(s);
         return 1;
@@ -544,8 +581,12 @@ static pid_t spawn(const char *self, int id, struct child *c, const char *cluste
         return pid;
     FILE *f = freopen(log, "a", stderr);
     (void)f;
+    /* The password, if any, goes on the first start only: craftkv.conf keeps it. */
     if (restart)
         execl(self, self, "--id", idbuf, "--data-dir", c->dir, (char *)NULL);
+    else if (g_password[0])
+        execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
+              "--requirepass", g_password, (char *)NULL);
     else
         execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
               (char *)NULL);
@@ -557,7 +598,7 @@ static uint64_t leader_of(int port)
 {
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    int fd = craftkv_client_connect(addr, 500);
+    int fd = craftkv_client_connect(addr, 500, g_password);
     if (fd < 0)
         return 0;
     struct craft_resp_arg cmd[2] = {{"INFO", 4}, {"raft", 4}};
@@ -600,6 +641,10 @@ static int run_local(int argc, char **argv)
         } else if (strcmp(a, "--base-port") == 0) {
             if (parse_u64(v, &base) || base == 0 || base + 100 + CRAFTKV_NODES_MAX > 65535)
                 return die("bad --base-port '%s'", v);
+        } else if (strcmp(a, "--requirepass") == 0) {
+            if (strlen(v) >= CRAFTKV_PASS_MAX || strpbrk(v, "\r\n") != NULL)
+                return die("%s", "bad --requirepass: at most 255 bytes, no line breaks");
+            snprintf(g_password, sizeof g_password, "%s", v);
         } else {
             return die("unknown flag %s (see --help)", a);
         }
@@ -643,8 +688,8 @@ static int run_local(int argc, char **argv)
         printf("craftkv local: %llu nodes running in %s (logs: %s/n*.log), leader: node %llu\n",
                (unsigned long long)n, dir, dir, (unsigned long long)leader);
         for (uint64_t i = 0; i < n; i++)
-            printf("  node %llu: redis-cli -p %d\n", (unsigned long long)(i + 1),
-                   kids[i].client_port);
+            printf("  node %llu: redis-cli%s -p %d\n", (unsigned long long)(i + 1),
+                   g_password[0] ? " -a PASSWORD" : "", kids[i].client_port);
         printf("Ctrl-C stops them all.\n");
         fflush(stdout);
     }

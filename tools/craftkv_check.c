@@ -235,7 +235,7 @@ static bool run_op(struct client *c, uint8_t kind, unsigned key, uint64_t n)
     char keyname[KEY_MAX];
     snprintf(keyname, sizeof keyname, "%s%u", c->o->prefix, key);
     if (c->fd < 0) {
-        c->fd = craftkv_client_connect(c->o->nodes[c->node], c->o->op_timeout_ms);
+        c->fd = craftkv_client_connect(c->o->nodes[c->node], c->o->op_timeout_ms, NULL);
         if (c->fd >= 0 && c->o->read_mode && !set_read_mode(c)) {
             close(c->fd);
             c->fd = -1;

@@ -25,6 +25,10 @@ struct craftkv_member {
     char client_addr[CRAFTKV_ADDR_MAX]; /* RESP clients; where followers forward writes */
 };
 
+/* A password's longest length, NUL not counted (Redis has no limit; ours keeps it in the
+ * options and a RESP argument). */
+#define CRAFTKV_PASS_MAX 256
+
 struct craftkv_opts {
     uint64_t id;
     const char *data_dir; /* raft under DIR/raft, LMDB under DIR/kv */
@@ -43,6 +47,10 @@ struct craftkv_opts {
      * (100 000 entries, then craft's: 64 MiB, 10 240 entries kept). */
     uint64_t snapshot_entries, snapshot_bytes, trailing_entries;
     uint32_t workers;    /* threads for admin commands, which block (default 4) */
+    /* The default user's password (Redis's requirepass; "": none). Clients AUTH before any
+     * other command; the node authenticates its own connections to other members
+     * (forwarded writes and admin commands) with it, so every member must have the same. */
+    char requirepass[CRAFTKV_PASS_MAX];
 };
 
 /* Parses "ID=HOST:PEERPORT/HOST:CLIENTPORT,..." into o->members. Returns 0, or -1 with
@@ -75,8 +83,9 @@ void *craftkv_admin_main(void *arg);
 
 /* ---- a small blocking RESP client (admin forwarding, --join, the `local` supervisor) ---- */
 
-/* Connects to "host:port" with send/receive timeouts; returns the fd or -1. */
-int craftkv_client_connect(const char *addr, uint32_t timeout_ms);
+/* Connects to "host:port" with send/receive timeouts and, if password is not empty, sends
+ * AUTH with it; returns the fd or -1 (errno EACCES: the password was refused). */
+int craftkv_client_connect(const char *addr, uint32_t timeout_ms, const char *password);
 /* Sends one command and reads one complete reply into *reply (raw RESP bytes). Returns 0,
  * or -1 on an I/O error, a timeout or a malformed reply (close the fd then). */
 int craftkv_client_call(int fd, size_t argc, const struct craft_resp_arg *argv,

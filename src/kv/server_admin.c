@@ -557,12 +557,13 @@ static const struct admin_cmd admin_cmds[] = {
 
 /* Sends CRAFT.ADMIN <argv...> to the leader at addr: 0 with its reply in out, 1 to try
  * again (it does not lead, or could not be reached: out empty). */
-static int forward_admin(const char *addr, size_t argc, const struct craft_resp_arg *argv,
-                         uint64_t deadline, struct craft_resp_buf *out)
+static int forward_admin(const struct craftkv_server *s, const char *addr, size_t argc,
+                         const struct craft_resp_arg *argv, uint64_t deadline,
+                         struct craft_resp_buf *out)
 {
     uint64_t now = craftkv_mono_ms();
     uint32_t left = now < deadline ? (uint32_t)(deadline - now) : 1;
-    int fd = craftkv_client_connect(addr, left);
+    int fd = craftkv_client_connect(addr, left, s->opts.requirepass);
     if (fd < 0)
         return 1;
     struct craft_resp_arg *fargv = malloc((argc + 1) * sizeof *fargv);
@@ -613,7 +614,7 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
         if (a) {
             char addr[CRAFTKV_ADDR_MAX];
             snprintf(addr, sizeof addr, "%s", a);
-            if (forward_admin(addr, argc, argv, deadline, out) == 0)
+            if (forward_admin(s, addr, argc, argv, deadline, out) == 0)
                 return;
         }
         craftkv_nap(50);

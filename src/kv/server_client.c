@@ -109,7 +109,7 @@ int craftkv_addr_resolve(const char *addr, int flags, struct addrinfo **res)
     return getaddrinfo(host[0] || !(flags & AI_PASSIVE) ? host : NULL, colon + 1, &hints, res);
 }
 
-int craftkv_client_connect(const char *addr, uint32_t timeout_ms)
+int craftkv_client_connect(const char *addr, uint32_t timeout_ms, const char *password)
 {
     struct addrinfo *res;
     if (craftkv_addr_resolve(addr, 0, &res) != 0)
@@ -127,6 +127,18 @@ int craftkv_client_connect(const char *addr, uint32_t timeout_ms)
         }
     }
     freeaddrinfo(res);
+    if (fd >= 0 && password && password[0]) {
+        struct craft_resp_arg argv[2] = {{"AUTH", 4}, {password, strlen(password)}};
+        struct craft_resp_buf reply = {0};
+        int rc = craftkv_client_call(fd, 2, argv, &reply);
+        bool ok = rc == 0 && reply.len == 5 && memcmp(reply.data, "+OK\r\n", 5) == 0;
+        craft_resp_buf_free(&reply);
+        if (!ok) {
+            close(fd);
+            errno = rc == 0 ? EACCES : errno;
+            return -1;
+        }
+    }
     return fd;
 }
 

@@ -837,6 +837,7 @@ static const struct craftkv_cmd_def table[] = {
     LOCAL("craft.consistency", -1, craftkv_l_consistency),
     LOCAL("readonly", 1, craftkv_l_readonly),
     LOCAL("readwrite", 1, craftkv_l_readwrite),
+    LOCAL("auth", -2, craftkv_l_auth), /* server_auth.c */
     LOCAL("multi", 1, craftkv_l_multi), /* server_multi.c */
     LOCAL("exec", 1, craftkv_l_exec),
     LOCAL("discard", 1, craftkv_l_discard),

@@ -315,6 +315,8 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     uint64_t session = 0, seq = 0, ack = 0;
     const struct craftkv_cmd_def *d = NULL;
     bool bad_fwd = false;
+    if (craftkv_auth_refuses(s, c, argc, argv))
+        return true;
     if (c->multi) {
         /* Inside MULTI every command is queued or refused (CRAFT.FWD too: it is no
          * command of the table), so no batch is ever built meanwhile; or EXEC. */
@@ -485,6 +487,7 @@ void craftkv_conn_accept(struct craftkv_server *s)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->fd = fd;
         c->id = ++s->next_conn_id;
+        c->authed = s->opts.requirepass[0] == '\0';
         craft_resp_parser_init(&c->parser, NULL);
         /* A random session id: no round trip to learn one (kv.md). */
         while (c->session == 0)

@@ -101,6 +101,18 @@ static int fwd_open(struct craftkv_server *s, const char *addr)
     f->connecting = rc != 0;
     f->events = e.events;
     snprintf(f->addr, sizeof f->addr, "%s", addr);
+    /* The leader asks for the cluster's password as any client's (every member has the
+     * same): AUTH goes first, pipelined with what follows, and its answer is checked. */
+    f->auth_pending = false;
+    if (s->opts.requirepass[0]) {
+        struct craft_resp_arg argv[2] = {{"AUTH", 4},
+                                         {s->opts.requirepass, strlen(s->opts.requirepass)}};
+        if (craft_resp_append_command(&f->out, 2, argv) != 0) {
+            fwd_close(s);
+            return -1;
+        }
+        f->auth_pending = true;
+    }
     return 0;
 }
 
@@ -222,6 +234,22 @@ static void fwd_read(struct craftkv_server *s)
             long n = craftkv_reply_len(f->in + off, f->in_len - off);
             if (n == 0)
                 break;
+            if (n > 0 && f->auth_pending) {
+                f->auth_pending = false;
+                if (n != 5 || memcmp(f->in + off, "+OK\r\n", 5) != 0) {
+                    uint64_t now = craftkv_mono_ms();
+                    if (f->auth_warned_ms == 0 || now - f->auth_warned_ms >= 10000) {
+                        f->auth_warned_ms = now;
+                        fprintf(stderr, "craftkv: the leader at %s refused this node's "
+                                        "password (every member needs the same "
+                                        "--requirepass)\n", f->addr);
+                    }
+                    bad = true;
+                    break;
+                }
+                off += 5;
+                continue;
+            }
             struct craftkv_task *t = f->q_head;
             if (n < 0 || !t) {
                 bad = true; /* malformed, or a reply nobody asked for */

@@ -119,9 +119,12 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
         sep = "\r\n";
     }
     if (sections & SEC_STATS) {
-        fprintf(f, "%s# Stats\r\nwrites_retried:%" PRIu64 "\r\nsessions_ended:%" PRIu64 "\r\n",
+        fprintf(f,
+                "%s# Stats\r\nwrites_retried:%" PRIu64 "\r\nsessions_ended:%" PRIu64
+                "\r\nauth_failures:%" PRIu64 "\r\n",
                 sep, (uint64_t)atomic_load(&s->n_retried),
-                (uint64_t)atomic_load(&s->n_sessions_ended));
+                (uint64_t)atomic_load(&s->n_sessions_ended),
+                (uint64_t)atomic_load(&s->n_auth_failures));
         sep = "\r\n";
     }
     if (sections & SEC_RAFT) {

@@ -97,6 +97,8 @@ struct craftkv_fwd {
     size_t in_len, in_cap;
     struct craftkv_task *q_head, *q_tail; /* sent or queued, in order, awaiting replies */
     uint64_t progress_ms; /* last reply, or when the queue last became non-empty */
+    bool auth_pending;    /* the AUTH sent first on this connection has not been answered */
+    uint64_t auth_warned_ms; /* last log line about a refused password (one per 10 s) */
 };
 
 enum craftkv_cmd_kind {
@@ -161,6 +163,7 @@ struct craftkv_conn {
     uint64_t session, seq;
     bool session_opened;
     bool ending; /* closed: its session's SESSION_CLOSE is out (then freed) */
+    bool authed; /* AUTH passed, or no password is required (server_auth.c) */
     char name[64];
     struct craftkv_multi *multi; /* MULTI ... EXEC under way (server_multi.c); NULL: none */
 };
@@ -180,6 +183,7 @@ struct craftkv_server {
     atomic_uint_fast64_t n_retried;
     /* Sessions ended because their connection closed (proposed; INFO sessions_ended). */
     atomic_uint_fast64_t n_sessions_ended;
+    atomic_uint_fast64_t n_auth_failures; /* AUTH with a wrong password (INFO auth_failures) */
     /* Connections closed during a round of epoll events: a later event of the same round
      * may still name them, so they are freed once the round is over (server_conn.c). */
     struct craftkv_conn *graveyard;
@@ -372,6 +376,15 @@ void craftkv_l_watch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
                      const struct craft_resp_arg *argv);
 void craftkv_l_unwatch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                        const struct craft_resp_arg *argv);
+
+/* ---- server_auth.c: AUTH and the gate before it ---- */
+/* True if c may not run argv[0] yet (a password is required and c has not passed AUTH):
+ * the NOAUTH error is in c->out. AUTH and QUIT always pass. */
+bool craftkv_auth_refuses(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                          const struct craft_resp_arg *argv);
+/* AUTH <password> | AUTH default <password> (Redis's texts for every refusal). */
+void craftkv_l_auth(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                    const struct craft_resp_arg *argv);
 
 /* ---- server_info.c ---- */
 /* INFO's sections named by argv[0..argc) (INFO's arguments; none: every section; "all",

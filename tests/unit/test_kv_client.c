@@ -158,7 +158,7 @@ static int find_leader(void)
     for (int i = 0; i < N_NODES; i++) {
         if (!nodes[i].srv)
             continue;
-        int fd = craftkv_client_connect(client_addr(i), 2000);
+        int fd = craftkv_client_connect(client_addr(i), 2000, NULL);
         if (fd < 0)
             continue;
         struct craft_resp_arg info = {"INFO", 4};
@@ -296,7 +296,7 @@ static void test_exactly_once_by_hand(void)
         return;
     /* a follower refuses CRAFT.FWD with CRAFTNOTLEADER (what the client parses) */
     int f = (l + 1) % N_NODES;
-    int fd = craftkv_client_connect(client_addr(f), 5000);
+    int fd = craftkv_client_connect(client_addr(f), 5000, NULL);
     CHECK(fd >= 0);
     if (fd >= 0) {
         struct craft_resp_arg argv[] = {{"CRAFT.FWD", 9}, {"99", 2}, {"1", 1}, {"INCR", 4},
