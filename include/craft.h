@@ -421,6 +421,16 @@ enum craft_role craft_state(struct craft_node *node);
 uint16_t craft_node_port(struct craft_node *node);
 
 #define CRAFT_STATS_PEERS_MAX CRAFT_CONF_NODES_MAX
+/* A latency histogram in microseconds, as Prometheus keeps one: buckets[i] counts the
+ * observations <= craft_histogram_bounds_us[i] (cumulative), buckets[CRAFT_HISTOGRAM_BUCKETS
+ * - 1] all of them (+Inf); sum_us their total. */
+#define CRAFT_HISTOGRAM_BUCKETS 14
+extern const uint64_t craft_histogram_bounds_us[CRAFT_HISTOGRAM_BUCKETS - 1];
+struct craft_histogram {
+    uint64_t buckets[CRAFT_HISTOGRAM_BUCKETS];
+    uint64_t sum_us;
+};
+
 struct craft_stats {
     uint64_t id, term, leader, vote;
     enum craft_role role;
@@ -435,6 +445,11 @@ struct craft_stats {
     /* Totals since the node started. */
     uint64_t disk_writes, disk_syncs, entries_written, entries_applied, snapshots_taken,
         snapshots_installed, msgs_sent, msgs_received, bad_msgs_received;
+    uint64_t leader_changes; /* times this node learned of a new leader (itself included) */
+    /* Latencies since the node started: each durable write of the log and hard state
+     * (write and fdatasync; a host's shared-log write counts once per group in it), and
+     * each batch handed to the state machine's apply. */
+    struct craft_histogram disk_write_us, apply_us;
     int failed; /* 0, or the error that stopped the node */
     bool quiesced; /* a host's idle group that ticks no more until work comes */
 };

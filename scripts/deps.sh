@@ -10,9 +10,11 @@ set -euo pipefail
 # checksum library (crc32) for on-disk data; liblmdb-dev: craftkv's key/value storage;
 # redis-tools: redis-cli and redis-benchmark, the real clients the craftkv tests drive;
 # python3-redis: redis-py, whose cluster client the cluster black-box test drives;
-# iproute2 and iptables: network namespaces and the cuts of the partition black-box test.
+# iproute2 and iptables: network namespaces and the cuts of the partition black-box test;
+# curl: scrapes the metrics endpoint; pkg-config: builds the examples against an installed
+# copy (scripts/install_check.sh).
 PACKAGES=(build-essential clang libclang-rt-14-dev valgrind zlib1g-dev liblmdb-dev redis-tools
-          python3-redis iproute2 iptables)
+          python3-redis iproute2 iptables curl pkg-config)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -51,7 +51,7 @@ static void usage(FILE *f)
             "               --join HOST:CLIENTPORT [--timeout-ms MS]\n"
             "       craftkv --id N --data-dir DIR      restart: settings from DIR/craftkv.conf\n"
             "       craftkv local --nodes N [--dir D] [--base-port P] [--requirepass PASS]\n"
-            "       (any start: [--requirepass PASS])\n"
+            "       (any start: [--requirepass PASS] [--listen-metrics HOST:PORT])\n"
             "\n"
             "A Redis-compatible key/value server replicated with Raft. A new cluster: every node\n"
             "lists every node's peer and client address in --initial-cluster (followers forward\n"
@@ -72,6 +72,8 @@ static void usage(FILE *f)
             "default user); every member must have the same, since members forward writes and\n"
             "admin commands to the leader as clients. Saved in craftkv.conf (mode 0600): a\n"
             "restart keeps it, and --requirepass on a restart replaces it.\n"
+            "--listen-metrics HOST:PORT: Prometheus metrics at http://HOST:PORT/metrics (raft,\n"
+            "server and process figures; not saved: give it at each start).\n"
             "\n"
             "Administration (redis-cli, any node): RAFT.INFO, RAFT.ADDNODE ID PEER CLIENT\n"
             "[VOTER|LEARNER], RAFT.REMOVENODE ID, RAFT.TRANSFER [ID], RAFT.SNAPSHOT.\n"
@@ -357,7 +359,7 @@ static int run_server(int argc, char **argv)
 {
     struct conf flags = {0}, file = {0};
     const char *dir = NULL, *timeout = NULL, *snap_entries = NULL, *snap_bytes = NULL,
-               *trailing = NULL, *pass = NULL;
+               *trailing = NULL, *pass = NULL, *metrics = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -389,6 +391,8 @@ static int run_server(int argc, char **argv)
             trailing = v;
         else if (strcmp(a, "--requirepass") == 0)
             pass = v;
+        else if (strcmp(a, "--listen-metrics") == 0)
+            metrics = v;
         else
             return die("unknown flag %s (see --help)", a);
     }
@@ -421,6 +425,11 @@ static int run_server(int argc, char **argv)
     }
     if (flags.join[0] && flags.cluster[0])
         return die("%s", "--join and --initial-cluster exclude each other (see --help)");
+    if (metrics) {
+        if (strlen(metrics) >= sizeof o.listen_metrics)
+            return die("bad --listen-metrics '%s'", metrics);
+        snprintf(o.listen_metrics, sizeof o.listen_metrics, "%s", metrics);
+    }
     if (pass && (strlen(pass) >= CRAFTKV_PASS_MAX || strpbrk(pass, "\r\n") != NULL))
         return die("%s", "bad --requirepass: at most 255 bytes, no line breaks");
 

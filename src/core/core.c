@@ -436,6 +436,11 @@ void craft_core_resume(struct craft_core *core, uint64_t now)
     }
 }
 
+uint64_t craft_core_leader(const struct craft_core *core)
+{
+    return core->leader;
+}
+
 enum craft_role craft_core_role(const struct craft_core *core)
 {
     return core->role;

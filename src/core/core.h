@@ -354,6 +354,8 @@ struct craft_core_status {
 size_t craft_core_peers(const struct craft_core *core, struct craft_peer_status *peers, size_t cap);
 
 void craft_core_status(const struct craft_core *core, struct craft_core_status *status);
+/* The leader this node knows of (CRAFT_NONE: none), without a copy of the status. */
+uint64_t craft_core_leader(const struct craft_core *core);
 /* The role alone (no copy of the configuration: for per-batch decisions). */
 enum craft_role craft_core_role(const struct craft_core *core);
 

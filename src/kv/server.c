@@ -105,23 +105,25 @@ void craftkv_server_stop(struct craftkv_server *s)
     craftkv_done_push(s, NULL); /* wakes the loop */
 }
 
-static int listen_on(const char *addr, char *err, size_t cap)
+/* what: "client" or "metrics", for the error texts. */
+static int listen_on(const char *addr, const char *what, char *err, size_t cap)
 {
     if (!strchr(addr, ':')) {
-        snprintf(err, cap, "bad client address '%s' (want HOST:PORT)", addr);
+        snprintf(err, cap, "bad %s address '%s' (want HOST:PORT)", what, addr);
         return -1;
     }
     struct addrinfo *res;
     int gai = craftkv_addr_resolve(addr, AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV, &res);
     if (gai != 0) {
-        snprintf(err, cap, "bad client address '%s': %s", addr, gai_strerror(gai));
+        snprintf(err, cap, "bad %s address '%s': %s", what, addr, gai_strerror(gai));
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 511) != 0) {
-        snprintf(err, cap, "cannot listen for clients on %s: %s", addr, strerror(errno));
+        snprintf(err, cap, "cannot listen for %s on %s: %s",
+                 strcmp(what, "client") == 0 ? "clients" : what, addr, strerror(errno));
         if (fd >= 0)
             close(fd);
         fd = -1;
@@ -152,14 +154,30 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
         s->opts.timeout_ms = 5000;
     if (s->opts.workers == 0)
         s->opts.workers = CRAFTKV_WORKERS_DEFAULT;
-    s->listen_fd = s->epfd = s->evfd = -1;
+    s->listen_fd = s->epfd = s->evfd = s->metrics_fd = -1;
     s->fwd.fd = -1;
+    s->started_wall_ms = craftkv_now_ms();
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
 
-    s->listen_fd = listen_on(o->listen_client, err, cap);
+    s->listen_fd = listen_on(o->listen_client, "client", err, cap);
     if (s->listen_fd < 0)
         goto fail;
+    int metrics_fd = -1;
+    if (o->listen_metrics[0]) {
+        metrics_fd = listen_on(o->listen_metrics, "metrics", err, cap);
+        if (metrics_fd < 0)
+            goto fail;
+        s->metrics_fd = metrics_fd;
+    }
+    size_t n_cmds = 0;
+    while (craftkv_cmd_at(n_cmds))
+        n_cmds++;
+    s->cmd_calls = calloc(n_cmds, sizeof *s->cmd_calls);
+    if (!s->cmd_calls) {
+        snprintf(err, cap, "out of memory");
+        goto fail;
+    }
 
     char path[4200];
     snprintf(path, sizeof path, "%s/kv", s->data_dir);
@@ -248,6 +266,10 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
         goto fail;
     }
     s->n_workers++;
+    if (s->metrics_fd >= 0 && craftkv_metrics_start(s, s->metrics_fd) != 0) {
+        snprintf(err, cap, "cannot start the metrics thread");
+        goto fail;
+    }
     *out = s;
     return 0;
 fail:
@@ -266,6 +288,7 @@ void craftkv_server_destroy(struct craftkv_server *s)
     if (s->ticker_started)
         pthread_join(s->ticker, NULL);
     free(s->workers);
+    craftkv_metrics_join(s); /* before the node: a scrape reads its stats */
     /* The node first: it completes every future, so the loop path's batches all land on
      * the done queue, then tasks never run or never returned, then every connection. */
     if (s->node)
@@ -287,5 +310,6 @@ void craftkv_server_destroy(struct craftkv_server *s)
         close(s->evfd);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    free(s->cmd_calls);
     free(s);
 }

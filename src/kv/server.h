@@ -51,6 +51,8 @@ struct craftkv_opts {
      * other command; the node authenticates its own connections to other members
      * (forwarded writes and admin commands) with it, so every member must have the same. */
     char requirepass[CRAFTKV_PASS_MAX];
+    /* Prometheus metrics over HTTP (GET /metrics) on this address; "": none. */
+    char listen_metrics[CRAFTKV_ADDR_MAX];
 };
 
 /* Parses "ID=HOST:PEERPORT/HOST:CLIENTPORT,..." into o->members. Returns 0, or -1 with

@@ -27,10 +27,11 @@ static bool name_is(const struct craft_resp_arg *a, const char *name)
 bool craftkv_auth_refuses(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                           const struct craft_resp_arg *argv)
 {
-    (void)s, (void)argc;
+    (void)argc;
     if (c->authed || name_is(&argv[0], "AUTH") || name_is(&argv[0], "QUIT"))
         return false;
     craft_resp_append_error(&c->out, "NOAUTH Authentication required.");
+    craftkv_count_error(s, "-NOAUTH ", 8);
     return true;
 }
 
@@ -54,6 +55,7 @@ void craftkv_l_auth(struct craftkv_server *s, struct craftkv_conn *c, size_t arg
     bool ok = same_secret(given->data, given->len, pass, strlen(pass)) && user_ok;
     if (!ok) {
         atomic_fetch_add(&s->n_auth_failures, 1);
+        craftkv_count_error(s, "-WRONGPASS ", 11);
         c->authed = false; /* as Redis: a failed AUTH leaves the connection unauthenticated */
         craft_resp_append_error(&c->out, "WRONGPASS invalid username-password pair or user "
                                          "is disabled.");

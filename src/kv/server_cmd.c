@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/assert.h"
 #include "kv/server_admin.h"
 #include "kv/server_internal.h"
 
@@ -915,6 +916,12 @@ void craftkv_reply_arity(struct craft_resp_buf *out, const struct craft_resp_arg
 const struct craftkv_cmd_def *craftkv_cmd_at(size_t i)
 {
     return i < sizeof table / sizeof table[0] ? &table[i] : NULL;
+}
+
+size_t craftkv_cmd_index(const struct craftkv_cmd_def *d)
+{
+    CRAFT_ASSERT(d >= table && d < table + sizeof table / sizeof table[0]);
+    return (size_t)(d - table);
 }
 
 /* Lookup by a hash of the lower-cased name (open addressing): every command the server

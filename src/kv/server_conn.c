@@ -248,9 +248,11 @@ static bool submit_batch(struct craftkv_server *s, struct craftkv_conn *c)
         craftkv_todo_push(s, t);
     }
     if (done) {
-        for (struct craftkv_task *u = t; u; u = u->chain)
+        for (struct craftkv_task *u = t; u; u = u->chain) {
+            craftkv_count_error(s, u->out.data, u->out.len);
             if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0)
                 c->closing = true;
+        }
         if (t->close_conn)
             c->closing = true; /* nothing more is read from it */
         craftkv_batch_free(t);
@@ -321,6 +323,10 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         /* Inside MULTI every command is queued or refused (CRAFT.FWD too: it is no
          * command of the table), so no batch is ever built meanwhile; or EXEC. */
         CRAFT_ASSERT(c->batch_n == 0);
+        const struct craftkv_cmd_def *q = craftkv_cmd_find(argv[0].data, argv[0].len);
+        if (q)
+            atomic_fetch_add_explicit(&s->cmd_calls[craftkv_cmd_index(q)], 1,
+                                      memory_order_relaxed);
         enum craftkv_multi_step st = craftkv_multi_feed(c, argc, argv);
         if (st == CRAFTKV_MULTI_ANSWERED)
             return true;
@@ -378,10 +384,13 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     }
     if (!d) {
         craftkv_reply_unknown(&c->out, argc, argv);
+        atomic_fetch_add_explicit(&s->n_errors[0], 1, memory_order_relaxed); /* ERR */
         return true;
     }
+    atomic_fetch_add_explicit(&s->cmd_calls[craftkv_cmd_index(d)], 1, memory_order_relaxed);
     if (!craftkv_cmd_arity_ok(d, argc)) {
         craftkv_reply_arity(&c->out, &argv[0]);
+        atomic_fetch_add_explicit(&s->n_errors[0], 1, memory_order_relaxed); /* ERR */
         return true;
     }
     if (forwarded && d->kind != CRAFTKV_WRITE) {
@@ -540,6 +549,7 @@ static void deliver(struct craftkv_server *s, struct craftkv_task *t, bool keep)
     } else {
         for (struct craftkv_task *u = t; u; u = u->chain) {
             CRAFT_ASSERT(u->answered);
+            craftkv_count_error(s, u->out.data, u->out.len);
             if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0)
                 c->closing = true;
         }

@@ -115,7 +115,7 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
         sep = "\r\n";
     }
     if (sections & SEC_CLIENTS) {
-        fprintf(f, "%s# Clients\r\nconnected_clients:%zu\r\n", sep, s->n_conns);
+        fprintf(f, "%s# Clients\r\nconnected_clients:%zu\r\n", sep, (size_t)atomic_load(&s->n_conns));
         sep = "\r\n";
     }
     if (sections & SEC_STATS) {

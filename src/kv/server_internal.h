@@ -15,6 +15,11 @@
 
 struct craftkv_conn;
 
+/* The kinds of error replies counted (craftkv_error_kinds: the first word of the error;
+ * the last, OTHER, for the rest). */
+#define CRAFTKV_ERROR_KINDS 11
+extern const char *const craftkv_error_kinds[CRAFTKV_ERROR_KINDS];
+
 /* How a connection's reads are served (CRAFT.CONSISTENCY, READONLY/READWRITE). */
 enum craftkv_read_mode {
     CRAFTKV_READ_LINEARIZABLE = 0, /* ReadIndex: a quorum round (shared by concurrent reads) */
@@ -177,13 +182,21 @@ struct craftkv_server {
     int listen_fd, epfd, evfd;
     uint64_t next_conn_id;
     struct craftkv_conn *conns;
-    size_t n_conns;
+    _Atomic size_t n_conns; /* written by the loop, read by the metrics thread too */
     /* Write commands sent again after a first attempt failed (a leader change, a full
      * queue, an unknown session, a lost forwarding connection): INFO writes_retried. */
     atomic_uint_fast64_t n_retried;
     /* Sessions ended because their connection closed (proposed; INFO sessions_ended). */
     atomic_uint_fast64_t n_sessions_ended;
     atomic_uint_fast64_t n_auth_failures; /* AUTH with a wrong password (INFO auth_failures) */
+    /* Metrics (server_metrics.c): commands received per entry of the command table, error
+     * replies by kind, the scrape thread and its socket (-1: none), the start time. */
+    atomic_uint_fast64_t *cmd_calls;
+    atomic_uint_fast64_t n_errors[CRAFTKV_ERROR_KINDS];
+    int metrics_fd;
+    pthread_t metrics_thread;
+    bool metrics_started;
+    uint64_t started_wall_ms;
     /* Connections closed during a round of epoll events: a later event of the same round
      * may still name them, so they are freed once the round is over (server_conn.c). */
     struct craftkv_conn *graveyard;
@@ -325,6 +338,8 @@ void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_
 /* The entry named name (case-insensitive), or NULL; the i-th entry, or NULL past the end. */
 const struct craftkv_cmd_def *craftkv_cmd_find(const char *name, size_t len);
 const struct craftkv_cmd_def *craftkv_cmd_at(size_t i);
+/* d's position in the table (d from craftkv_cmd_find or craftkv_cmd_at). */
+size_t craftkv_cmd_index(const struct craftkv_cmd_def *d);
 /* Redis's arity rule: argc (the name counts) fits d->arity. */
 bool craftkv_cmd_arity_ok(const struct craftkv_cmd_def *d, size_t argc);
 /* Redis's texts: "ERR unknown command 'x', with args beginning with: ..." and "ERR wrong
@@ -385,6 +400,16 @@ bool craftkv_auth_refuses(struct craftkv_server *s, struct craftkv_conn *c, size
 /* AUTH <password> | AUTH default <password> (Redis's texts for every refusal). */
 void craftkv_l_auth(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                     const struct craft_resp_arg *argv);
+
+/* ---- server_metrics.c: Prometheus metrics over HTTP ---- */
+/* Starts the scrape thread on a listening socket (owned from now on). */
+int craftkv_metrics_start(struct craftkv_server *s, int listen_fd);
+/* Joins it (the server is stopping) and closes the socket. */
+void craftkv_metrics_join(struct craftkv_server *s);
+/* Appends every metric in the text format (any thread). */
+void craftkv_metrics_render(struct craftkv_server *s, struct craft_resp_buf *out);
+/* Counts reply[0..len) if it is an error reply, by its first word (the loop thread). */
+void craftkv_count_error(struct craftkv_server *s, const char *reply, size_t len);
 
 /* ---- server_info.c ---- */
 /* INFO's sections named by argv[0..argc) (INFO's arguments; none: every section; "all",

@@ -32,6 +32,7 @@ struct craft_driver {
     struct craft_driver_ports ports;
     uint32_t snapshot_chunk_bytes_max;
     uint64_t now;
+    uint64_t last_leader; /* for stats.leader_changes */
 
     struct craft_msg_decoder decoder;
     uint8_t *enc; /* reusable encode buffer */
@@ -299,6 +300,11 @@ static void process(struct craft_driver *d)
             break;
         }
         run_batch(d, &b);
+    }
+    uint64_t leader = craft_core_leader(d->core);
+    if (leader != d->last_leader) {
+        d->stats.leader_changes += leader != CRAFT_NONE;
+        d->last_leader = leader;
     }
     d->busy = false;
 }

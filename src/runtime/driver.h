@@ -110,6 +110,7 @@ void craft_driver_snapshot_taken(struct craft_driver *d, uint64_t index, uint64_
 struct craft_driver_stats {
     uint64_t msgs_sent, bytes_sent, msgs_received, bad_msgs_received;
     uint64_t batches, entries_persisted, entries_applied;
+    uint64_t leader_changes; /* a new leader known (the core's leader changed to non-zero) */
 };
 void craft_driver_stats(const struct craft_driver *d, struct craft_driver_stats *stats);
 

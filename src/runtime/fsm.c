@@ -308,7 +308,9 @@ static void apply_job(struct craft_node *n, struct rt_fsm_job *j, struct rt_appl
         }
     }
     if (k > 0) {
+        uint64_t t0 = rt_mono_us();
         int rc = n->fsm.apply(n->fsm.ctx, s->cmds, k, s->results);
+        rt_hist_observe(&n->apply_us, rt_mono_us() - t0);
         if (rc != CRAFT_OK) {
             for (size_t i = 0; i < k; i++) {
                 if (s->results[i] != NULL && n->fsm.result_free != NULL) {

@@ -722,6 +722,9 @@ static void fill_stats(struct craft_node *n, struct craft_stats *s)
     s->msgs_sent = ds.msgs_sent;
     s->msgs_received = ds.msgs_received;
     s->bad_msgs_received = ds.bad_msgs_received;
+    s->leader_changes = ds.leader_changes;
+    rt_hist_read(&n->disk_write_us, &s->disk_write_us);
+    rt_hist_read(&n->apply_us, &s->apply_us);
     s->failed = atomic_load(&n->failed);
 }
 

@@ -227,6 +227,12 @@ struct rt_fsm_job {
 };
 
 /* ---- the node ---- */
+/* A latency histogram (craft_histogram's buckets, not yet cumulative). */
+struct rt_hist {
+    atomic_uint_fast64_t buckets[CRAFT_HISTOGRAM_BUCKETS];
+    atomic_uint_fast64_t sum_us;
+};
+
 struct craft_node {
     struct craft_config cfg;
     struct craft_fsm fsm;
@@ -342,7 +348,14 @@ struct craft_node {
     atomic_int failed;
     atomic_uint_fast64_t n_disk_writes, n_disk_syncs, n_entries_written, n_entries_applied,
         n_snapshots_taken, n_snapshots_installed, n_apply_jobs;
+    struct rt_hist disk_write_us, apply_us; /* craft_stats' histograms */
 };
+
+/* node.c: histograms written by one thread at a time per histogram, read by any. */
+void rt_hist_observe(struct rt_hist *h, uint64_t us);
+void rt_hist_read(const struct rt_hist *h, struct craft_histogram *out);
+/* CLOCK_MONOTONIC in microseconds (latencies). */
+uint64_t rt_mono_us(void);
 
 /* storage.c */
 int rt_storage_open(struct craft_node *n, char *errbuf, size_t cap);

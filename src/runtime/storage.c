@@ -454,6 +454,7 @@ static int write_hs_and_log(struct craft_node *n, const struct craft_hard_state 
                             const struct craft_entry *e, size_t k)
 {
     int rc = CRAFT_OK;
+    uint64_t t0 = rt_mono_us();
     if (hs != NULL) {
         rc = hs_put(n, hs);
         atomic_fetch_add(&n->n_disk_syncs, 1);
@@ -463,6 +464,9 @@ static int write_hs_and_log(struct craft_node *n, const struct craft_hard_state 
         atomic_fetch_add(&n->n_disk_writes, 1);
         atomic_fetch_add(&n->n_disk_syncs, 1);
         atomic_fetch_add(&n->n_entries_written, k);
+    }
+    if (hs != NULL || t != 0 || k > 0) {
+        rt_hist_observe(&n->disk_write_us, rt_mono_us() - t0);
     }
     return rc;
 }
@@ -706,10 +710,12 @@ static void flush(struct craft_host *h, struct disk_pass *p)
         for (size_t i = 0; i < nu; i++) {
             entries += p->upd[i].n;
         }
+        uint64_t t0 = rt_mono_us();
         pthread_mutex_lock(&h->glog_mu);
         int rc = craft_glog_write(h->glog, p->upd, nu);
         glog_count(h, entries);
         pthread_mutex_unlock(&h->glog_mu);
+        uint64_t took = rt_mono_us() - t0;
         for (size_t i = 0; i < p->n; i++) {
             struct disk_acc *a = &p->acc[i];
             if (a->pending && a->err == CRAFT_OK && a->n->glog != NULL) {
@@ -717,6 +723,7 @@ static void flush(struct craft_host *h, struct disk_pass *p)
                 atomic_fetch_add(&a->n->n_disk_writes, 1);
                 atomic_fetch_add(&a->n->n_disk_syncs, 1); /* shared with the others */
                 atomic_fetch_add(&a->n->n_entries_written, a->k);
+                rt_hist_observe(&a->n->disk_write_us, took);
             }
         }
     }

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Black-box test of craftkv's Redis Cluster commands: a 3-node cluster (one Raft group
 # owning all 16384 slots) asked with redis-cli, redis-cli -c, and redis-py's cluster client
-# (Debian python3-redis; skipped with a message where it is not installed).
+# (Debian python3-redis; skipped with a message where it is not installed); and node 1's
+# Prometheus metrics (--listen-metrics) scraped with curl.
 # Usage: tests/blackbox/craftkv_cluster.sh path/to/craftkv
 # Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 bb_init cluster 32100 50 3 "$@"
 
+MPORT=$((BASE + 9)) # in this test's slot of ports, unused by its nodes
 for i in 1 2 3; do
-    "$BIN" --id "$i" --data-dir "$TMP/n$i" --initial-cluster "$CLUSTER" 2>>"$TMP/n$i.log" &
+    extra=()
+    [ "$i" = 1 ] && extra=(--listen-metrics "127.0.0.1:$MPORT")
+    "$BIN" --id "$i" --data-dir "$TMP/n$i" --initial-cluster "$CLUSTER" "${extra[@]}" \
+        2>>"$TMP/n$i.log" &
     PID[$i]=$!
 done
 L=$(wait_leader)
@@ -71,6 +76,38 @@ check "COMMAND COUNT matches COMMAND" "$(cli "$F" command count)" "$(cli "$F" co
 # ---- redis-cli -c through a follower ----
 check "redis-cli -c SET through a follower" OK "$(timeout 10 redis-cli -c -p "$(CPORT "$F")" set ckey cval 2>&1)"
 check "redis-cli -c GET" cval "$(timeout 10 redis-cli -c -p "$(CPORT "$F")" get ckey 2>&1)"
+
+# ---- Prometheus metrics on node 1 ----
+for k in $(seq 1 20); do cli 1 set "m:$k" v >/dev/null; done
+cli 1 nosuchcommand >/dev/null
+M=$(curl -s -D "$TMP/metrics.head" "http://127.0.0.1:$MPORT/metrics")
+check_has "GET /metrics: 200" "200 OK" "$(cat "$TMP/metrics.head")"
+check_has "... in Prometheus's text format" "text/plain; version=0.0.4" "$(cat "$TMP/metrics.head")"
+bad_lines=$(printf '%s\n' "$M" | grep -v -E '^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* ' |
+    grep -v -E '^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? -?[0-9.e+]+$' |
+    grep -c . || true)
+check "every line is a comment or a sample" 0 "$bad_lines"
+val() { printf '%s\n' "$M" | awk -v k="$1" '$1 == k {print $2}'; }
+[ "$(val craft_raft_commit_index)" -gt 0 ] 2>/dev/null && ok "craft_raft_commit_index > 0" ||
+    bad "craft_raft_commit_index > 0" "$(val craft_raft_commit_index)"
+check "exactly one role is 1" 1 "$(printf '%s\n' "$M" | grep -c '^craft_raft_role{role="[a-z]*"} 1$')"
+[ "$(val 'craftkv_commands_total{command="set"}')" -ge 20 ] 2>/dev/null &&
+    ok "craftkv_commands_total counts the SETs" ||
+    bad "craftkv_commands_total counts the SETs" "$(val 'craftkv_commands_total{command="set"}')"
+[ "$(val 'craftkv_errors_total{kind="ERR"}')" -ge 1 ] 2>/dev/null &&
+    ok "craftkv_errors_total counts the unknown command" ||
+    bad "craftkv_errors_total counts the unknown command"
+n=$(val craft_raft_disk_write_seconds_count)
+[ "${n:-0}" -gt 0 ] 2>/dev/null && ok "disk write latencies observed" || bad "disk write latencies observed" "$n"
+check "the +Inf bucket is the count" "$n" "$(val 'craft_raft_disk_write_seconds_bucket{le="+Inf"}')"
+check "buckets never decrease" "" "$(printf '%s\n' "$M" | awk '/^craft_raft_(disk_write|apply)_seconds_bucket/ {
+    split($1, a, "{"); if (a[1] == last && $2 < prev) print "down at " $1; last = a[1]; prev = $2 }')"
+[ "$(val process_resident_memory_bytes)" -gt 0 ] 2>/dev/null && ok "process figures" || bad "process figures"
+check_has "another path: 404" "404" "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/nope")"
+check_has "POST: 405" "405" "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$MPORT/metrics")"
+out=$("$BIN" --id 1 --data-dir "$TMP/m2" --initial-cluster "1=127.0.0.1:$((BASE + 108))/127.0.0.1:$((BASE + 8))" \
+      --listen-metrics "127.0.0.1:$MPORT" 2>&1)
+check_has "an occupied metrics port refuses the start" "cannot listen for metrics on 127.0.0.1:$MPORT" "$out"
 
 # ---- redis-py's cluster client (Debian python3-redis) ----
 PY=/usr/bin/python3
