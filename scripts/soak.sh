@@ -15,6 +15,9 @@ make -j"$JOBS"
 status=0
 # --capped-share 200: the costly kvraft scenarios run a fifth of the seeds (200 of 1000).
 build/bin/craft-sim run all --seeds "$SEEDS" --jobs "$JOBS" --capped-share 200 || status=1
+# Swarm runs are cheap (a few ms each) and every seed is a new fault mix: ten times as many.
+SWARM_SEEDS=${SWARM_SEEDS:-1001-11000}
+build/bin/craft-sim run --swarm --seeds "$SWARM_SEEDS" --jobs "$JOBS" || status=1
 
 # Then every fuzz target for SOAK_FUZZ_SECONDS (default 120) with a seed libFuzzer picks,
 # so each soak explores new inputs (the test command's short runs use a fixed seed).

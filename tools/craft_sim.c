@@ -41,6 +41,7 @@ enum {
 static const char usage_text[] =
     "usage: craft-sim list\n"
     "       craft-sim run NAME... [--seeds A-B] [--jobs J]\n"
+    "       craft-sim run --swarm [--seeds A-B]   (the swarm/* scenarios: a fault mix per seed)\n"
     "       craft-sim run NAME --seed S [--trace]\n"
     "\n"
     "NAME is a scenario name (see 'craft-sim list'), 'all', a prefix ending in '/'\n"
@@ -586,6 +587,8 @@ static int cmd_run(int argc, char **argv)
             }
         } else if (strcmp(arg, "--trace") == 0) {
             trace = true;
+        } else if (strcmp(arg, "--swarm") == 0) {
+            patterns[n_patterns++] = "swarm/*"; /* every scenario that draws its fault mix */
         } else if (arg[0] == '-') {
             die_usage("unknown option '%s'", arg);
         } else {

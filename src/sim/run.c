@@ -18,8 +18,17 @@ static struct {
     struct sim_cluster *cluster; /* the attached cluster, if any */
     uint64_t now, events;        /* of the last detached cluster */
     uint64_t max_virtual_ms, max_events, max_rss_bytes; /* 0: no limit */
+    char context[512]; /* sim_run_context: printed with a failure (a swarm run's mix) */
     jmp_buf fail_jump;
 } run;
+
+void sim_run_context(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(run.context, sizeof run.context, fmt, ap);
+    va_end(ap);
+}
 
 uint64_t sim_seed(void)
 {
@@ -111,6 +120,9 @@ void sim_run_budget_check(struct sim_cluster *c)
 
 static void print_replay(void)
 {
+    if (run.context[0]) {
+        fprintf(stderr, "%s\n", run.context);
+    }
     fprintf(stderr, "replay: build/bin/craft-sim run %s --seed %llu --trace\n",
             sim_scenario_name(), (unsigned long long)run.seed);
 }
@@ -175,6 +187,7 @@ struct sim_run_result sim_run_scenario(const struct sim_scenario *s, uint64_t se
     run.cluster = NULL;
     run.now = 0;
     run.events = 0;
+    run.context[0] = '\0';
     run.max_virtual_ms = budget("CRAFT_SIM_MAX_VIRTUAL_S", SIM_BUDGET_VIRTUAL_S_DEFAULT) * 1000;
     run.max_events = budget("CRAFT_SIM_MAX_EVENTS", SIM_BUDGET_EVENTS_DEFAULT);
     run.max_rss_bytes = budget("CRAFT_SIM_MAX_RSS_MB", SIM_BUDGET_RSS_MB_DEFAULT) << 20;

@@ -58,5 +58,7 @@ struct sim_run_result sim_run_scenario(const struct sim_scenario *s, uint64_t se
 /* The current run's seed and scenario name (valid inside sim_run_scenario). */
 uint64_t sim_seed(void);
 const char *sim_scenario_name(void);
+/* A line printed with the run's failure, before its replay line (a swarm run's drawn mix). */
+void sim_run_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

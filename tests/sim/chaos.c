@@ -5,6 +5,8 @@
  * duplication and election timeout). The simulator checks the invariants after every
  * event. Then a liveness phase heals everything, and the cluster must agree on a new
  * command on every node within one()'s budget. */
+#include <stdio.h>
+
 #include "base/prng.h"
 #include "raft_scenarios.h"
 #include "sim/scenario.h"
@@ -167,5 +169,174 @@ void sim_raft_chaos(void)
     struct sim_cluster *c =
         sim_raft_begin(n, false, snapshot, "chaos: random faults, then heal and converge", &t0);
     sim_chaos_phases(c, n, sim_rand(c, 10000, 40000), 0);
+    sim_raft_end(c, t0);
+}
+
+/* ---- swarm testing (Groce et al.; TigerBeetle's VOPR) ----
+ *
+ * Chaos draws every fault at the same rates, so the runs of all seeds look alike: a fault
+ * whose effect shows only when others are rare (a long partition without crashes, crashes
+ * without partitions, reordering alone) is seldom reached. A swarm run draws its own mix
+ * first: which faults are on and how often (a weight 0-3 each; 0 is off), how dense the
+ * faults come, the cluster's size (even sizes included: their quorums are rare elsewhere)
+ * and whether the network starts lossy. The mix is noted in the trace and printed with a
+ * failure, before its replay line. */
+
+enum swarm_fault {
+    SWARM_CRASH,
+    SWARM_RESTART,
+    SWARM_DISCONNECT,
+    SWARM_CONNECT,
+    SWARM_ONE_WAY,
+    SWARM_HEAL,
+    SWARM_SPLIT,
+    SWARM_LOSSY,
+    SWARM_REORDER,
+    SWARM_QUIET,
+    SWARM_KINDS
+};
+
+static const char *const swarm_names[SWARM_KINDS] = {
+    "crash", "restart", "disconnect", "connect", "one-way", "heal", "split", "lossy",
+    "reorder", "quiet"};
+
+struct swarm_mix {
+    uint32_t weight[SWARM_KINDS];
+    uint32_t total;
+    uint64_t gap_lo, gap_hi; /* ms between faults */
+};
+
+static void swarm_draw(struct swarm_mix *m, struct craft_prng *p)
+{
+    m->total = 0;
+    for (int k = 0; k < SWARM_KINDS; k++) {
+        m->weight[k] = (uint32_t)craft_prng_range(p, 0, 4);
+        m->total += m->weight[k];
+    }
+    if (m->weight[SWARM_CRASH] > 0 && m->weight[SWARM_RESTART] == 0) {
+        m->weight[SWARM_RESTART] = 1; /* crashes alone would leave one node up: liveness */
+        m->total++;
+    }
+    if (m->total == 0) {
+        m->weight[SWARM_QUIET] = 1;
+        m->total = 1;
+    }
+    m->gap_lo = 5 + craft_prng_range(p, 0, 100);
+    m->gap_hi = m->gap_lo + 1 + craft_prng_range(p, 0, 1000);
+}
+
+static void swarm_describe(const struct swarm_mix *m, char *buf, size_t cap)
+{
+    size_t off = (size_t)snprintf(buf, cap, "gap %llu-%llu ms:", (unsigned long long)m->gap_lo,
+                                  (unsigned long long)m->gap_hi);
+    for (int k = 0; k < SWARM_KINDS && off < cap; k++) {
+        if (m->weight[k] > 0) {
+            off += (size_t)snprintf(buf + off, cap - off, " %s=%u", swarm_names[k], m->weight[k]);
+        }
+    }
+}
+
+static void swarm_fault(struct sim_cluster *c, int n, int *alive, const struct swarm_mix *m)
+{
+    uint64_t x = sim_rand(c, 0, m->total);
+    int kind = 0;
+    while (x >= m->weight[kind]) {
+        x -= m->weight[kind];
+        kind++;
+    }
+    int i = random_node(c, n);
+    switch ((enum swarm_fault)kind) {
+    case SWARM_CRASH:
+        if (sim_is_alive(c, i) && *alive > 1) {
+            sim_crash(c, i);
+            (*alive)--;
+        }
+        break;
+    case SWARM_RESTART:
+        if (!sim_is_alive(c, i)) {
+            sim_start(c, i);
+            sim_connect(c, i);
+            (*alive)++;
+        }
+        break;
+    case SWARM_DISCONNECT:
+        if (sim_is_alive(c, i)) {
+            sim_disconnect(c, i);
+        }
+        break;
+    case SWARM_CONNECT:
+        if (sim_is_alive(c, i)) {
+            sim_connect(c, i);
+        }
+        break;
+    case SWARM_ONE_WAY: {
+        int j = random_node(c, n);
+        if (i != j) {
+            sim_set_link(c, j, i, false);
+        }
+        break;
+    }
+    case SWARM_HEAL:
+        sim_chaos_heal_links(c, n);
+        break;
+    case SWARM_SPLIT:
+        split(c, n);
+        break;
+    case SWARM_LOSSY:
+        sim_set_reliable(c, sim_rand(c, 0, 2) == 0);
+        break;
+    case SWARM_REORDER:
+        sim_set_long_reordering(c, sim_rand(c, 0, 4) == 0);
+        break;
+    case SWARM_QUIET:
+    case SWARM_KINDS:
+        break;
+    }
+}
+
+void sim_swarm_raft(void)
+{
+    struct craft_prng p;
+    craft_prng_seed(&p, sim_seed() ^ 0x737761726dULL);
+    static const int sizes[] = {3, 4, 5, 6, 7};
+    int n = sizes[craft_prng_range(&p, 0, 5)];
+    bool snapshot = craft_prng_range(&p, 0, 2) == 1;
+    bool lossy = craft_prng_range(&p, 0, 3) == 0;
+    struct swarm_mix m;
+    swarm_draw(&m, &p);
+    char mix[400];
+    swarm_describe(&m, mix, sizeof mix);
+    sim_run_context("swarm mix: n=%d snapshot=%d lossy=%d %s", n, snapshot, lossy, mix);
+    uint64_t t0;
+    struct sim_cluster *c =
+        sim_raft_begin(n, lossy, snapshot, "swarm: a drawn fault mix, then heal and converge", &t0);
+    sim_note(c, "swarm mix: n=%d snapshot=%d lossy=%d %s", n, snapshot, lossy, mix);
+    struct chaos_client clients[3] = {{0}};
+    for (int k = 0; k < 3; k++) {
+        clients[k].n = n;
+        sim_task_at(c, (uint64_t)k, chaos_client_loop, &clients[k]);
+    }
+    int alive = n;
+    uint64_t start = sim_now(c), safety_ms = sim_rand(c, 10000, 40000);
+    while (sim_now(c) - start < safety_ms) {
+        sim_sleep(c, sim_rand(c, m.gap_lo, m.gap_hi));
+        swarm_fault(c, n, &alive, &m);
+    }
+    sim_note(c, "swarm: heal everything");
+    sim_set_reliable(c, true);
+    sim_set_long_reordering(c, false);
+    for (int i = 0; i < n; i++) {
+        if (!sim_is_alive(c, i)) {
+            sim_start(c, i);
+        }
+    }
+    sim_chaos_heal_links(c, n);
+    for (int k = 0; k < 3; k++) {
+        clients[k].stop = true;
+    }
+    while (!clients[0].done || !clients[1].done || !clients[2].done) {
+        sim_sleep(c, 10);
+    }
+    sim_one_int(c, sim_raft_rand_cmd(c), n, true);
     sim_raft_end(c, t0);
 }

@@ -63,6 +63,8 @@ const struct sim_scenario sim_scenarios[] = {
 
     /* Beyond the MIT suite */
     { "raft/chaos", "chaos: random faults, then heal and converge", sim_raft_chaos },
+    { "swarm/raft", "swarm: a fault mix drawn per seed (which faults, how often, cluster size)",
+      sim_swarm_raft },
 
     /* Many Raft groups per process: process-level faults (tests/sim/multigroup.c) */
     { "multi/chaos", "process faults over 2-5 groups per process, then heal and converge",
