@@ -68,7 +68,8 @@ static void usage(FILE *f)
             "after that much log since the last one; --trailing-entries N (default 10240): log\n"
             "kept behind a snapshot for followers that lag a little. These, and --timeout-ms,\n"
             "apply to the start they are given on (they are not saved in craftkv.conf).\n"
-            "--requirepass PASS: clients must AUTH PASS first (Redis's requirepass for the\n"
+            "--requirepass PASS (or CRAFTKV_REQUIREPASS in the environment, which ps does not\n"
+            "show): clients must AUTH PASS first (Redis's requirepass for the\n"
             "default user); every member must have the same, since members forward writes and\n"
             "admin commands to the leader as clients. Saved in craftkv.conf (mode 0600): a\n"
             "restart keeps it, and --requirepass on a restart replaces it.\n"
@@ -156,6 +157,10 @@ static int conf_save(const char *path, const struct conf *c)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     /* 0600: it may hold the password. */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0 && fchmod(fd, 0600) != 0) { /* a .tmp left by a crash keeps its mode */
+        close(fd);
+        return -1;
+    }
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
         if (fd >= 0)
@@ -430,6 +435,9 @@ static int run_server(int argc, char **argv)
             return die("bad --listen-metrics '%s'", metrics);
         snprintf(o.listen_metrics, sizeof o.listen_metrics, "%s", metrics);
     }
+    /* The environment keeps the password out of the process list (ps shows argv). */
+    if (!pass && getenv("CRAFTKV_REQUIREPASS") && getenv("CRAFTKV_REQUIREPASS")[0])
+        pass = getenv("CRAFTKV_REQUIREPASS");
     if (pass && (strlen(pass) >= CRAFTKV_PASS_MAX || strpbrk(pass, "\r\n") != NULL))
         return die("%s", "bad --requirepass: at most 255 bytes, no line breaks");
 
@@ -552,8 +560,12 @@ static int run_server(int argc, char **argv)
         fprintf(stderr, "craftkv: node %s added as a learner; it becomes a voter once caught up\n",
                 flags.id);
     }
+    /* A restart rewrites the file only for a new password, and only that: one-off listen
+     * overrides given on a restart are not saved. */
     bool pass_changed = !first && strcmp(flags.requirepass, file.requirepass) != 0;
-    if ((first || pass_changed) && conf_save(conf_path, &flags) != 0) {
+    if (pass_changed)
+        snprintf(file.requirepass, sizeof file.requirepass, "%s", flags.requirepass);
+    if ((first || pass_changed) && conf_save(conf_path, first ? &flags : &file) != 0) {
         fprintf(stderr, "craftkv: cannot write %s: %s\n", conf_path, strerror(errno));
         craftkv_server_destroy(s);
         return 1;
@@ -590,12 +602,14 @@ static pid_t spawn(const char *self, int id, struct child *c, const char *cluste
         return pid;
     FILE *f = freopen(log, "a", stderr);
     (void)f;
-    /* The password, if any, goes on the first start only: craftkv.conf keeps it. */
+    /* The password, if any, goes through the environment (not argv: ps shows that), on the
+     * first start only: craftkv.conf keeps it. */
+    if (g_password[0] && !restart)
+        setenv("CRAFTKV_REQUIREPASS", g_password, 1);
+    else
+        unsetenv("CRAFTKV_REQUIREPASS");
     if (restart)
         execl(self, self, "--id", idbuf, "--data-dir", c->dir, (char *)NULL);
-    else if (g_password[0])
-        execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
-              "--requirepass", g_password, (char *)NULL);
     else
         execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
               (char *)NULL);
@@ -660,6 +674,8 @@ static int run_local(int argc, char **argv)
     }
     if (n == 0)
         return die("%s", "local needs --nodes N (see --help)");
+    if (!g_password[0] && getenv("CRAFTKV_REQUIREPASS"))
+        snprintf(g_password, sizeof g_password, "%s", getenv("CRAFTKV_REQUIREPASS"));
     char self[4096];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     if (sl <= 0)

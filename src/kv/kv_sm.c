@@ -1662,7 +1662,9 @@ static int apply_session_op(struct ap *a, const struct craft_kv_cmd *c,
     if (rc != CRAFT_OK) {
         return rc;
     }
-    return reply(res, res_simple(CRAFT_KV_RES_OK));
+    /* A close says whether it closed a live session (1) or found none (0), as DEL does. */
+    return reply(res, c->op == CRAFT_KV_OP_SESSION_OPEN ? res_simple(CRAFT_KV_RES_OK)
+                                                        : res_int(s.found ? 1 : 0));
 }
 
 /* Exactly once (thesis 6.3): a session's last seq and window decide whether the command

@@ -56,7 +56,7 @@ void craftkv_l_auth(struct craftkv_server *s, struct craftkv_conn *c, size_t arg
     if (!ok) {
         atomic_fetch_add(&s->n_auth_failures, 1);
         craftkv_count_error(s, "-WRONGPASS ", 11);
-        c->authed = false; /* as Redis: a failed AUTH leaves the connection unauthenticated */
+        /* As Redis 6+: a failed AUTH leaves the connection as it was. */
         craft_resp_append_error(&c->out, "WRONGPASS invalid username-password pair or user "
                                          "is disabled.");
         return;

@@ -26,6 +26,7 @@
 #include "kv/server_internal.h"
 
 #define IN_PENDING_MAX (4u << 20) /* stop reading a busy connection past this */
+#define UNAUTHED_IN_MAX (64u << 10) /* unparsed input of a connection before AUTH */
 #define OUT_PENDING_MAX (64u << 20)
 
 /* ---- connections ---- */
@@ -105,8 +106,7 @@ static bool end_session(struct craftkv_server *s, struct craftkv_conn *c)
     t->seq = t->ack = 0; /* a session op: no seq of its own */
     c->seq--;
     t->open_session = false;
-    atomic_fetch_add(&s->n_sessions_ended, 1);
-    return submit_batch(s, c);
+    return submit_batch(s, c); /* (answered at once only if it could not be proposed) */
 }
 
 static void conn_close(struct craftkv_server *s, struct craftkv_conn *c)
@@ -470,6 +470,14 @@ static void conn_readable(struct craftkv_server *s, struct craftkv_conn *c)
             return;
         }
         c->in_len += (size_t)r;
+        if (!c->authed && c->in_len - c->in_off > UNAUTHED_IN_MAX) {
+            /* Before AUTH a client gets a small buffer (an AUTH is short): a stranger
+             * cannot make the server hold megabytes, nor a large stream of NOAUTH. */
+            craft_resp_append_error(&c->out, "ERR unauthenticated input too large");
+            c->closing = true;
+            c->in_off = c->in_len;
+            break;
+        }
         if (c->busy || c->in_len - c->in_off >= IN_PENDING_MAX)
             break;
         conn_process(s, c);
@@ -544,6 +552,9 @@ static void deliver(struct craftkv_server *s, struct craftkv_task *t, bool keep)
     t->conn = NULL;
     c->busy = false;
     if (c->dead) {
+        /* The session's close came back: counted if it closed a live session. */
+        if (c->ending && t->out.len == 4 && memcmp(t->out.data, ":1\r\n", 4) == 0)
+            atomic_fetch_add(&s->n_sessions_ended, 1);
         if (!end_session(s, c))
             conn_bury(s, c);
     } else {

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "kv/server_internal.h"
@@ -45,13 +44,15 @@ void craftkv_count_error(struct craftkv_server *s, const char *reply, size_t len
 
 static void put(struct craft_resp_buf *b, const char *fmt, ...)
 {
-    char line[512];
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        (void)craftkv_buf_append_raw(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    /* Every line here is far shorter (names and numbers); a longer one is dropped whole
+     * rather than cut, which would break the format. */
+    if (n > 0 && (size_t)n < sizeof line)
+        (void)craftkv_buf_append_raw(b, line, (size_t)n);
 }
 
 static void head(struct craft_resp_buf *b, const char *name, const char *type, const char *help)
@@ -200,79 +201,105 @@ void craftkv_metrics_render(struct craftkv_server *s, struct craft_resp_buf *b)
     process_metrics(s, b);
 }
 
-static void answer(int fd, const char *status, const char *type, const char *body, size_t len)
+/* Waits until fd is ready for events, the deadline (monotonic ms) passes or the server
+ * stops: true only if ready. Short polls, so a stop is seen within 200 ms. */
+static bool wait_ready(struct craftkv_server *s, int fd, short events, uint64_t deadline)
+{
+    for (;;) {
+        uint64_t now = craftkv_mono_ms();
+        if (atomic_load(&s->stopping) || now >= deadline)
+            return false;
+        uint64_t left = deadline - now;
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, left < 200 ? (int)left : 200);
+        if (n > 0)
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+/* Sends everything by the deadline (a scraper that does not read is dropped then). */
+static void send_all(struct craftkv_server *s, int fd, const char *p, size_t len,
+                     uint64_t deadline)
+{
+    while (len > 0) {
+        ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            len -= (size_t)w;
+        } else if (w < 0 && errno == EINTR) {
+            continue;
+        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!wait_ready(s, fd, POLLOUT, deadline))
+                return;
+        } else {
+            return;
+        }
+    }
+}
+
+/* The status line and headers, then the body (HEAD: the headers of GET, no body). */
+static void answer(struct craftkv_server *s, int fd, uint64_t deadline, const char *status,
+                   const char *type, const char *body, size_t len, bool with_body)
 {
     char hdr[256];
     int n = snprintf(hdr, sizeof hdr,
                      "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n\r\n", status, type, len);
-    struct iovec io[2] = {{hdr, (size_t)n}, {(void *)body, len}};
-    struct msghdr m = {.msg_iov = io, .msg_iovlen = 2};
-    size_t total = (size_t)n + len, sent = 0;
-    while (sent < total) {
-        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        sent += (size_t)w;
-        /* Move the iovecs past what went. */
-        size_t k = (size_t)w;
-        while (m.msg_iovlen > 0 && k >= m.msg_iov[0].iov_len) {
-            k -= m.msg_iov[0].iov_len;
-            m.msg_iov++;
-            m.msg_iovlen--;
-        }
-        if (m.msg_iovlen > 0) {
-            m.msg_iov[0].iov_base = (char *)m.msg_iov[0].iov_base + k;
-            m.msg_iov[0].iov_len -= k;
-        }
-    }
+    send_all(s, fd, hdr, (size_t)n, deadline);
+    if (with_body)
+        send_all(s, fd, body, len, deadline);
 }
 
-/* Reads a request head and answers it. */
+/* Reads a request head and answers it, all within METRICS_IO_TIMEOUT_MS of the accept: a
+ * client that sends slowly, or nothing, or does not read, holds the thread no longer (and
+ * a stopping server no longer than a poll). */
 static void serve(struct craftkv_server *s, int fd)
 {
-    struct timeval tv = {.tv_sec = METRICS_IO_TIMEOUT_MS / 1000,
-                         .tv_usec = (METRICS_IO_TIMEOUT_MS % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    uint64_t deadline = craftkv_mono_ms() + METRICS_IO_TIMEOUT_MS;
     char req[METRICS_REQUEST_MAX + 1];
     size_t len = 0;
-    while (len < METRICS_REQUEST_MAX) {
+    bool complete = false;
+    while (len < METRICS_REQUEST_MAX && !complete) {
         ssize_t r = recv(fd, req + len, METRICS_REQUEST_MAX - len, 0);
-        if (r < 0 && errno == EINTR)
+        if (r > 0) {
+            len += (size_t)r;
+            req[len] = '\0';
+            complete = strstr(req, "\r\n\r\n") || strstr(req, "\n\n");
+        } else if (r < 0 && errno == EINTR) {
             continue;
-        if (r <= 0)
-            return; /* gone, or too slow */
-        len += (size_t)r;
-        req[len] = '\0';
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-            break;
+        } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!wait_ready(s, fd, POLLIN, deadline))
+                return; /* too slow, or stopping */
+        } else {
+            return; /* gone */
+        }
     }
     req[len] = '\0';
-    if (!strstr(req, "\r\n\r\n") && !strstr(req, "\n\n")) {
+    if (!complete) {
         const char *msg = "request head too large\n";
-        answer(fd, "431 Request Header Fields Too Large", "text/plain", msg, strlen(msg));
+        answer(s, fd, deadline, "431 Request Header Fields Too Large", "text/plain", msg,
+               strlen(msg), true);
         return;
     }
     bool get = strncmp(req, "GET ", 4) == 0, head_only = strncmp(req, "HEAD ", 5) == 0;
     const char *path = get ? req + 4 : head_only ? req + 5 : NULL;
     if (!path) {
         const char *msg = "only GET /metrics\n";
-        answer(fd, "405 Method Not Allowed", "text/plain", msg, strlen(msg));
+        answer(s, fd, deadline, "405 Method Not Allowed", "text/plain", msg, strlen(msg), true);
         return;
     }
     size_t plen = strcspn(path, " ?\r\n");
     if (!(plen == 8 && memcmp(path, "/metrics", 8) == 0)) {
         const char *msg = "not found: try /metrics\n";
-        answer(fd, "404 Not Found", "text/plain", msg, strlen(msg));
+        answer(s, fd, deadline, "404 Not Found", "text/plain", msg, strlen(msg), !head_only);
         return;
     }
     struct craft_resp_buf body = {0};
     craftkv_metrics_render(s, &body);
-    answer(fd, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body.data,
-           head_only ? 0 : body.len);
+    answer(s, fd, deadline, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body.data,
+           body.len, !head_only);
     craft_resp_buf_free(&body);
 }
 
@@ -284,7 +311,7 @@ static void *metrics_main(void *arg)
         int n = poll(&p, 1, 200); /* wakes to see stopping */
         if (n <= 0)
             continue;
-        int fd = accept4(s->metrics_fd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(s->metrics_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
             continue;
         serve(s, fd);

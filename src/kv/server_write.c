@@ -412,8 +412,10 @@ bool craftkv_write_step(struct craftkv_server *s, struct craftkv_task *head)
         return true;
     CRAFT_ASSERT(head->stage != CRAFTKV_STAGE_ORPHANED); /* freed by the caller */
     size_t left = unanswered(head);
-    if (left == 0 || head->conn->dead) {
-        head->stage = CRAFTKV_STAGE_DONE; /* a closed connection's writes: nobody waits */
+    if (left == 0 || (head->conn->dead && !head->conn->ending)) {
+        /* A closed connection's writes: nobody waits. Its session's close goes on: it is
+         * what the connection's end is for (server_conn.c). */
+        head->stage = CRAFTKV_STAGE_DONE;
         return true;
     }
     uint64_t now = craftkv_mono_ms();

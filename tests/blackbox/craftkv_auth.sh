@@ -42,6 +42,10 @@ check "AUTH another user: WRONGPASS" \
     "WRONGPASS invalid username-password pair or user is disabled." \
     "$(printf 'AUTH bob %s\n' "$PW" | cli "$F")"
 check_has "INFO counts the failures" "auth_failures:2" "$(acli "$F" info stats | tr -d '\r')"
+got=$( (exec 3<>"/dev/tcp/127.0.0.1/$(CPORT "$F")"
+        head -c 100000 /dev/zero | tr '\0' 'x' >&3; timeout 3 cat <&3) 2>/dev/null | tr -d '\r')
+check_has "100 KB from a stranger before AUTH: refused, connection closed" \
+    "unauthenticated input too large" "$got"
 check "a write through a follower (forwarded with the password)" OK "$(acli "$F" set k v)"
 check "read back through the leader" v "$(acli "$L" get k)"
 check "RAFT.TRANSFER through a follower (admin forwarding with the password)" OK \

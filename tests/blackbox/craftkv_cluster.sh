@@ -103,6 +103,16 @@ check "the +Inf bucket is the count" "$n" "$(val 'craft_raft_disk_write_seconds_
 check "buckets never decrease" "" "$(printf '%s\n' "$M" | awk '/^craft_raft_(disk_write|apply)_seconds_bucket/ {
     split($1, a, "{"); if (a[1] == last && $2 < prev) print "down at " $1; last = a[1]; prev = $2 }')"
 [ "$(val process_resident_memory_bytes)" -gt 0 ] 2>/dev/null && ok "process figures" || bad "process figures"
+len=$(curl -s -I "http://127.0.0.1:$MPORT/metrics" | tr -d '\r' | sed -n 's/^Content-Length: //p')
+[ "${len:-0}" -gt 1000 ] 2>/dev/null && ok "HEAD: GET's length, no body" || bad "HEAD: GET's length, no body" "$len"
+# A scraper that connects and sends nothing (or dribbles) is dropped after 2 s: the next
+# scrape is served (bounded wait; the thread would otherwise be held for hours).
+(exec 3<>"/dev/tcp/127.0.0.1/$MPORT"; sleep 5) 2>/dev/null &
+silent=$!
+sleep 0.2
+check_has "a silent client does not hold the scrapes" "craft_raft_term" \
+    "$(curl -s --max-time 10 "http://127.0.0.1:$MPORT/metrics")"
+kill "$silent" 2>/dev/null; wait "$silent" 2>/dev/null
 check_has "another path: 404" "404" "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MPORT/nope")"
 check_has "POST: 405" "405" "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$MPORT/metrics")"
 out=$("$BIN" --id 1 --data-dir "$TMP/m2" --initial-cluster "1=127.0.0.1:$((BASE + 108))/127.0.0.1:$((BASE + 8))" \
