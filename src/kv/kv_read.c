@@ -107,16 +107,11 @@ int craft_kv_read_expire_at(struct craft_kv_read *r, const uint8_t *key, size_t 
 
 int craft_kv_read_pttl(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *ms)
 {
-    const uint8_t *v;
-    size_t n;
-    uint64_t at;
-    int rc = lookup(r, key, klen, &v, &n, &at);
-    if (rc == CRAFT_ENOTFOUND) {
-        *ms = -2;
-        return CRAFT_OK;
-    }
+    int64_t at;
+    int rc = craft_kv_read_expire_at(r, key, klen, &at);
     if (rc == CRAFT_OK) {
-        *ms = kv_pttl(at, r->m.now); /* live, so at > now */
+        /* -2 absent, -1 no expiry; else live, so at > now */
+        *ms = at < 0 ? at : kv_pttl((uint64_t)at, r->m.now);
     }
     return rc;
 }

@@ -23,8 +23,7 @@ struct multi_arg {
 struct craftkv_multi {
     bool dirty;   /* a queuing error: EXEC discards */
     uint32_t n;   /* commands queued */
-    char *bytes;  /* every argument's bytes, CRAFT.EXEC's own first */
-    size_t len, cap;
+    struct craft_resp_buf bytes; /* every argument's bytes, one after another */
     struct multi_arg *args;
     size_t n_args, cap_args;
     struct craft_resp_arg *argv; /* built by craftkv_multi_exec_args */
@@ -42,16 +41,6 @@ static bool name_is(const struct craft_resp_arg *a, const char *name)
 
 static int push_arg(struct craftkv_multi *m, const char *p, size_t n)
 {
-    if (m->cap - m->len < n) {
-        size_t cap = m->cap ? m->cap : 256;
-        while (cap - m->len < n)
-            cap *= 2;
-        char *b = realloc(m->bytes, cap);
-        if (!b)
-            return -1;
-        m->bytes = b;
-        m->cap = cap;
-    }
     if (m->n_args == m->cap_args) {
         size_t cap = m->cap_args ? m->cap_args * 2 : 16;
         struct multi_arg *a = realloc(m->args, cap * sizeof *a);
@@ -60,24 +49,24 @@ static int push_arg(struct craftkv_multi *m, const char *p, size_t n)
         m->args = a;
         m->cap_args = cap;
     }
-    if (n)
-        memcpy(m->bytes + m->len, p, n);
-    m->args[m->n_args++] = (struct multi_arg){m->len, n};
-    m->len += n;
+    size_t off = m->bytes.len;
+    if (craftkv_buf_append_raw(&m->bytes, p, n) != 0)
+        return -1;
+    m->args[m->n_args++] = (struct multi_arg){off, n};
     return 0;
 }
 
 /* Queues argv as "<argc> <args...>"; -1 if out of memory (the queue keeps what it had). */
 static int queue(struct craftkv_multi *m, size_t argc, const struct craft_resp_arg *argv)
 {
-    size_t len = m->len, n_args = m->n_args;
+    size_t len = m->bytes.len, n_args = m->n_args;
     char num[24];
     int k = snprintf(num, sizeof num, "%zu", argc);
     int rc = push_arg(m, num, (size_t)k);
     for (size_t i = 0; rc == 0 && i < argc; i++)
         rc = push_arg(m, argv[i].data, argv[i].len);
     if (rc != 0) {
-        m->len = len;
+        m->bytes.len = len;
         m->n_args = n_args;
         return -1;
     }
@@ -90,7 +79,7 @@ void craftkv_multi_end(struct craftkv_conn *c)
     struct craftkv_multi *m = c->multi;
     if (!m)
         return;
-    free(m->bytes);
+    craft_resp_buf_free(&m->bytes);
     free(m->args);
     free(m->argv);
     free(m);
@@ -141,7 +130,7 @@ enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c, size_t argc,
         m->dirty = true;
     } else if (craftkv_cmd_check_queued(d, argc, argv, craftkv_now_ms(), out) != 0) {
         m->dirty = true;
-    } else if (m->n >= CRAFT_KV_ITEMS_MAX || m->len > MULTI_BYTES_MAX) {
+    } else if (m->n >= CRAFT_KV_ITEMS_MAX || m->bytes.len > MULTI_BYTES_MAX) {
         craft_resp_append_errorf(out, "ERR transaction too large (at most %u commands and "
                                  "%u MiB in one transaction)", CRAFT_KV_ITEMS_MAX,
                                  MULTI_BYTES_MAX >> 20);
@@ -171,7 +160,7 @@ void craftkv_multi_exec_args(struct craftkv_conn *c, size_t *argc,
     m->argv[0] = (struct craft_resp_arg){CRAFTKV_EXEC_CMD, strlen(CRAFTKV_EXEC_CMD)};
     m->argv[1] = (struct craft_resp_arg){m->count, (size_t)k};
     for (size_t i = 0; i < m->n_args; i++)
-        m->argv[i + 2] = (struct craft_resp_arg){m->bytes + m->args[i].off, m->args[i].len};
+        m->argv[i + 2] = (struct craft_resp_arg){m->bytes.data + m->args[i].off, m->args[i].len};
     *argc = m->n_args + 2;
     *argv = m->argv;
 }

@@ -125,22 +125,20 @@ void sim_chaos_fault(struct sim_cluster *c, int n, int *alive, uint32_t extra_cr
     }
 }
 
-void sim_chaos_phases(struct sim_cluster *c, int n, uint64_t safety_ms,
-                      uint32_t extra_crash_weight)
+/* Three clients proposing to whichever node takes it, until told to stop. */
+static void clients_start(struct sim_cluster *c, int n, struct chaos_client clients[3])
 {
-    struct chaos_client clients[3] = {{0}};
     for (int k = 0; k < 3; k++) {
-        clients[k].n = n;
+        clients[k] = (struct chaos_client){.n = n};
         sim_task_at(c, (uint64_t)k, chaos_client_loop, &clients[k]);
     }
-    int alive = n;
-    uint64_t start = sim_now(c);
-    while (sim_now(c) - start < safety_ms) {
-        sim_sleep(c, sim_rand(c, 10, 500));
-        sim_chaos_fault(c, n, &alive, extra_crash_weight, sim_crash, sim_start);
-    }
+}
 
-    sim_note(c, "chaos: heal everything");
+/* The liveness phase: every fault healed and every node up, the clients stopped, then one
+ * new command must reach every node within one()'s budget. */
+static void heal_and_converge(struct sim_cluster *c, int n, struct chaos_client clients[3])
+{
+    sim_note(c, "heal everything");
     sim_set_reliable(c, true);
     sim_set_long_reordering(c, false);
     for (int i = 0; i < n; i++) {
@@ -156,6 +154,20 @@ void sim_chaos_phases(struct sim_cluster *c, int n, uint64_t safety_ms,
         sim_sleep(c, 10);
     }
     sim_one_int(c, sim_raft_rand_cmd(c), n, true);
+}
+
+void sim_chaos_phases(struct sim_cluster *c, int n, uint64_t safety_ms,
+                      uint32_t extra_crash_weight)
+{
+    struct chaos_client clients[3];
+    clients_start(c, n, clients);
+    int alive = n;
+    uint64_t start = sim_now(c);
+    while (sim_now(c) - start < safety_ms) {
+        sim_sleep(c, sim_rand(c, 10, 500));
+        sim_chaos_fault(c, n, &alive, extra_crash_weight, sim_crash, sim_start);
+    }
+    heal_and_converge(c, n, clients);
 }
 
 void sim_raft_chaos(void)
@@ -311,32 +323,14 @@ void sim_swarm_raft(void)
     struct sim_cluster *c =
         sim_raft_begin(n, lossy, snapshot, "swarm: a drawn fault mix, then heal and converge", &t0);
     sim_note(c, "swarm mix: n=%d snapshot=%d lossy=%d %s", n, snapshot, lossy, mix);
-    struct chaos_client clients[3] = {{0}};
-    for (int k = 0; k < 3; k++) {
-        clients[k].n = n;
-        sim_task_at(c, (uint64_t)k, chaos_client_loop, &clients[k]);
-    }
+    struct chaos_client clients[3];
+    clients_start(c, n, clients);
     int alive = n;
     uint64_t start = sim_now(c), safety_ms = sim_rand(c, 10000, 40000);
     while (sim_now(c) - start < safety_ms) {
         sim_sleep(c, sim_rand(c, m.gap_lo, m.gap_hi));
         swarm_fault(c, n, &alive, &m);
     }
-    sim_note(c, "swarm: heal everything");
-    sim_set_reliable(c, true);
-    sim_set_long_reordering(c, false);
-    for (int i = 0; i < n; i++) {
-        if (!sim_is_alive(c, i)) {
-            sim_start(c, i);
-        }
-    }
-    sim_chaos_heal_links(c, n);
-    for (int k = 0; k < 3; k++) {
-        clients[k].stop = true;
-    }
-    while (!clients[0].done || !clients[1].done || !clients[2].done) {
-        sim_sleep(c, 10);
-    }
-    sim_one_int(c, sim_raft_rand_cmd(c), n, true);
+    heal_and_converge(c, n, clients);
     sim_raft_end(c, t0);
 }
