@@ -40,6 +40,7 @@ static enum shape op_shape(uint8_t op)
     case CRAFT_KV_OP_PTTL:
         return SHAPE_KEY;
     case CRAFT_KV_OP_INCRBY:
+    case CRAFT_KV_OP_WATCH: /* key | u64 digest, in delta */
         return SHAPE_INCRBY;
     case CRAFT_KV_OP_DEL:
     case CRAFT_KV_OP_MGET:
@@ -84,7 +85,29 @@ bool craft_kv_op_is_read(uint8_t op)
 /* What a MULTI may hold: the data commands and the reads. */
 static bool op_in_multi(uint8_t op)
 {
-    return (op >= CRAFT_KV_OP_SET && op <= CRAFT_KV_OP_FLUSHALL) || craft_kv_op_is_read(op);
+    return (op >= CRAFT_KV_OP_SET && op <= CRAFT_KV_OP_FLUSHALL) || craft_kv_op_is_read(op) ||
+           op == CRAFT_KV_OP_WATCH;
+}
+
+/* Ops that stand only inside a MULTI. */
+static bool only_in_multi(uint8_t op)
+{
+    return craft_kv_op_is_read(op) || op == CRAFT_KV_OP_WATCH;
+}
+
+uint64_t craft_kv_watch_digest(bool found, uint64_t expire_at, const uint8_t *val, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    uint8_t head[9];
+    head[0] = found;
+    craft_put_u64(head + 1, found ? expire_at : 0);
+    for (size_t i = 0; i < sizeof head; i++) {
+        h = (h ^ head[i]) * 0x100000001b3ULL;
+    }
+    for (size_t i = 0; found && i < len; i++) {
+        h = (h ^ val[i]) * 0x100000001b3ULL;
+    }
+    return h;
 }
 
 /* A MULTI's command: no session of its own, no time (the MULTI's header has both). */
@@ -268,7 +291,7 @@ static size_t size_of(const struct craft_kv_cmd *c)
 
 size_t craft_kv_cmd_size(const struct craft_kv_cmd *c)
 {
-    return craft_kv_op_is_read(c->op) ? 0 : size_of(c); /* reads stand in a MULTI only */
+    return only_in_multi(c->op) ? 0 : size_of(c); /* reads and WATCH stand in a MULTI only */
 }
 
 /* ---- encode ---- */
@@ -479,7 +502,7 @@ static int decode_at(const uint8_t *buf, size_t len, bool in_multi, struct craft
     if (!r_u64(&r, &c.session) || !r_u64(&r, &c.seq) || (has_ack && !r_u64(&r, &c.ack)) ||
         (has_ack && c.ack == 0) || !r_u64(&r, &c.now_ms) || !r_u8(&r, &c.op) || !op_known(c.op) ||
         !session_ok(c.op, c.session, c.seq, c.ack) ||
-        (in_multi ? !multi_sub_ok(&c) : craft_kv_op_is_read(c.op))) {
+        (in_multi ? !multi_sub_ok(&c) : only_in_multi(c.op))) {
         return CRAFT_EMALFORMED;
     }
     bool ok = true;

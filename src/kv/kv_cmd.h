@@ -22,6 +22,7 @@
  *     GET STRLEN TYPE TTL PTTL                                       key
  *     MGET EXISTS   u32 n | n keys
  *     MULTI         u32 n | n (u32 len | a command)
+ *     WATCH         key | u64 digest                               (inside a MULTI only)
  *
  * MULTI (a Redis transaction: MULTI ... EXEC) carries its commands, each a complete
  * version-1 encoding with session 0, seq 0 and now_ms 0 (the MULTI's own header says who
@@ -112,6 +113,10 @@ enum craft_kv_op {
     CRAFT_KV_OP_EXISTS,
     /* A transaction: its commands in blob (craft_kv_cmd_multi_add builds it), n of them. */
     CRAFT_KV_OP_MULTI,
+    /* Inside a MULTI only, ahead of its commands: the transaction runs only if key's state
+     * (absent, or its value and expiry) still hashes to delta (craft_kv_watch_digest) when
+     * the MULTI is applied; otherwise nothing of it runs (Redis's WATCH). */
+    CRAFT_KV_OP_WATCH,
     CRAFT_KV_OP_COUNT_
 };
 
@@ -204,6 +209,11 @@ bool craft_kv_cmd_next_sub(const struct craft_kv_cmd *c, size_t *off, struct cra
 
 /* True if op reads only (GET ... EXISTS: inside a MULTI). */
 bool craft_kv_op_is_read(uint8_t op);
+
+/* The digest WATCH compares: of a key's state as a read sees it (found, its expiry instant,
+ * its value). Deterministic (FNV-1a, 64 bits): the server computes it at WATCH, every
+ * replica again when it applies the MULTI. */
+uint64_t craft_kv_watch_digest(bool found, uint64_t expire_at, const uint8_t *val, size_t len);
 
 /* The proposer's expiry arithmetic, as Redis does it: the absolute instant `amount`
  * seconds (seconds true) or milliseconds after base_ms (base_ms 0 with an absolute amount:

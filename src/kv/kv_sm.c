@@ -1411,7 +1411,30 @@ static int exec_multi(struct ap *a, const struct craft_kv_cmd *c, struct craft_k
     const size_t err_len = 5 + strlen(CRAFT_KV_ERR_REPLY_LARGE);
     const size_t limit = CRAFT_KV_MULTI_REPLY_BYTES_MAX - 9 - (size_t)c->n * err_len;
     CRAFT_ASSERT((size_t)c->n * err_len < CRAFT_KV_MULTI_REPLY_BYTES_MAX / 2);
+    /* WATCH first (Redis's optimistic lock): a watched key whose state changed since the
+     * client's WATCH, on this log's order, makes the whole transaction answer nil and run
+     * nothing. Not an element of the answer. */
+    uint32_t n_watch = 0;
+    while (craft_kv_cmd_next_sub(c, &off, &s)) {
+        if (s.op != CRAFT_KV_OP_WATCH) {
+            continue;
+        }
+        n_watch++;
+        struct keyed k;
+        rc = key_find(a, s.key, &k);
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+        if (craft_kv_watch_digest(k.old.found, k.old.expire_at, k.old.val, k.old.vlen) !=
+            (uint64_t)s.delta) {
+            return reply(res, res_simple(CRAFT_KV_RES_NIL));
+        }
+    }
+    off = 0;
     while (rc == CRAFT_OK && craft_kv_cmd_next_sub(c, &off, &s)) {
+        if (s.op == CRAFT_KV_OP_WATCH) {
+            continue;
+        }
         struct craft_kv_result *r = NULL;
         size_t budget = len < limit ? limit - len : 0;
         rc = craft_kv_op_is_read(s.op) ? exec_read(a, &s, budget, &r) : exec(a, &s, &r);
@@ -1429,7 +1452,7 @@ static int exec_multi(struct ap *a, const struct craft_kv_cmd *c, struct craft_k
         craft_kv_result_free(r);
     }
     if (rc == CRAFT_OK) {
-        rc = reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, c->n, buf, len));
+        rc = reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, c->n - n_watch, buf, len));
     }
     free(buf);
     return rc;

@@ -748,7 +748,8 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
     return ok ? 0 : -1;
 }
 
-/* CRAFT.EXEC <n> (<argc> <name> <args...>){n}: one MULTI entry holding the n commands,
+/* CRAFT.EXEC <w> (<key> <digest>){w} <n> (<argc> <name> <args...>){n}: one MULTI entry
+ * holding w WATCH checks, then the n commands,
  * each built as if it came alone (the proposing leader's clock for every expiry). Any
  * command that does not build (checked when queued, so only a clock at the edge of the
  * expiry range can do it now) aborts the whole transaction, as a queuing error does. */
@@ -756,10 +757,34 @@ static int w_exec(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
                   struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
 {
     out->len = 0;
-    int64_t n;
+    int64_t n = 0, nw = 0;
     size_t i = 2;
-    bool ok = parse_i64(&argv[1], &n) == 0 && n >= 1 && n <= CRAFT_KV_ITEMS_MAX;
+    bool ok = parse_i64(&argv[1], &nw) == 0 && nw >= 0 && nw <= CRAFT_KV_ITEMS_MAX / 2 &&
+              argc - 2 > 2 * (uint64_t)nw;
     struct craft_resp_buf err = {0};
+    /* The WATCHes first: the state machine checks them all before running anything. */
+    for (int64_t k = 0; ok && k < nw; k++, i += 2) {
+        char digits[24];
+        const struct craft_resp_arg *key = &argv[i], *dig = &argv[i + 1];
+        ok = key->len <= CRAFT_KV_KEY_BYTES_MAX && dig->len > 0 && dig->len < sizeof digits &&
+             strspn(dig->data, "0123456789") >= dig->len;
+        if (!ok)
+            break;
+        memcpy(digits, dig->data, dig->len);
+        digits[dig->len] = '\0';
+        errno = 0;
+        unsigned long long d = strtoull(digits, NULL, 10);
+        ok = errno == 0;
+        struct craft_kv_cmd w = {.op = CRAFT_KV_OP_WATCH, .key = B(key), .delta = (int64_t)d};
+        size_t len = out->len;
+        ok = ok && craft_resp_buf_reserve(out, 64 + key->len) == CRAFT_OK &&
+             craft_kv_cmd_multi_add(&w, (uint8_t *)out->data, out->cap, &len) == CRAFT_OK;
+        if (ok)
+            out->len = len;
+    }
+    ok = ok && i < argc && parse_i64(&argv[i], &n) == 0 && n >= 0 &&
+         n + nw >= 1 && n + nw <= CRAFT_KV_ITEMS_MAX;
+    i++;
     for (int64_t k = 0; ok && k < n; k++) {
         int64_t sub_argc;
         ok = i < argc && parse_i64(&argv[i], &sub_argc) == 0 && sub_argc >= 1 &&
@@ -798,7 +823,7 @@ static int w_exec(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
         return 0;
     }
     c->op = CRAFT_KV_OP_MULTI;
-    c->n = (uint32_t)n;
+    c->n = (uint32_t)(n + nw);
     c->blob = (struct craft_kv_bytes){(const uint8_t *)out->data, (uint32_t)out->len};
     if (out->len > CRAFT_KV_CMD_BYTES_MAX) {
         out->len = 0;
@@ -842,7 +867,7 @@ static const struct craftkv_cmd_def table[] = {
     LOCAL("multi", 1, craftkv_l_multi), /* server_multi.c */
     LOCAL("exec", 1, craftkv_l_exec),
     LOCAL("discard", 1, craftkv_l_discard),
-    LOCAL("watch", -2, craftkv_l_watch),
+    READ("watch", -2, NULL, K_ALL), /* read NULL: server_read.c hands it to server_multi.c */
     LOCAL("unwatch", 1, craftkv_l_unwatch),
     MREAD("get", 2, r_get, K_ONE, CRAFT_KV_OP_GET),
     MREAD("mget", -2, r_mget, K_ALL, CRAFT_KV_OP_MGET),

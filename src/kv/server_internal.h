@@ -171,6 +171,7 @@ struct craftkv_conn {
     bool authed; /* AUTH passed, or no password is required (server_auth.c) */
     char name[64];
     struct craftkv_multi *multi; /* MULTI ... EXEC under way (server_multi.c); NULL: none */
+    struct craftkv_watch *watch; /* WATCHed keys (server_multi.c); NULL: none */
 };
 
 struct craftkv_server {
@@ -355,7 +356,8 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
                              struct craft_resp_buf *out);
 /* The name of the internal command that carries a transaction's queued commands through
  * the write pipeline (and to the leader in CRAFT.FWD): CRAFT.EXEC <n> then, for each
- * command, <argc> <name> <args...>. Its write builds one MULTI entry (kv_cmd.h). */
+ * command, <argc> <name> <args...>, after <watched> (<key> <digest>)... . Its write builds
+ * one MULTI entry (kv_cmd.h), the WATCHes first. */
 #define CRAFTKV_EXEC_CMD "craft.exec"
 /* The internal write that ends a connection's session when the connection ends
  * (SESSION_CLOSE, seq 0): proposed by the node the client was connected to, forwarded to
@@ -387,8 +389,11 @@ void craftkv_l_exec(struct craftkv_server *s, struct craftkv_conn *c, size_t arg
                     const struct craft_resp_arg *argv);
 void craftkv_l_discard(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                        const struct craft_resp_arg *argv);
-void craftkv_l_watch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
-                     const struct craft_resp_arg *argv);
+/* WATCH key...: after the connection's read barrier, records each key's state digest
+ * (craft_kv_watch_digest) for the next EXEC and answers OK (the read path, server_read.c,
+ * calls it for the table's WATCH entry, whose read is NULL). */
+void craftkv_multi_watch(struct craftkv_conn *c, struct craft_kv_read *r, size_t argc,
+                         const struct craft_resp_arg *argv, struct craft_resp_buf *out);
 void craftkv_l_unwatch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                        const struct craft_resp_arg *argv);
 

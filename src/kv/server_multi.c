@@ -20,6 +20,16 @@ struct multi_arg {
     size_t off, len;
 };
 
+/* The keys a connection watches (WATCH ... until EXEC, DISCARD or UNWATCH), each with the
+ * digest of its state when WATCH read it (craft_kv_watch_digest), as CRAFT.EXEC arguments:
+ * key, then the digest in decimal. */
+struct craftkv_watch {
+    uint32_t n;
+    struct craft_resp_buf bytes;
+    struct multi_arg *args; /* 2 per key */
+    size_t n_args, cap_args;
+};
+
 struct craftkv_multi {
     bool dirty;   /* a queuing error: EXEC discards */
     uint32_t n;   /* commands queued */
@@ -27,7 +37,7 @@ struct craftkv_multi {
     struct multi_arg *args;
     size_t n_args, cap_args;
     struct craft_resp_arg *argv; /* built by craftkv_multi_exec_args */
-    char count[24];              /* n, as CRAFT.EXEC's first argument */
+    char count[24], watched[24]; /* n and the watched keys' count, as CRAFT.EXEC arguments */
 };
 
 /* Bounds of a queue: a transaction is one log entry. */
@@ -39,21 +49,28 @@ static bool name_is(const struct craft_resp_arg *a, const char *name)
     return a->len == n && strncasecmp(a->data, name, n) == 0;
 }
 
-static int push_arg(struct craftkv_multi *m, const char *p, size_t n)
+/* Appends one argument to a list of them (bytes, and their offsets). */
+static int push_to(struct craft_resp_buf *bytes, struct multi_arg **args, size_t *n_args,
+                   size_t *cap_args, const char *p, size_t n)
 {
-    if (m->n_args == m->cap_args) {
-        size_t cap = m->cap_args ? m->cap_args * 2 : 16;
-        struct multi_arg *a = realloc(m->args, cap * sizeof *a);
+    if (*n_args == *cap_args) {
+        size_t cap = *cap_args ? *cap_args * 2 : 16;
+        struct multi_arg *a = realloc(*args, cap * sizeof *a);
         if (!a)
             return -1;
-        m->args = a;
-        m->cap_args = cap;
+        *args = a;
+        *cap_args = cap;
     }
-    size_t off = m->bytes.len;
-    if (craftkv_buf_append_raw(&m->bytes, p, n) != 0)
+    size_t off = bytes->len;
+    if (craftkv_buf_append_raw(bytes, p, n) != 0)
         return -1;
-    m->args[m->n_args++] = (struct multi_arg){off, n};
+    (*args)[(*n_args)++] = (struct multi_arg){off, n};
     return 0;
+}
+
+static int push_arg(struct craftkv_multi *m, const char *p, size_t n)
+{
+    return push_to(&m->bytes, &m->args, &m->n_args, &m->cap_args, p, n);
 }
 
 /* Queues argv as "<argc> <args...>"; -1 if out of memory (the queue keeps what it had). */
@@ -74,8 +91,20 @@ static int queue(struct craftkv_multi *m, size_t argc, const struct craft_resp_a
     return 0;
 }
 
+static void watch_clear(struct craftkv_conn *c)
+{
+    struct craftkv_watch *w = c->watch;
+    if (!w)
+        return;
+    craft_resp_buf_free(&w->bytes);
+    free(w->args);
+    free(w);
+    c->watch = NULL;
+}
+
 void craftkv_multi_end(struct craftkv_conn *c)
 {
+    watch_clear(c); /* EXEC and DISCARD unwatch everything, as in Redis */
     struct craftkv_multi *m = c->multi;
     if (!m)
         return;
@@ -84,6 +113,51 @@ void craftkv_multi_end(struct craftkv_conn *c)
     free(m->argv);
     free(m);
     c->multi = NULL;
+}
+
+void craftkv_multi_watch(struct craftkv_conn *c, struct craft_kv_read *r, size_t argc,
+                         const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    if (!c->watch && !(c->watch = calloc(1, sizeof *c->watch))) {
+        craft_resp_append_error(out, "ERR out of memory");
+        return;
+    }
+    struct craftkv_watch *w = c->watch;
+    for (size_t i = 1; i < argc; i++) {
+        if (argv[i].len > CRAFT_KV_KEY_BYTES_MAX) {
+            craft_resp_append_errorf(out, "ERR key too long for WATCH (keys up to %u bytes)",
+                                     CRAFT_KV_KEY_BYTES_MAX);
+            return;
+        }
+    }
+    if (w->n + argc - 1 > CRAFT_KV_ITEMS_MAX / 2) {
+        craft_resp_append_error(out, "ERR too many watched keys");
+        return;
+    }
+    for (size_t i = 1; i < argc; i++) {
+        const uint8_t *val = NULL;
+        size_t len = 0;
+        int64_t at = 0;
+        const uint8_t *key = (const uint8_t *)argv[i].data;
+        int rc = craft_kv_read_get(r, key, argv[i].len, &val, &len);
+        if (rc == CRAFT_OK)
+            rc = craft_kv_read_expire_at(r, key, argv[i].len, &at);
+        if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
+            craft_resp_append_errorf(out, "ERR storage error: %s", craft_strerror(rc));
+            return;
+        }
+        bool found = rc == CRAFT_OK;
+        uint64_t d = craft_kv_watch_digest(found, found && at > 0 ? (uint64_t)at : 0, val, len);
+        char num[24];
+        int k = snprintf(num, sizeof num, "%llu", (unsigned long long)d);
+        if (push_to(&w->bytes, &w->args, &w->n_args, &w->cap_args, argv[i].data, argv[i].len) ||
+            push_to(&w->bytes, &w->args, &w->n_args, &w->cap_args, num, (size_t)k)) {
+            craft_resp_append_error(out, "ERR out of memory");
+            return;
+        }
+        w->n++;
+    }
+    craft_resp_append_simple(out, "OK");
 }
 
 enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c, size_t argc,
@@ -99,7 +173,8 @@ enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c, size_t argc,
             m->dirty = true;
             return CRAFTKV_MULTI_ANSWERED;
         }
-        if (name_is(&argv[0], "DISCARD") || m->dirty || m->n == 0) {
+        bool watching = c->watch && c->watch->n > 0;
+        if (name_is(&argv[0], "DISCARD") || m->dirty || (m->n == 0 && !watching)) {
             if (name_is(&argv[0], "DISCARD"))
                 craft_resp_append_simple(out, "OK");
             else if (m->dirty)
@@ -148,20 +223,28 @@ void craftkv_multi_exec_args(struct craftkv_conn *c, size_t *argc,
                              const struct craft_resp_arg **argv)
 {
     struct craftkv_multi *m = c->multi;
-    CRAFT_ASSERT(m && !m->dirty && m->n > 0);
+    const struct craftkv_watch *w = c->watch;
+    size_t nw = w ? w->n_args : 0;
+    CRAFT_ASSERT(m && !m->dirty && (m->n > 0 || nw > 0));
     free(m->argv);
-    m->argv = malloc((m->n_args + 2) * sizeof *m->argv);
+    m->argv = malloc((nw + m->n_args + 3) * sizeof *m->argv);
     if (!m->argv) {
         *argc = 0;
         *argv = NULL;
         return;
     }
-    int k = snprintf(m->count, sizeof m->count, "%u", m->n);
-    m->argv[0] = (struct craft_resp_arg){CRAFTKV_EXEC_CMD, strlen(CRAFTKV_EXEC_CMD)};
-    m->argv[1] = (struct craft_resp_arg){m->count, (size_t)k};
+    /* CRAFT.EXEC <watched> (<key> <digest>)... <n> (<argc> <name> <args...>)... */
+    size_t a = 0;
+    m->argv[a++] = (struct craft_resp_arg){CRAFTKV_EXEC_CMD, strlen(CRAFTKV_EXEC_CMD)};
+    int k = snprintf(m->watched, sizeof m->watched, "%u", w ? w->n : 0);
+    m->argv[a++] = (struct craft_resp_arg){m->watched, (size_t)k};
+    for (size_t i = 0; i < nw; i++)
+        m->argv[a++] = (struct craft_resp_arg){w->bytes.data + w->args[i].off, w->args[i].len};
+    k = snprintf(m->count, sizeof m->count, "%u", m->n);
+    m->argv[a++] = (struct craft_resp_arg){m->count, (size_t)k};
     for (size_t i = 0; i < m->n_args; i++)
-        m->argv[i + 2] = (struct craft_resp_arg){m->bytes.data + m->args[i].off, m->args[i].len};
-    *argc = m->n_args + 2;
+        m->argv[a++] = (struct craft_resp_arg){m->bytes.data + m->args[i].off, m->args[i].len};
+    *argc = a;
     *argv = m->argv;
 }
 
@@ -192,20 +275,10 @@ void craftkv_l_discard(struct craftkv_server *s, struct craftkv_conn *c, size_t 
     craft_resp_append_error(&c->out, "ERR DISCARD without MULTI");
 }
 
-/* WATCH would need a version per key that every replica keeps alike: not built. Refusing
- * it (rather than accepting and never aborting) keeps a client that relies on it from
- * believing its check-and-set is protected. */
-void craftkv_l_watch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
-                     const struct craft_resp_arg *argv)
-{
-    (void)s, (void)argc, (void)argv;
-    craft_resp_append_error(&c->out, "ERR WATCH is not supported by craftkv (MULTI/EXEC "
-                                     "transactions are; optimistic locking is not)");
-}
-
 void craftkv_l_unwatch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                        const struct craft_resp_arg *argv)
 {
     (void)s, (void)argc, (void)argv;
-    craft_resp_append_simple(&c->out, "OK"); /* nothing is ever watched */
+    watch_clear(c);
+    craft_resp_append_simple(&c->out, "OK");
 }

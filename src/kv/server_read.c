@@ -32,8 +32,10 @@ static void serve(struct craftkv_server *s, struct craftkv_task *head)
     for (struct craftkv_task *t = head; t; t = t->chain) {
         if (rc != CRAFT_OK)
             craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
-        else
+        else if (t->def->read)
             t->def->read(r, t->argc, t->argv, &t->out);
+        else
+            craftkv_multi_watch(t->conn, r, t->argc, t->argv, &t->out); /* WATCH */
         t->answered = true;
     }
     if (rc == CRAFT_OK)

@@ -301,7 +301,10 @@ static bool collect(struct craftkv_task *head)
         } else if (res && is_session_error(res)) {
             t->open_session = true;
         } else if (res) {
-            put_result(&t->out, res);
+            if (res->type == CRAFT_KV_RES_NIL && strcmp(t->def->name, CRAFTKV_EXEC_CMD) == 0)
+                craft_resp_append_null_array(&t->out); /* a WATCHed key changed: *-1 */
+            else
+                put_result(&t->out, res);
             t->answered = true;
         } else if (!retryable(rc)) {
             answer_error(t, rc);

@@ -111,7 +111,10 @@ check "a queuing error aborts the whole transaction" \
 check "EXEC without MULTI" "ERR EXEC without MULTI" "$(cli "$F" exec)"
 check "DISCARD drops the queue" "OK QUEUED OK  " \
     "$(printf 'MULTI\nSET tx:c 1\nDISCARD\nGET tx:c\n' | cli "$F" | tr '\n' ' ')"
-check_has "WATCH is refused, not ignored" "ERR WATCH is not supported" "$(cli "$F" watch tx:a)"
+check "WATCH, then an untouched key: EXEC runs" "OK OK QUEUED 1 " \
+    "$(printf 'WATCH tx:w\nMULTI\nINCR tx:w\nEXEC\n' | cli "$F" | tr '\n' ' ')"
+check_has "WATCH inside MULTI" "ERR WATCH inside MULTI is not allowed" \
+    "$(printf 'MULTI\nWATCH tx:w\n' | cli "$F")"
 # One write holding MULTI, a CRAFT.FWD (no command of a transaction) and more: refused,
 # the transaction aborted, the server up (a review found this aborting the process).
 got=$( (exec 3<>"/dev/tcp/127.0.0.1/$(CPORT "$F")"
@@ -139,6 +142,26 @@ try:
 except redis.ResponseError:
     pass
 assert r.exists("py:u") == 0, "an aborted transaction wrote"
+# WATCH: another client's write between WATCH and EXEC aborts the transaction.
+r.set("py:w", 1)
+p = r.pipeline()
+p.watch("py:w")
+v = int(p.get("py:w"))
+redis.Redis(port=int(sys.argv[1])).set("py:w", 5)
+p.multi()
+p.set("py:w", v + 1)
+try:
+    p.execute()
+    raise SystemExit("WATCH did not abort")
+except redis.WatchError:
+    pass
+assert r.get("py:w") == b"5", "an aborted transaction wrote"
+def bump(pipe):
+    n = int(pipe.get("py:w"))
+    pipe.multi()
+    pipe.set("py:w", n + 1)
+r.transaction(bump, "py:w")  # redis-py's optimistic-locking helper
+assert r.get("py:w") == b"6"
 print("redis-py transactions ok")
 PYEOF
 )

@@ -74,7 +74,8 @@ static void table_shape(void)
         CHECK(d->name && d->name[0] && d->arity != 0);
         /* one handler, the one its kind runs */
         CHECK((d->local != NULL) == (d->kind == CRAFTKV_LOCAL));
-        CHECK((d->read != NULL) == (d->kind == CRAFTKV_READ));
+        /* WATCH: a read whose effect is on the connection (server_multi.c), not a reply */
+        CHECK((d->read != NULL) == (d->kind == CRAFTKV_READ && strcmp(d->name, "watch") != 0));
         CHECK((d->write != NULL) == (d->kind == CRAFTKV_WRITE));
         CHECK((d->admin != NULL) == (d->kind == CRAFTKV_ADMIN));
         CHECK(craftkv_cmd_find(d->name, strlen(d->name)) == d); /* names are unique */
@@ -257,7 +258,7 @@ static void transactions(void)
     struct craft_kv_cmd c;
     struct craft_kv_bytes items[MAX_ARGS];
     out = (struct craft_resp_buf){0};
-    CHECK(build("craft.exec 3 5 set k v ex 10 2 get k 3 mget k j", 5000, &c, items, &out));
+    CHECK(build("craft.exec 0 3 5 set k v ex 10 2 get k 3 mget k j", 5000, &c, items, &out));
     CHECK(c.op == CRAFT_KV_OP_MULTI && c.n == 3 && c.blob.p == (const uint8_t *)out.data);
     c.now_ms = 5000;
     uint8_t buf[1024];
@@ -271,8 +272,24 @@ static void transactions(void)
     CHECK(craft_kv_cmd_next_sub(&d, &off, &s) && s.op == CRAFT_KV_OP_GET && bytes_are(s.key, "k"));
     CHECK(craft_kv_cmd_next_sub(&d, &off, &s) && s.op == CRAFT_KV_OP_MGET && s.n == 2);
     CHECK(!craft_kv_cmd_next_sub(&d, &off, &s));
-    const char *broken[] = {"craft.exec 2 1 get", "craft.exec 1 5 get k", "craft.exec 1 2 get k extra",
-                            "craft.exec 0 1 dbsize", "craft.exec 1 1 ping", "craft.exec x 2 get k"};
+    /* WATCHes go first, and a transaction of WATCHes alone is one too. */
+    CHECK(build("craft.exec 2 a 12345 b 18446744073709551615 1 2 get a", 5000, &c, items, &out));
+    CHECK(c.op == CRAFT_KV_OP_MULTI && c.n == 3);
+    c.now_ms = 5000;
+    CHECK(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);
+    CHECK(craft_kv_cmd_decode(buf, len, &d) == CRAFT_OK);
+    off = 0;
+    CHECK(craft_kv_cmd_next_sub(&d, &off, &s) && s.op == CRAFT_KV_OP_WATCH && s.delta == 12345 &&
+          bytes_are(s.key, "a"));
+    CHECK(craft_kv_cmd_next_sub(&d, &off, &s) && s.op == CRAFT_KV_OP_WATCH &&
+          (uint64_t)s.delta == UINT64_MAX);
+    CHECK(craft_kv_cmd_next_sub(&d, &off, &s) && s.op == CRAFT_KV_OP_GET);
+    CHECK(build("craft.exec 1 a 7 0", 5000, &c, items, &out) && c.n == 1);
+    const char *broken[] = {"craft.exec 0 2 1 get", "craft.exec 0 1 5 get k",
+                            "craft.exec 0 1 2 get k extra", "craft.exec 0 0 1 dbsize",
+                            "craft.exec 0 1 1 ping", "craft.exec 0 x 2 get k",
+                            "craft.exec 1 k notanumber 0", "craft.exec 2 k 1 0",
+                            "craft.exec x 1 2 get k"};
     for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
         CHECK(!build(broken[i], 5000, &c, items, &out));
         CHECK(reply_is(&out, "-" CRAFTKV_ERR_EXECABORT "\r\n"));

@@ -1276,6 +1276,30 @@ static void test_multi(void)
     }
     CHECK(h_get(&h, "a", "5") && h_get(&h, "s", NULL));
 
+    /* WATCH: the transaction runs only while each watched key still has the state its
+     * digest was taken from; otherwise nil and nothing runs. WATCHes are no elements. */
+    uint64_t five = craft_kv_watch_digest(true, 61000, (const uint8_t *)"5", 1);
+    uint64_t absent = craft_kv_watch_digest(false, 0, NULL, 0);
+    CHECK(five != absent && five != craft_kv_watch_digest(true, 0, (const uint8_t *)"5", 1));
+    struct craft_kv_cmd guarded[] = {
+        {.op = CRAFT_KV_OP_WATCH, .key = B("a"), .delta = (int64_t)five},
+        {.op = CRAFT_KV_OP_WATCH, .key = B("nokey"), .delta = (int64_t)absent},
+        INCRBY("a", 1),
+    };
+    struct craft_kv_result *g = h_run(&h, MULTI_(guarded, 3));
+    struct craft_kv_result_view gv;
+    CHECK(g != NULL && g->type == CRAFT_KV_RES_ARRAY && g->integer == 1 && elem(g, 0, &gv) &&
+          v_int(&gv, 6));
+    craft_kv_result_free(g);
+    CHECK(r_nil(h_run(&h, MULTI_(guarded, 3)))); /* a is 6 now: nothing runs */
+    CHECK(h_get(&h, "a", "6"));
+    guarded[0].delta = (int64_t)craft_kv_watch_digest(true, 61000, (const uint8_t *)"6", 1);
+    CHECK(r_ok(h_run(&h, SET("nokey", "x", 0, 0))));
+    CHECK(r_nil(h_run(&h, MULTI_(guarded, 3)))); /* the second watched key appeared */
+    CHECK(h_get(&h, "a", "6"));
+    struct craft_kv_cmd watch_alone = {.op = CRAFT_KV_OP_WATCH, .key = B("nokey"), .delta = 1};
+    CHECK(craft_kv_cmd_size(&watch_alone) == 0); /* only inside a MULTI */
+
     /* Refused shapes: no MULTI in a MULTI, no session op, no member op, no read alone. */
     uint8_t buf[4096];
     size_t len = 0;
