@@ -95,6 +95,8 @@ static void test_election(void)
         CHECK(count(&c, CRAFT_MSG_APPEND_RESP, -1, l) == 2 * others);
         CHECK(c.n_sent == 8 * others);
         CHECK(status_of(&c, l).term == 1);
+        /* Its first heartbeat is one interval after it took office, not at once. */
+        CHECK(craft_core_next_timeout(c.cores[l]) == c.now + 100);
         for (int i = 0; i < n; i++) {
             CHECK(status_of(&c, i).commit == 1);
             CHECK(status_of(&c, i).leader == (uint64_t)l + 1);
@@ -481,6 +483,14 @@ static void test_progress_across_conf_change(void)
     }
     c.n_sent = 0;
     lockstep_deliver_all(&c);
+    /* The new member is probed optimistically, right after the leader's last entry (thesis
+     * 3.5), not from the start of the log. */
+    for (size_t k = 0; k < c.n_sent; k++) {
+        if (c.sent[k].type == CRAFT_MSG_APPEND && c.sent[k].to == 4) {
+            CHECK(c.sent[k].log_index == lag_match + 6 && c.sent[k].n_entries == 0);
+            break;
+        }
+    }
     for (size_t k = 0; k < c.n_sent; k++) {
         const struct lockstep_sent *s = &c.sent[k];
         if (s->type == CRAFT_MSG_APPEND && (int)s->to - 1 == up && s->n_entries > 0) {
