@@ -766,15 +766,16 @@ static int w_exec(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
     for (int64_t k = 0; ok && k < nw; k++, i += 2) {
         char digits[24];
         const struct craft_resp_arg *key = &argv[i], *dig = &argv[i + 1];
-        ok = key->len <= CRAFT_KV_KEY_BYTES_MAX && dig->len > 0 && dig->len < sizeof digits &&
-             strspn(dig->data, "0123456789") >= dig->len;
+        ok = key->len <= CRAFT_KV_KEY_BYTES_MAX && dig->len > 0 && dig->len < sizeof digits;
         if (!ok)
             break;
+        /* The arguments are not NUL-terminated: parse a copy, every byte a digit. */
         memcpy(digits, dig->data, dig->len);
         digits[dig->len] = '\0';
+        char *end = NULL;
         errno = 0;
-        unsigned long long d = strtoull(digits, NULL, 10);
-        ok = errno == 0;
+        unsigned long long d = strtoull(digits, &end, 10);
+        ok = errno == 0 && end == digits + dig->len && digits[0] >= '0' && digits[0] <= '9';
         struct craft_kv_cmd w = {.op = CRAFT_KV_OP_WATCH, .key = B(key), .delta = (int64_t)d};
         size_t len = out->len;
         ok = ok && craft_resp_buf_reserve(out, 64 + key->len) == CRAFT_OK &&
@@ -782,7 +783,7 @@ static int w_exec(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
         if (ok)
             out->len = len;
     }
-    ok = ok && i < argc && parse_i64(&argv[i], &n) == 0 && n >= 0 &&
+    ok = ok && i < argc && parse_i64(&argv[i], &n) == 0 && n >= 0 && n <= CRAFT_KV_ITEMS_MAX &&
          n + nw >= 1 && n + nw <= CRAFT_KV_ITEMS_MAX;
     i++;
     for (int64_t k = 0; ok && k < n; k++) {

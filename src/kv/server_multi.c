@@ -123,6 +123,9 @@ void craftkv_multi_watch(struct craftkv_conn *c, struct craft_kv_read *r, size_t
         return;
     }
     struct craftkv_watch *w = c->watch;
+    /* All or nothing: a failure part way leaves the watches as they were. */
+    size_t bytes = w->bytes.len, n_args = w->n_args;
+    uint32_t n = w->n;
     for (size_t i = 1; i < argc; i++) {
         if (argv[i].len > CRAFT_KV_KEY_BYTES_MAX) {
             craft_resp_append_errorf(out, "ERR key too long for WATCH (keys up to %u bytes)",
@@ -143,6 +146,7 @@ void craftkv_multi_watch(struct craftkv_conn *c, struct craft_kv_read *r, size_t
         if (rc == CRAFT_OK)
             rc = craft_kv_read_expire_at(r, key, argv[i].len, &at);
         if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
+            w->bytes.len = bytes, w->n_args = n_args, w->n = n;
             craft_resp_append_errorf(out, "ERR storage error: %s", craft_strerror(rc));
             return;
         }
@@ -152,6 +156,7 @@ void craftkv_multi_watch(struct craftkv_conn *c, struct craft_kv_read *r, size_t
         int k = snprintf(num, sizeof num, "%llu", (unsigned long long)d);
         if (push_to(&w->bytes, &w->args, &w->n_args, &w->cap_args, argv[i].data, argv[i].len) ||
             push_to(&w->bytes, &w->args, &w->n_args, &w->cap_args, num, (size_t)k)) {
+            w->bytes.len = bytes, w->n_args = n_args, w->n = n;
             craft_resp_append_error(out, "ERR out of memory");
             return;
         }
@@ -205,7 +210,9 @@ enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c, size_t argc,
         m->dirty = true;
     } else if (craftkv_cmd_check_queued(d, argc, argv, craftkv_now_ms(), out) != 0) {
         m->dirty = true;
-    } else if (m->n >= CRAFT_KV_ITEMS_MAX || m->bytes.len > MULTI_BYTES_MAX) {
+    } else if (m->n + (c->watch ? c->watch->n : 0) >= CRAFT_KV_ITEMS_MAX ||
+               m->bytes.len + (c->watch ? c->watch->bytes.len : 0) > MULTI_BYTES_MAX) {
+        /* (the watched keys go into the same entry) */
         craft_resp_append_errorf(out, "ERR transaction too large (at most %u commands and "
                                  "%u MiB in one transaction)", CRAFT_KV_ITEMS_MAX,
                                  MULTI_BYTES_MAX >> 20);

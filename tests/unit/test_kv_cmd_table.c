@@ -289,7 +289,9 @@ static void transactions(void)
                             "craft.exec 0 1 2 get k extra", "craft.exec 0 0 1 dbsize",
                             "craft.exec 0 1 1 ping", "craft.exec 0 x 2 get k",
                             "craft.exec 1 k notanumber 0", "craft.exec 2 k 1 0",
-                            "craft.exec x 1 2 get k"};
+                            "craft.exec x 1 2 get k", "craft.exec 1 k 5 9223372036854775807",
+                            "craft.exec 1 k -5 0", "craft.exec 1 k 5x 0",
+                            "craft.exec 1 k 99999999999999999999 0"};
     for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
         CHECK(!build(broken[i], 5000, &c, items, &out));
         CHECK(reply_is(&out, "-" CRAFTKV_ERR_EXECABORT "\r\n"));
