@@ -170,6 +170,14 @@ static void confs(void)
         c.voters[i] = i + 1;
     }
     CHECK(craft_conf_valid(&c));
+    /* A joint configuration leaving a full list of voters for one of them. */
+    memset(&c, 0, sizeof c);
+    c.n_voters = 1, c.voters[0] = 1;
+    c.n_voters_outgoing = CRAFT_CONF_NODES_MAX;
+    for (uint32_t i = 0; i < CRAFT_CONF_NODES_MAX; i++) {
+        c.voters_outgoing[i] = i + 1;
+    }
+    CHECK(craft_conf_valid(&c));
 }
 
 /* The decoder's bound on each list's count, alone, with the exact length that count
