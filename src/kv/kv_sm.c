@@ -91,6 +91,18 @@ size_t kv_result_enc_len(const struct craft_kv_result *r)
     }
 }
 
+/* type | u32 len | len bytes: a BULK, ERR or STATUS encoding; returns its length. */
+static size_t enc_bytes(uint8_t *out, uint8_t type, const uint8_t *p, size_t len)
+{
+    CRAFT_ASSERT(len <= CRAFT_KV_VALUE_BYTES_MAX);
+    out[0] = type;
+    craft_put_u32(out + 1, (uint32_t)len);
+    if (len > 0) {
+        memcpy(out + 5, p, len);
+    }
+    return 5 + len;
+}
+
 size_t kv_result_encode(const struct craft_kv_result *r, uint8_t *out)
 {
     out[0] = r->type;
@@ -104,12 +116,7 @@ size_t kv_result_encode(const struct craft_kv_result *r, uint8_t *out)
     case CRAFT_KV_RES_BULK:
     case CRAFT_KV_RES_ERR:
     case CRAFT_KV_RES_STATUS:
-        CRAFT_ASSERT(r->len <= CRAFT_KV_VALUE_BYTES_MAX);
-        craft_put_u32(out + 1, (uint32_t)r->len);
-        if (r->len > 0) {
-            memcpy(out + 5, r->data, r->len);
-        }
-        return 5 + r->len;
+        return enc_bytes(out, r->type, r->data, r->len);
     case CRAFT_KV_RES_ARRAY:
         CRAFT_ASSERT(r->len <= UINT32_MAX && r->integer >= 0 && r->integer <= UINT32_MAX);
         craft_put_u32(out + 1, (uint32_t)r->integer);
@@ -1351,12 +1358,10 @@ static int exec_read(struct ap *a, const struct craft_kv_cmd *c, size_t budget,
                 }
                 rc = reserve(&buf, &cap, len + need);
                 if (rc == CRAFT_OK) {
-                    buf[len] = k.old.found ? CRAFT_KV_RES_BULK : CRAFT_KV_RES_NIL;
-                    if (k.old.found) {
-                        craft_put_u32(buf + len + 1, (uint32_t)k.old.vlen);
-                        memcpy(buf + len + 5, k.old.val, k.old.vlen);
-                    }
-                    len += need;
+                    buf[len] = CRAFT_KV_RES_NIL;
+                    len += k.old.found ? enc_bytes(buf + len, CRAFT_KV_RES_BULK, k.old.val,
+                                                   k.old.vlen)
+                                       : 1;
                     n++;
                 }
             }

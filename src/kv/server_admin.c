@@ -65,12 +65,6 @@ static bool lost_leadership(int rc)
 
 /* ---- arguments ---- */
 
-static bool arg_is(const struct craft_resp_arg *a, const char *s)
-{
-    size_t n = strlen(s);
-    return a->len == n && strncasecmp(a->data, s, n) == 0;
-}
-
 /* A node id: decimal digits only, 1..UINT64_MAX. */
 static bool parse_id(const struct craft_resp_arg *a, uint64_t *id)
 {
@@ -325,9 +319,9 @@ static bool addnode_parse(size_t argc, const struct craft_resp_arg *argv, struct
     }
     a->mode = ADD_DEFAULT;
     if (argc == 5) {
-        if (arg_is(&argv[4], "VOTER")) {
+        if (craftkv_arg_is(&argv[4], "VOTER")) {
             a->mode = ADD_VOTER;
-        } else if (arg_is(&argv[4], "LEARNER")) {
+        } else if (craftkv_arg_is(&argv[4], "LEARNER")) {
             a->mode = ADD_LEARNER;
         } else {
             craft_resp_append_error(out,
@@ -639,7 +633,7 @@ void craftkv_a_transfer(struct craftkv_server *s, struct craftkv_task *t, uint64
 void craftkv_a_admin(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline)
 {
     for (size_t i = 0; i < sizeof admin_cmds / sizeof admin_cmds[0]; i++)
-        if (arg_is(&t->argv[1], admin_cmds[i].name)) {
+        if (craftkv_arg_is(&t->argv[1], admin_cmds[i].name)) {
             run_on_leader(s, &admin_cmds[i], t->argc - 1, t->argv + 1, true, deadline, &t->out);
             return;
         }

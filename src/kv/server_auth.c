@@ -18,17 +18,11 @@ static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
     return diff == 0;
 }
 
-static bool name_is(const struct craft_resp_arg *a, const char *name)
-{
-    size_t n = strlen(name);
-    return a->len == n && strncasecmp(a->data, name, n) == 0;
-}
-
 bool craftkv_auth_refuses(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                           const struct craft_resp_arg *argv)
 {
     (void)argc;
-    if (c->authed || name_is(&argv[0], "AUTH") || name_is(&argv[0], "QUIT"))
+    if (c->authed || craftkv_arg_is(&argv[0], "AUTH") || craftkv_arg_is(&argv[0], "QUIT"))
         return false;
     craft_resp_append_error(&c->out, "NOAUTH Authentication required.");
     craftkv_count_error(s, "-NOAUTH ", 8);

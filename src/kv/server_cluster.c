@@ -21,11 +21,6 @@
 #define NODE_ID_HEX 40 /* a Redis Cluster node id: 40 hex characters */
 #define BUS_PORT_OFFSET 10000
 
-static bool eq(const struct craft_resp_arg *a, const char *s)
-{
-    return a->len == strlen(s) && strncasecmp(a->data, s, a->len) == 0;
-}
-
 /* The 40-hex-character id Redis Cluster names a node by: craft's member id, zero-padded. */
 static void node_id(uint64_t id, char out[NODE_ID_HEX + 1])
 {
@@ -349,34 +344,34 @@ void craftkv_a_cluster(struct craftkv_server *s, struct craftkv_task *t, uint64_
     const struct craft_resp_arg *argv = t->argv;
     struct craft_resp_buf *out = &t->out;
     const struct craft_resp_arg *sub = &argv[1];
-    if (eq(sub, "KEYSLOT") && argc == 3) {
+    if (craftkv_arg_is(sub, "KEYSLOT") && argc == 3) {
         craft_resp_append_int(out, craft_key_slot((const uint8_t *)argv[2].data, argv[2].len));
         return;
     }
-    if (eq(sub, "MYID") && argc == 2) {
+    if (craftkv_arg_is(sub, "MYID") && argc == 2) {
         char id[NODE_ID_HEX + 1];
         node_id(s->opts.id, id);
         append_str(out, id);
         return;
     }
-    if (eq(sub, "MYSHARDID") && argc == 2) {
+    if (craftkv_arg_is(sub, "MYSHARDID") && argc == 2) {
         char id[NODE_ID_HEX + 1];
         node_id(1, id); /* the one shard group */
         append_str(out, id);
         return;
     }
-    if (eq(sub, "COUNTKEYSINSLOT") || eq(sub, "GETKEYSINSLOT")) {
-        keys_in_slot(s, argc, argv, eq(sub, "GETKEYSINSLOT"), out);
+    if (craftkv_arg_is(sub, "COUNTKEYSINSLOT") || craftkv_arg_is(sub, "GETKEYSINSLOT")) {
+        keys_in_slot(s, argc, argv, craftkv_arg_is(sub, "GETKEYSINSLOT"), out);
         return;
     }
-    if (eq(sub, "HELP") && argc == 2) {
+    if (craftkv_arg_is(sub, "HELP") && argc == 2) {
         craft_resp_append_array(out, sizeof help / sizeof help[0]);
         for (size_t i = 0; i < sizeof help / sizeof help[0]; i++)
             craft_resp_append_simple(out, help[i]);
         return;
     }
-    bool slots = eq(sub, "SLOTS"), shards = eq(sub, "SHARDS"), nodes = eq(sub, "NODES"),
-         info = eq(sub, "INFO");
+    bool slots = craftkv_arg_is(sub, "SLOTS"), shards = craftkv_arg_is(sub, "SHARDS"), nodes = craftkv_arg_is(sub, "NODES"),
+         info = craftkv_arg_is(sub, "INFO");
     if (argc != 2 || !(slots || shards || nodes || info)) {
         craft_resp_append_errorf(out, "ERR unknown subcommand or wrong number of arguments for "
                                       "'%.*s'. Try CLUSTER HELP.",

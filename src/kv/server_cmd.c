@@ -18,7 +18,7 @@
 #define ERR_INT    "ERR value is not an integer or out of range"
 #define ERR_SYNTAX "ERR syntax error"
 
-static bool eq(const struct craft_resp_arg *a, const char *s)
+bool craftkv_arg_is(const struct craft_resp_arg *a, const char *s)
 {
     size_t n = strlen(s);
     return a->len == n && strncasecmp(a->data, s, n) == 0;
@@ -60,23 +60,23 @@ static int w_set(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
     bool have_exp = false;
     for (size_t i = 3; i < argc; i++) {
         const struct craft_resp_arg *a = &argv[i];
-        if (eq(a, "NX") && !(c->flags & CRAFT_KV_SET_XX)) {
+        if (craftkv_arg_is(a, "NX") && !(c->flags & CRAFT_KV_SET_XX)) {
             c->flags |= CRAFT_KV_SET_NX;
-        } else if (eq(a, "XX") && !(c->flags & CRAFT_KV_SET_NX)) {
+        } else if (craftkv_arg_is(a, "XX") && !(c->flags & CRAFT_KV_SET_NX)) {
             c->flags |= CRAFT_KV_SET_XX;
-        } else if (eq(a, "GET")) {
+        } else if (craftkv_arg_is(a, "GET")) {
             c->flags |= CRAFT_KV_SET_GET;
-        } else if (eq(a, "KEEPTTL") && !have_exp) {
+        } else if (craftkv_arg_is(a, "KEEPTTL") && !have_exp) {
             c->flags |= CRAFT_KV_SET_KEEPTTL;
-        } else if ((eq(a, "EX") || eq(a, "PX") || eq(a, "EXAT") || eq(a, "PXAT")) && !have_exp &&
+        } else if ((craftkv_arg_is(a, "EX") || craftkv_arg_is(a, "PX") || craftkv_arg_is(a, "EXAT") || craftkv_arg_is(a, "PXAT")) && !have_exp &&
                    !(c->flags & CRAFT_KV_SET_KEEPTTL) && i + 1 < argc) {
             int64_t v;
             if (parse_i64(&argv[i + 1], &v)) {
                 craft_resp_append_error(out, ERR_INT);
                 return 0;
             }
-            bool secs = eq(a, "EX") || eq(a, "EXAT");
-            bool abs = eq(a, "EXAT") || eq(a, "PXAT");
+            bool secs = craftkv_arg_is(a, "EX") || craftkv_arg_is(a, "EXAT");
+            bool abs = craftkv_arg_is(a, "EXAT") || craftkv_arg_is(a, "PXAT");
             if (v <= 0 || craft_kv_deadline(abs ? 0 : now, v, secs, &c->expire_at) != 0) {
                 craft_resp_append_error(out, "ERR invalid expire time in 'set' command");
                 return 0;
@@ -255,13 +255,13 @@ static int expire_common(const char *name, bool secs, bool abs, size_t argc,
     c->op = CRAFT_KV_OP_EXPIRE;
     c->key = B(&argv[1]);
     for (size_t i = 3; i < argc; i++) {
-        if (eq(&argv[i], "NX"))
+        if (craftkv_arg_is(&argv[i], "NX"))
             c->flags |= CRAFT_KV_EXPIRE_NX;
-        else if (eq(&argv[i], "XX"))
+        else if (craftkv_arg_is(&argv[i], "XX"))
             c->flags |= CRAFT_KV_EXPIRE_XX;
-        else if (eq(&argv[i], "GT"))
+        else if (craftkv_arg_is(&argv[i], "GT"))
             c->flags |= CRAFT_KV_EXPIRE_GT;
-        else if (eq(&argv[i], "LT"))
+        else if (craftkv_arg_is(&argv[i], "LT"))
             c->flags |= CRAFT_KV_EXPIRE_LT;
         else {
             craft_resp_append_errorf(out, "ERR Unsupported option %.*s", (int)argv[i].len,
@@ -316,7 +316,7 @@ static int w_flushall(size_t argc, const struct craft_resp_arg *argv, uint64_t n
                       struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
 {
     (void)now, (void)items;
-    if (argc > 2 || (argc == 2 && !eq(&argv[1], "SYNC") && !eq(&argv[1], "ASYNC"))) {
+    if (argc > 2 || (argc == 2 && !craftkv_arg_is(&argv[1], "SYNC") && !craftkv_arg_is(&argv[1], "ASYNC"))) {
         craft_resp_append_error(out, ERR_SYNTAX);
         return 0;
     }
@@ -482,9 +482,9 @@ static void r_scan(struct craft_kv_read *r, size_t argc,
             craft_resp_append_error(out, ERR_SYNTAX);
             return;
         }
-        if (eq(&argv[i], "MATCH")) {
+        if (craftkv_arg_is(&argv[i], "MATCH")) {
             pat = &argv[i + 1];
-        } else if (eq(&argv[i], "COUNT")) {
+        } else if (craftkv_arg_is(&argv[i], "COUNT")) {
             if (parse_i64(&argv[i + 1], &count)) {
                 craft_resp_append_error(out, ERR_INT);
                 return;
@@ -493,8 +493,8 @@ static void r_scan(struct craft_kv_read *r, size_t argc,
                 craft_resp_append_error(out, ERR_SYNTAX);
                 return;
             }
-        } else if (eq(&argv[i], "TYPE")) {
-            sc.none = !eq(&argv[i + 1], "string");
+        } else if (craftkv_arg_is(&argv[i], "TYPE")) {
+            sc.none = !craftkv_arg_is(&argv[i + 1], "string");
         } else {
             craft_resp_append_error(out, ERR_SYNTAX);
             return;
@@ -566,14 +566,14 @@ static void l_client(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
                      const struct craft_resp_arg *argv)
 {
     (void)s;
-    if (eq(&argv[1], "ID") && argc == 2) {
+    if (craftkv_arg_is(&argv[1], "ID") && argc == 2) {
         craft_resp_append_int(&c->out, (int64_t)c->id);
-    } else if (eq(&argv[1], "GETNAME") && argc == 2) {
+    } else if (craftkv_arg_is(&argv[1], "GETNAME") && argc == 2) {
         if (c->name[0])
             craft_resp_append_bulk(&c->out, c->name, strlen(c->name));
         else
             craft_resp_append_null_bulk(&c->out);
-    } else if (eq(&argv[1], "SETNAME") && argc == 3) {
+    } else if (craftkv_arg_is(&argv[1], "SETNAME") && argc == 3) {
         for (size_t i = 0; i < argv[2].len; i++)
             if (argv[2].data[i] <= ' ' || argv[2].data[i] > '~') {
                 craft_resp_append_error(&c->out, "ERR Client names cannot contain spaces, newlines or special characters.");
@@ -583,7 +583,7 @@ static void l_client(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         memcpy(c->name, argv[2].data, n);
         c->name[n] = '\0';
         craft_resp_append_simple(&c->out, "OK");
-    } else if (eq(&argv[1], "SETINFO") && argc == 4) {
+    } else if (craftkv_arg_is(&argv[1], "SETINFO") && argc == 4) {
         craft_resp_append_simple(&c->out, "OK");
     } else {
         craft_resp_append_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.",
@@ -624,16 +624,16 @@ static void l_command(struct craftkv_server *s, struct craftkv_conn *c, size_t a
     size_t n = 0;
     while (craftkv_cmd_at(n))
         n++;
-    if (argc == 1 || (eq(&argv[1], "INFO") && argc == 2)) { /* Redis 7: every command */
+    if (argc == 1 || (craftkv_arg_is(&argv[1], "INFO") && argc == 2)) { /* Redis 7: every command */
         craft_resp_append_array(&c->out, n);
         for (size_t i = 0; i < n; i++)
             command_info(&c->out, craftkv_cmd_at(i));
-    } else if (eq(&argv[1], "COUNT")) {
+    } else if (craftkv_arg_is(&argv[1], "COUNT")) {
         if (argc == 2)
             craft_resp_append_int(&c->out, (int64_t)n);
         else
             craft_resp_append_error(&c->out, "ERR wrong number of arguments for 'command|count' command");
-    } else if (eq(&argv[1], "INFO")) {
+    } else if (craftkv_arg_is(&argv[1], "INFO")) {
         craft_resp_append_array(&c->out, argc - 2);
         for (size_t i = 2; i < argc; i++) {
             const struct craftkv_cmd_def *d = craftkv_cmd_find(argv[i].data, argv[i].len);
@@ -642,7 +642,7 @@ static void l_command(struct craftkv_server *s, struct craftkv_conn *c, size_t a
             else
                 craft_resp_append_null_bulk(&c->out);
         }
-    } else if (eq(&argv[1], "DOCS")) {
+    } else if (craftkv_arg_is(&argv[1], "DOCS")) {
         /* No documentation to give: an empty map is enough for redis-cli (it then offers
          * no hints). */
         craft_resp_append_array(&c->out, 0);
@@ -656,7 +656,7 @@ static void l_config(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
                      const struct craft_resp_arg *argv)
 {
     (void)s;
-    if (eq(&argv[1], "GET") && argc == 3) {
+    if (craftkv_arg_is(&argv[1], "GET") && argc == 3) {
         static const char *const known[][2] = {{"save", ""}, {"appendonly", "no"},
                                                {"databases", "1"}};
         size_t n = 0;
@@ -673,9 +673,9 @@ static void l_config(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
                 craft_resp_append_bulk(&c->out, known[i][0], strlen(known[i][0]));
                 craft_resp_append_bulk(&c->out, known[i][1], strlen(known[i][1]));
             }
-    } else if (eq(&argv[1], "RESETSTAT") && argc == 2) {
+    } else if (craftkv_arg_is(&argv[1], "RESETSTAT") && argc == 2) {
         craft_resp_append_simple(&c->out, "OK");
-    } else if (eq(&argv[1], "SET")) {
+    } else if (craftkv_arg_is(&argv[1], "SET")) {
         craft_resp_append_error(&c->out, "ERR CONFIG SET is not supported by craftkv");
     } else {
         craft_resp_append_errorf(&c->out, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.",

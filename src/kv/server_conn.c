@@ -150,12 +150,6 @@ static bool conn_flush(struct craftkv_server *s, struct craftkv_conn *c)
     return true;
 }
 
-static bool name_is(const struct craft_resp_arg *a, const char *name)
-{
-    size_t n = strlen(name);
-    return a->len == n && strncasecmp(a->data, name, n) == 0;
-}
-
 static int parse_u64(const struct craft_resp_arg *a, uint64_t *v)
 {
     char buf[24];
@@ -273,7 +267,7 @@ void craftkv_l_consistency(struct craftkv_server *s, struct craftkv_conn *c, siz
         return;
     }
     for (uint8_t m = 0; m < 3 && argc == 2; m++) {
-        if (name_is(&argv[1], read_mode_names[m])) {
+        if (craftkv_arg_is(&argv[1], read_mode_names[m])) {
             c->read_mode = m;
             craft_resp_append_simple(&c->out, "OK");
             return;
@@ -327,7 +321,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         if (q)
             atomic_fetch_add_explicit(&s->cmd_calls[craftkv_cmd_index(q)], 1,
                                       memory_order_relaxed);
-        enum craftkv_multi_step st = craftkv_multi_feed(c, argc, argv);
+        enum craftkv_multi_step st = craftkv_multi_feed(c, q, argc, argv);
         if (st == CRAFTKV_MULTI_ANSWERED)
             return true;
         if (st == CRAFTKV_MULTI_EXEC) {
@@ -345,12 +339,12 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
             return true;
         }
     }
-    if (name_is(&argv[0], "CRAFT.FWD")) {
+    if (craftkv_arg_is(&argv[0], "CRAFT.FWD")) {
         /* CRAFT.FWD <session> <seq> [<ack>] <command...>: a follower's forwarded write, or
          * a client library's exactly-once write (kv-client.md). A command name is never a
          * number, so a numeric fourth argument is the ack. */
         if (argc < 4 || parse_u64(&argv[1], &session) || parse_u64(&argv[2], &seq) ||
-            session == 0 || (seq == 0) != (argc == 4 && name_is(&argv[3], CRAFTKV_ENDSESSION_CMD))) {
+            session == 0 || (seq == 0) != (argc == 4 && craftkv_arg_is(&argv[3], CRAFTKV_ENDSESSION_CMD))) {
             /* seq 0: only the end of a session (CRAFT.FWD <session> 0 CRAFT.ENDSESSION) */
             bad_fwd = true;
         } else {
@@ -384,13 +378,13 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     }
     if (!d) {
         craftkv_reply_unknown(&c->out, argc, argv);
-        atomic_fetch_add_explicit(&s->n_errors[0], 1, memory_order_relaxed); /* ERR */
+        craftkv_count_error(s, "-ERR", 4);
         return true;
     }
     atomic_fetch_add_explicit(&s->cmd_calls[craftkv_cmd_index(d)], 1, memory_order_relaxed);
     if (!craftkv_cmd_arity_ok(d, argc)) {
         craftkv_reply_arity(&c->out, &argv[0]);
-        atomic_fetch_add_explicit(&s->n_errors[0], 1, memory_order_relaxed); /* ERR */
+        craftkv_count_error(s, "-ERR", 4);
         return true;
     }
     if (forwarded && d->kind != CRAFTKV_WRITE) {

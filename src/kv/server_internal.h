@@ -336,6 +336,9 @@ void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_
                          const struct craft_resp_arg *argv);
 
 /* ---- server_cmd.c: the command table (pure: no sockets, no threads) ---- */
+/* True if argument a is name, compared as Redis compares command and option names
+ * (case-insensitive). */
+bool craftkv_arg_is(const struct craft_resp_arg *a, const char *name);
 /* The entry named name (case-insensitive), or NULL; the i-th entry, or NULL past the end. */
 const struct craftkv_cmd_def *craftkv_cmd_find(const char *name, size_t len);
 const struct craftkv_cmd_def *craftkv_cmd_at(size_t i);
@@ -373,8 +376,9 @@ enum craftkv_multi_step {
     CRAFTKV_MULTI_ANSWERED, /* queued, refused or a transaction command: its reply is in c->out */
     CRAFTKV_MULTI_EXEC,     /* EXEC of a valid transaction: submit craftkv_multi_exec_args */
 };
-/* Feeds one command to c's transaction state. */
-enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c, size_t argc,
+/* Feeds one command to c's transaction state; d is argv[0]'s table entry (NULL: none). */
+enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c,
+                                           const struct craftkv_cmd_def *d, size_t argc,
                                            const struct craft_resp_arg *argv);
 /* After CRAFTKV_MULTI_EXEC: the CRAFT.EXEC command (valid until craftkv_multi_end). */
 void craftkv_multi_exec_args(struct craftkv_conn *c, size_t *argc,

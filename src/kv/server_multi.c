@@ -43,12 +43,6 @@ struct craftkv_multi {
 /* Bounds of a queue: a transaction is one log entry. */
 #define MULTI_BYTES_MAX CRAFT_KV_CMD_BYTES_MAX
 
-static bool name_is(const struct craft_resp_arg *a, const char *name)
-{
-    size_t n = strlen(name);
-    return a->len == n && strncasecmp(a->data, name, n) == 0;
-}
-
 /* Appends one argument to a list of them (bytes, and their offsets). */
 static int push_to(struct craft_resp_buf *bytes, struct multi_arg **args, size_t *n_args,
                    size_t *cap_args, const char *p, size_t n)
@@ -165,22 +159,23 @@ void craftkv_multi_watch(struct craftkv_conn *c, struct craft_kv_read *r, size_t
     craft_resp_append_simple(out, "OK");
 }
 
-enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c, size_t argc,
+enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c,
+                                           const struct craftkv_cmd_def *d, size_t argc,
                                            const struct craft_resp_arg *argv)
 {
     struct craftkv_multi *m = c->multi;
     if (!m)
         return CRAFTKV_MULTI_PASS;
     struct craft_resp_buf *out = &c->out;
-    if (name_is(&argv[0], "EXEC") || name_is(&argv[0], "DISCARD")) {
+    if (craftkv_arg_is(&argv[0], "EXEC") || craftkv_arg_is(&argv[0], "DISCARD")) {
         if (argc != 1) {
             craftkv_reply_arity(out, &argv[0]);
             m->dirty = true;
             return CRAFTKV_MULTI_ANSWERED;
         }
         bool watching = c->watch && c->watch->n > 0;
-        if (name_is(&argv[0], "DISCARD") || m->dirty || (m->n == 0 && !watching)) {
-            if (name_is(&argv[0], "DISCARD"))
+        if (craftkv_arg_is(&argv[0], "DISCARD") || m->dirty || (m->n == 0 && !watching)) {
+            if (craftkv_arg_is(&argv[0], "DISCARD"))
                 craft_resp_append_simple(out, "OK");
             else if (m->dirty)
                 craft_resp_append_error(out, CRAFTKV_ERR_EXECABORT);
@@ -191,17 +186,16 @@ enum craftkv_multi_step craftkv_multi_feed(struct craftkv_conn *c, size_t argc,
         }
         return CRAFTKV_MULTI_EXEC;
     }
-    if (name_is(&argv[0], "MULTI")) {
+    if (craftkv_arg_is(&argv[0], "MULTI")) {
         craft_resp_append_error(out, "ERR MULTI calls can not be nested");
         return CRAFTKV_MULTI_ANSWERED;
     }
-    if (name_is(&argv[0], "WATCH")) {
+    if (craftkv_arg_is(&argv[0], "WATCH")) {
         craft_resp_append_error(out, "ERR WATCH inside MULTI is not allowed");
         return CRAFTKV_MULTI_ANSWERED;
     }
-    if (name_is(&argv[0], "QUIT"))
+    if (craftkv_arg_is(&argv[0], "QUIT"))
         return CRAFTKV_MULTI_PASS; /* closes the connection, and the transaction with it */
-    const struct craftkv_cmd_def *d = craftkv_cmd_find(argv[0].data, argv[0].len);
     if (!d) {
         craftkv_reply_unknown(out, argc, argv);
         m->dirty = true;

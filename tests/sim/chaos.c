@@ -71,58 +71,82 @@ static void split(struct sim_cluster *c, int n)
     }
 }
 
-void sim_chaos_fault(struct sim_cluster *c, int n, int *alive, uint32_t extra_crash_weight,
-                     void (*crash)(struct sim_cluster *c, int i),
-                     void (*start)(struct sim_cluster *c, int i))
+/* The faults chaos and swarm runs inject, in chaos's order (its uniform draw indexes it). */
+enum fault_kind {
+    FAULT_CRASH,      /* keeping at least one node up so clients have someone to talk to */
+    FAULT_RESTART,    /* a crashed node */
+    FAULT_DISCONNECT,
+    FAULT_CONNECT,
+    FAULT_ONE_WAY,    /* i no longer hears j, j still hears i */
+    FAULT_HEAL,
+    FAULT_SPLIT,
+    FAULT_LOSSY,
+    FAULT_REORDER,
+    FAULT_QUIET,
+    FAULT_KINDS
+};
+
+static void apply_fault(struct sim_cluster *c, int n, int *alive, enum fault_kind kind, int i,
+                        void (*crash)(struct sim_cluster *c, int i),
+                        void (*start)(struct sim_cluster *c, int i))
 {
-    int i = random_node(c, n);
-    uint64_t kind = sim_rand(c, 0, 10 + (uint64_t)extra_crash_weight);
-    switch (kind < 10 ? kind : 0) {
-    case 0: /* crash, keeping at least one node up so clients have someone to talk to */
+    switch (kind) {
+    case FAULT_CRASH:
         if (sim_is_alive(c, i) && *alive > 1) {
             crash(c, i);
             (*alive)--;
         }
         break;
-    case 1: /* restart a crashed node */
+    case FAULT_RESTART:
         if (!sim_is_alive(c, i)) {
             start(c, i);
             sim_connect(c, i);
             (*alive)++;
         }
         break;
-    case 2:
+    case FAULT_DISCONNECT:
         if (sim_is_alive(c, i)) {
             sim_disconnect(c, i);
         }
         break;
-    case 3:
+    case FAULT_CONNECT:
         if (sim_is_alive(c, i)) {
             sim_connect(c, i);
         }
         break;
-    case 4: { /* one-way cut: i no longer hears j, j still hears i */
+    case FAULT_ONE_WAY: {
         int j = random_node(c, n);
         if (i != j) {
             sim_set_link(c, j, i, false);
         }
         break;
     }
-    case 5:
+    case FAULT_HEAL:
         sim_chaos_heal_links(c, n);
         break;
-    case 6:
+    case FAULT_SPLIT:
         split(c, n);
         break;
-    case 7:
+    case FAULT_LOSSY:
         sim_set_reliable(c, sim_rand(c, 0, 2) == 0);
         break;
-    case 8:
+    case FAULT_REORDER:
         sim_set_long_reordering(c, sim_rand(c, 0, 4) == 0);
         break;
-    default:
-        break; /* quiet period */
+    case FAULT_QUIET:
+    case FAULT_KINDS:
+        break;
     }
+}
+
+void sim_chaos_fault(struct sim_cluster *c, int n, int *alive, uint32_t extra_crash_weight,
+                     void (*crash)(struct sim_cluster *c, int i),
+                     void (*start)(struct sim_cluster *c, int i))
+{
+    int i = random_node(c, n);
+    uint64_t kind = sim_rand(c, 0, 10 + (uint64_t)extra_crash_weight);
+    apply_fault(c, n, alive, kind < FAULT_KINDS ? (enum fault_kind)kind : FAULT_CRASH, i, crash,
+                start);
 }
 
 /* Three clients proposing to whichever node takes it, until told to stop. */
@@ -194,26 +218,13 @@ void sim_raft_chaos(void)
  * and whether the network starts lossy. The mix is noted in the trace and printed with a
  * failure, before its replay line. */
 
-enum swarm_fault {
-    SWARM_CRASH,
-    SWARM_RESTART,
-    SWARM_DISCONNECT,
-    SWARM_CONNECT,
-    SWARM_ONE_WAY,
-    SWARM_HEAL,
-    SWARM_SPLIT,
-    SWARM_LOSSY,
-    SWARM_REORDER,
-    SWARM_QUIET,
-    SWARM_KINDS
-};
 
-static const char *const swarm_names[SWARM_KINDS] = {
+static const char *const swarm_names[FAULT_KINDS] = {
     "crash", "restart", "disconnect", "connect", "one-way", "heal", "split", "lossy",
     "reorder", "quiet"};
 
 struct swarm_mix {
-    uint32_t weight[SWARM_KINDS];
+    uint32_t weight[FAULT_KINDS];
     uint32_t total;
     uint64_t gap_lo, gap_hi; /* ms between faults */
 };
@@ -221,16 +232,16 @@ struct swarm_mix {
 static void swarm_draw(struct swarm_mix *m, struct craft_prng *p)
 {
     m->total = 0;
-    for (int k = 0; k < SWARM_KINDS; k++) {
+    for (int k = 0; k < FAULT_KINDS; k++) {
         m->weight[k] = (uint32_t)craft_prng_range(p, 0, 4);
         m->total += m->weight[k];
     }
-    if (m->weight[SWARM_CRASH] > 0 && m->weight[SWARM_RESTART] == 0) {
-        m->weight[SWARM_RESTART] = 1; /* crashes alone would leave one node up: liveness */
+    if (m->weight[FAULT_CRASH] > 0 && m->weight[FAULT_RESTART] == 0) {
+        m->weight[FAULT_RESTART] = 1; /* crashes alone would leave one node up: liveness */
         m->total++;
     }
     if (m->total == 0) {
-        m->weight[SWARM_QUIET] = 1;
+        m->weight[FAULT_QUIET] = 1;
         m->total = 1;
     }
     m->gap_lo = 5 + craft_prng_range(p, 0, 100);
@@ -241,7 +252,7 @@ static void swarm_describe(const struct swarm_mix *m, char *buf, size_t cap)
 {
     size_t off = (size_t)snprintf(buf, cap, "gap %llu-%llu ms:", (unsigned long long)m->gap_lo,
                                   (unsigned long long)m->gap_hi);
-    for (int k = 0; k < SWARM_KINDS && off < cap; k++) {
+    for (int k = 0; k < FAULT_KINDS && off < cap; k++) {
         if (m->weight[k] > 0) {
             off += (size_t)snprintf(buf + off, cap - off, " %s=%u", swarm_names[k], m->weight[k]);
         }
@@ -257,53 +268,7 @@ static void swarm_fault(struct sim_cluster *c, int n, int *alive, const struct s
         kind++;
     }
     int i = random_node(c, n);
-    switch ((enum swarm_fault)kind) {
-    case SWARM_CRASH:
-        if (sim_is_alive(c, i) && *alive > 1) {
-            sim_crash(c, i);
-            (*alive)--;
-        }
-        break;
-    case SWARM_RESTART:
-        if (!sim_is_alive(c, i)) {
-            sim_start(c, i);
-            sim_connect(c, i);
-            (*alive)++;
-        }
-        break;
-    case SWARM_DISCONNECT:
-        if (sim_is_alive(c, i)) {
-            sim_disconnect(c, i);
-        }
-        break;
-    case SWARM_CONNECT:
-        if (sim_is_alive(c, i)) {
-            sim_connect(c, i);
-        }
-        break;
-    case SWARM_ONE_WAY: {
-        int j = random_node(c, n);
-        if (i != j) {
-            sim_set_link(c, j, i, false);
-        }
-        break;
-    }
-    case SWARM_HEAL:
-        sim_chaos_heal_links(c, n);
-        break;
-    case SWARM_SPLIT:
-        split(c, n);
-        break;
-    case SWARM_LOSSY:
-        sim_set_reliable(c, sim_rand(c, 0, 2) == 0);
-        break;
-    case SWARM_REORDER:
-        sim_set_long_reordering(c, sim_rand(c, 0, 4) == 0);
-        break;
-    case SWARM_QUIET:
-    case SWARM_KINDS:
-        break;
-    }
+    apply_fault(c, n, alive, (enum fault_kind)kind, i, sim_crash, sim_start);
 }
 
 void sim_swarm_raft(void)
