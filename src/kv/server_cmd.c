@@ -707,9 +707,12 @@ static void build_read(const struct craftkv_cmd_def *d, size_t argc,
     }
 }
 
-int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
-                             const struct craft_resp_arg *argv, uint64_t now_ms,
-                             struct craft_resp_buf *out)
+/* Builds a command a transaction may hold into *c (zeroed; items: argc + 1 entries), as
+ * queuing checks it and EXEC encodes it: 0, or -1 with the error in out. */
+static int build_queued(const struct craftkv_cmd_def *d, size_t argc,
+                        const struct craft_resp_arg *argv, uint64_t now_ms,
+                        struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                        struct craft_resp_buf *out)
 {
     if (d->kind == CRAFTKV_READ && d->multi_op != 0) {
         if (argc - 1 > CRAFT_KV_ITEMS_MAX) {
@@ -724,6 +727,7 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
                 return -1;
             }
         }
+        build_read(d, argc, argv, c, items);
         return 0;
     }
     if (d->kind != CRAFTKV_WRITE || d->write == NULL || strncmp(d->name, "craft.", 6) == 0) {
@@ -731,21 +735,30 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
                                  "(reads, writes of keys only)", d->name);
         return -1;
     }
+    if (!d->write(argc, argv, now_ms, c, items, out))
+        return -1;
+    if (craft_kv_cmd_size(c) == 0) {
+        /* As the pipeline answers it outside a transaction (server_write.c). */
+        craft_resp_append_errorf(out, "ERR key or value too long (keys up to %u bytes, values "
+                                 "up to %u)", CRAFT_KV_KEY_BYTES_MAX, CRAFT_KV_VALUE_BYTES_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
+                             const struct craft_resp_arg *argv, uint64_t now_ms,
+                             struct craft_resp_buf *out)
+{
     struct craft_kv_bytes *items = malloc((argc + 1) * sizeof *items);
     if (!items) {
         craft_resp_append_error(out, "ERR out of memory");
         return -1;
     }
     struct craft_kv_cmd c = {0};
-    int ok = d->write(argc, argv, now_ms, &c, items, out);
-    if (ok && craft_kv_cmd_size(&c) == 0) {
-        /* As the pipeline answers it outside a transaction (server_write.c). */
-        craft_resp_append_errorf(out, "ERR key or value too long (keys up to %u bytes, values "
-                                 "up to %u)", CRAFT_KV_KEY_BYTES_MAX, CRAFT_KV_VALUE_BYTES_MAX);
-        ok = 0;
-    }
+    int rc = build_queued(d, argc, argv, now_ms, &c, items, out);
     free(items);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 /* CRAFT.EXEC <w> (<key> <digest>){w} <n> (<argc> <name> <args...>){n}: one MULTI entry
@@ -796,13 +809,9 @@ static int w_exec(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
         size_t sn = (size_t)sub_argc;
         i += 1 + sn;
         const struct craftkv_cmd_def *d = craftkv_cmd_find(sub[0].data, sub[0].len);
-        ok = d && craftkv_cmd_arity_ok(d, sn) &&
-             craftkv_cmd_check_queued(d, sn, sub, now, &err) == 0;
         struct craft_kv_cmd sc = {0};
-        if (ok && d->kind == CRAFTKV_READ)
-            build_read(d, sn, sub, &sc, items);
-        else if (ok)
-            ok = d->write(sn, sub, now, &sc, items, &err) == 1;
+        ok = d && craftkv_cmd_arity_ok(d, sn) &&
+             build_queued(d, sn, sub, now, &sc, items, &err) == 0;
         if (!ok)
             break;
         sc.session = sc.seq = sc.ack = sc.now_ms = 0; /* the MULTI's header carries them */

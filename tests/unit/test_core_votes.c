@@ -73,7 +73,7 @@ static struct answer ask(struct craft_core *core, int type, uint64_t from, uint6
     return a;
 }
 
-static uint64_t craft_core_status_term(struct craft_core *core)
+static uint64_t term_of(struct craft_core *core)
 {
     struct craft_core_status s;
     craft_core_status(core, &s);
@@ -212,7 +212,7 @@ static void test_restart_blocks_votes(void)
     CHECK(!a.sent || !a.granted);
     a = ask(core, CRAFT_MSG_PREVOTE, 3, 3, 5, 2, false, 999);
     CHECK(!a.sent || !a.granted);
-    CHECK(craft_core_status_term(core) == 2);
+    CHECK(term_of(core) == 2);
     a = ask(core, CRAFT_MSG_VOTE, 2, 3, 5, 2, false, 1000);
     CHECK(a.sent && a.granted);
     craft_core_destroy(core);
