@@ -55,16 +55,19 @@ static void *ticker_main(void *arg)
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
         }
-        if (s->stopping || craft_state(s->node) != CRAFT_LEADER)
-            continue;
-        struct craft_kv_cmd c = {.op = CRAFT_KV_OP_NOOP, .now_ms = craftkv_now_ms()};
-        uint8_t buf[64];
-        size_t len;
-        if (craft_kv_cmd_encode(&c, buf, sizeof buf, &len) != 0)
-            continue;
-        struct craft_future *f = craft_apply(s->node, buf, (uint32_t)len, 100);
-        if (f)
-            craft_future_release(f); /* its outcome does not matter */
+        for (size_t i = 0; i < s->n_groups && !s->stopping; i++) {
+            struct craftkv_group *g = &s->groups[i];
+            if (craft_state(g->node) != CRAFT_LEADER)
+                continue;
+            struct craft_kv_cmd c = {.op = CRAFT_KV_OP_NOOP, .now_ms = craftkv_now_ms()};
+            uint8_t buf[64];
+            size_t len;
+            if (craft_kv_cmd_encode(&c, buf, sizeof buf, &len) != 0)
+                continue;
+            struct craft_future *f = craft_apply(g->node, buf, (uint32_t)len, 100);
+            if (f)
+                craft_future_release(f); /* its outcome does not matter */
+        }
     }
     return NULL;
 }
@@ -75,26 +78,30 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
     while (!*stop && !atomic_load(&s->loop_stop)) {
         int wait = craftkv_write_wait_ms(s, craftkv_later_wait_ms(s, LOOP_WAIT_MS));
         int n = epoll_wait(s->epfd, evs, 128, wait);
-        /* Everything this round proposes or reads reaches the node in one hand-off. */
-        craft_batch_begin(s->node);
+        /* Everything this round proposes or reads reaches each node in one hand-off. */
+        for (size_t g = 0; g < s->n_groups; g++)
+            craft_batch_begin(s->groups[g].node);
         bool woken = false;
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &s->listen_fd)
                 craftkv_conn_accept(s);
-            else if (p == &s->fwd)
-                craftkv_fwd_event(s, evs[i].events);
             else if (p == &s->evfd)
                 woken = true; /* the done queue: taken below */
+            else if (*(const uint8_t *)p == CRAFTKV_EP_FWD)
+                craftkv_fwd_event(p, evs[i].events);
             else
                 craftkv_conn_event(s, p, evs[i].events);
         }
         /* A read round may also end without a wake-up of its own (none was issued because
          * its request could not be allocated): poll it every round. */
-        craftkv_read_poll(s);
-        craftkv_fwd_tick(s);
+        for (size_t g = 0; g < s->n_groups; g++) {
+            craftkv_read_poll(&s->groups[g]);
+            craftkv_fwd_tick(&s->groups[g]);
+        }
         craftkv_conn_resume(s, woken); /* every batch that moved this round, in one pass */
-        craft_batch_end(s->node);
+        for (size_t g = 0; g < s->n_groups; g++)
+            craft_batch_end(s->groups[g].node);
         craftkv_conn_sweep(s);
     }
 }
@@ -155,7 +162,20 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     if (s->opts.workers == 0)
         s->opts.workers = CRAFTKV_WORKERS_DEFAULT;
     s->listen_fd = s->epfd = s->evfd = s->metrics_fd = -1;
-    s->fwd.fd = -1;
+    s->groups = calloc(1, sizeof *s->groups);
+    if (!s->groups) {
+        snprintf(err, cap, "out of memory");
+        free(s);
+        return -1;
+    }
+    s->n_groups = 1;
+    for (size_t i = 0; i < s->n_groups; i++) {
+        struct craftkv_group *g = &s->groups[i];
+        g->srv = s;
+        g->index = i;
+        g->fwd = (struct craftkv_fwd){.ep_kind = CRAFTKV_EP_FWD, .grp = g, .fd = -1};
+    }
+    struct craftkv_group *g0 = &s->groups[0];
     s->started_wall_ms = craftkv_now_ms();
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -185,15 +205,15 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
      * the newest snapshot and replays the log (kv_store.h: no_sync). */
     struct craft_kv_lmdb_config lc = {.path = path, .no_sync = true};
     char e2[256] = "";
-    int rc = craft_kv_store_lmdb_open(&lc, &s->store, e2, sizeof e2);
+    int rc = craft_kv_store_lmdb_open(&lc, &g0->store, e2, sizeof e2);
     if (rc != 0) {
         snprintf(err, cap, "cannot open the store %s: %s", path, e2[0] ? e2 : craft_strerror(rc));
         goto fail;
     }
-    if (craft_kv_store_lmdb_discarded(s->store))
+    if (craft_kv_store_lmdb_discarded(g0->store))
         fprintf(stderr, "craftkv: %s held writes not yet synced when the machine went down: "
                         "dropped, rebuilding it from the raft snapshot and log\n", path);
-    rc = craft_kv_sm_open(s->store, NULL, &s->sm);
+    rc = craft_kv_sm_open(g0->store, NULL, &g0->sm);
     if (rc != 0) {
         snprintf(err, cap, "cannot open the state machine in %s: %s", path, craft_strerror(rc));
         goto fail;
@@ -229,8 +249,8 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     if (o->trailing_entries)
         cfg.trailing_entries = o->trailing_entries;
     struct craft_fsm fsm;
-    craft_kv_fsm_init(&fsm, s->sm);
-    rc = craft_node_create(&cfg, &fsm, &s->node, e2, sizeof e2);
+    craft_kv_fsm_init(&fsm, g0->sm);
+    rc = craft_node_create(&cfg, &fsm, &g0->node, e2, sizeof e2);
     if (rc != 0) {
         snprintf(err, cap, "cannot start the raft node: %s", e2[0] ? e2 : craft_strerror(rc));
         goto fail;
@@ -291,17 +311,26 @@ void craftkv_server_destroy(struct craftkv_server *s)
     craftkv_metrics_join(s); /* before the node: a scrape reads its stats */
     /* The node first: it completes every future, so the loop path's batches all land on
      * the done queue, then tasks never run or never returned, then every connection. */
-    if (s->node)
-        craft_node_destroy(s->node);
-    s->node = NULL;
-    craftkv_read_free(s);
-    craftkv_fwd_free(s);
+    for (size_t i = 0; i < s->n_groups; i++) {
+        struct craftkv_group *g = &s->groups[i];
+        if (g->node)
+            craft_node_destroy(g->node);
+        g->node = NULL;
+    }
+    for (size_t i = 0; i < s->n_groups; i++) {
+        craftkv_read_free(&s->groups[i]);
+        craftkv_fwd_free(&s->groups[i]);
+    }
     craftkv_queues_free(s);
     craftkv_conn_free_all(s);
-    if (s->sm)
-        craft_kv_sm_close(s->sm);
-    if (s->store)
-        s->store->ops->close(s->store);
+    for (size_t i = 0; i < s->n_groups; i++) {
+        struct craftkv_group *g = &s->groups[i];
+        if (g->sm)
+            craft_kv_sm_close(g->sm);
+        if (g->store)
+            g->store->ops->close(g->store);
+    }
+    free(s->groups);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     if (s->epfd >= 0)

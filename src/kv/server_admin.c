@@ -173,7 +173,7 @@ static size_t conf_ids(const struct craft_conf *c, uint64_t ids[CONF_IDS_MAX])
 static int member_recorded(struct craftkv_server *s, uint64_t id, struct craft_kv_member *m)
 {
     struct craft_kv_read *r;
-    if (craft_kv_read_begin(s->sm, &r) != CRAFT_OK)
+    if (craft_kv_read_begin(craftkv_main_group(s)->sm, &r) != CRAFT_OK)
         return -1;
     int rc = craft_kv_read_member(r, id, m);
     craft_kv_read_end(r);
@@ -211,7 +211,7 @@ int craftkv_members_view(struct craftkv_server *s, const struct craft_stats *st,
         return CRAFT_ENOMEM;
     size_t n_recs = 0;
     struct craft_kv_read *r;
-    if (craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
+    if (craft_kv_read_begin(craftkv_main_group(s)->sm, &r) == CRAFT_OK) {
         if (craft_kv_read_members(r, recs, CRAFT_KV_MEMBERS_MAX, &n_recs) != CRAFT_OK)
             n_recs = 0;
         craft_kv_read_end(r);
@@ -256,7 +256,7 @@ static int propose_member(struct craftkv_server *s, uint8_t op, const struct cra
         return rc;
     uint64_t now = craftkv_mono_ms();
     uint32_t left = now < deadline ? (uint32_t)(deadline - now) : 1;
-    struct craft_future *f = craft_apply(s->node, buf, (uint32_t)len, left);
+    struct craft_future *f = craft_apply(craftkv_main_group(s)->node, buf, (uint32_t)len, left);
     if (!f)
         return CRAFT_ENOMEM;
     rc = wait_future(s, f, deadline);
@@ -373,7 +373,7 @@ static int addnode_lead(struct craftkv_server *s, size_t argc, const struct craf
         craft_resp_append_error(out, "ERR out of memory");
         return 0;
     }
-    craft_stats(s->node, st);
+    craft_stats(craftkv_main_group(s)->node, st);
     bool leads = st->role == CRAFT_LEADER;
     int role = conf_role(&st->conf, a.id);
     free(st);
@@ -397,10 +397,10 @@ static int addnode_lead(struct craftkv_server *s, size_t argc, const struct craf
     }
     struct craft_future *f = NULL;
     if (role == ROLE_NONE)
-        f = a.mode == ADD_VOTER ? craft_add_voter(s->node, a.id, a.peer, 0)
-                                : craft_add_nonvoter(s->node, a.id, a.peer, 0);
+        f = a.mode == ADD_VOTER ? craft_add_voter(craftkv_main_group(s)->node, a.id, a.peer, 0)
+                                : craft_add_nonvoter(craftkv_main_group(s)->node, a.id, a.peer, 0);
     else if (role == ROLE_LEARNER && a.mode == ADD_VOTER)
-        f = craft_add_voter(s->node, a.id, a.peer, 0); /* promotes it */
+        f = craft_add_voter(craftkv_main_group(s)->node, a.id, a.peer, 0); /* promotes it */
     if (f) {
         int rc = finish(s, f, deadline);
         if (rc != CRAFT_OK)
@@ -453,9 +453,9 @@ static int removenode_lead(struct craftkv_server *s, size_t argc, const struct c
         reply_bad_id(out, &argv[1]);
         return 0;
     }
-    if (craft_state(s->node) != CRAFT_LEADER)
+    if (craft_state(craftkv_main_group(s)->node) != CRAFT_LEADER)
         return 1;
-    int rc = finish(s, craft_remove_server(s->node, id, 0), deadline);
+    int rc = finish(s, craft_remove_server(craftkv_main_group(s)->node, id, 0), deadline);
     if (rc != CRAFT_OK)
         return conf_change_failed(s, rc, id, deadline, out);
     /* Best effort: a leader that removed itself no longer leads, and the next leader's
@@ -495,7 +495,7 @@ static int transfer_lead(struct craftkv_server *s, size_t argc, const struct cra
         craft_resp_append_error(out, "ERR out of memory");
         return 0;
     }
-    craft_stats(s->node, st);
+    craft_stats(craftkv_main_group(s)->node, st);
     bool leads = st->role == CRAFT_LEADER;
     int role = conf_role(&st->conf, id);
     free(st);
@@ -514,7 +514,7 @@ static int transfer_lead(struct craftkv_server *s, size_t argc, const struct cra
                                  id);
         return 0;
     }
-    struct craft_future *f = craft_transfer_leadership(s->node, id);
+    struct craft_future *f = craft_transfer_leadership(craftkv_main_group(s)->node, id);
     if (!f) {
         craft_resp_append_error(out, "ERR out of memory");
         return 0;
@@ -592,7 +592,7 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
             craftkv_reply_timeout(s, out);
             return;
         }
-        if (craft_state(s->node) == CRAFT_LEADER) {
+        if (craft_state(craftkv_main_group(s)->node) == CRAFT_LEADER) {
             out->len = 0;
             if (ac->lead(s, argc, argv, deadline, out) == 0)
                 return;
@@ -601,10 +601,10 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
             continue;
         }
         if (forwarded) {
-            craftkv_reply_notleader(s, out);
+            craftkv_reply_notleader(craftkv_main_group(s), out);
             return;
         }
-        const char *a = craftkv_leader_addr(s, NULL);
+        const char *a = craftkv_leader_addr(craftkv_main_group(s), NULL);
         if (a) {
             char addr[CRAFTKV_ADDR_MAX];
             snprintf(addr, sizeof addr, "%s", a);
@@ -647,7 +647,7 @@ void craftkv_a_snapshot(struct craftkv_server *s, struct craftkv_task *t, uint64
 {
     int rc = CRAFT_ENOMEM;
     uint64_t index = 0;
-    struct craft_future *f = craft_snapshot(s->node);
+    struct craft_future *f = craft_snapshot(craftkv_main_group(s)->node);
     if (f) {
         rc = wait_future(s, f, deadline);
         if (rc == CRAFT_OK)
@@ -658,7 +658,7 @@ void craftkv_a_snapshot(struct craftkv_server *s, struct craftkv_task *t, uint64
         /* Nothing applied since the last snapshot: that one covers everything. */
         struct craft_stats *st = malloc(sizeof *st);
         if (st) {
-            craft_stats(s->node, st);
+            craft_stats(craftkv_main_group(s)->node, st);
             index = st->snap_index;
             free(st);
             rc = CRAFT_OK;
@@ -681,7 +681,7 @@ void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t d
     size_t len = 0, n_mv = 0;
     FILE *f = st && mv ? open_memstream(&text, &len) : NULL;
     if (f) {
-        craft_stats(s->node, st);
+        craft_stats(craftkv_main_group(s)->node, st);
         if (craftkv_members_view(s, st, mv, &n_mv) != CRAFT_OK) {
             fclose(f);
             free(text);
@@ -696,7 +696,7 @@ void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t d
     }
     size_t n_recorded = 0;
     struct craft_kv_read *r;
-    if (craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
+    if (craft_kv_read_begin(craftkv_main_group(s)->sm, &r) == CRAFT_OK) {
         (void)craft_kv_read_members(r, NULL, 0, &n_recorded);
         craft_kv_read_end(r);
     }
@@ -744,13 +744,13 @@ static void keeper_pass(struct craftkv_server *s, uint64_t *prev_conf_index)
         free(recs);
         return;
     }
-    craft_stats(s->node, st);
+    craft_stats(craftkv_main_group(s)->node, st);
     bool stable = st->role == CRAFT_LEADER && st->conf_index == *prev_conf_index &&
                   st->commit >= st->conf_index && st->applied >= st->conf_index;
     *prev_conf_index = st->role == CRAFT_LEADER ? st->conf_index : 0;
     size_t n_recs = 0;
     struct craft_kv_read *r;
-    if (stable && craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
+    if (stable && craft_kv_read_begin(craftkv_main_group(s)->sm, &r) == CRAFT_OK) {
         if (craft_kv_read_members(r, recs, CRAFT_KV_MEMBERS_MAX, &n_recs) != CRAFT_OK)
             stable = false;
         craft_kv_read_end(r);
@@ -785,7 +785,7 @@ void *craftkv_admin_main(void *arg)
     while (!s->stopping) {
         for (uint32_t slept = 0; slept < KEEPER_PERIOD_MS && !s->stopping; slept += 100)
             craftkv_nap(100);
-        if (!s->stopping && craft_state(s->node) == CRAFT_LEADER)
+        if (!s->stopping && craft_state(craftkv_main_group(s)->node) == CRAFT_LEADER)
             keeper_pass(s, &prev_conf_index);
         else
             prev_conf_index = 0;

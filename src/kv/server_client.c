@@ -82,7 +82,7 @@ const char *craftkv_client_addr(const struct craftkv_server *s, uint64_t id)
     static _Thread_local char addr[CRAFTKV_ADDR_MAX];
     _Static_assert(CRAFT_KV_ADDR_BYTES_MAX < sizeof addr, "a recorded address fits");
     struct craft_kv_read *r;
-    if (s->sm && craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
+    if (craftkv_main_group(s)->sm && craft_kv_read_begin(craftkv_main_group(s)->sm, &r) == CRAFT_OK) {
         struct craft_kv_member m;
         int rc = craft_kv_read_member(r, id, &m);
         craft_kv_read_end(r);

@@ -62,7 +62,7 @@ struct view {
 
 static int view_load(struct craftkv_server *s, struct view *v)
 {
-    craft_stats(s->node, &v->st);
+    craft_stats(craftkv_main_group(s)->node, &v->st);
     size_t n_all;
     struct craftkv_member_view *all = v->all;
     int rc = craftkv_members_view(s, &v->st, all, &n_all);
@@ -263,7 +263,7 @@ static int slot_emit(void *ctx, const uint8_t *key, size_t klen)
 static int scan_slot(struct craftkv_server *s, struct slot_keys *sk)
 {
     struct craft_kv_read *r;
-    int rc = craft_kv_read_begin(s->sm, &r);
+    int rc = craft_kv_read_begin(craftkv_main_group(s)->sm, &r);
     if (rc != CRAFT_OK)
         return rc;
     uint64_t cursor = 0;

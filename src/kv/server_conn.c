@@ -80,33 +80,44 @@ void craftkv_conn_sweep(struct craftkv_server *s)
     }
 }
 
-static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
-                   size_t argc, const struct craft_resp_arg *argv, bool forwarded,
-                   uint64_t session, uint64_t seq, uint64_t ack);
+static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
+                   const struct craftkv_cmd_def *d, size_t argc,
+                   const struct craft_resp_arg *argv, bool forwarded, uint64_t session,
+                   uint64_t seq, uint64_t ack);
 static bool submit_batch(struct craftkv_server *s, struct craftkv_conn *c);
 
-/* A closed connection's session ends with it (SESSION_CLOSE through the write pipeline, as
- * its writes went): the state machine drops its saved results now rather than an hour of
- * logical time later. Best effort: a close that does not make it (no leader until the
- * deadline, a stopping server) leaves the session to expire. Returns true if the close is
- * out (the connection is freed when it comes back). */
+/* A closed connection's sessions end with it (SESSION_CLOSE through the write pipeline,
+ * as its writes went; one group after the other, as a connection has one batch out at a
+ * time): the state machines drop their saved results now rather than an hour of logical
+ * time later. Best effort: a close that does not make it (no leader until the deadline, a
+ * stopping server) leaves the session to expire. Returns true if a close is out (the
+ * connection comes back here when it returns, and is freed after the last). */
 static bool end_session(struct craftkv_server *s, struct craftkv_conn *c)
 {
-    if (!c->session_opened || c->ending || atomic_load(&s->stopping))
-        return false;
-    c->ending = true;
     CRAFT_ASSERT(c->batch_n == 0 && !c->busy);
+    c->ending = true;
+    if (atomic_load(&s->stopping))
+        return false;
     const struct craftkv_cmd_def *d =
         craftkv_cmd_find(CRAFTKV_ENDSESSION_CMD, strlen(CRAFTKV_ENDSESSION_CMD));
     struct craft_resp_arg name = {CRAFTKV_ENDSESSION_CMD, strlen(CRAFTKV_ENDSESSION_CMD)};
     CRAFT_ASSERT(d != NULL);
-    if (!submit(c, d, 1, &name, false, 0, 0, 0))
-        return false;
-    struct craftkv_task *t = c->batch_tail;
-    t->seq = t->ack = 0; /* a session op: no seq of its own */
-    c->seq--;
-    t->open_session = false;
-    return submit_batch(s, c); /* (answered at once only if it could not be proposed) */
+    for (size_t i = 0; i < s->n_groups; i++) {
+        struct craftkv_session *ss = &c->sessions[i];
+        if (!ss->opened || ss->closed)
+            continue;
+        ss->closed = true;
+        if (!submit(c, &s->groups[i], d, 1, &name, false, 0, 0, 0))
+            return false;
+        struct craftkv_task *t = c->batch_tail;
+        t->seq = t->ack = 0; /* a session op: no seq of its own */
+        ss->seq--;
+        t->open_session = false;
+        if (submit_batch(s, c))
+            return true;
+        /* answered at once (it could not be proposed): the next group's */
+    }
+    return false;
 }
 
 static void conn_close(struct craftkv_server *s, struct craftkv_conn *c)
@@ -166,10 +177,12 @@ static int parse_u64(const struct craft_resp_arg *a, uint64_t *v)
     return 0;
 }
 
-/* Adds a command to the connection's batch; false if out of memory (an error was replied). */
-static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
-                   size_t argc, const struct craft_resp_arg *argv, bool forwarded,
-                   uint64_t session, uint64_t seq, uint64_t ack)
+/* Adds a command for group g to the connection's batch; false if out of memory (an error
+ * was replied). */
+static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
+                   const struct craftkv_cmd_def *d, size_t argc,
+                   const struct craft_resp_arg *argv, bool forwarded, uint64_t session,
+                   uint64_t seq, uint64_t ack)
 {
     /* One allocation for the task, its argument array and the argument bytes (it was
      * three): malloc and free were 40 % of the loop's samples at SET -P 16 (perf). */
@@ -194,6 +207,7 @@ static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
     t->argc = argc;
     t->def = d;
     t->conn = c;
+    t->grp = g;
     if (c->batch_n == 0)
         t->arrived_ms = craftkv_mono_ms(); /* the batch's deadline counts from its first */
     t->forwarded = forwarded;
@@ -207,13 +221,18 @@ static bool submit(struct craftkv_conn *c, const struct craftkv_cmd_def *d,
          * all its clients. Reopening a live session (a retry) changes nothing. */
         t->open_session = seq == 1;
     } else if (d->kind == CRAFTKV_WRITE) {
-        t->session = c->session;
-        t->seq = ++c->seq;
+        struct craftkv_session *ss = &c->sessions[g->index];
+        /* A random session id: no round trip to learn one (kv.md). */
+        while (ss->id == 0)
+            if (getrandom(&ss->id, sizeof ss->id, 0) != sizeof ss->id)
+                ss->id = ((uint64_t)time(NULL) << 20) ^ c->id ^ (uint64_t)getpid() << 40 ^ g->index;
+        t->session = ss->id;
+        t->seq = ++ss->seq;
         /* Every earlier write of this connection was answered: a connection has one batch
          * out at a time, so the lowest unanswered seq is the batch's first. */
         t->ack = c->batch_n > 0 ? c->batch_head->seq : t->seq;
-        t->open_session = !c->session_opened;
-        c->session_opened = true;
+        t->open_session = !ss->opened;
+        ss->opened = true;
     }
     t->read_mode = c->read_mode;
     if (c->batch_tail)
@@ -333,7 +352,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
             CRAFT_ASSERT(x != NULL);
             if (!v)
                 craft_resp_append_error(&c->out, "ERR out of memory");
-            else if (submit(c, x, n, v, false, 0, 0, 0))
+            else if (submit(c, &s->groups[0], x, n, v, false, 0, 0, 0))
                 submit_batch(s, c); /* alone: one entry */
             craftkv_multi_end(c);
             return true;
@@ -399,7 +418,8 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         d->local(s, c, argc, argv);
         return true;
     }
-    if (submit(c, d, argc, argv, forwarded, session, seq, ack) && d->kind == CRAFTKV_ADMIN)
+    if (submit(c, &s->groups[0], d, argc, argv, forwarded, session, seq, ack) &&
+        d->kind == CRAFTKV_ADMIN)
         submit_batch(s, c); /* alone: it may block for long */
     return true;
 }
@@ -489,21 +509,20 @@ void craftkv_conn_accept(struct craftkv_server *s)
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        struct craftkv_conn *c = calloc(1, sizeof *c);
+        /* One block: the connection and its sessions, one per group. */
+        struct craftkv_conn *c = calloc(1, sizeof *c + s->n_groups * sizeof *c->sessions);
         if (!c) {
             close(fd);
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->ep_kind = CRAFTKV_EP_CONN;
+        c->sessions = (struct craftkv_session *)(c + 1);
         c->fd = fd;
         c->id = ++s->next_conn_id;
         c->authed = s->opts.requirepass[0] == '\0';
         craft_resp_parser_init(&c->parser, NULL);
-        /* A random session id: no round trip to learn one (kv.md). */
-        while (c->session == 0)
-            if (getrandom(&c->session, sizeof c->session, 0) != sizeof c->session)
-                c->session = ((uint64_t)time(NULL) << 20) ^ c->id ^ (uint64_t)getpid() << 40;
         c->events = EPOLLIN;
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &e) != 0) {

@@ -27,9 +27,9 @@
 
 #define FWD_IN_MAX (64u << 20) /* a reply larger than this is malformed */
 
-static void fwd_set_events(struct craftkv_server *s)
+static void fwd_set_events(struct craftkv_fwd *f)
 {
-    struct craftkv_fwd *f = &s->fwd;
+    struct craftkv_server *s = f->grp->srv;
     uint32_t ev = EPOLLIN;
     if (f->connecting || f->out.len > f->out_off)
         ev |= EPOLLOUT;
@@ -49,9 +49,9 @@ static void settle(struct craftkv_server *s, struct craftkv_task *t)
 }
 
 /* Closes the connection; every command still waiting settles unanswered. */
-static void fwd_close(struct craftkv_server *s)
+static void fwd_close(struct craftkv_fwd *f)
 {
-    struct craftkv_fwd *f = &s->fwd;
+    struct craftkv_server *s = f->grp->srv;
     if (f->fd >= 0) {
         epoll_ctl(s->epfd, EPOLL_CTL_DEL, f->fd, NULL);
         close(f->fd);
@@ -72,9 +72,9 @@ static void fwd_close(struct craftkv_server *s)
     }
 }
 
-static int fwd_open(struct craftkv_server *s, const char *addr)
+static int fwd_open(struct craftkv_fwd *f, const char *addr)
 {
-    struct craftkv_fwd *f = &s->fwd;
+    struct craftkv_server *s = f->grp->srv;
     struct addrinfo *res;
     if (craftkv_addr_resolve(addr, AI_NUMERICHOST | AI_NUMERICSERV, &res) != 0)
         return -1;
@@ -108,7 +108,7 @@ static int fwd_open(struct craftkv_server *s, const char *addr)
         struct craft_resp_arg argv[2] = {{"AUTH", 4},
                                          {s->opts.requirepass, strlen(s->opts.requirepass)}};
         if (craft_resp_append_command(&f->out, 2, argv) != 0) {
-            fwd_close(s);
+            fwd_close(f);
             return -1;
         }
         f->auth_pending = true;
@@ -116,9 +116,8 @@ static int fwd_open(struct craftkv_server *s, const char *addr)
     return 0;
 }
 
-static void fwd_flush(struct craftkv_server *s)
+static void fwd_flush(struct craftkv_fwd *f)
 {
-    struct craftkv_fwd *f = &s->fwd;
     while (!f->connecting && f->out.len > f->out_off) {
         ssize_t w = send(f->fd, f->out.data + f->out_off, f->out.len - f->out_off, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
@@ -126,14 +125,14 @@ static void fwd_flush(struct craftkv_server *s)
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (w <= 0) {
-            fwd_close(s);
+            fwd_close(f);
             return;
         }
         f->out_off += (size_t)w;
     }
     if (f->out_off == f->out.len)
         f->out.len = f->out_off = 0;
-    fwd_set_events(s);
+    fwd_set_events(f);
 }
 
 /* Appends CRAFT.FWD <session> <seq> <argv...> for t. */
@@ -163,13 +162,13 @@ static int fwd_encode(struct craft_resp_buf *out, const struct craftkv_task *t)
     return 0;
 }
 
-bool craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head, const char *addr)
+bool craftkv_fwd_submit(struct craftkv_group *g, struct craftkv_task *head, const char *addr)
 {
-    struct craftkv_fwd *f = &s->fwd;
+    struct craftkv_fwd *f = &g->fwd;
     CRAFT_ASSERT(!head->forwarded); /* never forwarded twice */
     if (f->fd >= 0 && strcmp(f->addr, addr) != 0)
-        fwd_close(s); /* leadership moved */
-    if (f->fd < 0 && fwd_open(s, addr) != 0)
+        fwd_close(f); /* leadership moved */
+    if (f->fd < 0 && fwd_open(f, addr) != 0)
         return false;
     atomic_store(&head->pending, 1); /* ours, until every command is queued */
     for (struct craftkv_task *t = head; t; t = t->chain) {
@@ -189,9 +188,9 @@ bool craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head, con
         }
         f->q_tail = t;
     }
-    fwd_flush(s);
+    fwd_flush(f);
     if (atomic_fetch_sub(&head->pending, 1) == 1)
-        craftkv_ready_push(s, head); /* everything settled already (a closed connection) */
+        craftkv_ready_push(g->srv, head); /* everything settled already (a closed connection) */
     return true;
 }
 
@@ -200,16 +199,16 @@ static bool is_notleader(const char *p, size_t n)
     return n > 15 && memcmp(p, "-" CRAFTKV_ERR_NOTLEADER, 15) == 0;
 }
 
-static void fwd_read(struct craftkv_server *s)
+static void fwd_read(struct craftkv_fwd *f)
 {
-    struct craftkv_fwd *f = &s->fwd;
+    struct craftkv_server *s = f->grp->srv;
     uint64_t gen = f->gen;
     while (f->fd >= 0 && f->gen == gen) {
         if (f->in_cap - f->in_len < 16384) {
             size_t cap = f->in_cap ? f->in_cap * 2 : 65536;
             char *p = cap <= FWD_IN_MAX * 2 ? realloc(f->in, cap) : NULL;
             if (!p) {
-                fwd_close(s);
+                fwd_close(f);
                 return;
             }
             f->in = p;
@@ -221,7 +220,7 @@ static void fwd_read(struct craftkv_server *s)
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (r <= 0) {
-            fwd_close(s);
+            fwd_close(f);
             return;
         }
         f->in_len += (size_t)r;
@@ -271,7 +270,7 @@ static void fwd_read(struct craftkv_server *s)
         if (off > 0)
             f->progress_ms = craftkv_mono_ms();
         if (bad || f->in_len >= FWD_IN_MAX)
-            fwd_close(s);
+            fwd_close(f);
         while (done) {
             struct craftkv_task *t = done;
             done = t->fwd_next;
@@ -281,47 +280,47 @@ static void fwd_read(struct craftkv_server *s)
     }
 }
 
-void craftkv_fwd_event(struct craftkv_server *s, uint32_t events)
+void craftkv_fwd_event(struct craftkv_fwd *f, uint32_t events)
 {
-    struct craftkv_fwd *f = &s->fwd;
     if (f->fd < 0)
         return;
     if (f->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         int err = 0;
         socklen_t len = sizeof err;
         if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-            fwd_close(s);
+            fwd_close(f);
             return;
         }
         f->connecting = false;
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-        fwd_read(s);
+        fwd_read(f);
         if (f->fd < 0)
             return;
     }
-    fwd_flush(s);
+    fwd_flush(f);
 }
 
-void craftkv_fwd_tick(struct craftkv_server *s)
+void craftkv_fwd_tick(struct craftkv_group *g)
 {
-    struct craftkv_fwd *f = &s->fwd;
+    struct craftkv_fwd *f = &g->fwd;
+    struct craftkv_server *s = g->srv;
     if (f->fd < 0 || !f->q_head)
         return;
     uint64_t leader;
-    const char *addr = craftkv_leader_addr(s, &leader);
+    const char *addr = craftkv_leader_addr(g, &leader);
     bool moved = leader != 0 && (!addr || strcmp(addr, f->addr) != 0);
     bool silent = craftkv_mono_ms() - f->progress_ms > s->opts.timeout_ms / 2;
     /* Without this, commands sent to a leader that was paused or failed waited for its
      * reply for as long as it took: a new submit closes a stale connection, but clients
      * that all wait on it submit nothing. */
     if (moved || silent)
-        fwd_close(s);
+        fwd_close(f);
 }
 
-void craftkv_fwd_free(struct craftkv_server *s)
+void craftkv_fwd_free(struct craftkv_group *g)
 {
-    struct craftkv_fwd *f = &s->fwd;
+    struct craftkv_fwd *f = &g->fwd;
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;

@@ -105,7 +105,7 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
         craft_resp_append_error(out, "ERR out of memory");
         return;
     }
-    craft_stats(s->node, st);
+    craft_stats(craftkv_main_group(s)->node, st);
     const char *sep = "";
     if (sections & SEC_SERVER) {
         fprintf(f,
@@ -141,7 +141,7 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
     if (sections & SEC_KEYSPACE) {
         uint64_t keys = 0;
         struct craft_kv_read *r;
-        if (craft_kv_read_begin(s->sm, &r) == CRAFT_OK) {
+        if (craft_kv_read_begin(craftkv_main_group(s)->sm, &r) == CRAFT_OK) {
             craft_kv_read_dbsize(r, &keys);
             craft_kv_read_end(r);
         }

@@ -14,6 +14,14 @@
 #include "kv/server.h"
 
 struct craftkv_conn;
+struct craftkv_group;
+
+/* What an epoll event's data.ptr points to, besides the listener and the eventfd: the
+ * first member of both structs, so the loop tells them apart. */
+enum craftkv_ep_kind {
+    CRAFTKV_EP_CONN = 1,
+    CRAFTKV_EP_FWD,
+};
 
 /* The kinds of error replies counted (craftkv_error_kinds: the first word of the error;
  * the last, OTHER, for the rest). */
@@ -69,6 +77,7 @@ struct craftkv_task {
     struct craft_resp_buf out;
     struct craft_future *fut;      /* this command's proposal (PROPOSED) */
     struct craftkv_task *head;     /* the batch this command belongs to (forwarding) */
+    struct craftkv_group *grp;     /* the Raft group that serves the batch (server_route.c) */
     struct craftkv_task *fwd_next; /* waiting for the leader's reply (server_fwd.c) */
     /* head only */
     struct craftkv_server *srv; /* for completion callbacks on node threads */
@@ -91,6 +100,8 @@ struct craftkv_task {
 /* The loop's pipelined connection to the leader's client port, for a follower's writes
  * (server_fwd.c). Loop thread only. */
 struct craftkv_fwd {
+    uint8_t ep_kind; /* CRAFTKV_EP_FWD */
+    struct craftkv_group *grp;
     int fd;          /* -1: none */
     uint64_t gen;    /* counts connections: an fd number may be reused by the next */
     bool connecting; /* a non-blocking connect in progress */
@@ -148,7 +159,16 @@ enum craftkv_cmd_keys {
     K_PAIRS,    /* key value pairs: 1, -1, 2 */
 };
 
+/* A connection's session in one group: writes to different groups never share a session
+ * (each group sees one client with contiguous seqs, as with a single group). */
+struct craftkv_session {
+    uint64_t id, seq;
+    bool opened; /* a write went out with it */
+    bool closed; /* its SESSION_CLOSE went out (the connection ended) */
+};
+
 struct craftkv_conn {
+    uint8_t ep_kind;                  /* CRAFTKV_EP_CONN */
     struct craftkv_conn *prev, *next; /* every connection not yet freed */
     int fd;
     uint64_t id;
@@ -165,21 +185,39 @@ struct craftkv_conn {
     bool buried;  /* on the graveyard: freed after the current round of events */
     struct craftkv_conn *grave_next;
     uint32_t events;
-    uint64_t session, seq;
-    bool session_opened;
-    bool ending; /* closed: its session's SESSION_CLOSE is out (then freed) */
+    struct craftkv_session *sessions; /* one per group of the server, by group index */
+    bool ending; /* closed: its sessions' SESSION_CLOSEs are going out (then freed) */
     bool authed; /* AUTH passed, or no password is required (server_auth.c) */
     char name[64];
     struct craftkv_multi *multi; /* MULTI ... EXEC under way (server_multi.c); NULL: none */
     struct craftkv_watch *watch; /* WATCHed keys (server_multi.c); NULL: none */
 };
 
-struct craftkv_server {
-    struct craftkv_opts opts;
-    char data_dir[4096];
+/* One Raft group this server holds a replica of, with its craftkv state machine: the
+ * only group of an unsharded server, or a shard group (docs/design/craftkv.md, "Groups").
+ * Its read barrier and its forwarding connection belong to the loop thread. */
+struct craftkv_group {
+    struct craftkv_server *srv;
+    size_t index; /* in srv->groups */
+    uint64_t gid; /* 0: an unsharded server's group; else the shard group's id */
     struct craft_node *node;
     struct craft_kv_store *store;
     struct craft_kv_sm *sm;
+    /* The loop's read barrier (server_read.c): batches waiting for the round in flight
+     * (cur) and for the next one (next), linked through `next`. Loop thread only, except
+     * ar_flag, set by the barrier's completion. */
+    struct craftkv_task *ar_cur, *ar_next, *ar_next_tail;
+    struct craft_future *ar_fut;
+    atomic_bool ar_flag;
+    struct craftkv_fwd fwd; /* to this group's leader */
+};
+
+struct craftkv_server {
+    struct craftkv_opts opts;
+    char data_dir[4096];
+    /* The groups: one (gid 0) unsharded; every shard group hosted here when sharded. */
+    struct craftkv_group *groups;
+    size_t n_groups;
     int listen_fd, epfd, evfd;
     uint64_t next_conn_id;
     struct craftkv_conn *conns;
@@ -219,16 +257,13 @@ struct craftkv_server {
     size_t n_workers;
     pthread_t ticker;
     bool ticker_started;
-
-    /* The loop's read barrier (server_read.c): batches waiting for the round in flight
-     * (cur) and for the next one (next), linked through `next`. Loop thread only, except
-     * ar_flag, set by the barrier's completion. */
-    struct craftkv_task *ar_cur, *ar_next, *ar_next_tail;
-    struct craft_future *ar_fut;
-    atomic_bool ar_flag;
-
-    struct craftkv_fwd fwd;
 };
+
+/* The group an unsharded server's admin, INFO and cluster commands speak of: its only one. */
+static inline struct craftkv_group *craftkv_main_group(const struct craftkv_server *s)
+{
+    return &s->groups[0];
+}
 
 /* ---- server_clock.c ---- */
 /* CLOCK_REALTIME in ms (the leader's stamp on a write: kv.md); CLOCK_MONOTONIC in ms
@@ -279,10 +314,10 @@ struct craftkv_task *craftkv_write_expired(struct craftkv_server *s);
 int craftkv_write_wait_ms(struct craftkv_server *s, int max_ms);
 /* The leader's client address if another node leads, else NULL; *leader (if not NULL) its
  * id, 0 if none is known. */
-const char *craftkv_leader_addr(struct craftkv_server *s, uint64_t *leader);
+const char *craftkv_leader_addr(struct craftkv_group *g, uint64_t *leader);
 /* Appends -CRAFTNOTLEADER <leader client address> ("?" if none is known): the answer of
  * a node that does not lead to a forwarded write or admin command. */
-void craftkv_reply_notleader(struct craftkv_server *s, struct craft_resp_buf *out);
+void craftkv_reply_notleader(struct craftkv_group *g, struct craft_resp_buf *out);
 /* Appends the reply a client gets once its deadline passed: TRYAGAIN (or a shutdown). */
 void craftkv_reply_timeout(struct craftkv_server *s, struct craft_resp_buf *out);
 /* Answers every unanswered command of the batch so (its deadline passed, or the server is
@@ -297,22 +332,22 @@ bool craftkv_read_start(struct craftkv_server *s, struct craftkv_task *head);
 bool craftkv_read_step(struct craftkv_server *s, struct craftkv_task *head);
 /* Every round of the loop: finishes the ReadIndex round if it completed (its batches go
  * to the ready list), issues the next one for the batches waiting. */
-void craftkv_read_poll(struct craftkv_server *s);
+void craftkv_read_poll(struct craftkv_group *g);
 /* Releases the round (shutdown, after the node is destroyed). */
-void craftkv_read_free(struct craftkv_server *s);
+void craftkv_read_free(struct craftkv_group *g);
 
 /* ---- server_fwd.c: the loop's pipelined connection to the leader ---- */
 /* Sends head's unanswered writes to the leader at addr as CRAFT.FWD. Returns false if the
  * connection cannot be opened (nothing sent). Once true, every command settles (answered,
  * or left unanswered for a retry) and the batch goes to the ready list. */
-bool craftkv_fwd_submit(struct craftkv_server *s, struct craftkv_task *head, const char *addr);
-void craftkv_fwd_event(struct craftkv_server *s, uint32_t events);
+bool craftkv_fwd_submit(struct craftkv_group *g, struct craftkv_task *head, const char *addr);
+void craftkv_fwd_event(struct craftkv_fwd *f, uint32_t events);
 /* Called by the loop every round (at least every 200 ms): gives up on a forwarding
  * connection whose commands wait on a node that no longer leads, or on a leader that has
  * answered nothing for half the command timeout (paused, hung, failed): its commands are
  * settled unanswered, and the write pipeline routes them again. */
-void craftkv_fwd_tick(struct craftkv_server *s);
-void craftkv_fwd_free(struct craftkv_server *s);
+void craftkv_fwd_tick(struct craftkv_group *g);
+void craftkv_fwd_free(struct craftkv_group *g);
 
 /* ---- server_conn.c: connections ---- */
 void craftkv_conn_accept(struct craftkv_server *s);

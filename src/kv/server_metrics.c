@@ -122,7 +122,7 @@ static void process_metrics(const struct craftkv_server *s, struct craft_resp_bu
 void craftkv_metrics_render(struct craftkv_server *s, struct craft_resp_buf *b)
 {
     struct craft_stats st;
-    craft_stats(s->node, &st);
+    craft_stats(craftkv_main_group(s)->node, &st);
     gauge(b, "craft_raft_term", "The node's current term.", st.term);
     gauge(b, "craft_raft_leader_id", "The leader this node knows of (0: none).", st.leader);
     head(b, "craft_raft_role", "gauge", "1 for the node's role, 0 for the others.");

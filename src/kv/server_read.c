@@ -25,10 +25,10 @@
 #define READ_BACKOFF_MS 20
 
 /* Answers a batch from one read transaction of the local state machine. */
-static void serve(struct craftkv_server *s, struct craftkv_task *head)
+static void serve(struct craftkv_task *head)
 {
     struct craft_kv_read *r;
-    int rc = craft_kv_read_begin(s->sm, &r);
+    int rc = craft_kv_read_begin(head->grp->sm, &r);
     for (struct craftkv_task *t = head; t; t = t->chain) {
         if (rc != CRAFT_OK)
             craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
@@ -46,9 +46,9 @@ static void serve(struct craftkv_server *s, struct craftkv_task *head)
 /* Runs on the node thread that completed the round: the loop takes it in read_poll. */
 static void round_done(void *ctx)
 {
-    struct craftkv_server *s = ctx;
-    atomic_store(&s->ar_flag, true);
-    craftkv_done_push(s, NULL); /* a wake-up only */
+    struct craftkv_group *g = ctx;
+    atomic_store(&g->ar_flag, true);
+    craftkv_done_push(g->srv, NULL); /* a wake-up only */
 }
 
 static void lease_done(void *ctx)
@@ -58,29 +58,30 @@ static void lease_done(void *ctx)
 }
 
 /* Issues a round for every batch waiting for the next one. */
-static void issue_round(struct craftkv_server *s)
+static void issue_round(struct craftkv_group *g)
 {
-    if (s->ar_fut || !s->ar_next)
+    if (g->ar_fut || !g->ar_next)
         return;
-    struct craft_future *f = craft_read_index(s->node);
+    struct craft_future *f = craft_read_index(g->node);
     if (!f)
         return; /* out of memory: the next round of the loop tries again */
-    s->ar_cur = s->ar_next;
-    s->ar_next = s->ar_next_tail = NULL;
-    s->ar_fut = f;
-    craft_future_notify(f, round_done, s);
+    g->ar_cur = g->ar_next;
+    g->ar_next = g->ar_next_tail = NULL;
+    g->ar_fut = f;
+    craft_future_notify(f, round_done, g);
 }
 
-static void wait_round(struct craftkv_server *s, struct craftkv_task *head)
+static void wait_round(struct craftkv_task *head)
 {
+    struct craftkv_group *g = head->grp;
     head->stage = CRAFTKV_STAGE_BARRIER;
     head->next = NULL;
-    if (s->ar_next_tail)
-        s->ar_next_tail->next = head;
+    if (g->ar_next_tail)
+        g->ar_next_tail->next = head;
     else
-        s->ar_next = head;
-    s->ar_next_tail = head;
-    issue_round(s);
+        g->ar_next = head;
+    g->ar_next_tail = head;
+    issue_round(g);
 }
 
 /* Picks the batch's barrier. Returns true if it is DONE now. */
@@ -91,11 +92,11 @@ static bool route(struct craftkv_server *s, struct craftkv_task *head)
         return true;
     }
     if (head->read_mode == CRAFTKV_READ_STALE) {
-        serve(s, head);
+        serve(head);
         return true;
     }
-    if (head->read_mode == CRAFTKV_READ_LEASE && craft_state(s->node) == CRAFT_LEADER) {
-        struct craft_future *f = craft_read_lease(s->node);
+    if (head->read_mode == CRAFTKV_READ_LEASE && craft_state(head->grp->node) == CRAFT_LEADER) {
+        struct craft_future *f = craft_read_lease(head->grp->node);
         if (f) {
             CRAFT_ASSERT(head->fut == NULL);
             head->fut = f;
@@ -104,7 +105,7 @@ static bool route(struct craftkv_server *s, struct craftkv_task *head)
             return false;
         }
     }
-    wait_round(s, head);
+    wait_round(head);
     return false;
 }
 
@@ -125,10 +126,10 @@ bool craftkv_read_step(struct craftkv_server *s, struct craftkv_task *head)
         craft_future_release(head->fut);
         head->fut = NULL;
         if (rc == CRAFT_OK) {
-            serve(s, head);
+            serve(head);
             return true;
         }
-        wait_round(s, head); /* no lease holds now: a round instead */
+        wait_round(head); /* no lease holds now: a round instead */
         return false;
     }
     case CRAFTKV_STAGE_BACKOFF:
@@ -139,32 +140,33 @@ bool craftkv_read_step(struct craftkv_server *s, struct craftkv_task *head)
     }
 }
 
-void craftkv_read_poll(struct craftkv_server *s)
+void craftkv_read_poll(struct craftkv_group *g)
 {
-    if (!s->ar_fut) {
-        issue_round(s); /* batches left waiting by a failed allocation */
+    struct craftkv_server *s = g->srv;
+    if (!g->ar_fut) {
+        issue_round(g); /* batches left waiting by a failed allocation */
         return;
     }
-    if (!atomic_exchange(&s->ar_flag, false))
+    if (!atomic_exchange(&g->ar_flag, false))
         return;
     /* The flag is set after completion, so the future is done here; it may still have
      * completed *with* CRAFT_ETIMEOUT (the round itself timed out): craft_future_done
      * tells the two apart. */
-    if (!craft_future_done(s->ar_fut))
+    if (!craft_future_done(g->ar_fut))
         return;
-    int rc = craft_future_wait(s->ar_fut, 0);
-    craft_future_release(s->ar_fut);
-    s->ar_fut = NULL;
-    struct craftkv_task *list = s->ar_cur;
-    s->ar_cur = NULL;
-    issue_round(s); /* for what arrived meanwhile, before serving: keeps a round going */
+    int rc = craft_future_wait(g->ar_fut, 0);
+    craft_future_release(g->ar_fut);
+    g->ar_fut = NULL;
+    struct craftkv_task *list = g->ar_cur;
+    g->ar_cur = NULL;
+    issue_round(g); /* for what arrived meanwhile, before serving: keeps a round going */
     uint64_t now = craftkv_mono_ms();
     while (list) {
         struct craftkv_task *head = list;
         list = head->next;
         head->next = NULL;
         if (rc == CRAFT_OK) {
-            serve(s, head);
+            serve(head);
         } else if (s->stopping || now >= head->deadline_ms) {
             craftkv_batch_timeout(s, head, CRAFTKV_STAGE_DONE);
         } else {
@@ -176,13 +178,13 @@ void craftkv_read_poll(struct craftkv_server *s)
     }
 }
 
-void craftkv_read_free(struct craftkv_server *s)
+void craftkv_read_free(struct craftkv_group *g)
 {
-    if (s->ar_fut) {
-        craft_future_release(s->ar_fut);
-        s->ar_fut = NULL;
+    if (g->ar_fut) {
+        craft_future_release(g->ar_fut);
+        g->ar_fut = NULL;
     }
-    struct craftkv_task *lists[2] = {s->ar_cur, s->ar_next};
+    struct craftkv_task *lists[2] = {g->ar_cur, g->ar_next};
     for (int i = 0; i < 2; i++) {
         while (lists[i]) {
             struct craftkv_task *t = lists[i];
@@ -190,5 +192,5 @@ void craftkv_read_free(struct craftkv_server *s)
             craftkv_batch_free(t);
         }
     }
-    s->ar_cur = s->ar_next = s->ar_next_tail = NULL;
+    g->ar_cur = g->ar_next = g->ar_next_tail = NULL;
 }

@@ -39,17 +39,18 @@
 
 /* ---- the steps, one copy each ---- */
 
-const char *craftkv_leader_addr(struct craftkv_server *s, uint64_t *leader)
+const char *craftkv_leader_addr(struct craftkv_group *g, uint64_t *leader)
 {
-    uint64_t id = craft_leader(s->node, NULL, 0);
+    struct craftkv_server *s = g->srv;
+    uint64_t id = craft_leader(g->node, NULL, 0);
     if (leader != NULL)
         *leader = id;
     return id != 0 && id != s->opts.id ? craftkv_client_addr(s, id) : NULL;
 }
 
-void craftkv_reply_notleader(struct craftkv_server *s, struct craft_resp_buf *out)
+void craftkv_reply_notleader(struct craftkv_group *g, struct craft_resp_buf *out)
 {
-    const char *addr = craftkv_leader_addr(s, NULL);
+    const char *addr = craftkv_leader_addr(g, NULL);
     craft_resp_append_errorf(out, "%s %s", CRAFTKV_ERR_NOTLEADER, addr ? addr : "?");
 }
 
@@ -78,7 +79,7 @@ void craftkv_batch_timeout(struct craftkv_server *s, struct craftkv_task *head, 
  * batch's deadline) lets the node hold a proposal that meets a full uncommitted budget, in
  * order, instead of refusing it while a smaller one behind it gets in (a later seq of a
  * session ahead of an earlier one). */
-static int propose(struct craftkv_server *s, uint32_t timeout_ms, const struct craft_kv_cmd *c,
+static int propose(struct craftkv_group *g, uint32_t timeout_ms, const struct craft_kv_cmd *c,
                    struct craft_future **f)
 {
     *f = NULL;
@@ -92,7 +93,7 @@ static int propose(struct craftkv_server *s, uint32_t timeout_ms, const struct c
     size_t len;
     int rc = craft_kv_cmd_encode(c, buf, size, &len);
     if (rc == CRAFT_OK) {
-        *f = craft_apply(s->node, buf, (uint32_t)len, timeout_ms);
+        *f = craft_apply(g->node, buf, (uint32_t)len, timeout_ms);
         if (!*f)
             rc = CRAFT_ENOMEM;
     }
@@ -103,12 +104,12 @@ static int propose(struct craftkv_server *s, uint32_t timeout_ms, const struct c
 
 /* SESSION_OPEN is idempotent (reopening a live session changes nothing), so a retry of
  * one is harmless. Its outcome shows in the results of the writes proposed after it. */
-static bool propose_session_open(struct craftkv_server *s, uint32_t timeout_ms, uint64_t now,
+static bool propose_session_open(struct craftkv_group *g, uint32_t timeout_ms, uint64_t now,
                                  uint64_t session)
 {
     struct craft_kv_cmd open = {.op = CRAFT_KV_OP_SESSION_OPEN, .session = session, .now_ms = now};
     struct craft_future *f = NULL;
-    if (propose(s, timeout_ms, &open, &f) != CRAFT_OK)
+    if (propose(g, timeout_ms, &open, &f) != CRAFT_OK)
         return false;
     craft_future_release(f);
     return true;
@@ -214,8 +215,9 @@ static void proposal_settled(void *ctx)
 
 /* Proposes every unanswered command of the batch, in order. Returns true if at least one
  * proposal is out (the batch is PROPOSED and comes back through the done queue). */
-static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
+static bool propose_batch(struct craftkv_task *head)
 {
+    struct craftkv_group *g = head->grp;
     size_t items_cap = 0;
     for (struct craftkv_task *t = head; t; t = t->chain)
         if (!t->answered && t->argc + 1 > items_cap)
@@ -236,7 +238,7 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
             continue;
         CRAFT_ASSERT(t->fut == NULL);
         if (t->open_session && t->session != opened) {
-            if (!propose_session_open(s, timeout_ms, now, t->session)) {
+            if (!propose_session_open(g, timeout_ms, now, t->session)) {
                 stop = true;
                 break;
             }
@@ -256,7 +258,7 @@ static bool propose_batch(struct craftkv_server *s, struct craftkv_task *head)
         c.now_ms = now;
         CRAFT_ASSERT(c.op != CRAFT_KV_OP_SESSION_CLOSE || (c.seq == 0 && c.ack == 0));
         struct craft_future *f = NULL;
-        int rc = propose(s, timeout_ms, &c, &f);
+        int rc = propose(g, timeout_ms, &c, &f);
         t->out.len = 0; /* CRAFT.EXEC's list was built there: encoded now */
         if (rc != CRAFT_OK) {
             if (!retryable(rc))
@@ -377,8 +379,8 @@ static bool route(struct craftkv_server *s, struct craftkv_task *head, uint64_t 
     if (head->attempts++ > 0)
         atomic_fetch_add(&s->n_retried, head->sent); /* INFO writes_retried */
     head->tried_leader = leader;
-    if (leader == s->opts.id && craft_state(s->node) == CRAFT_LEADER)
-        return propose_batch(s, head);
+    if (leader == s->opts.id && craft_state(head->grp->node) == CRAFT_LEADER)
+        return propose_batch(head);
     if (head->forwarded) {
         /* Never forwarded twice: the follower that sent it asks the leader it knows. And
          * the connection closes after these replies: what the sender pipelined behind them
@@ -387,15 +389,15 @@ static bool route(struct craftkv_server *s, struct craftkv_task *head, uint64_t 
          * sends again elsewhere, in order, on a new connection. */
         for (struct craftkv_task *t = head; t; t = t->chain)
             if (!t->answered) {
-                craftkv_reply_notleader(s, &t->out);
+                craftkv_reply_notleader(head->grp, &t->out);
                 t->answered = true;
             }
         head->close_conn = true;
         head->stage = CRAFTKV_STAGE_DONE;
         return true;
     }
-    const char *addr = craftkv_leader_addr(s, NULL);
-    if (!addr || !craftkv_fwd_submit(s, head, addr))
+    const char *addr = craftkv_leader_addr(head->grp, NULL);
+    if (!addr || !craftkv_fwd_submit(head->grp, head, addr))
         return false; /* no leader known (or this node, stepping down): back off */
     head->stage = CRAFTKV_STAGE_FORWARDED;
     return true;
@@ -426,7 +428,7 @@ bool craftkv_write_step(struct craftkv_server *s, struct craftkv_task *head)
         craftkv_batch_timeout(s, head, CRAFTKV_STAGE_DONE);
         return true;
     }
-    uint64_t leader = craft_leader(s->node, NULL, 0);
+    uint64_t leader = craft_leader(head->grp->node, NULL, 0);
     /* Again at once if the last attempt got somewhere, or the leader changed since it was
      * sent; otherwise the same attempt would most likely fail the same way. */
     if (progress || leader != head->tried_leader) {
