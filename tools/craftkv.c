@@ -51,7 +51,9 @@ static void usage(FILE *f)
             "               --join HOST:CLIENTPORT [--timeout-ms MS]\n"
             "       craftkv --id N --data-dir DIR      restart: settings from DIR/craftkv.conf\n"
             "       craftkv local --nodes N [--dir D] [--base-port P] [--requirepass PASS]\n"
+            "                     [--groups G [--initial-groups K]]\n"
             "       (any start: [--requirepass PASS] [--listen-metrics HOST:PORT])\n"
+            "       (a new sharded cluster: --shard-groups G [--shard-groups-initial K])\n"
             "\n"
             "A Redis-compatible key/value server replicated with Raft. A new cluster: every node\n"
             "lists every node's peer and client address in --initial-cluster (followers forward\n"
@@ -75,13 +77,18 @@ static void usage(FILE *f)
             "restart keeps it, and --requirepass on a restart replaces it.\n"
             "--listen-metrics HOST:PORT: Prometheus metrics at http://HOST:PORT/metrics (raft,\n"
             "server and process figures; not saved: give it at each start).\n"
+            "--shard-groups G (first start, every member the same): a sharded cluster, Redis\n"
+            "Cluster style: the 16384 slots are spread over G Raft groups (every member hosts a\n"
+            "replica of each) by a replicated shard controller; clients route with MOVED and\n"
+            "CROSSSLOT (redis-cli -c). --shard-groups-initial K: only groups 1..K get slots at\n"
+            "first; CRAFT.SHARD JOIN/LEAVE/MOVE change that live. Saved in craftkv.conf.\n"
             "\n"
             "Administration (redis-cli, any node): RAFT.INFO, RAFT.ADDNODE ID PEER CLIENT\n"
             "[VOTER|LEARNER], RAFT.REMOVENODE ID, RAFT.TRANSFER [ID], RAFT.SNAPSHOT.\n"
             "\n"
             "local: runs N nodes on 127.0.0.1 as child processes (client ports P..P+N-1, peer\n"
             "ports P+100..; default P=7001, D=./craftkv-local), restarts crashed ones, stops\n"
-            "them all on Ctrl-C.\n");
+            "them all on Ctrl-C. --groups G [--initial-groups K]: a sharded cluster (above).\n");
 }
 
 static int die(const char *fmt, const char *a)
@@ -112,6 +119,7 @@ struct conf {
      * --initial-cluster syntax; their peer addresses reach the cluster at a restart). */
     char join[CRAFTKV_ADDR_MAX], peers[2048];
     char requirepass[CRAFTKV_PASS_MAX]; /* "" : none */
+    char shard_groups[16], shard_groups_initial[16]; /* "": unsharded */
 };
 
 _Static_assert(CRAFTKV_PASS_MAX == 256, "the --requirepass errors say 255 bytes");
@@ -146,6 +154,10 @@ static int conf_load(const char *path, struct conf *c)
             snprintf(c->peers, sizeof c->peers, "%s", v);
         else if (strcmp(line, "requirepass") == 0)
             snprintf(c->requirepass, sizeof c->requirepass, "%s", v);
+        else if (strcmp(line, "shard_groups") == 0)
+            snprintf(c->shard_groups, sizeof c->shard_groups, "%s", v);
+        else if (strcmp(line, "shard_groups_initial") == 0)
+            snprintf(c->shard_groups_initial, sizeof c->shard_groups_initial, "%s", v);
     }
     fclose(f);
     return 0;
@@ -176,6 +188,9 @@ static int conf_save(const char *path, const struct conf *c)
         fprintf(f, "initial_cluster=%s\n", c->cluster);
     if (c->requirepass[0])
         fprintf(f, "requirepass=%s\n", c->requirepass);
+    if (c->shard_groups[0])
+        fprintf(f, "shard_groups=%s\nshard_groups_initial=%s\n", c->shard_groups,
+                c->shard_groups_initial);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         return -1;
@@ -398,6 +413,10 @@ static int run_server(int argc, char **argv)
             pass = v;
         else if (strcmp(a, "--listen-metrics") == 0)
             metrics = v;
+        else if (strcmp(a, "--shard-groups") == 0)
+            snprintf(flags.shard_groups, sizeof flags.shard_groups, "%s", v);
+        else if (strcmp(a, "--shard-groups-initial") == 0)
+            snprintf(flags.shard_groups_initial, sizeof flags.shard_groups_initial, "%s", v);
         else
             return die("unknown flag %s (see --help)", a);
     }
@@ -467,6 +486,16 @@ static int run_server(int argc, char **argv)
                     conf_path);
             return 2;
         }
+        if ((flags.shard_groups[0] && strcmp(flags.shard_groups, file.shard_groups) != 0) ||
+            (flags.shard_groups_initial[0] &&
+             strcmp(flags.shard_groups_initial, file.shard_groups_initial) != 0)) {
+            fprintf(stderr, "craftkv: --shard-groups differs from %s (the groups are fixed at "
+                            "first start)\n", conf_path);
+            return 2;
+        }
+        snprintf(flags.shard_groups, sizeof flags.shard_groups, "%s", file.shard_groups);
+        snprintf(flags.shard_groups_initial, sizeof flags.shard_groups_initial, "%s",
+                 file.shard_groups_initial);
         snprintf(flags.cluster, sizeof flags.cluster, "%s", file.cluster);
         snprintf(flags.join, sizeof flags.join, "%s", file.join);
         snprintf(flags.peers, sizeof flags.peers, "%s", file.peers);
@@ -484,6 +513,24 @@ static int run_server(int argc, char **argv)
     snprintf(o.requirepass, sizeof o.requirepass, "%s", flags.requirepass);
     snprintf(g_password, sizeof g_password, "%s", flags.requirepass);
     o.join = flags.join[0] != '\0';
+    if (flags.shard_groups[0]) {
+        uint64_t g = 0, gi = 0;
+        if (parse_u64(flags.shard_groups, &g) || g == 0 || g > CRAFTKV_SHARD_GROUPS_MAX)
+            return die("bad --shard-groups '%s' (1..16)", flags.shard_groups);
+        if (!flags.shard_groups_initial[0])
+            snprintf(flags.shard_groups_initial, sizeof flags.shard_groups_initial, "%llu",
+                     (unsigned long long)g);
+        if (parse_u64(flags.shard_groups_initial, &gi) || gi == 0 || gi > g)
+            return die("bad --shard-groups-initial '%s' (1..--shard-groups)",
+                       flags.shard_groups_initial);
+        if (o.join)
+            return die("%s", "--join: a sharded cluster's members are fixed at first start "
+                             "(adding processes to one is not built yet)");
+        o.shard_groups = (uint32_t)g;
+        o.shard_groups_initial = (uint32_t)gi;
+    } else if (flags.shard_groups_initial[0]) {
+        return die("%s", "--shard-groups-initial needs --shard-groups (see --help)");
+    }
     if (o.join) {
         /* The members' peer addresses let this node answer the leader before its log tells
          * it anything; their client addresses are where it forwards until then. */
@@ -588,6 +635,9 @@ struct child {
     int quick_crashes;
 };
 
+/* `local --groups G [--initial-groups K]`: passed to each child's first start. */
+static char g_groups[16], g_groups_initial[16];
+
 static pid_t spawn(const char *self, int id, struct child *c, const char *cluster, int base)
 {
     char conf[4200], idbuf[16], lc[32], lp[32], log[4200];
@@ -610,6 +660,10 @@ static pid_t spawn(const char *self, int id, struct child *c, const char *cluste
         unsetenv("CRAFTKV_REQUIREPASS");
     if (restart)
         execl(self, self, "--id", idbuf, "--data-dir", c->dir, (char *)NULL);
+    else if (g_groups[0])
+        execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
+              "--shard-groups", g_groups, "--shard-groups-initial",
+              g_groups_initial[0] ? g_groups_initial : g_groups, (char *)NULL);
     else
         execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
               (char *)NULL);
@@ -668,6 +722,13 @@ static int run_local(int argc, char **argv)
             if (strlen(v) >= CRAFTKV_PASS_MAX || strpbrk(v, "\r\n") != NULL)
                 return die("%s", "bad --requirepass: at most 255 bytes, no line breaks");
             snprintf(g_password, sizeof g_password, "%s", v);
+        } else if (strcmp(a, "--groups") == 0) {
+            uint64_t g;
+            if (parse_u64(v, &g) || g == 0 || g > CRAFTKV_SHARD_GROUPS_MAX)
+                return die("bad --groups '%s' (1..16)", v);
+            snprintf(g_groups, sizeof g_groups, "%s", v);
+        } else if (strcmp(a, "--initial-groups") == 0) {
+            snprintf(g_groups_initial, sizeof g_groups_initial, "%s", v);
         } else {
             return die("unknown flag %s (see --help)", a);
         }

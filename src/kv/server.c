@@ -78,9 +78,12 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
     while (!*stop && !atomic_load(&s->loop_stop)) {
         int wait = craftkv_write_wait_ms(s, craftkv_later_wait_ms(s, LOOP_WAIT_MS));
         int n = epoll_wait(s->epfd, evs, 128, wait);
-        /* Everything this round proposes or reads reaches each node in one hand-off. */
-        for (size_t g = 0; g < s->n_groups; g++)
-            craft_batch_begin(s->groups[g].node);
+        /* Everything this round proposes or reads reaches the node in one hand-off. A
+         * thread batches for one node at a time: sharded, each proposal goes on its own
+         * (a batch across a host's groups is not built yet). */
+        bool batch = s->n_groups == 1;
+        if (batch)
+            craft_batch_begin(s->groups[0].node);
         bool woken = false;
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -100,8 +103,8 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
             craftkv_fwd_tick(&s->groups[g]);
         }
         craftkv_conn_resume(s, woken); /* every batch that moved this round, in one pass */
-        for (size_t g = 0; g < s->n_groups; g++)
-            craft_batch_end(s->groups[g].node);
+        if (batch)
+            craft_batch_end(s->groups[0].node);
         craftkv_conn_sweep(s);
     }
 }
@@ -146,59 +149,11 @@ static void observer(void *ctx, const struct craft_event *ev)
         fprintf(stderr, "craftkv: the node stopped: %s\n", craft_strerror(ev->err));
 }
 
-int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **out, char *err,
-                         size_t cap)
+/* The unsharded server's one group: its LMDB store, state machine and raft node. */
+static int single_start(struct craftkv_server *s, char *err, size_t cap)
 {
-    struct craftkv_server *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, cap, "out of memory");
-        return -1;
-    }
-    s->opts = *o;
-    snprintf(s->data_dir, sizeof s->data_dir, "%s", o->data_dir);
-    s->opts.data_dir = s->data_dir;
-    if (s->opts.timeout_ms == 0)
-        s->opts.timeout_ms = 5000;
-    if (s->opts.workers == 0)
-        s->opts.workers = CRAFTKV_WORKERS_DEFAULT;
-    s->listen_fd = s->epfd = s->evfd = s->metrics_fd = -1;
-    s->groups = calloc(1, sizeof *s->groups);
-    if (!s->groups) {
-        snprintf(err, cap, "out of memory");
-        free(s);
-        return -1;
-    }
-    s->n_groups = 1;
-    for (size_t i = 0; i < s->n_groups; i++) {
-        struct craftkv_group *g = &s->groups[i];
-        g->srv = s;
-        g->index = i;
-        g->fwd = (struct craftkv_fwd){.ep_kind = CRAFTKV_EP_FWD, .grp = g, .fd = -1};
-    }
+    const struct craftkv_opts *o = &s->opts;
     struct craftkv_group *g0 = &s->groups[0];
-    s->started_wall_ms = craftkv_now_ms();
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-
-    s->listen_fd = listen_on(o->listen_client, "client", err, cap);
-    if (s->listen_fd < 0)
-        goto fail;
-    int metrics_fd = -1;
-    if (o->listen_metrics[0]) {
-        metrics_fd = listen_on(o->listen_metrics, "metrics", err, cap);
-        if (metrics_fd < 0)
-            goto fail;
-        s->metrics_fd = metrics_fd;
-    }
-    size_t n_cmds = 0;
-    while (craftkv_cmd_at(n_cmds))
-        n_cmds++;
-    s->cmd_calls = calloc(n_cmds, sizeof *s->cmd_calls);
-    if (!s->cmd_calls) {
-        snprintf(err, cap, "out of memory");
-        goto fail;
-    }
-
     char path[4200];
     snprintf(path, sizeof path, "%s/kv", s->data_dir);
     /* No fsync per applied batch: the raft log is the durable copy and every start restores
@@ -208,7 +163,7 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     int rc = craft_kv_store_lmdb_open(&lc, &g0->store, e2, sizeof e2);
     if (rc != 0) {
         snprintf(err, cap, "cannot open the store %s: %s", path, e2[0] ? e2 : craft_strerror(rc));
-        goto fail;
+        return -1;
     }
     if (craft_kv_store_lmdb_discarded(g0->store))
         fprintf(stderr, "craftkv: %s held writes not yet synced when the machine went down: "
@@ -216,7 +171,7 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     rc = craft_kv_sm_open(g0->store, NULL, &g0->sm);
     if (rc != 0) {
         snprintf(err, cap, "cannot open the state machine in %s: %s", path, craft_strerror(rc));
-        goto fail;
+        return -1;
     }
 
     struct craft_server servers[CRAFTKV_NODES_MAX];
@@ -253,8 +208,70 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     rc = craft_node_create(&cfg, &fsm, &g0->node, e2, sizeof e2);
     if (rc != 0) {
         snprintf(err, cap, "cannot start the raft node: %s", e2[0] ? e2 : craft_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **out, char *err,
+                         size_t cap)
+{
+    struct craftkv_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    s->opts = *o;
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", o->data_dir);
+    s->opts.data_dir = s->data_dir;
+    if (s->opts.timeout_ms == 0)
+        s->opts.timeout_ms = 5000;
+    if (s->opts.workers == 0)
+        s->opts.workers = CRAFTKV_WORKERS_DEFAULT;
+    s->listen_fd = s->epfd = s->evfd = s->metrics_fd = -1;
+    s->sharded = o->shard_groups > 0;
+    if (s->sharded && (s->opts.shard_groups_initial == 0 ||
+                       s->opts.shard_groups_initial > s->opts.shard_groups))
+        s->opts.shard_groups_initial = s->opts.shard_groups;
+    s->n_groups = s->sharded ? o->shard_groups : 1;
+    s->groups = calloc(s->n_groups, sizeof *s->groups);
+    if (!s->groups) {
+        snprintf(err, cap, "out of memory");
+        free(s);
+        return -1;
+    }
+    for (size_t i = 0; i < s->n_groups; i++) {
+        struct craftkv_group *g = &s->groups[i];
+        g->srv = s;
+        g->index = i;
+        g->gid = s->sharded ? i + 1 : 0;
+        g->fwd = (struct craftkv_fwd){.ep_kind = CRAFTKV_EP_FWD, .grp = g, .fd = -1};
+    }
+    s->started_wall_ms = craftkv_now_ms();
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+
+    s->listen_fd = listen_on(o->listen_client, "client", err, cap);
+    if (s->listen_fd < 0)
+        goto fail;
+    int metrics_fd = -1;
+    if (o->listen_metrics[0]) {
+        metrics_fd = listen_on(o->listen_metrics, "metrics", err, cap);
+        if (metrics_fd < 0)
+            goto fail;
+        s->metrics_fd = metrics_fd;
+    }
+    size_t n_cmds = 0;
+    while (craftkv_cmd_at(n_cmds))
+        n_cmds++;
+    s->cmd_calls = calloc(n_cmds, sizeof *s->cmd_calls);
+    if (!s->cmd_calls) {
+        snprintf(err, cap, "out of memory");
         goto fail;
     }
+
+    if ((s->sharded ? craftkv_shard_start(s, err, cap) : single_start(s, err, cap)) != 0)
+        goto fail;
 
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -309,6 +326,7 @@ void craftkv_server_destroy(struct craftkv_server *s)
         pthread_join(s->ticker, NULL);
     free(s->workers);
     craftkv_metrics_join(s); /* before the node: a scrape reads its stats */
+    craftkv_shard_join(s);   /* the driver proposes to the groups */
     /* The node first: it completes every future, so the loop path's batches all land on
      * the done queue, then tasks never run or never returned, then every connection. */
     for (size_t i = 0; i < s->n_groups; i++) {
@@ -317,6 +335,7 @@ void craftkv_server_destroy(struct craftkv_server *s)
             craft_node_destroy(g->node);
         g->node = NULL;
     }
+    craftkv_shard_destroy(s); /* the controller and the host, after the groups */
     for (size_t i = 0; i < s->n_groups; i++) {
         craftkv_read_free(&s->groups[i]);
         craftkv_fwd_free(&s->groups[i]);

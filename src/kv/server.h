@@ -53,7 +53,13 @@ struct craftkv_opts {
     char requirepass[CRAFTKV_PASS_MAX];
     /* Prometheus metrics over HTTP (GET /metrics) on this address; "": none. */
     char listen_metrics[CRAFTKV_ADDR_MAX];
+    /* Sharded (docs/design/sharding.md): shard groups 1..shard_groups, every member a
+     * replica of each, and the shard controller; 0: one group, unsharded. Fixed at the
+     * first start. shard_groups_initial (1..shard_groups; 0: all) join the first
+     * configuration; the others wait for CRAFT.SHARD JOIN. */
+    uint32_t shard_groups, shard_groups_initial;
 };
+#define CRAFTKV_SHARD_GROUPS_MAX 16
 
 /* Parses "ID=HOST:PEERPORT/HOST:CLIENTPORT,..." into o->members. Returns 0, or -1 with
  * err naming the bad part. */

@@ -327,6 +327,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
                      const struct craft_resp_arg *argv)
 {
     bool forwarded = false;
+    const struct craft_resp_arg *argv0 = argv;
     uint64_t session = 0, seq = 0, ack = 0;
     const struct craftkv_cmd_def *d = NULL;
     bool bad_fwd = false;
@@ -350,15 +351,27 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
             const struct craftkv_cmd_def *x = craftkv_cmd_find(CRAFTKV_EXEC_CMD,
                                                                strlen(CRAFTKV_EXEC_CMD));
             CRAFT_ASSERT(x != NULL);
+            struct craftkv_group *g = NULL;
             if (!v)
                 craft_resp_append_error(&c->out, "ERR out of memory");
-            else if (submit(c, &s->groups[0], x, n, v, false, 0, 0, 0))
+            else if ((g = craftkv_route_cmd(s, x, n, v, &c->out)) != NULL &&
+                     submit(c, g, x, n, v, false, 0, 0, 0))
                 submit_batch(s, c); /* alone: one entry */
             craftkv_multi_end(c);
             return true;
         }
     }
-    if (craftkv_arg_is(&argv[0], "CRAFT.FWD")) {
+    struct craftkv_group *fwd_group = &s->groups[0];
+    if (s->sharded && craftkv_arg_is(&argv[0], "CRAFT.FWDG")) {
+        /* CRAFT.FWDG <gid> <session> ...: a sharded server's forwarded write names its
+         * group; the rest is CRAFT.FWD's. */
+        uint64_t gid = 0;
+        fwd_group = argc > 1 && parse_u64(&argv[1], &gid) == 0 ? craftkv_group_of(s, gid) : NULL;
+        bad_fwd = fwd_group == NULL;
+        argc -= 1;
+        argv += 1;
+    }
+    if (!bad_fwd && (argv != argv0 || craftkv_arg_is(&argv[0], "CRAFT.FWD"))) {
         /* CRAFT.FWD <session> <seq> [<ack>] <command...>: a follower's forwarded write, or
          * a client library's exactly-once write (kv-client.md). A command name is never a
          * number, so a numeric fourth argument is the ack. */
@@ -385,11 +398,21 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     if (!bad_fwd)
         d = craftkv_cmd_find(argv[0].data, argv[0].len);
     bool batchable = d && craftkv_cmd_arity_ok(d, argc) && (d->kind == CRAFTKV_READ || d->kind == CRAFTKV_WRITE);
+    /* The group that serves it (sharded: by its keys' slot; forwarded: the one named);
+     * NULL with the refusal in route_err. */
+    struct craftkv_group *g = NULL;
+    struct craft_resp_buf route_err = {0};
+    if (batchable && !forwarded && !(s->sharded && strcmp(d->name, CRAFTKV_ENDSESSION_CMD) == 0))
+        g = craftkv_route_cmd(s, d, argc, argv, &route_err);
+    else if (batchable)
+        g = fwd_group;
     if (c->batch_n > 0) {
         const struct craftkv_task *h = c->batch_head;
-        if (!batchable || d->kind != h->def->kind || forwarded != h->forwarded ||
-            c->batch_n >= (forwarded ? FWD_BATCH_MAX : BATCH_MAX))
+        if (!batchable || !g || g != h->grp || d->kind != h->def->kind ||
+            forwarded != h->forwarded || c->batch_n >= (forwarded ? FWD_BATCH_MAX : BATCH_MAX)) {
+            craft_resp_buf_free(&route_err);
             return false;
+        }
     }
     if (bad_fwd) {
         craft_resp_append_error(&c->out, "ERR bad CRAFT.FWD");
@@ -418,7 +441,14 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         d->local(s, c, argc, argv);
         return true;
     }
-    if (submit(c, &s->groups[0], d, argc, argv, forwarded, session, seq, ack) &&
+    if (batchable && !g) {
+        craftkv_count_error(s, route_err.data, route_err.len);
+        if (craftkv_buf_append_raw(&c->out, route_err.data, route_err.len) != 0)
+            c->closing = true;
+        craft_resp_buf_free(&route_err);
+        return true;
+    }
+    if (submit(c, g ? g : &s->groups[0], d, argc, argv, forwarded, session, seq, ack) &&
         d->kind == CRAFTKV_ADMIN)
         submit_batch(s, c); /* alone: it may block for long */
     return true;

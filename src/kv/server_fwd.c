@@ -135,20 +135,28 @@ static void fwd_flush(struct craftkv_fwd *f)
     fwd_set_events(f);
 }
 
-/* Appends CRAFT.FWD <session> <seq> <argv...> for t. */
+/* Appends CRAFT.FWD <session> <seq> [<ack>] <argv...> for t; a sharded server's
+ * CRAFT.FWDG <gid> <session> ... names the group (the receiver serves it there). */
 static int fwd_encode(struct craft_resp_buf *out, const struct craftkv_task *t)
 {
-    char head[128];
-    char sess[24], seq[24], ack[24];
-    int ls = snprintf(sess, sizeof sess, "%llu", (unsigned long long)t->session);
-    int lq = snprintf(seq, sizeof seq, "%llu", (unsigned long long)t->seq);
-    int la = snprintf(ack, sizeof ack, "%llu", (unsigned long long)t->ack);
-    int n = t->ack != 0 /* CRAFT.FWD's optional ack (server_conn.c) */
-                ? snprintf(head, sizeof head,
-                           "*%zu\r\n$9\r\nCRAFT.FWD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
-                           t->argc + 4, ls, sess, lq, seq, la, ack)
-                : snprintf(head, sizeof head, "*%zu\r\n$9\r\nCRAFT.FWD\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
-                           t->argc + 3, ls, sess, lq, seq);
+    char head[256];
+    bool sharded = t->grp->srv->sharded;
+    int n = snprintf(head, sizeof head, "*%zu\r\n", t->argc + 3 + (t->ack != 0) + sharded);
+    const char *name = sharded ? "CRAFT.FWDG" : "CRAFT.FWD";
+    n += snprintf(head + n, sizeof head - (size_t)n, "$%zu\r\n%s\r\n", strlen(name), name);
+    uint64_t fields[4];
+    size_t nf = 0;
+    if (sharded)
+        fields[nf++] = t->grp->gid;
+    fields[nf++] = t->session;
+    fields[nf++] = t->seq;
+    if (t->ack != 0) /* CRAFT.FWD's optional ack (server_conn.c) */
+        fields[nf++] = t->ack;
+    for (size_t i = 0; i < nf; i++) {
+        char v[24];
+        int lv = snprintf(v, sizeof v, "%llu", (unsigned long long)fields[i]);
+        n += snprintf(head + n, sizeof head - (size_t)n, "$%d\r\n%s\r\n", lv, v);
+    }
     if (craftkv_buf_append_raw(out, head, (size_t)n) != 0)
         return -1;
     for (size_t i = 0; i < t->argc; i++) {

@@ -12,6 +12,7 @@
 #include "kv/kv_sm.h"
 #include "kv/resp.h"
 #include "kv/server.h"
+#include "shard/config.h"
 
 struct craftkv_conn;
 struct craftkv_group;
@@ -212,12 +213,34 @@ struct craftkv_group {
     struct craftkv_fwd fwd; /* to this group's leader */
 };
 
+/* The configuration a sharded server routes by (server_route.c), published by the shard
+ * driver (server_shard.c) and never changed once published. */
+struct craftkv_route {
+    struct craft_shard_config cfg;
+    int8_t local[CRAFT_SHARD_GROUPS_MAX]; /* cfg.groups[k]'s index in srv->groups; -1: not here */
+    struct craftkv_route *older;          /* the one published before (freed at shutdown) */
+};
+
+/* The largest entry of a shard group: a hand-over of slots is one (kv_sm.h's INSTALL). */
+#define CRAFTKV_SHARD_ENTRY_MAX (32u << 20)
+
+struct craftkv_ctrler;
+
 struct craftkv_server {
     struct craftkv_opts opts;
     char data_dir[4096];
     /* The groups: one (gid 0) unsharded; every shard group hosted here when sharded. */
     struct craftkv_group *groups;
     size_t n_groups;
+    /* Sharded (opts.shard_groups > 0): the host of every group, the controller group and
+     * its state machine, the latest configuration, the driver thread (server_shard.c). */
+    bool sharded;
+    struct craft_host *host;
+    struct craft_node *ctrl_node;
+    struct craftkv_ctrler *ctrl;
+    _Atomic(struct craftkv_route *) route;
+    pthread_t shard_thread;
+    bool shard_started;
     int listen_fd, epfd, evfd;
     uint64_t next_conn_id;
     struct craftkv_conn *conns;
@@ -467,6 +490,55 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
 const char *craftkv_role_name(enum craft_role role);
 /* A leader's progress state of a peer: "probe", "replicate", "snapshot" or "?". */
 const char *craftkv_peer_state_name(uint8_t state);
+
+/* ---- server_route.c: the group of a command ---- */
+/* The slot of a command's keys: -1 if it has none, -2 if they span slots (CRAFT.EXEC: the
+ * keys of its watches and of every queued command). */
+int craftkv_cmd_slot(const struct craftkv_cmd_def *d, size_t argc,
+                     const struct craft_resp_arg *argv);
+/* The group that serves a command: the only one unsharded; sharded, this process's replica
+ * of the owner of the command's slot, or NULL with the reply in out (MOVED to a server of
+ * an owner hosted elsewhere, CROSSSLOT, CLUSTERDOWN, a command without keys). */
+struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_cmd_def *d,
+                                        size_t argc, const struct craft_resp_arg *argv,
+                                        struct craft_resp_buf *out);
+/* The group with that gid here, or NULL. */
+struct craftkv_group *craftkv_group_of(struct craftkv_server *s, uint64_t gid);
+/* The latest configuration published (NULL: none yet, or unsharded). Any thread. */
+const struct craftkv_route *craftkv_route_now(struct craftkv_server *s);
+/* The reply for a key of `slot` that group g (NULL: none here) does not serve, its state
+ * there being `state`: TRYAGAIN while it is on its way to g (PULLING) or the latest
+ * configuration gives it to g already; MOVED <slot> <a server of the owner>; CLUSTERDOWN
+ * if nobody owns it. */
+void craftkv_reply_slot_elsewhere(struct craftkv_server *s, const struct craftkv_group *g,
+                                  uint16_t slot, uint8_t state, struct craft_resp_buf *out);
+/* Rewrites a state machine's "-MOVED <slot>" reply at out->data[from..] into Redis's
+ * shape (craftkv_reply_slot_elsewhere); any other reply is left alone. */
+void craftkv_route_result(struct craftkv_server *s, const struct craftkv_group *g,
+                          struct craft_resp_buf *out, size_t from);
+
+/* ---- server_shard.c: the controller, the shard groups on one host, the driver ---- */
+/* Starts the host, the controller group and every shard group of s->groups (their gids
+ * set), then the driver thread. Returns 0, or -1 with err naming the cause (the caller
+ * destroys what was started). */
+int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap);
+/* Joins the driver (s->stopping set). */
+void craftkv_shard_join(struct craftkv_server *s);
+/* After the shard groups' nodes: the controller's node, the host, the routes. */
+void craftkv_shard_destroy(struct craftkv_server *s);
+struct craft_shard_request;
+/* Proposes a controller request through this process's controller replica (it must lead)
+ * and waits for it: CRAFT_OK with the controller's *status, *num and refusal text, or the
+ * proposal's error (CRAFT_ENOTLEADER, CRAFT_ETIMEOUT, ...). Blocks: not the loop thread. */
+int craftkv_ctrler_request(struct craftkv_server *s, const struct craft_shard_request *req,
+                           int *status, uint64_t *num, char *err, size_t cap);
+/* A change (Join, Leave, Move) in a session of its own (registered first, so a retry
+ * applies once): the controller's status (CRAFT_OK, CRAFT_EINVAL with err) or the
+ * proposal's error. req's client and seq are set here. Blocks. */
+int craftkv_ctrler_change(struct craftkv_server *s, struct craft_shard_request *req, uint64_t *num,
+                          char *err, size_t cap);
+/* The latest configuration this process's controller replica applied. */
+int craftkv_shard_latest(struct craftkv_server *s, struct craft_shard_config *out);
 
 /* ---- server_client.c ---- */
 struct addrinfo;

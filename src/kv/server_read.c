@@ -20,9 +20,30 @@
 
 #include "base/assert.h"
 #include "kv/server_internal.h"
+#include "shard/view.h"
 
 /* How long a batch whose round failed waits before it asks again. */
 #define READ_BACKOFF_MS 20
+
+/* A shard group serves a key only in a slot it serves at the read's state (the routing
+ * that sent the batch here used the server's configuration, which may be ahead of the
+ * group's or behind it). False with the redirect in t->out otherwise. */
+static bool slot_served(struct craft_kv_read *r, struct craftkv_task *t)
+{
+    int slot = craftkv_cmd_slot(t->def, t->argc, t->argv);
+    uint8_t st = CRAFT_SLOT_SERVING;
+    if (slot < 0)
+        return true; /* routed: keys in one slot */
+    int rc = craft_kv_read_slot_state(r, (uint16_t)slot, &st);
+    if (rc != CRAFT_OK) {
+        craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
+        return false;
+    }
+    if (craft_slot_state_served(st))
+        return true;
+    craftkv_reply_slot_elsewhere(t->grp->srv, t->grp, (uint16_t)slot, st, &t->out);
+    return false;
+}
 
 /* Answers a batch from one read transaction of the local state machine. */
 static void serve(struct craftkv_task *head)
@@ -32,6 +53,8 @@ static void serve(struct craftkv_task *head)
     for (struct craftkv_task *t = head; t; t = t->chain) {
         if (rc != CRAFT_OK)
             craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
+        else if (head->grp->srv->sharded && !slot_served(r, t))
+            ; /* MOVED or TRYAGAIN in out */
         else if (t->def->read)
             t->def->read(r, t->argc, t->argv, &t->out);
         else

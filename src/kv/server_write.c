@@ -306,7 +306,11 @@ static bool collect(struct craftkv_task *head)
             if (res->type == CRAFT_KV_RES_NIL && strcmp(t->def->name, CRAFTKV_EXEC_CMD) == 0)
                 craft_resp_append_null_array(&t->out); /* a WATCHed key changed: *-1 */
             else
+            {
                 put_result(&t->out, res);
+                if (head->grp->srv->sharded) /* the state machine's MOVED: add the owner */
+                    craftkv_route_result(head->grp->srv, head->grp, &t->out, 0);
+            }
             t->answered = true;
         } else if (!retryable(rc)) {
             answer_error(t, rc);

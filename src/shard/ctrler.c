@@ -100,6 +100,16 @@ const struct craft_shard_config *craft_shard_ctrler_latest(const struct craft_sh
     return &c->latest;
 }
 
+int craft_shard_ctrler_config(const struct craft_shard_ctrler *c, uint64_t num,
+                              const uint8_t **p, size_t *len)
+{
+    if (num >= c->n_history)
+        return CRAFT_ENOTFOUND;
+    *p = c->history[num].p;
+    *len = c->history[num].len;
+    return CRAFT_OK;
+}
+
 uint64_t craft_shard_ctrler_applied(const struct craft_shard_ctrler *c)
 {
     return c->applied;

@@ -111,6 +111,13 @@ int craft_shard_ctrler_apply(struct craft_shard_ctrler *c, uint64_t index, const
 /* The latest configuration (borrowed until the next call). */
 const struct craft_shard_config *craft_shard_ctrler_latest(const struct craft_shard_ctrler *c);
 
+/* Configuration num of the history, encoded (config.h; borrowed until the next call that
+ * changes c): CRAFT_OK, or CRAFT_ENOTFOUND past the latest. A read of this replica's state,
+ * not through the log: what a driver of shard groups needs, since a configuration, once in
+ * the history, never changes. */
+int craft_shard_ctrler_config(const struct craft_shard_ctrler *c, uint64_t num,
+                              const uint8_t **p, size_t *len);
+
 /* Snapshot: the whole history and every session, as bytes (*buf, *len: the caller frees
  * *buf). Format (little-endian):
  *   u8 version (1) | u64 last applied index | u32 n_configs | per configuration

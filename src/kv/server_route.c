@@ -1,0 +1,184 @@
+/* craftkv: which group serves a command (docs/design/craftkv.md, "Groups").
+ *
+ * Unsharded, every command goes to the server's only group. Sharded, a command's keys
+ * name one slot (Redis Cluster's rule: keys of different slots are refused with CROSSSLOT,
+ * even if one group owns both slots, so a command's fate never depends on placement), the
+ * latest configuration this server knows (server_shard.c publishes it) names the slot's
+ * owner, and the command goes to this process's replica of that group; an owner hosted
+ * elsewhere is a MOVED redirect to one of its servers. The owner's state machine checks
+ * ownership again when it applies or reads (kv_sm.h): a configuration this server knew
+ * before the group did ends as MOVED or TRYAGAIN from there, rewritten here into Redis's
+ * shape. Loop thread, except the reply rewriting (any thread that holds the reply). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/assert.h"
+#include "kv/server_internal.h"
+#include "shard/slots.h"
+#include "shard/view.h"
+
+/* Folds one key into *slot: -1 none yet, then its slot; -2 once two keys differ. */
+static void fold_key(const struct craft_resp_arg *key, int *slot)
+{
+    int s = (int)craft_key_slot((const uint8_t *)key->data, key->len);
+    if (*slot == -1)
+        *slot = s;
+    else if (*slot != s)
+        *slot = -2;
+}
+
+static void fold_cmd(const struct craftkv_cmd_def *d, size_t argc,
+                     const struct craft_resp_arg *argv, int *slot)
+{
+    switch (d->keys) {
+    case K_ONE:
+        if (argc > 1)
+            fold_key(&argv[1], slot);
+        break;
+    case K_ALL:
+        for (size_t i = 1; i < argc; i++)
+            fold_key(&argv[i], slot);
+        break;
+    case K_PAIRS:
+        for (size_t i = 1; i < argc; i += 2)
+            fold_key(&argv[i], slot);
+        break;
+    default:
+        break;
+    }
+}
+
+/* A non-negative decimal argument, or -1. */
+static long long arg_count(const struct craft_resp_arg *a)
+{
+    if (a->len == 0 || a->len > 9)
+        return -1;
+    long long v = 0;
+    for (size_t i = 0; i < a->len; i++) {
+        if (a->data[i] < '0' || a->data[i] > '9')
+            return -1;
+        v = v * 10 + (a->data[i] - '0');
+    }
+    return v;
+}
+
+/* CRAFT.EXEC <nw> (<key> <digest>)*nw <n> (<argc> <name> <args>...)*n: the watched keys
+ * and every queued command's keys. A malformed list folds what it can: the command's own
+ * write refuses it later. */
+static void fold_exec(size_t argc, const struct craft_resp_arg *argv, int *slot)
+{
+    long long nw = argc > 1 ? arg_count(&argv[1]) : -1;
+    if (nw < 0)
+        return;
+    size_t i = 2;
+    for (long long k = 0; k < nw && i + 1 < argc; k++, i += 2)
+        fold_key(&argv[i], slot);
+    long long n = i < argc ? arg_count(&argv[i]) : -1;
+    i++;
+    for (long long k = 0; k < n && i < argc; k++) {
+        long long sub = arg_count(&argv[i]);
+        if (sub < 1 || (size_t)sub > argc - i - 1)
+            return;
+        const struct craftkv_cmd_def *d = craftkv_cmd_find(argv[i + 1].data, argv[i + 1].len);
+        if (d)
+            fold_cmd(d, (size_t)sub, &argv[i + 1], slot);
+        i += 1 + (size_t)sub;
+    }
+}
+
+int craftkv_cmd_slot(const struct craftkv_cmd_def *d, size_t argc,
+                     const struct craft_resp_arg *argv)
+{
+    int slot = -1;
+    if (strcmp(d->name, CRAFTKV_EXEC_CMD) == 0)
+        fold_exec(argc, argv, &slot);
+    else
+        fold_cmd(d, argc, argv, &slot);
+    return slot;
+}
+
+struct craftkv_group *craftkv_group_of(struct craftkv_server *s, uint64_t gid)
+{
+    for (size_t i = 0; i < s->n_groups; i++)
+        if (s->groups[i].gid == gid)
+            return &s->groups[i];
+    return NULL;
+}
+
+const struct craftkv_route *craftkv_route_now(struct craftkv_server *s)
+{
+    return atomic_load_explicit(&s->route, memory_order_acquire);
+}
+
+/* A server of group index k in r's configuration, for a redirect: this process's own
+ * client address if it is one of them (it will serve the retry), else the first. */
+static const char *redirect_addr(const struct craftkv_server *s, const struct craftkv_route *r,
+                                 uint32_t k)
+{
+    const struct craft_shard_group *grp = &r->cfg.groups[k];
+    for (uint32_t i = 0; i < grp->n_servers; i++)
+        if (strcmp(grp->servers[i], s->opts.listen_client) == 0)
+            return grp->servers[i];
+    return grp->servers[0];
+}
+
+void craftkv_reply_slot_elsewhere(struct craftkv_server *s, const struct craftkv_group *g,
+                                  uint16_t slot, uint8_t state, struct craft_resp_buf *out)
+{
+    const struct craftkv_route *r = craftkv_route_now(s);
+    uint8_t k = r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
+    if (k == CRAFT_SHARD_NONE) {
+        craft_resp_append_error(out, "CLUSTERDOWN Hash slot not served");
+    } else if (state == CRAFT_SLOT_PULLING || (g && r->cfg.groups[k].gid == g->gid)) {
+        /* Its keys are on their way here, or this server's configuration is newer than the
+         * group's: the group will serve it soon. */
+        craft_resp_append_error(out, "TRYAGAIN slot being migrated or configured; retry");
+    } else {
+        craft_resp_append_errorf(out, "MOVED %u %s", (unsigned)slot, redirect_addr(s, r, k));
+    }
+}
+
+void craftkv_route_result(struct craftkv_server *s, const struct craftkv_group *g,
+                          struct craft_resp_buf *out, size_t from)
+{
+    /* The state machine's "-MOVED <slot>\r\n" (kv_sm.h): no address of its own. */
+    const char *p = out->data + from;
+    size_t n = out->len - from;
+    if (n < 10 || memcmp(p, "-" CRAFT_KV_ERR_MOVED " ", 7) != 0)
+        return;
+    unsigned slot = 0;
+    size_t i = 7;
+    while (i < n && p[i] >= '0' && p[i] <= '9' && slot < CRAFT_SLOTS)
+        slot = slot * 10 + (unsigned)(p[i++] - '0');
+    if (i == 7 || slot >= CRAFT_SLOTS || i + 2 != n || p[i] != '\r')
+        return; /* already an address, or not ours */
+    out->len = from;
+    craftkv_reply_slot_elsewhere(s, g, (uint16_t)slot, CRAFT_SLOT_ABSENT, out);
+}
+
+struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_cmd_def *d,
+                                        size_t argc, const struct craft_resp_arg *argv,
+                                        struct craft_resp_buf *out)
+{
+    if (!s->sharded)
+        return &s->groups[0];
+    int slot = craftkv_cmd_slot(d, argc, argv);
+    if (slot == -2) {
+        craft_resp_append_error(out, "CROSSSLOT Keys in request don't hash to the same slot");
+        return NULL;
+    }
+    if (slot == -1) {
+        /* Commands without keys span every group (DBSIZE, SCAN, FLUSHALL): not built yet. */
+        craft_resp_append_errorf(out, "ERR '%s' is not supported by a sharded craftkv yet "
+                                      "(it spans groups); send it to each group's keys",
+                                 d->name);
+        return NULL;
+    }
+    const struct craftkv_route *r = craftkv_route_now(s);
+    uint8_t k = r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
+    if (k != CRAFT_SHARD_NONE && r->local[k] >= 0)
+        return &s->groups[r->local[k]];
+    craftkv_reply_slot_elsewhere(s, NULL, (uint16_t)slot, CRAFT_SLOT_ABSENT, out);
+    return NULL;
+}

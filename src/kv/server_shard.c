@@ -1,0 +1,639 @@
+/* craftkv sharded: the controller group, the shard groups on one host, and the driver that
+ * moves every shard group led here through the controller's configurations
+ * (docs/design/sharding.md, "Shard groups in craftkv").
+ *
+ * A sharded server hosts, on one craft_host (one raft loop, one transport, one shared log
+ * and fsync for every group), the shard controller as group 0 and each shard group as
+ * group <gid>, every process a replica of every group (the members of the initial cluster:
+ * placing groups on subsets of processes is future work). The driver thread, every
+ * DRIVE_MS:
+ *   - publishes the latest configuration its controller replica applied, for routing;
+ *   - on the controller's leader, while no configuration exists, proposes the Join of the
+ *     groups the cluster starts with (the operator's later Join, Leave and Move come
+ *     through CRAFT.SHARD, server_shard_admin.c);
+ *   - for each shard group it leads: settled, it proposes the next configuration; PULLING,
+ *     it exports the slots from its own replica of the previous owner (any replica that
+ *     applied the configuration holds the frozen copy) and proposes INSTALL; GIVING, once
+ *     its replica of the next owner shows the slots installed, it proposes DELETE;
+ *     NOTIFYING, once its replica of the previous owner shows them deleted, CONFIRM.
+ * Every fact read from another group's replica is one its log committed, so a lagging
+ * replica only delays a step, never makes a wrong one; every step is idempotent at the
+ * state machine, so a step proposed twice (a leader change) changes nothing the second
+ * time. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/assert.h"
+#include "kv/kv_store.h"
+#include "kv/server_internal.h"
+#include "shard/ctrler.h"
+#include "shard/view.h"
+
+/* How often the driver looks at the groups it leads. */
+#define DRIVE_MS 50
+/* How long the driver waits for one of its proposals to commit. */
+#define PROPOSE_WAIT_MS 2000
+
+/* ---- the controller as a craft state machine ---- */
+
+/* The controller replica of this process: applied on the group's apply thread, read by the
+ * driver and the admin commands, hence the lock (held for memory work only). */
+struct craftkv_ctrler {
+    pthread_mutex_t mu;
+    struct craft_shard_ctrler *c;
+};
+
+/* A proposer's answer (the future's result). */
+struct craftkv_ctrler_answer {
+    int status;
+    uint64_t num;
+    char err[CRAFT_SHARD_CTRLER_ERR_BYTES];
+};
+
+static int ctrler_apply(void *ctx, const struct craft_command *cmds, size_t n, void **results)
+{
+    struct craftkv_ctrler *k = ctx;
+    int rc = CRAFT_OK;
+    pthread_mutex_lock(&k->mu);
+    for (size_t i = 0; i < n && rc == CRAFT_OK; i++) {
+        struct craft_shard_ctrler_result res;
+        rc = craft_shard_ctrler_apply(k->c, cmds[i].index, cmds[i].data, cmds[i].len, &res);
+        if (rc == CRAFT_EMALFORMED || rc == CRAFT_EVERSION) {
+            /* Skipped the same way on every replica; the proposer learns why. */
+            res = (struct craft_shard_ctrler_result){.status = rc};
+            snprintf(res.err, sizeof res.err, "malformed request: %s", craft_strerror(rc));
+            rc = CRAFT_OK;
+        }
+        if (rc != CRAFT_OK)
+            break; /* no memory: the node stops; a restart rebuilds it from snapshot and log */
+        struct craftkv_ctrler_answer *a = malloc(sizeof *a);
+        if (a) {
+            a->status = res.status;
+            a->num = res.num;
+            snprintf(a->err, sizeof a->err, "%s", res.err);
+        }
+        results[i] = a; /* NULL: the proposer sees no result and retries */
+    }
+    pthread_mutex_unlock(&k->mu);
+    if (rc != CRAFT_OK)
+        fprintf(stderr, "craftkv: the shard controller failed to apply: %s\n", craft_strerror(rc));
+    return rc;
+}
+
+struct ctrler_snap {
+    uint8_t *p;
+    size_t len;
+};
+
+static int ctrler_snapshot(void *ctx, void **snap)
+{
+    struct craftkv_ctrler *k = ctx;
+    struct ctrler_snap *s = calloc(1, sizeof *s);
+    if (!s)
+        return CRAFT_ENOMEM;
+    pthread_mutex_lock(&k->mu);
+    int rc = craft_shard_ctrler_snapshot(k->c, &s->p, &s->len);
+    pthread_mutex_unlock(&k->mu);
+    if (rc != CRAFT_OK) {
+        free(s);
+        return rc;
+    }
+    *snap = s;
+    return CRAFT_OK;
+}
+
+static int ctrler_snapshot_write(void *ctx, void *snap, struct craft_sink *sink)
+{
+    (void)ctx;
+    struct ctrler_snap *s = snap;
+    return craft_sink_write(sink, s->p, s->len);
+}
+
+static void ctrler_snapshot_release(void *ctx, void *snap)
+{
+    (void)ctx;
+    struct ctrler_snap *s = snap;
+    free(s->p);
+    free(s);
+}
+
+/* The controller's snapshot is small (its history, a few hundred bytes per configuration):
+ * read whole, then handed to the controller, which checks every field. */
+#define CTRLER_SNAPSHOT_MAX (256u << 20)
+
+static int ctrler_restore(void *ctx, struct craft_source *src)
+{
+    struct craftkv_ctrler *k = ctx;
+    uint8_t *p = NULL;
+    size_t len = 0, cap = 0;
+    int rc = CRAFT_OK;
+    for (;;) {
+        if (cap - len < 65536) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            uint8_t *q = ncap <= CTRLER_SNAPSHOT_MAX ? realloc(p, ncap) : NULL;
+            if (!q) {
+                rc = ncap <= CTRLER_SNAPSHOT_MAX ? CRAFT_ENOMEM : CRAFT_ECORRUPT;
+                break;
+            }
+            p = q;
+            cap = ncap;
+        }
+        size_t n = 0;
+        rc = craft_source_read(src, p + len, cap - len, &n);
+        if (rc != CRAFT_OK || n == 0)
+            break;
+        len += n;
+    }
+    if (rc == CRAFT_OK && len < 9)
+        rc = CRAFT_ECORRUPT;
+    if (rc == CRAFT_OK) {
+        /* The snapshot covers the log through its own last applied index (u64 after the
+         * version byte: ctrler.h); the next entry applied comes after it. */
+        uint64_t index = 0;
+        for (int i = 7; i >= 0; i--)
+            index = index << 8 | p[1 + i];
+        pthread_mutex_lock(&k->mu);
+        rc = craft_shard_ctrler_restore(k->c, p, len, index);
+        pthread_mutex_unlock(&k->mu);
+    }
+    free(p);
+    return rc;
+}
+
+static void ctrler_result_free(void *ctx, void *result)
+{
+    (void)ctx;
+    free(result);
+}
+
+/* Configuration num of this replica's history into *out: CRAFT_OK, CRAFT_ENOTFOUND (not
+ * applied here yet), CRAFT_ECORRUPT. */
+static int ctrler_config(struct craftkv_ctrler *k, uint64_t num, struct craft_shard_config *out)
+{
+    pthread_mutex_lock(&k->mu);
+    const uint8_t *p;
+    size_t len;
+    int rc = craft_shard_ctrler_config(k->c, num, &p, &len);
+    if (rc == CRAFT_OK)
+        rc = craft_shard_config_decode(p, len, out) == CRAFT_OK ? CRAFT_OK : CRAFT_ECORRUPT;
+    pthread_mutex_unlock(&k->mu);
+    return rc;
+}
+
+static uint64_t ctrler_latest_num(struct craftkv_ctrler *k)
+{
+    pthread_mutex_lock(&k->mu);
+    uint64_t num = craft_shard_ctrler_latest(k->c)->num;
+    pthread_mutex_unlock(&k->mu);
+    return num;
+}
+
+/* ---- proposals (the driver's and the admin commands': they block) ---- */
+
+/* Proposes p[0..len) on node and waits for it to apply: CRAFT_OK with *result (the state
+ * machine's, may be NULL; the caller releases *fut), or the proposal's error. */
+static int propose_wait(struct craft_node *node, const uint8_t *p, size_t len,
+                        struct craft_future **fut, void **result)
+{
+    *fut = craft_apply(node, p, (uint32_t)len, PROPOSE_WAIT_MS);
+    if (!*fut)
+        return CRAFT_ENOMEM;
+    int rc = craft_future_wait(*fut, PROPOSE_WAIT_MS);
+    *result = rc == CRAFT_OK ? craft_future_result(*fut) : NULL;
+    return rc;
+}
+
+int craftkv_ctrler_request(struct craftkv_server *s, const struct craft_shard_request *req,
+                           int *status, uint64_t *num, char *err, size_t cap)
+{
+    size_t size = CRAFT_SHARD_REQUEST_BYTES_MAX;
+    uint8_t *buf = malloc(size);
+    if (!buf)
+        return CRAFT_ENOMEM;
+    size_t len;
+    int rc = craft_shard_request_encode(req, buf, size, &len);
+    if (rc == CRAFT_OK) {
+        struct craft_future *f;
+        void *result;
+        rc = propose_wait(s->ctrl_node, buf, len, &f, &result);
+        struct craftkv_ctrler_answer *a = result;
+        if (rc == CRAFT_OK && !a)
+            rc = CRAFT_ENOMEM;
+        if (rc == CRAFT_OK) {
+            *status = a->status;
+            *num = a->num;
+            snprintf(err, cap, "%s", a->err);
+        }
+        craft_future_release(f);
+    }
+    free(buf);
+    return rc;
+}
+
+int craftkv_ctrler_change(struct craftkv_server *s, struct craft_shard_request *req, uint64_t *num,
+                          char *err, size_t cap)
+{
+    /* A session per change: registering costs one entry, and a change the driver or an
+     * operator retries after a lost answer must not apply twice (ctrler.h). */
+    struct craft_shard_request reg = {.op = CRAFT_SHARD_OP_REGISTER};
+    int status;
+    uint64_t client;
+    int rc = craftkv_ctrler_request(s, &reg, &status, &client, err, cap);
+    if (rc != CRAFT_OK)
+        return rc;
+    req->client = client;
+    req->seq = 1;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        rc = craftkv_ctrler_request(s, req, &status, num, err, cap);
+        if (rc == CRAFT_OK)
+            return status;
+        if (rc != CRAFT_ETIMEOUT && rc != CRAFT_ENOMEM)
+            return rc; /* not the leader any more, or stopping: the caller says so */
+    }
+    return rc;
+}
+
+/* ---- routing: the latest configuration, published for the loop ---- */
+
+static void publish(struct craftkv_server *s, const struct craft_shard_config *cfg)
+{
+    struct craftkv_route *r = calloc(1, sizeof *r);
+    if (!r)
+        return; /* the next pass tries again */
+    r->cfg = *cfg;
+    for (uint32_t k = 0; k < CRAFT_SHARD_GROUPS_MAX; k++) {
+        struct craftkv_group *g = k < cfg->n_groups ? craftkv_group_of(s, cfg->groups[k].gid) : NULL;
+        r->local[k] = g ? (int8_t)g->index : -1;
+    }
+    /* Readers hold no reference: every published route lives until the server goes
+     * (configurations change a few times in a cluster's life; each is about 50 KiB). */
+    r->older = (struct craftkv_route *)craftkv_route_now(s);
+    atomic_store_explicit(&s->route, r, memory_order_release);
+}
+
+/* ---- the driver ---- */
+
+struct driver {
+    struct craftkv_server *s;
+    struct craft_shard_view *view, *peer;
+    struct craft_shard_config *cfg;
+    uint32_t turn; /* which peer group goes first: a peer that lags does not hold up others */
+};
+
+static bool leads(struct craft_node *node)
+{
+    return craft_state(node) == CRAFT_LEADER;
+}
+
+/* Group g's view as its local replica applied it. */
+static int read_view(struct craftkv_group *g, struct craft_shard_view *v)
+{
+    struct craft_kv_read *r;
+    int rc = craft_kv_read_begin(g->sm, &r);
+    if (rc != CRAFT_OK)
+        return rc;
+    rc = craft_kv_read_view(r, v);
+    craft_kv_read_end(r);
+    return rc;
+}
+
+static void propose_step(struct craftkv_group *g, uint8_t op, uint64_t num, const uint8_t *blob,
+                         size_t len)
+{
+    struct craft_kv_cmd c = {.op = op, .now_ms = craftkv_now_ms(), .shard_num = num,
+                             .blob = {blob, (uint32_t)len}};
+    size_t size = craft_kv_cmd_size(&c);
+    uint8_t *buf = size ? malloc(size) : NULL;
+    size_t n;
+    if (buf && craft_kv_cmd_encode(&c, buf, size, &n) == CRAFT_OK) {
+        struct craft_future *f;
+        void *result;
+        int rc = propose_wait(g->node, buf, n, &f, &result);
+        struct craft_kv_result *res = result;
+        if (rc == CRAFT_OK && res && res->type == CRAFT_KV_RES_ERR)
+            fprintf(stderr, "craftkv: group %" PRIu64 " refused a shard step (op %u, "
+                            "configuration %" PRIu64 "): %.*s\n",
+                    g->gid, (unsigned)op, num, (int)res->len, (const char *)res->data);
+        if (f)
+            craft_future_release(f);
+    }
+    free(buf);
+}
+
+/* The peers of g's slots in state st (their owner in the previous configuration, or in the
+ * current one for GIVING), one per call in turn, with the slots of that peer. */
+static bool next_peer(struct driver *d, uint8_t st, uint64_t *gid, struct craft_slot_set *slots)
+{
+    const struct craft_shard_view *v = d->view;
+    uint64_t peers[CRAFT_SHARD_GROUPS_MAX];
+    size_t n = 0;
+    for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
+        if (v->state[s] != st)
+            continue;
+        const struct craft_shard_config *c = st == CRAFT_SLOT_GIVING ? &v->cur : &v->prev;
+        uint64_t g = craft_shard_slot_gid(c, (uint16_t)s);
+        size_t k = 0;
+        while (k < n && peers[k] != g)
+            k++;
+        if (k == n && n < CRAFT_SHARD_GROUPS_MAX)
+            peers[n++] = g;
+    }
+    if (n == 0)
+        return false;
+    *gid = peers[d->turn++ % n];
+    craft_shard_view_slots(v, st, *gid, slots, NULL);
+    return true;
+}
+
+/* Whether every slot of `slots` is, in the peer's view, past configuration num's step
+ * (installed there: NOTIFYING or SERVING at num; deleted there: ABSENT at num), or the
+ * peer is past num altogether. */
+static bool peer_past(const struct craft_shard_view *p, uint64_t num,
+                      const struct craft_slot_set *slots, bool installed)
+{
+    if (p->cur.num > num)
+        return true;
+    if (p->cur.num < num)
+        return false;
+    for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
+        if (!craft_slot_set_has(slots, (uint16_t)s))
+            continue;
+        uint8_t st = p->state[s];
+        bool ok = installed ? (st == CRAFT_SLOT_NOTIFYING || st == CRAFT_SLOT_SERVING)
+                            : st == CRAFT_SLOT_ABSENT;
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static void drive_group(struct driver *d, struct craftkv_group *g)
+{
+    struct craftkv_server *s = d->s;
+    if (read_view(g, d->view) != CRAFT_OK)
+        return;
+    const struct craft_shard_view *v = d->view;
+    uint64_t num = v->cur.num;
+    if (craft_shard_view_settled(v)) {
+        if (ctrler_config(s->ctrl, num + 1, d->cfg) != CRAFT_OK)
+            return; /* no newer configuration (here yet) */
+        uint8_t *buf = malloc(CRAFT_SHARD_CONFIG_BYTES_MAX);
+        if (!buf)
+            return;
+        size_t len = craft_shard_config_encode(d->cfg, buf, CRAFT_SHARD_CONFIG_BYTES_MAX);
+        propose_step(g, CRAFT_KV_OP_SHARD_CONFIG, num + 1, buf, len);
+        free(buf);
+        return;
+    }
+    uint64_t peer;
+    struct craft_slot_set slots;
+    struct craftkv_group *pg;
+    if (next_peer(d, CRAFT_SLOT_PULLING, &peer, &slots) && (pg = craftkv_group_of(s, peer))) {
+        /* Any replica of the previous owner that applied num holds the frozen copy. */
+        struct craft_kv_read *r;
+        if (craft_kv_read_begin(pg->sm, &r) == CRAFT_OK) {
+            uint8_t *payload = NULL;
+            size_t len = 0;
+            int rc = craft_kv_read_export(r, num, &slots, CRAFTKV_SHARD_ENTRY_MAX - 4096,
+                                          &payload, &len);
+            craft_kv_read_end(r);
+            if (rc == CRAFT_OK)
+                propose_step(g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len);
+            else if (rc != CRAFT_EBUSY && rc != CRAFT_ESTALE)
+                fprintf(stderr, "craftkv: group %" PRIu64 " cannot take its slots from group "
+                                "%" PRIu64 " (configuration %" PRIu64 "): %s\n",
+                        g->gid, peer, num, craft_strerror(rc));
+            free(payload);
+        }
+    }
+    if (next_peer(d, CRAFT_SLOT_GIVING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
+        read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, true))
+        propose_step(g, CRAFT_KV_OP_SHARD_DELETE, num, slots.bits, sizeof slots.bits);
+    if (next_peer(d, CRAFT_SLOT_NOTIFYING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
+        read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, false))
+        propose_step(g, CRAFT_KV_OP_SHARD_CONFIRM, num, slots.bits, sizeof slots.bits);
+}
+
+/* The cluster's first configuration: the groups it starts with (--shard-groups), each
+ * served by every member at its client address. */
+static void bootstrap(struct craftkv_server *s)
+{
+    struct craft_shard_request *req = calloc(1, sizeof *req);
+    if (!req)
+        return;
+    req->op = CRAFT_SHARD_OP_JOIN;
+    for (size_t i = 0; i < s->n_groups && i < s->opts.shard_groups_initial; i++) {
+        struct craft_shard_group *grp = &req->groups[req->n++];
+        grp->gid = s->groups[i].gid;
+        for (size_t m = 0; m < s->opts.n_members && m < CRAFT_SHARD_SERVERS_MAX; m++)
+            snprintf(grp->servers[grp->n_servers++], CRAFT_SHARD_ADDR_BYTES, "%s",
+                     s->opts.members[m].client_addr);
+    }
+    uint64_t num = 0;
+    char err[CRAFT_SHARD_CTRLER_ERR_BYTES] = "";
+    int rc = craftkv_ctrler_change(s, req, &num, err, sizeof err);
+    if (rc == CRAFT_OK)
+        fprintf(stderr, "craftkv: configuration %" PRIu64 ": %u shard groups joined\n", num,
+                req->n);
+    else if (rc == CRAFT_EINVAL && ctrler_latest_num(s->ctrl) == 0)
+        fprintf(stderr, "craftkv: the first configuration was refused: %s\n", err);
+    free(req);
+}
+
+static void *driver_main(void *arg)
+{
+    pthread_setname_np(pthread_self(), "kv-shard"); /* top -H, perf, gdb */
+    struct driver *d = arg;
+    struct craftkv_server *s = d->s;
+    uint64_t published = 0;
+    while (!s->stopping) {
+        struct timespec ts = {0, DRIVE_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        uint64_t latest = ctrler_latest_num(s->ctrl);
+        if (latest > published && ctrler_config(s->ctrl, latest, d->cfg) == CRAFT_OK) {
+            publish(s, d->cfg);
+            published = latest;
+        }
+        if (latest == 0 && leads(s->ctrl_node))
+            bootstrap(s);
+        for (size_t i = 0; i < s->n_groups && !s->stopping; i++)
+            if (leads(s->groups[i].node))
+                drive_group(d, &s->groups[i]);
+    }
+    free(d->view);
+    free(d->peer);
+    free(d->cfg);
+    free(d);
+    return NULL;
+}
+
+/* ---- lifetime ---- */
+
+static void observer(void *ctx, const struct craft_event *ev)
+{
+    if (ev->type == CRAFT_EVENT_FAILED)
+        fprintf(stderr, "craftkv: group %" PRIu64 " stopped: %s\n", *(const uint64_t *)ctx,
+                craft_strerror(ev->err));
+}
+
+static const uint64_t ctrl_gid = 0;
+
+/* A group's raft settings, as the unsharded server's node has them. */
+static void group_config(const struct craftkv_server *s, struct craft_config *cfg,
+                         const struct craft_server *servers, size_t n)
+{
+    const struct craftkv_opts *o = &s->opts;
+    craft_config_default(cfg, o->id);
+    cfg->peers = servers;
+    cfg->n_peers = n;
+    cfg->initial_servers = servers; /* bootstrapped on an empty shared log only */
+    cfg->n_initial_servers = n;
+    cfg->observer = observer;
+    cfg->entry_bytes_max = CRAFTKV_SHARD_ENTRY_MAX; /* a hand-over of slots is one entry */
+    cfg->snapshot_threshold_entries = o->snapshot_entries ? o->snapshot_entries : 100000;
+    if (o->snapshot_bytes)
+        cfg->snapshot_threshold_bytes = o->snapshot_bytes;
+    if (o->trailing_entries)
+        cfg->trailing_entries = o->trailing_entries;
+}
+
+int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
+{
+    const struct craftkv_opts *o = &s->opts;
+    struct craft_server servers[CRAFTKV_NODES_MAX];
+    for (size_t i = 0; i < o->n_members; i++) {
+        servers[i] = (struct craft_server){.id = o->members[i].id, .voter = true};
+        snprintf(servers[i].addr, sizeof servers[i].addr, "%s", o->members[i].peer_addr);
+    }
+    char path[4200], e2[256] = "";
+    snprintf(path, sizeof path, "%s/raft", s->data_dir);
+    struct craft_host_config hc;
+    craft_host_config_default(&hc, o->id);
+    snprintf(hc.listen_addr, sizeof hc.listen_addr, "%s", o->listen_peer);
+    hc.peers = servers;
+    hc.n_peers = o->n_members;
+    hc.data_dir = path;
+    hc.entry_bytes_max = CRAFTKV_SHARD_ENTRY_MAX;
+    int rc = craft_host_create(&hc, &s->host, e2, sizeof e2);
+    if (rc != CRAFT_OK) {
+        snprintf(err, cap, "cannot start the raft host: %s", e2[0] ? e2 : craft_strerror(rc));
+        return -1;
+    }
+
+    s->ctrl = calloc(1, sizeof *s->ctrl);
+    if (!s->ctrl || craft_shard_ctrler_open(&s->ctrl->c) != CRAFT_OK) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&s->ctrl->mu, NULL);
+    struct craft_fsm fsm = {.ctx = s->ctrl,
+                            .apply = ctrler_apply,
+                            .snapshot = ctrler_snapshot,
+                            .snapshot_write = ctrler_snapshot_write,
+                            .snapshot_release = ctrler_snapshot_release,
+                            .restore = ctrler_restore,
+                            .result_free = ctrler_result_free};
+    struct craft_config cfg;
+    group_config(s, &cfg, servers, o->n_members);
+    cfg.observer_ctx = (void *)&ctrl_gid;
+    rc = craft_host_add_group(s->host, 0, &cfg, &fsm, &s->ctrl_node, e2, sizeof e2);
+    if (rc != CRAFT_OK) {
+        snprintf(err, cap, "cannot start the shard controller group: %s",
+                 e2[0] ? e2 : craft_strerror(rc));
+        return -1;
+    }
+
+    for (size_t i = 0; i < s->n_groups; i++) {
+        struct craftkv_group *g = &s->groups[i];
+        snprintf(path, sizeof path, "%s/kv-%" PRIu64, s->data_dir, g->gid);
+        struct craft_kv_lmdb_config lc = {.path = path, .no_sync = true};
+        rc = craft_kv_store_lmdb_open(&lc, &g->store, e2, sizeof e2);
+        if (rc != 0) {
+            snprintf(err, cap, "cannot open the store %s: %s", path, e2[0] ? e2 : craft_strerror(rc));
+            return -1;
+        }
+        if (craft_kv_store_lmdb_discarded(g->store))
+            fprintf(stderr, "craftkv: %s held writes not yet synced when the machine went "
+                            "down: dropped, rebuilding it from the raft snapshot and log\n", path);
+        struct craft_kv_sm_config smc = {.shard_gid = g->gid};
+        rc = craft_kv_sm_open(g->store, &smc, &g->sm);
+        if (rc != 0) {
+            snprintf(err, cap, "cannot open the state machine of group %" PRIu64 " in %s: %s",
+                     g->gid, path, craft_strerror(rc));
+            return -1;
+        }
+        group_config(s, &cfg, servers, o->n_members);
+        cfg.observer_ctx = &g->gid;
+        cfg.auto_promote = true;
+        cfg.apply_on_loop = true; /* as the unsharded server's (server.c) */
+        craft_kv_fsm_init(&fsm, g->sm);
+        rc = craft_host_add_group(s->host, g->gid, &cfg, &fsm, &g->node, e2, sizeof e2);
+        if (rc != CRAFT_OK) {
+            snprintf(err, cap, "cannot start shard group %" PRIu64 ": %s", g->gid,
+                     e2[0] ? e2 : craft_strerror(rc));
+            return -1;
+        }
+    }
+
+    struct driver *d = calloc(1, sizeof *d);
+    if (d) {
+        d->s = s;
+        d->view = malloc(sizeof *d->view);
+        d->peer = malloc(sizeof *d->peer);
+        d->cfg = malloc(sizeof *d->cfg);
+    }
+    if (!d || !d->view || !d->peer || !d->cfg ||
+        pthread_create(&s->shard_thread, NULL, driver_main, d) != 0) {
+        if (d) {
+            free(d->view);
+            free(d->peer);
+            free(d->cfg);
+        }
+        free(d);
+        snprintf(err, cap, "cannot start the shard driver");
+        return -1;
+    }
+    s->shard_started = true;
+    return 0;
+}
+
+void craftkv_shard_join(struct craftkv_server *s)
+{
+    if (s->shard_started)
+        pthread_join(s->shard_thread, NULL);
+    s->shard_started = false;
+}
+
+void craftkv_shard_destroy(struct craftkv_server *s)
+{
+    CRAFT_ASSERT(!s->shard_started);
+    /* The groups' nodes are gone (server.c destroyed them); the controller's next. */
+    if (s->ctrl_node)
+        craft_node_destroy(s->ctrl_node);
+    s->ctrl_node = NULL;
+    if (s->host)
+        craft_host_destroy(s->host);
+    s->host = NULL;
+    if (s->ctrl) {
+        craft_shard_ctrler_close(s->ctrl->c);
+        pthread_mutex_destroy(&s->ctrl->mu);
+        free(s->ctrl);
+        s->ctrl = NULL;
+    }
+    struct craftkv_route *r = (struct craftkv_route *)craftkv_route_now(s);
+    while (r) {
+        struct craftkv_route *older = r->older;
+        free(r);
+        r = older;
+    }
+    atomic_store(&s->route, NULL);
+}
+
+int craftkv_shard_latest(struct craftkv_server *s, struct craft_shard_config *out)
+{
+    return ctrler_config(s->ctrl, ctrler_latest_num(s->ctrl), out);
+}
