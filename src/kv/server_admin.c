@@ -272,19 +272,11 @@ static int propose_member(struct craftkv_server *s, uint8_t op, const struct cra
 
 /* ---- commands that run on the leader ---- */
 
-/* Validates the arguments (an error reply and false if bad). */
-typedef bool (*admin_check_fn)(size_t argc, const struct craft_resp_arg *argv,
-                               struct craft_resp_buf *out);
-/* Runs the command on this node, the leader: 0 with the reply in out, or 1 if this node
- * does not lead (any more) and the command should start over on the leader (out empty). */
-typedef int (*admin_lead_fn)(struct craftkv_server *s, size_t argc,
-                             const struct craft_resp_arg *argv, uint64_t deadline,
-                             struct craft_resp_buf *out);
-
 struct admin_cmd {
     const char *name;
-    admin_check_fn check;
-    admin_lead_fn lead;
+    craftkv_admin_check_fn check;
+    craftkv_admin_lead_fn lead;
+    bool ctrl; /* runs on the shard controller's leader, not the main group's */
 };
 
 /* RAFT.ADDNODE id peer client [VOTER|LEARNER] */
@@ -544,9 +536,10 @@ static int transfer_lead(struct craftkv_server *s, size_t argc, const struct cra
 }
 
 static const struct admin_cmd admin_cmds[] = {
-    {"raft.addnode", addnode_check, addnode_lead},
-    {"raft.removenode", removenode_check, removenode_lead},
-    {"raft.transfer", transfer_check, transfer_lead},
+    {"raft.addnode", addnode_check, addnode_lead, false},
+    {"raft.removenode", removenode_check, removenode_lead, false},
+    {"raft.transfer", transfer_check, transfer_lead, false},
+    {"craft.shard", craftkv_shard_check, craftkv_shard_lead, true}, /* server_shard_admin.c */
 };
 
 /* Sends CRAFT.ADMIN <argv...> to the leader at addr: 0 with its reply in out, 1 to try
@@ -587,12 +580,24 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
 {
     if (!ac->check(argc, argv, out))
         return;
+    if (ac->ctrl && !s->sharded) {
+        craft_resp_append_error(out, "ERR this craftkv is not sharded (a new cluster started "
+                                     "with --shard-groups is)");
+        return;
+    }
+    if (!ac->ctrl && s->sharded && ac->lead != transfer_lead) {
+        craft_resp_append_error(out, "ERR membership changes of a sharded craftkv are not "
+                                     "built yet: its members are fixed at the first start");
+        return;
+    }
+    struct craft_node *node = ac->ctrl ? s->ctrl_node : craftkv_main_group(s)->node;
     for (;;) {
         if (s->stopping || craftkv_mono_ms() >= deadline) {
             craftkv_reply_timeout(s, out);
             return;
         }
-        if (craft_state(craftkv_main_group(s)->node) == CRAFT_LEADER) {
+        uint64_t leader = craft_leader(node, NULL, 0);
+        if (craft_state(node) == CRAFT_LEADER) {
             out->len = 0;
             if (ac->lead(s, argc, argv, deadline, out) == 0)
                 return;
@@ -601,10 +606,11 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
             continue;
         }
         if (forwarded) {
-            craftkv_reply_notleader(craftkv_main_group(s), out);
+            const char *a = leader != 0 ? craftkv_client_addr(s, leader) : NULL;
+            craft_resp_append_errorf(out, "%s %s", CRAFTKV_ERR_NOTLEADER, a ? a : "?");
             return;
         }
-        const char *a = craftkv_leader_addr(craftkv_main_group(s), NULL);
+        const char *a = leader != 0 && leader != s->opts.id ? craftkv_client_addr(s, leader) : NULL;
         if (a) {
             char addr[CRAFTKV_ADDR_MAX];
             snprintf(addr, sizeof addr, "%s", a);
@@ -630,6 +636,15 @@ void craftkv_a_transfer(struct craftkv_server *s, struct craftkv_task *t, uint64
     run_on_leader(s, &admin_cmds[2], t->argc, t->argv, false, deadline, &t->out);
 }
 
+void craftkv_a_shard(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline)
+{
+    if (t->argc == 2 && craftkv_arg_is(&t->argv[1], "INFO")) {
+        craftkv_shard_info(s, &t->out); /* this process's view: no leader needed */
+        return;
+    }
+    run_on_leader(s, &admin_cmds[3], t->argc, t->argv, false, deadline, &t->out);
+}
+
 void craftkv_a_admin(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline)
 {
     for (size_t i = 0; i < sizeof admin_cmds / sizeof admin_cmds[0]; i++)
@@ -638,7 +653,7 @@ void craftkv_a_admin(struct craftkv_server *s, struct craftkv_task *t, uint64_t 
             return;
         }
     craft_resp_append_error(&t->out,
-                            "ERR CRAFT.ADMIN runs RAFT.ADDNODE, RAFT.REMOVENODE or RAFT.TRANSFER");
+                            "ERR CRAFT.ADMIN runs RAFT.ADDNODE, RAFT.REMOVENODE, RAFT.TRANSFER or CRAFT.SHARD");
 }
 
 /* ---- commands that run on this node ---- */

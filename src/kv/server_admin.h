@@ -24,6 +24,7 @@
 
 #include "craft.h"
 #include "kv/kv_sm.h"
+#include "kv/resp.h"
 
 struct craftkv_server;
 struct craftkv_task;
@@ -41,6 +42,29 @@ struct craftkv_member_view {
  * a worker thread. CRAFT_ENOMEM. */
 int craftkv_members_view(struct craftkv_server *s, const struct craft_stats *st,
                          struct craftkv_member_view *out, size_t *n);
+
+/* Commands that run on a group's leader (server_admin.c forwards them there). check
+ * validates the arguments (an error reply and false if bad); lead runs the command on this
+ * node, the leader: 0 with the reply in out, or 1 if this node does not lead (any more)
+ * and the command should start over on the leader (out empty). */
+typedef bool (*craftkv_admin_check_fn)(size_t argc, const struct craft_resp_arg *argv,
+                                       struct craft_resp_buf *out);
+typedef int (*craftkv_admin_lead_fn)(struct craftkv_server *s, size_t argc,
+                                     const struct craft_resp_arg *argv, uint64_t deadline,
+                                     struct craft_resp_buf *out);
+
+/* CRAFT.SHARD JOIN gid... | LEAVE gid... | MOVE first last gid (server_shard_admin.c): a
+ * change of the shard configuration, run on the controller's leader; the reply comes once
+ * every group hosted here reached the new configuration and settled (or TRYAGAIN when
+ * that takes longer than the wait: the change stands and goes on). */
+bool craftkv_shard_check(size_t argc, const struct craft_resp_arg *argv,
+                         struct craft_resp_buf *out);
+int craftkv_shard_lead(struct craftkv_server *s, size_t argc, const struct craft_resp_arg *argv,
+                       uint64_t deadline, struct craft_resp_buf *out);
+/* CRAFT.SHARD INFO: the latest configuration and each group's slots, leader and
+ * migration state, as this process sees them. */
+void craftkv_shard_info(struct craftkv_server *s, struct craft_resp_buf *out);
+void craftkv_a_shard(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
 
 void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
 void craftkv_a_addnode(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);

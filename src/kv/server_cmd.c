@@ -918,6 +918,7 @@ static const struct craftkv_cmd_def table[] = {
     ADMIN("raft.snapshot", 1, craftkv_a_snapshot),
     ADMIN("craft.admin", -2, craftkv_a_admin),
     ADMIN("cluster", -2, craftkv_a_cluster), /* server_cluster.c */
+    ADMIN("craft.shard", -2, craftkv_a_shard), /* server_shard_admin.c */
 };
 
 void craftkv_reply_unknown(struct craft_resp_buf *out, size_t argc, const struct craft_resp_arg *argv)

@@ -73,6 +73,9 @@ struct craftkv_task {
     bool forwarded;    /* arrived as CRAFT.FWD: apply here or refuse, never forward on */
     bool open_session; /* writes: propose SESSION_OPEN for session just ahead of this one */
     bool answered;     /* out holds this command's reply: it is never sent again */
+    /* writes, sharded: the group refused it for a slot on its way there (not run, not in
+     * its session); sent again with the same seq unless a later seq of its batch ran */
+    bool coming;
     uint8_t read_mode; /* enum craftkv_read_mode, the connection's at submission */
     uint64_t arrived_ms; /* head: craftkv_mono_ms() when its first command was parsed */
     struct craft_resp_buf out;
@@ -537,6 +540,14 @@ int craftkv_ctrler_request(struct craftkv_server *s, const struct craft_shard_re
  * proposal's error. req's client and seq are set here. Blocks. */
 int craftkv_ctrler_change(struct craftkv_server *s, struct craft_shard_request *req, uint64_t *num,
                           char *err, size_t cap);
+/* A shard group's progress as this process's replica applied it: its configuration and
+ * its slots by state (enum craft_slot_state). Any thread but the loop (a read of its
+ * store). */
+struct craftkv_shard_state {
+    uint64_t num;
+    uint32_t slots[5]; /* CRAFT_SLOT_STATES */
+};
+int craftkv_shard_group_state(struct craftkv_group *g, struct craftkv_shard_state *out);
 /* The latest configuration this process's controller replica applied. */
 int craftkv_shard_latest(struct craftkv_server *s, struct craft_shard_config *out);
 

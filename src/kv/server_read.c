@@ -25,36 +25,53 @@
 /* How long a batch whose round failed waits before it asks again. */
 #define READ_BACKOFF_MS 20
 
-/* A shard group serves a key only in a slot it serves at the read's state (the routing
- * that sent the batch here used the server's configuration, which may be ahead of the
- * group's or behind it). False with the redirect in t->out otherwise. */
-static bool slot_served(struct craft_kv_read *r, struct craftkv_task *t)
+/* What a shard group does with a key's slot at the read's state (the routing that sent
+ * the batch here used the server's configuration, which may be ahead of the group's or
+ * behind it). */
+enum slot_verdict { SLOT_SERVED, SLOT_ELSEWHERE, SLOT_COMING };
+
+static enum slot_verdict slot_check(struct craft_kv_read *r, struct craftkv_task *t, uint8_t *st)
 {
     int slot = craftkv_cmd_slot(t->def, t->argc, t->argv);
-    uint8_t st = CRAFT_SLOT_SERVING;
+    *st = CRAFT_SLOT_SERVING;
     if (slot < 0)
-        return true; /* routed: keys in one slot */
-    int rc = craft_kv_read_slot_state(r, (uint16_t)slot, &st);
-    if (rc != CRAFT_OK) {
-        craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
-        return false;
-    }
-    if (craft_slot_state_served(st))
-        return true;
-    craftkv_reply_slot_elsewhere(t->grp->srv, t->grp, (uint16_t)slot, st, &t->out);
-    return false;
+        return SLOT_SERVED; /* routed: keys in one slot */
+    if (craft_kv_read_slot_state(r, (uint16_t)slot, st) != CRAFT_OK)
+        return SLOT_SERVED; /* the read itself reports the storage error */
+    if (craft_slot_state_served(*st))
+        return SLOT_SERVED;
+    /* On its way here (PULLING), or ours in the configuration this server routes by but
+     * not applied by the group yet: served soon, so the batch waits rather than answering
+     * TRYAGAIN to clients that would not retry. */
+    const struct craftkv_route *rt = craftkv_route_now(t->grp->srv);
+    uint8_t k = rt ? rt->cfg.owner[slot] : CRAFT_SHARD_NONE;
+    if (*st == CRAFT_SLOT_PULLING ||
+        (k != CRAFT_SHARD_NONE && rt->cfg.groups[k].gid == t->grp->gid))
+        return SLOT_COMING;
+    return SLOT_ELSEWHERE;
 }
 
-/* Answers a batch from one read transaction of the local state machine. */
-static void serve(struct craftkv_task *head)
+/* Answers a batch from one read transaction of the local state machine: true. False if a
+ * slot of the batch is on its way to this group: nothing answered, ask again later. */
+static bool serve(struct craftkv_task *head)
 {
     struct craft_kv_read *r;
     int rc = craft_kv_read_begin(head->grp->sm, &r);
+    bool sharded = head->grp->srv->sharded;
+    uint8_t st;
+    if (rc == CRAFT_OK && sharded && craftkv_mono_ms() < head->deadline_ms)
+        for (struct craftkv_task *t = head; t; t = t->chain)
+            if (slot_check(r, t, &st) == SLOT_COMING) {
+                craft_kv_read_end(r);
+                return false;
+            }
     for (struct craftkv_task *t = head; t; t = t->chain) {
+        int slot;
         if (rc != CRAFT_OK)
             craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
-        else if (head->grp->srv->sharded && !slot_served(r, t))
-            ; /* MOVED or TRYAGAIN in out */
+        else if (sharded && slot_check(r, t, &st) != SLOT_SERVED &&
+                 (slot = craftkv_cmd_slot(t->def, t->argc, t->argv)) >= 0)
+            craftkv_reply_slot_elsewhere(t->grp->srv, t->grp, (uint16_t)slot, st, &t->out);
         else if (t->def->read)
             t->def->read(r, t->argc, t->argv, &t->out);
         else
@@ -64,6 +81,17 @@ static void serve(struct craftkv_task *head)
     if (rc == CRAFT_OK)
         craft_kv_read_end(r);
     head->stage = CRAFTKV_STAGE_DONE;
+    return true;
+}
+
+/* serve, or, for a batch that must wait for its slot, BACKOFF: true if DONE. */
+static bool serve_or_wait(struct craftkv_task *head)
+{
+    if (serve(head))
+        return true;
+    head->stage = CRAFTKV_STAGE_BACKOFF;
+    craftkv_later_push(head->grp->srv, head, craftkv_mono_ms() + READ_BACKOFF_MS);
+    return false;
 }
 
 /* Runs on the node thread that completed the round: the loop takes it in read_poll. */
@@ -114,10 +142,8 @@ static bool route(struct craftkv_server *s, struct craftkv_task *head)
         craftkv_batch_timeout(s, head, CRAFTKV_STAGE_DONE);
         return true;
     }
-    if (head->read_mode == CRAFTKV_READ_STALE) {
-        serve(head);
-        return true;
-    }
+    if (head->read_mode == CRAFTKV_READ_STALE)
+        return serve_or_wait(head);
     if (head->read_mode == CRAFTKV_READ_LEASE && craft_state(head->grp->node) == CRAFT_LEADER) {
         struct craft_future *f = craft_read_lease(head->grp->node);
         if (f) {
@@ -148,10 +174,8 @@ bool craftkv_read_step(struct craftkv_server *s, struct craftkv_task *head)
         int rc = craft_future_wait(head->fut, 0);
         craft_future_release(head->fut);
         head->fut = NULL;
-        if (rc == CRAFT_OK) {
-            serve(head);
-            return true;
-        }
+        if (rc == CRAFT_OK)
+            return serve_or_wait(head);
         wait_round(head); /* no lease holds now: a round instead */
         return false;
     }
@@ -189,7 +213,8 @@ void craftkv_read_poll(struct craftkv_group *g)
         list = head->next;
         head->next = NULL;
         if (rc == CRAFT_OK) {
-            serve(head);
+            if (!serve_or_wait(head))
+                continue;
         } else if (s->stopping || now >= head->deadline_ms) {
             craftkv_batch_timeout(s, head, CRAFTKV_STAGE_DONE);
         } else {

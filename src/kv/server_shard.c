@@ -633,6 +633,22 @@ void craftkv_shard_destroy(struct craftkv_server *s)
     atomic_store(&s->route, NULL);
 }
 
+int craftkv_shard_group_state(struct craftkv_group *g, struct craftkv_shard_state *out)
+{
+    struct craft_shard_view *v = malloc(sizeof *v);
+    if (!v)
+        return CRAFT_ENOMEM;
+    int rc = read_view(g, v);
+    if (rc == CRAFT_OK) {
+        memset(out, 0, sizeof *out);
+        out->num = v->cur.num;
+        for (uint32_t k = 0; k < CRAFT_SLOTS; k++)
+            out->slots[v->state[k] < CRAFT_SLOT_STATES ? v->state[k] : CRAFT_SLOT_ABSENT]++;
+    }
+    free(v);
+    return rc;
+}
+
 int craftkv_shard_latest(struct craftkv_server *s, struct craft_shard_config *out)
 {
     return ctrler_config(s->ctrl, ctrler_latest_num(s->ctrl), out);

@@ -1,0 +1,196 @@
+/* craftkv: CRAFT.SHARD, the operator's commands of a sharded cluster (docs/design/
+ * sharding.md, "Shard groups in craftkv").
+ *
+ *   CRAFT.SHARD JOIN gid [gid ...]      groups hosted here (1..--shard-groups) get slots
+ *   CRAFT.SHARD LEAVE gid [gid ...]     their slots go to the groups that stay
+ *   CRAFT.SHARD MOVE first last gid     slots first..last to group gid
+ *   CRAFT.SHARD INFO                    the configuration and each group's migration
+ *
+ * A change runs on the controller's leader (server_admin.c forwards it there), through a
+ * session of its own (applied once, whatever the retries); then the command waits until
+ * every group hosted here has reached the new configuration and settled, so that "OK"
+ * means the slots moved. A change the controller refuses (an unknown or present gid, the
+ * last group leaving, a bad range) changes nothing and answers why. Workers only. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv/server_admin.h"
+#include "kv/server_internal.h"
+#include "shard/ctrler.h"
+#include "shard/view.h"
+
+/* How long a change waits for the migration it started before answering TRYAGAIN (it goes
+ * on regardless). */
+#define SHARD_WAIT_MS 60000
+
+static bool parse_num(const struct craft_resp_arg *a, uint64_t max, uint64_t *v)
+{
+    if (a->len == 0 || a->len > 19)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < a->len; i++) {
+        if (a->data[i] < '0' || a->data[i] > '9')
+            return false;
+        x = x * 10 + (uint64_t)(a->data[i] - '0');
+    }
+    if (x > max)
+        return false;
+    *v = x;
+    return true;
+}
+
+bool craftkv_shard_check(size_t argc, const struct craft_resp_arg *argv,
+                         struct craft_resp_buf *out)
+{
+    const struct craft_resp_arg *sub = &argv[1];
+    uint64_t v;
+    if ((craftkv_arg_is(sub, "JOIN") || craftkv_arg_is(sub, "LEAVE")) && argc >= 3 &&
+        argc - 2 <= CRAFT_SHARD_GROUPS_MAX) {
+        for (size_t i = 2; i < argc; i++)
+            if (!parse_num(&argv[i], UINT64_MAX - 1, &v) || v == 0) {
+                craft_resp_append_error(out, "ERR bad group id (want a positive integer)");
+                return false;
+            }
+        return true;
+    }
+    if (craftkv_arg_is(sub, "MOVE") && argc == 5) {
+        uint64_t first, last;
+        if (!parse_num(&argv[2], CRAFT_SLOTS - 1, &first) ||
+            !parse_num(&argv[3], CRAFT_SLOTS - 1, &last) || first > last) {
+            craft_resp_append_error(out, "ERR bad slot range (want first <= last, 0..16383)");
+            return false;
+        }
+        if (!parse_num(&argv[4], UINT64_MAX - 1, &v) || v == 0) {
+            craft_resp_append_error(out, "ERR bad group id (want a positive integer)");
+            return false;
+        }
+        return true;
+    }
+    craft_resp_append_error(out, "ERR usage: CRAFT.SHARD JOIN gid... | LEAVE gid... | "
+                                 "MOVE first last gid | INFO");
+    return false;
+}
+
+/* Whether every group hosted here reached configuration num and settled. */
+static bool settled_at(struct craftkv_server *s, uint64_t num)
+{
+    for (size_t i = 0; i < s->n_groups; i++) {
+        struct craftkv_shard_state st;
+        if (craftkv_shard_group_state(&s->groups[i], &st) != CRAFT_OK || st.num < num ||
+            st.slots[CRAFT_SLOT_PULLING] + st.slots[CRAFT_SLOT_GIVING] +
+                    st.slots[CRAFT_SLOT_NOTIFYING] != 0)
+            return false;
+    }
+    return true;
+}
+
+int craftkv_shard_lead(struct craftkv_server *s, size_t argc, const struct craft_resp_arg *argv,
+                       uint64_t deadline, struct craft_resp_buf *out)
+{
+    (void)deadline; /* a change is one proposal; the wait for its migration has its own */
+    struct craft_shard_request *req = calloc(1, sizeof *req);
+    if (!req) {
+        craft_resp_append_error(out, "ERR out of memory");
+        return 0;
+    }
+    const struct craft_resp_arg *sub = &argv[1];
+    uint64_t v = 0;
+    if (craftkv_arg_is(sub, "MOVE")) {
+        req->op = CRAFT_SHARD_OP_MOVE;
+        parse_num(&argv[2], CRAFT_SLOTS - 1, &v);
+        req->first = (uint16_t)v;
+        parse_num(&argv[3], CRAFT_SLOTS - 1, &v);
+        req->last = (uint16_t)v;
+        parse_num(&argv[4], UINT64_MAX - 1, &req->gid);
+    } else {
+        bool join = craftkv_arg_is(sub, "JOIN");
+        req->op = join ? CRAFT_SHARD_OP_JOIN : CRAFT_SHARD_OP_LEAVE;
+        for (size_t i = 2; i < argc; i++) {
+            parse_num(&argv[i], UINT64_MAX - 1, &v);
+            if (!join) {
+                req->gids[req->n++] = v;
+                continue;
+            }
+            if (!craftkv_group_of(s, v)) {
+                craft_resp_append_errorf(out, "ERR group %" PRIu64 " is not hosted by this "
+                                              "cluster (groups 1..%zu)", v, s->n_groups);
+                free(req);
+                return 0;
+            }
+            /* Every member hosts every group: its servers are the members' client ports. */
+            struct craft_shard_group *grp = &req->groups[req->n++];
+            grp->gid = v;
+            for (size_t m = 0; m < s->opts.n_members && m < CRAFT_SHARD_SERVERS_MAX; m++)
+                snprintf(grp->servers[grp->n_servers++], CRAFT_SHARD_ADDR_BYTES, "%s",
+                         s->opts.members[m].client_addr);
+        }
+    }
+    uint64_t num = 0;
+    char err[CRAFT_SHARD_CTRLER_ERR_BYTES] = "";
+    int rc = craftkv_ctrler_change(s, req, &num, err, sizeof err);
+    free(req);
+    if (rc == CRAFT_ENOTLEADER || rc == CRAFT_ETRANSFER)
+        return 1; /* start over on the new leader: a new session, nothing applied twice */
+    if (rc == CRAFT_EINVAL) {
+        craft_resp_append_errorf(out, "ERR %s", err);
+        return 0;
+    }
+    if (rc != CRAFT_OK) {
+        /* Lost in a leader change or a timeout: it may or may not have applied. */
+        craft_resp_append_errorf(out, "TRYAGAIN the change's outcome is unknown (%s): see "
+                                      "CRAFT.SHARD INFO before sending it again",
+                                 craft_strerror(rc));
+        return 0;
+    }
+    uint64_t until = craftkv_mono_ms() + SHARD_WAIT_MS;
+    while (!s->stopping && !settled_at(s, num) && craftkv_mono_ms() < until)
+        craftkv_nap(50);
+    if (settled_at(s, num))
+        craft_resp_append_simple(out, "OK");
+    else
+        craft_resp_append_errorf(out, "TRYAGAIN configuration %" PRIu64 " is in force but its "
+                                      "slots are still moving (CRAFT.SHARD INFO)", num);
+    return 0;
+}
+
+void craftkv_shard_info(struct craftkv_server *s, struct craft_resp_buf *out)
+{
+    if (!s->sharded) {
+        craft_resp_append_error(out, "ERR this craftkv is not sharded (a new cluster started "
+                                     "with --shard-groups is)");
+        return;
+    }
+    struct craft_shard_config *cfg = malloc(sizeof *cfg);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = cfg ? open_memstream(&text, &len) : NULL;
+    if (!f || craftkv_shard_latest(s, cfg) != CRAFT_OK) {
+        if (f)
+            fclose(f);
+        free(text);
+        free(cfg);
+        craft_resp_append_error(out, "ERR cannot read the shard configuration");
+        return;
+    }
+    fprintf(f, "configuration:%" PRIu64 "\r\ngroups_hosted:%zu\r\n", cfg->num, s->n_groups);
+    for (size_t i = 0; i < s->n_groups; i++) {
+        struct craftkv_group *g = &s->groups[i];
+        struct craftkv_shard_state st = {0};
+        int rc = craftkv_shard_group_state(g, &st);
+        uint64_t leader = craft_leader(g->node, NULL, 0);
+        const char *addr = leader ? craftkv_client_addr(s, leader) : NULL;
+        fprintf(f, "group:%" PRIu64 ",owned:%" PRIu32 ",leader:%s,applied_configuration:%" PRIu64
+                   ",serving:%" PRIu32 ",pulling:%" PRIu32 ",giving:%" PRIu32
+                   ",notifying:%" PRIu32 "%s\r\n",
+                g->gid, craft_shard_group_slots(cfg, g->gid), addr ? addr : "?", st.num,
+                st.slots[CRAFT_SLOT_SERVING], st.slots[CRAFT_SLOT_PULLING],
+                st.slots[CRAFT_SLOT_GIVING], st.slots[CRAFT_SLOT_NOTIFYING],
+                rc == CRAFT_OK ? "" : ",unreadable");
+    }
+    fclose(f);
+    craft_resp_append_bulk(out, text, len);
+    free(text);
+    free(cfg);
+}
