@@ -249,6 +249,7 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     }
     s->started_wall_ms = craftkv_now_ms();
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->route_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
 
     s->listen_fd = listen_on(o->listen_client, "client", err, cap);
@@ -357,6 +358,7 @@ void craftkv_server_destroy(struct craftkv_server *s)
     if (s->evfd >= 0)
         close(s->evfd);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->route_mu);
     pthread_cond_destroy(&s->cv);
     free(s->cmd_calls);
     free(s);

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -221,18 +220,10 @@ static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
          * all its clients. Reopening a live session (a retry) changes nothing. */
         t->open_session = seq == 1;
     } else if (d->kind == CRAFTKV_WRITE) {
-        struct craftkv_session *ss = &c->sessions[g->index];
-        /* A random session id: no round trip to learn one (kv.md). */
-        while (ss->id == 0)
-            if (getrandom(&ss->id, sizeof ss->id, 0) != sizeof ss->id)
-                ss->id = ((uint64_t)time(NULL) << 20) ^ c->id ^ (uint64_t)getpid() << 40 ^ g->index;
-        t->session = ss->id;
-        t->seq = ++ss->seq;
+        craftkv_session_next(c, g, t);
         /* Every earlier write of this connection was answered: a connection has one batch
          * out at a time, so the lowest unanswered seq is the batch's first. */
         t->ack = c->batch_n > 0 ? c->batch_head->seq : t->seq;
-        t->open_session = !ss->opened;
-        ss->opened = true;
     }
     t->read_mode = c->read_mode;
     if (c->batch_tail)

@@ -242,6 +242,7 @@ struct craftkv_server {
     struct craft_node *ctrl_node;
     struct craftkv_ctrler *ctrl;
     _Atomic(struct craftkv_route *) route;
+    pthread_mutex_t route_mu; /* publishers of route (the controller's apply, the driver) */
     pthread_t shard_thread;
     bool shard_started;
     int listen_fd, epfd, evfd;
@@ -519,6 +520,23 @@ void craftkv_reply_slot_elsewhere(struct craftkv_server *s, const struct craftkv
  * shape (craftkv_reply_slot_elsewhere); any other reply is left alone. */
 void craftkv_route_result(struct craftkv_server *s, const struct craftkv_group *g,
                           struct craft_resp_buf *out, size_t from);
+
+/* Gives t the next seq of connection c's session in group g (opening it on first use:
+ * t->open_session). */
+void craftkv_session_next(struct craftkv_conn *c, const struct craftkv_group *g,
+                          struct craftkv_task *t);
+/* A client's write batch whose answered commands include MOVED refusals (not run) for
+ * slots that one other group hosted here owns now: those commands become unanswered,
+ * with new seqs in that group's session, and the batch moves to that group (MOVED). WAIT:
+ * a refusal for a slot this server still routes to the batch's group (its configuration
+ * lags the group's): step it again later, unchanged. NONE: the client follows the MOVED.
+ * Loop thread. */
+enum craftkv_reroute { CRAFTKV_REROUTE_NONE, CRAFTKV_REROUTE_MOVED, CRAFTKV_REROUTE_WAIT };
+enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct craftkv_task *head);
+/* A read batch none of whose commands' slots the group serves at r's state, all owned now
+ * by one other group hosted here: the batch moves to that group (true). Loop thread. */
+bool craftkv_reroute_reads(struct craftkv_server *s, struct craftkv_task *head,
+                           struct craft_kv_read *r);
 
 /* ---- server_shard.c: the controller, the shard groups on one host, the driver ---- */
 /* Starts the host, the controller group and every shard group of s->groups (their gids

@@ -59,12 +59,17 @@ static bool serve(struct craftkv_task *head)
     int rc = craft_kv_read_begin(head->grp->sm, &r);
     bool sharded = head->grp->srv->sharded;
     uint8_t st;
-    if (rc == CRAFT_OK && sharded && craftkv_mono_ms() < head->deadline_ms)
+    if (rc == CRAFT_OK && sharded && craftkv_mono_ms() < head->deadline_ms) {
         for (struct craftkv_task *t = head; t; t = t->chain)
             if (slot_check(r, t, &st) == SLOT_COMING) {
                 craft_kv_read_end(r);
                 return false;
             }
+        if (craftkv_reroute_reads(head->grp->srv, head, r)) {
+            craft_kv_read_end(r);
+            return false; /* its new group's barrier next */
+        }
+    }
     for (struct craftkv_task *t = head; t; t = t->chain) {
         int slot;
         if (rc != CRAFT_OK)

@@ -10,6 +10,9 @@
  * before the group did ends as MOVED or TRYAGAIN from there, rewritten here into Redis's
  * shape. Loop thread, except the reply rewriting (any thread that holds the reply). */
 #include <stdio.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -181,4 +184,109 @@ struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct c
         return &s->groups[r->local[k]];
     craftkv_reply_slot_elsewhere(s, NULL, (uint16_t)slot, CRAFT_SLOT_ABSENT, out);
     return NULL;
+}
+
+void craftkv_session_next(struct craftkv_conn *c, const struct craftkv_group *g,
+                          struct craftkv_task *t)
+{
+    struct craftkv_session *ss = &c->sessions[g->index];
+    /* A random session id: no round trip to learn one (kv.md). */
+    while (ss->id == 0)
+        if (getrandom(&ss->id, sizeof ss->id, 0) != sizeof ss->id)
+            ss->id = ((uint64_t)time(NULL) << 20) ^ c->id ^ (uint64_t)getpid() << 40 ^ g->index;
+    t->session = ss->id;
+    t->seq = ++ss->seq;
+    t->open_session = !ss->opened;
+    ss->opened = true;
+}
+
+/* The local group that owns slot in the latest configuration, if it is not `from`. */
+static struct craftkv_group *owner_here(struct craftkv_server *s, const struct craftkv_group *from,
+                                        int slot)
+{
+    const struct craftkv_route *r = craftkv_route_now(s);
+    if (!r || slot < 0)
+        return NULL;
+    uint8_t k = r->cfg.owner[slot];
+    if (k == CRAFT_SHARD_NONE || r->local[k] < 0 || &s->groups[r->local[k]] == from)
+        return NULL;
+    return &s->groups[r->local[k]];
+}
+
+/* The slot of a "-MOVED <slot> ..." reply, or -1. */
+static int moved_slot(const struct craft_resp_buf *out)
+{
+    if (out->len < 9 || memcmp(out->data, "-MOVED ", 7) != 0)
+        return -1;
+    int slot = 0;
+    size_t i = 7;
+    while (i < out->len && out->data[i] >= '0' && out->data[i] <= '9' && slot < (int)CRAFT_SLOTS)
+        slot = slot * 10 + (out->data[i++] - '0');
+    return i > 7 && slot < (int)CRAFT_SLOTS ? slot : -1;
+}
+
+enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct craftkv_task *head)
+{
+    if (!s->sharded || head->forwarded || !head->conn || head->conn->dead)
+        return CRAFTKV_REROUTE_NONE;
+    const struct craftkv_route *r = craftkv_route_now(s);
+    struct craftkv_group *to = NULL;
+    bool stale = false;
+    for (struct craftkv_task *t = head; t; t = t->chain) {
+        int slot = t->answered ? moved_slot(&t->out) : -1;
+        if (slot < 0)
+            continue;
+        uint8_t k = r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
+        if (k != CRAFT_SHARD_NONE && r->local[k] >= 0 && &s->groups[r->local[k]] == head->grp) {
+            stale = true; /* the group moved on; this server's configuration will follow */
+            continue;
+        }
+        struct craftkv_group *g = owner_here(s, head->grp, slot);
+        if (!g || (to && g != to))
+            return CRAFTKV_REROUTE_NONE; /* hosted elsewhere, or two groups: MOVED it is */
+        to = g;
+    }
+    if (stale)
+        return CRAFTKV_REROUTE_WAIT;
+    if (!to)
+        return CRAFTKV_REROUTE_NONE;
+    /* Refused where it went (not run, not in that group's session): it runs in its new
+     * group under this connection's session there, with new seqs, in request order. The
+     * connection has no other batch out, so nothing else of that session is in flight. */
+    uint64_t first = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain) {
+        if (!t->answered || moved_slot(&t->out) < 0)
+            continue;
+        t->out.len = 0;
+        t->answered = false;
+        craftkv_session_next(head->conn, to, t);
+        if (first == 0)
+            first = t->seq;
+        t->ack = first;
+    }
+    head->grp = to;
+    return CRAFTKV_REROUTE_MOVED;
+}
+
+bool craftkv_reroute_reads(struct craftkv_server *s, struct craftkv_task *head,
+                           struct craft_kv_read *r)
+{
+    if (!s->sharded)
+        return false;
+    struct craftkv_group *to = NULL;
+    for (struct craftkv_task *t = head; t; t = t->chain) {
+        int slot = craftkv_cmd_slot(t->def, t->argc, t->argv);
+        uint8_t st = CRAFT_SLOT_SERVING;
+        if (slot >= 0 && craft_kv_read_slot_state(r, (uint16_t)slot, &st) != CRAFT_OK)
+            return false;
+        struct craftkv_group *g = craft_slot_state_served(st) ? NULL
+                                                               : owner_here(s, head->grp, slot);
+        if (!g || (to && g != to))
+            return false; /* served here, or elsewhere than one local group */
+        to = g;
+    }
+    if (!to)
+        return false;
+    head->grp = to;
+    return true;
 }

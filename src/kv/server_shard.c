@@ -38,6 +38,31 @@
 /* How long the driver waits for one of its proposals to commit. */
 #define PROPOSE_WAIT_MS 2000
 
+/* ---- routing: the latest configuration, published for the loop ---- */
+
+/* Publishes cfg for routing if it is newer than what is published. From the controller's
+ * apply (at once) and the driver (after a restore, which applies nothing). */
+static void publish(struct craftkv_server *s, const struct craft_shard_config *cfg)
+{
+    pthread_mutex_lock(&s->route_mu);
+    const struct craftkv_route *cur = craftkv_route_now(s);
+    struct craftkv_route *r = cur && cur->cfg.num >= cfg->num ? NULL : calloc(1, sizeof *r);
+    if (!r) {
+        pthread_mutex_unlock(&s->route_mu); /* not newer; or no memory: the driver retries */
+        return;
+    }
+    r->cfg = *cfg;
+    for (uint32_t k = 0; k < CRAFT_SHARD_GROUPS_MAX; k++) {
+        struct craftkv_group *g = k < cfg->n_groups ? craftkv_group_of(s, cfg->groups[k].gid) : NULL;
+        r->local[k] = g ? (int8_t)g->index : -1;
+    }
+    /* Readers hold no reference: every published route lives until the server goes
+     * (configurations change a few times in a cluster's life; each is about 50 KiB). */
+    r->older = (struct craftkv_route *)craftkv_route_now(s);
+    atomic_store_explicit(&s->route, r, memory_order_release);
+    pthread_mutex_unlock(&s->route_mu);
+}
+
 /* ---- the controller as a craft state machine ---- */
 
 /* The controller replica of this process: applied on the group's apply thread, read by the
@@ -45,6 +70,7 @@
 struct craftkv_ctrler {
     pthread_mutex_t mu;
     struct craft_shard_ctrler *c;
+    struct craftkv_server *srv; /* routes by its configurations */
 };
 
 /* A proposer's answer (the future's result). */
@@ -78,6 +104,12 @@ static int ctrler_apply(void *ctx, const struct craft_command *cmds, size_t n, v
         }
         results[i] = a; /* NULL: the proposer sees no result and retries */
     }
+    /* A new configuration routes this server's commands from now on, not from the
+     * driver's next pass: the groups may apply it before that. */
+    const struct craft_shard_config *latest = craft_shard_ctrler_latest(k->c);
+    const struct craftkv_route *cur = craftkv_route_now(k->srv);
+    if (!cur || cur->cfg.num < latest->num)
+        publish(k->srv, latest);
     pthread_mutex_unlock(&k->mu);
     if (rc != CRAFT_OK)
         fprintf(stderr, "craftkv: the shard controller failed to apply: %s\n", craft_strerror(rc));
@@ -257,24 +289,6 @@ int craftkv_ctrler_change(struct craftkv_server *s, struct craft_shard_request *
     return rc;
 }
 
-/* ---- routing: the latest configuration, published for the loop ---- */
-
-static void publish(struct craftkv_server *s, const struct craft_shard_config *cfg)
-{
-    struct craftkv_route *r = calloc(1, sizeof *r);
-    if (!r)
-        return; /* the next pass tries again */
-    r->cfg = *cfg;
-    for (uint32_t k = 0; k < CRAFT_SHARD_GROUPS_MAX; k++) {
-        struct craftkv_group *g = k < cfg->n_groups ? craftkv_group_of(s, cfg->groups[k].gid) : NULL;
-        r->local[k] = g ? (int8_t)g->index : -1;
-    }
-    /* Readers hold no reference: every published route lives until the server goes
-     * (configurations change a few times in a cluster's life; each is about 50 KiB). */
-    r->older = (struct craftkv_route *)craftkv_route_now(s);
-    atomic_store_explicit(&s->route, r, memory_order_release);
-}
-
 /* ---- the driver ---- */
 
 struct driver {
@@ -449,15 +463,13 @@ static void *driver_main(void *arg)
     pthread_setname_np(pthread_self(), "kv-shard"); /* top -H, perf, gdb */
     struct driver *d = arg;
     struct craftkv_server *s = d->s;
-    uint64_t published = 0;
     while (!s->stopping) {
         struct timespec ts = {0, DRIVE_MS * 1000000L};
         nanosleep(&ts, NULL);
         uint64_t latest = ctrler_latest_num(s->ctrl);
-        if (latest > published && ctrler_config(s->ctrl, latest, d->cfg) == CRAFT_OK) {
-            publish(s, d->cfg);
-            published = latest;
-        }
+        const struct craftkv_route *cur = craftkv_route_now(s);
+        if ((!cur || cur->cfg.num < latest) && ctrler_config(s->ctrl, latest, d->cfg) == CRAFT_OK)
+            publish(s, d->cfg); /* after a restore: the apply publishes the rest */
         if (latest == 0 && leads(s->ctrl_node))
             bootstrap(s);
         for (size_t i = 0; i < s->n_groups && !s->stopping; i++)
@@ -530,6 +542,7 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
         return -1;
     }
     pthread_mutex_init(&s->ctrl->mu, NULL);
+    s->ctrl->srv = s;
     struct craft_fsm fsm = {.ctx = s->ctrl,
                             .apply = ctrler_apply,
                             .snapshot = ctrler_snapshot,

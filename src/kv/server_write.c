@@ -292,6 +292,13 @@ static bool propose_batch(struct craftkv_task *head)
     return true;
 }
 
+/* A command answered without running: the state machine's refusal of a slot it does not
+ * serve (conservative: any other answer counts as run). */
+static bool ran_nothing(const struct craftkv_task *t)
+{
+    return t->out.len > 6 && memcmp(t->out.data, "-MOVED", 6) == 0;
+}
+
 /* AWAIT after PROPOSE: takes each result. Returns true if the attempt made progress (a
  * command answered, or a session to open before the next attempt). */
 static bool collect(struct craftkv_task *head)
@@ -345,18 +352,17 @@ static bool collect(struct craftkv_task *head)
      * request", never by running it (kv.md, Sessions). The batch holds the session's
      * latest seqs, so a refused command followed by one that ran gets TRYAGAIN now, and
      * its client's retry is a new command. */
-    struct craftkv_task *last_ran = NULL;
-    for (struct craftkv_task *t = head; t; t = t->chain)
-        if (t->answered && !(t->out.len > 6 && memcmp(t->out.data, "-MOVED", 6) == 0))
-            last_ran = t; /* (conservative: anything answered but a refusal) */
-    for (struct craftkv_task *t = head; t && last_ran; t = t->chain) {
-        if (t == last_ran)
-            break;
-        if (t->coming) {
-            t->coming = false;
-            craft_resp_append_error(&t->out, "TRYAGAIN slot being migrated; retry");
-            t->answered = true;
-        }
+    for (struct craftkv_task *t = head; t; t = t->chain) {
+        if (!t->coming)
+            continue;
+        /* (a forwarded batch holds many sessions: only this one's later seqs count; the
+         * scan runs only while slots migrate) */
+        for (struct craftkv_task *u = t->chain; u; u = u->chain)
+            if (u->session == t->session && u->answered && !ran_nothing(u)) {
+                craft_resp_append_error(&t->out, "TRYAGAIN slot being migrated; retry");
+                t->answered = true;
+                break;
+            }
     }
     for (struct craftkv_task *t = head; t; t = t->chain)
         t->coming = false;
@@ -461,6 +467,17 @@ bool craftkv_write_step(struct craftkv_server *s, struct craftkv_task *head)
     else if (head->stage == CRAFTKV_STAGE_DONE)
         return true;
     CRAFT_ASSERT(head->stage != CRAFTKV_STAGE_ORPHANED); /* freed by the caller */
+    enum craftkv_reroute rr = craftkv_mono_ms() < head->deadline_ms
+                                  ? craftkv_reroute_writes(s, head)
+                                  : CRAFTKV_REROUTE_NONE;
+    if (rr == CRAFTKV_REROUTE_MOVED) {
+        head->tried_leader = UINT64_MAX; /* another group: route now */
+        progress = true;
+    } else if (rr == CRAFTKV_REROUTE_WAIT) {
+        head->stage = CRAFTKV_STAGE_BACKOFF; /* for this server's next configuration */
+        craftkv_later_push(s, head, craftkv_mono_ms() + BACKOFF_LEADER_MS);
+        return false;
+    }
     size_t left = unanswered(head);
     if (left == 0 || (head->conn->dead && !head->conn->ending)) {
         /* A closed connection's writes: nobody waits. Its session's close goes on: it is
