@@ -17,6 +17,7 @@
 #include "kv/server_admin.h"
 #include "kv/server_internal.h"
 #include "shard/slots.h"
+#include "shard/view.h"
 
 #define NODE_ID_HEX 40 /* a Redis Cluster node id: 40 hex characters */
 #define BUS_PORT_OFFSET 10000
@@ -263,7 +264,15 @@ static int slot_emit(void *ctx, const uint8_t *key, size_t klen)
 static int scan_slot(struct craftkv_server *s, struct slot_keys *sk)
 {
     struct craft_kv_read *r;
-    int rc = craft_kv_read_begin(craftkv_main_group(s)->sm, &r);
+    struct craftkv_group *g = craftkv_main_group(s);
+    const struct craftkv_route *rt = craftkv_route_now(s);
+    if (s->sharded) { /* the owner's replica here; none: no key */
+        uint8_t k = rt ? rt->cfg.owner[sk->slot] : CRAFT_SHARD_NONE;
+        if (k == CRAFT_SHARD_NONE || rt->local[k] < 0)
+            return CRAFT_OK;
+        g = &s->groups[rt->local[k]];
+    }
+    int rc = craft_kv_read_begin(g->sm, &r);
     if (rc != CRAFT_OK)
         return rc;
     uint64_t cursor = 0;
@@ -323,6 +332,228 @@ static void keys_in_slot(struct craftkv_server *s, size_t argc, const struct cra
     craft_resp_buf_free(&sk.keys);
 }
 
+/* ---- a sharded cluster (sharding.md, "Shard groups in craftkv") ----
+ *
+ * Each shard group of the latest configuration is a Redis Cluster "shard": its slot ranges,
+ * its leader (as this process's replica knows it) as the master, its other servers as
+ * replicas. A process leads some groups and follows in others; CLUSTER NODES shows it as a
+ * master of the ranges of the groups it leads (a replica of group 1's master if it leads
+ * none), which is what redis-cli and cluster clients route by. */
+
+struct shard_node {
+    uint64_t id; /* the member whose client address this is; 0: unknown */
+    char host[CRAFTKV_ADDR_MAX];
+    long port;
+};
+
+/* Group k's servers, the master first (its leader if known and among them). */
+static size_t group_nodes(struct craftkv_server *s, const struct craftkv_route *r, uint32_t k,
+                          struct shard_node *out)
+{
+    const struct craft_shard_group *grp = &r->cfg.groups[k];
+    uint64_t leader = r->local[k] >= 0 ? craft_leader(s->groups[r->local[k]].node, NULL, 0) : 0;
+    const char *laddr = leader ? craftkv_client_addr(s, leader) : NULL;
+    char lead[CRAFTKV_ADDR_MAX] = "";
+    if (laddr)
+        snprintf(lead, sizeof lead, "%s", laddr);
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < grp->n_servers; i++) {
+            bool is_lead = strcmp(grp->servers[i], lead) == 0;
+            if ((pass == 0) != is_lead)
+                continue;
+            struct shard_node *nd = &out[n];
+            if (!split_addr(grp->servers[i], nd->host, sizeof nd->host, &nd->port))
+                continue;
+            nd->id = 0;
+            for (size_t m = 0; m < s->opts.n_members; m++)
+                if (strcmp(s->opts.members[m].client_addr, grp->servers[i]) == 0)
+                    nd->id = s->opts.members[m].id;
+            n++;
+        }
+    return n;
+}
+
+static void put_node(struct craft_resp_buf *out, const struct shard_node *nd)
+{
+    char id[NODE_ID_HEX + 1];
+    node_id(nd->id, id);
+    craft_resp_append_array(out, 4);
+    append_str(out, nd->host);
+    craft_resp_append_int(out, nd->port);
+    append_str(out, id);
+    craft_resp_append_array(out, 0);
+}
+
+/* The runs of consecutive slots with one owner, [first[i], last[i]] owned by owner[i]. */
+static size_t slot_runs(const struct craftkv_route *r, uint16_t *first, uint16_t *last,
+                        uint8_t *owner, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t sl = 0; sl < CRAFT_SLOTS; sl++) {
+        uint8_t k = r->cfg.owner[sl];
+        if (k == CRAFT_SHARD_NONE)
+            continue;
+        if (n > 0 && owner[n - 1] == k && last[n - 1] + 1u == sl) {
+            last[n - 1] = (uint16_t)sl;
+        } else if (n < cap) {
+            first[n] = last[n] = (uint16_t)sl;
+            owner[n++] = k;
+        }
+    }
+    return n;
+}
+
+#define RUNS_MAX CRAFT_SLOTS
+
+static void sharded_cluster(struct craftkv_server *s, const struct craft_resp_arg *sub,
+                            struct craft_resp_buf *out)
+{
+    const struct craftkv_route *r = craftkv_route_now(s);
+    uint16_t *first = malloc(RUNS_MAX * sizeof *first), *last = malloc(RUNS_MAX * sizeof *last);
+    uint8_t *owner = malloc(RUNS_MAX);
+    struct shard_node *nodes = malloc(CRAFT_SHARD_SERVERS_MAX * sizeof *nodes);
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *f = NULL;
+    if (!first || !last || !owner || !nodes) {
+        craft_resp_append_error(out, "ERR out of memory");
+        goto done;
+    }
+    size_t nr = r ? slot_runs(r, first, last, owner, RUNS_MAX) : 0;
+    if (craftkv_arg_is(sub, "SLOTS")) {
+        craft_resp_append_array(out, nr);
+        for (size_t i = 0; i < nr; i++) {
+            size_t nn = group_nodes(s, r, owner[i], nodes);
+            craft_resp_append_array(out, 2 + nn);
+            craft_resp_append_int(out, first[i]);
+            craft_resp_append_int(out, last[i]);
+            for (size_t j = 0; j < nn; j++)
+                put_node(out, &nodes[j]);
+        }
+    } else if (craftkv_arg_is(sub, "SHARDS")) {
+        uint32_t ng = r ? r->cfg.n_groups : 0, shown = 0;
+        for (uint32_t k = 0; k < ng; k++)
+            shown += craft_shard_group_slots(&r->cfg, r->cfg.groups[k].gid) > 0;
+        craft_resp_append_array(out, shown);
+        for (uint32_t k = 0; k < ng; k++) {
+            if (craft_shard_group_slots(&r->cfg, r->cfg.groups[k].gid) == 0)
+                continue;
+            size_t runs = 0;
+            for (size_t i = 0; i < nr; i++)
+                runs += owner[i] == k;
+            craft_resp_append_array(out, 4);
+            append_str(out, "slots");
+            craft_resp_append_array(out, 2 * runs);
+            for (size_t i = 0; i < nr; i++)
+                if (owner[i] == k) {
+                    craft_resp_append_int(out, first[i]);
+                    craft_resp_append_int(out, last[i]);
+                }
+            size_t nn = group_nodes(s, r, k, nodes);
+            append_str(out, "nodes");
+            craft_resp_append_array(out, nn);
+            for (size_t j = 0; j < nn; j++) {
+                char id[NODE_ID_HEX + 1];
+                node_id(nodes[j].id, id);
+                craft_resp_append_array(out, 12);
+                append_str(out, "id");
+                append_str(out, id);
+                append_str(out, "port");
+                craft_resp_append_int(out, nodes[j].port);
+                append_str(out, "ip");
+                append_str(out, nodes[j].host);
+                append_str(out, "endpoint");
+                append_str(out, nodes[j].host);
+                append_str(out, "role");
+                append_str(out, j == 0 ? "master" : "replica");
+                append_str(out, "health");
+                append_str(out, "online");
+            }
+        }
+    } else if (craftkv_arg_is(sub, "NODES")) {
+        f = open_memstream(&text, &tlen);
+        if (!f) {
+            craft_resp_append_error(out, "ERR out of memory");
+            goto done;
+        }
+        /* The master of slot 0's group: whom a process that leads nothing follows. */
+        uint64_t any_master = 0;
+        if (nr > 0 && group_nodes(s, r, owner[0], nodes) > 0)
+            any_master = nodes[0].id;
+        char mid[NODE_ID_HEX + 1];
+        node_id(any_master, mid);
+        for (size_t m = 0; m < s->opts.n_members; m++) {
+            const struct craftkv_member *mb = &s->opts.members[m];
+            struct shard_node me;
+            if (!split_addr(mb->client_addr, me.host, sizeof me.host, &me.port))
+                continue;
+            char nid[NODE_ID_HEX + 1];
+            node_id(mb->id, nid);
+            bool master = false;
+            for (size_t i = 0; i < nr && !master; i++)
+                master = group_nodes(s, r, owner[i], nodes) > 0 && nodes[0].id == mb->id;
+            long bus = me.port + BUS_PORT_OFFSET <= 65535 ? me.port + BUS_PORT_OFFSET : 0;
+            fprintf(f, "%s %s:%ld@%ld %s%s %s 0 0 %" PRIu64 " connected", nid, me.host, me.port,
+                    bus, mb->id == s->opts.id ? "myself," : "", master ? "master" : "slave",
+                    master ? "-" : mid, r ? r->cfg.num : 0);
+            for (size_t i = 0; i < nr && master; i++)
+                if (group_nodes(s, r, owner[i], nodes) > 0 && nodes[0].id == mb->id) {
+                    if (first[i] == last[i])
+                        fprintf(f, " %u", (unsigned)first[i]);
+                    else
+                        fprintf(f, " %u-%u", (unsigned)first[i], (unsigned)last[i]);
+                }
+            fprintf(f, "\n");
+        }
+        fclose(f);
+        f = NULL;
+        craft_resp_append_bulk(out, text, tlen);
+    } else { /* INFO */
+        uint32_t assigned = 0, ok = 0, groups = r ? r->cfg.n_groups : 0, size = 0, moving = 0;
+        for (uint32_t sl = 0; r && sl < CRAFT_SLOTS; sl++) {
+            uint8_t k = r->cfg.owner[sl];
+            if (k == CRAFT_SHARD_NONE)
+                continue;
+            assigned++;
+            ok += r->local[k] >= 0 && craft_leader(s->groups[r->local[k]].node, NULL, 0) != 0;
+        }
+        for (uint32_t k = 0; k < groups; k++)
+            size += craft_shard_group_slots(&r->cfg, r->cfg.groups[k].gid) > 0;
+        for (size_t i = 0; i < s->n_groups; i++) {
+            struct craftkv_shard_state st;
+            if (craftkv_shard_group_state(&s->groups[i], &st) == CRAFT_OK &&
+                st.slots[CRAFT_SLOT_PULLING] + st.slots[CRAFT_SLOT_GIVING] +
+                        st.slots[CRAFT_SLOT_NOTIFYING] > 0)
+                moving++;
+        }
+        bool up = assigned == CRAFT_SLOTS && ok == CRAFT_SLOTS;
+        char info[1024];
+        int n = snprintf(info, sizeof info,
+                         "cluster_enabled:1\r\ncluster_state:%s\r\n"
+                         "cluster_slots_assigned:%u\r\ncluster_slots_ok:%u\r\n"
+                         "cluster_slots_pfail:0\r\ncluster_slots_fail:%u\r\n"
+                         "cluster_known_nodes:%zu\r\ncluster_size:%u\r\n"
+                         "cluster_current_epoch:%" PRIu64 "\r\ncluster_my_epoch:%" PRIu64 "\r\n"
+                         "cluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n"
+                         "total_cluster_links_buffer_limit_exceeded:0\r\n"
+                         "craft_shard_groups:%u\r\ncraft_migrations_in_progress:%u\r\n"
+                         "craft_shard_configuration:%" PRIu64 "\r\n",
+                         up ? "ok" : "fail", assigned, ok, assigned - ok, s->opts.n_members,
+                         size, r ? r->cfg.num : 0, r ? r->cfg.num : 0, groups, moving,
+                         r ? r->cfg.num : 0);
+        craft_resp_append_bulk(out, info, (size_t)n);
+    }
+done:
+    if (f)
+        fclose(f);
+    free(text);
+    free(first);
+    free(last);
+    free(owner);
+    free(nodes);
+}
+
 static const char *const help[] = {
     "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "COUNTKEYSINSLOT <slot>", "    Return the number of keys in <slot>.",
@@ -355,8 +586,15 @@ void craftkv_a_cluster(struct craftkv_server *s, struct craftkv_task *t, uint64_
         return;
     }
     if (craftkv_arg_is(sub, "MYSHARDID") && argc == 2) {
+        /* The one group; sharded, the first group this node leads (else the first). */
+        uint64_t gid = s->sharded ? s->groups[0].gid : 1;
+        for (size_t i = 0; s->sharded && i < s->n_groups; i++)
+            if (craft_state(s->groups[i].node) == CRAFT_LEADER) {
+                gid = s->groups[i].gid;
+                break;
+            }
         char id[NODE_ID_HEX + 1];
-        node_id(1, id); /* the one shard group */
+        node_id(gid, id);
         append_str(out, id);
         return;
     }
@@ -376,6 +614,10 @@ void craftkv_a_cluster(struct craftkv_server *s, struct craftkv_task *t, uint64_
         craft_resp_append_errorf(out, "ERR unknown subcommand or wrong number of arguments for "
                                       "'%.*s'. Try CLUSTER HELP.",
                                  (int)(sub->len > 64 ? 64 : sub->len), sub->data);
+        return;
+    }
+    if (s->sharded) {
+        sharded_cluster(s, sub, out);
         return;
     }
     struct view *v = malloc(sizeof *v);

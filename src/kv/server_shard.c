@@ -21,6 +21,7 @@
  * state machine, so a step proposed twice (a leader change) changes nothing the second
  * time. */
 #include <errno.h>
+#include <stdint.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -432,6 +433,46 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
         propose_step(g, CRAFT_KV_OP_SHARD_CONFIRM, num, slots.bits, sizeof slots.bits);
 }
 
+/* Spreads the groups' leaders over the processes: a process that leads more than its share
+ * (ceil(groups / members)) hands one group to the member leading the fewest, at most one
+ * per BALANCE_MS. Writes of a group go through its leader, so leaders piled on one process
+ * would make it do the work of all (every group's first election tends to be won by the
+ * process that started first). */
+#define BALANCE_MS 1000
+
+static void balance_leaders(struct craftkv_server *s, uint64_t *last_ms)
+{
+    uint64_t now = craftkv_mono_ms();
+    if (now - *last_ms < BALANCE_MS || s->opts.n_members < 2)
+        return;
+    size_t count[CRAFTKV_NODES_MAX] = {0}, mine = 0;
+    struct craftkv_group *give = NULL;
+    for (size_t i = 0; i < s->n_groups; i++) {
+        uint64_t l = craft_leader(s->groups[i].node, NULL, 0);
+        if (l == 0)
+            return; /* an election under way: let it settle first */
+        for (size_t m = 0; m < s->opts.n_members; m++)
+            count[m] += s->opts.members[m].id == l;
+        if (l == s->opts.id) {
+            mine++;
+            give = &s->groups[i];
+        }
+    }
+    size_t share = (s->n_groups + s->opts.n_members - 1) / s->opts.n_members;
+    if (mine <= share || !give)
+        return;
+    size_t to = SIZE_MAX;
+    for (size_t m = 0; m < s->opts.n_members; m++)
+        if (s->opts.members[m].id != s->opts.id && (to == SIZE_MAX || count[m] < count[to]))
+            to = m;
+    if (to == SIZE_MAX || count[to] + 1 >= mine)
+        return;
+    *last_ms = now;
+    struct craft_future *f = craft_transfer_leadership(give->node, s->opts.members[to].id);
+    if (f)
+        craft_future_release(f); /* the next pass sees where leadership went */
+}
+
 /* The cluster's first configuration: the groups it starts with (--shard-groups), each
  * served by every member at its client address. */
 static void bootstrap(struct craftkv_server *s)
@@ -463,6 +504,7 @@ static void *driver_main(void *arg)
     pthread_setname_np(pthread_self(), "kv-shard"); /* top -H, perf, gdb */
     struct driver *d = arg;
     struct craftkv_server *s = d->s;
+    uint64_t balanced_ms = 0;
     while (!s->stopping) {
         struct timespec ts = {0, DRIVE_MS * 1000000L};
         nanosleep(&ts, NULL);
@@ -475,6 +517,7 @@ static void *driver_main(void *arg)
         for (size_t i = 0; i < s->n_groups && !s->stopping; i++)
             if (leads(s->groups[i].node))
                 drive_group(d, &s->groups[i]);
+        balance_leaders(s, &balanced_ms);
     }
     free(d->view);
     free(d->peer);
