@@ -698,6 +698,24 @@ static uint64_t leader_of(int port)
     return id;
 }
 
+/* Whether the node at port answers CLUSTER INFO with cluster_state:ok (sharded: it knows
+ * the configuration and every slot's group has a leader). */
+static bool cluster_ok(int port)
+{
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    int fd = craftkv_client_connect(addr, 500, g_password);
+    if (fd < 0)
+        return false;
+    struct craft_resp_arg cmd[2] = {{"CLUSTER", 7}, {"INFO", 4}};
+    struct craft_resp_buf reply = {0};
+    bool ok = craftkv_client_call(fd, 2, cmd, &reply) == 0 && reply.len > 0 &&
+              memmem(reply.data, reply.len, "cluster_state:ok", 16) != NULL;
+    craft_resp_buf_free(&reply);
+    close(fd);
+    return ok;
+}
+
 static int run_local(int argc, char **argv)
 {
     uint64_t n = 0, base = 7001;
@@ -770,6 +788,11 @@ static int run_local(int argc, char **argv)
     }
     if (!leader && !g_stop)
         fprintf(stderr, "craftkv local: no leader after 30 s; see %s/n*.log\n", dir);
+    for (int tries = 0; leader && g_groups[0] && tries < 300 && !g_stop; tries++) {
+        if (cluster_ok(kids[0].client_port))
+            break; /* the first configuration is in force */
+        nap_ms(100);
+    }
     if (leader) {
         printf("craftkv local: %llu nodes running in %s (logs: %s/n*.log), leader: node %llu\n",
                (unsigned long long)n, dir, dir, (unsigned long long)leader);
