@@ -606,7 +606,8 @@ static void run_on_leader(struct craftkv_server *s, const struct admin_cmd *ac, 
             continue;
         }
         if (forwarded) {
-            const char *a = leader != 0 ? craftkv_client_addr(s, leader) : NULL;
+            const char *a = leader != 0 && leader != s->opts.id ? craftkv_client_addr(s, leader)
+                                                                 : NULL;
             craft_resp_append_errorf(out, "%s %s", CRAFTKV_ERR_NOTLEADER, a ? a : "?");
             return;
         }
@@ -642,7 +643,10 @@ void craftkv_a_shard(struct craftkv_server *s, struct craftkv_task *t, uint64_t 
         craftkv_shard_info(s, &t->out); /* this process's view: no leader needed */
         return;
     }
-    run_on_leader(s, &admin_cmds[3], t->argc, t->argv, false, deadline, &t->out);
+    /* The leader answers once the slots moved (CRAFTKV_SHARD_WAIT_MS at most): a follower
+     * that forwards it waits as long, rather than giving up and sending it again. */
+    run_on_leader(s, &admin_cmds[3], t->argc, t->argv, false,
+                  deadline + CRAFTKV_SHARD_WAIT_MS, &t->out);
 }
 
 void craftkv_a_admin(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline)

@@ -57,6 +57,7 @@ typedef int (*craftkv_admin_lead_fn)(struct craftkv_server *s, size_t argc,
  * change of the shard configuration, run on the controller's leader; the reply comes once
  * every group hosted here reached the new configuration and settled (or TRYAGAIN when
  * that takes longer than the wait: the change stands and goes on). */
+#define CRAFTKV_SHARD_WAIT_MS 60000 /* then TRYAGAIN: the migration goes on regardless */
 bool craftkv_shard_check(size_t argc, const struct craft_resp_arg *argv,
                          struct craft_resp_buf *out);
 int craftkv_shard_lead(struct craftkv_server *s, size_t argc, const struct craft_resp_arg *argv,

@@ -352,7 +352,9 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
             return true;
         }
     }
-    struct craftkv_group *fwd_group = &s->groups[0];
+    /* Plain CRAFT.FWD on a sharded server (a client library's exactly-once write): by its
+     * keys, as any command. */
+    struct craftkv_group *fwd_group = s->sharded ? NULL : &s->groups[0];
     if (s->sharded && craftkv_arg_is(&argv[0], "CRAFT.FWDG")) {
         /* CRAFT.FWDG <gid> <session> ...: a sharded server's forwarded write names its
          * group; the rest is CRAFT.FWD's. */
@@ -393,10 +395,10 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
      * NULL with the refusal in route_err. */
     struct craftkv_group *g = NULL;
     struct craft_resp_buf route_err = {0};
-    if (batchable && !forwarded && !(s->sharded && strcmp(d->name, CRAFTKV_ENDSESSION_CMD) == 0))
-        g = craftkv_route_cmd(s, d, argc, argv, &route_err);
-    else if (batchable)
+    if (batchable && forwarded && fwd_group)
         g = fwd_group;
+    else if (batchable && !(!forwarded && strcmp(d->name, CRAFTKV_ENDSESSION_CMD) == 0))
+        g = craftkv_route_cmd(s, d, argc, argv, &route_err);
     if (c->batch_n > 0) {
         const struct craftkv_task *h = c->batch_head;
         if (!batchable || !g || g != h->grp || d->kind != h->def->kind ||

@@ -73,9 +73,6 @@ struct craftkv_task {
     bool forwarded;    /* arrived as CRAFT.FWD: apply here or refuse, never forward on */
     bool open_session; /* writes: propose SESSION_OPEN for session just ahead of this one */
     bool answered;     /* out holds this command's reply: it is never sent again */
-    /* writes, sharded: the group refused it for a slot on its way there (not run, not in
-     * its session); sent again with the same seq unless a later seq of its batch ran */
-    bool coming;
     uint8_t read_mode; /* enum craftkv_read_mode, the connection's at submission */
     uint64_t arrived_ms; /* head: craftkv_mono_ms() when its first command was parsed */
     struct craft_resp_buf out;
@@ -525,12 +522,14 @@ void craftkv_route_result(struct craftkv_server *s, const struct craftkv_group *
  * t->open_session). */
 void craftkv_session_next(struct craftkv_conn *c, const struct craftkv_group *g,
                           struct craftkv_task *t);
-/* A client's write batch whose answered commands include MOVED refusals (not run) for
- * slots that one other group hosted here owns now: those commands become unanswered,
- * with new seqs in that group's session, and the batch moves to that group (MOVED). WAIT:
- * a refusal for a slot this server still routes to the batch's group (its configuration
- * lags the group's): step it again later, unchanged. NONE: the client follows the MOVED.
- * Loop thread. */
+/* What a client's write batch does with its commands that a shard group refused (did
+ * not run): WAIT: some go again with their seq in the same group after a back-off (their
+ * slot is on its way there, or this server routes it there and the group has not caught
+ * up), unless a later seq of their session ran or may have; MOVED: every command is
+ * answered and those refused with MOVED all belong to one other group hosted here: they
+ * go there with new seqs of the connection's session in that group, and so does the batch;
+ * NONE: the refusals stand and the client sees them (MOVED to a group hosted elsewhere).
+ * Loop thread, before the batch's deadline. */
 enum craftkv_reroute { CRAFTKV_REROUTE_NONE, CRAFTKV_REROUTE_MOVED, CRAFTKV_REROUTE_WAIT };
 enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct craftkv_task *head);
 /* A read batch none of whose commands' slots the group serves at r's state, all owned now

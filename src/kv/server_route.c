@@ -225,37 +225,79 @@ static int moved_slot(const struct craft_resp_buf *out)
     return i > 7 && slot < (int)CRAFT_SLOTS ? slot : -1;
 }
 
+/* A reply that is a shard group's refusal (the command did not run): its kind, and the
+ * slot of a MOVED. */
+enum refusal { REFUSAL_NONE, REFUSAL_TRYAGAIN, REFUSAL_MOVED };
+
+static enum refusal refusal_of(const struct craftkv_task *t, int *slot)
+{
+    if (!t->answered)
+        return REFUSAL_NONE;
+    if (t->out.len > 9 && memcmp(t->out.data, "-TRYAGAIN", 9) == 0)
+        return REFUSAL_TRYAGAIN;
+    *slot = moved_slot(&t->out);
+    return *slot >= 0 ? REFUSAL_MOVED : REFUSAL_NONE;
+}
+
+/* Whether a later seq of t's session in the batch ran, or may have (answered with anything
+ * but a refusal, or not answered yet: its outcome unknown). Then t's seq may not go again:
+ * the state machine answers a seq below its session's last from its window or "stale
+ * request", never by running it (kv.md, Sessions). */
+static bool later_seq_may_have_run(const struct craftkv_task *head, const struct craftkv_task *t)
+{
+    int slot;
+    for (const struct craftkv_task *u = head; u; u = u->chain)
+        if (u != t && u->session == t->session && u->seq > t->seq &&
+            (!u->answered || refusal_of(u, &slot) == REFUSAL_NONE))
+            return true;
+    return false;
+}
+
 enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct craftkv_task *head)
 {
     if (!s->sharded || head->forwarded || !head->conn || head->conn->dead)
         return CRAFTKV_REROUTE_NONE;
     const struct craftkv_route *r = craftkv_route_now(s);
     struct craftkv_group *to = NULL;
-    bool stale = false;
+    bool all_answered = true, mixed = false, again = false;
     for (struct craftkv_task *t = head; t; t = t->chain) {
-        int slot = t->answered ? moved_slot(&t->out) : -1;
-        if (slot < 0)
+        int slot = -1;
+        enum refusal ref = refusal_of(t, &slot);
+        all_answered &= t->answered;
+        if (ref == REFUSAL_NONE)
             continue;
-        uint8_t k = r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
-        if (k != CRAFT_SHARD_NONE && r->local[k] >= 0 && &s->groups[r->local[k]] == head->grp) {
-            stale = true; /* the group moved on; this server's configuration will follow */
-            continue;
-        }
-        struct craftkv_group *g = owner_here(s, head->grp, slot);
-        if (!g || (to && g != to))
-            return CRAFTKV_REROUTE_NONE; /* hosted elsewhere, or two groups: MOVED it is */
-        to = g;
+        uint8_t k = ref == REFUSAL_MOVED && r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
+        struct craftkv_group *owner = k != CRAFT_SHARD_NONE && r->local[k] >= 0
+                                          ? &s->groups[r->local[k]]
+                                          : NULL;
+        if (ref == REFUSAL_TRYAGAIN || owner == head->grp) {
+            /* The slot is on its way to this group, or this server routes it here already
+             * and the group has not caught up: the same seq in the same group, later. */
+            if (!later_seq_may_have_run(head, t)) {
+                t->out.len = 0;
+                t->answered = false;
+                again = true;
+            }
+        } else if (owner) {
+            mixed |= to != NULL && to != owner;
+            to = owner;
+        } /* else hosted elsewhere: the client follows the MOVED */
     }
-    if (stale)
+    if (again)
         return CRAFTKV_REROUTE_WAIT;
-    if (!to)
-        return CRAFTKV_REROUTE_NONE;
-    /* Refused where it went (not run, not in that group's session): it runs in its new
-     * group under this connection's session there, with new seqs, in request order. The
-     * connection has no other batch out, so nothing else of that session is in flight. */
+    if (!to || mixed || !all_answered)
+        return CRAFTKV_REROUTE_NONE; /* (a later step tries again once all are answered) */
+    /* Refused where they went (not run there), they run in their new group under this
+     * connection's session there, with new seqs, in request order. The connection has no
+     * other batch out, so nothing else of that session is in flight, and nothing of this
+     * batch is in doubt. (Not guarded: a copy of a refused seq still in flight to the old
+     * group, from an attempt whose connection was lost, that reaches its log after the
+     * slot came back to it: sharding.md, "Shard groups in craftkv".) */
     uint64_t first = 0;
     for (struct craftkv_task *t = head; t; t = t->chain) {
-        if (!t->answered || moved_slot(&t->out) < 0)
+        int slot;
+        t->grp = to;
+        if (refusal_of(t, &slot) != REFUSAL_MOVED)
             continue;
         t->out.len = 0;
         t->answered = false;
@@ -264,7 +306,6 @@ enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct cra
             first = t->seq;
         t->ack = first;
     }
-    head->grp = to;
     return CRAFTKV_REROUTE_MOVED;
 }
 
@@ -287,6 +328,7 @@ bool craftkv_reroute_reads(struct craftkv_server *s, struct craftkv_task *head,
     }
     if (!to)
         return false;
-    head->grp = to;
+    for (struct craftkv_task *t = head; t; t = t->chain)
+        t->grp = to;
     return true;
 }

@@ -232,6 +232,7 @@ static uint64_t ctrler_latest_num(struct craftkv_ctrler *k)
 static int propose_wait(struct craft_node *node, const uint8_t *p, size_t len,
                         struct craft_future **fut, void **result)
 {
+    *result = NULL;
     *fut = craft_apply(node, p, (uint32_t)len, PROPOSE_WAIT_MS);
     if (!*fut)
         return CRAFT_ENOMEM;
@@ -261,7 +262,9 @@ int craftkv_ctrler_request(struct craftkv_server *s, const struct craft_shard_re
             *num = a->num;
             snprintf(err, cap, "%s", a->err);
         }
-        craft_future_release(f);
+        free(a); /* ours once taken from the future */
+        if (f)
+            craft_future_release(f);
     }
     free(buf);
     return rc;
@@ -270,24 +273,29 @@ int craftkv_ctrler_request(struct craftkv_server *s, const struct craft_shard_re
 int craftkv_ctrler_change(struct craftkv_server *s, struct craft_shard_request *req, uint64_t *num,
                           char *err, size_t cap)
 {
-    /* A session per change: registering costs one entry, and a change the driver or an
-     * operator retries after a lost answer must not apply twice (ctrler.h). */
+    /* A session per change: registering costs one entry, and an attempt whose outcome is
+     * unknown (a timeout) is sent again with the same session and seq, which the
+     * controller answers from the session rather than applying twice (ctrler.h). */
     struct craft_shard_request reg = {.op = CRAFT_SHARD_OP_REGISTER};
     int status;
     uint64_t client;
     int rc = craftkv_ctrler_request(s, &reg, &status, &client, err, cap);
     if (rc != CRAFT_OK)
-        return rc;
+        return rc; /* nothing of the change was proposed */
     req->client = client;
     req->seq = 1;
+    bool doubt = false;
     for (int attempt = 0; attempt < 3; attempt++) {
         rc = craftkv_ctrler_request(s, req, &status, num, err, cap);
         if (rc == CRAFT_OK)
             return status;
         if (rc != CRAFT_ETIMEOUT && rc != CRAFT_ENOMEM)
-            return rc; /* not the leader any more, or stopping: the caller says so */
+            break;
+        doubt |= rc == CRAFT_ETIMEOUT;
     }
-    return rc;
+    /* Lost leadership (or stopping) after an attempt in doubt: the change may have been
+     * applied, so the caller must not start it over as a new one. */
+    return doubt ? CRAFT_ETIMEOUT : rc;
 }
 
 /* ---- the driver ---- */
@@ -297,6 +305,10 @@ struct driver {
     struct craft_shard_view *view, *peer;
     struct craft_shard_config *cfg;
     uint32_t turn; /* which peer group goes first: a peer that lags does not hold up others */
+    /* Per group (by index): a step proposed and not applied within PROPOSE_WAIT_MS; the
+     * group proposes nothing else until it completes (an INSTALL is up to
+     * CRAFTKV_SHARD_ENTRY_MAX bytes: one copy in the log, not one per pass). */
+    struct craft_future **pending;
 };
 
 static bool leads(struct craft_node *node)
@@ -316,8 +328,8 @@ static int read_view(struct craftkv_group *g, struct craft_shard_view *v)
     return rc;
 }
 
-static void propose_step(struct craftkv_group *g, uint8_t op, uint64_t num, const uint8_t *blob,
-                         size_t len)
+static void propose_step(struct driver *d, struct craftkv_group *g, uint8_t op, uint64_t num,
+                         const uint8_t *blob, size_t len)
 {
     struct craft_kv_cmd c = {.op = op, .now_ms = craftkv_now_ms(), .shard_num = num,
                              .blob = {blob, (uint32_t)len}};
@@ -333,10 +345,30 @@ static void propose_step(struct craftkv_group *g, uint8_t op, uint64_t num, cons
             fprintf(stderr, "craftkv: group %" PRIu64 " refused a shard step (op %u, "
                             "configuration %" PRIu64 "): %.*s\n",
                     g->gid, (unsigned)op, num, (int)res->len, (const char *)res->data);
-        if (f)
+        if (res)
+            craft_kv_result_free(res); /* ours once taken from the future */
+        if (f && rc == CRAFT_ETIMEOUT && !craft_future_done(f))
+            d->pending[g->index] = f; /* still on its way: wait for it, not a copy */
+        else if (f)
             craft_future_release(f);
     }
     free(buf);
+}
+
+/* Whether group g has no step of ours in flight (releasing the one that completed). */
+static bool step_idle(struct driver *d, struct craftkv_group *g)
+{
+    struct craft_future **f = &d->pending[g->index];
+    if (*f && !craft_future_done(*f))
+        return false;
+    if (*f) {
+        void *res = craft_future_wait(*f, 0) == CRAFT_OK ? craft_future_result(*f) : NULL;
+        if (res)
+            craft_kv_result_free(res);
+        craft_future_release(*f);
+        *f = NULL;
+    }
+    return true;
 }
 
 /* The peers of g's slots in state st (their owner in the previous configuration, or in the
@@ -400,7 +432,7 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
         if (!buf)
             return;
         size_t len = craft_shard_config_encode(d->cfg, buf, CRAFT_SHARD_CONFIG_BYTES_MAX);
-        propose_step(g, CRAFT_KV_OP_SHARD_CONFIG, num + 1, buf, len);
+        propose_step(d, g, CRAFT_KV_OP_SHARD_CONFIG, num + 1, buf, len);
         free(buf);
         return;
     }
@@ -417,7 +449,7 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
                                           &payload, &len);
             craft_kv_read_end(r);
             if (rc == CRAFT_OK)
-                propose_step(g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len);
+                propose_step(d, g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len);
             else if (rc != CRAFT_EBUSY && rc != CRAFT_ESTALE)
                 fprintf(stderr, "craftkv: group %" PRIu64 " cannot take its slots from group "
                                 "%" PRIu64 " (configuration %" PRIu64 "): %s\n",
@@ -427,10 +459,10 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
     }
     if (next_peer(d, CRAFT_SLOT_GIVING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
         read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, true))
-        propose_step(g, CRAFT_KV_OP_SHARD_DELETE, num, slots.bits, sizeof slots.bits);
+        propose_step(d, g, CRAFT_KV_OP_SHARD_DELETE, num, slots.bits, sizeof slots.bits);
     if (next_peer(d, CRAFT_SLOT_NOTIFYING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
         read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, false))
-        propose_step(g, CRAFT_KV_OP_SHARD_CONFIRM, num, slots.bits, sizeof slots.bits);
+        propose_step(d, g, CRAFT_KV_OP_SHARD_CONFIRM, num, slots.bits, sizeof slots.bits);
 }
 
 /* Spreads the groups' leaders over the processes: a process that leads more than its share
@@ -515,10 +547,14 @@ static void *driver_main(void *arg)
         if (latest == 0 && leads(s->ctrl_node))
             bootstrap(s);
         for (size_t i = 0; i < s->n_groups && !s->stopping; i++)
-            if (leads(s->groups[i].node))
+            if (step_idle(d, &s->groups[i]) && leads(s->groups[i].node))
                 drive_group(d, &s->groups[i]);
         balance_leaders(s, &balanced_ms);
     }
+    for (size_t i = 0; i < s->n_groups; i++)
+        if (d->pending[i])
+            craft_future_release(d->pending[i]); /* its outcome does not matter now */
+    free(d->pending);
     free(d->view);
     free(d->peer);
     free(d->cfg);
@@ -641,13 +677,15 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
         d->view = malloc(sizeof *d->view);
         d->peer = malloc(sizeof *d->peer);
         d->cfg = malloc(sizeof *d->cfg);
+        d->pending = calloc(s->n_groups, sizeof *d->pending);
     }
-    if (!d || !d->view || !d->peer || !d->cfg ||
+    if (!d || !d->view || !d->peer || !d->cfg || !d->pending ||
         pthread_create(&s->shard_thread, NULL, driver_main, d) != 0) {
         if (d) {
             free(d->view);
             free(d->peer);
             free(d->cfg);
+            free(d->pending);
         }
         free(d);
         snprintf(err, cap, "cannot start the shard driver");

@@ -21,10 +21,6 @@
 #include "shard/ctrler.h"
 #include "shard/view.h"
 
-/* How long a change waits for the migration it started before answering TRYAGAIN (it goes
- * on regardless). */
-#define SHARD_WAIT_MS 60000
-
 static bool parse_num(const struct craft_resp_arg *a, uint64_t max, uint64_t *v)
 {
     if (a->len == 0 || a->len > 19)
@@ -131,8 +127,8 @@ int craftkv_shard_lead(struct craftkv_server *s, size_t argc, const struct craft
     char err[CRAFT_SHARD_CTRLER_ERR_BYTES] = "";
     int rc = craftkv_ctrler_change(s, req, &num, err, sizeof err);
     free(req);
-    if (rc == CRAFT_ENOTLEADER || rc == CRAFT_ETRANSFER)
-        return 1; /* start over on the new leader: a new session, nothing applied twice */
+    if (rc == CRAFT_ENOTLEADER || rc == CRAFT_ETRANSFER || rc == CRAFT_ESTALE)
+        return 1; /* not applied (no attempt in doubt): start over on the new leader */
     if (rc == CRAFT_EINVAL) {
         craft_resp_append_errorf(out, "ERR %s", err);
         return 0;
@@ -144,7 +140,7 @@ int craftkv_shard_lead(struct craftkv_server *s, size_t argc, const struct craft
                                  craft_strerror(rc));
         return 0;
     }
-    uint64_t until = craftkv_mono_ms() + SHARD_WAIT_MS;
+    uint64_t until = craftkv_mono_ms() + CRAFTKV_SHARD_WAIT_MS;
     while (!s->stopping && !settled_at(s, num) && craftkv_mono_ms() < until)
         craftkv_nap(50);
     if (settled_at(s, num))

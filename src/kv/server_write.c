@@ -122,13 +122,6 @@ static bool is_session_error(const struct craft_kv_result *res)
     return res->type == CRAFT_KV_RES_ERR && strcmp((const char *)res->data, CRAFT_KV_ERR_SESSION) == 0;
 }
 
-/* A shard group's answer to a key of a slot it is receiving (kv_sm.h). */
-static bool is_slot_coming(const struct craft_kv_result *res)
-{
-    return res->type == CRAFT_KV_RES_ERR &&
-           strcmp((const char *)res->data, CRAFT_KV_ERR_TRYAGAIN) == 0;
-}
-
 /* A result (or an element of a MULTI's array) as RESP. */
 static void put_view(struct craft_resp_buf *out, const struct craft_kv_result_view *v)
 {
@@ -292,13 +285,6 @@ static bool propose_batch(struct craftkv_task *head)
     return true;
 }
 
-/* A command answered without running: the state machine's refusal of a slot it does not
- * serve (conservative: any other answer counts as run). */
-static bool ran_nothing(const struct craftkv_task *t)
-{
-    return t->out.len > 6 && memcmp(t->out.data, "-MOVED", 6) == 0;
-}
-
 /* AWAIT after PROPOSE: takes each result. Returns true if the attempt made progress (a
  * command answered, or a session to open before the next attempt). */
 static bool collect(struct craftkv_task *head)
@@ -316,30 +302,17 @@ static bool collect(struct craftkv_task *head)
             t->answered = true;
         } else if (res && is_session_error(res)) {
             t->open_session = true;
-        } else if (res && is_slot_coming(res) && craftkv_mono_ms() < head->deadline_ms) {
-            /* A shard group's slot on its way here: not run, not in its session; the
-             * same seq goes again after a back-off (below), rather than a TRYAGAIN to
-             * clients that would not retry. */
-            t->coming = true;
         } else if (res) {
             if (res->type == CRAFT_KV_RES_NIL && strcmp(t->def->name, CRAFTKV_EXEC_CMD) == 0)
                 craft_resp_append_null_array(&t->out); /* a WATCHed key changed: *-1 */
             else
-            {
                 put_result(&t->out, res);
-                if (head->grp->srv->sharded) /* the state machine's MOVED: add the owner */
-                    craftkv_route_result(head->grp->srv, head->grp, &t->out, 0);
-            }
+            /* A shard group's refusal of a slot it does not serve (not run, not in its
+             * session): MOVED with the owner's address; craftkv_reroute_writes decides
+             * whether it goes again, here or in another group, or to the client. */
+            if (head->grp->srv->sharded)
+                craftkv_route_result(head->grp->srv, head->grp, &t->out, 0);
             t->answered = true;
-            if (head->grp->srv->sharded && t->out.len > 9 &&
-                memcmp(t->out.data, "-TRYAGAIN", 9) == 0 &&
-                craftkv_mono_ms() < head->deadline_ms) {
-                /* The slot is this group's in the configuration the server routes by, not
-                 * yet in the group's: wait for it as for a slot on its way. */
-                t->out.len = 0;
-                t->answered = false;
-                t->coming = true;
-            }
         } else if (!retryable(rc)) {
             answer_error(t, rc);
         }
@@ -347,25 +320,6 @@ static bool collect(struct craftkv_task *head)
         if (res)
             craft_kv_result_free(res);
     }
-    /* A refused seq may go again only while no later seq of its session ran: the state
-     * machine answers a seq below its session's last with its saved result or "stale
-     * request", never by running it (kv.md, Sessions). The batch holds the session's
-     * latest seqs, so a refused command followed by one that ran gets TRYAGAIN now, and
-     * its client's retry is a new command. */
-    for (struct craftkv_task *t = head; t; t = t->chain) {
-        if (!t->coming)
-            continue;
-        /* (a forwarded batch holds many sessions: only this one's later seqs count; the
-         * scan runs only while slots migrate) */
-        for (struct craftkv_task *u = t->chain; u; u = u->chain)
-            if (u->session == t->session && u->answered && !ran_nothing(u)) {
-                craft_resp_append_error(&t->out, "TRYAGAIN slot being migrated; retry");
-                t->answered = true;
-                break;
-            }
-    }
-    for (struct craftkv_task *t = head; t; t = t->chain)
-        t->coming = false;
     return progress;
 }
 

@@ -11,7 +11,7 @@
 # Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
-bb_init shard 32700 5 3 "$@"
+bb_init shard 21000 100 3 "$@"
 
 start() { # id [first]
     if [ "${2:-}" = first ]; then
