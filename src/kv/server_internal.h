@@ -503,6 +503,10 @@ int craftkv_cmd_slot(const struct craftkv_cmd_def *d, size_t argc,
 struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_cmd_def *d,
                                         size_t argc, const struct craft_resp_arg *argv,
                                         struct craft_resp_buf *out);
+/* How every TRYAGAIN that refuses a key's slot begins (the state machine's included:
+ * kv_sm.h), told apart from the TRYAGAIN of a deadline, whose outcome is unknown. */
+#define CRAFTKV_SLOT_TRYAGAIN "TRYAGAIN slot "
+_Static_assert(sizeof CRAFT_KV_ERR_TRYAGAIN > sizeof CRAFTKV_SLOT_TRYAGAIN, "the prefix fits");
 /* The group with that gid here, or NULL. */
 struct craftkv_group *craftkv_group_of(struct craftkv_server *s, uint64_t gid);
 /* The latest configuration published (NULL: none yet, or unsharded). Any thread. */

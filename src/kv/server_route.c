@@ -136,7 +136,7 @@ void craftkv_reply_slot_elsewhere(struct craftkv_server *s, const struct craftkv
     } else if (state == CRAFT_SLOT_PULLING || (g && r->cfg.groups[k].gid == g->gid)) {
         /* Its keys are on their way here, or this server's configuration is newer than the
          * group's: the group will serve it soon. */
-        craft_resp_append_error(out, "TRYAGAIN slot being migrated or configured; retry");
+        craft_resp_append_error(out, CRAFTKV_SLOT_TRYAGAIN "being migrated or configured; retry");
     } else {
         craft_resp_append_errorf(out, "MOVED %u %s", (unsigned)slot, redirect_addr(s, r, k));
     }
@@ -233,24 +233,35 @@ static enum refusal refusal_of(const struct craftkv_task *t, int *slot)
 {
     if (!t->answered)
         return REFUSAL_NONE;
-    if (t->out.len > 9 && memcmp(t->out.data, "-TRYAGAIN", 9) == 0)
+    /* Only a slot's TRYAGAIN: the one a deadline gives ("no leader or no quorum") is an
+     * outcome unknown, not a refusal. */
+    size_t n = strlen(CRAFTKV_SLOT_TRYAGAIN);
+    if (t->out.len > n && t->out.data[0] == '-' && memcmp(t->out.data + 1, CRAFTKV_SLOT_TRYAGAIN, n) == 0)
         return REFUSAL_TRYAGAIN;
     *slot = moved_slot(&t->out);
     return *slot >= 0 ? REFUSAL_MOVED : REFUSAL_NONE;
 }
 
-/* Whether a later seq of t's session in the batch ran, or may have (answered with anything
- * but a refusal, or not answered yet: its outcome unknown). Then t's seq may not go again:
- * the state machine answers a seq below its session's last from its window or "stale
- * request", never by running it (kv.md, Sessions). */
-static bool later_seq_may_have_run(const struct craftkv_task *head, const struct craftkv_task *t)
+/* What the later seqs of t's session in the batch tell about t's seq in its group. */
+enum later { LATER_NONE, LATER_RAN, LATER_UNKNOWN };
+
+static enum later later_seqs(const struct craftkv_task *head, const struct craftkv_task *t)
 {
+    bool unknown = false;
     int slot;
-    for (const struct craftkv_task *u = head; u; u = u->chain)
-        if (u != t && u->session == t->session && u->seq > t->seq &&
-            (!u->answered || refusal_of(u, &slot) == REFUSAL_NONE))
-            return true;
-    return false;
+    for (const struct craftkv_task *u = head; u; u = u->chain) {
+        if (u == t || u->session != t->session || u->seq <= t->seq)
+            continue;
+        if (!u->answered)
+            unknown = true; /* in flight, or its outcome is unknown */
+        else if (refusal_of(u, &slot) != REFUSAL_NONE)
+            continue; /* did not run */
+        else if (u->out.len > 0 && u->out.data[0] != '-')
+            return LATER_RAN; /* a state machine's answer: it ran */
+        else
+            unknown = true; /* an error: run and failed, or never proposed */
+    }
+    return unknown ? LATER_UNKNOWN : LATER_NONE;
 }
 
 enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct craftkv_task *head)
@@ -272,12 +283,20 @@ enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct cra
                                           : NULL;
         if (ref == REFUSAL_TRYAGAIN || owner == head->grp) {
             /* The slot is on its way to this group, or this server routes it here already
-             * and the group has not caught up: the same seq in the same group, later. */
-            if (!later_seq_may_have_run(head, t)) {
-                t->out.len = 0;
-                t->answered = false;
-                again = true;
-            }
+             * and the group has not caught up: again in this group, later. The state
+             * machine never runs a seq below its session's last (kv.md, Sessions): while
+             * no later seq ran, the same seq goes (a copy of it still in flight may run
+             * first; the session answers the other); once a later seq ran, this seq can
+             * never run here, and the command goes with a new seq; while that is unknown,
+             * it waits for the others to settle (or its client gets the refusal). */
+            enum later l = later_seqs(head, t);
+            if (l == LATER_UNKNOWN)
+                continue;
+            if (l == LATER_RAN)
+                craftkv_session_next(head->conn, head->grp, t); /* ack stays: <= every unanswered seq */
+            t->out.len = 0;
+            t->answered = false;
+            again = true;
         } else if (owner) {
             mixed |= to != NULL && to != owner;
             to = owner;
