@@ -322,6 +322,40 @@ static void info_sections(void)
     CHECK(craftkv_info_sections(a.argc, a.argv) == raft);
 }
 
+/* The slot a sharded server routes a command by (server_route.c): Redis Cluster's rule,
+ * every key of a command (of a transaction: every watched and queued key) in one slot. */
+static int slot_of(const char *line)
+{
+    struct args a = split(line);
+    return craftkv_cmd_slot(def_of(&a), a.argc, a.argv);
+}
+
+static void command_slots(void)
+{
+    CHECK(slot_of("get foo") == 12182); /* redis-server 7's CLUSTER KEYSLOT foo */
+    CHECK(slot_of("set foo bar EX 10") == 12182); /* options are no keys */
+    CHECK(slot_of("mget {user1000}.a {user1000}.b") == 3443);
+    CHECK(slot_of("mget a b") == -2);
+    CHECK(slot_of("mset {t}a 1 {t}b 2") == slot_of("get {t}"));
+    CHECK(slot_of("mset a 1 b 2") == -2);
+    CHECK(slot_of("mset {t}a foo {t}b bar") != -2); /* values are no keys */
+    CHECK(slot_of("del {t}a {t}b {t}c") == slot_of("get {t}"));
+    CHECK(slot_of("dbsize") == -1);
+    CHECK(slot_of("scan 0") == -1);
+    /* CRAFT.EXEC <watches> (<key> <digest>)... <n> (<argc> <name> <args>...)... */
+    CHECK(slot_of("craft.exec 0 2 3 set {u}a 1 2 get {u}b") == slot_of("get {u}"));
+    CHECK(slot_of("craft.exec 1 {u}w 77 1 2 get {u}b") == slot_of("get {u}"));
+    CHECK(slot_of("craft.exec 1 {v}w 77 1 2 get {u}b") == -2);
+    CHECK(slot_of("craft.exec 0 2 3 set {u}a 1 3 set {v}a 1") == -2);
+    CHECK(slot_of("craft.exec 0 1 2 dbsize") == -1);
+    /* Malformed lists fold what they can and never read past the arguments. */
+    CHECK(slot_of("craft.exec x 1 2 get a") == -1);
+    CHECK(slot_of("craft.exec 5 {u}w 1") == slot_of("get {u}w"));
+    CHECK(slot_of("craft.exec 5 {u}w") == -1); /* a watch without its digest */
+    CHECK(slot_of("craft.exec 0 3 9 get a") == -1);
+    CHECK(slot_of("craft.exec 0 1 2 nosuch a") == -1);
+}
+
 int main(void)
 {
     run_case("table_shape", table_shape);
@@ -330,5 +364,6 @@ int main(void)
     run_case("reads", reads);
     run_case("transactions", transactions);
     run_case("info_sections", info_sections);
+    run_case("command_slots", command_slots);
     return unit_finish();
 }
