@@ -569,6 +569,10 @@ struct craftkv_shard_state {
     uint32_t slots[5]; /* CRAFT_SLOT_STATES */
 };
 int craftkv_shard_group_state(struct craftkv_group *g, struct craftkv_shard_state *out);
+/* Group gid as a Join places it: every member hosts it, its servers are the members'
+ * client addresses (sharding.md: groups on subsets of processes are not built). */
+void craftkv_shard_group_placed(const struct craftkv_server *s, uint64_t gid,
+                                struct craft_shard_group *out);
 /* The latest configuration this process's controller replica applied. */
 int craftkv_shard_latest(struct craftkv_server *s, struct craft_shard_config *out);
 

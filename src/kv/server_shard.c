@@ -505,6 +505,16 @@ static void balance_leaders(struct craftkv_server *s, uint64_t *last_ms)
         craft_future_release(f); /* the next pass sees where leadership went */
 }
 
+void craftkv_shard_group_placed(const struct craftkv_server *s, uint64_t gid,
+                                struct craft_shard_group *out)
+{
+    memset(out, 0, sizeof *out);
+    out->gid = gid;
+    for (size_t m = 0; m < s->opts.n_members && m < CRAFT_SHARD_SERVERS_MAX; m++)
+        snprintf(out->servers[out->n_servers++], CRAFT_SHARD_ADDR_BYTES, "%s",
+                 s->opts.members[m].client_addr);
+}
+
 /* The cluster's first configuration: the groups it starts with (--shard-groups), each
  * served by every member at its client address. */
 static void bootstrap(struct craftkv_server *s)
@@ -513,13 +523,8 @@ static void bootstrap(struct craftkv_server *s)
     if (!req)
         return;
     req->op = CRAFT_SHARD_OP_JOIN;
-    for (size_t i = 0; i < s->n_groups && i < s->opts.shard_groups_initial; i++) {
-        struct craft_shard_group *grp = &req->groups[req->n++];
-        grp->gid = s->groups[i].gid;
-        for (size_t m = 0; m < s->opts.n_members && m < CRAFT_SHARD_SERVERS_MAX; m++)
-            snprintf(grp->servers[grp->n_servers++], CRAFT_SHARD_ADDR_BYTES, "%s",
-                     s->opts.members[m].client_addr);
-    }
+    for (size_t i = 0; i < s->n_groups && i < s->opts.shard_groups_initial; i++)
+        craftkv_shard_group_placed(s, s->groups[i].gid, &req->groups[req->n++]);
     uint64_t num = 0;
     char err[CRAFT_SHARD_CTRLER_ERR_BYTES] = "";
     int rc = craftkv_ctrler_change(s, req, &num, err, sizeof err);

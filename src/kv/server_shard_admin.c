@@ -115,12 +115,7 @@ int craftkv_shard_lead(struct craftkv_server *s, size_t argc, const struct craft
                 free(req);
                 return 0;
             }
-            /* Every member hosts every group: its servers are the members' client ports. */
-            struct craft_shard_group *grp = &req->groups[req->n++];
-            grp->gid = v;
-            for (size_t m = 0; m < s->opts.n_members && m < CRAFT_SHARD_SERVERS_MAX; m++)
-                snprintf(grp->servers[grp->n_servers++], CRAFT_SHARD_ADDR_BYTES, "%s",
-                         s->opts.members[m].client_addr);
+            craftkv_shard_group_placed(s, v, &req->groups[req->n++]);
         }
     }
     uint64_t num = 0;
