@@ -129,21 +129,41 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
     }
     if (sections & SEC_RAFT) {
         fputs(sep, f);
-        section_raft(s, st, f);
+        section_raft(s, st, f); /* sharded: group 1's, then a line per group */
+        for (size_t i = 0; s->sharded && i < s->n_groups; i++) {
+            const struct craftkv_group *g = &s->groups[i];
+            craft_stats(g->node, st);
+            fprintf(f,
+                    "group%" PRIu64 ":role=%s,term=%" PRIu64 ",leader_id=%" PRIu64
+                    ",commit_index=%" PRIu64 ",applied_index=%" PRIu64 ",quiesced=%s\r\n",
+                    g->gid, craftkv_role_name(st->role), st->term, st->leader, st->commit,
+                    st->applied, st->quiesced ? "yes" : "no");
+        }
         sep = "\r\n";
     }
     if (sections & SEC_CLUSTER) {
         /* Cluster-aware clients (redis-py's RedisCluster) refuse a node without it; the
          * slots are CLUSTER's (server_cluster.c). */
         fprintf(f, "%s# Cluster\r\ncluster_enabled:1\r\n", sep);
+        const struct craftkv_route *r = craftkv_route_now(s);
+        if (s->sharded)
+            fprintf(f, "craft_shard_groups_hosted:%zu\r\ncraft_shard_configuration:%" PRIu64
+                       "\r\ncraft_shard_groups:%u\r\n",
+                    s->n_groups, r ? r->cfg.num : 0, r ? r->cfg.n_groups : 0);
         sep = "\r\n";
     }
     if (sections & SEC_KEYSPACE) {
+        /* This process's replicas, as applied here: every group's keys when sharded (a slot
+         * being handed over counts at both ends until the sender deletes it). */
         uint64_t keys = 0;
-        struct craft_kv_read *r;
-        if (craft_kv_read_begin(craftkv_main_group(s)->sm, &r) == CRAFT_OK) {
-            craft_kv_read_dbsize(r, &keys);
-            craft_kv_read_end(r);
+        for (size_t i = 0; i < s->n_groups; i++) {
+            struct craft_kv_read *r;
+            uint64_t n = 0;
+            if (craft_kv_read_begin(s->groups[i].sm, &r) == CRAFT_OK) {
+                if (craft_kv_read_dbsize(r, &n) == CRAFT_OK)
+                    keys += n;
+                craft_kv_read_end(r);
+            }
         }
         fprintf(f, "%s# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n", sep, keys);
     }
