@@ -36,7 +36,10 @@ static void *worker_main(void *arg)
     struct craftkv_task *t;
     while ((t = craftkv_todo_pop(s)) != NULL) {
         CRAFT_ASSERT(t->stage == CRAFTKV_STAGE_WORKER && t->chain == NULL);
-        t->def->admin(s, t, craftkv_mono_ms() + s->opts.timeout_ms);
+        if (t->keyless)
+            craftkv_keyless(s, t, craftkv_mono_ms() + s->opts.timeout_ms);
+        else
+            t->def->admin(s, t, craftkv_mono_ms() + s->opts.timeout_ms);
         t->answered = true;
         t->stage = CRAFTKV_STAGE_DONE;
         craftkv_done_push(s, t);

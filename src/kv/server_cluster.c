@@ -346,7 +346,20 @@ struct shard_node {
     long port;
 };
 
-/* Group k's servers, the master first (its leader if known and among them). */
+/* Whether member id leads a group that owns slots (the master of those slots): clients
+ * (redis-py's among them) give a node one role, the last they read, so such a node is never
+ * listed as another group's replica as well. */
+static bool masters_some(struct craftkv_server *s, const struct craftkv_route *r, uint64_t id)
+{
+    for (uint32_t k = 0; r && k < r->cfg.n_groups; k++)
+        if (r->local[k] >= 0 && craft_shard_group_slots(&r->cfg, r->cfg.groups[k].gid) > 0 &&
+            craft_leader(s->groups[r->local[k]].node, NULL, 0) == id)
+            return true;
+    return false;
+}
+
+/* Group k's servers, the master first (its leader if known and among them), then those
+ * that are no master elsewhere (masters_some). */
 static size_t group_nodes(struct craftkv_server *s, const struct craftkv_route *r, uint32_t k,
                           struct shard_node *out)
 {
@@ -369,6 +382,8 @@ static size_t group_nodes(struct craftkv_server *s, const struct craftkv_route *
             for (size_t m = 0; m < s->opts.n_members; m++)
                 if (strcmp(s->opts.members[m].client_addr, grp->servers[i]) == 0)
                     nd->id = s->opts.members[m].id;
+            if (n > 0 && masters_some(s, r, nd->id))
+                continue;
             n++;
         }
     return n;

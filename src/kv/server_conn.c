@@ -219,7 +219,7 @@ static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
          * costs a round more; a follower's first forwarded batch holds the first writes of
          * all its clients. Reopening a live session (a retry) changes nothing. */
         t->open_session = seq == 1;
-    } else if (d->kind == CRAFTKV_WRITE) {
+    } else if (d->kind == CRAFTKV_WRITE && !(g->srv->sharded && craftkv_keyless_cmd(d))) {
         craftkv_session_next(c, g, t);
         /* Every earlier write of this connection was answered: a connection has one batch
          * out at a time, so the lowest unanswered seq is the batch's first. */
@@ -243,7 +243,10 @@ static bool submit_batch(struct craftkv_server *s, struct craftkv_conn *c)
     c->batch_head = c->batch_tail = NULL;
     c->batch_n = 0;
     bool done = false;
-    if (t->def->kind == CRAFTKV_WRITE) {
+    if (t->keyless) {
+        t->stage = CRAFTKV_STAGE_WORKER;
+        craftkv_todo_push(s, t);
+    } else if (t->def->kind == CRAFTKV_WRITE) {
         done = craftkv_write_start(s, t);
     } else if (t->def->kind == CRAFTKV_READ) {
         done = craftkv_read_start(s, t);
@@ -432,6 +435,15 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     }
     if (d->kind == CRAFTKV_LOCAL) {
         d->local(s, c, argc, argv);
+        return true;
+    }
+    if (batchable && !g && s->sharded && !forwarded && craftkv_keyless_cmd(d)) {
+        /* Every group this process leads: a worker's job, alone (server_keyless.c). */
+        craft_resp_buf_free(&route_err);
+        if (submit(c, &s->groups[0], d, argc, argv, false, 0, 0, 0)) {
+            c->batch_tail->keyless = true;
+            submit_batch(s, c);
+        }
         return true;
     }
     if (batchable && !g) {

@@ -71,6 +71,7 @@ struct craftkv_task {
      * and answered); 0: none (keep only the last result) */
     uint64_t ack;
     bool forwarded;    /* arrived as CRAFT.FWD: apply here or refuse, never forward on */
+    bool keyless;      /* sharded, a command without keys: on a worker (server_keyless.c) */
     bool open_session; /* writes: propose SESSION_OPEN for session just ahead of this one */
     bool answered;     /* out holds this command's reply: it is never sent again */
     uint8_t read_mode; /* enum craftkv_read_mode, the connection's at submission */
@@ -540,6 +541,12 @@ enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct cra
  * by one other group hosted here: the batch moves to that group (true). Loop thread. */
 bool craftkv_reroute_reads(struct craftkv_server *s, struct craftkv_task *head,
                            struct craft_kv_read *r);
+
+/* ---- server_keyless.c: commands without keys on a sharded server ---- */
+/* DBSIZE, SCAN, FLUSHALL, FLUSHDB: answered by a sharded server for the groups it leads. */
+bool craftkv_keyless_cmd(const struct craftkv_cmd_def *d);
+/* Runs one on a worker (blocks until deadline at most); the reply in t->out. */
+void craftkv_keyless(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline);
 
 /* ---- server_shard.c: the controller, the shard groups on one host, the driver ---- */
 /* Starts the host, the controller group and every shard group of s->groups (their gids
