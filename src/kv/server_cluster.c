@@ -538,8 +538,7 @@ static void sharded_cluster(struct craftkv_server *s, const struct craft_resp_ar
         for (size_t i = 0; i < s->n_groups; i++) {
             struct craftkv_shard_state st;
             if (craftkv_shard_group_state(&s->groups[i], &st) == CRAFT_OK &&
-                st.slots[CRAFT_SLOT_PULLING] + st.slots[CRAFT_SLOT_GIVING] +
-                        st.slots[CRAFT_SLOT_NOTIFYING] > 0)
+                craftkv_shard_moving(&st) > 0)
                 moving++;
         }
         bool up = assigned == CRAFT_SLOTS && ok == CRAFT_SLOTS;

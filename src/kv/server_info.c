@@ -146,10 +146,19 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
          * slots are CLUSTER's (server_cluster.c). */
         fprintf(f, "%s# Cluster\r\ncluster_enabled:1\r\n", sep);
         const struct craftkv_route *r = craftkv_route_now(s);
-        if (s->sharded)
+        if (s->sharded) {
+            /* Groups here with a slot on its way in or out (a read of each group's view). */
+            unsigned moving = 0;
+            for (size_t i = 0; i < s->n_groups; i++) {
+                struct craftkv_shard_state ss;
+                if (craftkv_shard_group_state(&s->groups[i], &ss) == CRAFT_OK &&
+                    craftkv_shard_moving(&ss) > 0)
+                    moving++;
+            }
             fprintf(f, "craft_shard_groups_hosted:%zu\r\ncraft_shard_configuration:%" PRIu64
-                       "\r\ncraft_shard_groups:%u\r\n",
-                    s->n_groups, r ? r->cfg.num : 0, r ? r->cfg.n_groups : 0);
+                       "\r\ncraft_shard_groups:%u\r\ncraft_migrations_in_progress:%u\r\n",
+                    s->n_groups, r ? r->cfg.num : 0, r ? r->cfg.n_groups : 0, moving);
+        }
         sep = "\r\n";
     }
     if (sections & SEC_KEYSPACE) {

@@ -13,6 +13,7 @@
 #include "kv/resp.h"
 #include "kv/server.h"
 #include "shard/config.h"
+#include "shard/view.h"
 
 struct craftkv_conn;
 struct craftkv_group;
@@ -573,8 +574,14 @@ int craftkv_ctrler_change(struct craftkv_server *s, struct craft_shard_request *
  * store). */
 struct craftkv_shard_state {
     uint64_t num;
-    uint32_t slots[5]; /* CRAFT_SLOT_STATES */
+    uint32_t slots[CRAFT_SLOT_STATES];
 };
+/* Its slots on their way in or out (a migration in progress when not 0). */
+static inline uint32_t craftkv_shard_moving(const struct craftkv_shard_state *st)
+{
+    return st->slots[CRAFT_SLOT_PULLING] + st->slots[CRAFT_SLOT_GIVING] +
+           st->slots[CRAFT_SLOT_NOTIFYING];
+}
 int craftkv_shard_group_state(struct craftkv_group *g, struct craftkv_shard_state *out);
 /* Group gid as a Join places it: every member hosts it, its servers are the members'
  * client addresses (sharding.md: groups on subsets of processes are not built). */

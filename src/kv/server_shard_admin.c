@@ -75,8 +75,7 @@ static bool settled_at(struct craftkv_server *s, uint64_t num)
     for (size_t i = 0; i < s->n_groups; i++) {
         struct craftkv_shard_state st;
         if (craftkv_shard_group_state(&s->groups[i], &st) != CRAFT_OK || st.num < num ||
-            st.slots[CRAFT_SLOT_PULLING] + st.slots[CRAFT_SLOT_GIVING] +
-                    st.slots[CRAFT_SLOT_NOTIFYING] != 0)
+            craftkv_shard_moving(&st) != 0)
             return false;
     }
     return true;
