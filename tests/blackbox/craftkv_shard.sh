@@ -154,6 +154,7 @@ info=$(cli 1 cluster info | tr -d '\r')
 check_has "CLUSTER INFO: state ok" "cluster_state:ok" "$info"
 check_has "CLUSTER INFO: three shards" "cluster_size:3" "$info"
 check_has "CLUSTER INFO: no migration left" "craft_migrations_in_progress:0" "$info"
+check_has "INFO cluster: the configuration" "craft_shard_configuration:5" "$(cli 2 info cluster | tr -d '\r')"
 ranges=$(cli 2 cluster nodes | awk '{ for (i = 9; i <= NF; i++) n++ } END { print n + 0 }')
 [ "$ranges" -ge 3 ] && ok "CLUSTER NODES lists the groups' slot ranges ($ranges)" ||
     bad "CLUSTER NODES ranges" "$(cli 2 cluster nodes | tr '\n' ' ')"
