@@ -242,7 +242,7 @@ step_done
 
 step "f. ThreadSanitizer (the threaded code: transports, runtime, craftkv servers in-process)"
 tsan_tests=(build/tsan/tests/test_transport_tcp build/tsan/tests/test_transport_mem
-    build/tsan/tests/test_kv_client)
+    build/tsan/tests/test_kv_client build/tsan/tests/test_kv_shard_server)
 for t in tests/unit/test_runtime_*.c; do
     [ -f "$t" ] || continue
     tsan_tests+=("build/tsan/tests/$(basename "$t" .c)")
@@ -261,8 +261,10 @@ step "g. valgrind (release unit tests, three simulator seeds)"
 vg=(valgrind --error-exitcode=1 --leak-check=full -q)
 # Not under valgrind: the two slowest threaded runtime tests (88 and 73 s there, 16 and 15 s
 # natively), which steps d (ASan+UBSan: memory errors, leaks) and f (TSan) run in full;
-# valgrind still runs the runtime's smoke and host tests, which drive the same code.
-vg_skip=" test_runtime_api test_runtime_faults "
+# valgrind still runs the runtime's smoke and host tests, which drive the same code. Nor
+# the in-process sharded cluster (three servers, each a host of four groups), which d and
+# f run.
+vg_skip=" test_runtime_api test_runtime_faults test_kv_shard_server "
 for t in build/tests/test_*; do
     [[ -f "$t" && -x "$t" ]] || continue
     [[ "$vg_skip" == *" $(basename "$t") "* ]] && continue
