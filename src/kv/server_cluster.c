@@ -492,10 +492,13 @@ static void sharded_cluster(struct craftkv_server *s, const struct craft_resp_ar
             craft_resp_append_error(out, "ERR out of memory");
             goto done;
         }
+        /* Each group's master, read once (leaders move: one reply, one reading). */
+        uint64_t gm[CRAFT_SHARD_GROUPS_MAX] = {0};
+        for (uint32_t k = 0; r && k < r->cfg.n_groups; k++)
+            if (group_nodes(s, r, k, nodes) > 0)
+                gm[k] = nodes[0].id;
         /* The master of slot 0's group: whom a process that leads nothing follows. */
-        uint64_t any_master = 0;
-        if (nr > 0 && group_nodes(s, r, owner[0], nodes) > 0)
-            any_master = nodes[0].id;
+        uint64_t any_master = nr > 0 ? gm[owner[0]] : 0;
         char mid[NODE_ID_HEX + 1];
         node_id(any_master, mid);
         for (size_t m = 0; m < s->opts.n_members; m++) {
@@ -507,13 +510,13 @@ static void sharded_cluster(struct craftkv_server *s, const struct craft_resp_ar
             node_id(mb->id, nid);
             bool master = false;
             for (size_t i = 0; i < nr && !master; i++)
-                master = group_nodes(s, r, owner[i], nodes) > 0 && nodes[0].id == mb->id;
+                master = gm[owner[i]] == mb->id;
             long bus = me.port + BUS_PORT_OFFSET <= 65535 ? me.port + BUS_PORT_OFFSET : 0;
             fprintf(f, "%s %s:%ld@%ld %s%s %s 0 0 %" PRIu64 " connected", nid, me.host, me.port,
                     bus, mb->id == s->opts.id ? "myself," : "", master ? "master" : "slave",
                     master ? "-" : mid, r ? r->cfg.num : 0);
             for (size_t i = 0; i < nr && master; i++)
-                if (group_nodes(s, r, owner[i], nodes) > 0 && nodes[0].id == mb->id) {
+                if (gm[owner[i]] == mb->id) {
                     if (first[i] == last[i])
                         fprintf(f, " %u", (unsigned)first[i]);
                     else

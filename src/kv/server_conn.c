@@ -427,6 +427,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     }
     if (forwarded && d->kind != CRAFTKV_WRITE) {
         craft_resp_append_error(&c->out, "ERR CRAFT.FWD carries writes only");
+        craft_resp_buf_free(&route_err); /* (a refusal of its routing: not sent) */
         return true;
     }
     if (!forwarded && strcmp(d->name, CRAFTKV_ENDSESSION_CMD) == 0) {

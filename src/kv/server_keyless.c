@@ -146,18 +146,24 @@ static void keyless_flush(struct craftkv_server *s, struct craftkv_task *t, uint
         craft_resp_append_error(&t->out, "ERR cannot encode FLUSHALL");
         return;
     }
+    size_t led = 0;
     for (size_t i = 0; i < s->n_groups; i++) {
         struct craftkv_group *g = &s->groups[i];
         if (craft_state(g->node) != CRAFT_LEADER)
             continue;
-        uint64_t left = deadline > craftkv_mono_ms() ? deadline - craftkv_mono_ms() : 1;
-        int rc = wait_release(craft_apply(g->node, buf, (uint32_t)len, (uint32_t)left), deadline);
+        led++;
+        uint64_t at = craftkv_mono_ms();
+        uint32_t left = deadline > at ? (uint32_t)(deadline - at) : 1;
+        int rc = wait_release(craft_apply(g->node, buf, (uint32_t)len, left), deadline);
         if (rc != CRAFT_OK) {
             craftkv_reply_timeout(s, &t->out);
             return;
         }
     }
-    craft_resp_append_simple(&t->out, "OK");
+    if (led == 0) /* a node that masters no slot, as a Redis Cluster replica answers */
+        craft_resp_append_error(&t->out, "READONLY You can't write against a read only replica.");
+    else
+        craft_resp_append_simple(&t->out, "OK");
 }
 
 void craftkv_keyless(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline)

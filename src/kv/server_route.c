@@ -247,21 +247,21 @@ enum later { LATER_NONE, LATER_RAN, LATER_UNKNOWN };
 
 static enum later later_seqs(const struct craftkv_task *head, const struct craftkv_task *t)
 {
-    bool unknown = false;
+    bool ran = false, unknown = false;
     int slot;
     for (const struct craftkv_task *u = head; u; u = u->chain) {
         if (u == t || u->session != t->session || u->seq <= t->seq)
             continue;
         if (!u->answered)
-            unknown = true; /* in flight, or its outcome is unknown */
-        else if (refusal_of(u, &slot) != REFUSAL_NONE)
+            return LATER_UNKNOWN; /* in flight: a new seq for t would overtake it */
+        if (refusal_of(u, &slot) != REFUSAL_NONE)
             continue; /* did not run */
-        else if (u->out.len > 0 && u->out.data[0] != '-')
-            return LATER_RAN; /* a state machine's answer: it ran */
+        if (u->out.len > 0 && u->out.data[0] != '-')
+            ran = true; /* a state machine's answer: it ran */
         else
             unknown = true; /* an error: run and failed, or never proposed */
     }
-    return unknown ? LATER_UNKNOWN : LATER_NONE;
+    return ran ? LATER_RAN : unknown ? LATER_UNKNOWN : LATER_NONE;
 }
 
 enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct craftkv_task *head)

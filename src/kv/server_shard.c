@@ -457,22 +457,29 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
             free(payload);
         }
     }
+    if (d->pending[g->index])
+        return; /* one step in flight at a time */
     if (next_peer(d, CRAFT_SLOT_GIVING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
         read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, true))
         propose_step(d, g, CRAFT_KV_OP_SHARD_DELETE, num, slots.bits, sizeof slots.bits);
+    if (d->pending[g->index])
+        return;
     if (next_peer(d, CRAFT_SLOT_NOTIFYING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
         read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, false))
         propose_step(d, g, CRAFT_KV_OP_SHARD_CONFIRM, num, slots.bits, sizeof slots.bits);
 }
 
 /* Spreads the groups' leaders over the processes: a process that leads more than its share
- * (ceil(groups / members)) hands one group to the member leading the fewest, at most one
- * per BALANCE_MS. Writes of a group go through its leader, so leaders piled on one process
- * would make it do the work of all (every group's first election tends to be won by the
- * process that started first). */
-#define BALANCE_MS 1000
+ * (ceil(groups / members)) hands one group to the live, caught-up member leading the
+ * fewest, then waits BALANCE_MS before the next. Writes of a group go through its leader,
+ * so leaders piled on one process would make it do the work of all (every group's first
+ * election tends to be won by the process that started first). A transfer stops the
+ * group's proposals until it ends (up to an election timeout), hence the care: never to a
+ * member the leader does not hear from or that lags, never back to back. */
+#define BALANCE_MS 5000
+#define BALANCE_LAG_MAX 64 /* entries a target may lack */
 
-static void balance_leaders(struct craftkv_server *s, uint64_t *last_ms)
+static void balance_leaders(struct craftkv_server *s, uint64_t *last_ms, struct craft_stats *st)
 {
     uint64_t now = craftkv_mono_ms();
     if (now - *last_ms < BALANCE_MS || s->opts.n_members < 2)
@@ -493,10 +500,17 @@ static void balance_leaders(struct craftkv_server *s, uint64_t *last_ms)
     size_t share = (s->n_groups + s->opts.n_members - 1) / s->opts.n_members;
     if (mine <= share || !give)
         return;
+    craft_stats(give->node, st);
     size_t to = SIZE_MAX;
-    for (size_t m = 0; m < s->opts.n_members; m++)
-        if (s->opts.members[m].id != s->opts.id && (to == SIZE_MAX || count[m] < count[to]))
+    for (size_t m = 0; m < s->opts.n_members; m++) {
+        uint64_t id = s->opts.members[m].id;
+        bool fit = false;
+        for (size_t k = 0; k < st->n_peers; k++)
+            fit |= st->peers[k].id == id && st->peers[k].recent_active && !st->peers[k].is_learner &&
+                   st->peers[k].match + BALANCE_LAG_MAX >= st->commit;
+        if (id != s->opts.id && fit && (to == SIZE_MAX || count[m] < count[to]))
             to = m;
+    }
     if (to == SIZE_MAX || count[to] + 1 >= mine)
         return;
     *last_ms = now;
@@ -542,6 +556,7 @@ static void *driver_main(void *arg)
     struct driver *d = arg;
     struct craftkv_server *s = d->s;
     uint64_t balanced_ms = 0;
+    struct craft_stats *st = malloc(sizeof *st);
     while (!s->stopping) {
         struct timespec ts = {0, DRIVE_MS * 1000000L};
         nanosleep(&ts, NULL);
@@ -554,8 +569,10 @@ static void *driver_main(void *arg)
         for (size_t i = 0; i < s->n_groups && !s->stopping; i++)
             if (step_idle(d, &s->groups[i]) && leads(s->groups[i].node))
                 drive_group(d, &s->groups[i]);
-        balance_leaders(s, &balanced_ms);
+        if (st)
+            balance_leaders(s, &balanced_ms, st);
     }
+    free(st);
     for (size_t i = 0; i < s->n_groups; i++)
         if (d->pending[i])
             craft_future_release(d->pending[i]); /* its outcome does not matter now */
