@@ -8,13 +8,13 @@
 #
 # Usage: tests/blackbox/craftkv_shard_linear.sh path/to/craftkv [path/to/craftkv-check]
 # Environment: SEED (the schedule and the clients' choices; random when unset, printed),
-# SECONDS_RUN (default 12). Prints "N passed, M failed" last.
+# SECONDS_RUN (default 8). Prints "N passed, M failed" last.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 CHECK=${2:-$(dirname "$1")/craftkv-check}
 bb_init shard_linear 22100 80 3 "$1"
 SEED=${SEED:-$(( (RANDOM << 15) | RANDOM ))}
-RUN=${SECONDS_RUN:-12}
+RUN=${SECONDS_RUN:-8}
 RANDOM=$SEED
 echo "seed $SEED (rerun: SEED=$SEED $0 $*)"
 [ -x "$CHECK" ] || { bad "craftkv-check is built" "$CHECK"; bb_finish; exit 1; }
