@@ -365,8 +365,9 @@ struct craft_future *craft_apply(struct craft_node *node, const void *data, uint
  * craft_batch_end (never waited for), for reads too: the requests that do not fit complete
  * with CRAFT_ETIMEOUT, every one after the first of them included, so a command never
  * enters the log ahead of one the caller submitted before it. Futures of held requests are not complete before
- * craft_batch_end (craft_future_done is false). Batches do not nest: one node per thread
- * at a time. Never blocks. */
+ * craft_batch_end (craft_future_done is false). A thread may hold batches for several
+ * nodes at once (the groups of a host: up to 64), one per node: craft_batch_begin on a
+ * node whose batch is open is a programming error. Never blocks. */
 void craft_batch_begin(struct craft_node *node);
 void craft_batch_end(struct craft_node *node);
 

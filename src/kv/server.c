@@ -81,12 +81,10 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
     while (!*stop && !atomic_load(&s->loop_stop)) {
         int wait = craftkv_write_wait_ms(s, craftkv_later_wait_ms(s, LOOP_WAIT_MS));
         int n = epoll_wait(s->epfd, evs, 128, wait);
-        /* Everything this round proposes or reads reaches the node in one hand-off. A
-         * thread batches for one node at a time: sharded, each proposal goes on its own
-         * (a batch across a host's groups is not built yet). */
-        bool batch = s->n_groups == 1;
-        if (batch)
-            craft_batch_begin(s->groups[0].node);
+        /* Everything this round proposes or reads reaches each group's node in one
+         * hand-off (one wake-up of the raft loop per group, not one per command). */
+        for (size_t g = 0; g < s->n_groups; g++)
+            craft_batch_begin(s->groups[g].node);
         bool woken = false;
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -106,8 +104,8 @@ void craftkv_server_run(struct craftkv_server *s, volatile sig_atomic_t *stop)
             craftkv_fwd_tick(&s->groups[g]);
         }
         craftkv_conn_resume(s, woken); /* every batch that moved this round, in one pass */
-        if (batch)
-            craft_batch_end(s->groups[0].node);
+        for (size_t g = 0; g < s->n_groups; g++)
+            craft_batch_end(s->groups[g].node);
         craftkv_conn_sweep(s);
     }
 }

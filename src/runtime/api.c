@@ -8,20 +8,24 @@
 
 /* ---- batches: a thread's submissions handed over in one push ---- */
 
-/* The thread's open batch: requests held for one node, oldest first. */
-static _Thread_local struct {
-    struct craft_node *node; /* NULL: no batch open */
+/* The thread's open batches: requests held per node, oldest first (a thread that serves
+ * several groups of a host holds one list per group). */
+#define RT_BATCH_NODES 64
+struct rt_batch {
+    struct craft_node *node;
     struct rt_item *head, *tail;
-} tl_batch;
+};
+static _Thread_local struct rt_batch tl_batch[RT_BATCH_NODES];
+static _Thread_local size_t tl_batches;
 
-void rt_batch_flush(void)
+static void batch_flush(struct rt_batch *b)
 {
-    if (tl_batch.head == NULL) {
+    if (b->head == NULL) {
         return;
     }
-    struct craft_node *n = tl_batch.node;
-    struct rt_item *rest = rt_queue_push_list(&n->inbox, tl_batch.head, true);
-    tl_batch.head = tl_batch.tail = NULL;
+    struct craft_node *n = b->node;
+    struct rt_item *rest = rt_queue_push_list(&n->inbox, b->head, true);
+    b->head = b->tail = NULL;
     /* What did not fit fails as a full queue fails a single apply; everything after the
      * first such request fails with it, so no command enters the log ahead of one it
      * followed. */
@@ -35,23 +39,42 @@ void rt_batch_flush(void)
     }
 }
 
+void rt_batch_flush(void)
+{
+    for (size_t i = 0; i < tl_batches; i++) {
+        batch_flush(&tl_batch[i]);
+    }
+}
+
+static struct rt_batch *batch_of(const struct craft_node *n)
+{
+    for (size_t i = 0; i < tl_batches; i++) {
+        if (tl_batch[i].node == n) {
+            return &tl_batch[i];
+        }
+    }
+    return NULL;
+}
+
 void craft_batch_begin(struct craft_node *n)
 {
-    CRAFT_ASSERT(tl_batch.node == NULL); /* batches do not nest */
-    tl_batch.node = n;
+    CRAFT_ASSERT(batch_of(n) == NULL); /* one batch per node at a time */
+    CRAFT_ASSERT(tl_batches < RT_BATCH_NODES);
+    tl_batch[tl_batches++] = (struct rt_batch){.node = n};
 }
 
 void craft_batch_end(struct craft_node *n)
 {
-    CRAFT_ASSERT(tl_batch.node == n);
-    rt_batch_flush();
-    tl_batch.node = NULL;
+    struct rt_batch *b = batch_of(n);
+    CRAFT_ASSERT(b != NULL);
+    batch_flush(b);
+    *b = tl_batch[--tl_batches];
 }
 
 static bool batched(const struct craft_node *n, const struct rt_req *r)
 {
-    return tl_batch.node == n &&
-           (r->kind == REQ_APPLY || r->kind == REQ_READ_INDEX || r->kind == REQ_READ_LEASE);
+    return (r->kind == REQ_APPLY || r->kind == REQ_READ_INDEX || r->kind == REQ_READ_LEASE) &&
+           batch_of(n) != NULL;
 }
 
 static struct craft_future *submit(struct craft_node *n, struct rt_req *r, uint8_t fkind,
@@ -68,13 +91,14 @@ static struct craft_future *submit(struct craft_node *n, struct rt_req *r, uint8
     }
     r->f = f;
     if (batched(n, r)) {
+        struct rt_batch *b = batch_of(n);
         r->item.next = NULL;
-        if (tl_batch.tail != NULL) {
-            tl_batch.tail->next = &r->item;
+        if (b->tail != NULL) {
+            b->tail->next = &r->item;
         } else {
-            tl_batch.head = &r->item;
+            b->head = &r->item;
         }
-        tl_batch.tail = &r->item;
+        b->tail = &r->item;
         return f;
     }
     rt_batch_flush(); /* what this thread submitted before goes first */
