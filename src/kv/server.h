@@ -1,11 +1,12 @@
 /* craftkv: the Redis-compatible server over craft (design: docs/design/craftkv.md).
  *
- * One process = one craft node + one LMDB state machine + a client listener. Client
- * connections are served by one epoll thread (server_conn.c); commands that need the
- * cluster (writes, linearizable reads) run on a pool of worker threads (server_cmd.c) and
- * their replies come back through a completion queue and an eventfd, so the loop never
- * waits on a future. A follower forwards writes to the leader's client port
- * (server_fwd.c). */
+ * One process = one craft node + one LMDB state machine + a client listener; sharded
+ * (opts.shard_groups), one craft host with the shard controller and a replica of every
+ * shard group, each with its LMDB state machine. Client connections, reads and writes are
+ * served by one epoll thread (server_conn.c, server_read.c, server_write.c), which never
+ * waits on a future: completions come back through queues and an eventfd. A follower
+ * forwards writes to the leader's client port (server_fwd.c); admin commands run on worker
+ * threads (server_admin.c). */
 #ifndef CRAFT_KV_SERVER_H
 #define CRAFT_KV_SERVER_H
 
