@@ -6,8 +6,8 @@
 # INCR counter must count every acknowledged increment once (exactly-once across
 # migrations), and redis-benchmark must see no error. A process killed in the middle of a
 # migration comes back and the migration finishes. Also: CROSSSLOT, the admin commands'
-# refusals, DBSIZE/SCAN/FLUSHALL, CLUSTER SLOTS/NODES/INFO, redis-cli -c, and redis-py's
-# RedisCluster.
+# refusals, DBSIZE/SCAN/FLUSHALL, CLUSTER SLOTS/NODES/INFO, redis-cli -c, redis-cli --cluster
+# check, redis-benchmark --cluster and redis-py's RedisCluster.
 # Usage: tests/blackbox/craftkv_shard.sh path/to/craftkv
 # Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
@@ -160,6 +160,13 @@ ranges=$(cli 2 cluster nodes | awk '{ for (i = 9; i <= NF; i++) n++ } END { prin
     bad "CLUSTER NODES ranges" "$(cli 2 cluster nodes | tr '\n' ' ')"
 first=$(cli 2 cluster slots | head -2 | tr '\n' ' ')
 check "CLUSTER SLOTS starts at slot 0" "0" "$(echo "$first" | cut -d' ' -f1)"
+chk=$(timeout 30 redis-cli --cluster check "$(CADDR 1)" 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
+check_has "redis-cli --cluster check: the nodes agree" "[OK] All nodes agree about slots configuration." "$chk"
+check_has "redis-cli --cluster check: every slot covered" "[OK] All 16384 slots covered." "$chk"
+bc=$(timeout 60 redis-benchmark --cluster -p "$(CPORT 2)" -t set,get -n 20000 -r 20000 -c 8 -P 4 -q 2>&1 |
+    tr '\r' '\n' | grep -v "rps=")
+check_has "redis-benchmark --cluster runs (SET)" "SET:" "$bc"
+check "redis-benchmark --cluster sees no error" 0 "$(echo "$bc" | grep -ci error)"
 check "redis-cli -c reads a key written before the migrations" hello \
     "$(timeout 10 redis-cli -c -p "$(CPORT 3)" get greeting)"
 if /usr/bin/python3 -c 'import redis.cluster' 2>/dev/null; then
