@@ -799,6 +799,10 @@ static int run_local(int argc, char **argv)
         for (uint64_t i = 0; i < n; i++)
             printf("  node %llu: redis-cli%s -p %d\n", (unsigned long long)(i + 1),
                    g_password[0] ? " -a PASSWORD" : "", kids[i].client_port);
+        if (g_groups[0])
+            printf("sharded: %s shard groups, %s of them owning slots now; use redis-cli -c, "
+                   "CRAFT.SHARD INFO | JOIN gid.. | LEAVE gid.. | MOVE first last gid\n",
+                   g_groups, g_groups_initial[0] ? g_groups_initial : g_groups);
         printf("Ctrl-C stops them all.\n");
         fflush(stdout);
     }
