@@ -14,7 +14,11 @@
  *              waits in FORWARDED until every command's reply or failure is known.
  *   AWAIT      the results: answered commands keep their reply; an unknown session marks
  *              its command for a SESSION_OPEN; the rest (leader change, queue full, lost
- *              connection) are routed again with the same session and seq.
+ *              connection) are routed again with the same session and seq. Sharded, a
+ *              shard group's refusal of a slot (MOVED, TRYAGAIN) goes again in the same
+ *              group or moves the batch to the group hosted here that owns the slot now
+ *              (craftkv_reroute_writes, server_route.c); the client sees it only when
+ *              neither is safe.
  *   BACKOFF    a retry that would go where the last attempt went and answered nothing
  *              waits a little first (server_queue.c's later list), so a full queue or a
  *              missing leader is not a busy loop.
