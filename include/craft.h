@@ -367,7 +367,8 @@ struct craft_future *craft_apply(struct craft_node *node, const void *data, uint
  * enters the log ahead of one the caller submitted before it. Futures of held requests are not complete before
  * craft_batch_end (craft_future_done is false). A thread may hold batches for several
  * nodes at once (the groups of a host: up to 64), one per node: craft_batch_begin on a
- * node whose batch is open is a programming error. Never blocks. */
+ * node whose batch is open is a programming error, and so is destroying a node while a
+ * thread holds a batch for it (end it first). Never blocks. */
 void craft_batch_begin(struct craft_node *node);
 void craft_batch_end(struct craft_node *node);
 

@@ -230,6 +230,11 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     if (s->opts.workers == 0)
         s->opts.workers = CRAFTKV_WORKERS_DEFAULT;
     s->listen_fd = s->epfd = s->evfd = s->metrics_fd = -1;
+    if (o->shard_groups > CRAFTKV_SHARD_GROUPS_MAX) {
+        snprintf(err, cap, "at most %d shard groups", CRAFTKV_SHARD_GROUPS_MAX);
+        free(s);
+        return -1;
+    }
     s->sharded = o->shard_groups > 0;
     if (s->sharded && (s->opts.shard_groups_initial == 0 ||
                        s->opts.shard_groups_initial > s->opts.shard_groups))

@@ -427,19 +427,25 @@ static void sharded_cluster(struct craftkv_server *s, const struct craft_resp_ar
     const struct craftkv_route *r = craftkv_route_now(s);
     uint16_t *first = malloc(RUNS_MAX * sizeof *first), *last = malloc(RUNS_MAX * sizeof *last);
     uint8_t *owner = malloc(RUNS_MAX);
-    struct shard_node *nodes = malloc(CRAFT_SHARD_SERVERS_MAX * sizeof *nodes);
+    /* Each group's servers, read once per reply (leaders move: one reply, one reading). */
+    struct shard_node *all = malloc(CRAFT_SHARD_GROUPS_MAX * CRAFT_SHARD_SERVERS_MAX * sizeof *all);
+    size_t gnn[CRAFT_SHARD_GROUPS_MAX] = {0};
     char *text = NULL;
     size_t tlen = 0;
     FILE *f = NULL;
-    if (!first || !last || !owner || !nodes) {
+    if (!first || !last || !owner || !all) {
         craft_resp_append_error(out, "ERR out of memory");
         goto done;
     }
+    for (uint32_t k = 0; r && k < r->cfg.n_groups; k++)
+        gnn[k] = group_nodes(s, r, k, &all[k * CRAFT_SHARD_SERVERS_MAX]);
+#define GROUP_NODES(k) (&all[(k) * CRAFT_SHARD_SERVERS_MAX])
     size_t nr = r ? slot_runs(r, first, last, owner, RUNS_MAX) : 0;
     if (craftkv_arg_is(sub, "SLOTS")) {
         craft_resp_append_array(out, nr);
         for (size_t i = 0; i < nr; i++) {
-            size_t nn = group_nodes(s, r, owner[i], nodes);
+            size_t nn = gnn[owner[i]];
+            const struct shard_node *nodes = GROUP_NODES(owner[i]);
             craft_resp_append_array(out, 2 + nn);
             craft_resp_append_int(out, first[i]);
             craft_resp_append_int(out, last[i]);
@@ -465,7 +471,8 @@ static void sharded_cluster(struct craftkv_server *s, const struct craft_resp_ar
                     craft_resp_append_int(out, first[i]);
                     craft_resp_append_int(out, last[i]);
                 }
-            size_t nn = group_nodes(s, r, k, nodes);
+            size_t nn = gnn[k];
+            const struct shard_node *nodes = GROUP_NODES(k);
             append_str(out, "nodes");
             craft_resp_append_array(out, nn);
             for (size_t j = 0; j < nn; j++) {
@@ -492,11 +499,10 @@ static void sharded_cluster(struct craftkv_server *s, const struct craft_resp_ar
             craft_resp_append_error(out, "ERR out of memory");
             goto done;
         }
-        /* Each group's master, read once (leaders move: one reply, one reading). */
-        uint64_t gm[CRAFT_SHARD_GROUPS_MAX] = {0};
+        uint64_t gm[CRAFT_SHARD_GROUPS_MAX] = {0}; /* each group's master */
         for (uint32_t k = 0; r && k < r->cfg.n_groups; k++)
-            if (group_nodes(s, r, k, nodes) > 0)
-                gm[k] = nodes[0].id;
+            if (gnn[k] > 0)
+                gm[k] = GROUP_NODES(k)[0].id;
         /* The master of slot 0's group: whom a process that leads nothing follows. */
         uint64_t any_master = nr > 0 ? gm[owner[0]] : 0;
         char mid[NODE_ID_HEX + 1];
@@ -568,7 +574,8 @@ done:
     free(first);
     free(last);
     free(owner);
-    free(nodes);
+    free(all);
+#undef GROUP_NODES
 }
 
 static const char *const help[] = {

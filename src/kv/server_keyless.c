@@ -147,11 +147,12 @@ static void keyless_flush(struct craftkv_server *s, struct craftkv_task *t, uint
         return;
     }
     size_t led = 0;
+    const struct craftkv_route *r = craftkv_route_now(s);
     for (size_t i = 0; i < s->n_groups; i++) {
         struct craftkv_group *g = &s->groups[i];
         if (craft_state(g->node) != CRAFT_LEADER)
             continue;
-        led++;
+        led += r && craft_shard_group_slots(&r->cfg, g->gid) > 0; /* a master of slots */
         uint64_t at = craftkv_mono_ms();
         uint32_t left = deadline > at ? (uint32_t)(deadline - at) : 1;
         int rc = wait_release(craft_apply(g->node, buf, (uint32_t)len, left), deadline);

@@ -242,6 +242,9 @@ static enum refusal refusal_of(const struct craftkv_task *t, int *slot)
     return *slot >= 0 ? REFUSAL_MOVED : REFUSAL_NONE;
 }
 
+/* A client batch's length (server_conn.c's BATCH_MAX and more: a transaction is one). */
+#define CRAFTKV_REROUTE_BATCH_MAX 256
+
 /* What the later seqs of t's session in the batch tell about t's seq in its group. */
 enum later { LATER_NONE, LATER_RAN, LATER_UNKNOWN };
 
@@ -271,7 +274,17 @@ enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct cra
     const struct craftkv_route *r = craftkv_route_now(s);
     struct craftkv_group *to = NULL;
     bool all_answered = true, mixed = false, again = false;
-    for (struct craftkv_task *t = head; t; t = t->chain) {
+    /* Every refusal's verdict first, then the changes: a command renumbered in this pass
+     * must not make a refusal behind it look in flight. */
+    enum later verdict[CRAFTKV_REROUTE_BATCH_MAX];
+    size_t i = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain, i++) {
+        int slot = -1;
+        if (i < CRAFTKV_REROUTE_BATCH_MAX)
+            verdict[i] = refusal_of(t, &slot) == REFUSAL_NONE ? LATER_UNKNOWN : later_seqs(head, t);
+    }
+    i = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain, i++) {
         int slot = -1;
         enum refusal ref = refusal_of(t, &slot);
         all_answered &= t->answered;
@@ -289,7 +302,7 @@ enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct cra
              * first; the session answers the other); once a later seq ran, this seq can
              * never run here, and the command goes with a new seq; while that is unknown,
              * it waits for the others to settle (or its client gets the refusal). */
-            enum later l = later_seqs(head, t);
+            enum later l = i < CRAFTKV_REROUTE_BATCH_MAX ? verdict[i] : later_seqs(head, t);
             if (l == LATER_UNKNOWN)
                 continue;
             if (l == LATER_RAN)

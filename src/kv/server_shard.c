@@ -501,13 +501,17 @@ static void balance_leaders(struct craftkv_server *s, uint64_t *last_ms, struct 
     if (mine <= share || !give)
         return;
     craft_stats(give->node, st);
+    if (st->role != CRAFT_LEADER)
+        return;
     size_t to = SIZE_MAX;
     for (size_t m = 0; m < s->opts.n_members; m++) {
         uint64_t id = s->opts.members[m].id;
         bool fit = false;
         for (size_t k = 0; k < st->n_peers; k++)
+            /* (match > 0: acknowledged in this term; a new leader marks every peer active
+             * and matched at 0 until it hears from it) */
             fit |= st->peers[k].id == id && st->peers[k].recent_active && !st->peers[k].is_learner &&
-                   st->peers[k].match + BALANCE_LAG_MAX >= st->commit;
+                   st->peers[k].match > 0 && st->peers[k].match + BALANCE_LAG_MAX >= st->commit;
         if (id != s->opts.id && fit && (to == SIZE_MAX || count[m] < count[to]))
             to = m;
     }

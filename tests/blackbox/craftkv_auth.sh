@@ -9,7 +9,7 @@
 # Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
-bb_init auth 32200 50 4 "$@"
+bb_init auth 31500 50 4 "$@"
 PW=s3cret-pw
 acli() { local p; p=$(CPORT "$1"); shift; timeout 10 redis-cli --no-auth-warning -a "$PW" -p "$p" "$@" 2>&1; }
 aleader() {
