@@ -8,7 +8,7 @@
 #
 # Usage: tests/blackbox/craftkv_linear.sh path/to/craftkv [path/to/craftkv-check]
 # Environment: SEED (the fault schedule and the clients' choices; random when unset,
-# printed), SECONDS_RUN (default 20), READ_MODE (linearizable or lease; by default odd
+# printed), SECONDS_RUN (default 15), READ_MODE (linearizable or lease; by default odd
 # seeds use lease reads, which must stay linearizable across paused leaders). Prints
 # "N passed, M failed" last.
 set -u
@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.bash"
 CHECK=${2:-$(dirname "$1")/craftkv-check}
 bb_init linear 26000 600 3 "$1"
 SEED=${SEED:-$(( (RANDOM << 15) | RANDOM ))}
-RUN=${SECONDS_RUN:-20}
+RUN=${SECONDS_RUN:-15}
 modes=(linearizable lease)
 MODE=${READ_MODE:-${modes[SEED % 2]}}
 RANDOM=$SEED
