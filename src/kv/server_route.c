@@ -142,19 +142,26 @@ void craftkv_reply_slot_elsewhere(struct craftkv_server *s, const struct craftkv
     }
 }
 
+/* The slot of a "-MOVED <slot>..." reply at p[0..n), or -1; *end: just past its digits. */
+static int parse_moved(const char *p, size_t n, size_t *end)
+{
+    if (n < 9 || memcmp(p, "-" CRAFT_KV_ERR_MOVED " ", 7) != 0)
+        return -1;
+    int slot = 0;
+    size_t i = 7;
+    while (i < n && p[i] >= '0' && p[i] <= '9' && slot < (int)CRAFT_SLOTS)
+        slot = slot * 10 + (p[i++] - '0');
+    *end = i;
+    return i > 7 && slot < (int)CRAFT_SLOTS ? slot : -1;
+}
+
 void craftkv_route_result(struct craftkv_server *s, const struct craftkv_group *g,
                           struct craft_resp_buf *out, size_t from)
 {
     /* The state machine's "-MOVED <slot>\r\n" (kv_sm.h): no address of its own. */
-    const char *p = out->data + from;
-    size_t n = out->len - from;
-    if (n < 10 || memcmp(p, "-" CRAFT_KV_ERR_MOVED " ", 7) != 0)
-        return;
-    unsigned slot = 0;
-    size_t i = 7;
-    while (i < n && p[i] >= '0' && p[i] <= '9' && slot < CRAFT_SLOTS)
-        slot = slot * 10 + (unsigned)(p[i++] - '0');
-    if (i == 7 || slot >= CRAFT_SLOTS || i + 2 != n || p[i] != '\r')
+    size_t end, n = out->len - from;
+    int slot = parse_moved(out->data + from, n, &end);
+    if (slot < 0 || end + 2 != n || out->data[from + end] != '\r')
         return; /* already an address, or not ours */
     out->len = from;
     craftkv_reply_slot_elsewhere(s, g, (uint16_t)slot, CRAFT_SLOT_ABSENT, out);
@@ -213,16 +220,11 @@ static struct craftkv_group *owner_here(struct craftkv_server *s, const struct c
     return &s->groups[r->local[k]];
 }
 
-/* The slot of a "-MOVED <slot> ..." reply, or -1. */
+/* The slot of a "-MOVED <slot> ..." reply (as the state machine or a leader sends it), or -1. */
 static int moved_slot(const struct craft_resp_buf *out)
 {
-    if (out->len < 9 || memcmp(out->data, "-MOVED ", 7) != 0)
-        return -1;
-    int slot = 0;
-    size_t i = 7;
-    while (i < out->len && out->data[i] >= '0' && out->data[i] <= '9' && slot < (int)CRAFT_SLOTS)
-        slot = slot * 10 + (out->data[i++] - '0');
-    return i > 7 && slot < (int)CRAFT_SLOTS ? slot : -1;
+    size_t end;
+    return parse_moved(out->data, out->len, &end);
 }
 
 /* A reply that is a shard group's refusal (the command did not run): its kind, and the
