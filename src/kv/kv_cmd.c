@@ -124,8 +124,11 @@ static bool multi_list_ok(const uint8_t *p, size_t len, uint32_t n);
 #define SHARD_BLOB_BYTES_MAX (CRAFT_KV_CMD_BYTES_MAX - CRAFT_KV_CMD_HEADER_BYTES - 12u)
 
 /* Session, seq and ack rules shared by encode and decode (kv_cmd.h: Sessions). */
-static bool session_ok(uint8_t op, uint64_t session, uint64_t seq, uint64_t ack)
+static bool session_ok(uint8_t op, uint64_t session, uint64_t seq, uint64_t ack, bool final)
 {
+    if (final && ack == 0) {
+        return false; /* version 3 extends version 2 */
+    }
     if (ack != 0 && (session == 0 || ack > seq)) {
         return false; /* also refuses ack on SESSION_OPEN / _CLOSE: their seq is 0 */
     }
@@ -197,7 +200,7 @@ static bool bytes_ok(struct craft_kv_bytes b, uint32_t max)
 /* The size of c wherever it may stand (reads too: craft_kv_cmd_size refuses them). */
 static size_t size_of(const struct craft_kv_cmd *c)
 {
-    if (!op_known(c->op) || !session_ok(c->op, c->session, c->seq, c->ack)) {
+    if (!op_known(c->op) || !session_ok(c->op, c->session, c->seq, c->ack, c->refusal_final)) {
         return 0;
     }
     uint64_t size = header_bytes(c->ack);
@@ -343,7 +346,9 @@ static void encode(const struct craft_kv_cmd *c, size_t size, uint8_t *buf)
 {
     struct wbuf w = {.p = buf, .off = 0};
     /* Version 1 whenever it can say it: its bytes stay exactly as before ack existed. */
-    w_u8(&w, c->ack == 0 ? CRAFT_KV_CMD_VERSION : CRAFT_KV_CMD_VERSION_ACK);
+    w_u8(&w, c->ack == 0        ? CRAFT_KV_CMD_VERSION
+             : c->refusal_final ? CRAFT_KV_CMD_VERSION_FINAL
+                                : CRAFT_KV_CMD_VERSION_ACK);
     w_u64(&w, c->session);
     w_u64(&w, c->seq);
     if (c->ack != 0) {
@@ -494,14 +499,16 @@ static int decode_at(const uint8_t *buf, size_t len, bool in_multi, struct craft
     if (!r_u8(&r, &version)) {
         return CRAFT_EMALFORMED;
     }
-    if (version != CRAFT_KV_CMD_VERSION && version != CRAFT_KV_CMD_VERSION_ACK) {
+    if (version != CRAFT_KV_CMD_VERSION && version != CRAFT_KV_CMD_VERSION_ACK &&
+        version != CRAFT_KV_CMD_VERSION_FINAL) {
         return CRAFT_EVERSION;
     }
     struct craft_kv_cmd c = {0};
-    bool has_ack = version == CRAFT_KV_CMD_VERSION_ACK;
+    bool has_ack = version != CRAFT_KV_CMD_VERSION;
+    c.refusal_final = version == CRAFT_KV_CMD_VERSION_FINAL;
     if (!r_u64(&r, &c.session) || !r_u64(&r, &c.seq) || (has_ack && !r_u64(&r, &c.ack)) ||
         (has_ack && c.ack == 0) || !r_u64(&r, &c.now_ms) || !r_u8(&r, &c.op) || !op_known(c.op) ||
-        !session_ok(c.op, c.session, c.seq, c.ack) ||
+        !session_ok(c.op, c.session, c.seq, c.ack, c.refusal_final) ||
         (in_multi ? !multi_sub_ok(&c) : only_in_multi(c.op))) {
         return CRAFT_EMALFORMED;
     }

@@ -5,6 +5,7 @@
  *              u8 1 | u64 session | u64 seq | u64 now_ms | u8 op           (26 bytes)
  *            version 2 (ack != 0):
  *              u8 2 | u64 session | u64 seq | u64 ack | u64 now_ms | u8 op (34 bytes)
+ *            version 3 (ack != 0, refusal_final): as version 2, with u8 3  (34 bytes)
  *   bytes    u32 len | len bytes                                   (a key or a value)
  *   args     per op, in this order:
  *     SET           u8 flags | [u64 expire_at if CRAFT_KV_SET_EXPIRE] | key | value
@@ -45,6 +46,13 @@
  * 0 means "not given" (the state machine then keeps only the newest result, as version 1
  * always did); otherwise 1 <= ack <= seq, in a session. The version follows from ack, so
  * the encoding stays canonical: a version 2 header with ack 0 is refused.
+ * refusal_final (version 3, which needs an ack): a shard group's refusal of this seq (its
+ * slot not served there: MOVED, TRYAGAIN) is the seq's final answer, recorded in its
+ * session like a result, so the seq never runs in that group and every copy of it gets
+ * the same answer; the sender runs the command again under a new seq (kv_sm.h). Without
+ * it a refusal is not recorded and the same seq may run later, in that group or in the
+ * one its session moves to with the slot (the simulator's clerks, one session for all
+ * groups).
  *
  * Pure functions, no allocation; safe from any thread. */
 #ifndef CRAFT_KV_CMD_H
@@ -58,8 +66,9 @@
 
 #define CRAFT_KV_CMD_VERSION          1u  /* ack == 0 */
 #define CRAFT_KV_CMD_VERSION_ACK      2u  /* ack != 0 */
+#define CRAFT_KV_CMD_VERSION_FINAL    3u  /* ack != 0, refusal_final */
 #define CRAFT_KV_CMD_HEADER_BYTES     26u /* version 1 */
-#define CRAFT_KV_CMD_HEADER_ACK_BYTES 34u /* version 2 */
+#define CRAFT_KV_CMD_HEADER_ACK_BYTES 34u /* versions 2 and 3 */
 
 /* Limits. They are part of the replicated format: every replica applies the same ones.
  * Keys: LMDB's default key limit is 511 bytes and a stored key carries a 16-byte prefix
@@ -143,7 +152,8 @@ struct craft_kv_cmd {
     uint8_t flags;    /* SET, EXPIRE */
     uint64_t session; /* 0: none */
     uint64_t seq;
-    uint64_t ack; /* 0: none (version 1); else 1 <= ack <= seq (version 2) */
+    uint64_t ack;       /* 0: none (version 1); else 1 <= ack <= seq (version 2 or 3) */
+    bool refusal_final; /* version 3: a refusal closes this seq (needs ack != 0) */
     uint64_t now_ms;
     uint64_t expire_at;               /* SET with CRAFT_KV_SET_EXPIRE, EXPIRE */
     int64_t delta;                    /* INCRBY */

@@ -1730,6 +1730,18 @@ static int apply_in_session(struct ap *a, const struct craft_kv_cmd *c,
     }
     struct craft_kv_result *r;
     rc = not_served(a, c, &r);
+    if (rc == CRAFT_OK && r != NULL && c->refusal_final) {
+        /* Sharding (kv_cmd.h, refusal_final): the refusal is this seq's answer for good,
+         * so a copy of it still on its way can never run here after its sender gave the
+         * command a new seq. */
+        rc = session_append(a, c, &s, r);
+        if (rc != CRAFT_OK) {
+            craft_kv_result_free(r);
+            return rc;
+        }
+        *res = r;
+        return CRAFT_OK;
+    }
     if (rc != CRAFT_OK || r != NULL) {
         /* Not run, so not recorded: the seq may run in the group that owns the slot. */
         *res = r;

@@ -214,7 +214,9 @@ bool craft_kv_glob_match(const uint8_t *pat, size_t plen, const uint8_t *s, size
  * and runs a key's command only if the group serves the key's slot at that point of its
  * log; otherwise the command does not run and its result is an error, "MOVED <slot>" or
  * CRAFT_KV_ERR_TRYAGAIN. Such a command is not recorded in its session either: a
- * client's seq that one group refused may run in the group that owns the slot. A retry
+ * client's seq that one group refused may run in the group that owns the slot; unless it
+ * carries refusal_final (kv_cmd.h: craftkv's server, whose sessions are per group): then
+ * the refusal is recorded as the seq's result, and the seq never runs here. A retry
  * of a seq that did run is answered from the session first, whatever the slot's owner is
  * now (the session check comes before the ownership check), so exactly-once survives a
  * migration. FLUSHALL empties only the slots served.

@@ -210,6 +210,7 @@ static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
     if (c->batch_n == 0)
         t->arrived_ms = craftkv_mono_ms(); /* the batch's deadline counts from its first */
     t->forwarded = forwarded;
+    t->refusal_final = g->srv->sharded && !forwarded; /* CRAFT.FWDG's: set by the caller */
     if (forwarded) {
         t->session = session;
         t->seq = seq;
@@ -454,8 +455,11 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         craft_resp_buf_free(&route_err);
         return true;
     }
-    if (submit(c, g ? g : &s->groups[0], d, argc, argv, forwarded, session, seq, ack) &&
-        d->kind == CRAFTKV_ADMIN)
+    if (!submit(c, g ? g : &s->groups[0], d, argc, argv, forwarded, session, seq, ack))
+        return true;
+    if (forwarded && s->sharded && fwd_group)
+        c->batch_tail->refusal_final = true; /* CRAFT.FWDG: a sharded server's */
+    if (d->kind == CRAFTKV_ADMIN)
         submit_batch(s, c); /* alone: it may block for long */
     return true;
 }

@@ -139,6 +139,17 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
                     g->gid, craftkv_role_name(st->role), st->term, st->leader, st->commit,
                     st->applied, st->quiesced ? "yes" : "no");
         }
+        if (s->sharded && s->host) {
+            /* The shared log: one write and one fdatasync per round for every group (the
+             * groups' disk_syncs count their shares of them). */
+            struct craft_host_stats hs;
+            craft_host_stats(s->host, &hs);
+            fprintf(f,
+                    "host_rounds:%" PRIu64 "\r\nhost_log_writes:%" PRIu64
+                    "\r\nhost_log_syncs:%" PRIu64 "\r\nhost_log_entries:%" PRIu64
+                    "\r\nhost_groups_quiesced:%" PRIu64 "\r\n",
+                    hs.rounds, hs.log_writes, hs.log_syncs, hs.log_entries, hs.groups_quiesced);
+        }
         sep = "\r\n";
     }
     if (sections & SEC_CLUSTER) {

@@ -72,6 +72,10 @@ struct craftkv_task {
      * and answered); 0: none (keep only the last result) */
     uint64_t ack;
     bool forwarded;    /* arrived as CRAFT.FWD: apply here or refuse, never forward on */
+    /* writes, sharded: a group's refusal closes the seq (kv_cmd.h). This server's own
+     * writes and CRAFT.FWDG's, which renumber refused commands; not a client library's
+     * plain CRAFT.FWD, which retries a refused seq as it is (kv-client.md). */
+    bool refusal_final;
     bool keyless;      /* sharded, a command without keys: on a worker (server_keyless.c) */
     bool open_session; /* writes: propose SESSION_OPEN for session just ahead of this one */
     bool answered;     /* out holds this command's reply: it is never sent again */
@@ -529,13 +533,14 @@ void craftkv_route_result(struct craftkv_server *s, const struct craftkv_group *
 void craftkv_session_next(struct craftkv_conn *c, const struct craftkv_group *g,
                           struct craftkv_task *t);
 /* What a client's write batch does with its commands that a shard group refused (did
- * not run): WAIT: some go again with their seq in the same group after a back-off (their
- * slot is on its way there, or this server routes it there and the group has not caught
- * up), unless a later seq of their session ran or may have; MOVED: every command is
- * answered and those refused with MOVED all belong to one other group hosted here: they
- * go there with new seqs of the connection's session in that group, and so does the batch;
- * NONE: the refusals stand and the client sees them (MOVED to a group hosted elsewhere).
- * Loop thread, before the batch's deadline. */
+ * not run; the refusal closed their seqs there: refusal_final, kv_cmd.h), once every
+ * command of the batch is answered: those whose slot is on its way to the batch's group
+ * (TRYAGAIN), or that this server routes there already, go again there under new seqs
+ * after a back-off (WAIT); otherwise those refused with MOVED to one other group hosted
+ * here go there under new seqs of the connection's session in that group, and so does
+ * the batch (MOVED); one group per call, the rest in later calls. NONE: nothing to do
+ * now (a command unanswered, no refusal, or MOVED to groups hosted elsewhere: the client
+ * sees those). Loop thread, before the batch's deadline. */
 enum craftkv_reroute { CRAFTKV_REROUTE_NONE, CRAFTKV_REROUTE_MOVED, CRAFTKV_REROUTE_WAIT };
 enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct craftkv_task *head);
 /* A read batch none of whose commands' slots the group serves at r's state, all owned now

@@ -244,103 +244,63 @@ static enum refusal refusal_of(const struct craftkv_task *t, int *slot)
     return *slot >= 0 ? REFUSAL_MOVED : REFUSAL_NONE;
 }
 
-/* A client batch's length (server_conn.c's BATCH_MAX and more: a transaction is one). */
-#define CRAFTKV_REROUTE_BATCH_MAX 256
-
-/* What the later seqs of t's session in the batch tell about t's seq in its group. */
-enum later { LATER_NONE, LATER_RAN, LATER_UNKNOWN };
-
-static enum later later_seqs(const struct craftkv_task *head, const struct craftkv_task *t)
+/* The group a refused command goes to next: where the slot is on its way (TRYAGAIN) or
+ * routed already (its group has not caught up), the same; another group hosted here that
+ * owns the slot now; NULL if the owner is hosted elsewhere (its client follows the MOVED). */
+static struct craftkv_group *refused_to(struct craftkv_server *s, const struct craftkv_route *r,
+                                        struct craftkv_group *from, enum refusal ref, int slot)
 {
-    bool ran = false, unknown = false;
-    int slot;
-    for (const struct craftkv_task *u = head; u; u = u->chain) {
-        if (u == t || u->session != t->session || u->seq <= t->seq)
-            continue;
-        if (!u->answered)
-            return LATER_UNKNOWN; /* in flight: a new seq for t would overtake it */
-        if (refusal_of(u, &slot) != REFUSAL_NONE)
-            continue; /* did not run */
-        if (u->out.len > 0 && u->out.data[0] != '-')
-            ran = true; /* a state machine's answer: it ran */
-        else
-            unknown = true; /* an error: run and failed, or never proposed */
-    }
-    return ran ? LATER_RAN : unknown ? LATER_UNKNOWN : LATER_NONE;
+    if (ref == REFUSAL_TRYAGAIN)
+        return from;
+    uint8_t k = r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
+    return k != CRAFT_SHARD_NONE && r->local[k] >= 0 ? &s->groups[r->local[k]] : NULL;
 }
 
 enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct craftkv_task *head)
 {
     if (!s->sharded || head->forwarded || !head->conn || head->conn->dead)
         return CRAFTKV_REROUTE_NONE;
+    /* Every command settled first: a new seq proposed while an older one of its session
+     * is still on its way could close that one (the state machine never runs a seq below
+     * its session's last). A later step comes back here once they are. */
+    for (const struct craftkv_task *t = head; t; t = t->chain)
+        if (!t->answered)
+            return CRAFTKV_REROUTE_NONE;
     const struct craftkv_route *r = craftkv_route_now(s);
-    struct craftkv_group *to = NULL;
-    bool all_answered = true, mixed = false, again = false;
-    /* Every refusal's verdict first, then the changes: a command renumbered in this pass
-     * must not make a refusal behind it look in flight. */
-    enum later verdict[CRAFTKV_REROUTE_BATCH_MAX];
-    size_t i = 0;
-    for (struct craftkv_task *t = head; t; t = t->chain, i++) {
-        int slot = -1;
-        if (i < CRAFTKV_REROUTE_BATCH_MAX)
-            verdict[i] = refusal_of(t, &slot) == REFUSAL_NONE ? LATER_UNKNOWN : later_seqs(head, t);
-    }
-    i = 0;
-    for (struct craftkv_task *t = head; t; t = t->chain, i++) {
+    struct craftkv_group *from = head->grp;
+    /* One group per round: this one if any refusal stays here, else the first other one. */
+    struct craftkv_group *dest = NULL;
+    for (const struct craftkv_task *t = head; t && dest != from; t = t->chain) {
         int slot = -1;
         enum refusal ref = refusal_of(t, &slot);
-        all_answered &= t->answered;
-        if (ref == REFUSAL_NONE)
-            continue;
-        uint8_t k = ref == REFUSAL_MOVED && r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
-        struct craftkv_group *owner = k != CRAFT_SHARD_NONE && r->local[k] >= 0
-                                          ? &s->groups[r->local[k]]
-                                          : NULL;
-        if (ref == REFUSAL_TRYAGAIN || owner == head->grp) {
-            /* The slot is on its way to this group, or this server routes it here already
-             * and the group has not caught up: again in this group, later. The state
-             * machine never runs a seq below its session's last (kv.md, Sessions): while
-             * no later seq ran, the same seq goes (a copy of it still in flight may run
-             * first; the session answers the other); once a later seq ran, this seq can
-             * never run here, and the command goes with a new seq; while that is unknown,
-             * it waits for the others to settle (or its client gets the refusal). */
-            enum later l = i < CRAFTKV_REROUTE_BATCH_MAX ? verdict[i] : later_seqs(head, t);
-            if (l == LATER_UNKNOWN)
-                continue;
-            if (l == LATER_RAN)
-                craftkv_session_next(head->conn, head->grp, t); /* ack stays: <= every unanswered seq */
-            t->out.len = 0;
-            t->answered = false;
-            again = true;
-        } else if (owner) {
-            mixed |= to != NULL && to != owner;
-            to = owner;
-        } /* else hosted elsewhere: the client follows the MOVED */
+        struct craftkv_group *g = ref == REFUSAL_NONE ? NULL : refused_to(s, r, from, ref, slot);
+        if (g && (!dest || g == from))
+            dest = g;
     }
-    if (again)
-        return CRAFTKV_REROUTE_WAIT;
-    if (!to || mixed || !all_answered)
-        return CRAFTKV_REROUTE_NONE; /* (a later step tries again once all are answered) */
-    /* Refused where they went (not run there), they run in their new group under this
-     * connection's session there, with new seqs, in request order. The connection has no
-     * other batch out, so nothing else of that session is in flight, and nothing of this
-     * batch is in doubt. (Not guarded: a copy of a refused seq still in flight to the old
-     * group, from an attempt whose connection was lost, that reaches its log after the
-     * slot came back to it: sharding.md, "Shard groups in craftkv".) */
+    if (!dest)
+        return CRAFTKV_REROUTE_NONE;
+    /* Each refusal closed its seq in the group that refused it (refusal_final: kv_cmd.h),
+     * so no copy of it can still run there. The commands going to dest run again under
+     * new seqs of this connection's session there, in request order; the window of saved
+     * results keeps from the first of them (every older seq is answered). The others keep
+     * their refusal for a later round. */
     uint64_t first = 0;
     for (struct craftkv_task *t = head; t; t = t->chain) {
-        int slot;
-        t->grp = to;
-        if (refusal_of(t, &slot) != REFUSAL_MOVED)
+        int slot = -1;
+        enum refusal ref = refusal_of(t, &slot);
+        bool goes = ref != REFUSAL_NONE && refused_to(s, r, from, ref, slot) == dest;
+        t->grp = dest;
+        if (!goes)
             continue;
         t->out.len = 0;
         t->answered = false;
-        craftkv_session_next(head->conn, to, t);
+        craftkv_session_next(head->conn, dest, t);
         if (first == 0)
             first = t->seq;
         t->ack = first;
     }
-    return CRAFTKV_REROUTE_MOVED;
+    CRAFT_ASSERT(first != 0);
+    return dest == from ? CRAFTKV_REROUTE_WAIT : CRAFTKV_REROUTE_MOVED;
 }
 
 bool craftkv_reroute_reads(struct craftkv_server *s, struct craftkv_task *head,

@@ -15,10 +15,11 @@
  *   AWAIT      the results: answered commands keep their reply; an unknown session marks
  *              its command for a SESSION_OPEN; the rest (leader change, queue full, lost
  *              connection) are routed again with the same session and seq. Sharded, a
- *              shard group's refusal of a slot (MOVED, TRYAGAIN) goes again in the same
- *              group or moves the batch to the group hosted here that owns the slot now
- *              (craftkv_reroute_writes, server_route.c); the client sees it only when
- *              neither is safe.
+ *              shard group's refusal of a slot (MOVED, TRYAGAIN) closed its seq there: once
+ *              the batch is all answered, the command goes again under a new seq, in the
+ *              same group or in the group hosted here that owns the slot now
+ *              (craftkv_reroute_writes, server_route.c); the client sees the refusal only
+ *              when the owner is hosted elsewhere, or at the deadline.
  *   BACKOFF    a retry that would go where the last attempt went and answered nothing
  *              waits a little first (server_queue.c's later list), so a full queue or a
  *              missing leader is not a busy loop.
@@ -27,7 +28,8 @@
  *              go out, and it is freed when its futures or the leader's replies come back).
  *
  * Exactly once: every attempt of a command carries the same session and seq, and the state
- * machine answers a seq it applied already with the saved result (kv.md). Order: commands
+ * machine answers a seq it applied already with the saved result (kv.md); a refused seq,
+ * closed by its refusal, is never applied, so its command may take a new one. Order: commands
  * are proposed in request order by one thread and a proposal that fails stops the later
  * ones of its pass, so no later seq of a session enters the log ahead of an earlier one. */
 #include <inttypes.h>
@@ -259,6 +261,10 @@ static bool propose_batch(struct craftkv_task *head)
         c.session = t->session;
         c.seq = t->seq;
         c.ack = t->ack;
+        /* Sharded, a group's refusal closes the seq there: craftkv_reroute_writes then
+         * sends the command again under a new seq, and no copy of the old one still on
+         * its way can run too (kv_cmd.h). */
+        c.refusal_final = t->refusal_final && c.ack != 0;
         c.now_ms = now;
         CRAFT_ASSERT(c.op != CRAFT_KV_OP_SESSION_CLOSE || (c.seq == 0 && c.ack == 0));
         struct craft_future *f = NULL;
@@ -311,9 +317,10 @@ static bool collect(struct craftkv_task *head)
                 craft_resp_append_null_array(&t->out); /* a WATCHed key changed: *-1 */
             else
                 put_result(&t->out, res);
-            /* A shard group's refusal of a slot it does not serve (not run, not in its
-             * session): MOVED with the owner's address; craftkv_reroute_writes decides
-             * whether it goes again, here or in another group, or to the client. */
+            /* A shard group's refusal of a slot it does not serve (not run; with
+             * refusal_final its seq is closed there): MOVED with the owner's address;
+             * craftkv_reroute_writes decides whether it goes again under a new seq, here
+             * or in another group, or to the client. */
             if (head->grp->srv->sharded)
                 craftkv_route_result(head->grp->srv, head->grp, &t->out, 0);
             t->answered = true;

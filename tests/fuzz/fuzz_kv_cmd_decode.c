@@ -3,13 +3,14 @@
  * The decoder must refuse with one of its documented errors or accept a command whose
  * every byte string (keys, values, member addresses) lies inside the input, within its
  * limit, and that re-encodes to exactly the input (the encoding is canonical; version 1
- * exactly when ack is 0). Any input, accepted or not, is then applied to an in-memory state
- * machine holding a few keys, a member record and two sessions, session 1 with seqs 1-3
- * applied and unacknowledged (a window of three results): apply answers every input (a
- * malformed one with an error result), never fails, and a retry of the same bytes in a
- * session answers the same. In session 1, a seq of the window answers its saved result
- * whatever the command; a new seq runs, and afterwards the retry of seq 3 answers from the
- * window exactly when the command's ack was 1 to 3 (ack 0 keeps only the newest).
+ * exactly when ack is 0, version 3 exactly when refusal_final). Any input, accepted or
+ * not, is then applied to an in-memory state machine holding a few keys, a member record
+ * and two sessions, session 1 with seqs 1-3 applied and unacknowledged (a window of three
+ * results): apply answers every input (a malformed one with an error result), never
+ * fails, and a retry of the same bytes in a session answers the same. In session 1, a seq
+ * of the window answers its saved result whatever the command; a new seq runs, and
+ * afterwards the retry of seq 3 answers from the window exactly when the command's ack was
+ * 1 to 3 (ack 0 keeps only the newest).
  * The same bytes are also opened as a migration payload (kv_shard.h): refused with
  * CRAFT_ECORRUPT / CRAFT_EVERSION, or accepted with every key and session walked inside the
  * input, in order, each key of a slot in the payload's set, each session record valid.
@@ -90,7 +91,10 @@ static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cm
     CRAFT_ASSERT(c->op == CRAFT_KV_OP_MULTI ? n_keys == 0
                                             : c->items != NULL ? n_keys == c->n : n_keys <= 1);
     CRAFT_ASSERT(craft_kv_cmd_size(c) == size);
-    CRAFT_ASSERT(data[0] == (c->ack == 0 ? CRAFT_KV_CMD_VERSION : CRAFT_KV_CMD_VERSION_ACK));
+    CRAFT_ASSERT(data[0] == (c->ack == 0        ? CRAFT_KV_CMD_VERSION
+                             : c->refusal_final ? CRAFT_KV_CMD_VERSION_FINAL
+                                                : CRAFT_KV_CMD_VERSION_ACK));
+    CRAFT_ASSERT(!c->refusal_final || c->ack != 0);
     CRAFT_ASSERT(c->ack == 0 || (c->session != 0 && c->ack <= c->seq));
     uint8_t *again = malloc(size);
     CRAFT_ASSERT(again != NULL);

@@ -98,13 +98,22 @@ static struct craft_kv_cmd ACK(struct craft_kv_cmd c, uint64_t ack)
     return c;
 }
 
-static struct craft_kv_cmd SHARD(uint8_t op, uint64_t num, const void *blob, size_t len)
-{
+/* c as craftkv's server sends it when sharded: a refusal closes its seq. */
+static struct craft_kv_cmd
+FINAL(struct craft_kv_cmd c, uint64_t ack) {
+    c.ack = ack;
+    c.refusal_final = true;
+    return c;
+}
+
+static struct craft_kv_cmd
+SHARD(uint8_t op, uint64_t num, const void *blob, size_t len) {
     return (struct craft_kv_cmd){.op = op, .shard_num = num,
                                  .blob = {.p = blob, .len = (uint32_t)len}};
 }
 
-static bool config(struct g *g, const struct craft_shard_config *c)
+static bool
+config(struct g *g, const struct craft_shard_config *c)
 {
     size_t n = craft_shard_config_size(c);
     uint8_t *b = malloc(n);
@@ -344,6 +353,53 @@ static int sink_write(void *ctx, const void *buf, size_t len)
     return CRAFT_OK;
 }
 
+/* refusal_final: a refused seq is answered its refusal for good, in the group that refused
+ * it and wherever its session goes; a new seq runs. */
+static void refusal_final(void)
+{
+    struct craft_shard_config *c1 = malloc(sizeof *c1), *c2 = malloc(sizeof *c2);
+    struct craft_shard_group g1 = group(1), g2 = group(2);
+    struct craft_shard_config c0;
+    craft_shard_config_init(&c0);
+    CHECK(craft_shard_join(&c0, &g1, 1, c1, NULL, 0) == CRAFT_OK);
+    CHECK(craft_shard_join(c1, &g2, 1, c2, NULL, 0) == CRAFT_OK);
+    struct g a, b;
+    g_open(&a, 1);
+    g_open(&b, 2);
+    char go[16];
+    key_of(c2, 2, 0, go);
+    CHECK(config(&a, c1) && config(&b, c1) && config(&a, c2) && config(&b, c2));
+    CHECK(answers(&a, (struct craft_kv_cmd){.op = CRAFT_KV_OP_SESSION_OPEN, .session = 11}, NULL));
+    CHECK(answers(&b, (struct craft_kv_cmd){.op = CRAFT_KV_OP_SESSION_OPEN, .session = 9}, NULL));
+    /* At the sender (GIVING): MOVED, and a copy of the same seq too. */
+    CHECK(answers(&a, FINAL(INCR(go, 11, 1), 1), CRAFT_KV_ERR_MOVED));
+    CHECK(answers(&a, FINAL(INCR(go, 11, 1), 1), CRAFT_KV_ERR_MOVED));
+    /* At the receiver (PULLING): TRYAGAIN. */
+    CHECK(answers(&b, FINAL(INCR(go, 9, 1), 1), CRAFT_KV_ERR_TRYAGAIN));
+    struct craft_slot_set giving;
+    craft_shard_view_slots(a.sm->view, CRAFT_SLOT_GIVING, 2, &giving, NULL);
+    uint8_t *payload;
+    size_t plen;
+    CHECK(export(&a, 2, &giving, &payload, &plen) == CRAFT_OK);
+    CHECK(answers(&b, SHARD(CRAFT_KV_OP_SHARD_INSTALL, 2, payload, plen), NULL));
+    free(payload);
+    /* The slot is served now; the copies of both refused seqs still never run, the
+     * sender's session included (it came along with the slot). */
+    CHECK(answers(&b, FINAL(INCR(go, 9, 1), 1), CRAFT_KV_ERR_TRYAGAIN) && get(&b, go, NULL) == 0);
+    CHECK(answers(&b, FINAL(INCR(go, 11, 1), 1), CRAFT_KV_ERR_MOVED) && get(&b, go, NULL) == 0);
+    /* New seqs run, once each. */
+    CHECK(run_int(&b, FINAL(INCR(go, 9, 2), 1)) == 1);
+    CHECK(run_int(&b, FINAL(INCR(go, 9, 2), 1)) == 1 && get(&b, go, "1") == 1);
+    CHECK(answers(&b, FINAL(INCR(go, 9, 1), 1), CRAFT_KV_ERR_TRYAGAIN));
+    /* Once the window moved past it (ack 3), a copy is stale: still never run. */
+    CHECK(run_int(&b, FINAL(INCR(go, 9, 3), 3)) == 2);
+    CHECK(answers(&b, FINAL(INCR(go, 9, 1), 1), CRAFT_KV_ERR_STALE) && get(&b, go, "2") == 1);
+    g_close(&a);
+    g_close(&b);
+    free(c1);
+    free(c2);
+}
+
 static void snap(struct g *g, uint8_t **out, size_t *len)
 {
     struct craft_kv_snap *s;
@@ -460,5 +516,6 @@ int main(void)
     run_case("migration", migration);
     run_case("stores", stores);
     run_case("session_merge", session_merge);
+    run_case("refusal_final", refusal_final);
     return unit_finish();
 }

@@ -423,7 +423,10 @@ static void check_roundtrip(struct craft_kv_cmd c)
     CHECK(craft_kv_cmd_encode(&c, p, size, &len) == CRAFT_OK);
     struct craft_kv_cmd d;
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_OK);
-    CHECK(p[0] == (c.ack == 0 ? CRAFT_KV_CMD_VERSION : CRAFT_KV_CMD_VERSION_ACK));
+    CHECK(p[0] == (c.ack == 0        ? CRAFT_KV_CMD_VERSION
+                   : c.refusal_final ? CRAFT_KV_CMD_VERSION_FINAL
+                                     : CRAFT_KV_CMD_VERSION_ACK));
+    CHECK(d.refusal_final == c.refusal_final);
     CHECK(d.op == c.op && d.flags == c.flags && d.session == c.session && d.seq == c.seq &&
           d.ack == c.ack && d.now_ms == c.now_ms && d.expire_at == c.expire_at && d.delta == c.delta);
     CHECK(d.member_id == c.member_id && d.peer_addr.len == c.peer_addr.len &&
@@ -523,6 +526,22 @@ static void check_ack_encoding(void)
     memcpy(b, v1, sizeof v1);
     b[0] = 2;
     CHECK(craft_kv_cmd_decode(b, sizeof v1, &d) == CRAFT_EMALFORMED);
+    /* refusal_final: version 3, version 2's bytes otherwise; it needs an ack. */
+    c.refusal_final = true;
+    CHECK(craft_kv_cmd_encode(&c, p, sizeof p, &len) == CRAFT_OK && len == sizeof v2 &&
+          p[0] == CRAFT_KV_CMD_VERSION_FINAL && memcmp(p + 1, v2 + 1, len - 1) == 0);
+    CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_OK && d.refusal_final && d.ack == 3);
+    CHECK(craft_kv_cmd_decode(v2, sizeof v2, &d) == CRAFT_OK && !d.refusal_final);
+    c.ack = 0;
+    CHECK(craft_kv_cmd_size(&c) == 0);
+    memcpy(b, p, sizeof b);
+    le64(b + 17, 0);
+    CHECK(craft_kv_cmd_decode(b, sizeof b, &d) == CRAFT_EMALFORMED);
+    memcpy(b, v1, sizeof v1);
+    b[0] = CRAFT_KV_CMD_VERSION_FINAL;
+    CHECK(craft_kv_cmd_decode(b, sizeof v1, &d) == CRAFT_EMALFORMED);
+    b[0] = 4;
+    CHECK(craft_kv_cmd_decode(b, sizeof v1, &d) == CRAFT_EVERSION);
 }
 
 static void test_cmd_encoding(void)
@@ -612,7 +631,7 @@ static void test_cmd_encoding(void)
     CHECK(craft_kv_cmd_encode(&(struct craft_kv_cmd){.op = CRAFT_KV_OP_GETDEL, .key = B("ab")}, p,
                               sizeof p, &len) == CRAFT_OK);
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_OK);
-    p[0] = 3;
+    p[0] = 4;
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_EVERSION);
     p[0] = 0;
     CHECK(craft_kv_cmd_decode(p, len, &d) == CRAFT_EVERSION);
