@@ -392,6 +392,7 @@ struct export {
     struct kv_payload_writer w;
     const struct craft_slot_set *slots;
     uint64_t now, idle_ms;
+    struct craft_kv_export_cursor *cur; /* NULL: one payload; else the last key added */
 };
 
 static int export_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
@@ -405,10 +406,19 @@ static int export_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v
         (at != 0 && at <= e->now)) {
         return CRAFT_OK; /* another slot's, or expired */
     }
+    if (e->cur != NULL && kv_skey_cmp(k, klen, e->cur->key, e->cur->len) <= 0) {
+        return CRAFT_OK; /* the cursor's own key: in the part before */
+    }
     if (vlen - KV_VAL_HEADER > CRAFT_KV_VALUE_BYTES_MAX) {
         return CRAFT_ECORRUPT;
     }
-    return kv_payload_add_key(&e->w, at, k + 8, klen - 8, v + KV_VAL_HEADER, vlen - KV_VAL_HEADER);
+    int rc = kv_payload_add_key(&e->w, at, k + 8, klen - 8, v + KV_VAL_HEADER,
+                                vlen - KV_VAL_HEADER);
+    if (rc == CRAFT_OK && e->cur != NULL) {
+        memcpy(e->cur->key, k, klen); /* the last key so far (a copy: kept only if a part) */
+        e->cur->len = klen;
+    }
+    return rc;
 }
 
 static int export_session(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v,
@@ -426,8 +436,10 @@ static int export_session(void *ctx, const uint8_t *k, size_t klen, const uint8_
 }
 
 int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct craft_slot_set *slots,
-                         size_t max, uint8_t **out, size_t *len)
+                         size_t max, struct craft_kv_export_cursor *cur, uint8_t **out,
+                         size_t *len, bool *part)
 {
+    *part = false;
     struct craft_shard_view *v = malloc(sizeof *v);
     struct export *e = calloc(1, sizeof *e);
     int rc = v != NULL && e != NULL ? CRAFT_OK : CRAFT_ENOMEM;
@@ -456,8 +468,20 @@ int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct cra
         e->idle_ms = r->idle_ms;
         rc = kv_payload_begin(&e->w, slots, max);
     }
+    struct craft_kv_export_cursor *start = NULL;
+    if (rc == CRAFT_OK && cur != NULL) {
+        /* The walk starts at the cursor (a stored key's order); export_key moves a copy. */
+        start = malloc(sizeof *start);
+        rc = start != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+        if (rc == CRAFT_OK) {
+            CRAFT_ASSERT(cur->len <= sizeof cur->key);
+            *start = *cur;
+            e->cur = cur;
+        }
+    }
     if (rc == CRAFT_OK) {
-        rc = r->s->ops->iter(r->t, CRAFT_KV_TABLE_DATA, NULL, 0, export_key, e);
+        rc = r->s->ops->iter(r->t, CRAFT_KV_TABLE_DATA, start ? start->key : NULL,
+                             start ? start->len : 0, export_key, e);
         if (rc == CRAFT_OK) {
             rc = kv_payload_start_sessions(&e->w);
         }
@@ -466,12 +490,25 @@ int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct cra
         }
         if (rc == CRAFT_OK) {
             kv_payload_end(&e->w);
+        } else if (rc == CRAFT_ETOOBIG && cur != NULL && e->w.n_keys > 0) {
+            /* The keys so far, as a part; the sessions go with the last part. */
+            kv_payload_end_part(&e->w);
+            *part = true;
+            rc = CRAFT_OK;
+        }
+        if (rc == CRAFT_OK) {
             *out = e->w.buf;
             *len = e->w.len;
         } else {
             free(e->w.buf); /* NULL after the writer's own failures */
+            if (start != NULL) {
+                *cur = *start; /* unchanged on failure */
+            }
         }
+    } else {
+        free(e ? e->w.buf : NULL); /* begun, then no memory for the cursor */
     }
+    free(start);
     free(v);
     free(e);
     return rc;

@@ -44,9 +44,10 @@ int kv_payload_open(const uint8_t *p, size_t len, struct kv_payload *out)
     if (b == NULL) {
         return CRAFT_ECORRUPT;
     }
-    if (b[0] != KV_PAYLOAD_VERSION) {
+    if (b[0] != KV_PAYLOAD_VERSION && b[0] != KV_PAYLOAD_VERSION_PART) {
         return CRAFT_EVERSION;
     }
+    out->part = b[0] == KV_PAYLOAD_VERSION_PART;
     if ((b = craft_take(&r, CRAFT_SLOT_SET_BYTES)) == NULL) {
         return CRAFT_ECORRUPT;
     }
@@ -86,6 +87,9 @@ int kv_payload_open(const uint8_t *p, size_t len, struct kv_payload *out)
         prev_id = s.id;
     }
     out->sessions_len = (size_t)(r.p - out->sessions);
+    if (out->part && (out->n_keys == 0 || out->n_sessions != 0)) {
+        return CRAFT_ECORRUPT;
+    }
     return r.left == 0 ? CRAFT_OK : CRAFT_ECORRUPT;
 }
 
@@ -116,13 +120,14 @@ bool kv_payload_next_session(const struct kv_payload *pl, size_t *off,
 
 /* ---- writing ---- */
 
+/* Room for n more bytes, and the session count's 4 after them until it is written. */
 static int room(struct kv_payload_writer *w, size_t n)
 {
-    if (n > w->max - w->len) {
-        free(w->buf);
-        w->buf = NULL;
-        return CRAFT_ETOOBIG;
+    size_t keep = w->sessions_count_at == 0 ? 4 : 0;
+    if (n > w->max - w->len || w->max - w->len - n < keep) {
+        return CRAFT_ETOOBIG; /* nothing added; the payload so far stays */
     }
+    n += keep;
     if (w->len + n <= w->cap) {
         return CRAFT_OK;
     }
@@ -183,10 +188,8 @@ int kv_payload_add_key(struct kv_payload_writer *w, uint64_t expire_at, const ui
 
 int kv_payload_start_sessions(struct kv_payload_writer *w)
 {
-    int rc = room(w, 4);
-    if (rc != CRAFT_OK) {
-        return rc;
-    }
+    /* Every room() before kept these 4 bytes. */
+    CRAFT_ASSERT(w->sessions_count_at == 0 && w->max - w->len >= 4 && w->cap - w->len >= 4);
     uint8_t zero[4] = {0};
     w->sessions_count_at = w->len;
     put(w, zero, 4);
@@ -214,6 +217,19 @@ void kv_payload_end(struct kv_payload_writer *w)
     CRAFT_ASSERT(w->sessions_count_at > w->keys_count_at);
     craft_put_u32(w->buf + w->keys_count_at, w->n_keys);
     craft_put_u32(w->buf + w->sessions_count_at, w->n_sessions);
+}
+
+void kv_payload_end_part(struct kv_payload_writer *w)
+{
+    CRAFT_ASSERT(w->buf != NULL && w->n_keys > 0);
+    if (w->sessions_count_at == 0) {
+        w->sessions_count_at = w->len; /* its room was kept (room) */
+        CRAFT_ASSERT(w->len + 4 <= w->cap);
+    }
+    w->len = w->sessions_count_at + 4;
+    w->n_sessions = 0;
+    w->buf[0] = KV_PAYLOAD_VERSION_PART;
+    kv_payload_end(w);
 }
 
 /* ---- sessions ---- */

@@ -243,10 +243,20 @@ int craft_kv_read_view(struct craft_kv_read *r, struct craft_shard_view *out);
  * malloc'd *out (the caller frees). The read's view must be at configuration num with
  * every slot of slots GIVING: CRAFT_ESTALE if the group is past num or deleted one of them
  * already (the receiver has them), CRAFT_EBUSY if it has not reached num yet, CRAFT_EINVAL
- * if a slot was not ours in the configuration before num or the state machine is plain. CRAFT_ETOOBIG over max bytes
- * (the command's limit: hand them over in smaller sets), CRAFT_ENOMEM, the store's. */
+ * if a slot was not ours in the configuration before num or the state machine is plain.
+ * With cur NULL, all of it in one payload, or CRAFT_ETOOBIG over max bytes. With cur, in
+ * parts (kv_shard.h): the keys after cur->key (len 0: from the first); if those and the
+ * sessions fit in max, the final payload (*part false); otherwise a part of as many keys as
+ * fit (*part true). Either way cur->key becomes the last key's handed over (the next call
+ * goes on from there); on an error it is unchanged. CRAFT_ETOOBIG if not even one key, or
+ * the sessions alone, fit. CRAFT_ENOMEM, the store's. */
+struct craft_kv_export_cursor {
+    size_t len;
+    uint8_t key[8u + CRAFT_KV_KEY_BYTES_MAX]; /* a stored key (kv.md: hash, then key) */
+};
 int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct craft_slot_set *slots,
-                         size_t max, uint8_t **out, size_t *len);
+                         size_t max, struct craft_kv_export_cursor *cur, uint8_t **out,
+                         size_t *len, bool *part);
 
 /* ---- snapshots ----
  *

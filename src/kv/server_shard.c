@@ -309,6 +309,15 @@ struct driver {
      * group proposes nothing else until it completes (an INSTALL is up to
      * CRAFTKV_SHARD_ENTRY_MAX bytes: one copy in the log, not one per pass). */
     struct craft_future **pending;
+    /* Per group: how far a hand-over in parts went (sharding.md, "Hand-overs in parts"):
+     * its configuration, the group it pulls from, its slots, and the last key installed.
+     * Only this driver's memory: a new leader's driver starts from the first key again
+     * (an install of keys already there changes nothing). */
+    struct pull {
+        uint64_t num, peer;
+        struct craft_slot_set slots;
+        struct craft_kv_export_cursor cur;
+    } *pulls;
 };
 
 static bool leads(struct craft_node *node)
@@ -328,9 +337,12 @@ static int read_view(struct craftkv_group *g, struct craft_shard_view *v)
     return rc;
 }
 
-static void propose_step(struct driver *d, struct craftkv_group *g, uint8_t op, uint64_t num,
+/* Proposes one shard step in g and waits up to PROPOSE_WAIT_MS: true if it was applied
+ * without a refusal. */
+static bool propose_step(struct driver *d, struct craftkv_group *g, uint8_t op, uint64_t num,
                          const uint8_t *blob, size_t len)
 {
+    bool applied = false;
     struct craft_kv_cmd c = {.op = op, .now_ms = craftkv_now_ms(), .shard_num = num,
                              .blob = {blob, (uint32_t)len}};
     size_t size = craft_kv_cmd_size(&c);
@@ -345,6 +357,7 @@ static void propose_step(struct driver *d, struct craftkv_group *g, uint8_t op, 
             fprintf(stderr, "craftkv: group %" PRIu64 " refused a shard step (op %u, "
                             "configuration %" PRIu64 "): %.*s\n",
                     g->gid, (unsigned)op, num, (int)res->len, (const char *)res->data);
+        applied = rc == CRAFT_OK && res && res->type != CRAFT_KV_RES_ERR;
         if (res)
             craft_kv_result_free(res); /* ours once taken from the future */
         if (f && rc == CRAFT_ETIMEOUT && !craft_future_done(f))
@@ -353,6 +366,7 @@ static void propose_step(struct driver *d, struct craftkv_group *g, uint8_t op, 
             craft_future_release(f);
     }
     free(buf);
+    return applied;
 }
 
 /* Whether group g has no step of ours in flight (releasing the one that completed). */
@@ -440,17 +454,28 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
     struct craft_slot_set slots;
     struct craftkv_group *pg;
     if (next_peer(d, CRAFT_SLOT_PULLING, &peer, &slots) && (pg = craftkv_group_of(s, peer))) {
-        /* Any replica of the previous owner that applied num holds the frozen copy. */
+        /* Any replica of the previous owner that applied num holds the frozen copy; one
+         * entry of it per pass, in parts when it does not fit one. */
+        struct pull *p = &d->pulls[g->index];
+        if (p->num != num || p->peer != peer || memcmp(&p->slots, &slots, sizeof slots) != 0) {
+            memset(p, 0, sizeof *p);
+            p->num = num;
+            p->peer = peer;
+            p->slots = slots;
+        }
         struct craft_kv_read *r;
         if (craft_kv_read_begin(pg->sm, &r) == CRAFT_OK) {
             uint8_t *payload = NULL;
             size_t len = 0;
-            int rc = craft_kv_read_export(r, num, &slots, CRAFTKV_SHARD_ENTRY_MAX - 4096,
-                                          &payload, &len);
+            bool part = false;
+            struct craft_kv_export_cursor next = p->cur;
+            int rc = craft_kv_read_export(r, num, &slots, CRAFTKV_SHARD_ENTRY_MAX - 4096, &next,
+                                          &payload, &len, &part);
             craft_kv_read_end(r);
-            if (rc == CRAFT_OK)
-                propose_step(d, g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len);
-            else if (rc != CRAFT_EBUSY && rc != CRAFT_ESTALE)
+            if (rc == CRAFT_OK &&
+                propose_step(d, g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len) && part)
+                p->cur = next; /* the next pass goes on from there */
+            else if (rc != CRAFT_OK && rc != CRAFT_EBUSY && rc != CRAFT_ESTALE)
                 fprintf(stderr, "craftkv: group %" PRIu64 " cannot take its slots from group "
                                 "%" PRIu64 " (configuration %" PRIu64 "): %s\n",
                         g->gid, peer, num, craft_strerror(rc));
@@ -581,6 +606,7 @@ static void *driver_main(void *arg)
         if (d->pending[i])
             craft_future_release(d->pending[i]); /* its outcome does not matter now */
     free(d->pending);
+    free(d->pulls);
     free(d->view);
     free(d->peer);
     free(d->cfg);
@@ -704,14 +730,16 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
         d->peer = malloc(sizeof *d->peer);
         d->cfg = malloc(sizeof *d->cfg);
         d->pending = calloc(s->n_groups, sizeof *d->pending);
+        d->pulls = calloc(s->n_groups, sizeof *d->pulls);
     }
-    if (!d || !d->view || !d->peer || !d->cfg || !d->pending ||
+    if (!d || !d->view || !d->peer || !d->cfg || !d->pending || !d->pulls ||
         pthread_create(&s->shard_thread, NULL, driver_main, d) != 0) {
         if (d) {
             free(d->view);
             free(d->peer);
             free(d->cfg);
             free(d->pending);
+            free(d->pulls);
         }
         free(d);
         snprintf(err, cap, "cannot start the shard driver");

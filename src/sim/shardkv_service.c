@@ -342,8 +342,9 @@ static void call_arrive(struct sim_cluster *c, void *arg)
     struct craft_kv_read *rd;
     CRAFT_ASSERT(craft_kv_read_begin(peer->r.sm, &rd) == CRAFT_OK);
     if (k->kind == CALL_PULL) {
-        int rc = craft_kv_read_export(rd, k->num, &k->slots, CRAFT_KV_CMD_BYTES_MAX - 64,
-                                      &k->payload, &k->payload_len);
+        bool part; /* no cursor: one payload (the simulated groups' keys are few) */
+        int rc = craft_kv_read_export(rd, k->num, &k->slots, CRAFT_KV_CMD_BYTES_MAX - 64, NULL,
+                                      &k->payload, &k->payload_len, &part);
         craft_kv_read_end(rd);
         if (rc != CRAFT_OK && rc != CRAFT_EBUSY && rc != CRAFT_ESTALE) {
             sim_fail(k->to->c, "group %llu server %d: export of configuration %llu: %s",

@@ -13,7 +13,8 @@
  * 1 to 3 (ack 0 keeps only the newest).
  * The same bytes are also opened as a migration payload (kv_shard.h): refused with
  * CRAFT_ECORRUPT / CRAFT_EVERSION, or accepted with every key and session walked inside the
- * input, in order, each key of a slot in the payload's set, each session record valid.
+ * input, in order, each key of a slot in the payload's set, each session record valid,
+ * a part (version 2) with keys and no session.
  * ASan/UBSan catch any read outside the input. */
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,9 @@ static void payload(const uint8_t *data, size_t size)
         n++;
     }
     CRAFT_ASSERT(n == pl.n_sessions);
+    /* A part (version 2): keys only, at least one. */
+    CRAFT_ASSERT(pl.part == (data[0] == KV_PAYLOAD_VERSION_PART));
+    CRAFT_ASSERT(!pl.part || (pl.n_keys > 0 && pl.n_sessions == 0));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

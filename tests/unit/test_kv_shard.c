@@ -153,7 +153,9 @@ static int export(struct g *g, uint64_t num, const struct craft_slot_set *slots,
 {
     struct craft_kv_read *r;
     CRAFT_ASSERT(craft_kv_read_begin(g->sm, &r) == CRAFT_OK);
-    int rc = craft_kv_read_export(r, num, slots, CRAFT_KV_CMD_BYTES_MAX - 64, out, len);
+    bool part;
+    int rc = craft_kv_read_export(r, num, slots, CRAFT_KV_CMD_BYTES_MAX - 64, NULL, out, len, &part);
+    CHECK(rc != CRAFT_OK || !part);
     craft_kv_read_end(r);
     return rc;
 }
@@ -477,6 +479,94 @@ static size_t record(uint8_t *p, const uint64_t *seqs, size_t n, size_t rbytes)
     return off;
 }
 
+/* A hand-over too large for one entry, in parts: every key arrives once, parts sent again
+ * (a new leader's driver starts over) change nothing, the view changes with the last part,
+ * and a part arriving after it changes nothing either. */
+static void parts(void)
+{
+    struct craft_shard_config *c1 = malloc(sizeof *c1), *c2 = malloc(sizeof *c2);
+    struct craft_shard_group g1 = group(1), g2 = group(2);
+    struct craft_shard_config c0;
+    craft_shard_config_init(&c0);
+    CHECK(craft_shard_join(&c0, &g1, 1, c1, NULL, 0) == CRAFT_OK);
+    CHECK(craft_shard_join(c1, &g2, 1, c2, NULL, 0) == CRAFT_OK);
+    struct g a, b;
+    g_open(&a, 1);
+    g_open(&b, 2);
+    CHECK(config(&a, c1) && config(&b, c1));
+    enum { KEYS = 40 };
+    char keys[KEYS][16], val[100];
+    memset(val, 'v', sizeof val - 1);
+    val[sizeof val - 1] = 0;
+    CHECK(answers(&a, (struct craft_kv_cmd){.op = CRAFT_KV_OP_SESSION_OPEN, .session = 5}, NULL));
+    for (int i = 0; i < KEYS; i++) {
+        key_of(c2, 2, i, keys[i]);
+        val[0] = (char)('a' + i % 26);
+        CHECK(answers(&a, SET(keys[i], val, 0, 0), NULL));
+    }
+    CHECK(config(&a, c2) && config(&b, c2));
+    struct craft_slot_set giving;
+    craft_shard_view_slots(a.sm->view, CRAFT_SLOT_GIVING, 2, &giving, NULL);
+
+    /* Parts of at most 2600 bytes (the slot set alone is 2 KiB): about 4 keys each, then
+     * the last one with the sessions. */
+    struct craft_kv_export_cursor cur = {0};
+    uint8_t *first = NULL, *p;
+    size_t first_len = 0, len, n_parts = 0, n_keys = 0;
+    bool part = true;
+    while (part) {
+        struct craft_kv_read *r;
+        CRAFT_ASSERT(craft_kv_read_begin(a.sm, &r) == CRAFT_OK);
+        CHECK(craft_kv_read_export(r, 2, &giving, 2600, &cur, &p, &len, &part) == CRAFT_OK);
+        craft_kv_read_end(r);
+        CHECK(len <= 2600);
+        struct kv_payload pl;
+        CHECK(kv_payload_open(p, len, &pl) == CRAFT_OK && pl.part == part);
+        CHECK(part ? pl.n_keys > 0 && pl.n_sessions == 0 : pl.n_sessions == 1);
+        n_keys += pl.n_keys;
+        n_parts += part;
+        CHECK(answers(&b, SHARD(CRAFT_KV_OP_SHARD_INSTALL, 2, p, len), NULL));
+        CHECK(slot_state(&b, keys[0]) == (part ? CRAFT_SLOT_PULLING : CRAFT_SLOT_NOTIFYING));
+        if (first == NULL) {
+            first = p, first_len = len;
+            /* Sent again at once (a step whose reply was lost): nothing changes. */
+            CHECK(answers(&b, SHARD(CRAFT_KV_OP_SHARD_INSTALL, 2, p, len), NULL));
+        } else {
+            free(p);
+        }
+    }
+    CHECK(n_parts >= 3 && n_keys == KEYS);
+    for (int i = 0; i < KEYS; i++) {
+        val[0] = (char)('a' + i % 26);
+        CHECK(get(&b, keys[i], val) == 1);
+    }
+    /* The slots are served now; a late copy of the first part does not undo a write. */
+    CHECK(answers(&b, SET(keys[0], "new", 0, 0), NULL));
+    CHECK(answers(&b, SHARD(CRAFT_KV_OP_SHARD_INSTALL, 2, first, first_len), NULL));
+    CHECK(get(&b, keys[0], "new") == 1);
+    /* A part is keys only: one with no key, or with a session, is refused. */
+    first[0] = KV_PAYLOAD_VERSION;
+    struct kv_payload pl;
+    CHECK(kv_payload_open(first, first_len, &pl) == CRAFT_OK && !pl.part);
+    uint8_t empty[KV_PAYLOAD_HEADER + 8] = {KV_PAYLOAD_VERSION_PART};
+    memcpy(empty + 1, giving.bits, CRAFT_SLOT_SET_BYTES);
+    CHECK(kv_payload_open(empty, sizeof empty, &pl) == CRAFT_ECORRUPT);
+    empty[0] = KV_PAYLOAD_VERSION;
+    CHECK(kv_payload_open(empty, sizeof empty, &pl) == CRAFT_OK);
+    /* Too small for even one key: refused, the cursor unchanged. */
+    struct craft_kv_export_cursor c0r = {0};
+    struct craft_kv_read *r;
+    CRAFT_ASSERT(craft_kv_read_begin(a.sm, &r) == CRAFT_OK);
+    CHECK(craft_kv_read_export(r, 2, &giving, 2100, &c0r, &p, &len, &part) == CRAFT_ETOOBIG &&
+          c0r.len == 0);
+    craft_kv_read_end(r);
+    free(first);
+    g_close(&a);
+    g_close(&b);
+    free(c1);
+    free(c2);
+}
+
 static void session_merge(void)
 {
     static uint8_t a[1 << 20], b[1 << 20], out[2 << 20];
@@ -517,5 +607,6 @@ int main(void)
     run_case("stores", stores);
     run_case("session_merge", session_merge);
     run_case("refusal_final", refusal_final);
+    run_case("parts", parts);
     return unit_finish();
 }
