@@ -1562,6 +1562,9 @@ static int import_payload(struct ap *a, const struct kv_payload *pl)
     size_t off = 0;
     int rc = CRAFT_OK;
     while (rc == CRAFT_OK && kv_payload_next_key(pl, &off, &k)) {
+        if (pl->part && view_of(a)->state[craft_key_slot(k.key, k.klen)] != CRAFT_SLOT_PULLING) {
+            continue; /* a part's slot already installed (served, or on its way out again) */
+        }
         struct keyed kd;
         rc = key_find(a, (struct craft_kv_bytes){k.key, k.klen}, &kd);
         if (rc == CRAFT_OK && kd.old.found) {
@@ -1667,9 +1670,9 @@ static int apply_shard(struct ap *a, const struct craft_kv_cmd *c, struct craft_
         return shard_answer(rc, err, res);
     }
     if (step == CRAFT_SHARD_STEP_INSTALL && pl.part) {
-        /* A part of a hand-over (kv_shard.h): its keys, while the slots are still on their
-         * way; the view changes with the last part. A part arriving later is a retry of
-         * one already in: answered above, without a change. */
+        /* A part of a hand-over (kv_shard.h): the keys of its slots still on their way
+         * (import_payload skips the others); the view changes with the last part. A part
+         * arriving after it is a retry of one already in: answered above, unchanged. */
         rc = import_payload(a, &pl);
         return rc != CRAFT_OK ? rc : shard_answer(CRAFT_OK, err, res);
     }

@@ -223,7 +223,11 @@ bool craft_kv_glob_match(const uint8_t *pat, size_t plen, const uint8_t *s, size
  *
  *   SHARD_CONFIG (config)      the next configuration (shard/view.h: one at a time)
  *   SHARD_INSTALL (num, payload) the keys of slots received from their previous owner,
- *                              and that group's sessions, merged with ours (kv_shard.h)
+ *                              and that group's sessions, merged with ours (kv_shard.h);
+ *                              a part (payload version 2) only keys, of its slots still
+ *                              PULLING at num, the view unchanged; a key already there
+ *                              with the same value and expiry is skipped (a part sent
+ *                              again), with another is a damaged store (CRAFT_ECORRUPT)
  *   SHARD_DELETE (num, slots)  the next owner has them: their keys go
  *   SHARD_CONFIRM (num, slots) the previous owner has deleted them
  * Each answers OK (applied, or done already) or an error naming what is wrong with it

@@ -235,6 +235,15 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
         free(s);
         return -1;
     }
+    if (o->shard_handover_bytes != 0 && (o->shard_handover_bytes < CRAFTKV_HANDOVER_BYTES_MIN ||
+                                         o->shard_handover_bytes > CRAFTKV_HANDOVER_BYTES_MAX)) {
+        snprintf(err, cap, "a hand-over entry holds %u to %u bytes",
+                 CRAFTKV_HANDOVER_BYTES_MIN, CRAFTKV_HANDOVER_BYTES_MAX);
+        free(s);
+        return -1;
+    }
+    if (o->shard_handover_bytes == 0)
+        s->opts.shard_handover_bytes = CRAFTKV_HANDOVER_BYTES_MAX;
     s->sharded = o->shard_groups > 0;
     if (s->sharded && (s->opts.shard_groups_initial == 0 ||
                        s->opts.shard_groups_initial > s->opts.shard_groups))

@@ -59,7 +59,13 @@ struct craftkv_opts {
      * first start. shard_groups_initial (1..shard_groups; 0: all) join the first
      * configuration; the others wait for CRAFT.SHARD JOIN. */
     uint32_t shard_groups, shard_groups_initial;
+    /* Sharded: the largest payload of one hand-over entry, CRAFTKV_HANDOVER_BYTES_MIN to
+     * _MAX (0: the largest); more goes in parts (sharding.md, "Hand-overs in parts"). Tests
+     * set it small to move slots in parts; it must hold every live session of a group. */
+    size_t shard_handover_bytes;
 };
+#define CRAFTKV_HANDOVER_BYTES_MIN (8u << 10)  /* the slot set alone is 2 KiB */
+#define CRAFTKV_HANDOVER_BYTES_MAX ((32u << 20) - 4096u) /* with its command: one entry */
 #define CRAFTKV_SHARD_GROUPS_MAX 16
 
 /* Parses "ID=HOST:PEERPORT/HOST:CLIENTPORT,..." into o->members. Returns 0, or -1 with

@@ -166,9 +166,13 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
                     craftkv_shard_moving(&ss) > 0)
                     moving++;
             }
-            fprintf(f, "craft_shard_groups_hosted:%zu\r\ncraft_shard_configuration:%" PRIu64
-                       "\r\ncraft_shard_groups:%u\r\ncraft_migrations_in_progress:%u\r\n",
-                    s->n_groups, r ? r->cfg.num : 0, r ? r->cfg.n_groups : 0, moving);
+            fprintf(f,
+                    "craft_shard_groups_hosted:%zu\r\ncraft_shard_configuration:%" PRIu64
+                    "\r\ncraft_shard_groups:%u\r\ncraft_migrations_in_progress:%u\r\n"
+                    "craft_handover_entries:%" PRIu64 "\r\ncraft_handover_bytes:%" PRIu64 "\r\n",
+                    s->n_groups, r ? r->cfg.num : 0, r ? r->cfg.n_groups : 0, moving,
+                    (uint64_t)atomic_load(&s->n_handover_entries),
+                    (uint64_t)atomic_load(&s->n_handover_bytes));
         }
         sep = "\r\n";
     }

@@ -227,8 +227,8 @@ struct craftkv_route {
     struct craftkv_route *older;          /* the one published before (freed at shutdown) */
 };
 
-/* The largest entry of a shard group: a hand-over of slots is one (kv_sm.h's INSTALL). */
-#define CRAFTKV_SHARD_ENTRY_MAX (32u << 20)
+/* The largest entry of a shard group: a hand-over payload and its command header. */
+#define CRAFTKV_SHARD_ENTRY_MAX (CRAFTKV_HANDOVER_BYTES_MAX + 4096u)
 
 struct craftkv_ctrler;
 
@@ -258,6 +258,9 @@ struct craftkv_server {
     /* Sessions ended because their connection closed (proposed; INFO sessions_ended). */
     atomic_uint_fast64_t n_sessions_ended;
     atomic_uint_fast64_t n_auth_failures; /* AUTH with a wrong password (INFO auth_failures) */
+    /* Sharded: hand-over entries this process's driver proposed and applied (parts
+     * included) and their payloads' bytes (INFO craft_handover_entries / _bytes). */
+    atomic_uint_fast64_t n_handover_entries, n_handover_bytes;
     /* Metrics (server_metrics.c): commands received per entry of the command table, error
      * replies by kind, the scrape thread and its socket (-1: none), the start time. */
     atomic_uint_fast64_t *cmd_calls;

@@ -309,15 +309,18 @@ struct driver {
      * group proposes nothing else until it completes (an INSTALL is up to
      * CRAFTKV_SHARD_ENTRY_MAX bytes: one copy in the log, not one per pass). */
     struct craft_future **pending;
-    /* Per group: how far a hand-over in parts went (sharding.md, "Hand-overs in parts"):
-     * its configuration, the group it pulls from, its slots, and the last key installed.
-     * Only this driver's memory: a new leader's driver starts from the first key again
-     * (an install of keys already there changes nothing). */
+    /* Per group and peer group (g->index * n_groups + peer's index): how far a hand-over
+     * in parts went (sharding.md, "Hand-overs in parts"): its configuration, its slots,
+     * the last key installed, and the cursor a part still pending would move it to. Only
+     * this driver's memory: another process's driver that takes over starts from the
+     * first key (an install of keys already there changes nothing). */
     struct pull {
-        uint64_t num, peer;
+        uint64_t num;
         struct craft_slot_set slots;
-        struct craft_kv_export_cursor cur;
+        struct craft_kv_export_cursor cur, pending_next;
+        bool pending; /* pending_next waits for pending[g]'s outcome */
     } *pulls;
+    struct pull **pending_pull; /* per group: the pull a pending part belongs to */
 };
 
 static bool leads(struct craft_node *node)
@@ -376,7 +379,14 @@ static bool step_idle(struct driver *d, struct craftkv_group *g)
     if (*f && !craft_future_done(*f))
         return false;
     if (*f) {
-        void *res = craft_future_wait(*f, 0) == CRAFT_OK ? craft_future_result(*f) : NULL;
+        struct craft_kv_result *res =
+            craft_future_wait(*f, 0) == CRAFT_OK ? craft_future_result(*f) : NULL;
+        struct pull *p = d->pending_pull[g->index];
+        if (p && p->pending && res && res->type != CRAFT_KV_RES_ERR)
+            p->cur = p->pending_next; /* the part went in: the next one goes on from there */
+        if (p)
+            p->pending = false;
+        d->pending_pull[g->index] = NULL;
         if (res)
             craft_kv_result_free(res);
         craft_future_release(*f);
@@ -456,11 +466,10 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
     if (next_peer(d, CRAFT_SLOT_PULLING, &peer, &slots) && (pg = craftkv_group_of(s, peer))) {
         /* Any replica of the previous owner that applied num holds the frozen copy; one
          * entry of it per pass, in parts when it does not fit one. */
-        struct pull *p = &d->pulls[g->index];
-        if (p->num != num || p->peer != peer || memcmp(&p->slots, &slots, sizeof slots) != 0) {
+        struct pull *p = &d->pulls[g->index * s->n_groups + pg->index];
+        if (p->num != num || memcmp(&p->slots, &slots, sizeof slots) != 0) {
             memset(p, 0, sizeof *p);
             p->num = num;
-            p->peer = peer;
             p->slots = slots;
         }
         struct craft_kv_read *r;
@@ -469,13 +478,23 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
             size_t len = 0;
             bool part = false;
             struct craft_kv_export_cursor next = p->cur;
-            int rc = craft_kv_read_export(r, num, &slots, CRAFTKV_SHARD_ENTRY_MAX - 4096, &next,
+            int rc = craft_kv_read_export(r, num, &slots, s->opts.shard_handover_bytes, &next,
                                           &payload, &len, &part);
             craft_kv_read_end(r);
-            if (rc == CRAFT_OK &&
-                propose_step(d, g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len) && part)
-                p->cur = next; /* the next pass goes on from there */
-            else if (rc != CRAFT_OK && rc != CRAFT_EBUSY && rc != CRAFT_ESTALE)
+            if (rc == CRAFT_OK) {
+                bool in = propose_step(d, g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len);
+                if (in) {
+                    atomic_fetch_add(&s->n_handover_entries, 1);
+                    atomic_fetch_add(&s->n_handover_bytes, len);
+                }
+                if (in && part) {
+                    p->cur = next; /* the next pass goes on from there */
+                } else if (part && d->pending[g->index]) {
+                    p->pending_next = next; /* once it is in (step_idle) */
+                    p->pending = true;
+                    d->pending_pull[g->index] = p;
+                }
+            } else if (rc != CRAFT_EBUSY && rc != CRAFT_ESTALE)
                 fprintf(stderr, "craftkv: group %" PRIu64 " cannot take its slots from group "
                                 "%" PRIu64 " (configuration %" PRIu64 "): %s\n",
                         g->gid, peer, num, craft_strerror(rc));
@@ -607,6 +626,7 @@ static void *driver_main(void *arg)
             craft_future_release(d->pending[i]); /* its outcome does not matter now */
     free(d->pending);
     free(d->pulls);
+    free(d->pending_pull);
     free(d->view);
     free(d->peer);
     free(d->cfg);
@@ -730,9 +750,10 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
         d->peer = malloc(sizeof *d->peer);
         d->cfg = malloc(sizeof *d->cfg);
         d->pending = calloc(s->n_groups, sizeof *d->pending);
-        d->pulls = calloc(s->n_groups, sizeof *d->pulls);
+        d->pulls = calloc((size_t)s->n_groups * s->n_groups, sizeof *d->pulls);
+        d->pending_pull = calloc(s->n_groups, sizeof *d->pending_pull);
     }
-    if (!d || !d->view || !d->peer || !d->cfg || !d->pending || !d->pulls ||
+    if (!d || !d->view || !d->peer || !d->cfg || !d->pending || !d->pulls || !d->pending_pull ||
         pthread_create(&s->shard_thread, NULL, driver_main, d) != 0) {
         if (d) {
             free(d->view);
@@ -740,6 +761,7 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
             free(d->cfg);
             free(d->pending);
             free(d->pulls);
+            free(d->pending_pull);
         }
         free(d);
         snprintf(err, cap, "cannot start the shard driver");

@@ -8,6 +8,7 @@
  * processes (tests/blackbox/craftkv_shard.sh). Waits use generous deadlines; nothing
  * asserts on how long anything took. */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -89,6 +90,7 @@ static bool cluster_start(void)
             n->opts.n_members = N_NODES;
             n->opts.shard_groups = 3;
             n->opts.shard_groups_initial = 1;
+            n->opts.shard_handover_bytes = CRAFTKV_HANDOVER_BYTES_MIN; /* slots move in parts */
             for (int j = 0; j < N_NODES; j++) {
                 struct craftkv_member *m = &n->opts.members[j];
                 m->id = (uint64_t)j + 1;
@@ -180,15 +182,47 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* The sum over the nodes of an INFO cluster field. */
+static uint64_t info_sum(const char *field)
+{
+    struct craft_resp_buf r = {0};
+    const char *cmd[] = {"INFO", "cluster"};
+    uint64_t sum = 0;
+    for (int i = 0; i < N_NODES; i++) {
+        call(i, &r, 2, cmd);
+        const char *p = r.len > 0 ? memmem(r.data, r.len, field, strlen(field)) : NULL;
+        if (p && p + strlen(field) < r.data + r.len && p[strlen(field)] == ':')
+            sum += strtoull(p + strlen(field) + 1, NULL, 10);
+    }
+    craft_resp_buf_free(&r);
+    return sum;
+}
+
+#define PRELOAD_KEYS 400
+
 static void grow_under_writers(void)
 {
     CHECK(wait_cluster_ok(0));
+    /* 400 keys of 100 bytes in group 1 first: each hand-over below is several entries of
+     * at most CRAFTKV_HANDOVER_BYTES_MIN (the slot set alone is 2 KiB of them). */
+    struct craft_resp_buf r = {0};
+    char val[101];
+    memset(val, 'p', 100);
+    val[100] = 0;
+    int preload_errors = 0;
+    for (int k = 0; k < PRELOAD_KEYS; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "pre:%d", k);
+        const char *cmd[] = {"SET", key, val};
+        call(k % N_NODES, &r, 3, cmd);
+        preload_errors += !reply_is(&r, "+OK\r\n");
+    }
+    CHECK(preload_errors == 0);
     struct writer writers[N_WRITERS] = {0};
     for (int i = 0; i < N_WRITERS; i++) {
         writers[i].id = i;
         CHECK(pthread_create(&writers[i].thread, NULL, writer_main, &writers[i]) == 0);
     }
-    struct craft_resp_buf r = {0};
     const char *join[] = {"CRAFT.SHARD", "JOIN", "2", "3"};
     call(1, &r, 4, join);
     CHECK(reply_is(&r, "+OK\r\n"));
@@ -219,10 +253,25 @@ static void grow_under_writers(void)
             }
         }
     }
-    printf("  %d SETs written during the changes, each read through %d nodes\n", written,
-           N_NODES);
+    char want[128];
+    snprintf(want, sizeof want, "$100\r\n%s\r\n", val);
+    for (int k = 0; k < PRELOAD_KEYS; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "pre:%d", k);
+        const char *get[] = {"GET", key};
+        call(k % N_NODES, &r, 2, get);
+        wrong += !reply_is(&r, want);
+    }
+    /* At most six hand-overs (JOIN: 1 to 2 and 3; MOVE; LEAVE: 1 to 2 and 3), in more
+     * entries than that: parts. */
+    uint64_t entries = info_sum("craft_handover_entries");
+    uint64_t bytes = info_sum("craft_handover_bytes");
+    printf("  %d SETs written during the changes, each read through %d nodes; %" PRIu64
+           " hand-over entries, %" PRIu64 " bytes\n",
+           written, N_NODES, entries, bytes);
     CHECK(written > 0);
     CHECK(wrong == 0);
+    CHECK(entries > 6 && bytes > (uint64_t)PRELOAD_KEYS * 100);
     craft_resp_buf_free(&r);
 }
 
