@@ -321,6 +321,7 @@ struct driver {
         bool pending; /* pending_next waits for pending[g]'s outcome */
     } *pulls;
     struct pull **pending_pull; /* per group: the pull a pending part belongs to */
+    size_t *pending_install;    /* per group: a pending install's payload bytes (INFO) */
 };
 
 static bool leads(struct craft_node *node)
@@ -382,8 +383,14 @@ static bool step_idle(struct driver *d, struct craftkv_group *g)
         struct craft_kv_result *res =
             craft_future_wait(*f, 0) == CRAFT_OK ? craft_future_result(*f) : NULL;
         struct pull *p = d->pending_pull[g->index];
-        if (p && p->pending && res && res->type != CRAFT_KV_RES_ERR)
+        bool in = res && res->type != CRAFT_KV_RES_ERR;
+        if (p && p->pending && in)
             p->cur = p->pending_next; /* the part went in: the next one goes on from there */
+        if (in && d->pending_install[g->index] > 0) {
+            atomic_fetch_add(&d->s->n_handover_entries, 1);
+            atomic_fetch_add(&d->s->n_handover_bytes, d->pending_install[g->index]);
+        }
+        d->pending_install[g->index] = 0;
         if (p)
             p->pending = false;
         d->pending_pull[g->index] = NULL;
@@ -486,6 +493,8 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
                 if (in) {
                     atomic_fetch_add(&s->n_handover_entries, 1);
                     atomic_fetch_add(&s->n_handover_bytes, len);
+                } else if (d->pending[g->index]) {
+                    d->pending_install[g->index] = len; /* counted once in (step_idle) */
                 }
                 if (in && part) {
                     p->cur = next; /* the next pass goes on from there */
@@ -627,6 +636,7 @@ static void *driver_main(void *arg)
     free(d->pending);
     free(d->pulls);
     free(d->pending_pull);
+    free(d->pending_install);
     free(d->view);
     free(d->peer);
     free(d->cfg);
@@ -752,8 +762,10 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
         d->pending = calloc(s->n_groups, sizeof *d->pending);
         d->pulls = calloc((size_t)s->n_groups * s->n_groups, sizeof *d->pulls);
         d->pending_pull = calloc(s->n_groups, sizeof *d->pending_pull);
+        d->pending_install = calloc(s->n_groups, sizeof *d->pending_install);
     }
     if (!d || !d->view || !d->peer || !d->cfg || !d->pending || !d->pulls || !d->pending_pull ||
+        !d->pending_install ||
         pthread_create(&s->shard_thread, NULL, driver_main, d) != 0) {
         if (d) {
             free(d->view);
@@ -762,6 +774,7 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
             free(d->pending);
             free(d->pulls);
             free(d->pending_pull);
+            free(d->pending_install);
         }
         free(d);
         snprintf(err, cap, "cannot start the shard driver");
