@@ -7,7 +7,8 @@
 # migrations), and redis-benchmark must see no error. A process killed in the middle of a
 # migration comes back and the migration finishes. Also: CROSSSLOT, the admin commands'
 # refusals, DBSIZE/SCAN/FLUSHALL, CLUSTER SLOTS/NODES/INFO, redis-cli -c, redis-cli --cluster
-# check, redis-benchmark --cluster and redis-py's RedisCluster.
+# check, redis-benchmark --cluster and redis-py's RedisCluster (also through two live
+# migrations of a range).
 # Usage: tests/blackbox/craftkv_shard.sh path/to/craftkv
 # Prints "N passed, M failed" last; exits non-zero on any failure.
 set -u
@@ -195,11 +196,40 @@ EOF
 )
     check "redis-py RedisCluster writes and reads 50 keys, SCAN finds them" "1225 50" \
         "$(echo $out)"
+    # Through live migrations: a RedisCluster client writes and reads back while a range
+    # moves to another group and back; it may follow MOVED (leaders move too), never
+    # sees an error, and every write it made reads back.
+    rm -f "$TMP/py.stop"
+    timeout 120 /usr/bin/python3 - "$(CPORT 2)" "$TMP/py.stop" >"$TMP/py.out" 2>&1 <<'EOF' &
+import os, sys
+from redis.cluster import RedisCluster
+rc = RedisCluster(host="127.0.0.1", port=int(sys.argv[1]))
+n = errors = 0
+while not os.path.exists(sys.argv[2]) or n < 200:
+    try:
+        rc.set(f"live:{n}", n)
+        n += 1
+        if rc.get(f"live:{n // 2}") is None:
+            errors += 1
+    except Exception as e:
+        errors += 1
+        print("error:", e, file=sys.stderr)
+wrong = sum(1 for i in range(n) if rc.get(f"live:{i}") != str(i).encode())
+print(n >= 200, errors, wrong)
+EOF
+    PYC=$!
+    check "MOVE 5000 6000 2 under a RedisCluster client" OK "$(shard_cli 1 craft.shard move 5000 6000 2)"
+    check "MOVE 5000 6000 1 back" OK "$(shard_cli 3 craft.shard move 5000 6000 1)"
+    touch "$TMP/py.stop"
+    wait "$PYC"
+    check "redis-py RedisCluster through two migrations: no error, every write reads back" \
+        "True 0 0" "$(tail -1 "$TMP/py.out")"
 else
     echo "skip redis-py RedisCluster (python3-redis not installed)"
 fi
 
 # ---- a restart of every process: every group recovers from the shared log ----
+conf_before=$(shard_info 1 | sed -n 's/^configuration:\([0-9]*\)$/\1/p')
 for i in 1 2 3; do stop "$i"; done
 for i in 1 2 3; do start "$i"; done
 L=$(wait_leader)
@@ -212,7 +242,8 @@ for _ in $(seq 1 100); do
 done
 check_has "CLUSTER INFO: ok again after the restart" "cluster_state:ok" "$(cli 2 cluster info | tr -d '\r')"
 check "data survives a full restart" hello "$(cli 2 get greeting)"
-check_has "the configuration survives it" "configuration:5" "$(shard_info 1)"
+check_has "the configuration survives it ($conf_before)" "configuration:$conf_before" \
+    "$(shard_info 1)"
 for _ in $(seq 1 20); do
     for i in 1 2 3; do cli "$i" flushall >/dev/null; done
     sum=$(dbsize_sum); [ "$sum" = 0 ] && break; sleep 0.3
