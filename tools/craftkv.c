@@ -54,6 +54,7 @@ static void usage(FILE *f)
             "                     [--groups G [--initial-groups K]]\n"
             "       (any start: [--requirepass PASS] [--listen-metrics HOST:PORT])\n"
             "       (a new sharded cluster: --shard-groups G [--shard-groups-initial K])\n"
+            "       (sharded, any start: [--shard-handover-bytes B])\n"
             "\n"
             "A Redis-compatible key/value server replicated with Raft. A new cluster: every node\n"
             "lists every node's peer and client address in --initial-cluster (followers forward\n"
@@ -82,6 +83,9 @@ static void usage(FILE *f)
             "replica of each) by a replicated shard controller; clients route with MOVED and\n"
             "CROSSSLOT (redis-cli -c). --shard-groups-initial K: only groups 1..K get slots at\n"
             "first; CRAFT.SHARD JOIN/LEAVE/MOVE change that live. Saved in craftkv.conf.\n"
+            "--shard-handover-bytes B (8 KiB to 32 MiB - 4 KiB, the default; each start): the\n"
+            "largest log entry of a slot hand-over, more goes in several; every live client\n"
+            "session of a group must fit in one.\n"
             "\n"
             "Administration (redis-cli, any node): RAFT.INFO, RAFT.ADDNODE ID PEER CLIENT\n"
             "[VOTER|LEARNER], RAFT.REMOVENODE ID, RAFT.TRANSFER [ID], RAFT.SNAPSHOT.\n"
@@ -379,7 +383,7 @@ static int run_server(int argc, char **argv)
 {
     struct conf flags = {0}, file = {0};
     const char *dir = NULL, *timeout = NULL, *snap_entries = NULL, *snap_bytes = NULL,
-               *trailing = NULL, *pass = NULL, *metrics = NULL;
+               *trailing = NULL, *pass = NULL, *metrics = NULL, *handover = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -415,6 +419,8 @@ static int run_server(int argc, char **argv)
             metrics = v;
         else if (strcmp(a, "--shard-groups") == 0)
             snprintf(flags.shard_groups, sizeof flags.shard_groups, "%s", v);
+        else if (strcmp(a, "--shard-handover-bytes") == 0)
+            handover = v;
         else if (strcmp(a, "--shard-groups-initial") == 0)
             snprintf(flags.shard_groups_initial, sizeof flags.shard_groups_initial, "%s", v);
         else
@@ -446,6 +452,16 @@ static int run_server(int argc, char **argv)
                     sizes[k].value);
             return 2;
         }
+    }
+    if (handover) {
+        uint64_t b;
+        if (parse_u64(handover, &b) || b < CRAFTKV_HANDOVER_BYTES_MIN ||
+            b > CRAFTKV_HANDOVER_BYTES_MAX) {
+            fprintf(stderr, "craftkv: bad --shard-handover-bytes '%s' (want %u to %u)\n",
+                    handover, CRAFTKV_HANDOVER_BYTES_MIN, CRAFTKV_HANDOVER_BYTES_MAX);
+            return 2;
+        }
+        o.shard_handover_bytes = (size_t)b;
     }
     if (flags.join[0] && flags.cluster[0])
         return die("%s", "--join and --initial-cluster exclude each other (see --help)");

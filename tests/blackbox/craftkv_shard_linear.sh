@@ -4,7 +4,9 @@
 # while a seeded random schedule moves slots between the groups (JOIN, LEAVE, MOVE of the
 # ranges that hold the test's keys), kills (SIGKILL) and pauses (SIGSTOP) processes,
 # transfers leadership and takes snapshots; then the history must be linearizable: every
-# write took effect once, in its own time, whichever group held its key.
+# write took effect once, in its own time, whichever group held its key. Hand-overs are
+# limited to 12 KiB entries and 300 keys of 200 bytes are preloaded, so slots move in parts
+# through the faults; every preloaded key must read back at the end.
 #
 # Usage: tests/blackbox/craftkv_shard_linear.sh path/to/craftkv [path/to/craftkv-check]
 # Environment: SEED (the schedule and the clients' choices; random when unset, printed),
@@ -20,12 +22,14 @@ echo "seed $SEED (rerun: SEED=$SEED $0 $*)"
 [ -x "$CHECK" ] || { bad "craftkv-check is built" "$CHECK"; bb_finish; exit 1; }
 
 start() { # id [first]
+    # Hand-overs of at most 12 KiB: the preloaded keys below move in parts.
     if [ "${2:-}" = first ]; then
         "$BIN" --id "$1" --data-dir "$TMP/n$1" --initial-cluster "$CLUSTER" --timeout-ms 3000 \
             --snapshot-entries 2000 --trailing-entries 500 --shard-groups 3 \
-            --shard-groups-initial 1 2>>"$TMP/n$1.log" &
+            --shard-groups-initial 1 --shard-handover-bytes 12288 2>>"$TMP/n$1.log" &
     else
-        "$BIN" --id "$1" --data-dir "$TMP/n$1" 2>>"$TMP/n$1.log" &
+        "$BIN" --id "$1" --data-dir "$TMP/n$1" --shard-handover-bytes 12288 \
+            2>>"$TMP/n$1.log" &
     fi
     PID[$1]=$!
 }
@@ -48,6 +52,12 @@ for i in 1 2 3; do start $i first; done
 L=$(wait_leader)
 [ -n "$L" ] && ok "a leader is elected (node $L)" || bad "a leader is elected"
 cluster_ok 1 && ok "the first configuration is in force" || bad "the first configuration"
+# 300 keys of 200 bytes beside the clients' keys: about 70 KB, so that every hand-over of
+# the schedule goes in several entries (parts) while processes are killed and paused.
+PRELOAD_VAL=$(printf 'p%.0s' $(seq 1 200))
+for k in $(seq 1 300); do printf 'SET pre:%d %s\r\n' "$k" "$PRELOAD_VAL"; done |
+    timeout 60 redis-cli -p "$(CPORT 1)" >"$TMP/preload.out" 2>&1
+check "300 keys preloaded" 300 "$(grep -c '^OK$' "$TMP/preload.out")"
 
 "$CHECK" --nodes "$(CADDR 1),$(CADDR 2),$(CADDR 3)" --clients 8 --keys 6 --seconds "$RUN" \
     --seed "$SEED" --op-timeout-ms 10000 --min-ok 100 >"$TMP/check.out" 2>&1 &
@@ -105,4 +115,13 @@ for _ in $(seq 1 150); do
 done
 [ $settled = 1 ] && ok "every group settles in configuration $num" ||
     bad "every group settles" "$(echo "$info" | tr '\n' ' ')"
+missing=0
+for k in $(seq 1 300); do printf 'GET pre:%d\r\n' "$k"; done |
+    timeout 60 redis-cli -p "$(CPORT 2)" >"$TMP/preload.get" 2>&1
+check "every preloaded key reads back after the moves" 300 \
+    "$(grep -c "^$PRELOAD_VAL\$" "$TMP/preload.get")"
+handovers=$(for i in 1 2 3; do cli "$i" info cluster; done | tr -d '\r' | awk -F: '
+    $1 == "craft_handover_entries" { n += $2 } $1 == "craft_handover_bytes" { b += $2 }
+    END { print n + 0, b + 0 }')
+echo "     (hand-over entries and bytes, every process: $handovers)"
 bb_finish
