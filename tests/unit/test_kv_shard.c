@@ -196,17 +196,27 @@ static int src_read(void *ctx, void *buf, size_t cap, size_t *n)
     return CRAFT_OK;
 }
 
-static void migration(void)
+/* Groups 1 and 2 (a, b), and the configurations that give group 1 every slot (*c1) and then
+ * half of them to group 2 (*c2): malloc'd, the caller frees them. */
+static void two_groups(struct g *a, struct g *b, struct craft_shard_config **c1,
+                       struct craft_shard_config **c2)
 {
-    struct craft_shard_config *c1 = malloc(sizeof *c1), *c2 = malloc(sizeof *c2);
+    *c1 = malloc(sizeof **c1);
+    *c2 = malloc(sizeof **c2);
     struct craft_shard_group g1 = group(1), g2 = group(2);
     struct craft_shard_config c0;
     craft_shard_config_init(&c0);
-    CHECK(craft_shard_join(&c0, &g1, 1, c1, NULL, 0) == CRAFT_OK);
-    CHECK(craft_shard_join(c1, &g2, 1, c2, NULL, 0) == CRAFT_OK);
+    CHECK(craft_shard_join(&c0, &g1, 1, *c1, NULL, 0) == CRAFT_OK);
+    CHECK(craft_shard_join(*c1, &g2, 1, *c2, NULL, 0) == CRAFT_OK);
+    g_open(a, 1);
+    g_open(b, 2);
+}
+
+static void migration(void)
+{
+    struct craft_shard_config *c1, *c2;
     struct g a, b;
-    g_open(&a, 1);
-    g_open(&b, 2);
+    two_groups(&a, &b, &c1, &c2);
     char stay[16], go[16], go2[16];
     key_of(c2, 1, 0, stay);
     key_of(c2, 2, 0, go);
@@ -359,15 +369,9 @@ static int sink_write(void *ctx, const void *buf, size_t len)
  * it and wherever its session goes; a new seq runs. */
 static void refusal_final(void)
 {
-    struct craft_shard_config *c1 = malloc(sizeof *c1), *c2 = malloc(sizeof *c2);
-    struct craft_shard_group g1 = group(1), g2 = group(2);
-    struct craft_shard_config c0;
-    craft_shard_config_init(&c0);
-    CHECK(craft_shard_join(&c0, &g1, 1, c1, NULL, 0) == CRAFT_OK);
-    CHECK(craft_shard_join(c1, &g2, 1, c2, NULL, 0) == CRAFT_OK);
+    struct craft_shard_config *c1, *c2;
     struct g a, b;
-    g_open(&a, 1);
-    g_open(&b, 2);
+    two_groups(&a, &b, &c1, &c2);
     char go[16];
     key_of(c2, 2, 0, go);
     CHECK(config(&a, c1) && config(&b, c1) && config(&a, c2) && config(&b, c2));
@@ -484,15 +488,9 @@ static size_t record(uint8_t *p, const uint64_t *seqs, size_t n, size_t rbytes)
  * and a part arriving after it changes nothing either. */
 static void parts(void)
 {
-    struct craft_shard_config *c1 = malloc(sizeof *c1), *c2 = malloc(sizeof *c2);
-    struct craft_shard_group g1 = group(1), g2 = group(2);
-    struct craft_shard_config c0;
-    craft_shard_config_init(&c0);
-    CHECK(craft_shard_join(&c0, &g1, 1, c1, NULL, 0) == CRAFT_OK);
-    CHECK(craft_shard_join(c1, &g2, 1, c2, NULL, 0) == CRAFT_OK);
+    struct craft_shard_config *c1, *c2;
     struct g a, b;
-    g_open(&a, 1);
-    g_open(&b, 2);
+    two_groups(&a, &b, &c1, &c2);
     CHECK(config(&a, c1) && config(&b, c1));
     enum { KEYS = 40 };
     char keys[KEYS][16], val[100];
