@@ -68,19 +68,7 @@ static bool lost_leadership(int rc)
 /* A node id: decimal digits only, 1..UINT64_MAX. */
 static bool parse_id(const struct craft_resp_arg *a, uint64_t *id)
 {
-    if (a->len == 0 || a->len > 20)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < a->len; i++) {
-        if (a->data[i] < '0' || a->data[i] > '9')
-            return false;
-        unsigned d = (unsigned)(a->data[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *id = v;
-    return v != 0;
+    return craftkv_arg_u64(a, UINT64_MAX, id) && *id != 0;
 }
 
 static void reply_bad_id(struct craft_resp_buf *out, const struct craft_resp_arg *a)

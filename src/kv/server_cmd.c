@@ -24,6 +24,25 @@ bool craftkv_arg_is(const struct craft_resp_arg *a, const char *s)
     return a->len == n && strncasecmp(a->data, s, n) == 0;
 }
 
+bool craftkv_arg_u64(const struct craft_resp_arg *a, uint64_t max, uint64_t *v)
+{
+    if (a->len == 0 || a->len > 20)
+        return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < a->len; i++) {
+        if (a->data[i] < '0' || a->data[i] > '9')
+            return false;
+        unsigned d = (unsigned)(a->data[i] - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return false; /* past UINT64_MAX */
+        x = x * 10 + d;
+    }
+    if (x > max)
+        return false;
+    *v = x;
+    return true;
+}
+
 /* Redis's string2ll: an optional '-', digits, nothing else, no overflow. */
 static int parse_i64(const struct craft_resp_arg *a, int64_t *v)
 {

@@ -160,22 +160,6 @@ static bool conn_flush(struct craftkv_server *s, struct craftkv_conn *c)
     return true;
 }
 
-static int parse_u64(const struct craft_resp_arg *a, uint64_t *v)
-{
-    char buf[24];
-    if (a->len == 0 || a->len >= sizeof buf)
-        return -1;
-    memcpy(buf, a->data, a->len);
-    buf[a->len] = '\0';
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(buf, &end, 10);
-    if (errno || *end || buf[0] == '-')
-        return -1;
-    *v = x;
-    return 0;
-}
-
 /* Adds a command for group g to the connection's batch; false if out of memory (an error
  * was replied). */
 static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
@@ -363,7 +347,8 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         /* CRAFT.FWDG <gid> <session> ...: a sharded server's forwarded write names its
          * group; the rest is CRAFT.FWD's. */
         uint64_t gid = 0;
-        fwd_group = argc > 1 && parse_u64(&argv[1], &gid) == 0 ? craftkv_group_of(s, gid) : NULL;
+        bool named = argc > 1 && craftkv_arg_u64(&argv[1], UINT64_MAX, &gid);
+        fwd_group = named ? craftkv_group_of(s, gid) : NULL;
         bad_fwd = fwd_group == NULL;
         argc -= 1;
         argv += 1;
@@ -372,7 +357,8 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         /* CRAFT.FWD <session> <seq> [<ack>] <command...>: a follower's forwarded write, or
          * a client library's exactly-once write (kv-client.md). A command name is never a
          * number, so a numeric fourth argument is the ack. */
-        if (argc < 4 || parse_u64(&argv[1], &session) || parse_u64(&argv[2], &seq) ||
+        if (argc < 4 || !craftkv_arg_u64(&argv[1], UINT64_MAX, &session) ||
+            !craftkv_arg_u64(&argv[2], UINT64_MAX, &seq) ||
             session == 0 || (seq == 0) != (argc == 4 && craftkv_arg_is(&argv[3], CRAFTKV_ENDSESSION_CMD))) {
             /* seq 0: only the end of a session (CRAFT.FWD <session> 0 CRAFT.ENDSESSION) */
             bad_fwd = true;
@@ -380,7 +366,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
             forwarded = true;
             argc -= 3;
             argv += 3;
-            if (parse_u64(&argv[0], &ack) == 0) {
+            if (craftkv_arg_u64(&argv[0], UINT64_MAX, &ack)) {
                 if (argc < 2 || ack == 0 || ack > seq) {
                     bad_fwd = true;
                 } else {

@@ -407,6 +407,9 @@ void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_
 /* True if argument a is name, compared as Redis compares command and option names
  * (case-insensitive). */
 bool craftkv_arg_is(const struct craft_resp_arg *a, const char *name);
+/* True if argument a is a decimal number (digits only: no sign, no space) of at most max,
+ * stored in *v; false otherwise (*v unchanged). */
+bool craftkv_arg_u64(const struct craft_resp_arg *a, uint64_t max, uint64_t *v);
 /* The entry named name (case-insensitive), or NULL; the i-th entry, or NULL past the end. */
 const struct craftkv_cmd_def *craftkv_cmd_find(const char *name, size_t len);
 const struct craftkv_cmd_def *craftkv_cmd_at(size_t i);

@@ -52,18 +52,11 @@ static void fold_cmd(const struct craftkv_cmd_def *d, size_t argc,
     }
 }
 
-/* A non-negative decimal argument, or -1. */
+/* A count of at most 9 digits, or -1. */
 static long long arg_count(const struct craft_resp_arg *a)
 {
-    if (a->len == 0 || a->len > 9)
-        return -1;
-    long long v = 0;
-    for (size_t i = 0; i < a->len; i++) {
-        if (a->data[i] < '0' || a->data[i] > '9')
-            return -1;
-        v = v * 10 + (a->data[i] - '0');
-    }
-    return v;
+    uint64_t v;
+    return craftkv_arg_u64(a, 999999999, &v) ? (long long)v : -1;
 }
 
 /* CRAFT.EXEC <nw> (<key> <digest>)*nw <n> (<argc> <name> <args>...)*n: the watched keys

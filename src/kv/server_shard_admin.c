@@ -21,22 +21,6 @@
 #include "shard/ctrler.h"
 #include "shard/view.h"
 
-static bool parse_num(const struct craft_resp_arg *a, uint64_t max, uint64_t *v)
-{
-    if (a->len == 0 || a->len > 19)
-        return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < a->len; i++) {
-        if (a->data[i] < '0' || a->data[i] > '9')
-            return false;
-        x = x * 10 + (uint64_t)(a->data[i] - '0');
-    }
-    if (x > max)
-        return false;
-    *v = x;
-    return true;
-}
-
 bool craftkv_shard_check(size_t argc, const struct craft_resp_arg *argv,
                          struct craft_resp_buf *out)
 {
@@ -45,7 +29,7 @@ bool craftkv_shard_check(size_t argc, const struct craft_resp_arg *argv,
     if ((craftkv_arg_is(sub, "JOIN") || craftkv_arg_is(sub, "LEAVE")) && argc >= 3 &&
         argc - 2 <= CRAFT_SHARD_GROUPS_MAX) {
         for (size_t i = 2; i < argc; i++)
-            if (!parse_num(&argv[i], UINT64_MAX - 1, &v) || v == 0) {
+            if (!craftkv_arg_u64(&argv[i], UINT64_MAX - 1, &v) || v == 0) {
                 craft_resp_append_error(out, "ERR bad group id (want a positive integer)");
                 return false;
             }
@@ -53,12 +37,12 @@ bool craftkv_shard_check(size_t argc, const struct craft_resp_arg *argv,
     }
     if (craftkv_arg_is(sub, "MOVE") && argc == 5) {
         uint64_t first, last;
-        if (!parse_num(&argv[2], CRAFT_SLOTS - 1, &first) ||
-            !parse_num(&argv[3], CRAFT_SLOTS - 1, &last) || first > last) {
+        if (!craftkv_arg_u64(&argv[2], CRAFT_SLOTS - 1, &first) ||
+            !craftkv_arg_u64(&argv[3], CRAFT_SLOTS - 1, &last) || first > last) {
             craft_resp_append_error(out, "ERR bad slot range (want first <= last, 0..16383)");
             return false;
         }
-        if (!parse_num(&argv[4], UINT64_MAX - 1, &v) || v == 0) {
+        if (!craftkv_arg_u64(&argv[4], UINT64_MAX - 1, &v) || v == 0) {
             craft_resp_append_error(out, "ERR bad group id (want a positive integer)");
             return false;
         }
@@ -94,16 +78,16 @@ int craftkv_shard_lead(struct craftkv_server *s, size_t argc, const struct craft
     uint64_t v = 0;
     if (craftkv_arg_is(sub, "MOVE")) {
         req->op = CRAFT_SHARD_OP_MOVE;
-        parse_num(&argv[2], CRAFT_SLOTS - 1, &v);
+        craftkv_arg_u64(&argv[2], CRAFT_SLOTS - 1, &v);
         req->first = (uint16_t)v;
-        parse_num(&argv[3], CRAFT_SLOTS - 1, &v);
+        craftkv_arg_u64(&argv[3], CRAFT_SLOTS - 1, &v);
         req->last = (uint16_t)v;
-        parse_num(&argv[4], UINT64_MAX - 1, &req->gid);
+        craftkv_arg_u64(&argv[4], UINT64_MAX - 1, &req->gid);
     } else {
         bool join = craftkv_arg_is(sub, "JOIN");
         req->op = join ? CRAFT_SHARD_OP_JOIN : CRAFT_SHARD_OP_LEAVE;
         for (size_t i = 2; i < argc; i++) {
-            parse_num(&argv[i], UINT64_MAX - 1, &v);
+            craftkv_arg_u64(&argv[i], UINT64_MAX - 1, &v);
             if (!join) {
                 req->gids[req->n++] = v;
                 continue;
