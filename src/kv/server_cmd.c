@@ -560,6 +560,16 @@ static void l_echo(struct craftkv_server *s, struct craftkv_conn *c, size_t argc
     craft_resp_append_bulk(&c->out, argv[1].data, argv[1].len);
 }
 
+/* Redis Cluster's ASKING: craftkv never answers -ASK (a slot's owner changes with the
+ * configuration, and its new group serves it once the keys are in: sharding.md), so there
+ * is nothing to allow; a client that sends it anyway gets Redis's +OK. */
+static void l_asking(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                     const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    craft_resp_append_simple(&c->out, "OK");
+}
+
 static void l_select(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                      const struct craft_resp_arg *argv)
 {
@@ -892,6 +902,7 @@ static const struct craftkv_cmd_def table[] = {
     LOCAL("craft.consistency", -1, craftkv_l_consistency),
     LOCAL("readonly", 1, craftkv_l_readonly),
     LOCAL("readwrite", 1, craftkv_l_readwrite),
+    LOCAL("asking", 1, l_asking),
     LOCAL("auth", -2, craftkv_l_auth), /* server_auth.c */
     LOCAL("multi", 1, craftkv_l_multi), /* server_multi.c */
     LOCAL("exec", 1, craftkv_l_exec),
