@@ -211,6 +211,7 @@ static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
         t->ack = c->batch_n > 0 ? c->batch_head->seq : t->seq;
     }
     t->read_mode = c->read_mode;
+    t->slot = CRAFTKV_SLOT_UNKNOWN;
     if (c->batch_tail)
         c->batch_tail->chain = t;
     else
@@ -331,11 +332,14 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
                                                                strlen(CRAFTKV_EXEC_CMD));
             CRAFT_ASSERT(x != NULL);
             struct craftkv_group *g = NULL;
-            if (!v)
+            int slot;
+            if (!v) {
                 craft_resp_append_error(&c->out, "ERR out of memory");
-            else if ((g = craftkv_route_cmd(s, x, n, v, &c->out)) != NULL &&
-                     submit(c, g, x, n, v, false, 0, 0, 0))
+            } else if ((g = craftkv_route_cmd(s, x, n, v, &c->out, &slot)) != NULL &&
+                       submit(c, g, x, n, v, false, 0, 0, 0)) {
+                c->batch_tail->slot = slot;
                 submit_batch(s, c); /* alone: one entry */
+            }
             craftkv_multi_end(c);
             return true;
         }
@@ -384,11 +388,12 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     /* The group that serves it (sharded: by its keys' slot; forwarded: the one named);
      * NULL with the refusal in route_err. */
     struct craftkv_group *g = NULL;
+    int slot = CRAFTKV_SLOT_UNKNOWN;
     struct craft_resp_buf route_err = {0};
     if (batchable && forwarded && fwd_group)
         g = fwd_group;
     else if (batchable && !(!forwarded && strcmp(d->name, CRAFTKV_ENDSESSION_CMD) == 0))
-        g = craftkv_route_cmd(s, d, argc, argv, &route_err);
+        g = craftkv_route_cmd(s, d, argc, argv, &route_err, &slot);
     if (c->batch_n > 0) {
         const struct craftkv_task *h = c->batch_head;
         if (!batchable || !g || g != h->grp || d->kind != h->def->kind ||
@@ -445,6 +450,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         return true;
     if (forwarded && s->sharded && fwd_group)
         c->batch_tail->refusal_final = true; /* CRAFT.FWDG: a sharded server's */
+    c->batch_tail->slot = slot;
     if (d->kind == CRAFTKV_ADMIN)
         submit_batch(s, c); /* alone: it may block for long */
     return true;

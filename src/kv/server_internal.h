@@ -80,6 +80,9 @@ struct craftkv_task {
     bool open_session; /* writes: propose SESSION_OPEN for session just ahead of this one */
     bool answered;     /* out holds this command's reply: it is never sent again */
     uint8_t read_mode; /* enum craftkv_read_mode, the connection's at submission */
+    /* sharded: craftkv_cmd_slot of the command, once known (craftkv_task_slot); else
+     * CRAFTKV_SLOT_UNKNOWN */
+    int32_t slot;
     uint64_t arrived_ms; /* head: craftkv_mono_ms() when its first command was parsed */
     struct craft_resp_buf out;
     struct craft_future *fut;      /* this command's proposal (PROPOSED) */
@@ -505,16 +508,20 @@ const char *craftkv_role_name(enum craft_role role);
 const char *craftkv_peer_state_name(uint8_t state);
 
 /* ---- server_route.c: the group of a command ---- */
+#define CRAFTKV_SLOT_UNKNOWN (-3)
+/* t's craftkv_cmd_slot, computed once (a read's is asked for up to four times). */
+int craftkv_task_slot(struct craftkv_task *t);
 /* The slot of a command's keys: -1 if it has none, -2 if they span slots (CRAFT.EXEC: the
  * keys of its watches and of every queued command). */
 int craftkv_cmd_slot(const struct craftkv_cmd_def *d, size_t argc,
                      const struct craft_resp_arg *argv);
 /* The group that serves a command: the only one unsharded; sharded, this process's replica
  * of the owner of the command's slot, or NULL with the reply in out (MOVED to a server of
- * an owner hosted elsewhere, CROSSSLOT, CLUSTERDOWN, a command without keys). */
+ * an owner hosted elsewhere, CROSSSLOT, CLUSTERDOWN, a command without keys). *slot: the
+ * command's craftkv_cmd_slot when sharded, else CRAFTKV_SLOT_UNKNOWN. */
 struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_cmd_def *d,
                                         size_t argc, const struct craft_resp_arg *argv,
-                                        struct craft_resp_buf *out);
+                                        struct craft_resp_buf *out, int *slot);
 /* How every TRYAGAIN that refuses a key's slot begins (the state machine's included:
  * kv_sm.h), told apart from the TRYAGAIN of a deadline, whose outcome is unknown. */
 #define CRAFTKV_SLOT_TRYAGAIN "TRYAGAIN slot "

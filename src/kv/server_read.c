@@ -32,7 +32,7 @@ enum slot_verdict { SLOT_SERVED, SLOT_ELSEWHERE, SLOT_COMING };
 
 static enum slot_verdict slot_check(struct craft_kv_read *r, struct craftkv_task *t, uint8_t *st)
 {
-    int slot = craftkv_cmd_slot(t->def, t->argc, t->argv);
+    int slot = craftkv_task_slot(t);
     *st = CRAFT_SLOT_SERVING;
     if (slot < 0)
         return SLOT_SERVED; /* routed: keys in one slot */
@@ -75,7 +75,7 @@ static bool serve(struct craftkv_task *head)
         if (rc != CRAFT_OK)
             craft_resp_append_errorf(&t->out, "ERR storage error: %s", craft_strerror(rc));
         else if (sharded && slot_check(r, t, &st) != SLOT_SERVED &&
-                 (slot = craftkv_cmd_slot(t->def, t->argc, t->argv)) >= 0)
+                 (slot = craftkv_task_slot(t)) >= 0)
             craftkv_reply_slot_elsewhere(t->grp->srv, t->grp, (uint16_t)slot, st, &t->out);
         else if (t->def->read)
             t->def->read(r, t->argc, t->argv, &t->out);

@@ -83,6 +83,13 @@ static void fold_exec(size_t argc, const struct craft_resp_arg *argv, int *slot)
     }
 }
 
+int craftkv_task_slot(struct craftkv_task *t)
+{
+    if (t->slot == CRAFTKV_SLOT_UNKNOWN)
+        t->slot = craftkv_cmd_slot(t->def, t->argc, t->argv);
+    return t->slot;
+}
+
 int craftkv_cmd_slot(const struct craftkv_cmd_def *d, size_t argc,
                      const struct craft_resp_arg *argv)
 {
@@ -162,11 +169,13 @@ void craftkv_route_result(struct craftkv_server *s, const struct craftkv_group *
 
 struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_cmd_def *d,
                                         size_t argc, const struct craft_resp_arg *argv,
-                                        struct craft_resp_buf *out)
+                                        struct craft_resp_buf *out, int *slot_out)
 {
+    *slot_out = CRAFTKV_SLOT_UNKNOWN;
     if (!s->sharded)
         return &s->groups[0];
     int slot = craftkv_cmd_slot(d, argc, argv);
+    *slot_out = slot;
     if (slot == -2) {
         craft_resp_append_error(out, "CROSSSLOT Keys in request don't hash to the same slot");
         return NULL;
@@ -303,7 +312,7 @@ bool craftkv_reroute_reads(struct craftkv_server *s, struct craftkv_task *head,
         return false;
     struct craftkv_group *to = NULL;
     for (struct craftkv_task *t = head; t; t = t->chain) {
-        int slot = craftkv_cmd_slot(t->def, t->argc, t->argv);
+        int slot = craftkv_task_slot(t);
         uint8_t st = CRAFT_SLOT_SERVING;
         if (slot >= 0 && craft_kv_read_slot_state(r, (uint16_t)slot, &st) != CRAFT_OK)
             return false;
