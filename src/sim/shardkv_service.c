@@ -25,6 +25,9 @@
 #define TRYAGAIN_MS 50u
 #define KEY_MAX     32u
 #define GROUPS_MAX  8
+/* The largest hand-over payload (craftkv's smallest, CRAFTKV_HANDOVER_BYTES_MIN): a group's
+ * keys beyond it move in parts (sharding.md, "Hand-overs in parts"). */
+#define HANDOVER_BYTES_MAX (8u << 10)
 
 /* Replies to clerks: a tag byte, then the value or the error's text. */
 #define R_OK    'O'
@@ -47,6 +50,16 @@ struct replica {
     int next_server;              /* the peer server tried next (round robin) */
     unsigned peer_turn;           /* the peer group asked next (round robin) */
     struct craft_shard_view *view;
+    /* Per peer group: how far a hand-over in parts went, as craftkv's driver keeps it (in
+     * memory: lost at a restart): its configuration and slots, the last key known to be
+     * installed here, and the last key of a part proposed since, which counts once it is
+     * in this replica's store. */
+    struct pull {
+        uint64_t num;
+        struct craft_slot_set slots;
+        struct craft_kv_export_cursor cur, next;
+        bool check;
+    } pulls[GROUPS_MAX];
 };
 
 struct group {
@@ -122,6 +135,7 @@ static void svc_start(void *ctx, int i)
     rep->gen++;
     rep->pulling = rep->deleting = false;
     rep->want = 0;
+    memset(rep->pulls, 0, sizeof rep->pulls);
 }
 
 static void svc_apply(void *ctx, int i, const struct craft_entry *e)
@@ -268,6 +282,8 @@ struct call {
     enum call_answer ans;
     uint8_t *payload;
     size_t payload_len;
+    struct craft_kv_export_cursor cur; /* a pull: from where, then to where */
+    bool part;                         /* a pull's payload is a part */
 };
 
 static void call_free(struct sim_skv *s, struct call *k)
@@ -301,8 +317,14 @@ static void call_back(struct sim_cluster *c, void *arg)
                  craft_slot_set_count(&k->slots), (unsigned long long)k->num,
                  (unsigned long long)k->to->gid, k->server,
                  k->ans == ANS_FAILED ? "failed" : k->ans == ANS_NOT_YET ? "not yet"
-                 : k->ans == ANS_DONE ? "done" : "payload");
+                 : k->ans == ANS_DONE ? "done" : k->part ? "a part" : "payload");
         if (leads(rep)) {
+            struct pull *p = &rep->pulls[k->to->g];
+            if (k->ans == ANS_PAYLOAD && k->part && p->num == k->num &&
+                memcmp(&p->slots, &k->slots, sizeof k->slots) == 0) {
+                p->next = k->cur; /* counts once its last key is here (call_send) */
+                p->check = true;
+            }
             if (k->ans == ANS_PAYLOAD) {
                 propose(rep, CRAFT_KV_OP_SHARD_INSTALL, k->num, k->payload, k->payload_len);
             } else if (k->kind == CALL_DELETE && k->ans == ANS_DONE) {
@@ -342,9 +364,8 @@ static void call_arrive(struct sim_cluster *c, void *arg)
     struct craft_kv_read *rd;
     CRAFT_ASSERT(craft_kv_read_begin(peer->r.sm, &rd) == CRAFT_OK);
     if (k->kind == CALL_PULL) {
-        bool part; /* no cursor: one payload (the simulated groups' keys are few) */
-        int rc = craft_kv_read_export(rd, k->num, &k->slots, CRAFT_KV_CMD_BYTES_MAX - 64, NULL,
-                                      &k->payload, &k->payload_len, &part);
+        int rc = craft_kv_read_export(rd, k->num, &k->slots, HANDOVER_BYTES_MAX, &k->cur,
+                                      &k->payload, &k->payload_len, &k->part);
         craft_kv_read_end(rd);
         if (rc != CRAFT_OK && rc != CRAFT_EBUSY && rc != CRAFT_ESTALE) {
             sim_fail(k->to->c, "group %llu server %d: export of configuration %llu: %s",
@@ -373,6 +394,35 @@ static void call_arrive(struct sim_cluster *c, void *arg)
     answer(k, done ? ANS_DONE : ANS_NOT_YET);
 }
 
+/* Where the next pull of slots of configuration num from group `to` starts: after the last
+ * key of the part proposed last, once that key is in this replica's store (applied: the
+ * parts before it were, since each pull waits for the one before), else where that part
+ * started. Keys of a slot on its way are frozen at the sender, so a key present here is
+ * the part's (or an earlier leader's part that covered it: then so did its parts before). */
+static struct craft_kv_export_cursor pull_from(struct replica *rep, const struct group *to,
+                                               uint64_t num, const struct craft_slot_set *slots)
+{
+    struct pull *p = &rep->pulls[to->g];
+    if (p->num != num || memcmp(&p->slots, slots, sizeof *slots) != 0) {
+        memset(p, 0, sizeof *p);
+        p->num = num;
+        p->slots = *slots;
+    }
+    if (p->check) {
+        struct craft_kv_read *rd;
+        CRAFT_ASSERT(craft_kv_read_begin(rep->r.sm, &rd) == CRAFT_OK);
+        const uint8_t *v;
+        size_t vlen;
+        CRAFT_ASSERT(p->next.len >= 8); /* a stored key: 8 bytes of hash, then the key */
+        if (craft_kv_read_get(rd, p->next.key + 8, p->next.len - 8, &v, &vlen) == CRAFT_OK) {
+            p->cur = p->next;
+        }
+        craft_kv_read_end(rd);
+        p->check = false;
+    }
+    return p->cur;
+}
+
 static void call_send(struct replica *rep, enum call_kind kind, uint64_t peer_gid,
                       const struct craft_slot_set *slots)
 {
@@ -386,6 +436,9 @@ static void call_send(struct replica *rep, enum call_kind kind, uint64_t peer_gi
     *k = (struct call){.from = rep, .gen = rep->gen, .kind = kind, .to = to,
                        .server = rep->next_server++ % s->n, .num = rep->view->cur.num,
                        .slots = *slots};
+    if (kind == CALL_PULL) {
+        k->cur = pull_from(rep, to, k->num, slots);
+    }
     k->next = s->calls;
     if (s->calls != NULL) {
         s->calls->prev = k;
