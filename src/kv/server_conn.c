@@ -2,9 +2,13 @@
  * connection: a non-blocking socket, a RESP parser, an input and an output buffer each.
  * Connection-local commands are answered here; reads and writes are gathered into a batch
  * per connection and started on their pipeline (server_read.c, server_write.c), admin
- * commands go to a worker (server.c). A connection has at most one batch out and parses
- * nothing meanwhile, so its replies leave in request order. Batches that moved come back
- * through the queues (server_queue.c) and are stepped here, once per round of the loop. */
+ * commands go to a worker (server.c). What one pass over a connection's input parses is
+ * its round: sharded, one batch per group its commands go to (a pipeline of random keys
+ * would otherwise be cut into a batch at every change of group, one round trip each),
+ * started one after the other; else one batch. A connection has at most one batch out and
+ * parses nothing meanwhile; its replies leave in request order once the round is done.
+ * Batches that moved come back through the queues (server_queue.c) and are stepped here,
+ * once per round of the loop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -28,6 +32,14 @@
 #define UNAUTHED_IN_MAX (64u << 10) /* unparsed input of a connection before AUTH */
 #define OUT_PENDING_MAX (64u << 20)
 
+/* Most commands one batch holds: bounds a worker's turn and the memory of one pipeline. */
+#define BATCH_MAX 128
+/* A follower forwards every client's writes over one connection, and a connection has one
+ * batch out at a time: with BATCH_MAX, a follower's write throughput would be capped at
+ * BATCH_MAX per round of replication (half the leader's at redis-benchmark -c 50 -P 16).
+ * Forwarded batches take what has queued up since the last round instead. */
+#define FWD_BATCH_MAX 4096
+
 /* ---- connections ---- */
 
 static void conn_set_events(struct craftkv_server *s, struct craftkv_conn *c)
@@ -44,6 +56,21 @@ static void conn_set_events(struct craftkv_server *s, struct craftkv_conn *c)
     c->events = ev;
 }
 
+/* Frees the round's batches not started yet and its replies kept so far (the connection is
+ * closing: nobody waits for them). The batch out, if any, comes back to deliver(). */
+static void round_drop(struct craftkv_conn *c)
+{
+    for (size_t k = 0; k < c->round_groups; k++) {
+        size_t gi = c->round_order[k];
+        craftkv_batch_free(c->pend_head[gi]);
+        c->pend_head[gi] = c->pend_tail[gi] = NULL;
+    }
+    for (size_t i = 0; c->round_replies && c->round_groups > 1 && i < c->round_n; i++)
+        craft_resp_buf_free(&c->round_replies[i]);
+    c->round_n = c->round_groups = c->round_next = 0;
+    c->round_first = c->round_last = NULL;
+}
+
 static void conn_free(struct craftkv_server *s, struct craftkv_conn *c)
 {
     if (c->prev)
@@ -52,7 +79,8 @@ static void conn_free(struct craftkv_server *s, struct craftkv_conn *c)
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    craftkv_batch_free(c->batch_head);
+    round_drop(c);
+    free(c->round_replies);
     craftkv_multi_end(c);
     craft_resp_parser_free(&c->parser);
     craft_resp_buf_free(&c->out);
@@ -83,7 +111,7 @@ static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
                    const struct craftkv_cmd_def *d, size_t argc,
                    const struct craft_resp_arg *argv, bool forwarded, uint64_t session,
                    uint64_t seq, uint64_t ack);
-static bool submit_batch(struct craftkv_server *s, struct craftkv_conn *c);
+static bool round_step(struct craftkv_server *s, struct craftkv_conn *c);
 
 /* A closed connection's sessions end with it (SESSION_CLOSE through the write pipeline,
  * as its writes went; one group after the other, as a connection has one batch out at a
@@ -93,7 +121,7 @@ static bool submit_batch(struct craftkv_server *s, struct craftkv_conn *c);
  * connection comes back here when it returns, and is freed after the last). */
 static bool end_session(struct craftkv_server *s, struct craftkv_conn *c)
 {
-    CRAFT_ASSERT(c->batch_n == 0 && !c->busy);
+    CRAFT_ASSERT(c->round_n == 0 && !c->busy);
     c->ending = true;
     if (atomic_load(&s->stopping))
         return false;
@@ -108,11 +136,12 @@ static bool end_session(struct craftkv_server *s, struct craftkv_conn *c)
         ss->closed = true;
         if (!submit(c, &s->groups[i], d, 1, &name, false, 0, 0, 0))
             return false;
-        struct craftkv_task *t = c->batch_tail;
-        t->seq = t->ack = 0; /* a session op: no seq of its own */
-        ss->seq--;
+        struct craftkv_task *t = c->round_last;
+        t->needs_seq = false; /* a session op: no seq of its own */
+        t->session = ss->id;
+        t->seq = t->ack = 0;
         t->open_session = false;
-        if (submit_batch(s, c))
+        if (round_step(s, c))
             return true;
         /* answered at once (it could not be proposed): the next group's */
     }
@@ -128,9 +157,7 @@ static void conn_close(struct craftkv_server *s, struct craftkv_conn *c)
     c->fd = -1;
     s->n_conns--;
     c->dead = true;
-    craftkv_batch_free(c->batch_head); /* parsed, never submitted: nobody waits for them */
-    c->batch_head = c->batch_tail = NULL;
-    c->batch_n = 0;
+    round_drop(c); /* parsed, never started: nobody waits for them */
     if (c->busy)
         return; /* its batch is out: deliver() ends the session and frees it */
     if (!end_session(s, c))
@@ -191,8 +218,11 @@ static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
     t->def = d;
     t->conn = c;
     t->grp = g;
-    if (c->batch_n == 0)
-        t->arrived_ms = craftkv_mono_ms(); /* the batch's deadline counts from its first */
+    /* A batch's deadline counts from the round's first command (each batch's head). */
+    if (c->round_n == 0)
+        t->arrived_ms = craftkv_mono_ms();
+    else if (!c->pend_head[g->index])
+        t->arrived_ms = c->round_first->arrived_ms;
     t->forwarded = forwarded;
     t->refusal_final = g->srv->sharded && !forwarded; /* CRAFT.FWDG's: set by the caller */
     if (forwarded) {
@@ -205,54 +235,112 @@ static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
          * all its clients. Reopening a live session (a retry) changes nothing. */
         t->open_session = seq == 1;
     } else if (d->kind == CRAFTKV_WRITE && !(g->srv->sharded && craftkv_keyless_cmd(d))) {
-        craftkv_session_next(c, g, t);
-        /* Every earlier write of this connection was answered: a connection has one batch
-         * out at a time, so the lowest unanswered seq is the batch's first. */
-        t->ack = c->batch_n > 0 ? c->batch_head->seq : t->seq;
+        t->needs_seq = true; /* numbered when its batch starts (round_step) */
     }
     t->read_mode = c->read_mode;
     t->slot = CRAFTKV_SLOT_UNKNOWN;
-    if (c->batch_tail)
-        c->batch_tail->chain = t;
-    else
-        c->batch_head = t;
-    c->batch_tail = t;
-    c->batch_n++;
+    size_t gi = g->index;
+    if (c->pend_head[gi]) {
+        c->pend_tail[gi]->chain = t;
+    } else {
+        c->pend_head[gi] = t;
+        c->round_order[c->round_groups++] = (uint8_t)gi;
+    }
+    c->pend_tail[gi] = t;
+    if (!c->round_first)
+        c->round_first = t;
+    c->round_last = t;
+    t->round_pos = (uint32_t)c->round_n++;
     return true;
 }
 
 /* Starts the connection's batch on its pipeline. Returns false if it was answered at once
  * (the replies are in c->out already). */
-static bool submit_batch(struct craftkv_server *s, struct craftkv_conn *c)
+/* Numbers the writes of a batch that take this connection's seqs, now that it starts: in
+ * request order, each with the batch's first as ack (every earlier write of this
+ * connection's session in that group was answered: one batch of a connection is out at a
+ * time). Numbering at the start, not when parsed, keeps a batch that moves to another
+ * group (craftkv_reroute_writes) from taking seqs below those of a batch of the same round
+ * still waiting to start there. */
+static void number(struct craftkv_conn *c, struct craftkv_task *head)
 {
-    struct craftkv_task *t = c->batch_head;
-    c->batch_head = c->batch_tail = NULL;
-    c->batch_n = 0;
-    bool done = false;
-    if (t->keyless) {
-        t->stage = CRAFTKV_STAGE_WORKER;
-        craftkv_todo_push(s, t);
-    } else if (t->def->kind == CRAFTKV_WRITE) {
-        done = craftkv_write_start(s, t);
-    } else if (t->def->kind == CRAFTKV_READ) {
-        done = craftkv_read_start(s, t);
-    } else {
-        t->stage = CRAFTKV_STAGE_WORKER;
-        craftkv_todo_push(s, t);
+    uint64_t first = 0;
+    for (struct craftkv_task *t = head; t; t = t->chain) {
+        if (!t->needs_seq)
+            continue;
+        t->needs_seq = false;
+        CRAFT_ASSERT(t->grp == head->grp);
+        craftkv_session_next(c, t->grp, t);
+        if (first == 0)
+            first = t->seq;
+        t->ack = first;
     }
-    if (done) {
-        for (struct craftkv_task *u = t; u; u = u->chain) {
-            craftkv_count_error(s, u->out.data, u->out.len);
-            if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0)
-                c->closing = true;
-        }
-        if (t->close_conn)
-            c->closing = true; /* nothing more is read from it */
-        craftkv_batch_free(t);
+}
+
+/* Starts a batch on its path; true if it is answered already. */
+static bool start(struct craftkv_server *s, struct craftkv_task *t)
+{
+    if (t->keyless || (t->def->kind != CRAFTKV_WRITE && t->def->kind != CRAFTKV_READ)) {
+        t->stage = CRAFTKV_STAGE_WORKER;
+        craftkv_todo_push(s, t);
         return false;
     }
-    c->busy = true;
-    return true;
+    return t->def->kind == CRAFTKV_WRITE ? craftkv_write_start(s, t) : craftkv_read_start(s, t);
+}
+
+/* Takes an answered batch's replies: to the output at once when it is the round's only
+ * batch, else kept by position until the round is done (moved out of the tasks: an orphan
+ * batch outlives its connection's interest in it). */
+static void round_collect(struct craftkv_server *s, struct craftkv_conn *c,
+                          struct craftkv_task *t)
+{
+    for (struct craftkv_task *u = t; u; u = u->chain) {
+        craftkv_count_error(s, u->out.data, u->out.len);
+        if (c->round_groups > 1) {
+            CRAFT_ASSERT(u->round_pos < c->round_n && c->round_replies[u->round_pos].len == 0);
+            c->round_replies[u->round_pos] = u->out;
+            u->out = (struct craft_resp_buf){0};
+        } else if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0) {
+            c->closing = true;
+        }
+    }
+    if (t->close_conn)
+        c->closing = true; /* nothing more is read from it */
+}
+
+/* Starts the round's next batches until one is out (true) or every one is answered
+ * (false: the round's replies are in the output, and the round is over). */
+static bool round_step(struct craftkv_server *s, struct craftkv_conn *c)
+{
+    if (c->round_groups > 1 && !c->round_replies) {
+        c->round_replies = calloc(BATCH_MAX, sizeof *c->round_replies);
+        if (!c->round_replies) {
+            craft_resp_append_error(&c->out, "ERR out of memory");
+            c->closing = true;
+            round_drop(c);
+            return false;
+        }
+    }
+    while (c->round_next < c->round_groups) {
+        size_t gi = c->round_order[c->round_next++];
+        struct craftkv_task *t = c->pend_head[gi];
+        c->pend_head[gi] = c->pend_tail[gi] = NULL;
+        number(c, t);
+        if (!start(s, t)) {
+            c->busy = true;
+            return true;
+        }
+        round_collect(s, c, t);
+        craftkv_batch_free(t);
+    }
+    for (size_t i = 0; c->round_groups > 1 && i < c->round_n; i++) {
+        if (craftkv_buf_append_raw(&c->out, c->round_replies[i].data, c->round_replies[i].len))
+            c->closing = true;
+        craft_resp_buf_free(&c->round_replies[i]);
+    }
+    c->round_n = c->round_groups = c->round_next = 0;
+    c->round_first = c->round_last = NULL;
+    return false;
 }
 
 static const char *const read_mode_names[] = {"linearizable", "lease", "stale"};
@@ -292,13 +380,6 @@ void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_
     craft_resp_append_simple(&c->out, "OK");
 }
 
-/* Most commands one batch holds: bounds a worker's turn and the memory of one pipeline. */
-#define BATCH_MAX 128
-/* A follower forwards every client's writes over one connection, and a connection has one
- * batch out at a time: with BATCH_MAX, a follower's write throughput would be capped at
- * BATCH_MAX per round of replication (half the leader's at redis-benchmark -c 50 -P 16).
- * Forwarded batches take what has queued up since the last round instead. */
-#define FWD_BATCH_MAX 4096
 
 /* Runs or batches one command. Returns false, consuming nothing, when the command cannot
  * join the batch being built (another kind, a local command, an error reply): the batch
@@ -316,7 +397,7 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     if (c->multi) {
         /* Inside MULTI every command is queued or refused (CRAFT.FWD too: it is no
          * command of the table), so no batch is ever built meanwhile; or EXEC. */
-        CRAFT_ASSERT(c->batch_n == 0);
+        CRAFT_ASSERT(c->round_n == 0);
         const struct craftkv_cmd_def *q = craftkv_cmd_find(argv[0].data, argv[0].len);
         if (q)
             atomic_fetch_add_explicit(&s->cmd_calls[craftkv_cmd_index(q)], 1,
@@ -337,8 +418,8 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
                 craft_resp_append_error(&c->out, "ERR out of memory");
             } else if ((g = craftkv_route_cmd(s, x, n, v, &c->out, &slot)) != NULL &&
                        submit(c, g, x, n, v, false, 0, 0, 0)) {
-                c->batch_tail->slot = slot;
-                submit_batch(s, c); /* alone: one entry */
+                c->round_last->slot = slot;
+                round_step(s, c); /* alone: one entry */
             }
             craftkv_multi_end(c);
             return true;
@@ -394,10 +475,13 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         g = fwd_group;
     else if (batchable && !(!forwarded && strcmp(d->name, CRAFTKV_ENDSESSION_CMD) == 0))
         g = craftkv_route_cmd(s, d, argc, argv, &route_err, &slot);
-    if (c->batch_n > 0) {
-        const struct craftkv_task *h = c->batch_head;
-        if (!batchable || !g || g != h->grp || d->kind != h->def->kind ||
-            forwarded != h->forwarded || c->batch_n >= (forwarded ? FWD_BATCH_MAX : BATCH_MAX)) {
+    if (c->round_n > 0) {
+        /* Sharded, a client's commands for several groups make one round (a batch per
+         * group); a forwarded batch names one group, and one group serves unsharded. */
+        const struct craftkv_task *h = c->round_first;
+        bool other_group = g != h->grp && (forwarded || !s->sharded);
+        if (!batchable || !g || other_group || d->kind != h->def->kind ||
+            forwarded != h->forwarded || c->round_n >= (forwarded ? FWD_BATCH_MAX : BATCH_MAX)) {
             craft_resp_buf_free(&route_err);
             return false;
         }
@@ -434,8 +518,8 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
         /* Every group this process leads: a worker's job, alone (server_keyless.c). */
         craft_resp_buf_free(&route_err);
         if (submit(c, &s->groups[0], d, argc, argv, false, 0, 0, 0)) {
-            c->batch_tail->keyless = true;
-            submit_batch(s, c);
+            c->round_last->keyless = true;
+            round_step(s, c);
         }
         return true;
     }
@@ -449,10 +533,10 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     if (!submit(c, g ? g : &s->groups[0], d, argc, argv, forwarded, session, seq, ack))
         return true;
     if (forwarded && s->sharded && fwd_group)
-        c->batch_tail->refusal_final = true; /* CRAFT.FWDG: a sharded server's */
-    c->batch_tail->slot = slot;
+        c->round_last->refusal_final = true; /* CRAFT.FWDG: a sharded server's */
+    c->round_last->slot = slot;
     if (d->kind == CRAFTKV_ADMIN)
-        submit_batch(s, c); /* alone: it may block for long */
+        round_step(s, c); /* alone: it may block for long */
     return true;
 }
 
@@ -466,7 +550,7 @@ again:
         if (rc == CRAFT_RESP_NEED_MORE)
             break;
         if (rc != CRAFT_OK) {
-            if (c->batch_n > 0) {
+            if (c->round_n > 0) {
                 craft_resp_parser_reset(&c->parser);
                 break; /* answer the batch first; the error is found again after it */
             }
@@ -481,7 +565,7 @@ again:
         if (c->out.len >= OUT_PENDING_MAX)
             break; /* a client that does not read: let it drain first */
     }
-    if (c->batch_n > 0 && !c->busy && !submit_batch(s, c) && !c->closing &&
+    if (c->round_n > 0 && !c->busy && !round_step(s, c) && !c->closing &&
         c->out.len < OUT_PENDING_MAX)
         goto again; /* answered at once: go on with the input */
     if (c->in_off == c->in_len)
@@ -541,8 +625,10 @@ void craftkv_conn_accept(struct craftkv_server *s)
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        /* One block: the connection and its sessions, one per group. */
-        struct craftkv_conn *c = calloc(1, sizeof *c + s->n_groups * sizeof *c->sessions);
+        /* One block: the connection, and per group its session and its round's batch. */
+        size_t n = s->n_groups;
+        struct craftkv_conn *c = calloc(1, sizeof *c + n * sizeof *c->sessions +
+                                               2 * n * sizeof(struct craftkv_task *) + n);
         if (!c) {
             close(fd);
             continue;
@@ -551,6 +637,9 @@ void craftkv_conn_accept(struct craftkv_server *s)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->ep_kind = CRAFTKV_EP_CONN;
         c->sessions = (struct craftkv_session *)(c + 1);
+        c->pend_head = (struct craftkv_task **)(c->sessions + n);
+        c->pend_tail = c->pend_head + n;
+        c->round_order = (uint8_t *)(c->pend_tail + n);
         c->fd = fd;
         c->id = ++s->next_conn_id;
         c->authed = s->opts.requirepass[0] == '\0';
@@ -600,18 +689,15 @@ static void deliver(struct craftkv_server *s, struct craftkv_task *t, bool keep)
         /* The session's close came back: counted if it closed a live session. */
         if (c->ending && t->out.len == 4 && memcmp(t->out.data, ":1\r\n", 4) == 0)
             atomic_fetch_add(&s->n_sessions_ended, 1);
+        round_drop(c); /* the rest of its round: nobody waits */
         if (!end_session(s, c))
             conn_bury(s, c);
     } else {
-        for (struct craftkv_task *u = t; u; u = u->chain) {
+        for (struct craftkv_task *u = t; u; u = u->chain)
             CRAFT_ASSERT(u->answered);
-            craftkv_count_error(s, u->out.data, u->out.len);
-            if (craftkv_buf_append_raw(&c->out, u->out.data, u->out.len) != 0)
-                c->closing = true;
-        }
-        if (t->close_conn)
-            c->closing = true; /* nothing more is read from it */
-        conn_process(s, c);
+        round_collect(s, c, t);
+        if (!round_step(s, c)) /* else the round's next batch is out */
+            conn_process(s, c);
         conn_flush(s, c);
     }
     if (!keep)

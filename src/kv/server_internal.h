@@ -78,6 +78,8 @@ struct craftkv_task {
     bool refusal_final;
     bool keyless;      /* sharded, a command without keys: on a worker (server_keyless.c) */
     bool open_session; /* writes: propose SESSION_OPEN for session just ahead of this one */
+    bool needs_seq;    /* a write of this connection's session: numbered when its batch starts */
+    uint32_t round_pos; /* its place in the connection's round (request order) */
     bool answered;     /* out holds this command's reply: it is never sent again */
     uint8_t read_mode; /* enum craftkv_read_mode, the connection's at submission */
     /* sharded: craftkv_cmd_slot of the command, once known (craftkv_task_slot); else
@@ -186,9 +188,17 @@ struct craftkv_conn {
     char *in;
     size_t in_off, in_len, in_cap;
     struct craft_resp_buf out;
-    bool busy;    /* a batch is out */
-    struct craftkv_task *batch_head, *batch_tail; /* being built from pipelined input */
-    size_t batch_n;
+    bool busy;    /* a batch of the round is out */
+    /* The round (server_conn.c): the commands parsed from pipelined input and not yet
+     * answered, one batch per group (pend_head/pend_tail by group index, each in request
+     * order), started one after the other in the order the groups first appear
+     * (round_order); the replies leave in request order once every batch is answered
+     * (through round_replies, by position, when the round has more than one batch). */
+    struct craftkv_task **pend_head, **pend_tail;
+    uint8_t *round_order;
+    size_t round_n, round_groups, round_next;
+    struct craftkv_task *round_first, *round_last; /* the first and last commands parsed */
+    struct craft_resp_buf *round_replies;          /* BATCH_MAX, allocated on first use */
     uint8_t read_mode; /* enum craftkv_read_mode */
     bool closing; /* close once out is flushed */
     bool dead;    /* closed while busy: free when the task returns */
