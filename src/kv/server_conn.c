@@ -187,8 +187,8 @@ static bool conn_flush(struct craftkv_server *s, struct craftkv_conn *c)
     return true;
 }
 
-/* Adds a command for group g to the connection's batch; false if out of memory (an error
- * was replied). */
+/* Adds a command to the connection's round, in group g's batch; false if out of memory (an
+ * error was replied). */
 static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
                    const struct craftkv_cmd_def *d, size_t argc,
                    const struct craft_resp_arg *argv, bool forwarded, uint64_t session,
@@ -218,11 +218,9 @@ static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
     t->def = d;
     t->conn = c;
     t->grp = g;
-    /* A batch's deadline counts from the round's first command (each batch's head). */
-    if (c->round_n == 0)
-        t->arrived_ms = craftkv_mono_ms();
-    else if (!c->pend_head[g->index])
-        t->arrived_ms = c->round_first->arrived_ms;
+    if (c->round_n == 0) {
+        t->arrived_ms = craftkv_mono_ms(); /* the first batch's deadline counts from here */
+    }
     t->forwarded = forwarded;
     t->refusal_final = g->srv->sharded && !forwarded; /* CRAFT.FWDG's: set by the caller */
     if (forwarded) {
@@ -254,8 +252,6 @@ static bool submit(struct craftkv_conn *c, struct craftkv_group *g,
     return true;
 }
 
-/* Starts the connection's batch on its pipeline. Returns false if it was answered at once
- * (the replies are in c->out already). */
 /* Numbers the writes of a batch that take this connection's seqs, now that it starts: in
  * request order, each with the batch's first as ack (every earlier write of this
  * connection's session in that group was answered: one batch of a connection is out at a
@@ -321,10 +317,15 @@ static bool round_step(struct craftkv_server *s, struct craftkv_conn *c)
             return false;
         }
     }
+    CRAFT_ASSERT(c->round_n <= BATCH_MAX || c->round_groups == 1);
     while (c->round_next < c->round_groups) {
         size_t gi = c->round_order[c->round_next++];
         struct craftkv_task *t = c->pend_head[gi];
         c->pend_head[gi] = c->pend_tail[gi] = NULL;
+        /* The later batches' deadlines count from their start, as when each was a round
+         * of its own: a group without a leader does not use up the others' time. */
+        if (c->round_next > 1)
+            t->arrived_ms = craftkv_mono_ms();
         number(c, t);
         if (!start(s, t)) {
             c->busy = true;
@@ -380,10 +381,10 @@ void craftkv_l_readwrite(struct craftkv_server *s, struct craftkv_conn *c, size_
     craft_resp_append_simple(&c->out, "OK");
 }
 
-
-/* Runs or batches one command. Returns false, consuming nothing, when the command cannot
- * join the batch being built (another kind, a local command, an error reply): the batch
- * goes first and the command is parsed again once it has been answered. */
+/* Runs one command or adds it to the round. Returns false, consuming nothing, when the
+ * command cannot join the round being built (another kind, a local command, an error
+ * reply, a new routing table): the round goes first and the command is parsed again once
+ * it has been answered. */
 static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                      const struct craft_resp_arg *argv)
 {
@@ -416,7 +417,8 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
             int slot;
             if (!v) {
                 craft_resp_append_error(&c->out, "ERR out of memory");
-            } else if ((g = craftkv_route_cmd(s, x, n, v, &c->out, &slot)) != NULL &&
+            } else if ((g = craftkv_route_cmd(s, craftkv_route_now(s), x, n, v, &c->out,
+                                              &slot)) != NULL &&
                        submit(c, g, x, n, v, false, 0, 0, 0)) {
                 c->round_last->slot = slot;
                 round_step(s, c); /* alone: one entry */
@@ -470,17 +472,21 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
      * NULL with the refusal in route_err. */
     struct craftkv_group *g = NULL;
     int slot = CRAFTKV_SLOT_UNKNOWN;
+    const struct craftkv_route *route = s->sharded ? craftkv_route_now(s) : NULL;
     struct craft_resp_buf route_err = {0};
     if (batchable && forwarded && fwd_group)
         g = fwd_group;
     else if (batchable && !(!forwarded && strcmp(d->name, CRAFTKV_ENDSESSION_CMD) == 0))
-        g = craftkv_route_cmd(s, d, argc, argv, &route_err, &slot);
+        g = craftkv_route_cmd(s, route, d, argc, argv, &route_err, &slot);
     if (c->round_n > 0) {
         /* Sharded, a client's commands for several groups make one round (a batch per
          * group); a forwarded batch names one group, and one group serves unsharded. */
         const struct craftkv_task *h = c->round_first;
         bool other_group = g != h->grp && (forwarded || !s->sharded);
-        if (!batchable || !g || other_group || d->kind != h->def->kind ||
+        /* One routing table per round: under a newer one a key of the round may go to
+         * another group, whose batch would run before or after its earlier commands'. */
+        bool new_route = s->sharded && !forwarded && route != c->round_route;
+        if (!batchable || !g || other_group || new_route || d->kind != h->def->kind ||
             forwarded != h->forwarded || c->round_n >= (forwarded ? FWD_BATCH_MAX : BATCH_MAX)) {
             craft_resp_buf_free(&route_err);
             return false;
@@ -532,6 +538,8 @@ static bool dispatch(struct craftkv_server *s, struct craftkv_conn *c, size_t ar
     }
     if (!submit(c, g ? g : &s->groups[0], d, argc, argv, forwarded, session, seq, ack))
         return true;
+    if (c->round_n == 1)
+        c->round_route = route; /* the table the round's commands are routed by */
     if (forwarded && s->sharded && fwd_group)
         c->round_last->refusal_final = true; /* CRAFT.FWDG: a sharded server's */
     c->round_last->slot = slot;

@@ -54,8 +54,9 @@ enum craftkv_stage {
     CRAFTKV_STAGE_ORPHANED,
 };
 
-/* A command and the batch it belongs to. One batch per connection at a time: a run of
- * consecutive pipelined reads, or of writes, chained through `chain`; the head is what
+/* A command and the batch it belongs to. One batch per connection out at a time: a run of
+ * consecutive pipelined reads, or of writes, of one group (the connection's round has a
+ * batch per group: server_conn.c), chained through `chain`; the head is what
  * travels on the queues and carries the batch's stage. The arguments are copied (the
  * connection's buffer moves on). Replies go out in request order. */
 struct craftkv_task {
@@ -85,7 +86,8 @@ struct craftkv_task {
     /* sharded: craftkv_cmd_slot of the command, once known (craftkv_task_slot); else
      * CRAFTKV_SLOT_UNKNOWN */
     int32_t slot;
-    uint64_t arrived_ms; /* head: craftkv_mono_ms() when its first command was parsed */
+    uint64_t arrived_ms; /* head: craftkv_mono_ms() when its round was parsed (the round's
+                            first batch) or when it started (the others) */
     struct craft_resp_buf out;
     struct craft_future *fut;      /* this command's proposal (PROPOSED) */
     struct craftkv_task *head;     /* the batch this command belongs to (forwarding) */
@@ -198,6 +200,7 @@ struct craftkv_conn {
     uint8_t *round_order;
     size_t round_n, round_groups, round_next;
     struct craftkv_task *round_first, *round_last; /* the first and last commands parsed */
+    const struct craftkv_route *round_route;       /* sharded: the table it was routed by */
     struct craft_resp_buf *round_replies;          /* BATCH_MAX, allocated on first use */
     uint8_t read_mode; /* enum craftkv_read_mode */
     bool closing; /* close once out is flushed */
@@ -527,10 +530,12 @@ int craftkv_cmd_slot(const struct craftkv_cmd_def *d, size_t argc,
                      const struct craft_resp_arg *argv);
 /* The group that serves a command: the only one unsharded; sharded, this process's replica
  * of the owner of the command's slot, or NULL with the reply in out (MOVED to a server of
- * an owner hosted elsewhere, CROSSSLOT, CLUSTERDOWN, a command without keys). *slot: the
- * command's craftkv_cmd_slot when sharded, else CRAFTKV_SLOT_UNKNOWN. */
-struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_cmd_def *d,
-                                        size_t argc, const struct craft_resp_arg *argv,
+ * an owner hosted elsewhere, CROSSSLOT, CLUSTERDOWN, a command without keys), by the
+ * routing table r (sharded: craftkv_route_now's, read by the caller). *slot: the command's
+ * craftkv_cmd_slot when sharded, else CRAFTKV_SLOT_UNKNOWN. */
+struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_route *r,
+                                        const struct craftkv_cmd_def *d, size_t argc,
+                                        const struct craft_resp_arg *argv,
                                         struct craft_resp_buf *out, int *slot);
 /* How every TRYAGAIN that refuses a key's slot begins (the state machine's included:
  * kv_sm.h), told apart from the TRYAGAIN of a deadline, whose outcome is unknown. */

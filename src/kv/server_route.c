@@ -167,8 +167,9 @@ void craftkv_route_result(struct craftkv_server *s, const struct craftkv_group *
     craftkv_reply_slot_elsewhere(s, g, (uint16_t)slot, CRAFT_SLOT_ABSENT, out);
 }
 
-struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_cmd_def *d,
-                                        size_t argc, const struct craft_resp_arg *argv,
+struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_route *r,
+                                        const struct craftkv_cmd_def *d, size_t argc,
+                                        const struct craft_resp_arg *argv,
                                         struct craft_resp_buf *out, int *slot_out)
 {
     *slot_out = CRAFTKV_SLOT_UNKNOWN;
@@ -187,7 +188,6 @@ struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct c
                                  d->name);
         return NULL;
     }
-    const struct craftkv_route *r = craftkv_route_now(s);
     uint8_t k = r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
     if (k != CRAFT_SHARD_NONE && r->local[k] >= 0)
         return &s->groups[r->local[k]];
