@@ -6,7 +6,8 @@
 # replica of every group and the shard controller; one shared log per process, fdatasync
 # on), leaders spread over the processes, then `redis-benchmark --cluster` (it follows the
 # slot map to each group's leader) for SET and GET, -c 50, with and without -P 16,
-# -r 100000. Per shape: ops/s, p50/p99, CPU per request (utime+stime of the three
+# -r 100000; with 2 and 3 groups also a plain client through the first process, -P 16 (its
+# pipelines span the groups: one batch per group per round). Per shape: ops/s, p50/p99, CPU per request (utime+stime of the three
 # processes over the run, divided by the requests), fdatasyncs per committed entry (the
 # three processes' shared-log syncs over the entries the groups committed: one entry is
 # synced on every replica, so 3.0 would be one fdatasync per entry per process), and each
@@ -109,23 +110,27 @@ raft_io() {
         END { if (!n) printf "0:%s", main }')"
 }
 
-# shape NAME TEST CLIENTS PIPELINE: one redis-benchmark --cluster run and its figures.
+# shape GROUPS TEST CLIENTS PIPELINE [plain]: one redis-benchmark run and its figures;
+# plain: a client that knows nothing of the cluster, through the first process.
 shape() {
-    local g=$1 t=$2 c=$3 p=$4 io1 io2 before after line
+    local g=$1 t=$2 c=$3 p=$4 plain=${5:-} io1 io2 before after line
     # redis-benchmark --cluster wants two masters at least: one group is benchmarked
     # through its leader's port, as a cluster client would reach it.
     local target=(--cluster -p "$BASE")
     [ "$g" -le 1 ] && target=(-p "$LEADER1")
+    [ -n "$plain" ] && target=(-p "$BASE")
     before=$(cpu_ticks $PIDS)
     io1=$(raft_io)
     line=$(redis-benchmark "${target[@]}" -c "$c" -n "$N" -P "$p" -r 100000 -t "$t" \
         --csv 2>/dev/null | tr -d '"' | awk -F, '$1 ~ /^(SET|GET)$/ { print $2, $5, $7 }')
     after=$(cpu_ticks $PIDS)
     io2=$(raft_io)
-    awk -v g="$g" -v shape="${t^^} -c$c -P$p" -v line="$line" -v cpu=$((after - before)) \
+    awk -v g="$g" -v shape="${t^^} -c$c -P$p" -v plain="$plain" -v line="$line" \
+        -v cpu=$((after - before)) \
         -v hz="$HZ" -v n="$N" -v io1="$io1" -v io2="$io2" 'BEGIN {
         split(line, f, " "); split(io1, a, " "); split(io2, b, " ")
         if (g == 0) g = "none"
+        if (plain != "") shape = shape " plain"
         total = 0
         for (i = 2; i in b; i++) {
             split(a[i], x, ":"); split(b[i], y, ":"); d[i] = y[2] - x[2]; id[i] = y[1]
@@ -140,7 +145,7 @@ shape() {
         if (shares == "") shares = "- (nothing committed)"
         per = "-"
         if (total > 0 && shape ~ /^SET/) per = sprintf("%.3f", (b[1] - a[1]) / total)
-        printf "%-7s %-15s %9s %6s %6s %9.1f %10s  %s\n", g, shape, f[1], f[2], f[3],
+        printf "%-7s %-21s %9s %6s %6s %9.1f %10s  %s\n", g, shape, f[1], f[2], f[3],
             cpu * 1e6 / hz / n, per, shares
     }'
 }
@@ -148,7 +153,7 @@ shape() {
 echo "redis-benchmark --cluster -r 100000 -n $N, $(nproc) CPUs; craftkv: 3 processes on this"
 echo "machine, each a replica of every group, fdatasync on. CPU: the three processes summed."
 echo "groups none: the unsharded server (one group, no controller), for comparison."
-printf '%-7s %-15s %9s %6s %6s %9s %10s  %s\n' groups shape ops/s p50ms p99ms cpu-us/req \
+printf '%-7s %-21s %9s %6s %6s %9s %10s  %s\n' groups shape ops/s p50ms p99ms cpu-us/req \
     syncs/entry "committed entries by group"
 last=""
 for g in $COUNTS; do
@@ -175,6 +180,11 @@ for g in $COUNTS; do
         read -r t c p <<<"$s"
         shape "$g" "$t" "$c" "$p"
     done
+    if [ "$g" -ge 2 ]; then
+        # A plain client through one process: its pipeline spans the groups (rounds).
+        shape "$g" set 50 16 plain
+        shape "$g" get 50 16 plain
+    fi
     last=$g
 done
 
