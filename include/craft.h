@@ -269,7 +269,8 @@ void craft_host_config_default(struct craft_host_config *cfg, uint64_t id);
 
 /* Starts the transport and the loop thread, with no group yet. Errors (with a line in
  * errbuf if not NULL): CRAFT_EINVAL (config: id, transport, mem_net, listen_addr, a node
- * already on the in-memory network), CRAFT_ENOMEM, or the listen error. */
+ * already on the in-memory network), CRAFT_ENOMEM (memory, or a thread that cannot start),
+ * or the listen error. */
 int craft_host_create(const struct craft_host_config *cfg, struct craft_host **out,
                       char *errbuf, size_t errbuf_cap);
 

@@ -72,7 +72,8 @@ int rt_apply_pool_start(struct craft_host *h, size_t threads)
         t->host = h;
         rt_queue_init(&t->ready, 0);
         if (pthread_create(&t->thread, NULL, apply_main, t) != 0) {
-            CRAFT_UNREACHABLE(); /* TODO(limits): a thread that cannot start */
+            rt_queue_destroy(&t->ready);
+            return CRAFT_ENOMEM; /* the n_apply started stop in rt_apply_pool_stop */
         }
         h->n_apply++;
     }

@@ -859,17 +859,22 @@ int craft_host_create(const struct craft_host_config *cfg, struct craft_host **o
     for (size_t i = 0; i < cfg->n_peers; i++) {
         peer_add(h, cfg->peers[i].id);
     }
+    /* A thread that cannot start (the process's limit) is the caller's error, as memory. */
     if (pthread_create(&h->disk_thread, NULL, rt_disk_main, h) != 0) {
-        CRAFT_UNREACHABLE(); /* TODO(limits): a thread that cannot start */
-    }
-    h->disk_started = true;
-    if (rt_apply_pool_start(h, cfg->apply_threads) != CRAFT_OK) {
-        snprintf(errbuf, errbuf_cap, "out of memory");
+        snprintf(errbuf, errbuf_cap, "cannot start the host's disk thread");
         host_free(h);
         return CRAFT_ENOMEM;
     }
+    h->disk_started = true;
+    if (rt_apply_pool_start(h, cfg->apply_threads) != CRAFT_OK) {
+        snprintf(errbuf, errbuf_cap, "out of memory or threads for the apply pool");
+        host_free(h); /* stops the apply threads that started */
+        return CRAFT_ENOMEM;
+    }
     if (pthread_create(&h->loop_thread, NULL, host_main, h) != 0) {
-        CRAFT_UNREACHABLE(); /* TODO(limits): a thread that cannot start */
+        snprintf(errbuf, errbuf_cap, "cannot start the host's loop thread");
+        host_free(h);
+        return CRAFT_ENOMEM;
     }
     *out = h;
     return CRAFT_OK;

@@ -407,7 +407,8 @@ struct rt_apply_thread {
     struct rt_queue ready; /* the tickets of groups with jobs */
     size_t groups;         /* under host->mu: groups assigned */
 };
-/* Starts `threads` apply threads (at least 1). CRAFT_ENOMEM. */
+/* Starts `threads` apply threads (at least 1). CRAFT_ENOMEM (no memory, or a thread that
+ * cannot start: those that started are stopped by rt_apply_pool_stop). */
 int rt_apply_pool_start(struct craft_host *h, size_t threads);
 /* Stops them (every group gone). */
 void rt_apply_pool_stop(struct craft_host *h);
