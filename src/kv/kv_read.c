@@ -468,20 +468,16 @@ int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct cra
         e->idle_ms = r->idle_ms;
         rc = kv_payload_begin(&e->w, slots, max);
     }
-    struct craft_kv_export_cursor *start = NULL;
-    if (rc == CRAFT_OK && cur != NULL) {
-        /* The walk starts at the cursor (a stored key's order); export_key moves a copy. */
-        start = malloc(sizeof *start);
-        rc = start != NULL ? CRAFT_OK : CRAFT_ENOMEM;
-        if (rc == CRAFT_OK) {
-            CRAFT_ASSERT(cur->len <= sizeof cur->key);
-            *start = *cur;
-            e->cur = cur;
-        }
+    /* The walk starts at the cursor (a stored key's order); export_key moves *cur, and an
+     * error puts it back. */
+    struct craft_kv_export_cursor start = {0};
+    if (cur != NULL && e != NULL) {
+        CRAFT_ASSERT(cur->len <= sizeof cur->key);
+        start = *cur;
+        e->cur = cur;
     }
     if (rc == CRAFT_OK) {
-        rc = r->s->ops->iter(r->t, CRAFT_KV_TABLE_DATA, start ? start->key : NULL,
-                             start ? start->len : 0, export_key, e);
+        rc = r->s->ops->iter(r->t, CRAFT_KV_TABLE_DATA, start.key, start.len, export_key, e);
         if (rc == CRAFT_OK) {
             rc = kv_payload_start_sessions(&e->w);
         }
@@ -501,14 +497,11 @@ int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct cra
             *len = e->w.len;
         } else {
             free(e->w.buf); /* NULL after the writer's own failures */
-            if (start != NULL) {
-                *cur = *start; /* unchanged on failure */
+            if (cur != NULL) {
+                *cur = start; /* unchanged on failure */
             }
         }
-    } else {
-        free(e ? e->w.buf : NULL); /* begun, then no memory for the cursor */
     }
-    free(start);
     free(v);
     free(e);
     return rc;

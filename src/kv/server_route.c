@@ -167,6 +167,15 @@ void craftkv_route_result(struct craftkv_server *s, const struct craftkv_group *
     craftkv_reply_slot_elsewhere(s, g, (uint16_t)slot, CRAFT_SLOT_ABSENT, out);
 }
 
+/* This process's replica of the owner of slot in r, or NULL (no table yet, nobody owns it,
+ * or its owner is hosted elsewhere). */
+static struct craftkv_group *local_owner(struct craftkv_server *s, const struct craftkv_route *r,
+                                         int slot)
+{
+    uint8_t k = r && slot >= 0 ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
+    return k != CRAFT_SHARD_NONE && r->local[k] >= 0 ? &s->groups[r->local[k]] : NULL;
+}
+
 struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct craftkv_route *r,
                                         const struct craftkv_cmd_def *d, size_t argc,
                                         const struct craft_resp_arg *argv,
@@ -188,11 +197,10 @@ struct craftkv_group *craftkv_route_cmd(struct craftkv_server *s, const struct c
                                  d->name);
         return NULL;
     }
-    uint8_t k = r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
-    if (k != CRAFT_SHARD_NONE && r->local[k] >= 0)
-        return &s->groups[r->local[k]];
-    craftkv_reply_slot_elsewhere(s, NULL, (uint16_t)slot, CRAFT_SLOT_ABSENT, out);
-    return NULL;
+    struct craftkv_group *g = local_owner(s, r, slot);
+    if (!g)
+        craftkv_reply_slot_elsewhere(s, NULL, (uint16_t)slot, CRAFT_SLOT_ABSENT, out);
+    return g;
 }
 
 void craftkv_session_next(struct craftkv_conn *c, const struct craftkv_group *g,
@@ -213,13 +221,8 @@ void craftkv_session_next(struct craftkv_conn *c, const struct craftkv_group *g,
 static struct craftkv_group *owner_here(struct craftkv_server *s, const struct craftkv_group *from,
                                         int slot)
 {
-    const struct craftkv_route *r = craftkv_route_now(s);
-    if (!r || slot < 0)
-        return NULL;
-    uint8_t k = r->cfg.owner[slot];
-    if (k == CRAFT_SHARD_NONE || r->local[k] < 0 || &s->groups[r->local[k]] == from)
-        return NULL;
-    return &s->groups[r->local[k]];
+    struct craftkv_group *g = local_owner(s, craftkv_route_now(s), slot);
+    return g != from ? g : NULL;
 }
 
 /* The slot of a "-MOVED <slot> ..." reply (as the state machine or a leader sends it), or -1. */
@@ -252,10 +255,7 @@ static enum refusal refusal_of(const struct craftkv_task *t, int *slot)
 static struct craftkv_group *refused_to(struct craftkv_server *s, const struct craftkv_route *r,
                                         struct craftkv_group *from, enum refusal ref, int slot)
 {
-    if (ref == REFUSAL_TRYAGAIN)
-        return from;
-    uint8_t k = r ? r->cfg.owner[slot] : CRAFT_SHARD_NONE;
-    return k != CRAFT_SHARD_NONE && r->local[k] >= 0 ? &s->groups[r->local[k]] : NULL;
+    return ref == REFUSAL_TRYAGAIN ? from : local_owner(s, r, slot);
 }
 
 enum craftkv_reroute craftkv_reroute_writes(struct craftkv_server *s, struct craftkv_task *head)
