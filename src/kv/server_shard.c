@@ -305,24 +305,42 @@ struct driver {
     struct craft_shard_view *view, *peer;
     struct craft_shard_config *cfg;
     uint32_t turn; /* which peer group goes first: a peer that lags does not hold up others */
-    /* Per group (by index): a step proposed and not applied within PROPOSE_WAIT_MS; the
-     * group proposes nothing else until it completes (an INSTALL is up to
-     * CRAFTKV_SHARD_ENTRY_MAX bytes: one copy in the log, not one per pass). */
-    struct craft_future **pending;
     /* Per group and peer group (g->index * n_groups + peer's index): how far a hand-over
-     * in parts went (sharding.md, "Hand-overs in parts"): its configuration, its slots,
-     * the last key installed, and the cursor a part still pending would move it to. Only
-     * this driver's memory: another process's driver that takes over starts from the
-     * first key (an install of keys already there changes nothing). */
+     * in parts went (sharding.md, "Hand-overs in parts"): its configuration, its slots
+     * and the last key installed; gen changes when it starts over. Only this driver's
+     * memory: another process's driver that takes over starts from the first key (an
+     * install of keys already there changes nothing). */
     struct pull {
-        uint64_t num;
+        uint64_t num, gen;
         struct craft_slot_set slots;
-        struct craft_kv_export_cursor cur, pending_next;
-        bool pending; /* pending_next waits for pending[g]'s outcome */
+        struct craft_kv_export_cursor cur;
     } *pulls;
-    struct pull **pending_pull; /* per group: the pull a pending part belongs to */
-    size_t *pending_install;    /* per group: a pending install's payload bytes (INFO) */
+    /* Per group (by index): a step proposed and not applied within PROPOSE_WAIT_MS, and
+     * what its being applied means (step_applied); the group proposes nothing else until
+     * it completes (an INSTALL is up to CRAFTKV_SHARD_ENTRY_MAX bytes: one copy in the
+     * log, not one per pass). */
+    struct step *pending;
 };
+
+/* What a step's being applied means beyond the group's own state: an install's payload
+ * bytes (INFO), and for a part the cursor its pull goes on from. */
+struct step {
+    struct craft_future *fut; /* pending: the proposal */
+    size_t install_bytes;     /* 0: not an install */
+    struct pull *pull;        /* a part's, with the gen it was exported at */
+    uint64_t pull_gen;
+    struct craft_kv_export_cursor next;
+};
+
+static void step_applied(struct driver *d, const struct step *st)
+{
+    if (st->install_bytes > 0) {
+        atomic_fetch_add(&d->s->n_handover_entries, 1);
+        atomic_fetch_add(&d->s->n_handover_bytes, st->install_bytes);
+    }
+    if (st->pull && st->pull->gen == st->pull_gen)
+        st->pull->cur = st->next; /* the part went in: the next one goes on from there */
+}
 
 static bool leads(struct craft_node *node)
 {
@@ -341,12 +359,11 @@ static int read_view(struct craftkv_group *g, struct craft_shard_view *v)
     return rc;
 }
 
-/* Proposes one shard step in g and waits up to PROPOSE_WAIT_MS: true if it was applied
- * without a refusal. */
-static bool propose_step(struct driver *d, struct craftkv_group *g, uint8_t op, uint64_t num,
-                         const uint8_t *blob, size_t len)
+/* Proposes one shard step in g and waits up to PROPOSE_WAIT_MS; once it is applied without
+ * a refusal, now or later (step_idle), `after` is (step_applied; NULL: nothing more). */
+static void propose_step(struct driver *d, struct craftkv_group *g, uint8_t op, uint64_t num,
+                         const uint8_t *blob, size_t len, const struct step *after)
 {
-    bool applied = false;
     struct craft_kv_cmd c = {.op = op, .now_ms = craftkv_now_ms(), .shard_num = num,
                              .blob = {blob, (uint32_t)len}};
     size_t size = craft_kv_cmd_size(&c);
@@ -361,43 +378,41 @@ static bool propose_step(struct driver *d, struct craftkv_group *g, uint8_t op, 
             fprintf(stderr, "craftkv: group %" PRIu64 " refused a shard step (op %u, "
                             "configuration %" PRIu64 "): %.*s\n",
                     g->gid, (unsigned)op, num, (int)res->len, (const char *)res->data);
-        applied = rc == CRAFT_OK && res && res->type != CRAFT_KV_RES_ERR;
+        if (rc == CRAFT_OK && res && res->type != CRAFT_KV_RES_ERR && after)
+            step_applied(d, after);
         if (res)
             craft_kv_result_free(res); /* ours once taken from the future */
-        if (f && rc == CRAFT_ETIMEOUT && !craft_future_done(f))
-            d->pending[g->index] = f; /* still on its way: wait for it, not a copy */
-        else if (f)
+        if (f && rc == CRAFT_ETIMEOUT && !craft_future_done(f)) {
+            /* still on its way: wait for it, not a copy */
+            struct step *st = &d->pending[g->index];
+            if (after)
+                *st = *after;
+            else
+                *st = (struct step){0};
+            st->fut = f;
+        } else if (f) {
             craft_future_release(f);
+        }
     }
     free(buf);
-    return applied;
 }
 
 /* Whether group g has no step of ours in flight (releasing the one that completed). */
 static bool step_idle(struct driver *d, struct craftkv_group *g)
 {
-    struct craft_future **f = &d->pending[g->index];
+    struct step *st = &d->pending[g->index];
+    struct craft_future **f = &st->fut;
     if (*f && !craft_future_done(*f))
         return false;
     if (*f) {
         struct craft_kv_result *res =
             craft_future_wait(*f, 0) == CRAFT_OK ? craft_future_result(*f) : NULL;
-        struct pull *p = d->pending_pull[g->index];
-        bool in = res && res->type != CRAFT_KV_RES_ERR;
-        if (p && p->pending && in)
-            p->cur = p->pending_next; /* the part went in: the next one goes on from there */
-        if (in && d->pending_install[g->index] > 0) {
-            atomic_fetch_add(&d->s->n_handover_entries, 1);
-            atomic_fetch_add(&d->s->n_handover_bytes, d->pending_install[g->index]);
-        }
-        d->pending_install[g->index] = 0;
-        if (p)
-            p->pending = false;
-        d->pending_pull[g->index] = NULL;
+        if (res && res->type != CRAFT_KV_RES_ERR)
+            step_applied(d, st);
         if (res)
             craft_kv_result_free(res);
         craft_future_release(*f);
-        *f = NULL;
+        *st = (struct step){0};
     }
     return true;
 }
@@ -463,7 +478,7 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
         if (!buf)
             return;
         size_t len = craft_shard_config_encode(d->cfg, buf, CRAFT_SHARD_CONFIG_BYTES_MAX);
-        propose_step(d, g, CRAFT_KV_OP_SHARD_CONFIG, num + 1, buf, len);
+        propose_step(d, g, CRAFT_KV_OP_SHARD_CONFIG, num + 1, buf, len, NULL);
         free(buf);
         return;
     }
@@ -475,34 +490,26 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
          * entry of it per pass, in parts when it does not fit one. */
         struct pull *p = &d->pulls[g->index * s->n_groups + pg->index];
         if (p->num != num || memcmp(&p->slots, &slots, sizeof slots) != 0) {
+            uint64_t gen = p->gen + 1;
             memset(p, 0, sizeof *p);
             p->num = num;
             p->slots = slots;
+            p->gen = gen; /* a part of the hand-over before, still pending, moves nothing */
         }
         struct craft_kv_read *r;
         if (craft_kv_read_begin(pg->sm, &r) == CRAFT_OK) {
             uint8_t *payload = NULL;
             size_t len = 0;
             bool part = false;
-            struct craft_kv_export_cursor next = p->cur;
-            int rc = craft_kv_read_export(r, num, &slots, s->opts.shard_handover_bytes, &next,
-                                          &payload, &len, &part);
+            struct step after = {.pull = p, .pull_gen = p->gen, .next = p->cur};
+            int rc = craft_kv_read_export(r, num, &slots, s->opts.shard_handover_bytes,
+                                          &after.next, &payload, &len, &part);
             craft_kv_read_end(r);
             if (rc == CRAFT_OK) {
-                bool in = propose_step(d, g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len);
-                if (in) {
-                    atomic_fetch_add(&s->n_handover_entries, 1);
-                    atomic_fetch_add(&s->n_handover_bytes, len);
-                } else if (d->pending[g->index]) {
-                    d->pending_install[g->index] = len; /* counted once in (step_idle) */
-                }
-                if (in && part) {
-                    p->cur = next; /* the next pass goes on from there */
-                } else if (part && d->pending[g->index]) {
-                    p->pending_next = next; /* once it is in (step_idle) */
-                    p->pending = true;
-                    d->pending_pull[g->index] = p;
-                }
+                after.install_bytes = len;
+                if (!part)
+                    after.pull = NULL; /* the last: the view says the rest */
+                propose_step(d, g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len, &after);
             } else if (rc != CRAFT_EBUSY && rc != CRAFT_ESTALE)
                 fprintf(stderr, "craftkv: group %" PRIu64 " cannot take its slots from group "
                                 "%" PRIu64 " (configuration %" PRIu64 "): %s\n",
@@ -510,16 +517,16 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
             free(payload);
         }
     }
-    if (d->pending[g->index])
+    if (d->pending[g->index].fut)
         return; /* one step in flight at a time */
     if (next_peer(d, CRAFT_SLOT_GIVING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
         read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, true))
-        propose_step(d, g, CRAFT_KV_OP_SHARD_DELETE, num, slots.bits, sizeof slots.bits);
-    if (d->pending[g->index])
+        propose_step(d, g, CRAFT_KV_OP_SHARD_DELETE, num, slots.bits, sizeof slots.bits, NULL);
+    if (d->pending[g->index].fut)
         return;
     if (next_peer(d, CRAFT_SLOT_NOTIFYING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
         read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, false))
-        propose_step(d, g, CRAFT_KV_OP_SHARD_CONFIRM, num, slots.bits, sizeof slots.bits);
+        propose_step(d, g, CRAFT_KV_OP_SHARD_CONFIRM, num, slots.bits, sizeof slots.bits, NULL);
 }
 
 /* Spreads the groups' leaders over the processes: a process that leads more than its share
@@ -631,12 +638,10 @@ static void *driver_main(void *arg)
     }
     free(st);
     for (size_t i = 0; i < s->n_groups; i++)
-        if (d->pending[i])
-            craft_future_release(d->pending[i]); /* its outcome does not matter now */
+        if (d->pending[i].fut)
+            craft_future_release(d->pending[i].fut); /* its outcome does not matter now */
     free(d->pending);
     free(d->pulls);
-    free(d->pending_pull);
-    free(d->pending_install);
     free(d->view);
     free(d->peer);
     free(d->cfg);
@@ -761,11 +766,8 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
         d->cfg = malloc(sizeof *d->cfg);
         d->pending = calloc(s->n_groups, sizeof *d->pending);
         d->pulls = calloc((size_t)s->n_groups * s->n_groups, sizeof *d->pulls);
-        d->pending_pull = calloc(s->n_groups, sizeof *d->pending_pull);
-        d->pending_install = calloc(s->n_groups, sizeof *d->pending_install);
     }
-    if (!d || !d->view || !d->peer || !d->cfg || !d->pending || !d->pulls || !d->pending_pull ||
-        !d->pending_install ||
+    if (!d || !d->view || !d->peer || !d->cfg || !d->pending || !d->pulls ||
         pthread_create(&s->shard_thread, NULL, driver_main, d) != 0) {
         if (d) {
             free(d->view);
@@ -773,8 +775,6 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
             free(d->cfg);
             free(d->pending);
             free(d->pulls);
-            free(d->pending_pull);
-            free(d->pending_install);
         }
         free(d);
         snprintf(err, cap, "cannot start the shard driver");
