@@ -502,8 +502,8 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
             size_t len = 0;
             bool part = false;
             struct step after = {.pull = p, .pull_gen = p->gen, .next = p->cur};
-            int rc = craft_kv_read_export(r, num, &slots, s->opts.shard_handover_bytes,
-                                          &after.next, &payload, &len, &part);
+            int rc = craft_kv_read_export(r, num, &slots, s->opts.shard_handover_bytes, &after.next,
+                                          &payload, &len, &part);
             craft_kv_read_end(r);
             if (rc == CRAFT_OK) {
                 after.install_bytes = len;
