@@ -51,9 +51,10 @@ static void usage(FILE *f)
             "               --join HOST:CLIENTPORT [--timeout-ms MS]\n"
             "       craftkv --id N --data-dir DIR      restart: settings from DIR/craftkv.conf\n"
             "       craftkv local --nodes N [--dir D] [--base-port P] [--requirepass PASS]\n"
-            "                     [--groups G [--initial-groups K]]\n"
+            "                     [--groups G [--initial-groups K] [--replicas R]]\n"
             "       (any start: [--requirepass PASS] [--listen-metrics HOST:PORT])\n"
-            "       (a new sharded cluster: --shard-groups G [--shard-groups-initial K])\n"
+            "       (a new sharded cluster: --shard-groups G [--shard-groups-initial K]\n"
+            "                               [--shard-replicas R])\n"
             "       (sharded, any start: [--shard-handover-bytes B])\n"
             "\n"
             "A Redis-compatible key/value server replicated with Raft. A new cluster: every node\n"
@@ -79,10 +80,13 @@ static void usage(FILE *f)
             "--listen-metrics HOST:PORT: Prometheus metrics at http://HOST:PORT/metrics (raft,\n"
             "server and process figures; not saved: give it at each start).\n"
             "--shard-groups G (first start, every member the same): a sharded cluster, Redis\n"
-            "Cluster style: the 16384 slots are spread over G Raft groups (every member hosts a\n"
-            "replica of each) by a replicated shard controller; clients route with MOVED and\n"
-            "CROSSSLOT (redis-cli -c). --shard-groups-initial K: only groups 1..K get slots at\n"
-            "first; CRAFT.SHARD JOIN/LEAVE/MOVE change that live. Saved in craftkv.conf.\n"
+            "Cluster style: the 16384 slots are spread over G Raft groups by a replicated shard\n"
+            "controller; clients route with MOVED and CROSSSLOT (redis-cli -c).\n"
+            "--shard-groups-initial K: only groups 1..K get slots at first; CRAFT.SHARD\n"
+            "JOIN/LEAVE/MOVE change that live. --shard-replicas R (default 3, or every member if\n"
+            "fewer): members hosting each group, R consecutive members of --initial-cluster per\n"
+            "group, wrapping around, so more members and groups spread the load; G * R must\n"
+            "reach the member count. All three are saved in craftkv.conf.\n"
             "--shard-handover-bytes B (8 KiB to 32 MiB - 4 KiB, the default; each start): the\n"
             "largest log entry of a slot hand-over, more goes in several; every live client\n"
             "session of a group must fit in one.\n"
@@ -92,7 +96,8 @@ static void usage(FILE *f)
             "\n"
             "local: runs N nodes on 127.0.0.1 as child processes (client ports P..P+N-1, peer\n"
             "ports P+100..; default P=7001, D=./craftkv-local), restarts crashed ones, stops\n"
-            "them all on Ctrl-C. --groups G [--initial-groups K]: a sharded cluster (above).\n");
+            "them all on Ctrl-C. --groups G [--initial-groups K] [--replicas R]: a sharded\n"
+            "cluster (above).\n");
 }
 
 static int die(const char *fmt, const char *a)
@@ -124,6 +129,8 @@ struct conf {
     char join[CRAFTKV_ADDR_MAX], peers[2048];
     char requirepass[CRAFTKV_PASS_MAX]; /* "" : none */
     char shard_groups[16], shard_groups_initial[16]; /* "": unsharded */
+    /* Members hosting each group; "" in a file from before placement: every member. */
+    char shard_replicas[16];
 };
 
 _Static_assert(CRAFTKV_PASS_MAX == 256, "the --requirepass errors say 255 bytes");
@@ -162,6 +169,8 @@ static int conf_load(const char *path, struct conf *c)
             snprintf(c->shard_groups, sizeof c->shard_groups, "%s", v);
         else if (strcmp(line, "shard_groups_initial") == 0)
             snprintf(c->shard_groups_initial, sizeof c->shard_groups_initial, "%s", v);
+        else if (strcmp(line, "shard_replicas") == 0)
+            snprintf(c->shard_replicas, sizeof c->shard_replicas, "%s", v);
     }
     fclose(f);
     return 0;
@@ -193,8 +202,8 @@ static int conf_save(const char *path, const struct conf *c)
     if (c->requirepass[0])
         fprintf(f, "requirepass=%s\n", c->requirepass);
     if (c->shard_groups[0])
-        fprintf(f, "shard_groups=%s\nshard_groups_initial=%s\n", c->shard_groups,
-                c->shard_groups_initial);
+        fprintf(f, "shard_groups=%s\nshard_groups_initial=%s\nshard_replicas=%s\n",
+                c->shard_groups, c->shard_groups_initial, c->shard_replicas);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         return -1;
@@ -423,6 +432,8 @@ static int run_server(int argc, char **argv)
             handover = v;
         else if (strcmp(a, "--shard-groups-initial") == 0)
             snprintf(flags.shard_groups_initial, sizeof flags.shard_groups_initial, "%s", v);
+        else if (strcmp(a, "--shard-replicas") == 0)
+            snprintf(flags.shard_replicas, sizeof flags.shard_replicas, "%s", v);
         else
             return die("unknown flag %s (see --help)", a);
     }
@@ -504,14 +515,16 @@ static int run_server(int argc, char **argv)
         }
         if ((flags.shard_groups[0] && strcmp(flags.shard_groups, file.shard_groups) != 0) ||
             (flags.shard_groups_initial[0] &&
-             strcmp(flags.shard_groups_initial, file.shard_groups_initial) != 0)) {
-            fprintf(stderr, "craftkv: --shard-groups differs from %s (the groups are fixed at "
-                            "first start)\n", conf_path);
+             strcmp(flags.shard_groups_initial, file.shard_groups_initial) != 0) ||
+            (flags.shard_replicas[0] && strcmp(flags.shard_replicas, file.shard_replicas) != 0)) {
+            fprintf(stderr, "craftkv: --shard-groups or --shard-replicas differs from %s (the "
+                            "groups and their placement are fixed at first start)\n", conf_path);
             return 2;
         }
         snprintf(flags.shard_groups, sizeof flags.shard_groups, "%s", file.shard_groups);
         snprintf(flags.shard_groups_initial, sizeof flags.shard_groups_initial, "%s",
                  file.shard_groups_initial);
+        snprintf(flags.shard_replicas, sizeof flags.shard_replicas, "%s", file.shard_replicas);
         snprintf(flags.cluster, sizeof flags.cluster, "%s", file.cluster);
         snprintf(flags.join, sizeof flags.join, "%s", file.join);
         snprintf(flags.peers, sizeof flags.peers, "%s", file.peers);
@@ -544,8 +557,14 @@ static int run_server(int argc, char **argv)
                              "(adding processes to one is not built yet)");
         o.shard_groups = (uint32_t)g;
         o.shard_groups_initial = (uint32_t)gi;
-    } else if (flags.shard_groups_initial[0]) {
-        return die("%s", "--shard-groups-initial needs --shard-groups (see --help)");
+        uint64_t rep = 0;
+        if (flags.shard_replicas[0] &&
+            (parse_u64(flags.shard_replicas, &rep) || rep == 0 || rep > CRAFTKV_SHARD_REPLICAS_MAX))
+            return die("bad --shard-replicas '%s' (1..8)", flags.shard_replicas);
+        o.shard_replicas = (uint32_t)rep; /* 0 (a file from before placement): below */
+    } else if (flags.shard_groups_initial[0] || flags.shard_replicas[0]) {
+        return die("%s", "--shard-groups-initial and --shard-replicas need --shard-groups "
+                         "(see --help)");
     }
     if (o.join) {
         /* The members' peer addresses let this node answer the leader before its log tells
@@ -587,6 +606,13 @@ static int run_server(int argc, char **argv)
             snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", me->peer_addr);
         snprintf(o.listen_client, sizeof o.listen_client, "%s", flags.listen_client);
         snprintf(o.listen_peer, sizeof o.listen_peer, "%s", flags.listen_peer);
+    }
+    if (o.shard_groups && o.shard_replicas == 0) {
+        /* First start: 3 or every member if fewer (saved); a craftkv.conf written before
+         * placement existed: every member hosted every group, and still does. */
+        size_t r = first ? (o.n_members < 3 ? o.n_members : 3) : o.n_members;
+        o.shard_replicas = (uint32_t)r;
+        snprintf(flags.shard_replicas, sizeof flags.shard_replicas, "%zu", r);
     }
     o.data_dir = dir;
     if (mkdirs(dir) != 0) {
@@ -652,7 +678,7 @@ struct child {
 };
 
 /* `local --groups G [--initial-groups K]`: passed to each child's first start. */
-static char g_groups[16], g_groups_initial[16];
+static char g_groups[16], g_groups_initial[16], g_replicas[16];
 
 static pid_t spawn(const char *self, int id, struct child *c, const char *cluster, int base)
 {
@@ -676,6 +702,11 @@ static pid_t spawn(const char *self, int id, struct child *c, const char *cluste
         unsetenv("CRAFTKV_REQUIREPASS");
     if (restart)
         execl(self, self, "--id", idbuf, "--data-dir", c->dir, (char *)NULL);
+    else if (g_groups[0] && g_replicas[0])
+        execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
+              "--shard-groups", g_groups, "--shard-groups-initial",
+              g_groups_initial[0] ? g_groups_initial : g_groups, "--shard-replicas", g_replicas,
+              (char *)NULL);
     else if (g_groups[0])
         execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
               "--shard-groups", g_groups, "--shard-groups-initial",
@@ -763,6 +794,8 @@ static int run_local(int argc, char **argv)
             snprintf(g_groups, sizeof g_groups, "%s", v);
         } else if (strcmp(a, "--initial-groups") == 0) {
             snprintf(g_groups_initial, sizeof g_groups_initial, "%s", v);
+        } else if (strcmp(a, "--replicas") == 0) {
+            snprintf(g_replicas, sizeof g_replicas, "%s", v);
         } else {
             return die("unknown flag %s (see --help)", a);
         }

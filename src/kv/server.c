@@ -248,18 +248,41 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     if (s->sharded && (s->opts.shard_groups_initial == 0 ||
                        s->opts.shard_groups_initial > s->opts.shard_groups))
         s->opts.shard_groups_initial = s->opts.shard_groups;
-    s->n_groups = s->sharded ? o->shard_groups : 1;
-    s->groups = calloc(s->n_groups, sizeof *s->groups);
-    if (!s->groups) {
-        snprintf(err, cap, "out of memory");
+    if (s->sharded && s->opts.shard_replicas == 0)
+        s->opts.shard_replicas = o->n_members < 3 ? (uint32_t)o->n_members : 3;
+    if (s->sharded && (s->opts.shard_replicas > o->n_members ||
+                       s->opts.shard_replicas > CRAFTKV_SHARD_REPLICAS_MAX)) {
+        snprintf(err, cap, "%u replicas of each shard group need as many members (%zu here, "
+                           "at most %d replicas)", s->opts.shard_replicas, o->n_members,
+                 CRAFTKV_SHARD_REPLICAS_MAX);
         free(s);
         return -1;
     }
-    for (size_t i = 0; i < s->n_groups; i++) {
+    if (s->sharded && (size_t)o->shard_groups * s->opts.shard_replicas < o->n_members) {
+        snprintf(err, cap, "%u shard groups of %u replicas leave members of the %zu with no "
+                           "group: more groups, or more replicas of each",
+                 o->shard_groups, s->opts.shard_replicas, o->n_members);
+        free(s);
+        return -1;
+    }
+    /* Sharded: the groups placed here (sharding.md, "Placement"), in gid order. */
+    for (uint64_t gid = 1; s->sharded && gid <= o->shard_groups; gid++)
+        s->n_groups += craftkv_shard_hosts_here(&s->opts, gid);
+    if (!s->sharded)
+        s->n_groups = 1;
+    s->groups = s->n_groups ? calloc(s->n_groups, sizeof *s->groups) : NULL;
+    if (!s->groups) {
+        snprintf(err, cap, s->n_groups ? "out of memory" : "no shard group is placed on this member");
+        free(s);
+        return -1;
+    }
+    for (uint64_t gid = s->sharded ? 1 : 0, i = 0; i < s->n_groups; gid++) {
+        if (s->sharded && !craftkv_shard_hosts_here(&s->opts, gid))
+            continue;
         struct craftkv_group *g = &s->groups[i];
         g->srv = s;
-        g->index = i;
-        g->gid = s->sharded ? i + 1 : 0;
+        g->index = i++;
+        g->gid = gid;
         g->fwd = (struct craftkv_fwd){.ep_kind = CRAFTKV_EP_FWD, .grp = g, .fd = -1};
     }
     s->started_wall_ms = craftkv_now_ms();

@@ -1,8 +1,8 @@
 /* craftkv: the Redis-compatible server over craft (design: docs/design/craftkv.md).
  *
  * One process = one craft node + one LMDB state machine + a client listener; sharded
- * (opts.shard_groups), one craft host with the shard controller and a replica of every
- * shard group, each with its LMDB state machine. Client connections, reads and writes are
+ * (opts.shard_groups), one craft host with the shard controller and a replica of each
+ * shard group placed here (opts.shard_replicas), each with its LMDB state machine. Client connections, reads and writes are
  * served by one epoll thread (server_conn.c, server_read.c, server_write.c), which never
  * waits on a future: completions come back through queues and an eventfd. A follower
  * forwards writes to the leader's client port (server_fwd.c); admin commands run on worker
@@ -54,11 +54,15 @@ struct craftkv_opts {
     char requirepass[CRAFTKV_PASS_MAX];
     /* Prometheus metrics over HTTP (GET /metrics) on this address; "": none. */
     char listen_metrics[CRAFTKV_ADDR_MAX];
-    /* Sharded (docs/design/sharding.md): shard groups 1..shard_groups, every member a
-     * replica of each, and the shard controller; 0: one group, unsharded. Fixed at the
-     * first start. shard_groups_initial (1..shard_groups; 0: all) join the first
-     * configuration; the others wait for CRAFT.SHARD JOIN. */
-    uint32_t shard_groups, shard_groups_initial;
+    /* Sharded (docs/design/sharding.md): shard groups 1..shard_groups and the shard
+     * controller; 0: one group, unsharded. Fixed at the first start. shard_groups_initial
+     * (1..shard_groups; 0: all) join the first configuration; the others wait for
+     * CRAFT.SHARD JOIN. shard_replicas (1..members, at most CRAFTKV_SHARD_REPLICAS_MAX; 0:
+     * min(3, members)): how many members host each group (sharding.md, "Placement"); with
+     * fewer than the members, groups ride on different processes and more groups add
+     * capacity. Every member must host a group: shard_groups * shard_replicas >= members.
+     * Every member hosts the controller. */
+    uint32_t shard_groups, shard_groups_initial, shard_replicas;
     /* Sharded: the largest payload of one hand-over entry, CRAFTKV_HANDOVER_BYTES_MIN to
      * _MAX (0: the largest); more goes in parts (sharding.md, "Hand-overs in parts"). Tests
      * set it small to move slots in parts; it must hold every live session of a group. */
@@ -67,6 +71,7 @@ struct craftkv_opts {
 #define CRAFTKV_HANDOVER_BYTES_MIN (8u << 10)  /* the slot set alone is 2 KiB */
 #define CRAFTKV_HANDOVER_BYTES_MAX ((32u << 20) - 4096u) /* with its command: one entry */
 #define CRAFTKV_SHARD_GROUPS_MAX 16
+#define CRAFTKV_SHARD_REPLICAS_MAX 8 /* CRAFT_SHARD_SERVERS_MAX: a group's servers */
 
 /* Parses "ID=HOST:PEERPORT/HOST:CLIENTPORT,..." into o->members. Returns 0, or -1 with
  * err naming the bad part. */

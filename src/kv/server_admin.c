@@ -631,6 +631,10 @@ void craftkv_a_shard(struct craftkv_server *s, struct craftkv_task *t, uint64_t 
         craftkv_shard_info(s, &t->out); /* this process's view: no leader needed */
         return;
     }
+    if (craftkv_shard_peer_cmd(t->argc, t->argv)) {
+        craftkv_shard_peer_answer(s, t->argc, t->argv, &t->out); /* another driver asks */
+        return;
+    }
     /* The leader answers once the slots moved (CRAFTKV_SHARD_WAIT_MS at most): a follower
      * that forwards it waits as long, rather than giving up and sending it again. */
     run_on_leader(s, &admin_cmds[3], t->argc, t->argv, false,

@@ -352,8 +352,8 @@ struct shard_node {
 static bool masters_some(struct craftkv_server *s, const struct craftkv_route *r, uint64_t id)
 {
     for (uint32_t k = 0; r && k < r->cfg.n_groups; k++)
-        if (r->local[k] >= 0 && craft_shard_group_slots(&r->cfg, r->cfg.groups[k].gid) > 0 &&
-            craft_leader(s->groups[r->local[k]].node, NULL, 0) == id)
+        if (craft_shard_group_slots(&r->cfg, r->cfg.groups[k].gid) > 0 &&
+            craftkv_shard_leader(s, r, k) == id)
             return true;
     return false;
 }
@@ -364,7 +364,7 @@ static size_t group_nodes(struct craftkv_server *s, const struct craftkv_route *
                           struct shard_node *out)
 {
     const struct craft_shard_group *grp = &r->cfg.groups[k];
-    uint64_t leader = r->local[k] >= 0 ? craft_leader(s->groups[r->local[k]].node, NULL, 0) : 0;
+    uint64_t leader = craftkv_shard_leader(s, r, k);
     const char *laddr = leader ? craftkv_client_addr(s, leader) : NULL;
     char lead[CRAFTKV_ADDR_MAX] = "";
     if (laddr)
@@ -503,11 +503,20 @@ static void sharded_cluster(struct craftkv_server *s, const struct craft_resp_ar
         for (uint32_t k = 0; r && k < r->cfg.n_groups; k++)
             if (gnn[k] > 0)
                 gm[k] = GROUP_NODES(k)[0].id;
-        /* The master of slot 0's group: whom a process that leads nothing follows. */
+        /* Whom a process that masters nothing follows: the master of the first group with
+         * slots that it hosts, else of slot 0's group. */
         uint64_t any_master = nr > 0 ? gm[owner[0]] : 0;
         char mid[NODE_ID_HEX + 1];
-        node_id(any_master, mid);
         for (size_t m = 0; m < s->opts.n_members; m++) {
+            uint64_t follows = any_master;
+            for (uint32_t k = 0; r && k < r->cfg.n_groups && follows == any_master; k++) {
+                const struct craft_shard_group *grp = &r->cfg.groups[k];
+                for (uint32_t i = 0; gm[k] != 0 && i < grp->n_servers; i++)
+                    if (strcmp(grp->servers[i], s->opts.members[m].client_addr) == 0 &&
+                        craft_shard_group_slots(&r->cfg, grp->gid) > 0)
+                        follows = gm[k];
+            }
+            node_id(follows, mid);
             const struct craftkv_member *mb = &s->opts.members[m];
             struct shard_node me;
             if (!split_addr(mb->client_addr, me.host, sizeof me.host, &me.port))
@@ -535,12 +544,15 @@ static void sharded_cluster(struct craftkv_server *s, const struct craft_resp_ar
         craft_resp_append_bulk(out, text, tlen);
     } else { /* INFO */
         uint32_t assigned = 0, ok = 0, groups = r ? r->cfg.n_groups : 0, size = 0, moving = 0;
+        bool led[CRAFT_SHARD_GROUPS_MAX] = {false};
+        for (uint32_t k = 0; k < groups; k++)
+            led[k] = craftkv_shard_leader(s, r, k) != 0;
         for (uint32_t sl = 0; r && sl < CRAFT_SLOTS; sl++) {
             uint8_t k = r->cfg.owner[sl];
             if (k == CRAFT_SHARD_NONE)
                 continue;
             assigned++;
-            ok += r->local[k] >= 0 && craft_leader(s->groups[r->local[k]].node, NULL, 0) != 0;
+            ok += led[k];
         }
         for (uint32_t k = 0; k < groups; k++)
             size += craft_shard_group_slots(&r->cfg, r->cfg.groups[k].gid) > 0;

@@ -277,6 +277,10 @@ struct craftkv_server {
     /* Sharded: hand-over entries this process's driver proposed and applied (parts
      * included) and their payloads' bytes (INFO craft_handover_entries / _bytes). */
     atomic_uint_fast64_t n_handover_entries, n_handover_bytes;
+    /* Sharded: the leader of each shard group hosted elsewhere, by gid, as a host of it
+     * last told the driver (server_shard_peer.c; 0: unknown). For redirects and the
+     * cluster views. */
+    _Atomic uint64_t leader_hint[CRAFTKV_SHARD_GROUPS_MAX + 1];
     /* Metrics (server_metrics.c): commands received per entry of the command table, error
      * replies by kind, the scrape thread and its socket (-1: none), the start time. */
     atomic_uint_fast64_t *cmd_calls;
@@ -616,12 +620,53 @@ static inline uint32_t craftkv_shard_moving(const struct craftkv_shard_state *st
            st->slots[CRAFT_SLOT_NOTIFYING];
 }
 int craftkv_shard_group_state(struct craftkv_group *g, struct craftkv_shard_state *out);
-/* Group gid as a Join places it: every member hosts it, its servers are the members'
- * client addresses (sharding.md: groups on subsets of processes are not built). */
+/* The members hosting shard group gid (1..o->shard_groups), as indexes into o->members:
+ * o->shard_replicas of them, consecutive from (gid - 1) * shard_replicas, modulo the member
+ * count (sharding.md, "Placement"). Returns how many (idx has room for
+ * CRAFTKV_SHARD_REPLICAS_MAX). o->shard_replicas must be set (craftkv_server_start). */
+size_t craftkv_shard_hosts(const struct craftkv_opts *o, uint64_t gid, size_t *idx);
+/* Whether this process (o->id) hosts shard group gid. */
+bool craftkv_shard_hosts_here(const struct craftkv_opts *o, uint64_t gid);
+/* Group gid as a Join places it: its servers are its hosts' client addresses. */
 void craftkv_shard_group_placed(const struct craftkv_server *s, uint64_t gid,
                                 struct craft_shard_group *out);
+/* The leader of group index k of route r as this process knows it: its replica's when the
+ * group is hosted here, else the last one a host of the group told the driver (0: none
+ * known). Any thread. */
+uint64_t craftkv_shard_leader(struct craftkv_server *s, const struct craftkv_route *r, uint32_t k);
 /* The latest configuration this process's controller replica applied. */
 int craftkv_shard_latest(struct craftkv_server *s, struct craft_shard_config *out);
+
+/* ---- server_shard_peer.c: the driver's calls to groups hosted elsewhere ---- */
+/* Whether argv is CRAFT.SHARD EXPORT or STATE (asked by other processes' drivers). */
+bool craftkv_shard_peer_cmd(size_t argc, const struct craft_resp_arg *argv);
+/* Answers one from this process's replica of the group named (no leader needed). Workers. */
+void craftkv_shard_peer_answer(struct craftkv_server *s, size_t argc,
+                               const struct craft_resp_arg *argv, struct craft_resp_buf *out);
+/* What a host of a shard group tells of its replica (CRAFT.SHARD STATE). */
+struct craftkv_peer_state {
+    uint64_t leader; /* the member it knows as the group's leader; 0: none */
+    uint64_t num;    /* the configuration it applied */
+    uint8_t state[CRAFT_SLOTS];
+};
+/* Connections to the other members (opened when first needed), for one thread at a time
+ * (the driver's; an admin command's wait). NULL: no memory. */
+struct craftkv_peers;
+struct craftkv_peers *craftkv_peers_new(struct craftkv_server *s);
+void craftkv_peers_free(struct craftkv_peers *p);
+/* Asks one host of gid (not this process) for its state. CRAFT_OK; CRAFT_EIO (it did not
+ * answer, or answered an error: the next call asks the next host); CRAFT_ECORRUPT (a bad
+ * reply). Blocks up to two timeouts of 2 s. */
+int craftkv_peers_state(struct craftkv_peers *p, uint64_t gid, struct craftkv_peer_state *out);
+/* craft_kv_read_export across processes: asks one host of gid for the next part of slots
+ * at configuration num from *cur. CRAFT_OK with *out (the caller frees it), *len, *part and
+ * *cur moved on, the payload checked whole (kv_payload_open) and for these slots;
+ * CRAFT_EBUSY (that host is before num, or past it: its slots deleted, the asker has
+ * them); CRAFT_EIO, CRAFT_ECORRUPT, CRAFT_ENOMEM. Blocks as craftkv_peers_state. */
+int craftkv_peers_export(struct craftkv_peers *p, uint64_t gid, uint64_t num,
+                         const struct craft_slot_set *slots, size_t max,
+                         struct craft_kv_export_cursor *cur, uint8_t **out, size_t *len,
+                         bool *part);
 
 /* ---- server_client.c ---- */
 struct addrinfo;

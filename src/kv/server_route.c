@@ -115,13 +115,20 @@ const struct craftkv_route *craftkv_route_now(struct craftkv_server *s)
 }
 
 /* A server of group index k in r's configuration, for a redirect: this process's own
- * client address if it is one of them (it will serve the retry), else the first. */
-static const char *redirect_addr(const struct craftkv_server *s, const struct craftkv_route *r,
+ * client address if it is one of them (it will serve the retry), else the group's leader
+ * as far as this process knows (where the cluster views say its slots are mastered), else
+ * the first. */
+static const char *redirect_addr(struct craftkv_server *s, const struct craftkv_route *r,
                                  uint32_t k)
 {
     const struct craft_shard_group *grp = &r->cfg.groups[k];
     for (uint32_t i = 0; i < grp->n_servers; i++)
         if (strcmp(grp->servers[i], s->opts.listen_client) == 0)
+            return grp->servers[i];
+    uint64_t leader = craftkv_shard_leader(s, r, k);
+    const char *addr = leader ? craftkv_client_addr(s, leader) : NULL;
+    for (uint32_t i = 0; addr && i < grp->n_servers; i++)
+        if (strcmp(grp->servers[i], addr) == 0)
             return grp->servers[i];
     return grp->servers[0];
 }

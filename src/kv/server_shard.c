@@ -3,19 +3,22 @@
  * (docs/design/sharding.md, "Shard groups in craftkv").
  *
  * A sharded server hosts, on one craft_host (one raft loop, one transport, one shared log
- * and fsync for every group), the shard controller as group 0 and each shard group as
- * group <gid>, every process a replica of every group (the members of the initial cluster:
- * placing groups on subsets of processes is future work). The driver thread, every
- * DRIVE_MS:
+ * and fsync for every group), the shard controller as group 0 (every member a replica) and
+ * each shard group placed here as group <gid> (opts.shard_replicas members host each:
+ * craftkv_shard_hosts). The driver thread, every DRIVE_MS:
  *   - publishes the latest configuration its controller replica applied, for routing;
  *   - on the controller's leader, while no configuration exists, proposes the Join of the
  *     groups the cluster starts with (the operator's later Join, Leave and Move come
  *     through CRAFT.SHARD, server_shard_admin.c);
  *   - for each shard group it leads: settled, it proposes the next configuration; PULLING,
- *     it exports the slots from its own replica of the previous owner (any replica that
- *     applied the configuration holds the frozen copy) and proposes INSTALL; GIVING, once
- *     its replica of the next owner shows the slots installed, it proposes DELETE;
- *     NOTIFYING, once its replica of the previous owner shows them deleted, CONFIRM.
+ *     it exports the slots from a replica of the previous owner (any replica that applied
+ *     the configuration holds the frozen copy) and proposes INSTALL; GIVING, once a replica
+ *     of the next owner shows the slots installed, it proposes DELETE; NOTIFYING, once a
+ *     replica of the previous owner shows them deleted, CONFIRM. The replica read is this
+ *     process's own when it hosts that group, else another process's, asked over its
+ *     client port (server_shard_peer.c);
+ *   - every HINT_MS, asks a host of each group placed elsewhere who leads it (redirects
+ *     and the cluster views name that leader).
  * Every fact read from another group's replica is one its log committed, so a lagging
  * replica only delays a step, never makes a wrong one; every step is idempotent at the
  * state machine, so a step proposed twice (a leader change) changes nothing the second
@@ -38,6 +41,8 @@
 #define DRIVE_MS 50
 /* How long the driver waits for one of its proposals to commit. */
 #define PROPOSE_WAIT_MS 2000
+/* How often the driver learns the leaders of the groups placed elsewhere. */
+#define HINT_MS 1000
 
 /* ---- routing: the latest configuration, published for the loop ---- */
 
@@ -303,9 +308,11 @@ int craftkv_ctrler_change(struct craftkv_server *s, struct craft_shard_request *
 struct driver {
     struct craftkv_server *s;
     struct craft_shard_view *view, *peer;
+    struct craftkv_peer_state *pstate; /* a peer group's replica, read here or asked */
+    struct craftkv_peers *peers;       /* connections to the other processes */
     struct craft_shard_config *cfg;
     uint32_t turn; /* which peer group goes first: a peer that lags does not hold up others */
-    /* Per group and peer group (g->index * n_groups + peer's index): how far a hand-over
+    /* Per group and peer group (g->index * PEERS + peer's gid): how far a hand-over
      * in parts went (sharding.md, "Hand-overs in parts"): its configuration, its slots
      * and the last key installed; gen changes when it starts over. Only this driver's
      * memory: another process's driver that takes over starts from the first key (an
@@ -321,6 +328,8 @@ struct driver {
      * log, not one per pass). */
     struct step *pending;
 };
+
+#define PEERS (CRAFTKV_SHARD_GROUPS_MAX + 1u) /* pulls per group, by the peer's gid */
 
 /* What a step's being applied means beyond the group's own state: an install's payload
  * bytes (INFO), and for a part the cursor its pull goes on from. */
@@ -445,12 +454,12 @@ static bool next_peer(struct driver *d, uint8_t st, uint64_t *gid, struct craft_
 /* Whether every slot of `slots` is, in the peer's view, past configuration num's step
  * (installed there: NOTIFYING or SERVING at num; deleted there: ABSENT at num), or the
  * peer is past num altogether. */
-static bool peer_past(const struct craft_shard_view *p, uint64_t num,
+static bool peer_past(const struct craftkv_peer_state *p, uint64_t num,
                       const struct craft_slot_set *slots, bool installed)
 {
-    if (p->cur.num > num)
+    if (p->num > num)
         return true;
-    if (p->cur.num < num)
+    if (p->num < num)
         return false;
     for (uint32_t s = 0; s < CRAFT_SLOTS; s++) {
         if (!craft_slot_set_has(slots, (uint16_t)s))
@@ -462,6 +471,52 @@ static bool peer_past(const struct craft_shard_view *p, uint64_t num,
             return false;
     }
     return true;
+}
+
+static void hint_leader(struct craftkv_server *s, uint64_t gid, uint64_t leader)
+{
+    if (gid <= CRAFTKV_SHARD_GROUPS_MAX && leader != 0)
+        atomic_store(&s->leader_hint[gid], leader);
+}
+
+/* Group gid's state as a replica of it applied it: this process's own when it hosts one,
+ * else one a host of it tells (server_shard_peer.c). */
+static int peer_state(struct driver *d, uint64_t gid, struct craftkv_peer_state *out)
+{
+    struct craftkv_group *pg = craftkv_group_of(d->s, gid);
+    int rc;
+    if (!pg) {
+        rc = craftkv_peers_state(d->peers, gid, out);
+        if (rc == CRAFT_OK)
+            hint_leader(d->s, gid, out->leader);
+        return rc;
+    }
+    rc = read_view(pg, d->peer);
+    if (rc == CRAFT_OK) {
+        out->leader = craft_leader(pg->node, NULL, 0);
+        out->num = d->peer->cur.num;
+        memcpy(out->state, d->peer->state, sizeof out->state);
+    }
+    return rc;
+}
+
+/* The next part of slots at configuration num from a replica of group gid, as
+ * craft_kv_read_export: this process's own when it hosts one, else a host's. */
+static int export_from(struct driver *d, uint64_t gid, uint64_t num,
+                       const struct craft_slot_set *slots, struct craft_kv_export_cursor *cur,
+                       uint8_t **payload, size_t *len, bool *part)
+{
+    size_t max = d->s->opts.shard_handover_bytes;
+    struct craftkv_group *pg = craftkv_group_of(d->s, gid);
+    if (!pg)
+        return craftkv_peers_export(d->peers, gid, num, slots, max, cur, payload, len, part);
+    struct craft_kv_read *r;
+    int rc = craft_kv_read_begin(pg->sm, &r);
+    if (rc != CRAFT_OK)
+        return rc;
+    rc = craft_kv_read_export(r, num, slots, max, cur, payload, len, part);
+    craft_kv_read_end(r);
+    return rc;
 }
 
 static void drive_group(struct driver *d, struct craftkv_group *g)
@@ -484,11 +539,10 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
     }
     uint64_t peer;
     struct craft_slot_set slots;
-    struct craftkv_group *pg;
-    if (next_peer(d, CRAFT_SLOT_PULLING, &peer, &slots) && (pg = craftkv_group_of(s, peer))) {
+    if (next_peer(d, CRAFT_SLOT_PULLING, &peer, &slots) && peer < PEERS) {
         /* Any replica of the previous owner that applied num holds the frozen copy; one
          * entry of it per pass, in parts when it does not fit one. */
-        struct pull *p = &d->pulls[g->index * s->n_groups + pg->index];
+        struct pull *p = &d->pulls[g->index * PEERS + peer];
         if (p->num != num || memcmp(&p->slots, &slots, sizeof slots) != 0) {
             uint64_t gen = p->gen + 1;
             memset(p, 0, sizeof *p);
@@ -496,41 +550,38 @@ static void drive_group(struct driver *d, struct craftkv_group *g)
             p->slots = slots;
             p->gen = gen; /* a part of the hand-over before, still pending, moves nothing */
         }
-        struct craft_kv_read *r;
-        if (craft_kv_read_begin(pg->sm, &r) == CRAFT_OK) {
-            uint8_t *payload = NULL;
-            size_t len = 0;
-            bool part = false;
-            struct step after = {.pull = p, .pull_gen = p->gen, .next = p->cur};
-            int rc = craft_kv_read_export(r, num, &slots, s->opts.shard_handover_bytes, &after.next,
-                                          &payload, &len, &part);
-            craft_kv_read_end(r);
-            if (rc == CRAFT_OK) {
-                after.install_bytes = len;
-                if (!part)
-                    after.pull = NULL; /* the last: the view says the rest */
-                propose_step(d, g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len, &after);
-            } else if (rc != CRAFT_EBUSY && rc != CRAFT_ESTALE)
-                fprintf(stderr, "craftkv: group %" PRIu64 " cannot take its slots from group "
-                                "%" PRIu64 " (configuration %" PRIu64 "): %s\n",
-                        g->gid, peer, num, craft_strerror(rc));
-            free(payload);
+        uint8_t *payload = NULL;
+        size_t len = 0;
+        bool part = false;
+        struct step after = {.pull = p, .pull_gen = p->gen, .next = p->cur};
+        int rc = export_from(d, peer, num, &slots, &after.next, &payload, &len, &part);
+        if (rc == CRAFT_OK) {
+            after.install_bytes = len;
+            if (!part)
+                after.pull = NULL; /* the last: the view says the rest */
+            propose_step(d, g, CRAFT_KV_OP_SHARD_INSTALL, num, payload, len, &after);
+        } else if (rc != CRAFT_EBUSY && rc != CRAFT_ESTALE && rc != CRAFT_EIO) {
+            /* (EIO: a host elsewhere did not answer; the next pass asks another) */
+            fprintf(stderr, "craftkv: group %" PRIu64 " cannot take its slots from group "
+                            "%" PRIu64 " (configuration %" PRIu64 "): %s\n",
+                    g->gid, peer, num, craft_strerror(rc));
         }
+        free(payload);
     }
     if (d->pending[g->index].fut)
         return; /* one step in flight at a time */
-    if (next_peer(d, CRAFT_SLOT_GIVING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
-        read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, true))
+    if (next_peer(d, CRAFT_SLOT_GIVING, &peer, &slots) &&
+        peer_state(d, peer, d->pstate) == CRAFT_OK && peer_past(d->pstate, num, &slots, true))
         propose_step(d, g, CRAFT_KV_OP_SHARD_DELETE, num, slots.bits, sizeof slots.bits, NULL);
     if (d->pending[g->index].fut)
         return;
-    if (next_peer(d, CRAFT_SLOT_NOTIFYING, &peer, &slots) && (pg = craftkv_group_of(s, peer)) &&
-        read_view(pg, d->peer) == CRAFT_OK && peer_past(d->peer, num, &slots, false))
+    if (next_peer(d, CRAFT_SLOT_NOTIFYING, &peer, &slots) &&
+        peer_state(d, peer, d->pstate) == CRAFT_OK && peer_past(d->pstate, num, &slots, false))
         propose_step(d, g, CRAFT_KV_OP_SHARD_CONFIRM, num, slots.bits, sizeof slots.bits, NULL);
 }
 
 /* Spreads the groups' leaders over the processes: a process that leads more than its share
- * (ceil(groups / members)) hands one group to the live, caught-up member leading the
+ * (ceil(groups hosted here / replicas of each)) hands one group to the live, caught-up member leading the
  * fewest, then waits BALANCE_MS before the next. Writes of a group go through its leader,
  * so leaders piled on one process would make it do the work of all (every group's first
  * election tends to be won by the process that started first). A transfer stops the
@@ -557,7 +608,7 @@ static void balance_leaders(struct craftkv_server *s, uint64_t *last_ms, struct 
             give = &s->groups[i];
         }
     }
-    size_t share = (s->n_groups + s->opts.n_members - 1) / s->opts.n_members;
+    size_t share = (s->n_groups + s->opts.shard_replicas - 1) / s->opts.shard_replicas;
     if (mine <= share || !give)
         return;
     craft_stats(give->node, st);
@@ -583,26 +634,70 @@ static void balance_leaders(struct craftkv_server *s, uint64_t *last_ms, struct 
         craft_future_release(f); /* the next pass sees where leadership went */
 }
 
+/* Placement (sharding.md, "Placement"): consecutive runs of shard_replicas members, group
+ * after group, wrapping around the member list, so that every member hosts
+ * groups * replicas / members groups (give or take one) and a group's replicas are
+ * different processes. It depends only on the member list and the counts, fixed at the
+ * first start, so every process computes the same and nothing needs storing. */
+size_t craftkv_shard_hosts(const struct craftkv_opts *o, uint64_t gid, size_t *idx)
+{
+    CRAFT_ASSERT(o->shard_replicas >= 1 && o->shard_replicas <= o->n_members &&
+                 o->shard_replicas <= CRAFTKV_SHARD_REPLICAS_MAX);
+    CRAFT_ASSERT(gid >= 1);
+    size_t first = (size_t)((gid - 1) * o->shard_replicas % o->n_members);
+    for (size_t i = 0; i < o->shard_replicas; i++)
+        idx[i] = (first + i) % o->n_members;
+    return o->shard_replicas;
+}
+
+bool craftkv_shard_hosts_here(const struct craftkv_opts *o, uint64_t gid)
+{
+    size_t idx[CRAFTKV_SHARD_REPLICAS_MAX], n = craftkv_shard_hosts(o, gid, idx);
+    for (size_t i = 0; i < n; i++)
+        if (o->members[idx[i]].id == o->id)
+            return true;
+    return false;
+}
+
 void craftkv_shard_group_placed(const struct craftkv_server *s, uint64_t gid,
                                 struct craft_shard_group *out)
 {
+    _Static_assert(CRAFTKV_SHARD_REPLICAS_MAX <= CRAFT_SHARD_SERVERS_MAX, "a group's servers");
     memset(out, 0, sizeof *out);
     out->gid = gid;
-    for (size_t m = 0; m < s->opts.n_members && m < CRAFT_SHARD_SERVERS_MAX; m++)
+    size_t idx[CRAFTKV_SHARD_REPLICAS_MAX], n = craftkv_shard_hosts(&s->opts, gid, idx);
+    for (size_t i = 0; i < n; i++)
         snprintf(out->servers[out->n_servers++], CRAFT_SHARD_ADDR_BYTES, "%s",
-                 s->opts.members[m].client_addr);
+                 s->opts.members[idx[i]].client_addr);
+}
+
+uint64_t craftkv_shard_leader(struct craftkv_server *s, const struct craftkv_route *r, uint32_t k)
+{
+    if (r->local[k] >= 0)
+        return craft_leader(s->groups[r->local[k]].node, NULL, 0);
+    uint64_t gid = r->cfg.groups[k].gid;
+    return gid <= CRAFTKV_SHARD_GROUPS_MAX ? atomic_load(&s->leader_hint[gid]) : 0;
+}
+
+/* Asks a host of each group of the latest configuration placed elsewhere who leads it. */
+static void learn_leaders(struct driver *d)
+{
+    const struct craftkv_route *r = craftkv_route_now(d->s);
+    for (uint32_t k = 0; r && k < r->cfg.n_groups && !d->s->stopping; k++)
+        if (r->local[k] < 0)
+            peer_state(d, r->cfg.groups[k].gid, d->pstate); /* records the leader */
 }
 
 /* The cluster's first configuration: the groups it starts with (--shard-groups), each
- * served by every member at its client address. */
+ * served by its hosts at their client addresses. */
 static void bootstrap(struct craftkv_server *s)
 {
     struct craft_shard_request *req = calloc(1, sizeof *req);
     if (!req)
         return;
     req->op = CRAFT_SHARD_OP_JOIN;
-    for (size_t i = 0; i < s->n_groups && i < s->opts.shard_groups_initial; i++)
-        craftkv_shard_group_placed(s, s->groups[i].gid, &req->groups[req->n++]);
+    for (uint64_t gid = 1; gid <= s->opts.shard_groups_initial; gid++)
+        craftkv_shard_group_placed(s, gid, &req->groups[req->n++]);
     uint64_t num = 0;
     char err[CRAFT_SHARD_CTRLER_ERR_BYTES] = "";
     int rc = craftkv_ctrler_change(s, req, &num, err, sizeof err);
@@ -619,7 +714,7 @@ static void *driver_main(void *arg)
     pthread_setname_np(pthread_self(), "kv-shard"); /* top -H, perf, gdb */
     struct driver *d = arg;
     struct craftkv_server *s = d->s;
-    uint64_t balanced_ms = 0;
+    uint64_t balanced_ms = 0, hinted_ms = 0;
     struct craft_stats *st = malloc(sizeof *st);
     while (!s->stopping) {
         struct timespec ts = {0, DRIVE_MS * 1000000L};
@@ -635,6 +730,10 @@ static void *driver_main(void *arg)
                 drive_group(d, &s->groups[i]);
         if (st)
             balance_leaders(s, &balanced_ms, st);
+        if (craftkv_mono_ms() - hinted_ms >= HINT_MS) {
+            hinted_ms = craftkv_mono_ms();
+            learn_leaders(d);
+        }
     }
     free(st);
     for (size_t i = 0; i < s->n_groups; i++)
@@ -644,6 +743,8 @@ static void *driver_main(void *arg)
     free(d->pulls);
     free(d->view);
     free(d->peer);
+    free(d->pstate);
+    craftkv_peers_free(d->peers);
     free(d->cfg);
     free(d);
     return NULL;
@@ -745,7 +846,12 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
                      g->gid, path, craft_strerror(rc));
             return -1;
         }
-        group_config(s, &cfg, servers, o->n_members);
+        /* Its hosts only (placement); the host's transport reaches every member. */
+        struct craft_server hosts[CRAFTKV_SHARD_REPLICAS_MAX];
+        size_t idx[CRAFTKV_SHARD_REPLICAS_MAX], n_hosts = craftkv_shard_hosts(o, g->gid, idx);
+        for (size_t h = 0; h < n_hosts; h++)
+            hosts[h] = servers[idx[h]];
+        group_config(s, &cfg, hosts, n_hosts);
         cfg.observer_ctx = &g->gid;
         cfg.auto_promote = true;
         cfg.apply_on_loop = true; /* as the unsharded server's (server.c) */
@@ -764,14 +870,18 @@ int craftkv_shard_start(struct craftkv_server *s, char *err, size_t cap)
         d->view = malloc(sizeof *d->view);
         d->peer = malloc(sizeof *d->peer);
         d->cfg = malloc(sizeof *d->cfg);
+        d->pstate = malloc(sizeof *d->pstate);
+        d->peers = craftkv_peers_new(s);
         d->pending = calloc(s->n_groups, sizeof *d->pending);
-        d->pulls = calloc((size_t)s->n_groups * s->n_groups, sizeof *d->pulls);
+        d->pulls = calloc((size_t)s->n_groups * PEERS, sizeof *d->pulls);
     }
-    if (!d || !d->view || !d->peer || !d->cfg || !d->pending || !d->pulls ||
-        pthread_create(&s->shard_thread, NULL, driver_main, d) != 0) {
+    if (!d || !d->view || !d->peer || !d->pstate || !d->peers || !d->cfg || !d->pending ||
+        !d->pulls || pthread_create(&s->shard_thread, NULL, driver_main, d) != 0) {
         if (d) {
             free(d->view);
             free(d->peer);
+            free(d->pstate);
+            craftkv_peers_free(d->peers);
             free(d->cfg);
             free(d->pending);
             free(d->pulls);

@@ -1,15 +1,15 @@
 /* craftkv: CRAFT.SHARD, the operator's commands of a sharded cluster (docs/design/
  * sharding.md, "Shard groups in craftkv").
  *
- *   CRAFT.SHARD JOIN gid [gid ...]      groups hosted here (1..--shard-groups) get slots
+ *   CRAFT.SHARD JOIN gid [gid ...]      groups of the cluster (1..--shard-groups) get slots
  *   CRAFT.SHARD LEAVE gid [gid ...]     their slots go to the groups that stay
  *   CRAFT.SHARD MOVE first last gid     slots first..last to group gid
  *   CRAFT.SHARD INFO                    the configuration and each group's migration
  *
  * A change runs on the controller's leader (server_admin.c forwards it there), through a
  * session of its own (applied once, whatever the retries); then the command waits until
- * every group hosted here has reached the new configuration and settled, so that "OK"
- * means the slots moved. A change the controller refuses (an unknown or present gid, the
+ * every group of the cluster has reached the new configuration and settled (asking a host
+ * of each group placed elsewhere), so that "OK" means the slots moved. A change the controller refuses (an unknown or present gid, the
  * last group leaving, a bad range) changes nothing and answers why. Workers only. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -53,14 +53,27 @@ bool craftkv_shard_check(size_t argc, const struct craft_resp_arg *argv,
     return false;
 }
 
-/* Whether every group hosted here reached configuration num and settled. */
-static bool settled_at(struct craftkv_server *s, uint64_t num)
+/* Whether every shard group of the cluster reached configuration num and settled: as
+ * this process's replica shows it for a group hosted here, as a host of it tells for the
+ * others (p: NULL when out of memory, then never). */
+static bool settled_at(struct craftkv_server *s, struct craftkv_peers *p,
+                       struct craftkv_peer_state *ps, uint64_t num)
 {
-    for (size_t i = 0; i < s->n_groups; i++) {
-        struct craftkv_shard_state st;
-        if (craftkv_shard_group_state(&s->groups[i], &st) != CRAFT_OK || st.num < num ||
-            craftkv_shard_moving(&st) != 0)
+    for (uint64_t gid = 1; gid <= s->opts.shard_groups; gid++) {
+        struct craftkv_group *g = craftkv_group_of(s, gid);
+        if (g) {
+            struct craftkv_shard_state st;
+            if (craftkv_shard_group_state(g, &st) != CRAFT_OK || st.num < num ||
+                craftkv_shard_moving(&st) != 0)
+                return false;
+            continue;
+        }
+        if (!p || !ps || craftkv_peers_state(p, gid, ps) != CRAFT_OK || ps->num < num)
             return false;
+        for (uint32_t k = 0; k < CRAFT_SLOTS; k++)
+            if (ps->state[k] == CRAFT_SLOT_PULLING || ps->state[k] == CRAFT_SLOT_GIVING ||
+                ps->state[k] == CRAFT_SLOT_NOTIFYING)
+                return false;
     }
     return true;
 }
@@ -92,9 +105,10 @@ int craftkv_shard_lead(struct craftkv_server *s, size_t argc, const struct craft
                 req->gids[req->n++] = v;
                 continue;
             }
-            if (!craftkv_group_of(s, v)) {
+            if (v > s->opts.shard_groups) {
                 craft_resp_append_errorf(out, "ERR group %" PRIu64 " is not hosted by this "
-                                              "cluster (groups 1..%zu)", v, s->n_groups);
+                                              "cluster (groups 1..%" PRIu32 ")", v,
+                                         s->opts.shard_groups);
                 free(req);
                 return 0;
             }
@@ -119,9 +133,14 @@ int craftkv_shard_lead(struct craftkv_server *s, size_t argc, const struct craft
         return 0;
     }
     uint64_t until = craftkv_mono_ms() + CRAFTKV_SHARD_WAIT_MS;
-    while (!s->stopping && !settled_at(s, num) && craftkv_mono_ms() < until)
+    struct craftkv_peers *p = craftkv_peers_new(s); /* this worker's, for this wait */
+    struct craftkv_peer_state *ps = malloc(sizeof *ps);
+    bool settled;
+    while (!(settled = settled_at(s, p, ps, num)) && !s->stopping && craftkv_mono_ms() < until)
         craftkv_nap(50);
-    if (settled_at(s, num))
+    craftkv_peers_free(p);
+    free(ps);
+    if (settled)
         craft_resp_append_simple(out, "OK");
     else
         craft_resp_append_errorf(out, "TRYAGAIN configuration %" PRIu64 " is in force but its "
@@ -162,6 +181,16 @@ void craftkv_shard_info(struct craftkv_server *s, struct craft_resp_buf *out)
                 st.slots[CRAFT_SLOT_SERVING], st.slots[CRAFT_SLOT_PULLING],
                 st.slots[CRAFT_SLOT_GIVING], st.slots[CRAFT_SLOT_NOTIFYING],
                 rc == CRAFT_OK ? "" : ",unreadable");
+    }
+    /* Groups placed elsewhere: what the configuration and the driver's last word on their
+     * leader say (their progress: CRAFT.SHARD INFO on one of their hosts). */
+    for (uint64_t gid = 1; gid <= s->opts.shard_groups; gid++) {
+        if (craftkv_group_of(s, gid))
+            continue;
+        uint64_t leader = gid <= CRAFTKV_SHARD_GROUPS_MAX ? atomic_load(&s->leader_hint[gid]) : 0;
+        const char *addr = leader ? craftkv_client_addr(s, leader) : NULL;
+        fprintf(f, "group:%" PRIu64 ",owned:%" PRIu32 ",leader:%s,hosted_elsewhere\r\n", gid,
+                craft_shard_group_slots(cfg, gid), addr ? addr : "?");
     }
     fclose(f);
     craft_resp_append_bulk(out, text, len);

@@ -1,0 +1,309 @@
+/* craftkv sharded: what the shard driver asks of a group hosted on other processes
+ * (docs/design/sharding.md, "Groups on subsets of processes"), both ends.
+ *
+ *   CRAFT.SHARD EXPORT gid num slots cursor max   -> *2 (payload, next cursor)
+ *   CRAFT.SHARD STATE gid                         -> *3 (:leader, :applied num, states)
+ *
+ * Both are answered by any process hosting gid from its own replica, without a quorum
+ * round: what they return was committed in gid's log (a frozen copy of slots at
+ * configuration num, the slots' states), so a lagging replica only delays the asker, as a
+ * lagging local replica does (server_shard.c). `slots` is the 2048-byte slot bitmap,
+ * `cursor` a stored key (kv_sm.h craft_kv_export_cursor, empty: from the first), `states`
+ * one byte per slot (enum craft_slot_state). An export not possible yet (that replica has
+ * not reached num) or no longer (the slots were deleted there: the asker has them) is a
+ * TRYAGAIN; anything else an ERR.
+ *
+ * The asking side keeps one blocking connection per member, opened when first needed and
+ * closed on any error, and asks one host per call (the next one on the next call after a
+ * failure), so a dead or paused host costs the driver one timeout per pass, not one per
+ * host. Driver thread only. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kv/kv_shard.h"
+#include "kv/server_internal.h"
+
+/* How long a call to another process may take per send or receive. */
+#define PEER_TIMEOUT_MS 2000
+/* The reply buffer kept between calls; an export's (up to a hand-over entry) is freed. */
+#define REPLY_KEEP_BYTES (64u << 10)
+
+/* ---- the answering side (workers) ---- */
+
+static struct craftkv_group *hosted_group(struct craftkv_server *s, const struct craft_resp_arg *a,
+                                          struct craft_resp_buf *out)
+{
+    uint64_t gid;
+    struct craftkv_group *g = craftkv_arg_u64(a, UINT64_MAX - 1, &gid) && gid > 0
+                                  ? craftkv_group_of(s, gid)
+                                  : NULL;
+    if (!g)
+        craft_resp_append_errorf(out, "ERR shard group '%.*s' is not hosted here",
+                                 (int)(a->len > 32 ? 32 : a->len), a->data);
+    return g;
+}
+
+static void answer_export(struct craftkv_server *s, size_t argc, const struct craft_resp_arg *argv,
+                          struct craft_resp_buf *out)
+{
+    struct craft_kv_export_cursor cur = {0};
+    struct craft_slot_set slots;
+    uint64_t num, max;
+    if (argc != 7 || !craftkv_arg_u64(&argv[3], UINT64_MAX - 1, &num) ||
+        argv[4].len != sizeof slots.bits || argv[5].len > sizeof cur.key ||
+        !craftkv_arg_u64(&argv[6], CRAFTKV_HANDOVER_BYTES_MAX, &max) ||
+        max < CRAFTKV_HANDOVER_BYTES_MIN) {
+        craft_resp_append_error(out, "ERR usage: CRAFT.SHARD EXPORT gid num slots cursor max "
+                                     "(internal)");
+        return;
+    }
+    struct craftkv_group *g = hosted_group(s, &argv[2], out);
+    if (!g)
+        return;
+    memcpy(slots.bits, argv[4].data, sizeof slots.bits);
+    memcpy(cur.key, argv[5].data, argv[5].len);
+    cur.len = argv[5].len;
+    struct craft_kv_read *r;
+    int rc = craft_kv_read_begin(g->sm, &r);
+    uint8_t *payload = NULL;
+    size_t len = 0;
+    bool part;
+    if (rc == CRAFT_OK) {
+        rc = craft_kv_read_export(r, num, &slots, (size_t)max, &cur, &payload, &len, &part);
+        craft_kv_read_end(r);
+    }
+    if (rc == CRAFT_EBUSY || rc == CRAFT_ESTALE) {
+        craft_resp_append_errorf(out, "TRYAGAIN group %" PRIu64 " here is %s configuration "
+                                      "%" PRIu64, g->gid, rc == CRAFT_EBUSY ? "before" : "past",
+                                 num);
+    } else if (rc != CRAFT_OK) {
+        craft_resp_append_errorf(out, "ERR export: %s", craft_strerror(rc));
+    } else {
+        size_t mark = out->len;
+        if (craft_resp_append_array(out, 2) != CRAFT_OK ||
+            craft_resp_append_bulk(out, payload, len) != CRAFT_OK ||
+            craft_resp_append_bulk(out, cur.key, cur.len) != CRAFT_OK) {
+            out->len = mark;
+            craft_resp_append_error(out, "ERR out of memory");
+        }
+    }
+    free(payload);
+}
+
+static void answer_state(struct craftkv_server *s, size_t argc, const struct craft_resp_arg *argv,
+                         struct craft_resp_buf *out)
+{
+    if (argc != 3) {
+        craft_resp_append_error(out, "ERR usage: CRAFT.SHARD STATE gid (internal)");
+        return;
+    }
+    struct craftkv_group *g = hosted_group(s, &argv[2], out);
+    if (!g)
+        return;
+    struct craft_shard_view *v = malloc(sizeof *v);
+    struct craft_kv_read *r;
+    int rc = v ? craft_kv_read_begin(g->sm, &r) : CRAFT_ENOMEM;
+    if (rc == CRAFT_OK) {
+        rc = craft_kv_read_view(r, v);
+        craft_kv_read_end(r);
+    }
+    if (rc != CRAFT_OK) {
+        craft_resp_append_errorf(out, "ERR state: %s", craft_strerror(rc));
+    } else {
+        size_t mark = out->len;
+        if (craft_resp_append_array(out, 3) != CRAFT_OK ||
+            craft_resp_append_int(out, (int64_t)craft_leader(g->node, NULL, 0)) != CRAFT_OK ||
+            craft_resp_append_int(out, (int64_t)v->cur.num) != CRAFT_OK ||
+            craft_resp_append_bulk(out, v->state, sizeof v->state) != CRAFT_OK) {
+            out->len = mark;
+            craft_resp_append_error(out, "ERR out of memory");
+        }
+    }
+    free(v);
+}
+
+bool craftkv_shard_peer_cmd(size_t argc, const struct craft_resp_arg *argv)
+{
+    return argc >= 2 && (craftkv_arg_is(&argv[1], "EXPORT") || craftkv_arg_is(&argv[1], "STATE"));
+}
+
+void craftkv_shard_peer_answer(struct craftkv_server *s, size_t argc,
+                               const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    if (!s->sharded) {
+        craft_resp_append_error(out, "ERR this craftkv is not sharded");
+        return;
+    }
+    if (craftkv_arg_is(&argv[1], "EXPORT"))
+        answer_export(s, argc, argv, out);
+    else
+        answer_state(s, argc, argv, out);
+}
+
+/* ---- the asking side (the driver) ---- */
+
+struct craftkv_peers {
+    struct craftkv_server *s;
+    int fd[CRAFTKV_NODES_MAX];                  /* by member index; -1: not connected */
+    uint32_t turn[CRAFTKV_SHARD_GROUPS_MAX + 1]; /* by gid: which host is asked next */
+    struct craft_resp_buf reply;
+};
+
+struct craftkv_peers *craftkv_peers_new(struct craftkv_server *s)
+{
+    struct craftkv_peers *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->s = s;
+    for (size_t i = 0; i < CRAFTKV_NODES_MAX; i++)
+        p->fd[i] = -1;
+    return p;
+}
+
+void craftkv_peers_free(struct craftkv_peers *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < CRAFTKV_NODES_MAX; i++)
+        if (p->fd[i] >= 0)
+            close(p->fd[i]);
+    craft_resp_buf_free(&p->reply);
+    free(p);
+}
+
+/* Sends argv to a host of gid other than this process and reads its reply into p->reply.
+ * CRAFT_OK, or CRAFT_EIO (the connection is closed and the next call asks the next host). */
+static int call_host(struct craftkv_peers *p, uint64_t gid, size_t argc,
+                     const struct craft_resp_arg *argv)
+{
+    const struct craftkv_opts *o = &p->s->opts;
+    size_t hosts[CRAFTKV_SHARD_REPLICAS_MAX], n = craftkv_shard_hosts(o, gid, hosts), others = 0;
+    for (size_t i = 0; i < n; i++)
+        if (o->members[hosts[i]].id != o->id)
+            hosts[others++] = hosts[i];
+    if (others == 0 || gid > CRAFTKV_SHARD_GROUPS_MAX)
+        return CRAFT_EIO;
+    size_t m = hosts[p->turn[gid] % others];
+    if (p->fd[m] < 0)
+        p->fd[m] = craftkv_client_connect(o->members[m].client_addr, PEER_TIMEOUT_MS,
+                                          o->requirepass);
+    if (p->fd[m] >= 0 && craftkv_client_call(p->fd[m], argc, argv, &p->reply) == 0)
+        return CRAFT_OK;
+    if (p->fd[m] >= 0)
+        close(p->fd[m]);
+    p->fd[m] = -1;
+    p->turn[gid]++;
+    return CRAFT_EIO;
+}
+
+/* The reply's next element at *off: an integer, or a bulk string (pointing into the
+ * reply). False if it is something else. */
+static bool take_int(const struct craft_resp_buf *b, size_t *off, int64_t *v)
+{
+    if (*off >= b->len || b->data[*off] != ':')
+        return false;
+    char *end;
+    long long x = strtoll(b->data + *off + 1, &end, 10);
+    if (end + 2 > b->data + b->len || end[0] != '\r')
+        return false;
+    *v = x;
+    *off = (size_t)(end + 2 - b->data);
+    return true;
+}
+
+static bool take_bulk(const struct craft_resp_buf *b, size_t *off, const uint8_t **p, size_t *n)
+{
+    if (*off >= b->len || b->data[*off] != '$')
+        return false;
+    char *end;
+    long long x = strtoll(b->data + *off + 1, &end, 10);
+    size_t at = (size_t)(end + 2 - b->data);
+    if (x < 0 || end[0] != '\r' || at + (size_t)x + 2 > b->len)
+        return false;
+    *p = (const uint8_t *)b->data + at;
+    *n = (size_t)x;
+    *off = at + (size_t)x + 2;
+    return true;
+}
+
+/* A reply that is an error: CRAFT_EBUSY for a TRYAGAIN (logged by nobody: it is the
+ * normal state of a lagging host), CRAFT_EIO for another (logged once per call). */
+static int reply_error(struct craftkv_peers *p, uint64_t gid, const char *what)
+{
+    const struct craft_resp_buf *b = &p->reply;
+    p->turn[gid % (CRAFTKV_SHARD_GROUPS_MAX + 1)]++; /* a lagging host may stay behind */
+    if (b->len > 9 && memcmp(b->data, "-TRYAGAIN", 9) == 0)
+        return CRAFT_EBUSY;
+    size_t n = b->len > 2 ? b->len - 2 : 0;
+    fprintf(stderr, "craftkv: %s of shard group %" PRIu64 " from another process: %.*s\n", what,
+            gid, (int)(n > 200 ? 200 : n), b->data);
+    return CRAFT_EIO;
+}
+
+int craftkv_peers_state(struct craftkv_peers *p, uint64_t gid, struct craftkv_peer_state *out)
+{
+    char g[24];
+    int gl = snprintf(g, sizeof g, "%" PRIu64, gid);
+    struct craft_resp_arg argv[3] = {{"CRAFT.SHARD", 11}, {"STATE", 5}, {g, (size_t)gl}};
+    int rc = call_host(p, gid, 3, argv);
+    if (rc != CRAFT_OK)
+        return rc;
+    if (p->reply.len > 0 && p->reply.data[0] == '-')
+        return reply_error(p, gid, "the state");
+    size_t off = 4;
+    int64_t leader, num;
+    const uint8_t *states;
+    size_t n;
+    if (p->reply.len < off || memcmp(p->reply.data, "*3\r\n", 4) != 0 ||
+        !take_int(&p->reply, &off, &leader) || !take_int(&p->reply, &off, &num) ||
+        !take_bulk(&p->reply, &off, &states, &n) || n != sizeof out->state || num < 0)
+        return CRAFT_ECORRUPT;
+    out->leader = (uint64_t)leader;
+    out->num = (uint64_t)num;
+    memcpy(out->state, states, n);
+    return CRAFT_OK;
+}
+
+int craftkv_peers_export(struct craftkv_peers *p, uint64_t gid, uint64_t num,
+                         const struct craft_slot_set *slots, size_t max,
+                         struct craft_kv_export_cursor *cur, uint8_t **out, size_t *len,
+                         bool *part)
+{
+    char g[24], n[24], m[24];
+    int gl = snprintf(g, sizeof g, "%" PRIu64, gid), nl = snprintf(n, sizeof n, "%" PRIu64, num),
+        ml = snprintf(m, sizeof m, "%zu", max);
+    struct craft_resp_arg argv[7] = {{"CRAFT.SHARD", 11},
+                                     {"EXPORT", 6},
+                                     {g, (size_t)gl},
+                                     {n, (size_t)nl},
+                                     {(const char *)slots->bits, sizeof slots->bits},
+                                     {(const char *)cur->key, cur->len},
+                                     {m, (size_t)ml}};
+    int rc = call_host(p, gid, 7, argv);
+    if (rc != CRAFT_OK)
+        return rc;
+    if (p->reply.len > 0 && p->reply.data[0] == '-')
+        return reply_error(p, gid, "the export");
+    size_t off = 4, plen, clen;
+    const uint8_t *payload, *next;
+    struct kv_payload pl;
+    if (p->reply.len < off || memcmp(p->reply.data, "*2\r\n", 4) != 0 ||
+        !take_bulk(&p->reply, &off, &payload, &plen) || !take_bulk(&p->reply, &off, &next, &clen) ||
+        clen > sizeof cur->key || kv_payload_open(payload, plen, &pl) != CRAFT_OK ||
+        memcmp(&pl.slots, slots, sizeof *slots) != 0)
+        return CRAFT_ECORRUPT; /* checked here too: the group's log is no place for it */
+    *out = malloc(plen);
+    if (!*out)
+        return CRAFT_ENOMEM;
+    memcpy(*out, payload, plen);
+    *len = plen;
+    *part = pl.part;
+    memcpy(cur->key, next, clen);
+    cur->len = clen;
+    if (p->reply.cap > REPLY_KEEP_BYTES)
+        craft_resp_buf_free(&p->reply); /* a hand-over's worth is not kept between calls */
+    return CRAFT_OK;
+}
