@@ -167,14 +167,28 @@ static long reply_len_depth(const char *buf, size_t len, int depth)
         return (long)l;
     case '$':
     case '*': {
-        char *end;
-        long n = strtol(buf + 1, &end, 10);
-        if (end != buf + l - 2 || n < -1 || n > (1L << 30))
+        /* "-1" or digits, up to the CR (strtol would skip a CR or LF as white space and
+         * read on past the line: the fuzzer of the shard peers' replies found that). */
+        long n = 0;
+        size_t d = 1;
+        if (l == 5 && buf[1] == '-' && buf[2] == '1') {
+            n = -1;
+            d = 3;
+        }
+        for (; n >= 0 && d < l - 2; d++) {
+            if (buf[d] < '0' || buf[d] > '9' || n > (1L << 30))
+                return -1;
+            n = n * 10 + (buf[d] - '0');
+        }
+        if (l == 3 || n > (1L << 30))
             return -1;
         if (n < 0)
             return (long)l;
-        if (buf[0] == '$')
-            return len >= l + (size_t)n + 2 ? (long)(l + (size_t)n + 2) : 0;
+        if (buf[0] == '$') {
+            if (len < l + (size_t)n + 2)
+                return 0;
+            return buf[l + n] == '\r' && buf[l + n + 1] == '\n' ? (long)(l + (size_t)n + 2) : -1;
+        }
         size_t off = l;
         for (long i = 0; i < n; i++) {
             long e = reply_len_depth(buf + off, len - off, depth + 1);

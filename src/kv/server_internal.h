@@ -668,6 +668,16 @@ int craftkv_peers_export(struct craftkv_peers *p, uint64_t gid, uint64_t num,
                          struct craft_kv_export_cursor *cur, uint8_t **out, size_t *len,
                          bool *part);
 
+/* The two replies' decoders (fuzzed: tests/fuzz/fuzz_shard_peer_reply.c). b[0..len): one
+ * reply as read. CRAFT_OK; CRAFT_EBUSY (a TRYAGAIN); CRAFT_EIO (another error reply);
+ * CRAFT_ECORRUPT (anything else: not one complete reply, wrong shape, a state byte out of
+ * range, a payload kv_payload_open refuses or for other slots, a cursor too long). The
+ * export's *payload points into b; *part is the payload's; *cur the cursor after it. */
+int craftkv_peer_state_decode(const char *b, size_t len, struct craftkv_peer_state *out);
+int craftkv_peer_export_decode(const char *b, size_t len, const struct craft_slot_set *slots,
+                               const uint8_t **payload, size_t *plen, bool *part,
+                               struct craft_kv_export_cursor *cur);
+
 /* ---- server_client.c ---- */
 struct addrinfo;
 /* getaddrinfo for "HOST:PORT" (stream sockets, flags as getaddrinfo's ai_flags; with

@@ -18,6 +18,7 @@
  * failure), so a dead or paused host costs the driver one timeout per pass, not one per
  * host. Driver thread only. */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,48 +200,118 @@ static int call_host(struct craftkv_peers *p, uint64_t gid, size_t argc,
     return CRAFT_EIO;
 }
 
-/* The reply's next element at *off: an integer, or a bulk string (pointing into the
- * reply). False if it is something else. */
-static bool take_int(const struct craft_resp_buf *b, size_t *off, int64_t *v)
+/* The number on the line at b[at..] (after its type byte): digits, a '-' first for an
+ * integer, then CRLF; *next just past the line. Digits only: strtoll would skip a CR or
+ * LF as white space and read past the line. */
+static bool line_number(const char *b, size_t len, size_t at, bool sign, int64_t *v, size_t *next)
 {
-    if (*off >= b->len || b->data[*off] != ':')
+    bool neg = sign && at < len && b[at] == '-';
+    size_t i = at + neg;
+    int64_t x = 0;
+    for (; i < len && b[i] >= '0' && b[i] <= '9'; i++) {
+        if (x > (INT64_MAX - 9) / 10)
+            return false;
+        x = x * 10 + (b[i] - '0');
+    }
+    if (i == at + neg || i + 2 > len || b[i] != '\r' || b[i + 1] != '\n')
         return false;
-    char *end;
-    long long x = strtoll(b->data + *off + 1, &end, 10);
-    if (end + 2 > b->data + b->len || end[0] != '\r')
-        return false;
-    *v = x;
-    *off = (size_t)(end + 2 - b->data);
+    *v = neg ? -x : x;
+    *next = i + 2;
     return true;
 }
 
-static bool take_bulk(const struct craft_resp_buf *b, size_t *off, const uint8_t **p, size_t *n)
+/* The reply's next element at *off: an integer, or a bulk string (pointing into the
+ * reply). False if it is something else. */
+static bool take_int(const char *b, size_t len, size_t *off, int64_t *v)
 {
-    if (*off >= b->len || b->data[*off] != '$')
+    return *off < len && b[*off] == ':' && line_number(b, len, *off + 1, true, v, off);
+}
+
+static bool take_bulk(const char *b, size_t len, size_t *off, const uint8_t **p, size_t *n)
+{
+    int64_t x;
+    size_t at;
+    if (*off >= len || b[*off] != '$' || !line_number(b, len, *off + 1, false, &x, &at))
         return false;
-    char *end;
-    long long x = strtoll(b->data + *off + 1, &end, 10);
-    size_t at = (size_t)(end + 2 - b->data);
-    if (x < 0 || end[0] != '\r' || at + (size_t)x + 2 > b->len)
+    if ((uint64_t)x > len - at || len - at - (size_t)x < 2 || b[at + x] != '\r' ||
+        b[at + x + 1] != '\n')
         return false;
-    *p = (const uint8_t *)b->data + at;
+    *p = (const uint8_t *)b + at;
     *n = (size_t)x;
     *off = at + (size_t)x + 2;
     return true;
 }
 
-/* A reply that is an error: CRAFT_EBUSY for a TRYAGAIN (logged by nobody: it is the
- * normal state of a lagging host), CRAFT_EIO for another (logged once per call). */
-static int reply_error(struct craftkv_peers *p, uint64_t gid, const char *what)
+/* A complete reply that is an array of n elements: the offset of its first. */
+static bool array_of(const char *b, size_t len, char n, size_t *off)
 {
-    const struct craft_resp_buf *b = &p->reply;
-    p->turn[gid % (CRAFTKV_SHARD_GROUPS_MAX + 1)]++; /* a lagging host may stay behind */
-    if (b->len > 9 && memcmp(b->data, "-TRYAGAIN", 9) == 0)
+    if (len < 4 || craftkv_reply_len(b, len) != (long)len || b[0] != '*' || b[1] != n ||
+        b[2] != '\r')
+        return false;
+    *off = 4;
+    return true;
+}
+
+static int error_reply(const char *b, size_t len)
+{
+    if (len > 9 && memcmp(b, "-TRYAGAIN", 9) == 0)
         return CRAFT_EBUSY;
-    size_t n = b->len > 2 ? b->len - 2 : 0;
-    fprintf(stderr, "craftkv: %s of shard group %" PRIu64 " from another process: %.*s\n", what,
-            gid, (int)(n > 200 ? 200 : n), b->data);
-    return CRAFT_EIO;
+    return len > 0 && b[0] == '-' ? CRAFT_EIO : CRAFT_ECORRUPT;
+}
+
+int craftkv_peer_state_decode(const char *b, size_t len, struct craftkv_peer_state *out)
+{
+    size_t off;
+    int64_t leader, num;
+    const uint8_t *states;
+    size_t n;
+    if (!array_of(b, len, '3', &off))
+        return error_reply(b, len);
+    if (!take_int(b, len, &off, &leader) || !take_int(b, len, &off, &num) ||
+        !take_bulk(b, len, &off, &states, &n) || n != sizeof out->state || num < 0 ||
+        leader < 0 || off != len)
+        return CRAFT_ECORRUPT;
+    for (size_t k = 0; k < n; k++)
+        if (states[k] >= CRAFT_SLOT_STATES)
+            return CRAFT_ECORRUPT;
+    out->leader = (uint64_t)leader;
+    out->num = (uint64_t)num;
+    memcpy(out->state, states, n);
+    return CRAFT_OK;
+}
+
+int craftkv_peer_export_decode(const char *b, size_t len, const struct craft_slot_set *slots,
+                               const uint8_t **payload, size_t *plen, bool *part,
+                               struct craft_kv_export_cursor *cur)
+{
+    size_t off, clen;
+    const uint8_t *next;
+    struct kv_payload pl;
+    if (!array_of(b, len, '2', &off))
+        return error_reply(b, len);
+    if (!take_bulk(b, len, &off, payload, plen) || !take_bulk(b, len, &off, &next, &clen) ||
+        off != len || clen > sizeof cur->key || kv_payload_open(*payload, *plen, &pl) != CRAFT_OK ||
+        memcmp(&pl.slots, slots, sizeof *slots) != 0)
+        return CRAFT_ECORRUPT; /* checked here: the group's log is no place for it */
+    *part = pl.part;
+    memcpy(cur->key, next, clen);
+    cur->len = clen;
+    return CRAFT_OK;
+}
+
+/* A call's failure: the next call asks the next host (a lagging one may stay behind), and
+ * an error other than TRYAGAIN (the normal answer of a host before or past the
+ * configuration) is logged. */
+static int failed(struct craftkv_peers *p, uint64_t gid, const char *what, int rc)
+{
+    p->turn[gid % (CRAFTKV_SHARD_GROUPS_MAX + 1)]++;
+    if (rc != CRAFT_EBUSY) {
+        const struct craft_resp_buf *b = &p->reply;
+        size_t n = b->len > 2 ? b->len - 2 : 0;
+        fprintf(stderr, "craftkv: %s of shard group %" PRIu64 " from another process: %s: %.*s\n",
+                what, gid, craft_strerror(rc), (int)(n > 200 ? 200 : n), b->data);
+    }
+    return rc;
 }
 
 int craftkv_peers_state(struct craftkv_peers *p, uint64_t gid, struct craftkv_peer_state *out)
@@ -251,20 +322,8 @@ int craftkv_peers_state(struct craftkv_peers *p, uint64_t gid, struct craftkv_pe
     int rc = call_host(p, gid, 3, argv);
     if (rc != CRAFT_OK)
         return rc;
-    if (p->reply.len > 0 && p->reply.data[0] == '-')
-        return reply_error(p, gid, "the state");
-    size_t off = 4;
-    int64_t leader, num;
-    const uint8_t *states;
-    size_t n;
-    if (p->reply.len < off || memcmp(p->reply.data, "*3\r\n", 4) != 0 ||
-        !take_int(&p->reply, &off, &leader) || !take_int(&p->reply, &off, &num) ||
-        !take_bulk(&p->reply, &off, &states, &n) || n != sizeof out->state || num < 0)
-        return CRAFT_ECORRUPT;
-    out->leader = (uint64_t)leader;
-    out->num = (uint64_t)num;
-    memcpy(out->state, states, n);
-    return CRAFT_OK;
+    rc = craftkv_peer_state_decode(p->reply.data, p->reply.len, out);
+    return rc == CRAFT_OK ? rc : failed(p, gid, "the state", rc);
 }
 
 int craftkv_peers_export(struct craftkv_peers *p, uint64_t gid, uint64_t num,
@@ -285,24 +344,19 @@ int craftkv_peers_export(struct craftkv_peers *p, uint64_t gid, uint64_t num,
     int rc = call_host(p, gid, 7, argv);
     if (rc != CRAFT_OK)
         return rc;
-    if (p->reply.len > 0 && p->reply.data[0] == '-')
-        return reply_error(p, gid, "the export");
-    size_t off = 4, plen, clen;
-    const uint8_t *payload, *next;
-    struct kv_payload pl;
-    if (p->reply.len < off || memcmp(p->reply.data, "*2\r\n", 4) != 0 ||
-        !take_bulk(&p->reply, &off, &payload, &plen) || !take_bulk(&p->reply, &off, &next, &clen) ||
-        clen > sizeof cur->key || kv_payload_open(payload, plen, &pl) != CRAFT_OK ||
-        memcmp(&pl.slots, slots, sizeof *slots) != 0)
-        return CRAFT_ECORRUPT; /* checked here too: the group's log is no place for it */
+    const uint8_t *payload;
+    size_t plen;
+    struct craft_kv_export_cursor next;
+    rc = craftkv_peer_export_decode(p->reply.data, p->reply.len, slots, &payload, &plen, part,
+                                    &next);
+    if (rc != CRAFT_OK)
+        return failed(p, gid, "the export", rc);
     *out = malloc(plen);
     if (!*out)
         return CRAFT_ENOMEM;
     memcpy(*out, payload, plen);
     *len = plen;
-    *part = pl.part;
-    memcpy(cur->key, next, clen);
-    cur->len = clen;
+    *cur = next;
     if (p->reply.cap > REPLY_KEEP_BYTES)
         craft_resp_buf_free(&p->reply); /* a hand-over's worth is not kept between calls */
     return CRAFT_OK;
