@@ -138,6 +138,22 @@ struct craft_config {
     const struct craft_server *initial_servers;
     size_t n_initial_servers;
 
+    /* Recovery from a lost quorum (docs/design/core.md, "Recovery from a lost quorum"): when
+     * a majority of the voters is gone for good, one survivor (the one whose log is the most
+     * complete) starts once with the configuration to force: force_servers (voters and
+     * learners; every other survivor should be among them). Before anything else runs, the
+     * node appends that configuration to its log in a term above every term it has seen and
+     * above force_min_term (give the highest term the other survivors report), durably, then
+     * runs as usual: the servers listed form its quorums, and once it leads it commits its
+     * whole log (writes the old majority never committed included). Give it to one node,
+     * once: a later start without it keeps the forced configuration. Nodes left out must
+     * never come back with their data. Needs a storage that holds a log or a snapshot
+     * (craft_node_create: CRAFT_EINVAL otherwise). The entry is the log's record of what was
+     * done; the node also reports it through errbuf's caller: craft_stats.conf_index. */
+    const struct craft_server *force_servers;
+    size_t n_force_servers;
+    uint64_t force_min_term;
+
     /* Protocol timing and limits (see struct craft_core_config for each). */
     uint32_t heartbeat_ms;          /* default 100 */
     uint32_t election_timeout_ms;   /* default 1000 */

@@ -160,6 +160,19 @@ struct craft_core_restore {
 
 struct craft_core;
 
+/* Recovery from a lost quorum (recover.c): the entry that forces configuration conf (a
+ * simple one: voters and learners, at least one voter, no joint part) onto a node whose
+ * storage holds r, and the hard state to persist with it: the entry goes at the end of the
+ * log (after r's last entry, or its snapshot) with a term above r's hard state, above every
+ * term in r and above min_term; the hard state moves to that term with no vote. The caller
+ * persists both (hard state first), then creates the core from a restore that includes the
+ * entry. Run it on one node only. entry->data points to buf (cap bytes; room for
+ * craft_conf_encoded_size(conf)). Errors: CRAFT_EINVAL (conf not simple and valid, no voter,
+ * buf too small, terms exhausted). */
+int craft_core_force_conf(const struct craft_core_restore *r, const struct craft_conf *conf,
+                          uint64_t min_term, uint8_t *buf, size_t cap, struct craft_entry *entry,
+                          struct craft_hard_state *hs);
+
 /* Creates a core. cfg must validate. Returns NULL only if out of memory. The state machine
  * is assumed to hold the snapshot's state (applied = snap.index). */
 struct craft_core *craft_core_create(const struct craft_core_config *cfg,

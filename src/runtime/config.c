@@ -126,6 +126,20 @@ int craft_config_validate(const struct craft_config *cfg, const char **field)
             return bad(field, "initial_servers");
         }
     }
+    rc = check_servers(cfg->force_servers, cfg->n_force_servers, "force_servers", tcp, field);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (cfg->n_force_servers > 0) {
+        bool self = false, voter = false;
+        for (size_t i = 0; i < cfg->n_force_servers; i++) {
+            self = self || cfg->force_servers[i].id == cfg->id;
+            voter = voter || cfg->force_servers[i].voter;
+        }
+        if (!self || !voter) {
+            return bad(field, "force_servers"); /* it must be among them; someone must vote */
+        }
+    }
     if (cfg->queue_max == 0) {
         return bad(field, "queue_max");
     }

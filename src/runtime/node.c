@@ -97,6 +97,8 @@ static int group_open(struct craft_host *host, const struct craft_config *cfg,
     n->cfg.n_peers = 0;
     n->cfg.initial_servers = NULL;
     n->cfg.n_initial_servers = 0;
+    n->cfg.force_servers = NULL;
+    n->cfg.n_force_servers = 0;
     if (rc != CRAFT_OK) {
         node_free(n);
         return rc;

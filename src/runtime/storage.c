@@ -349,6 +349,64 @@ static int bootstrap(struct craft_node *n, char *errbuf, size_t cap)
     return rc;
 }
 
+/* Recovery from a lost quorum (craft_config.force_servers; the rule: src/core/recover.c):
+ * the forced configuration appended to the recovered log, hard state first (a crash
+ * between the two leaves a higher term and the old log: the next forced start appends it
+ * then), then r and hold re-read to include it. */
+static int force_conf(struct craft_node *n, struct craft_core_restore *r,
+                      struct craft_wal_entries *hold, char *errbuf, size_t cap)
+{
+    const struct craft_config *c = &n->cfg;
+    if (r->snap.index == 0 && r->n_entries == 0) {
+        snprintf(errbuf, cap, "force_servers: the storage holds no log to recover");
+        return CRAFT_EINVAL;
+    }
+    struct craft_conf conf;
+    memset(&conf, 0, sizeof conf);
+    for (size_t i = 0; i < c->n_force_servers && i < CRAFT_CONF_NODES_MAX; i++) {
+        const struct craft_server *s = &c->force_servers[i];
+        if (s->voter) {
+            conf.voters[conf.n_voters++] = s->id;
+        } else {
+            conf.learners[conf.n_learners++] = s->id;
+        }
+    }
+    uint8_t confbuf[4 + 4 * 8 * CRAFT_CONF_NODES_MAX];
+    struct craft_entry e;
+    struct craft_hard_state hs;
+    int rc = c->n_force_servers > CRAFT_CONF_NODES_MAX
+                 ? CRAFT_EINVAL
+                 : craft_core_force_conf(r, &conf, c->force_min_term, confbuf, sizeof confbuf, &e, &hs);
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "force_servers: not a configuration to force (at least one voter, "
+                              "no id twice, at most %d servers)", CRAFT_CONF_NODES_MAX);
+        return rc;
+    }
+    rc = hs_put(n, &hs);
+    if (rc == CRAFT_OK) {
+        rc = log_write(n, 0, &e, 1);
+    }
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "force_servers: cannot write the forced configuration: %s",
+                 craft_strerror(rc));
+        return rc;
+    }
+    r->hs = hs;
+    craft_wal_entries_free(hold);
+    memset(hold, 0, sizeof *hold);
+    uint64_t lo = r->snap.index + 1 > log_first(n) ? r->snap.index + 1 : log_first(n);
+    rc = log_read(n, lo, e.index, hold);
+    if (rc != CRAFT_OK) {
+        snprintf(errbuf, cap, "force_servers: cannot read the log back: %s", craft_strerror(rc));
+        return rc;
+    }
+    CRAFT_ASSERT(hold->n > 0 && hold->entries[hold->n - 1].index == e.index &&
+                 hold->entries[hold->n - 1].term == e.term);
+    r->entries = hold->entries;
+    r->n_entries = hold->n;
+    return CRAFT_OK;
+}
+
 int rt_storage_recover(struct craft_node *n, struct craft_core_restore *r,
                        struct craft_wal_entries *hold, char *errbuf, size_t cap)
 {
@@ -424,11 +482,20 @@ int rt_storage_recover(struct craft_node *n, struct craft_core_restore *r,
         r->entries = hold->entries;
         r->n_entries = hold->n;
     }
+    if (n->cfg.n_force_servers > 0) {
+        rc = force_conf(n, r, hold, errbuf, cap);
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+    }
     /* What the loop knows of addresses: the snapshot's book, the configured peers, then
      * every address record in the log. */
     n->loop_book = n->fsm_book;
     for (size_t i = 0; i < n->cfg.n_peers; i++) {
         rt_book_set(&n->loop_book, n->cfg.peers[i].id, n->cfg.peers[i].addr);
+    }
+    for (size_t i = 0; i < n->cfg.n_force_servers; i++) {
+        rt_book_set(&n->loop_book, n->cfg.force_servers[i].id, n->cfg.force_servers[i].addr);
     }
     for (size_t i = 0; i < r->n_entries; i++) {
         const struct craft_entry *e = &r->entries[i];
