@@ -560,7 +560,7 @@ static int run_server(int argc, char **argv)
         uint64_t rep = 0;
         if (flags.shard_replicas[0] &&
             (parse_u64(flags.shard_replicas, &rep) || rep == 0 || rep > CRAFTKV_SHARD_REPLICAS_MAX))
-            return die("bad --shard-replicas '%s' (1..8)", flags.shard_replicas);
+            return die("bad --shard-replicas '%s' (1..16)", flags.shard_replicas);
         o.shard_replicas = (uint32_t)rep; /* 0 (a file from before placement): below */
     } else if (flags.shard_groups_initial[0] || flags.shard_replicas[0]) {
         return die("%s", "--shard-groups-initial and --shard-replicas need --shard-groups "
@@ -802,6 +802,8 @@ static int run_local(int argc, char **argv)
     }
     if (n == 0)
         return die("%s", "local needs --nodes N (see --help)");
+    if ((g_replicas[0] || g_groups_initial[0]) && !g_groups[0])
+        return die("%s", "--replicas and --initial-groups need --groups (see --help)");
     if (!g_password[0] && getenv("CRAFTKV_REQUIREPASS"))
         snprintf(g_password, sizeof g_password, "%s", getenv("CRAFTKV_REQUIREPASS"));
     char self[4096];

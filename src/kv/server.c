@@ -252,9 +252,8 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
         s->opts.shard_replicas = o->n_members < 3 ? (uint32_t)o->n_members : 3;
     if (s->sharded && (s->opts.shard_replicas > o->n_members ||
                        s->opts.shard_replicas > CRAFTKV_SHARD_REPLICAS_MAX)) {
-        snprintf(err, cap, "%u replicas of each shard group need as many members (%zu here, "
-                           "at most %d replicas)", s->opts.shard_replicas, o->n_members,
-                 CRAFTKV_SHARD_REPLICAS_MAX);
+        snprintf(err, cap, "%u replicas of each shard group need as many members (%zu here)",
+                 s->opts.shard_replicas, o->n_members);
         free(s);
         return -1;
     }

@@ -57,8 +57,8 @@ struct craftkv_opts {
     /* Sharded (docs/design/sharding.md): shard groups 1..shard_groups and the shard
      * controller; 0: one group, unsharded. Fixed at the first start. shard_groups_initial
      * (1..shard_groups; 0: all) join the first configuration; the others wait for
-     * CRAFT.SHARD JOIN. shard_replicas (1..members, at most CRAFTKV_SHARD_REPLICAS_MAX; 0:
-     * min(3, members)): how many members host each group (sharding.md, "Placement"); with
+     * CRAFT.SHARD JOIN. shard_replicas (1..members; 0: min(3, members)): how many members
+     * host each group (sharding.md, "Placement"); with
      * fewer than the members, groups ride on different processes and more groups add
      * capacity. Every member must host a group: shard_groups * shard_replicas >= members.
      * Every member hosts the controller. */
@@ -71,7 +71,7 @@ struct craftkv_opts {
 #define CRAFTKV_HANDOVER_BYTES_MIN (8u << 10)  /* the slot set alone is 2 KiB */
 #define CRAFTKV_HANDOVER_BYTES_MAX ((32u << 20) - 4096u) /* with its command: one entry */
 #define CRAFTKV_SHARD_GROUPS_MAX 16
-#define CRAFTKV_SHARD_REPLICAS_MAX 8 /* CRAFT_SHARD_SERVERS_MAX: a group's servers */
+#define CRAFTKV_SHARD_REPLICAS_MAX CRAFTKV_NODES_MAX /* the configuration lists 8 of them */
 
 /* Parses "ID=HOST:PEERPORT/HOST:CLIENTPORT,..." into o->members. Returns 0, or -1 with
  * err naming the bad part. */

@@ -169,7 +169,7 @@ static long reply_len_depth(const char *buf, size_t len, int depth)
     case '*': {
         /* "-1" or digits, up to the CR (strtol would skip a CR or LF as white space and
          * read on past the line: the fuzzer of the shard peers' replies found that). */
-        long n = 0;
+        int64_t n = 0;
         size_t d = 1;
         if (l == 5 && buf[1] == '-' && buf[2] == '1') {
             n = -1;

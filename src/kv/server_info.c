@@ -129,7 +129,7 @@ void craftkv_info(struct craftkv_server *s, unsigned sections, struct craft_resp
     }
     if (sections & SEC_RAFT) {
         fputs(sep, f);
-        section_raft(s, st, f); /* sharded: group 1's, then a line per group */
+        section_raft(s, st, f); /* sharded: the first group hosted here, then a line per group */
         for (size_t i = 0; s->sharded && i < s->n_groups; i++) {
             const struct craftkv_group *g = &s->groups[i];
             craft_stats(g->node, st);

@@ -654,15 +654,16 @@ struct craftkv_peer_state {
 struct craftkv_peers;
 struct craftkv_peers *craftkv_peers_new(struct craftkv_server *s);
 void craftkv_peers_free(struct craftkv_peers *p);
-/* Asks one host of gid (not this process) for its state. CRAFT_OK; CRAFT_EIO (it did not
- * answer, or answered an error: the next call asks the next host); CRAFT_ECORRUPT (a bad
- * reply). Blocks up to two timeouts of 2 s. */
+/* Asks one host of gid (not this process) for its state; the next call asks the next
+ * host. CRAFT_OK; CRAFT_EIO (it did not answer, or answered an error); CRAFT_ECORRUPT (a bad
+ * reply). Blocks: connect, AUTH, send and receive may each take up to 2 s. */
 int craftkv_peers_state(struct craftkv_peers *p, uint64_t gid, struct craftkv_peer_state *out);
 /* craft_kv_read_export across processes: asks one host of gid for the next part of slots
  * at configuration num from *cur. CRAFT_OK with *out (the caller frees it), *len, *part and
  * *cur moved on, the payload checked whole (kv_payload_open) and for these slots;
  * CRAFT_EBUSY (that host is before num, or past it: its slots deleted, the asker has
- * them); CRAFT_EIO, CRAFT_ECORRUPT, CRAFT_ENOMEM. Blocks as craftkv_peers_state. */
+ * them); CRAFT_EIO, CRAFT_ECORRUPT, CRAFT_ENOMEM. Blocks as craftkv_peers_state, the
+ * receive up to 30 s (the host walks its keys). */
 int craftkv_peers_export(struct craftkv_peers *p, uint64_t gid, uint64_t num,
                          const struct craft_slot_set *slots, size_t max,
                          struct craft_kv_export_cursor *cur, uint8_t **out, size_t *len,

@@ -473,9 +473,11 @@ static bool peer_past(const struct craftkv_peer_state *p, uint64_t num,
     return true;
 }
 
+/* What a host of a group placed elsewhere says of its leader, none included (a hint that
+ * outlived its leader would point redirects and the cluster views at a dead process). */
 static void hint_leader(struct craftkv_server *s, uint64_t gid, uint64_t leader)
 {
-    if (gid <= CRAFTKV_SHARD_GROUPS_MAX && leader != 0)
+    if (gid <= CRAFTKV_SHARD_GROUPS_MAX)
         atomic_store(&s->leader_hint[gid], leader);
 }
 
@@ -662,11 +664,13 @@ bool craftkv_shard_hosts_here(const struct craftkv_opts *o, uint64_t gid)
 void craftkv_shard_group_placed(const struct craftkv_server *s, uint64_t gid,
                                 struct craft_shard_group *out)
 {
-    _Static_assert(CRAFTKV_SHARD_REPLICAS_MAX <= CRAFT_SHARD_SERVERS_MAX, "a group's servers");
     memset(out, 0, sizeof *out);
     out->gid = gid;
     size_t idx[CRAFTKV_SHARD_REPLICAS_MAX], n = craftkv_shard_hosts(&s->opts, gid, idx);
-    for (size_t i = 0; i < n; i++)
+    /* A configuration names up to CRAFT_SHARD_SERVERS_MAX of a group's hosts (clients need
+     * one that answers; a cluster from before placement has every member, up to 16, in
+     * each group). */
+    for (size_t i = 0; i < n && i < CRAFT_SHARD_SERVERS_MAX; i++)
         snprintf(out->servers[out->n_servers++], CRAFT_SHARD_ADDR_BYTES, "%s",
                  s->opts.members[idx[i]].client_addr);
 }

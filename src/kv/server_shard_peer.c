@@ -14,21 +14,32 @@
  * TRYAGAIN; anything else an ERR.
  *
  * The asking side keeps one blocking connection per member, opened when first needed and
- * closed on any error, and asks one host per call (the next one on the next call after a
- * failure), so a dead or paused host costs the driver one timeout per pass, not one per
- * host. Driver thread only. */
+ * closed on any error, and asks one host per call, so a dead or paused host costs the
+ * asker one timeout per call, not one per host. STATE goes to the group's hosts in turn
+ * (a host that answers but lags, or whose replica stopped, must not hold a step back
+ * forever); EXPORT stays with a host until it fails or answers TRYAGAIN. One thread at a
+ * time per struct craftkv_peers (the driver's; an admin command's wait). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "kv/kv_shard.h"
 #include "kv/server_internal.h"
 
-/* How long a call to another process may take per send or receive. */
+/* How long a call to another process may wait per connect, send or receive; an export's
+ * answer takes a walk over the sender's keys from the cursor (no index by slot yet), up to
+ * a hand-over entry's worth: it gets longer. */
 #define PEER_TIMEOUT_MS 2000
+#define PEER_EXPORT_TIMEOUT_MS 30000
+/* Connection failures logged at most this often per member (a wrong --requirepass on one
+ * process would otherwise stall migrations without a word). */
+#define PEER_LOG_MS 10000
 /* The reply buffer kept between calls; an export's (up to a hand-over entry) is freed. */
 #define REPLY_KEEP_BYTES (64u << 10)
 
@@ -149,6 +160,7 @@ void craftkv_shard_peer_answer(struct craftkv_server *s, size_t argc,
 struct craftkv_peers {
     struct craftkv_server *s;
     int fd[CRAFTKV_NODES_MAX];                  /* by member index; -1: not connected */
+    uint64_t logged_ms[CRAFTKV_NODES_MAX];      /* last connection failure logged */
     uint32_t turn[CRAFTKV_SHARD_GROUPS_MAX + 1]; /* by gid: which host is asked next */
     struct craft_resp_buf reply;
 };
@@ -175,10 +187,11 @@ void craftkv_peers_free(struct craftkv_peers *p)
     free(p);
 }
 
-/* Sends argv to a host of gid other than this process and reads its reply into p->reply.
- * CRAFT_OK, or CRAFT_EIO (the connection is closed and the next call asks the next host). */
+/* Sends argv to a host of gid other than this process and reads its reply into p->reply,
+ * waiting up to timeout_ms per receive. CRAFT_OK, or CRAFT_EIO (the connection is closed
+ * and the next call asks the next host). */
 static int call_host(struct craftkv_peers *p, uint64_t gid, size_t argc,
-                     const struct craft_resp_arg *argv)
+                     const struct craft_resp_arg *argv, uint32_t timeout_ms)
 {
     const struct craftkv_opts *o = &p->s->opts;
     size_t hosts[CRAFTKV_SHARD_REPLICAS_MAX], n = craftkv_shard_hosts(o, gid, hosts), others = 0;
@@ -188,10 +201,21 @@ static int call_host(struct craftkv_peers *p, uint64_t gid, size_t argc,
     if (others == 0 || gid > CRAFTKV_SHARD_GROUPS_MAX)
         return CRAFT_EIO;
     size_t m = hosts[p->turn[gid] % others];
-    if (p->fd[m] < 0)
+    if (p->fd[m] < 0) {
         p->fd[m] = craftkv_client_connect(o->members[m].client_addr, PEER_TIMEOUT_MS,
                                           o->requirepass);
-    if (p->fd[m] >= 0 && craftkv_client_call(p->fd[m], argc, argv, &p->reply) == 0)
+        uint64_t now = craftkv_mono_ms();
+        if (p->fd[m] < 0 && now - p->logged_ms[m] >= PEER_LOG_MS) {
+            p->logged_ms[m] = now;
+            fprintf(stderr, "craftkv: cannot reach member %" PRIu64 " at %s for shard group "
+                            "%" PRIu64 ": %s\n", o->members[m].id, o->members[m].client_addr,
+                    gid, errno == EACCES ? "it refused this node's password (every member "
+                                           "needs the same --requirepass)" : strerror(errno));
+        }
+    }
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    if (p->fd[m] >= 0 && setsockopt(p->fd[m], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+        craftkv_client_call(p->fd[m], argc, argv, &p->reply) == 0)
         return CRAFT_OK;
     if (p->fd[m] >= 0)
         close(p->fd[m]);
@@ -319,11 +343,14 @@ int craftkv_peers_state(struct craftkv_peers *p, uint64_t gid, struct craftkv_pe
     char g[24];
     int gl = snprintf(g, sizeof g, "%" PRIu64, gid);
     struct craft_resp_arg argv[3] = {{"CRAFT.SHARD", 11}, {"STATE", 5}, {g, (size_t)gl}};
-    int rc = call_host(p, gid, 3, argv);
+    int rc = call_host(p, gid, 3, argv, PEER_TIMEOUT_MS);
     if (rc != CRAFT_OK)
         return rc;
     rc = craftkv_peer_state_decode(p->reply.data, p->reply.len, out);
-    return rc == CRAFT_OK ? rc : failed(p, gid, "the state", rc);
+    if (rc != CRAFT_OK)
+        return failed(p, gid, "the state", rc);
+    p->turn[gid]++; /* the next state from the next host */
+    return CRAFT_OK;
 }
 
 int craftkv_peers_export(struct craftkv_peers *p, uint64_t gid, uint64_t num,
@@ -341,23 +368,26 @@ int craftkv_peers_export(struct craftkv_peers *p, uint64_t gid, uint64_t num,
                                      {(const char *)slots->bits, sizeof slots->bits},
                                      {(const char *)cur->key, cur->len},
                                      {m, (size_t)ml}};
-    int rc = call_host(p, gid, 7, argv);
-    if (rc != CRAFT_OK)
-        return rc;
+    int rc = call_host(p, gid, 7, argv, PEER_EXPORT_TIMEOUT_MS);
     const uint8_t *payload;
     size_t plen;
     struct craft_kv_export_cursor next;
-    rc = craftkv_peer_export_decode(p->reply.data, p->reply.len, slots, &payload, &plen, part,
-                                    &next);
-    if (rc != CRAFT_OK)
-        return failed(p, gid, "the export", rc);
-    *out = malloc(plen);
-    if (!*out)
-        return CRAFT_ENOMEM;
-    memcpy(*out, payload, plen);
-    *len = plen;
-    *cur = next;
+    if (rc == CRAFT_OK) {
+        rc = craftkv_peer_export_decode(p->reply.data, p->reply.len, slots, &payload, &plen,
+                                        part, &next);
+        if (rc != CRAFT_OK)
+            rc = failed(p, gid, "the export", rc);
+    }
+    if (rc == CRAFT_OK) {
+        *out = malloc(plen);
+        rc = *out ? CRAFT_OK : CRAFT_ENOMEM;
+    }
+    if (rc == CRAFT_OK) {
+        memcpy(*out, payload, plen);
+        *len = plen;
+        *cur = next;
+    }
     if (p->reply.cap > REPLY_KEEP_BYTES)
         craft_resp_buf_free(&p->reply); /* a hand-over's worth is not kept between calls */
-    return CRAFT_OK;
+    return rc;
 }
