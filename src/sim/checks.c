@@ -231,6 +231,32 @@ static void check_log_matching(struct sim_node *node, const struct craft_entry *
     }
 }
 
+void sim_checks_lost(struct sim_cluster *c, uint64_t lost, uint64_t keep, uint64_t max_term)
+{
+    struct sim_checks *ch = &c->ch;
+    for (uint64_t idx = keep + 1; idx <= ch->gc_max && idx < ch->gc_cap; idx++) {
+        ch->gc[idx].present = false;
+    }
+    if (ch->gc_max > keep) {
+        ch->gc_max = keep;
+    }
+    for (uint64_t t = max_term + 1; t < ch->cap_terms; t++) {
+        ch->term_leader[t] = 0;
+    }
+    memset(ch->lm, 0, ch->lm_cap * sizeof *ch->lm);
+    ch->lm_n = 0;
+    for (int i = 0; i < c->n; i++) {
+        if (lost >> i & 1) {
+            continue;
+        }
+        const struct sim_disk *disk = &c->nodes[i].disk;
+        for (size_t k = 0; k < disk->n_log; k++) {
+            check_log_matching(&c->nodes[i], &disk->log[k],
+                               k > 0 ? disk->log[k - 1].term : disk->snap.term);
+        }
+    }
+}
+
 void sim_check_persisted(struct sim_node *node, const struct sim_write *w)
 {
     if (w->has_hs) {

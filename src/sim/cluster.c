@@ -343,7 +343,7 @@ static void converge(struct sim_cluster *root)
     for (int g = 0; g < root->n_groups; g++) {
         struct sim_cluster *c = root->groups[g];
         for (int i = 0; i < c->n; i++) {
-            if (!c->nodes[i].alive) {
+            if (!c->nodes[i].alive && !c->nodes[i].gone) {
                 sim_replica_start(c, i);
             }
         }

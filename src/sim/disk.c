@@ -172,6 +172,14 @@ static void append(struct sim_disk *disk, const struct craft_entry *e)
     disk->log_bytes += entry_bytes(d);
 }
 
+void sim_disk_force(struct sim_disk *disk, const struct craft_hard_state *hs,
+                    const struct craft_entry *e)
+{
+    CRAFT_ASSERT(disk->n_pending == 0 && hs->term >= disk->hs.term);
+    disk->hs = *hs;
+    append(disk, e);
+}
+
 struct sim_write *sim_disk_apply_head(struct sim_disk *disk)
 {
     struct sim_write *w = disk->head;

@@ -64,6 +64,10 @@ struct sim_write *sim_disk_head(struct sim_disk *disk);
  * stays readable until sim_disk_release. */
 struct sim_write *sim_disk_apply_head(struct sim_disk *disk);
 void sim_disk_release(struct sim_disk *disk, struct sim_write *w);
+/* Recovery from a lost quorum (recover.c): hs and entry e (at the end of the log) made
+ * durable at once, as the runtime writes them before the node starts. No write pending. */
+void sim_disk_force(struct sim_disk *disk, const struct craft_hard_state *hs,
+                    const struct craft_entry *e);
 /* A crash: every pending write and the partially received snapshot are lost. */
 void sim_disk_crash(struct sim_disk *disk);
 

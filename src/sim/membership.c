@@ -148,7 +148,10 @@ void sim_member_check_committed(struct sim_cluster *c, const struct craft_entry 
     bool new_joint = next.n_voters_outgoing > 0;
     bool ok;
     const char *kind;
-    if (!old_joint && !new_joint) {
+    if (e->index == ch->forced_index) {
+        kind = "forced by recovery from a lost quorum";
+        ok = !new_joint;
+    } else if (!old_joint && !new_joint) {
         kind = "single-server change";
         ok = sym_diff(old->voters, old->n_voters, next.voters, next.n_voters) <= 1;
     } else if (!old_joint && new_joint) {

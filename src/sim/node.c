@@ -405,7 +405,7 @@ void sim_node_crash(struct sim_cluster *c, int i)
 void sim_node_start(struct sim_cluster *c, int i)
 {
     struct sim_node *node = &c->nodes[i];
-    CRAFT_ASSERT(!node->alive);
+    CRAFT_ASSERT(!node->alive && !node->gone);
     node->incarnation++;
     if (node->rd != NULL) {
         sim_real_disk_open(node); /* node->disk becomes what the stores recovered */

@@ -26,6 +26,9 @@ struct sim_node {
     int i;              /* 0-based; the Raft id is i + 1 */
     bool alive;
     uint64_t incarnation; /* bumped at every crash and start: stale events are ignored */
+    bool gone; /* lost for good (recover.c): never started again, not even by the final
+                * liveness check (its old log under the old configuration would elect a
+                * second cluster: why a lost node must not come back with its data) */
     struct craft_driver *d;
     uint64_t next_timeout; /* cached craft_driver_next_timeout; UINT64_MAX when down */
     struct sim_disk disk;
@@ -88,6 +91,10 @@ struct sim_checks {
     struct craft_conf conf;
     uint64_t conf_index;
     struct craft_msg_decoder dec; /* sim_check_send's */
+    /* A configuration forced by recovery from a lost quorum (recover.c) at this log index
+     * (0: none): its commit is the operator's override, not a membership change, so the
+     * overlap rule does not apply to it. */
+    uint64_t forced_index;
 };
 
 struct sim_cluster {
@@ -173,6 +180,11 @@ void sim_check_apply(struct sim_node *node, const struct craft_entry *e, uint64_
 void sim_check_ingest(struct sim_node *node, uint64_t log_index, const uint8_t *data,
                       uint32_t len, uint64_t cmds_through);
 const struct sim_committed *sim_check_committed(const struct sim_checks *ch, uint64_t index);
+/* Recovery from a lost quorum (recover.c): the nodes of `lost` are gone for good with
+ * whatever only they held. The checks forget it: committed records above `keep` (the
+ * survivors applied no further), log-matching records (rebuilt from the survivors' disks),
+ * leaders of terms above max_term (no survivor saw them). */
+void sim_checks_lost(struct sim_cluster *c, uint64_t lost, uint64_t keep, uint64_t max_term);
 
 /* ---- membership.c ---- */
 /* The bootstrap configuration node i starts from (empty for a node that joins later). */

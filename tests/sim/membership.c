@@ -295,6 +295,93 @@ void sim_member_replace_all(void)
     finish(c, cl, mask_range(3, 6), 0);
 }
 
+/* Recovery from a lost quorum (docs/design/core.md): five voters under two writing
+ * clients, three lost for good at once. The two survivors elect nobody (no quorum of five);
+ * forced onto {survivors} (the one with the most complete log appends it), they lead again,
+ * keep every write either of them had applied (the checks' committed record up to there
+ * stays binding: any other value at those indexes is an apply error), take new writes,
+ * and agree on the forced configuration. Writes only the lost nodes had applied may go:
+ * that is what losing a majority means. */
+void sim_member_lost_quorum(void)
+{
+    bool snapshot = sim_seed() % 2 == 0;
+    struct sim_cluster *c = mb_begin(5, 5, false, snapshot,
+                                     "3 of 5 voters lost for good, survivors forced");
+    struct mb_client cl[CLIENTS];
+    mb_clients_start(c, 5, cl, CLIENTS);
+    sim_sleep(c, sim_rand(c, 1000, 3000));
+    uint64_t lost = 0;
+    while (__builtin_popcountll(lost) < 3) {
+        lost |= 1ULL << sim_rand(c, 0, 5);
+    }
+    uint64_t survivors = mask_range(0, 5) & ~lost;
+    for (int i = 0; i < 5; i++) {
+        if (lost >> i & 1) {
+            sim_crash(c, i);
+        }
+    }
+    sim_note(c, "lost for good: %s%s%s%s%s", lost & 1 ? "n1 " : "", lost & 2 ? "n2 " : "",
+             lost & 4 ? "n3 " : "", lost & 8 ? "n4 " : "", lost & 16 ? "n5" : "");
+    /* Three election timeouts and more: a leader among the survivors steps down (check
+     * quorum), and no survivor can win. */
+    sim_sleep(c, 4000);
+    uint64_t before = 0;
+    for (int i = 0; i < 5; i++) {
+        if (survivors >> i & 1) {
+            bool leader;
+            sim_get_state(c, i, NULL, &leader);
+            if (leader) {
+                sim_fail(c, "server %d leads without a quorum of the five", i);
+            }
+            uint64_t k = sim_last_applied(c, i);
+            before = k > before ? k : before;
+        }
+    }
+    uint64_t forced_index;
+    int f = sim_recover_lost_quorum(c, lost, &forced_index);
+    sim_sleep(c, sim_rand(c, 1000, 3000));
+    mb_clients_stop(c, cl, CLIENTS);
+    struct craft_conf conf;
+    mb_converge(c, &conf);
+    expect_voters(c, &conf, survivors, 0);
+    if (sim_committed_conf(c, &conf) < forced_index) {
+        sim_fail(c, "the forced configuration (index %llu) was not committed",
+                 (unsigned long long)forced_index);
+    }
+    /* Every write a survivor had applied is still there, on both. */
+    uint64_t kept = 0, after = 0;
+    for (int j = 0; j < CLIENTS; j++) {
+        for (uint64_t q = 0; q < cl[j].n_accepted; q++) {
+            if (!cl[j].p[q].acked) {
+                continue;
+            }
+            if (cl[j].p[q].index > before) {
+                after++;
+                continue;
+            }
+            kept++;
+            for (int i = 0; i < 5; i++) {
+                uint8_t buf[8];
+                size_t len = 0;
+                uint64_t v = 0;
+                if (!(survivors >> i & 1)) {
+                    continue;
+                }
+                if (!sim_node_cmd(c, i, cl[j].p[q].index, buf, sizeof buf, &len) ||
+                    !sim_cmd_as_int(buf, len, &v) || v != cl[j].p[q].value) {
+                    sim_fail(c, "recovery lost write %llu at command %llu on server %d",
+                             (unsigned long long)cl[j].p[q].value,
+                             (unsigned long long)cl[j].p[q].index, i);
+                }
+            }
+        }
+    }
+    sim_note(c, "n%d forced; %llu acknowledged writes through command %llu kept, %llu "
+                "acknowledged after it", f + 1, (unsigned long long)kept,
+             (unsigned long long)before, (unsigned long long)after);
+    mb_end(c, LIMIT_MS);
+}
+
 /* ---- joint and random changes ---- */
 
 struct plan {

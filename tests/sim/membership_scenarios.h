@@ -19,6 +19,7 @@ void sim_member_random_changes(void);
 void sim_member_remove_leader(void);
 void sim_member_removed_keeps_campaigning(void);
 void sim_member_replace_all(void);
+void sim_member_lost_quorum(void);
 void sim_transfer_under_load(void);
 void sim_transfer_target_partitioned(void);
 void sim_transfer_refused(void);

@@ -91,6 +91,8 @@ const struct sim_scenario sim_scenarios[] = {
     { "member/removed-keeps-campaigning", "a removed server keeps campaigning harmlessly",
       sim_member_removed_keeps_campaigning },
     { "member/replace-all", "replace every member of a 3-node cluster", sim_member_replace_all },
+    { "member/lost-quorum", "3 of 5 voters lost for good: the survivors forced to a new configuration",
+      sim_member_lost_quorum },
     { "transfer/under-load", "leadership transfer while clients write", sim_transfer_under_load },
     { "transfer/target-partitioned", "the transfer target is partitioned mid-transfer",
       sim_transfer_target_partitioned },
