@@ -296,7 +296,8 @@ void sim_member_replace_all(void)
 }
 
 /* Recovery from a lost quorum (docs/design/core.md): five voters under two writing
- * clients, three lost for good at once. The two survivors elect nobody (no quorum of five);
+ * clients, three lost for good at once, most seeds after one survivor was cut off for a
+ * while (the survivors' logs then differ). The two survivors elect nobody (no quorum of five);
  * forced onto {survivors} (the one with the most complete log appends it), they lead again,
  * keep every write either of them had applied (the checks' committed record up to there
  * stays binding: any other value at those indexes is an apply error), take new writes,
@@ -315,6 +316,24 @@ void sim_member_lost_quorum(void)
         lost |= 1ULL << sim_rand(c, 0, 5);
     }
     uint64_t survivors = mask_range(0, 5) & ~lost;
+    /* Most seeds: one survivor was cut off for a while before, so the survivors' logs
+     * differ and only one of them holds every write either applied (the recovery must
+     * force that one). */
+    if (sim_rand(c, 0, 4) != 0) {
+        int lag = __builtin_ctzll(survivors);
+        if (sim_rand(c, 0, 2) != 0) {
+            lag = 63 - __builtin_clzll(survivors);
+        }
+        sim_note(c, "n%d cut off before the loss", lag + 1);
+        sim_disconnect(c, lag);
+        sim_sleep(c, sim_rand(c, 500, 2000));
+        for (int i = 0; i < 5; i++) {
+            if (lost >> i & 1) {
+                sim_crash(c, i);
+            }
+        }
+        sim_connect(c, lag);
+    }
     for (int i = 0; i < 5; i++) {
         if (lost >> i & 1) {
             sim_crash(c, i);
