@@ -10,6 +10,7 @@
  * Design: docs/design/craftkv.md. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +51,7 @@ static void usage(FILE *f)
             "       craftkv --id N --data-dir DIR --listen-peer IP:PORT --listen-client HOST:PORT\n"
             "               --join HOST:CLIENTPORT [--timeout-ms MS]\n"
             "       craftkv --id N --data-dir DIR      restart: settings from DIR/craftkv.conf\n"
+            "       craftkv --id N --data-dir DIR --force-new-cluster ID,...   lost quorum\n"
             "       craftkv local --nodes N [--dir D] [--base-port P] [--requirepass PASS]\n"
             "                     [--groups G [--initial-groups K] [--replicas R]]\n"
             "       (any start: [--requirepass PASS] [--listen-metrics HOST:PORT])\n"
@@ -90,6 +92,14 @@ static void usage(FILE *f)
             "--shard-handover-bytes B (8 KiB to 32 MiB - 4 KiB, the default; each start): the\n"
             "largest log entry of a slot hand-over, more goes in several; every live client\n"
             "session of a group must fit in one.\n"
+            "\n"
+            "--force-new-cluster ID,... (a restart, unsharded): recovery from a lost quorum. When\n"
+            "a majority of the members is gone for good, start the survivor whose log is the\n"
+            "most complete (craft-log DIR/raft, or RAFT.INFO's last index) once with this\n"
+            "node's id and the other survivors'; it refuses while any member reports a leader.\n"
+            "It appends that configuration to its log and leads the survivors again, with\n"
+            "every write it had (writes in doubt may take effect). Start the other survivors\n"
+            "as usual; never start a lost node with its old data (wipe it, then --join).\n"
             "\n"
             "Administration (redis-cli, any node): RAFT.INFO, RAFT.ADDNODE ID PEER CLIENT\n"
             "[VOTER|LEARNER], RAFT.REMOVENODE ID, RAFT.TRANSFER [ID], RAFT.SNAPSHOT.\n"
@@ -137,6 +147,74 @@ _Static_assert(CRAFTKV_PASS_MAX == 256, "the --requirepass errors say 255 bytes"
 
 /* The password this process's own client connections send (--join, `local`). */
 static char g_password[CRAFTKV_PASS_MAX];
+
+/* --force-new-cluster IDS: this node's id and the other survivors', members all. */
+static int parse_survivors(const char *s, struct craftkv_opts *o)
+{
+    o->n_force_survivors = 0;
+    bool self = false;
+    while (*s) {
+        char *end;
+        errno = 0;
+        unsigned long long id = strtoull(s, &end, 10);
+        if (errno || end == s || id == 0 || (*end != ',' && *end != '\0') ||
+            o->n_force_survivors == CRAFTKV_NODES_MAX)
+            return -1;
+        bool member = false;
+        for (size_t i = 0; i < o->n_members; i++)
+            member |= o->members[i].id == id;
+        for (size_t i = 0; i < o->n_force_survivors; i++)
+            if (o->force_survivors[i] == id)
+                return -1;
+        if (!member)
+            return -1;
+        self |= id == o->id;
+        o->force_survivors[o->n_force_survivors++] = id;
+        s = *end ? end + 1 : end;
+    }
+    return self ? 0 : -1;
+}
+
+/* Recovery from a lost quorum must not run against a cluster that has one: every other
+ * member that answers must report no leader (a survivor reports its old leader for an
+ * election timeout after the loss: wait and retry). The highest term any of them reports
+ * is where the forced configuration must go above. True (refused) with err saying why. */
+static bool recovery_refused(struct craftkv_opts *o, char *err, size_t cap)
+{
+    for (size_t i = 0; i < o->n_members; i++) {
+        const struct craftkv_member *m = &o->members[i];
+        if (m->id == o->id)
+            continue;
+        int fd = craftkv_client_connect(m->client_addr, 1000, g_password);
+        if (fd < 0)
+            continue; /* gone, or down: what recovery is for */
+        struct craft_resp_arg cmd[2] = {{"INFO", 4}, {"raft", 4}};
+        struct craft_resp_buf reply = {0};
+        uint64_t leader = 0, term = 0;
+        bool answered = craftkv_client_call(fd, 2, cmd, &reply) == 0 && reply.len > 0;
+        char *text = answered ? malloc(reply.len + 1) : NULL;
+        if (text) {
+            memcpy(text, reply.data, reply.len);
+            text[reply.len] = '\0';
+            const char *l = strstr(text, "\nleader_id:"), *t = strstr(text, "\nterm:");
+            leader = l ? strtoull(l + 11, NULL, 10) : 0;
+            term = t ? strtoull(t + 6, NULL, 10) : 0;
+            free(text);
+        }
+        craft_resp_buf_free(&reply);
+        close(fd);
+        if (leader != 0) {
+            snprintf(err, cap, "member %" PRIu64 " at %s reports leader %" PRIu64 ": the "
+                               "cluster has a quorum (recovery is for one that lost it for "
+                               "good; a survivor names its old leader for an election timeout "
+                               "after the loss: retry then)", m->id, m->client_addr, leader);
+            return true;
+        }
+        if (term > o->force_min_term)
+            o->force_min_term = term;
+    }
+    return false;
+}
 
 static int conf_load(const char *path, struct conf *c)
 {
@@ -392,7 +470,7 @@ static int run_server(int argc, char **argv)
 {
     struct conf flags = {0}, file = {0};
     const char *dir = NULL, *timeout = NULL, *snap_entries = NULL, *snap_bytes = NULL,
-               *trailing = NULL, *pass = NULL, *metrics = NULL, *handover = NULL;
+               *trailing = NULL, *pass = NULL, *metrics = NULL, *handover = NULL, *force = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -434,6 +512,8 @@ static int run_server(int argc, char **argv)
             snprintf(flags.shard_groups_initial, sizeof flags.shard_groups_initial, "%s", v);
         else if (strcmp(a, "--shard-replicas") == 0)
             snprintf(flags.shard_replicas, sizeof flags.shard_replicas, "%s", v);
+        else if (strcmp(a, "--force-new-cluster") == 0)
+            force = v;
         else
             return die("unknown flag %s (see --help)", a);
     }
@@ -606,6 +686,17 @@ static int run_server(int argc, char **argv)
             snprintf(flags.listen_peer, sizeof flags.listen_peer, "%s", me->peer_addr);
         snprintf(o.listen_client, sizeof o.listen_client, "%s", flags.listen_client);
         snprintf(o.listen_peer, sizeof o.listen_peer, "%s", flags.listen_peer);
+    }
+    if (force) {
+        if (first)
+            return die("%s", "--force-new-cluster recovers a node's data: DIR holds none");
+        if (parse_survivors(force, &o) != 0)
+            return die("bad --force-new-cluster '%s' (want this node's id and the other "
+                       "survivors', comma-separated, e.g. 1,3)", force);
+        if (recovery_refused(&o, err, sizeof err)) {
+            fprintf(stderr, "craftkv: --force-new-cluster refused: %s\n", err);
+            return 2;
+        }
     }
     if (o.shard_groups && o.shard_replicas == 0) {
         /* First start: 3 or every member if fewer (saved); a craftkv.conf written before

@@ -8,6 +8,7 @@
  * what completes elsewhere comes back through the queues (server_queue.c), never as a
  * call into the module that started it. */
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -191,6 +192,21 @@ static int single_start(struct craftkv_server *s, char *err, size_t cap)
         cfg.initial_servers = servers;
         cfg.n_initial_servers = o->n_members;
     }
+    struct craft_server forced[CRAFTKV_NODES_MAX];
+    for (size_t k = 0; k < o->n_force_survivors; k++) {
+        size_t i = 0;
+        while (i < o->n_members && o->members[i].id != o->force_survivors[k])
+            i++;
+        if (i == o->n_members) {
+            snprintf(err, cap, "survivor %" PRIu64 " is not a member this node knows the "
+                               "address of", o->force_survivors[k]);
+            return -1;
+        }
+        forced[k] = servers[i];
+    }
+    cfg.force_servers = o->n_force_survivors ? forced : NULL;
+    cfg.n_force_servers = o->n_force_survivors;
+    cfg.force_min_term = o->force_min_term;
     cfg.auto_promote = true; /* RAFT.ADDNODE's learners become voters once caught up */
     /* LMDB's apply is a few microseconds per command and never syncs (the Raft log is the
      * durable copy): on the raft loop it costs less than the hand-off to a thread. */
@@ -211,6 +227,17 @@ static int single_start(struct craftkv_server *s, char *err, size_t cap)
         snprintf(err, cap, "cannot start the raft node: %s", e2[0] ? e2 : craft_strerror(rc));
         return -1;
     }
+    if (o->n_force_survivors > 0) {
+        struct craft_stats *st = malloc(sizeof *st);
+        if (st) {
+            craft_stats(g0->node, st);
+            fprintf(stderr, "craftkv: node %" PRIu64 ": recovery from a lost quorum: the "
+                            "configuration of %zu survivor(s) forced at log index %" PRIu64
+                            ", term %" PRIu64 " (the log records it)\n",
+                    o->id, o->n_force_survivors, st->conf_index, st->term);
+            free(st);
+        }
+    }
     return 0;
 }
 
@@ -230,6 +257,11 @@ int craftkv_server_start(const struct craftkv_opts *o, struct craftkv_server **o
     if (s->opts.workers == 0)
         s->opts.workers = CRAFTKV_WORKERS_DEFAULT;
     s->listen_fd = s->epfd = s->evfd = s->metrics_fd = -1;
+    if (o->shard_groups > 0 && o->n_force_survivors > 0) {
+        snprintf(err, cap, "recovery from a lost quorum is not built for a sharded cluster");
+        free(s);
+        return -1;
+    }
     if (o->shard_groups > CRAFTKV_SHARD_GROUPS_MAX) {
         snprintf(err, cap, "at most %d shard groups", CRAFTKV_SHARD_GROUPS_MAX);
         free(s);
