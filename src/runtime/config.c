@@ -131,13 +131,13 @@ int craft_config_validate(const struct craft_config *cfg, const char **field)
         return rc;
     }
     if (cfg->n_force_servers > 0) {
-        bool self = false, voter = false;
+        bool self_voter = false;
         for (size_t i = 0; i < cfg->n_force_servers; i++) {
-            self = self || cfg->force_servers[i].id == cfg->id;
-            voter = voter || cfg->force_servers[i].voter;
+            self_voter = self_voter || (cfg->force_servers[i].id == cfg->id &&
+                                        cfg->force_servers[i].voter);
         }
-        if (!self || !voter) {
-            return bad(field, "force_servers"); /* it must be among them; someone must vote */
+        if (!self_voter) {
+            return bad(field, "force_servers"); /* it must lead them: a voter among them */
         }
     }
     if (cfg->queue_max == 0) {

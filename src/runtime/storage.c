@@ -349,10 +349,53 @@ static int bootstrap(struct craft_node *n, char *errbuf, size_t cap)
     return rc;
 }
 
+/* Whether a and b hold the same voters and the same learners, and neither is joint. */
+static bool same_simple_conf(const struct craft_conf *a, const struct craft_conf *b)
+{
+    if (a->n_voters != b->n_voters || a->n_learners != b->n_learners ||
+        a->n_voters_outgoing != 0 || b->n_voters_outgoing != 0) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->n_voters; i++) {
+        bool found = false;
+        for (uint32_t j = 0; j < b->n_voters; j++) {
+            found = found || a->voters[i] == b->voters[j];
+        }
+        if (!found) {
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < a->n_learners; i++) {
+        bool found = false;
+        for (uint32_t j = 0; j < b->n_learners; j++) {
+            found = found || a->learners[i] == b->learners[j];
+        }
+        if (!found) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The newest configuration of r: its log's last CONF entry, else its snapshot's. */
+static bool latest_conf(const struct craft_core_restore *r, struct craft_conf *out)
+{
+    for (size_t i = r->n_entries; i > 0; i--) {
+        const struct craft_entry *e = &r->entries[i - 1];
+        if (e->type == CRAFT_ENTRY_CONF) {
+            return craft_conf_decode(e->data, e->len, out) == CRAFT_OK;
+        }
+    }
+    *out = r->snap.conf;
+    return r->snap.index > 0;
+}
+
 /* Recovery from a lost quorum (craft_config.force_servers; the rule: src/core/recover.c):
  * the forced configuration appended to the recovered log, hard state first (a crash
  * between the two leaves a higher term and the old log: the next forced start appends it
- * then), then r and hold re-read to include it. */
+ * then), then r and hold re-read to include it. A start given the configuration already in
+ * force does nothing: forcing again, above the terms of a recovered cluster that went on
+ * without this node, could overwrite what it committed meanwhile. */
 static int force_conf(struct craft_node *n, struct craft_core_restore *r,
                       struct craft_wal_entries *hold, char *errbuf, size_t cap)
 {
@@ -371,6 +414,10 @@ static int force_conf(struct craft_node *n, struct craft_core_restore *r,
             conf.learners[conf.n_learners++] = s->id;
         }
     }
+    struct craft_conf now;
+    if (latest_conf(r, &now) && same_simple_conf(&now, &conf)) {
+        return CRAFT_OK; /* in force already: nothing to do */
+    }
     uint8_t confbuf[4 + 4 * 8 * CRAFT_CONF_NODES_MAX];
     struct craft_entry e;
     struct craft_hard_state hs;
@@ -378,13 +425,16 @@ static int force_conf(struct craft_node *n, struct craft_core_restore *r,
                  ? CRAFT_EINVAL
                  : craft_core_force_conf(r, &conf, c->force_min_term, confbuf, sizeof confbuf, &e, &hs);
     if (rc != CRAFT_OK) {
-        snprintf(errbuf, cap, "force_servers: not a configuration to force (at least one voter, "
-                              "no id twice, at most %d servers)", CRAFT_CONF_NODES_MAX);
+        snprintf(errbuf, cap, "force_servers: cannot force this configuration (at least one "
+                              "voter, no id twice, at most %d servers; terms not exhausted)",
+                 CRAFT_CONF_NODES_MAX);
         return rc;
     }
     rc = hs_put(n, &hs);
     if (rc == CRAFT_OK) {
-        rc = log_write(n, 0, &e, 1);
+        /* From e.index: a log whose stale tail ends below the snapshot (a crash between a
+         * snapshot and the log's compaction) restarts there. */
+        rc = log_write(n, e.index, &e, 1);
     }
     if (rc != CRAFT_OK) {
         snprintf(errbuf, cap, "force_servers: cannot write the forced configuration: %s",
@@ -444,7 +494,7 @@ int rt_storage_recover(struct craft_node *n, struct craft_core_restore *r,
     uint64_t s = r->snap.index;
     uint64_t first = log_first(n), last = log_last(n);
     if (s == 0 && last == 0 && r->hs.term <= 1 && r->hs.vote == CRAFT_NONE &&
-        n->cfg.n_initial_servers > 0) {
+        n->cfg.n_initial_servers > 0 && n->cfg.n_force_servers == 0) {
         rc = bootstrap(n, errbuf, cap);
         if (rc != CRAFT_OK) {
             return rc;
@@ -494,14 +544,16 @@ int rt_storage_recover(struct craft_node *n, struct craft_core_restore *r,
     for (size_t i = 0; i < n->cfg.n_peers; i++) {
         rt_book_set(&n->loop_book, n->cfg.peers[i].id, n->cfg.peers[i].addr);
     }
-    for (size_t i = 0; i < n->cfg.n_force_servers; i++) {
-        rt_book_set(&n->loop_book, n->cfg.force_servers[i].id, n->cfg.force_servers[i].addr);
-    }
     for (size_t i = 0; i < r->n_entries; i++) {
         const struct craft_entry *e = &r->entries[i];
         if (e->type == CRAFT_ENTRY_NORMAL && e->len > 0 && e->data[0] == TAG_ADDRS) {
             (void)rt_addrs_apply(&n->loop_book, e->data + 1, e->len - 1);
         }
+    }
+    /* A forced configuration's addresses last: the operator's word is the newest. (Not
+     * written to the log: a restart takes them from cfg.peers, as craftkv gives them.) */
+    for (size_t i = 0; i < n->cfg.n_force_servers; i++) {
+        rt_book_set(&n->loop_book, n->cfg.force_servers[i].id, n->cfg.force_servers[i].addr);
     }
     return CRAFT_OK;
 }

@@ -16,10 +16,16 @@ static void tweak_force(struct craft_config *cfg, void *ctx)
     cfg->n_force_servers = n_force;
 }
 
-static void test_survivor_leads_again(void)
+/* snapshots: the survivor's log mostly compacted into a snapshot (the forced entry goes
+ * after what is left, or right after the snapshot). */
+static void survivor_leads_again(bool snapshots)
 {
     struct rcluster c;
     rc_init(&c, 3, false, true);
+    if (snapshots) {
+        c.snapshot_threshold = 10;
+        c.trailing = 2;
+    }
     uint64_t leader = rc_start_all(&c, RC_WAIT_MS);
     for (int i = 0; leader != 0 && i < 50; i++) {
         CHECK(rc_apply(&c, 1, RC_WAIT_MS) == CRAFT_OK);
@@ -60,26 +66,47 @@ static void test_survivor_leads_again(void)
     CHECK(rc_wait_leader(&c, RC_WAIT_MS) == 1);
     CHECK(rc_wait_total(&c, 60, RC_WAIT_MS));
     craft_stats(c.nodes[1], &st);
-    CHECK(st.conf.n_voters == 1 && st.conf_index == forced_at);
+    /* (conf_index 0: compacted into a snapshot since) */
+    CHECK(st.conf.n_voters == 1 && st.conf_index <= forced_at);
+    uint64_t term = st.term;
+    /* Nor does a start given the same configuration again: it is in force already (forcing
+     * again, above the terms of a cluster that went on without this node, could overwrite
+     * what that cluster committed). */
+    rc_stop(&c, 1);
+    c.tweak = tweak_force;
+    rc_reset_counter(&c, 1);
+    CHECK(rc_start(&c, 1, false) == CRAFT_OK);
+    c.tweak = NULL;
+    CHECK(rc_wait_leader(&c, RC_WAIT_MS) == 1);
+    CHECK(rc_wait_total(&c, 60, RC_WAIT_MS));
+    craft_stats(c.nodes[1], &st);
+    CHECK(st.conf.n_voters == 1 && st.conf_index <= forced_at);
+    CHECK(st.term <= term + 1); /* an election, no forced term */
     rc_destroy(&c);
 }
+
+static void test_survivor_leads_again(void) { survivor_leads_again(false); }
+static void test_survivor_from_snapshot(void) { survivor_leads_again(true); }
 
 static void test_refusals(void)
 {
     struct rcluster c;
     rc_init(&c, 3, false, true);
     char err[512];
-    /* An empty storage has nothing to recover. */
+    /* An empty storage has nothing to recover, also when bootstrap servers are given (no
+     * bootstrap then). */
     rc_server(&c, 1, &force_one[0]);
     n_force = 1;
     c.tweak = tweak_force;
     CHECK(rc_start_err(&c, 1, false, err, sizeof err) == CRAFT_EINVAL);
     CHECK(strstr(err, "no log to recover") != NULL);
+    CHECK(rc_start_err(&c, 1, true, err, sizeof err) == CRAFT_EINVAL);
+    CHECK(strstr(err, "no log to recover") != NULL);
     /* A configuration without this node. */
     rc_server(&c, 2, &force_one[0]);
     CHECK(rc_start_err(&c, 1, false, err, sizeof err) == CRAFT_EINVAL);
     CHECK(strstr(err, "force_servers") != NULL);
-    /* Without a voter. */
+    /* This node only a learner of it. */
     rc_server(&c, 1, &force_one[0]);
     force_one[0].voter = false;
     CHECK(rc_start_err(&c, 1, false, err, sizeof err) == CRAFT_EINVAL);
@@ -92,5 +119,6 @@ int main(void)
 {
     run_case("refusals", test_refusals);
     run_case("survivor_leads_again", test_survivor_leads_again);
+    run_case("survivor_from_snapshot", test_survivor_from_snapshot);
     return unit_finish();
 }
