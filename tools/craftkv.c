@@ -94,9 +94,10 @@ static void usage(FILE *f)
             "session of a group must fit in one.\n"
             "\n"
             "--force-new-cluster ID,... (a restart, unsharded): recovery from a lost quorum. When\n"
-            "a majority of the members is gone for good, start the survivor whose log is the\n"
-            "most complete (craft-log DIR/raft, or RAFT.INFO's last index) once with this\n"
-            "node's id and the other survivors'; it refuses while any member reports a leader.\n"
+            "a majority of the members is gone for good, start the survivor with the highest\n"
+            "commit_index in RAFT.INFO (read before stopping it; last_log_term, then last_index\n"
+            "break ties) once with this node's id and the other survivors' (running: they\n"
+            "elect nobody); it refuses while any member reports a leader.\n"
             "It appends that configuration to its log and leads the survivors again, with\n"
             "every write it had (writes in doubt may take effect). Start the other survivors\n"
             "as usual; never start a lost node with its old data (wipe it, then --join).\n"
@@ -148,7 +149,8 @@ _Static_assert(CRAFTKV_PASS_MAX == 256, "the --requirepass errors say 255 bytes"
 /* The password this process's own client connections send (--join, `local`). */
 static char g_password[CRAFTKV_PASS_MAX];
 
-/* --force-new-cluster IDS: this node's id and the other survivors', members all. */
+/* --force-new-cluster IDS: this node's id and the other survivors' (members the server
+ * knows the addresses of: checked at its start, server_recover.c). */
 static int parse_survivors(const char *s, struct craftkv_opts *o)
 {
     o->n_force_survivors = 0;
@@ -160,14 +162,9 @@ static int parse_survivors(const char *s, struct craftkv_opts *o)
         if (errno || end == s || id == 0 || (*end != ',' && *end != '\0') ||
             o->n_force_survivors == CRAFTKV_NODES_MAX)
             return -1;
-        bool member = false;
-        for (size_t i = 0; i < o->n_members; i++)
-            member |= o->members[i].id == id;
         for (size_t i = 0; i < o->n_force_survivors; i++)
             if (o->force_survivors[i] == id)
                 return -1;
-        if (!member)
-            return -1;
         self |= id == o->id;
         o->force_survivors[o->n_force_survivors++] = id;
         s = *end ? end + 1 : end;
@@ -175,46 +172,6 @@ static int parse_survivors(const char *s, struct craftkv_opts *o)
     return self ? 0 : -1;
 }
 
-/* Recovery from a lost quorum must not run against a cluster that has one: every other
- * member that answers must report no leader (a survivor reports its old leader for an
- * election timeout after the loss: wait and retry). The highest term any of them reports
- * is where the forced configuration must go above. True (refused) with err saying why. */
-static bool recovery_refused(struct craftkv_opts *o, char *err, size_t cap)
-{
-    for (size_t i = 0; i < o->n_members; i++) {
-        const struct craftkv_member *m = &o->members[i];
-        if (m->id == o->id)
-            continue;
-        int fd = craftkv_client_connect(m->client_addr, 1000, g_password);
-        if (fd < 0)
-            continue; /* gone, or down: what recovery is for */
-        struct craft_resp_arg cmd[2] = {{"INFO", 4}, {"raft", 4}};
-        struct craft_resp_buf reply = {0};
-        uint64_t leader = 0, term = 0;
-        bool answered = craftkv_client_call(fd, 2, cmd, &reply) == 0 && reply.len > 0;
-        char *text = answered ? malloc(reply.len + 1) : NULL;
-        if (text) {
-            memcpy(text, reply.data, reply.len);
-            text[reply.len] = '\0';
-            const char *l = strstr(text, "\nleader_id:"), *t = strstr(text, "\nterm:");
-            leader = l ? strtoull(l + 11, NULL, 10) : 0;
-            term = t ? strtoull(t + 6, NULL, 10) : 0;
-            free(text);
-        }
-        craft_resp_buf_free(&reply);
-        close(fd);
-        if (leader != 0) {
-            snprintf(err, cap, "member %" PRIu64 " at %s reports leader %" PRIu64 ": the "
-                               "cluster has a quorum (recovery is for one that lost it for "
-                               "good; a survivor names its old leader for an election timeout "
-                               "after the loss: retry then)", m->id, m->client_addr, leader);
-            return true;
-        }
-        if (term > o->force_min_term)
-            o->force_min_term = term;
-    }
-    return false;
-}
 
 static int conf_load(const char *path, struct conf *c)
 {
@@ -693,10 +650,6 @@ static int run_server(int argc, char **argv)
         if (parse_survivors(force, &o) != 0)
             return die("bad --force-new-cluster '%s' (want this node's id and the other "
                        "survivors', comma-separated, e.g. 1,3)", force);
-        if (recovery_refused(&o, err, sizeof err)) {
-            fprintf(stderr, "craftkv: --force-new-cluster refused: %s\n", err);
-            return 2;
-        }
     }
     if (o.shard_groups && o.shard_replicas == 0) {
         /* First start: 3 or every member if fewer (saved); a craftkv.conf written before

@@ -2,7 +2,7 @@
  * assumes a majority survives; etcd's --force-new-cluster and hashicorp/raft's
  * RecoverCluster are the same escape hatch). When a majority of the voters is gone for
  * good, no entry can commit and no leader can be elected under the configuration in the
- * log. One surviving node, chosen by the operator as the one with the most complete log,
+ * log. One surviving node, chosen by the operator as the one that knew the most committed,
  * appends a configuration naming the survivors, as if a leader of a new term had written
  * it (design: docs/design/core.md, "Recovery from a lost quorum").
  *

@@ -192,21 +192,21 @@ static int single_start(struct craftkv_server *s, char *err, size_t cap)
         cfg.initial_servers = servers;
         cfg.n_initial_servers = o->n_members;
     }
+    /* Recovery from a lost quorum: the checks first (server_recover.c), then the forced
+     * configuration of the survivors, above the terms the others reported. */
     struct craft_server forced[CRAFTKV_NODES_MAX];
-    for (size_t k = 0; k < o->n_force_survivors; k++) {
-        size_t i = 0;
-        while (i < o->n_members && o->members[i].id != o->force_survivors[k])
-            i++;
-        if (i == o->n_members) {
-            snprintf(err, cap, "survivor %" PRIu64 " is not a member this node knows the "
-                               "address of", o->force_survivors[k]);
+    if (o->n_force_survivors > 0) {
+        struct craftkv_member sv[CRAFTKV_NODES_MAX];
+        if (craftkv_recover_check(s, craft_kv_sm_applied(g0->sm), sv, &cfg.force_min_term, err,
+                                  cap) != 0)
             return -1;
+        for (size_t k = 0; k < o->n_force_survivors; k++) {
+            forced[k] = (struct craft_server){.id = sv[k].id, .voter = true};
+            snprintf(forced[k].addr, sizeof forced[k].addr, "%s", sv[k].peer_addr);
         }
-        forced[k] = servers[i];
+        cfg.force_servers = forced;
+        cfg.n_force_servers = o->n_force_survivors;
     }
-    cfg.force_servers = o->n_force_survivors ? forced : NULL;
-    cfg.n_force_servers = o->n_force_survivors;
-    cfg.force_min_term = o->force_min_term;
     cfg.auto_promote = true; /* RAFT.ADDNODE's learners become voters once caught up */
     /* LMDB's apply is a few microseconds per command and never syncs (the Raft log is the
      * durable copy): on the raft loop it costs less than the hand-off to a thread. */

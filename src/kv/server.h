@@ -54,11 +54,10 @@ struct craftkv_opts {
     char requirepass[CRAFTKV_PASS_MAX];
     /* Recovery from a lost quorum (docs/design/core.md; craft_config.force_servers): this
      * start forces the configuration of the survivors force_survivors (ids of members, this
-     * node among them) onto the log, above force_min_term; n_force_survivors 0: a normal
-     * start. Unsharded only. The caller checks that no quorum is alive (tools/craftkv.c). */
+     * node among them) onto the log, once every other member it can reach reported no
+     * leader (server_recover.c); n_force_survivors 0: a normal start. Unsharded only. */
     uint64_t force_survivors[CRAFTKV_NODES_MAX];
     size_t n_force_survivors;
-    uint64_t force_min_term;
     /* Prometheus metrics over HTTP (GET /metrics) on this address; "": none. */
     char listen_metrics[CRAFTKV_ADDR_MAX];
     /* Sharded (docs/design/sharding.md): shard groups 1..shard_groups and the shard

@@ -715,10 +715,11 @@ void craftkv_a_info(struct craftkv_server *s, struct craftkv_task *t, uint64_t d
     fprintf(f,
             "# Raft\r\nnode_id:%" PRIu64 "\r\nrole:%s\r\nterm:%" PRIu64 "\r\nleader_id:%" PRIu64
             "\r\nleader_client_addr:%s\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64
-            "\r\nlast_index:%" PRIu64 "\r\nsnapshot_index:%" PRIu64 "\r\nconf_index:%" PRIu64
+            "\r\nlast_index:%" PRIu64 "\r\nlast_log_term:%" PRIu64 "\r\nsnapshot_index:%" PRIu64
+            "\r\nconf_index:%" PRIu64
             "\r\njoint:%s\r\nmembers:%zu\r\nmembers_recorded:%zu\r\n",
             s->opts.id, craftkv_role_name(st->role), st->term, st->leader, laddr ? laddr : "", st->commit,
-            st->applied, st->last_index, st->snap_index, st->conf_index,
+            st->applied, st->last_index, st->last_term, st->snap_index, st->conf_index,
             st->conf.n_voters_outgoing > 0 ? "yes" : "no", n_mv, n_recorded);
     for (size_t i = 0; i < n_mv; i++) {
         const struct craft_kv_member *m = &mv[i].m;

@@ -69,15 +69,15 @@ static void section_raft(struct craftkv_server *s, const struct craft_stats *st,
     fprintf(f,
             "# Raft\r\nrole:%s\r\nterm:%" PRIu64 "\r\nleader_id:%" PRIu64
             "\r\nleader_client_addr:%s\r\ncommit_index:%" PRIu64 "\r\napplied_index:%" PRIu64
-            "\r\nlast_index:%" PRIu64 "\r\nsnapshot_index:%" PRIu64 "\r\npersisted_index:%" PRIu64
-            "\r\nentries_applied:%" PRIu64 "\r\nentries_written:%" PRIu64
+            "\r\nlast_index:%" PRIu64 "\r\nlast_log_term:%" PRIu64 "\r\nsnapshot_index:%" PRIu64
+            "\r\npersisted_index:%" PRIu64 "\r\nentries_applied:%" PRIu64 "\r\nentries_written:%" PRIu64
             "\r\ndisk_writes:%" PRIu64 "\r\ndisk_syncs:%" PRIu64 "\r\nmsgs_sent:%" PRIu64
             "\r\nmsgs_received:%" PRIu64 "\r\nbad_msgs_received:%" PRIu64
             "\r\nsnapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
             "\r\nfailed:%s\r\npeers:%zu\r\n",
             craftkv_role_name(st->role), st->term,
             st->leader, laddr ? laddr : "", st->commit, st->applied, st->last_index,
-            st->snap_index, st->persisted, st->entries_applied, st->entries_written,
+            st->last_term, st->snap_index, st->persisted, st->entries_applied, st->entries_written,
             st->disk_writes, st->disk_syncs, st->msgs_sent, st->msgs_received,
             st->bad_msgs_received, st->snapshots_taken, st->snapshots_installed,
             st->failed ? craft_strerror(st->failed) : "no", st->n_peers);

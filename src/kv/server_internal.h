@@ -679,6 +679,17 @@ int craftkv_peer_export_decode(const char *b, size_t len, const struct craft_slo
                                const uint8_t **payload, size_t *plen, bool *part,
                                struct craft_kv_export_cursor *cur);
 
+/* ---- server_recover.c: before a start that forces the survivors' configuration ---- */
+/* Refuses (-1, err saying why) while any member this node knows (its list and the member
+ * table) reports a leader, refuses a password or answers nothing readable, or a named
+ * survivor does not answer; else 0 with survivors[k] the addresses of
+ * opts.force_survivors[k] and *min_term the highest term the others reported (their logs
+ * included). Warns of a survivor whose commit index passes `applied` (this node's). Blocks
+ * (1 s per member at most); the server's start only. */
+int craftkv_recover_check(const struct craftkv_server *s, uint64_t applied,
+                          struct craftkv_member *survivors, uint64_t *min_term, char *err,
+                          size_t cap);
+
 /* ---- server_client.c ---- */
 struct addrinfo;
 /* getaddrinfo for "HOST:PORT" (stream sockets, flags as getaddrinfo's ai_flags; with

@@ -191,11 +191,13 @@ int sim_leave_joint(struct sim_cluster *c, int i);
 int sim_transfer(struct sim_cluster *c, int i, int target);
 /* Recovery from a lost quorum (src/sim/recover.c; docs/design/core.md): the nodes of
  * `lost` (a bitmask of node indexes, crashed) are gone for good. Stops the survivors, picks
- * the one with the most complete log, appends to its disk the configuration of the
+ * the one that knew the highest commit index (the most complete log breaking ties),
+ * appends to its disk the configuration of the
  * survivors (craft_core_force_conf, above every survivor's term), makes the checks forget
  * what only the lost nodes held, and restarts and connects the survivors. Returns the
- * forced node; *forced_index (may be NULL) the entry's log index. */
-int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forced_index);
+ * forced node; *forced_index and *forced_term (each may be NULL) the entry's. */
+int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forced_index,
+                            uint64_t *forced_term);
 /* Node i's configuration (the latest in its log); i must be alive. */
 void sim_conf_of(struct sim_cluster *c, int i, struct craft_conf *out);
 /* The latest configuration the appliers saw committed, and its log index (0: bootstrap). */

@@ -6,13 +6,17 @@
 #include "base/assert.h"
 #include "sim/sim_internal.h"
 
-int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forced_index)
+int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forced_index,
+                            uint64_t *forced_term)
 {
-    /* The operator asks every survivor for its log's end and its term (craftkv: RAFT.INFO),
-     * and forces the one whose log is the most complete, above the highest term any of them
-     * reports. */
+    /* The operator asks every survivor for its commit index, its log's end and its term
+     * (craftkv: RAFT.INFO) and forces the one that knows the most committed (committed
+     * prefixes never disagree, so it holds every entry any survivor knew committed; the
+     * longest log is not enough: a follower may know entries committed while holding only
+     * a prefix of its leader's log, of an older term than another survivor's uncommitted
+     * tail), the most complete log breaking ties, above the highest term any reports. */
     int best = -1;
-    uint64_t max_term = 0, keep = 0;
+    uint64_t max_term = 0, keep = 0, best_commit = 0;
     struct craft_conf conf;
     memset(&conf, 0, sizeof conf);
     for (int i = 0; i < c->n; i++) {
@@ -23,6 +27,7 @@ int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forc
         }
         struct sim_node *node = &c->nodes[i];
         conf.voters[conf.n_voters++] = (uint64_t)i + 1;
+        uint64_t commit = node->last_commit; /* as last seen, before the operator stops it */
         if (node->alive) {
             sim_crash(c, i); /* the operator stops them to read their state */
         }
@@ -32,14 +37,17 @@ int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forc
         if (d->hs.term > max_term) {
             max_term = d->hs.term;
         }
-        if (node->last_applied > keep) {
-            keep = node->last_applied;
+        if (commit > keep) {
+            keep = commit;
         }
         const struct sim_disk *b = best >= 0 ? &c->nodes[best].disk : NULL;
         uint64_t b_last = b ? sim_disk_last_index(b) : 0;
         uint64_t b_term = b ? (b->n_log > 0 ? b->log[b->n_log - 1].term : b->snap.term) : 0;
-        if (best < 0 || last_term > b_term || (last_term == b_term && last > b_last)) {
+        if (best < 0 || commit > best_commit ||
+            (commit == best_commit &&
+             (last_term > b_term || (last_term == b_term && last > b_last)))) {
             best = i;
+            best_commit = commit;
         }
     }
     CRAFT_ASSERT(best >= 0 && c->nodes[best].rd == NULL);
@@ -55,7 +63,7 @@ int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forc
     c->ch.forced_index = e.index;
     sim_checks_lost(c, lost, keep, max_term);
     char a[256];
-    sim_note(c, "recovery: n%d forced %s at index %llu term %llu (survivors had applied "
+    sim_note(c, "recovery: n%d forced %s at index %llu term %llu (survivors knew committed "
                 "through %llu)", best + 1, sim_conf_fmt(a, sizeof a, &conf),
              (unsigned long long)e.index, (unsigned long long)e.term, (unsigned long long)keep);
     for (int i = 0; i < c->n; i++) {
@@ -66,6 +74,9 @@ int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forc
     }
     if (forced_index != NULL) {
         *forced_index = e.index;
+    }
+    if (forced_term != NULL) {
+        *forced_term = e.term;
     }
     return best;
 }

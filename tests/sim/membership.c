@@ -298,7 +298,7 @@ void sim_member_replace_all(void)
 /* Recovery from a lost quorum (docs/design/core.md): five voters under two writing
  * clients, three lost for good at once, most seeds after one survivor was cut off for a
  * while (the survivors' logs then differ). The two survivors elect nobody (no quorum of five);
- * forced onto {survivors} (the one with the most complete log appends it), they lead again,
+ * forced onto {survivors} (the one that knew the most committed appends it), they lead again,
  * keep every write either of them had applied (the checks' committed record up to there
  * stays binding: any other value at those indexes is an apply error), take new writes,
  * and agree on the forced configuration. Writes only the lost nodes had applied may go:
@@ -356,8 +356,9 @@ void sim_member_lost_quorum(void)
             before = k > before ? k : before;
         }
     }
-    uint64_t forced_index;
-    int f = sim_recover_lost_quorum(c, lost, &forced_index);
+    uint64_t forced_index, forced_term;
+    int f = sim_recover_lost_quorum(c, lost, &forced_index, &forced_term);
+    (void)mb_leader(c); /* fails if the survivors elect nobody */
     sim_sleep(c, sim_rand(c, 1000, 3000));
     mb_clients_stop(c, cl, CLIENTS);
     struct craft_conf conf;
@@ -374,11 +375,18 @@ void sim_member_lost_quorum(void)
             if (!cl[j].p[q].acked) {
                 continue;
             }
-            if (cl[j].p[q].index > before) {
-                after++;
+            /* Accepted by a leader of the recovered cluster (a term past the forced entry's),
+             * or applied by a survivor before the loss: both must be on both survivors.
+             * Others (applied by lost nodes only) may be gone. */
+            bool recovered = cl[j].p[q].term > forced_term;
+            if (cl[j].p[q].index > before && !recovered) {
                 continue;
             }
-            kept++;
+            if (recovered) {
+                after++;
+            } else {
+                kept++;
+            }
             for (int i = 0; i < 5; i++) {
                 uint8_t buf[8];
                 size_t len = 0;
@@ -396,8 +404,11 @@ void sim_member_lost_quorum(void)
         }
     }
     sim_note(c, "n%d forced; %llu acknowledged writes through command %llu kept, %llu "
-                "acknowledged after it", f + 1, (unsigned long long)kept,
+                "acknowledged by the recovered cluster", f + 1, (unsigned long long)kept,
              (unsigned long long)before, (unsigned long long)after);
+    if (after == 0) {
+        sim_fail(c, "no write was acknowledged after the recovery");
+    }
     mb_end(c, LIMIT_MS);
 }
 
