@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "core/internal.h"
 #include "core/quorum.h"
 
@@ -129,7 +130,7 @@ static bool sync_one(struct craft_core *core, struct progress *old, uint32_t n_o
 bool core_rebuild_progress(struct craft_core *core)
 {
     const struct craft_conf *c = &core->conf;
-    struct progress *prs = calloc(CRAFT_CONF_NODES_MAX * 2, sizeof *prs);
+    struct progress *prs = craft_calloc(CRAFT_CONF_NODES_MAX * 2, sizeof *prs);
     if (prs == NULL) {
         return false;
     }
@@ -158,16 +159,33 @@ void core_reset_election_timer(struct craft_core *core)
     core->election_deadline = core->now + craft_prng_range(&core->prng, base, 2 * base);
 }
 
-static void queue_push(struct msg_queue *q, const struct craft_msg *m)
+void core_fail(struct craft_core *core, int err)
+{
+    CRAFT_ASSERT(err != CRAFT_OK);
+    if (core->error == CRAFT_OK) {
+        core->error = err;
+        TRACE(core, CRAFT_T_ELECT, "stopped: %s", craft_strerror(err));
+    }
+}
+
+int craft_core_error(const struct craft_core *core)
+{
+    return core->error;
+}
+
+static bool queue_push(struct msg_queue *q, const struct craft_msg *m)
 {
     if (q->n == q->cap) {
         size_t cap = q->cap == 0 ? 16 : q->cap * 2;
-        struct craft_msg *grown = realloc(q->msgs, cap * sizeof *grown);
-        CRAFT_ASSERT(grown != NULL); /* TODO(limits): push back instead of failing */
+        struct craft_msg *grown = craft_realloc(q->msgs, cap * sizeof *grown);
+        if (grown == NULL) {
+            return false;
+        }
         q->msgs = grown;
         q->cap = cap;
     }
     q->msgs[q->n++] = *m;
+    return true;
 }
 
 /* Starts a call: the previous batch's borrowed output is no longer in use. */
@@ -223,19 +241,23 @@ void core_send(struct craft_core *core, const struct craft_msg *m, bool durable)
     if (!pre && core_hs_unstable(core)) {
         durable = true;
     }
-    queue_push(durable ? &core->out_durable : &core->out, &copy);
+    if (!queue_push(durable ? &core->out_durable : &core->out, &copy)) {
+        core_fail(core, CRAFT_ENOMEM);
+    }
 }
 
 void core_send_raw_durable(struct craft_core *core, const struct craft_msg *m)
 {
-    queue_push(&core->out_durable, m);
+    if (!queue_push(&core->out_durable, m)) {
+        core_fail(core, CRAFT_ENOMEM);
+    }
 }
 
 struct craft_core *craft_core_create(const struct craft_core_config *cfg,
                                      const struct craft_core_restore *restore, uint64_t now)
 {
     CRAFT_ASSERT(craft_core_config_validate(cfg, NULL) == CRAFT_OK);
-    struct craft_core *core = calloc(1, sizeof *core);
+    struct craft_core *core = craft_calloc(1, sizeof *core);
     if (core == NULL) {
         return NULL;
     }
@@ -295,6 +317,9 @@ static bool quorum_active(struct craft_core *core);
 
 void craft_core_tick(struct craft_core *core, uint64_t now)
 {
+    if (core->error != CRAFT_OK) {
+        return; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     core_reads_collect(core);
     if (core->role == CRAFT_LEADER) {
@@ -368,6 +393,9 @@ uint64_t craft_core_next_timeout(const struct craft_core *core)
 int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t len, uint64_t now,
                        uint64_t *index, uint64_t *term)
 {
+    if (core->error != CRAFT_OK) {
+        return core->error; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     if (core->role != CRAFT_LEADER) {
         return CRAFT_ENOTLEADER;
@@ -406,6 +434,9 @@ int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t le
 
 void craft_core_campaign(struct craft_core *core, uint64_t now)
 {
+    if (core->error != CRAFT_OK) {
+        return; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     if (core->role == CRAFT_LEADER || !core_can_campaign(core)) {
         return;
@@ -415,6 +446,9 @@ void craft_core_campaign(struct craft_core *core, uint64_t now)
 
 void craft_core_step_down(struct craft_core *core, uint64_t now)
 {
+    if (core->error != CRAFT_OK) {
+        return; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     if (core->role == CRAFT_LEADER) {
         core_become_follower(core, core->term, CRAFT_NONE);
@@ -427,6 +461,9 @@ void craft_core_step_down(struct craft_core *core, uint64_t now)
  * leader whose lease ran out while it was quiet regains it only from a new round. */
 void craft_core_resume(struct craft_core *core, uint64_t now)
 {
+    if (core->error != CRAFT_OK) {
+        return; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     if (core->role == CRAFT_LEADER) {
         core->heartbeat_deadline = now;

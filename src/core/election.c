@@ -104,8 +104,10 @@ void core_become_leader(struct craft_core *core)
      * also commits every earlier entry it holds. */
     struct craft_entry noop = {
         .term = core->term, .index = last + 1, .type = CRAFT_ENTRY_NOOP, .len = 0, .data = NULL};
-    int rv = log_append(&core->log, &noop);
-    CRAFT_ASSERT(rv == CRAFT_OK);
+    if (log_append(&core->log, &noop) != CRAFT_OK) {
+        core_fail(core, CRAFT_ENOMEM);
+        return;
+    }
     /* A single-voter cluster commits as soon as its own append is durable. */
 }
 

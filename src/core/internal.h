@@ -48,6 +48,10 @@ struct craft_core {
     struct craft_core_config cfg;
     struct craft_prng prng;
     uint64_t now;
+    /* Out of memory in a step (core.md, "Out of memory"): the node stops here. Every entry
+     * point then refuses or does nothing; what the failed step half did is never handed
+     * out (no batch after it). */
+    int error;
 
     /* Persistent state (thesis figure 3.1), and what of it is durable. */
     uint64_t term;
@@ -135,6 +139,8 @@ struct craft_core {
 /* core.c */
 /* Starts a public call at now: the previous batch's borrowed output is released. */
 void core_enter(struct craft_core *core, uint64_t now);
+/* An allocation the step needed failed: the node stops (core->error). */
+void core_fail(struct craft_core *core, int err);
 bool core_is_voter(const struct craft_core *core, uint64_t id);
 struct progress *core_progress(struct craft_core *core, uint64_t id);
 void core_reset_election_timer(struct craft_core *core);

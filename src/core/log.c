@@ -1,3 +1,4 @@
+#include "base/alloc.h"
 #include "core/log.h"
 
 #include <stdlib.h>
@@ -81,7 +82,7 @@ int log_append(struct craft_log *log, const struct craft_entry *e)
     CRAFT_ASSERT(e->len == 0 || e->data != NULL);
     if (log->n == log->cap) {
         size_t cap = log->cap == 0 ? 64 : log->cap * 2;
-        struct craft_entry *grown = realloc(log->entries, cap * sizeof *grown);
+        struct craft_entry *grown = craft_realloc(log->entries, cap * sizeof *grown);
         if (grown == NULL) {
             return CRAFT_ENOMEM;
         }
@@ -90,7 +91,7 @@ int log_append(struct craft_log *log, const struct craft_entry *e)
     }
     uint8_t *data = NULL;
     if (e->len > 0) {
-        data = malloc(e->len);
+        data = craft_malloc(e->len);
         if (data == NULL) {
             return CRAFT_ENOMEM;
         }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "core/internal.h"
 
 static bool has(const uint64_t *ids, uint32_t n, uint64_t id)
@@ -90,8 +91,10 @@ void core_recompute_conf(struct craft_core *core)
     }
     core->conf = conf;
     core->conf_index = index;
-    bool ok = core_rebuild_progress(core);
-    CRAFT_ASSERT(ok); /* TODO(limits): fail the node instead */
+    if (!core_rebuild_progress(core)) {
+        core_fail(core, CRAFT_ENOMEM);
+        return;
+    }
     TRACE(core, CRAFT_T_CONF, "configuration at %llu: %u voters%s, %u learners",
           (unsigned long long)index, conf.n_voters,
           conf.n_voters_outgoing > 0 ? " (joint)" : "", conf.n_learners);
@@ -187,6 +190,9 @@ int craft_core_propose_conf_change(struct craft_core *core, const struct craft_c
                                    size_t n, bool joint, uint64_t now, uint64_t *index,
                                    uint64_t *term)
 {
+    if (core->error != CRAFT_OK) {
+        return core->error; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     int rv = check_can_change(core);
     if (rv != CRAFT_OK) {
@@ -279,6 +285,9 @@ int craft_core_propose_conf_change(struct craft_core *core, const struct craft_c
 
 int craft_core_leave_joint(struct craft_core *core, uint64_t now, uint64_t *index, uint64_t *term)
 {
+    if (core->error != CRAFT_OK) {
+        return core->error; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     int rv = check_can_change(core);
     if (rv != CRAFT_OK) {
@@ -330,8 +339,11 @@ void core_learner_progress(struct craft_core *core, struct progress *pr)
         pr->caught_up_reported = true;
         if (core->n_caught_up == core->cap_caught_up) {
             size_t cap = core->cap_caught_up ? core->cap_caught_up * 2 : 4;
-            uint64_t *grown = realloc(core->caught_up, cap * sizeof *grown);
-            CRAFT_ASSERT(grown != NULL);
+            uint64_t *grown = craft_realloc(core->caught_up, cap * sizeof *grown);
+            if (grown == NULL) {
+                core_fail(core, CRAFT_ENOMEM);
+                return;
+            }
             core->caught_up = grown;
             core->cap_caught_up = cap;
         }

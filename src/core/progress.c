@@ -1,3 +1,4 @@
+#include "base/alloc.h"
 #include "core/progress.h"
 
 #include <stdlib.h>
@@ -9,7 +10,7 @@ bool progress_init(struct progress *pr, uint64_t id, bool is_learner, uint32_t r
 {
     CRAFT_ASSERT(ring_cap > 0);
     memset(pr, 0, sizeof *pr);
-    pr->ring = calloc(ring_cap, sizeof *pr->ring);
+    pr->ring = craft_calloc(ring_cap, sizeof *pr->ring);
     if (pr->ring == NULL) {
         return false;
     }

@@ -15,6 +15,7 @@
  * us), minus the clock drift bound; until then the leader serves reads locally. */
 #include <stdlib.h>
 
+#include "base/alloc.h"
 #include "core/internal.h"
 #include "core/quorum.h"
 
@@ -25,7 +26,7 @@ static struct pending_read *push_read(struct craft_core *core)
     struct read_queue *q = &core->reads;
     if (q->n == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
-        struct pending_read *grown = realloc(q->reads, cap * sizeof *grown);
+        struct pending_read *grown = craft_realloc(q->reads, cap * sizeof *grown);
         if (grown == NULL) {
             return NULL;
         }
@@ -41,8 +42,11 @@ static void output(struct craft_core *core, uint64_t ctx, uint64_t index, int er
 {
     if (core->n_out_reads == core->cap_out_reads) {
         size_t cap = core->cap_out_reads ? core->cap_out_reads * 2 : 16;
-        struct craft_read_state *grown = realloc(core->out_reads, cap * sizeof *grown);
-        CRAFT_ASSERT(grown != NULL); /* TODO(limits): fail the node instead */
+        struct craft_read_state *grown = craft_realloc(core->out_reads, cap * sizeof *grown);
+        if (grown == NULL) {
+            core_fail(core, CRAFT_ENOMEM);
+            return;
+        }
         core->out_reads = grown;
         core->cap_out_reads = cap;
     }
@@ -69,6 +73,9 @@ static void assign(struct craft_core *core, struct pending_read *r)
 
 int craft_core_read_index(struct craft_core *core, uint64_t ctx, uint64_t now)
 {
+    if (core->error != CRAFT_OK) {
+        return core->error; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     if (ctx == 0) {
         return CRAFT_EINVAL;
@@ -100,6 +107,9 @@ int craft_core_read_index(struct craft_core *core, uint64_t ctx, uint64_t now)
 
 int craft_core_read_lease(struct craft_core *core, uint64_t now, uint64_t *index)
 {
+    if (core->error != CRAFT_OK) {
+        return core->error; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     if (core->role != CRAFT_LEADER) {
         return CRAFT_ENOTLEADER;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "core/internal.h"
 
 void core_truncate_log(struct craft_core *core, uint64_t from)
@@ -49,6 +50,9 @@ static uint64_t applicable_to(const struct craft_core *core)
 
 bool craft_core_has_ready(const struct craft_core *core)
 {
+    if (core->error != CRAFT_OK) {
+        return false; /* stopped: core.md, "Out of memory" */
+    }
     return (!core->out_handed && (core->out.n > 0 || core->out_durable.n > 0 ||
                                   core->n_caught_up > 0)) ||
            (core->role == CRAFT_LEADER && core->hb_round_wanted) || core_reads_have_output(core) ||
@@ -61,8 +65,11 @@ static void push_pending(struct craft_core *core, const struct pending_batch *p)
 {
     if (core->n_pending == core->cap_pending) {
         size_t cap = core->cap_pending == 0 ? 16 : core->cap_pending * 2;
-        struct pending_batch *grown = realloc(core->pending, cap * sizeof *grown);
-        CRAFT_ASSERT(grown != NULL); /* TODO(limits): bound pending batches */
+        struct pending_batch *grown = craft_realloc(core->pending, cap * sizeof *grown);
+        if (grown == NULL) {
+            core_fail(core, CRAFT_ENOMEM);
+            return;
+        }
         core->pending = grown;
         core->cap_pending = cap;
     }
@@ -71,6 +78,9 @@ static void push_pending(struct craft_core *core, const struct pending_batch *p)
 
 bool craft_core_ready(struct craft_core *core, struct craft_batch *b)
 {
+    if (core->error != CRAFT_OK) {
+        return false; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, core->now);
     memset(b, 0, sizeof *b);
     if (!craft_core_has_ready(core)) {
@@ -149,11 +159,14 @@ bool craft_core_ready(struct craft_core *core, struct craft_batch *b)
     b->caught_up = core->caught_up;
     b->n_caught_up = core->n_caught_up;
     push_pending(core, &p);
-    return true;
+    return core->error == CRAFT_OK; /* a batch the core cannot track is not handed out */
 }
 
 void craft_core_persisted(struct craft_core *core, uint64_t seq, uint64_t now)
 {
+    if (core->error != CRAFT_OK) {
+        return; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     CRAFT_ASSERT(seq <= core->batch_seq);
     if (seq > core->persisted_seq) {
@@ -189,6 +202,9 @@ void craft_core_persisted(struct craft_core *core, uint64_t seq, uint64_t now)
 
 int craft_core_snapshot_taken(struct craft_core *core, uint64_t index, uint64_t retain_entries)
 {
+    if (core->error != CRAFT_OK) {
+        return core->error; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, core->now);
     if (index <= core->snap.index) {
         return CRAFT_ESTALE;

@@ -64,8 +64,10 @@ void recv_append(struct craft_core *core, const struct craft_msg *m)
     }
     uint64_t first_new = i < m->n_entries ? m->entries[i].index : 0;
     for (; i < m->n_entries; i++) {
-        int rv = log_append(log, &m->entries[i]);
-        CRAFT_ASSERT(rv == CRAFT_OK); /* TODO(limits): fail the node instead */
+        if (log_append(log, &m->entries[i]) != CRAFT_OK) {
+            core_fail(core, CRAFT_ENOMEM);
+            return;
+        }
     }
     if (first_new != 0) {
         core_note_appended(core, first_new);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "core/internal.h"
 
 static void respond(struct craft_core *core, const struct craft_msg *m, uint64_t offset,
@@ -54,8 +55,11 @@ void recv_snapshot(struct craft_core *core, const struct craft_msg *m)
     }
     uint8_t *buf = NULL;
     if (m->chunk_len > 0) {
-        buf = malloc(m->chunk_len);
-        CRAFT_ASSERT(buf != NULL); /* TODO(limits): fail the node instead */
+        buf = craft_malloc(m->chunk_len);
+        if (buf == NULL) {
+            core_fail(core, CRAFT_ENOMEM);
+            return;
+        }
         memcpy(buf, m->chunk, m->chunk_len);
     }
     free(core->chunk_buf);

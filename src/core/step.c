@@ -65,6 +65,9 @@ static int check_msg(const struct craft_core *core, const struct craft_msg *m)
 
 int craft_core_step(struct craft_core *core, const struct craft_msg *m, uint64_t now)
 {
+    if (core->error != CRAFT_OK) {
+        return core->error; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     int rv = check_msg(core, m);
     if (rv != CRAFT_OK) {

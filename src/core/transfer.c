@@ -24,6 +24,9 @@ static void send_timeout_now(struct craft_core *core, uint64_t target)
 
 int craft_core_transfer_leadership(struct craft_core *core, uint64_t target, uint64_t now)
 {
+    if (core->error != CRAFT_OK) {
+        return core->error; /* stopped: core.md, "Out of memory" */
+    }
     core_enter(core, now);
     if (core->role != CRAFT_LEADER) {
         return CRAFT_ENOTLEADER;

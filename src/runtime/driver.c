@@ -30,6 +30,7 @@ struct held_install {
 struct craft_driver {
     struct craft_core *core;
     struct craft_driver_ports ports;
+    bool failed_reported; /* ports.failed was called */
     uint32_t snapshot_chunk_bytes_max;
     uint64_t now;
     uint64_t last_leader; /* for stats.leader_changes */
@@ -307,6 +308,13 @@ static void process(struct craft_driver *d)
         d->last_leader = leader;
     }
     d->busy = false;
+    int err = craft_core_error(d->core);
+    if (err != CRAFT_OK && !d->failed_reported) {
+        d->failed_reported = true;
+        if (d->ports.failed != NULL) {
+            d->ports.failed(d->ports.ctx, err);
+        }
+    }
 }
 
 static void advance(struct craft_driver *d, uint64_t now)

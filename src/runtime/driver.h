@@ -44,6 +44,10 @@ struct craft_driver_ports {
     void (*read)(void *ctx, const struct craft_read_state *r);
     /* Optional (may be NULL). Learner `id` caught up with the leader's log. */
     void (*caught_up)(void *ctx, uint64_t id);
+    /* Optional (may be NULL). The core stopped (craft_core_error: an allocation a step
+     * needed failed): called once, after the call that stopped it; the node must stop
+     * (destroy the driver; a restart recovers from storage). Nothing more is handed out. */
+    void (*failed)(void *ctx, int err);
 };
 
 /* Creates a driver with a new core (craft_core_create with cfg, restore and now). ports is

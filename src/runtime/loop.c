@@ -505,6 +505,13 @@ static void port_caught_up(void *ctx, uint64_t id)
     }
 }
 
+/* The core stopped (out of memory in a step): the node fails as after a disk error, with
+ * the event and every waiting future answered; its storage is as of the last batch. */
+static void port_failed(void *ctx, int err)
+{
+    rt_fail(ctx, err, "memory (the protocol core)");
+}
+
 void rt_loop_ports(struct craft_driver_ports *p, struct craft_node *n);
 void rt_loop_ports(struct craft_driver_ports *p, struct craft_node *n)
 {
@@ -515,7 +522,8 @@ void rt_loop_ports(struct craft_driver_ports *p, struct craft_node *n)
                                      .restore = port_restore,
                                      .snapshot_read = port_snapshot_read,
                                      .read = port_read,
-                                     .caught_up = port_caught_up};
+                                     .caught_up = port_caught_up,
+                                     .failed = port_failed};
 }
 
 /* ---- requests ---- */

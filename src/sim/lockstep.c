@@ -39,10 +39,15 @@ static void process(struct lockstep *ls, int i)
 {
     struct craft_batch b;
     for (;;) {
-        /* craft_core_has_ready's contract: true exactly when a batch is there. */
+        /* craft_core_has_ready's contract: true exactly when a batch is there (unless the
+         * core stopped while making it: out of memory, core.md). */
         bool has = craft_core_has_ready(ls->cores[i]);
         bool got = craft_core_ready(ls->cores[i], &b);
-        CRAFT_ASSERT(has == got);
+        CRAFT_ASSERT(has == got || craft_core_error(ls->cores[i]) != CRAFT_OK);
+        if (craft_core_error(ls->cores[i]) != CRAFT_OK) {
+            ls->down[i] = true; /* a stopped node is down, as its driver would make it */
+            break;
+        }
         if (!got) {
             break;
         }
