@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/assert.h"
 #include "base/prng.h"
 #include "base/trace.h"
@@ -360,12 +361,38 @@ static void converge(struct sim_cluster *root)
     free(leaders);
 }
 
+static bool alloc_fails(void *ctx)
+{
+    struct sim_cluster *root = ctx;
+    root->alloc_rng = sim_mix64(root->alloc_rng + 0x9e3779b97f4a7c15ULL);
+    bool fail = root->alloc_rng % 1000000u < root->alloc_fail_ppm;
+    root->n_allocs_failed += fail;
+    return fail;
+}
+
+void sim_set_alloc_failures(struct sim_cluster *c, uint32_t per_million)
+{
+    struct sim_cluster *root = c->root;
+    if (root->alloc_rng == 0) {
+        root->alloc_rng = sim_mix64(sim_seed() ^ 0xa110cULL);
+    }
+    root->alloc_fail_ppm = per_million;
+    craft_alloc_set_hook(per_million != 0 ? alloc_fails : NULL, root);
+}
+
+void sim_alloc_failures(const struct sim_cluster *c, uint64_t *failed, uint64_t *stopped)
+{
+    *failed = c->root->n_allocs_failed;
+    *stopped = c->root->n_cores_stopped;
+}
+
 void sim_cluster_destroy(struct sim_cluster *c)
 {
     if (c == NULL) {
         return;
     }
     CRAFT_ASSERT(c->root == c); /* groups end with their root */
+    sim_set_alloc_failures(c, 0); /* liveness is checked with memory to spare */
     converge(c);
     sim_run_detach(c);
     struct sim_event ev;

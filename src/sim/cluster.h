@@ -136,6 +136,14 @@ bool sim_is_alive(const struct sim_cluster *c, int i);
 /* Whether node i's replica is up and quiesced (opts.quiesce). */
 bool sim_node_quiesced(const struct sim_cluster *c, int i);
 void sim_set_reliable(struct sim_cluster *c, bool reliable);
+/* Out of memory in the core (docs/design/core.md, "Out of memory"): from now on each
+ * allocation the cores make fails with probability per_million / 10^6 (0: none; the end of
+ * the run turns it off before its liveness check). A node whose step could not allocate
+ * stops and is restarted from its disk 100-1000 ms later. The hook is the process's
+ * (base/alloc.h): one cluster at a time. */
+void sim_set_alloc_failures(struct sim_cluster *c, uint32_t per_million);
+/* Allocations failed, and cores stopped by them, so far. */
+void sim_alloc_failures(const struct sim_cluster *c, uint64_t *failed, uint64_t *stopped);
 void sim_set_long_reordering(struct sim_cluster *c, bool on);
 
 /* ---- the Raft API of one node (rf.Start, rf.GetState) ---- */

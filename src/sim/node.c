@@ -220,6 +220,48 @@ static void disk_event(void *ctx, void *arg, uint64_t incarnation)
     sim_node_after(node);
 }
 
+/* A core that stopped (out of memory in a step) takes its node down, as a process that
+ * exits; a supervisor restarts it from its disk a while later. Not from inside the driver's
+ * call: a task right after it. */
+struct restart_later {
+    int i;
+    uint64_t incarnation;
+};
+
+static void failed_restart(struct sim_cluster *c, void *arg)
+{
+    struct restart_later *r = arg;
+    if (!c->nodes[r->i].alive && c->nodes[r->i].incarnation == r->incarnation &&
+        !c->nodes[r->i].gone) {
+        sim_start(c, r->i);
+        sim_connect(c, r->i);
+    }
+    free(r);
+}
+
+static void failed_crash(struct sim_cluster *c, void *arg)
+{
+    struct restart_later *r = arg;
+    if (c->nodes[r->i].alive && c->nodes[r->i].incarnation == r->incarnation) {
+        sim_crash(c, r->i);
+        r->incarnation = c->nodes[r->i].incarnation;
+        sim_task_at(c, sim_rand(c, 100, 1000), failed_restart, r);
+        return;
+    }
+    free(r);
+}
+
+static void port_failed(void *ctx, int err)
+{
+    struct sim_node *node = ctx;
+    CRAFT_TRACE(CRAFT_T_FAULT, node->c->w->now, 0, 0, "n%d stopped: %s", node->i + 1,
+                craft_strerror(err));
+    node->c->root->n_cores_stopped++;
+    struct restart_later *r = sim_xrealloc(NULL, sizeof *r);
+    *r = (struct restart_later){.i = node->i, .incarnation = node->incarnation};
+    sim_task_at(node->c, 0, failed_crash, r);
+}
+
 static void port_persist(void *ctx, const struct craft_batch *b)
 {
     struct sim_node *node = node_of(ctx);
@@ -462,9 +504,21 @@ void sim_node_start(struct sim_cluster *c, int i)
         .restore = port_restore,
         .snapshot_read = port_snapshot_read,
         .caught_up = sim_member_port_caught_up,
+        .failed = port_failed,
         .read = c->opts.kv ? sim_reads_port_read : NULL,
     };
     node->d = craft_driver_create(&cfg, &restore, &ports, sim_node_now(node));
+    if (node->d == NULL && c->root->alloc_fail_ppm != 0 && !c->opts.kv && c->opts.app == NULL &&
+        node->rd == NULL) {
+        /* Out of memory while recovering (sim_set_alloc_failures): the process exits at
+         * start; its supervisor tries again later. */
+        CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0, "start n%d: out of memory", i + 1);
+        c->root->n_cores_stopped++;
+        struct restart_later *r = sim_xrealloc(NULL, sizeof *r);
+        *r = (struct restart_later){.i = i, .incarnation = node->incarnation};
+        sim_task_at(c, sim_rand(c, 100, 1000), failed_restart, r);
+        return;
+    }
     CRAFT_ASSERT(node->d != NULL);
     node->quiet = (struct craft_quiesce){0};
     node->alive = true;

@@ -100,6 +100,12 @@ struct sim_checks {
 struct sim_cluster {
     struct sim_cluster_opts opts;
     int n;
+    /* On a root: the cores' allocations fail at alloc_fail_ppm per million
+     * (sim_set_alloc_failures), drawn from their own stream; a node whose core stopped is
+     * restarted later, as a supervised process (node.c port_failed). */
+    uint32_t alloc_fail_ppm;
+    uint64_t alloc_rng;
+    uint64_t n_allocs_failed, n_cores_stopped;
     /* The world and the network: the root's own, shared by the groups added to it
      * (sim_cluster_add_group), as one process's replicas share its clock and its sockets. */
     struct sim_world *w;

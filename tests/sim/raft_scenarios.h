@@ -72,6 +72,7 @@ void sim_raft_figure8_rounds(struct sim_cluster *c, int n, int iterations);
 
 /* Random faults, then heal and converge (chaos.c). */
 void sim_raft_chaos(void);
+void sim_raft_alloc_failures(void);
 /* Swarm testing: a fault mix drawn per seed (chaos.c). */
 void sim_swarm_raft(void);
 /* The chaos phases on a cluster of n nodes: clients propose while random faults hit for

@@ -63,6 +63,8 @@ const struct sim_scenario sim_scenarios[] = {
 
     /* Beyond the MIT suite */
     { "raft/chaos", "chaos: random faults, then heal and converge", sim_raft_chaos },
+    { "raft/alloc-failures", "the cores' allocations fail at random: nodes stop cleanly and "
+      "restart, then agree", sim_raft_alloc_failures },
     { "swarm/raft", "swarm: a fault mix drawn per seed (which faults, how often, cluster size)",
       sim_swarm_raft },
 
