@@ -349,32 +349,30 @@ static int bootstrap(struct craft_node *n, char *errbuf, size_t cap)
     return rc;
 }
 
-/* Whether a and b hold the same voters and the same learners, and neither is joint. */
-static bool same_simple_conf(const struct craft_conf *a, const struct craft_conf *b)
+/* Whether the ids a[0..na) and b[0..nb) (each without repeats) are the same set. */
+static bool same_ids(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t nb)
 {
-    if (a->n_voters != b->n_voters || a->n_learners != b->n_learners ||
-        a->n_voters_outgoing != 0 || b->n_voters_outgoing != 0) {
+    if (na != nb) {
         return false;
     }
-    for (uint32_t i = 0; i < a->n_voters; i++) {
+    for (uint32_t i = 0; i < na; i++) {
         bool found = false;
-        for (uint32_t j = 0; j < b->n_voters; j++) {
-            found = found || a->voters[i] == b->voters[j];
-        }
-        if (!found) {
-            return false;
-        }
-    }
-    for (uint32_t i = 0; i < a->n_learners; i++) {
-        bool found = false;
-        for (uint32_t j = 0; j < b->n_learners; j++) {
-            found = found || a->learners[i] == b->learners[j];
+        for (uint32_t j = 0; j < nb; j++) {
+            found = found || a[i] == b[j];
         }
         if (!found) {
             return false;
         }
     }
     return true;
+}
+
+/* Whether a and b hold the same voters and the same learners, and neither is joint. */
+static bool same_simple_conf(const struct craft_conf *a, const struct craft_conf *b)
+{
+    return a->n_voters_outgoing == 0 && b->n_voters_outgoing == 0 &&
+           same_ids(a->voters, a->n_voters, b->voters, b->n_voters) &&
+           same_ids(a->learners, a->n_learners, b->learners, b->n_learners);
 }
 
 /* The newest configuration of r: its log's last CONF entry, else its snapshot's. */

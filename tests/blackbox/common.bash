@@ -166,3 +166,74 @@ bb_finish() {
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]
 }
+
+# ---- sharded clusters (craftkv_shard*.sh) ----
+# CRAFT.SHARD changes answer once their slots moved (up to 60 s), so their client waits longer.
+shard_cli() { local p; p=$(CPORT "$1"); shift; timeout 70 redis-cli -p "$p" "$@" 2>&1; }
+# CRAFT.SHARD INFO of node $1, and field $3 of its line for group $2.
+shard_info() { cli "$1" craft.shard info | tr -d '\r'; }
+group_field() { # node gid field
+    shard_info "$1" | grep "^group:$2," | tr ',' '\n' | sed -n "s/^$3://p"
+}
+# Waits until node $1 reports configuration $2 applied and settled by the groups it hosts.
+wait_settled() { # node num
+    local i info hosted
+    for i in $(seq 1 150); do
+        info=$(shard_info "$1")
+        hosted=$(echo "$info" | sed -n 's/^groups_hosted:\([0-9]*\)$/\1/p')
+        if echo "$info" | grep -q "^configuration:$2$" && [ -n "$hosted" ] &&
+            [ "$(echo "$info" | grep -c "applied_configuration:$2,")" = "$hosted" ] &&
+            ! echo "$info" | grep -qE "(pulling|giving|notifying):[1-9]"; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# redis-cli --cluster check through node $1 (a few tries: leaderships may still be moving)
+# and redis-benchmark --cluster through node $2: their checks.
+check_cluster_tools() { # check-node bench-node
+    local chk bc
+    for _ in $(seq 1 10); do
+        chk=$(timeout 30 redis-cli --cluster check "$(CADDR "$1")" 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
+        echo "$chk" | grep -qF "[OK] All nodes agree" && break
+        sleep 1
+    done
+    check_has "redis-cli --cluster check: the nodes agree" "[OK] All nodes agree about slots configuration." "$chk"
+    check_has "redis-cli --cluster check: every slot covered" "[OK] All 16384 slots covered." "$chk"
+    bc=$(timeout 60 redis-benchmark --cluster -p "$(CPORT "$2")" -t set,get -n 20000 -r 20000 -c 8 -P 4 -q 2>&1 |
+        tr '\r' '\n' | grep -v "rps=")
+    check_has "redis-benchmark --cluster runs (SET and GET)" "GET:" "$bc"
+    check "redis-benchmark --cluster sees no error" 0 "$(echo "$bc" | grep -ci error)"
+}
+
+# Waits (15 s at most) until node $1's CLUSTER INFO says cluster_state:ok; the last answer
+# is in $CLUSTER_INFO either way.
+wait_cluster_ok() {
+    for _ in $(seq 1 30); do
+        CLUSTER_INFO=$(cli "$1" cluster info | tr -d '\r')
+        echo "$CLUSTER_INFO" | grep -q '^cluster_state:ok$' && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+# Runs CRAFT.SHARD $3... through node $2 while process $1 is killed (kill -9) 0.2 s in and
+# restarted 1 s later (start $1), waits for the answer and shows it: it may be OK, or
+# TRYAGAIN or a refusal if the controller's leader was the process killed (the retry on the
+# next leader finds the change made): the outcome is what the callers check.
+shard_change_across_kill() { # victim node args...
+    local victim=$1 node=$2
+    shift 2
+    (shard_cli "$node" craft.shard "$@" >"$TMP/change.out") &
+    local changer=$!
+    sleep 0.2
+    kill -9 "${PID[$victim]}"
+    wait "${PID[$victim]}" 2>/dev/null
+    unset "PID[$victim]"
+    sleep 1
+    start "$victim"
+    wait "$changer"
+    echo "     ($* answered: $(cat "$TMP/change.out"))"
+}

@@ -24,27 +24,6 @@ start() { # id [first]
     fi
     PID[$1]=$!
 }
-# CRAFT.SHARD changes answer once their slots moved (up to 60 s), so their client waits longer.
-shard_cli() { local p; p=$(CPORT "$1"); shift; timeout 70 redis-cli -p "$p" "$@" 2>&1; }
-# The value of field $2 of CRAFT.SHARD INFO's line for group $3 (or of the line $2: alone).
-shard_info() { cli "$1" craft.shard info | tr -d '\r'; }
-group_field() { # node gid field
-    shard_info "$1" | grep "^group:$2," | tr ',' '\n' | sed -n "s/^$3://p"
-}
-# Waits until node $1 reports configuration $2 applied and settled by every group.
-wait_settled() { # node num
-    local i info
-    for i in $(seq 1 150); do
-        info=$(shard_info "$1")
-        if echo "$info" | grep -q "^configuration:$2$" &&
-            [ "$(echo "$info" | grep -c "applied_configuration:$2,")" = 3 ] &&
-            ! echo "$info" | grep -qE "(pulling|giving|notifying):[1-9]"; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    return 1
-}
 
 for i in 1 2 3; do start "$i" first; done
 L=$(wait_leader)
@@ -110,16 +89,7 @@ g1=$(group_field 1 1 owned); g2=$(group_field 1 2 owned); g3=$(group_field 1 3 o
 check "MOVE 0 999 3" OK "$(shard_cli 1 craft.shard move 0 999 3)"
 
 # A process killed in the middle of a migration: the others finish it, it catches up.
-( shard_cli 2 craft.shard leave 1 >"$TMP/leave.out" ) &
-LEAVER=$!
-sleep 0.3
-kill -9 "${PID[3]}"; wait "${PID[3]}" 2>/dev/null; unset "PID[3]"
-sleep 1
-start 3
-wait "$LEAVER"
-# Its reply may be OK, or TRYAGAIN or a refusal if the controller's leader was the process
-# killed (the retry on the next leader finds group 1 gone): the outcome is what counts.
-echo "     (LEAVE 1 answered: $(cat "$TMP/leave.out"))"
+shard_change_across_kill 3 2 leave 1
 wait_settled 3 4 && ok "the restarted process catches up with configuration 4" ||
     bad "restarted process settles" "$(shard_info 3)"
 check "group 1 owns nothing after LEAVE" 0 "$(group_field 3 1 owned)"
@@ -156,11 +126,8 @@ check "INCR replies in order" 0 "$order"
 # (The processes may still be handing leaderships back to the restarted one, in 5 s steps:
 # during a transfer a group has no leader for a moment, and nodes may name different
 # masters. A few tries.)
-for _ in $(seq 1 30); do
-    info=$(cli 1 cluster info | tr -d '\r')
-    echo "$info" | grep -q '^cluster_state:ok$' && break
-    sleep 0.5
-done
+wait_cluster_ok 1
+info=$CLUSTER_INFO
 check_has "CLUSTER INFO: state ok" "cluster_state:ok" "$info"
 check_has "CLUSTER INFO: three shards" "cluster_size:3" "$info"
 check_has "CLUSTER INFO: no migration left" "craft_migrations_in_progress:0" "$info"
@@ -170,17 +137,7 @@ ranges=$(cli 2 cluster nodes | awk '{ for (i = 9; i <= NF; i++) n++ } END { prin
     bad "CLUSTER NODES ranges" "$(cli 2 cluster nodes | tr '\n' ' ')"
 first=$(cli 2 cluster slots | head -2 | tr '\n' ' ')
 check "CLUSTER SLOTS starts at slot 0" "0" "$(echo "$first" | cut -d' ' -f1)"
-for _ in $(seq 1 10); do
-    chk=$(timeout 30 redis-cli --cluster check "$(CADDR 1)" 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
-    echo "$chk" | grep -qF "[OK] All nodes agree" && break
-    sleep 1
-done
-check_has "redis-cli --cluster check: the nodes agree" "[OK] All nodes agree about slots configuration." "$chk"
-check_has "redis-cli --cluster check: every slot covered" "[OK] All 16384 slots covered." "$chk"
-bc=$(timeout 60 redis-benchmark --cluster -p "$(CPORT 2)" -t set,get -n 20000 -r 20000 -c 8 -P 4 -q 2>&1 |
-    tr '\r' '\n' | grep -v "rps=")
-check_has "redis-benchmark --cluster runs (SET)" "SET:" "$bc"
-check "redis-benchmark --cluster sees no error" 0 "$(echo "$bc" | grep -ci error)"
+check_cluster_tools 1 2
 check "redis-cli -c reads a key written before the migrations" hello \
     "$(timeout 10 redis-cli -c -p "$(CPORT 3)" get greeting)"
 if /usr/bin/python3 -c 'import redis.cluster' 2>/dev/null; then

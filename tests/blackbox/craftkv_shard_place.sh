@@ -27,26 +27,6 @@ start() { # id [first]
     fi
     PID[$1]=$!
 }
-shard_cli() { local p; p=$(CPORT "$1"); shift; timeout 70 redis-cli -p "$p" "$@" 2>&1; }
-shard_info() { cli "$1" craft.shard info | tr -d '\r'; }
-group_field() { # node gid field
-    shard_info "$1" | grep "^group:$2," | tr ',' '\n' | sed -n "s/^$3://p"
-}
-# Waits until node $1 reports configuration $2 applied and settled by the groups it hosts.
-wait_settled() { # node num
-    local i info hosted
-    for i in $(seq 1 150); do
-        info=$(shard_info "$1")
-        hosted=$(echo "$info" | sed -n 's/^groups_hosted:\([0-9]*\)$/\1/p')
-        if echo "$info" | grep -q "^configuration:$2$" && [ -n "$hosted" ] &&
-            [ "$(echo "$info" | grep -c "applied_configuration:$2,")" = "$hosted" ] &&
-            ! echo "$info" | grep -qE "(pulling|giving|notifying):[1-9]"; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    return 1
-}
 
 # ---- the placement flags' refusals (nothing starts) ----
 # (timeout: a refusal that regressed into a start would otherwise run forever)
@@ -127,14 +107,7 @@ wait_settled 4 2 && ok "group 2's processes settled configuration 2" ||
     bad "a remote hand-over" "$(cli 4 info cluster | tr -d '\r' | tr '\n' ' ')"
 
 # A range into group 2 while one of its processes is killed and comes back.
-( shard_cli 1 craft.shard move 0 2000 2 >"$TMP/move.out" ) &
-MOVER=$!
-sleep 0.2
-kill -9 "${PID[4]}"; wait "${PID[4]}" 2>/dev/null; unset "PID[4]"
-sleep 1
-start 4
-wait "$MOVER"
-echo "     (MOVE 0 2000 2 answered: $(cat "$TMP/move.out"))"
+shard_change_across_kill 4 1 move 0 2000 2
 wait_settled 4 3 && ok "the restarted process of group 2 catches up with configuration 3" ||
     bad "restarted process settles" "$(shard_info 4)"
 # (key 06S is in slot 0)
@@ -169,11 +142,8 @@ got=$(for i in $(seq 1 3000); do echo "GET pre:$i"; done |
 check "redis-cli -c reads back the 3000 keys written before the moves" 3000 "$got"
 
 # ---- Redis Cluster's view ----
-for _ in $(seq 1 30); do
-    info=$(cli 4 cluster info | tr -d '\r')
-    echo "$info" | grep -q '^cluster_state:ok$' && break
-    sleep 0.5
-done
+wait_cluster_ok 4
+info=$CLUSTER_INFO
 check_has "CLUSTER INFO on a process of group 2: state ok" "cluster_state:ok" "$info"
 check_has "CLUSTER INFO: three shards" "cluster_size:3" "$info"
 nodes=$(cli 6 cluster nodes)
@@ -193,16 +163,6 @@ else
     *) bad "node 6 replicates a master of its own group" "$line6 -> $fnode" ;;
     esac
 fi
-for _ in $(seq 1 10); do
-    chk=$(timeout 30 redis-cli --cluster check "$(CADDR 1)" 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
-    echo "$chk" | grep -qF "[OK] All nodes agree" && break
-    sleep 1
-done
-check_has "redis-cli --cluster check: the nodes agree" "[OK] All nodes agree about slots configuration." "$chk"
-check_has "redis-cli --cluster check: every slot covered" "[OK] All 16384 slots covered." "$chk"
-bc=$(timeout 60 redis-benchmark --cluster -p "$(CPORT 5)" -t set,get -n 20000 -r 20000 -c 8 -P 4 -q 2>&1 |
-    tr '\r' '\n' | grep -v "rps=")
-check_has "redis-benchmark --cluster runs (GET)" "GET:" "$bc"
-check "redis-benchmark --cluster sees no error" 0 "$(echo "$bc" | grep -ci error)"
+check_cluster_tools 1 5
 
 bb_finish
