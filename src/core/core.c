@@ -390,7 +390,7 @@ uint64_t craft_core_next_timeout(const struct craft_core *core)
     return reads < t ? reads : t;
 }
 
-int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t len, uint64_t now,
+static int craft_core_propose_call(struct craft_core *core, const uint8_t *data, uint32_t len, uint64_t now,
                        uint64_t *index, uint64_t *term)
 {
     if (core->error != CRAFT_OK) {
@@ -430,6 +430,15 @@ int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t le
         *term = e.term;
     }
     return CRAFT_OK;
+}
+
+/* The call, and the stop it may have caused (a step that could not allocate: core.md,
+ * "Out of memory") as its answer. */
+int craft_core_propose(struct craft_core *core, const uint8_t *data, uint32_t len, uint64_t now,
+                       uint64_t *index, uint64_t *term)
+{
+    int rv = craft_core_propose_call(core, data, len, now, index, term);
+    return core->error != CRAFT_OK ? core->error : rv;
 }
 
 void craft_core_campaign(struct craft_core *core, uint64_t now)

@@ -186,7 +186,7 @@ static uint32_t distinct_nodes(const struct craft_conf *c)
     return n;
 }
 
-int craft_core_propose_conf_change(struct craft_core *core, const struct craft_conf_change *changes,
+static int craft_core_propose_conf_change_call(struct craft_core *core, const struct craft_conf_change *changes,
                                    size_t n, bool joint, uint64_t now, uint64_t *index,
                                    uint64_t *term)
 {
@@ -283,7 +283,17 @@ int craft_core_propose_conf_change(struct craft_core *core, const struct craft_c
     return append_conf(core, &next, index, term);
 }
 
-int craft_core_leave_joint(struct craft_core *core, uint64_t now, uint64_t *index, uint64_t *term)
+/* The call, and the stop it may have caused (a step that could not allocate: core.md,
+ * "Out of memory") as its answer. */
+int craft_core_propose_conf_change(struct craft_core *core, const struct craft_conf_change *changes,
+                                   size_t n, bool joint, uint64_t now, uint64_t *index,
+                                   uint64_t *term)
+{
+    int rv = craft_core_propose_conf_change_call(core, changes, n, joint, now, index, term);
+    return core->error != CRAFT_OK ? core->error : rv;
+}
+
+static int craft_core_leave_joint_call(struct craft_core *core, uint64_t now, uint64_t *index, uint64_t *term)
 {
     if (core->error != CRAFT_OK) {
         return core->error; /* stopped: core.md, "Out of memory" */
@@ -308,6 +318,14 @@ int craft_core_leave_joint(struct craft_core *core, uint64_t now, uint64_t *inde
     }
     TRACE(core, CRAFT_T_CONF, "propose leaving the joint configuration");
     return append_conf(core, &next, index, term);
+}
+
+/* The call, and the stop it may have caused (a step that could not allocate: core.md,
+ * "Out of memory") as its answer. */
+int craft_core_leave_joint(struct craft_core *core, uint64_t now, uint64_t *index, uint64_t *term)
+{
+    int rv = craft_core_leave_joint_call(core, now, index, term);
+    return core->error != CRAFT_OK ? core->error : rv;
 }
 
 void core_conf_after_commit(struct craft_core *core)

@@ -71,7 +71,7 @@ static void assign(struct craft_core *core, struct pending_read *r)
     core->hb_round_wanted = true;
 }
 
-int craft_core_read_index(struct craft_core *core, uint64_t ctx, uint64_t now)
+static int craft_core_read_index_call(struct craft_core *core, uint64_t ctx, uint64_t now)
 {
     if (core->error != CRAFT_OK) {
         return core->error; /* stopped: core.md, "Out of memory" */
@@ -105,7 +105,15 @@ int craft_core_read_index(struct craft_core *core, uint64_t ctx, uint64_t now)
     return CRAFT_OK;
 }
 
-int craft_core_read_lease(struct craft_core *core, uint64_t now, uint64_t *index)
+/* The call, and the stop it may have caused (a step that could not allocate: core.md,
+ * "Out of memory") as its answer. */
+int craft_core_read_index(struct craft_core *core, uint64_t ctx, uint64_t now)
+{
+    int rv = craft_core_read_index_call(core, ctx, now);
+    return core->error != CRAFT_OK ? core->error : rv;
+}
+
+static int craft_core_read_lease_call(struct craft_core *core, uint64_t now, uint64_t *index)
 {
     if (core->error != CRAFT_OK) {
         return core->error; /* stopped: core.md, "Out of memory" */
@@ -124,6 +132,14 @@ int craft_core_read_lease(struct craft_core *core, uint64_t now, uint64_t *index
     }
     *index = core->commit;
     return CRAFT_OK;
+}
+
+/* The call, and the stop it may have caused (a step that could not allocate: core.md,
+ * "Out of memory") as its answer. */
+int craft_core_read_lease(struct craft_core *core, uint64_t now, uint64_t *index)
+{
+    int rv = craft_core_read_lease_call(core, now, index);
+    return core->error != CRAFT_OK ? core->error : rv;
 }
 
 void recv_read_index(struct craft_core *core, const struct craft_msg *m)

@@ -200,7 +200,7 @@ void craft_core_persisted(struct craft_core *core, uint64_t seq, uint64_t now)
     }
 }
 
-int craft_core_snapshot_taken(struct craft_core *core, uint64_t index, uint64_t retain_entries)
+static int craft_core_snapshot_taken_call(struct craft_core *core, uint64_t index, uint64_t retain_entries)
 {
     if (core->error != CRAFT_OK) {
         return core->error; /* stopped: core.md, "Out of memory" */
@@ -226,4 +226,12 @@ int craft_core_snapshot_taken(struct craft_core *core, uint64_t index, uint64_t 
           (unsigned long long)index, (unsigned long long)term,
           (unsigned long long)(core->log.snap_index + 1));
     return CRAFT_OK;
+}
+
+/* The call, and the stop it may have caused (a step that could not allocate: core.md,
+ * "Out of memory") as its answer. */
+int craft_core_snapshot_taken(struct craft_core *core, uint64_t index, uint64_t retain_entries)
+{
+    int rv = craft_core_snapshot_taken_call(core, index, retain_entries);
+    return core->error != CRAFT_OK ? core->error : rv;
 }

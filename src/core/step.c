@@ -63,7 +63,7 @@ static int check_msg(const struct craft_core *core, const struct craft_msg *m)
     return CRAFT_OK;
 }
 
-int craft_core_step(struct craft_core *core, const struct craft_msg *m, uint64_t now)
+static int craft_core_step_call(struct craft_core *core, const struct craft_msg *m, uint64_t now)
 {
     if (core->error != CRAFT_OK) {
         return core->error; /* stopped: core.md, "Out of memory" */
@@ -143,4 +143,12 @@ int craft_core_step(struct craft_core *core, const struct craft_msg *m, uint64_t
         CRAFT_UNREACHABLE();
     }
     return CRAFT_OK;
+}
+
+/* The call, and the stop it may have caused (a step that could not allocate: core.md,
+ * "Out of memory") as its answer. */
+int craft_core_step(struct craft_core *core, const struct craft_msg *m, uint64_t now)
+{
+    int rv = craft_core_step_call(core, m, now);
+    return core->error != CRAFT_OK ? core->error : rv;
 }

@@ -22,7 +22,7 @@ static void send_timeout_now(struct craft_core *core, uint64_t target)
     core_send(core, &m, false);
 }
 
-int craft_core_transfer_leadership(struct craft_core *core, uint64_t target, uint64_t now)
+static int craft_core_transfer_leadership_call(struct craft_core *core, uint64_t target, uint64_t now)
 {
     if (core->error != CRAFT_OK) {
         return core->error; /* stopped: core.md, "Out of memory" */
@@ -76,6 +76,14 @@ int craft_core_transfer_leadership(struct craft_core *core, uint64_t target, uin
           (unsigned long long)log_last_index(&core->log));
     core_transfer_progress(core, pr);
     return CRAFT_OK;
+}
+
+/* The call, and the stop it may have caused (a step that could not allocate: core.md,
+ * "Out of memory") as its answer. */
+int craft_core_transfer_leadership(struct craft_core *core, uint64_t target, uint64_t now)
+{
+    int rv = craft_core_transfer_leadership_call(core, target, now);
+    return core->error != CRAFT_OK ? core->error : rv;
 }
 
 void core_transfer_progress(struct craft_core *core, struct progress *pr)

@@ -505,8 +505,9 @@ static void port_caught_up(void *ctx, uint64_t id)
     }
 }
 
-/* The core stopped (out of memory in a step): the node fails as after a disk error, with
- * the event and every waiting future answered; its storage is as of the last batch. */
+/* The core stopped (out of memory in a step): the node fails as after a disk error (the
+ * event; waiting futures answered when it is destroyed); its storage is as of the last
+ * batch. */
 static void port_failed(void *ctx, int err)
 {
     rt_fail(ctx, err, "memory (the protocol core)");
@@ -909,6 +910,12 @@ static void after_round(struct craft_node *n, uint64_t now)
     }
     n->n_promote = st.role == CRAFT_LEADER ? keep : 0;
     craft_core_status(core, &st);
+    if (craft_core_error(core) != CRAFT_OK) {
+        /* A stopped core (out of memory in a step) leads nothing, whatever its last state
+         * says: published as a follower without a leader, so redirects look elsewhere. */
+        st.role = CRAFT_FOLLOWER;
+        st.leader = CRAFT_NONE;
+    }
     if (st.role == CRAFT_LEADER && n->failed_seen) {
         /* A failed node acknowledges nothing more: leading on would hold the cluster until
          * the disk-stall bound; stepping down lets the others elect at once. */
@@ -987,6 +994,9 @@ uint64_t rt_group_wake(struct craft_node *n, uint64_t now)
 {
     if (n->quiet.quiesced) {
         return UINT64_MAX; /* nothing in flight: only work wakes it */
+    }
+    if (craft_core_error(craft_driver_core(n->driver)) != CRAFT_OK) {
+        return UINT64_MAX; /* stopped: its timers never move again */
     }
     uint64_t wake = craft_driver_next_timeout(n->driver);
     if (n->blocked_head != NULL && wake > now + 10) {

@@ -373,6 +373,10 @@ static bool alloc_fails(void *ctx)
 void sim_set_alloc_failures(struct sim_cluster *c, uint32_t per_million)
 {
     struct sim_cluster *root = c->root;
+    /* A node that fails at start must be able to come back later with nothing half set
+     * (node.c): the plain disk model and the MIT applier only. */
+    CRAFT_ASSERT(per_million == 0 ||
+                 (!root->opts.kv && root->opts.app == NULL && !root->opts.real_storage));
     if (root->alloc_rng == 0) {
         root->alloc_rng = sim_mix64(sim_seed() ^ 0xa110cULL);
     }

@@ -226,6 +226,7 @@ static void disk_event(void *ctx, void *arg, uint64_t incarnation)
 struct restart_later {
     int i;
     uint64_t incarnation;
+    bool connected; /* as the scenario had it: a partition it set stays */
 };
 
 static void failed_restart(struct sim_cluster *c, void *arg)
@@ -234,7 +235,15 @@ static void failed_restart(struct sim_cluster *c, void *arg)
     if (!c->nodes[r->i].alive && c->nodes[r->i].incarnation == r->incarnation &&
         !c->nodes[r->i].gone) {
         sim_start(c, r->i);
-        sim_connect(c, r->i);
+        if (!c->nodes[r->i].alive) {
+            /* out of memory again while it recovered: try again later */
+            r->incarnation = c->nodes[r->i].incarnation;
+            sim_task_at(c, sim_rand(c, 100, 1000), failed_restart, r);
+            return;
+        }
+        if (r->connected) {
+            sim_connect(c, r->i);
+        }
     }
     free(r);
 }
@@ -243,6 +252,7 @@ static void failed_crash(struct sim_cluster *c, void *arg)
 {
     struct restart_later *r = arg;
     if (c->nodes[r->i].alive && c->nodes[r->i].incarnation == r->incarnation) {
+        r->connected = sim_is_connected(c, r->i);
         sim_crash(c, r->i);
         r->incarnation = c->nodes[r->i].incarnation;
         sim_task_at(c, sim_rand(c, 100, 1000), failed_restart, r);
@@ -511,12 +521,10 @@ void sim_node_start(struct sim_cluster *c, int i)
     if (node->d == NULL && c->root->alloc_fail_ppm != 0 && !c->opts.kv && c->opts.app == NULL &&
         node->rd == NULL) {
         /* Out of memory while recovering (sim_set_alloc_failures): the process exits at
-         * start; its supervisor tries again later. */
+         * start, and stays down until started again (the supervisor's task retries; the
+         * run's end restarts every node with memory to spare). */
         CRAFT_TRACE(CRAFT_T_FAULT, c->w->now, 0, 0, "start n%d: out of memory", i + 1);
         c->root->n_cores_stopped++;
-        struct restart_later *r = sim_xrealloc(NULL, sizeof *r);
-        *r = (struct restart_later){.i = i, .incarnation = node->incarnation};
-        sim_task_at(c, sim_rand(c, 100, 1000), failed_restart, r);
         return;
     }
     CRAFT_ASSERT(node->d != NULL);
