@@ -27,12 +27,17 @@
 #define KV_RESULT_ENC_MAX (1u + 4u + CRAFT_KV_VALUE_BYTES_MAX)
 /* A session record (docs/design/kv.md, "Sessions"):
  *   u64 last | u64 last_ms | entries, each  u64 seq | u32 rlen | saved result (rlen bytes)
- * last is the highest seq run (0: none yet). The entries are the window of saved results:
+ * last is the highest seq run (0: none yet; KV_SESSION_ENDED: closed, no entry). The entries are the window of saved results:
  * seqs strictly increasing, the newest is last's (no entry iff last == 0), at most
  * CRAFT_KV_SESSION_RESULTS_MAX, and their rlen add up to at most
  * CRAFT_KV_SESSION_RESULT_BYTES_MAX unless only one is left (the newest is always kept).
  * So a record is canonical: its content decides its bytes. */
 #define KV_SESSION_HEADER       16u
+/* A session's last seq once it was closed (SESSION_CLOSE): the record stays, with no
+ * window, until it idles out, so that a copy of one of its commands still on its way (a
+ * forwarded write retried to a new leader, an entry of an old leader's log) finds it closed
+ * and never runs again in a session opened anew (kv.md, "Sessions"). */
+#define KV_SESSION_ENDED        UINT64_MAX
 #define KV_SESSION_ENTRY_HEADER 12u
 #define KV_SESSION_BYTES_MAX    (KV_SESSION_HEADER + KV_SESSION_ENTRY_HEADER + KV_RESULT_ENC_MAX)
 _Static_assert(CRAFT_KV_SESSION_RESULTS_MAX * KV_SESSION_ENTRY_HEADER +

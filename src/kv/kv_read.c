@@ -432,6 +432,12 @@ static int export_session(void *ctx, const uint8_t *k, size_t klen, const uint8_
     if (last_ms <= e->now && e->now - last_ms >= e->idle_ms) {
         return CRAFT_OK; /* idle past its time: gone for every reader */
     }
+    if (craft_get_u64(v) == KV_SESSION_ENDED) {
+        /* Closed here: what it guards against (a copy of its commands applied again in this
+         * group's log) cannot reach the receiver's log, and a connection's sessions close
+         * by the thousand: a hand-over carries live sessions only. */
+        return CRAFT_OK;
+    }
     return kv_payload_add_session(&e->w, kv_get_be64(k), v, vlen);
 }
 

@@ -255,6 +255,11 @@ size_t kv_session_merge(const uint8_t *ours, size_t olen, const uint8_t *theirs,
     CRAFT_ASSERT(kv_session_valid(ours, olen) && kv_session_valid(theirs, tlen));
     uint64_t last = craft_get_u64(ours) > craft_get_u64(theirs) ? craft_get_u64(ours)
                                                                 : craft_get_u64(theirs);
+    if (last == KV_SESSION_ENDED) {
+        /* Closed on either side: closed (no window). */
+        craft_put_u64(out, KV_SESSION_ENDED);
+        return KV_SESSION_HEADER;
+    }
     /* Union by seq into out, after the header. */
     struct window a = {ours, olen, KV_SESSION_HEADER}, b = {theirs, tlen, KV_SESSION_HEADER};
     size_t len = KV_SESSION_HEADER, n = 0;

@@ -629,7 +629,11 @@ bool kv_session_valid(const uint8_t *v, size_t vlen)
         bytes += rlen;
         n++;
     }
-    /* prev == last: the newest entry is the last run (none at all iff last == 0). */
+    /* prev == last: the newest entry is the last run (none at all iff last == 0); or a
+     * closed session: no window at all. */
+    if (craft_get_u64(v) == KV_SESSION_ENDED) {
+        return n == 0;
+    }
     return prev == craft_get_u64(v) && (n <= 1 || bytes <= CRAFT_KV_SESSION_RESULT_BYTES_MAX);
 }
 
@@ -1699,11 +1703,23 @@ static int apply_session_op(struct ap *a, const struct craft_kv_cmd *c,
 {
     struct sess s;
     int rc = session_lookup(a, c->session, &s);
+    bool ended = s.found && s.last == KV_SESSION_ENDED;
+    if (rc == CRAFT_OK && ended) {
+        /* Closed: never opened again, nothing to close (a copy of its open or close that
+         * was on its way). */
+        return reply(res, c->op == CRAFT_KV_OP_SESSION_OPEN ? res_err(CRAFT_KV_ERR_SESSION)
+                                                            : res_int(0));
+    }
     if (rc == CRAFT_OK && c->op == CRAFT_KV_OP_SESSION_OPEN) {
         /* Idempotent: reopening a live session keeps its seq and window. */
         rc = s.found ? session_touch(a, c->session, &s) : session_create(a, c->session, &s);
     } else if (rc == CRAFT_OK && s.found) {
-        rc = session_remove(a, c->session, s.last_ms);
+        /* The record stays, closed and without its window, until it idles out. */
+        rc = scratch(a, KV_SESSION_HEADER);
+        if (rc == CRAFT_OK) {
+            craft_put_u64(a->buf, KV_SESSION_ENDED);
+            rc = session_store(a, c->session, &s, KV_SESSION_HEADER);
+        }
     }
     if (rc != CRAFT_OK) {
         return rc;
@@ -1723,7 +1739,7 @@ static int apply_in_session(struct ap *a, const struct craft_kv_cmd *c,
     if (rc != CRAFT_OK) {
         return rc;
     }
-    if (!s.found) {
+    if (!s.found || s.last == KV_SESSION_ENDED) {
         return reply(res, res_err(CRAFT_KV_ERR_SESSION));
     }
     if (c->seq <= s.last) {

@@ -90,8 +90,13 @@ wait_leader() {
     done
 }
 
+# This directory: resp_pipe.bash, the clients' program, lives here.
+BB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
 # A writer for the exactly-once checks: rounds of BATCH pipelined "INCR c" through the
-# command after NAME and BATCH (a redis-cli reading commands from stdin) until $TMP/stop
+# command after NAME and BATCH (a client reading commands from stdin and printing one line
+# per reply: resp_pipe.bash, which never sends a command twice; redis-cli resends a command
+# after a lost connection, which can run it twice in another session) until $TMP/stop
 # exists. An integer reply is acknowledged and must exceed the client's previous one (its
 # commands are sequential); anything else (an error, a reply lost with the connection) is in
 # doubt. Writes "acked in_doubt out_of_order" to $TMP/client.NAME.

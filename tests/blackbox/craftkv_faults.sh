@@ -29,7 +29,7 @@ L=$(wait_leader)
 [ -n "$L" ] && ok "a leader is elected (node $L)" || bad "a leader is elected"
 
 # A client: rounds of 8 pipelined INCRs through one node (common.bash, bb_incr_client).
-client() { bb_incr_client "$1" 8 redis-cli -p "$(CPORT "$2")"; }
+client() { bb_incr_client "$1" 8 bash "$BB_DIR/resp_pipe.bash" 127.0.0.1 "$(CPORT "$2")"; }
 
 for c in 1 2 3 4 5 6; do
     client "$c" $(( (c % 3) + 1 )) &

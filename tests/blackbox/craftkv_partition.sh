@@ -120,7 +120,9 @@ L=$(wait_writable 1 2 3)
 [ -n "$L" ] && ok "a leader takes writes (node $L)" || bad "a leader takes writes"
 
 # Writers: rounds of 4 pipelined INCRs through one node (common.bash, bb_incr_client).
-client() { bb_incr_client "$1" 4 ip netns exec "$HUB" redis-cli -h "$NETPFX.$2" -p "$CLIENT_PORT"; }
+client() {
+    bb_incr_client "$1" 4 ip netns exec "$HUB" bash "$BB_DIR/resp_pipe.bash" "$NETPFX.$2" "$CLIENT_PORT"
+}
 for c in 1 2 3; do
     client "$c" "$c" &
     CLIENTS+=($!)

@@ -73,7 +73,7 @@ set_writer() {
 }
 rm -f "$TMP/stop"
 for i in 1 3; do set_writer "$i" & CLIENTS+=($!); done
-bb_incr_client incr 10 redis-cli -p "$(CPORT 2)" & CLIENTS+=($!)
+bb_incr_client incr 10 bash "$BB_DIR/resp_pipe.bash" 127.0.0.1 "$(CPORT 2)" & CLIENTS+=($!)
 redis-benchmark -p "$(CPORT 1)" -t set,get -n 30000 -r 20000 -c 8 -q >"$TMP/bench1" 2>&1 &
 BENCH1=$!
 redis-benchmark -p "$(CPORT 2)" -t set -n 20000 -r 20000 -c 4 -P 8 -q >"$TMP/bench2" 2>&1 &
