@@ -21,20 +21,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${1:-build/bin/craftkv}
 N=${REQUESTS:-100000}
 BASE=${BASE_PORT:-7601}
-command -v redis-benchmark >/dev/null || { echo "redis-benchmark is missing (redis-tools)" >&2; exit 1; }
-[ -x "$BIN" ] || { echo "$BIN is not built: run make" >&2; exit 1; }
-
-TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/craftkv_place_bench.XXXXXX")
-LOCAL_PID=""
-stop_cluster() {
-    if [ -n "$LOCAL_PID" ]; then
-        kill -INT "$LOCAL_PID" 2>/dev/null || true
-        wait "$LOCAL_PID" 2>/dev/null || true
-        LOCAL_PID=""
-    fi
-}
-trap 'stop_cluster; rm -rf "$TMP"' EXIT
-cli() { redis-cli -p "$1" "${@:2}" 2>/dev/null | tr -d '\r'; }
+source bench/local_cluster.bash
+bench_cluster_init craftkv_place_bench
 HZ=$(getconf CLK_TCK)
 
 # Every process hosting a group settled it, every group has a leader, and no process leads
@@ -71,6 +59,7 @@ for nodes in 3 6; do
         line=$(redis-benchmark --cluster -p "$BASE" -c "$c" -n "$N" -P "$p" -r 100000 -t "$t" \
             --csv 2>/dev/null | tr -d '"' | awk -F, '$1 ~ /^(SET|GET)$/ { print $2, $5 }')
         after=$(for q in $PIDS; do awk '{ print $14 + $15 }' "/proc/$q/stat"; done | tr '\n' ' ')
+        [ -n "$line" ] || { echo "redis-benchmark gave no figures for $t -P$p" >&2; exit 1; }
         awk -v nodes="$nodes" -v shape="${t^^} -c$c -P$p" -v line="$line" -v b="$before" \
             -v a="$after" -v hz="$HZ" -v n="$N" 'BEGIN {
             split(line, f, " "); k = split(b, x, " "); split(a, y, " ")

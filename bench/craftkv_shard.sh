@@ -36,26 +36,8 @@ BASE=${BASE_PORT:-7501}
 COUNTS=${GROUP_COUNTS:-0 1 2 3}
 SIZES=${SLOT_MB:-8 100}
 
-if ! command -v redis-benchmark >/dev/null 2>&1; then
-    echo "installing redis-tools (Debian) for redis-benchmark and redis-cli"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get install -y -q redis-tools >/dev/null
-fi
-[ -x "$BIN" ] || { echo "$BIN is not built: run make" >&2; exit 1; }
-
-TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/craftkv_shard_bench.XXXXXX")
-LOCAL_PID=""
-stop_cluster() {
-    if [ -n "$LOCAL_PID" ]; then
-        kill -INT "$LOCAL_PID" 2>/dev/null || true
-        wait "$LOCAL_PID" 2>/dev/null || true
-        LOCAL_PID=""
-    fi
-}
-trap 'stop_cluster; rm -rf "$TMP"' EXIT
-
-cli() { redis-cli -p "$1" "${@:2}" 2>/dev/null | tr -d '\r'; }
+source bench/local_cluster.bash
+bench_cluster_init craftkv_shard_bench
 
 # Every process reports the configuration settled by every group, and every group has a
 # leader and at most one group per process leads (the driver spreads them every 5 s).

@@ -744,20 +744,25 @@ static pid_t spawn(const char *self, int id, struct child *c, const char *cluste
         setenv("CRAFTKV_REQUIREPASS", g_password, 1);
     else
         unsetenv("CRAFTKV_REQUIREPASS");
-    if (restart)
-        execl(self, self, "--id", idbuf, "--data-dir", c->dir, (char *)NULL);
-    else if (g_groups[0] && g_replicas[0])
-        execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
-              "--shard-groups", g_groups, "--shard-groups-initial",
-              g_groups_initial[0] ? g_groups_initial : g_groups, "--shard-replicas", g_replicas,
-              (char *)NULL);
-    else if (g_groups[0])
-        execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
-              "--shard-groups", g_groups, "--shard-groups-initial",
-              g_groups_initial[0] ? g_groups_initial : g_groups, (char *)NULL);
-    else
-        execl(self, self, "--id", idbuf, "--data-dir", c->dir, "--initial-cluster", cluster,
-              (char *)NULL);
+    /* A restart takes its settings from craftkv.conf; a first start is given them all. */
+    char *args[16] = {(char *)self, "--id", idbuf, "--data-dir", c->dir};
+    size_t n = 5;
+    if (!restart) {
+        args[n++] = "--initial-cluster";
+        args[n++] = (char *)cluster;
+    }
+    if (!restart && g_groups[0]) {
+        args[n++] = "--shard-groups";
+        args[n++] = g_groups;
+        args[n++] = "--shard-groups-initial";
+        args[n++] = g_groups_initial[0] ? g_groups_initial : g_groups;
+    }
+    if (!restart && g_replicas[0]) {
+        args[n++] = "--shard-replicas";
+        args[n++] = g_replicas;
+    }
+    args[n] = NULL;
+    execv(self, args);
     _exit(127);
 }
 

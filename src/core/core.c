@@ -285,6 +285,10 @@ struct craft_core *craft_core_create(const struct craft_core_config *cfg,
     core->role = CRAFT_FOLLOWER;
     core->self_vote = -1;
     core_recompute_conf(core);
+    if (core->error != CRAFT_OK) {
+        craft_core_destroy(core); /* out of memory: as its contract says, NULL */
+        return NULL;
+    }
     /* A restarted node may have promised a leader, before the crash, not to vote for a
      * while (its lease): keep that promise for an election timeout after start. */
     core->votes_blocked_until = now + cfg->election_timeout_ms;
@@ -376,6 +380,9 @@ static bool quorum_active(struct craft_core *core)
 
 uint64_t craft_core_next_timeout(const struct craft_core *core)
 {
+    if (core->error != CRAFT_OK) {
+        return UINT64_MAX; /* stopped: no timer of its runs again */
+    }
     uint64_t t = core->election_deadline;
     if (core->role == CRAFT_LEADER) {
         t = core->heartbeat_deadline;
@@ -482,24 +489,26 @@ void craft_core_resume(struct craft_core *core, uint64_t now)
     }
 }
 
+/* A stopped core (core.md, "Out of memory") leads nothing and knows no leader, whatever its
+ * last step left: what its accessors say, so callers need no case of their own. */
 uint64_t craft_core_leader(const struct craft_core *core)
 {
-    return core->leader;
+    return core->error != CRAFT_OK ? CRAFT_NONE : core->leader;
 }
 
 enum craft_role craft_core_role(const struct craft_core *core)
 {
-    return core->role;
+    return core->error != CRAFT_OK ? CRAFT_FOLLOWER : core->role;
 }
 
 void craft_core_status(const struct craft_core *core, struct craft_core_status *s)
 {
     memset(s, 0, sizeof *s);
     s->id = core->cfg.id;
-    s->role = core->role;
+    s->role = craft_core_role(core); /* a stopped core: a follower without a leader */
     s->term = core->term;
     s->vote = core->vote;
-    s->leader = core->leader;
+    s->leader = craft_core_leader(core);
     s->commit = core->commit;
     s->applied = core->applied;
     s->persisted = core->persisted;

@@ -369,8 +369,9 @@ size_t craft_core_peers(const struct craft_core *core, struct craft_peer_status 
 void craft_core_status(const struct craft_core *core, struct craft_core_status *status);
 /* CRAFT_OK, or why the node stopped (CRAFT_ENOMEM: an allocation a step needed failed;
  * docs/design/core.md, "Out of memory"). Once stopped, every call refuses with that error or
- * does nothing, and craft_core_ready hands out nothing more: the driver stops the node
- * (its durable state is as of the last batch persisted; a restart recovers from it). */
+ * does nothing, craft_core_ready hands out nothing more, the status, role and leader say
+ * follower without a leader and the next timeout is never: the driver stops the node (its
+ * durable state is as of the last batch persisted; a restart recovers from it). */
 int craft_core_error(const struct craft_core *core);
 /* The leader this node knows of (CRAFT_NONE: none), without a copy of the status. */
 uint64_t craft_core_leader(const struct craft_core *core);

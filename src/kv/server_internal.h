@@ -620,6 +620,17 @@ static inline uint32_t craftkv_shard_moving(const struct craftkv_shard_state *st
            st->slots[CRAFT_SLOT_NOTIFYING];
 }
 int craftkv_shard_group_state(struct craftkv_group *g, struct craftkv_shard_state *out);
+/* The same from a replica's slot states (one byte per slot) at configuration num: for a
+ * group hosted elsewhere, as a host of it told (craftkv_peers_state). */
+void craftkv_shard_state_count(uint64_t num, const uint8_t *state, struct craftkv_shard_state *out);
+/* Group g's view as this process's replica applied it (a read of its store). Any thread
+ * but the loop. */
+int craftkv_shard_read_view(struct craftkv_group *g, struct craft_shard_view *v);
+/* craft_kv_read_export on this process's replica of g (a read of its store). */
+int craftkv_shard_read_export(struct craftkv_group *g, uint64_t num,
+                              const struct craft_slot_set *slots, size_t max,
+                              struct craft_kv_export_cursor *cur, uint8_t **payload, size_t *len,
+                              bool *part);
 /* The members hosting shard group gid (1..o->shard_groups), as indexes into o->members:
  * o->shard_replicas of them, consecutive from (gid - 1) * shard_replicas, modulo the member
  * count (sharding.md, "Placement"). Returns how many (idx has room for

@@ -356,8 +356,7 @@ static bool leads(struct craft_node *node)
     return craft_state(node) == CRAFT_LEADER;
 }
 
-/* Group g's view as its local replica applied it. */
-static int read_view(struct craftkv_group *g, struct craft_shard_view *v)
+int craftkv_shard_read_view(struct craftkv_group *g, struct craft_shard_view *v)
 {
     struct craft_kv_read *r;
     int rc = craft_kv_read_begin(g->sm, &r);
@@ -493,7 +492,7 @@ static int peer_state(struct driver *d, uint64_t gid, struct craftkv_peer_state 
             hint_leader(d->s, gid, out->leader);
         return rc;
     }
-    rc = read_view(pg, d->peer);
+    rc = craftkv_shard_read_view(pg, d->peer);
     if (rc == CRAFT_OK) {
         out->leader = craft_leader(pg->node, NULL, 0);
         out->num = d->peer->cur.num;
@@ -512,8 +511,16 @@ static int export_from(struct driver *d, uint64_t gid, uint64_t num,
     struct craftkv_group *pg = craftkv_group_of(d->s, gid);
     if (!pg)
         return craftkv_peers_export(d->peers, gid, num, slots, max, cur, payload, len, part);
+    return craftkv_shard_read_export(pg, num, slots, max, cur, payload, len, part);
+}
+
+int craftkv_shard_read_export(struct craftkv_group *g, uint64_t num,
+                              const struct craft_slot_set *slots, size_t max,
+                              struct craft_kv_export_cursor *cur, uint8_t **payload, size_t *len,
+                              bool *part)
+{
     struct craft_kv_read *r;
-    int rc = craft_kv_read_begin(pg->sm, &r);
+    int rc = craft_kv_read_begin(g->sm, &r);
     if (rc != CRAFT_OK)
         return rc;
     rc = craft_kv_read_export(r, num, slots, max, cur, payload, len, part);
@@ -524,7 +531,7 @@ static int export_from(struct driver *d, uint64_t gid, uint64_t num,
 static void drive_group(struct driver *d, struct craftkv_group *g)
 {
     struct craftkv_server *s = d->s;
-    if (read_view(g, d->view) != CRAFT_OK)
+    if (craftkv_shard_read_view(g, d->view) != CRAFT_OK)
         return;
     const struct craft_shard_view *v = d->view;
     uint64_t num = v->cur.num;
@@ -930,18 +937,22 @@ void craftkv_shard_destroy(struct craftkv_server *s)
     atomic_store(&s->route, NULL);
 }
 
+void craftkv_shard_state_count(uint64_t num, const uint8_t *state, struct craftkv_shard_state *out)
+{
+    memset(out, 0, sizeof *out);
+    out->num = num;
+    for (uint32_t k = 0; k < CRAFT_SLOTS; k++)
+        out->slots[state[k] < CRAFT_SLOT_STATES ? state[k] : CRAFT_SLOT_ABSENT]++;
+}
+
 int craftkv_shard_group_state(struct craftkv_group *g, struct craftkv_shard_state *out)
 {
     struct craft_shard_view *v = malloc(sizeof *v);
     if (!v)
         return CRAFT_ENOMEM;
-    int rc = read_view(g, v);
-    if (rc == CRAFT_OK) {
-        memset(out, 0, sizeof *out);
-        out->num = v->cur.num;
-        for (uint32_t k = 0; k < CRAFT_SLOTS; k++)
-            out->slots[v->state[k] < CRAFT_SLOT_STATES ? v->state[k] : CRAFT_SLOT_ABSENT]++;
-    }
+    int rc = craftkv_shard_read_view(g, v);
+    if (rc == CRAFT_OK)
+        craftkv_shard_state_count(v->cur.num, v->state, out);
     free(v);
     return rc;
 }

@@ -61,19 +61,14 @@ static bool settled_at(struct craftkv_server *s, struct craftkv_peers *p,
 {
     for (uint64_t gid = 1; gid <= s->opts.shard_groups; gid++) {
         struct craftkv_group *g = craftkv_group_of(s, gid);
-        if (g) {
-            struct craftkv_shard_state st;
-            if (craftkv_shard_group_state(g, &st) != CRAFT_OK || st.num < num ||
-                craftkv_shard_moving(&st) != 0)
-                return false;
-            continue;
-        }
-        if (!p || !ps || craftkv_peers_state(p, gid, ps) != CRAFT_OK || ps->num < num)
+        struct craftkv_shard_state st;
+        int rc = CRAFT_EIO;
+        if (g)
+            rc = craftkv_shard_group_state(g, &st);
+        else if (p && ps && (rc = craftkv_peers_state(p, gid, ps)) == CRAFT_OK)
+            craftkv_shard_state_count(ps->num, ps->state, &st);
+        if (rc != CRAFT_OK || st.num < num || craftkv_shard_moving(&st) != 0)
             return false;
-        for (uint32_t k = 0; k < CRAFT_SLOTS; k++)
-            if (ps->state[k] == CRAFT_SLOT_PULLING || ps->state[k] == CRAFT_SLOT_GIVING ||
-                ps->state[k] == CRAFT_SLOT_NOTIFYING)
-                return false;
     }
     return true;
 }

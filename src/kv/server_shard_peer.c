@@ -78,15 +78,10 @@ static void answer_export(struct craftkv_server *s, size_t argc, const struct cr
     memcpy(slots.bits, argv[4].data, sizeof slots.bits);
     memcpy(cur.key, argv[5].data, argv[5].len);
     cur.len = argv[5].len;
-    struct craft_kv_read *r;
-    int rc = craft_kv_read_begin(g->sm, &r);
     uint8_t *payload = NULL;
     size_t len = 0;
     bool part;
-    if (rc == CRAFT_OK) {
-        rc = craft_kv_read_export(r, num, &slots, (size_t)max, &cur, &payload, &len, &part);
-        craft_kv_read_end(r);
-    }
+    int rc = craftkv_shard_read_export(g, num, &slots, (size_t)max, &cur, &payload, &len, &part);
     if (rc == CRAFT_EBUSY || rc == CRAFT_ESTALE) {
         craft_resp_append_errorf(out, "TRYAGAIN group %" PRIu64 " here is %s configuration "
                                       "%" PRIu64, g->gid, rc == CRAFT_EBUSY ? "before" : "past",
@@ -116,12 +111,7 @@ static void answer_state(struct craftkv_server *s, size_t argc, const struct cra
     if (!g)
         return;
     struct craft_shard_view *v = malloc(sizeof *v);
-    struct craft_kv_read *r;
-    int rc = v ? craft_kv_read_begin(g->sm, &r) : CRAFT_ENOMEM;
-    if (rc == CRAFT_OK) {
-        rc = craft_kv_read_view(r, v);
-        craft_kv_read_end(r);
-    }
+    int rc = v ? craftkv_shard_read_view(g, v) : CRAFT_ENOMEM;
     if (rc != CRAFT_OK) {
         craft_resp_append_errorf(out, "ERR state: %s", craft_strerror(rc));
     } else {

@@ -94,10 +94,6 @@ struct craft_driver *craft_driver_create(const struct craft_core_config *cfg,
         return NULL;
     }
     d->core = craft_core_create(cfg, restore, now);
-    if (d->core != NULL && craft_core_error(d->core) != CRAFT_OK) {
-        craft_core_destroy(d->core); /* out of memory while it set up: as NULL */
-        d->core = NULL;
-    }
     if (d->core == NULL) {
         free(d->chunk);
         free(d);

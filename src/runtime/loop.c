@@ -909,13 +909,7 @@ static void after_round(struct craft_node *n, uint64_t now)
         }
     }
     n->n_promote = st.role == CRAFT_LEADER ? keep : 0;
-    craft_core_status(core, &st);
-    if (craft_core_error(core) != CRAFT_OK) {
-        /* A stopped core (out of memory in a step) leads nothing, whatever its last state
-         * says: published as a follower without a leader, so redirects look elsewhere. */
-        st.role = CRAFT_FOLLOWER;
-        st.leader = CRAFT_NONE;
-    }
+    craft_core_status(core, &st); /* a stopped core: a follower without a leader */
     if (st.role == CRAFT_LEADER && n->failed_seen) {
         /* A failed node acknowledges nothing more: leading on would hold the cluster until
          * the disk-stall bound; stepping down lets the others elect at once. */
@@ -994,9 +988,6 @@ uint64_t rt_group_wake(struct craft_node *n, uint64_t now)
 {
     if (n->quiet.quiesced) {
         return UINT64_MAX; /* nothing in flight: only work wakes it */
-    }
-    if (craft_core_error(craft_driver_core(n->driver)) != CRAFT_OK) {
-        return UINT64_MAX; /* stopped: its timers never move again */
     }
     uint64_t wake = craft_driver_next_timeout(n->driver);
     if (n->blocked_head != NULL && wake > now + 10) {

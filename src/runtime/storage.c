@@ -311,19 +311,25 @@ void rt_storage_close(struct craft_node *n)
 
 /* ---- recovery and bootstrap ---- */
 
+/* The configuration of servers[0..n) (craft_config_validate checked their count and ids). */
+static void servers_conf(const struct craft_server *servers, size_t n, struct craft_conf *conf)
+{
+    CRAFT_ASSERT(n <= CRAFT_CONF_NODES_MAX);
+    memset(conf, 0, sizeof *conf);
+    for (size_t i = 0; i < n; i++) {
+        if (servers[i].voter) {
+            conf->voters[conf->n_voters++] = servers[i].id;
+        } else {
+            conf->learners[conf->n_learners++] = servers[i].id;
+        }
+    }
+}
+
 static int bootstrap(struct craft_node *n, char *errbuf, size_t cap)
 {
     const struct craft_config *c = &n->cfg;
     struct craft_conf conf;
-    memset(&conf, 0, sizeof conf);
-    for (size_t i = 0; i < c->n_initial_servers; i++) {
-        const struct craft_server *s = &c->initial_servers[i];
-        if (s->voter) {
-            conf.voters[conf.n_voters++] = s->id;
-        } else {
-            conf.learners[conf.n_learners++] = s->id;
-        }
-    }
+    servers_conf(c->initial_servers, c->n_initial_servers, &conf);
     uint8_t confbuf[4 + 4 * 8 * CRAFT_CONF_NODES_MAX];
     uint8_t addrbuf[1 + CRAFT_CONF_NODES_MAX * (9 + CRAFT_ADDR_BYTES_MAX)];
     struct craft_entry e[2] = {
@@ -403,15 +409,7 @@ static int force_conf(struct craft_node *n, struct craft_core_restore *r,
         return CRAFT_EINVAL;
     }
     struct craft_conf conf;
-    memset(&conf, 0, sizeof conf);
-    for (size_t i = 0; i < c->n_force_servers && i < CRAFT_CONF_NODES_MAX; i++) {
-        const struct craft_server *s = &c->force_servers[i];
-        if (s->voter) {
-            conf.voters[conf.n_voters++] = s->id;
-        } else {
-            conf.learners[conf.n_learners++] = s->id;
-        }
-    }
+    servers_conf(c->force_servers, c->n_force_servers, &conf);
     struct craft_conf now;
     if (latest_conf(r, &now) && same_simple_conf(&now, &conf)) {
         return CRAFT_OK; /* in force already: nothing to do */
@@ -419,9 +417,7 @@ static int force_conf(struct craft_node *n, struct craft_core_restore *r,
     uint8_t confbuf[4 + 4 * 8 * CRAFT_CONF_NODES_MAX];
     struct craft_entry e;
     struct craft_hard_state hs;
-    int rc = c->n_force_servers > CRAFT_CONF_NODES_MAX
-                 ? CRAFT_EINVAL
-                 : craft_core_force_conf(r, &conf, c->force_min_term, confbuf, sizeof confbuf, &e, &hs);
+    int rc = craft_core_force_conf(r, &conf, c->force_min_term, confbuf, sizeof confbuf, &e, &hs);
     if (rc != CRAFT_OK) {
         snprintf(errbuf, cap, "force_servers: cannot force this configuration (at least one "
                               "voter, no id twice, at most %d servers; terms not exhausted)",

@@ -16,7 +16,7 @@ int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forc
      * a prefix of its leader's log, of an older term than another survivor's uncommitted
      * tail), the most complete log breaking ties, above the highest term any reports. */
     int best = -1;
-    uint64_t max_term = 0, keep = 0, best_commit = 0;
+    uint64_t max_term = 0, keep = 0, best_commit = 0, best_term = 0, best_last = 0;
     struct craft_conf conf;
     memset(&conf, 0, sizeof conf);
     for (int i = 0; i < c->n; i++) {
@@ -40,14 +40,13 @@ int sim_recover_lost_quorum(struct sim_cluster *c, uint64_t lost, uint64_t *forc
         if (commit > keep) {
             keep = commit;
         }
-        const struct sim_disk *b = best >= 0 ? &c->nodes[best].disk : NULL;
-        uint64_t b_last = b ? sim_disk_last_index(b) : 0;
-        uint64_t b_term = b ? (b->n_log > 0 ? b->log[b->n_log - 1].term : b->snap.term) : 0;
         if (best < 0 || commit > best_commit ||
             (commit == best_commit &&
-             (last_term > b_term || (last_term == b_term && last > b_last)))) {
+             (last_term > best_term || (last_term == best_term && last > best_last)))) {
             best = i;
             best_commit = commit;
+            best_term = last_term;
+            best_last = last;
         }
     }
     CRAFT_ASSERT(best >= 0 && c->nodes[best].rd == NULL);

@@ -24,11 +24,6 @@ leader() { # the id of the node that says it leads, or nothing
         if [ "$(field "$i" role)" = leader ]; then echo "$i"; return; fi
     done
 }
-wait_for() { # seconds command...: until the command succeeds
-    local n=$(( $1 * 5 )); shift
-    for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.2; done
-    return 1
-}
 has_leader() { [ -n "$(leader)" ]; }
 is_leader() { [ "$(field "$1" role)" = leader ]; }
 leads_not() { local l; l=$(leader); [ -n "$l" ] && [ "$l" != "$1" ]; }

@@ -25,12 +25,6 @@ start() { # id [full|join NODE|force IDS]
     PID[$1]=$!
 }
 field() { cli "$1" raft.info | tr -d '\r' | sed -n "s/^$2://p"; } # node name
-wait_for() { # seconds command...: until the command succeeds
-    local n=$(($1 * 5))
-    shift
-    for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.2; done
-    return 1
-}
 is_leader() { [ "$(field "$1" role)" = leader ]; }
 caught_up() { # node other: node applied as far as other, both answering
     local a b
@@ -64,7 +58,8 @@ check_has "--force-new-cluster naming a stranger refused" "not a member" "$out"
 out=$(timeout 20 "$BIN" --id 5 --data-dir "$TMP/n5" --force-new-cluster 5 2>&1)
 check_has "--force-new-cluster on an empty data dir refused" "has no craftkv.conf" "$out"
 start 1
-wait_for 20 caught_up 1 2 || true
+wait_for 20 caught_up 1 2 ||
+    echo "     (node 1 lags after its restart: $(field 1 applied_index) against $(field 2 applied_index))"
 
 # ---- two nodes lost for good ----
 kill9 2
@@ -97,6 +92,9 @@ wait_for 40 caught_up 4 1 &&
     ok "a new node joins the recovered cluster and catches up" ||
     bad "node 4 catches up" "$(field 4 applied_index) vs $(field 1 applied_index)"
 check "the new node holds every key" 500 "$(keys_on 4)"
+two_voters() { [ "$(cli 1 raft.info | tr -d '\r' | grep -c '^member[0-9]*:.*role=voter')" = 2 ]; }
+wait_for 20 two_voters && ok "the new node becomes a voter" ||
+    bad "the new node becomes a voter" "$(cli 1 raft.info | tr -d '\r' | grep '^member')"
 check "writes commit with two voters" OK "$(cli 4 set grown yes)"
 check "and read back on the leader" yes "$(cli 1 get grown)"
 

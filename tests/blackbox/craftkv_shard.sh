@@ -30,6 +30,7 @@ L=$(wait_leader)
 [ -n "$L" ] && ok "a leader is elected (node $L)" || bad "a leader is elected"
 wait_settled 1 1 && ok "configuration 1: group 1 owns every slot" ||
     bad "configuration 1" "$(shard_info 1)"
+check "every process hosts the three groups" 3 "$(shard_info 1 | sed -n 's/^groups_hosted://p')"
 check "group 1 owns 16384 slots" 16384 "$(group_field 1 1 owned)"
 check "group 2 owns none yet" 0 "$(group_field 1 2 owned)"
 

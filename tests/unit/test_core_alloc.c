@@ -43,6 +43,10 @@ static void check_stopped(struct craft_core *core)
     struct craft_msg m = {.type = CRAFT_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 1};
     CHECK(craft_core_step(core, &m, 1) == CRAFT_ENOMEM);
     CHECK(craft_core_read_index(core, 1, 1) == CRAFT_ENOMEM);
+    struct craft_core_status st;
+    craft_core_status(core, &st);
+    CHECK(st.role == CRAFT_FOLLOWER && st.leader == CRAFT_NONE);
+    CHECK(craft_core_next_timeout(core) == UINT64_MAX);
 }
 
 /* Elects and proposes `n` commands through whoever leads, `rounds` at most. Returns how many
@@ -92,6 +96,7 @@ static void test_every_allocation(void)
     uint64_t total = n_allocs, stopped = 0, sweeps = 0;
     CHECK(total > 20);
     for (uint64_t nth = 1; nth <= total; nth++) {
+        cur_seed = nth; /* a failure names the allocation that failed */
         lockstep_init(&ls, 3, 7);
         n_alloc_failed = 0;
         countdown = nth;
@@ -136,6 +141,7 @@ static void test_random_rate(void)
 {
     n_alloc_failed = 0;
     for (uint64_t seed = 1; seed <= 40; seed++) {
+        cur_seed = seed;
         struct lockstep ls;
         lockstep_init(&ls, 5, seed);
         rate_seed = seed;
