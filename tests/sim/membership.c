@@ -414,8 +414,10 @@ void sim_member_lost_quorum(void)
                 "acknowledged by the recovered cluster", f + 1, (unsigned long long)kept,
              (unsigned long long)before, (unsigned long long)after);
     if (kept == 0 || after == 0) {
-        sim_fail(c, "nothing to check: %llu writes acknowledged before the loss, %llu after the "
-                    "recovery", (unsigned long long)kept, (unsigned long long)after);
+        sim_fail(c,
+                 "nothing to check: %llu writes acknowledged before the loss, %llu after the "
+                 "recovery",
+                 (unsigned long long)kept, (unsigned long long)after);
     }
     mb_end(c, LIMIT_MS);
 }
