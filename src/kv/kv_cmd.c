@@ -20,6 +20,7 @@ enum shape {
     SHAPE_MEMBER_DEL,
     SHAPE_SHARD,
     SHAPE_MULTI,
+    SHAPE_ARGS, /* the collection ops: key | u32 n | n (u32 len | bytes) */
 };
 
 static enum shape op_shape(uint8_t op)
@@ -63,8 +64,19 @@ static enum shape op_shape(uint8_t op)
     case CRAFT_KV_OP_SHARD_CONFIRM:
         return SHAPE_SHARD;
     default:
-        return SHAPE_NONE;
+        return craft_kv_op_is_coll(op) ? SHAPE_ARGS : SHAPE_NONE;
     }
+}
+
+bool craft_kv_op_is_coll(uint8_t op)
+{
+    return op >= CRAFT_KV_OP_COLL_FIRST_ && op <= CRAFT_KV_OP_COLL_LAST_;
+}
+
+/* SINTER SUNION SDIFF: every argument is a key too. */
+static bool args_are_keys(uint8_t op)
+{
+    return op == CRAFT_KV_OP_SINTER || op == CRAFT_KV_OP_SUNION || op == CRAFT_KV_OP_SDIFF;
 }
 
 static bool op_known(uint8_t op)
@@ -79,14 +91,15 @@ static bool is_session_op(uint8_t op)
 
 bool craft_kv_op_is_read(uint8_t op)
 {
-    return op >= CRAFT_KV_OP_GET && op <= CRAFT_KV_OP_EXISTS;
+    return (op >= CRAFT_KV_OP_GET && op <= CRAFT_KV_OP_EXISTS) ||
+           (op >= CRAFT_KV_OP_COLL_READ_ && op <= CRAFT_KV_OP_COLL_LAST_);
 }
 
 /* What a MULTI may hold: the data commands and the reads. */
 static bool op_in_multi(uint8_t op)
 {
     return (op >= CRAFT_KV_OP_SET && op <= CRAFT_KV_OP_FLUSHALL) || craft_kv_op_is_read(op) ||
-           op == CRAFT_KV_OP_WATCH;
+           op == CRAFT_KV_OP_WATCH || craft_kv_op_is_coll(op);
 }
 
 /* Ops that stand only inside a MULTI. */
@@ -119,6 +132,10 @@ static bool multi_sub_ok(const struct craft_kv_cmd *s)
 
 /* The list of a MULTI (u32 len | encoding, n times, nothing else) is well formed. */
 static bool multi_list_ok(const uint8_t *p, size_t len, uint32_t n);
+
+/* An expiry instant is at most INT64_MAX (craft_kv_deadline never makes a larger one): the
+ * stored expiry word keeps its top bit for the collections (kv.md "Data types"). */
+#define EXPIRE_AT_MAX ((uint64_t)INT64_MAX)
 
 /* A shard op's blob may fill the command, less the header and its own fields. */
 #define SHARD_BLOB_BYTES_MAX (CRAFT_KV_CMD_BYTES_MAX - CRAFT_KV_CMD_HEADER_BYTES - 12u)
@@ -222,7 +239,8 @@ static size_t size_of(const struct craft_kv_cmd *c)
         }
         size += key + c->key.len + val + c->value.len;
         if (c->op == CRAFT_KV_OP_SET) {
-            if (!set_flags_ok(c->flags)) {
+            if (!set_flags_ok(c->flags) ||
+                ((c->flags & CRAFT_KV_SET_EXPIRE) && c->expire_at > EXPIRE_AT_MAX)) {
                 return 0;
             }
             size += 1 + ((c->flags & CRAFT_KV_SET_EXPIRE) ? 8 : 0);
@@ -235,7 +253,8 @@ static size_t size_of(const struct craft_kv_cmd *c)
         size += key + c->key.len + 8;
         break;
     case SHAPE_EXPIRE:
-        if (!bytes_ok(c->key, CRAFT_KV_KEY_BYTES_MAX) || !expire_flags_ok(c->flags)) {
+        if (!bytes_ok(c->key, CRAFT_KV_KEY_BYTES_MAX) || !expire_flags_ok(c->flags) ||
+            c->expire_at > EXPIRE_AT_MAX) {
             return 0;
         }
         size += 1 + 8 + key + c->key.len;
@@ -265,6 +284,19 @@ static size_t size_of(const struct craft_kv_cmd *c)
         }
         size += 4 + c->blob.len;
         break;
+    case SHAPE_ARGS:
+        if (!bytes_ok(c->key, CRAFT_KV_KEY_BYTES_MAX) || c->n > CRAFT_KV_ARGS_MAX ||
+            (c->n > 0 && c->args == NULL)) {
+            return 0;
+        }
+        size += key + c->key.len + 4;
+        for (uint32_t i = 0; i < c->n; i++) {
+            if (!bytes_ok(c->args[i], CRAFT_KV_VALUE_BYTES_MAX)) {
+                return 0;
+            }
+            size += val + c->args[i].len;
+        }
+        break;
     case SHAPE_KEYS:
     case SHAPE_PAIRS: {
         bool pairs = op_shape(c->op) == SHAPE_PAIRS;
@@ -288,7 +320,7 @@ static size_t size_of(const struct craft_kv_cmd *c)
         break;
     }
     }
-    /* Both limits together keep size far from overflowing: 65536 * (1 MiB + 488). */
+    /* Both limits together keep size far from overflowing: 131074 * (1 MiB + 4). */
     return size;
 }
 
@@ -401,6 +433,14 @@ static void encode(const struct craft_kv_cmd *c, size_t size, uint8_t *buf)
         if (c->blob.len > 0) {
             memcpy(w.p + w.off, c->blob.p, c->blob.len);
             w.off += c->blob.len;
+        }
+        break;
+    case SHAPE_ARGS:
+        w_bytes(&w, c->key);
+        craft_put_u32(w.p + w.off, c->n);
+        w.off += 4;
+        for (uint32_t i = 0; i < c->n; i++) {
+            w_bytes(&w, c->args[i]);
         }
         break;
     case SHAPE_KEYS:
@@ -526,7 +566,8 @@ static int decode_at(const uint8_t *buf, size_t len, bool in_multi, struct craft
         break;
     case SHAPE_SET:
         ok = r_u8(&r, &c.flags) && set_flags_ok(c.flags) &&
-             (!(c.flags & CRAFT_KV_SET_EXPIRE) || r_u64(&r, &c.expire_at)) &&
+             (!(c.flags & CRAFT_KV_SET_EXPIRE) ||
+              (r_u64(&r, &c.expire_at) && c.expire_at <= EXPIRE_AT_MAX)) &&
              r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key) &&
              r_bytes(&r, CRAFT_KV_VALUE_BYTES_MAX, &c.value);
         break;
@@ -536,7 +577,7 @@ static int decode_at(const uint8_t *buf, size_t len, bool in_multi, struct craft
         break;
     case SHAPE_EXPIRE:
         ok = r_u8(&r, &c.flags) && expire_flags_ok(c.flags) && r_u64(&r, &c.expire_at) &&
-             r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key);
+             c.expire_at <= EXPIRE_AT_MAX && r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key);
         break;
     case SHAPE_MEMBER_SET:
         ok = r_u64(&r, &c.member_id) && c.member_id != 0 &&
@@ -559,6 +600,18 @@ static int decode_at(const uint8_t *buf, size_t len, bool in_multi, struct craft
             r.off = len;
         }
         break;
+    case SHAPE_ARGS: {
+        ok = r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, &c.key) && r_u32(&r, &c.n) &&
+             c.n <= CRAFT_KV_ARGS_MAX;
+        size_t start = r.off;
+        for (uint32_t i = 0; ok && i < c.n; i++) {
+            struct craft_kv_bytes b;
+            ok = r_bytes(&r, CRAFT_KV_VALUE_BYTES_MAX, &b);
+        }
+        c.items = buf + start;
+        c.items_len = r.off - start;
+        break;
+    }
     case SHAPE_KEYS:
     case SHAPE_PAIRS: {
         bool pairs = op_shape(c.op) == SHAPE_PAIRS;
@@ -590,7 +643,8 @@ bool craft_kv_cmd_next(const struct craft_kv_cmd *c, size_t *off, struct craft_k
         return false;
     }
     struct craft_kv_bytes v = {0};
-    bool ok = r_bytes(&r, CRAFT_KV_KEY_BYTES_MAX, key);
+    bool ok = r_bytes(
+        &r, op_shape(c->op) == SHAPE_ARGS ? CRAFT_KV_VALUE_BYTES_MAX : CRAFT_KV_KEY_BYTES_MAX, key);
     if (op_shape(c->op) == SHAPE_PAIRS) {
         ok = ok && r_bytes(&r, CRAFT_KV_VALUE_BYTES_MAX, &v);
     }
@@ -619,6 +673,20 @@ bool craft_kv_cmd_next_key(const struct craft_kv_cmd *c, size_t *off, struct cra
     case SHAPE_KEYS:
     case SHAPE_PAIRS:
         return craft_kv_cmd_next(c, off, key, NULL);
+    case SHAPE_ARGS:
+        /* *off: 0 before the key, then 1 + the offset in the arguments (keys for SINTER
+         * SUNION SDIFF). */
+        if (*off == 0) {
+            *key = c->key;
+            *off = 1;
+            return true;
+        } else if (args_are_keys(c->op)) {
+            size_t o = *off - 1;
+            bool more = craft_kv_cmd_next(c, &o, key, NULL);
+            *off = o + 1;
+            return more;
+        }
+        return false;
     default:
         return false;
     }

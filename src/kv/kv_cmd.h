@@ -126,8 +126,51 @@ enum craft_kv_op {
      * (absent, or its value and expiry) still hashes to delta (craft_kv_watch_digest) when
      * the MULTI is applied; otherwise nothing of it runs (Redis's WATCH). */
     CRAFT_KV_OP_WATCH,
+    /* Collections (kv.md "Data types"): hashes and sets. Each carries its key and the
+     * Redis arguments after it as they came (args, below), which the state machine checks
+     * as the proposer did (craft_kv_coll_check) and runs; SPOP and SRANDMEMBER carry a
+     * 64-bit seed the proposer adds last, so every replica picks the same members. */
+    CRAFT_KV_OP_HSET,
+    CRAFT_KV_OP_HMSET, /* HSET answering OK */
+    CRAFT_KV_OP_HSETNX,
+    CRAFT_KV_OP_HDEL,
+    CRAFT_KV_OP_HINCRBY,
+    CRAFT_KV_OP_SADD,
+    CRAFT_KV_OP_SREM,
+    CRAFT_KV_OP_SPOP,
+    /* Collection reads: outside a MULTI they run on a read (craft_kv_read_exec), never
+     * through the log; inside one, as the other reads. */
+    CRAFT_KV_OP_HGET,
+    CRAFT_KV_OP_HMGET,
+    CRAFT_KV_OP_HGETALL,
+    CRAFT_KV_OP_HKEYS,
+    CRAFT_KV_OP_HVALS,
+    CRAFT_KV_OP_HLEN,
+    CRAFT_KV_OP_HEXISTS,
+    CRAFT_KV_OP_HSTRLEN,
+    CRAFT_KV_OP_HSCAN,
+    CRAFT_KV_OP_SISMEMBER,
+    CRAFT_KV_OP_SMISMEMBER,
+    CRAFT_KV_OP_SMEMBERS,
+    CRAFT_KV_OP_SCARD,
+    CRAFT_KV_OP_SRANDMEMBER,
+    CRAFT_KV_OP_SSCAN,
+    CRAFT_KV_OP_SINTER, /* SINTER SUNION SDIFF: args are more keys */
+    CRAFT_KV_OP_SUNION,
+    CRAFT_KV_OP_SDIFF,
     CRAFT_KV_OP_COUNT_
 };
+
+/* The first and last collection ops, and the first of their reads. */
+#define CRAFT_KV_OP_COLL_FIRST_ CRAFT_KV_OP_HSET
+#define CRAFT_KV_OP_COLL_READ_  CRAFT_KV_OP_HGET
+#define CRAFT_KV_OP_COLL_LAST_  CRAFT_KV_OP_SDIFF
+
+/* A collection op's arguments after its key: at most this many (HSET's field value pairs,
+ * a seed), each at most CRAFT_KV_VALUE_BYTES_MAX bytes. */
+#define CRAFT_KV_ARGS_MAX (2u * CRAFT_KV_ITEMS_MAX + 2u)
+/* A hash's field or a set's member: it is part of the element's store key (kv.md). */
+#define CRAFT_KV_FIELD_BYTES_MAX 480u
 
 /* SET flags. NX and XX exclude each other, so do KEEPTTL and EXPIRE. */
 #define CRAFT_KV_SET_NX      0x01u
@@ -175,7 +218,14 @@ struct craft_kv_cmd {
      * walk them with craft_kv_cmd_next_sub. */
     uint64_t shard_num;
     struct craft_kv_bytes blob;
+    /* Collection ops: key and n arguments (0 <= n <= CRAFT_KV_ARGS_MAX). Encoding reads
+     * args[0..n); decoding sets items / items_len to them (args NULL): walk them with
+     * craft_kv_cmd_next. */
+    const struct craft_kv_bytes *args;
 };
+
+/* True for the collection ops (CRAFT_KV_OP_HSET ... CRAFT_KV_OP_SDIFF). */
+bool craft_kv_op_is_coll(uint8_t op);
 
 /* True if p[0..len) may be stored as a member's address: 1 to CRAFT_KV_ADDR_BYTES_MAX
  * printable ASCII characters, no space (the codec does not parse host:port further). */
@@ -198,7 +248,7 @@ int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, 
  * CRAFT_KV_CMD_BYTES_MAX), CRAFT_EMALFORMED (anything else). */
 int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out);
 
-/* Walks a decoded DEL/MSET/MSETNX list: start with *off = 0; each call yields the next key
+/* Walks a decoded DEL/MSET/MSETNX list (or a collection op's arguments): start with *off = 0; each call yields the next key
  * (and value for MSET/MSETNX; val may be NULL for DEL) and returns false after the last. */
 bool craft_kv_cmd_next(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_bytes *key,
                        struct craft_kv_bytes *val);
@@ -217,7 +267,8 @@ int craft_kv_cmd_multi_add(const struct craft_kv_cmd *sub, uint8_t *buf, size_t 
  * *sub (pointing into the MULTI's input) and returns false after the last. */
 bool craft_kv_cmd_next_sub(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_cmd *sub);
 
-/* True if op reads only (GET ... EXISTS: inside a MULTI). */
+/* True if op reads only (GET ... EXISTS and the collection reads: in the log inside a
+ * MULTI only). */
 bool craft_kv_op_is_read(uint8_t op);
 
 /* The digest WATCH compares: of a key's state as a read sees it (found, its expiry instant,

@@ -3,6 +3,7 @@
 #ifndef CRAFT_KV_INTERNAL_H
 #define CRAFT_KV_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -59,7 +60,7 @@ struct craft_kv_sm {
     bool view_stored; /* the store holds it (written with the first batch applied) */
     uint32_t batch_sessions_max; /* 1..SESS_SLOTS_MAX (kv_sm.c) */
     /* As of the last commit; the state machine thread only. */
-    uint64_t applied, now, n_keys;
+    uint64_t applied, now, n_keys, coll_next;
     /* Lower bounds of the earliest time in the expiry and idle indexes, so that the sweep
      * every command runs reads them only when something may be due (kv_sm.c, sweep):
      * 0 unknown, UINT64_MAX empty. In memory only; reset whenever the tables are replaced. */
@@ -116,11 +117,150 @@ static inline int kv_skey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, s
     return c != 0 ? c : (alen < blen ? -1 : (alen > blen ? 1 : 0));
 }
 
+struct kv_meta {
+    uint64_t format; /* as loaded: 0 (an empty store), KV_FORMAT_V1 or KV_FORMAT */
+    uint64_t applied, now, n_keys;
+    uint64_t coll_next; /* the next collection id (0: none given yet, the first is 1) */
+};
+
+/* ---- collections (kv.md "Data types") ----
+ *
+ * A hash or a set is a DATA entry whose expiry word has KV_COLL_BIT set (an expiry is at
+ * most INT64_MAX: the bit is free) and whose value is the collection's header, its
+ * elements in ELEMS under the collection's id: u64be id | u64be hash(field) | field ->
+ * the field's value (a set's members: empty). Ids come from META "coll_next", never
+ * reused; they are the store's business (snapshots and hand-overs leave them out, the
+ * receiver numbers anew), so the order of a collection's elements, the hash of each field,
+ * is what every replica shares. A collection has at least one element: the last one
+ * removed removes its key. */
+#define KV_COLL_BIT (UINT64_C(1) << 63)
+
+enum kv_type {
+    KV_TYPE_STRING = 0,
+    KV_TYPE_HASH = 1,
+    KV_TYPE_SET = 2,
+};
+
+/* The header: u8 type | u64 id | u64 count | u64 version. version counts the collection's
+ * changes (WATCH's digest covers the header, so it sees an element change). */
+#define KV_COLL_HEADER 25u
+struct kv_coll {
+    uint8_t type;
+    uint64_t id, count, version;
+};
+
+static inline void kv_coll_put(uint8_t out[KV_COLL_HEADER], const struct kv_coll *c)
+{
+    out[0] = c->type;
+    kv_put_be64(out + 1, c->id);
+    kv_put_be64(out + 9, c->count);
+    kv_put_be64(out + 17, c->version);
+}
+
+/* False for a header that breaks the rules above. */
+static inline bool kv_coll_get(const uint8_t *v, size_t len, struct kv_coll *c)
+{
+    if (len != KV_COLL_HEADER || (v[0] != KV_TYPE_HASH && v[0] != KV_TYPE_SET)) {
+        return false;
+    }
+    c->type = v[0];
+    c->id = kv_get_be64(v + 1);
+    c->count = kv_get_be64(v + 9);
+    c->version = kv_get_be64(v + 17);
+    return c->id != 0 && c->count != 0;
+}
+
+/* An element's key: u64be id | u64be hash(field) | field. */
+#define KV_EKEY_MAX (16u + CRAFT_KV_FIELD_BYTES_MAX)
+_Static_assert(KV_EKEY_MAX <= CRAFT_KV_STORE_KEY_BYTES_MAX, "element keys fit the store");
+
+static inline size_t kv_ekey(uint64_t id, const uint8_t *f, size_t flen, uint8_t *out)
+{
+    kv_put_be64(out, id);
+    kv_put_be64(out + 8, kv_key_hash(f, flen));
+    if (flen > 0) {
+        memcpy(out + 16, f, flen);
+    }
+    return 16 + flen;
+}
+
+/* ---- the key space: one store transaction's keys (kv_keys.c) ----
+ *
+ * Shared by apply (kv_sm.c, kv_coll.c) and reads (kv_read.c, kv_coll.c): a write space
+ * removes the expired keys it meets and keeps the counts in m; a read space only skips
+ * them. */
+struct kv_space {
+    const struct craft_kv_store_ops *o;
+    struct craft_kv_txn *t;
+    struct kv_meta *m; /* the running meta values (a read's: as loaded) */
+    bool write;
+    uint64_t *expires_min; /* write: the expiry index's lower bound (struct craft_kv_sm) */
+    uint8_t *buf;          /* write: scratch for a stored value, grown on demand */
+    size_t cap;
+};
+
+/* A key's live entry. */
+struct kv_live {
+    bool found;
+    uint64_t expire_at;  /* 0: none */
+    uint8_t type;        /* enum kv_type */
+    struct kv_coll coll; /* type != KV_TYPE_STRING */
+    const uint8_t *val;  /* the string, or the collection's header; borrowed until the
+                          * next write */
+    size_t vlen;
+};
+
+struct kv_keyed {
+    uint8_t sk[KV_SKEY_MAX];
+    size_t sklen;
+    struct kv_live old;
+};
+
+/* TYPE's answer: "none", "string", "hash", "set". */
+const char *kv_type_name(const struct kv_live *v);
+
+/* WATCH's digest of a key's state (craft_kv_watch_digest): a string's value, or a
+ * collection's type, count and version (not its id, which differs between replicas). The
+ * same on every replica, and for a read (the server's WATCH) as for apply. */
+uint64_t kv_watch_digest(const struct kv_live *v);
+
+/* Grows *buf (capacity *cap) to hold need bytes, keeping its contents. CRAFT_ENOMEM. */
+int kv_reserve(uint8_t **buf, size_t *cap, size_t need);
+/* Parses a DATA value: false if it is damaged. */
+bool kv_live_parse(const uint8_t *v, size_t vlen, struct kv_live *out);
+/* The live entry of a stored key (an expired one is absent, and removed in a write space).
+ * Errors: the store's, CRAFT_ECORRUPT. */
+int kv_key_lookup(struct kv_space *ks, const uint8_t *sk, size_t sklen, struct kv_live *out);
+/* kv_key_lookup of a user key (any length: one over the limit is absent). */
+int kv_key_find(struct kv_space *ks, struct craft_kv_bytes key, struct kv_keyed *k);
+/* Removes a present key (its elements too). */
+int kv_key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen, const struct kv_live *v);
+/* Removes the stored key sk whatever its expiry (CRAFT_ECORRUPT if it is not there). */
+int kv_key_drop(struct kv_space *ks, const uint8_t *sk, size_t sklen);
+/* Stores the string p1 | p2 with expiry at (0: none) over old, the key's lookup (a
+ * collection there is removed first). An expiry already past deletes the key instead, as
+ * Redis does. p1 and p2 may point into the store. */
+int kv_key_store(struct kv_space *ks, const uint8_t *sk, size_t sklen, const struct kv_live *old,
+                 const uint8_t *p1, size_t l1, const uint8_t *p2, size_t l2, uint64_t at);
+/* Stores a collection's header with expiry at over old (absent, or the same collection). */
+int kv_coll_store(struct kv_space *ks, const uint8_t *sk, size_t sklen, const struct kv_live *old,
+                  const struct kv_coll *c, uint64_t at);
+/* A new collection's id (META coll_next). */
+uint64_t kv_coll_new_id(struct kv_space *ks);
+
+/* Runs a collection op (craft_kv_op_is_coll; kv_coll.c) in ks: a write space for the
+ * writes, any space for the reads. Its answer in *res (an array over budget bytes encoded:
+ * CRAFT_KV_ERR_REPLY_LARGE instead; a write runs whatever its answer's size), or a store
+ * error with *res NULL. */
+int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budget,
+                 struct craft_kv_result **res);
+
 /* The meta entries. */
 #define KV_META_FORMAT  "format"
 #define KV_META_APPLIED "applied"
 #define KV_META_NOW     "now"
 #define KV_META_NKEYS   "n_keys"
+#define KV_META_COLL    "coll_next"
 
 /* The member table lives in META (so no store change and no user command reaches it),
  * keyed "member/" | u64be id (ordered by id, after "format" and "applied", before
@@ -162,10 +302,7 @@ int kv_view_load(struct craft_kv_store *s, struct craft_kv_txn *t, uint64_t gid,
 int kv_view_store(struct craft_kv_store *s, struct craft_kv_txn *t,
                   const struct craft_shard_view *v);
 
-struct kv_meta {
-    uint64_t format; /* as loaded: 0 (an empty store), KV_FORMAT_V1 or KV_FORMAT */
-    uint64_t applied, now, n_keys;
-};
+
 
 /* Reads the meta entries of t (all zero in an empty store). A version 1 store loads (with
  * format KV_FORMAT_V1): only craft_kv_sm_open sees one, and converts it. kv_meta_store

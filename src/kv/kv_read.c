@@ -1,6 +1,8 @@
 /* craftkv reads: GET, PTTL/TTL, DBSIZE, SCAN over a store read transaction, with expiry
  * decided by the logical time stored with that state (never a clock). */
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/assert.h"
 #include "kv/kv_internal.h"
@@ -54,53 +56,88 @@ uint64_t craft_kv_read_now(const struct craft_kv_read *r)
     return r->m.now;
 }
 
-/* The live entry of key: value and expiry, or CRAFT_ENOTFOUND. */
-static int lookup(struct craft_kv_read *r, const uint8_t *key, size_t klen, const uint8_t **val,
-                  size_t *vlen, uint64_t *at)
+/* A read's key space (kv_keys.c): skips expired keys, removes nothing. */
+static struct kv_space space_of(struct craft_kv_read *r)
 {
-    if (klen > CRAFT_KV_KEY_BYTES_MAX) {
-        return CRAFT_ENOTFOUND; /* no such key can have been written */
+    return (struct kv_space){.o = r->s->ops, .t = r->t, .m = &r->m, .write = false};
+}
+
+/* The live entry of key (any type): CRAFT_ENOTFOUND if absent or expired. */
+static int lookup(struct craft_kv_read *r, const uint8_t *key, size_t klen, struct kv_live *out)
+{
+    struct kv_space ks = space_of(r);
+    struct kv_keyed k;
+    int rc = kv_key_find(&ks, (struct craft_kv_bytes){key, (uint32_t)klen}, &k);
+    if (rc == CRAFT_OK && !k.old.found) {
+        rc = CRAFT_ENOTFOUND;
     }
-    uint8_t sk[KV_SKEY_MAX];
-    size_t sklen = kv_skey(key, klen, sk);
-    const uint8_t *v;
-    size_t n;
-    int rc = r->s->ops->get(r->t, CRAFT_KV_TABLE_DATA, sk, sklen, &v, &n);
-    if (rc != CRAFT_OK) {
-        return rc;
+    if (rc == CRAFT_OK) {
+        *out = k.old;
     }
-    if (n < KV_VAL_HEADER) {
-        return CRAFT_ECORRUPT;
-    }
-    uint64_t e = craft_get_u64(v);
-    if (e != 0 && e <= r->m.now) {
-        return CRAFT_ENOTFOUND;
-    }
-    *val = v + KV_VAL_HEADER;
-    *vlen = n - KV_VAL_HEADER;
-    *at = e;
-    return CRAFT_OK;
+    return rc;
 }
 
 int craft_kv_read_get(struct craft_kv_read *r, const uint8_t *key, size_t klen, const uint8_t **val,
                       size_t *vlen)
 {
-    uint64_t at;
-    return lookup(r, key, klen, val, vlen, &at);
+    struct kv_live l;
+    int rc = lookup(r, key, klen, &l);
+    if (rc == CRAFT_OK && l.type != KV_TYPE_STRING) {
+        return CRAFT_ENOTFOUND; /* not a string (craft_kv_read_type tells) */
+    }
+    if (rc == CRAFT_OK) {
+        *val = l.val;
+        *vlen = l.vlen;
+    }
+    return rc;
+}
+
+int craft_kv_read_type(struct craft_kv_read *r, const uint8_t *key, size_t klen, const char **name)
+{
+    struct kv_live l = {0};
+    int rc = lookup(r, key, klen, &l);
+    if (rc == CRAFT_ENOTFOUND) {
+        l.found = false;
+        rc = CRAFT_OK;
+    }
+    if (rc == CRAFT_OK) {
+        *name = kv_type_name(&l);
+    }
+    return rc;
+}
+
+int craft_kv_read_watch(struct craft_kv_read *r, const uint8_t *key, size_t klen, uint64_t *digest)
+{
+    struct kv_live l = {0};
+    int rc = lookup(r, key, klen, &l);
+    if (rc == CRAFT_ENOTFOUND) {
+        l.found = false;
+        rc = CRAFT_OK;
+    }
+    if (rc == CRAFT_OK) {
+        *digest = kv_watch_digest(&l); /* as apply computes it (kv_sm.c, exec_multi) */
+    }
+    return rc;
+}
+
+int craft_kv_read_exec(struct craft_kv_read *r, const struct craft_kv_cmd *c,
+                       struct craft_kv_result **res)
+{
+    CRAFT_ASSERT(craft_kv_op_is_coll(c->op) && craft_kv_op_is_read(c->op));
+    struct kv_space ks = space_of(r);
+    return kv_coll_exec(&ks, c, SIZE_MAX, res);
 }
 
 int craft_kv_read_expire_at(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *out)
 {
-    const uint8_t *v;
-    size_t n;
-    uint64_t at;
-    int rc = lookup(r, key, klen, &v, &n, &at);
+    struct kv_live l;
+    int rc = lookup(r, key, klen, &l);
     if (rc == CRAFT_ENOTFOUND) {
         *out = -2;
         return CRAFT_OK;
     }
     if (rc == CRAFT_OK) {
-        *out = at == 0 ? -1 : (int64_t)(at > INT64_MAX ? INT64_MAX : at);
+        *out = l.expire_at == 0 ? -1 : (int64_t)l.expire_at; /* at most INT64_MAX */
     }
     return rc;
 }
@@ -168,6 +205,7 @@ struct scan {
     const uint8_t *pat;
     size_t plen, count, seen;
     uint64_t last_hash, next;
+    const char *type; /* NULL: any */
     craft_kv_emit_fn emit;
     void *ctx;
 };
@@ -186,8 +224,14 @@ static int scan_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, 
     }
     sc->seen++;
     sc->last_hash = h;
-    uint64_t at = craft_get_u64(v);
-    if (at != 0 && at <= sc->now) {
+    struct kv_live l;
+    if (!kv_live_parse(v, vlen, &l)) {
+        return CRAFT_ECORRUPT;
+    }
+    if (l.expire_at != 0 && l.expire_at <= sc->now) {
+        return CRAFT_OK;
+    }
+    if (sc->type != NULL && strcmp(sc->type, kv_type_name(&l)) != 0) {
         return CRAFT_OK;
     }
     if (sc->pat != NULL && !craft_kv_glob_match(sc->pat, sc->plen, k + 8, klen - 8)) {
@@ -199,7 +243,15 @@ static int scan_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, 
 int craft_kv_read_scan(struct craft_kv_read *r, uint64_t cursor, const uint8_t *pattern,
                        size_t plen, size_t count, craft_kv_emit_fn emit, void *ctx, uint64_t *next)
 {
+    return craft_kv_read_scan_type(r, cursor, pattern, plen, count, NULL, emit, ctx, next);
+}
+
+int craft_kv_read_scan_type(struct craft_kv_read *r, uint64_t cursor, const uint8_t *pattern,
+                            size_t plen, size_t count, const char *type, craft_kv_emit_fn emit,
+                            void *ctx, uint64_t *next)
+{
     struct scan sc = {.now = r->m.now,
+                      .type = type,
                       .pat = pattern,
                       .plen = plen,
                       .count = count == 0 ? 1 : count,
@@ -393,15 +445,58 @@ struct export {
     const struct craft_slot_set *slots;
     uint64_t now, idle_ms;
     struct craft_kv_export_cursor *cur; /* NULL: one payload; else the last key added */
+    const struct craft_kv_store_ops *o;  /* the read's transaction, for the elements */
+    struct craft_kv_txn *t;
 };
+
+/* A collection's elements into the payload (a second cursor in the read transaction). */
+struct export_elems {
+    struct kv_payload_writer *w;
+    uint64_t id, left;
+};
+
+static int export_elem(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct export_elems *x = ctx;
+    if (klen < 8 || kv_get_be64(k) != x->id) {
+        return CRAFT_KV_ITER_STOP;
+    }
+    if (klen < 16 || klen > KV_EKEY_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX || x->left == 0) {
+        return CRAFT_ECORRUPT;
+    }
+    x->left--;
+    return kv_payload_add_elem(x->w, k + 16, klen - 16, v, vlen);
+}
+
+static int export_coll(struct export *e, const uint8_t *k, size_t klen, const struct kv_live *l)
+{
+    int rc = kv_payload_begin_coll(&e->w, l->expire_at, k + 8, klen - 8, &l->coll);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    struct export_elems x = {.w = &e->w, .id = l->coll.id, .left = l->coll.count};
+    uint8_t from[8];
+    kv_put_be64(from, l->coll.id);
+    rc = e->o->iter(e->t, CRAFT_KV_TABLE_ELEMS, from, sizeof from, export_elem, &x);
+    if (rc == CRAFT_OK && x.left != 0) {
+        rc = CRAFT_ECORRUPT;
+    }
+    if (rc == CRAFT_OK) {
+        kv_payload_end_coll(&e->w);
+    } else {
+        kv_payload_drop_coll(&e->w);
+    }
+    return rc;
+}
 
 static int export_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
 {
     struct export *e = ctx;
-    if (klen < 8 || klen > KV_SKEY_MAX || vlen < KV_VAL_HEADER) {
+    struct kv_live l;
+    if (klen < 8 || klen > KV_SKEY_MAX || !kv_live_parse(v, vlen, &l)) {
         return CRAFT_ECORRUPT;
     }
-    uint64_t at = craft_get_u64(v);
+    uint64_t at = l.expire_at;
     if (!craft_slot_set_has(e->slots, craft_key_slot(k + 8, klen - 8)) ||
         (at != 0 && at <= e->now)) {
         return CRAFT_OK; /* another slot's, or expired */
@@ -412,8 +507,10 @@ static int export_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v
     if (vlen - KV_VAL_HEADER > CRAFT_KV_VALUE_BYTES_MAX) {
         return CRAFT_ECORRUPT;
     }
-    int rc = kv_payload_add_key(&e->w, at, k + 8, klen - 8, v + KV_VAL_HEADER,
-                                vlen - KV_VAL_HEADER);
+    int rc = l.type != KV_TYPE_STRING
+                 ? export_coll(e, k, klen, &l)
+                 : kv_payload_add_key(&e->w, at, k + 8, klen - 8, v + KV_VAL_HEADER,
+                                      vlen - KV_VAL_HEADER);
     if (rc == CRAFT_OK && e->cur != NULL) {
         memcpy(e->cur->key, k, klen); /* the last key so far (a copy: kept only if a part) */
         e->cur->len = klen;
@@ -470,6 +567,8 @@ int craft_kv_read_export(struct craft_kv_read *r, uint64_t num, const struct cra
     }
     if (rc == CRAFT_OK) {
         e->slots = slots;
+        e->o = r->s->ops;
+        e->t = r->t;
         e->now = r->m.now;
         e->idle_ms = r->idle_ms;
         rc = kv_payload_begin(&e->w, slots, max);

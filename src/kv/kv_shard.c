@@ -10,16 +10,77 @@
 
 /* ---- reading ---- */
 
+void kv_payload_coll_header(const uint8_t *val, struct kv_coll *c)
+{
+    *c = (struct kv_coll){.type = val[0], .count = craft_get_u64(val + 1),
+                          .version = craft_get_u64(val + 9)};
+}
+
+bool kv_payload_coll_next(const uint8_t *val, size_t vlen, size_t *off, struct craft_kv_bytes *f,
+                          struct craft_kv_bytes *v)
+{
+    if (*off >= vlen) {
+        return false;
+    }
+    struct craft_reader r = {val + *off, vlen - *off};
+    const uint8_t *h = craft_take(&r, 8);
+    CRAFT_ASSERT(h != NULL); /* checked by kv_payload_coll_valid */
+    f->len = craft_get_u32(h);
+    v->len = craft_get_u32(h + 4);
+    f->p = craft_take(&r, f->len);
+    v->p = craft_take(&r, v->len);
+    CRAFT_ASSERT((f->p != NULL || f->len == 0) && (v->p != NULL || v->len == 0));
+    *off = (size_t)(r.p - val);
+    return true;
+}
+
+bool kv_payload_coll_valid(const uint8_t *val, size_t vlen)
+{
+    if (vlen < KV_PAYLOAD_COLL_HEADER) {
+        return false;
+    }
+    struct kv_coll c;
+    kv_payload_coll_header(val, &c);
+    if ((c.type != KV_TYPE_HASH && c.type != KV_TYPE_SET) || c.count == 0) {
+        return false;
+    }
+    struct craft_reader r = {val + KV_PAYLOAD_COLL_HEADER, vlen - KV_PAYLOAD_COLL_HEADER};
+    uint8_t prev[KV_EKEY_MAX], cur[KV_EKEY_MAX];
+    size_t prev_len = 0;
+    for (uint64_t i = 0; i < c.count; i++) {
+        const uint8_t *h = craft_take(&r, 8), *f, *v;
+        if (h == NULL) {
+            return false;
+        }
+        uint32_t flen = craft_get_u32(h), elen = craft_get_u32(h + 4);
+        if (flen > CRAFT_KV_FIELD_BYTES_MAX || elen > CRAFT_KV_VALUE_BYTES_MAX ||
+            (c.type == KV_TYPE_SET && elen != 0) || ((f = craft_take(&r, flen)) == NULL && flen) ||
+            ((v = craft_take(&r, elen)) == NULL && elen)) {
+            return false;
+        }
+        size_t cur_len = kv_ekey(0, f, flen, cur);
+        if (i > 0 && kv_skey_cmp(prev, prev_len, cur, cur_len) >= 0) {
+            return false; /* out of order, or twice */
+        }
+        memcpy(prev, cur, cur_len);
+        prev_len = cur_len;
+    }
+    return r.left == 0;
+}
+
 static bool take_key(struct craft_reader *r, struct kv_payload_key *k)
 {
     const uint8_t *h = craft_take(r, 16);
     if (h == NULL) {
         return false;
     }
-    k->expire_at = craft_get_u64(h);
+    uint64_t word = craft_get_u64(h);
+    k->coll = (word & KV_COLL_BIT) != 0;
+    k->expire_at = word & ~KV_COLL_BIT;
     k->klen = craft_get_u32(h + 8);
     k->vlen = craft_get_u32(h + 12);
-    if (k->klen > CRAFT_KV_KEY_BYTES_MAX || k->vlen > CRAFT_KV_VALUE_BYTES_MAX) {
+    if (k->klen > CRAFT_KV_KEY_BYTES_MAX ||
+        k->vlen > (k->coll ? CRAFT_KV_CMD_BYTES_MAX : CRAFT_KV_VALUE_BYTES_MAX)) {
         return false;
     }
     return (k->key = craft_take(r, k->klen)) != NULL && (k->val = craft_take(r, k->vlen)) != NULL;
@@ -62,7 +123,8 @@ int kv_payload_open(const uint8_t *p, size_t len, struct kv_payload *out)
     for (uint32_t i = 0; i < out->n_keys; i++) {
         struct kv_payload_key k;
         if (!take_key(&r, &k) ||
-            !craft_slot_set_has(&out->slots, craft_key_slot(k.key, k.klen))) {
+            !craft_slot_set_has(&out->slots, craft_key_slot(k.key, k.klen)) ||
+            (k.coll && !kv_payload_coll_valid(k.val, k.vlen))) {
             return CRAFT_ECORRUPT;
         }
         size_t cur_len = kv_skey(k.key, k.klen, cur);
@@ -184,6 +246,66 @@ int kv_payload_add_key(struct kv_payload_writer *w, uint64_t expire_at, const ui
     put(w, val, vlen);
     w->n_keys++;
     return CRAFT_OK;
+}
+
+int kv_payload_begin_coll(struct kv_payload_writer *w, uint64_t expire_at, const uint8_t *key,
+                          size_t klen, const struct kv_coll *c)
+{
+    CRAFT_ASSERT(klen <= CRAFT_KV_KEY_BYTES_MAX && w->coll_at == 0 && w->len > 0);
+    int rc = room(w, 16 + klen + KV_PAYLOAD_COLL_HEADER);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    w->coll_at = w->len;
+    uint8_t h[16];
+    craft_put_u64(h, expire_at | KV_COLL_BIT);
+    craft_put_u32(h + 8, (uint32_t)klen);
+    craft_put_u32(h + 12, 0); /* patched by end_coll */
+    put(w, h, 16);
+    put(w, key, klen);
+    uint8_t ch[KV_PAYLOAD_COLL_HEADER];
+    ch[0] = c->type;
+    craft_put_u64(ch + 1, c->count);
+    craft_put_u64(ch + 9, c->version);
+    put(w, ch, sizeof ch);
+    return CRAFT_OK;
+}
+
+int kv_payload_add_elem(struct kv_payload_writer *w, const uint8_t *f, size_t flen,
+                        const uint8_t *v, size_t vlen)
+{
+    CRAFT_ASSERT(w->coll_at != 0 && flen <= CRAFT_KV_FIELD_BYTES_MAX &&
+                 vlen <= CRAFT_KV_VALUE_BYTES_MAX);
+    int rc = room(w, 8 + flen + vlen);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    uint8_t h[8];
+    craft_put_u32(h, (uint32_t)flen);
+    craft_put_u32(h + 4, (uint32_t)vlen);
+    put(w, h, 8);
+    put(w, f, flen);
+    put(w, v, vlen);
+    return CRAFT_OK;
+}
+
+void kv_payload_end_coll(struct kv_payload_writer *w)
+{
+    CRAFT_ASSERT(w->coll_at != 0);
+    uint32_t klen = craft_get_u32(w->buf + w->coll_at + 8);
+    size_t vlen = w->len - w->coll_at - 16 - klen;
+    CRAFT_ASSERT(vlen <= CRAFT_KV_CMD_BYTES_MAX);
+    craft_put_u32(w->buf + w->coll_at + 12, (uint32_t)vlen);
+    w->coll_at = 0;
+    w->n_keys++;
+}
+
+void kv_payload_drop_coll(struct kv_payload_writer *w)
+{
+    if (w->buf != NULL && w->coll_at != 0) {
+        w->len = w->coll_at;
+    }
+    w->coll_at = 0;
 }
 
 int kv_payload_start_sessions(struct kv_payload_writer *w)

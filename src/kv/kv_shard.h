@@ -7,6 +7,10 @@
  *   u8 version (1, or 2 for a part) | slot set (CRAFT_SLOT_SET_BYTES) |
  *   u32 n_keys   | per key, in stored-key order (kv_internal.h: hash, then key):
  *                  u64 expire_at (0: none) | u32 klen | u32 vlen | key | value
+ *                  (a hash or a set: expire_at | KV_COLL_BIT, and the value is
+ *                   u8 type | u64 count | u64 version | count elements, in element order,
+ *                   each u32 flen | u32 elen | field | element value; up to the payload's
+ *                   size, so a collection larger than one part cannot move yet)
  *   u32 n_sessions | per session, ascending id: u64 id | u32 rlen | record (kv_internal.h)
  * Keys are live ones of the slots in the set, sessions every live session of the sender
  * (not only its clients of those slots: a client's seq may have run at the sender on any
@@ -45,10 +49,21 @@ struct kv_payload {
 int kv_payload_open(const uint8_t *p, size_t len, struct kv_payload *out);
 
 struct kv_payload_key {
-    uint64_t expire_at;
+    uint64_t expire_at; /* without KV_COLL_BIT */
     const uint8_t *key, *val;
     uint32_t klen, vlen;
+    bool coll; /* val is a collection's encoding (above), checked by kv_payload_open */
 };
+
+/* A collection's encoding: the header's type, count and version (id 0), then its elements
+ * one by one (*off starts at KV_PAYLOAD_COLL_HEADER; false after the last). */
+#define KV_PAYLOAD_COLL_HEADER 17u
+void kv_payload_coll_header(const uint8_t *val, struct kv_coll *c);
+bool kv_payload_coll_next(const uint8_t *val, size_t vlen, size_t *off, struct craft_kv_bytes *f,
+                          struct craft_kv_bytes *v);
+/* Checks a collection's encoding (type, count >= 1, elements in order, fields and values
+ * within their limits, a set's values empty). */
+bool kv_payload_coll_valid(const uint8_t *val, size_t vlen);
 struct kv_payload_session {
     uint64_t id;
     const uint8_t *rec;
@@ -70,10 +85,21 @@ struct kv_payload_writer {
     size_t len, cap, max;
     size_t keys_count_at, sessions_count_at;
     uint32_t n_keys, n_sessions;
+    size_t coll_at; /* a collection being added: where its record starts (0: none) */
 };
 int kv_payload_begin(struct kv_payload_writer *w, const struct craft_slot_set *slots, size_t max);
 int kv_payload_add_key(struct kv_payload_writer *w, uint64_t expire_at, const uint8_t *key,
                        size_t klen, const uint8_t *val, size_t vlen);
+/* A collection (expire_at without KV_COLL_BIT): its header, then each element with
+ * kv_payload_add_elem, then kv_payload_end_coll. CRAFT_ETOOBIG as above: then the
+ * collection is not added (nothing of it stays). */
+int kv_payload_begin_coll(struct kv_payload_writer *w, uint64_t expire_at, const uint8_t *key,
+                          size_t klen, const struct kv_coll *c);
+int kv_payload_add_elem(struct kv_payload_writer *w, const uint8_t *f, size_t flen,
+                        const uint8_t *v, size_t vlen);
+void kv_payload_end_coll(struct kv_payload_writer *w);
+/* Drops a collection begun and not ended (after an error of add_elem). */
+void kv_payload_drop_coll(struct kv_payload_writer *w);
 /* After the last key. */
 int kv_payload_start_sessions(struct kv_payload_writer *w);
 int kv_payload_add_session(struct kv_payload_writer *w, uint64_t id, const uint8_t *rec,

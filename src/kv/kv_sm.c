@@ -74,7 +74,7 @@ static int reply(struct craft_kv_result **res, struct craft_kv_result *r)
  *   INT               u8 type | i64
  *   BULK ERR STATUS   u8 type | u32 len | len bytes (len <= CRAFT_KV_VALUE_BYTES_MAX)
  *   ARRAY             u8 type | u32 n | u32 len | n element encodings in len bytes
- * An array holds arrays one level deep at most (a MULTI's MGET). */
+ * An array holds arrays two levels deep at most (a MULTI's HSCAN: [cursor, [elements]]). */
 size_t kv_result_enc_len(const struct craft_kv_result *r)
 {
     switch (r->type) {
@@ -177,7 +177,7 @@ static size_t enc_valid_prefix(const uint8_t *p, size_t len, int depth)
 
 bool kv_result_valid(const uint8_t *p, size_t len)
 {
-    return len > 0 && enc_valid_prefix(p, len, 2) == len;
+    return len > 0 && enc_valid_prefix(p, len, 3) == len;
 }
 
 struct craft_kv_result *kv_result_decode(const uint8_t *p, size_t len)
@@ -204,7 +204,7 @@ bool craft_kv_result_next(const uint8_t *data, size_t len, size_t *off,
         return false;
     }
     const uint8_t *p = data + *off;
-    size_t n = enc_valid_prefix(p, len - *off, 1);
+    size_t n = enc_valid_prefix(p, len - *off, 2);
     CRAFT_ASSERT(n > 0);
     *el = (struct craft_kv_result_view){.type = p[0]};
     switch (p[0]) {
@@ -265,6 +265,9 @@ int kv_meta_load(struct craft_kv_store *s, struct craft_kv_txn *t, struct kv_met
     if (rc == CRAFT_OK) {
         rc = meta_get(s, t, KV_META_NKEYS, &m->n_keys);
     }
+    if (rc == CRAFT_OK) {
+        rc = meta_get(s, t, KV_META_COLL, &m->coll_next);
+    }
     return rc;
 }
 
@@ -286,6 +289,9 @@ int kv_meta_store(struct craft_kv_store *s, struct craft_kv_txn *t, const struct
     }
     if (rc == CRAFT_OK) {
         rc = meta_put(s, t, KV_META_NKEYS, m->n_keys);
+    }
+    if (rc == CRAFT_OK && m->coll_next != 0) {
+        rc = meta_put(s, t, KV_META_COLL, m->coll_next); /* absent until a collection */
     }
     return rc;
 }
@@ -351,11 +357,9 @@ struct sess_slot {
 
 struct ap {
     struct craft_kv_sm *sm;
-    const struct craft_kv_store_ops *o;
-    struct craft_kv_txn *t;
-    struct kv_meta m; /* running values, stored at commit */
-    uint8_t *buf;     /* scratch for a stored value or session record */
-    size_t cap;
+    struct kv_space ks; /* the transaction's keys (kv_keys.c); its buf is the scratch for a
+                         * stored value or session record */
+    struct kv_meta m;   /* running values, stored at commit */
     struct sess_slot slots[SESS_SLOTS_MAX]; /* [0, n_slots) in use; buffers kept */
     size_t n_slots;
     uint64_t expires_min, idle_min; /* sm's, as this transaction sees them (at commit: sm's) */
@@ -374,25 +378,14 @@ static struct sess_slot *slot_find(struct ap *a, uint64_t id)
     return NULL;
 }
 
-/* Grows *buf (capacity *cap) to hold need bytes, keeping its contents. */
 static int reserve(uint8_t **buf, size_t *cap, size_t need)
 {
-    if (need <= *cap) {
-        return CRAFT_OK;
-    }
-    size_t n = need < 256 ? 256 : need;
-    uint8_t *p = realloc(*buf, n);
-    if (p == NULL) {
-        return CRAFT_ENOMEM;
-    }
-    *buf = p;
-    *cap = n;
-    return CRAFT_OK;
+    return kv_reserve(buf, cap, need);
 }
 
 static int scratch(struct ap *a, size_t need)
 {
-    return reserve(&a->buf, &a->cap, need);
+    return kv_reserve(&a->ks.buf, &a->ks.cap, need);
 }
 
 static int not_found_is_corrupt(int rc)
@@ -400,119 +393,36 @@ static int not_found_is_corrupt(int rc)
     return rc == CRAFT_ENOTFOUND ? CRAFT_ECORRUPT : rc;
 }
 
-/* ---- keys ---- */
+/* ---- keys (kv_keys.c) ---- */
 
-static size_t xkey(uint64_t at, const uint8_t *sk, size_t sklen, uint8_t *out)
+
+static int key_find(struct ap *a, struct craft_kv_bytes key, struct kv_keyed *k)
 {
-    kv_put_be64(out, at);
-    memcpy(out + 8, sk, sklen);
-    return 8 + sklen;
+    return kv_key_find(&a->ks, key, k);
 }
 
-struct live {
-    bool found;
-    uint64_t expire_at;
-    const uint8_t *val; /* borrowed until the next write */
-    size_t vlen;
-};
-
-/* Removes a present key whose expiry is at (0: none). */
-static int key_remove(struct ap *a, const uint8_t *sk, size_t sklen, uint64_t at)
+static int key_remove(struct ap *a, const uint8_t *sk, size_t sklen, const struct kv_live *v)
 {
-    int rc = not_found_is_corrupt(a->o->del(a->t, CRAFT_KV_TABLE_DATA, sk, sklen));
-    if (rc == CRAFT_OK && at != 0) {
-        uint8_t x[KV_XKEY_MAX];
-        rc = not_found_is_corrupt(
-            a->o->del(a->t, CRAFT_KV_TABLE_EXPIRES, x, xkey(at, sk, sklen, x)));
-    }
-    if (rc == CRAFT_OK) {
-        if (a->m.n_keys == 0) {
-            return CRAFT_ECORRUPT;
-        }
-        a->m.n_keys--;
-    }
-    return rc;
+    return kv_key_remove(&a->ks, sk, sklen, v);
 }
 
-/* The live value of a key. An expired key is removed on the way (deterministic: expiry is
- * decided by logical time only). */
-static int key_lookup(struct ap *a, const uint8_t *sk, size_t sklen, struct live *out)
+static int key_store(struct ap *a, const uint8_t *sk, size_t sklen, const struct kv_live *old,
+                     const uint8_t *p1, size_t l1, const uint8_t *p2, size_t l2, uint64_t at)
 {
-    memset(out, 0, sizeof *out);
-    const uint8_t *v;
-    size_t vlen;
-    int rc = a->o->get(a->t, CRAFT_KV_TABLE_DATA, sk, sklen, &v, &vlen);
-    if (rc == CRAFT_ENOTFOUND) {
-        return CRAFT_OK;
-    }
-    if (rc != CRAFT_OK) {
-        return rc;
-    }
-    if (vlen < KV_VAL_HEADER) {
-        return CRAFT_ECORRUPT;
-    }
-    uint64_t at = craft_get_u64(v);
-    if (at != 0 && at <= a->m.now) {
-        return key_remove(a, sk, sklen, at);
-    }
-    *out = (struct live){.found = true, .expire_at = at, .val = v + 8, .vlen = vlen - 8};
-    return CRAFT_OK;
+    return kv_key_store(&a->ks, sk, sklen, old, p1, l1, p2, l2, at);
 }
 
-/* A command's key: its store key and its live value, looked up with key_find. */
-struct keyed {
-    uint8_t sk[KV_SKEY_MAX];
-    size_t sklen;
-    struct live old;
-};
-
-static int key_find(struct ap *a, struct craft_kv_bytes key, struct keyed *k)
+/* A string command's key holding a collection: Redis's WRONGTYPE. */
+static bool wrong_type(const struct kv_live *v)
 {
-    k->sklen = kv_skey(key.p, key.len, k->sk);
-    return key_lookup(a, k->sk, k->sklen, &k->old);
+    return v->found && v->type != KV_TYPE_STRING;
 }
 
 /* The live value as a reply: bulk, or nil when the key is absent. */
-static struct craft_kv_result *res_value(const struct live *v)
+static struct craft_kv_result *res_value(const struct kv_live *v)
 {
     return v->found ? kv_result_new(CRAFT_KV_RES_BULK, 0, v->val, v->vlen)
                     : res_simple(CRAFT_KV_RES_NIL);
-}
-
-/* Stores p1 | p2 under the key with expiry at (0: none); old is the key's lookup. An
- * expiry already past deletes the key instead, as Redis does. p1 and p2 may point into the
- * store: they are copied before any write. */
-static int key_store(struct ap *a, const uint8_t *sk, size_t sklen, const struct live *old,
-                     const uint8_t *p1, size_t l1, const uint8_t *p2, size_t l2, uint64_t at)
-{
-    if (at != 0 && at <= a->m.now) {
-        return old->found ? key_remove(a, sk, sklen, old->expire_at) : CRAFT_OK;
-    }
-    int rc = scratch(a, KV_VAL_HEADER + l1 + l2);
-    if (rc != CRAFT_OK) {
-        return rc;
-    }
-    craft_put_u64(a->buf, at);
-    if (l1 > 0) {
-        memmove(a->buf + KV_VAL_HEADER, p1, l1);
-    }
-    if (l2 > 0) {
-        memmove(a->buf + KV_VAL_HEADER + l1, p2, l2);
-    }
-    rc = a->o->put(a->t, CRAFT_KV_TABLE_DATA, sk, sklen, a->buf, KV_VAL_HEADER + l1 + l2);
-    uint8_t x[KV_XKEY_MAX];
-    if (rc == CRAFT_OK && old->found && old->expire_at != 0 && old->expire_at != at) {
-        rc = not_found_is_corrupt(
-            a->o->del(a->t, CRAFT_KV_TABLE_EXPIRES, x, xkey(old->expire_at, sk, sklen, x)));
-    }
-    if (rc == CRAFT_OK && at != 0 && (!old->found || old->expire_at != at)) {
-        rc = a->o->put(a->t, CRAFT_KV_TABLE_EXPIRES, x, xkey(at, sk, sklen, x), NULL, 0);
-        a->expires_min = at < a->expires_min ? at : a->expires_min;
-    }
-    if (rc == CRAFT_OK && !old->found) {
-        a->m.n_keys++;
-    }
-    return rc;
 }
 
 /* ---- sweeping ---- */
@@ -576,7 +486,7 @@ static int sweep(struct ap *a, bool sessions, size_t max)
         w->n = 0;
         w->want = max - done < SWEEP_CHUNK ? max - done : SWEEP_CHUNK;
         w->first_not_due = UINT64_MAX;
-        rc = a->o->iter(a->t, table, NULL, 0, sweep_collect, w);
+        rc = a->ks.o->iter(a->ks.t, table, NULL, 0, sweep_collect, w);
         if (rc == CRAFT_OK) {
             /* Exact when the scan found nothing due: the earliest entry, or none at all.
              * Otherwise unknown until a scan finds nothing due (the next command's). */
@@ -588,12 +498,12 @@ static int sweep(struct ap *a, bool sessions, size_t max)
                 continue; /* held by this batch: used since, so not idle */
             }
             if (sessions) {
-                rc = not_found_is_corrupt(a->o->del(a->t, CRAFT_KV_TABLE_SESSIONS, k + 8, 8));
+                rc = not_found_is_corrupt(a->ks.o->del(a->ks.t, CRAFT_KV_TABLE_SESSIONS, k + 8, 8));
                 if (rc == CRAFT_OK) {
-                    rc = a->o->del(a->t, CRAFT_KV_TABLE_IDLE, k, 16);
+                    rc = a->ks.o->del(a->ks.t, CRAFT_KV_TABLE_IDLE, k, 16);
                 }
             } else {
-                rc = key_remove(a, k + 8, w->lens[i] - 8, kv_get_be64(k));
+                rc = kv_key_drop(&a->ks, k + 8, w->lens[i] - 8);
             }
         }
         done += w->n;
@@ -693,14 +603,14 @@ static int sess_flush(struct ap *a)
         uint64_t ms = craft_get_u64(sl->rec + 8);
         uint8_t k[16];
         kv_put_be64(k, sl->id);
-        int rc = a->o->put(a->t, CRAFT_KV_TABLE_SESSIONS, k, 8, sl->rec, sl->len);
+        int rc = a->ks.o->put(a->ks.t, CRAFT_KV_TABLE_SESSIONS, k, 8, sl->rec, sl->len);
         if (rc == CRAFT_OK && sl->in_store && sl->store_ms != ms) {
             idle_key(sl->store_ms, sl->id, k);
-            rc = not_found_is_corrupt(a->o->del(a->t, CRAFT_KV_TABLE_IDLE, k, 16));
+            rc = not_found_is_corrupt(a->ks.o->del(a->ks.t, CRAFT_KV_TABLE_IDLE, k, 16));
         }
         if (rc == CRAFT_OK && (!sl->in_store || sl->store_ms != ms)) {
             idle_key(ms, sl->id, k);
-            rc = a->o->put(a->t, CRAFT_KV_TABLE_IDLE, k, 16, NULL, 0);
+            rc = a->ks.o->put(a->ks.t, CRAFT_KV_TABLE_IDLE, k, 16, NULL, 0);
             a->idle_min = ms < a->idle_min ? ms : a->idle_min;
         }
         if (rc != CRAFT_OK) {
@@ -776,10 +686,10 @@ static int session_remove(struct ap *a, uint64_t id, uint64_t last_ms)
     }
     uint8_t k[16];
     kv_put_be64(k, id);
-    int rc = not_found_is_corrupt(a->o->del(a->t, CRAFT_KV_TABLE_SESSIONS, k, 8));
+    int rc = not_found_is_corrupt(a->ks.o->del(a->ks.t, CRAFT_KV_TABLE_SESSIONS, k, 8));
     if (rc == CRAFT_OK) {
         idle_key(last_ms, id, k);
-        rc = not_found_is_corrupt(a->o->del(a->t, CRAFT_KV_TABLE_IDLE, k, 16));
+        rc = not_found_is_corrupt(a->ks.o->del(a->ks.t, CRAFT_KV_TABLE_IDLE, k, 16));
     }
     return rc;
 }
@@ -807,7 +717,7 @@ static int session_lookup(struct ap *a, uint64_t id, struct sess *out)
     kv_put_be64(k, id);
     const uint8_t *v;
     size_t vlen;
-    rc = a->o->get(a->t, CRAFT_KV_TABLE_SESSIONS, k, 8, &v, &vlen);
+    rc = a->ks.o->get(a->ks.t, CRAFT_KV_TABLE_SESSIONS, k, 8, &v, &vlen);
     if (rc == CRAFT_ENOTFOUND) {
         return CRAFT_OK;
     }
@@ -833,15 +743,15 @@ static int session_lookup(struct ap *a, uint64_t id, struct sess *out)
     return CRAFT_OK;
 }
 
-/* Makes a->buf[0..len) session id's record, stamped with the logical time: held in the
+/* Makes a->ks.buf[0..len) session id's record, stamped with the logical time: held in the
  * batch's slots until sess_flush writes it; old is its lookup. */
 static int session_store(struct ap *a, uint64_t id, const struct sess *old, size_t len)
 {
-    craft_put_u64(a->buf + 8, a->m.now);
+    craft_put_u64(a->ks.buf + 8, a->m.now);
     struct sess_slot *sl = slot_find(a, id);
-    int rc = sl != NULL ? slot_set(sl, a->buf, len) : slots_room(a);
+    int rc = sl != NULL ? slot_set(sl, a->ks.buf, len) : slots_room(a);
     if (rc == CRAFT_OK && sl == NULL) {
-        rc = slot_add(a, id, a->buf, len, old->found, old->last_ms, &sl);
+        rc = slot_add(a, id, a->ks.buf, len, old->found, old->last_ms, &sl);
     }
     if (rc == CRAFT_OK) {
         sl->dirty = true;
@@ -856,7 +766,7 @@ static int session_create(struct ap *a, uint64_t id, const struct sess *old)
     if (rc != CRAFT_OK) {
         return rc;
     }
-    craft_put_u64(a->buf, 0);
+    craft_put_u64(a->ks.buf, 0);
     return session_store(a, id, old, KV_SESSION_HEADER);
 }
 
@@ -870,7 +780,7 @@ static int session_touch(struct ap *a, uint64_t id, const struct sess *s)
     if (rc != CRAFT_OK) {
         return rc;
     }
-    memcpy(a->buf, s->rec, s->rec_len); /* s->rec is in the store, not in a->buf */
+    memcpy(a->ks.buf, s->rec, s->rec_len); /* s->rec is in the store, not in a->ks.buf */
     return session_store(a, id, s, s->rec_len);
 }
 
@@ -919,9 +829,9 @@ static int session_append(struct ap *a, const struct craft_kv_cmd *c, const stru
     if (rc != CRAFT_OK) {
         return rc;
     }
-    craft_put_u64(a->buf, c->seq);
-    memcpy(a->buf + KV_SESSION_HEADER, v + from, vlen - from);
-    uint8_t *e = a->buf + KV_SESSION_HEADER + (vlen - from);
+    craft_put_u64(a->ks.buf, c->seq);
+    memcpy(a->ks.buf + KV_SESSION_HEADER, v + from, vlen - from);
+    uint8_t *e = a->ks.buf + KV_SESSION_HEADER + (vlen - from);
     craft_put_u64(e, c->seq);
     craft_put_u32(e + 8, (uint32_t)enc_len);
     size_t written = kv_result_encode(r, e + KV_SESSION_ENTRY_HEADER);
@@ -975,7 +885,7 @@ static bool parse_i64(const uint8_t *p, size_t len, int64_t *out)
 
 static int exec_set(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    struct keyed k;
+    struct kv_keyed k;
     int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
@@ -985,6 +895,10 @@ static int exec_set(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_
         do_set = !k.old.found;
     } else if (c->flags & CRAFT_KV_SET_XX) {
         do_set = k.old.found;
+    }
+    bool want_old = c->op == CRAFT_KV_OP_GETSET || (c->flags & CRAFT_KV_SET_GET);
+    if (want_old && wrong_type(&k.old)) {
+        return reply(res, res_err(CRAFT_KV_ERR_WRONGTYPE));
     }
     struct craft_kv_result *r;
     if (c->op == CRAFT_KV_OP_SETNX) {
@@ -1006,7 +920,7 @@ static int exec_set(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_
         }
         if ((c->flags & CRAFT_KV_SET_EXPIRE) && at == 0) {
             /* Instant 0 is in the past (key_store reads 0 as "no expiry"). */
-            rc = k.old.found ? key_remove(a, k.sk, k.sklen, k.old.expire_at) : CRAFT_OK;
+            rc = k.old.found ? key_remove(a, k.sk, k.sklen, &k.old) : CRAFT_OK;
         } else {
             rc = key_store(a, k.sk, k.sklen, &k.old, c->value.p, c->value.len, NULL, 0, at);
         }
@@ -1021,17 +935,20 @@ static int exec_set(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_
 
 static int exec_getdel(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    struct keyed k;
+    struct kv_keyed k;
     int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
+    }
+    if (wrong_type(&k.old)) {
+        return reply(res, res_err(CRAFT_KV_ERR_WRONGTYPE));
     }
     struct craft_kv_result *r = res_value(&k.old);
     if (r == NULL) {
         return CRAFT_ENOMEM;
     }
     if (k.old.found) {
-        rc = key_remove(a, k.sk, k.sklen, k.old.expire_at);
+        rc = key_remove(a, k.sk, k.sklen, &k.old);
         if (rc != CRAFT_OK) {
             craft_kv_result_free(r);
             return rc;
@@ -1047,10 +964,10 @@ static int exec_del(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_
     size_t off = 0;
     struct craft_kv_bytes key;
     while (craft_kv_cmd_next(c, &off, &key, NULL)) {
-        struct keyed k;
+        struct kv_keyed k;
         int rc = key_find(a, key, &k);
         if (rc == CRAFT_OK && k.old.found) {
-            rc = key_remove(a, k.sk, k.sklen, k.old.expire_at);
+            rc = key_remove(a, k.sk, k.sklen, &k.old);
             n++;
         }
         if (rc != CRAFT_OK) {
@@ -1062,10 +979,13 @@ static int exec_del(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_
 
 static int exec_append(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    struct keyed k;
+    struct kv_keyed k;
     int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
+    }
+    if (wrong_type(&k.old)) {
+        return reply(res, res_err(CRAFT_KV_ERR_WRONGTYPE));
     }
     size_t len = k.old.vlen + c->value.len;
     if (len > CRAFT_KV_VALUE_BYTES_MAX) {
@@ -1081,14 +1001,16 @@ static int exec_append(struct ap *a, const struct craft_kv_cmd *c, struct craft_
 
 static int exec_incrby(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    struct keyed k;
+    struct kv_keyed k;
     int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
     }
     int64_t v = 0;
     const char *err = NULL;
-    if (k.old.found && !parse_i64(k.old.val, k.old.vlen, &v)) {
+    if (wrong_type(&k.old)) {
+        err = CRAFT_KV_ERR_WRONGTYPE;
+    } else if (k.old.found && !parse_i64(k.old.val, k.old.vlen, &v)) {
         err = ERR_NOT_INT;
     } else if ((c->delta < 0 && v < 0 && c->delta < INT64_MIN - v) ||
                (c->delta > 0 && v > 0 && c->delta > INT64_MAX - v)) {
@@ -1116,7 +1038,7 @@ static int exec_mset(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv
     if (c->op == CRAFT_KV_OP_MSETNX) {
         /* All or nothing: look first (expired keys go on the way, as any lookup). */
         while (craft_kv_cmd_next(c, &off, &key, &val)) {
-            struct keyed k;
+            struct kv_keyed k;
             int rc = key_find(a, key, &k);
             if (rc != CRAFT_OK) {
                 return rc;
@@ -1128,7 +1050,7 @@ static int exec_mset(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv
         off = 0;
     }
     while (craft_kv_cmd_next(c, &off, &key, &val)) {
-        struct keyed k;
+        struct kv_keyed k;
         int rc = key_find(a, key, &k);
         if (rc == CRAFT_OK) {
             rc = key_store(a, k.sk, k.sklen, &k.old, val.p, val.len, NULL, 0, 0);
@@ -1142,7 +1064,7 @@ static int exec_mset(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv
 
 static int exec_expire(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_result **res)
 {
-    struct keyed k;
+    struct kv_keyed k;
     int rc = key_find(a, c->key, &k);
     if (rc != CRAFT_OK) {
         return rc;
@@ -1169,7 +1091,9 @@ static int exec_expire(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     if (apply) {
         uint64_t at = c->op == CRAFT_KV_OP_PERSIST ? 0 : c->expire_at;
         if (c->op == CRAFT_KV_OP_EXPIRE && at == 0) {
-            rc = key_remove(a, k.sk, k.sklen, k.old.expire_at); /* instant 0 is in the past */
+            rc = key_remove(a, k.sk, k.sklen, &k.old); /* instant 0 is in the past */
+        } else if (k.old.type != KV_TYPE_STRING) {
+            rc = kv_coll_store(&a->ks, k.sk, k.sklen, &k.old, &k.old.coll, at);
         } else {
             rc = key_store(a, k.sk, k.sklen, &k.old, k.old.val, k.old.vlen, NULL, 0, at);
         }
@@ -1243,10 +1167,10 @@ static int delete_slots(struct ap *a, const struct craft_slot_set *slots)
     int rc;
     do {
         w->n = 0;
-        rc = a->o->iter(a->t, CRAFT_KV_TABLE_DATA, from_len ? from : NULL, from_len,
+        rc = a->ks.o->iter(a->ks.t, CRAFT_KV_TABLE_DATA, from_len ? from : NULL, from_len,
                         collect_slot_key, w);
         for (size_t i = 0; rc == CRAFT_OK && i < w->n; i++) {
-            rc = key_remove(a, w->keys[i], w->lens[i], w->at[i]);
+            rc = kv_key_drop(&a->ks, w->keys[i], w->lens[i]);
         }
         if (w->n > 0) {
             memcpy(from, w->keys[w->n - 1], w->lens[w->n - 1]);
@@ -1272,9 +1196,12 @@ static int exec_flushall(struct ap *a, struct craft_kv_result **res)
         int rc = delete_slots(a, &served);
         return rc != CRAFT_OK ? rc : reply(res, res_simple(CRAFT_KV_RES_OK));
     }
-    int rc = a->o->drop(a->t, CRAFT_KV_TABLE_DATA);
+    int rc = a->ks.o->drop(a->ks.t, CRAFT_KV_TABLE_DATA);
     if (rc == CRAFT_OK) {
-        rc = a->o->drop(a->t, CRAFT_KV_TABLE_EXPIRES);
+        rc = a->ks.o->drop(a->ks.t, CRAFT_KV_TABLE_EXPIRES);
+    }
+    if (rc == CRAFT_OK) {
+        rc = a->ks.o->drop(a->ks.t, CRAFT_KV_TABLE_ELEMS);
     }
     if (rc != CRAFT_OK) {
         return rc;
@@ -1298,7 +1225,7 @@ static int exec_member(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     uint8_t k[KV_MEMBER_KEY_BYTES];
     kv_member_key(c->member_id, k);
     if (c->op == CRAFT_KV_OP_MEMBER_DEL) {
-        int rc = a->o->del(a->t, CRAFT_KV_TABLE_META, k, sizeof k);
+        int rc = a->ks.o->del(a->ks.t, CRAFT_KV_TABLE_META, k, sizeof k);
         if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
             return rc;
         }
@@ -1306,11 +1233,11 @@ static int exec_member(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     }
     const uint8_t *old;
     size_t old_len;
-    int rc = a->o->get(a->t, CRAFT_KV_TABLE_META, k, sizeof k, &old, &old_len);
+    int rc = a->ks.o->get(a->ks.t, CRAFT_KV_TABLE_META, k, sizeof k, &old, &old_len);
     if (rc == CRAFT_ENOTFOUND) {
         /* A new member: the table is bounded (kv_sm.h). */
         size_t n = 0;
-        rc = a->o->iter(a->t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_MEMBER_PREFIX,
+        rc = a->ks.o->iter(a->ks.t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_MEMBER_PREFIX,
                         KV_MEMBER_PREFIX_LEN, count_member, &n);
         if (rc == CRAFT_OK && n >= CRAFT_KV_MEMBERS_MAX) {
             return reply(res, res_err(CRAFT_KV_ERR_MEMBERS));
@@ -1322,7 +1249,7 @@ static int exec_member(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     uint8_t v[KV_MEMBER_VAL_MAX];
     size_t vlen = kv_member_value(c->peer_addr.p, c->peer_addr.len, c->client_addr.p,
                                   c->client_addr.len, v);
-    rc = a->o->put(a->t, CRAFT_KV_TABLE_META, k, sizeof k, v, vlen);
+    rc = a->ks.o->put(a->ks.t, CRAFT_KV_TABLE_META, k, sizeof k, v, vlen);
     if (rc != CRAFT_OK) {
         return rc;
     }
@@ -1338,7 +1265,7 @@ static int exec_member(struct ap *a, const struct craft_kv_cmd *c, struct craft_
 static int exec_read(struct ap *a, const struct craft_kv_cmd *c, size_t budget,
                      struct craft_kv_result **res)
 {
-    struct keyed k;
+    struct kv_keyed k;
     int rc;
     switch (c->op) {
     case CRAFT_KV_OP_MGET:
@@ -1352,10 +1279,12 @@ static int exec_read(struct ap *a, const struct craft_kv_cmd *c, size_t budget,
         rc = CRAFT_OK;
         while (rc == CRAFT_OK && craft_kv_cmd_next(c, &off, &key, NULL)) {
             rc = key_find(a, key, &k);
+            bool string = k.old.found && k.old.type == KV_TYPE_STRING;
             if (rc == CRAFT_OK && !mget) {
                 n += k.old.found;
             } else if (rc == CRAFT_OK) {
-                size_t need = k.old.found ? 5 + k.old.vlen : 1;
+                /* As Redis: nil for anything not a string. */
+                size_t need = string ? 5 + k.old.vlen : 1;
                 if (9 + len + need > budget) {
                     free(buf);
                     return reply(res, res_err(CRAFT_KV_ERR_REPLY_LARGE));
@@ -1363,9 +1292,9 @@ static int exec_read(struct ap *a, const struct craft_kv_cmd *c, size_t budget,
                 rc = reserve(&buf, &cap, len + need);
                 if (rc == CRAFT_OK) {
                     buf[len] = CRAFT_KV_RES_NIL;
-                    len += k.old.found ? enc_bytes(buf + len, CRAFT_KV_RES_BULK, k.old.val,
-                                                   k.old.vlen)
-                                       : 1;
+                    len += string ? enc_bytes(buf + len, CRAFT_KV_RES_BULK, k.old.val,
+                                              k.old.vlen)
+                                  : 1;
                     n++;
                 }
             }
@@ -1383,13 +1312,16 @@ static int exec_read(struct ap *a, const struct craft_kv_cmd *c, size_t budget,
     if (rc != CRAFT_OK) {
         return rc;
     }
+    if ((c->op == CRAFT_KV_OP_GET || c->op == CRAFT_KV_OP_STRLEN) && wrong_type(&k.old)) {
+        return reply(res, res_err(CRAFT_KV_ERR_WRONGTYPE));
+    }
     switch (c->op) {
     case CRAFT_KV_OP_GET:
         return reply(res, res_value(&k.old));
     case CRAFT_KV_OP_STRLEN:
         return reply(res, res_int(k.old.found ? (int64_t)k.old.vlen : 0));
     case CRAFT_KV_OP_TYPE: {
-        const char *t = k.old.found ? "string" : "none";
+        const char *t = kv_type_name(&k.old);
         return reply(res, kv_result_new(CRAFT_KV_RES_STATUS, 0, t, strlen(t)));
     }
     case CRAFT_KV_OP_TTL:
@@ -1429,13 +1361,12 @@ static int exec_multi(struct ap *a, const struct craft_kv_cmd *c, struct craft_k
             continue;
         }
         n_watch++;
-        struct keyed k;
+        struct kv_keyed k;
         rc = key_find(a, s.key, &k);
         if (rc != CRAFT_OK) {
             return rc;
         }
-        if (craft_kv_watch_digest(k.old.found, k.old.expire_at, k.old.val, k.old.vlen) !=
-            (uint64_t)s.delta) {
+        if (kv_watch_digest(&k.old) != (uint64_t)s.delta) {
             return reply(res, res_simple(CRAFT_KV_RES_NIL));
         }
     }
@@ -1446,7 +1377,11 @@ static int exec_multi(struct ap *a, const struct craft_kv_cmd *c, struct craft_k
         }
         struct craft_kv_result *r = NULL;
         size_t budget = len < limit ? limit - len : 0;
-        rc = craft_kv_op_is_read(s.op) ? exec_read(a, &s, budget, &r) : exec(a, &s, &r);
+        if (craft_kv_op_is_coll(s.op)) {
+            rc = kv_coll_exec(&a->ks, &s, budget, &r);
+        } else {
+            rc = craft_kv_op_is_read(s.op) ? exec_read(a, &s, budget, &r) : exec(a, &s, &r);
+        }
         if (rc == CRAFT_OK && kv_result_enc_len(r) > budget) {
             craft_kv_result_free(r);
             r = res_err(CRAFT_KV_ERR_REPLY_LARGE);
@@ -1497,7 +1432,9 @@ static int exec(struct ap *a, const struct craft_kv_cmd *c, struct craft_kv_resu
     case CRAFT_KV_OP_MEMBER_DEL:
         return exec_member(a, c, res);
     default:
-        CRAFT_UNREACHABLE();
+        /* A collection write (kv_coll.c); its answer (SPOP's members) bounded as a MULTI's. */
+        CRAFT_ASSERT(craft_kv_op_is_coll(c->op));
+        return kv_coll_exec(&a->ks, c, CRAFT_KV_MULTI_REPLY_BYTES_MAX, res);
     }
 }
 
@@ -1560,6 +1497,34 @@ static int shard_answer(int rc, const char *err, struct craft_kv_result **res)
 }
 
 /* Keys and sessions handed over with slots (SHARD_INSTALL), into this transaction. */
+/* A collection of a payload (kv_shard.h) under a new id of this store, with the sender's
+ * version (WATCH digests agree across the move). A copy already here from an earlier part
+ * sent again has the same type, count, version and expiry. */
+static int import_coll(struct ap *a, struct kv_keyed *kd, const struct kv_payload_key *k)
+{
+    struct kv_coll c;
+    kv_payload_coll_header(k->val, &c);
+    if (kd->old.found) {
+        bool same = kd->old.type == c.type && kd->old.coll.count == c.count &&
+                    kd->old.coll.version == c.version && kd->old.expire_at == k->expire_at;
+        return same ? CRAFT_OK : CRAFT_ECORRUPT;
+    }
+    if (k->expire_at != 0 && k->expire_at <= a->m.now) {
+        return CRAFT_OK; /* expired here already: absent, as key_store would leave it */
+    }
+    c.id = kv_coll_new_id(&a->ks);
+    struct craft_kv_bytes f, v;
+    size_t off = KV_PAYLOAD_COLL_HEADER;
+    int rc = CRAFT_OK;
+    while (rc == CRAFT_OK && kv_payload_coll_next(k->val, k->vlen, &off, &f, &v)) {
+        uint8_t ek[KV_EKEY_MAX];
+        rc = a->ks.o->put(a->ks.t, CRAFT_KV_TABLE_ELEMS, ek, kv_ekey(c.id, f.p, f.len, ek), v.p,
+                          v.len);
+    }
+    return rc == CRAFT_OK ? kv_coll_store(&a->ks, kd->sk, kd->sklen, &kd->old, &c, k->expire_at)
+                          : rc;
+}
+
 static int import_payload(struct ap *a, const struct kv_payload *pl)
 {
     struct kv_payload_key k;
@@ -1569,8 +1534,12 @@ static int import_payload(struct ap *a, const struct kv_payload *pl)
         if (pl->part && view_of(a)->state[craft_key_slot(k.key, k.klen)] != CRAFT_SLOT_PULLING) {
             continue; /* a part's slot already installed (served, or on its way out again) */
         }
-        struct keyed kd;
+        struct kv_keyed kd;
         rc = key_find(a, (struct craft_kv_bytes){k.key, k.klen}, &kd);
+        if (rc == CRAFT_OK && k.coll) {
+            rc = import_coll(a, &kd, &k);
+            continue;
+        }
         if (rc == CRAFT_OK && kd.old.found) {
             /* A slot being received holds no key here (ABSENT before, never served, its
              * keys deleted when it last left) but those of earlier parts of the same
@@ -1601,9 +1570,9 @@ static int import_payload(struct ap *a, const struct kv_payload *pl)
         }
         size_t len = ps.len;
         if (s.found) {
-            len = kv_session_merge(s.rec, s.rec_len, ps.rec, ps.len, a->buf);
+            len = kv_session_merge(s.rec, s.rec_len, ps.rec, ps.len, a->ks.buf);
         } else {
-            memcpy(a->buf, ps.rec, ps.len);
+            memcpy(a->ks.buf, ps.rec, ps.len);
         }
         rc = session_store(a, ps.id, &s, len);
     }
@@ -1717,7 +1686,7 @@ static int apply_session_op(struct ap *a, const struct craft_kv_cmd *c,
         /* The record stays, closed and without its window, until it idles out. */
         rc = scratch(a, KV_SESSION_HEADER);
         if (rc == CRAFT_OK) {
-            craft_put_u64(a->buf, KV_SESSION_ENDED);
+            craft_put_u64(a->ks.buf, KV_SESSION_ENDED);
             rc = session_store(a, c->session, &s, KV_SESSION_HEADER);
         }
     }
@@ -1783,8 +1752,8 @@ static int apply_in_session(struct ap *a, const struct craft_kv_cmd *c,
     }
     rc = exec(a, c, &r);
     if (rc == CRAFT_OK && kv_result_enc_len(r) > KV_RESULT_ENC_MAX) {
-        /* Only a MULTI's array can be this large: it answers in full now, and a retry gets
-         * an error saying that it ran (the window's records stay bounded). */
+        /* Only an array (a MULTI's, SPOP's) can be this large: it answers in full now, and
+         * a retry gets an error saying that it ran (the window's records stay bounded). */
         CRAFT_ASSERT(r->type == CRAFT_KV_RES_ARRAY);
         struct craft_kv_result *kept = res_err(CRAFT_KV_ERR_EXEC_LARGE);
         rc = kept != NULL ? session_append(a, c, &s, kept) : CRAFT_ENOMEM;
@@ -1958,6 +1927,7 @@ int craft_kv_sm_open(struct craft_kv_store *store, const struct craft_kv_sm_conf
         sm->applied = m.applied;
         sm->now = m.now;
         sm->n_keys = m.n_keys;
+        sm->coll_next = m.coll_next;
         if (rc == CRAFT_OK && m.format == KV_FORMAT_V1) {
             rc = upgrade_v1(store);
         }
@@ -1998,10 +1968,13 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
     if (!any) {
         return CRAFT_OK;
     }
-    struct ap a = {.sm = sm, .o = sm->store->ops, /* every slot empty: no buffer yet */
+    struct ap a = {.sm = sm, /* every slot empty: no buffer yet */
                    .expires_min = sm->expires_min, .idle_min = sm->idle_min};
-    a.m = (struct kv_meta){.applied = sm->applied, .now = sm->now, .n_keys = sm->n_keys};
-    int rc = a.o->begin(sm->store, true, &a.t);
+    a.m = (struct kv_meta){.applied = sm->applied, .now = sm->now, .n_keys = sm->n_keys,
+                           .coll_next = sm->coll_next};
+    a.ks = (struct kv_space){.o = sm->store->ops, .m = &a.m, .write = true,
+                             .expires_min = &a.expires_min};
+    int rc = a.ks.o->begin(sm->store, true, &a.ks.t);
     if (rc != CRAFT_OK) {
         return rc;
     }
@@ -2024,17 +1997,17 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
         rc = sess_flush(&a);
     }
     if (rc == CRAFT_OK) {
-        rc = kv_meta_store(sm->store, a.t, &a.m);
+        rc = kv_meta_store(sm->store, a.ks.t, &a.m);
     }
     if (rc == CRAFT_OK && a.view_next != NULL) {
-        rc = kv_view_store(sm->store, a.t, a.view_next);
+        rc = kv_view_store(sm->store, a.ks.t, a.view_next);
     }
     if (rc == CRAFT_OK) {
-        rc = a.o->commit(a.t);
+        rc = a.ks.o->commit(a.ks.t);
     } else {
-        a.o->abort(a.t);
+        a.ks.o->abort(a.ks.t);
     }
-    free(a.buf);
+    free(a.ks.buf);
     slots_free(&a);
     if (rc == CRAFT_OK && a.view_next != NULL) {
         struct craft_shard_view *old_view = sm->view;
@@ -2053,6 +2026,7 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
     sm->applied = a.m.applied;
     sm->now = a.m.now;
     sm->n_keys = a.m.n_keys;
+    sm->coll_next = a.m.coll_next;
     /* Only a committed scan's bounds: an aborted batch leaves the tables as they were. */
     sm->expires_min = a.expires_min;
     sm->idle_min = a.idle_min;

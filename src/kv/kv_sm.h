@@ -77,6 +77,7 @@ bool craft_kv_result_next(const uint8_t *data, size_t len, size_t *off,
 #define CRAFT_KV_ERR_MALFORMED "ERR malformed command"
 #define CRAFT_KV_ERR_VERSION   "ERR unsupported command version"
 #define CRAFT_KV_ERR_MEMBERS   "ERR too many members"
+#define CRAFT_KV_ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
 /* Shard groups: "MOVED <slot>" for a key of a slot the group does not own (the server adds
  * the owner's address, Redis style); TRYAGAIN while the slot's keys are on their way. */
 #define CRAFT_KV_ERR_MOVED     "MOVED"
@@ -155,10 +156,17 @@ void craft_kv_read_end(struct craft_kv_read *r);
 uint64_t craft_kv_read_applied(const struct craft_kv_read *r);
 uint64_t craft_kv_read_now(const struct craft_kv_read *r);
 
-/* GET (and EXISTS, TYPE, STRLEN through it): CRAFT_OK with the value (borrowed until
- * craft_kv_read_end), or CRAFT_ENOTFOUND (absent or expired). Other errors: the store's. */
+/* GET (and EXISTS, STRLEN through it): CRAFT_OK with a string's value (borrowed until
+ * craft_kv_read_end), or CRAFT_ENOTFOUND (absent, expired, or not a string: a hash or a set,
+ * which craft_kv_read_type tells). Other errors: the store's. */
 int craft_kv_read_get(struct craft_kv_read *r, const uint8_t *key, size_t klen, const uint8_t **val,
                       size_t *vlen);
+/* TYPE: *name is "none", "string", "hash" or "set" (static). Errors: the store's. */
+int craft_kv_read_type(struct craft_kv_read *r, const uint8_t *key, size_t klen, const char **name);
+/* WATCH: the digest of the key's state (craft_kv_watch_digest of its presence, expiry and
+ * stored value: a string, or a collection's header, which counts its changes), as apply
+ * computes it for the MULTI's check. Errors: the store's. */
+int craft_kv_read_watch(struct craft_kv_read *r, const uint8_t *key, size_t klen, uint64_t *digest);
 /* PTTL: -2 absent, -1 no expiry, else ms left (against the logical time). */
 int craft_kv_read_pttl(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *ms);
 /* TTL: as PTTL in seconds, rounded as Redis does ((ms + 500) / 1000). */
@@ -180,6 +188,23 @@ int craft_kv_read_dbsize(struct craft_kv_read *r, uint64_t *n);
 typedef int (*craft_kv_emit_fn)(void *ctx, const uint8_t *key, size_t klen);
 int craft_kv_read_scan(struct craft_kv_read *r, uint64_t cursor, const uint8_t *pattern,
                        size_t plen, size_t count, craft_kv_emit_fn emit, void *ctx, uint64_t *next);
+/* SCAN ... TYPE type: as craft_kv_read_scan, emitting only keys of that type (a name as
+ * craft_kv_read_type gives; NULL: any). */
+int craft_kv_read_scan_type(struct craft_kv_read *r, uint64_t cursor, const uint8_t *pattern,
+                            size_t plen, size_t count, const char *type, craft_kv_emit_fn emit,
+                            void *ctx, uint64_t *next);
+
+/* A collection read (craft_kv_op_is_coll and craft_kv_op_is_read: HGET ... SDIFF) on the
+ * read's state: c needs op, key and its n arguments in args (the Redis arguments after the
+ * key; SRANDMEMBER's seed last). *res: the answer (owned by the caller; an error answer for
+ * a wrong type or bad arguments), or NULL with a store error returned. */
+int craft_kv_read_exec(struct craft_kv_read *r, const struct craft_kv_cmd *c,
+                       struct craft_kv_result **res);
+
+/* Checks a collection op's arguments (the Redis arguments after the key, SPOP's and
+ * SRANDMEMBER's seed last) as the state machine will: NULL if they are good, else the
+ * error to answer (Redis's text where Redis has one). Pure; any thread. */
+const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_bytes *args);
 
 /* ---- the member table ----
  *

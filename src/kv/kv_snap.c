@@ -4,6 +4,10 @@
  *
  *   header  "CRKVSNAP" | u32 version (3) | u32 0 | u64 applied | u64 now
  *   KEY     u8 1 | u64 expire_at | u32 klen | u32 vlen | key | value    (stored-key order)
+ *   COLL    u8 5 | u64 expire_at | u8 type | u32 klen | u64 count | u64 version | key,
+ *           then count ELEMs (a hash or a set, among the KEYs in stored-key order)
+ *   ELEM    u32 flen | u32 vlen | field | value     (element order: hash, then field;
+ *           a set's values are empty)
  *   SESSION u8 2 | u64 id | u64 last | u64 last_ms | u32 wlen | window  (id order)
  *   MEMBER  u8 3 | u64 id | u32 plen | u32 clen | peer addr | client addr (id order)
  *   SHARD   u8 4 | u32 len | a shard group's view (shard/view.h)       (at most one)
@@ -35,6 +39,7 @@
 #define TAG_SESSION       2u
 #define TAG_MEMBER        3u
 #define TAG_SHARD         4u
+#define TAG_COLL          5u
 #define IO_BUF_BYTES      (64u * 1024u)
 
 static uLong crc_add(uLong crc, const void *p, size_t n)
@@ -93,6 +98,8 @@ struct wr {
     size_t len;
     uLong crc;
     uint64_t now, idle_ms, n_keys, n_sessions, n_members;
+    const struct craft_kv_store_ops *o; /* the snapshot's transaction, for the elements */
+    struct craft_kv_txn *t;
 };
 
 static int wr_flush(struct wr *w)
@@ -119,16 +126,74 @@ static int wr_put(struct wr *w, const void *p, size_t n)
     return CRAFT_OK;
 }
 
+/* A collection's elements as ELEM records: exactly count of them. */
+struct wr_elems {
+    struct wr *w;
+    uint64_t id, left;
+};
+
+static int write_elem(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct wr_elems *e = ctx;
+    if (klen < 8 || kv_get_be64(k) != e->id) {
+        return CRAFT_KV_ITER_STOP;
+    }
+    if (klen < 16 || klen > KV_EKEY_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX || e->left == 0) {
+        return CRAFT_ECORRUPT;
+    }
+    e->left--;
+    uint8_t h[8];
+    craft_put_u32(h, (uint32_t)(klen - 16));
+    craft_put_u32(h + 4, (uint32_t)vlen);
+    int rc = wr_put(e->w, h, sizeof h);
+    if (rc == CRAFT_OK) {
+        rc = wr_put(e->w, k + 16, klen - 16);
+    }
+    if (rc == CRAFT_OK) {
+        rc = wr_put(e->w, v, vlen);
+    }
+    return rc;
+}
+
+static int write_coll(struct wr *w, const uint8_t *k, size_t klen, const struct kv_live *l)
+{
+    uint8_t h[1 + 8 + 1 + 4 + 8 + 8];
+    h[0] = TAG_COLL;
+    craft_put_u64(h + 1, l->expire_at);
+    h[9] = l->type;
+    craft_put_u32(h + 10, (uint32_t)(klen - 8));
+    craft_put_u64(h + 14, l->coll.count);
+    craft_put_u64(h + 22, l->coll.version);
+    int rc = wr_put(w, h, sizeof h);
+    if (rc == CRAFT_OK) {
+        rc = wr_put(w, k + 8, klen - 8);
+    }
+    w->n_keys++;
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    struct wr_elems e = {.w = w, .id = l->coll.id, .left = l->coll.count};
+    uint8_t from[8];
+    kv_put_be64(from, l->coll.id);
+    /* A second cursor in the same read transaction, inside the DATA walk. */
+    rc = w->o->iter(w->t, CRAFT_KV_TABLE_ELEMS, from, sizeof from, write_elem, &e);
+    return rc == CRAFT_OK && e.left != 0 ? CRAFT_ECORRUPT : rc;
+}
+
 static int write_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
 {
     struct wr *w = ctx;
-    if (klen < 8 || klen > KV_SKEY_MAX || vlen < KV_VAL_HEADER ||
+    struct kv_live l;
+    if (klen < 8 || klen > KV_SKEY_MAX || !kv_live_parse(v, vlen, &l) ||
         vlen - KV_VAL_HEADER > CRAFT_KV_VALUE_BYTES_MAX) {
         return CRAFT_ECORRUPT;
     }
-    uint64_t at = craft_get_u64(v);
+    uint64_t at = l.expire_at;
     if (at != 0 && at <= w->now) {
         return CRAFT_OK; /* expired, not yet swept */
+    }
+    if (l.type != KV_TYPE_STRING) {
+        return write_coll(w, k, klen, &l);
     }
     uint8_t h[1 + 8 + 4 + 4];
     h[0] = TAG_KEY;
@@ -203,7 +268,9 @@ int craft_kv_snap_write(struct craft_kv_snap *snap, craft_kv_write_fn write, voi
                    .ctx = ctx,
                    .crc = crc32(0L, Z_NULL, 0),
                    .now = snap->m.now,
-                   .idle_ms = snap->idle_ms};
+                   .idle_ms = snap->idle_ms,
+                   .o = snap->s->ops,
+                   .t = snap->t};
     w.buf = malloc(IO_BUF_BYTES);
     if (w.buf == NULL) {
         return CRAFT_ENOMEM;
@@ -341,6 +408,18 @@ struct loader {
     bool have_view;
 };
 
+/* The key of a KEY or COLL record: after the one before it in stored-key order. */
+static int key_in_order(struct loader *l, const uint8_t *sk, size_t sklen)
+{
+    if (l->have_prev && kv_skey_cmp(l->prev, l->prev_len, sk, sklen) >= 0) {
+        return CRAFT_ECORRUPT; /* out of order or repeated */
+    }
+    memcpy(l->prev, sk, sklen);
+    l->prev_len = sklen;
+    l->have_prev = true;
+    return CRAFT_OK;
+}
+
 static int load_key(struct loader *l)
 {
     uint8_t h[16];
@@ -351,7 +430,7 @@ static int load_key(struct loader *l)
     uint64_t at = craft_get_u64(h);
     uint32_t klen = craft_get_u32(h + 8), vlen = craft_get_u32(h + 12);
     if (klen > CRAFT_KV_KEY_BYTES_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX ||
-        (at != 0 && at <= l->m.now)) {
+        at > (uint64_t)INT64_MAX || (at != 0 && at <= l->m.now)) {
         return CRAFT_ECORRUPT;
     }
     /* rec: stored key, then the DATA value (expire_at | value). */
@@ -365,14 +444,88 @@ static int load_key(struct loader *l)
     }
     kv_put_be64(sk, kv_key_hash(sk + 8, klen));
     size_t sklen = 8 + klen;
-    if (l->have_prev && kv_skey_cmp(l->prev, l->prev_len, sk, sklen) >= 0) {
-        return CRAFT_ECORRUPT; /* out of order or repeated */
+    rc = key_in_order(l, sk, sklen);
+    if (rc != CRAFT_OK) {
+        return rc;
     }
-    memcpy(l->prev, sk, sklen);
-    l->prev_len = sklen;
-    l->have_prev = true;
     craft_put_u64(val, at);
     rc = l->o->put(l->t, CRAFT_KV_TABLE_DATA, sk, sklen, val, KV_VAL_HEADER + vlen);
+    if (rc == CRAFT_OK && at != 0) {
+        uint8_t x[KV_XKEY_MAX];
+        kv_put_be64(x, at);
+        memcpy(x + 8, sk, sklen);
+        rc = l->o->put(l->t, CRAFT_KV_TABLE_EXPIRES, x, 8 + sklen, NULL, 0);
+    }
+    l->m.n_keys++;
+    return rc;
+}
+
+static int load_coll(struct loader *l)
+{
+    uint8_t h[8 + 1 + 4 + 8 + 8];
+    int rc = rd_exact(&l->r, h, sizeof h);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    struct kv_coll c = {.type = h[8], .count = craft_get_u64(h + 13),
+                        .version = craft_get_u64(h + 21)};
+    uint64_t at = craft_get_u64(h);
+    uint32_t klen = craft_get_u32(h + 9);
+    if (klen > CRAFT_KV_KEY_BYTES_MAX || (c.type != KV_TYPE_HASH && c.type != KV_TYPE_SET) ||
+        c.count == 0 || at > (uint64_t)INT64_MAX || (at != 0 && at <= l->m.now)) {
+        return CRAFT_ECORRUPT;
+    }
+    uint8_t sk[KV_SKEY_MAX];
+    rc = rd_exact(&l->r, sk + 8, klen);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    kv_put_be64(sk, kv_key_hash(sk + 8, klen));
+    size_t sklen = 8 + klen;
+    rc = key_in_order(l, sk, sklen);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    /* A new id in this store: ids are the store's own (kv_internal.h). */
+    if (l->m.coll_next == 0) {
+        l->m.coll_next = 1;
+    }
+    c.id = l->m.coll_next++;
+    uint8_t prev[KV_EKEY_MAX];
+    size_t prev_len = 0;
+    uint8_t *ek = l->rec, *ev = l->rec + KV_EKEY_MAX;
+    for (uint64_t i = 0; i < c.count; i++) {
+        uint8_t eh[8];
+        rc = rd_exact(&l->r, eh, sizeof eh);
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+        uint32_t flen = craft_get_u32(eh), vlen = craft_get_u32(eh + 4);
+        if (flen > CRAFT_KV_FIELD_BYTES_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX ||
+            (c.type == KV_TYPE_SET && vlen != 0)) {
+            return CRAFT_ECORRUPT;
+        }
+        rc = rd_exact(&l->r, ev, flen);
+        if (rc == CRAFT_OK) {
+            size_t eklen = kv_ekey(c.id, ev, flen, ek);
+            if (i > 0 && kv_skey_cmp(prev, prev_len, ek, eklen) >= 0) {
+                return CRAFT_ECORRUPT; /* elements out of order or repeated */
+            }
+            memcpy(prev, ek, eklen);
+            prev_len = eklen;
+            rc = rd_exact(&l->r, ev, vlen);
+            if (rc == CRAFT_OK) {
+                rc = l->o->put(l->t, CRAFT_KV_TABLE_ELEMS, ek, eklen, ev, vlen);
+            }
+        }
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+    }
+    uint8_t val[KV_VAL_HEADER + KV_COLL_HEADER];
+    craft_put_u64(val, at | KV_COLL_BIT);
+    kv_coll_put(val + KV_VAL_HEADER, &c);
+    rc = l->o->put(l->t, CRAFT_KV_TABLE_DATA, sk, sklen, val, sizeof val);
     if (rc == CRAFT_OK && at != 0) {
         uint8_t x[KV_XKEY_MAX];
         kv_put_be64(x, at);
@@ -550,6 +703,9 @@ static int load(struct loader *l)
         }
         if (tag == TAG_KEY && l->n_sessions == 0 && l->n_members == 0) {
             rc = load_key(l);
+        } else if (tag == TAG_COLL && l->n_sessions == 0 && l->n_members == 0 &&
+                   l->version >= SNAP_VERSION) {
+            rc = load_coll(l);
         } else if (tag == TAG_SESSION && l->n_members == 0) {
             rc = load_session(l);
         } else if (tag == TAG_MEMBER && l->version != SNAP_VERSION_V1) {
@@ -578,6 +734,7 @@ int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx
     l->shard_gid = sm->shard_gid;
     l->r.buf = malloc(IO_BUF_BYTES);
     l->rec = malloc(KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX);
+    _Static_assert(KV_EKEY_MAX <= KV_SKEY_MAX + KV_VAL_HEADER, "an element fits rec");
     _Static_assert(KV_SESSION_BYTES_MAX <= KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX,
                    "a session record fits rec");
     int rc = l->r.buf != NULL && l->rec != NULL ? CRAFT_OK : CRAFT_ENOMEM;
@@ -602,6 +759,7 @@ int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx
         sm->applied = l->m.applied;
         sm->now = l->m.now;
         sm->n_keys = l->m.n_keys;
+        sm->coll_next = l->m.coll_next;
         if (sm->view != NULL) {
             *sm->view = *l->view;
             sm->view_stored = true;

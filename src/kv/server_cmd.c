@@ -350,6 +350,23 @@ static void store_err(struct craft_resp_buf *out, int rc)
     craft_resp_append_errorf(out, "ERR storage error: %s", craft_strerror(rc));
 }
 
+/* After a string read found no string: true (answered) if the key holds another type. */
+static bool wrong_type(struct craft_kv_read *r, const struct craft_resp_arg *key,
+                       struct craft_resp_buf *out)
+{
+    const char *type;
+    int rc = craft_kv_read_type(r, (const uint8_t *)key->data, key->len, &type);
+    if (rc != CRAFT_OK) {
+        store_err(out, rc);
+        return true;
+    }
+    if (strcmp(type, "none") != 0) {
+        craft_resp_append_error(out, CRAFT_KV_ERR_WRONGTYPE);
+        return true;
+    }
+    return false;
+}
+
 static void r_get(struct craft_kv_read *r, size_t argc,
                   const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
@@ -359,9 +376,9 @@ static void r_get(struct craft_kv_read *r, size_t argc,
     int rc = craft_kv_read_get(r, (const uint8_t *)argv[1].data, argv[1].len, &v, &n);
     if (rc == CRAFT_OK)
         craft_resp_append_bulk(out, v, n);
-    else if (rc == CRAFT_ENOTFOUND)
+    else if (rc == CRAFT_ENOTFOUND && !wrong_type(r, &argv[1], out))
         craft_resp_append_null_bulk(out);
-    else
+    else if (rc != CRAFT_ENOTFOUND)
         store_err(out, rc);
 }
 
@@ -384,15 +401,13 @@ static void r_exists(struct craft_kv_read *r, size_t argc,
 {
     int64_t n = 0;
     for (size_t i = 1; i < argc; i++) {
-        const uint8_t *v;
-        size_t len;
-        int rc = craft_kv_read_get(r, (const uint8_t *)argv[i].data, argv[i].len, &v, &len);
-        if (rc == CRAFT_OK)
-            n++;
-        else if (rc != CRAFT_ENOTFOUND) {
+        const char *type;
+        int rc = craft_kv_read_type(r, (const uint8_t *)argv[i].data, argv[i].len, &type);
+        if (rc != CRAFT_OK) {
             store_err(out, rc);
             return;
         }
+        n += strcmp(type, "none") != 0;
     }
     craft_resp_append_int(out, n);
 }
@@ -404,9 +419,11 @@ static void r_strlen(struct craft_kv_read *r, size_t argc,
     const uint8_t *v;
     size_t n = 0;
     int rc = craft_kv_read_get(r, (const uint8_t *)argv[1].data, argv[1].len, &v, &n);
-    if (rc == CRAFT_OK || rc == CRAFT_ENOTFOUND)
-        craft_resp_append_int(out, rc == CRAFT_OK ? (int64_t)n : 0);
-    else
+    if (rc == CRAFT_OK)
+        craft_resp_append_int(out, (int64_t)n);
+    else if (rc == CRAFT_ENOTFOUND && !wrong_type(r, &argv[1], out))
+        craft_resp_append_int(out, 0);
+    else if (rc != CRAFT_ENOTFOUND)
         store_err(out, rc);
 }
 
@@ -414,11 +431,10 @@ static void r_type(struct craft_kv_read *r, size_t argc,
                    const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
     (void)argc;
-    const uint8_t *v;
-    size_t n;
-    int rc = craft_kv_read_get(r, (const uint8_t *)argv[1].data, argv[1].len, &v, &n);
-    if (rc == CRAFT_OK || rc == CRAFT_ENOTFOUND)
-        craft_resp_append_simple(out, rc == CRAFT_OK ? "string" : "none");
+    const char *type;
+    int rc = craft_kv_read_type(r, (const uint8_t *)argv[1].data, argv[1].len, &type);
+    if (rc == CRAFT_OK)
+        craft_resp_append_simple(out, type);
     else
         store_err(out, rc);
 }
@@ -462,14 +478,11 @@ static void r_dbsize(struct craft_kv_read *r, size_t argc,
 struct scan_ctx {
     struct craft_resp_buf keys;
     size_t n;
-    bool none; /* TYPE other than string: match nothing */
 };
 
 static int scan_emit(void *ctx, const uint8_t *key, size_t klen)
 {
     struct scan_ctx *sc = ctx;
-    if (sc->none)
-        return CRAFT_OK;
     if (craft_resp_append_bulk(&sc->keys, key, klen) != CRAFT_OK)
         return CRAFT_ENOMEM;
     sc->n++;
@@ -495,6 +508,7 @@ static void r_scan(struct craft_kv_read *r, size_t argc,
         }
     }
     const struct craft_resp_arg *pat = NULL;
+    const char *type = NULL;
     struct scan_ctx sc = {0};
     for (size_t i = 2; i < argc; i += 2) {
         if (i + 1 >= argc) {
@@ -513,15 +527,21 @@ static void r_scan(struct craft_kv_read *r, size_t argc,
                 return;
             }
         } else if (craftkv_arg_is(&argv[i], "TYPE")) {
-            sc.none = !craftkv_arg_is(&argv[i + 1], "string");
+            /* Redis's names; a type craftkv does not have (list, zset, stream) matches no key. */
+            static const char *const types[] = {"string", "hash", "set"};
+            type = "-";
+            for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+                if (craftkv_arg_is(&argv[i + 1], types[t]))
+                    type = types[t];
         } else {
             craft_resp_append_error(out, ERR_SYNTAX);
             return;
         }
     }
     uint64_t next = 0;
-    int rc = craft_kv_read_scan(r, ucur, pat ? (const uint8_t *)pat->data : NULL,
-                                pat ? pat->len : 0, (size_t)count, scan_emit, &sc, &next);
+    int rc = craft_kv_read_scan_type(r, ucur, pat ? (const uint8_t *)pat->data : NULL,
+                                     pat ? pat->len : 0, (size_t)count, type, scan_emit, &sc,
+                                     &next);
     if (rc != CRAFT_OK) {
         store_err(out, rc);
     } else {
@@ -725,6 +745,11 @@ static void build_read(const struct craftkv_cmd_def *d, size_t argc,
                        const struct craft_resp_arg *argv, struct craft_kv_cmd *c,
                        struct craft_kv_bytes *items)
 {
+    if (craft_kv_op_is_coll(d->multi_op)) {
+        static _Thread_local uint8_t seed_buf[8]; /* SRANDMEMBER's, until encoded */
+        craftkv_coll_build_read(d->multi_op, argc, argv, c, items, seed_buf);
+        return;
+    }
     c->op = d->multi_op;
     if (d->keys == K_ALL) {
         c->n = (uint32_t)(argc - 1);
@@ -748,7 +773,19 @@ static int build_queued(const struct craftkv_cmd_def *d, size_t argc,
             craft_resp_append_error(out, "ERR too many keys in one command");
             return -1;
         }
-        for (size_t i = 1; i < argc; i++) {
+        if (craft_kv_op_is_coll(d->multi_op)) {
+            uint8_t seed_buf[8];
+            struct craft_kv_cmd cc = {0};
+            craftkv_coll_build_read(d->multi_op, argc, argv, &cc, items, seed_buf);
+            const char *err = craft_kv_coll_check(cc.op, cc.n, cc.args);
+            if (err == NULL && argv[1].len > CRAFT_KV_KEY_BYTES_MAX)
+                err = "ERR key too long for a transaction";
+            if (err != NULL) {
+                craft_resp_append_error(out, err);
+                return -1;
+            }
+        }
+        for (size_t i = 1; i < argc && !craft_kv_op_is_coll(d->multi_op); i++) {
             if (argv[i].len > CRAFT_KV_KEY_BYTES_MAX) {
                 /* No such key can exist, but a MULTI's read carries its key in the log. */
                 craft_resp_append_errorf(out, "ERR key too long for a transaction (keys up "
@@ -889,6 +926,9 @@ static int w_endsession(size_t argc, const struct craft_resp_arg *argv, uint64_t
 #define MREAD(n, a, f, k, op) {n, a, CRAFTKV_READ, NULL, f, NULL, NULL, k, op}
 #define WRITE(n, a, f, k) {n, a, CRAFTKV_WRITE, NULL, NULL, f, NULL, k, 0}
 #define ADMIN(n, a, f)    {n, a, CRAFTKV_ADMIN, NULL, NULL, NULL, f, K_NONE, 0}
+/* The hashes and sets (server_coll.c): the state machine's op in multi_op. */
+#define CWRITE(n, a, op)  {n, a, CRAFTKV_WRITE, NULL, NULL, craftkv_w_coll, NULL, K_ONE, op}
+#define CREAD(n, a, k, op) {n, a, CRAFTKV_READ, NULL, craftkv_r_coll, NULL, NULL, k, op}
 
 static const struct craftkv_cmd_def table[] = {
     LOCAL("ping", -1, l_ping),
@@ -938,6 +978,32 @@ static const struct craftkv_cmd_def table[] = {
     WRITE("persist", 2, w_persist, K_ONE),
     WRITE("flushall", -1, w_flushall, K_NONE),
     WRITE("flushdb", -1, w_flushall, K_NONE),
+    CWRITE("hset", -4, CRAFT_KV_OP_HSET),
+    CWRITE("hmset", -4, CRAFT_KV_OP_HMSET),
+    CWRITE("hsetnx", 4, CRAFT_KV_OP_HSETNX),
+    CWRITE("hdel", -3, CRAFT_KV_OP_HDEL),
+    CWRITE("hincrby", 4, CRAFT_KV_OP_HINCRBY),
+    CREAD("hget", 3, K_ONE, CRAFT_KV_OP_HGET),
+    CREAD("hmget", -3, K_ONE, CRAFT_KV_OP_HMGET),
+    CREAD("hgetall", 2, K_ONE, CRAFT_KV_OP_HGETALL),
+    CREAD("hkeys", 2, K_ONE, CRAFT_KV_OP_HKEYS),
+    CREAD("hvals", 2, K_ONE, CRAFT_KV_OP_HVALS),
+    CREAD("hlen", 2, K_ONE, CRAFT_KV_OP_HLEN),
+    CREAD("hexists", 3, K_ONE, CRAFT_KV_OP_HEXISTS),
+    CREAD("hstrlen", 3, K_ONE, CRAFT_KV_OP_HSTRLEN),
+    CREAD("hscan", -3, K_ONE, CRAFT_KV_OP_HSCAN),
+    CWRITE("sadd", -3, CRAFT_KV_OP_SADD),
+    CWRITE("srem", -3, CRAFT_KV_OP_SREM),
+    CWRITE("spop", -2, CRAFT_KV_OP_SPOP),
+    CREAD("sismember", 3, K_ONE, CRAFT_KV_OP_SISMEMBER),
+    CREAD("smismember", -3, K_ONE, CRAFT_KV_OP_SMISMEMBER),
+    CREAD("smembers", 2, K_ONE, CRAFT_KV_OP_SMEMBERS),
+    CREAD("scard", 2, K_ONE, CRAFT_KV_OP_SCARD),
+    CREAD("srandmember", -2, K_ONE, CRAFT_KV_OP_SRANDMEMBER),
+    CREAD("sscan", -3, K_ONE, CRAFT_KV_OP_SSCAN),
+    CREAD("sinter", -2, K_ALL, CRAFT_KV_OP_SINTER),
+    CREAD("sunion", -2, K_ALL, CRAFT_KV_OP_SUNION),
+    CREAD("sdiff", -2, K_ALL, CRAFT_KV_OP_SDIFF),
     WRITE(CRAFTKV_EXEC_CMD, -4, w_exec, K_NONE), /* a transaction's commands (server_multi.c) */
     WRITE(CRAFTKV_ENDSESSION_CMD, 1, w_endsession, K_NONE), /* a closed connection's session */
     /* cluster administration: server_admin.c */
@@ -992,7 +1058,7 @@ size_t craftkv_cmd_index(const struct craftkv_cmd_def *d)
 
 /* Lookup by a hash of the lower-cased name (open addressing): every command the server
  * parses is looked up, and a scan of the table cost a string compare per entry. */
-#define CMD_INDEX_SLOTS 256u /* a power of two, over four times the table */
+#define CMD_INDEX_SLOTS 512u /* a power of two, over four times the table */
 _Static_assert(sizeof table / sizeof table[0] < CMD_INDEX_SLOTS / 4, "the index stays sparse");
 static uint8_t cmd_index[CMD_INDEX_SLOTS]; /* position in table + 1; 0: empty */
 static pthread_once_t cmd_index_once = PTHREAD_ONCE_INIT;

@@ -460,6 +460,22 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
 /* Redis's reply to EXEC after a queuing error, and to a CRAFT.EXEC that does not build. */
 #define CRAFTKV_ERR_EXECABORT "EXECABORT Transaction discarded because of previous errors."
 
+/* ---- server_coll.c: the hash and set commands ---- */
+/* The table's write and read functions of every collection command (its op: the entry's
+ * multi_op). */
+int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                   struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out);
+void craftkv_r_coll(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
+                    struct craft_resp_buf *out);
+/* A queued collection read as the MULTI's read op: c points into argv, items (argc
+ * entries) and seed_buf, until encoded. */
+void craftkv_coll_build_read(uint8_t op, size_t argc, const struct craft_resp_arg *argv,
+                             struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                             uint8_t seed_buf[8]);
+
+/* A state machine's answer as RESP (server_write.c). */
+void craftkv_put_result(struct craft_resp_buf *out, const struct craft_kv_result *res);
+
 /* ---- server_multi.c: MULTI, EXEC, DISCARD, WATCH, UNWATCH ---- */
 /* What the connection's transaction did with a command (the loop thread). */
 enum craftkv_multi_step {

@@ -132,20 +132,13 @@ void craftkv_multi_watch(struct craftkv_conn *c, struct craft_kv_read *r, size_t
         return;
     }
     for (size_t i = 1; i < argc; i++) {
-        const uint8_t *val = NULL;
-        size_t len = 0;
-        int64_t at = 0;
-        const uint8_t *key = (const uint8_t *)argv[i].data;
-        int rc = craft_kv_read_get(r, key, argv[i].len, &val, &len);
-        if (rc == CRAFT_OK)
-            rc = craft_kv_read_expire_at(r, key, argv[i].len, &at);
-        if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
+        uint64_t d;
+        int rc = craft_kv_read_watch(r, (const uint8_t *)argv[i].data, argv[i].len, &d);
+        if (rc != CRAFT_OK) {
             w->bytes.len = bytes, w->n_args = n_args, w->n = n;
             craft_resp_append_errorf(out, "ERR storage error: %s", craft_strerror(rc));
             return;
         }
-        bool found = rc == CRAFT_OK;
-        uint64_t d = craft_kv_watch_digest(found, found && at > 0 ? (uint64_t)at : 0, val, len);
         char num[24];
         int k = snprintf(num, sizeof num, "%llu", (unsigned long long)d);
         if (push_to(&w->bytes, &w->args, &w->n_args, &w->cap_args, argv[i].data, argv[i].len) ||

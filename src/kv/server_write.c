@@ -171,7 +171,7 @@ static void put_view(struct craft_resp_buf *out, const struct craft_kv_result_vi
     }
 }
 
-static void put_result(struct craft_resp_buf *out, const struct craft_kv_result *res)
+void craftkv_put_result(struct craft_resp_buf *out, const struct craft_kv_result *res)
 {
     struct craft_kv_result_view v = {.type = res->type, .integer = res->integer,
                                      .len = res->len, .data = res->data};
@@ -316,7 +316,7 @@ static bool collect(struct craftkv_task *head)
             if (res->type == CRAFT_KV_RES_NIL && strcmp(t->def->name, CRAFTKV_EXEC_CMD) == 0)
                 craft_resp_append_null_array(&t->out); /* a WATCHed key changed: *-1 */
             else
-                put_result(&t->out, res);
+                craftkv_put_result(&t->out, res);
             /* A shard group's refusal of a slot it does not serve (not run; with
              * refusal_final its seq is closed there): MOVED with the owner's address;
              * craftkv_reroute_writes decides whether it goes again under a new seq, here

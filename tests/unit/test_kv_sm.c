@@ -437,16 +437,19 @@ static void check_roundtrip(struct craft_kv_cmd c)
     /* Canonical: the decoded command encodes to the same bytes. */
     struct craft_kv_bytes ks[64], vs[64];
     if (d.items != NULL) {
+        const struct craft_kv_bytes *want = craft_kv_op_is_coll(c.op) ? c.args : c.keys;
         size_t off = 0;
         uint32_t n = 0;
         while (n < 64 && craft_kv_cmd_next(&d, &off, &ks[n], &vs[n])) {
-            CHECK(ks[n].len == c.keys[n].len &&
-                  (ks[n].len == 0 || memcmp(ks[n].p, c.keys[n].p, ks[n].len) == 0));
+            CHECK(ks[n].len == want[n].len &&
+                  (ks[n].len == 0 || memcmp(ks[n].p, want[n].p, ks[n].len) == 0));
             n++;
         }
         CHECK(n == d.n && n == c.n);
         d.keys = ks;
         d.values = vs;
+        d.args = ks;
+        CHECK(d.key.len == c.key.len && (d.key.len == 0 || memcmp(d.key.p, c.key.p, d.key.len) == 0));
     }
     uint8_t *q = malloc(size);
     size_t len2 = 0;
@@ -558,7 +561,7 @@ static void test_cmd_encoding(void)
         KV(CRAFT_KV_OP_APPEND, "k", "more"),
         INCRBY("n", INT64_MIN),
         INCRBY("n", -1),
-        EXPIRE("k", CRAFT_KV_EXPIRE_XX | CRAFT_KV_EXPIRE_GT, UINT64_MAX),
+        EXPIRE("k", CRAFT_KV_EXPIRE_XX | CRAFT_KV_EXPIRE_GT, (uint64_t)INT64_MAX),
         K(CRAFT_KV_OP_PERSIST, "k"),
         OP(CRAFT_KV_OP_FLUSHALL),
         OP(CRAFT_KV_OP_NOOP),
@@ -586,6 +589,23 @@ static void test_cmd_encoding(void)
     check_roundtrip(c);
     c = LIST(CRAFT_KV_OP_DEL, del);
     check_roundtrip(c);
+    /* The collection ops: a key and its arguments (none, or many, empty ones too). */
+    struct craft_kv_bytes args[3] = {{(const uint8_t *)"f", 1}, {NULL, 0}, {(const uint8_t *)"v", 1}};
+    c = (struct craft_kv_cmd){.op = CRAFT_KV_OP_HSET, .key = {(const uint8_t *)"h", 1}, .n = 3,
+                              .args = args};
+    check_roundtrip(c);
+    c = (struct craft_kv_cmd){.op = CRAFT_KV_OP_SREM, .key = {(const uint8_t *)"s", 1}, .n = 2,
+                              .args = args};
+    check_roundtrip(c);
+    c = (struct craft_kv_cmd){.op = CRAFT_KV_OP_SPOP, .key = {NULL, 0}, .n = 0};
+    check_roundtrip(c);
+    c.n = 1; /* arguments promised, none given */
+    CHECK(craft_kv_cmd_size(&c) == 0);
+    /* An expiry past INT64_MAX: its top bit marks collections in the store (kv.md). */
+    c = EXPIRE("k", 0, (uint64_t)INT64_MAX + 1);
+    CHECK(craft_kv_cmd_size(&c) == 0);
+    c = SET("k", "v", CRAFT_KV_SET_EXPIRE, UINT64_MAX);
+    CHECK(craft_kv_cmd_size(&c) == 0);
 
     /* Invalid commands are refused by the encoder (craft_kv_cmd_size 0). */
     struct craft_kv_cmd bad[] = {

@@ -1,0 +1,970 @@
+/* craftkv's hashes and sets (kv.md "Data types"): the collection ops, run by apply (writes,
+ * and a MULTI's reads) and by reads, over the key space of one store transaction
+ * (kv_keys.c). Every element is its own store entry, so a change costs one element and the
+ * header, whatever the collection's size. Deterministic: what a command does depends on
+ * its arguments and the state only (SPOP's choice on the seed its proposer drew). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/assert.h"
+#include "base/bytes.h"
+#include "kv/kv_internal.h"
+
+#define ERR_SYNTAX     "ERR syntax error"
+#define ERR_NOT_INT    "ERR value is not an integer or out of range"
+#define ERR_HASH_INT   "ERR hash value is not an integer"
+#define ERR_OVERFLOW   "ERR increment or decrement would overflow"
+#define ERR_POSITIVE   "ERR value is out of range, must be positive"
+#define ERR_CURSOR     "ERR invalid cursor"
+#define ERR_ARGS       "ERR wrong number of arguments"
+#define ERR_FIELD_LONG "ERR field or member too long (up to 480 bytes)"
+_Static_assert(CRAFT_KV_FIELD_BYTES_MAX == 480, "the error text names the limit");
+
+/* ---- arguments ---- */
+
+/* Redis's string2ll: an optional '-', digits without a leading zero, no overflow. */
+static bool parse_i64(struct craft_kv_bytes b, int64_t *out)
+{
+    const uint8_t *p = b.p;
+    size_t len = b.len;
+    if (len == 0 || len > 20) {
+        return false;
+    }
+    if (len == 1 && p[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    bool neg = p[0] == '-';
+    size_t i = neg ? 1 : 0;
+    if (i >= len || p[i] < '1' || p[i] > '9') {
+        return false;
+    }
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return false;
+        }
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1) {
+            return false;
+        }
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX) {
+            return false;
+        }
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+static bool arg_is(struct craft_kv_bytes b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b.len != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = b.p[i];
+        if (ch >= 'a' && ch <= 'z') {
+            ch = (uint8_t)(ch - 32);
+        }
+        if (ch != (uint8_t)s[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* HSCAN / SSCAN's arguments: cursor [MATCH pattern] [COUNT count] [NOVALUES (HSCAN)]. */
+struct scan_args {
+    uint64_t cursor;
+    struct craft_kv_bytes pattern; /* len 0 and p NULL: none */
+    bool has_pattern, novalues;
+    uint64_t count;
+};
+
+static const char *scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
+                              struct scan_args *out)
+{
+    *out = (struct scan_args){.count = 10};
+    if (n < 1) {
+        return ERR_ARGS;
+    }
+    uint64_t cur = 0;
+    if (a[0].len == 0 || a[0].len > 20) {
+        return ERR_CURSOR;
+    }
+    for (size_t i = 0; i < a[0].len; i++) {
+        unsigned d = (unsigned)(a[0].p[i] - '0');
+        if (a[0].p[i] < '0' || a[0].p[i] > '9' || cur > (UINT64_MAX - d) / 10) {
+            return ERR_CURSOR;
+        }
+        cur = cur * 10 + d;
+    }
+    out->cursor = cur;
+    for (size_t i = 1; i < n;) {
+        if (op == CRAFT_KV_OP_HSCAN && arg_is(a[i], "NOVALUES")) {
+            out->novalues = true;
+            i++;
+            continue;
+        }
+        if (i + 1 >= n) {
+            return ERR_SYNTAX;
+        }
+        if (arg_is(a[i], "MATCH")) {
+            out->pattern = a[i + 1];
+            out->has_pattern = true;
+        } else if (arg_is(a[i], "COUNT")) {
+            int64_t c;
+            if (!parse_i64(a[i + 1], &c)) {
+                return ERR_NOT_INT;
+            }
+            if (c < 1) {
+                return ERR_SYNTAX;
+            }
+            out->count = (uint64_t)c;
+        } else {
+            return ERR_SYNTAX;
+        }
+        i += 2;
+    }
+    return NULL;
+}
+
+/* SPOP and SRANDMEMBER: [count] seed (8 bytes, the proposer's). */
+static const char *pick_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
+                              bool *has_count, int64_t *count, uint64_t *seed)
+{
+    if (n < 1 || n > 2 || a[n - 1].len != 8) {
+        return ERR_ARGS;
+    }
+    *seed = craft_get_u64(a[n - 1].p);
+    *has_count = n == 2;
+    *count = 1;
+    if (n == 2) {
+        if (!parse_i64(a[0], count)) {
+            return ERR_NOT_INT;
+        }
+        if (op == CRAFT_KV_OP_SPOP && *count < 0) {
+            return ERR_POSITIVE;
+        }
+        if (*count == INT64_MIN) {
+            return ERR_POSITIVE;
+        }
+    }
+    return NULL;
+}
+
+const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
+{
+    int64_t v;
+    bool has;
+    uint64_t seed;
+    struct scan_args sa;
+    switch (op) {
+    case CRAFT_KV_OP_HSET:
+    case CRAFT_KV_OP_HMSET:
+        if (n < 2 || n % 2 != 0) {
+            return ERR_ARGS;
+        }
+        for (size_t i = 0; i < n; i += 2) {
+            if (a[i].len > CRAFT_KV_FIELD_BYTES_MAX) {
+                return ERR_FIELD_LONG;
+            }
+        }
+        return NULL;
+    case CRAFT_KV_OP_HSETNX:
+        return n != 2 ? ERR_ARGS : a[0].len > CRAFT_KV_FIELD_BYTES_MAX ? ERR_FIELD_LONG : NULL;
+    case CRAFT_KV_OP_HINCRBY:
+        if (n != 2) {
+            return ERR_ARGS;
+        }
+        if (a[0].len > CRAFT_KV_FIELD_BYTES_MAX) {
+            return ERR_FIELD_LONG;
+        }
+        return parse_i64(a[1], &v) ? NULL : ERR_NOT_INT;
+    case CRAFT_KV_OP_SADD:
+        for (size_t i = 0; i < n; i++) {
+            if (a[i].len > CRAFT_KV_FIELD_BYTES_MAX) {
+                return ERR_FIELD_LONG;
+            }
+        }
+        return n < 1 ? ERR_ARGS : NULL;
+    case CRAFT_KV_OP_HDEL:
+    case CRAFT_KV_OP_SREM:
+    case CRAFT_KV_OP_HMGET:
+    case CRAFT_KV_OP_SMISMEMBER:
+        return n < 1 ? ERR_ARGS : NULL;
+    case CRAFT_KV_OP_SPOP:
+    case CRAFT_KV_OP_SRANDMEMBER:
+        return pick_parse(op, n, a, &has, &v, &seed);
+    case CRAFT_KV_OP_HGET:
+    case CRAFT_KV_OP_HEXISTS:
+    case CRAFT_KV_OP_HSTRLEN:
+    case CRAFT_KV_OP_SISMEMBER:
+        return n != 1 ? ERR_ARGS : NULL;
+    case CRAFT_KV_OP_HGETALL:
+    case CRAFT_KV_OP_HKEYS:
+    case CRAFT_KV_OP_HVALS:
+    case CRAFT_KV_OP_HLEN:
+    case CRAFT_KV_OP_SMEMBERS:
+    case CRAFT_KV_OP_SCARD:
+        return n != 0 ? ERR_ARGS : NULL;
+    case CRAFT_KV_OP_HSCAN:
+    case CRAFT_KV_OP_SSCAN:
+        return scan_parse(op, n, a, &sa);
+    case CRAFT_KV_OP_SINTER:
+    case CRAFT_KV_OP_SUNION:
+    case CRAFT_KV_OP_SDIFF:
+        return NULL;
+    default:
+        return "ERR unknown collection command";
+    }
+}
+
+/* ---- answers ---- */
+
+/* An array answer being built: elements encoded as kv_sm.c's results, at most max bytes
+ * (past it: over, and nothing more is added). */
+struct arr {
+    uint8_t *buf;
+    size_t len, cap, max;
+    int64_t n;
+    bool over;
+    int rc; /* CRAFT_ENOMEM once an append failed */
+};
+
+static void arr_bytes(struct arr *a, uint8_t type, const uint8_t *p, size_t len)
+{
+    if (a->over || a->rc != CRAFT_OK) {
+        return;
+    }
+    if (a->len + 5 + len > a->max) {
+        a->over = true;
+        return;
+    }
+    a->rc = kv_reserve(&a->buf, &a->cap, a->len + 5 + len);
+    if (a->rc != CRAFT_OK) {
+        return;
+    }
+    a->buf[a->len] = type;
+    craft_put_u32(a->buf + a->len + 1, (uint32_t)len);
+    if (len > 0) {
+        memcpy(a->buf + a->len + 5, p, len);
+    }
+    a->len += 5 + len;
+    a->n++;
+}
+
+static void arr_nil(struct arr *a)
+{
+    if (a->over || a->rc != CRAFT_OK) {
+        return;
+    }
+    if (a->len + 1 > a->max) {
+        a->over = true;
+        return;
+    }
+    a->rc = kv_reserve(&a->buf, &a->cap, a->len + 1);
+    if (a->rc == CRAFT_OK) {
+        a->buf[a->len++] = CRAFT_KV_RES_NIL;
+        a->n++;
+    }
+}
+
+static void arr_int(struct arr *a, int64_t v)
+{
+    if (a->over || a->rc != CRAFT_OK) {
+        return;
+    }
+    if (a->len + 9 > a->max) {
+        a->over = true;
+        return;
+    }
+    a->rc = kv_reserve(&a->buf, &a->cap, a->len + 9);
+    if (a->rc == CRAFT_OK) {
+        a->buf[a->len] = CRAFT_KV_RES_INT;
+        craft_put_u64(a->buf + a->len + 1, (uint64_t)v);
+        a->len += 9;
+        a->n++;
+    }
+}
+
+static int reply(struct craft_kv_result **res, struct craft_kv_result *r)
+{
+    *res = r;
+    return r != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+}
+
+static int res_err(struct craft_kv_result **res, const char *text)
+{
+    return reply(res, kv_result_new(CRAFT_KV_RES_ERR, 0, text, strlen(text)));
+}
+
+static int res_int(struct craft_kv_result **res, int64_t v)
+{
+    return reply(res, kv_result_new(CRAFT_KV_RES_INT, v, NULL, 0));
+}
+
+/* The array as the answer (freeing its buffer), or the error that stopped it. */
+static int arr_done(struct arr *a, int rc, struct craft_kv_result **res)
+{
+    if (rc == CRAFT_OK) {
+        rc = a->rc;
+    }
+    if (rc == CRAFT_OK) {
+        rc = a->over ? res_err(res, CRAFT_KV_ERR_REPLY_LARGE)
+                     : reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, a->n, a->buf, a->len));
+    }
+    free(a->buf);
+    a->buf = NULL;
+    return rc;
+}
+
+/* ---- elements ---- */
+
+static int elem_get(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f, const uint8_t **v,
+                    size_t *vlen)
+{
+    if (f.len > CRAFT_KV_FIELD_BYTES_MAX) {
+        return CRAFT_ENOTFOUND; /* none can have been stored */
+    }
+    uint8_t k[KV_EKEY_MAX];
+    return ks->o->get(ks->t, CRAFT_KV_TABLE_ELEMS, k, kv_ekey(id, f.p, f.len, k), v, vlen);
+}
+
+static int elem_put(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f,
+                    struct craft_kv_bytes v)
+{
+    uint8_t k[KV_EKEY_MAX];
+    return ks->o->put(ks->t, CRAFT_KV_TABLE_ELEMS, k, kv_ekey(id, f.p, f.len, k), v.p, v.len);
+}
+
+/* CRAFT_OK (removed) or CRAFT_ENOTFOUND. */
+static int elem_del(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f)
+{
+    if (f.len > CRAFT_KV_FIELD_BYTES_MAX) {
+        return CRAFT_ENOTFOUND;
+    }
+    uint8_t k[KV_EKEY_MAX];
+    return ks->o->del(ks->t, CRAFT_KV_TABLE_ELEMS, k, kv_ekey(id, f.p, f.len, k));
+}
+
+/* Walks collection id's elements from hash position `from`, in order: fn gets each field
+ * (borrowed for the call) and returns CRAFT_OK, CRAFT_KV_ITER_STOP or an error. */
+typedef int (*elem_fn)(void *ctx, uint64_t hash, struct craft_kv_bytes field,
+                       struct craft_kv_bytes val);
+struct walk {
+    uint64_t id;
+    elem_fn fn;
+    void *ctx;
+};
+
+static int walk_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    struct walk *w = ctx;
+    if (klen < 8 || kv_get_be64(k) != w->id) {
+        return CRAFT_KV_ITER_STOP;
+    }
+    if (klen < 16 || klen > KV_EKEY_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX) {
+        return CRAFT_ECORRUPT;
+    }
+    struct craft_kv_bytes f = {klen > 16 ? k + 16 : NULL, (uint32_t)(klen - 16)};
+    struct craft_kv_bytes val = {vlen > 0 ? v : NULL, (uint32_t)vlen};
+    return w->fn(w->ctx, kv_get_be64(k + 8), f, val);
+}
+
+static int elems_walk(struct kv_space *ks, uint64_t id, uint64_t from, elem_fn fn, void *ctx)
+{
+    uint8_t start[16];
+    kv_put_be64(start, id);
+    kv_put_be64(start + 8, from);
+    struct walk w = {.id = id, .fn = fn, .ctx = ctx};
+    return ks->o->iter(ks->t, CRAFT_KV_TABLE_ELEMS, start, sizeof start, walk_one, &w);
+}
+
+/* ---- the key ---- */
+
+/* The collection of type at key: *k looked up; *wrong if a key of another type is there. */
+static int coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type,
+                     struct kv_keyed *k, bool *wrong)
+{
+    int rc = kv_key_find(ks, key, k);
+    *wrong = rc == CRAFT_OK && k->old.found && k->old.type != type;
+    return rc;
+}
+
+/* After a write's element changes: the header with count, or the key gone at 0. */
+static int coll_commit(struct kv_space *ks, struct kv_keyed *k, struct kv_coll *c)
+{
+    if (c->count == 0) {
+        if (!k->old.found) {
+            return CRAFT_OK;
+        }
+        struct kv_live gone = k->old;
+        gone.coll.count = 0; /* its elements are gone already */
+        return kv_key_remove(ks, k->sk, k->sklen, &gone);
+    }
+    c->version++;
+    return kv_coll_store(ks, k->sk, k->sklen, &k->old, c, k->old.found ? k->old.expire_at : 0);
+}
+
+/* The collection a write works on: the key's, or a new empty one. */
+static struct kv_coll coll_open(struct kv_space *ks, const struct kv_keyed *k, uint8_t type)
+{
+    if (k->old.found) {
+        return k->old.coll;
+    }
+    return (struct kv_coll){.type = type, .id = kv_coll_new_id(ks)};
+}
+
+/* ---- writes ---- */
+
+static int hash_set(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                    const struct craft_kv_bytes *a, struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    struct kv_coll coll = coll_open(ks, &k, KV_TYPE_HASH);
+    int64_t added = 0;
+    if (c->op == CRAFT_KV_OP_HSETNX && k.old.found) {
+        const uint8_t *v;
+        size_t vlen;
+        rc = elem_get(ks, coll.id, a[0], &v, &vlen);
+        if (rc == CRAFT_OK) {
+            return res_int(res, 0);
+        }
+        if (rc != CRAFT_ENOTFOUND) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        const uint8_t *v;
+        size_t vlen;
+        rc = k.old.found || i > 0 ? elem_get(ks, coll.id, a[i], &v, &vlen) : CRAFT_ENOTFOUND;
+        if (rc == CRAFT_ENOTFOUND) {
+            added++;
+            coll.count++;
+        } else if (rc != CRAFT_OK) {
+            return rc;
+        }
+        rc = elem_put(ks, coll.id, a[i], a[i + 1]);
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+    }
+    rc = coll_commit(ks, &k, &coll);
+    if (rc == CRAFT_OK && c->op == CRAFT_KV_OP_HMSET) {
+        return reply(res, kv_result_new(CRAFT_KV_RES_OK, 0, NULL, 0));
+    }
+    return rc != CRAFT_OK ? rc : res_int(res, c->op == CRAFT_KV_OP_HSETNX ? 1 : added);
+}
+
+static int hash_incrby(struct kv_space *ks, const struct craft_kv_cmd *c,
+                       const struct craft_kv_bytes *a, struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    int64_t delta, cur = 0;
+    CRAFT_ASSERT(parse_i64(a[1], &delta)); /* craft_kv_coll_check */
+    struct kv_coll coll = coll_open(ks, &k, KV_TYPE_HASH);
+    const uint8_t *v = NULL;
+    size_t vlen = 0;
+    rc = k.old.found ? elem_get(ks, coll.id, a[0], &v, &vlen) : CRAFT_ENOTFOUND;
+    if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
+        return rc;
+    }
+    bool found = rc == CRAFT_OK;
+    if (found && !parse_i64((struct craft_kv_bytes){v, (uint32_t)vlen}, &cur)) {
+        return res_err(res, ERR_HASH_INT);
+    }
+    if ((delta < 0 && cur < 0 && delta < INT64_MIN - cur) ||
+        (delta > 0 && cur > 0 && delta > INT64_MAX - cur)) {
+        return res_err(res, ERR_OVERFLOW);
+    }
+    cur += delta;
+    char digits[24];
+    int dn = snprintf(digits, sizeof digits, "%" PRId64, cur);
+    CRAFT_ASSERT(dn > 0 && (size_t)dn < sizeof digits);
+    rc = elem_put(ks, coll.id, a[0], (struct craft_kv_bytes){(const uint8_t *)digits, (uint32_t)dn});
+    coll.count += !found;
+    if (rc == CRAFT_OK) {
+        rc = coll_commit(ks, &k, &coll);
+    }
+    return rc != CRAFT_OK ? rc : res_int(res, cur);
+}
+
+static int set_add(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                   const struct craft_kv_bytes *a, struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = coll_find(ks, c->key, KV_TYPE_SET, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    struct kv_coll coll = coll_open(ks, &k, KV_TYPE_SET);
+    int64_t added = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *v;
+        size_t vlen;
+        rc = elem_get(ks, coll.id, a[i], &v, &vlen);
+        if (rc == CRAFT_ENOTFOUND) {
+            rc = elem_put(ks, coll.id, a[i], (struct craft_kv_bytes){NULL, 0});
+            added++;
+            coll.count++;
+        }
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
+    }
+    if (added == 0) {
+        return res_int(res, 0); /* nothing changed: not even the version */
+    }
+    rc = coll_commit(ks, &k, &coll);
+    return rc != CRAFT_OK ? rc : res_int(res, added);
+}
+
+/* HDEL, SREM. */
+static int coll_remove(struct kv_space *ks, const struct craft_kv_cmd *c, uint8_t type, size_t n,
+                       const struct craft_kv_bytes *a, struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = coll_find(ks, c->key, type, &k, &wrong);
+    if (rc != CRAFT_OK || wrong || !k.old.found) {
+        return rc != CRAFT_OK ? rc : wrong ? res_err(res, CRAFT_KV_ERR_WRONGTYPE) : res_int(res, 0);
+    }
+    struct kv_coll coll = k.old.coll;
+    int64_t removed = 0;
+    for (size_t i = 0; i < n && coll.count > 0; i++) {
+        rc = elem_del(ks, coll.id, a[i]);
+        if (rc == CRAFT_OK) {
+            removed++;
+            coll.count--;
+        } else if (rc != CRAFT_ENOTFOUND) {
+            return rc;
+        }
+    }
+    if (removed == 0) {
+        return res_int(res, 0);
+    }
+    rc = coll_commit(ks, &k, &coll);
+    return rc != CRAFT_OK ? rc : res_int(res, removed);
+}
+
+/* ---- picking members (SPOP, SRANDMEMBER) ----
+ *
+ * The seed is a position in the collection's hash order: the members are taken from the
+ * first at or after it, on in order, wrapping round. With a negative count (SRANDMEMBER:
+ * repeats allowed) each pick draws its own position from the seed. */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15u;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
+struct take {
+    struct arr *out;       /* the members, as bulk strings */
+    uint8_t (*keys)[KV_EKEY_MAX - 16]; /* SPOP: copies of the fields, to delete after */
+    size_t *lens;
+    uint64_t want, n;
+    uint64_t stop_at; /* the second pass stops at this position */
+    bool second;
+};
+
+static int take_one(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct craft_kv_bytes v)
+{
+    (void)v;
+    struct take *t = ctx;
+    if (t->n == t->want || (t->second && hash >= t->stop_at)) {
+        return CRAFT_KV_ITER_STOP;
+    }
+    arr_bytes(t->out, CRAFT_KV_RES_BULK, f.p, f.len);
+    if (t->keys != NULL) {
+        memcpy(t->keys[t->n], f.p, f.len);
+        t->lens[t->n] = f.len;
+    }
+    t->n++;
+    return CRAFT_OK;
+}
+
+/* want distinct members from position `from`, in order, wrapping once. */
+static int take_from(struct kv_space *ks, uint64_t id, uint64_t from, struct take *t)
+{
+    t->second = false;
+    int rc = elems_walk(ks, id, from, take_one, t);
+    if (rc == CRAFT_OK && t->n < t->want && from != 0) {
+        t->second = true;
+        t->stop_at = from;
+        rc = elems_walk(ks, id, 0, take_one, t);
+    }
+    return rc;
+}
+
+static int set_pick(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                    const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
+{
+    bool has_count;
+    int64_t count;
+    uint64_t seed;
+    CRAFT_ASSERT(pick_parse(c->op, n, a, &has_count, &count, &seed) == NULL);
+    bool pop = c->op == CRAFT_KV_OP_SPOP;
+    struct kv_keyed k;
+    bool wrong;
+    int rc = coll_find(ks, c->key, KV_TYPE_SET, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    if (!k.old.found || count == 0) {
+        return has_count ? reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, 0, NULL, 0))
+                         : reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
+    }
+    struct arr out = {.max = budget};
+    struct kv_coll coll = k.old.coll;
+    if (count < 0) {
+        /* SRANDMEMBER with repeats: each pick its own position. */
+        for (int64_t i = 0; rc == CRAFT_OK && i < -count && !out.over && out.rc == CRAFT_OK;
+             i++) {
+            struct take t = {.out = &out, .want = 1};
+            rc = take_from(ks, coll.id, mix64(seed + (uint64_t)i), &t);
+        }
+        return arr_done(&out, rc, res);
+    }
+    uint64_t want = (uint64_t)count < coll.count ? (uint64_t)count : coll.count;
+    struct take t = {.out = &out, .want = want};
+    if (pop) {
+        t.keys = malloc(want * sizeof *t.keys);
+        t.lens = malloc(want * sizeof *t.lens);
+        if (t.keys == NULL || t.lens == NULL) {
+            rc = CRAFT_ENOMEM;
+        }
+    }
+    if (rc == CRAFT_OK) {
+        rc = take_from(ks, coll.id, seed, &t);
+    }
+    if (rc == CRAFT_OK && t.n != want) {
+        rc = CRAFT_ECORRUPT; /* fewer elements than the header counts */
+    }
+    for (uint64_t i = 0; pop && rc == CRAFT_OK && i < t.n; i++) {
+        rc = elem_del(ks, coll.id, (struct craft_kv_bytes){t.keys[i], (uint32_t)t.lens[i]});
+        rc = rc == CRAFT_ENOTFOUND ? CRAFT_ECORRUPT : rc;
+        coll.count--;
+    }
+    if (pop && rc == CRAFT_OK) {
+        rc = coll_commit(ks, &k, &coll);
+    }
+    free(t.keys);
+    free(t.lens);
+    if (!has_count && rc == CRAFT_OK && out.rc == CRAFT_OK && !out.over) {
+        /* One member, as a bulk string. */
+        CRAFT_ASSERT(out.n == 1);
+        rc = reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, out.buf + 5, out.len - 5));
+        free(out.buf);
+        return rc;
+    }
+    return arr_done(&out, rc, res);
+}
+
+/* ---- reads ---- */
+
+struct emit {
+    struct arr *out;
+    bool fields, values;
+    /* SCAN: */
+    uint64_t seen, count, next;
+    bool last_hash_set;
+    uint64_t last_hash;
+    struct craft_kv_bytes pattern;
+    bool has_pattern;
+    uint64_t elements; /* pairs or members added */
+};
+
+static int emit_all(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct craft_kv_bytes v)
+{
+    (void)hash;
+    struct emit *e = ctx;
+    if (e->fields) {
+        arr_bytes(e->out, CRAFT_KV_RES_BULK, f.p, f.len);
+    }
+    if (e->values) {
+        arr_bytes(e->out, CRAFT_KV_RES_BULK, v.p, v.len);
+    }
+    return e->out->over || e->out->rc != CRAFT_OK ? CRAFT_KV_ITER_STOP : CRAFT_OK;
+}
+
+/* HSCAN / SSCAN: about count elements from the cursor, then those sharing the last one's
+ * hash, so that the next cursor (the hash of the element after) moves on. */
+static int emit_scan(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct craft_kv_bytes v)
+{
+    struct emit *e = ctx;
+    if (e->seen >= e->count && (!e->last_hash_set || hash != e->last_hash)) {
+        e->next = hash;
+        return CRAFT_KV_ITER_STOP;
+    }
+    e->seen++;
+    e->last_hash_set = true;
+    e->last_hash = hash;
+    if (e->has_pattern && !craft_kv_glob_match(e->pattern.p, e->pattern.len, f.p, f.len)) {
+        return CRAFT_OK;
+    }
+    return emit_all(ctx, hash, f, v);
+}
+
+static int coll_read(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                     const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
+{
+    uint8_t type = c->op >= CRAFT_KV_OP_SISMEMBER ? KV_TYPE_SET : KV_TYPE_HASH;
+    struct kv_keyed k;
+    bool wrong;
+    int rc = coll_find(ks, c->key, type, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    bool found = k.old.found;
+    uint64_t id = found ? k.old.coll.id : 0;
+    const uint8_t *v;
+    size_t vlen;
+    struct arr out = {.max = budget};
+    switch (c->op) {
+    case CRAFT_KV_OP_HLEN:
+    case CRAFT_KV_OP_SCARD:
+        return res_int(res, found ? (int64_t)k.old.coll.count : 0);
+    case CRAFT_KV_OP_HGET:
+    case CRAFT_KV_OP_HEXISTS:
+    case CRAFT_KV_OP_HSTRLEN:
+    case CRAFT_KV_OP_SISMEMBER:
+        rc = found ? elem_get(ks, id, a[0], &v, &vlen) : CRAFT_ENOTFOUND;
+        if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
+            return rc;
+        }
+        if (c->op == CRAFT_KV_OP_HGET) {
+            return reply(res, rc == CRAFT_OK ? kv_result_new(CRAFT_KV_RES_BULK, 0, v, vlen)
+                                             : kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
+        }
+        if (c->op == CRAFT_KV_OP_HSTRLEN) {
+            return res_int(res, rc == CRAFT_OK ? (int64_t)vlen : 0);
+        }
+        return res_int(res, rc == CRAFT_OK);
+    case CRAFT_KV_OP_HMGET:
+    case CRAFT_KV_OP_SMISMEMBER:
+        for (size_t i = 0; i < n && rc == CRAFT_OK; i++) {
+            rc = found ? elem_get(ks, id, a[i], &v, &vlen) : CRAFT_ENOTFOUND;
+            if (rc == CRAFT_OK || rc == CRAFT_ENOTFOUND) {
+                if (c->op == CRAFT_KV_OP_SMISMEMBER) {
+                    arr_int(&out, rc == CRAFT_OK);
+                } else if (rc == CRAFT_OK) {
+                    arr_bytes(&out, CRAFT_KV_RES_BULK, v, vlen);
+                } else {
+                    arr_nil(&out);
+                }
+                rc = CRAFT_OK;
+            }
+        }
+        return arr_done(&out, rc, res);
+    case CRAFT_KV_OP_HGETALL:
+    case CRAFT_KV_OP_HKEYS:
+    case CRAFT_KV_OP_HVALS:
+    case CRAFT_KV_OP_SMEMBERS: {
+        struct emit e = {.out = &out,
+                         .fields = c->op != CRAFT_KV_OP_HVALS,
+                         .values = c->op == CRAFT_KV_OP_HGETALL || c->op == CRAFT_KV_OP_HVALS};
+        rc = found ? elems_walk(ks, id, 0, emit_all, &e) : CRAFT_OK;
+        return arr_done(&out, rc, res);
+    }
+    case CRAFT_KV_OP_HSCAN:
+    case CRAFT_KV_OP_SSCAN: {
+        struct scan_args sa;
+        CRAFT_ASSERT(scan_parse(c->op, n, a, &sa) == NULL);
+        struct emit e = {.out = &out,
+                         .fields = true,
+                         .values = c->op == CRAFT_KV_OP_HSCAN && !sa.novalues,
+                         .count = sa.count,
+                         .pattern = sa.pattern,
+                         .has_pattern = sa.has_pattern};
+        rc = found ? elems_walk(ks, id, sa.cursor, emit_scan, &e) : CRAFT_OK;
+        if (rc == CRAFT_OK && out.rc == CRAFT_OK && !out.over) {
+            /* [cursor, [elements]] */
+            char cur[24];
+            int cn = snprintf(cur, sizeof cur, "%" PRIu64, e.next);
+            struct arr outer = {.max = SIZE_MAX};
+            arr_bytes(&outer, CRAFT_KV_RES_BULK, (const uint8_t *)cur, (size_t)cn);
+            if (outer.rc == CRAFT_OK) {
+                outer.rc = kv_reserve(&outer.buf, &outer.cap, outer.len + 9 + out.len);
+            }
+            if (outer.rc == CRAFT_OK) {
+                outer.buf[outer.len] = CRAFT_KV_RES_ARRAY;
+                craft_put_u32(outer.buf + outer.len + 1, (uint32_t)out.n);
+                craft_put_u32(outer.buf + outer.len + 5, (uint32_t)out.len);
+                if (out.len > 0) {
+                    memcpy(outer.buf + outer.len + 9, out.buf, out.len);
+                }
+                outer.len += 9 + out.len;
+                outer.n++;
+            }
+            free(out.buf);
+            return arr_done(&outer, CRAFT_OK, res);
+        }
+        return arr_done(&out, rc, res);
+    }
+    case CRAFT_KV_OP_SRANDMEMBER:
+        return set_pick(ks, c, n, a, budget, res);
+    default:
+        CRAFT_UNREACHABLE();
+    }
+}
+
+/* SINTER SUNION SDIFF: the first set's members (each set's, for SUNION) kept or dropped by
+ * membership in the others. */
+struct combine {
+    struct kv_space *ks;
+    struct arr *out;
+    uint8_t op;
+    const uint64_t *ids; /* the sets' ids, 0 for a missing key */
+    size_t n_sets, self;
+};
+
+static int combine_one(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct craft_kv_bytes v)
+{
+    (void)hash, (void)v;
+    struct combine *m = ctx;
+    bool keep = true;
+    for (size_t j = 0; j < m->n_sets && keep; j++) {
+        if (j == m->self || (m->op == CRAFT_KV_OP_SUNION && j > m->self)) {
+            continue;
+        }
+        const uint8_t *p;
+        size_t plen;
+        int rc = m->ids[j] != 0 ? elem_get(m->ks, m->ids[j], f, &p, &plen) : CRAFT_ENOTFOUND;
+        if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
+            return rc;
+        }
+        bool in = rc == CRAFT_OK;
+        /* SINTER: in every other; SDIFF: in none of the others; SUNION: not already
+         * emitted from an earlier set. */
+        keep = m->op == CRAFT_KV_OP_SINTER ? in : !in;
+    }
+    if (keep) {
+        arr_bytes(m->out, CRAFT_KV_RES_BULK, f.p, f.len);
+    }
+    return m->out->over || m->out->rc != CRAFT_OK ? CRAFT_KV_ITER_STOP : CRAFT_OK;
+}
+
+static int set_combine(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                       const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
+{
+    size_t n_sets = n + 1;
+    uint64_t *ids = calloc(n_sets, sizeof *ids);
+    if (ids == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    int rc = CRAFT_OK;
+    bool any_missing = false;
+    for (size_t i = 0; i < n_sets && rc == CRAFT_OK; i++) {
+        struct kv_keyed k;
+        bool wrong;
+        rc = coll_find(ks, i == 0 ? c->key : a[i - 1], KV_TYPE_SET, &k, &wrong);
+        if (rc == CRAFT_OK && wrong) {
+            free(ids);
+            return res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+        }
+        ids[i] = rc == CRAFT_OK && k.old.found ? k.old.coll.id : 0;
+        any_missing = any_missing || ids[i] == 0;
+    }
+    struct arr out = {.max = budget};
+    struct combine m = {.ks = ks, .out = &out, .op = c->op, .ids = ids, .n_sets = n_sets};
+    size_t sources = c->op == CRAFT_KV_OP_SUNION ? n_sets : 1;
+    if (c->op == CRAFT_KV_OP_SINTER && any_missing) {
+        sources = 0; /* an empty set in the intersection */
+    }
+    for (size_t i = 0; i < sources && rc == CRAFT_OK && !out.over && out.rc == CRAFT_OK; i++) {
+        m.self = i;
+        rc = ids[i] != 0 ? elems_walk(ks, ids[i], 0, combine_one, &m) : CRAFT_OK;
+    }
+    free(ids);
+    return arr_done(&out, rc, res);
+}
+
+int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budget,
+                 struct craft_kv_result **res)
+{
+    CRAFT_ASSERT(craft_kv_op_is_coll(c->op));
+    CRAFT_ASSERT(ks->write || craft_kv_op_is_read(c->op));
+    *res = NULL;
+    struct craft_kv_bytes *a = c->n > 0 ? malloc(c->n * sizeof *a) : NULL;
+    if (c->n > 0 && a == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    if (c->args != NULL) {
+        memcpy(a, c->args, c->n * sizeof *a);
+    } else {
+        size_t off = 0;
+        for (uint32_t i = 0; i < c->n; i++) {
+            bool more = craft_kv_cmd_next(c, &off, &a[i], NULL);
+            CRAFT_ASSERT(more);
+        }
+    }
+    size_t n = c->n;
+    int rc;
+    const char *err = craft_kv_coll_check(c->op, n, a);
+    if (err != NULL) {
+        /* The proposer checks first: only a command it did not make gets here. */
+        rc = res_err(res, err);
+    } else {
+        switch (c->op) {
+        case CRAFT_KV_OP_HSET:
+        case CRAFT_KV_OP_HMSET:
+        case CRAFT_KV_OP_HSETNX:
+            rc = hash_set(ks, c, n, a, res);
+            break;
+        case CRAFT_KV_OP_HINCRBY:
+            rc = hash_incrby(ks, c, a, res);
+            break;
+        case CRAFT_KV_OP_HDEL:
+            rc = coll_remove(ks, c, KV_TYPE_HASH, n, a, res);
+            break;
+        case CRAFT_KV_OP_SADD:
+            rc = set_add(ks, c, n, a, res);
+            break;
+        case CRAFT_KV_OP_SREM:
+            rc = coll_remove(ks, c, KV_TYPE_SET, n, a, res);
+            break;
+        case CRAFT_KV_OP_SPOP:
+            rc = set_pick(ks, c, n, a, budget, res);
+            break;
+        case CRAFT_KV_OP_SINTER:
+        case CRAFT_KV_OP_SUNION:
+        case CRAFT_KV_OP_SDIFF:
+            rc = set_combine(ks, c, n, a, budget, res);
+            break;
+        default:
+            rc = coll_read(ks, c, n, a, budget, res);
+            break;
+        }
+    }
+    free(a);
+    if (rc != CRAFT_OK && *res != NULL) {
+        craft_kv_result_free(*res);
+        *res = NULL;
+    }
+    return rc;
+}

@@ -1,0 +1,99 @@
+/* craftkv: the hash and set commands' Redis syntax (kv.md "Data types"). Each is the state
+ * machine's collection op with the Redis arguments after its key, checked here as the
+ * state machine checks them (craft_kv_coll_check) before a write is proposed; SPOP's and
+ * SRANDMEMBER's random choice is a seed drawn here, so replicas pick the same members.
+ * Writes go through the write pipeline, reads run on a read after their barrier. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "kv/server_internal.h"
+
+/* The op of the table entry named argv[0] (its multi_op). */
+static uint8_t op_of(const struct craft_resp_arg *name)
+{
+    const struct craftkv_cmd_def *d = craftkv_cmd_find(name->data, name->len);
+    return d != NULL ? d->multi_op : 0;
+}
+
+static uint64_t seed_draw(void)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed) {
+        seed = (uint64_t)(uintptr_t)&seed ^ craftkv_now_ms(); /* still a position */
+    }
+    return seed;
+}
+
+/* op's command from argv into *c, its arguments in items (argc - 1 entries at least) and
+ * the seed in seed_buf when op draws one: NULL, or the error to answer. */
+static const char *build(uint8_t op, size_t argc, const struct craft_resp_arg *argv,
+                         struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                         uint8_t seed_buf[8])
+{
+    c->op = op;
+    c->key = (struct craft_kv_bytes){(const uint8_t *)argv[1].data, (uint32_t)argv[1].len};
+    size_t n = argc - 2;
+    for (size_t i = 0; i < n; i++)
+        items[i] = (struct craft_kv_bytes){(const uint8_t *)argv[i + 2].data,
+                                           (uint32_t)argv[i + 2].len};
+    if (op == CRAFT_KV_OP_SPOP || op == CRAFT_KV_OP_SRANDMEMBER) {
+        uint64_t seed = seed_draw();
+        memcpy(seed_buf, &seed, 8);
+        items[n++] = (struct craft_kv_bytes){seed_buf, 8};
+    }
+    if (n > CRAFT_KV_ARGS_MAX)
+        return "ERR too many arguments in one command";
+    c->n = (uint32_t)n;
+    c->args = items;
+    return craft_kv_coll_check(op, n, items);
+}
+
+int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                   struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)now;
+    /* c points at the seed until it is encoded, which every caller does before it builds
+     * another command on this thread (server_write.c, CRAFT.EXEC's list). */
+    static _Thread_local uint8_t seed_buf[8];
+    const char *err = build(op_of(&argv[0]), argc, argv, c, items, seed_buf);
+    if (err != NULL) {
+        craft_resp_append_error(out, err);
+        return 0;
+    }
+    return 1;
+}
+
+void craftkv_r_coll(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
+                    struct craft_resp_buf *out)
+{
+    struct craft_kv_bytes *items = malloc((argc + 1) * sizeof *items);
+    if (items == NULL) {
+        craft_resp_append_error(out, "ERR out of memory");
+        return;
+    }
+    struct craft_kv_cmd c = {0};
+    uint8_t seed_buf[8];
+    const char *err = build(op_of(&argv[0]), argc, argv, &c, items, seed_buf);
+    if (err != NULL) {
+        craft_resp_append_error(out, err);
+        free(items);
+        return;
+    }
+    struct craft_kv_result *res = NULL;
+    int rc = craft_kv_read_exec(r, &c, &res);
+    free(items);
+    if (rc != CRAFT_OK) {
+        craft_resp_append_errorf(out, "ERR storage error: %s", craft_strerror(rc));
+        return;
+    }
+    craftkv_put_result(out, res);
+    craft_kv_result_free(res);
+}
+
+void craftkv_coll_build_read(uint8_t op, size_t argc, const struct craft_resp_arg *argv,
+                             struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                             uint8_t seed_buf[8])
+{
+    (void)build(op, argc, argv, c, items, seed_buf); /* checked when it was queued */
+}
