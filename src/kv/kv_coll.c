@@ -914,7 +914,7 @@ int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budge
     if (c->n > 0 && a == NULL) {
         return CRAFT_ENOMEM;
     }
-    if (c->args != NULL) {
+    if (c->args != NULL && c->n > 0) {
         memcpy(a, c->args, c->n * sizeof *a);
     } else {
         size_t off = 0;

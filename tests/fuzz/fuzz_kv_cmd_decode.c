@@ -4,7 +4,8 @@
  * every byte string (keys, values, member addresses) lies inside the input, within its
  * limit, and that re-encodes to exactly the input (the encoding is canonical; version 1
  * exactly when ack is 0, version 3 exactly when refusal_final). Any input, accepted or
- * not, is then applied to an in-memory state machine holding a few keys, a member record
+ * not, is then applied to an in-memory state machine holding a few keys, a hash and a set,
+ * a member record
  * and two sessions, session 1 with seqs 1-3 applied and unacknowledged (a window of three
  * results): apply answers every input (a malformed one with an error result), never
  * fails, and a retry of the same bytes in a session answers the same. In session 1, a seq
@@ -14,7 +15,7 @@
  * The same bytes are also opened as a migration payload (kv_shard.h): refused with
  * CRAFT_ECORRUPT / CRAFT_EVERSION, or accepted with every key and session walked inside the
  * input, in order, each key of a slot in the payload's set, each session record valid,
- * a part (version 2) with keys and no session.
+ * a part (version 2) with keys and no session, a collection's elements as many as it says.
  * ASan/UBSan catch any read outside the input. */
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,21 @@ static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cm
             n++;
         }
         CRAFT_ASSERT(n == c->n && off == c->items_len);
+    } else if (craft_kv_op_is_coll(c->op)) {
+        /* A collection op: its arguments inside the input, each within the value limit. */
+        CRAFT_ASSERT(c->n <= CRAFT_KV_ARGS_MAX && c->items >= data &&
+                     c->items + c->items_len <= data + size);
+        keys = calloc(c->n + 1, sizeof *keys);
+        CRAFT_ASSERT(keys != NULL);
+        size_t off = 0;
+        uint32_t n = 0;
+        while (craft_kv_cmd_next(c, &off, &keys[n], NULL)) {
+            CRAFT_ASSERT(inside(data, size, keys[n]) && keys[n].len <= CRAFT_KV_VALUE_BYTES_MAX);
+            n++;
+            CRAFT_ASSERT(n <= c->n);
+        }
+        CRAFT_ASSERT(n == c->n && off == c->items_len);
+        c->args = keys;
     } else if (c->items != NULL) {
         CRAFT_ASSERT(c->n >= 1 && c->n <= CRAFT_KV_ITEMS_MAX);
         CRAFT_ASSERT(c->items >= data && c->items + c->items_len <= data + size);
@@ -86,11 +102,17 @@ static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cm
     size_t koff = 0;
     uint32_t n_keys = 0;
     while (craft_kv_cmd_next_key(c, &koff, &k)) {
-        CRAFT_ASSERT(inside(data, size, k) && k.len <= CRAFT_KV_KEY_BYTES_MAX);
+        /* A collection op's further keys (SINTER ...) are arguments: the value limit. */
+        CRAFT_ASSERT(inside(data, size, k) &&
+                     k.len <= (n_keys == 0 ? CRAFT_KV_KEY_BYTES_MAX : CRAFT_KV_VALUE_BYTES_MAX));
         n_keys++;
     }
-    CRAFT_ASSERT(c->op == CRAFT_KV_OP_MULTI ? n_keys == 0
-                                            : c->items != NULL ? n_keys == c->n : n_keys <= 1);
+    bool args_keys = c->op == CRAFT_KV_OP_SINTER || c->op == CRAFT_KV_OP_SUNION ||
+                     c->op == CRAFT_KV_OP_SDIFF;
+    CRAFT_ASSERT(c->op == CRAFT_KV_OP_MULTI   ? n_keys == 0
+                 : craft_kv_op_is_coll(c->op) ? n_keys == 1 + (args_keys ? c->n : 0)
+                 : c->items != NULL           ? n_keys == c->n
+                                              : n_keys <= 1);
     CRAFT_ASSERT(craft_kv_cmd_size(c) == size);
     CRAFT_ASSERT(data[0] == (c->ack == 0        ? CRAFT_KV_CMD_VERSION
                              : c->refusal_final ? CRAFT_KV_CMD_VERSION_FINAL
@@ -173,6 +195,22 @@ static void seed_state(struct craft_kv_sm *sm, uint64_t *index)
         CRAFT_ASSERT(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);
         craft_kv_result_free(apply(sm, index, buf, len));
     }
+    /* A hash h {f: 1, g: x} and a set s {m, n}: the collection ops meet elements, and the
+     * string ops WRONGTYPE. */
+    for (int i = 0; i < 2; i++) {
+        struct craft_kv_bytes args[4] = {{(const uint8_t *)"f", 1}, {(const uint8_t *)"1", 1},
+                                         {(const uint8_t *)"g", 1}, {(const uint8_t *)"x", 1}};
+        if (i == 1) {
+            args[0] = (struct craft_kv_bytes){(const uint8_t *)"m", 1};
+            args[1] = (struct craft_kv_bytes){(const uint8_t *)"n", 1};
+        }
+        struct craft_kv_cmd c = {.op = i == 0 ? CRAFT_KV_OP_HSET : CRAFT_KV_OP_SADD,
+                                 .now_ms = 1000,
+                                 .key = {(const uint8_t *)(i == 0 ? "h" : "s"), 1},
+                                 .n = i == 0 ? 4 : 2,
+                                 .args = args};
+        craft_kv_result_free(apply_cmd(sm, index, &c));
+    }
     for (uint64_t s = 1; s <= 2; s++) {
         struct craft_kv_cmd c = {.op = CRAFT_KV_OP_SESSION_OPEN, .now_ms = 1000, .session = s};
         uint8_t buf[64];
@@ -208,6 +246,22 @@ static void payload(const uint8_t *data, size_t size)
     while (kv_payload_next_key(&pl, &off, &k)) {
         CRAFT_ASSERT(k.key >= data && k.val + k.vlen <= data + size);
         CRAFT_ASSERT(craft_slot_set_has(&pl.slots, craft_key_slot(k.key, k.klen)));
+        if (k.coll) {
+            /* A hash or a set: its count of elements, each inside the value, in limits. */
+            struct kv_coll cl;
+            kv_payload_coll_header(k.val, &cl);
+            struct craft_kv_bytes f, v;
+            size_t eoff = KV_PAYLOAD_COLL_HEADER;
+            uint64_t ne = 0;
+            while (kv_payload_coll_next(k.val, k.vlen, &eoff, &f, &v)) {
+                CRAFT_ASSERT(inside(data, size, f) && inside(data, size, v));
+                CRAFT_ASSERT(f.len <= CRAFT_KV_FIELD_BYTES_MAX &&
+                             v.len <= CRAFT_KV_VALUE_BYTES_MAX);
+                CRAFT_ASSERT(cl.type == KV_TYPE_HASH || v.len == 0);
+                ne++;
+            }
+            CRAFT_ASSERT(ne == cl.count && ne > 0 && eoff == k.vlen);
+        }
         n++;
     }
     CRAFT_ASSERT(n == pl.n_keys);

@@ -137,6 +137,40 @@ static int get(struct g *g, const char *k, const char *want)
     return out;
 }
 
+/* A collection read: true if it answers want (a bulk), or 1 (want NULL: an integer). */
+static bool coll_read(struct g *g, uint8_t op, const char *k, const char *arg, const char *want)
+{
+    struct craft_kv_read *r;
+    CRAFT_ASSERT(craft_kv_read_begin(g->sm, &r) == CRAFT_OK);
+    struct craft_kv_bytes a = B(arg != NULL ? arg : "");
+    struct craft_kv_cmd c = {.op = op, .key = B(k), .n = arg != NULL, .args = &a};
+    struct craft_kv_result *res = NULL;
+    bool ok = craft_kv_read_exec(r, &c, &res) == CRAFT_OK;
+    craft_kv_read_end(r);
+    ok = ok && (want != NULL ? res->type == CRAFT_KV_RES_BULK && res->len == strlen(want) &&
+                                   memcmp(res->data, want, res->len) == 0
+                             : res->type == CRAFT_KV_RES_INT && res->integer >= 1);
+    craft_kv_result_free(res);
+    return ok;
+}
+
+static int count_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, size_t vlen)
+{
+    (void)k, (void)klen, (void)v, (void)vlen;
+    (*(uint64_t *)ctx)++;
+    return CRAFT_OK;
+}
+
+static uint64_t elems_stored(struct g *g)
+{
+    struct craft_kv_txn *t;
+    CRAFT_ASSERT(g->st->ops->begin(g->st, false, &t) == CRAFT_OK);
+    uint64_t n = 0;
+    CHECK(g->st->ops->iter(t, CRAFT_KV_TABLE_ELEMS, NULL, 0, count_one, &n) == CRAFT_OK);
+    g->st->ops->abort(t);
+    return n;
+}
+
 static uint8_t slot_state(struct g *g, const char *k)
 {
     struct craft_kv_read *r;
@@ -235,6 +269,15 @@ static void migration(void)
     ex.expire_at = a.now + 60000;
     bool expiring_moves = craft_shard_slot_gid(c2, craft_key_slot((uint8_t *)"{k}e", 4)) == 2;
     CHECK(answers(&a, ex, NULL));
+    /* A hash and a set in a moving slot (a hash tag: go's slot) move with their elements. */
+    char hk[32], sk[32];
+    snprintf(hk, sizeof hk, "{%s}h", go);
+    snprintf(sk, sizeof sk, "{%s}s", go);
+    struct craft_kv_bytes hargs[4] = {B("f1"), B("v1"), B("f2"), B("v2")};
+    CHECK(run_int(&a, (struct craft_kv_cmd){.op = CRAFT_KV_OP_HSET, .key = B(hk), .n = 4,
+                                            .args = hargs}) == 2);
+    CHECK(run_int(&a, (struct craft_kv_cmd){.op = CRAFT_KV_OP_SADD, .key = B(sk), .n = 3,
+                                            .args = hargs}) == 3);
     /* Group 2 owns nothing in configuration 1: MOVED, and its session is not touched. */
     CHECK(answers(&b, SET(go, "no", 0, 0), CRAFT_KV_ERR_MOVED));
 
@@ -267,7 +310,7 @@ static void migration(void)
     CHECK(export(&a, 2, &giving, &payload, &plen) == CRAFT_OK);
     struct kv_payload pl;
     CHECK(kv_payload_open(payload, plen, &pl) == CRAFT_OK);
-    CHECK(pl.n_keys == 2u + expiring_moves && pl.n_sessions == 1);
+    CHECK(pl.n_keys == 4u + expiring_moves && pl.n_sessions == 1);
     /* Damaged payloads are answered with an error and change nothing. */
     for (size_t cut = 0; cut < plen; cut += 97) {
         CHECK(answers(&b, SHARD(CRAFT_KV_OP_SHARD_INSTALL, 2, payload, cut), "ERR"));
@@ -277,6 +320,9 @@ static void migration(void)
     CHECK(answers(&b, SHARD(CRAFT_KV_OP_SHARD_INSTALL, 2, payload, plen), NULL)); /* done */
     CHECK(slot_state(&b, go) == CRAFT_SLOT_NOTIFYING);
     CHECK(get(&b, go, "g") == 1 && get(&b, go2, "1") == 1 && get(&b, stay, NULL) == 0);
+    CHECK(coll_read(&b, CRAFT_KV_OP_HGET, hk, "f2", "v2") &&
+          coll_read(&b, CRAFT_KV_OP_SISMEMBER, sk, "v1", NULL) &&
+          coll_read(&b, CRAFT_KV_OP_SCARD, sk, NULL, NULL));
     if (expiring_moves) {
         struct craft_kv_read *r;
         CRAFT_ASSERT(craft_kv_read_begin(b.sm, &r) == CRAFT_OK);
@@ -319,6 +365,7 @@ static void migration(void)
     CHECK(before == CRAFT_SLOT_GIVING && get(&a, go, "g") == 1);
     CHECK(answers(&a, SHARD(CRAFT_KV_OP_SHARD_DELETE, 2, giving.bits, sizeof giving.bits), NULL));
     CHECK(get(&a, go, NULL) == 0 && get(&a, go2, NULL) == 0 && get(&a, stay, "s2") == 1);
+    CHECK(elems_stored(&a) == 0 && elems_stored(&b) == 5);
     CHECK(slot_state(&a, go) == CRAFT_SLOT_ABSENT);
     uint8_t *none;
     size_t none_len;

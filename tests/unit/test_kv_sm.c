@@ -2054,7 +2054,48 @@ static void gen_workload(uint64_t seed, size_t n, struct cmdlist *out)
         }
         struct craft_kv_cmd c = {.now_ms = now, .key = ks[0], .value = vs[0]};
         uint64_t at = now + craft_prng_range(&p, 0, 1500) - 100;
-        switch (craft_prng_range(&p, 0, 16)) {
+        /* Collection ops' arguments: fields f0..f5 and the values above (numbers, some). */
+        char fbuf[8][8], seed8[8];
+        struct craft_kv_bytes args[9];
+        for (int j = 0; j < 8; j++) {
+            snprintf(fbuf[j], sizeof fbuf[j], "f%u", (unsigned)craft_prng_range(&p, 0, 6));
+            args[j] = (j % 2 == 0) ? B(fbuf[j]) : vs[j];
+        }
+        uint64_t sv = craft_prng_next(&p);
+        memcpy(seed8, &sv, 8);
+        switch (craft_prng_range(&p, 0, 22)) {
+        case 16:
+        case 17: {
+            static const uint8_t ops[] = {CRAFT_KV_OP_HSET, CRAFT_KV_OP_HMSET, CRAFT_KV_OP_HSETNX,
+                                          CRAFT_KV_OP_HINCRBY, CRAFT_KV_OP_HDEL};
+            c.op = ops[craft_prng_range(&p, 0, sizeof ops)];
+            c.n = c.op == CRAFT_KV_OP_HSETNX || c.op == CRAFT_KV_OP_HINCRBY
+                      ? 2
+                      : (uint32_t)(2 * craft_prng_range(&p, 1, 4));
+            c.args = args;
+            if (c.op == CRAFT_KV_OP_HINCRBY) {
+                args[1] = B("3"); /* a number; the field's value may not be */
+            }
+            break;
+        }
+        case 18:
+        case 19:
+        case 20: {
+            static const uint8_t ops[] = {CRAFT_KV_OP_SADD, CRAFT_KV_OP_SADD, CRAFT_KV_OP_SREM,
+                                          CRAFT_KV_OP_SPOP};
+            c.op = ops[craft_prng_range(&p, 0, sizeof ops)];
+            for (int j = 0; j < 8; j++) {
+                args[j] = B(fbuf[j]);
+            }
+            c.n = (uint32_t)craft_prng_range(&p, 1, 6);
+            c.args = args;
+            if (c.op == CRAFT_KV_OP_SPOP) {
+                c.n = craft_prng_chance(&p, 500) ? 1 : 2;
+                args[0] = B(craft_prng_chance(&p, 500) ? "2" : "1");
+                args[c.n - 1] = (struct craft_kv_bytes){(const uint8_t *)seed8, 8};
+            }
+            break;
+        }
         case 0:
         case 1: {
             static const uint8_t flags[] = {
