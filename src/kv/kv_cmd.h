@@ -126,7 +126,7 @@ enum craft_kv_op {
      * (absent, or its value and expiry) still hashes to delta (craft_kv_watch_digest) when
      * the MULTI is applied; otherwise nothing of it runs (Redis's WATCH). */
     CRAFT_KV_OP_WATCH,
-    /* Collections (kv.md "Data types"): hashes and sets. Each carries its key and the
+    /* Collections (kv.md "Data types"): hashes, sets, lists, sorted sets. Each carries its key and the
      * Redis arguments after it as they came (args, below), which the state machine checks
      * as the proposer did (craft_kv_coll_check) and runs; SPOP and SRANDMEMBER carry a
      * 64-bit seed the proposer adds last, so every replica picks the same members. */
@@ -138,6 +138,20 @@ enum craft_kv_op {
     CRAFT_KV_OP_SADD,
     CRAFT_KV_OP_SREM,
     CRAFT_KV_OP_SPOP,
+    CRAFT_KV_OP_LPUSH,
+    CRAFT_KV_OP_RPUSH,
+    CRAFT_KV_OP_LPUSHX,
+    CRAFT_KV_OP_RPUSHX,
+    CRAFT_KV_OP_LPOP,
+    CRAFT_KV_OP_RPOP,
+    CRAFT_KV_OP_LSET,
+    CRAFT_KV_OP_LREM,
+    CRAFT_KV_OP_LTRIM,
+    CRAFT_KV_OP_ZADD,
+    CRAFT_KV_OP_ZINCRBY,
+    CRAFT_KV_OP_ZREM,
+    CRAFT_KV_OP_ZPOPMIN,
+    CRAFT_KV_OP_ZPOPMAX,
     /* Collection reads: outside a MULTI they run on a read (craft_kv_read_exec), never
      * through the log; inside one, as the other reads. */
     CRAFT_KV_OP_HGET,
@@ -158,13 +172,27 @@ enum craft_kv_op {
     CRAFT_KV_OP_SINTER, /* SINTER SUNION SDIFF: args are more keys */
     CRAFT_KV_OP_SUNION,
     CRAFT_KV_OP_SDIFF,
+    CRAFT_KV_OP_LLEN,
+    CRAFT_KV_OP_LRANGE,
+    CRAFT_KV_OP_LINDEX,
+    CRAFT_KV_OP_ZSCORE,
+    CRAFT_KV_OP_ZMSCORE,
+    CRAFT_KV_OP_ZCARD,
+    CRAFT_KV_OP_ZCOUNT,
+    CRAFT_KV_OP_ZRANGE,
+    CRAFT_KV_OP_ZRANGEBYSCORE,
+    CRAFT_KV_OP_ZREVRANGE,
+    CRAFT_KV_OP_ZREVRANGEBYSCORE,
+    CRAFT_KV_OP_ZRANK,
+    CRAFT_KV_OP_ZREVRANK,
+    CRAFT_KV_OP_ZSCAN,
     CRAFT_KV_OP_COUNT_
 };
 
 /* The first and last collection ops, and the first of their reads. */
 #define CRAFT_KV_OP_COLL_FIRST_ CRAFT_KV_OP_HSET
 #define CRAFT_KV_OP_COLL_READ_  CRAFT_KV_OP_HGET
-#define CRAFT_KV_OP_COLL_LAST_  CRAFT_KV_OP_SDIFF
+#define CRAFT_KV_OP_COLL_LAST_  CRAFT_KV_OP_ZSCAN
 
 /* A collection op's arguments after its key: at most this many (HSET's field value pairs,
  * a seed), each at most CRAFT_KV_VALUE_BYTES_MAX bytes. */
@@ -224,7 +252,7 @@ struct craft_kv_cmd {
     const struct craft_kv_bytes *args;
 };
 
-/* True for the collection ops (CRAFT_KV_OP_HSET ... CRAFT_KV_OP_SDIFF). */
+/* True for the collection ops (CRAFT_KV_OP_HSET ... CRAFT_KV_OP_ZSCAN). */
 bool craft_kv_op_is_coll(uint8_t op);
 
 /* True if p[0..len) may be stored as a member's address: 1 to CRAFT_KV_ADDR_BYTES_MAX

@@ -9,7 +9,7 @@
 
 #include "base/assert.h"
 #include "base/bytes.h"
-#include "kv/kv_internal.h"
+#include "kv/kv_coll.h"
 
 #define ERR_SYNTAX     "ERR syntax error"
 #define ERR_NOT_INT    "ERR value is not an integer or out of range"
@@ -24,7 +24,7 @@ _Static_assert(CRAFT_KV_FIELD_BYTES_MAX == 480, "the error text names the limit"
 /* ---- arguments ---- */
 
 /* Redis's string2ll: an optional '-', digits without a leading zero, no overflow. */
-static bool parse_i64(struct craft_kv_bytes b, int64_t *out)
+bool kv_arg_i64(struct craft_kv_bytes b, int64_t *out)
 {
     const uint8_t *p = b.p;
     size_t len = b.len;
@@ -65,7 +65,7 @@ static bool parse_i64(struct craft_kv_bytes b, int64_t *out)
     return true;
 }
 
-static bool arg_is(struct craft_kv_bytes b, const char *s)
+bool kv_arg_is(struct craft_kv_bytes b, const char *s)
 {
     size_t n = strlen(s);
     if (b.len != n) {
@@ -83,18 +83,11 @@ static bool arg_is(struct craft_kv_bytes b, const char *s)
     return true;
 }
 
-/* HSCAN / SSCAN's arguments: cursor [MATCH pattern] [COUNT count] [NOVALUES (HSCAN)]. */
-struct scan_args {
-    uint64_t cursor;
-    struct craft_kv_bytes pattern; /* len 0 and p NULL: none */
-    bool has_pattern, novalues;
-    uint64_t count;
-};
 
-static const char *scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
-                              struct scan_args *out)
+const char *kv_scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
+                              struct kv_scan_args *out)
 {
-    *out = (struct scan_args){.count = 10};
+    *out = (struct kv_scan_args){.count = 10};
     if (n < 1) {
         return ERR_ARGS;
     }
@@ -111,7 +104,7 @@ static const char *scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes 
     }
     out->cursor = cur;
     for (size_t i = 1; i < n;) {
-        if (op == CRAFT_KV_OP_HSCAN && arg_is(a[i], "NOVALUES")) {
+        if (op == CRAFT_KV_OP_HSCAN && kv_arg_is(a[i], "NOVALUES")) {
             out->novalues = true;
             i++;
             continue;
@@ -119,12 +112,12 @@ static const char *scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes 
         if (i + 1 >= n) {
             return ERR_SYNTAX;
         }
-        if (arg_is(a[i], "MATCH")) {
+        if (kv_arg_is(a[i], "MATCH")) {
             out->pattern = a[i + 1];
             out->has_pattern = true;
-        } else if (arg_is(a[i], "COUNT")) {
+        } else if (kv_arg_is(a[i], "COUNT")) {
             int64_t c;
-            if (!parse_i64(a[i + 1], &c)) {
+            if (!kv_arg_i64(a[i + 1], &c)) {
                 return ERR_NOT_INT;
             }
             if (c < 1) {
@@ -150,7 +143,7 @@ static const char *pick_parse(uint8_t op, size_t n, const struct craft_kv_bytes 
     *has_count = n == 2;
     *count = 1;
     if (n == 2) {
-        if (!parse_i64(a[0], count)) {
+        if (!kv_arg_i64(a[0], count)) {
             return ERR_NOT_INT;
         }
         if (op == CRAFT_KV_OP_SPOP && *count < 0) {
@@ -165,10 +158,16 @@ static const char *pick_parse(uint8_t op, size_t n, const struct craft_kv_bytes 
 
 const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
 {
+    if (kv_op_is_list(op)) {
+        return kv_list_check(op, n, a);
+    }
+    if (kv_op_is_zset(op)) {
+        return kv_zset_check(op, n, a);
+    }
     int64_t v;
     bool has;
     uint64_t seed;
-    struct scan_args sa;
+    struct kv_scan_args sa;
     switch (op) {
     case CRAFT_KV_OP_HSET:
     case CRAFT_KV_OP_HMSET:
@@ -190,7 +189,7 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
         if (a[0].len > CRAFT_KV_FIELD_BYTES_MAX) {
             return ERR_FIELD_LONG;
         }
-        return parse_i64(a[1], &v) ? NULL : ERR_NOT_INT;
+        return kv_arg_i64(a[1], &v) ? NULL : ERR_NOT_INT;
     case CRAFT_KV_OP_SADD:
         for (size_t i = 0; i < n; i++) {
             if (a[i].len > CRAFT_KV_FIELD_BYTES_MAX) {
@@ -220,7 +219,8 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
         return n != 0 ? ERR_ARGS : NULL;
     case CRAFT_KV_OP_HSCAN:
     case CRAFT_KV_OP_SSCAN:
-        return scan_parse(op, n, a, &sa);
+        return kv_scan_parse(op, n, a, &sa);
+
     case CRAFT_KV_OP_SINTER:
     case CRAFT_KV_OP_SUNION:
     case CRAFT_KV_OP_SDIFF:
@@ -232,17 +232,8 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
 
 /* ---- answers ---- */
 
-/* An array answer being built: elements encoded as kv_sm.c's results, at most max bytes
- * (past it: over, and nothing more is added). */
-struct arr {
-    uint8_t *buf;
-    size_t len, cap, max;
-    int64_t n;
-    bool over;
-    int rc; /* CRAFT_ENOMEM once an append failed */
-};
 
-static void arr_bytes(struct arr *a, uint8_t type, const uint8_t *p, size_t len)
+void kv_arr_bytes(struct kv_arr *a, uint8_t type, const uint8_t *p, size_t len)
 {
     if (a->over || a->rc != CRAFT_OK) {
         return;
@@ -264,7 +255,7 @@ static void arr_bytes(struct arr *a, uint8_t type, const uint8_t *p, size_t len)
     a->n++;
 }
 
-static void arr_nil(struct arr *a)
+void kv_arr_nil(struct kv_arr *a)
 {
     if (a->over || a->rc != CRAFT_OK) {
         return;
@@ -280,7 +271,7 @@ static void arr_nil(struct arr *a)
     }
 }
 
-static void arr_int(struct arr *a, int64_t v)
+void kv_arr_int(struct kv_arr *a, int64_t v)
 {
     if (a->over || a->rc != CRAFT_OK) {
         return;
@@ -298,31 +289,31 @@ static void arr_int(struct arr *a, int64_t v)
     }
 }
 
-static int reply(struct craft_kv_result **res, struct craft_kv_result *r)
+int kv_reply(struct craft_kv_result **res, struct craft_kv_result *r)
 {
     *res = r;
     return r != NULL ? CRAFT_OK : CRAFT_ENOMEM;
 }
 
-static int res_err(struct craft_kv_result **res, const char *text)
+int kv_res_err(struct craft_kv_result **res, const char *text)
 {
-    return reply(res, kv_result_new(CRAFT_KV_RES_ERR, 0, text, strlen(text)));
+    return kv_reply(res, kv_result_new(CRAFT_KV_RES_ERR, 0, text, strlen(text)));
 }
 
-static int res_int(struct craft_kv_result **res, int64_t v)
+int kv_res_int(struct craft_kv_result **res, int64_t v)
 {
-    return reply(res, kv_result_new(CRAFT_KV_RES_INT, v, NULL, 0));
+    return kv_reply(res, kv_result_new(CRAFT_KV_RES_INT, v, NULL, 0));
 }
 
 /* The array as the answer (freeing its buffer), or the error that stopped it. */
-static int arr_done(struct arr *a, int rc, struct craft_kv_result **res)
+int kv_arr_done(struct kv_arr *a, int rc, struct craft_kv_result **res)
 {
     if (rc == CRAFT_OK) {
         rc = a->rc;
     }
     if (rc == CRAFT_OK) {
-        rc = a->over ? res_err(res, CRAFT_KV_ERR_REPLY_LARGE)
-                     : reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, a->n, a->buf, a->len));
+        rc = a->over ? kv_res_err(res, CRAFT_KV_ERR_REPLY_LARGE)
+                     : kv_reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, a->n, a->buf, a->len));
     }
     free(a->buf);
     a->buf = NULL;
@@ -331,7 +322,7 @@ static int arr_done(struct arr *a, int rc, struct craft_kv_result **res)
 
 /* ---- elements ---- */
 
-static int elem_get(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f, const uint8_t **v,
+int kv_elem_get(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f, const uint8_t **v,
                     size_t *vlen)
 {
     if (f.len > CRAFT_KV_FIELD_BYTES_MAX) {
@@ -341,7 +332,7 @@ static int elem_get(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f, c
     return ks->o->get(ks->t, CRAFT_KV_TABLE_ELEMS, k, kv_ekey(id, f.p, f.len, k), v, vlen);
 }
 
-static int elem_put(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f,
+int kv_elem_put(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f,
                     struct craft_kv_bytes v)
 {
     uint8_t k[KV_EKEY_MAX];
@@ -349,7 +340,7 @@ static int elem_put(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f,
 }
 
 /* CRAFT_OK (removed) or CRAFT_ENOTFOUND. */
-static int elem_del(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f)
+int kv_elem_del(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f)
 {
     if (f.len > CRAFT_KV_FIELD_BYTES_MAX) {
         return CRAFT_ENOTFOUND;
@@ -358,13 +349,10 @@ static int elem_del(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f)
     return ks->o->del(ks->t, CRAFT_KV_TABLE_ELEMS, k, kv_ekey(id, f.p, f.len, k));
 }
 
-/* Walks collection id's elements from hash position `from`, in order: fn gets each field
- * (borrowed for the call) and returns CRAFT_OK, CRAFT_KV_ITER_STOP or an error. */
-typedef int (*elem_fn)(void *ctx, uint64_t hash, struct craft_kv_bytes field,
-                       struct craft_kv_bytes val);
 struct walk {
     uint64_t id;
-    elem_fn fn;
+    int table;
+    kv_elem_fn fn;
     void *ctx;
 };
 
@@ -374,7 +362,8 @@ static int walk_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, 
     if (klen < 8 || kv_get_be64(k) != w->id) {
         return CRAFT_KV_ITER_STOP;
     }
-    if (klen < 16 || klen > KV_EKEY_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX) {
+    if (klen < 16 || klen > KV_EKEY_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX ||
+        (w->table == CRAFT_KV_TABLE_ZINDEX && vlen != 0)) {
         return CRAFT_ECORRUPT;
     }
     struct craft_kv_bytes f = {klen > 16 ? k + 16 : NULL, (uint32_t)(klen - 16)};
@@ -382,19 +371,25 @@ static int walk_one(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v, 
     return w->fn(w->ctx, kv_get_be64(k + 8), f, val);
 }
 
-static int elems_walk(struct kv_space *ks, uint64_t id, uint64_t from, elem_fn fn, void *ctx)
+int kv_table_walk(struct kv_space *ks, int table, uint64_t id, uint64_t from, kv_elem_fn fn,
+                  void *ctx)
 {
     uint8_t start[16];
     kv_put_be64(start, id);
     kv_put_be64(start + 8, from);
-    struct walk w = {.id = id, .fn = fn, .ctx = ctx};
-    return ks->o->iter(ks->t, CRAFT_KV_TABLE_ELEMS, start, sizeof start, walk_one, &w);
+    struct walk w = {.id = id, .table = table, .fn = fn, .ctx = ctx};
+    return ks->o->iter(ks->t, table, start, sizeof start, walk_one, &w);
+}
+
+int kv_elems_walk(struct kv_space *ks, uint64_t id, uint64_t from, kv_elem_fn fn, void *ctx)
+{
+    return kv_table_walk(ks, CRAFT_KV_TABLE_ELEMS, id, from, fn, ctx);
 }
 
 /* ---- the key ---- */
 
 /* The collection of type at key: *k looked up; *wrong if a key of another type is there. */
-static int coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type,
+int kv_coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type,
                      struct kv_keyed *k, bool *wrong)
 {
     int rc = kv_key_find(ks, key, k);
@@ -403,7 +398,7 @@ static int coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t typ
 }
 
 /* After a write's element changes: the header with count, or the key gone at 0. */
-static int coll_commit(struct kv_space *ks, struct kv_keyed *k, struct kv_coll *c)
+int kv_coll_commit(struct kv_space *ks, struct kv_keyed *k, struct kv_coll *c)
 {
     if (c->count == 0) {
         if (!k->old.found) {
@@ -418,12 +413,14 @@ static int coll_commit(struct kv_space *ks, struct kv_keyed *k, struct kv_coll *
 }
 
 /* The collection a write works on: the key's, or a new empty one. */
-static struct kv_coll coll_open(struct kv_space *ks, const struct kv_keyed *k, uint8_t type)
+struct kv_coll kv_coll_open(struct kv_space *ks, const struct kv_keyed *k, uint8_t type)
 {
     if (k->old.found) {
         return k->old.coll;
     }
-    return (struct kv_coll){.type = type, .id = kv_coll_new_id(ks)};
+    return (struct kv_coll){.type = type,
+                            .id = kv_coll_new_id(ks),
+                            .head = type == KV_TYPE_LIST ? KV_LIST_BASE : 0};
 }
 
 /* ---- writes ---- */
@@ -433,18 +430,18 @@ static int hash_set(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
 {
     struct kv_keyed k;
     bool wrong;
-    int rc = coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
     if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
     }
-    struct kv_coll coll = coll_open(ks, &k, KV_TYPE_HASH);
+    struct kv_coll coll = kv_coll_open(ks, &k, KV_TYPE_HASH);
     int64_t added = 0;
     if (c->op == CRAFT_KV_OP_HSETNX && k.old.found) {
         const uint8_t *v;
         size_t vlen;
-        rc = elem_get(ks, coll.id, a[0], &v, &vlen);
+        rc = kv_elem_get(ks, coll.id, a[0], &v, &vlen);
         if (rc == CRAFT_OK) {
-            return res_int(res, 0);
+            return kv_res_int(res, 0);
         }
         if (rc != CRAFT_ENOTFOUND) {
             return rc;
@@ -453,23 +450,23 @@ static int hash_set(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     for (size_t i = 0; i + 1 < n; i += 2) {
         const uint8_t *v;
         size_t vlen;
-        rc = k.old.found || i > 0 ? elem_get(ks, coll.id, a[i], &v, &vlen) : CRAFT_ENOTFOUND;
+        rc = k.old.found || i > 0 ? kv_elem_get(ks, coll.id, a[i], &v, &vlen) : CRAFT_ENOTFOUND;
         if (rc == CRAFT_ENOTFOUND) {
             added++;
             coll.count++;
         } else if (rc != CRAFT_OK) {
             return rc;
         }
-        rc = elem_put(ks, coll.id, a[i], a[i + 1]);
+        rc = kv_elem_put(ks, coll.id, a[i], a[i + 1]);
         if (rc != CRAFT_OK) {
             return rc;
         }
     }
-    rc = coll_commit(ks, &k, &coll);
+    rc = kv_coll_commit(ks, &k, &coll);
     if (rc == CRAFT_OK && c->op == CRAFT_KV_OP_HMSET) {
-        return reply(res, kv_result_new(CRAFT_KV_RES_OK, 0, NULL, 0));
+        return kv_reply(res, kv_result_new(CRAFT_KV_RES_OK, 0, NULL, 0));
     }
-    return rc != CRAFT_OK ? rc : res_int(res, c->op == CRAFT_KV_OP_HSETNX ? 1 : added);
+    return rc != CRAFT_OK ? rc : kv_res_int(res, c->op == CRAFT_KV_OP_HSETNX ? 1 : added);
 }
 
 static int hash_incrby(struct kv_space *ks, const struct craft_kv_cmd *c,
@@ -477,37 +474,37 @@ static int hash_incrby(struct kv_space *ks, const struct craft_kv_cmd *c,
 {
     struct kv_keyed k;
     bool wrong;
-    int rc = coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
     if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
     }
     int64_t delta, cur = 0;
-    CRAFT_ASSERT(parse_i64(a[1], &delta)); /* craft_kv_coll_check */
-    struct kv_coll coll = coll_open(ks, &k, KV_TYPE_HASH);
+    CRAFT_ASSERT(kv_arg_i64(a[1], &delta)); /* craft_kv_coll_check */
+    struct kv_coll coll = kv_coll_open(ks, &k, KV_TYPE_HASH);
     const uint8_t *v = NULL;
     size_t vlen = 0;
-    rc = k.old.found ? elem_get(ks, coll.id, a[0], &v, &vlen) : CRAFT_ENOTFOUND;
+    rc = k.old.found ? kv_elem_get(ks, coll.id, a[0], &v, &vlen) : CRAFT_ENOTFOUND;
     if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
         return rc;
     }
     bool found = rc == CRAFT_OK;
-    if (found && !parse_i64((struct craft_kv_bytes){v, (uint32_t)vlen}, &cur)) {
-        return res_err(res, ERR_HASH_INT);
+    if (found && !kv_arg_i64((struct craft_kv_bytes){v, (uint32_t)vlen}, &cur)) {
+        return kv_res_err(res, ERR_HASH_INT);
     }
     if ((delta < 0 && cur < 0 && delta < INT64_MIN - cur) ||
         (delta > 0 && cur > 0 && delta > INT64_MAX - cur)) {
-        return res_err(res, ERR_OVERFLOW);
+        return kv_res_err(res, ERR_OVERFLOW);
     }
     cur += delta;
     char digits[24];
     int dn = snprintf(digits, sizeof digits, "%" PRId64, cur);
     CRAFT_ASSERT(dn > 0 && (size_t)dn < sizeof digits);
-    rc = elem_put(ks, coll.id, a[0], (struct craft_kv_bytes){(const uint8_t *)digits, (uint32_t)dn});
+    rc = kv_elem_put(ks, coll.id, a[0], (struct craft_kv_bytes){(const uint8_t *)digits, (uint32_t)dn});
     coll.count += !found;
     if (rc == CRAFT_OK) {
-        rc = coll_commit(ks, &k, &coll);
+        rc = kv_coll_commit(ks, &k, &coll);
     }
-    return rc != CRAFT_OK ? rc : res_int(res, cur);
+    return rc != CRAFT_OK ? rc : kv_res_int(res, cur);
 }
 
 static int set_add(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
@@ -515,18 +512,18 @@ static int set_add(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
 {
     struct kv_keyed k;
     bool wrong;
-    int rc = coll_find(ks, c->key, KV_TYPE_SET, &k, &wrong);
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_SET, &k, &wrong);
     if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
     }
-    struct kv_coll coll = coll_open(ks, &k, KV_TYPE_SET);
+    struct kv_coll coll = kv_coll_open(ks, &k, KV_TYPE_SET);
     int64_t added = 0;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *v;
         size_t vlen;
-        rc = elem_get(ks, coll.id, a[i], &v, &vlen);
+        rc = kv_elem_get(ks, coll.id, a[i], &v, &vlen);
         if (rc == CRAFT_ENOTFOUND) {
-            rc = elem_put(ks, coll.id, a[i], (struct craft_kv_bytes){NULL, 0});
+            rc = kv_elem_put(ks, coll.id, a[i], (struct craft_kv_bytes){NULL, 0});
             added++;
             coll.count++;
         }
@@ -535,10 +532,10 @@ static int set_add(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
         }
     }
     if (added == 0) {
-        return res_int(res, 0); /* nothing changed: not even the version */
+        return kv_res_int(res, 0); /* nothing changed: not even the version */
     }
-    rc = coll_commit(ks, &k, &coll);
-    return rc != CRAFT_OK ? rc : res_int(res, added);
+    rc = kv_coll_commit(ks, &k, &coll);
+    return rc != CRAFT_OK ? rc : kv_res_int(res, added);
 }
 
 /* HDEL, SREM. */
@@ -547,14 +544,14 @@ static int coll_remove(struct kv_space *ks, const struct craft_kv_cmd *c, uint8_
 {
     struct kv_keyed k;
     bool wrong;
-    int rc = coll_find(ks, c->key, type, &k, &wrong);
+    int rc = kv_coll_find(ks, c->key, type, &k, &wrong);
     if (rc != CRAFT_OK || wrong || !k.old.found) {
-        return rc != CRAFT_OK ? rc : wrong ? res_err(res, CRAFT_KV_ERR_WRONGTYPE) : res_int(res, 0);
+        return rc != CRAFT_OK ? rc : wrong ? kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE) : kv_res_int(res, 0);
     }
     struct kv_coll coll = k.old.coll;
     int64_t removed = 0;
     for (size_t i = 0; i < n && coll.count > 0; i++) {
-        rc = elem_del(ks, coll.id, a[i]);
+        rc = kv_elem_del(ks, coll.id, a[i]);
         if (rc == CRAFT_OK) {
             removed++;
             coll.count--;
@@ -563,10 +560,10 @@ static int coll_remove(struct kv_space *ks, const struct craft_kv_cmd *c, uint8_
         }
     }
     if (removed == 0) {
-        return res_int(res, 0);
+        return kv_res_int(res, 0);
     }
-    rc = coll_commit(ks, &k, &coll);
-    return rc != CRAFT_OK ? rc : res_int(res, removed);
+    rc = kv_coll_commit(ks, &k, &coll);
+    return rc != CRAFT_OK ? rc : kv_res_int(res, removed);
 }
 
 /* ---- picking members (SPOP, SRANDMEMBER) ----
@@ -575,7 +572,7 @@ static int coll_remove(struct kv_space *ks, const struct craft_kv_cmd *c, uint8_
  * first at or after it, on in order, wrapping round. With a negative count (SRANDMEMBER:
  * repeats allowed) each pick draws its own position from the seed. */
 
-static uint64_t mix64(uint64_t x)
+static uint64_t kv_mix64(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15u;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
@@ -584,7 +581,7 @@ static uint64_t mix64(uint64_t x)
 }
 
 struct take {
-    struct arr *out;       /* the members, as bulk strings */
+    struct kv_arr *out;       /* the members, as bulk strings */
     uint8_t (*keys)[KV_EKEY_MAX - 16]; /* SPOP: copies of the fields, to delete after */
     size_t *lens;
     uint64_t want, n;
@@ -599,7 +596,7 @@ static int take_one(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct cr
     if (t->n == t->want || (t->second && hash >= t->stop_at)) {
         return CRAFT_KV_ITER_STOP;
     }
-    arr_bytes(t->out, CRAFT_KV_RES_BULK, f.p, f.len);
+    kv_arr_bytes(t->out, CRAFT_KV_RES_BULK, f.p, f.len);
     if (t->keys != NULL) {
         memcpy(t->keys[t->n], f.p, f.len);
         t->lens[t->n] = f.len;
@@ -612,11 +609,11 @@ static int take_one(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct cr
 static int take_from(struct kv_space *ks, uint64_t id, uint64_t from, struct take *t)
 {
     t->second = false;
-    int rc = elems_walk(ks, id, from, take_one, t);
+    int rc = kv_elems_walk(ks, id, from, take_one, t);
     if (rc == CRAFT_OK && t->n < t->want && from != 0) {
         t->second = true;
         t->stop_at = from;
-        rc = elems_walk(ks, id, 0, take_one, t);
+        rc = kv_elems_walk(ks, id, 0, take_one, t);
     }
     return rc;
 }
@@ -631,24 +628,24 @@ static int set_pick(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     bool pop = c->op == CRAFT_KV_OP_SPOP;
     struct kv_keyed k;
     bool wrong;
-    int rc = coll_find(ks, c->key, KV_TYPE_SET, &k, &wrong);
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_SET, &k, &wrong);
     if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
     }
     if (!k.old.found || count == 0) {
-        return has_count ? reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, 0, NULL, 0))
-                         : reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
+        return has_count ? kv_reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, 0, NULL, 0))
+                         : kv_reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
     }
-    struct arr out = {.max = budget};
+    struct kv_arr out = {.max = budget};
     struct kv_coll coll = k.old.coll;
     if (count < 0) {
         /* SRANDMEMBER with repeats: each pick its own position. */
         for (int64_t i = 0; rc == CRAFT_OK && i < -count && !out.over && out.rc == CRAFT_OK;
              i++) {
             struct take t = {.out = &out, .want = 1};
-            rc = take_from(ks, coll.id, mix64(seed + (uint64_t)i), &t);
+            rc = take_from(ks, coll.id, kv_mix64(seed + (uint64_t)i), &t);
         }
-        return arr_done(&out, rc, res);
+        return kv_arr_done(&out, rc, res);
     }
     uint64_t want = (uint64_t)count < coll.count ? (uint64_t)count : coll.count;
     struct take t = {.out = &out, .want = want};
@@ -666,30 +663,30 @@ static int set_pick(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
         rc = CRAFT_ECORRUPT; /* fewer elements than the header counts */
     }
     for (uint64_t i = 0; pop && rc == CRAFT_OK && i < t.n; i++) {
-        rc = elem_del(ks, coll.id, (struct craft_kv_bytes){t.keys[i], (uint32_t)t.lens[i]});
+        rc = kv_elem_del(ks, coll.id, (struct craft_kv_bytes){t.keys[i], (uint32_t)t.lens[i]});
         rc = rc == CRAFT_ENOTFOUND ? CRAFT_ECORRUPT : rc;
         coll.count--;
     }
     if (pop && rc == CRAFT_OK) {
-        rc = coll_commit(ks, &k, &coll);
+        rc = kv_coll_commit(ks, &k, &coll);
     }
     free(t.keys);
     free(t.lens);
     if (!has_count && rc == CRAFT_OK && out.rc == CRAFT_OK && !out.over) {
         /* One member, as a bulk string. */
         CRAFT_ASSERT(out.n == 1);
-        rc = reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, out.buf + 5, out.len - 5));
+        rc = kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, out.buf + 5, out.len - 5));
         free(out.buf);
         return rc;
     }
-    return arr_done(&out, rc, res);
+    return kv_arr_done(&out, rc, res);
 }
 
 /* ---- reads ---- */
 
 struct emit {
-    struct arr *out;
-    bool fields, values;
+    struct kv_arr *out;
+    bool fields, values, scores;
     /* SCAN: */
     uint64_t seen, count, next;
     bool last_hash_set;
@@ -704,10 +701,17 @@ static int emit_all(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct cr
     (void)hash;
     struct emit *e = ctx;
     if (e->fields) {
-        arr_bytes(e->out, CRAFT_KV_RES_BULK, f.p, f.len);
+        kv_arr_bytes(e->out, CRAFT_KV_RES_BULK, f.p, f.len);
     }
-    if (e->values) {
-        arr_bytes(e->out, CRAFT_KV_RES_BULK, v.p, v.len);
+    if (e->values && e->scores) {
+        if (v.len != 8) {
+            return CRAFT_ECORRUPT;
+        }
+        char text[KV_SCORE_TEXT_MAX];
+        size_t tn = kv_score_format(kv_score_get(v.p), text);
+        kv_arr_bytes(e->out, CRAFT_KV_RES_BULK, (const uint8_t *)text, tn);
+    } else if (e->values) {
+        kv_arr_bytes(e->out, CRAFT_KV_RES_BULK, v.p, v.len);
     }
     return e->out->over || e->out->rc != CRAFT_OK ? CRAFT_KV_ITER_STOP : CRAFT_OK;
 }
@@ -730,57 +734,128 @@ static int emit_scan(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct c
     return emit_all(ctx, hash, f, v);
 }
 
+int kv_coll_scan(struct kv_space *ks, uint64_t id, const struct kv_scan_args *sa, bool values,
+                 bool scores, size_t budget, struct craft_kv_result **res)
+{
+    struct kv_arr out = {.max = budget};
+    struct emit e = {.out = &out,
+                     .fields = true,
+                     .values = values,
+                     .scores = scores,
+                     .count = sa->count,
+                     .pattern = sa->pattern,
+                     .has_pattern = sa->has_pattern};
+    int rc = id != 0 ? kv_elems_walk(ks, id, sa->cursor, emit_scan, &e) : CRAFT_OK;
+    if (rc != CRAFT_OK || out.rc != CRAFT_OK || out.over) {
+        return kv_arr_done(&out, rc, res);
+    }
+    /* [cursor, [elements]] */
+    char cur[24];
+    int cn = snprintf(cur, sizeof cur, "%" PRIu64, e.next);
+    struct kv_arr outer = {.max = SIZE_MAX};
+    kv_arr_bytes(&outer, CRAFT_KV_RES_BULK, (const uint8_t *)cur, (size_t)cn);
+    if (outer.rc == CRAFT_OK) {
+        outer.rc = kv_reserve(&outer.buf, &outer.cap, outer.len + 9 + out.len);
+    }
+    if (outer.rc == CRAFT_OK) {
+        outer.buf[outer.len] = CRAFT_KV_RES_ARRAY;
+        craft_put_u32(outer.buf + outer.len + 1, (uint32_t)out.n);
+        craft_put_u32(outer.buf + outer.len + 5, (uint32_t)out.len);
+        if (out.len > 0) {
+            memcpy(outer.buf + outer.len + 9, out.buf, out.len);
+        }
+        outer.len += 9 + out.len;
+        outer.n++;
+    }
+    free(out.buf);
+    return kv_arr_done(&outer, CRAFT_OK, res);
+}
+
+size_t kv_score_format(double d, char out[KV_SCORE_TEXT_MAX])
+{
+    /* The shortest text that reads back as d (Redis 7 prints scores so). */
+    int n = 0;
+    for (int prec = 1; prec <= 17; prec++) {
+        n = snprintf(out, KV_SCORE_TEXT_MAX, "%.*g", prec, d);
+        if (strtod(out, NULL) == d) {
+            break;
+        }
+    }
+    CRAFT_ASSERT(n > 0 && n < KV_SCORE_TEXT_MAX);
+    return (size_t)n;
+}
+
+bool kv_range_of(int64_t start, int64_t stop, uint64_t count, uint64_t *from, uint64_t *to)
+{
+    int64_t n = count > INT64_MAX ? INT64_MAX : (int64_t)count;
+    if (start < 0) {
+        start = start < -n ? 0 : n + start;
+    }
+    if (stop < 0) {
+        stop = stop < -n ? -1 : n + stop;
+    }
+    if (stop >= n) {
+        stop = n - 1;
+    }
+    if (start > stop || start >= n) {
+        return false;
+    }
+    *from = (uint64_t)start;
+    *to = (uint64_t)stop;
+    return true;
+}
+
 static int coll_read(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                      const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
 {
     uint8_t type = c->op >= CRAFT_KV_OP_SISMEMBER ? KV_TYPE_SET : KV_TYPE_HASH;
     struct kv_keyed k;
     bool wrong;
-    int rc = coll_find(ks, c->key, type, &k, &wrong);
+    int rc = kv_coll_find(ks, c->key, type, &k, &wrong);
     if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
     }
     bool found = k.old.found;
     uint64_t id = found ? k.old.coll.id : 0;
     const uint8_t *v;
     size_t vlen;
-    struct arr out = {.max = budget};
+    struct kv_arr out = {.max = budget};
     switch (c->op) {
     case CRAFT_KV_OP_HLEN:
     case CRAFT_KV_OP_SCARD:
-        return res_int(res, found ? (int64_t)k.old.coll.count : 0);
+        return kv_res_int(res, found ? (int64_t)k.old.coll.count : 0);
     case CRAFT_KV_OP_HGET:
     case CRAFT_KV_OP_HEXISTS:
     case CRAFT_KV_OP_HSTRLEN:
     case CRAFT_KV_OP_SISMEMBER:
-        rc = found ? elem_get(ks, id, a[0], &v, &vlen) : CRAFT_ENOTFOUND;
+        rc = found ? kv_elem_get(ks, id, a[0], &v, &vlen) : CRAFT_ENOTFOUND;
         if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
             return rc;
         }
         if (c->op == CRAFT_KV_OP_HGET) {
-            return reply(res, rc == CRAFT_OK ? kv_result_new(CRAFT_KV_RES_BULK, 0, v, vlen)
+            return kv_reply(res, rc == CRAFT_OK ? kv_result_new(CRAFT_KV_RES_BULK, 0, v, vlen)
                                              : kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
         }
         if (c->op == CRAFT_KV_OP_HSTRLEN) {
-            return res_int(res, rc == CRAFT_OK ? (int64_t)vlen : 0);
+            return kv_res_int(res, rc == CRAFT_OK ? (int64_t)vlen : 0);
         }
-        return res_int(res, rc == CRAFT_OK);
+        return kv_res_int(res, rc == CRAFT_OK);
     case CRAFT_KV_OP_HMGET:
     case CRAFT_KV_OP_SMISMEMBER:
         for (size_t i = 0; i < n && rc == CRAFT_OK; i++) {
-            rc = found ? elem_get(ks, id, a[i], &v, &vlen) : CRAFT_ENOTFOUND;
+            rc = found ? kv_elem_get(ks, id, a[i], &v, &vlen) : CRAFT_ENOTFOUND;
             if (rc == CRAFT_OK || rc == CRAFT_ENOTFOUND) {
                 if (c->op == CRAFT_KV_OP_SMISMEMBER) {
-                    arr_int(&out, rc == CRAFT_OK);
+                    kv_arr_int(&out, rc == CRAFT_OK);
                 } else if (rc == CRAFT_OK) {
-                    arr_bytes(&out, CRAFT_KV_RES_BULK, v, vlen);
+                    kv_arr_bytes(&out, CRAFT_KV_RES_BULK, v, vlen);
                 } else {
-                    arr_nil(&out);
+                    kv_arr_nil(&out);
                 }
                 rc = CRAFT_OK;
             }
         }
-        return arr_done(&out, rc, res);
+        return kv_arr_done(&out, rc, res);
     case CRAFT_KV_OP_HGETALL:
     case CRAFT_KV_OP_HKEYS:
     case CRAFT_KV_OP_HVALS:
@@ -788,43 +863,15 @@ static int coll_read(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n
         struct emit e = {.out = &out,
                          .fields = c->op != CRAFT_KV_OP_HVALS,
                          .values = c->op == CRAFT_KV_OP_HGETALL || c->op == CRAFT_KV_OP_HVALS};
-        rc = found ? elems_walk(ks, id, 0, emit_all, &e) : CRAFT_OK;
-        return arr_done(&out, rc, res);
+        rc = found ? kv_elems_walk(ks, id, 0, emit_all, &e) : CRAFT_OK;
+        return kv_arr_done(&out, rc, res);
     }
     case CRAFT_KV_OP_HSCAN:
     case CRAFT_KV_OP_SSCAN: {
-        struct scan_args sa;
-        CRAFT_ASSERT(scan_parse(c->op, n, a, &sa) == NULL);
-        struct emit e = {.out = &out,
-                         .fields = true,
-                         .values = c->op == CRAFT_KV_OP_HSCAN && !sa.novalues,
-                         .count = sa.count,
-                         .pattern = sa.pattern,
-                         .has_pattern = sa.has_pattern};
-        rc = found ? elems_walk(ks, id, sa.cursor, emit_scan, &e) : CRAFT_OK;
-        if (rc == CRAFT_OK && out.rc == CRAFT_OK && !out.over) {
-            /* [cursor, [elements]] */
-            char cur[24];
-            int cn = snprintf(cur, sizeof cur, "%" PRIu64, e.next);
-            struct arr outer = {.max = SIZE_MAX};
-            arr_bytes(&outer, CRAFT_KV_RES_BULK, (const uint8_t *)cur, (size_t)cn);
-            if (outer.rc == CRAFT_OK) {
-                outer.rc = kv_reserve(&outer.buf, &outer.cap, outer.len + 9 + out.len);
-            }
-            if (outer.rc == CRAFT_OK) {
-                outer.buf[outer.len] = CRAFT_KV_RES_ARRAY;
-                craft_put_u32(outer.buf + outer.len + 1, (uint32_t)out.n);
-                craft_put_u32(outer.buf + outer.len + 5, (uint32_t)out.len);
-                if (out.len > 0) {
-                    memcpy(outer.buf + outer.len + 9, out.buf, out.len);
-                }
-                outer.len += 9 + out.len;
-                outer.n++;
-            }
-            free(out.buf);
-            return arr_done(&outer, CRAFT_OK, res);
-        }
-        return arr_done(&out, rc, res);
+        struct kv_scan_args sa;
+        CRAFT_ASSERT(kv_scan_parse(c->op, n, a, &sa) == NULL);
+        return kv_coll_scan(ks, id, &sa, c->op == CRAFT_KV_OP_HSCAN && !sa.novalues, false,
+                            budget, res);
     }
     case CRAFT_KV_OP_SRANDMEMBER:
         return set_pick(ks, c, n, a, budget, res);
@@ -837,7 +884,7 @@ static int coll_read(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n
  * membership in the others. */
 struct combine {
     struct kv_space *ks;
-    struct arr *out;
+    struct kv_arr *out;
     uint8_t op;
     const uint64_t *ids; /* the sets' ids, 0 for a missing key */
     size_t n_sets, self;
@@ -854,7 +901,7 @@ static int combine_one(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct
         }
         const uint8_t *p;
         size_t plen;
-        int rc = m->ids[j] != 0 ? elem_get(m->ks, m->ids[j], f, &p, &plen) : CRAFT_ENOTFOUND;
+        int rc = m->ids[j] != 0 ? kv_elem_get(m->ks, m->ids[j], f, &p, &plen) : CRAFT_ENOTFOUND;
         if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
             return rc;
         }
@@ -864,7 +911,7 @@ static int combine_one(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct
         keep = m->op == CRAFT_KV_OP_SINTER ? in : !in;
     }
     if (keep) {
-        arr_bytes(m->out, CRAFT_KV_RES_BULK, f.p, f.len);
+        kv_arr_bytes(m->out, CRAFT_KV_RES_BULK, f.p, f.len);
     }
     return m->out->over || m->out->rc != CRAFT_OK ? CRAFT_KV_ITER_STOP : CRAFT_OK;
 }
@@ -882,15 +929,15 @@ static int set_combine(struct kv_space *ks, const struct craft_kv_cmd *c, size_t
     for (size_t i = 0; i < n_sets && rc == CRAFT_OK; i++) {
         struct kv_keyed k;
         bool wrong;
-        rc = coll_find(ks, i == 0 ? c->key : a[i - 1], KV_TYPE_SET, &k, &wrong);
+        rc = kv_coll_find(ks, i == 0 ? c->key : a[i - 1], KV_TYPE_SET, &k, &wrong);
         if (rc == CRAFT_OK && wrong) {
             free(ids);
-            return res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+            return kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
         }
         ids[i] = rc == CRAFT_OK && k.old.found ? k.old.coll.id : 0;
         any_missing = any_missing || ids[i] == 0;
     }
-    struct arr out = {.max = budget};
+    struct kv_arr out = {.max = budget};
     struct combine m = {.ks = ks, .out = &out, .op = c->op, .ids = ids, .n_sets = n_sets};
     size_t sources = c->op == CRAFT_KV_OP_SUNION ? n_sets : 1;
     if (c->op == CRAFT_KV_OP_SINTER && any_missing) {
@@ -898,10 +945,10 @@ static int set_combine(struct kv_space *ks, const struct craft_kv_cmd *c, size_t
     }
     for (size_t i = 0; i < sources && rc == CRAFT_OK && !out.over && out.rc == CRAFT_OK; i++) {
         m.self = i;
-        rc = ids[i] != 0 ? elems_walk(ks, ids[i], 0, combine_one, &m) : CRAFT_OK;
+        rc = ids[i] != 0 ? kv_elems_walk(ks, ids[i], 0, combine_one, &m) : CRAFT_OK;
     }
     free(ids);
-    return arr_done(&out, rc, res);
+    return kv_arr_done(&out, rc, res);
 }
 
 int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budget,
@@ -928,7 +975,11 @@ int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budge
     const char *err = craft_kv_coll_check(c->op, n, a);
     if (err != NULL) {
         /* The proposer checks first: only a command it did not make gets here. */
-        rc = res_err(res, err);
+        rc = kv_res_err(res, err);
+    } else if (kv_op_is_list(c->op)) {
+        rc = kv_list_exec(ks, c, n, a, budget, res);
+    } else if (kv_op_is_zset(c->op)) {
+        rc = kv_zset_exec(ks, c, n, a, budget, res);
     } else {
         switch (c->op) {
         case CRAFT_KV_OP_HSET:

@@ -125,49 +125,83 @@ struct kv_meta {
 
 /* ---- collections (kv.md "Data types") ----
  *
- * A hash or a set is a DATA entry whose expiry word has KV_COLL_BIT set (an expiry is at
- * most INT64_MAX: the bit is free) and whose value is the collection's header, its
- * elements in ELEMS under the collection's id: u64be id | u64be hash(field) | field ->
- * the field's value (a set's members: empty). Ids come from META "coll_next", never
- * reused; they are the store's business (snapshots and hand-overs leave them out, the
- * receiver numbers anew), so the order of a collection's elements, the hash of each field,
- * is what every replica shares. A collection has at least one element: the last one
- * removed removes its key. */
+ * A hash, set, list or sorted set is a DATA entry whose expiry word has KV_COLL_BIT set (an
+ * expiry is at most INT64_MAX: the bit is free) and whose value is the collection's header,
+ * its elements in ELEMS under the collection's id:
+ *   hash, set, zset  u64be id | u64be hash(field) | field -> the field's value (a set's
+ *                    members: empty; a sorted set's: the score, 8 bytes, kv_zset.c)
+ *   list             u64be id | u64be position -> the element (positions head ..
+ *                    head + count - 1, contiguous)
+ * and a sorted set's score index in ZINDEX: u64be id | u64be sortable(score) | member -> "".
+ * Ids come from META "coll_next", never reused; ids and list positions are the store's
+ * business (snapshots and hand-overs leave them out, the receiver numbers anew), so what
+ * every replica shares is the elements' order: a field's hash, a list's sequence, a score.
+ * A collection has at least one element: the last one removed removes its key. */
 #define KV_COLL_BIT (UINT64_C(1) << 63)
 
 enum kv_type {
     KV_TYPE_STRING = 0,
     KV_TYPE_HASH = 1,
     KV_TYPE_SET = 2,
+    KV_TYPE_LIST = 3,
+    KV_TYPE_ZSET = 4,
 };
 
-/* The header: u8 type | u64 id | u64 count | u64 version. version counts the collection's
- * changes (WATCH's digest covers the header, so it sees an element change). */
-#define KV_COLL_HEADER 25u
+/* The header: u8 type | u64 id | u64 count | u64 version [| u64 head: lists]. version
+ * counts the collection's changes (WATCH's digest covers it, so it sees an element change). */
+#define KV_COLL_HEADER     25u
+#define KV_COLL_HEADER_MAX 33u
 struct kv_coll {
     uint8_t type;
     uint64_t id, count, version;
+    uint64_t head; /* a list's first position */
 };
 
-static inline void kv_coll_put(uint8_t out[KV_COLL_HEADER], const struct kv_coll *c)
+/* A new list's first position: the middle of the range, room to push either way. */
+#define KV_LIST_BASE (UINT64_C(1) << 63)
+
+/* Writes c's header into out; returns its length. */
+static inline size_t kv_coll_put(uint8_t out[KV_COLL_HEADER_MAX], const struct kv_coll *c)
 {
     out[0] = c->type;
     kv_put_be64(out + 1, c->id);
     kv_put_be64(out + 9, c->count);
     kv_put_be64(out + 17, c->version);
+    if (c->type != KV_TYPE_LIST) {
+        return KV_COLL_HEADER;
+    }
+    kv_put_be64(out + 25, c->head);
+    return KV_COLL_HEADER_MAX;
+}
+
+static inline bool kv_type_is_coll(uint8_t t)
+{
+    return t == KV_TYPE_HASH || t == KV_TYPE_SET || t == KV_TYPE_LIST || t == KV_TYPE_ZSET;
 }
 
 /* False for a header that breaks the rules above. */
 static inline bool kv_coll_get(const uint8_t *v, size_t len, struct kv_coll *c)
 {
-    if (len != KV_COLL_HEADER || (v[0] != KV_TYPE_HASH && v[0] != KV_TYPE_SET)) {
+    if (len < 1 || !kv_type_is_coll(v[0]) ||
+        len != (v[0] == KV_TYPE_LIST ? KV_COLL_HEADER_MAX : KV_COLL_HEADER)) {
         return false;
     }
     c->type = v[0];
     c->id = kv_get_be64(v + 1);
     c->count = kv_get_be64(v + 9);
     c->version = kv_get_be64(v + 17);
-    return c->id != 0 && c->count != 0;
+    c->head = c->type == KV_TYPE_LIST ? kv_get_be64(v + 25) : 0;
+    /* A list's positions head .. head + count - 1 do not wrap. */
+    return c->id != 0 && c->count != 0 &&
+           (c->type != KV_TYPE_LIST || c->head <= UINT64_MAX - c->count + 1);
+}
+
+/* A list element's key: u64be id | u64be position. */
+#define KV_LKEY 16u
+static inline void kv_lkey(uint64_t id, uint64_t pos, uint8_t out[KV_LKEY])
+{
+    kv_put_be64(out, id);
+    kv_put_be64(out + 8, pos);
 }
 
 /* An element's key: u64be id | u64be hash(field) | field. */
@@ -182,6 +216,60 @@ static inline size_t kv_ekey(uint64_t id, const uint8_t *f, size_t flen, uint8_t
         memcpy(out + 16, f, flen);
     }
     return 16 + flen;
+}
+
+/* A sorted set's score: stored as the double's 8 bytes (little-endian bits), indexed in
+ * ZINDEX by a u64 whose unsigned order is the scores' order (-0 taken as 0; NaN is never
+ * stored). */
+static inline double kv_score_get(const uint8_t *v)
+{
+    uint64_t b = 0;
+    for (int i = 7; i >= 0; i--) {
+        b = (b << 8) | v[i];
+    }
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
+static inline void kv_score_put(uint8_t out[8], double d)
+{
+    uint64_t b;
+    memcpy(&b, &d, sizeof b);
+    for (int i = 0; i < 8; i++) {
+        out[i] = (uint8_t)(b >> (8 * i));
+    }
+}
+
+static inline uint64_t kv_score_sortable(double d)
+{
+    if (d == 0) {
+        d = 0.0; /* -0 and 0 are one score */
+    }
+    uint64_t b;
+    memcpy(&b, &d, sizeof b);
+    return (b >> 63) != 0 ? ~b : b ^ KV_COLL_BIT;
+}
+
+static inline double kv_score_of_sortable(uint64_t s)
+{
+    uint64_t b = (s >> 63) != 0 ? s ^ KV_COLL_BIT : ~s;
+    double d;
+    memcpy(&d, &b, sizeof d);
+    return d;
+}
+
+/* A ZINDEX key: u64be id | u64be sortable score | member. */
+#define KV_ZKEY_MAX (16u + CRAFT_KV_FIELD_BYTES_MAX)
+static inline size_t kv_zkey(uint64_t id, double score, const uint8_t *m, size_t mlen,
+                             uint8_t *out)
+{
+    kv_put_be64(out, id);
+    kv_put_be64(out + 8, kv_score_sortable(score));
+    if (mlen > 0) {
+        memcpy(out + 16, m, mlen);
+    }
+    return 16 + mlen;
 }
 
 /* ---- the key space: one store transaction's keys (kv_keys.c) ----
@@ -247,6 +335,15 @@ int kv_coll_store(struct kv_space *ks, const uint8_t *sk, size_t sklen, const st
                   const struct kv_coll *c, uint64_t at);
 /* A new collection's id (META coll_next). */
 uint64_t kv_coll_new_id(struct kv_space *ks);
+
+/* An element as snapshots and hand-overs carry it (field, value): within its limits for
+ * the type (a list's field empty, a set's value empty, a sorted set's value a score that
+ * is not NaN). */
+bool kv_elem_valid(uint8_t type, struct craft_kv_bytes f, struct craft_kv_bytes v);
+/* Stores element i of c as received (a list's at position c->head + i; a sorted set's
+ * score indexed too). Apply's own changes go through kv_coll.c. */
+int kv_elem_install(struct kv_space *ks, const struct kv_coll *c, uint64_t i,
+                    struct craft_kv_bytes f, struct craft_kv_bytes v);
 
 /* Runs a collection op (craft_kv_op_is_coll; kv_coll.c) in ks: a write space for the
  * writes, any space for the reads. Its answer in *res (an array over budget bytes encoded:

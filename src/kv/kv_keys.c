@@ -33,6 +33,10 @@ const char *kv_type_name(const struct kv_live *v)
         return "hash";
     case KV_TYPE_SET:
         return "set";
+    case KV_TYPE_LIST:
+        return "list";
+    case KV_TYPE_ZSET:
+        return "zset";
     default:
         return "string";
     }
@@ -43,11 +47,11 @@ uint64_t kv_watch_digest(const struct kv_live *v)
     if (v->type == KV_TYPE_STRING) {
         return craft_kv_watch_digest(v->found, v->expire_at, v->val, v->vlen);
     }
-    /* The header without its id: ids are each store's own, the version is replicated. */
-    struct kv_coll c = v->coll;
-    c.id = 0;
-    uint8_t h[KV_COLL_HEADER];
-    kv_coll_put(h, &c);
+    /* Type, count and version: not the id or a list's head, each store's own. */
+    uint8_t h[17];
+    h[0] = v->coll.type;
+    kv_put_be64(h + 1, v->coll.count);
+    kv_put_be64(h + 9, v->coll.version);
     return craft_kv_watch_digest(true, v->expire_at, h, sizeof h);
 }
 
@@ -107,28 +111,40 @@ static int clear_collect(void *ctx, const uint8_t *k, size_t klen, const uint8_t
     return w->n == CLEAR_CHUNK ? CRAFT_KV_ITER_STOP : CRAFT_OK;
 }
 
-/* Removes the count elements of c (O(count): Redis's DEL of a big key is O(n) too). */
-static int coll_clear(struct kv_space *ks, const struct kv_coll *c)
+/* Removes every entry of table under id; *removed counts them. */
+static int clear_table(struct kv_space *ks, int table, uint64_t id, uint64_t *removed)
 {
     struct clear_chunk *w = malloc(sizeof *w);
     if (w == NULL) {
         return CRAFT_ENOMEM;
     }
-    w->id = c->id;
+    w->id = id;
     uint8_t from[8];
-    kv_put_be64(from, c->id);
-    uint64_t removed = 0;
+    kv_put_be64(from, id);
+    *removed = 0;
     int rc;
     do {
         w->n = 0;
-        rc = ks->o->iter(ks->t, CRAFT_KV_TABLE_ELEMS, from, sizeof from, clear_collect, w);
+        rc = ks->o->iter(ks->t, table, from, sizeof from, clear_collect, w);
         for (size_t i = 0; rc == CRAFT_OK && i < w->n; i++) {
-            rc = ks->o->del(ks->t, CRAFT_KV_TABLE_ELEMS, w->keys[i], w->lens[i]);
+            rc = ks->o->del(ks->t, table, w->keys[i], w->lens[i]);
         }
-        removed += w->n;
+        *removed += w->n;
     } while (rc == CRAFT_OK && w->n == CLEAR_CHUNK);
     free(w);
-    if (rc == CRAFT_OK && removed != c->count) {
+    return rc;
+}
+
+/* Removes the count elements of c (O(count): Redis's DEL of a big key is O(n) too), and a
+ * sorted set's score index. */
+static int coll_clear(struct kv_space *ks, const struct kv_coll *c)
+{
+    uint64_t removed = 0, indexed = c->count;
+    int rc = clear_table(ks, CRAFT_KV_TABLE_ELEMS, c->id, &removed);
+    if (rc == CRAFT_OK && c->type == KV_TYPE_ZSET) {
+        rc = clear_table(ks, CRAFT_KV_TABLE_ZINDEX, c->id, &indexed);
+    }
+    if (rc == CRAFT_OK && (removed != c->count || indexed != c->count)) {
         rc = CRAFT_ECORRUPT; /* the header's count is the elements' */
     }
     return rc;
@@ -264,9 +280,9 @@ int kv_coll_store(struct kv_space *ks, const uint8_t *sk, size_t sklen, const st
     if (at != 0 && at <= ks->m->now) {
         return old->found ? kv_key_remove(ks, sk, sklen, old) : CRAFT_OK;
     }
-    uint8_t h[KV_COLL_HEADER];
-    kv_coll_put(h, c);
-    return store_value(ks, sk, sklen, old, at | KV_COLL_BIT, h, sizeof h, NULL, 0, at);
+    uint8_t h[KV_COLL_HEADER_MAX];
+    size_t hlen = kv_coll_put(h, c);
+    return store_value(ks, sk, sklen, old, at | KV_COLL_BIT, h, hlen, NULL, 0, at);
 }
 
 uint64_t kv_coll_new_id(struct kv_space *ks)
@@ -276,4 +292,47 @@ uint64_t kv_coll_new_id(struct kv_space *ks)
         ks->m->coll_next = 1;
     }
     return ks->m->coll_next++;
+}
+
+bool kv_elem_valid(uint8_t type, struct craft_kv_bytes f, struct craft_kv_bytes v)
+{
+    if (f.len > CRAFT_KV_FIELD_BYTES_MAX || v.len > CRAFT_KV_VALUE_BYTES_MAX) {
+        return false;
+    }
+    switch (type) {
+    case KV_TYPE_HASH:
+        return true;
+    case KV_TYPE_SET:
+        return v.len == 0;
+    case KV_TYPE_LIST:
+        return f.len == 0;
+    case KV_TYPE_ZSET: {
+        if (v.len != 8) {
+            return false;
+        }
+        double d = kv_score_get(v.p);
+        return d == d; /* not NaN */
+    }
+    default:
+        return false;
+    }
+}
+
+int kv_elem_install(struct kv_space *ks, const struct kv_coll *c, uint64_t i,
+                    struct craft_kv_bytes f, struct craft_kv_bytes v)
+{
+    CRAFT_ASSERT(kv_elem_valid(c->type, f, v));
+    if (c->type == KV_TYPE_LIST) {
+        uint8_t k[KV_LKEY];
+        kv_lkey(c->id, c->head + i, k);
+        return ks->o->put(ks->t, CRAFT_KV_TABLE_ELEMS, k, sizeof k, v.p, v.len);
+    }
+    uint8_t k[KV_EKEY_MAX];
+    int rc = ks->o->put(ks->t, CRAFT_KV_TABLE_ELEMS, k, kv_ekey(c->id, f.p, f.len, k), v.p, v.len);
+    if (rc == CRAFT_OK && c->type == KV_TYPE_ZSET) {
+        uint8_t z[KV_ZKEY_MAX];
+        rc = ks->o->put(ks->t, CRAFT_KV_TABLE_ZINDEX, z, kv_zkey(c->id, kv_score_get(v.p), f.p, f.len, z),
+                        NULL, 0);
+    }
+    return rc;
 }

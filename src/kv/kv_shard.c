@@ -41,7 +41,7 @@ bool kv_payload_coll_valid(const uint8_t *val, size_t vlen)
     }
     struct kv_coll c;
     kv_payload_coll_header(val, &c);
-    if ((c.type != KV_TYPE_HASH && c.type != KV_TYPE_SET) || c.count == 0) {
+    if (!kv_type_is_coll(c.type) || c.count == 0) {
         return false;
     }
     struct craft_reader r = {val + KV_PAYLOAD_COLL_HEADER, vlen - KV_PAYLOAD_COLL_HEADER};
@@ -53,14 +53,14 @@ bool kv_payload_coll_valid(const uint8_t *val, size_t vlen)
             return false;
         }
         uint32_t flen = craft_get_u32(h), elen = craft_get_u32(h + 4);
-        if (flen > CRAFT_KV_FIELD_BYTES_MAX || elen > CRAFT_KV_VALUE_BYTES_MAX ||
-            (c.type == KV_TYPE_SET && elen != 0) || ((f = craft_take(&r, flen)) == NULL && flen) ||
-            ((v = craft_take(&r, elen)) == NULL && elen)) {
+        if ((f = craft_take(&r, flen)) == NULL || (v = craft_take(&r, elen)) == NULL ||
+            !kv_elem_valid(c.type, (struct craft_kv_bytes){f, flen},
+                           (struct craft_kv_bytes){v, elen})) {
             return false;
         }
         size_t cur_len = kv_ekey(0, f, flen, cur);
-        if (i > 0 && kv_skey_cmp(prev, prev_len, cur, cur_len) >= 0) {
-            return false; /* out of order, or twice */
+        if (c.type != KV_TYPE_LIST && i > 0 && kv_skey_cmp(prev, prev_len, cur, cur_len) >= 0) {
+            return false; /* out of order, or twice (a list's order is its sequence) */
         }
         memcpy(prev, cur, cur_len);
         prev_len = cur_len;

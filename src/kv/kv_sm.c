@@ -1203,6 +1203,9 @@ static int exec_flushall(struct ap *a, struct craft_kv_result **res)
     if (rc == CRAFT_OK) {
         rc = a->ks.o->drop(a->ks.t, CRAFT_KV_TABLE_ELEMS);
     }
+    if (rc == CRAFT_OK) {
+        rc = a->ks.o->drop(a->ks.t, CRAFT_KV_TABLE_ZINDEX);
+    }
     if (rc != CRAFT_OK) {
         return rc;
     }
@@ -1513,13 +1516,13 @@ static int import_coll(struct ap *a, struct kv_keyed *kd, const struct kv_payloa
         return CRAFT_OK; /* expired here already: absent, as key_store would leave it */
     }
     c.id = kv_coll_new_id(&a->ks);
+    c.head = c.type == KV_TYPE_LIST ? KV_LIST_BASE : 0;
     struct craft_kv_bytes f, v;
     size_t off = KV_PAYLOAD_COLL_HEADER;
     int rc = CRAFT_OK;
-    while (rc == CRAFT_OK && kv_payload_coll_next(k->val, k->vlen, &off, &f, &v)) {
-        uint8_t ek[KV_EKEY_MAX];
-        rc = a->ks.o->put(a->ks.t, CRAFT_KV_TABLE_ELEMS, ek, kv_ekey(c.id, f.p, f.len, ek), v.p,
-                          v.len);
+    for (uint64_t i = 0; rc == CRAFT_OK && kv_payload_coll_next(k->val, k->vlen, &off, &f, &v);
+         i++) {
+        rc = kv_elem_install(&a->ks, &c, i, f, v);
     }
     return rc == CRAFT_OK ? kv_coll_store(&a->ks, kd->sk, kd->sklen, &kd->old, &c, k->expire_at)
                           : rc;

@@ -471,7 +471,7 @@ static int load_coll(struct loader *l)
                         .version = craft_get_u64(h + 21)};
     uint64_t at = craft_get_u64(h);
     uint32_t klen = craft_get_u32(h + 9);
-    if (klen > CRAFT_KV_KEY_BYTES_MAX || (c.type != KV_TYPE_HASH && c.type != KV_TYPE_SET) ||
+    if (klen > CRAFT_KV_KEY_BYTES_MAX || !kv_type_is_coll(c.type) ||
         c.count == 0 || at > (uint64_t)INT64_MAX || (at != 0 && at <= l->m.now)) {
         return CRAFT_ECORRUPT;
     }
@@ -491,9 +491,13 @@ static int load_coll(struct loader *l)
         l->m.coll_next = 1;
     }
     c.id = l->m.coll_next++;
-    uint8_t prev[KV_EKEY_MAX];
+    c.head = c.type == KV_TYPE_LIST ? KV_LIST_BASE : 0;
+    uint64_t expires_min = 0;
+    struct kv_space ks = {.o = l->o, .t = l->t, .m = &l->m, .write = true,
+                          .expires_min = &expires_min};
+    uint8_t prev[KV_EKEY_MAX], cur[KV_EKEY_MAX];
     size_t prev_len = 0;
-    uint8_t *ek = l->rec, *ev = l->rec + KV_EKEY_MAX;
+    uint8_t *ef = l->rec, *ev = l->rec + KV_EKEY_MAX; /* the field, then the value */
     for (uint64_t i = 0; i < c.count; i++) {
         uint8_t eh[8];
         rc = rd_exact(&l->r, eh, sizeof eh);
@@ -501,31 +505,35 @@ static int load_coll(struct loader *l)
             return rc;
         }
         uint32_t flen = craft_get_u32(eh), vlen = craft_get_u32(eh + 4);
-        if (flen > CRAFT_KV_FIELD_BYTES_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX ||
-            (c.type == KV_TYPE_SET && vlen != 0)) {
+        if (flen > CRAFT_KV_FIELD_BYTES_MAX || vlen > CRAFT_KV_VALUE_BYTES_MAX) {
             return CRAFT_ECORRUPT;
         }
-        rc = rd_exact(&l->r, ev, flen);
+        rc = rd_exact(&l->r, ef, flen);
         if (rc == CRAFT_OK) {
-            size_t eklen = kv_ekey(c.id, ev, flen, ek);
-            if (i > 0 && kv_skey_cmp(prev, prev_len, ek, eklen) >= 0) {
-                return CRAFT_ECORRUPT; /* elements out of order or repeated */
-            }
-            memcpy(prev, ek, eklen);
-            prev_len = eklen;
             rc = rd_exact(&l->r, ev, vlen);
-            if (rc == CRAFT_OK) {
-                rc = l->o->put(l->t, CRAFT_KV_TABLE_ELEMS, ek, eklen, ev, vlen);
-            }
         }
         if (rc != CRAFT_OK) {
             return rc;
         }
+        struct craft_kv_bytes f = {ef, flen}, v = {ev, vlen};
+        if (!kv_elem_valid(c.type, f, v)) {
+            return CRAFT_ECORRUPT;
+        }
+        size_t cur_len = kv_ekey(0, ef, flen, cur);
+        if (c.type != KV_TYPE_LIST && i > 0 && kv_skey_cmp(prev, prev_len, cur, cur_len) >= 0) {
+            return CRAFT_ECORRUPT; /* elements out of order or repeated */
+        }
+        memcpy(prev, cur, cur_len);
+        prev_len = cur_len;
+        rc = kv_elem_install(&ks, &c, i, f, v);
+        if (rc != CRAFT_OK) {
+            return rc;
+        }
     }
-    uint8_t val[KV_VAL_HEADER + KV_COLL_HEADER];
+    uint8_t val[KV_VAL_HEADER + KV_COLL_HEADER_MAX];
     craft_put_u64(val, at | KV_COLL_BIT);
-    kv_coll_put(val + KV_VAL_HEADER, &c);
-    rc = l->o->put(l->t, CRAFT_KV_TABLE_DATA, sk, sklen, val, sizeof val);
+    size_t hlen = kv_coll_put(val + KV_VAL_HEADER, &c);
+    rc = l->o->put(l->t, CRAFT_KV_TABLE_DATA, sk, sklen, val, KV_VAL_HEADER + hlen);
     if (rc == CRAFT_OK && at != 0) {
         uint8_t x[KV_XKEY_MAX];
         kv_put_be64(x, at);
@@ -734,7 +742,9 @@ int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx
     l->shard_gid = sm->shard_gid;
     l->r.buf = malloc(IO_BUF_BYTES);
     l->rec = malloc(KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX);
-    _Static_assert(KV_EKEY_MAX <= KV_SKEY_MAX + KV_VAL_HEADER, "an element fits rec");
+    _Static_assert(CRAFT_KV_FIELD_BYTES_MAX <= KV_EKEY_MAX &&
+                       KV_EKEY_MAX <= KV_SKEY_MAX + KV_VAL_HEADER,
+                   "an element's field and value fit rec");
     _Static_assert(KV_SESSION_BYTES_MAX <= KV_SKEY_MAX + KV_VAL_HEADER + CRAFT_KV_VALUE_BYTES_MAX,
                    "a session record fits rec");
     int rc = l->r.buf != NULL && l->rec != NULL ? CRAFT_OK : CRAFT_ENOMEM;

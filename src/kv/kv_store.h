@@ -32,6 +32,7 @@ enum craft_kv_table {
     CRAFT_KV_TABLE_IDLE,     /* u64be last_ms | u64be session id -> "" */
     CRAFT_KV_TABLE_META,     /* name -> u64 */
     CRAFT_KV_TABLE_ELEMS,    /* u64be collection id | element key -> element value */
+    CRAFT_KV_TABLE_ZINDEX,   /* u64be id | u64be sortable score | member -> "" */
     CRAFT_KV_TABLES
 };
 

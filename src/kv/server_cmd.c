@@ -527,8 +527,8 @@ static void r_scan(struct craft_kv_read *r, size_t argc,
                 return;
             }
         } else if (craftkv_arg_is(&argv[i], "TYPE")) {
-            /* Redis's names; a type craftkv does not have (list, zset, stream) matches no key. */
-            static const char *const types[] = {"string", "hash", "set"};
+            /* Redis's names; a type craftkv does not have (stream) matches no key. */
+            static const char *const types[] = {"string", "hash", "set", "list", "zset"};
             type = "-";
             for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
                 if (craftkv_arg_is(&argv[i + 1], types[t]))
@@ -1004,6 +1004,34 @@ static const struct craftkv_cmd_def table[] = {
     CREAD("sinter", -2, K_ALL, CRAFT_KV_OP_SINTER),
     CREAD("sunion", -2, K_ALL, CRAFT_KV_OP_SUNION),
     CREAD("sdiff", -2, K_ALL, CRAFT_KV_OP_SDIFF),
+    CWRITE("lpush", -3, CRAFT_KV_OP_LPUSH),
+    CWRITE("rpush", -3, CRAFT_KV_OP_RPUSH),
+    CWRITE("lpushx", -3, CRAFT_KV_OP_LPUSHX),
+    CWRITE("rpushx", -3, CRAFT_KV_OP_RPUSHX),
+    CWRITE("lpop", -2, CRAFT_KV_OP_LPOP),
+    CWRITE("rpop", -2, CRAFT_KV_OP_RPOP),
+    CWRITE("lset", 4, CRAFT_KV_OP_LSET),
+    CWRITE("lrem", 4, CRAFT_KV_OP_LREM),
+    CWRITE("ltrim", 4, CRAFT_KV_OP_LTRIM),
+    CREAD("llen", 2, K_ONE, CRAFT_KV_OP_LLEN),
+    CREAD("lrange", 4, K_ONE, CRAFT_KV_OP_LRANGE),
+    CREAD("lindex", 3, K_ONE, CRAFT_KV_OP_LINDEX),
+    CWRITE("zadd", -4, CRAFT_KV_OP_ZADD),
+    CWRITE("zincrby", 4, CRAFT_KV_OP_ZINCRBY),
+    CWRITE("zrem", -3, CRAFT_KV_OP_ZREM),
+    CWRITE("zpopmin", -2, CRAFT_KV_OP_ZPOPMIN),
+    CWRITE("zpopmax", -2, CRAFT_KV_OP_ZPOPMAX),
+    CREAD("zscore", 3, K_ONE, CRAFT_KV_OP_ZSCORE),
+    CREAD("zmscore", -3, K_ONE, CRAFT_KV_OP_ZMSCORE),
+    CREAD("zcard", 2, K_ONE, CRAFT_KV_OP_ZCARD),
+    CREAD("zcount", 4, K_ONE, CRAFT_KV_OP_ZCOUNT),
+    CREAD("zrange", -4, K_ONE, CRAFT_KV_OP_ZRANGE),
+    CREAD("zrangebyscore", -4, K_ONE, CRAFT_KV_OP_ZRANGEBYSCORE),
+    CREAD("zrevrange", -4, K_ONE, CRAFT_KV_OP_ZREVRANGE),
+    CREAD("zrevrangebyscore", -4, K_ONE, CRAFT_KV_OP_ZREVRANGEBYSCORE),
+    CREAD("zrank", 3, K_ONE, CRAFT_KV_OP_ZRANK),
+    CREAD("zrevrank", 3, K_ONE, CRAFT_KV_OP_ZREVRANK),
+    CREAD("zscan", -3, K_ONE, CRAFT_KV_OP_ZSCAN),
     WRITE(CRAFTKV_EXEC_CMD, -4, w_exec, K_NONE), /* a transaction's commands (server_multi.c) */
     WRITE(CRAFTKV_ENDSESSION_CMD, 1, w_endsession, K_NONE), /* a closed connection's session */
     /* cluster administration: server_admin.c */

@@ -1,0 +1,408 @@
+/* craftkv's lists (kv.md "Data types"): elements at contiguous positions head .. head +
+ * count - 1 of the list's id (kv_internal.h), so a push or a pop at either end writes one
+ * element and the header, LINDEX / LSET find an element by its position, LRANGE walks
+ * from one. LREM rewrites the elements after the first it removes (O(n), as Redis's). */
+#include <stdlib.h>
+
+#include "base/assert.h"
+#include "base/bytes.h"
+#include "kv/kv_coll.h"
+
+#define ERR_NO_SUCH_KEY "ERR no such key"
+#define ERR_INDEX_RANGE "ERR index out of range"
+
+bool kv_op_is_list(uint8_t op)
+{
+    return (op >= CRAFT_KV_OP_LPUSH && op <= CRAFT_KV_OP_LTRIM) ||
+           (op >= CRAFT_KV_OP_LLEN && op <= CRAFT_KV_OP_LINDEX);
+}
+
+const char *kv_list_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
+{
+    int64_t v;
+    switch (op) {
+    case CRAFT_KV_OP_LPUSH:
+    case CRAFT_KV_OP_RPUSH:
+    case CRAFT_KV_OP_LPUSHX:
+    case CRAFT_KV_OP_RPUSHX:
+        return n < 1 ? KV_ERR_ARGS : NULL;
+    case CRAFT_KV_OP_LPOP:
+    case CRAFT_KV_OP_RPOP:
+        if (n > 1) {
+            return KV_ERR_ARGS;
+        }
+        if (n == 1 && !kv_arg_i64(a[0], &v)) {
+            return KV_ERR_NOT_INT;
+        }
+        return n == 1 && v < 0 ? KV_ERR_POSITIVE : NULL;
+    case CRAFT_KV_OP_LSET:
+    case CRAFT_KV_OP_LREM:
+        return n != 2 ? KV_ERR_ARGS : kv_arg_i64(a[0], &v) ? NULL : KV_ERR_NOT_INT;
+    case CRAFT_KV_OP_LTRIM:
+    case CRAFT_KV_OP_LRANGE:
+        return n != 2 ? KV_ERR_ARGS
+                      : kv_arg_i64(a[0], &v) && kv_arg_i64(a[1], &v) ? NULL : KV_ERR_NOT_INT;
+    case CRAFT_KV_OP_LINDEX:
+        return n != 1 ? KV_ERR_ARGS : kv_arg_i64(a[0], &v) ? NULL : KV_ERR_NOT_INT;
+    case CRAFT_KV_OP_LLEN:
+        return n != 0 ? KV_ERR_ARGS : NULL;
+    default:
+        CRAFT_UNREACHABLE();
+    }
+}
+
+static int64_t arg(struct craft_kv_bytes b)
+{
+    int64_t v = 0;
+    bool ok = kv_arg_i64(b, &v);
+    CRAFT_ASSERT(ok); /* kv_list_check */
+    return v;
+}
+
+static int elem_at(struct kv_space *ks, const struct kv_coll *c, uint64_t i, const uint8_t **v,
+                   size_t *vlen)
+{
+    CRAFT_ASSERT(i < c->count);
+    uint8_t k[KV_LKEY];
+    kv_lkey(c->id, c->head + i, k);
+    int rc = ks->o->get(ks->t, CRAFT_KV_TABLE_ELEMS, k, sizeof k, v, vlen);
+    return rc == CRAFT_ENOTFOUND ? CRAFT_ECORRUPT : rc; /* positions are contiguous */
+}
+
+static int put_at(struct kv_space *ks, const struct kv_coll *c, uint64_t pos,
+                  struct craft_kv_bytes v)
+{
+    uint8_t k[KV_LKEY];
+    kv_lkey(c->id, pos, k);
+    return ks->o->put(ks->t, CRAFT_KV_TABLE_ELEMS, k, sizeof k, v.p, v.len);
+}
+
+static int del_at(struct kv_space *ks, const struct kv_coll *c, uint64_t pos)
+{
+    uint8_t k[KV_LKEY];
+    kv_lkey(c->id, pos, k);
+    int rc = ks->o->del(ks->t, CRAFT_KV_TABLE_ELEMS, k, sizeof k);
+    return rc == CRAFT_ENOTFOUND ? CRAFT_ECORRUPT : rc;
+}
+
+/* Redis's index: negative from the end. true with *i in [0, count) if it names one. */
+static bool index_of(int64_t idx, uint64_t count, uint64_t *i)
+{
+    if (idx < 0) {
+        if ((uint64_t)-(idx + 1) >= count) {
+            return false;
+        }
+        *i = count - (uint64_t)-(idx + 1) - 1;
+        return true;
+    }
+    if ((uint64_t)idx >= count) {
+        return false;
+    }
+    *i = (uint64_t)idx;
+    return true;
+}
+
+static int push(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                const struct craft_kv_bytes *a, struct craft_kv_result **res)
+{
+    bool left = c->op == CRAFT_KV_OP_LPUSH || c->op == CRAFT_KV_OP_LPUSHX;
+    bool only_existing = c->op == CRAFT_KV_OP_LPUSHX || c->op == CRAFT_KV_OP_RPUSHX;
+    struct kv_keyed k;
+    bool wrong;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    if (only_existing && !k.old.found) {
+        return kv_res_int(res, 0);
+    }
+    struct kv_coll l = kv_coll_open(ks, &k, KV_TYPE_LIST);
+    /* Room at that end (2^63 positions each way from the first push: never in practice). */
+    if ((left && l.head < n) || (!left && UINT64_MAX - l.head - l.count < n)) {
+        return kv_res_err(res, "ERR list has no room at that end");
+    }
+    for (size_t i = 0; i < n && rc == CRAFT_OK; i++) {
+        if (left) {
+            l.head--;
+            rc = put_at(ks, &l, l.head, a[i]);
+        } else {
+            rc = put_at(ks, &l, l.head + l.count, a[i]);
+        }
+        l.count++;
+    }
+    if (rc == CRAFT_OK) {
+        rc = kv_coll_commit(ks, &k, &l);
+    }
+    return rc != CRAFT_OK ? rc : kv_res_int(res, (int64_t)l.count);
+}
+
+static int pop(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+               const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
+{
+    bool left = c->op == CRAFT_KV_OP_LPOP;
+    struct kv_keyed k;
+    bool wrong;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    if (!k.old.found) {
+        return kv_reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
+    }
+    struct kv_coll l = k.old.coll;
+    uint64_t want = n == 1 ? (uint64_t)arg(a[0]) : 1;
+    want = want < l.count ? want : l.count;
+    if (want == 0) {
+        return kv_reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, 0, NULL, 0)); /* unchanged */
+    }
+    struct kv_arr out = {.max = budget};
+    for (uint64_t i = 0; i < want && rc == CRAFT_OK; i++) {
+        const uint8_t *v;
+        size_t vlen;
+        uint64_t at = left ? 0 : l.count - 1;
+        rc = elem_at(ks, &l, at, &v, &vlen);
+        if (rc == CRAFT_OK) {
+            kv_arr_bytes(&out, CRAFT_KV_RES_BULK, v, vlen); /* copied before the delete */
+            rc = del_at(ks, &l, l.head + at);
+        }
+        if (left) {
+            l.head++;
+        }
+        l.count--;
+    }
+    if (rc == CRAFT_OK) {
+        rc = kv_coll_commit(ks, &k, &l);
+    }
+    if (n == 0 && rc == CRAFT_OK && out.rc == CRAFT_OK && !out.over) {
+        rc = kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, out.buf + 5, out.len - 5));
+        free(out.buf);
+        return rc;
+    }
+    return kv_arr_done(&out, rc, res);
+}
+
+static int lset(struct kv_space *ks, const struct craft_kv_cmd *c, const struct craft_kv_bytes *a,
+                struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    if (!k.old.found) {
+        return kv_res_err(res, ERR_NO_SUCH_KEY);
+    }
+    struct kv_coll l = k.old.coll;
+    uint64_t i;
+    if (!index_of(arg(a[0]), l.count, &i)) {
+        return kv_res_err(res, ERR_INDEX_RANGE);
+    }
+    rc = put_at(ks, &l, l.head + i, a[1]);
+    if (rc == CRAFT_OK) {
+        rc = kv_coll_commit(ks, &k, &l);
+    }
+    return rc != CRAFT_OK ? rc : kv_reply(res, kv_result_new(CRAFT_KV_RES_OK, 0, NULL, 0));
+}
+
+static int ltrim(struct kv_space *ks, const struct craft_kv_cmd *c, const struct craft_kv_bytes *a,
+                 struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    if (k.old.found) {
+        struct kv_coll l = k.old.coll;
+        uint64_t from = 0, to = 0;
+        bool keep = kv_range_of(arg(a[0]), arg(a[1]), l.count, &from, &to);
+        uint64_t keep_from = keep ? from : l.count, keep_to = keep ? to : l.count;
+        bool changed = false;
+        for (uint64_t i = 0; i < l.count && rc == CRAFT_OK; i++) {
+            if (i < keep_from || i > keep_to || !keep) {
+                rc = del_at(ks, &l, l.head + i);
+                changed = true;
+            }
+        }
+        if (changed && rc == CRAFT_OK) {
+            l.head += keep ? from : 0;
+            l.count = keep ? to - from + 1 : 0;
+            rc = kv_coll_commit(ks, &k, &l);
+        }
+    }
+    return rc != CRAFT_OK ? rc : kv_reply(res, kv_result_new(CRAFT_KV_RES_OK, 0, NULL, 0));
+}
+
+/* LREM: the list read whole, the kept elements written back from the first removed on. */
+struct lrem {
+    struct craft_kv_bytes target;
+    int64_t count; /* > 0 from the head, < 0 from the tail, 0 every one */
+    uint8_t **vals;
+    size_t *lens;
+    uint64_t n, cap;
+};
+
+static int lrem_take(void *ctx, uint64_t pos, struct craft_kv_bytes f, struct craft_kv_bytes v)
+{
+    (void)pos, (void)f;
+    struct lrem *r = ctx;
+    if (r->n == r->cap) {
+        return CRAFT_ECORRUPT; /* more elements than the header counts */
+    }
+    uint8_t *copy = malloc(v.len > 0 ? v.len : 1);
+    if (copy == NULL) {
+        return CRAFT_ENOMEM;
+    }
+    if (v.len > 0) {
+        memcpy(copy, v.p, v.len);
+    }
+    r->vals[r->n] = copy;
+    r->lens[r->n++] = v.len;
+    return CRAFT_OK;
+}
+
+static int lrem(struct kv_space *ks, const struct craft_kv_cmd *c, const struct craft_kv_bytes *a,
+                struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
+    if (rc != CRAFT_OK || wrong || !k.old.found) {
+        return rc != CRAFT_OK ? rc
+               : wrong        ? kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE)
+                              : kv_res_int(res, 0);
+    }
+    struct kv_coll l = k.old.coll;
+    struct lrem r = {.target = a[1], .count = arg(a[0]), .cap = l.count};
+    r.vals = calloc(l.count, sizeof *r.vals);
+    r.lens = calloc(l.count, sizeof *r.lens);
+    bool *drop = calloc(l.count, sizeof *drop);
+    rc = r.vals != NULL && r.lens != NULL && drop != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    if (rc == CRAFT_OK) {
+        rc = kv_elems_walk(ks, l.id, l.head, lrem_take, &r);
+    }
+    if (rc == CRAFT_OK && r.n != l.count) {
+        rc = CRAFT_ECORRUPT;
+    }
+    int64_t removed = 0;
+    uint64_t first = l.count;
+    for (uint64_t j = 0; rc == CRAFT_OK && j < l.count; j++) {
+        uint64_t i = r.count < 0 ? l.count - 1 - j : j;
+        if (r.count != 0 && removed == (r.count < 0 ? -r.count : r.count)) {
+            break;
+        }
+        if (r.lens[i] == a[1].len && (a[1].len == 0 || memcmp(r.vals[i], a[1].p, a[1].len) == 0)) {
+            drop[i] = true;
+            removed++;
+            first = i < first ? i : first;
+        }
+    }
+    if (rc == CRAFT_OK && removed > 0) {
+        /* Positions from the first removed one: the kept elements moved down, the tail's
+         * freed positions deleted. */
+        uint64_t w = first;
+        for (uint64_t i = first; i < l.count && rc == CRAFT_OK; i++) {
+            if (!drop[i]) {
+                rc = put_at(ks, &l, l.head + w++,
+                            (struct craft_kv_bytes){r.vals[i], (uint32_t)r.lens[i]});
+            }
+        }
+        for (uint64_t i = w; i < l.count && rc == CRAFT_OK; i++) {
+            rc = del_at(ks, &l, l.head + i);
+        }
+        l.count = w;
+        if (rc == CRAFT_OK) {
+            rc = kv_coll_commit(ks, &k, &l);
+        }
+    }
+    for (uint64_t i = 0; r.vals != NULL && i < r.n; i++) {
+        free(r.vals[i]);
+    }
+    free(r.vals);
+    free(r.lens);
+    free(drop);
+    return rc != CRAFT_OK ? rc : kv_res_int(res, removed);
+}
+
+/* LRANGE: from one position, to another. */
+struct lrange {
+    struct kv_arr *out;
+    uint64_t left;
+};
+
+static int lrange_one(void *ctx, uint64_t pos, struct craft_kv_bytes f, struct craft_kv_bytes v)
+{
+    (void)pos, (void)f;
+    struct lrange *r = ctx;
+    if (r->left == 0) {
+        return CRAFT_KV_ITER_STOP;
+    }
+    r->left--;
+    kv_arr_bytes(r->out, CRAFT_KV_RES_BULK, v.p, v.len);
+    return r->out->over || r->out->rc != CRAFT_OK ? CRAFT_KV_ITER_STOP : CRAFT_OK;
+}
+
+static int read_op(struct kv_space *ks, const struct craft_kv_cmd *c, const struct craft_kv_bytes *a,
+                   size_t budget, struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    struct kv_coll l = k.old.found ? k.old.coll : (struct kv_coll){0};
+    switch (c->op) {
+    case CRAFT_KV_OP_LLEN:
+        return kv_res_int(res, (int64_t)l.count);
+    case CRAFT_KV_OP_LINDEX: {
+        uint64_t i;
+        if (!index_of(arg(a[0]), l.count, &i)) {
+            return kv_reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
+        }
+        const uint8_t *v;
+        size_t vlen;
+        rc = elem_at(ks, &l, i, &v, &vlen);
+        return rc != CRAFT_OK ? rc : kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, v, vlen));
+    }
+    case CRAFT_KV_OP_LRANGE: {
+        struct kv_arr out = {.max = budget};
+        uint64_t from, to;
+        if (kv_range_of(arg(a[0]), arg(a[1]), l.count, &from, &to)) {
+            struct lrange r = {.out = &out, .left = to - from + 1};
+            rc = kv_elems_walk(ks, l.id, l.head + from, lrange_one, &r);
+            if (rc == CRAFT_OK && r.left != 0 && !out.over && out.rc == CRAFT_OK) {
+                rc = CRAFT_ECORRUPT;
+            }
+        }
+        return kv_arr_done(&out, rc, res);
+    }
+    default:
+        CRAFT_UNREACHABLE();
+    }
+}
+
+int kv_list_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                 const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
+{
+    switch (c->op) {
+    case CRAFT_KV_OP_LPUSH:
+    case CRAFT_KV_OP_RPUSH:
+    case CRAFT_KV_OP_LPUSHX:
+    case CRAFT_KV_OP_RPUSHX:
+        return push(ks, c, n, a, res);
+    case CRAFT_KV_OP_LPOP:
+    case CRAFT_KV_OP_RPOP:
+        return pop(ks, c, n, a, budget, res);
+    case CRAFT_KV_OP_LSET:
+        return lset(ks, c, a, res);
+    case CRAFT_KV_OP_LREM:
+        return lrem(ks, c, a, res);
+    case CRAFT_KV_OP_LTRIM:
+        return ltrim(ks, c, a, res);
+    default:
+        return read_op(ks, c, a, budget, res);
+    }
+}
