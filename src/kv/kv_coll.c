@@ -4,6 +4,7 @@
  * header, whatever the collection's size. Deterministic: what a command does depends on
  * its arguments and the state only (SPOP's choice on the seed its proposer drew). */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -773,16 +774,76 @@ int kv_coll_scan(struct kv_space *ks, uint64_t id, const struct kv_scan_args *sa
 
 size_t kv_score_format(double d, char out[KV_SCORE_TEXT_MAX])
 {
-    /* The shortest text that reads back as d (Redis 7 prints scores so). */
-    int n = 0;
-    for (int prec = 1; prec <= 17; prec++) {
-        n = snprintf(out, KV_SCORE_TEXT_MAX, "%.*g", prec, d);
-        if (strtod(out, NULL) == d) {
+    /* As Redis 7.2 prints a double (fpconv_dtoa): the shortest digits that read back as d,
+     * as a plain number when its exponent is small ("10", "0.1", "1.5"), else in scientific
+     * notation without padding ("1e+300", "1e-7"). */
+    if (isinf(d)) {
+        return (size_t)snprintf(out, KV_SCORE_TEXT_MAX, "%s", d > 0 ? "inf" : "-inf");
+    }
+    if (d == 0) {
+        return (size_t)snprintf(out, KV_SCORE_TEXT_MAX, "0");
+    }
+    char e[40];
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec, d);
+        if (strtod(e, NULL) == d) {
             break;
         }
     }
-    CRAFT_ASSERT(n > 0 && n < KV_SCORE_TEXT_MAX);
-    return (size_t)n;
+    /* e: [-]D[.DDD]e(+|-)XX */
+    bool neg = e[0] == '-';
+    const char *p = e + neg;
+    char digits[24];
+    int nd = 0;
+    digits[nd++] = *p++;
+    if (*p == '.') {
+        for (p++; *p != 'e'; p++) {
+            digits[nd++] = *p;
+        }
+    }
+    int e10 = atoi(p + 1); /* the first digit's power of ten */
+    while (nd > 1 && digits[nd - 1] == '0') {
+        nd--;
+    }
+    int k = e10 - (nd - 1); /* d = digits * 10^k */
+    int ex = e10 < 0 ? -e10 : e10;
+    size_t w = 0;
+    if (neg) {
+        out[w++] = '-';
+    }
+    if (k >= 0 && ex < nd + 7) {
+        memcpy(out + w, digits, (size_t)nd);
+        w += (size_t)nd;
+        memset(out + w, '0', (size_t)k);
+        w += (size_t)k;
+    } else if (k < 0 && (k > -7 || ex < 4)) {
+        int offset = nd + k; /* digits before the point */
+        if (offset <= 0) {
+            out[w++] = '0';
+            out[w++] = '.';
+            memset(out + w, '0', (size_t)-offset);
+            w += (size_t)-offset;
+            memcpy(out + w, digits, (size_t)nd);
+            w += (size_t)nd;
+        } else {
+            memcpy(out + w, digits, (size_t)offset);
+            w += (size_t)offset;
+            out[w++] = '.';
+            memcpy(out + w, digits + offset, (size_t)(nd - offset));
+            w += (size_t)(nd - offset);
+        }
+    } else {
+        out[w++] = digits[0];
+        if (nd > 1) {
+            out[w++] = '.';
+            memcpy(out + w, digits + 1, (size_t)(nd - 1));
+            w += (size_t)(nd - 1);
+        }
+        w += (size_t)snprintf(out + w, KV_SCORE_TEXT_MAX - w, "e%c%d", e10 < 0 ? '-' : '+', ex);
+    }
+    CRAFT_ASSERT(w < KV_SCORE_TEXT_MAX);
+    out[w] = '\0';
+    return w;
 }
 
 bool kv_range_of(int64_t start, int64_t stop, uint64_t count, uint64_t *from, uint64_t *to)

@@ -315,7 +315,8 @@ static int zadd(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
         double score, old = 0;
         bool ok = parse_score(a[i], &score);
         CRAFT_ASSERT(ok);
-        rc = k.old.found ? score_of(ks, zs.id, a[i + 1], &old) : CRAFT_ENOTFOUND;
+        /* A new key's first pair finds nothing; a later pair may name the same member. */
+        rc = k.old.found || i > z.first ? score_of(ks, zs.id, a[i + 1], &old) : CRAFT_ENOTFOUND;
         if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
             break;
         }

@@ -1,4 +1,5 @@
-/* craftkv's hashes and sets (kv_coll.c, kv.md "Data types"): Redis's answers for each
+/* craftkv's hashes, sets, lists and sorted sets (kv_coll.c, kv_list.c, kv_zset.c, kv.md
+ * "Data types"): Redis's answers for each
  * command, WRONGTYPE both ways, a collection emptied is gone, its elements removed with it
  * (DEL, SET over it, expiry, FLUSHALL), HSCAN/SSCAN visiting every element once, SPOP's
  * choice replicated by its seed, SRANDMEMBER's repeats, SINTER/SUNION/SDIFF, WATCH seeing
@@ -214,6 +215,11 @@ static void hashes(void)
     h_open(&h, false);
     IS(RUN(&h, HSET, "h", "a", "1", "b", "2"), "i:2");
     IS(RUN(&h, HSET, "h", "a", "10", "c", "3"), "i:1"); /* a replaced, c new */
+    IS(RUN(&h, HSET, "dup", "f", "1", "f", "2"), "i:1");
+    IS(RUN0(&h, HGETALL, "dup"), "[b:f,b:2]");
+    IS(RUN(&h, SADD, "dups", "m", "m"), "i:1");
+    IS(string_op(&h, CRAFT_KV_OP_DEL, "dup", NULL), "i:1");
+    IS(string_op(&h, CRAFT_KV_OP_DEL, "dups", NULL), "i:1");
     IS(RUN(&h, HGET, "h", "a"), "b:10");
     IS(RUN(&h, HGET, "h", "zz"), "nil");
     IS(RUN(&h, HGET, "nokey", "a"), "nil");
@@ -372,6 +378,136 @@ static void sets(void)
     craft_kv_read_end(r);
     h_close(&a);
     h_close(&b);
+}
+
+static uint64_t zindex_stored(struct h *h)
+{
+    struct craft_kv_txn *t;
+    CRAFT_ASSERT(h->st->ops->begin(h->st, false, &t) == CRAFT_OK);
+    uint64_t n = 0;
+    CHECK(h->st->ops->iter(t, CRAFT_KV_TABLE_ZINDEX, NULL, 0, count_one, &n) == CRAFT_OK);
+    h->st->ops->abort(t);
+    return n;
+}
+
+static void lists(void)
+{
+    struct h h;
+    h_open(&h, true);
+    IS(RUN(&h, RPUSH, "l", "a", "b", "c"), "i:3");
+    IS(RUN(&h, LPUSH, "l", "z", "y"), "i:5");
+    IS(RUN(&h, LRANGE, "l", "0", "-1"), "[b:y,b:z,b:a,b:b,b:c]");
+    IS(RUN(&h, LRANGE, "l", "-2", "100"), "[b:b,b:c]");
+    IS(RUN(&h, LRANGE, "l", "3", "1"), "[]");
+    IS(RUN(&h, LRANGE, "l", "-100", "0"), "[b:y]");
+    IS(RUN(&h, LRANGE, "none", "0", "-1"), "[]");
+    IS(RUN0(&h, LLEN, "l"), "i:5");
+    IS(RUN(&h, LINDEX, "l", "-1"), "b:c");
+    IS(RUN(&h, LINDEX, "l", "5"), "nil");
+    IS(RUN(&h, LINDEX, "l", "-6"), "nil");
+    IS(RUN(&h, LSET, "l", "1", "Z"), "ok");
+    IS(RUN(&h, LSET, "l", "9", "Z"), "e:ERR index out of range");
+    IS(RUN(&h, LSET, "none", "0", "Z"), "e:ERR no such key");
+    IS(RUN0(&h, LPOP, "l"), "b:y");
+    IS(RUN(&h, RPOP, "l", "2"), "[b:c,b:b]");
+    IS(RUN(&h, RPOP, "l", "0"), "[]");
+    IS(RUN(&h, LPOP, "l", "-1"), "e:ERR value is out of range, must be positive");
+    IS(RUN0(&h, LPOP, "none"), "nil");
+    IS(RUN(&h, LPUSHX, "none", "x"), "i:0");
+    IS(RUN(&h, RPUSHX, "l", "x"), "i:3");
+    IS(RUN(&h, LRANGE, "l", "0", "-1"), "[b:Z,b:a,b:x]");
+    /* LREM from the head, from the tail, every one. */
+    IS(RUN(&h, RPUSH, "r", "a", "b", "a", "c", "a", "a"), "i:6");
+    IS(RUN(&h, LREM, "r", "1", "a"), "i:1");
+    IS(RUN(&h, LRANGE, "r", "0", "-1"), "[b:b,b:a,b:c,b:a,b:a]");
+    IS(RUN(&h, LREM, "r", "-2", "a"), "i:2");
+    IS(RUN(&h, LRANGE, "r", "0", "-1"), "[b:b,b:a,b:c]");
+    IS(RUN(&h, LREM, "r", "0", "q"), "i:0");
+    IS(RUN(&h, LREM, "r", "0", "a"), "i:1");
+    IS(RUN(&h, LRANGE, "r", "0", "-1"), "[b:b,b:c]");
+    IS(RUN(&h, RPUSH, "r", "d"), "i:3");
+    IS(RUN(&h, LINDEX, "r", "2"), "b:d"); /* positions contiguous after the rewrite */
+    /* LTRIM keeps a range; an empty one removes the key. */
+    IS(RUN(&h, LTRIM, "r", "1", "-1"), "ok");
+    IS(RUN(&h, LRANGE, "r", "0", "-1"), "[b:c,b:d]");
+    IS(RUN(&h, LTRIM, "r", "5", "9"), "ok");
+    CHECK(strcmp(type_of(&h, "r"), "none") == 0);
+    /* Popping the last element removes the key and its elements. */
+    IS(RUN(&h, LPOP, "l", "10"), "[b:Z,b:a,b:x]");
+    CHECK(strcmp(type_of(&h, "l"), "none") == 0 && elems_stored(&h) == 0 && dbsize(&h) == 0);
+    IS(RUN(&h, RPUSH, "l", "1"), "i:1");
+    IS(RUN(&h, HSET, "l", "f", "v"), "e:" CRAFT_KV_ERR_WRONGTYPE);
+    IS(RUN0(&h, LLEN, "l"), "i:1");
+    CHECK(strcmp(type_of(&h, "l"), "list") == 0);
+    h_close(&h);
+}
+
+static void zsets(void)
+{
+    struct h h;
+    h_open(&h, false);
+    /* One member twice in a new key's ZADD: added once, the last score kept. */
+    IS(RUN(&h, ZADD, "dup", "1", "m", "2", "m"), "i:1");
+    IS(RUN(&h, ZRANGE, "dup", "0", "-1", "WITHSCORES"), "[b:m,b:2]");
+    IS(RUN0(&h, ZPOPMAX, "dup"), "[b:m,b:2]");
+    IS(RUN(&h, ZADD, "z", "1", "a", "2", "b", "3", "c"), "i:3");
+    IS(RUN(&h, ZADD, "z", "INCR", "5", "a"), "b:6");
+    IS(RUN(&h, ZRANGE, "z", "0", "-1", "WITHSCORES"), "[b:b,b:2,b:c,b:3,b:a,b:6]");
+    IS(RUN(&h, ZADD, "z", "CH", "2", "b", "10", "d", "4", "c"), "i:2"); /* d added, c changed */
+    IS(RUN(&h, ZADD, "z", "NX", "0", "b", "0", "e"), "i:1");
+    IS(RUN(&h, ZADD, "z", "XX", "0", "b", "0", "f"), "i:0");
+    IS(RUN(&h, ZSCORE, "z", "b"), "b:0");
+    IS(RUN(&h, ZADD, "z", "GT", "CH", "-1", "a", "7", "a"), "i:1"); /* -1 ignored, 7 > 6 */
+    IS(RUN(&h, ZADD, "z", "LT", "INCR", "1", "a"), "nil");
+    IS(RUN(&h, ZADD, "z", "NX", "XX", "1", "a"), "e:ERR XX and NX options at the same time are not compatible");
+    IS(RUN(&h, ZADD, "z", "NX", "GT", "1", "a"), "e:ERR GT, LT, and/or NX options at the same time are not compatible");
+    IS(RUN(&h, ZADD, "z", "INCR", "1", "a", "2", "b"), "e:ERR INCR option supports a single increment-element pair");
+    IS(RUN(&h, ZADD, "z", "x", "a"), "e:ERR value is not a valid float");
+    IS(RUN(&h, ZADD, "z", "nan", "a"), "e:ERR value is not a valid float");
+    IS(RUN(&h, ZADD, "n", "inf", "a"), "i:1");
+    IS(RUN(&h, ZINCRBY, "n", "-inf", "a"), "e:ERR resulting score is not a number (NaN)");
+    IS(RUN(&h, ZINCRBY, "n", "1", "b"), "b:1");
+    IS(RUN0(&h, ZCARD, "z"), "i:5");
+    IS(RUN(&h, ZRANGE, "z", "0", "-1"), "[b:b,b:e,b:c,b:a,b:d]");
+    IS(RUN(&h, ZRANGE, "z", "0", "1", "REV", "WITHSCORES"), "[b:d,b:10,b:a,b:7]");
+    IS(RUN(&h, ZREVRANGE, "z", "-2", "-1"), "[b:e,b:b]");
+    IS(RUN(&h, ZRANK, "z", "c"), "i:2");
+    IS(RUN(&h, ZREVRANK, "z", "c"), "i:2");
+    IS(RUN(&h, ZRANK, "z", "nope"), "nil");
+    IS(RUN(&h, ZCOUNT, "z", "(0", "7"), "i:2");
+    IS(RUN(&h, ZCOUNT, "z", "-inf", "+inf"), "i:5");
+    IS(RUN(&h, ZCOUNT, "z", "x", "1"), "e:ERR min or max is not a float");
+    IS(RUN(&h, ZRANGEBYSCORE, "z", "0", "(7", "WITHSCORES"), "[b:b,b:0,b:e,b:0,b:c,b:4]");
+    IS(RUN(&h, ZRANGEBYSCORE, "z", "-inf", "+inf", "LIMIT", "1", "2"), "[b:e,b:c]");
+    IS(RUN(&h, ZREVRANGEBYSCORE, "z", "+inf", "4", "LIMIT", "1", "5"), "[b:a,b:c]");
+    IS(RUN(&h, ZRANGE, "z", "(4", "10", "BYSCORE"), "[b:a,b:d]");
+    IS(RUN(&h, ZRANGE, "z", "10", "(4", "BYSCORE", "REV"), "[b:d,b:a]");
+    IS(RUN(&h, ZRANGE, "z", "0", "1", "LIMIT", "0", "1"),
+       "e:ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX");
+    IS(RUN(&h, ZMSCORE, "z", "a", "nope", "c"), "[b:7,nil,b:4]");
+    IS(RUN(&h, ZREM, "z", "e", "nope"), "i:1");
+    IS(RUN0(&h, ZPOPMIN, "z"), "[b:b,b:0]");
+    IS(RUN(&h, ZPOPMAX, "z", "2"), "[b:d,b:10,b:a,b:7]");
+    IS(RUN(&h, ZPOPMIN, "none", "3"), "[]");
+    CHECK(elems_stored(&h) == 1 + 2 && zindex_stored(&h) == 1 + 2); /* z: c; n: a, b */
+    IS(RUN(&h, ZADD, "f", "0.1", "x", "-0", "y", "1e300", "w"), "i:3");
+    IS(RUN(&h, ZRANGE, "f", "0", "-1", "WITHSCORES"), "[b:y,b:0,b:x,b:0.1,b:w,b:1e+300]");
+    IS(RUN(&h, ZINCRBY, "f", "0.2", "x"), "b:0.30000000000000004");
+    /* Scores print as Redis 7.2 prints them. */
+    IS(RUN(&h, ZADD, "g", "10", "a", "1e7", "b", "1e8", "c", "-0.000001", "d", "1e-7", "e",
+           "123.456", "f", "-2.5e-10", "g"),
+       "i:7");
+    IS(RUN(&h, ZRANGE, "g", "0", "-1", "WITHSCORES"),
+       "[b:d,b:-0.000001,b:g,b:-2.5e-10,b:e,b:1e-7,b:a,b:10,b:f,b:123.456,b:b,b:10000000,b:c,"
+       "b:1e+8]");
+    IS(string_op(&h, CRAFT_KV_OP_DEL, "g", NULL), "i:1");
+    /* Deleting a sorted set removes its index entries too. */
+    IS(string_op(&h, CRAFT_KV_OP_DEL, "f", NULL), "i:1");
+    IS(string_op(&h, CRAFT_KV_OP_SET, "z", "str"), "ok");
+    CHECK(elems_stored(&h) == 2 && zindex_stored(&h) == 2);
+    IS(RUN0(&h, ZCARD, "z"), "e:" CRAFT_KV_ERR_WRONGTYPE);
+    CHECK(strcmp(type_of(&h, "n"), "zset") == 0);
+    h_close(&h);
 }
 
 /* HSCAN with a small COUNT visits every field exactly once. */
@@ -541,6 +677,9 @@ static void snapshots(void)
         IS(RUN(&a, SADD, "set", f), "i:1");
     }
     IS(string_op(&a, CRAFT_KV_OP_SET, "str", "v"), "ok");
+    IS(RUN(&a, RPUSH, "list", "x", "y", "x", ""), "i:4");
+    IS(RUN(&a, LPUSH, "list", "w"), "i:5");
+    IS(RUN(&a, ZADD, "zset", "2", "b", "-1.5", "a", "inf", "c"), "i:3");
     struct craft_kv_cmd ex = {.op = CRAFT_KV_OP_EXPIRE, .key = B("set"), .expire_at = 99999};
     IS(answer(apply(&a, &ex)), "i:1");
     uint8_t *s1, *s2, *s3;
@@ -552,7 +691,13 @@ static void snapshots(void)
     CHECK(n1 == n2 && memcmp(s1, s2, n1) == 0);
     IS(RUN(&b, HGET, "hash", "f7"), "b:v21");
     IS(RUN0(&b, SCARD, "set"), "i:50");
-    CHECK(elems_stored(&b) == 100 && dbsize(&b) == 3);
+    IS(RUN(&b, LRANGE, "list", "0", "-1"), "[b:w,b:x,b:y,b:x,b:]");
+    IS(RUN(&b, ZRANGE, "zset", "0", "-1", "WITHSCORES"), "[b:a,b:-1.5,b:b,b:2,b:c,b:inf]");
+    CHECK(elems_stored(&b) == 108 && zindex_stored(&b) == 3 && dbsize(&b) == 5);
+    b.index = craft_kv_sm_applied(b.sm);
+    IS(RUN(&b, LPUSH, "list", "v"), "i:6"); /* the restored list's positions work */
+    IS(RUN(&b, LINDEX, "list", "5"), "b:");
+    IS(RUN0(&b, RPOP, "list"), "b:");
     /* Back into a memory store. */
     src = (struct src){s2, n2, 0};
     CHECK(craft_kv_sm_restore(c.sm, src_read, &src) == CRAFT_OK);
@@ -590,6 +735,8 @@ int main(void)
     run_case("expiry", expiry);
     run_case("sets", sets);
     run_case("scans", scans);
+    run_case("lists", lists);
+    run_case("zsets", zsets);
     run_case("watch_and_multi", watch_and_multi);
     run_case("snapshots", snapshots);
     return unit_finish();

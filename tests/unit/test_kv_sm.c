@@ -2063,7 +2063,76 @@ static void gen_workload(uint64_t seed, size_t n, struct cmdlist *out)
         }
         uint64_t sv = craft_prng_next(&p);
         memcpy(seed8, &sv, 8);
-        switch (craft_prng_range(&p, 0, 22)) {
+        switch (craft_prng_range(&p, 0, 27)) {
+        case 22:
+        case 23: {
+            static const uint8_t ops[] = {CRAFT_KV_OP_LPUSH, CRAFT_KV_OP_RPUSH, CRAFT_KV_OP_LPOP,
+                                          CRAFT_KV_OP_RPOP,  CRAFT_KV_OP_LSET,  CRAFT_KV_OP_LREM,
+                                          CRAFT_KV_OP_LTRIM, CRAFT_KV_OP_RPUSHX};
+            static const char *const idx[] = {"0", "1", "-1", "2", "-3", "5"};
+            c.op = ops[craft_prng_range(&p, 0, sizeof ops)];
+            c.args = args;
+            for (int j = 0; j < 8; j++) {
+                args[j] = B(fbuf[j]);
+            }
+            switch (c.op) {
+            case CRAFT_KV_OP_LPOP:
+            case CRAFT_KV_OP_RPOP:
+                c.n = craft_prng_chance(&p, 500) ? 0 : 1;
+                args[0] = B(idx[craft_prng_range(&p, 0, 2)]);
+                break;
+            case CRAFT_KV_OP_LSET:
+            case CRAFT_KV_OP_LREM:
+                c.n = 2;
+                args[0] = B(idx[craft_prng_range(&p, 0, 6)]);
+                break;
+            case CRAFT_KV_OP_LTRIM:
+                c.n = 2;
+                args[0] = B(idx[craft_prng_range(&p, 0, 6)]);
+                args[1] = B(idx[craft_prng_range(&p, 0, 6)]);
+                break;
+            default:
+                c.n = (uint32_t)craft_prng_range(&p, 1, 5);
+                break;
+            }
+            break;
+        }
+        case 24:
+        case 25:
+        case 26: {
+            static const uint8_t ops[] = {CRAFT_KV_OP_ZADD, CRAFT_KV_OP_ZADD, CRAFT_KV_OP_ZINCRBY,
+                                          CRAFT_KV_OP_ZREM, CRAFT_KV_OP_ZPOPMIN,
+                                          CRAFT_KV_OP_ZPOPMAX};
+            static const char *const scores[] = {"1", "-2.5", "0", "inf", "3", "1e3"};
+            static const char *const flags[] = {"NX", "XX", "GT", "LT", "CH", "INCR"};
+            c.op = ops[craft_prng_range(&p, 0, sizeof ops)];
+            c.args = args;
+            if (c.op == CRAFT_KV_OP_ZADD) {
+                uint32_t na = 0;
+                if (craft_prng_chance(&p, 300)) {
+                    args[na++] = B(flags[craft_prng_range(&p, 0, 6)]);
+                }
+                uint32_t pairs = na > 0 && args[0].p[0] == 'I' ? 1 : (uint32_t)craft_prng_range(&p, 1, 4);
+                for (uint32_t j = 0; j < pairs; j++) {
+                    args[na++] = B(scores[craft_prng_range(&p, 0, 6)]);
+                    args[na++] = B(fbuf[j]);
+                }
+                c.n = na;
+            } else if (c.op == CRAFT_KV_OP_ZINCRBY) {
+                c.n = 2;
+                args[0] = B(scores[craft_prng_range(&p, 0, 6)]);
+                args[1] = B(fbuf[1]);
+            } else if (c.op == CRAFT_KV_OP_ZREM) {
+                c.n = (uint32_t)craft_prng_range(&p, 1, 4);
+                for (int j = 0; j < 8; j++) {
+                    args[j] = B(fbuf[j]);
+                }
+            } else {
+                c.n = craft_prng_chance(&p, 500) ? 0 : 1;
+                args[0] = B(craft_prng_chance(&p, 500) ? "1" : "3");
+            }
+            break;
+        }
         case 16:
         case 17: {
             static const uint8_t ops[] = {CRAFT_KV_OP_HSET, CRAFT_KV_OP_HMSET, CRAFT_KV_OP_HSETNX,
