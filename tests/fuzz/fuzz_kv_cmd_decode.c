@@ -4,8 +4,8 @@
  * every byte string (keys, values, member addresses) lies inside the input, within its
  * limit, and that re-encodes to exactly the input (the encoding is canonical; version 1
  * exactly when ack is 0, version 3 exactly when refusal_final). Any input, accepted or
- * not, is then applied to an in-memory state machine holding a few keys, a hash and a set,
- * a member record
+ * not, is then applied to an in-memory state machine holding a few keys, a hash, a set, a
+ * list and a sorted set, a member record
  * and two sessions, session 1 with seqs 1-3 applied and unacknowledged (a window of three
  * results): apply answers every input (a malformed one with an error result), never
  * fails, and a retry of the same bytes in a session answers the same. In session 1, a seq
@@ -195,8 +195,19 @@ static void seed_state(struct craft_kv_sm *sm, uint64_t *index)
         CRAFT_ASSERT(craft_kv_cmd_encode(&c, buf, sizeof buf, &len) == CRAFT_OK);
         craft_kv_result_free(apply(sm, index, buf, len));
     }
-    /* A hash h {f: 1, g: x} and a set s {m, n}: the collection ops meet elements, and the
-     * string ops WRONGTYPE. */
+    /* A hash h {f: 1, g: x}, a set s {m, n}, a list l [f, 1, g, x] and a sorted set z
+     * {x: 1}: the collection ops meet elements, and the string ops WRONGTYPE. */
+    {
+        struct craft_kv_bytes args[4] = {{(const uint8_t *)"f", 1}, {(const uint8_t *)"1", 1},
+                                         {(const uint8_t *)"g", 1}, {(const uint8_t *)"x", 1}};
+        struct craft_kv_cmd l = {.op = CRAFT_KV_OP_RPUSH, .now_ms = 1000,
+                                 .key = {(const uint8_t *)"l", 1}, .n = 4, .args = args};
+        craft_kv_result_free(apply_cmd(sm, index, &l));
+        struct craft_kv_cmd z = {.op = CRAFT_KV_OP_ZADD, .now_ms = 1000,
+                                 .key = {(const uint8_t *)"z", 1}, .n = 2, .args = args + 2};
+        args[2] = (struct craft_kv_bytes){(const uint8_t *)"1", 1};
+        craft_kv_result_free(apply_cmd(sm, index, &z));
+    }
     for (int i = 0; i < 2; i++) {
         struct craft_kv_bytes args[4] = {{(const uint8_t *)"f", 1}, {(const uint8_t *)"1", 1},
                                          {(const uint8_t *)"g", 1}, {(const uint8_t *)"x", 1}};
