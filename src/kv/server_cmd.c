@@ -778,10 +778,19 @@ static int build_queued(const struct craftkv_cmd_def *d, size_t argc,
             struct craft_kv_cmd cc = {0};
             craftkv_coll_build_read(d->multi_op, argc, argv, &cc, items, seed_buf);
             const char *err = craft_kv_coll_check(cc.op, cc.n, cc.args);
-            if (err == NULL && argv[1].len > CRAFT_KV_KEY_BYTES_MAX)
-                err = "ERR key too long for a transaction";
             if (err != NULL) {
                 craft_resp_append_error(out, err);
+                return -1;
+            }
+            /* Outside a transaction such a read answers as for a missing element; inside
+             * one it carries its arguments in the log, within the format's limits. */
+            bool too_long = argv[1].len > CRAFT_KV_KEY_BYTES_MAX;
+            for (size_t i = 2; i < argc; i++)
+                too_long = too_long || argv[i].len > CRAFT_KV_VALUE_BYTES_MAX;
+            if (too_long) {
+                craft_resp_append_errorf(out, "ERR key or value too long for a transaction "
+                                         "(keys up to %u bytes, values up to %u)",
+                                         CRAFT_KV_KEY_BYTES_MAX, CRAFT_KV_VALUE_BYTES_MAX);
                 return -1;
             }
         }
