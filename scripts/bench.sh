@@ -125,5 +125,7 @@ printf '%-44s %12s   %-34s %s\n' "craft mem commits/s (4096 in flight)" "${craft
 if [ -x "${OUT:-build}/bin/craftkv" ]; then
     printf '\n=== bench/craftkv_vs_redis.sh\n'
     bench/craftkv_vs_redis.sh "${OUT:-build}/bin/craftkv" || status=$?
+    printf '\n=== bench/craftkv_suite.sh\n'
+    bench/craftkv_suite.sh "${OUT:-build}/bin/craftkv" || status=$?
 fi
 exit "$status"
