@@ -12,9 +12,10 @@ set -euo pipefail
 # python3-redis: redis-py, whose cluster client the cluster black-box test drives;
 # iproute2 and iptables: network namespaces and the cuts of the partition black-box test;
 # curl: scrapes the metrics endpoint; pkg-config: builds the examples against an installed
-# copy (scripts/install_check.sh).
+# copy (scripts/install_check.sh); libhiredis-dev: hiredis, the C client the data-types
+# black-box test builds a small program against.
 PACKAGES=(build-essential clang libclang-rt-14-dev valgrind zlib1g-dev liblmdb-dev redis-tools
-          python3-redis iproute2 iptables curl pkg-config)
+          python3-redis iproute2 iptables curl pkg-config libhiredis-dev)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -3,7 +3,8 @@
 #  1. redis-py (Debian python3-redis) through a follower: hashes, sets, lists, sorted sets,
 #     WRONGTYPE, TYPE and SCAN TYPE, a transactional pipeline holding collection writes and
 #     reads, WATCH on a hash aborting EXEC after another client's HSET.
-#  2. redis-cli: a few answers in Redis's exact text.
+#  2. redis-cli: a few answers in Redis's exact text; a hiredis program (hiredis_client.c,
+#     built here against Debian's libhiredis-dev) checks replies as a C client parses them.
 #  3. redis-benchmark's default suite runs to its end (LPUSH, LRANGE, SADD, HSET, SPOP,
 #     ZADD, ZPOPMIN: every test of it answers without an error).
 #  4. Exactly once, per type, under faults: writers that never send a command twice
@@ -146,6 +147,19 @@ check_has "LSET out of range" "ERR index out of range" \
     "$(cli "$L" rpush lx a >/dev/null; cli "$L" lset lx 5 b)"
 check "ZSCORE prints like Redis" "0.30000000000000004" \
     "$(cli "$L" zadd zx 0.1 m >/dev/null; cli "$L" zincrby zx 0.2 m)"
+
+# ---- hiredis (Debian libhiredis-dev): a small C program, built here ----
+if [ -f /usr/include/hiredis/hiredis.h ]; then
+    if cc -std=c11 -Wall -Wextra -Werror -o "$TMP/hiredis_client" "$BB_DIR/hiredis_client.c" \
+        -lhiredis 2>"$TMP/hiredis_build.log"; then
+        check "hiredis: strings, a hash, a list, a sorted set, a pipeline, MULTI (via node $F)" \
+            "hiredis ok" "$("$TMP/hiredis_client" 127.0.0.1 "$(CPORT "$F")" 2>&1)"
+    else
+        bad "hiredis_client builds" "$(head -5 "$TMP/hiredis_build.log")"
+    fi
+else
+    bad "libhiredis-dev is installed (scripts/deps.sh installs it)"
+fi
 
 # ---- 3. redis-benchmark's default suite ----
 if command -v redis-benchmark >/dev/null; then
