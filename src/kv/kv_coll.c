@@ -12,14 +12,9 @@
 #include "base/bytes.h"
 #include "kv/kv_coll.h"
 
-#define ERR_SYNTAX     "ERR syntax error"
-#define ERR_NOT_INT    "ERR value is not an integer or out of range"
-#define ERR_HASH_INT   "ERR hash value is not an integer"
-#define ERR_OVERFLOW   "ERR increment or decrement would overflow"
-#define ERR_POSITIVE   "ERR value is out of range, must be positive"
-#define ERR_CURSOR     "ERR invalid cursor"
-#define ERR_ARGS       "ERR wrong number of arguments"
-#define ERR_FIELD_LONG "ERR field or member too long (up to 480 bytes)"
+#define ERR_HASH_INT "ERR hash value is not an integer"
+#define ERR_OVERFLOW "ERR increment or decrement would overflow"
+#define ERR_CURSOR   "ERR invalid cursor"
 _Static_assert(CRAFT_KV_FIELD_BYTES_MAX == 480, "the error text names the limit");
 
 /* ---- arguments ---- */
@@ -90,7 +85,7 @@ const char *kv_scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
 {
     *out = (struct kv_scan_args){.count = 10};
     if (n < 1) {
-        return ERR_ARGS;
+        return KV_ERR_ARGS;
     }
     uint64_t cur = 0;
     if (a[0].len == 0 || a[0].len > 20) {
@@ -111,7 +106,7 @@ const char *kv_scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
             continue;
         }
         if (i + 1 >= n) {
-            return ERR_SYNTAX;
+            return KV_ERR_SYNTAX;
         }
         if (kv_arg_is(a[i], "MATCH")) {
             out->pattern = a[i + 1];
@@ -119,14 +114,14 @@ const char *kv_scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
         } else if (kv_arg_is(a[i], "COUNT")) {
             int64_t c;
             if (!kv_arg_i64(a[i + 1], &c)) {
-                return ERR_NOT_INT;
+                return KV_ERR_NOT_INT;
             }
             if (c < 1) {
-                return ERR_SYNTAX;
+                return KV_ERR_SYNTAX;
             }
             out->count = (uint64_t)c;
         } else {
-            return ERR_SYNTAX;
+            return KV_ERR_SYNTAX;
         }
         i += 2;
     }
@@ -138,20 +133,20 @@ static const char *pick_parse(uint8_t op, size_t n, const struct craft_kv_bytes 
                               bool *has_count, int64_t *count, uint64_t *seed)
 {
     if (n < 1 || n > 2 || a[n - 1].len != 8) {
-        return ERR_ARGS;
+        return KV_ERR_ARGS;
     }
     *seed = craft_get_u64(a[n - 1].p);
     *has_count = n == 2;
     *count = 1;
     if (n == 2) {
         if (!kv_arg_i64(a[0], count)) {
-            return ERR_NOT_INT;
+            return KV_ERR_NOT_INT;
         }
         if (op == CRAFT_KV_OP_SPOP && *count < 0) {
-            return ERR_POSITIVE;
+            return KV_ERR_POSITIVE;
         }
-        if (*count == INT64_MIN) {
-            return ERR_POSITIVE;
+        if (*count < -(int64_t)CRAFT_KV_RANDOM_PICKS_MAX) {
+            return KV_ERR_RANGE; /* repeats cost a walk each: bounded */
         }
     }
     return NULL;
@@ -173,36 +168,36 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
     case CRAFT_KV_OP_HSET:
     case CRAFT_KV_OP_HMSET:
         if (n < 2 || n % 2 != 0) {
-            return ERR_ARGS;
+            return KV_ERR_ARGS;
         }
         for (size_t i = 0; i < n; i += 2) {
             if (a[i].len > CRAFT_KV_FIELD_BYTES_MAX) {
-                return ERR_FIELD_LONG;
+                return KV_ERR_FIELD_LONG;
             }
         }
         return NULL;
     case CRAFT_KV_OP_HSETNX:
-        return n != 2 ? ERR_ARGS : a[0].len > CRAFT_KV_FIELD_BYTES_MAX ? ERR_FIELD_LONG : NULL;
+        return n != 2 ? KV_ERR_ARGS : a[0].len > CRAFT_KV_FIELD_BYTES_MAX ? KV_ERR_FIELD_LONG : NULL;
     case CRAFT_KV_OP_HINCRBY:
         if (n != 2) {
-            return ERR_ARGS;
+            return KV_ERR_ARGS;
         }
         if (a[0].len > CRAFT_KV_FIELD_BYTES_MAX) {
-            return ERR_FIELD_LONG;
+            return KV_ERR_FIELD_LONG;
         }
-        return kv_arg_i64(a[1], &v) ? NULL : ERR_NOT_INT;
+        return kv_arg_i64(a[1], &v) ? NULL : KV_ERR_NOT_INT;
     case CRAFT_KV_OP_SADD:
         for (size_t i = 0; i < n; i++) {
             if (a[i].len > CRAFT_KV_FIELD_BYTES_MAX) {
-                return ERR_FIELD_LONG;
+                return KV_ERR_FIELD_LONG;
             }
         }
-        return n < 1 ? ERR_ARGS : NULL;
+        return n < 1 ? KV_ERR_ARGS : NULL;
     case CRAFT_KV_OP_HDEL:
     case CRAFT_KV_OP_SREM:
     case CRAFT_KV_OP_HMGET:
     case CRAFT_KV_OP_SMISMEMBER:
-        return n < 1 ? ERR_ARGS : NULL;
+        return n < 1 ? KV_ERR_ARGS : NULL;
     case CRAFT_KV_OP_SPOP:
     case CRAFT_KV_OP_SRANDMEMBER:
         return pick_parse(op, n, a, &has, &v, &seed);
@@ -210,14 +205,14 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
     case CRAFT_KV_OP_HEXISTS:
     case CRAFT_KV_OP_HSTRLEN:
     case CRAFT_KV_OP_SISMEMBER:
-        return n != 1 ? ERR_ARGS : NULL;
+        return n != 1 ? KV_ERR_ARGS : NULL;
     case CRAFT_KV_OP_HGETALL:
     case CRAFT_KV_OP_HKEYS:
     case CRAFT_KV_OP_HVALS:
     case CRAFT_KV_OP_HLEN:
     case CRAFT_KV_OP_SMEMBERS:
     case CRAFT_KV_OP_SCARD:
-        return n != 0 ? ERR_ARGS : NULL;
+        return n != 0 ? KV_ERR_ARGS : NULL;
     case CRAFT_KV_OP_HSCAN:
     case CRAFT_KV_OP_SSCAN:
         return kv_scan_parse(op, n, a, &sa);
@@ -409,7 +404,10 @@ int kv_coll_commit(struct kv_space *ks, struct kv_keyed *k, struct kv_coll *c)
         gone.coll.count = 0; /* its elements are gone already */
         return kv_key_remove(ks, k->sk, k->sklen, &gone);
     }
-    c->version++;
+    /* The change's log index: it grows with every command (kv_internal.h); a MULTI's
+     * changes share their entry's. */
+    CRAFT_ASSERT(ks->index >= c->version || !k->old.found);
+    c->version = ks->index;
     return kv_coll_store(ks, k->sk, k->sklen, &k->old, c, k->old.found ? k->old.expire_at : 0);
 }
 
@@ -582,10 +580,11 @@ static uint64_t kv_mix64(uint64_t x)
 }
 
 struct take {
-    struct kv_arr *out;       /* the members, as bulk strings */
+    struct kv_arr *out;                /* the members, as bulk strings (NULL: measure only) */
     uint8_t (*keys)[KV_EKEY_MAX - 16]; /* SPOP: copies of the fields, to delete after */
     size_t *lens;
     uint64_t want, n;
+    uint64_t bytes;   /* the answer's encoded size so far */
     uint64_t stop_at; /* the second pass stops at this position */
     bool second;
 };
@@ -597,9 +596,14 @@ static int take_one(void *ctx, uint64_t hash, struct craft_kv_bytes f, struct cr
     if (t->n == t->want || (t->second && hash >= t->stop_at)) {
         return CRAFT_KV_ITER_STOP;
     }
-    kv_arr_bytes(t->out, CRAFT_KV_RES_BULK, f.p, f.len);
-    if (t->keys != NULL) {
+    if (t->out != NULL) {
+        kv_arr_bytes(t->out, CRAFT_KV_RES_BULK, f.p, f.len);
+    }
+    t->bytes += 5 + (uint64_t)f.len;
+    if (t->keys != NULL && f.len > 0) {
         memcpy(t->keys[t->n], f.p, f.len);
+    }
+    if (t->lens != NULL) {
         t->lens[t->n] = f.len;
     }
     t->n++;
@@ -617,6 +621,37 @@ static int take_from(struct kv_space *ks, uint64_t id, uint64_t from, struct tak
         rc = kv_elems_walk(ks, id, 0, take_one, t);
     }
     return rc;
+}
+
+/* SPOP's members, a chunk at a time: taking them from the seed again after each chunk is
+ * deleted goes on where the chunk stopped, so memory stays one chunk's whatever the count. */
+#define POP_CHUNK 256
+
+static int set_pop(struct kv_space *ks, struct kv_keyed *k, uint64_t want, uint64_t seed,
+                   struct kv_arr *out)
+{
+    struct kv_coll coll = k->old.coll;
+    struct take t = {.keys = malloc(POP_CHUNK * sizeof *t.keys),
+                     .lens = malloc(POP_CHUNK * sizeof *t.lens)};
+    int rc = t.keys != NULL && t.lens != NULL ? CRAFT_OK : CRAFT_ENOMEM;
+    for (uint64_t left = want; rc == CRAFT_OK && left > 0;) {
+        t.out = out;
+        t.n = 0;
+        t.want = left < POP_CHUNK ? left : POP_CHUNK;
+        rc = take_from(ks, coll.id, seed, &t);
+        if (rc == CRAFT_OK && t.n != t.want) {
+            rc = CRAFT_ECORRUPT; /* fewer elements than the header counts */
+        }
+        for (uint64_t i = 0; rc == CRAFT_OK && i < t.n; i++) {
+            rc = kv_elem_del(ks, coll.id, (struct craft_kv_bytes){t.keys[i], (uint32_t)t.lens[i]});
+            rc = rc == CRAFT_ENOTFOUND ? CRAFT_ECORRUPT : rc;
+            coll.count--;
+        }
+        left -= t.n;
+    }
+    free(t.keys);
+    free(t.lens);
+    return rc == CRAFT_OK ? kv_coll_commit(ks, k, &coll) : rc;
 }
 
 static int set_pick(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
@@ -640,7 +675,8 @@ static int set_pick(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     struct kv_arr out = {.max = budget};
     struct kv_coll coll = k.old.coll;
     if (count < 0) {
-        /* SRANDMEMBER with repeats: each pick its own position. */
+        /* SRANDMEMBER with repeats: each pick its own position (at most
+         * CRAFT_KV_RANDOM_PICKS_MAX of them: pick_parse). */
         for (int64_t i = 0; rc == CRAFT_OK && i < -count && !out.over && out.rc == CRAFT_OK;
              i++) {
             struct take t = {.out = &out, .want = 1};
@@ -649,30 +685,22 @@ static int set_pick(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
         return kv_arr_done(&out, rc, res);
     }
     uint64_t want = (uint64_t)count < coll.count ? (uint64_t)count : coll.count;
-    struct take t = {.out = &out, .want = want};
     if (pop) {
-        t.keys = malloc(want * sizeof *t.keys);
-        t.lens = malloc(want * sizeof *t.lens);
-        if (t.keys == NULL || t.lens == NULL) {
-            rc = CRAFT_ENOMEM;
+        /* Measured first: an answer over the budget pops nothing (the members would be
+         * lost with the answer), on every replica alike. */
+        struct take m = {.want = want};
+        rc = take_from(ks, coll.id, seed, &m);
+        if (rc == CRAFT_OK && 9 + m.bytes > budget) {
+            return kv_res_err(res, CRAFT_KV_ERR_POP_LARGE);
+        }
+        rc = rc == CRAFT_OK ? set_pop(ks, &k, want, seed, &out) : rc;
+    } else {
+        struct take t = {.out = &out, .want = want};
+        rc = take_from(ks, coll.id, seed, &t);
+        if (rc == CRAFT_OK && t.n != want) {
+            rc = CRAFT_ECORRUPT; /* fewer elements than the header counts */
         }
     }
-    if (rc == CRAFT_OK) {
-        rc = take_from(ks, coll.id, seed, &t);
-    }
-    if (rc == CRAFT_OK && t.n != want) {
-        rc = CRAFT_ECORRUPT; /* fewer elements than the header counts */
-    }
-    for (uint64_t i = 0; pop && rc == CRAFT_OK && i < t.n; i++) {
-        rc = kv_elem_del(ks, coll.id, (struct craft_kv_bytes){t.keys[i], (uint32_t)t.lens[i]});
-        rc = rc == CRAFT_ENOTFOUND ? CRAFT_ECORRUPT : rc;
-        coll.count--;
-    }
-    if (pop && rc == CRAFT_OK) {
-        rc = kv_coll_commit(ks, &k, &coll);
-    }
-    free(t.keys);
-    free(t.lens);
     if (!has_count && rc == CRAFT_OK && out.rc == CRAFT_OK && !out.over) {
         /* One member, as a bulk string. */
         CRAFT_ASSERT(out.n == 1);

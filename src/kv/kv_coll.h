@@ -10,9 +10,10 @@
 #define KV_ERR_SYNTAX     "ERR syntax error"
 #define KV_ERR_NOT_INT    "ERR value is not an integer or out of range"
 #define KV_ERR_NOT_FLOAT  "ERR value is not a valid float"
-#define KV_ERR_ARGS       "ERR wrong number of arguments"
+#define KV_ERR_ARGS       CRAFT_KV_ERR_ARGS
 #define KV_ERR_POSITIVE   "ERR value is out of range, must be positive"
 #define KV_ERR_FIELD_LONG "ERR field or member too long (up to 480 bytes)"
+#define KV_ERR_RANGE      "ERR value is out of range"
 
 /* ---- arguments ---- */
 

@@ -13,7 +13,9 @@
 /* Stored format version, in META "format". Version 1 kept one saved result per session
  * (u64 seq | u64 last_ms | result, empty before the first); craft_kv_sm_open converts such a
  * store to version 2 (the window below) in one write transaction. */
-#define KV_FORMAT    2u
+#define KV_FORMAT    3u
+#define KV_FORMAT_V2 2u /* before the data types: read as it is (a format 2 store holds no
+                         * collection), written back as 3 so that an older binary refuses it */
 #define KV_FORMAT_V1 1u
 
 #define KV_SESSION_IDLE_MS_DEFAULT (3600u * 1000u)
@@ -147,8 +149,10 @@ enum kv_type {
     KV_TYPE_ZSET = 4,
 };
 
-/* The header: u8 type | u64 id | u64 count | u64 version [| u64 head: lists]. version
- * counts the collection's changes (WATCH's digest covers it, so it sees an element change). */
+/* The header: u8 type | u64 id | u64 count | u64 version [| u64 head: lists]. version is
+ * the log index of the collection's last change (of the install that brought it, after a
+ * hand-over), so it grows with every change and a collection deleted and made again gets a
+ * new one: WATCH's digest covers it and sees every change. */
 #define KV_COLL_HEADER     25u
 #define KV_COLL_HEADER_MAX 33u
 struct kv_coll {
@@ -282,6 +286,7 @@ struct kv_space {
     struct craft_kv_txn *t;
     struct kv_meta *m; /* the running meta values (a read's: as loaded) */
     bool write;
+    uint64_t index;        /* write: the log index of the command being applied */
     uint64_t *expires_min; /* write: the expiry index's lower bound (struct craft_kv_sm) */
     uint8_t *buf;          /* write: scratch for a stored value, grown on demand */
     size_t cap;

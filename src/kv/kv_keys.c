@@ -47,12 +47,20 @@ uint64_t kv_watch_digest(const struct kv_live *v)
     if (v->type == KV_TYPE_STRING) {
         return craft_kv_watch_digest(v->found, v->expire_at, v->val, v->vlen);
     }
-    /* Type, count and version: not the id or a list's head, each store's own. */
-    uint8_t h[17];
-    h[0] = v->coll.type;
-    kv_put_be64(h + 1, v->coll.count);
-    kv_put_be64(h + 9, v->coll.version);
-    return craft_kv_watch_digest(true, v->expire_at, h, sizeof h);
+    /* Type, expiry, count and version, not the id or a list's head (each store's own);
+     * led by 2 where a string's digest is led by its found flag (0 or 1), so that no string
+     * digests as a collection. FNV-1a 64, as craft_kv_watch_digest. */
+    uint8_t h[1 + 1 + 8 + 8 + 8];
+    h[0] = 2;
+    h[1] = v->coll.type;
+    kv_put_be64(h + 2, v->expire_at);
+    kv_put_be64(h + 10, v->coll.count);
+    kv_put_be64(h + 18, v->coll.version);
+    uint64_t d = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < sizeof h; i++) {
+        d = (d ^ h[i]) * 0x100000001b3ULL;
+    }
+    return d;
 }
 
 static int not_found_is_corrupt(int rc)

@@ -136,6 +136,29 @@ static int push(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     return rc != CRAFT_OK ? rc : kv_res_int(res, (int64_t)l.count);
 }
 
+/* LRANGE: from one position, to another. */
+struct lrange {
+    struct kv_arr *out; /* NULL: measure only */
+    uint64_t left;
+    uint64_t bytes; /* the answer's encoded size so far */
+};
+
+static int lrange_one(void *ctx, uint64_t pos, struct craft_kv_bytes f, struct craft_kv_bytes v)
+{
+    (void)pos, (void)f;
+    struct lrange *r = ctx;
+    if (r->left == 0) {
+        return CRAFT_KV_ITER_STOP;
+    }
+    r->left--;
+    r->bytes += 5 + (uint64_t)v.len;
+    if (r->out == NULL) {
+        return CRAFT_OK;
+    }
+    kv_arr_bytes(r->out, CRAFT_KV_RES_BULK, v.p, v.len);
+    return r->out->over || r->out->rc != CRAFT_OK ? CRAFT_KV_ITER_STOP : CRAFT_OK;
+}
+
 static int pop(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
 {
@@ -154,6 +177,16 @@ static int pop(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     want = want < l.count ? want : l.count;
     if (want == 0) {
         return kv_reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, 0, NULL, 0)); /* unchanged */
+    }
+    /* Measured first: an answer over the budget pops nothing (the elements would be lost
+     * with the answer), on every replica alike. */
+    struct lrange m = {.left = want};
+    rc = kv_elems_walk(ks, l.id, left ? l.head : l.head + l.count - want, lrange_one, &m);
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (9 + m.bytes > budget) {
+        return kv_res_err(res, CRAFT_KV_ERR_POP_LARGE);
     }
     struct kv_arr out = {.max = budget};
     for (uint64_t i = 0; i < want && rc == CRAFT_OK; i++) {
@@ -219,14 +252,13 @@ static int ltrim(struct kv_space *ks, const struct craft_kv_cmd *c, const struct
         uint64_t from = 0, to = 0;
         bool keep = kv_range_of(arg(a[0]), arg(a[1]), l.count, &from, &to);
         uint64_t keep_from = keep ? from : l.count, keep_to = keep ? to : l.count;
-        bool changed = false;
         for (uint64_t i = 0; i < l.count && rc == CRAFT_OK; i++) {
             if (i < keep_from || i > keep_to || !keep) {
                 rc = del_at(ks, &l, l.head + i);
-                changed = true;
             }
         }
-        if (changed && rc == CRAFT_OK) {
+        /* A change even when nothing goes, as Redis signals it (WATCH aborts). */
+        if (rc == CRAFT_OK) {
             l.head += keep ? from : 0;
             l.count = keep ? to - from + 1 : 0;
             rc = kv_coll_commit(ks, &k, &l);
@@ -235,32 +267,12 @@ static int ltrim(struct kv_space *ks, const struct craft_kv_cmd *c, const struct
     return rc != CRAFT_OK ? rc : kv_reply(res, kv_result_new(CRAFT_KV_RES_OK, 0, NULL, 0));
 }
 
-/* LREM: the list read whole, the kept elements written back from the first removed on. */
-struct lrem {
-    struct craft_kv_bytes target;
-    int64_t count; /* > 0 from the head, < 0 from the tail, 0 every one */
-    uint8_t **vals;
-    size_t *lens;
-    uint64_t n, cap;
-};
-
-static int lrem_take(void *ctx, uint64_t pos, struct craft_kv_bytes f, struct craft_kv_bytes v)
+/* LREM in one pass over positions, O(1) memory: element i read, compared, and if kept
+ * written down to position w <= i (a copy: the store's bytes do not outlive the write).
+ * From the tail (count < 0) a first pass finds the first index to remove from. */
+static bool same_bytes(const uint8_t *p, size_t n, struct craft_kv_bytes b)
 {
-    (void)pos, (void)f;
-    struct lrem *r = ctx;
-    if (r->n == r->cap) {
-        return CRAFT_ECORRUPT; /* more elements than the header counts */
-    }
-    uint8_t *copy = malloc(v.len > 0 ? v.len : 1);
-    if (copy == NULL) {
-        return CRAFT_ENOMEM;
-    }
-    if (v.len > 0) {
-        memcpy(copy, v.p, v.len);
-    }
-    r->vals[r->n] = copy;
-    r->lens[r->n++] = v.len;
-    return CRAFT_OK;
+    return n == b.len && (n == 0 || memcmp(p, b.p, n) == 0);
 }
 
 static int lrem(struct kv_space *ks, const struct craft_kv_cmd *c, const struct craft_kv_bytes *a,
@@ -275,73 +287,58 @@ static int lrem(struct kv_space *ks, const struct craft_kv_cmd *c, const struct 
                               : kv_res_int(res, 0);
     }
     struct kv_coll l = k.old.coll;
-    struct lrem r = {.target = a[1], .count = arg(a[0]), .cap = l.count};
-    r.vals = calloc(l.count, sizeof *r.vals);
-    r.lens = calloc(l.count, sizeof *r.lens);
-    bool *drop = calloc(l.count, sizeof *drop);
-    rc = r.vals != NULL && r.lens != NULL && drop != NULL ? CRAFT_OK : CRAFT_ENOMEM;
-    if (rc == CRAFT_OK) {
-        rc = kv_elems_walk(ks, l.id, l.head, lrem_take, &r);
-    }
-    if (rc == CRAFT_OK && r.n != l.count) {
-        rc = CRAFT_ECORRUPT;
-    }
-    int64_t removed = 0;
-    uint64_t first = l.count;
-    for (uint64_t j = 0; rc == CRAFT_OK && j < l.count; j++) {
-        uint64_t i = r.count < 0 ? l.count - 1 - j : j;
-        if (r.count != 0 && removed == (r.count < 0 ? -r.count : r.count)) {
-            break;
-        }
-        if (r.lens[i] == a[1].len && (a[1].len == 0 || memcmp(r.vals[i], a[1].p, a[1].len) == 0)) {
-            drop[i] = true;
-            removed++;
-            first = i < first ? i : first;
-        }
-    }
-    if (rc == CRAFT_OK && removed > 0) {
-        /* Positions from the first removed one: the kept elements moved down, the tail's
-         * freed positions deleted. */
-        uint64_t w = first;
-        for (uint64_t i = first; i < l.count && rc == CRAFT_OK; i++) {
-            if (!drop[i]) {
-                rc = put_at(ks, &l, l.head + w++,
-                            (struct craft_kv_bytes){r.vals[i], (uint32_t)r.lens[i]});
+    int64_t count = arg(a[0]);
+    /* How many to remove (0: every one), as a magnitude (INT64_MIN has none in int64). */
+    uint64_t limit = count >= 0 ? (uint64_t)count : (uint64_t)(-(count + 1)) + 1;
+    uint64_t from = 0; /* count < 0: the first index the removals may touch */
+    const uint8_t *v;
+    size_t vlen;
+    if (count < 0) {
+        uint64_t seen = 0;
+        for (uint64_t j = l.count; j > 0 && rc == CRAFT_OK && seen < limit; j--) {
+            rc = elem_at(ks, &l, j - 1, &v, &vlen);
+            if (rc == CRAFT_OK && same_bytes(v, vlen, a[1])) {
+                seen++;
+                from = j - 1;
             }
         }
-        for (uint64_t i = w; i < l.count && rc == CRAFT_OK; i++) {
-            rc = del_at(ks, &l, l.head + i);
+        if (rc == CRAFT_OK && seen == 0) {
+            return kv_res_int(res, 0);
         }
+    }
+    uint8_t *copy = NULL;
+    size_t cap = 0;
+    uint64_t w = 0, removed = 0;
+    for (uint64_t i = 0; i < l.count && rc == CRAFT_OK; i++) {
+        rc = elem_at(ks, &l, i, &v, &vlen);
+        if (rc != CRAFT_OK) {
+            break;
+        }
+        bool drop = i >= from && same_bytes(v, vlen, a[1]) && (limit == 0 || removed < limit);
+        if (drop) {
+            removed++;
+        } else if (w != i) {
+            rc = kv_reserve(&copy, &cap, vlen > 0 ? vlen : 1);
+            if (rc == CRAFT_OK) {
+                if (vlen > 0) {
+                    memcpy(copy, v, vlen);
+                }
+                rc = put_at(ks, &l, l.head + w, (struct craft_kv_bytes){copy, (uint32_t)vlen});
+            }
+            w++;
+        } else {
+            w++;
+        }
+    }
+    free(copy);
+    for (uint64_t i = w; i < l.count && rc == CRAFT_OK; i++) {
+        rc = del_at(ks, &l, l.head + i); /* the tail's freed positions */
+    }
+    if (rc == CRAFT_OK && removed > 0) {
         l.count = w;
-        if (rc == CRAFT_OK) {
-            rc = kv_coll_commit(ks, &k, &l);
-        }
+        rc = kv_coll_commit(ks, &k, &l);
     }
-    for (uint64_t i = 0; r.vals != NULL && i < r.n; i++) {
-        free(r.vals[i]);
-    }
-    free(r.vals);
-    free(r.lens);
-    free(drop);
-    return rc != CRAFT_OK ? rc : kv_res_int(res, removed);
-}
-
-/* LRANGE: from one position, to another. */
-struct lrange {
-    struct kv_arr *out;
-    uint64_t left;
-};
-
-static int lrange_one(void *ctx, uint64_t pos, struct craft_kv_bytes f, struct craft_kv_bytes v)
-{
-    (void)pos, (void)f;
-    struct lrange *r = ctx;
-    if (r->left == 0) {
-        return CRAFT_KV_ITER_STOP;
-    }
-    r->left--;
-    kv_arr_bytes(r->out, CRAFT_KV_RES_BULK, v.p, v.len);
-    return r->out->over || r->out->rc != CRAFT_OK ? CRAFT_KV_ITER_STOP : CRAFT_OK;
+    return rc != CRAFT_OK ? rc : kv_res_int(res, (int64_t)removed);
 }
 
 static int read_op(struct kv_space *ks, const struct craft_kv_cmd *c, const struct craft_kv_bytes *a,

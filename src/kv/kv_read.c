@@ -125,7 +125,7 @@ int craft_kv_read_exec(struct craft_kv_read *r, const struct craft_kv_cmd *c,
 {
     CRAFT_ASSERT(craft_kv_op_is_coll(c->op) && craft_kv_op_is_read(c->op));
     struct kv_space ks = space_of(r);
-    return kv_coll_exec(&ks, c, SIZE_MAX, res);
+    return kv_coll_exec(&ks, c, CRAFT_KV_READ_REPLY_BYTES_MAX, res);
 }
 
 int craft_kv_read_expire_at(struct craft_kv_read *r, const uint8_t *key, size_t klen, int64_t *out)

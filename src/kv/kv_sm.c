@@ -253,7 +253,8 @@ static int meta_get(struct craft_kv_store *s, struct craft_kv_txn *t, const char
 int kv_meta_load(struct craft_kv_store *s, struct craft_kv_txn *t, struct kv_meta *m)
 {
     int rc = meta_get(s, t, KV_META_FORMAT, &m->format);
-    if (rc == CRAFT_OK && m->format != 0 && m->format != KV_FORMAT && m->format != KV_FORMAT_V1) {
+    if (rc == CRAFT_OK && m->format != 0 && m->format != KV_FORMAT &&
+        m->format != KV_FORMAT_V2 && m->format != KV_FORMAT_V1) {
         rc = CRAFT_EVERSION;
     }
     if (rc == CRAFT_OK) {
@@ -1500,16 +1501,16 @@ static int shard_answer(int rc, const char *err, struct craft_kv_result **res)
 }
 
 /* Keys and sessions handed over with slots (SHARD_INSTALL), into this transaction. */
-/* A collection of a payload (kv_shard.h) under a new id of this store, with the sender's
- * version (WATCH digests agree across the move). A copy already here from an earlier part
- * sent again has the same type, count, version and expiry. */
+/* A collection of a payload (kv_shard.h) under a new id of this store; its version is the
+ * install's log index, this group's (WATCH compares versions of one group's log). A copy
+ * already here from an earlier part sent again has the same type, count and expiry. */
 static int import_coll(struct ap *a, struct kv_keyed *kd, const struct kv_payload_key *k)
 {
     struct kv_coll c;
     kv_payload_coll_header(k->val, &c);
     if (kd->old.found) {
         bool same = kd->old.type == c.type && kd->old.coll.count == c.count &&
-                    kd->old.coll.version == c.version && kd->old.expire_at == k->expire_at;
+                    kd->old.expire_at == k->expire_at;
         return same ? CRAFT_OK : CRAFT_ECORRUPT;
     }
     if (k->expire_at != 0 && k->expire_at <= a->m.now) {
@@ -1517,6 +1518,7 @@ static int import_coll(struct ap *a, struct kv_keyed *kd, const struct kv_payloa
     }
     c.id = kv_coll_new_id(&a->ks);
     c.head = c.type == KV_TYPE_LIST ? KV_LIST_BASE : 0;
+    c.version = a->ks.index; /* a change in this group's log (kv_internal.h) */
     struct craft_kv_bytes f, v;
     size_t off = KV_PAYLOAD_COLL_HEADER;
     int rc = CRAFT_OK;
@@ -1992,6 +1994,7 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
             continue; /* replayed: the store has it */
         }
         struct craft_kv_result *r = NULL;
+        a.ks.index = cmds[i].index;
         rc = apply_one(&a, cmds[i].data, cmds[i].len, &r);
         results[i] = r;
         a.m.applied = cmds[i].index;

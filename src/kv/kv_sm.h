@@ -78,6 +78,9 @@ bool craft_kv_result_next(const uint8_t *data, size_t len, size_t *off,
 #define CRAFT_KV_ERR_VERSION   "ERR unsupported command version"
 #define CRAFT_KV_ERR_MEMBERS   "ERR too many members"
 #define CRAFT_KV_ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
+/* craft_kv_coll_check's for a wrong count of arguments (the server names the command, as
+ * Redis's text does: "... for 'hset' command"). */
+#define CRAFT_KV_ERR_ARGS "ERR wrong number of arguments"
 /* Shard groups: "MOVED <slot>" for a key of a slot the group does not own (the server adds
  * the owner's address, Redis style); TRYAGAIN while the slot's keys are on their way. */
 #define CRAFT_KV_ERR_MOVED     "MOVED"
@@ -89,6 +92,15 @@ bool craft_kv_result_next(const uint8_t *data, size_t len, size_t *off,
  * Below the forwarding connection's limit, so a follower relays any EXEC reply. */
 #define CRAFT_KV_MULTI_REPLY_BYTES_MAX (32u << 20)
 #define CRAFT_KV_ERR_REPLY_LARGE "ERR EXEC reply too large: this element is left out (the command ran)"
+/* A pop (SPOP, LPOP, RPOP, ZPOPMIN, ZPOPMAX with a count) whose answer would pass its
+ * bound (CRAFT_KV_MULTI_REPLY_BYTES_MAX, or what is left of a MULTI's) pops nothing: the
+ * members would be lost with the answer. */
+#define CRAFT_KV_ERR_POP_LARGE "ERR too many elements to pop in one reply (nothing was popped)"
+/* A read's answer outside a MULTI is at most this many bytes encoded (past it:
+ * CRAFT_KV_ERR_REPLY_LARGE; Redis's proto-max-bulk-len is the same 512 MB), and
+ * SRANDMEMBER's repeated picks at most this many (past it: "ERR value is out of range"). */
+#define CRAFT_KV_READ_REPLY_BYTES_MAX (512u << 20)
+#define CRAFT_KV_RANDOM_PICKS_MAX     (1u << 20)
 /* A MULTI whose replies are too large to keep for a retry ran, and answered in full; a
  * retry of it (a leader change) gets this instead. */
 #define CRAFT_KV_ERR_EXEC_LARGE "ERR EXEC reply too large to keep for a retry (the transaction ran)"

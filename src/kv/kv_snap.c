@@ -471,8 +471,10 @@ static int load_coll(struct loader *l)
                         .version = craft_get_u64(h + 21)};
     uint64_t at = craft_get_u64(h);
     uint32_t klen = craft_get_u32(h + 9);
-    if (klen > CRAFT_KV_KEY_BYTES_MAX || !kv_type_is_coll(c.type) ||
-        c.count == 0 || at > (uint64_t)INT64_MAX || (at != 0 && at <= l->m.now)) {
+    /* version: the log index of its last change, at most the snapshot's applied index. */
+    if (klen > CRAFT_KV_KEY_BYTES_MAX || !kv_type_is_coll(c.type) || c.count == 0 ||
+        c.version == 0 || c.version > l->m.applied || at > (uint64_t)INT64_MAX ||
+        (at != 0 && at <= l->m.now)) {
         return CRAFT_ECORRUPT;
     }
     uint8_t sk[KV_SKEY_MAX];

@@ -28,8 +28,10 @@ bool kv_op_is_zset(uint8_t op)
 
 /* ---- arguments ---- */
 
-/* A score as Redis reads one (strtod: "1.5", "-inf", "1e3"; no spaces, not NaN). */
-static bool parse_score(struct craft_kv_bytes b, double *out)
+/* A score as Redis reads one (strtod: "1.5", "-inf", "1e3"; no spaces, not NaN; for a
+ * score to store, not out of a double's range either: "1e400" and "1e-400" are refused, as
+ * Redis's string2d refuses them, but not a denormal). */
+static bool parse_number(struct craft_kv_bytes b, bool strict, double *out)
 {
     char buf[64];
     if (b.len == 0 || b.len >= sizeof buf || b.p[0] == ' ' || b.p[0] == '\t') {
@@ -43,14 +45,19 @@ static bool parse_score(struct craft_kv_bytes b, double *out)
     char *end;
     errno = 0;
     double d = strtod(buf, &end);
-    if (*end != '\0' || isnan(d) || (errno == ERANGE && !isinf(d) && d != 0)) {
+    if (*end != '\0' || isnan(d) || (strict && errno == ERANGE && (isinf(d) || d == 0))) {
         return false;
     }
     *out = d == 0 ? 0.0 : d; /* -0 is 0 */
     return true;
 }
 
-/* A range bound: "(" for exclusive, then a score. */
+static bool parse_score(struct craft_kv_bytes b, double *out)
+{
+    return parse_number(b, true, out);
+}
+
+/* A range bound: "(" for exclusive, then a number (Redis: plain strtod, out of range too). */
 static bool parse_bound(struct craft_kv_bytes b, double *v, bool *excl)
 {
     *excl = b.len > 0 && b.p[0] == '(';
@@ -58,7 +65,7 @@ static bool parse_bound(struct craft_kv_bytes b, double *v, bool *excl)
         b.p++;
         b.len--;
     }
-    return parse_score(b, v);
+    return parse_number(b, false, v);
 }
 
 /* ZADD's options and pairs. */
@@ -451,6 +458,10 @@ struct zwalk {
     bool min_excl, max_excl;
     uint64_t counted; /* ZCOUNT: count only */
     bool count_only;
+    /* ZPOP*: the answer's encoded size (members and scores as text); past limit, over
+     * (and the walk stops) */
+    uint64_t bytes, limit;
+    bool over;
     /* ZRANK: stop at this member, counting the ones before it */
     bool find;
     struct craft_kv_bytes member;
@@ -493,6 +504,14 @@ static int zwalk_one(void *ctx, uint64_t sortable, struct craft_kv_bytes m, stru
     if (w->count_only) {
         w->counted++;
         return CRAFT_OK;
+    }
+    if (w->limit != 0) {
+        char text[KV_SCORE_TEXT_MAX];
+        w->bytes += 5 + (uint64_t)m.len + 5 + kv_score_format(score, text);
+        if (w->bytes > w->limit) {
+            w->over = true;
+            return CRAFT_KV_ITER_STOP;
+        }
     }
     return zitems_add(w->items, score, m);
 }
@@ -539,8 +558,15 @@ static int zpop(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     bool max = c->op == CRAFT_KV_OP_ZPOPMAX;
     struct zitems items = {0};
     /* ZPOPMAX: the last want in score order (O(n): the index is walked from its start). */
-    struct zwalk w = {.items = &items, .skip = max ? zs.count - want : 0, .take = want};
+    /* Collected, and measured, before anything is deleted: an answer over the budget pops
+     * nothing (the members would be lost with the answer), on every replica alike. */
+    struct zwalk w = {.items = &items, .skip = max ? zs.count - want : 0, .take = want,
+                      .limit = budget > 9 ? budget - 9 : 1};
     rc = zwalk(ks, zs.id, &w);
+    if (rc == CRAFT_OK && w.over) {
+        zitems_free(&items);
+        return kv_res_err(res, CRAFT_KV_ERR_POP_LARGE);
+    }
     if (rc == CRAFT_OK && items.n != want) {
         rc = CRAFT_ECORRUPT;
     }

@@ -779,7 +779,7 @@ static int build_queued(const struct craftkv_cmd_def *d, size_t argc,
             craftkv_coll_build_read(d->multi_op, argc, argv, &cc, items, seed_buf);
             const char *err = craft_kv_coll_check(cc.op, cc.n, cc.args);
             if (err != NULL) {
-                craft_resp_append_error(out, err);
+                craftkv_coll_reply_error(out, &argv[0], err);
                 return -1;
             }
             /* Outside a transaction such a read answers as for a missing element; inside

@@ -49,6 +49,15 @@ static const char *build(uint8_t op, size_t argc, const struct craft_resp_arg *a
     return craft_kv_coll_check(op, n, items);
 }
 
+void craftkv_coll_reply_error(struct craft_resp_buf *out, const struct craft_resp_arg *name,
+                              const char *err)
+{
+    if (strcmp(err, CRAFT_KV_ERR_ARGS) == 0)
+        craftkv_reply_arity(out, name); /* Redis's text names the command */
+    else
+        craft_resp_append_error(out, err);
+}
+
 int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
 {
@@ -58,7 +67,7 @@ int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
     static _Thread_local uint8_t seed_buf[8];
     const char *err = build(op_of(&argv[0]), argc, argv, c, items, seed_buf);
     if (err != NULL) {
-        craft_resp_append_error(out, err);
+        craftkv_coll_reply_error(out, &argv[0], err);
         return 0;
     }
     return 1;
@@ -76,7 +85,7 @@ void craftkv_r_coll(struct craft_kv_read *r, size_t argc, const struct craft_res
     uint8_t seed_buf[8];
     const char *err = build(op_of(&argv[0]), argc, argv, &c, items, seed_buf);
     if (err != NULL) {
-        craft_resp_append_error(out, err);
+        craftkv_coll_reply_error(out, &argv[0], err);
         free(items);
         return;
     }

@@ -467,6 +467,10 @@ int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out);
 void craftkv_r_coll(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
                     struct craft_resp_buf *out);
+/* A collection command's argument error as RESP (a wrong count: Redis's text with the
+ * command's name). */
+void craftkv_coll_reply_error(struct craft_resp_buf *out, const struct craft_resp_arg *name,
+                              const char *err);
 /* A queued collection read as the MULTI's read op: c points into argv, items (argc
  * entries) and seed_buf, until encoded. */
 void craftkv_coll_build_read(uint8_t op, size_t argc, const struct craft_resp_arg *argv,

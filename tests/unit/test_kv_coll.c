@@ -375,7 +375,30 @@ static void sets(void)
     CHECK(craft_kv_read_exec(r, &rnd, &res) == CRAFT_OK);
     CHECK(res->type == CRAFT_KV_RES_ARRAY && res->integer == 6);
     craft_kv_result_free(res);
+    args[0] = B("-2000000"); /* repeats are bounded (CRAFT_KV_RANDOM_PICKS_MAX) */
+    CHECK(craft_kv_read_exec(r, &rnd, &res) == CRAFT_OK);
+    CHECK(res->type == CRAFT_KV_RES_ERR && strcmp((char *)res->data, "ERR value is out of range") == 0);
+    craft_kv_result_free(res);
     craft_kv_read_end(r);
+    /* SPOP of more than a chunk (256): distinct members, the same on both replicas. */
+    for (int i = 0; i < 600; i++) {
+        char m[16];
+        snprintf(m, sizeof m, "p%d", i);
+        IS(RUN(&a, SADD, "many", m), "i:1");
+        IS(RUN(&b, SADD, "many", m), "i:1");
+    }
+    args[0] = B("500");
+    args[1] = (struct craft_kv_bytes){(const uint8_t *)seed, 8};
+    pop.key = B("many");
+    pop.n = 2;
+    pop.args = args;
+    struct craft_kv_result *p1 = apply(&a, &pop), *p2 = apply(&b, &pop);
+    CHECK(p1->type == CRAFT_KV_RES_ARRAY && p1->integer == 500 && p1->len == p2->len &&
+          memcmp(p1->data, p2->data, p1->len) == 0);
+    craft_kv_result_free(p1);
+    craft_kv_result_free(p2);
+    IS(RUN0(&a, SCARD, "many"), "i:100");
+    IS(RUN0(&b, SCARD, "many"), "i:100");
     h_close(&a);
     h_close(&b);
 }
@@ -423,6 +446,10 @@ static void lists(void)
     IS(RUN(&h, LREM, "r", "-2", "a"), "i:2");
     IS(RUN(&h, LRANGE, "r", "0", "-1"), "[b:b,b:a,b:c]");
     IS(RUN(&h, LREM, "r", "0", "q"), "i:0");
+    IS(RUN(&h, RPUSH, "m", "a", "b", "a"), "i:3");
+    IS(RUN(&h, LREM, "m", "-9223372036854775808", "a"), "i:2");
+    IS(RUN(&h, LRANGE, "m", "0", "-1"), "[b:b]");
+    IS(string_op(&h, CRAFT_KV_OP_DEL, "m", NULL), "i:1");
     IS(RUN(&h, LREM, "r", "0", "a"), "i:1");
     IS(RUN(&h, LRANGE, "r", "0", "-1"), "[b:b,b:c]");
     IS(RUN(&h, RPUSH, "r", "d"), "i:3");
@@ -464,6 +491,9 @@ static void zsets(void)
     IS(RUN(&h, ZADD, "z", "INCR", "1", "a", "2", "b"), "e:ERR INCR option supports a single increment-element pair");
     IS(RUN(&h, ZADD, "z", "x", "a"), "e:ERR value is not a valid float");
     IS(RUN(&h, ZADD, "z", "nan", "a"), "e:ERR value is not a valid float");
+    IS(RUN(&h, ZADD, "z", "1e400", "a"), "e:ERR value is not a valid float"); /* as Redis */
+    IS(RUN(&h, ZADD, "z", "1e-400", "a"), "e:ERR value is not a valid float");
+    IS(RUN(&h, ZCOUNT, "z", "-1e400", "1e400"), "i:5"); /* bounds: plain strtod */
     IS(RUN(&h, ZADD, "n", "inf", "a"), "i:1");
     IS(RUN(&h, ZINCRBY, "n", "-inf", "a"), "e:ERR resulting score is not a number (NaN)");
     IS(RUN(&h, ZINCRBY, "n", "1", "b"), "b:1");
@@ -656,6 +686,29 @@ static void watch_and_multi(void)
     /* The same MULTI again: h changed since the digest, so it runs nowhere. */
     IS(answer(apply(&a, &m)), "nil");
     IS(answer(apply(&b, &m)), "nil");
+    /* Deleted and made again with the same count: another state, another digest; and an
+     * LTRIM that keeps everything still counts as a change (Redis signals it). */
+    uint64_t before, after;
+    CRAFT_ASSERT(craft_kv_read_begin(a.sm, &r) == CRAFT_OK);
+    CHECK(craft_kv_read_watch(r, (const uint8_t *)"other", 5, &before) == CRAFT_OK);
+    craft_kv_read_end(r);
+    IS(string_op(&a, CRAFT_KV_OP_DEL, "other", NULL), "i:1");
+    IS(RUN(&a, SADD, "other", "y"), "i:1");
+    CRAFT_ASSERT(craft_kv_read_begin(a.sm, &r) == CRAFT_OK);
+    CHECK(craft_kv_read_watch(r, (const uint8_t *)"other", 5, &after) == CRAFT_OK);
+    craft_kv_read_end(r);
+    CHECK(before != after);
+    IS(RUN(&a, RPUSH, "l", "x"), "i:1");
+    CRAFT_ASSERT(craft_kv_read_begin(a.sm, &r) == CRAFT_OK);
+    CHECK(craft_kv_read_watch(r, (const uint8_t *)"l", 1, &before) == CRAFT_OK);
+    craft_kv_read_end(r);
+    IS(RUN(&a, LTRIM, "l", "0", "-1"), "ok");
+    CRAFT_ASSERT(craft_kv_read_begin(a.sm, &r) == CRAFT_OK);
+    CHECK(craft_kv_read_watch(r, (const uint8_t *)"l", 1, &after) == CRAFT_OK);
+    craft_kv_read_end(r);
+    CHECK(before != after);
+    /* A string holding a collection's digest input is not that collection. */
+    CHECK(d1 != craft_kv_watch_digest(true, 0, NULL, 0));
     free(bytes);
     h_close(&a);
     h_close(&b);
