@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/assert.h"
 #include "kv/server_admin.h"
@@ -109,6 +110,40 @@ static int w_set(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
         }
     }
     return 1;
+}
+
+/* SETEX key seconds value, PSETEX key ms value: SET key value EX/PX (Redis's texts). */
+static int setex_common(const char *name, bool secs, const struct craft_resp_arg *argv,
+                        uint64_t now, struct craft_kv_cmd *c, struct craft_resp_buf *out)
+{
+    int64_t v;
+    if (parse_i64(&argv[2], &v)) {
+        craft_resp_append_error(out, ERR_INT);
+        return 0;
+    }
+    if (v <= 0 || craft_kv_deadline(now, v, secs, &c->expire_at) != 0) {
+        craft_resp_append_errorf(out, "ERR invalid expire time in '%s' command", name);
+        return 0;
+    }
+    c->op = CRAFT_KV_OP_SET;
+    c->flags = CRAFT_KV_SET_EXPIRE;
+    c->key = B(&argv[1]);
+    c->value = B(&argv[3]);
+    return 1;
+}
+
+static int w_setex(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                   struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)items;
+    return setex_common("setex", true, argv, now, c, out);
+}
+
+static int w_psetex(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    (void)argc, (void)items;
+    return setex_common("psetex", false, argv, now, c, out);
 }
 
 static int w_keyval(uint8_t op, const struct craft_resp_arg *argv, struct craft_kv_cmd *c)
@@ -463,6 +498,21 @@ static void r_pttl(struct craft_kv_read *r, size_t argc,
         store_err(out, rc);
 }
 
+/* EXPIRETIME / PEXPIRETIME: the absolute instant, -1 without one, -2 absent. */
+static void r_expiretime(struct craft_kv_read *r, size_t argc,
+                         const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)argc;
+    int64_t at;
+    int rc = craft_kv_read_expire_at(r, (const uint8_t *)argv[1].data, argv[1].len, &at);
+    if (rc != CRAFT_OK)
+        store_err(out, rc);
+    else if (at < 0 || (argv[0].len > 0 && (argv[0].data[0] == 'p' || argv[0].data[0] == 'P')))
+        craft_resp_append_int(out, at);
+    else
+        craft_resp_append_int(out, at / 1000); /* seconds, truncated as Redis does */
+}
+
 static void r_dbsize(struct craft_kv_read *r, size_t argc,
                      const struct craft_resp_arg *argv, struct craft_resp_buf *out)
 {
@@ -487,6 +537,44 @@ static int scan_emit(void *ctx, const uint8_t *key, size_t klen)
         return CRAFT_ENOMEM;
     sc->n++;
     return CRAFT_OK;
+}
+
+/* KEYS pattern: every live key matching, through SCAN's walk (this node's replica: in a
+ * sharded cluster the keys of the groups it hosts, as Redis Cluster's KEYS is per node). */
+static void r_keys(struct craft_kv_read *r, size_t argc,
+                   const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+{
+    (void)argc;
+    struct scan_ctx sc = {0};
+    uint64_t cursor = 0;
+    int rc;
+    do {
+        rc = craft_kv_read_scan(r, cursor, (const uint8_t *)argv[1].data, argv[1].len, 1024,
+                                scan_emit, &sc, &cursor);
+    } while (rc == CRAFT_OK && cursor != 0);
+    size_t mark = out->len;
+    if (rc != CRAFT_OK) {
+        store_err(out, rc);
+    } else if (craft_resp_append_array(out, sc.n) != CRAFT_OK ||
+               craftkv_buf_append_raw(out, sc.keys.data, sc.keys.len) != 0) {
+        out->len = mark; /* never a header without its elements */
+        craft_resp_append_error(out, "ERR out of memory");
+    }
+    craft_resp_buf_free(&sc.keys);
+}
+
+static void l_time(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                   const struct craft_resp_arg *argv)
+{
+    (void)s, (void)argc, (void)argv;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char sec[24], usec[24];
+    int n1 = snprintf(sec, sizeof sec, "%lld", (long long)ts.tv_sec);
+    int n2 = snprintf(usec, sizeof usec, "%ld", ts.tv_nsec / 1000);
+    craft_resp_append_array(&c->out, 2);
+    craft_resp_append_bulk(&c->out, sec, (size_t)n1);
+    craft_resp_append_bulk(&c->out, usec, (size_t)n2);
 }
 
 static void r_scan(struct craft_kv_read *r, size_t argc,
@@ -966,9 +1054,16 @@ static const struct craftkv_cmd_def table[] = {
     MREAD("ttl", 2, r_ttl, K_ONE, CRAFT_KV_OP_TTL),
     MREAD("pttl", 2, r_pttl, K_ONE, CRAFT_KV_OP_PTTL),
     READ("dbsize", 1, r_dbsize, K_NONE),
+    READ("keys", 2, r_keys, K_NONE),
+    READ("touch", -2, r_exists, K_ALL),
+    READ("expiretime", 2, r_expiretime, K_ONE),
+    READ("pexpiretime", 2, r_expiretime, K_ONE),
+    LOCAL("time", 1, l_time),
     READ("scan", -2, r_scan, K_NONE),
     WRITE("set", -3, w_set, K_ONE),
     WRITE("setnx", 3, w_setnx, K_ONE),
+    WRITE("setex", 4, w_setex, K_ONE),
+    WRITE("psetex", 4, w_psetex, K_ONE),
     WRITE("getset", 3, w_getset, K_ONE),
     WRITE("getdel", 2, w_getdel, K_ONE),
     WRITE("del", -2, w_del, K_ALL),

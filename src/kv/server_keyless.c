@@ -1,4 +1,4 @@
-/* craftkv sharded: the commands without keys (DBSIZE, SCAN, FLUSHALL, FLUSHDB), answered as
+/* craftkv sharded: the commands without keys (DBSIZE, SCAN, KEYS, FLUSHALL, FLUSHDB), answered as
  * a Redis Cluster node answers them: for the slots it is the master of, here those of the
  * groups this process leads (CLUSTER SLOTS and NODES name it their master). Cluster
  * clients send them to every master and combine the answers (redis-py's RedisCluster:
@@ -21,7 +21,8 @@
 bool craftkv_keyless_cmd(const struct craftkv_cmd_def *d)
 {
     return strcmp(d->name, "dbsize") == 0 || strcmp(d->name, "scan") == 0 ||
-           strcmp(d->name, "flushall") == 0 || strcmp(d->name, "flushdb") == 0;
+           strcmp(d->name, "keys") == 0 || strcmp(d->name, "flushall") == 0 ||
+           strcmp(d->name, "flushdb") == 0;
 }
 
 /* Waits for f until deadline and releases it: its result (CRAFT_ETIMEOUT past the
@@ -74,7 +75,7 @@ static bool scan_split(const struct craft_resp_buf *b, uint64_t *cursor, uint64_
 
 static void keyless_read(struct craftkv_server *s, struct craftkv_task *t, uint64_t deadline)
 {
-    bool scan = strcmp(t->def->name, "scan") == 0;
+    bool scan = strcmp(t->def->name, "scan") == 0, keys_cmd = strcmp(t->def->name, "keys") == 0;
     uint64_t total = 0, next = 0, n_keys = 0;
     struct craft_resp_buf keys = {0}, one = {0};
     for (size_t i = 0; i < s->n_groups; i++) {
@@ -98,7 +99,18 @@ static void keyless_read(struct craftkv_server *s, struct craftkv_task *t, uint6
             craftkv_buf_append_raw(&t->out, one.data, one.len); /* a syntax error */
             goto done;
         }
-        if (!scan) {
+        if (keys_cmd) {
+            /* "*n\r\n" then the keys: the counts add up, the keys follow each other. */
+            size_t j = 1;
+            for (; j < one.len && one.data[j] >= '0' && one.data[j] <= '9'; j++)
+                v = v * 10 + (uint64_t)(one.data[j] - '0');
+            n_keys += v;
+            if (j + 2 <= one.len &&
+                craftkv_buf_append_raw(&keys, one.data + j + 2, one.len - j - 2) != 0) {
+                craft_resp_append_error(&t->out, "ERR out of memory");
+                goto done;
+            }
+        } else if (!scan) {
             for (size_t j = 1; j < one.len && one.data[j] >= '0' && one.data[j] <= '9'; j++)
                 v = v * 10 + (uint64_t)(one.data[j] - '0');
             total += v;
@@ -112,7 +124,13 @@ static void keyless_read(struct craftkv_server *s, struct craftkv_task *t, uint6
             }
         }
     }
-    if (!scan) {
+    if (keys_cmd) {
+        craft_resp_append_array(&t->out, n_keys);
+        if (craftkv_buf_append_raw(&t->out, keys.data, keys.len) != 0) {
+            t->out.len = 0;
+            craft_resp_append_error(&t->out, "ERR out of memory");
+        }
+    } else if (!scan) {
         craft_resp_append_int(&t->out, (int64_t)total);
     } else {
         char cur[24];

@@ -148,6 +148,21 @@ check_has "LSET out of range" "ERR index out of range" \
 check "ZSCORE prints like Redis" "0.30000000000000004" \
     "$(cli "$L" zadd zx 0.1 m >/dev/null; cli "$L" zincrby zx 0.2 m)"
 
+# A few more of Redis's string and keyspace commands.
+check "SETEX" OK "$(cli "$L" setex sx 100 v)"
+check "SETEX sets the expiry" 100 "$(cli "$L" ttl sx)"
+check "PSETEX" OK "$(cli "$L" psetex px 100000 v)"
+check_has "SETEX of a negative time" "ERR invalid expire time in 'setex' command" \
+    "$(cli "$L" setex sx -1 v)"
+now=$(date +%s)
+et=$(cli "$L" expiretime sx)
+[ "$et" -ge $((now + 95)) ] && [ "$et" -le $((now + 105)) ] && ok "EXPIRETIME ($et)" ||
+    bad "EXPIRETIME" "$et, now $now"
+check "PEXPIRETIME of a key without one" -1 "$(cli "$L" pexpiretime hx)"
+check "TOUCH counts the keys there" 2 "$(cli "$L" touch sx px nokey)"
+check "KEYS with a pattern" "px sx" "$(cli "$F" keys '[sp]x' | sort | paste -sd' ')"
+check "TIME answers two numbers" 2 "$(cli "$L" time | grep -c '^[0-9]*$')"
+
 # ---- hiredis (Debian libhiredis-dev): a small C program, built here ----
 if [ -f /usr/include/hiredis/hiredis.h ]; then
     if cc -std=c11 -Wall -Wextra -Werror -o "$TMP/hiredis_client" "$BB_DIR/hiredis_client.c" \
