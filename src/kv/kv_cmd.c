@@ -73,10 +73,27 @@ bool craft_kv_op_is_coll(uint8_t op)
     return op >= CRAFT_KV_OP_COLL_FIRST_ && op <= CRAFT_KV_OP_COLL_LAST_;
 }
 
-/* SINTER SUNION SDIFF: every argument is a key too. */
-static bool args_are_keys(uint8_t op)
+/* The arguments that are keys too: every one (SINTER SUNION SDIFF and the *STORE forms,
+ * whose key is the destination), or the first (RENAME RENAMENX LMOVE SMOVE: the
+ * destination), or none. */
+static uint32_t args_keys(const struct craft_kv_cmd *c)
 {
-    return op == CRAFT_KV_OP_SINTER || op == CRAFT_KV_OP_SUNION || op == CRAFT_KV_OP_SDIFF;
+    switch (c->op) {
+    case CRAFT_KV_OP_SINTER:
+    case CRAFT_KV_OP_SUNION:
+    case CRAFT_KV_OP_SDIFF:
+    case CRAFT_KV_OP_SINTERSTORE:
+    case CRAFT_KV_OP_SUNIONSTORE:
+    case CRAFT_KV_OP_SDIFFSTORE:
+        return c->n;
+    case CRAFT_KV_OP_RENAME:
+    case CRAFT_KV_OP_RENAMENX:
+    case CRAFT_KV_OP_LMOVE:
+    case CRAFT_KV_OP_SMOVE:
+        return c->n > 0 ? 1 : 0;
+    default:
+        return 0;
+    }
 }
 
 static bool op_known(uint8_t op)
@@ -676,17 +693,22 @@ bool craft_kv_cmd_next_key(const struct craft_kv_cmd *c, size_t *off, struct cra
     case SHAPE_ARGS:
         /* *off: 0 before the key, then 1 + the offset in the arguments (keys for SINTER
          * SUNION SDIFF). */
+        /* *off: 0 before the key; then 1 + (arguments walked << 32 | the next one's offset
+         * in items: under 64 MiB); the arguments that are keys come first (args_keys). */
         if (*off == 0) {
             *key = c->key;
             *off = 1;
             return true;
-        } else if (args_are_keys(c->op)) {
-            size_t o = *off - 1;
-            bool more = craft_kv_cmd_next(c, &o, key, NULL);
-            *off = o + 1;
-            return more;
+        } else {
+            uint64_t walked = (uint64_t)(*off - 1) >> 32;
+            size_t o = (size_t)((*off - 1) & 0xffffffffu);
+            if (walked >= args_keys(c) || !craft_kv_cmd_next(c, &o, key, NULL)) {
+                return false;
+            }
+            CRAFT_ASSERT(o <= 0xffffffffu);
+            *off = 1 + (size_t)(((walked + 1) << 32) | o);
+            return true;
         }
-        return false;
     default:
         return false;
     }

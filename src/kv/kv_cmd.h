@@ -152,6 +152,19 @@ enum craft_kv_op {
     CRAFT_KV_OP_ZREM,
     CRAFT_KV_OP_ZPOPMIN,
     CRAFT_KV_OP_ZPOPMAX,
+    /* String and keyspace commands of the same shape (kv_str.c), and more collection ones. */
+    CRAFT_KV_OP_INCRBYFLOAT,
+    CRAFT_KV_OP_SETRANGE,
+    CRAFT_KV_OP_GETEX, /* the proposer turns EX/PX/EXAT into PXAT <absolute ms> */
+    CRAFT_KV_OP_RENAME,
+    CRAFT_KV_OP_RENAMENX,
+    CRAFT_KV_OP_HINCRBYFLOAT,
+    CRAFT_KV_OP_LINSERT,
+    CRAFT_KV_OP_LMOVE, /* RPOPLPUSH is LMOVE src dst RIGHT LEFT */
+    CRAFT_KV_OP_SMOVE,
+    CRAFT_KV_OP_SINTERSTORE,
+    CRAFT_KV_OP_SUNIONSTORE,
+    CRAFT_KV_OP_SDIFFSTORE,
     /* Collection reads: outside a MULTI they run on a read (craft_kv_read_exec), never
      * through the log; inside one, as the other reads. */
     CRAFT_KV_OP_HGET,
@@ -186,13 +199,15 @@ enum craft_kv_op {
     CRAFT_KV_OP_ZRANK,
     CRAFT_KV_OP_ZREVRANK,
     CRAFT_KV_OP_ZSCAN,
+    CRAFT_KV_OP_GETRANGE,
+    CRAFT_KV_OP_LPOS,
     CRAFT_KV_OP_COUNT_
 };
 
 /* The first and last collection ops, and the first of their reads. */
 #define CRAFT_KV_OP_COLL_FIRST_ CRAFT_KV_OP_HSET
 #define CRAFT_KV_OP_COLL_READ_  CRAFT_KV_OP_HGET
-#define CRAFT_KV_OP_COLL_LAST_  CRAFT_KV_OP_ZSCAN
+#define CRAFT_KV_OP_COLL_LAST_  CRAFT_KV_OP_LPOS
 
 /* A collection op's arguments after its key: at most this many (HSET's field value pairs,
  * a seed), each at most CRAFT_KV_VALUE_BYTES_MAX bytes. */
@@ -252,7 +267,8 @@ struct craft_kv_cmd {
     const struct craft_kv_bytes *args;
 };
 
-/* True for the collection ops (CRAFT_KV_OP_HSET ... CRAFT_KV_OP_ZSCAN). */
+/* True for the ops that carry their Redis arguments (CRAFT_KV_OP_HSET ... CRAFT_KV_OP_LPOS:
+ * the collections' and the string commands of kv_str.c). */
 bool craft_kv_op_is_coll(uint8_t op);
 
 /* True if p[0..len) may be stored as a member's address: 1 to CRAFT_KV_ADDR_BYTES_MAX

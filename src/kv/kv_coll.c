@@ -3,6 +3,7 @@
  * (kv_keys.c). Every element is its own store entry, so a change costs one element and the
  * header, whatever the collection's size. Deterministic: what a command does depends on
  * its arguments and the state only (SPOP's choice on the seed its proposer drew). */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -160,6 +161,9 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
     if (kv_op_is_zset(op)) {
         return kv_zset_check(op, n, a);
     }
+    if (kv_op_is_str(op)) {
+        return kv_str_check(op, n, a);
+    }
     int64_t v;
     bool has;
     uint64_t seed;
@@ -221,6 +225,24 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
     case CRAFT_KV_OP_SUNION:
     case CRAFT_KV_OP_SDIFF:
         return NULL;
+    case CRAFT_KV_OP_SINTERSTORE:
+    case CRAFT_KV_OP_SUNIONSTORE:
+    case CRAFT_KV_OP_SDIFFSTORE:
+        return n < 1 ? KV_ERR_ARGS : NULL;
+    case CRAFT_KV_OP_SMOVE:
+        return n != 2 ? KV_ERR_ARGS
+               : a[1].len > CRAFT_KV_FIELD_BYTES_MAX ? KV_ERR_FIELD_LONG
+                                                     : NULL;
+    case CRAFT_KV_OP_HINCRBYFLOAT: {
+        double d;
+        if (n != 2) {
+            return KV_ERR_ARGS;
+        }
+        if (a[0].len > CRAFT_KV_FIELD_BYTES_MAX) {
+            return KV_ERR_FIELD_LONG;
+        }
+        return kv_arg_double(a[1], false, &d) ? NULL : KV_ERR_NOT_FLOAT;
+    }
     default:
         return "ERR unknown collection command";
     }
@@ -504,6 +526,93 @@ static int hash_incrby(struct kv_space *ks, const struct craft_kv_cmd *c,
         rc = kv_coll_commit(ks, &k, &coll);
     }
     return rc != CRAFT_OK ? rc : kv_res_int(res, cur);
+}
+
+static int hash_incrbyfloat(struct kv_space *ks, const struct craft_kv_cmd *c,
+                            const struct craft_kv_bytes *a, struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    double incr, cur = 0;
+    bool ok = kv_arg_double(a[1], false, &incr);
+    CRAFT_ASSERT(ok); /* craft_kv_coll_check */
+    struct kv_coll coll = kv_coll_open(ks, &k, KV_TYPE_HASH);
+    const uint8_t *v = NULL;
+    size_t vlen = 0;
+    rc = k.old.found ? kv_elem_get(ks, coll.id, a[0], &v, &vlen) : CRAFT_ENOTFOUND;
+    if (rc != CRAFT_OK && rc != CRAFT_ENOTFOUND) {
+        return rc;
+    }
+    bool found = rc == CRAFT_OK;
+    if (found && !kv_arg_double((struct craft_kv_bytes){v, (uint32_t)vlen}, false, &cur)) {
+        return kv_res_err(res, "ERR hash value is not a float");
+    }
+    double sum = cur + incr; /* a double, as INCRBYFLOAT (kv_str.c) */
+    if (!isfinite(sum)) {
+        return kv_res_err(res, "ERR increment would produce NaN or Infinity");
+    }
+    char text[KV_HUMAN_TEXT_MAX];
+    size_t tn = kv_double_human(sum, text);
+    rc = kv_elem_put(ks, coll.id, a[0], (struct craft_kv_bytes){(const uint8_t *)text, (uint32_t)tn});
+    coll.count += !found;
+    if (rc == CRAFT_OK) {
+        rc = kv_coll_commit(ks, &k, &coll);
+    }
+    return rc != CRAFT_OK ? rc : kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, text, tn));
+}
+
+/* SMOVE src dst member: both sets checked for their type before anything changes. */
+static int set_move(struct kv_space *ks, const struct craft_kv_cmd *c,
+                    const struct craft_kv_bytes *a, struct craft_kv_result **res)
+{
+    struct kv_keyed src, dst;
+    bool wrong_src, wrong_dst;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_SET, &src, &wrong_src);
+    if (rc == CRAFT_OK) {
+        rc = kv_coll_find(ks, a[0], KV_TYPE_SET, &dst, &wrong_dst);
+    }
+    if (rc != CRAFT_OK || wrong_src || wrong_dst) {
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    if (!src.old.found) {
+        return kv_res_int(res, 0);
+    }
+    const uint8_t *v;
+    size_t vlen;
+    rc = kv_elem_get(ks, src.old.coll.id, a[1], &v, &vlen);
+    if (rc == CRAFT_ENOTFOUND) {
+        return kv_res_int(res, 0);
+    }
+    bool same = c->key.len == a[0].len && memcmp(c->key.p, a[0].p, a[0].len) == 0;
+    if (rc != CRAFT_OK || same) {
+        return rc != CRAFT_OK ? rc : kv_res_int(res, 1); /* Redis: 1, nothing moves */
+    }
+    struct kv_coll from = src.old.coll;
+    rc = kv_elem_del(ks, from.id, a[1]);
+    from.count--;
+    if (rc == CRAFT_OK) {
+        rc = kv_coll_commit(ks, &src, &from);
+    }
+    if (rc == CRAFT_OK) {
+        rc = kv_key_lookup(ks, dst.sk, dst.sklen, &dst.old); /* the writes moved pointers */
+    }
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    struct kv_coll to = kv_coll_open(ks, &dst, KV_TYPE_SET);
+    rc = dst.old.found ? kv_elem_get(ks, to.id, a[1], &v, &vlen) : CRAFT_ENOTFOUND;
+    if (rc == CRAFT_ENOTFOUND) {
+        rc = kv_elem_put(ks, to.id, a[1], (struct craft_kv_bytes){NULL, 0});
+        to.count++;
+        if (rc == CRAFT_OK) {
+            rc = kv_coll_commit(ks, &dst, &to);
+        }
+    }
+    return rc != CRAFT_OK ? rc : kv_res_int(res, 1);
 }
 
 static int set_add(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
@@ -800,6 +909,94 @@ int kv_coll_scan(struct kv_space *ks, uint64_t id, const struct kv_scan_args *sa
     return kv_arr_done(&outer, CRAFT_OK, res);
 }
 
+bool kv_arg_double(struct craft_kv_bytes b, bool strict, double *out)
+{
+    char buf[KV_HUMAN_TEXT_MAX + 1];
+    if (b.len == 0 || b.len > KV_HUMAN_TEXT_MAX || b.p[0] == ' ' || b.p[0] == '\t') {
+        return false;
+    }
+    memcpy(buf, b.p, b.len);
+    buf[b.len] = '\0';
+    if (strlen(buf) != b.len) {
+        return false; /* a NUL inside */
+    }
+    char *end;
+    errno = 0;
+    double d = strtod(buf, &end);
+    if (*end != '\0' || isnan(d) || (strict && errno == ERANGE && (isinf(d) || d == 0))) {
+        return false;
+    }
+    *out = d == 0 ? 0.0 : d; /* -0 is 0 */
+    return true;
+}
+
+/* The shortest digits that read back as d (finite, not 0): digits[0..*nd), and the power of
+ * ten of the first; *neg for a negative d. */
+static void shortest_digits(double d, char digits[24], int *nd, int *e10, bool *neg)
+{
+    char e[40];
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(e, sizeof e, "%.*e", prec, d);
+        if (strtod(e, NULL) == d) {
+            break;
+        }
+    }
+    /* e: [-]D[.DDD]e(+|-)XX */
+    *neg = e[0] == '-';
+    const char *p = e + *neg;
+    int n = 0;
+    digits[n++] = *p++;
+    if (*p == '.') {
+        for (p++; *p != 'e'; p++) {
+            digits[n++] = *p;
+        }
+    }
+    *e10 = atoi(p + 1);
+    while (n > 1 && digits[n - 1] == '0') {
+        n--;
+    }
+    *nd = n;
+}
+
+size_t kv_double_human(double d, char out[KV_HUMAN_TEXT_MAX])
+{
+    CRAFT_ASSERT(isfinite(d));
+    if (d == 0) {
+        out[0] = '0';
+        out[1] = '\0';
+        return 1;
+    }
+    char digits[24];
+    int nd, e10;
+    bool neg;
+    shortest_digits(d, digits, &nd, &e10, &neg);
+    size_t w = 0;
+    if (neg) {
+        out[w++] = '-';
+    }
+    if (e10 < 0) {
+        out[w++] = '0';
+        out[w++] = '.';
+        for (int i = 0; i < -e10 - 1; i++) {
+            out[w++] = '0';
+        }
+        memcpy(out + w, digits, (size_t)nd);
+        w += (size_t)nd;
+    } else {
+        for (int i = 0; i <= e10; i++) {
+            out[w++] = i < nd ? digits[i] : '0';
+        }
+        if (nd > e10 + 1) {
+            out[w++] = '.';
+            memcpy(out + w, digits + e10 + 1, (size_t)(nd - e10 - 1));
+            w += (size_t)(nd - e10 - 1);
+        }
+    }
+    CRAFT_ASSERT(w < KV_HUMAN_TEXT_MAX);
+    out[w] = '\0';
+    return w;
+}
+
 size_t kv_score_format(double d, char out[KV_SCORE_TEXT_MAX])
 {
     /* As Redis 7.2 prints a double (fpconv_dtoa): the shortest digits that read back as d,
@@ -811,28 +1008,10 @@ size_t kv_score_format(double d, char out[KV_SCORE_TEXT_MAX])
     if (d == 0) {
         return (size_t)snprintf(out, KV_SCORE_TEXT_MAX, "0");
     }
-    char e[40];
-    for (int prec = 0; prec <= 16; prec++) {
-        snprintf(e, sizeof e, "%.*e", prec, d);
-        if (strtod(e, NULL) == d) {
-            break;
-        }
-    }
-    /* e: [-]D[.DDD]e(+|-)XX */
-    bool neg = e[0] == '-';
-    const char *p = e + neg;
     char digits[24];
-    int nd = 0;
-    digits[nd++] = *p++;
-    if (*p == '.') {
-        for (p++; *p != 'e'; p++) {
-            digits[nd++] = *p;
-        }
-    }
-    int e10 = atoi(p + 1); /* the first digit's power of ten */
-    while (nd > 1 && digits[nd - 1] == '0') {
-        nd--;
-    }
+    int nd, e10;
+    bool neg;
+    shortest_digits(d, digits, &nd, &e10, &neg);
     int k = e10 - (nd - 1); /* d = digits * 10^k */
     int ex = e10 < 0 ? -e10 : e10;
     size_t w = 0;
@@ -1040,6 +1219,50 @@ static int set_combine(struct kv_space *ks, const struct craft_kv_cmd *c, size_t
     return kv_arr_done(&out, rc, res);
 }
 
+/* SINTERSTORE / SUNIONSTORE / SDIFFSTORE dst key...: the combination of the sets (the
+ * read's, key as the first set), written over dst as a new set; the answer, its size. */
+static int set_store(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                     const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
+{
+    static const uint8_t read_op[] = {
+        [CRAFT_KV_OP_SINTERSTORE - CRAFT_KV_OP_SINTERSTORE] = CRAFT_KV_OP_SINTER,
+        [CRAFT_KV_OP_SUNIONSTORE - CRAFT_KV_OP_SINTERSTORE] = CRAFT_KV_OP_SUNION,
+        [CRAFT_KV_OP_SDIFFSTORE - CRAFT_KV_OP_SINTERSTORE] = CRAFT_KV_OP_SDIFF};
+    struct craft_kv_cmd r = {.op = read_op[c->op - CRAFT_KV_OP_SINTERSTORE], .key = a[0]};
+    struct craft_kv_result *members = NULL;
+    /* The members, bounded as any answer of a write (the same on every replica). */
+    int rc = set_combine(ks, &r, n - 1, a + 1, budget, &members);
+    if (rc != CRAFT_OK || members->type != CRAFT_KV_RES_ARRAY) {
+        if (rc == CRAFT_OK) {
+            *res = members; /* WRONGTYPE, or too large: nothing changes */
+        }
+        return rc;
+    }
+    struct kv_keyed dst;
+    rc = kv_key_find(ks, c->key, &dst);
+    if (rc == CRAFT_OK && dst.old.found) {
+        rc = kv_key_remove(ks, dst.sk, dst.sklen, &dst.old);
+        dst.old = (struct kv_live){0};
+    }
+    struct kv_coll set = {0};
+    if (rc == CRAFT_OK && members->integer > 0) {
+        set = kv_coll_open(ks, &dst, KV_TYPE_SET);
+        size_t off = 0;
+        struct craft_kv_result_view el;
+        while (rc == CRAFT_OK && craft_kv_result_next(members->data, members->len, &off, &el)) {
+            rc = kv_elem_put(ks, set.id, (struct craft_kv_bytes){el.data, (uint32_t)el.len},
+                             (struct craft_kv_bytes){NULL, 0});
+            set.count++;
+        }
+        if (rc == CRAFT_OK) {
+            rc = kv_coll_commit(ks, &dst, &set);
+        }
+    }
+    int64_t size = members->integer;
+    craft_kv_result_free(members);
+    return rc != CRAFT_OK ? rc : kv_res_int(res, size);
+}
+
 int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budget,
                  struct craft_kv_result **res)
 {
@@ -1069,6 +1292,8 @@ int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budge
         rc = kv_list_exec(ks, c, n, a, budget, res);
     } else if (kv_op_is_zset(c->op)) {
         rc = kv_zset_exec(ks, c, n, a, budget, res);
+    } else if (kv_op_is_str(c->op)) {
+        rc = kv_str_exec(ks, c, n, a, res);
     } else {
         switch (c->op) {
         case CRAFT_KV_OP_HSET:
@@ -1095,6 +1320,17 @@ int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budge
         case CRAFT_KV_OP_SUNION:
         case CRAFT_KV_OP_SDIFF:
             rc = set_combine(ks, c, n, a, budget, res);
+            break;
+        case CRAFT_KV_OP_SINTERSTORE:
+        case CRAFT_KV_OP_SUNIONSTORE:
+        case CRAFT_KV_OP_SDIFFSTORE:
+            rc = set_store(ks, c, n, a, budget, res);
+            break;
+        case CRAFT_KV_OP_SMOVE:
+            rc = set_move(ks, c, a, res);
+            break;
+        case CRAFT_KV_OP_HINCRBYFLOAT:
+            rc = hash_incrbyfloat(ks, c, a, res);
             break;
         default:
             rc = coll_read(ks, c, n, a, budget, res);

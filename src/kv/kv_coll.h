@@ -30,6 +30,15 @@ struct kv_scan_args {
     uint64_t count;
 };
 
+/* A number as Redis reads a float (strtod: "1.5", "-inf", "1e3"; no spaces, not NaN, at
+ * most KV_HUMAN_TEXT_MAX characters); strict (a value to store): not out of a double's
+ * range either ("1e400", "1e-400"), as Redis's string2d, but a denormal is fine. */
+#define KV_HUMAN_TEXT_MAX 400
+bool kv_arg_double(struct craft_kv_bytes b, bool strict, double *out);
+/* A finite double as INCRBYFLOAT prints it: the shortest digits that read back, never in
+ * scientific notation ("10.6", "3000", "0.0001"). Returns its length. */
+size_t kv_double_human(double d, char out[KV_HUMAN_TEXT_MAX]);
+
 /* HSCAN / SSCAN / ZSCAN's arguments: NULL, or the error to answer. */
 const char *kv_scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
                           struct kv_scan_args *out);
@@ -113,5 +122,10 @@ bool kv_op_is_zset(uint8_t op);
 const char *kv_zset_check(uint8_t op, size_t n, const struct craft_kv_bytes *a);
 int kv_zset_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                  const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res);
+/* kv_str.c: INCRBYFLOAT SETRANGE GETEX RENAME RENAMENX GETRANGE. */
+bool kv_op_is_str(uint8_t op);
+const char *kv_str_check(uint8_t op, size_t n, const struct craft_kv_bytes *a);
+int kv_str_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                const struct craft_kv_bytes *a, struct craft_kv_result **res);
 
 #endif

@@ -328,6 +328,10 @@ int kv_key_lookup(struct kv_space *ks, const uint8_t *sk, size_t sklen, struct k
 int kv_key_find(struct kv_space *ks, struct craft_kv_bytes key, struct kv_keyed *k);
 /* Removes a present key (its elements too). */
 int kv_key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen, const struct kv_live *v);
+/* Removes a present key's entry and expiry only: a collection's elements stay, for a
+ * RENAME that stores the same header under another key. */
+int kv_key_drop_entry(struct kv_space *ks, const uint8_t *sk, size_t sklen,
+                      const struct kv_live *v);
 /* Removes the stored key sk whatever its expiry (CRAFT_ECORRUPT if it is not there). */
 int kv_key_drop(struct kv_space *ks, const uint8_t *sk, size_t sklen);
 /* Stores the string p1 | p2 with expiry at (0: none) over old, the key's lookup (a

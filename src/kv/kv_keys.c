@@ -158,7 +158,8 @@ static int coll_clear(struct kv_space *ks, const struct kv_coll *c)
     return rc;
 }
 
-int kv_key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen, const struct kv_live *v)
+static int key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen,
+                      const struct kv_live *v, bool elements)
 {
     CRAFT_ASSERT(ks->write && v->found);
     int rc = not_found_is_corrupt(ks->o->del(ks->t, CRAFT_KV_TABLE_DATA, sk, sklen));
@@ -167,7 +168,7 @@ int kv_key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen, const st
         rc = not_found_is_corrupt(
             ks->o->del(ks->t, CRAFT_KV_TABLE_EXPIRES, x, xkey(v->expire_at, sk, sklen, x)));
     }
-    if (rc == CRAFT_OK && v->type != KV_TYPE_STRING) {
+    if (rc == CRAFT_OK && v->type != KV_TYPE_STRING && elements) {
         rc = coll_clear(ks, &v->coll);
     }
     if (rc == CRAFT_OK) {
@@ -177,6 +178,17 @@ int kv_key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen, const st
         ks->m->n_keys--;
     }
     return rc;
+}
+
+int kv_key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen, const struct kv_live *v)
+{
+    return key_remove(ks, sk, sklen, v, true);
+}
+
+int kv_key_drop_entry(struct kv_space *ks, const uint8_t *sk, size_t sklen,
+                      const struct kv_live *v)
+{
+    return key_remove(ks, sk, sklen, v, false);
 }
 
 int kv_key_drop(struct kv_space *ks, const uint8_t *sk, size_t sklen)

@@ -14,7 +14,54 @@
 bool kv_op_is_list(uint8_t op)
 {
     return (op >= CRAFT_KV_OP_LPUSH && op <= CRAFT_KV_OP_LTRIM) ||
-           (op >= CRAFT_KV_OP_LLEN && op <= CRAFT_KV_OP_LINDEX);
+           (op >= CRAFT_KV_OP_LLEN && op <= CRAFT_KV_OP_LINDEX) || op == CRAFT_KV_OP_LINSERT ||
+           op == CRAFT_KV_OP_LMOVE || op == CRAFT_KV_OP_LPOS;
+}
+
+static bool is_side(struct craft_kv_bytes b)
+{
+    return kv_arg_is(b, "LEFT") || kv_arg_is(b, "RIGHT");
+}
+
+/* LPOS's options: RANK r (not 0), COUNT c (>= 0; 0: every match), MAXLEN m (>= 0). */
+struct lpos {
+    int64_t rank, count, maxlen;
+    bool has_count;
+};
+
+static const char *lpos_parse(size_t n, const struct craft_kv_bytes *a, struct lpos *o)
+{
+    *o = (struct lpos){.rank = 1, .count = 1};
+    if (n < 1 || n % 2 != 1) {
+        return n < 1 ? KV_ERR_ARGS : KV_ERR_SYNTAX;
+    }
+    for (size_t i = 1; i + 1 < n; i += 2) {
+        int64_t v;
+        if (!kv_arg_i64(a[i + 1], &v)) {
+            return KV_ERR_NOT_INT;
+        }
+        if (kv_arg_is(a[i], "RANK")) {
+            if (v == 0 || v == INT64_MIN) {
+                return "ERR RANK can't be zero: use 1 to start from the first match, 2 from the "
+                       "second ... or use negative to start from the end of the list";
+            }
+            o->rank = v;
+        } else if (kv_arg_is(a[i], "COUNT")) {
+            if (v < 0) {
+                return "ERR COUNT can't be negative";
+            }
+            o->count = v;
+            o->has_count = true;
+        } else if (kv_arg_is(a[i], "MAXLEN")) {
+            if (v < 0) {
+                return "ERR MAXLEN can't be negative";
+            }
+            o->maxlen = v;
+        } else {
+            return KV_ERR_SYNTAX;
+        }
+    }
+    return NULL;
 }
 
 const char *kv_list_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
@@ -46,6 +93,23 @@ const char *kv_list_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
         return n != 1 ? KV_ERR_ARGS : kv_arg_i64(a[0], &v) ? NULL : KV_ERR_NOT_INT;
     case CRAFT_KV_OP_LLEN:
         return n != 0 ? KV_ERR_ARGS : NULL;
+    case CRAFT_KV_OP_LINSERT:
+        if (n != 3) {
+            return KV_ERR_ARGS;
+        }
+        return kv_arg_is(a[0], "BEFORE") || kv_arg_is(a[0], "AFTER") ? NULL : KV_ERR_SYNTAX;
+    case CRAFT_KV_OP_LMOVE:
+        if (n != 3) {
+            return KV_ERR_ARGS;
+        }
+        if (a[0].len > CRAFT_KV_KEY_BYTES_MAX) {
+            return KV_ERR_RANGE;
+        }
+        return is_side(a[1]) && is_side(a[2]) ? NULL : KV_ERR_SYNTAX;
+    case CRAFT_KV_OP_LPOS: {
+        struct lpos o;
+        return lpos_parse(n, a, &o);
+    }
     default:
         CRAFT_UNREACHABLE();
     }
@@ -381,6 +445,170 @@ static int read_op(struct kv_space *ks, const struct craft_kv_cmd *c, const stru
     }
 }
 
+/* LINSERT key BEFORE|AFTER pivot element: the elements after the insertion point move up
+ * one position (O(n - i), as Redis's O(n)). */
+static int linsert(struct kv_space *ks, const struct craft_kv_cmd *c,
+                   const struct craft_kv_bytes *a, struct craft_kv_result **res)
+{
+    struct kv_keyed k;
+    bool wrong;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
+    if (rc != CRAFT_OK || wrong || !k.old.found) {
+        return rc != CRAFT_OK ? rc
+               : wrong        ? kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE)
+                              : kv_res_int(res, 0);
+    }
+    struct kv_coll l = k.old.coll;
+    if (UINT64_MAX - l.head - l.count < 1) {
+        return kv_res_err(res, "ERR list has no room at that end");
+    }
+    const uint8_t *v;
+    size_t vlen;
+    uint64_t pivot = l.count;
+    for (uint64_t i = 0; i < l.count && rc == CRAFT_OK; i++) {
+        rc = elem_at(ks, &l, i, &v, &vlen);
+        if (rc == CRAFT_OK && vlen == a[1].len && (vlen == 0 || memcmp(v, a[1].p, vlen) == 0)) {
+            pivot = i;
+            break;
+        }
+    }
+    if (rc != CRAFT_OK) {
+        return rc;
+    }
+    if (pivot == l.count) {
+        return kv_res_int(res, -1);
+    }
+    uint64_t at = kv_arg_is(a[0], "AFTER") ? pivot + 1 : pivot;
+    uint8_t *copy = NULL;
+    size_t cap = 0;
+    for (uint64_t i = l.count; i > at && rc == CRAFT_OK; i--) {
+        rc = elem_at(ks, &l, i - 1, &v, &vlen);
+        if (rc == CRAFT_OK) {
+            rc = kv_reserve(&copy, &cap, vlen > 0 ? vlen : 1);
+        }
+        if (rc == CRAFT_OK) {
+            if (vlen > 0) {
+                memcpy(copy, v, vlen);
+            }
+            rc = put_at(ks, &l, l.head + i, (struct craft_kv_bytes){copy, (uint32_t)vlen});
+        }
+    }
+    free(copy);
+    if (rc == CRAFT_OK) {
+        rc = put_at(ks, &l, l.head + at, a[2]);
+        l.count++;
+    }
+    if (rc == CRAFT_OK) {
+        rc = kv_coll_commit(ks, &k, &l);
+    }
+    return rc != CRAFT_OK ? rc : kv_res_int(res, (int64_t)l.count);
+}
+
+/* LMOVE src dst LEFT|RIGHT LEFT|RIGHT (RPOPLPUSH: RIGHT LEFT): one element popped from a
+ * side of src, pushed on a side of dst (src itself: a rotation). Both keys' types are
+ * checked before anything changes. */
+static int lmove(struct kv_space *ks, const struct craft_kv_cmd *c,
+                 const struct craft_kv_bytes *a, struct craft_kv_result **res)
+{
+    struct kv_keyed src, dst;
+    bool wrong_src, wrong_dst;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &src, &wrong_src);
+    if (rc == CRAFT_OK) {
+        rc = kv_coll_find(ks, a[0], KV_TYPE_LIST, &dst, &wrong_dst);
+    }
+    if (rc != CRAFT_OK || wrong_src || wrong_dst) {
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    if (!src.old.found) {
+        return kv_reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
+    }
+    struct kv_coll l = src.old.coll;
+    bool from_left = kv_arg_is(a[1], "LEFT"), to_left = kv_arg_is(a[2], "LEFT");
+    uint64_t at = from_left ? 0 : l.count - 1;
+    const uint8_t *v;
+    size_t vlen;
+    rc = elem_at(ks, &l, at, &v, &vlen);
+    struct craft_kv_result *r = rc == CRAFT_OK ? kv_result_new(CRAFT_KV_RES_BULK, 0, v, vlen) : NULL;
+    if (rc == CRAFT_OK && r == NULL) {
+        rc = CRAFT_ENOMEM;
+    }
+    if (rc == CRAFT_OK) {
+        rc = del_at(ks, &l, l.head + at);
+        l.head += from_left ? 1 : 0;
+        l.count--;
+    }
+    if (rc == CRAFT_OK) {
+        rc = kv_coll_commit(ks, &src, &l);
+    }
+    if (rc == CRAFT_OK) {
+        rc = kv_key_lookup(ks, dst.sk, dst.sklen, &dst.old); /* src's writes moved pointers */
+    }
+    if (rc == CRAFT_OK) {
+        struct kv_coll d = kv_coll_open(ks, &dst, KV_TYPE_LIST);
+        if ((to_left && d.head < 1) || (!to_left && UINT64_MAX - d.head - d.count < 1)) {
+            rc = CRAFT_ECORRUPT; /* 2^63 pushes to one end: not in this universe */
+        } else {
+            d.head -= to_left ? 1 : 0;
+            rc = put_at(ks, &d, to_left ? d.head : d.head + d.count,
+                        (struct craft_kv_bytes){r->data, (uint32_t)r->len});
+            d.count++;
+        }
+        if (rc == CRAFT_OK) {
+            rc = kv_coll_commit(ks, &dst, &d);
+        }
+    }
+    if (rc != CRAFT_OK) {
+        craft_kv_result_free(r);
+        return rc;
+    }
+    *res = r;
+    return CRAFT_OK;
+}
+
+/* LPOS key element [RANK r] [COUNT c] [MAXLEN m]: indexes of the matches, from the head
+ * (rank > 0) or the tail (rank < 0), skipping |rank| - 1 of them. */
+static int lpos(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
+                const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
+{
+    struct lpos o;
+    CRAFT_ASSERT(lpos_parse(n, a, &o) == NULL);
+    struct kv_keyed k;
+    bool wrong;
+    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
+    if (rc != CRAFT_OK || wrong) {
+        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    }
+    struct kv_coll l = k.old.found ? k.old.coll : (struct kv_coll){0};
+    struct kv_arr out = {.max = budget};
+    uint64_t skip = o.rank > 0 ? (uint64_t)o.rank - 1 : (uint64_t)-(o.rank + 1);
+    uint64_t want = o.count == 0 ? UINT64_MAX : (uint64_t)o.count, found = 0;
+    uint64_t limit = o.maxlen == 0 || (uint64_t)o.maxlen > l.count ? l.count : (uint64_t)o.maxlen;
+    int64_t first = -1;
+    for (uint64_t j = 0; j < limit && found < want && rc == CRAFT_OK; j++) {
+        uint64_t i = o.rank > 0 ? j : l.count - 1 - j;
+        const uint8_t *v;
+        size_t vlen;
+        rc = elem_at(ks, &l, i, &v, &vlen);
+        if (rc == CRAFT_OK && vlen == a[0].len && (vlen == 0 || memcmp(v, a[0].p, vlen) == 0)) {
+            if (skip > 0) {
+                skip--;
+                continue;
+            }
+            found++;
+            if (first < 0) {
+                first = (int64_t)i;
+            }
+            kv_arr_int(&out, (int64_t)i);
+        }
+    }
+    if (!o.has_count && rc == CRAFT_OK) {
+        free(out.buf);
+        return first < 0 ? kv_reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0))
+                         : kv_res_int(res, first);
+    }
+    return kv_arr_done(&out, rc, res);
+}
+
 int kv_list_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                  const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
 {
@@ -399,6 +627,12 @@ int kv_list_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
         return lrem(ks, c, a, res);
     case CRAFT_KV_OP_LTRIM:
         return ltrim(ks, c, a, res);
+    case CRAFT_KV_OP_LINSERT:
+        return linsert(ks, c, a, res);
+    case CRAFT_KV_OP_LMOVE:
+        return lmove(ks, c, a, res);
+    case CRAFT_KV_OP_LPOS:
+        return lpos(ks, c, n, a, budget, res);
     default:
         return read_op(ks, c, a, budget, res);
     }

@@ -4,7 +4,6 @@
  * score walk the index from their lower bound. Ranks are counted by walking the index from
  * its start (O(rank): there is no order-statistics tree), and the REV forms collect their
  * range before reversing it. */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -28,33 +27,9 @@ bool kv_op_is_zset(uint8_t op)
 
 /* ---- arguments ---- */
 
-/* A score as Redis reads one (strtod: "1.5", "-inf", "1e3"; no spaces, not NaN; for a
- * score to store, not out of a double's range either: "1e400" and "1e-400" are refused, as
- * Redis's string2d refuses them, but not a denormal). */
-static bool parse_number(struct craft_kv_bytes b, bool strict, double *out)
-{
-    char buf[64];
-    if (b.len == 0 || b.len >= sizeof buf || b.p[0] == ' ' || b.p[0] == '\t') {
-        return false;
-    }
-    memcpy(buf, b.p, b.len);
-    buf[b.len] = '\0';
-    if (strlen(buf) != b.len) {
-        return false; /* a NUL inside */
-    }
-    char *end;
-    errno = 0;
-    double d = strtod(buf, &end);
-    if (*end != '\0' || isnan(d) || (strict && errno == ERANGE && (isinf(d) || d == 0))) {
-        return false;
-    }
-    *out = d == 0 ? 0.0 : d; /* -0 is 0 */
-    return true;
-}
-
 static bool parse_score(struct craft_kv_bytes b, double *out)
 {
-    return parse_number(b, true, out);
+    return kv_arg_double(b, true, out);
 }
 
 /* A range bound: "(" for exclusive, then a number (Redis: plain strtod, out of range too). */
@@ -65,7 +40,7 @@ static bool parse_bound(struct craft_kv_bytes b, double *v, bool *excl)
         b.p++;
         b.len--;
     }
-    return parse_number(b, false, v);
+    return kv_arg_double(b, false, v);
 }
 
 /* ZADD's options and pairs. */

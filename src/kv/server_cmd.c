@@ -739,7 +739,8 @@ static void command_info(struct craft_resp_buf *out, const struct craftkv_cmd_de
     static const char *const acl[] = {[CRAFTKV_LOCAL] = "@connection", [CRAFTKV_READ] = "@read",
                                       [CRAFTKV_WRITE] = "@write", [CRAFTKV_ADMIN] = "@admin"};
     static const int64_t pos[][3] = {
-        [K_NONE] = {0, 0, 0}, [K_ONE] = {1, 1, 1}, [K_ALL] = {1, -1, 1}, [K_PAIRS] = {1, -1, 2}};
+        [K_NONE] = {0, 0, 0}, [K_ONE] = {1, 1, 1}, [K_ALL] = {1, -1, 1}, [K_PAIRS] = {1, -1, 2},
+        [K_TWO] = {1, 2, 1}};
     craft_resp_append_array(out, 10);
     craft_resp_append_bulk(out, d->name, strlen(d->name));
     craft_resp_append_int(out, d->arity);
@@ -1025,6 +1026,7 @@ static int w_endsession(size_t argc, const struct craft_resp_arg *argv, uint64_t
 #define ADMIN(n, a, f)    {n, a, CRAFTKV_ADMIN, NULL, NULL, NULL, f, K_NONE, 0}
 /* The hashes and sets (server_coll.c): the state machine's op in multi_op. */
 #define CWRITE(n, a, op)  {n, a, CRAFTKV_WRITE, NULL, NULL, craftkv_w_coll, NULL, K_ONE, op}
+#define CWRITEK(n, a, k, op) {n, a, CRAFTKV_WRITE, NULL, NULL, craftkv_w_coll, NULL, k, op}
 #define CREAD(n, a, k, op) {n, a, CRAFTKV_READ, NULL, craftkv_r_coll, NULL, NULL, k, op}
 
 static const struct craftkv_cmd_def table[] = {
@@ -1136,6 +1138,22 @@ static const struct craftkv_cmd_def table[] = {
     CREAD("zrank", 3, K_ONE, CRAFT_KV_OP_ZRANK),
     CREAD("zrevrank", 3, K_ONE, CRAFT_KV_OP_ZREVRANK),
     CREAD("zscan", -3, K_ONE, CRAFT_KV_OP_ZSCAN),
+    CWRITE("incrbyfloat", 3, CRAFT_KV_OP_INCRBYFLOAT),
+    CWRITE("setrange", 4, CRAFT_KV_OP_SETRANGE),
+    CREAD("getrange", 4, K_ONE, CRAFT_KV_OP_GETRANGE),
+    CREAD("substr", 4, K_ONE, CRAFT_KV_OP_GETRANGE),
+    {"getex", -2, CRAFTKV_WRITE, NULL, NULL, craftkv_w_getex, NULL, K_ONE, CRAFT_KV_OP_GETEX},
+    CWRITEK("rename", 3, K_TWO, CRAFT_KV_OP_RENAME),
+    CWRITEK("renamenx", 3, K_TWO, CRAFT_KV_OP_RENAMENX),
+    CWRITE("hincrbyfloat", 4, CRAFT_KV_OP_HINCRBYFLOAT),
+    CWRITE("linsert", 5, CRAFT_KV_OP_LINSERT),
+    CWRITEK("lmove", 5, K_TWO, CRAFT_KV_OP_LMOVE),
+    {"rpoplpush", 3, CRAFTKV_WRITE, NULL, NULL, craftkv_w_rpoplpush, NULL, K_TWO, CRAFT_KV_OP_LMOVE},
+    CREAD("lpos", -3, K_ONE, CRAFT_KV_OP_LPOS),
+    CWRITEK("smove", 4, K_TWO, CRAFT_KV_OP_SMOVE),
+    CWRITEK("sinterstore", -3, K_ALL, CRAFT_KV_OP_SINTERSTORE),
+    CWRITEK("sunionstore", -3, K_ALL, CRAFT_KV_OP_SUNIONSTORE),
+    CWRITEK("sdiffstore", -3, K_ALL, CRAFT_KV_OP_SDIFFSTORE),
     WRITE(CRAFTKV_EXEC_CMD, -4, w_exec, K_NONE), /* a transaction's commands (server_multi.c) */
     WRITE(CRAFTKV_ENDSESSION_CMD, 1, w_endsession, K_NONE), /* a closed connection's session */
     /* cluster administration: server_admin.c */
@@ -1190,9 +1208,9 @@ size_t craftkv_cmd_index(const struct craftkv_cmd_def *d)
 
 /* Lookup by a hash of the lower-cased name (open addressing): every command the server
  * parses is looked up, and a scan of the table cost a string compare per entry. */
-#define CMD_INDEX_SLOTS 512u /* a power of two, over four times the table */
+#define CMD_INDEX_SLOTS 1024u /* a power of two, over four times the table */
 _Static_assert(sizeof table / sizeof table[0] < CMD_INDEX_SLOTS / 4, "the index stays sparse");
-static uint8_t cmd_index[CMD_INDEX_SLOTS]; /* position in table + 1; 0: empty */
+static uint16_t cmd_index[CMD_INDEX_SLOTS]; /* position in table + 1; 0: empty */
 static pthread_once_t cmd_index_once = PTHREAD_ONCE_INIT;
 
 static uint32_t name_hash(const char *p, size_t n)
@@ -1211,7 +1229,7 @@ static void cmd_index_build(void)
         uint32_t h = name_hash(table[i].name, strlen(table[i].name)) & (CMD_INDEX_SLOTS - 1);
         while (cmd_index[h] != 0)
             h = (h + 1) & (CMD_INDEX_SLOTS - 1);
-        cmd_index[h] = (uint8_t)(i + 1);
+        cmd_index[h] = (uint16_t)(i + 1);
     }
 }
 

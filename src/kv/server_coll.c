@@ -3,6 +3,8 @@
  * state machine checks them (craft_kv_coll_check) before a write is proposed; SPOP's and
  * SRANDMEMBER's random choice is a seed drawn here, so replicas pick the same members.
  * Writes go through the write pipeline, reads run on a read after their barrier. */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -66,6 +68,73 @@ int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
      * another command on this thread (server_write.c, CRAFT.EXEC's list). */
     static _Thread_local uint8_t seed_buf[8];
     const char *err = build(op_of(&argv[0]), argc, argv, c, items, seed_buf);
+    if (err != NULL) {
+        craftkv_coll_reply_error(out, &argv[0], err);
+        return 0;
+    }
+    return 1;
+}
+
+/* GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]: the expiry made absolute here,
+ * with this leader's clock, as SET's (kv.md "Time"): the op carries PXAT <ms> or PERSIST. */
+int craftkv_w_getex(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+{
+    static _Thread_local char digits[24]; /* until encoded, as the seed (above) */
+    c->op = CRAFT_KV_OP_GETEX;
+    c->key = (struct craft_kv_bytes){(const uint8_t *)argv[1].data, (uint32_t)argv[1].len};
+    c->args = items;
+    c->n = 0;
+    if (argc == 2)
+        return 1;
+    if (argc == 3 && craftkv_arg_is(&argv[2], "PERSIST")) {
+        items[0] = (struct craft_kv_bytes){(const uint8_t *)"PERSIST", 7};
+        c->n = 1;
+        return 1;
+    }
+    bool secs = craftkv_arg_is(&argv[2], "EX") || craftkv_arg_is(&argv[2], "EXAT");
+    bool abs = craftkv_arg_is(&argv[2], "EXAT") || craftkv_arg_is(&argv[2], "PXAT");
+    if (argc != 4 || !(secs || abs || craftkv_arg_is(&argv[2], "PX"))) {
+        craft_resp_append_error(out, "ERR syntax error");
+        return 0;
+    }
+    char buf[24];
+    size_t n = argv[3].len < sizeof buf - 1 ? argv[3].len : sizeof buf - 1;
+    memcpy(buf, argv[3].data, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno != 0 || *end != '\0' || n == 0 || n != argv[3].len) {
+        craft_resp_append_error(out, "ERR value is not an integer or out of range");
+        return 0;
+    }
+    uint64_t at;
+    if (v <= 0 || craft_kv_deadline(abs ? 0 : now, v, secs, &at) != 0) {
+        craft_resp_append_error(out, "ERR invalid expire time in 'getex' command");
+        return 0;
+    }
+    int dn = snprintf(digits, sizeof digits, "%llu", (unsigned long long)at);
+    items[0] = (struct craft_kv_bytes){(const uint8_t *)"PXAT", 4};
+    items[1] = (struct craft_kv_bytes){(const uint8_t *)digits, (uint32_t)dn};
+    c->n = 2;
+    return 1;
+}
+
+/* RPOPLPUSH src dst: LMOVE src dst RIGHT LEFT. */
+int craftkv_w_rpoplpush(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                        struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                        struct craft_resp_buf *out)
+{
+    (void)argc, (void)now;
+    c->op = CRAFT_KV_OP_LMOVE;
+    c->key = (struct craft_kv_bytes){(const uint8_t *)argv[1].data, (uint32_t)argv[1].len};
+    items[0] = (struct craft_kv_bytes){(const uint8_t *)argv[2].data, (uint32_t)argv[2].len};
+    items[1] = (struct craft_kv_bytes){(const uint8_t *)"RIGHT", 5};
+    items[2] = (struct craft_kv_bytes){(const uint8_t *)"LEFT", 4};
+    c->n = 3;
+    c->args = items;
+    const char *err = craft_kv_coll_check(c->op, c->n, items);
     if (err != NULL) {
         craftkv_coll_reply_error(out, &argv[0], err);
         return 0;

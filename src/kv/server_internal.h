@@ -171,6 +171,7 @@ enum craftkv_cmd_keys {
     K_ONE,      /* the first argument: 1, 1, 1 */
     K_ALL,      /* every argument: 1, -1, 1 */
     K_PAIRS,    /* key value pairs: 1, -1, 2 */
+    K_TWO,      /* the first two arguments (RENAME, LMOVE, SMOVE): 1, 2, 1 */
 };
 
 /* A connection's session in one group: writes to different groups never share a session
@@ -467,6 +468,12 @@ int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out);
 void craftkv_r_coll(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
                     struct craft_resp_buf *out);
+/* GETEX (its expiry made absolute with this leader's clock) and RPOPLPUSH (LMOVE). */
+int craftkv_w_getex(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out);
+int craftkv_w_rpoplpush(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
+                        struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                        struct craft_resp_buf *out);
 /* A collection command's argument error as RESP (a wrong count: Redis's text with the
  * command's name). */
 void craftkv_coll_reply_error(struct craft_resp_buf *out, const struct craft_resp_arg *name,

@@ -47,6 +47,10 @@ static void fold_cmd(const struct craftkv_cmd_def *d, size_t argc,
         for (size_t i = 1; i < argc; i += 2)
             fold_key(&argv[i], slot);
         break;
+    case K_TWO:
+        for (size_t i = 1; i < argc && i <= 2; i++)
+            fold_key(&argv[i], slot);
+        break;
     default:
         break;
     }

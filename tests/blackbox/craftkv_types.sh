@@ -162,6 +162,10 @@ check "PEXPIRETIME of a key without one" -1 "$(cli "$L" pexpiretime hx)"
 check "TOUCH counts the keys there" 2 "$(cli "$L" touch sx px nokey)"
 check "KEYS with a pattern" "px sx" "$(cli "$F" keys '[sp]x' | sort | paste -sd' ')"
 check "TIME answers two numbers" 2 "$(cli "$L" time | grep -c '^[0-9]*$')"
+check "INCRBYFLOAT" 10.6 "$(cli "$L" set fl 10.5 >/dev/null; cli "$F" incrbyfloat fl 0.1)"
+check "GETEX EX" "10.6 100" "$(cli "$F" getex fl ex 100) $(cli "$L" ttl fl)"
+check "RENAME a hash" "OK a 1" "$(cli "$F" hset rh a 1 >/dev/null; cli "$F" rename rh rh2) $(cli "$L" hgetall rh2 | paste -sd' ')"
+check "RPOPLPUSH" "c" "$(cli "$F" rpush rl a b c >/dev/null; cli "$F" rpoplpush rl rl2)"
 
 # ---- hiredis (Debian libhiredis-dev): a small C program, built here ----
 if [ -f /usr/include/hiredis/hiredis.h ]; then

@@ -102,15 +102,32 @@ static void check_roundtrip(const uint8_t *data, size_t size, struct craft_kv_cm
     size_t koff = 0;
     uint32_t n_keys = 0;
     while (craft_kv_cmd_next_key(c, &koff, &k)) {
-        /* A collection op's further keys (SINTER ...) are arguments: the value limit. */
+        /* An op's further keys (SINTER, RENAME ...) are arguments: the value limit. */
         CRAFT_ASSERT(inside(data, size, k) &&
                      k.len <= (n_keys == 0 ? CRAFT_KV_KEY_BYTES_MAX : CRAFT_KV_VALUE_BYTES_MAX));
         n_keys++;
     }
-    bool args_keys = c->op == CRAFT_KV_OP_SINTER || c->op == CRAFT_KV_OP_SUNION ||
-                     c->op == CRAFT_KV_OP_SDIFF;
+    uint32_t args_keys = 0;
+    switch (c->op) {
+    case CRAFT_KV_OP_SINTER:
+    case CRAFT_KV_OP_SUNION:
+    case CRAFT_KV_OP_SDIFF:
+    case CRAFT_KV_OP_SINTERSTORE:
+    case CRAFT_KV_OP_SUNIONSTORE:
+    case CRAFT_KV_OP_SDIFFSTORE:
+        args_keys = c->n;
+        break;
+    case CRAFT_KV_OP_RENAME:
+    case CRAFT_KV_OP_RENAMENX:
+    case CRAFT_KV_OP_LMOVE:
+    case CRAFT_KV_OP_SMOVE:
+        args_keys = c->n > 0 ? 1 : 0;
+        break;
+    default:
+        break;
+    }
     CRAFT_ASSERT(c->op == CRAFT_KV_OP_MULTI   ? n_keys == 0
-                 : craft_kv_op_is_coll(c->op) ? n_keys == 1 + (args_keys ? c->n : 0)
+                 : craft_kv_op_is_coll(c->op) ? n_keys == 1 + args_keys
                  : c->items != NULL           ? n_keys == c->n
                                               : n_keys <= 1);
     CRAFT_ASSERT(craft_kv_cmd_size(c) == size);

@@ -85,7 +85,8 @@ static void table_shape(void)
          * command has room for its key, key/value pairs need -3, and only reads and
          * writes of the state machine have keys. */
         unsigned min_args = (unsigned)(d->arity < 0 ? -d->arity : d->arity);
-        CHECK(d->keys <= K_PAIRS);
+        CHECK(d->keys <= K_TWO);
+        CHECK(d->keys != K_TWO || min_args >= 3);
         CHECK(d->keys == K_NONE || d->kind == CRAFTKV_READ || d->kind == CRAFTKV_WRITE);
         CHECK(d->keys == K_NONE || min_args >= 2);
         CHECK(d->keys != K_PAIRS || d->arity == -3);
@@ -95,6 +96,7 @@ static void table_shape(void)
     CHECK(craftkv_cmd_find("mget", 4)->keys == K_ALL);
     CHECK(craftkv_cmd_find("del", 3)->keys == K_ALL);
     CHECK(craftkv_cmd_find("mset", 4)->keys == K_PAIRS);
+    CHECK(craftkv_cmd_find("rename", 6)->keys == K_TWO && craftkv_cmd_find("lmove", 5)->keys == K_TWO);
     CHECK(craftkv_cmd_find("scan", 4)->keys == K_NONE);
     CHECK(craftkv_cmd_find("cluster", 7)->keys == K_NONE);
     CHECK(n >= 40);

@@ -540,6 +540,86 @@ static void zsets(void)
     h_close(&h);
 }
 
+/* The string and keyspace ops of the same shape (kv_str.c), and the collection moves. */
+static void strings_and_moves(void)
+{
+    struct h h;
+    h_open(&h, true);
+    IS(string_op(&h, CRAFT_KV_OP_SET, "f", "10.5"), "ok");
+    IS(RUN(&h, INCRBYFLOAT, "f", "0.1"), "b:10.6");
+    IS(RUN(&h, INCRBYFLOAT, "f", "5.0e3"), "b:5010.6");
+    IS(RUN(&h, INCRBYFLOAT, "new", "-0.0001"), "b:-0.0001");
+    IS(RUN(&h, INCRBYFLOAT, "f", "inf"), "e:ERR increment would produce NaN or Infinity");
+    IS(string_op(&h, CRAFT_KV_OP_SET, "t", "abc"), "ok");
+    IS(RUN(&h, INCRBYFLOAT, "t", "1"), "e:ERR value is not a valid float");
+    IS(RUN(&h, SETRANGE, "t", "1", "XY"), "i:3");
+    IS(RUN(&h, GETRANGE, "t", "0", "-1"), "b:aXY");
+    IS(RUN(&h, GETRANGE, "t", "-2", "100"), "b:XY");
+    IS(RUN(&h, GETRANGE, "t", "5", "9"), "b:");
+    IS(RUN(&h, SETRANGE, "p", "2", "z"), "i:3");
+    IS(RUN(&h, SETRANGE, "q", "2", ""), "i:0");
+    CHECK(strcmp(type_of(&h, "q"), "none") == 0);
+    IS(RUN(&h, SETRANGE, "t", "-1", "z"), "e:ERR offset is out of range");
+    /* GETEX: the expiry the proposer made absolute, or PERSIST. */
+    IS(RUN(&h, GETEX, "t", "PXAT", "50000"), "b:aXY");
+    struct craft_kv_read *r;
+    int64_t ms;
+    CRAFT_ASSERT(craft_kv_read_begin(h.sm, &r) == CRAFT_OK);
+    CHECK(craft_kv_read_pttl(r, (const uint8_t *)"t", 1, &ms) == CRAFT_OK && ms == 49000);
+    craft_kv_read_end(r);
+    IS(RUN(&h, GETEX, "t", "PERSIST"), "b:aXY");
+    IS(RUN(&h, GETEX, "t", "PXAT", "500"), "b:aXY"); /* past: the key goes */
+    CHECK(strcmp(type_of(&h, "t"), "none") == 0);
+    /* RENAME moves strings and collections (elements stay under the id). */
+    IS(RUN(&h, HSET, "h", "a", "1"), "i:1");
+    IS(RUN(&h, RENAME, "h", "h2"), "ok");
+    IS(RUN0(&h, HGETALL, "h2"), "[b:a,b:1]");
+    CHECK(strcmp(type_of(&h, "h"), "none") == 0);
+    IS(RUN(&h, RENAME, "f", "h2"), "ok"); /* over a hash: its elements go */
+    IS(RUN(&h, RENAMENX, "p", "h2"), "i:0");
+    IS(RUN(&h, RENAME, "nokey", "x"), "e:ERR no such key");
+    IS(RUN(&h, RENAME, "h2", "h2"), "ok");
+    CHECK(elems_stored(&h) == 0 && dbsize(&h) == 3); /* new, p, h2 */
+    IS(RUN(&h, HINCRBYFLOAT, "hf", "x", "1.25"), "b:1.25");
+    IS(RUN(&h, HINCRBYFLOAT, "hf", "x", "1e2"), "b:101.25");
+    /* Lists: LINSERT, LMOVE (RPOPLPUSH), LPOS. */
+    IS(RUN(&h, RPUSH, "l", "a", "b", "c"), "i:3");
+    IS(RUN(&h, LINSERT, "l", "BEFORE", "b", "X"), "i:4");
+    IS(RUN(&h, LINSERT, "l", "AFTER", "c", "Y"), "i:5");
+    IS(RUN(&h, LINSERT, "l", "AFTER", "zz", "Y"), "i:-1");
+    IS(RUN(&h, LRANGE, "l", "0", "-1"), "[b:a,b:X,b:b,b:c,b:Y]");
+    IS(RUN(&h, LMOVE, "l", "l2", "RIGHT", "LEFT"), "b:Y");
+    IS(RUN(&h, LMOVE, "l", "l2", "LEFT", "RIGHT"), "b:a");
+    IS(RUN(&h, LMOVE, "l", "l", "LEFT", "RIGHT"), "b:X"); /* a rotation */
+    IS(RUN(&h, LRANGE, "l", "0", "-1"), "[b:b,b:c,b:X]");
+    IS(RUN(&h, LRANGE, "l2", "0", "-1"), "[b:Y,b:a]");
+    IS(RUN(&h, LMOVE, "l", "hf", "LEFT", "LEFT"), "e:" CRAFT_KV_ERR_WRONGTYPE);
+    IS(RUN(&h, LRANGE, "l", "0", "-1"), "[b:b,b:c,b:X]"); /* nothing moved */
+    IS(RUN(&h, RPUSH, "l", "X", "b"), "i:5");
+    IS(RUN(&h, LPOS, "l", "X"), "i:2");
+    IS(RUN(&h, LPOS, "l", "X", "RANK", "-1"), "i:3");
+    IS(RUN(&h, LPOS, "l", "X", "COUNT", "0"), "[i:2,i:3]");
+    IS(RUN(&h, LPOS, "l", "b", "RANK", "2", "COUNT", "1"), "[i:4]");
+    IS(RUN(&h, LPOS, "l", "nope"), "nil");
+    IS(RUN(&h, LPOS, "l", "X", "RANK", "0"), "e:ERR RANK can't be zero: use 1 to start from the "
+                                              "first match, 2 from the second ... or use "
+                                              "negative to start from the end of the list");
+    /* Sets: SMOVE, the *STORE forms. */
+    IS(RUN(&h, SADD, "A", "1", "2", "3"), "i:3");
+    IS(RUN(&h, SADD, "B", "2", "3", "4"), "i:3");
+    IS(RUN(&h, SINTERSTORE, "C", "A", "B"), "i:2");
+    IS(RUN0(&h, SCARD, "C"), "i:2");
+    IS(RUN(&h, SUNIONSTORE, "C", "A", "B"), "i:4"); /* over the old C */
+    IS(RUN0(&h, SCARD, "C"), "i:4");
+    IS(RUN(&h, SDIFFSTORE, "C", "A", "B", "C"), "i:0"); /* empty: C is gone */
+    CHECK(strcmp(type_of(&h, "C"), "none") == 0);
+    IS(RUN(&h, SMOVE, "A", "B", "1"), "i:1");
+    IS(RUN(&h, SMOVE, "A", "B", "1"), "i:0");
+    IS(RUN(&h, SISMEMBER, "B", "1"), "i:1");
+    IS(RUN(&h, SMOVE, "A", "l", "2"), "e:" CRAFT_KV_ERR_WRONGTYPE);
+    h_close(&h);
+}
+
 /* HSCAN with a small COUNT visits every field exactly once. */
 static void scans(void)
 {
@@ -789,6 +869,7 @@ int main(void)
     run_case("sets", sets);
     run_case("scans", scans);
     run_case("lists", lists);
+    run_case("strings_and_moves", strings_and_moves);
     run_case("zsets", zsets);
     run_case("watch_and_multi", watch_and_multi);
     run_case("snapshots", snapshots);

@@ -2064,7 +2064,66 @@ static void gen_workload(uint64_t seed, size_t n, struct cmdlist *out)
         }
         uint64_t sv = craft_prng_next(&p);
         memcpy(seed8, &sv, 8);
-        switch (craft_prng_range(&p, 0, 27)) {
+        switch (craft_prng_range(&p, 0, 29)) {
+        case 27:
+        case 28: {
+            /* The ops of two keys, and the string ops of the same shape. */
+            static const uint8_t ops[] = {CRAFT_KV_OP_RENAME,      CRAFT_KV_OP_RENAMENX,
+                                          CRAFT_KV_OP_LMOVE,       CRAFT_KV_OP_SMOVE,
+                                          CRAFT_KV_OP_SUNIONSTORE, CRAFT_KV_OP_SINTERSTORE,
+                                          CRAFT_KV_OP_INCRBYFLOAT, CRAFT_KV_OP_LINSERT,
+                                          CRAFT_KV_OP_SETRANGE,    CRAFT_KV_OP_GETEX,
+                                          CRAFT_KV_OP_HINCRBYFLOAT};
+            c.op = ops[craft_prng_range(&p, 0, sizeof ops)];
+            c.args = args;
+            args[0] = ks[1];
+            switch (c.op) {
+            case CRAFT_KV_OP_LMOVE:
+                c.n = 3;
+                args[1] = B(craft_prng_chance(&p, 500) ? "LEFT" : "RIGHT");
+                args[2] = B(craft_prng_chance(&p, 500) ? "LEFT" : "RIGHT");
+                break;
+            case CRAFT_KV_OP_SMOVE:
+                c.n = 2;
+                args[1] = B(fbuf[0]);
+                break;
+            case CRAFT_KV_OP_SUNIONSTORE:
+            case CRAFT_KV_OP_SINTERSTORE:
+                c.n = 2;
+                args[1] = ks[2];
+                break;
+            case CRAFT_KV_OP_INCRBYFLOAT:
+                c.n = 1;
+                args[0] = B(craft_prng_chance(&p, 500) ? "1.5" : "-0.25");
+                break;
+            case CRAFT_KV_OP_HINCRBYFLOAT:
+                c.n = 2;
+                args[0] = B(fbuf[0]);
+                args[1] = B("0.5");
+                break;
+            case CRAFT_KV_OP_LINSERT:
+                c.n = 3;
+                args[0] = B(craft_prng_chance(&p, 500) ? "BEFORE" : "AFTER");
+                args[1] = B(fbuf[1]);
+                args[2] = B(fbuf[2]);
+                break;
+            case CRAFT_KV_OP_SETRANGE:
+                c.n = 2;
+                args[0] = B(craft_prng_chance(&p, 500) ? "0" : "3");
+                args[1] = vs[1];
+                break;
+            case CRAFT_KV_OP_GETEX:
+                c.n = craft_prng_chance(&p, 500) ? 0 : 2;
+                args[0] = B("PXAT");
+                snprintf(fbuf[7], sizeof fbuf[7], "%u", (unsigned)(at % 10000000));
+                args[1] = B(fbuf[7]);
+                break;
+            default:
+                c.n = 1;
+                break;
+            }
+            break;
+        }
         case 22:
         case 23: {
             static const uint8_t ops[] = {CRAFT_KV_OP_LPUSH, CRAFT_KV_OP_RPUSH, CRAFT_KV_OP_LPOP,
