@@ -48,6 +48,22 @@ dbsize_sum() { local t=0 i; for i in 1 2 3; do t=$((t + $(cli "$i" dbsize))); do
 for _ in $(seq 1 20); do sum=$(dbsize_sum); [ "$sum" = 3 ] && break; sleep 0.3; done
 check "DBSIZE over the nodes adds up" 3 "$sum"
 check_has "JOIN of a group the cluster does not host" "not hosted" "$(cli 1 craft.shard join 9)"
+# Collections move with their slots: a hash, a list, a set and a sorted set under one hash
+# tag, written now and read back after every migration below and a full restart.
+rc_cli() { timeout 20 redis-cli -c -p "$(CPORT "$1")" "${@:2}" 2>&1; }
+fields=()
+for i in $(seq 1 300); do fields+=("f$i" "v$i"); done
+check "HSET of 300 fields" 300 "$(rc_cli 1 hset '{c}h' "${fields[@]}")"
+check "RPUSH" 4 "$(rc_cli 2 rpush '{c}l' a b c d)"
+check "SADD" 3 "$(rc_cli 3 sadd '{c}s' x y z)"
+check "ZADD" 2 "$(rc_cli 1 zadd '{c}z' 1.5 m 2 n)"
+check_has "RENAME across slots: CROSSSLOT" CROSSSLOT "$(cli 1 rename '{c}l' other)"
+collections() { # node: the four collections' state on one line
+    echo "$(rc_cli "$1" hlen '{c}h') $(rc_cli "$1" hget '{c}h' f300)" \
+        "$(rc_cli "$1" lrange '{c}l' 0 -1 | paste -sd,) $(rc_cli "$1" scard '{c}s')" \
+        "$(rc_cli "$1" zrange '{c}z' 0 -1 withscores | paste -sd,)"
+}
+COLLS="300 v300 a,b,c,d 3 m,1.5,n,2"
 check_has "LEAVE of the last group is refused" "ERR" "$(cli 2 craft.shard leave 1)"
 check_has "MOVE to an unknown group is refused" "ERR" "$(cli 3 craft.shard move 0 10 2)"
 check_has "MOVE of a bad range" "bad slot range" "$(cli 1 craft.shard move 10 5 1)"
@@ -141,6 +157,7 @@ check "CLUSTER SLOTS starts at slot 0" "0" "$(echo "$first" | cut -d' ' -f1)"
 check_cluster_tools 1 2
 check "redis-cli -c reads a key written before the migrations" hello \
     "$(timeout 10 redis-cli -c -p "$(CPORT 3)" get greeting)"
+check "collections written before the migrations read back whole" "$COLLS" "$(collections 3)"
 if /usr/bin/python3 -c 'import redis.cluster' 2>/dev/null; then
     out=$(timeout 30 /usr/bin/python3 - "$(CPORT 1)" <<'EOF' 2>&1
 import sys
@@ -200,6 +217,7 @@ for _ in $(seq 1 100); do
 done
 check_has "CLUSTER INFO: ok again after the restart" "cluster_state:ok" "$(cli 2 cluster info | tr -d '\r')"
 check "data survives a full restart" hello "$(cli 2 get greeting)"
+check "collections survive it too" "$COLLS" "$(collections 1)"
 check_has "the configuration survives it ($conf_before)" "configuration:$conf_before" \
     "$(shard_info 1)"
 for _ in $(seq 1 20); do
