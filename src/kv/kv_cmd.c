@@ -108,8 +108,54 @@ static bool is_session_op(uint8_t op)
 
 bool craft_kv_op_is_read(uint8_t op)
 {
-    return (op >= CRAFT_KV_OP_GET && op <= CRAFT_KV_OP_EXISTS) ||
-           (op >= CRAFT_KV_OP_COLL_READ_ && op <= CRAFT_KV_OP_COLL_LAST_);
+    /* An explicit list, not a range: ops are appended at the end of the enum (their numbers
+     * are in logs), whatever they are. */
+    switch (op) {
+    case CRAFT_KV_OP_GET:
+    case CRAFT_KV_OP_STRLEN:
+    case CRAFT_KV_OP_TYPE:
+    case CRAFT_KV_OP_TTL:
+    case CRAFT_KV_OP_PTTL:
+    case CRAFT_KV_OP_MGET:
+    case CRAFT_KV_OP_EXISTS:
+    case CRAFT_KV_OP_HGET:
+    case CRAFT_KV_OP_HMGET:
+    case CRAFT_KV_OP_HGETALL:
+    case CRAFT_KV_OP_HKEYS:
+    case CRAFT_KV_OP_HVALS:
+    case CRAFT_KV_OP_HLEN:
+    case CRAFT_KV_OP_HEXISTS:
+    case CRAFT_KV_OP_HSTRLEN:
+    case CRAFT_KV_OP_HSCAN:
+    case CRAFT_KV_OP_SISMEMBER:
+    case CRAFT_KV_OP_SMISMEMBER:
+    case CRAFT_KV_OP_SMEMBERS:
+    case CRAFT_KV_OP_SCARD:
+    case CRAFT_KV_OP_SRANDMEMBER:
+    case CRAFT_KV_OP_SSCAN:
+    case CRAFT_KV_OP_SINTER:
+    case CRAFT_KV_OP_SUNION:
+    case CRAFT_KV_OP_SDIFF:
+    case CRAFT_KV_OP_LLEN:
+    case CRAFT_KV_OP_LRANGE:
+    case CRAFT_KV_OP_LINDEX:
+    case CRAFT_KV_OP_ZSCORE:
+    case CRAFT_KV_OP_ZMSCORE:
+    case CRAFT_KV_OP_ZCARD:
+    case CRAFT_KV_OP_ZCOUNT:
+    case CRAFT_KV_OP_ZRANGE:
+    case CRAFT_KV_OP_ZRANGEBYSCORE:
+    case CRAFT_KV_OP_ZREVRANGE:
+    case CRAFT_KV_OP_ZREVRANGEBYSCORE:
+    case CRAFT_KV_OP_ZRANK:
+    case CRAFT_KV_OP_ZREVRANK:
+    case CRAFT_KV_OP_ZSCAN:
+    case CRAFT_KV_OP_GETRANGE:
+    case CRAFT_KV_OP_LPOS:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* What a MULTI may hold: the data commands and the reads. */

@@ -204,9 +204,10 @@ enum craft_kv_op {
     CRAFT_KV_OP_COUNT_
 };
 
-/* The first and last collection ops, and the first of their reads. */
+/* The first and last ops that carry their Redis arguments. New ops go at the end of the
+ * enum, never between (an op's number is in logs and snapshots of sessions); which ones read
+ * is craft_kv_op_is_read's explicit list. */
 #define CRAFT_KV_OP_COLL_FIRST_ CRAFT_KV_OP_HSET
-#define CRAFT_KV_OP_COLL_READ_  CRAFT_KV_OP_HGET
 #define CRAFT_KV_OP_COLL_LAST_  CRAFT_KV_OP_LPOS
 
 /* A collection op's arguments after its key: at most this many (HSET's field value pairs,

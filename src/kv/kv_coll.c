@@ -230,7 +230,8 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
     case CRAFT_KV_OP_SDIFFSTORE:
         return n < 1 ? KV_ERR_ARGS : NULL;
     case CRAFT_KV_OP_SMOVE:
-        return n != 2 ? KV_ERR_ARGS
+        return n != 2                                ? KV_ERR_ARGS
+               : a[0].len > CRAFT_KV_KEY_BYTES_MAX   ? KV_ERR_KEY_LONG
                : a[1].len > CRAFT_KV_FIELD_BYTES_MAX ? KV_ERR_FIELD_LONG
                                                      : NULL;
     case CRAFT_KV_OP_HINCRBYFLOAT: {
@@ -570,16 +571,16 @@ static int set_move(struct kv_space *ks, const struct craft_kv_cmd *c,
                     const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed src, dst;
-    bool wrong_src, wrong_dst;
+    bool wrong_src, wrong_dst = false;
     int rc = kv_coll_find(ks, c->key, KV_TYPE_SET, &src, &wrong_src);
+    if (rc == CRAFT_OK && !src.old.found) {
+        return kv_res_int(res, 0); /* Redis: before the destination's type */
+    }
     if (rc == CRAFT_OK) {
         rc = kv_coll_find(ks, a[0], KV_TYPE_SET, &dst, &wrong_dst);
     }
     if (rc != CRAFT_OK || wrong_src || wrong_dst) {
         return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
-    }
-    if (!src.old.found) {
-        return kv_res_int(res, 0);
     }
     const uint8_t *v;
     size_t vlen;
@@ -930,12 +931,14 @@ bool kv_arg_double(struct craft_kv_bytes b, bool strict, double *out)
     return true;
 }
 
-/* The shortest digits that read back as d (finite, not 0): digits[0..*nd), and the power of
- * ten of the first; *neg for a negative d. */
-static void shortest_digits(double d, char digits[24], int *nd, int *e10, bool *neg)
+/* The shortest digits, at most max_prec + 1 of them, that read back as d (finite, not 0;
+ * past max_prec + 1 digits: d rounded to that many): digits[0..*nd), and the power of ten of
+ * the first; *neg for a negative d. */
+static void shortest_digits(double d, int max_prec, char digits[24], int *nd, int *e10,
+                            bool *neg)
 {
     char e[40];
-    for (int prec = 0; prec <= 16; prec++) {
+    for (int prec = 0; prec <= max_prec; prec++) {
         snprintf(e, sizeof e, "%.*e", prec, d);
         if (strtod(e, NULL) == d) {
             break;
@@ -969,7 +972,7 @@ size_t kv_double_human(double d, char out[KV_HUMAN_TEXT_MAX])
     char digits[24];
     int nd, e10;
     bool neg;
-    shortest_digits(d, digits, &nd, &e10, &neg);
+    shortest_digits(d, 14, digits, &nd, &e10, &neg);
     size_t w = 0;
     if (neg) {
         out[w++] = '-';
@@ -1011,7 +1014,7 @@ size_t kv_score_format(double d, char out[KV_SCORE_TEXT_MAX])
     char digits[24];
     int nd, e10;
     bool neg;
-    shortest_digits(d, digits, &nd, &e10, &neg);
+    shortest_digits(d, 16, digits, &nd, &e10, &neg);
     int k = e10 - (nd - 1); /* d = digits * 10^k */
     int ex = e10 < 0 ? -e10 : e10;
     size_t w = 0;
@@ -1228,13 +1231,17 @@ static int set_store(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n
         [CRAFT_KV_OP_SINTERSTORE - CRAFT_KV_OP_SINTERSTORE] = CRAFT_KV_OP_SINTER,
         [CRAFT_KV_OP_SUNIONSTORE - CRAFT_KV_OP_SINTERSTORE] = CRAFT_KV_OP_SUNION,
         [CRAFT_KV_OP_SDIFFSTORE - CRAFT_KV_OP_SINTERSTORE] = CRAFT_KV_OP_SDIFF};
+    (void)budget; /* the answer is an integer: the members' bound is fixed, not the MULTI's */
     struct craft_kv_cmd r = {.op = read_op[c->op - CRAFT_KV_OP_SINTERSTORE], .key = a[0]};
     struct craft_kv_result *members = NULL;
-    /* The members, bounded as any answer of a write (the same on every replica). */
-    int rc = set_combine(ks, &r, n - 1, a + 1, budget, &members);
+    int rc = set_combine(ks, &r, n - 1, a + 1, CRAFT_KV_MULTI_REPLY_BYTES_MAX, &members);
     if (rc != CRAFT_OK || members->type != CRAFT_KV_RES_ARRAY) {
+        if (rc == CRAFT_OK && strcmp((const char *)members->data, CRAFT_KV_ERR_REPLY_LARGE) == 0) {
+            craft_kv_result_free(members);
+            return kv_res_err(res, "ERR result too large to store (nothing was stored)");
+        }
         if (rc == CRAFT_OK) {
-            *res = members; /* WRONGTYPE, or too large: nothing changes */
+            *res = members; /* WRONGTYPE: nothing changes */
         }
         return rc;
     }

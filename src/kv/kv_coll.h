@@ -14,6 +14,7 @@
 #define KV_ERR_POSITIVE   "ERR value is out of range, must be positive"
 #define KV_ERR_FIELD_LONG "ERR field or member too long (up to 480 bytes)"
 #define KV_ERR_RANGE      "ERR value is out of range"
+#define KV_ERR_KEY_LONG   "ERR key too long (keys up to 480 bytes)"
 
 /* ---- arguments ---- */
 
@@ -35,8 +36,9 @@ struct kv_scan_args {
  * range either ("1e400", "1e-400"), as Redis's string2d, but a denormal is fine. */
 #define KV_HUMAN_TEXT_MAX 400
 bool kv_arg_double(struct craft_kv_bytes b, bool strict, double *out);
-/* A finite double as INCRBYFLOAT prints it: the shortest digits that read back, never in
- * scientific notation ("10.6", "3000", "0.0001"). Returns its length. */
+/* A finite double as INCRBYFLOAT prints it: at most 15 significant digits (the shortest
+ * that read back, else rounded to 15: 0.1 + 0.2 prints "0.3", as Redis's long double does),
+ * never in scientific notation ("10.6", "3000", "0.0001"). Returns its length. */
 size_t kv_double_human(double d, char out[KV_HUMAN_TEXT_MAX]);
 
 /* HSCAN / SSCAN / ZSCAN's arguments: NULL, or the error to answer. */

@@ -37,6 +37,9 @@ static const char *lpos_parse(size_t n, const struct craft_kv_bytes *a, struct l
     }
     for (size_t i = 1; i + 1 < n; i += 2) {
         int64_t v;
+        if (!kv_arg_is(a[i], "RANK") && !kv_arg_is(a[i], "COUNT") && !kv_arg_is(a[i], "MAXLEN")) {
+            return KV_ERR_SYNTAX;
+        }
         if (!kv_arg_i64(a[i + 1], &v)) {
             return KV_ERR_NOT_INT;
         }
@@ -103,7 +106,7 @@ const char *kv_list_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
             return KV_ERR_ARGS;
         }
         if (a[0].len > CRAFT_KV_KEY_BYTES_MAX) {
-            return KV_ERR_RANGE;
+            return KV_ERR_KEY_LONG;
         }
         return is_side(a[1]) && is_side(a[2]) ? NULL : KV_ERR_SYNTAX;
     case CRAFT_KV_OP_LPOS: {
@@ -511,16 +514,17 @@ static int lmove(struct kv_space *ks, const struct craft_kv_cmd *c,
                  const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed src, dst;
-    bool wrong_src, wrong_dst;
+    bool wrong_src, wrong_dst = false;
     int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &src, &wrong_src);
-    if (rc == CRAFT_OK) {
+    if (rc == CRAFT_OK && !wrong_src && !src.old.found) {
+        return kv_reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0)); /* Redis's order */
+    }
+    bool same = c->key.len == a[0].len && memcmp(c->key.p, a[0].p, a[0].len) == 0;
+    if (rc == CRAFT_OK && !same) {
         rc = kv_coll_find(ks, a[0], KV_TYPE_LIST, &dst, &wrong_dst);
     }
     if (rc != CRAFT_OK || wrong_src || wrong_dst) {
         return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
-    }
-    if (!src.old.found) {
-        return kv_reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
     }
     struct kv_coll l = src.old.coll;
     bool from_left = kv_arg_is(a[1], "LEFT"), to_left = kv_arg_is(a[2], "LEFT");
@@ -537,14 +541,17 @@ static int lmove(struct kv_space *ks, const struct craft_kv_cmd *c,
         l.head += from_left ? 1 : 0;
         l.count--;
     }
-    if (rc == CRAFT_OK) {
+    /* One key (a rotation): pushed back into the same list, one commit, so a list of one
+     * element keeps its key and expiry. */
+    if (rc == CRAFT_OK && !same) {
         rc = kv_coll_commit(ks, &src, &l);
     }
-    if (rc == CRAFT_OK) {
+    if (rc == CRAFT_OK && !same) {
         rc = kv_key_lookup(ks, dst.sk, dst.sklen, &dst.old); /* src's writes moved pointers */
     }
+    struct kv_keyed *into = same ? &src : &dst;
     if (rc == CRAFT_OK) {
-        struct kv_coll d = kv_coll_open(ks, &dst, KV_TYPE_LIST);
+        struct kv_coll d = same ? l : kv_coll_open(ks, &dst, KV_TYPE_LIST);
         if ((to_left && d.head < 1) || (!to_left && UINT64_MAX - d.head - d.count < 1)) {
             rc = CRAFT_ECORRUPT; /* 2^63 pushes to one end: not in this universe */
         } else {
@@ -554,7 +561,7 @@ static int lmove(struct kv_space *ks, const struct craft_kv_cmd *c,
             d.count++;
         }
         if (rc == CRAFT_OK) {
-            rc = kv_coll_commit(ks, &dst, &d);
+            rc = kv_coll_commit(ks, into, &d);
         }
     }
     if (rc != CRAFT_OK) {

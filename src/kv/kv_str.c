@@ -58,12 +58,14 @@ const char *kv_str_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
         if (v < 0) {
             return ERR_OFFSET;
         }
-        return (uint64_t)v + a[1].len > CRAFT_KV_VALUE_BYTES_MAX ? ERR_TOO_LONG : NULL;
+        /* An empty value writes nothing, at any offset (Redis answers the length). */
+        return a[1].len > 0 && (uint64_t)v + a[1].len > CRAFT_KV_VALUE_BYTES_MAX ? ERR_TOO_LONG
+                                                                                  : NULL;
     case CRAFT_KV_OP_GETEX:
         return getex_parse(n, a, &persist, &v);
     case CRAFT_KV_OP_RENAME:
     case CRAFT_KV_OP_RENAMENX:
-        return n != 1 ? KV_ERR_ARGS : a[0].len > CRAFT_KV_KEY_BYTES_MAX ? KV_ERR_RANGE : NULL;
+        return n != 1 ? KV_ERR_ARGS : a[0].len > CRAFT_KV_KEY_BYTES_MAX ? KV_ERR_KEY_LONG : NULL;
     case CRAFT_KV_OP_GETRANGE:
         return n != 2 ? KV_ERR_ARGS
                       : kv_arg_i64(a[0], &v) && kv_arg_i64(a[1], &v) ? NULL : KV_ERR_NOT_INT;
@@ -256,13 +258,26 @@ static int getrange(struct kv_space *ks, const struct craft_kv_cmd *c,
     int64_t start, end;
     bool ok = kv_arg_i64(a[0], &start) && kv_arg_i64(a[1], &end);
     CRAFT_ASSERT(ok);
-    uint64_t from, to;
-    /* Redis's GETRANGE: as LRANGE's indexes, over the string's bytes (but a negative start
-     * past the end counts from 0, and end < 0 past the start is empty: the same rules). */
-    if (!k.old.found || !kv_range_of(start, end, k.old.vlen, &from, &to)) {
+    /* Redis's getrangeCommand, step by step (not LRANGE's rules: a negative end past the
+     * start clamps to 0). */
+    int64_t len = k.old.found ? (int64_t)k.old.vlen : 0;
+    if ((start < 0 && end < 0 && start > end) || len == 0) {
         return kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, NULL, 0));
     }
-    return kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, k.old.val + from, to - from + 1));
+    if (start < 0) {
+        start = start < -len ? 0 : len + start;
+    }
+    if (end < 0) {
+        end = end < -len ? 0 : len + end;
+    }
+    if (end >= len) {
+        end = len - 1;
+    }
+    if (start > end) {
+        return kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, NULL, 0));
+    }
+    return kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, k.old.val + start,
+                                       (size_t)(end - start + 1)));
 }
 
 int kv_str_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,

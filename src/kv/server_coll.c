@@ -3,7 +3,6 @@
  * state machine checks them (craft_kv_coll_check) before a write is proposed; SPOP's and
  * SRANDMEMBER's random choice is a seed drawn here, so replicas pick the same members.
  * Writes go through the write pipeline, reads run on a read after their barrier. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +74,41 @@ int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
     return 1;
 }
 
+/* Redis's string2ll: an optional '-', digits without a leading zero, no overflow. */
+static bool strict_i64(const struct craft_resp_arg *a, int64_t *out)
+{
+    size_t len = a->len, i = 0;
+    const char *p = a->data;
+    if (len == 0 || len > 20) {
+        return false;
+    }
+    if (len == 1 && p[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    bool neg = p[0] == '-';
+    i = neg ? 1 : 0;
+    if (i >= len || p[i] < '1' || p[i] > '9') {
+        return false;
+    }
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return false;
+        }
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    if (v > (uint64_t)INT64_MAX + (neg ? 1u : 0u)) {
+        return false;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
 /* GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]: the expiry made absolute here,
  * with this leader's clock, as SET's (kv.md "Time"): the op carries PXAT <ms> or PERSIST. */
 int craftkv_w_getex(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
@@ -98,14 +132,8 @@ int craftkv_w_getex(size_t argc, const struct craft_resp_arg *argv, uint64_t now
         craft_resp_append_error(out, "ERR syntax error");
         return 0;
     }
-    char buf[24];
-    size_t n = argv[3].len < sizeof buf - 1 ? argv[3].len : sizeof buf - 1;
-    memcpy(buf, argv[3].data, n);
-    buf[n] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    if (errno != 0 || *end != '\0' || n == 0 || n != argv[3].len) {
+    int64_t v;
+    if (!strict_i64(&argv[3], &v)) {
         craft_resp_append_error(out, "ERR value is not an integer or out of range");
         return 0;
     }

@@ -549,6 +549,10 @@ static void strings_and_moves(void)
     IS(RUN(&h, INCRBYFLOAT, "f", "0.1"), "b:10.6");
     IS(RUN(&h, INCRBYFLOAT, "f", "5.0e3"), "b:5010.6");
     IS(RUN(&h, INCRBYFLOAT, "new", "-0.0001"), "b:-0.0001");
+    IS(string_op(&h, CRAFT_KV_OP_SET, "pt", "0.1"), "ok");
+    IS(RUN(&h, INCRBYFLOAT, "pt", "0.2"), "b:0.3"); /* 15 digits, as Redis prints it */
+    IS(RUN(&h, INCRBYFLOAT, "pt", "1e20"), "b:100000000000000000000");
+    IS(string_op(&h, CRAFT_KV_OP_DEL, "pt", NULL), "i:1");
     IS(RUN(&h, INCRBYFLOAT, "f", "inf"), "e:ERR increment would produce NaN or Infinity");
     IS(string_op(&h, CRAFT_KV_OP_SET, "t", "abc"), "ok");
     IS(RUN(&h, INCRBYFLOAT, "t", "1"), "e:ERR value is not a valid float");
@@ -556,6 +560,9 @@ static void strings_and_moves(void)
     IS(RUN(&h, GETRANGE, "t", "0", "-1"), "b:aXY");
     IS(RUN(&h, GETRANGE, "t", "-2", "100"), "b:XY");
     IS(RUN(&h, GETRANGE, "t", "5", "9"), "b:");
+    IS(RUN(&h, GETRANGE, "t", "0", "-100"), "b:a"); /* Redis: a negative end clamps to 0 */
+    IS(RUN(&h, GETRANGE, "t", "-100", "-99"), "b:a");
+    IS(RUN(&h, GETRANGE, "t", "-1", "-2"), "b:");
     IS(RUN(&h, SETRANGE, "p", "2", "z"), "i:3");
     IS(RUN(&h, SETRANGE, "q", "2", ""), "i:0");
     CHECK(strcmp(type_of(&h, "q"), "none") == 0);
@@ -594,6 +601,16 @@ static void strings_and_moves(void)
     IS(RUN(&h, LRANGE, "l", "0", "-1"), "[b:b,b:c,b:X]");
     IS(RUN(&h, LRANGE, "l2", "0", "-1"), "[b:Y,b:a]");
     IS(RUN(&h, LMOVE, "l", "hf", "LEFT", "LEFT"), "e:" CRAFT_KV_ERR_WRONGTYPE);
+    IS(RUN(&h, LMOVE, "nolist", "hf", "LEFT", "LEFT"), "nil"); /* no source: before dst */
+    /* A one-element list rotated into itself keeps its key and its expiry. */
+    IS(RUN(&h, RPUSH, "one", "x"), "i:1");
+    struct craft_kv_cmd ex1 = {.op = CRAFT_KV_OP_EXPIRE, .key = B("one"), .expire_at = 90000};
+    IS(answer(apply(&h, &ex1)), "i:1");
+    IS(RUN(&h, LMOVE, "one", "one", "LEFT", "RIGHT"), "b:x");
+    CRAFT_ASSERT(craft_kv_read_begin(h.sm, &r) == CRAFT_OK);
+    CHECK(craft_kv_read_pttl(r, (const uint8_t *)"one", 3, &ms) == CRAFT_OK && ms == 89000);
+    craft_kv_read_end(r);
+    IS(string_op(&h, CRAFT_KV_OP_DEL, "one", NULL), "i:1");
     IS(RUN(&h, LRANGE, "l", "0", "-1"), "[b:b,b:c,b:X]"); /* nothing moved */
     IS(RUN(&h, RPUSH, "l", "X", "b"), "i:5");
     IS(RUN(&h, LPOS, "l", "X"), "i:2");
@@ -617,6 +634,7 @@ static void strings_and_moves(void)
     IS(RUN(&h, SMOVE, "A", "B", "1"), "i:0");
     IS(RUN(&h, SISMEMBER, "B", "1"), "i:1");
     IS(RUN(&h, SMOVE, "A", "l", "2"), "e:" CRAFT_KV_ERR_WRONGTYPE);
+    IS(RUN(&h, SMOVE, "noset", "l", "2"), "i:0"); /* no source: before dst's type */
     h_close(&h);
 }
 
