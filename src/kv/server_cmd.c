@@ -1043,6 +1043,7 @@ static const struct craftkv_cmd_def table[] = {
     LOCAL("readwrite", 1, craftkv_l_readwrite),
     LOCAL("asking", 1, l_asking),
     LOCAL("auth", -2, craftkv_l_auth), /* server_auth.c */
+    LOCAL("hello", -1, craftkv_l_hello),
     LOCAL("multi", 1, craftkv_l_multi), /* server_multi.c */
     LOCAL("exec", 1, craftkv_l_exec),
     LOCAL("discard", 1, craftkv_l_discard),

@@ -522,6 +522,9 @@ void craftkv_l_unwatch(struct craftkv_server *s, struct craftkv_conn *c, size_t 
 /* ---- server_auth.c: AUTH and the gate before it ---- */
 /* True if c may not run argv[0] yet (a password is required and c has not passed AUTH):
  * the NOAUTH error is in c->out. AUTH and QUIT always pass. */
+/* HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only. */
+void craftkv_l_hello(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
+                     const struct craft_resp_arg *argv);
 bool craftkv_auth_refuses(struct craftkv_server *s, struct craftkv_conn *c, size_t argc,
                           const struct craft_resp_arg *argv);
 /* AUTH <password> | AUTH default <password> (Redis's texts for every refusal). */

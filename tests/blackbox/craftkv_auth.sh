@@ -41,6 +41,10 @@ check "AUTH default <password>" "$(printf 'OK\nPONG')" \
 check "AUTH another user: WRONGPASS" \
     "WRONGPASS invalid username-password pair or user is disabled." \
     "$(printf 'AUTH bob %s\n' "$PW" | cli "$F")"
+check_has "HELLO without AUTH: NOAUTH" "NOAUTH HELLO must be called" "$(cli "$F" hello 2)"
+check_has "HELLO 2 AUTH default <password>: the server's description" "proto 2" \
+    "$(printf 'HELLO 2 AUTH default %s SETNAME me\nCLIENT GETNAME\n' "$PW" | cli "$F" | paste -sd' ')"
+check_has "HELLO 3: NOPROTO (RESP2 only)" "NOPROTO" "$(cli "$F" hello 3)"
 check_has "INFO counts the failures" "auth_failures:2" "$(acli "$F" info stats | tr -d '\r')"
 got=$( (exec 3<>"/dev/tcp/127.0.0.1/$(CPORT "$F")"
         head -c 100000 /dev/zero | tr '\0' 'x' >&3; timeout 3 cat <&3) 2>/dev/null | tr -d '\r')
