@@ -17,47 +17,11 @@ BIN=${1:-build/bin/craftkv}
 N=${REQUESTS:-20000}
 C=${CLIENTS:-50}
 BASE=${BASE_PORT:-7501}
-REDIS_PORT=$((BASE + 99))
 source bench/local_cluster.bash
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "installing redis-server (Debian) for the comparison"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get install -y -q redis-server >/dev/null
-fi
 bench_cluster_init craftkv_suite
-trap 'stop_cluster; redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$TMP"' EXIT
-
-"$BIN" local --nodes 3 --dir "$TMP/craftkv" --base-port "$BASE" >"$TMP/local.log" 2>&1 &
-LOCAL_PID=$!
-leader=""
-for _ in $(seq 1 100); do
-    for p in $BASE $((BASE + 1)) $((BASE + 2)); do
-        cli "$p" info raft | grep -q '^role:leader' && leader=$p
-    done
-    [ -n "$leader" ] && break
-    sleep 0.1
-done
-[ -n "$leader" ] || { cat "$TMP/local.log"; echo "craftkv: no leader" >&2; exit 1; }
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" --appendonly yes \
-    --appendfsync always --save "" --daemonize yes --logfile "$TMP/redis.log" \
-    --pidfile "$TMP/redis.pid" >/dev/null
-for _ in $(seq 1 50); do
-    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-    sleep 0.1
-done
-REDIS_PIDS=$(cat "$TMP/redis.pid")
-CRAFT_PIDS=$(pgrep -P "$LOCAL_PID" | tr '\n' ' ')
-[ "$(echo "$CRAFT_PIDS" | wc -w)" = 3 ] || { echo "craftkv: expected 3 node processes" >&2; exit 1; }
-
-cpu_ticks() {
-    local t=0 p
-    for p in "$@"; do
-        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
-    done
-    echo "$t"
-}
-HZ=$(getconf CLK_TCK)
+start_local3 "$BASE"
+start_redis $((BASE + 99))
+leader=$LEADER
 
 # one PORT TEST PIDS...: "ops_per_s cpu_us_per_request" of the test's own line (lrange
 # tests also run their LPUSH fill, which is not counted in the ops but is in the CPU: the

@@ -23,65 +23,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${1:-build/bin/craftkv}
 N=${REQUESTS:-100000}
 BASE=${BASE_PORT:-7401}
-REDIS_PORT=$((BASE + 99))
+REDIS_PORT_WANTED=$((BASE + 99))
 
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1; then
-    echo "installing redis-server and redis-tools (Debian) for the comparison"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get install -y -q redis-server redis-tools >/dev/null
-fi
-[ -x "$BIN" ] || { echo "$BIN is not built: run make" >&2; exit 1; }
-
-TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/craftkv_bench.XXXXXX")
-LOCAL_PID=""
-cleanup() {
-    [ -n "$LOCAL_PID" ] && kill -INT "$LOCAL_PID" 2>/dev/null && wait "$LOCAL_PID" 2>/dev/null
-    redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-"$BIN" local --nodes 3 --dir "$TMP/craftkv" --base-port "$BASE" >"$TMP/local.log" 2>&1 &
-LOCAL_PID=$!
-leader=""
-for _ in $(seq 1 100); do
-    for p in $BASE $((BASE + 1)) $((BASE + 2)); do
-        if redis-cli -p "$p" info raft 2>/dev/null | grep -q '^role:leader'; then
-            leader=$p
-        fi
-    done
-    [ -n "$leader" ] && break
-    sleep 0.1
-done
-[ -n "$leader" ] || { cat "$TMP/local.log"; echo "craftkv: no leader" >&2; exit 1; }
+source bench/local_cluster.bash
+bench_cluster_init craftkv_bench
+start_local3 "$BASE"
+start_redis "$REDIS_PORT_WANTED"
+leader=$LEADER
 follower=$BASE
 [ "$follower" = "$leader" ] && follower=$((BASE + 1))
-
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" --appendonly yes \
-    --appendfsync always --save "" --daemonize yes --logfile "$TMP/redis.log" \
-    --pidfile "$TMP/redis.pid" >/dev/null
-for _ in $(seq 1 50); do
-    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-    sleep 0.1
-done
-
-# The server processes whose CPU is counted: redis-server, and the three craftkv nodes
-# (the children of `craftkv local`).
-REDIS_PIDS=$(cat "$TMP/redis.pid")
-CRAFT_PIDS=$(pgrep -P "$LOCAL_PID" | tr '\n' ' ')
-[ "$(echo "$CRAFT_PIDS" | wc -w)" = 3 ] || { echo "craftkv: expected 3 node processes" >&2; exit 1; }
-
-# cpu_ticks PID...: utime+stime of the processes, in clock ticks (fields 14 and 15 of
-# /proc/PID/stat; the command name in field 2 has no spaces here).
-cpu_ticks() {
-    local t=0 p
-    for p in "$@"; do
-        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
-    done
-    echo "$t"
-}
-HZ=$(getconf CLK_TCK)
 
 # The leader's entries written and fdatasyncs so far (INFO raft), "entries syncs".
 raft_io() {

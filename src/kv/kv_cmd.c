@@ -792,6 +792,45 @@ bool craft_kv_cmd_next_sub(const struct craft_kv_cmd *c, size_t *off, struct cra
     return true;
 }
 
+bool craft_kv_parse_i64(const uint8_t *p, size_t len, int64_t *out)
+{
+    if (len == 0 || len > 20) {
+        return false;
+    }
+    if (len == 1 && p[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    bool neg = p[0] == '-';
+    size_t i = neg ? 1 : 0;
+    if (i >= len || p[i] < '1' || p[i] > '9') {
+        return false;
+    }
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return false;
+        }
+        unsigned d = (unsigned)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1) {
+            return false;
+        }
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX) {
+            return false;
+        }
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
 int craft_kv_deadline(uint64_t base_ms, int64_t amount, bool seconds, uint64_t *at)
 {
     int64_t ms = amount;

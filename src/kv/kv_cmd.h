@@ -321,6 +321,11 @@ bool craft_kv_op_is_read(uint8_t op);
  * replica again when it applies the MULTI. */
 uint64_t craft_kv_watch_digest(bool found, uint64_t expire_at, const uint8_t *val, size_t len);
 
+/* Redis's string2ll: an optional '-', then digits without a leading zero ("0" alone), no
+ * sign '+', no space, no overflow: true with *out, else false. The one integer parser of
+ * the state machine and the server (arguments and stored values alike). */
+bool craft_kv_parse_i64(const uint8_t *p, size_t len, int64_t *out);
+
 /* The proposer's expiry arithmetic, as Redis does it: the absolute instant `amount`
  * seconds (seconds true) or milliseconds after base_ms (base_ms 0 with an absolute amount:
  * EXPIREAT/PXAT). Negative results are clamped to 0 (in the past: the key is deleted).

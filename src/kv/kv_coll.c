@@ -23,43 +23,7 @@ _Static_assert(CRAFT_KV_FIELD_BYTES_MAX == 480, "the error text names the limit"
 /* Redis's string2ll: an optional '-', digits without a leading zero, no overflow. */
 bool kv_arg_i64(struct craft_kv_bytes b, int64_t *out)
 {
-    const uint8_t *p = b.p;
-    size_t len = b.len;
-    if (len == 0 || len > 20) {
-        return false;
-    }
-    if (len == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    bool neg = p[0] == '-';
-    size_t i = neg ? 1 : 0;
-    if (i >= len || p[i] < '1' || p[i] > '9') {
-        return false;
-    }
-    uint64_t v = 0;
-    for (; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return false;
-        }
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1) {
-            return false;
-        }
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX) {
-            return false;
-        }
-        *out = (int64_t)v;
-    }
-    return true;
+    return craft_kv_parse_i64(b.p, b.len, out);
 }
 
 bool kv_arg_is(struct craft_kv_bytes b, const char *s)
@@ -416,6 +380,15 @@ int kv_coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type,
     return rc;
 }
 
+int kv_coll_key(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type, struct kv_keyed *k,
+                struct craft_kv_result **res)
+{
+    CRAFT_ASSERT(*res == NULL);
+    bool wrong;
+    int rc = kv_coll_find(ks, key, type, k, &wrong);
+    return rc == CRAFT_OK && wrong ? kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE) : rc;
+}
+
 /* After a write's element changes: the header with count, or the key gone at 0. */
 int kv_coll_commit(struct kv_space *ks, struct kv_keyed *k, struct kv_coll *c)
 {
@@ -451,10 +424,9 @@ static int hash_set(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                     const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_HASH, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     struct kv_coll coll = kv_coll_open(ks, &k, KV_TYPE_HASH);
     int64_t added = 0;
@@ -495,10 +467,9 @@ static int hash_incrby(struct kv_space *ks, const struct craft_kv_cmd *c,
                        const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_HASH, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     int64_t delta, cur = 0;
     CRAFT_ASSERT(kv_arg_i64(a[1], &delta)); /* craft_kv_coll_check */
@@ -533,10 +504,9 @@ static int hash_incrbyfloat(struct kv_space *ks, const struct craft_kv_cmd *c,
                             const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_HASH, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_HASH, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     double incr, cur = 0;
     bool ok = kv_arg_double(a[1], false, &incr);
@@ -620,10 +590,9 @@ static int set_add(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                    const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_SET, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_SET, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     struct kv_coll coll = kv_coll_open(ks, &k, KV_TYPE_SET);
     int64_t added = 0;
@@ -652,10 +621,9 @@ static int coll_remove(struct kv_space *ks, const struct craft_kv_cmd *c, uint8_
                        const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, type, &k, &wrong);
-    if (rc != CRAFT_OK || wrong || !k.old.found) {
-        return rc != CRAFT_OK ? rc : wrong ? kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE) : kv_res_int(res, 0);
+    int rc = kv_coll_key(ks, c->key, type, &k, res);
+    if (rc != CRAFT_OK || *res != NULL || !k.old.found) {
+        return rc != CRAFT_OK || *res != NULL ? rc : kv_res_int(res, 0);
     }
     struct kv_coll coll = k.old.coll;
     int64_t removed = 0;
@@ -773,10 +741,9 @@ static int set_pick(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     CRAFT_ASSERT(pick_parse(c->op, n, a, &has_count, &count, &seed) == NULL);
     bool pop = c->op == CRAFT_KV_OP_SPOP;
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_SET, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_SET, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     if (!k.old.found || count == 0) {
         return has_count ? kv_reply(res, kv_result_new(CRAFT_KV_RES_ARRAY, 0, NULL, 0))
@@ -1081,10 +1048,9 @@ static int coll_read(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n
 {
     uint8_t type = c->op >= CRAFT_KV_OP_SISMEMBER ? KV_TYPE_SET : KV_TYPE_HASH;
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, type, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, type, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     bool found = k.old.found;
     uint64_t id = found ? k.old.coll.id : 0;

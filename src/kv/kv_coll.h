@@ -93,6 +93,11 @@ int kv_elems_walk(struct kv_space *ks, uint64_t id, uint64_t from, kv_elem_fn fn
 /* The collection of type at key: *k looked up; *wrong if a key of another type is there. */
 int kv_coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type,
                  struct kv_keyed *k, bool *wrong);
+/* kv_coll_find, answering WRONGTYPE: CRAFT_OK with *res NULL to go on, CRAFT_OK with the
+ * answer in *res (a key of another type: KV_TYPE_STRING for the string ops), or a store
+ * error. *res must be NULL on entry. */
+int kv_coll_key(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type, struct kv_keyed *k,
+                struct craft_kv_result **res);
 /* The collection a write works on: the key's, or a new empty one. */
 struct kv_coll kv_coll_open(struct kv_space *ks, const struct kv_keyed *k, uint8_t type);
 /* After a write's element changes: the header with c's count (and a new version), or the

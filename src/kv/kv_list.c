@@ -175,10 +175,9 @@ static int push(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     bool left = c->op == CRAFT_KV_OP_LPUSH || c->op == CRAFT_KV_OP_LPUSHX;
     bool only_existing = c->op == CRAFT_KV_OP_LPUSHX || c->op == CRAFT_KV_OP_RPUSHX;
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_LIST, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     if (only_existing && !k.old.found) {
         return kv_res_int(res, 0);
@@ -231,10 +230,9 @@ static int pop(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
 {
     bool left = c->op == CRAFT_KV_OP_LPOP;
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_LIST, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     if (!k.old.found) {
         return kv_reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
@@ -285,10 +283,9 @@ static int lset(struct kv_space *ks, const struct craft_kv_cmd *c, const struct 
                 struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_LIST, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     if (!k.old.found) {
         return kv_res_err(res, ERR_NO_SUCH_KEY);
@@ -309,10 +306,9 @@ static int ltrim(struct kv_space *ks, const struct craft_kv_cmd *c, const struct
                  struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_LIST, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     if (k.old.found) {
         struct kv_coll l = k.old.coll;
@@ -346,12 +342,9 @@ static int lrem(struct kv_space *ks, const struct craft_kv_cmd *c, const struct 
                 struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
-    if (rc != CRAFT_OK || wrong || !k.old.found) {
-        return rc != CRAFT_OK ? rc
-               : wrong        ? kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE)
-                              : kv_res_int(res, 0);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_LIST, &k, res);
+    if (rc != CRAFT_OK || *res != NULL || !k.old.found) {
+        return rc != CRAFT_OK || *res != NULL ? rc : kv_res_int(res, 0);
     }
     struct kv_coll l = k.old.coll;
     int64_t count = arg(a[0]);
@@ -412,10 +405,9 @@ static int read_op(struct kv_space *ks, const struct craft_kv_cmd *c, const stru
                    size_t budget, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_LIST, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     struct kv_coll l = k.old.found ? k.old.coll : (struct kv_coll){0};
     switch (c->op) {
@@ -454,12 +446,9 @@ static int linsert(struct kv_space *ks, const struct craft_kv_cmd *c,
                    const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
-    if (rc != CRAFT_OK || wrong || !k.old.found) {
-        return rc != CRAFT_OK ? rc
-               : wrong        ? kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE)
-                              : kv_res_int(res, 0);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_LIST, &k, res);
+    if (rc != CRAFT_OK || *res != NULL || !k.old.found) {
+        return rc != CRAFT_OK || *res != NULL ? rc : kv_res_int(res, 0);
     }
     struct kv_coll l = k.old.coll;
     if (UINT64_MAX - l.head - l.count < 1) {
@@ -580,10 +569,9 @@ static int lpos(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     struct lpos o;
     CRAFT_ASSERT(lpos_parse(n, a, &o) == NULL);
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_LIST, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_LIST, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     struct kv_coll l = k.old.found ? k.old.coll : (struct kv_coll){0};
     struct kv_arr out = {.max = budget};

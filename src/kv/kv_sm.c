@@ -843,44 +843,6 @@ static int session_append(struct ap *a, const struct craft_kv_cmd *c, const stru
 /* ---- the commands ---- */
 
 /* Redis's strict integer syntax: optional '-', no '+', no spaces, no leading zeros. */
-static bool parse_i64(const uint8_t *p, size_t len, int64_t *out)
-{
-    if (len == 0 || len > 20) {
-        return false;
-    }
-    if (len == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    bool neg = p[0] == '-';
-    size_t i = neg ? 1 : 0;
-    if (i >= len || p[i] < '1' || p[i] > '9') {
-        return false;
-    }
-    uint64_t v = 0;
-    for (; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return false;
-        }
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1) {
-            return false;
-        }
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX) {
-            return false;
-        }
-        *out = (int64_t)v;
-    }
-    return true;
-}
 
 /* Each exec_* sets *res (owned) or returns a store error with *res NULL. */
 
@@ -1011,7 +973,7 @@ static int exec_incrby(struct ap *a, const struct craft_kv_cmd *c, struct craft_
     const char *err = NULL;
     if (wrong_type(&k.old)) {
         err = CRAFT_KV_ERR_WRONGTYPE;
-    } else if (k.old.found && !parse_i64(k.old.val, k.old.vlen, &v)) {
+    } else if (k.old.found && !craft_kv_parse_i64(k.old.val, k.old.vlen, &v)) {
         err = ERR_NOT_INT;
     } else if ((c->delta < 0 && v < 0 && c->delta < INT64_MIN - v) ||
                (c->delta > 0 && v > 0 && c->delta > INT64_MAX - v)) {

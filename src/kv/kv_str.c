@@ -74,22 +74,14 @@ const char *kv_str_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
     }
 }
 
-static int find_string(struct kv_space *ks, struct craft_kv_bytes key, struct kv_keyed *k,
-                       bool *wrong)
-{
-    int rc = kv_key_find(ks, key, k);
-    *wrong = rc == CRAFT_OK && k->old.found && k->old.type != KV_TYPE_STRING;
-    return rc;
-}
 
 static int incrbyfloat(struct kv_space *ks, const struct craft_kv_cmd *c,
                        const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = find_string(ks, c->key, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_STRING, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     double incr, cur = 0;
     bool ok = kv_arg_double(a[0], false, &incr);
@@ -114,10 +106,9 @@ static int setrange(struct kv_space *ks, const struct craft_kv_cmd *c,
                     const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = find_string(ks, c->key, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_STRING, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     int64_t off;
     bool ok = kv_arg_i64(a[0], &off);
@@ -146,11 +137,11 @@ static int getex(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                  const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong, persist;
+    bool persist;
     int64_t at;
-    int rc = find_string(ks, c->key, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_STRING, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     CRAFT_ASSERT(getex_parse(n, a, &persist, &at) == NULL);
     if (!k.old.found) {
@@ -250,10 +241,9 @@ static int getrange(struct kv_space *ks, const struct craft_kv_cmd *c,
                     const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = find_string(ks, c->key, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_STRING, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     int64_t start, end;
     bool ok = kv_arg_i64(a[0], &start) && kv_arg_i64(a[1], &end);

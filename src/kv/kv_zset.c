@@ -280,10 +280,9 @@ static int zadd(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
         z.incr = true; /* ZINCRBY incr member */
     }
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_ZSET, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_ZSET, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     if (z.xx && !k.old.found) {
         return z.incr ? kv_reply(res, kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0))
@@ -347,12 +346,9 @@ static int zrem(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                 const struct craft_kv_bytes *a, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_ZSET, &k, &wrong);
-    if (rc != CRAFT_OK || wrong || !k.old.found) {
-        return rc != CRAFT_OK ? rc
-               : wrong        ? kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE)
-                              : kv_res_int(res, 0);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_ZSET, &k, res);
+    if (rc != CRAFT_OK || *res != NULL || !k.old.found) {
+        return rc != CRAFT_OK || *res != NULL ? rc : kv_res_int(res, 0);
     }
     struct kv_coll zs = k.old.coll;
     int64_t removed = 0;
@@ -514,10 +510,9 @@ static int zpop(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                 const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_ZSET, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_ZSET, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     int64_t count = 1;
     if (n == 1) {
@@ -619,10 +614,9 @@ static int read_op(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
                    const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
 {
     struct kv_keyed k;
-    bool wrong;
-    int rc = kv_coll_find(ks, c->key, KV_TYPE_ZSET, &k, &wrong);
-    if (rc != CRAFT_OK || wrong) {
-        return rc != CRAFT_OK ? rc : kv_res_err(res, CRAFT_KV_ERR_WRONGTYPE);
+    int rc = kv_coll_key(ks, c->key, KV_TYPE_ZSET, &k, res);
+    if (rc != CRAFT_OK || *res != NULL) {
+        return rc; /* a store error, or WRONGTYPE answered */
     }
     struct kv_coll zs = k.old.found ? k.old.coll : (struct kv_coll){0};
     double score;

@@ -44,23 +44,10 @@ bool craftkv_arg_u64(const struct craft_resp_arg *a, uint64_t max, uint64_t *v)
     return true;
 }
 
-/* Redis's string2ll: an optional '-', digits, nothing else, no overflow. */
+/* Redis's string2ll (craft_kv_parse_i64): 0, or -1 for anything else. */
 static int parse_i64(const struct craft_resp_arg *a, int64_t *v)
 {
-    char buf[24];
-    if (a->len == 0 || a->len >= sizeof buf)
-        return -1;
-    memcpy(buf, a->data, a->len);
-    buf[a->len] = '\0';
-    if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9')))
-        return -1;
-    char *end;
-    errno = 0;
-    long long x = strtoll(buf, &end, 10);
-    if (errno || *end)
-        return -1;
-    *v = x;
-    return 0;
+    return craft_kv_parse_i64((const uint8_t *)a->data, a->len, v) ? 0 : -1;
 }
 
 static struct craft_kv_bytes B(const struct craft_resp_arg *a)

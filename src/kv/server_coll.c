@@ -74,40 +74,6 @@ int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
     return 1;
 }
 
-/* Redis's string2ll: an optional '-', digits without a leading zero, no overflow. */
-static bool strict_i64(const struct craft_resp_arg *a, int64_t *out)
-{
-    size_t len = a->len, i = 0;
-    const char *p = a->data;
-    if (len == 0 || len > 20) {
-        return false;
-    }
-    if (len == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    bool neg = p[0] == '-';
-    i = neg ? 1 : 0;
-    if (i >= len || p[i] < '1' || p[i] > '9') {
-        return false;
-    }
-    uint64_t v = 0;
-    for (; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            return false;
-        }
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return false;
-        }
-        v = v * 10 + d;
-    }
-    if (v > (uint64_t)INT64_MAX + (neg ? 1u : 0u)) {
-        return false;
-    }
-    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
-    return true;
-}
 
 /* GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]: the expiry made absolute here,
  * with this leader's clock, as SET's (kv.md "Time"): the op carries PXAT <ms> or PERSIST. */
@@ -133,7 +99,7 @@ int craftkv_w_getex(size_t argc, const struct craft_resp_arg *argv, uint64_t now
         return 0;
     }
     int64_t v;
-    if (!strict_i64(&argv[3], &v)) {
+    if (!craft_kv_parse_i64((const uint8_t *)argv[3].data, argv[3].len, &v)) {
         craft_resp_append_error(out, "ERR value is not an integer or out of range");
         return 0;
     }
