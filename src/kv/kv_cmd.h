@@ -126,10 +126,10 @@ enum craft_kv_op {
      * (absent, or its value and expiry) still hashes to delta (craft_kv_watch_digest) when
      * the MULTI is applied; otherwise nothing of it runs (Redis's WATCH). */
     CRAFT_KV_OP_WATCH,
-    /* Collections (kv.md "Data types"): hashes, sets, lists, sorted sets. Each carries its key and the
-     * Redis arguments after it as they came (args, below), which the state machine checks
-     * as the proposer did (craft_kv_coll_check) and runs; SPOP and SRANDMEMBER carry a
-     * 64-bit seed the proposer adds last, so every replica picks the same members. */
+    /* Collections (kv.md "Data types"): hashes, sets, lists, sorted sets. Each carries its key and
+     * the Redis arguments after it as they came (args, below), which the state machine checks as
+     * the proposer did (craft_kv_coll_check) and runs; SPOP and SRANDMEMBER carry a 64-bit seed the
+     * proposer adds last, so every replica picks the same members. */
     CRAFT_KV_OP_HSET,
     CRAFT_KV_OP_HMSET, /* HSET answering OK */
     CRAFT_KV_OP_HSETNX,
@@ -293,8 +293,9 @@ int craft_kv_cmd_encode(const struct craft_kv_cmd *c, uint8_t *buf, size_t cap, 
  * CRAFT_KV_CMD_BYTES_MAX), CRAFT_EMALFORMED (anything else). */
 int craft_kv_cmd_decode(const uint8_t *buf, size_t len, struct craft_kv_cmd *out);
 
-/* Walks a decoded DEL/MSET/MSETNX list (or a collection op's arguments): start with *off = 0; each call yields the next key
- * (and value for MSET/MSETNX; val may be NULL for DEL) and returns false after the last. */
+/* Walks a decoded DEL/MSET/MSETNX list (or a collection op's arguments): start with *off = 0; each
+ * call yields the next key (and value for MSET/MSETNX; val may be NULL for DEL) and returns false
+ * after the last. */
 bool craft_kv_cmd_next(const struct craft_kv_cmd *c, size_t *off, struct craft_kv_bytes *key,
                        struct craft_kv_bytes *val);
 

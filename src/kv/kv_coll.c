@@ -44,9 +44,8 @@ bool kv_arg_is(struct craft_kv_bytes b, const char *s)
     return true;
 }
 
-
 const char *kv_scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
-                              struct kv_scan_args *out)
+                          struct kv_scan_args *out)
 {
     *out = (struct kv_scan_args){.count = 10};
     if (n < 1) {
@@ -94,8 +93,8 @@ const char *kv_scan_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
 }
 
 /* SPOP and SRANDMEMBER: [count] seed (8 bytes, the proposer's). */
-static const char *pick_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a,
-                              bool *has_count, int64_t *count, uint64_t *seed)
+static const char *pick_parse(uint8_t op, size_t n, const struct craft_kv_bytes *a, bool *has_count,
+                              int64_t *count, uint64_t *seed)
 {
     if (n < 1 || n > 2 || a[n - 1].len != 8) {
         return KV_ERR_ARGS;
@@ -145,7 +144,9 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
         }
         return NULL;
     case CRAFT_KV_OP_HSETNX:
-        return n != 2 ? KV_ERR_ARGS : a[0].len > CRAFT_KV_FIELD_BYTES_MAX ? KV_ERR_FIELD_LONG : NULL;
+        return n != 2                                ? KV_ERR_ARGS
+               : a[0].len > CRAFT_KV_FIELD_BYTES_MAX ? KV_ERR_FIELD_LONG
+                                                     : NULL;
     case CRAFT_KV_OP_HINCRBY:
         if (n != 2) {
             return KV_ERR_ARGS;
@@ -214,7 +215,6 @@ const char *craft_kv_coll_check(uint8_t op, size_t n, const struct craft_kv_byte
 }
 
 /* ---- answers ---- */
-
 
 void kv_arr_bytes(struct kv_arr *a, uint8_t type, const uint8_t *p, size_t len)
 {
@@ -306,7 +306,7 @@ int kv_arr_done(struct kv_arr *a, int rc, struct craft_kv_result **res)
 /* ---- elements ---- */
 
 int kv_elem_get(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f, const uint8_t **v,
-                    size_t *vlen)
+                size_t *vlen)
 {
     if (f.len > CRAFT_KV_FIELD_BYTES_MAX) {
         return CRAFT_ENOTFOUND; /* none can have been stored */
@@ -315,8 +315,7 @@ int kv_elem_get(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f, const
     return ks->o->get(ks->t, CRAFT_KV_TABLE_ELEMS, k, kv_ekey(id, f.p, f.len, k), v, vlen);
 }
 
-int kv_elem_put(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f,
-                    struct craft_kv_bytes v)
+int kv_elem_put(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f, struct craft_kv_bytes v)
 {
     uint8_t k[KV_EKEY_MAX];
     return ks->o->put(ks->t, CRAFT_KV_TABLE_ELEMS, k, kv_ekey(id, f.p, f.len, k), v.p, v.len);
@@ -372,8 +371,8 @@ int kv_elems_walk(struct kv_space *ks, uint64_t id, uint64_t from, kv_elem_fn fn
 /* ---- the key ---- */
 
 /* The collection of type at key: *k looked up; *wrong if a key of another type is there. */
-int kv_coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type,
-                     struct kv_keyed *k, bool *wrong)
+int kv_coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type, struct kv_keyed *k,
+                 bool *wrong)
 {
     int rc = kv_key_find(ks, key, k);
     *wrong = rc == CRAFT_OK && k->old.found && k->old.type != type;
@@ -413,9 +412,8 @@ struct kv_coll kv_coll_open(struct kv_space *ks, const struct kv_keyed *k, uint8
     if (k->old.found) {
         return k->old.coll;
     }
-    return (struct kv_coll){.type = type,
-                            .id = kv_coll_new_id(ks),
-                            .head = type == KV_TYPE_LIST ? KV_LIST_BASE : 0};
+    return (struct kv_coll){
+        .type = type, .id = kv_coll_new_id(ks), .head = type == KV_TYPE_LIST ? KV_LIST_BASE : 0};
 }
 
 /* ---- writes ---- */
@@ -492,7 +490,8 @@ static int hash_incrby(struct kv_space *ks, const struct craft_kv_cmd *c,
     char digits[24];
     int dn = snprintf(digits, sizeof digits, "%" PRId64, cur);
     CRAFT_ASSERT(dn > 0 && (size_t)dn < sizeof digits);
-    rc = kv_elem_put(ks, coll.id, a[0], (struct craft_kv_bytes){(const uint8_t *)digits, (uint32_t)dn});
+    rc = kv_elem_put(ks, coll.id, a[0],
+                     (struct craft_kv_bytes){(const uint8_t *)digits, (uint32_t)dn});
     coll.count += !found;
     if (rc == CRAFT_OK) {
         rc = kv_coll_commit(ks, &k, &coll);
@@ -528,7 +527,8 @@ static int hash_incrbyfloat(struct kv_space *ks, const struct craft_kv_cmd *c,
     }
     char text[KV_HUMAN_TEXT_MAX];
     size_t tn = kv_double_human(sum, text);
-    rc = kv_elem_put(ks, coll.id, a[0], (struct craft_kv_bytes){(const uint8_t *)text, (uint32_t)tn});
+    rc = kv_elem_put(ks, coll.id, a[0],
+                     (struct craft_kv_bytes){(const uint8_t *)text, (uint32_t)tn});
     coll.count += !found;
     if (rc == CRAFT_OK) {
         rc = kv_coll_commit(ks, &k, &coll);
@@ -754,8 +754,7 @@ static int set_pick(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     if (count < 0) {
         /* SRANDMEMBER with repeats: each pick its own position (at most
          * CRAFT_KV_RANDOM_PICKS_MAX of them: pick_parse). */
-        for (int64_t i = 0; rc == CRAFT_OK && i < -count && !out.over && out.rc == CRAFT_OK;
-             i++) {
+        for (int64_t i = 0; rc == CRAFT_OK && i < -count && !out.over && out.rc == CRAFT_OK; i++) {
             struct take t = {.out = &out, .want = 1};
             rc = take_from(ks, coll.id, kv_mix64(seed + (uint64_t)i), &t);
         }
@@ -901,8 +900,7 @@ bool kv_arg_double(struct craft_kv_bytes b, bool strict, double *out)
 /* The shortest digits, at most max_prec + 1 of them, that read back as d (finite, not 0;
  * past max_prec + 1 digits: d rounded to that many): digits[0..*nd), and the power of ten of
  * the first; *neg for a negative d. */
-static void shortest_digits(double d, int max_prec, char digits[24], int *nd, int *e10,
-                            bool *neg)
+static void shortest_digits(double d, int max_prec, char digits[24], int *nd, int *e10, bool *neg)
 {
     char e[40];
     for (int prec = 0; prec <= max_prec; prec++) {
@@ -1071,7 +1069,7 @@ static int coll_read(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n
         }
         if (c->op == CRAFT_KV_OP_HGET) {
             return kv_reply(res, rc == CRAFT_OK ? kv_result_new(CRAFT_KV_RES_BULK, 0, v, vlen)
-                                             : kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
+                                                : kv_result_new(CRAFT_KV_RES_NIL, 0, NULL, 0));
         }
         if (c->op == CRAFT_KV_OP_HSTRLEN) {
             return kv_res_int(res, rc == CRAFT_OK ? (int64_t)vlen : 0);
@@ -1107,8 +1105,8 @@ static int coll_read(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n
     case CRAFT_KV_OP_SSCAN: {
         struct kv_scan_args sa;
         CRAFT_ASSERT(kv_scan_parse(c->op, n, a, &sa) == NULL);
-        return kv_coll_scan(ks, id, &sa, c->op == CRAFT_KV_OP_HSCAN && !sa.novalues, false,
-                            budget, res);
+        return kv_coll_scan(ks, id, &sa, c->op == CRAFT_KV_OP_HSCAN && !sa.novalues, false, budget,
+                            res);
     }
     case CRAFT_KV_OP_SRANDMEMBER:
         return set_pick(ks, c, n, a, budget, res);

@@ -72,15 +72,14 @@ int kv_res_int(struct craft_kv_result **res, int64_t v);
 
 int kv_elem_get(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f, const uint8_t **v,
                 size_t *vlen);
-int kv_elem_put(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f,
-                struct craft_kv_bytes v);
+int kv_elem_put(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f, struct craft_kv_bytes v);
 /* CRAFT_OK (removed) or CRAFT_ENOTFOUND. */
 int kv_elem_del(struct kv_space *ks, uint64_t id, struct craft_kv_bytes f);
 
 /* Walks collection id's elements from hash position `from`, in order: fn gets each field
  * (borrowed for the call) and returns CRAFT_OK, CRAFT_KV_ITER_STOP or an error. */
 typedef int (*kv_elem_fn)(void *ctx, uint64_t hash, struct craft_kv_bytes field,
-                       struct craft_kv_bytes val);
+                          struct craft_kv_bytes val);
 /* Walks table's entries of collection id from position `from` (the u64 after the id: a
  * field's hash, a list position, a sortable score), in order; fn gets the rest of the key
  * as field (a ZINDEX key: the member) and the value. kv_elems_walk: ELEMS. */
@@ -91,8 +90,8 @@ int kv_elems_walk(struct kv_space *ks, uint64_t id, uint64_t from, kv_elem_fn fn
 /* ---- the key ---- */
 
 /* The collection of type at key: *k looked up; *wrong if a key of another type is there. */
-int kv_coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type,
-                 struct kv_keyed *k, bool *wrong);
+int kv_coll_find(struct kv_space *ks, struct craft_kv_bytes key, uint8_t type, struct kv_keyed *k,
+                 bool *wrong);
 /* kv_coll_find, answering WRONGTYPE: CRAFT_OK with *res NULL to go on, CRAFT_OK with the
  * answer in *res (a key of another type: KV_TYPE_STRING for the string ops), or a store
  * error. *res must be NULL on entry. */

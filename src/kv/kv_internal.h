@@ -13,9 +13,10 @@
 /* Stored format version, in META "format". Version 1 kept one saved result per session
  * (u64 seq | u64 last_ms | result, empty before the first); craft_kv_sm_open converts such a
  * store to version 2 (the window below) in one write transaction. */
-#define KV_FORMAT    3u
-#define KV_FORMAT_V2 2u /* before the data types: read as it is (a format 2 store holds no
-                         * collection), written back as 3 so that an older binary refuses it */
+#define KV_FORMAT 3u
+#define KV_FORMAT_V2                                                                               \
+    2u /* before the data types: read as it is (a format 2 store holds no                          \
+        * collection), written back as 3 so that an older binary refuses it */
 #define KV_FORMAT_V1 1u
 
 #define KV_SESSION_IDLE_MS_DEFAULT (3600u * 1000u)
@@ -265,8 +266,7 @@ static inline double kv_score_of_sortable(uint64_t s)
 
 /* A ZINDEX key: u64be id | u64be sortable score | member. */
 #define KV_ZKEY_MAX (16u + CRAFT_KV_FIELD_BYTES_MAX)
-static inline size_t kv_zkey(uint64_t id, double score, const uint8_t *m, size_t mlen,
-                             uint8_t *out)
+static inline size_t kv_zkey(uint64_t id, double score, const uint8_t *m, size_t mlen, uint8_t *out)
 {
     kv_put_be64(out, id);
     kv_put_be64(out + 8, kv_score_sortable(score));
@@ -407,8 +407,6 @@ int kv_view_load(struct craft_kv_store *s, struct craft_kv_txn *t, uint64_t gid,
 /* Writes v's two META entries into t. */
 int kv_view_store(struct craft_kv_store *s, struct craft_kv_txn *t,
                   const struct craft_shard_view *v);
-
-
 
 /* Reads the meta entries of t (all zero in an empty store). A version 1 store loads (with
  * format KV_FORMAT_V1): only craft_kv_sm_open sees one, and converts it. kv_meta_store

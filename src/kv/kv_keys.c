@@ -158,8 +158,8 @@ static int coll_clear(struct kv_space *ks, const struct kv_coll *c)
     return rc;
 }
 
-static int key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen,
-                      const struct kv_live *v, bool elements)
+static int key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen, const struct kv_live *v,
+                      bool elements)
 {
     CRAFT_ASSERT(ks->write && v->found);
     int rc = not_found_is_corrupt(ks->o->del(ks->t, CRAFT_KV_TABLE_DATA, sk, sklen));
@@ -185,8 +185,7 @@ int kv_key_remove(struct kv_space *ks, const uint8_t *sk, size_t sklen, const st
     return key_remove(ks, sk, sklen, v, true);
 }
 
-int kv_key_drop_entry(struct kv_space *ks, const uint8_t *sk, size_t sklen,
-                      const struct kv_live *v)
+int kv_key_drop_entry(struct kv_space *ks, const uint8_t *sk, size_t sklen, const struct kv_live *v)
 {
     return key_remove(ks, sk, sklen, v, false);
 }
@@ -351,8 +350,8 @@ int kv_elem_install(struct kv_space *ks, const struct kv_coll *c, uint64_t i,
     int rc = ks->o->put(ks->t, CRAFT_KV_TABLE_ELEMS, k, kv_ekey(c->id, f.p, f.len, k), v.p, v.len);
     if (rc == CRAFT_OK && c->type == KV_TYPE_ZSET) {
         uint8_t z[KV_ZKEY_MAX];
-        rc = ks->o->put(ks->t, CRAFT_KV_TABLE_ZINDEX, z, kv_zkey(c->id, kv_score_get(v.p), f.p, f.len, z),
-                        NULL, 0);
+        rc = ks->o->put(ks->t, CRAFT_KV_TABLE_ZINDEX, z,
+                        kv_zkey(c->id, kv_score_get(v.p), f.p, f.len, z), NULL, 0);
     }
     return rc;
 }

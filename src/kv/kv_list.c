@@ -90,8 +90,9 @@ const char *kv_list_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
         return n != 2 ? KV_ERR_ARGS : kv_arg_i64(a[0], &v) ? NULL : KV_ERR_NOT_INT;
     case CRAFT_KV_OP_LTRIM:
     case CRAFT_KV_OP_LRANGE:
-        return n != 2 ? KV_ERR_ARGS
-                      : kv_arg_i64(a[0], &v) && kv_arg_i64(a[1], &v) ? NULL : KV_ERR_NOT_INT;
+        return n != 2                                         ? KV_ERR_ARGS
+               : kv_arg_i64(a[0], &v) && kv_arg_i64(a[1], &v) ? NULL
+                                                              : KV_ERR_NOT_INT;
     case CRAFT_KV_OP_LINDEX:
         return n != 1 ? KV_ERR_ARGS : kv_arg_i64(a[0], &v) ? NULL : KV_ERR_NOT_INT;
     case CRAFT_KV_OP_LLEN:
@@ -156,10 +157,10 @@ static int del_at(struct kv_space *ks, const struct kv_coll *c, uint64_t pos)
 static bool index_of(int64_t idx, uint64_t count, uint64_t *i)
 {
     if (idx < 0) {
-        if ((uint64_t)-(idx + 1) >= count) {
+        if ((uint64_t) - (idx + 1) >= count) {
             return false;
         }
-        *i = count - (uint64_t)-(idx + 1) - 1;
+        *i = count - (uint64_t) - (idx + 1) - 1;
         return true;
     }
     if ((uint64_t)idx >= count) {
@@ -401,8 +402,8 @@ static int lrem(struct kv_space *ks, const struct craft_kv_cmd *c, const struct 
     return rc != CRAFT_OK ? rc : kv_res_int(res, (int64_t)removed);
 }
 
-static int read_op(struct kv_space *ks, const struct craft_kv_cmd *c, const struct craft_kv_bytes *a,
-                   size_t budget, struct craft_kv_result **res)
+static int read_op(struct kv_space *ks, const struct craft_kv_cmd *c,
+                   const struct craft_kv_bytes *a, size_t budget, struct craft_kv_result **res)
 {
     struct kv_keyed k;
     int rc = kv_coll_key(ks, c->key, KV_TYPE_LIST, &k, res);
@@ -499,8 +500,8 @@ static int linsert(struct kv_space *ks, const struct craft_kv_cmd *c,
 /* LMOVE src dst LEFT|RIGHT LEFT|RIGHT (RPOPLPUSH: RIGHT LEFT): one element popped from a
  * side of src, pushed on a side of dst (src itself: a rotation). Both keys' types are
  * checked before anything changes. */
-static int lmove(struct kv_space *ks, const struct craft_kv_cmd *c,
-                 const struct craft_kv_bytes *a, struct craft_kv_result **res)
+static int lmove(struct kv_space *ks, const struct craft_kv_cmd *c, const struct craft_kv_bytes *a,
+                 struct craft_kv_result **res)
 {
     struct kv_keyed src, dst;
     bool wrong_src, wrong_dst = false;
@@ -521,7 +522,8 @@ static int lmove(struct kv_space *ks, const struct craft_kv_cmd *c,
     const uint8_t *v;
     size_t vlen;
     rc = elem_at(ks, &l, at, &v, &vlen);
-    struct craft_kv_result *r = rc == CRAFT_OK ? kv_result_new(CRAFT_KV_RES_BULK, 0, v, vlen) : NULL;
+    struct craft_kv_result *r =
+        rc == CRAFT_OK ? kv_result_new(CRAFT_KV_RES_BULK, 0, v, vlen) : NULL;
     if (rc == CRAFT_OK && r == NULL) {
         rc = CRAFT_ENOMEM;
     }
@@ -575,7 +577,7 @@ static int lpos(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     }
     struct kv_coll l = k.old.found ? k.old.coll : (struct kv_coll){0};
     struct kv_arr out = {.max = budget};
-    uint64_t skip = o.rank > 0 ? (uint64_t)o.rank - 1 : (uint64_t)-(o.rank + 1);
+    uint64_t skip = o.rank > 0 ? (uint64_t)o.rank - 1 : (uint64_t) - (o.rank + 1);
     uint64_t want = o.count == 0 ? UINT64_MAX : (uint64_t)o.count, found = 0;
     uint64_t limit = o.maxlen == 0 || (uint64_t)o.maxlen > l.count ? l.count : (uint64_t)o.maxlen;
     int64_t first = -1;

@@ -445,7 +445,7 @@ struct export {
     const struct craft_slot_set *slots;
     uint64_t now, idle_ms;
     struct craft_kv_export_cursor *cur; /* NULL: one payload; else the last key added */
-    const struct craft_kv_store_ops *o;  /* the read's transaction, for the elements */
+    const struct craft_kv_store_ops *o; /* the read's transaction, for the elements */
     struct craft_kv_txn *t;
 };
 
@@ -507,10 +507,9 @@ static int export_key(void *ctx, const uint8_t *k, size_t klen, const uint8_t *v
     if (vlen - KV_VAL_HEADER > CRAFT_KV_VALUE_BYTES_MAX) {
         return CRAFT_ECORRUPT;
     }
-    int rc = l.type != KV_TYPE_STRING
-                 ? export_coll(e, k, klen, &l)
-                 : kv_payload_add_key(&e->w, at, k + 8, klen - 8, v + KV_VAL_HEADER,
-                                      vlen - KV_VAL_HEADER);
+    int rc = l.type != KV_TYPE_STRING ? export_coll(e, k, klen, &l)
+                                      : kv_payload_add_key(&e->w, at, k + 8, klen - 8,
+                                                           v + KV_VAL_HEADER, vlen - KV_VAL_HEADER);
     if (rc == CRAFT_OK && e->cur != NULL) {
         memcpy(e->cur->key, k, klen); /* the last key so far (a copy: kept only if a part) */
         e->cur->len = klen;

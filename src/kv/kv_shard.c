@@ -12,8 +12,8 @@
 
 void kv_payload_coll_header(const uint8_t *val, struct kv_coll *c)
 {
-    *c = (struct kv_coll){.type = val[0], .count = craft_get_u64(val + 1),
-                          .version = craft_get_u64(val + 9)};
+    *c = (struct kv_coll){
+        .type = val[0], .count = craft_get_u64(val + 1), .version = craft_get_u64(val + 9)};
 }
 
 bool kv_payload_coll_next(const uint8_t *val, size_t vlen, size_t *off, struct craft_kv_bytes *f,
@@ -122,8 +122,7 @@ int kv_payload_open(const uint8_t *p, size_t len, struct kv_payload *out)
     size_t prev_len = 0;
     for (uint32_t i = 0; i < out->n_keys; i++) {
         struct kv_payload_key k;
-        if (!take_key(&r, &k) ||
-            !craft_slot_set_has(&out->slots, craft_key_slot(k.key, k.klen)) ||
+        if (!take_key(&r, &k) || !craft_slot_set_has(&out->slots, craft_key_slot(k.key, k.klen)) ||
             (k.coll && !kv_payload_coll_valid(k.val, k.vlen))) {
             return CRAFT_ECORRUPT;
         }

@@ -253,8 +253,8 @@ static int meta_get(struct craft_kv_store *s, struct craft_kv_txn *t, const char
 int kv_meta_load(struct craft_kv_store *s, struct craft_kv_txn *t, struct kv_meta *m)
 {
     int rc = meta_get(s, t, KV_META_FORMAT, &m->format);
-    if (rc == CRAFT_OK && m->format != 0 && m->format != KV_FORMAT &&
-        m->format != KV_FORMAT_V2 && m->format != KV_FORMAT_V1) {
+    if (rc == CRAFT_OK && m->format != 0 && m->format != KV_FORMAT && m->format != KV_FORMAT_V2 &&
+        m->format != KV_FORMAT_V1) {
         rc = CRAFT_EVERSION;
     }
     if (rc == CRAFT_OK) {
@@ -395,7 +395,6 @@ static int not_found_is_corrupt(int rc)
 }
 
 /* ---- keys (kv_keys.c) ---- */
-
 
 static int key_find(struct ap *a, struct craft_kv_bytes key, struct kv_keyed *k)
 {
@@ -1131,7 +1130,7 @@ static int delete_slots(struct ap *a, const struct craft_slot_set *slots)
     do {
         w->n = 0;
         rc = a->ks.o->iter(a->ks.t, CRAFT_KV_TABLE_DATA, from_len ? from : NULL, from_len,
-                        collect_slot_key, w);
+                           collect_slot_key, w);
         for (size_t i = 0; rc == CRAFT_OK && i < w->n; i++) {
             rc = kv_key_drop(&a->ks, w->keys[i], w->lens[i]);
         }
@@ -1204,7 +1203,7 @@ static int exec_member(struct ap *a, const struct craft_kv_cmd *c, struct craft_
         /* A new member: the table is bounded (kv_sm.h). */
         size_t n = 0;
         rc = a->ks.o->iter(a->ks.t, CRAFT_KV_TABLE_META, (const uint8_t *)KV_MEMBER_PREFIX,
-                        KV_MEMBER_PREFIX_LEN, count_member, &n);
+                           KV_MEMBER_PREFIX_LEN, count_member, &n);
         if (rc == CRAFT_OK && n >= CRAFT_KV_MEMBERS_MAX) {
             return reply(res, res_err(CRAFT_KV_ERR_MEMBERS));
         }
@@ -1258,9 +1257,8 @@ static int exec_read(struct ap *a, const struct craft_kv_cmd *c, size_t budget,
                 rc = reserve(&buf, &cap, len + need);
                 if (rc == CRAFT_OK) {
                     buf[len] = CRAFT_KV_RES_NIL;
-                    len += string ? enc_bytes(buf + len, CRAFT_KV_RES_BULK, k.old.val,
-                                              k.old.vlen)
-                                  : 1;
+                    len +=
+                        string ? enc_bytes(buf + len, CRAFT_KV_RES_BULK, k.old.val, k.old.vlen) : 1;
                     n++;
                 }
             }
@@ -1936,11 +1934,12 @@ int craft_kv_sm_apply_batch(struct craft_kv_sm *sm, const struct craft_command *
         return CRAFT_OK;
     }
     struct ap a = {.sm = sm, /* every slot empty: no buffer yet */
-                   .expires_min = sm->expires_min, .idle_min = sm->idle_min};
-    a.m = (struct kv_meta){.applied = sm->applied, .now = sm->now, .n_keys = sm->n_keys,
-                           .coll_next = sm->coll_next};
-    a.ks = (struct kv_space){.o = sm->store->ops, .m = &a.m, .write = true,
-                             .expires_min = &a.expires_min};
+                   .expires_min = sm->expires_min,
+                   .idle_min = sm->idle_min};
+    a.m = (struct kv_meta){
+        .applied = sm->applied, .now = sm->now, .n_keys = sm->n_keys, .coll_next = sm->coll_next};
+    a.ks = (struct kv_space){
+        .o = sm->store->ops, .m = &a.m, .write = true, .expires_min = &a.expires_min};
     int rc = a.ks.o->begin(sm->store, true, &a.ks.t);
     if (rc != CRAFT_OK) {
         return rc;

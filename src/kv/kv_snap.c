@@ -467,8 +467,8 @@ static int load_coll(struct loader *l)
     if (rc != CRAFT_OK) {
         return rc;
     }
-    struct kv_coll c = {.type = h[8], .count = craft_get_u64(h + 13),
-                        .version = craft_get_u64(h + 21)};
+    struct kv_coll c = {
+        .type = h[8], .count = craft_get_u64(h + 13), .version = craft_get_u64(h + 21)};
     uint64_t at = craft_get_u64(h);
     uint32_t klen = craft_get_u32(h + 9);
     /* version: the log index of its last change, at most the snapshot's applied index. */
@@ -495,8 +495,8 @@ static int load_coll(struct loader *l)
     c.id = l->m.coll_next++;
     c.head = c.type == KV_TYPE_LIST ? KV_LIST_BASE : 0;
     uint64_t expires_min = 0;
-    struct kv_space ks = {.o = l->o, .t = l->t, .m = &l->m, .write = true,
-                          .expires_min = &expires_min};
+    struct kv_space ks = {
+        .o = l->o, .t = l->t, .m = &l->m, .write = true, .expires_min = &expires_min};
     uint8_t prev[KV_EKEY_MAX], cur[KV_EKEY_MAX];
     size_t prev_len = 0;
     uint8_t *ef = l->rec, *ev = l->rec + KV_EKEY_MAX; /* the field, then the value */

@@ -27,7 +27,7 @@
 #include "kv/kv_store.h"
 
 static const char *const table_names[CRAFT_KV_TABLES] = {"data", "expires", "sessions", "idle",
-                                                         "meta", "elems", "zindex"};
+                                                         "meta", "elems",   "zindex"};
 
 struct lmdb_store {
     struct craft_kv_store base;

@@ -16,14 +16,12 @@
 
 bool kv_op_is_str(uint8_t op)
 {
-    return op == CRAFT_KV_OP_INCRBYFLOAT || op == CRAFT_KV_OP_SETRANGE ||
-           op == CRAFT_KV_OP_GETEX || op == CRAFT_KV_OP_RENAME || op == CRAFT_KV_OP_RENAMENX ||
-           op == CRAFT_KV_OP_GETRANGE;
+    return op == CRAFT_KV_OP_INCRBYFLOAT || op == CRAFT_KV_OP_SETRANGE || op == CRAFT_KV_OP_GETEX ||
+           op == CRAFT_KV_OP_RENAME || op == CRAFT_KV_OP_RENAMENX || op == CRAFT_KV_OP_GETRANGE;
 }
 
 /* GETEX's arguments as the proposer sends them: none, PXAT <absolute ms>, or PERSIST. */
-static const char *getex_parse(size_t n, const struct craft_kv_bytes *a, bool *persist,
-                               int64_t *at)
+static const char *getex_parse(size_t n, const struct craft_kv_bytes *a, bool *persist, int64_t *at)
 {
     *persist = false;
     *at = -1;
@@ -60,20 +58,20 @@ const char *kv_str_check(uint8_t op, size_t n, const struct craft_kv_bytes *a)
         }
         /* An empty value writes nothing, at any offset (Redis answers the length). */
         return a[1].len > 0 && (uint64_t)v + a[1].len > CRAFT_KV_VALUE_BYTES_MAX ? ERR_TOO_LONG
-                                                                                  : NULL;
+                                                                                 : NULL;
     case CRAFT_KV_OP_GETEX:
         return getex_parse(n, a, &persist, &v);
     case CRAFT_KV_OP_RENAME:
     case CRAFT_KV_OP_RENAMENX:
         return n != 1 ? KV_ERR_ARGS : a[0].len > CRAFT_KV_KEY_BYTES_MAX ? KV_ERR_KEY_LONG : NULL;
     case CRAFT_KV_OP_GETRANGE:
-        return n != 2 ? KV_ERR_ARGS
-                      : kv_arg_i64(a[0], &v) && kv_arg_i64(a[1], &v) ? NULL : KV_ERR_NOT_INT;
+        return n != 2                                         ? KV_ERR_ARGS
+               : kv_arg_i64(a[0], &v) && kv_arg_i64(a[1], &v) ? NULL
+                                                              : KV_ERR_NOT_INT;
     default:
         CRAFT_UNREACHABLE();
     }
 }
-
 
 static int incrbyfloat(struct kv_space *ks, const struct craft_kv_cmd *c,
                        const struct craft_kv_bytes *a, struct craft_kv_result **res)
@@ -119,7 +117,7 @@ static int setrange(struct kv_space *ks, const struct craft_kv_cmd *c,
     }
     size_t len = (size_t)off + a[1].len > old_len ? (size_t)off + a[1].len : old_len;
     CRAFT_ASSERT(len <= CRAFT_KV_VALUE_BYTES_MAX); /* kv_str_check */
-    uint8_t *v = calloc(len, 1); /* zero padding past the old end */
+    uint8_t *v = calloc(len, 1);                   /* zero padding past the old end */
     if (v == NULL) {
         return CRAFT_ENOMEM;
     }
@@ -127,8 +125,8 @@ static int setrange(struct kv_space *ks, const struct craft_kv_cmd *c,
         memcpy(v, k.old.val, old_len);
     }
     memcpy(v + off, a[1].p, a[1].len);
-    rc = kv_key_store(ks, k.sk, k.sklen, &k.old, v, len, NULL, 0,
-                      k.old.found ? k.old.expire_at : 0);
+    rc =
+        kv_key_store(ks, k.sk, k.sklen, &k.old, v, len, NULL, 0, k.old.found ? k.old.expire_at : 0);
     free(v);
     return rc != CRAFT_OK ? rc : kv_res_int(res, (int64_t)len);
 }
@@ -266,8 +264,8 @@ static int getrange(struct kv_space *ks, const struct craft_kv_cmd *c,
     if (start > end) {
         return kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, NULL, 0));
     }
-    return kv_reply(res, kv_result_new(CRAFT_KV_RES_BULK, 0, k.old.val + start,
-                                       (size_t)(end - start + 1)));
+    return kv_reply(
+        res, kv_result_new(CRAFT_KV_RES_BULK, 0, k.old.val + start, (size_t)(end - start + 1)));
 }
 
 int kv_str_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,

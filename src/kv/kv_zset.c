@@ -11,13 +11,14 @@
 #include "base/bytes.h"
 #include "kv/kv_coll.h"
 
-#define ERR_XX_NX   "ERR XX and NX options at the same time are not compatible"
-#define ERR_GT_LT   "ERR GT, LT, and/or NX options at the same time are not compatible"
-#define ERR_INCR    "ERR INCR option supports a single increment-element pair"
-#define ERR_NAN     "ERR resulting score is not a number (NaN)"
-#define ERR_MINMAX  "ERR min or max is not a float"
-#define ERR_LIMIT   "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
-#define ERR_BYLEX   "ERR BYLEX is not supported by craftkv"
+#define ERR_XX_NX  "ERR XX and NX options at the same time are not compatible"
+#define ERR_GT_LT  "ERR GT, LT, and/or NX options at the same time are not compatible"
+#define ERR_INCR   "ERR INCR option supports a single increment-element pair"
+#define ERR_NAN    "ERR resulting score is not a number (NaN)"
+#define ERR_MINMAX "ERR min or max is not a float"
+#define ERR_LIMIT                                                                                  \
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+#define ERR_BYLEX "ERR BYLEX is not supported by craftkv"
 
 bool kv_op_is_zset(uint8_t op)
 {
@@ -379,7 +380,7 @@ struct zitems {
         double score;
         size_t off;
         uint32_t len;
-    } *items;
+    } * items;
     size_t n, cap;
     uint8_t *bytes;
     size_t blen, bcap;
@@ -530,7 +531,9 @@ static int zpop(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
     /* ZPOPMAX: the last want in score order (O(n): the index is walked from its start). */
     /* Collected, and measured, before anything is deleted: an answer over the budget pops
      * nothing (the members would be lost with the answer), on every replica alike. */
-    struct zwalk w = {.items = &items, .skip = max ? zs.count - want : 0, .take = want,
+    struct zwalk w = {.items = &items,
+                      .skip = max ? zs.count - want : 0,
+                      .take = want,
                       .limit = budget > 9 ? budget - 9 : 1};
     rc = zwalk(ks, zs.id, &w);
     if (rc == CRAFT_OK && w.over) {
@@ -579,8 +582,12 @@ static int zrange(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
         }
     } else {
         bool limited = r.limit && r.count >= 0;
-        struct zwalk w = {.items = &items, .take = UINT64_MAX, .byscore = true,
-                          .min = r.min, .max = r.max, .min_excl = r.min_excl,
+        struct zwalk w = {.items = &items,
+                          .take = UINT64_MAX,
+                          .byscore = true,
+                          .min = r.min,
+                          .max = r.max,
+                          .min_excl = r.min_excl,
                           .max_excl = r.max_excl};
         if (!r.rev && r.limit) {
             w.skip = r.offset < 0 ? UINT64_MAX : (uint64_t)r.offset;
@@ -663,8 +670,8 @@ static int read_op(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n,
         if (rc != CRAFT_OK) {
             return rc;
         }
-        return kv_res_int(res, (int64_t)(c->op == CRAFT_KV_OP_ZRANK ? w.counted
-                                                                    : zs.count - 1 - w.counted));
+        return kv_res_int(
+            res, (int64_t)(c->op == CRAFT_KV_OP_ZRANK ? w.counted : zs.count - 1 - w.counted));
     }
     case CRAFT_KV_OP_ZSCAN: {
         struct kv_scan_args sa;

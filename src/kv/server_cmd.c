@@ -127,7 +127,8 @@ static int w_setex(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
 }
 
 static int w_psetex(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
-                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                    struct craft_resp_buf *out)
 {
     (void)argc, (void)items;
     return setex_common("psetex", false, argv, now, c, out);
@@ -486,8 +487,8 @@ static void r_pttl(struct craft_kv_read *r, size_t argc,
 }
 
 /* EXPIRETIME / PEXPIRETIME: the absolute instant, -1 without one, -2 absent. */
-static void r_expiretime(struct craft_kv_read *r, size_t argc,
-                         const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+static void r_expiretime(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
+                         struct craft_resp_buf *out)
 {
     (void)argc;
     int64_t at;
@@ -528,8 +529,8 @@ static int scan_emit(void *ctx, const uint8_t *key, size_t klen)
 
 /* KEYS pattern: every live key matching, through SCAN's walk (this node's replica: in a
  * sharded cluster the keys of the groups it hosts, as Redis Cluster's KEYS is per node). */
-static void r_keys(struct craft_kv_read *r, size_t argc,
-                   const struct craft_resp_arg *argv, struct craft_resp_buf *out)
+static void r_keys(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
+                   struct craft_resp_buf *out)
 {
     (void)argc;
     struct scan_ctx sc = {0};
@@ -614,9 +615,9 @@ static void r_scan(struct craft_kv_read *r, size_t argc,
         }
     }
     uint64_t next = 0;
-    int rc = craft_kv_read_scan_type(r, ucur, pat ? (const uint8_t *)pat->data : NULL,
-                                     pat ? pat->len : 0, (size_t)count, type, scan_emit, &sc,
-                                     &next);
+    int rc =
+        craft_kv_read_scan_type(r, ucur, pat ? (const uint8_t *)pat->data : NULL,
+                                pat ? pat->len : 0, (size_t)count, type, scan_emit, &sc, &next);
     if (rc != CRAFT_OK) {
         store_err(out, rc);
     } else {
@@ -725,9 +726,11 @@ static void command_info(struct craft_resp_buf *out, const struct craftkv_cmd_de
         [CRAFTKV_WRITE] = {"write", "denyoom"}, [CRAFTKV_ADMIN] = {"admin", "noscript"}};
     static const char *const acl[] = {[CRAFTKV_LOCAL] = "@connection", [CRAFTKV_READ] = "@read",
                                       [CRAFTKV_WRITE] = "@write", [CRAFTKV_ADMIN] = "@admin"};
-    static const int64_t pos[][3] = {
-        [K_NONE] = {0, 0, 0}, [K_ONE] = {1, 1, 1}, [K_ALL] = {1, -1, 1}, [K_PAIRS] = {1, -1, 2},
-        [K_TWO] = {1, 2, 1}};
+    static const int64_t pos[][3] = {[K_NONE] = {0, 0, 0},
+                                     [K_ONE] = {1, 1, 1},
+                                     [K_ALL] = {1, -1, 1},
+                                     [K_PAIRS] = {1, -1, 2},
+                                     [K_TWO] = {1, 2, 1}};
     craft_resp_append_array(out, 10);
     craft_resp_append_bulk(out, d->name, strlen(d->name));
     craft_resp_append_int(out, d->arity);
@@ -864,7 +867,8 @@ static int build_queued(const struct craftkv_cmd_def *d, size_t argc,
             for (size_t i = 2; i < argc; i++)
                 too_long = too_long || argv[i].len > CRAFT_KV_VALUE_BYTES_MAX;
             if (too_long) {
-                craft_resp_append_errorf(out, "ERR key or value too long for a transaction "
+                craft_resp_append_errorf(out,
+                                         "ERR key or value too long for a transaction "
                                          "(keys up to %u bytes, values up to %u)",
                                          CRAFT_KV_KEY_BYTES_MAX, CRAFT_KV_VALUE_BYTES_MAX);
                 return -1;
@@ -1012,9 +1016,18 @@ static int w_endsession(size_t argc, const struct craft_resp_arg *argv, uint64_t
 #define WRITE(n, a, f, k) {n, a, CRAFTKV_WRITE, NULL, NULL, f, NULL, k, 0}
 #define ADMIN(n, a, f)    {n, a, CRAFTKV_ADMIN, NULL, NULL, NULL, f, K_NONE, 0}
 /* The hashes and sets (server_coll.c): the state machine's op in multi_op. */
-#define CWRITE(n, a, op)  {n, a, CRAFTKV_WRITE, NULL, NULL, craftkv_w_coll, NULL, K_ONE, op}
-#define CWRITEK(n, a, k, op) {n, a, CRAFTKV_WRITE, NULL, NULL, craftkv_w_coll, NULL, k, op}
-#define CREAD(n, a, k, op) {n, a, CRAFTKV_READ, NULL, craftkv_r_coll, NULL, NULL, k, op}
+#define CWRITE(n, a, op)                                                                           \
+    {                                                                                              \
+        n, a, CRAFTKV_WRITE, NULL, NULL, craftkv_w_coll, NULL, K_ONE, op                           \
+    }
+#define CWRITEK(n, a, k, op)                                                                       \
+    {                                                                                              \
+        n, a, CRAFTKV_WRITE, NULL, NULL, craftkv_w_coll, NULL, k, op                               \
+    }
+#define CREAD(n, a, k, op)                                                                         \
+    {                                                                                              \
+        n, a, CRAFTKV_READ, NULL, craftkv_r_coll, NULL, NULL, k, op                                \
+    }
 
 static const struct craftkv_cmd_def table[] = {
     LOCAL("ping", -1, l_ping),
@@ -1136,7 +1149,8 @@ static const struct craftkv_cmd_def table[] = {
     CWRITE("hincrbyfloat", 4, CRAFT_KV_OP_HINCRBYFLOAT),
     CWRITE("linsert", 5, CRAFT_KV_OP_LINSERT),
     CWRITEK("lmove", 5, K_TWO, CRAFT_KV_OP_LMOVE),
-    {"rpoplpush", 3, CRAFTKV_WRITE, NULL, NULL, craftkv_w_rpoplpush, NULL, K_TWO, CRAFT_KV_OP_LMOVE},
+    {"rpoplpush", 3, CRAFTKV_WRITE, NULL, NULL, craftkv_w_rpoplpush, NULL, K_TWO,
+     CRAFT_KV_OP_LMOVE},
     CREAD("lpos", -3, K_ONE, CRAFT_KV_OP_LPOS),
     CWRITEK("smove", 4, K_TWO, CRAFT_KV_OP_SMOVE),
     CWRITEK("sinterstore", -3, K_ALL, CRAFT_KV_OP_SINTERSTORE),
@@ -1151,7 +1165,7 @@ static const struct craftkv_cmd_def table[] = {
     ADMIN("raft.transfer", -1, craftkv_a_transfer),
     ADMIN("raft.snapshot", 1, craftkv_a_snapshot),
     ADMIN("craft.admin", -2, craftkv_a_admin),
-    ADMIN("cluster", -2, craftkv_a_cluster), /* server_cluster.c */
+    ADMIN("cluster", -2, craftkv_a_cluster),   /* server_cluster.c */
     ADMIN("craft.shard", -2, craftkv_a_shard), /* server_shard_admin.c */
 };
 

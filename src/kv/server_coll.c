@@ -29,15 +29,14 @@ static uint64_t seed_draw(void)
 /* op's command from argv into *c, its arguments in items (argc - 1 entries at least) and
  * the seed in seed_buf when op draws one: NULL, or the error to answer. */
 static const char *build(uint8_t op, size_t argc, const struct craft_resp_arg *argv,
-                         struct craft_kv_cmd *c, struct craft_kv_bytes *items,
-                         uint8_t seed_buf[8])
+                         struct craft_kv_cmd *c, struct craft_kv_bytes *items, uint8_t seed_buf[8])
 {
     c->op = op;
     c->key = (struct craft_kv_bytes){(const uint8_t *)argv[1].data, (uint32_t)argv[1].len};
     size_t n = argc - 2;
     for (size_t i = 0; i < n; i++)
-        items[i] = (struct craft_kv_bytes){(const uint8_t *)argv[i + 2].data,
-                                           (uint32_t)argv[i + 2].len};
+        items[i] =
+            (struct craft_kv_bytes){(const uint8_t *)argv[i + 2].data, (uint32_t)argv[i + 2].len};
     if (op == CRAFT_KV_OP_SPOP || op == CRAFT_KV_OP_SRANDMEMBER) {
         uint64_t seed = seed_draw();
         memcpy(seed_buf, &seed, 8);
@@ -74,11 +73,11 @@ int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
     return 1;
 }
 
-
 /* GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]: the expiry made absolute here,
  * with this leader's clock, as SET's (kv.md "Time"): the op carries PXAT <ms> or PERSIST. */
 int craftkv_w_getex(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
-                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out)
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                    struct craft_resp_buf *out)
 {
     static _Thread_local char digits[24]; /* until encoded, as the seed (above) */
     c->op = CRAFT_KV_OP_GETEX;

@@ -465,12 +465,14 @@ int craftkv_cmd_check_queued(const struct craftkv_cmd_def *d, size_t argc,
 /* The table's write and read functions of every collection command (its op: the entry's
  * multi_op). */
 int craftkv_w_coll(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
-                   struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out);
+                   struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                   struct craft_resp_buf *out);
 void craftkv_r_coll(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
                     struct craft_resp_buf *out);
 /* GETEX (its expiry made absolute with this leader's clock) and RPOPLPUSH (LMOVE). */
 int craftkv_w_getex(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
-                    struct craft_kv_cmd *c, struct craft_kv_bytes *items, struct craft_resp_buf *out);
+                    struct craft_kv_cmd *c, struct craft_kv_bytes *items,
+                    struct craft_resp_buf *out);
 int craftkv_w_rpoplpush(size_t argc, const struct craft_resp_arg *argv, uint64_t now,
                         struct craft_kv_cmd *c, struct craft_kv_bytes *items,
                         struct craft_resp_buf *out);

@@ -14,8 +14,8 @@ static int failures;
 static void expect(const char *what, redisReply *r, int type, const char *str, long long integer)
 {
     int ok = r != NULL && r->type == type;
-    if (ok && (type == REDIS_REPLY_STRING || type == REDIS_REPLY_STATUS ||
-               type == REDIS_REPLY_ERROR)) {
+    if (ok &&
+        (type == REDIS_REPLY_STRING || type == REDIS_REPLY_STATUS || type == REDIS_REPLY_ERROR)) {
         ok = str == NULL || (r->len == strlen(str) && memcmp(r->str, str, r->len) == 0);
     } else if (ok && type == REDIS_REPLY_INTEGER) {
         ok = r->integer == integer;
@@ -23,8 +23,8 @@ static void expect(const char *what, redisReply *r, int type, const char *str, l
         ok = (long long)r->elements == integer;
     }
     if (!ok) {
-        printf("%s: got type %d '%s' %lld\n", what, r ? r->type : -1,
-               r && r->str ? r->str : "", r ? r->integer : 0);
+        printf("%s: got type %d '%s' %lld\n", what, r ? r->type : -1, r && r->str ? r->str : "",
+               r ? r->integer : 0);
         failures++;
     }
 }
@@ -42,11 +42,11 @@ int main(int argc, char **argv)
         return 1;
     }
     redisReply *r;
-#define RUN(what, type, str, integer, ...)                 \
-    do {                                                   \
-        r = redisCommand(c, __VA_ARGS__);                  \
-        expect(what, r, type, str, integer);               \
-        freeReplyObject(r);                                \
+#define RUN(what, type, str, integer, ...)                                                         \
+    do {                                                                                           \
+        r = redisCommand(c, __VA_ARGS__);                                                          \
+        expect(what, r, type, str, integer);                                                       \
+        freeReplyObject(r);                                                                        \
     } while (0)
     RUN("SET", REDIS_REPLY_STATUS, "OK", 0, "SET hi:s %s", "v a l");
     RUN("GET", REDIS_REPLY_STRING, "v a l", 0, "GET hi:s");

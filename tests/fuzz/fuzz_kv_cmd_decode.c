@@ -215,19 +215,29 @@ static void seed_state(struct craft_kv_sm *sm, uint64_t *index)
     /* A hash h {f: 1, g: x}, a set s {m, n}, a list l [f, 1, g, x] and a sorted set z
      * {x: 1}: the collection ops meet elements, and the string ops WRONGTYPE. */
     {
-        struct craft_kv_bytes args[4] = {{(const uint8_t *)"f", 1}, {(const uint8_t *)"1", 1},
-                                         {(const uint8_t *)"g", 1}, {(const uint8_t *)"x", 1}};
-        struct craft_kv_cmd l = {.op = CRAFT_KV_OP_RPUSH, .now_ms = 1000,
-                                 .key = {(const uint8_t *)"l", 1}, .n = 4, .args = args};
+        struct craft_kv_bytes args[4] = {{(const uint8_t *)"f", 1},
+                                         {(const uint8_t *)"1", 1},
+                                         {(const uint8_t *)"g", 1},
+                                         {(const uint8_t *)"x", 1}};
+        struct craft_kv_cmd l = {.op = CRAFT_KV_OP_RPUSH,
+                                 .now_ms = 1000,
+                                 .key = {(const uint8_t *)"l", 1},
+                                 .n = 4,
+                                 .args = args};
         craft_kv_result_free(apply_cmd(sm, index, &l));
-        struct craft_kv_cmd z = {.op = CRAFT_KV_OP_ZADD, .now_ms = 1000,
-                                 .key = {(const uint8_t *)"z", 1}, .n = 2, .args = args + 2};
+        struct craft_kv_cmd z = {.op = CRAFT_KV_OP_ZADD,
+                                 .now_ms = 1000,
+                                 .key = {(const uint8_t *)"z", 1},
+                                 .n = 2,
+                                 .args = args + 2};
         args[2] = (struct craft_kv_bytes){(const uint8_t *)"1", 1};
         craft_kv_result_free(apply_cmd(sm, index, &z));
     }
     for (int i = 0; i < 2; i++) {
-        struct craft_kv_bytes args[4] = {{(const uint8_t *)"f", 1}, {(const uint8_t *)"1", 1},
-                                         {(const uint8_t *)"g", 1}, {(const uint8_t *)"x", 1}};
+        struct craft_kv_bytes args[4] = {{(const uint8_t *)"f", 1},
+                                         {(const uint8_t *)"1", 1},
+                                         {(const uint8_t *)"g", 1},
+                                         {(const uint8_t *)"x", 1}};
         if (i == 1) {
             args[0] = (struct craft_kv_bytes){(const uint8_t *)"m", 1};
             args[1] = (struct craft_kv_bytes){(const uint8_t *)"n", 1};

@@ -96,7 +96,8 @@ static void table_shape(void)
     CHECK(craftkv_cmd_find("mget", 4)->keys == K_ALL);
     CHECK(craftkv_cmd_find("del", 3)->keys == K_ALL);
     CHECK(craftkv_cmd_find("mset", 4)->keys == K_PAIRS);
-    CHECK(craftkv_cmd_find("rename", 6)->keys == K_TWO && craftkv_cmd_find("lmove", 5)->keys == K_TWO);
+    CHECK(craftkv_cmd_find("rename", 6)->keys == K_TWO &&
+          craftkv_cmd_find("lmove", 5)->keys == K_TWO);
     CHECK(craftkv_cmd_find("scan", 4)->keys == K_NONE);
     CHECK(craftkv_cmd_find("cluster", 7)->keys == K_NONE);
     CHECK(n >= 40);

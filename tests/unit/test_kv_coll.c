@@ -30,8 +30,7 @@ static void h_open(struct h *h, bool lmdb)
     if (lmdb) {
         snprintf(h->dir, sizeof h->dir, "/tmp/craft-coll-XXXXXX");
         CRAFT_ASSERT(mkdtemp(h->dir) != NULL);
-        struct craft_kv_lmdb_config cfg = {.path = h->dir, .map_bytes = 64u << 20,
-                                           .no_sync = true};
+        struct craft_kv_lmdb_config cfg = {.path = h->dir, .map_bytes = 64u << 20, .no_sync = true};
         CRAFT_ASSERT(craft_kv_store_lmdb_open(&cfg, &h->st, NULL, 0) == CRAFT_OK);
     } else {
         CRAFT_ASSERT(craft_kv_store_mem_open(&h->st) == CRAFT_OK);
@@ -51,14 +50,13 @@ static void h_close(struct h *h)
     }
 }
 
-static struct craft_kv_bytes B(const char *s)
-{
+static struct craft_kv_bytes B(const char *s) {
     return (struct craft_kv_bytes){(const uint8_t *)s, (uint32_t)strlen(s)};
 }
 
 /* Builds op key args... (NULL-terminated) into *c, its arguments in a[]. */
-static struct craft_kv_cmd build(uint8_t op, const char *key, const char *const *args,
-                                 struct craft_kv_bytes *a)
+static struct craft_kv_cmd
+build(uint8_t op, const char *key, const char *const *args, struct craft_kv_bytes *a)
 {
     struct craft_kv_cmd c = {.op = op, .key = B(key), .args = a};
     while (args != NULL && args[c.n] != NULL) {
@@ -156,10 +154,10 @@ static const char *run(struct h *h, uint8_t op, const char *key, const char *con
     return answer(res);
 }
 
-#define A(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define A(...)               ((const char *const[]){__VA_ARGS__, NULL})
 #define RUN(h, op, key, ...) run(h, CRAFT_KV_OP_##op, key, A(__VA_ARGS__))
-#define RUN0(h, op, key) run(h, CRAFT_KV_OP_##op, key, NULL)
-#define IS(expr, want) CHECK(strcmp((expr), (want)) == 0 || (printf("  got %s\n", last), 0))
+#define RUN0(h, op, key)     run(h, CRAFT_KV_OP_##op, key, NULL)
+#define IS(expr, want)       CHECK(strcmp((expr), (want)) == 0 || (printf("  got %s\n", last), 0))
 
 static const char *string_op(struct h *h, uint8_t op, const char *key, const char *val)
 {
@@ -377,7 +375,8 @@ static void sets(void)
     craft_kv_result_free(res);
     args[0] = B("-2000000"); /* repeats are bounded (CRAFT_KV_RANDOM_PICKS_MAX) */
     CHECK(craft_kv_read_exec(r, &rnd, &res) == CRAFT_OK);
-    CHECK(res->type == CRAFT_KV_RES_ERR && strcmp((char *)res->data, "ERR value is out of range") == 0);
+    CHECK(res->type == CRAFT_KV_RES_ERR &&
+          strcmp((char *)res->data, "ERR value is out of range") == 0);
     craft_kv_result_free(res);
     craft_kv_read_end(r);
     /* SPOP of more than a chunk (256): distinct members, the same on both replicas. */
@@ -486,9 +485,12 @@ static void zsets(void)
     IS(RUN(&h, ZSCORE, "z", "b"), "b:0");
     IS(RUN(&h, ZADD, "z", "GT", "CH", "-1", "a", "7", "a"), "i:1"); /* -1 ignored, 7 > 6 */
     IS(RUN(&h, ZADD, "z", "LT", "INCR", "1", "a"), "nil");
-    IS(RUN(&h, ZADD, "z", "NX", "XX", "1", "a"), "e:ERR XX and NX options at the same time are not compatible");
-    IS(RUN(&h, ZADD, "z", "NX", "GT", "1", "a"), "e:ERR GT, LT, and/or NX options at the same time are not compatible");
-    IS(RUN(&h, ZADD, "z", "INCR", "1", "a", "2", "b"), "e:ERR INCR option supports a single increment-element pair");
+    IS(RUN(&h, ZADD, "z", "NX", "XX", "1", "a"),
+       "e:ERR XX and NX options at the same time are not compatible");
+    IS(RUN(&h, ZADD, "z", "NX", "GT", "1", "a"),
+       "e:ERR GT, LT, and/or NX options at the same time are not compatible");
+    IS(RUN(&h, ZADD, "z", "INCR", "1", "a", "2", "b"),
+       "e:ERR INCR option supports a single increment-element pair");
     IS(RUN(&h, ZADD, "z", "x", "a"), "e:ERR value is not a valid float");
     IS(RUN(&h, ZADD, "z", "nan", "a"), "e:ERR value is not a valid float");
     IS(RUN(&h, ZADD, "z", "1e400", "a"), "e:ERR value is not a valid float"); /* as Redis */
@@ -619,8 +621,8 @@ static void strings_and_moves(void)
     IS(RUN(&h, LPOS, "l", "b", "RANK", "2", "COUNT", "1"), "[i:4]");
     IS(RUN(&h, LPOS, "l", "nope"), "nil");
     IS(RUN(&h, LPOS, "l", "X", "RANK", "0"), "e:ERR RANK can't be zero: use 1 to start from the "
-                                              "first match, 2 from the second ... or use "
-                                              "negative to start from the end of the list");
+                                             "first match, 2 from the second ... or use "
+                                             "negative to start from the end of the list");
     /* Sets: SMOVE, the *STORE forms. */
     IS(RUN(&h, SADD, "A", "1", "2", "3"), "i:3");
     IS(RUN(&h, SADD, "B", "2", "3", "4"), "i:3");
@@ -681,7 +683,8 @@ static void scans(void)
         CHECK(seen[i] == 1);
     }
     CHECK(calls > N / 7 / 2); /* it did go in steps */
-    IS(RUN(&h, HSCAN, "h", "0", "MATCH", "f1?", "COUNT", "1000"), RUN(&h, HSCAN, "h", "0", "MATCH", "f1?", "COUNT", "1000"));
+    IS(RUN(&h, HSCAN, "h", "0", "MATCH", "f1?", "COUNT", "1000"),
+       RUN(&h, HSCAN, "h", "0", "MATCH", "f1?", "COUNT", "1000"));
     CHECK(strstr(last, "b:f12,b:v") != NULL && strstr(last, "b:f120") == NULL);
     IS(RUN(&h, HSCAN, "h", "x"), "e:ERR invalid cursor");
     IS(RUN(&h, HSCAN, "h", "0", "COUNT", "0"), "e:ERR syntax error");
@@ -760,8 +763,7 @@ static void watch_and_multi(void)
     CHECK(craft_kv_cmd_multi_add(&s1, blob, sizeof blob, &len) == CRAFT_OK);
     CHECK(craft_kv_cmd_multi_add(&s2, blob, sizeof blob, &len) == CRAFT_OK);
     CHECK(craft_kv_cmd_multi_add(&s3, blob, sizeof blob, &len) == CRAFT_OK);
-    struct craft_kv_cmd m = {.op = CRAFT_KV_OP_MULTI, .n = 4,
-                             .blob = {blob, (uint32_t)len}};
+    struct craft_kv_cmd m = {.op = CRAFT_KV_OP_MULTI, .n = 4, .blob = {blob, (uint32_t)len}};
     /* A replica restored from a snapshot numbers its collections anew. */
     struct h b;
     h_open(&b, true);

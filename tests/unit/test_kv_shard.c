@@ -274,10 +274,10 @@ static void migration(void)
     snprintf(hk, sizeof hk, "{%s}h", go);
     snprintf(sk, sizeof sk, "{%s}s", go);
     struct craft_kv_bytes hargs[4] = {B("f1"), B("v1"), B("f2"), B("v2")};
-    CHECK(run_int(&a, (struct craft_kv_cmd){.op = CRAFT_KV_OP_HSET, .key = B(hk), .n = 4,
-                                            .args = hargs}) == 2);
-    CHECK(run_int(&a, (struct craft_kv_cmd){.op = CRAFT_KV_OP_SADD, .key = B(sk), .n = 3,
-                                            .args = hargs}) == 3);
+    CHECK(run_int(&a, (struct craft_kv_cmd){
+                          .op = CRAFT_KV_OP_HSET, .key = B(hk), .n = 4, .args = hargs}) == 2);
+    CHECK(run_int(&a, (struct craft_kv_cmd){
+                          .op = CRAFT_KV_OP_SADD, .key = B(sk), .n = 3, .args = hargs}) == 3);
     /* Group 2 owns nothing in configuration 1: MOVED, and its session is not touched. */
     CHECK(answers(&b, SET(go, "no", 0, 0), CRAFT_KV_ERR_MOVED));
 

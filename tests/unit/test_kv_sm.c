@@ -449,7 +449,8 @@ static void check_roundtrip(struct craft_kv_cmd c)
         d.keys = ks;
         d.values = vs;
         d.args = ks;
-        CHECK(d.key.len == c.key.len && (d.key.len == 0 || memcmp(d.key.p, c.key.p, d.key.len) == 0));
+        CHECK(d.key.len == c.key.len &&
+              (d.key.len == 0 || memcmp(d.key.p, c.key.p, d.key.len) == 0));
     }
     uint8_t *q = malloc(size);
     size_t len2 = 0;
@@ -590,12 +591,13 @@ static void test_cmd_encoding(void)
     c = LIST(CRAFT_KV_OP_DEL, del);
     check_roundtrip(c);
     /* The collection ops: a key and its arguments (none, or many, empty ones too). */
-    struct craft_kv_bytes args[3] = {{(const uint8_t *)"f", 1}, {NULL, 0}, {(const uint8_t *)"v", 1}};
-    c = (struct craft_kv_cmd){.op = CRAFT_KV_OP_HSET, .key = {(const uint8_t *)"h", 1}, .n = 3,
-                              .args = args};
+    struct craft_kv_bytes args[3] = {
+        {(const uint8_t *)"f", 1}, {NULL, 0}, {(const uint8_t *)"v", 1}};
+    c = (struct craft_kv_cmd){
+        .op = CRAFT_KV_OP_HSET, .key = {(const uint8_t *)"h", 1}, .n = 3, .args = args};
     check_roundtrip(c);
-    c = (struct craft_kv_cmd){.op = CRAFT_KV_OP_SREM, .key = {(const uint8_t *)"s", 1}, .n = 2,
-                              .args = args};
+    c = (struct craft_kv_cmd){
+        .op = CRAFT_KV_OP_SREM, .key = {(const uint8_t *)"s", 1}, .n = 2, .args = args};
     check_roundtrip(c);
     c = (struct craft_kv_cmd){.op = CRAFT_KV_OP_SPOP, .key = {NULL, 0}, .n = 0};
     check_roundtrip(c);
@@ -2068,12 +2070,11 @@ static void gen_workload(uint64_t seed, size_t n, struct cmdlist *out)
         case 27:
         case 28: {
             /* The ops of two keys, and the string ops of the same shape. */
-            static const uint8_t ops[] = {CRAFT_KV_OP_RENAME,      CRAFT_KV_OP_RENAMENX,
-                                          CRAFT_KV_OP_LMOVE,       CRAFT_KV_OP_SMOVE,
-                                          CRAFT_KV_OP_SUNIONSTORE, CRAFT_KV_OP_SINTERSTORE,
-                                          CRAFT_KV_OP_INCRBYFLOAT, CRAFT_KV_OP_LINSERT,
-                                          CRAFT_KV_OP_SETRANGE,    CRAFT_KV_OP_GETEX,
-                                          CRAFT_KV_OP_HINCRBYFLOAT};
+            static const uint8_t ops[] = {
+                CRAFT_KV_OP_RENAME,      CRAFT_KV_OP_RENAMENX,    CRAFT_KV_OP_LMOVE,
+                CRAFT_KV_OP_SMOVE,       CRAFT_KV_OP_SUNIONSTORE, CRAFT_KV_OP_SINTERSTORE,
+                CRAFT_KV_OP_INCRBYFLOAT, CRAFT_KV_OP_LINSERT,     CRAFT_KV_OP_SETRANGE,
+                CRAFT_KV_OP_GETEX,       CRAFT_KV_OP_HINCRBYFLOAT};
             c.op = ops[craft_prng_range(&p, 0, sizeof ops)];
             c.args = args;
             args[0] = ks[1];
@@ -2160,9 +2161,9 @@ static void gen_workload(uint64_t seed, size_t n, struct cmdlist *out)
         case 24:
         case 25:
         case 26: {
-            static const uint8_t ops[] = {CRAFT_KV_OP_ZADD, CRAFT_KV_OP_ZADD, CRAFT_KV_OP_ZINCRBY,
-                                          CRAFT_KV_OP_ZREM, CRAFT_KV_OP_ZPOPMIN,
-                                          CRAFT_KV_OP_ZPOPMAX};
+            static const uint8_t ops[] = {CRAFT_KV_OP_ZADD,    CRAFT_KV_OP_ZADD,
+                                          CRAFT_KV_OP_ZINCRBY, CRAFT_KV_OP_ZREM,
+                                          CRAFT_KV_OP_ZPOPMIN, CRAFT_KV_OP_ZPOPMAX};
             static const char *const scores[] = {"1", "-2.5", "0", "inf", "3", "1e3"};
             static const char *const flags[] = {"NX", "XX", "GT", "LT", "CH", "INCR"};
             c.op = ops[craft_prng_range(&p, 0, sizeof ops)];
@@ -2172,7 +2173,8 @@ static void gen_workload(uint64_t seed, size_t n, struct cmdlist *out)
                 if (craft_prng_chance(&p, 300)) {
                     args[na++] = B(flags[craft_prng_range(&p, 0, 6)]);
                 }
-                uint32_t pairs = na > 0 && args[0].p[0] == 'I' ? 1 : (uint32_t)craft_prng_range(&p, 1, 4);
+                uint32_t pairs =
+                    na > 0 && args[0].p[0] == 'I' ? 1 : (uint32_t)craft_prng_range(&p, 1, 4);
                 for (uint32_t j = 0; j < pairs; j++) {
                     args[na++] = B(scores[craft_prng_range(&p, 0, 6)]);
                     args[na++] = B(fbuf[j]);
