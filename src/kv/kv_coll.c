@@ -1234,24 +1234,30 @@ static int set_store(struct kv_space *ks, const struct craft_kv_cmd *c, size_t n
     return rc != CRAFT_OK ? rc : kv_res_int(res, size);
 }
 
+#define ARGS_ON_STACK 16
+
 int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budget,
                  struct craft_kv_result **res)
 {
     CRAFT_ASSERT(craft_kv_op_is_coll(c->op));
     CRAFT_ASSERT(ks->write || craft_kv_op_is_read(c->op));
     *res = NULL;
-    struct craft_kv_bytes *a = c->n > 0 ? malloc(c->n * sizeof *a) : NULL;
+    /* The arguments as an array: the caller's (a read's, a test's), else decoded from the
+     * entry into a stack array (commands have few: no allocation per command on the write
+     * path) or, past it, an allocated one. */
+    struct craft_kv_bytes few[ARGS_ON_STACK], *decoded = NULL;
+    const struct craft_kv_bytes *a = c->args;
     if (c->n > 0 && a == NULL) {
-        return CRAFT_ENOMEM;
-    }
-    if (c->args != NULL && c->n > 0) {
-        memcpy(a, c->args, c->n * sizeof *a);
-    } else {
+        decoded = c->n <= ARGS_ON_STACK ? few : malloc(c->n * sizeof *decoded);
+        if (decoded == NULL) {
+            return CRAFT_ENOMEM;
+        }
         size_t off = 0;
         for (uint32_t i = 0; i < c->n; i++) {
-            bool more = craft_kv_cmd_next(c, &off, &a[i], NULL);
+            bool more = craft_kv_cmd_next(c, &off, &decoded[i], NULL);
             CRAFT_ASSERT(more);
         }
+        a = decoded;
     }
     size_t n = c->n;
     int rc;
@@ -1308,7 +1314,9 @@ int kv_coll_exec(struct kv_space *ks, const struct craft_kv_cmd *c, size_t budge
             break;
         }
     }
-    free(a);
+    if (decoded != few) {
+        free(decoded);
+    }
     if (rc != CRAFT_OK && *res != NULL) {
         craft_kv_result_free(*res);
         *res = NULL;

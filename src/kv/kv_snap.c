@@ -405,6 +405,10 @@ struct loader {
     uint64_t prev_member, n_members;
     uint64_t shard_gid;            /* the state machine's (0: plain) */
     struct craft_shard_view *view; /* the SHARD record, once read */
+    /* The restore's key space (kv_keys.c), for collections: its scratch freed at the end;
+     * the expiry bound it keeps is not used (the tables are replaced: unknown after). */
+    struct kv_space ks;
+    uint64_t expires_min;
     bool have_view;
 };
 
@@ -494,9 +498,7 @@ static int load_coll(struct loader *l)
     }
     c.id = l->m.coll_next++;
     c.head = c.type == KV_TYPE_LIST ? KV_LIST_BASE : 0;
-    uint64_t expires_min = 0;
-    struct kv_space ks = {
-        .o = l->o, .t = l->t, .m = &l->m, .write = true, .expires_min = &expires_min};
+    struct kv_space *ks = &l->ks;
     uint8_t prev[KV_EKEY_MAX], cur[KV_EKEY_MAX];
     size_t prev_len = 0;
     uint8_t *ef = l->rec, *ev = l->rec + KV_EKEY_MAX; /* the field, then the value */
@@ -527,23 +529,14 @@ static int load_coll(struct loader *l)
         }
         memcpy(prev, cur, cur_len);
         prev_len = cur_len;
-        rc = kv_elem_install(&ks, &c, i, f, v);
+        rc = kv_elem_install(ks, &c, i, f, v);
         if (rc != CRAFT_OK) {
             return rc;
         }
     }
-    uint8_t val[KV_VAL_HEADER + KV_COLL_HEADER_MAX];
-    craft_put_u64(val, at | KV_COLL_BIT);
-    size_t hlen = kv_coll_put(val + KV_VAL_HEADER, &c);
-    rc = l->o->put(l->t, CRAFT_KV_TABLE_DATA, sk, sklen, val, KV_VAL_HEADER + hlen);
-    if (rc == CRAFT_OK && at != 0) {
-        uint8_t x[KV_XKEY_MAX];
-        kv_put_be64(x, at);
-        memcpy(x + 8, sk, sklen);
-        rc = l->o->put(l->t, CRAFT_KV_TABLE_EXPIRES, x, 8 + sklen, NULL, 0);
-    }
-    l->m.n_keys++;
-    return rc;
+    /* The header, its expiry index entry and the key count, as apply stores them. */
+    struct kv_live none = {0};
+    return kv_coll_store(ks, sk, sklen, &none, &c, at);
 }
 
 static int load_session(struct loader *l)
@@ -756,6 +749,8 @@ int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx
     if (rc == CRAFT_OK) {
         rc = l->o->begin(sm->store, true, &l->t);
     }
+    l->ks = (struct kv_space){
+        .o = l->o, .t = l->t, .m = &l->m, .write = true, .expires_min = &l->expires_min};
     if (rc == CRAFT_OK) {
         rc = load(l);
         if (rc == CRAFT_OK) {
@@ -780,6 +775,7 @@ int craft_kv_sm_restore(struct craft_kv_sm *sm, craft_kv_read_fn read, void *ctx
     free(l->view);
     free(l->r.buf);
     free(l->rec);
+    free(l->ks.buf);
     free(l);
     return rc;
 }

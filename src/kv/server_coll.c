@@ -138,7 +138,10 @@ int craftkv_w_rpoplpush(size_t argc, const struct craft_resp_arg *argv, uint64_t
 void craftkv_r_coll(struct craft_kv_read *r, size_t argc, const struct craft_resp_arg *argv,
                     struct craft_resp_buf *out)
 {
-    struct craft_kv_bytes *items = malloc((argc + 1) * sizeof *items);
+    /* Room for the arguments and a seed: on the stack for the usual few, no allocation per
+     * read. */
+    struct craft_kv_bytes few[16];
+    struct craft_kv_bytes *items = argc + 1 <= 16 ? few : malloc((argc + 1) * sizeof *items);
     if (items == NULL) {
         craft_resp_append_error(out, "ERR out of memory");
         return;
@@ -148,12 +151,14 @@ void craftkv_r_coll(struct craft_kv_read *r, size_t argc, const struct craft_res
     const char *err = build(op_of(&argv[0]), argc, argv, &c, items, seed_buf);
     if (err != NULL) {
         craftkv_coll_reply_error(out, &argv[0], err);
-        free(items);
+        if (items != few)
+            free(items);
         return;
     }
     struct craft_kv_result *res = NULL;
     int rc = craft_kv_read_exec(r, &c, &res);
-    free(items);
+    if (items != few)
+        free(items);
     if (rc != CRAFT_OK) {
         craft_resp_append_errorf(out, "ERR storage error: %s", craft_strerror(rc));
         return;
